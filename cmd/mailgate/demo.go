@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mailgate/mailgate/internal/app"
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/sink"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+func demoCmd(g *globals) *cobra.Command {
+	var dataDir, listen, outListen, sinkAddr, httpAddr string
+	c := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a self-contained demonstration: tenant example.test, users alice and bob, a stand-in downstream server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			abs, err := filepath.Abs(dataDir)
+			if err != nil {
+				return err
+			}
+			cfg := config.Default()
+			cfg.Hostname = "mailgate.demo.test"
+			cfg.DataDir = abs
+			cfg.Inbound.Listen = []string{listen}
+			cfg.Outbound.Listen = []string{outListen}
+			cfg.HTTP.Listen = httpAddr
+			cfg.Limits.MinFreeBytes = 64 << 20
+			// The demo has no DNS; everything leaving goes to the stand-in server.
+			cfg.Delivery.SmartHost = "smtp://" + sinkAddr
+			cfg.Queue.Retry = []config.Duration{config.D(60e9)}
+			if err := os.MkdirAll(abs, 0o700); err != nil {
+				return err
+			}
+			down := filepath.Join(abs, "downstream")
+			sk, err := sink.Start(sinkAddr, down, false)
+			if err != nil {
+				return fmt.Errorf("stand-in downstream server: %w", err)
+			}
+			defer sk.Close()
+			cfgPath := filepath.Join(abs, "mailgate.toml")
+			if b, err := cfg.Encode(); err == nil {
+				os.WriteFile(cfgPath, b, 0o600)
+			}
+			log := newLogger(g.stderr, "info")
+			if err := seedDemo(cmd.Context(), cfg, sk.Addr()); err != nil {
+				return err
+			}
+			return run(cmd.Context(), cfg, log, func(a *app.App) {
+				host, port, _ := net.SplitHostPort(a.InboundAddr())
+				fmt.Fprintf(g.stdout, `
+mailgate demo is running.
+
+  inbound SMTP (MX):      %s   domain example.test, users alice@ and bob@example.test
+  outbound relay:         %s   for clients on 127.0.0.0/8, sender must be @example.test
+  stand-in mail server:   %s   writes each delivered message to %s/
+  metrics, health:        http://%s/metrics  http://%s/healthz
+  data directory:         %s  (config: %s)
+
+Send a test mail:
+  swaks --server %s --port %s --from someone@example.net --to alice@example.test --header "Subject: hello"
+or
+  python3 -c "import smtplib; smtplib.SMTP('%s', %s).sendmail('someone@example.net', ['alice@example.test'], 'Subject: hello\r\n\r\nhi\r\n')"
+
+Then:
+  ls %s/
+  go run ./cmd/mailgate -c %s track alice@example.test
+  go run ./cmd/mailgate -c %s queue list
+
+Press Ctrl-C to stop.
+`, a.InboundAddr(), a.OutboundAddr(), sk.Addr(), down, httpAddr, httpAddr, abs, cfgPath,
+					host, port, host, port, down, cfgPath, cfgPath)
+			})
+		},
+	}
+	c.Flags().StringVar(&dataDir, "data", "demo-data", "data directory")
+	c.Flags().StringVar(&listen, "listen", "127.0.0.1:2525", "inbound SMTP address")
+	c.Flags().StringVar(&outListen, "outbound", "127.0.0.1:10025", "outbound relay address")
+	c.Flags().StringVar(&sinkAddr, "downstream", "127.0.0.1:2526", "address of the stand-in downstream server")
+	c.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "metrics and health address")
+	return c
+}
+
+// seedDemo creates the demo tenant once; later starts keep what is there.
+func seedDemo(ctx context.Context, cfg config.Config, sinkAddr string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	a, err := app.Open(ctx, cfg, newLogger(os.Stderr, "warn"), app.Options{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	t, err := a.Store.CreateTenant(ctx, "example")
+	if errors.Is(err, store.ErrExists) {
+		t, err = a.Store.TenantByName(ctx, "example")
+		if err != nil {
+			return err
+		}
+		d, err := a.Store.DomainByName(ctx, "example.test")
+		if err != nil {
+			return err
+		}
+		// The stand-in server may listen elsewhere this time.
+		return a.Store.SetRoutes(ctx, t.ID, d.ID, []store.Route{{Priority: 10, Target: "smtp://" + sinkAddr, TLS: "opportunistic"}})
+	} else if err != nil {
+		return err
+	}
+	d, err := a.Store.CreateDomain(ctx, t.ID, "example.test")
+	if err != nil {
+		return err
+	}
+	if err := a.Store.SetRoutes(ctx, t.ID, d.ID, []store.Route{{Priority: 10, Target: "smtp://" + sinkAddr, TLS: "opportunistic"}}); err != nil {
+		return err
+	}
+	for _, u := range []string{"alice@example.test", "bob@example.test"} {
+		if _, err := a.Store.CreateUser(ctx, t.ID, u); err != nil {
+			return err
+		}
+	}
+	if err := a.Store.AddRelayNet(ctx, t.ID, netip.MustParsePrefix("127.0.0.0/8")); err != nil && !strings.Contains(err.Error(), "exists") {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+// Package app wires mailgate's stages together from the static configuration
+// and runs them: open the store and spool, recover after a crash, start the
+// queue, then the listeners; stop in the reverse order.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/clock"
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/delivery"
+	"github.com/mailgate/mailgate/internal/dnsx"
+	"github.com/mailgate/mailgate/internal/queue"
+	"github.com/mailgate/mailgate/internal/smtpin"
+	"github.com/mailgate/mailgate/internal/spool"
+	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/store/sqlite"
+)
+
+// App is a running mailgate node.
+type App struct {
+	Config   config.Config
+	Log      *slog.Logger
+	Clock    clock.Clock
+	Store    store.Store
+	Spool    *spool.Spool
+	Queue    *queue.Queue
+	Delivery *delivery.Client
+	Resolver dnsx.Resolver
+
+	inbound, outbound *smtpin.Server
+	listeners         []net.Listener
+	httpSrv           *http.Server
+	serveWG           sync.WaitGroup
+	metrics           *metrics
+}
+
+// Options override dependencies (tests inject a clock).
+type Options struct {
+	Clock clock.Clock
+}
+
+// Open builds the node and recovers the spool, without listening yet. It is
+// also what the admin CLI uses to act on the same store and queue.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*App, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if opt.Clock == nil {
+		opt.Clock = clock.System{}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mailgate.db"), log)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := spool.Open(filepath.Join(cfg.DataDir, "spool"), cfg.Limits.MinFreeBytes, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	var res dnsx.Resolver = dnsx.Unconfigured()
+	if cfg.DNS.Resolver != "" {
+		c, err := dnsx.New(cfg.DNS.Resolver, dnsx.WithTimeout(cfg.DNS.Timeout.Duration), dnsx.WithCache(10000))
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("dns resolver: %w", err)
+		}
+		res = c
+	}
+	var cert *tls.Certificate
+	if cfg.Delivery.ClientCertFile != "" {
+		c, err := tls.LoadX509KeyPair(cfg.Delivery.ClientCertFile, cfg.Delivery.ClientKeyFile)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("delivery client certificate: %w", err)
+		}
+		cert = &c
+	}
+	dl := delivery.New(cfg.Hostname, cfg.Delivery, res, cert, log.With("stage", "delivery"))
+	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, Delivery: dl, Resolver: res}
+	a.metrics = newMetrics()
+	a.Queue = queue.New(queue.Deps{
+		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(dl),
+		Router: &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost},
+		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
+	})
+	return a, nil
+}
+
+// Recover reconciles the spool with the store after an unclean stop: blobs
+// never acknowledged are discarded, damaged ones moved aside and their
+// messages held (and logged), never silently deleted.
+func (a *App) Recover(ctx context.Context) error {
+	pending, err := a.Store.PendingBlobs(ctx)
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	want := spool.Pending{}
+	for k, p := range pending {
+		want[k] = p.Size
+	}
+	rep, err := a.Spool.Recover(ctx, want)
+	if err != nil {
+		return err
+	}
+	for _, k := range append(rep.Missing, rep.Damaged...) {
+		reason := "blob missing after restart"
+		if contains(rep.Damaged, k) {
+			reason = "blob damaged (size differs); moved to " + a.Spool.Dir() + "-corrupt"
+		}
+		a.Log.Error("queued message cannot be delivered", "id", pending[k].MessageID, "reason", reason)
+		if err := a.Store.MarkCorrupt(ctx, pending[k].MessageID, reason); err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+	}
+	a.Log.Info("spool recovered", "queued", rep.Kept, "discarded_unacknowledged", rep.Discarded,
+		"missing", len(rep.Missing), "damaged", len(rep.Damaged))
+	return nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Start recovers, starts the queue and opens the listeners.
+func (a *App) Start(ctx context.Context) error {
+	if err := a.Recover(ctx); err != nil {
+		return err
+	}
+	tlsCfg, err := loadTLS(a.Config)
+	if err != nil {
+		return err
+	}
+	if err := a.Queue.Start(ctx); err != nil {
+		return err
+	}
+	mk := func(kind smtpin.Kind, lc config.ListenerConfig) *smtpin.Server {
+		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
+			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Queue, kind), Log: a.Log, Clock: a.Clock})
+	}
+	a.inbound = mk(smtpin.Inbound, a.Config.Inbound)
+	a.outbound = mk(smtpin.Outbound, a.Config.Outbound)
+	for _, l := range []struct {
+		srv   *smtpin.Server
+		addrs []string
+	}{{a.inbound, a.Config.Inbound.Listen}, {a.outbound, a.Config.Outbound.Listen}} {
+		for _, addr := range l.addrs {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				a.Shutdown(context.Background())
+				return fmt.Errorf("listen %s: %w", addr, err)
+			}
+			a.listeners = append(a.listeners, ln)
+			srv := l.srv
+			a.serveWG.Add(1)
+			go func() {
+				defer a.serveWG.Done()
+				if err := srv.Serve(ln); err != nil {
+					a.Log.Error("smtp listener stopped", "addr", ln.Addr().String(), "err", err)
+				}
+			}()
+		}
+	}
+	if a.Config.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", a.Config.HTTP.Listen)
+		if err != nil {
+			a.Shutdown(context.Background())
+			return fmt.Errorf("listen %s: %w", a.Config.HTTP.Listen, err)
+		}
+		a.httpSrv = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		a.listeners = append(a.listeners, ln)
+		go a.httpSrv.Serve(ln)
+	}
+	return nil
+}
+
+// Addrs lists the bound listener addresses (inbound first, then outbound, then HTTP).
+func (a *App) Addrs() []string {
+	var out []string
+	for _, l := range a.listeners {
+		out = append(out, l.Addr().String())
+	}
+	return out
+}
+
+// InboundAddr is the first inbound listener's bound address.
+func (a *App) InboundAddr() string {
+	if len(a.Config.Inbound.Listen) == 0 || len(a.listeners) == 0 {
+		return ""
+	}
+	return a.listeners[0].Addr().String()
+}
+
+// OutboundAddr is the first outbound listener's bound address.
+func (a *App) OutboundAddr() string {
+	n := len(a.Config.Inbound.Listen)
+	if len(a.Config.Outbound.Listen) == 0 || len(a.listeners) <= n {
+		return ""
+	}
+	return a.listeners[n].Addr().String()
+}
+
+// Shutdown stops listening, lets sessions and deliveries finish until ctx
+// ends, and closes the store. Accepted mail is already durable, so a short
+// ctx loses nothing: unfinished deliveries resume at the next start.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, s := range []*smtpin.Server{a.inbound, a.outbound} {
+		if s != nil {
+			if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if a.httpSrv != nil {
+		a.httpSrv.Shutdown(ctx)
+	}
+	a.serveWG.Wait()
+	if err := a.Queue.Stop(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	a.Delivery.CloseIdle(true)
+	return errors.Join(append(errs, a.Close())...)
+}
+
+// Close releases the store and spool (for CLI use after Open).
+func (a *App) Close() error {
+	return errors.Join(a.Store.Close(), a.Spool.Close())
+}

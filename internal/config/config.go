@@ -1,0 +1,224 @@
+// Package config holds mailgate's static configuration: listeners, paths, TLS,
+// the DNS resolver and limits. Everything that changes while mailgate runs
+// (tenants, domains, users, routes, policies) lives in the store instead.
+//
+// Every field carries a `doc` tag; docs/config.md is generated from them by
+// `mailgate config-doc`, so the reference cannot drift from the code.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Duration is a time.Duration that reads and writes as "30m", "4h" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string; "7d" style day suffixes are accepted too.
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := string(b)
+	if n := len(s); n > 1 && s[n-1] == 'd' {
+		var days int
+		if _, err := fmt.Sscanf(s, "%dd", &days); err == nil {
+			d.Duration = time.Duration(days) * 24 * time.Hour
+			return nil
+		}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// D is shorthand for building a Duration.
+func D(v time.Duration) Duration { return Duration{v} }
+
+// Config is the whole static configuration file.
+type Config struct {
+	Hostname string `toml:"hostname" doc:"Name announced in the SMTP greeting, Received headers and DSNs. Default: the machine's host name."`
+	DataDir  string `toml:"data_dir" doc:"Directory holding the database, the spool and the generated TLS certificate. Created if missing."`
+	NodeID   string `toml:"node_id" doc:"Stable name of this node; queue leases are taken in its name. Default: the hostname."`
+	LogLevel string `toml:"log_level" doc:"debug, info, warn or error."`
+
+	DNS      DNSConfig      `toml:"dns"`
+	TLS      TLSConfig      `toml:"tls"`
+	Inbound  ListenerConfig `toml:"inbound" doc:"The internet-facing MX listener (port 25)."`
+	Outbound ListenerConfig `toml:"outbound" doc:"The relay listener for the customers' own servers (smart host). Empty listen disables it."`
+	Limits   LimitsConfig   `toml:"limits"`
+	Queue    QueueConfig    `toml:"queue"`
+	Delivery DeliveryConfig `toml:"delivery"`
+	HTTP     HTTPConfig     `toml:"http"`
+}
+
+// DNSConfig chooses the DNS resolver.
+type DNSConfig struct {
+	Resolver string   `toml:"resolver" doc:"host:port of the recursive resolver mailgate queries (MX lookups, SPF, ...). Empty: no DNS at all; MX routes then fail temporarily. mailgate never reads /etc/resolv.conf."`
+	Timeout  Duration `toml:"timeout" doc:"Per-query timeout."`
+}
+
+// TLSConfig is the certificate shared by all listeners.
+type TLSConfig struct {
+	CertFile string `toml:"cert_file" doc:"PEM certificate chain. Empty: a self-signed certificate for hostname is generated in data_dir on first start."`
+	KeyFile  string `toml:"key_file" doc:"PEM private key for cert_file."`
+}
+
+// ListenerConfig describes one SMTP listener.
+type ListenerConfig struct {
+	Listen       []string `toml:"listen" doc:"Addresses to listen on, e.g. [\"0.0.0.0:25\", \"[::]:25\"]."`
+	BareLF       string   `toml:"bare_lf" doc:"What to do with bare LF or CR in DATA: reject (safe against SMTP smuggling) or normalize (only for trusted relays)."`
+	RequireTLS   bool     `toml:"require_tls" doc:"Refuse MAIL before STARTTLS."`
+	AllowAuth    bool     `toml:"allow_auth" doc:"Offer SMTP AUTH (after STARTTLS) with relay logins; outbound listener only."`
+	MaxConnPerIP int      `toml:"max_conn_per_ip" doc:"Concurrent connections from one client IP; more get 421."`
+	MaxConns     int      `toml:"max_conns" doc:"Concurrent connections in total; more get 421."`
+}
+
+// LimitsConfig bounds what a client may send. Defaults follow Postfix where the seed is silent.
+type LimitsConfig struct {
+	MaxMessageBytes   int64    `toml:"max_message_bytes" doc:"Largest message accepted (SIZE); larger gets 552 5.3.4."`
+	MaxRecipients     int      `toml:"max_recipients" doc:"Recipients per transaction; more get 452 4.5.3."`
+	MaxHeaderBytes    int      `toml:"max_header_bytes" doc:"Largest header section accepted; larger gets 552 5.3.4."`
+	MaxReceived       int      `toml:"max_received" doc:"More Received headers than this is a mail loop: 554 5.4.6."`
+	MaxLineBytes      int      `toml:"max_line_bytes" doc:"Longest command or message line accepted before the connection is closed."`
+	CommandTimeout    Duration `toml:"command_timeout" doc:"Idle time allowed between bytes from the client (RFC 5321 4.5.3.2 suggests 5m)."`
+	MinDataRate       int      `toml:"min_data_rate" doc:"Bytes per second a client must sustain during DATA after the first 30 seconds; slower gets 451 4.4.2."`
+	MaxErrors         int      `toml:"max_errors" doc:"Rejected commands (unknown users, relay denied, ...) before the session is closed with 421."`
+	MinFreeBytes      int64    `toml:"min_free_bytes" doc:"Free space the spool's file system must keep; below it MAIL gets 452 4.3.1."`
+	RejectTalkFirst   bool     `toml:"reject_early_talkers" doc:"Refuse clients that send before the greeting (a spam-bot and smuggling sign)."`
+	GreetDelay        Duration `toml:"greet_delay" doc:"How long to watch for early talkers before the greeting; 0 checks only what already arrived."`
+}
+
+// QueueConfig is the retry schedule of the store-and-forward queue.
+type QueueConfig struct {
+	Retry         []Duration `toml:"retry" doc:"Waits between delivery attempts; the last one repeats (seed: every 30 minutes)."`
+	Jitter        float64    `toml:"jitter" doc:"Random spread added to each wait, as a fraction (0.1 = up to 10% later)."`
+	DelayWarning  Duration   `toml:"delay_warning" doc:"Age at which one delay notice goes to the sender (0: never)."`
+	Bounce        Duration   `toml:"bounce_after" doc:"Age at which undelivered recipients bounce with a DSN."`
+	PollInterval  Duration   `toml:"poll_interval" doc:"How often the queue looks for due messages (also how fast a CLI 'retry now' takes effect)."`
+	Lease         Duration   `toml:"lease" doc:"How long a node owns a delivery attempt before another node may take it over."`
+	Workers       int        `toml:"workers" doc:"Concurrent deliveries in total."`
+	DSNLanguage   string     `toml:"dsn_language" doc:"Language of DSN texts: en, or ja (Japanese followed by English)."`
+	MaxDSNOrigLen int64      `toml:"dsn_max_original" doc:"Largest original message included in full in a bounce (RET=FULL)."`
+}
+
+// DeliveryConfig governs outbound SMTP connections.
+type DeliveryConfig struct {
+	PerDestination  int      `toml:"per_destination" doc:"Concurrent connections to one destination host."`
+	ConnectTimeout  Duration `toml:"connect_timeout" doc:"TCP connect timeout."`
+	CommandTimeout  Duration `toml:"command_timeout" doc:"Timeout for each SMTP reply from the destination."`
+	DataTimeout     Duration `toml:"data_timeout" doc:"Timeout for the whole DATA transfer."`
+	IdleReuse       Duration `toml:"idle_reuse" doc:"How long an idle connection is kept for reuse."`
+	MaxReuse        int      `toml:"max_reuse" doc:"Messages sent over one connection before it is closed."`
+	SmartHost       string   `toml:"smart_host" doc:"smtp://host:port that all mail leaving for domains mailgate does not serve (outbound relay, DSNs) goes to. Empty: MX lookup."`
+	ClientCertFile  string   `toml:"client_cert_file" doc:"Certificate presented on STARTTLS to destinations (Microsoft 365 partner connectors identify gateways by it)."`
+	ClientKeyFile   string   `toml:"client_key_file" doc:"Key for client_cert_file."`
+	PreferIPv4      bool     `toml:"prefer_ipv4" doc:"Try IPv4 addresses of a destination first."`
+	AllowLoopbackMX bool     `toml:"allow_loopback_mx" doc:"Allow MX answers that point to loopback or private addresses (tests only)."`
+}
+
+// HTTPConfig is the metrics and health listener (the console comes later).
+type HTTPConfig struct {
+	Listen string `toml:"listen" doc:"Address for /metrics and /healthz. Empty disables."`
+}
+
+// Default returns the configuration used when a key is absent.
+func Default() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return Config{
+		Hostname: host,
+		DataDir:  "data",
+		LogLevel: "info",
+		DNS:      DNSConfig{Timeout: D(5 * time.Second)},
+		Inbound: ListenerConfig{
+			Listen: []string{"0.0.0.0:25"}, BareLF: "reject",
+			MaxConnPerIP: 20, MaxConns: 1000,
+		},
+		Outbound: ListenerConfig{
+			BareLF: "normalize", AllowAuth: true, MaxConnPerIP: 100, MaxConns: 1000,
+		},
+		Limits: LimitsConfig{
+			MaxMessageBytes: 100 << 20, MaxRecipients: 1000, MaxHeaderBytes: 1 << 20,
+			MaxReceived: 50, MaxLineBytes: 64 << 10, CommandTimeout: D(5 * time.Minute),
+			MinDataRate: 500, MaxErrors: 20, MinFreeBytes: 256 << 20, RejectTalkFirst: true,
+		},
+		Queue: QueueConfig{
+			Retry: []Duration{D(30 * time.Minute)}, Jitter: 0.1,
+			DelayWarning: D(4 * time.Hour), Bounce: D(7 * 24 * time.Hour),
+			PollInterval: D(time.Second), Lease: D(10 * time.Minute), Workers: 100,
+			DSNLanguage: "en", MaxDSNOrigLen: 10 << 20,
+		},
+		Delivery: DeliveryConfig{
+			PerDestination: 20, ConnectTimeout: D(30 * time.Second),
+			CommandTimeout: D(5 * time.Minute), DataTimeout: D(10 * time.Minute),
+			IdleReuse: D(30 * time.Second), MaxReuse: 1000,
+		},
+	}
+}
+
+// Load reads a TOML file over the defaults. Unknown keys are an error, so a
+// misspelt key never silently falls back to a default.
+func Load(path string) (Config, error) {
+	c := Default()
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return c, fmt.Errorf("config %s: unknown keys %v", path, und)
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks values that would otherwise fail late.
+func (c *Config) Validate() error {
+	if c.NodeID == "" {
+		c.NodeID = c.Hostname
+	}
+	for _, l := range []*ListenerConfig{&c.Inbound, &c.Outbound} {
+		switch l.BareLF {
+		case "reject", "normalize":
+		case "":
+			l.BareLF = "reject"
+		default:
+			return fmt.Errorf("bare_lf must be reject or normalize, not %q", l.BareLF)
+		}
+		for _, a := range l.Listen {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("listen address %q: %w", a, err)
+			}
+		}
+	}
+	if len(c.Queue.Retry) == 0 {
+		return fmt.Errorf("queue.retry must list at least one wait")
+	}
+	if c.Queue.Jitter < 0 || c.Queue.Jitter > 1 {
+		return fmt.Errorf("queue.jitter must be between 0 and 1")
+	}
+	if c.Limits.MaxMessageBytes <= 0 || c.Limits.MaxRecipients <= 0 {
+		return fmt.Errorf("limits.max_message_bytes and max_recipients must be positive")
+	}
+	return nil
+}
+
+// Encode writes c as TOML (used by the demo to show its effective configuration).
+func (c Config) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	err := toml.NewEncoder(&b).Encode(c)
+	return b.Bytes(), err
+}

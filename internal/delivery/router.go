@@ -1,0 +1,69 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// Router maps a recipient domain to delivery targets: a served domain goes
+// to its configured routes (in priority order; "mx" expands to an MX
+// lookup), anything else to the smart host or the domain's MX.
+type Router struct {
+	Store     store.Store
+	Client    *Client
+	SmartHost string // "smtp://host:port" or ""
+}
+
+// Targets resolves the targets for one domain.
+func (r *Router) Targets(ctx context.Context, tenantID int64, domain string) ([]Target, error) {
+	d, err := r.Store.DomainByName(ctx, domain)
+	switch {
+	case err == nil:
+		routes, err := r.Store.Routes(ctx, d.TenantID, d.ID)
+		if err != nil {
+			return nil, &TempError{fmt.Sprintf("routes of %s: %v", domain, err)}
+		}
+		if len(routes) == 0 {
+			// Never fall back to MX for a served domain: the MX is us.
+			return nil, &TempError{"no delivery route configured for " + domain}
+		}
+		var out []Target
+		for _, rt := range routes {
+			if rt.Target == "mx" || strings.HasPrefix(rt.Target, "mx:") {
+				// "mx:name" looks up the MX of another name (the customer's
+				// upstream, e.g. its Microsoft 365 host); plain "mx" the
+				// domain's own, for split set-ups where it is not us.
+				name := domain
+				if n, ok := strings.CutPrefix(rt.Target, "mx:"); ok && n != "" {
+					name = n
+				}
+				ts, err := r.Client.MXTargets(ctx, name, rt.TLS)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, ts...)
+				continue
+			}
+			t, err := ParseTarget(rt.Target, rt.TLS)
+			if err != nil {
+				return nil, &TempError{err.Error()}
+			}
+			out = append(out, t)
+		}
+		return out, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, &TempError{fmt.Sprintf("domain lookup %s: %v", domain, err)}
+	}
+	if r.SmartHost != "" {
+		t, err := ParseTarget(r.SmartHost, TLSOpportunistic)
+		if err != nil {
+			return nil, &TempError{err.Error()}
+		}
+		return []Target{t}, nil
+	}
+	return r.Client.MXTargets(ctx, domain, TLSOpportunistic)
+}

@@ -1,0 +1,265 @@
+// Package smtpin is mailgate's SMTP ingress: the internet-facing MX listener
+// and the outbound relay listener for customers' own servers. It owns the
+// protocol (go-smtp), connection limits, recipient checks and the durable
+// accept of DATA; it holds no filtering policy. A message is answered 250
+// only after its blob is fsynced by the spool and its envelope committed by
+// the queue.
+package smtpin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailgate/mailgate/internal/clock"
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/spool"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// Kind says which listener a server is.
+type Kind int
+
+// Listener kinds.
+const (
+	// Inbound is the MX: recipients must be users of a served domain.
+	Inbound Kind = iota
+	// Outbound is the smart-host relay: clients must come from a registered
+	// network or authenticate, and the sender must be in their tenant's domains.
+	Outbound
+)
+
+func (k Kind) String() string {
+	if k == Outbound {
+		return "outbound"
+	}
+	return "inbound"
+}
+
+// Enqueuer takes a message whose blob is durable and makes its envelope
+// durable; it returns only after the commit. The queue implements it.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) error
+}
+
+// Deps are what a Server needs.
+type Deps struct {
+	Kind     Kind
+	Hostname string
+	Listener config.ListenerConfig
+	Limits   config.LimitsConfig
+	TLS      *tls.Config // nil: no STARTTLS
+	Store    store.Store
+	Spool    *spool.Spool
+	Queue    Enqueuer
+	Log      *slog.Logger
+	Clock    clock.Clock
+}
+
+// Server is one SMTP listener (possibly on several addresses).
+type Server struct {
+	d     Deps
+	smtp  *smtp.Server
+	log   *slog.Logger
+	mu    sync.Mutex
+	perIP map[string]int
+	total int
+	conns atomic.Int64
+	seq   atomic.Uint64
+}
+
+// New builds a server; call Serve with each listener.
+func New(d Deps) *Server {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Clock == nil {
+		d.Clock = clock.System{}
+	}
+	s := &Server{d: d, perIP: map[string]int{}, log: d.Log.With("listener", d.Kind.String())}
+	srv := smtp.NewServer(s)
+	srv.Domain = d.Hostname
+	srv.MaxMessageBytes = d.Limits.MaxMessageBytes
+	srv.MaxRecipients = d.Limits.MaxRecipients
+	srv.MaxLineLength = d.Limits.MaxLineBytes
+	srv.ReadTimeout = d.Limits.CommandTimeout.Duration
+	srv.WriteTimeout = d.Limits.CommandTimeout.Duration
+	srv.TLSConfig = d.TLS
+	srv.EnableSMTPUTF8 = true
+	srv.EnableDSN = true
+	srv.AllowInsecureAuth = false
+	srv.ErrorLog = slogLogger{s.log}
+	s.smtp = srv
+	return s
+}
+
+type slogLogger struct{ l *slog.Logger }
+
+func (l slogLogger) Printf(format string, v ...any) { l.l.Warn(fmt.Sprintf(format, v...)) }
+func (l slogLogger) Println(v ...any)               { l.l.Warn(fmt.Sprint(v...)) }
+
+// Serve accepts connections on l until Shutdown. It wraps l to enforce
+// per-IP and total connection limits before go-smtp sees the connection.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.smtp.Serve(&limitListener{Listener: l, s: s})
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for sessions to end or ctx to expire.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.smtp.Shutdown(ctx)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Conns is the number of open connections.
+func (s *Server) Conns() int64 { return s.conns.Load() }
+
+type limitListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(c.RemoteAddr())
+		if tc, ok := l.s.admit(c, ip); ok {
+			return tc, nil
+		}
+	}
+}
+
+// admit applies connection limits; a refused client gets 421 and is closed.
+func (s *Server) admit(c net.Conn, ip string) (net.Conn, bool) {
+	lc := s.d.Listener
+	s.mu.Lock()
+	over := (lc.MaxConnPerIP > 0 && s.perIP[ip] >= lc.MaxConnPerIP) || (lc.MaxConns > 0 && s.total >= lc.MaxConns)
+	if !over {
+		s.perIP[ip]++
+		s.total++
+	}
+	s.mu.Unlock()
+	if over {
+		s.log.Info("connection refused: limit reached", "client", ip)
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "421 4.7.0 Too many connections, try again later\r\n")
+		c.Close()
+		return nil, false
+	}
+	s.conns.Add(1)
+	return &trackedConn{Conn: c, s: s, ip: ip, idle: s.d.Limits.CommandTimeout.Duration, id: s.seq.Add(1)}, true
+}
+
+func (s *Server) release(ip string) {
+	s.mu.Lock()
+	s.perIP[ip]--
+	if s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+	s.total--
+	s.mu.Unlock()
+	s.conns.Add(-1)
+}
+
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// trackedConn renews the idle deadline on every read (go-smtp sets one per
+// command, which would bound a whole DATA transfer), checks for early
+// talkers before the greeting, and lets a session close the connection
+// after its response is written.
+type trackedConn struct {
+	net.Conn
+	s       *Server
+	ip      string
+	id      uint64
+	idle    time.Duration
+	closing atomic.Bool
+	greeted bool
+	early   bool
+	once    sync.Once
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.closing.Load() || c.early {
+		return 0, io.EOF
+	}
+	if c.idle > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if !c.greeted {
+		c.greeted = true
+		if c.s.d.Limits.RejectTalkFirst && c.talkedFirst() {
+			c.early = true
+			c.s.log.Info("client talked before greeting", "client", c.ip)
+			io.WriteString(c.Conn, "554 5.5.0 Protocol error: data sent before greeting\r\n")
+			return len(p), nil
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// talkedFirst reports whether the client sent anything before our greeting
+// (RFC 5321 3.1: the client waits for it). The byte peeked is never handed
+// to the protocol: such clients are refused.
+func (c *trackedConn) talkedFirst() bool {
+	wait := c.s.d.Limits.GreetDelay.Duration
+	c.Conn.SetReadDeadline(time.Now().Add(wait + time.Millisecond))
+	var b [1]byte
+	n, _ := c.Conn.Read(b[:])
+	c.Conn.SetReadDeadline(time.Time{})
+	return n > 0
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.s.release(c.ip) })
+	return c.Conn.Close()
+}
+
+// closeAfterReply makes the next read return EOF, so go-smtp writes the
+// current reply and then ends the session.
+func (c *trackedConn) closeAfterReply() { c.closing.Store(true) }
+
+func unwrapTracked(c net.Conn) *trackedConn {
+	for i := 0; i < 3 && c != nil; i++ {
+		switch v := c.(type) {
+		case *trackedConn:
+			return v
+		case *tls.Conn:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,420 @@
+package smtpin
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/passwd"
+	"github.com/mailgate/mailgate/internal/spool"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// stageTimeout bounds each store lookup or commit made during the dialogue.
+const stageTimeout = 30 * time.Second
+
+type rcpt struct {
+	addr   addr.Address
+	orcpt  string
+	notify string
+}
+
+type session struct {
+	s        *Server
+	conn     *smtp.Conn
+	tc       *trackedConn
+	log      *slog.Logger
+	ip       string
+	tls      bool
+	authUser string
+	authTID  int64
+	errors   int
+
+	// per transaction
+	tenantID int64
+	from     string
+	hasFrom  bool
+	envID    string
+	retFull  bool
+	rcpts    []rcpt
+}
+
+var _ smtp.AuthSession = (*session)(nil)
+
+// NewSession is called by go-smtp for each connection (and again after STARTTLS).
+func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	tc := unwrapTracked(c.Conn())
+	var id uint64
+	ip := remoteIP(c.Conn().RemoteAddr())
+	if tc != nil {
+		id = tc.id
+	}
+	_, isTLS := c.TLSConnectionState()
+	return &session{s: s, conn: c, tc: tc, ip: ip, tls: isTLS,
+		log: s.log.With("conn", id, "client", ip)}, nil
+}
+
+func smtpErr(code int, ec smtp.EnhancedCode, msg string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: msg}
+}
+
+var (
+	errTempLocal   = smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Temporary local problem, try again later")
+	errRelayDenied = smtpErr(554, smtp.EnhancedCode{5, 7, 1}, "Relay access denied")
+	errUnknownUser = smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "User unknown")
+)
+
+// reject counts an error reply toward the session's limit and, past it,
+// replaces the reply with 421 and ends the session.
+func (se *session) reject(err *smtp.SMTPError) error {
+	se.errors++
+	max := se.s.d.Limits.MaxErrors
+	if max > 0 && se.errors >= max && se.tc != nil {
+		se.log.Info("too many errors; closing", "errors", se.errors)
+		se.tc.closeAfterReply()
+		return smtpErr(421, smtp.EnhancedCode{4, 7, 0}, "Too many errors, closing connection")
+	}
+	return err
+}
+
+func (se *session) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), stageTimeout)
+}
+
+// AuthMechanisms offers PLAIN on the outbound listener only; go-smtp offers
+// it only after STARTTLS.
+func (se *session) AuthMechanisms() []string {
+	if se.s.d.Kind != Outbound || !se.s.d.Listener.AllowAuth {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+// Auth checks a relay login.
+func (se *session) Auth(mech string) (sasl.Server, error) {
+	if se.s.d.Kind != Outbound || !se.s.d.Listener.AllowAuth || mech != sasl.Plain {
+		return nil, smtp.ErrAuthUnsupported
+	}
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if identity != "" && identity != username {
+			return smtp.ErrAuthFailed
+		}
+		ctx, cancel := se.ctx()
+		defer cancel()
+		l, err := se.s.d.Store.RelayLogin(ctx, username)
+		if err != nil {
+			// Same answer as a wrong password: do not reveal which logins exist.
+			passwd.Verify("$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
+			se.log.Info("auth failed", "user", username)
+			return se.reject(smtp.ErrAuthFailed)
+		}
+		if err := passwd.Verify(l.Hash, password); err != nil {
+			se.log.Info("auth failed", "user", username)
+			return se.reject(smtp.ErrAuthFailed)
+		}
+		se.authUser, se.authTID = username, l.TenantID
+		se.log.Info("authenticated", "user", username, "tenant", l.TenantID)
+		return nil
+	}), nil
+}
+
+// Mail starts a transaction.
+func (se *session) Mail(from string, opts *smtp.MailOptions) error {
+	se.Reset()
+	d := se.s.d
+	if err := d.Spool.Healthy(); err != nil {
+		se.log.Error("refusing mail", "err", err)
+		return errTempLocal
+	}
+	if err := d.Spool.CheckSpace(); err != nil {
+		return smtpErr(452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")
+	}
+	if d.Listener.RequireTLS && !se.tls {
+		return se.reject(smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "Must issue a STARTTLS command first"))
+	}
+	if opts != nil && opts.Size > d.Limits.MaxMessageBytes {
+		return se.reject(smtpErr(552, smtp.EnhancedCode{5, 3, 4}, fmt.Sprintf("Message size exceeds limit of %d bytes", d.Limits.MaxMessageBytes)))
+	}
+	var sender addr.Address
+	if from != "" {
+		a, err := addr.Parse(from)
+		if err != nil {
+			return se.reject(smtpErr(501, smtp.EnhancedCode{5, 1, 7}, "Bad sender address syntax"))
+		}
+		sender = a
+	}
+	if d.Kind == Outbound {
+		tid, err := se.outboundTenant()
+		if err != nil {
+			return err
+		}
+		if from != "" {
+			ctx, cancel := se.ctx()
+			dom, err := d.Store.DomainByName(ctx, sender.Domain)
+			cancel()
+			if errors.Is(err, store.ErrNotFound) || (err == nil && dom.TenantID != tid) {
+				return se.reject(smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address is not in your organisation's domains"))
+			} else if err != nil {
+				se.log.Error("sender domain lookup", "err", err)
+				return errTempLocal
+			}
+		}
+		se.tenantID = tid
+	}
+	se.from, se.hasFrom = from, true
+	if from != "" {
+		se.from = sender.String()
+	}
+	if opts != nil {
+		se.envID = xtextSafe(opts.EnvelopeID)
+		se.retFull = opts.Return == smtp.DSNReturnFull
+	}
+	return nil
+}
+
+// outboundTenant finds the tenant allowed to relay: by SMTP AUTH or by client network.
+func (se *session) outboundTenant() (int64, error) {
+	if se.authUser != "" {
+		return se.authTID, nil
+	}
+	ip, err := netip.ParseAddr(se.ip)
+	if err == nil {
+		ctx, cancel := se.ctx()
+		tid, ok, err := se.s.d.Store.TenantForRelayIP(ctx, ip)
+		cancel()
+		if err != nil {
+			se.log.Error("relay network lookup", "err", err)
+			return 0, errTempLocal
+		}
+		if ok {
+			return tid, nil
+		}
+	}
+	if se.s.d.Listener.AllowAuth {
+		return 0, se.reject(smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required"))
+	}
+	return 0, se.reject(errRelayDenied)
+}
+
+// Rcpt checks one recipient.
+func (se *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if !se.hasFrom {
+		return se.reject(smtpErr(503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL before RCPT"))
+	}
+	a, err := addr.Parse(to)
+	switch {
+	case errors.Is(err, addr.ErrRouting), errors.Is(err, addr.ErrLiteral):
+		se.log.Info("rcpt refused: routing form", "rcpt", to)
+		return se.reject(errRelayDenied)
+	case err != nil:
+		return se.reject(smtpErr(501, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax"))
+	}
+	for _, r := range se.rcpts {
+		if r.addr.Key() == a.Key() {
+			return nil // duplicate: accepted once
+		}
+	}
+	if se.s.d.Kind == Inbound {
+		if err := se.inboundRcpt(a); err != nil {
+			return err
+		}
+	}
+	r := rcpt{addr: a}
+	if opts != nil {
+		if opts.OriginalRecipient != "" {
+			r.orcpt = string(opts.OriginalRecipientType) + ";" + xtextSafe(opts.OriginalRecipient)
+		}
+		var n []string
+		for _, v := range opts.Notify {
+			n = append(n, string(v))
+		}
+		r.notify = strings.Join(n, ",")
+	}
+	se.rcpts = append(se.rcpts, r)
+	return nil
+}
+
+func (se *session) inboundRcpt(a addr.Address) error {
+	ctx, cancel := se.ctx()
+	defer cancel()
+	dom, err := se.s.d.Store.DomainByName(ctx, a.Domain)
+	if errors.Is(err, store.ErrNotFound) {
+		se.log.Info("rcpt refused: relay denied", "rcpt", a.String())
+		return se.reject(errRelayDenied)
+	} else if err != nil {
+		se.log.Error("domain lookup", "err", err)
+		return errTempLocal
+	}
+	if se.tenantID != 0 && dom.TenantID != se.tenantID {
+		// One message, one tenant: the client retries these in a new transaction.
+		return smtpErr(452, smtp.EnhancedCode{4, 5, 3}, "Recipients of another organisation must be sent separately")
+	}
+	ok, err := se.s.d.Store.UserExists(ctx, dom.TenantID, a.Key())
+	if err != nil {
+		se.log.Error("user lookup", "err", err)
+		return errTempLocal
+	}
+	if !ok {
+		se.log.Info("rcpt refused: unknown user", "rcpt", a.String())
+		return se.reject(errUnknownUser)
+	}
+	se.tenantID = dom.TenantID
+	return nil
+}
+
+// Data accepts the message: stream it through the guard into a spool blob,
+// fsync, commit the envelope, then answer 250 with the queue ID.
+func (se *session) Data(r io.Reader) error {
+	d := se.s.d
+	now := d.Clock.Now()
+	id := store.NewMessageID(now)
+	w, err := d.Spool.Create(id)
+	if err != nil {
+		se.log.Error("spool create", "err", err)
+		return errTempLocal
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			w.Abort()
+		}
+	}()
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if _, err := io.WriteString(bw, se.receivedHeader(id, now)); err != nil {
+		return se.spoolErr(err)
+	}
+	g := newGuard(bw, d.Listener.BareLF == "normalize", d.Limits.MaxHeaderBytes, d.Limits.MaxReceived, d.Limits.MinDataRate)
+	if _, err := io.Copy(g, r); err != nil {
+		var se2 *smtp.SMTPError
+		if errors.As(err, &se2) {
+			se.log.Info("message refused", "reason", se2.Message)
+			return se2
+		}
+		if errors.Is(err, smtp.ErrDataTooLarge) {
+			return smtp.ErrDataTooLarge
+		}
+		return se.spoolErr(err)
+	}
+	if err := g.finish(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return se.spoolErr(err)
+	}
+	if err := w.Commit(); err != nil {
+		se.log.Error("spool commit", "err", err)
+		return errTempLocal
+	}
+	m := store.Message{
+		ID: id, TenantID: se.tenantID, MailFrom: se.from, EnvID: se.envID, RetFull: se.retFull,
+		Size: w.Size(), BlobKey: id, ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()),
+		TLS: se.tls, AuthUser: se.authUser, MessageID: g.messageID, Subject: g.subject,
+		Direction: store.Inbound,
+	}
+	if d.Kind == Outbound {
+		m.Direction = store.Outbound
+	}
+	rcpts := make([]store.Recipient, len(se.rcpts))
+	var names []string
+	for i, r := range se.rcpts {
+		rcpts[i] = store.Recipient{Addr: r.addr.String(), ORcpt: r.orcpt, Notify: r.notify, State: store.Queued, NextAttempt: now}
+		names = append(names, r.addr.String())
+	}
+	ev := []store.Event{{MessageID: id, TenantID: se.tenantID, At: now, Kind: "received", Remote: se.ip,
+		Detail: fmt.Sprintf("%s from <%s> helo=%s size=%d tls=%v%s rcpts=%s", d.Kind, se.from, m.Helo, m.Size, se.tls,
+			authDetail(se.authUser), strings.Join(names, ","))}}
+	ctx, cancel := se.ctx()
+	defer cancel()
+	if err := d.Queue.Enqueue(ctx, m, rcpts, ev); err != nil {
+		se.log.Error("enqueue", "err", err, "id", id)
+		return errTempLocal
+	}
+	committed = true
+	se.log.Info("accepted", "id", id, "from", se.from, "rcpts", len(rcpts), "size", m.Size)
+	return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "OK queued as "+id)
+}
+
+func authDetail(u string) string {
+	if u == "" {
+		return ""
+	}
+	return " auth=" + u
+}
+
+func (se *session) spoolErr(err error) error {
+	if errors.Is(err, spool.ErrLowSpace) {
+		return smtpErr(452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")
+	}
+	se.log.Error("spool write", "err", err)
+	return errTempLocal
+}
+
+// receivedHeader is our trace field (RFC 5321 4.4; protocol names per RFC 3848).
+func (se *session) receivedHeader(id string, now time.Time) string {
+	proto := "ESMTP"
+	if se.tls {
+		proto += "S"
+	}
+	if se.authUser != "" {
+		proto += "A"
+	}
+	h := fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (mailgate) with %s id %s", sanitizeHelo(se.conn.Hostname()), se.ip, se.s.d.Hostname, proto, id)
+	if len(se.rcpts) == 1 {
+		h += fmt.Sprintf("\r\n\tfor <%s>", se.rcpts[0].addr.String())
+	}
+	return h + "; " + now.Format(time.RFC1123Z) + "\r\n"
+}
+
+// sanitizeHelo keeps a HELO name printable and bounded before it is written
+// into a header or the log.
+func sanitizeHelo(h string) string {
+	var b strings.Builder
+	for _, c := range h {
+		if b.Len() >= 255 {
+			break
+		}
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-_:[]", c) {
+			b.WriteRune(c)
+		}
+	}
+	if b.Len() == 0 {
+		return "unknown"
+	}
+	return b.String()
+}
+
+// xtextSafe bounds DSN parameters (ENVID, ORCPT) and drops anything that
+// could break a header line when they are echoed into a DSN.
+func xtextSafe(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if b.Len() >= 100 {
+			break
+		}
+		if c > 0x20 && c < 0x7f {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// Reset clears the transaction.
+func (se *session) Reset() {
+	se.from, se.hasFrom, se.envID, se.retFull, se.rcpts = "", false, "", false, nil
+	if se.s.d.Kind == Inbound {
+		se.tenantID = 0
+	}
+}
+
+// Logout ends the session.
+func (se *session) Logout() error { return nil }

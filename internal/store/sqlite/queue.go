@@ -1,0 +1,422 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+const msgCols = `id, tenant_id, direction, mail_from, envid, ret_full, size, blob_key, received_us, client_ip, helo, tls, auth_user, message_id_hdr, subject, done`
+
+type scanner interface{ Scan(...any) error }
+
+func scanMessage(s scanner) (store.Message, error) {
+	var m store.Message
+	var dir string
+	var ret, tls, done int
+	var rec int64
+	err := s.Scan(&m.ID, &m.TenantID, &dir, &m.MailFrom, &m.EnvID, &ret, &m.Size, &m.BlobKey, &rec, &m.ClientIP, &m.Helo, &tls, &m.AuthUser, &m.MessageID, &m.Subject, &done)
+	m.Direction = store.Direction(dir)
+	m.RetFull, m.TLS, m.Done = ret != 0, tls != 0, done != 0
+	m.ReceivedAt = fromUS(rec)
+	return m, err
+}
+
+const rcptCols = `id, message_id, tenant_id, addr, orcpt, notify, state, attempts, next_us, last_code, last_reply, remote_mta, delay_notified, lease_owner, lease_until_us, updated_us`
+
+func scanRecipient(s scanner) (store.Recipient, error) {
+	var r store.Recipient
+	var state string
+	var next, lease, upd int64
+	var dn int
+	err := s.Scan(&r.ID, &r.MessageID, &r.TenantID, &r.Addr, &r.ORcpt, &r.Notify, &state, &r.Attempts, &next, &r.LastCode, &r.LastReply, &r.RemoteMTA, &dn, &r.LeaseOwner, &lease, &upd)
+	r.State = store.RcptState(state)
+	r.NextAttempt, r.LeaseUntil, r.Updated = fromUS(next), fromUS(lease), fromUS(upd)
+	r.DelayNotified = dn != 0
+	return r, err
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func insertEvents(tx *sql.Tx, events []store.Event) error {
+	for _, e := range events {
+		if e.At.IsZero() {
+			e.At = time.Now()
+		}
+		if _, err := tx.Exec(`INSERT INTO events(message_id, tenant_id, at_us, kind, rcpt, detail, remote) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			e.MessageID, e.TenantID, us(e.At), e.Kind, e.Rcpt, e.Detail, e.Remote); err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+	}
+	return nil
+}
+
+// Enqueue inserts a message, its recipients and events in one durable commit.
+func (db *DB) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) ([]store.Recipient, error) {
+	out := make([]store.Recipient, len(rcpts))
+	copy(out, rcpts)
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO messages(`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+			m.ID, m.TenantID, string(m.Direction), m.MailFrom, m.EnvID, b2i(m.RetFull), m.Size, m.BlobKey, us(m.ReceivedAt),
+			m.ClientIP, m.Helo, b2i(m.TLS), m.AuthUser, m.MessageID, m.Subject); err != nil {
+			return fmt.Errorf("insert message: %w", err)
+		}
+		for i := range out {
+			r := &out[i]
+			r.MessageID, r.TenantID = m.ID, m.TenantID
+			if r.State == "" {
+				r.State = store.Queued
+			}
+			res, err := tx.Exec(`INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), us(m.ReceivedAt))
+			if err != nil {
+				return fmt.Errorf("insert recipient: %w", err)
+			}
+			if r.ID, err = res.LastInsertId(); err != nil {
+				return err
+			}
+		}
+		return insertEvents(tx, events)
+	})
+	return out, err
+}
+
+// ClaimDue leases due recipients to owner.
+func (db *DB) ClaimDue(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]store.Job, error) {
+	var jobs []store.Job
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		jobs = nil
+		rows, err := tx.Query(`SELECT `+rcptCols+` FROM recipients
+			WHERE state = 'queued' AND next_us <= ? AND (lease_owner = '' OR lease_until_us < ?)
+			ORDER BY next_us LIMIT ?`, us(now), us(now), limit)
+		if err != nil {
+			return fmt.Errorf("claim: %w", err)
+		}
+		byMsg := map[string]int{}
+		for rows.Next() {
+			r, err := scanRecipient(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			r.LeaseOwner, r.LeaseUntil = owner, leaseUntil
+			i, ok := byMsg[r.MessageID]
+			if !ok {
+				i = len(jobs)
+				byMsg[r.MessageID] = i
+				jobs = append(jobs, store.Job{})
+			}
+			jobs[i].Recipients = append(jobs[i].Recipients, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range jobs {
+			for _, r := range jobs[i].Recipients {
+				if _, err := tx.Exec(`UPDATE recipients SET lease_owner = ?, lease_until_us = ? WHERE id = ?`, owner, us(leaseUntil), r.ID); err != nil {
+					return fmt.Errorf("lease: %w", err)
+				}
+			}
+			m, err := scanMessage(tx.QueryRow(`SELECT `+msgCols+` FROM messages WHERE id = ?`, jobs[i].Recipients[0].MessageID))
+			if err != nil {
+				return fmt.Errorf("claim message: %w", err)
+			}
+			jobs[i].Message = m
+		}
+		return nil
+	})
+	return jobs, err
+}
+
+// ReleaseLeases drops every lease held by owner.
+func (db *DB) ReleaseLeases(ctx context.Context, owner string) (int, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE recipients SET lease_owner = '', lease_until_us = 0 WHERE lease_owner = ?`, owner)
+		if err != nil {
+			return fmt.Errorf("release leases: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}
+
+// Complete records delivery outcomes.
+func (db *DB) Complete(ctx context.Context, tenantID int64, messageID string, updates []store.RecipientUpdate, events []store.Event) (bool, error) {
+	var done bool
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		now := us(time.Now())
+		for _, u := range updates {
+			if _, err := tx.Exec(`UPDATE recipients SET state = ?, next_us = ?, last_code = ?, last_reply = ?, remote_mta = ?,
+				delay_notified = ?, attempts = attempts + ?, lease_owner = '', lease_until_us = 0, updated_us = ?
+				WHERE id = ? AND tenant_id = ? AND message_id = ? AND state IN ('queued', 'held')`,
+				string(u.State), us(u.NextAttempt), u.LastCode, u.LastReply, u.RemoteMTA, b2i(u.DelayNotified), b2i(u.CountAttempt), now,
+				u.ID, tenantID, messageID); err != nil {
+				return fmt.Errorf("complete: %w", err)
+			}
+		}
+		if err := insertEvents(tx, events); err != nil {
+			return err
+		}
+		var err error
+		done, err = markDoneIfFinal(tx, tenantID, messageID)
+		return err
+	})
+	return done, err
+}
+
+func markDoneIfFinal(tx *sql.Tx, tenantID int64, messageID string) (bool, error) {
+	var open int
+	if err := tx.QueryRow(`SELECT count(*) FROM recipients WHERE message_id = ? AND tenant_id = ? AND state IN ('queued', 'held')`, messageID, tenantID).Scan(&open); err != nil {
+		return false, fmt.Errorf("open recipients: %w", err)
+	}
+	if open > 0 {
+		return false, nil
+	}
+	res, err := tx.Exec(`UPDATE messages SET done = 1 WHERE id = ? AND tenant_id = ? AND done = 0`, messageID, tenantID)
+	if err != nil {
+		return false, fmt.Errorf("mark done: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// Message returns a message and its recipients; tenantID 0 is the operator view.
+func (db *DB) Message(ctx context.Context, tenantID int64, id string) (store.Message, []store.Recipient, error) {
+	q := `SELECT ` + msgCols + ` FROM messages WHERE id = ?`
+	args := []any{id}
+	if tenantID != 0 {
+		q += ` AND tenant_id = ?`
+		args = append(args, tenantID)
+	}
+	m, err := scanMessage(db.r.QueryRowContext(ctx, q, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, nil, fmt.Errorf("message %s: %w", id, store.ErrNotFound)
+	} else if err != nil {
+		return m, nil, fmt.Errorf("message %s: %w", id, err)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+rcptCols+` FROM recipients WHERE message_id = ? ORDER BY id`, id)
+	if err != nil {
+		return m, nil, fmt.Errorf("recipients: %w", err)
+	}
+	defer rows.Close()
+	var rs []store.Recipient
+	for rows.Next() {
+		r, err := scanRecipient(rows)
+		if err != nil {
+			return m, nil, err
+		}
+		rs = append(rs, r)
+	}
+	return m, rs, rows.Err()
+}
+
+// ListQueue lists messages that still have recipients in the queue.
+func (db *DB) ListQueue(ctx context.Context, f store.QueueFilter) ([]store.QueueEntry, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	q := `SELECT ` + rcptCols + ` FROM recipients WHERE state IN ('queued', 'held')`
+	var args []any
+	if f.TenantID != 0 {
+		q += ` AND tenant_id = ?`
+		args = append(args, f.TenantID)
+	}
+	if f.State != "" {
+		q += ` AND state = ?`
+		args = append(args, string(f.State))
+	}
+	q += ` ORDER BY message_id, id LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list queue: %w", err)
+	}
+	var out []store.QueueEntry
+	idx := map[string]int{}
+	for rows.Next() {
+		r, err := scanRecipient(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		i, ok := idx[r.MessageID]
+		if !ok {
+			i = len(out)
+			idx[r.MessageID] = i
+			out = append(out, store.QueueEntry{})
+		}
+		out[i].Recipients = append(out[i].Recipients, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		m, err := scanMessage(db.r.QueryRowContext(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, out[i].Recipients[0].MessageID))
+		if err != nil {
+			return nil, fmt.Errorf("list queue: %w", err)
+		}
+		out[i].Message = m
+	}
+	return out, nil
+}
+
+// SetState moves a message's recipients between queue states.
+func (db *DB) SetState(ctx context.Context, tenantID int64, messageID string, from []store.RcptState, to store.RcptState, next time.Time, ev store.Event) (int, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		q := `UPDATE recipients SET state = ?, updated_us = ?`
+		args := []any{string(to), us(time.Now())}
+		if !next.IsZero() {
+			q += `, next_us = ?, lease_owner = '', lease_until_us = 0`
+			args = append(args, us(next))
+		}
+		q += ` WHERE message_id = ?`
+		args = append(args, messageID)
+		if tenantID != 0 {
+			q += ` AND tenant_id = ?`
+			args = append(args, tenantID)
+		}
+		if ev.Rcpt != "" {
+			q += ` AND addr = ?`
+			args = append(args, ev.Rcpt)
+		}
+		marks := make([]string, len(from))
+		for i, s := range from {
+			marks[i] = "?"
+			args = append(args, string(s))
+		}
+		q += ` AND state IN (` + strings.Join(marks, ",") + `)`
+		res, err := tx.Exec(q, args...)
+		if err != nil {
+			return fmt.Errorf("set state: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		if n == 0 {
+			return nil
+		}
+		var tid int64
+		if err := tx.QueryRow(`SELECT tenant_id FROM messages WHERE id = ?`, messageID).Scan(&tid); err != nil {
+			return fmt.Errorf("set state: %w", err)
+		}
+		ev.MessageID, ev.TenantID = messageID, tid
+		if err := insertEvents(tx, []store.Event{ev}); err != nil {
+			return err
+		}
+		_, err = markDoneIfFinal(tx, tid, messageID)
+		return err
+	})
+	return int(n), err
+}
+
+// PendingBlobs lists the blobs of messages not yet done.
+func (db *DB) PendingBlobs(ctx context.Context) (map[string]store.PendingBlob, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, blob_key, size FROM messages WHERE done = 0 AND corrupt = ''`)
+	if err != nil {
+		return nil, fmt.Errorf("pending blobs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]store.PendingBlob{}
+	for rows.Next() {
+		var id, key string
+		var size int64
+		if err := rows.Scan(&id, &key, &size); err != nil {
+			return nil, err
+		}
+		out[key] = store.PendingBlob{MessageID: id, Size: size}
+	}
+	return out, rows.Err()
+}
+
+// MarkCorrupt holds every open recipient of a damaged message and records why.
+func (db *DB) MarkCorrupt(ctx context.Context, messageID, reason string) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var tid int64
+		if err := tx.QueryRow(`SELECT tenant_id FROM messages WHERE id = ?`, messageID).Scan(&tid); err != nil {
+			return fmt.Errorf("mark corrupt: %w", err)
+		}
+		if _, err := tx.Exec(`UPDATE messages SET corrupt = ? WHERE id = ?`, reason, messageID); err != nil {
+			return fmt.Errorf("mark corrupt: %w", err)
+		}
+		if _, err := tx.Exec(`UPDATE recipients SET state = 'held', lease_owner = '', lease_until_us = 0 WHERE message_id = ? AND state = 'queued'`, messageID); err != nil {
+			return fmt.Errorf("mark corrupt: %w", err)
+		}
+		return insertEvents(tx, []store.Event{{MessageID: messageID, TenantID: tid, At: time.Now(), Kind: "corrupt", Detail: reason}})
+	})
+}
+
+// AddEvents appends tracking events.
+func (db *DB) AddEvents(ctx context.Context, events []store.Event) error {
+	return db.write(ctx, func(tx *sql.Tx) error { return insertEvents(tx, events) })
+}
+
+// Events returns a message's tracking log in order.
+func (db *DB) Events(ctx context.Context, tenantID int64, messageID string) ([]store.Event, error) {
+	q := `SELECT id, message_id, tenant_id, at_us, kind, rcpt, detail, remote FROM events WHERE message_id = ?`
+	args := []any{messageID}
+	if tenantID != 0 {
+		q += ` AND tenant_id = ?`
+		args = append(args, tenantID)
+	}
+	rows, err := db.r.QueryContext(ctx, q+` ORDER BY at_us, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var e store.Event
+		var at int64
+		if err := rows.Scan(&e.ID, &e.MessageID, &e.TenantID, &at, &e.Kind, &e.Rcpt, &e.Detail, &e.Remote); err != nil {
+			return nil, err
+		}
+		e.At = fromUS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// FindMessages searches tracked messages by ID, Message-ID, sender, recipient
+// or subject (substring), newest first.
+func (db *DB) FindMessages(ctx context.Context, tenantID int64, query string, limit int) ([]store.Message, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(query) + "%"
+	q := `SELECT ` + msgCols + ` FROM messages m WHERE (m.id = ? OR m.message_id_hdr LIKE ? ESCAPE '\' OR m.mail_from LIKE ? ESCAPE '\'
+		OR m.subject LIKE ? ESCAPE '\' OR EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.addr LIKE ? ESCAPE '\'))`
+	args := []any{query, like, like, like, like}
+	if tenantID != 0 {
+		q += ` AND m.tenant_id = ?`
+		args = append(args, tenantID)
+	}
+	q += ` ORDER BY m.received_us DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find messages: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,104 @@
+package sqlite
+
+// migrations are applied in order, each once; their index+1 is the schema
+// version. Never edit a released migration: append a new one.
+//
+// Times are INTEGER microseconds since the Unix epoch (BIGINT in the
+// PostgreSQL twin), so both databases compare them the same way.
+var migrations = []string{
+	`
+CREATE TABLE tenants (
+	id INTEGER PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE,
+	created_us INTEGER NOT NULL
+);
+CREATE TABLE domains (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	name TEXT NOT NULL UNIQUE,
+	created_us INTEGER NOT NULL
+);
+CREATE INDEX domains_tenant ON domains(tenant_id);
+CREATE TABLE routes (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+	priority INTEGER NOT NULL,
+	target TEXT NOT NULL,
+	tls TEXT NOT NULL
+);
+CREATE INDEX routes_domain ON routes(tenant_id, domain_id);
+CREATE TABLE users (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	address TEXT NOT NULL UNIQUE,
+	created_us INTEGER NOT NULL
+);
+CREATE INDEX users_tenant ON users(tenant_id);
+CREATE TABLE relay_nets (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	prefix TEXT NOT NULL,
+	UNIQUE(tenant_id, prefix)
+);
+CREATE TABLE relay_logins (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	username TEXT NOT NULL UNIQUE,
+	hash TEXT NOT NULL
+);
+CREATE TABLE messages (
+	id TEXT PRIMARY KEY,
+	tenant_id INTEGER NOT NULL,
+	direction TEXT NOT NULL,
+	mail_from TEXT NOT NULL,
+	envid TEXT NOT NULL DEFAULT '',
+	ret_full INTEGER NOT NULL DEFAULT 0,
+	size INTEGER NOT NULL,
+	blob_key TEXT NOT NULL,
+	received_us INTEGER NOT NULL,
+	client_ip TEXT NOT NULL DEFAULT '',
+	helo TEXT NOT NULL DEFAULT '',
+	tls INTEGER NOT NULL DEFAULT 0,
+	auth_user TEXT NOT NULL DEFAULT '',
+	message_id_hdr TEXT NOT NULL DEFAULT '',
+	subject TEXT NOT NULL DEFAULT '',
+	done INTEGER NOT NULL DEFAULT 0,
+	corrupt TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX messages_tenant_time ON messages(tenant_id, received_us);
+CREATE INDEX messages_pending ON messages(done) WHERE done = 0;
+CREATE TABLE recipients (
+	id INTEGER PRIMARY KEY,
+	message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL,
+	addr TEXT NOT NULL,
+	orcpt TEXT NOT NULL DEFAULT '',
+	notify TEXT NOT NULL DEFAULT '',
+	state TEXT NOT NULL,
+	attempts INTEGER NOT NULL DEFAULT 0,
+	next_us INTEGER NOT NULL,
+	last_code INTEGER NOT NULL DEFAULT 0,
+	last_reply TEXT NOT NULL DEFAULT '',
+	remote_mta TEXT NOT NULL DEFAULT '',
+	delay_notified INTEGER NOT NULL DEFAULT 0,
+	lease_owner TEXT NOT NULL DEFAULT '',
+	lease_until_us INTEGER NOT NULL DEFAULT 0,
+	updated_us INTEGER NOT NULL
+);
+CREATE INDEX recipients_message ON recipients(message_id);
+CREATE INDEX recipients_due ON recipients(next_us) WHERE state = 'queued';
+CREATE INDEX recipients_lease ON recipients(lease_owner) WHERE lease_owner <> '';
+CREATE TABLE events (
+	id INTEGER PRIMARY KEY,
+	message_id TEXT NOT NULL,
+	tenant_id INTEGER NOT NULL,
+	at_us INTEGER NOT NULL,
+	kind TEXT NOT NULL,
+	rcpt TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT '',
+	remote TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX events_message ON events(tenant_id, message_id);
+`,
+}

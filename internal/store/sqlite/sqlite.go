@@ -1,0 +1,540 @@
+// Package sqlite is the embedded implementation of store.Store on SQLite
+// (modernc.org/sqlite, pure Go). WAL mode with synchronous=FULL makes every
+// commit durable; a single writer goroutine batches concurrent callers' writes
+// into one transaction (group commit), so N sessions cost one fsync, not N.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/store"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+)
+
+// maxBatch bounds how many callers share one commit; larger batches add
+// latency for the first caller without saving much more.
+const maxBatch = 256
+
+type writeOp struct {
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+// DB is a store.Store backed by one SQLite file.
+type DB struct {
+	w       *sql.DB // exactly one connection: SQLite has one writer
+	r       *sql.DB // readers (WAL lets them run beside the writer)
+	ops     chan writeOp
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	log     *slog.Logger
+	closeMu sync.Once
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the database at path, migrates it and
+// starts the group-commit writer.
+func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(15000)&_pragma=foreign_keys(1)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(8)
+	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), stop: make(chan struct{}), log: log}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	db.wg.Add(1)
+	go db.writer()
+	return db, nil
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var v int
+	err := db.w.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := db.w.ExecContext(ctx, `INSERT INTO schema_version(version) VALUES (0)`); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this mailgate (%d)", v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		tx, err := db.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, i+1); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// Close stops the writer (after draining queued writes) and closes the files.
+func (db *DB) Close() error {
+	db.closeMu.Do(func() { close(db.stop) })
+	db.wg.Wait()
+	err1 := db.w.Close()
+	err2 := db.r.Close()
+	return errors.Join(err1, err2)
+}
+
+// write runs fn inside the next group commit and waits until that commit is
+// durable. Once submitted, the wait ignores ctx: the caller must learn whether
+// its write committed (an Enqueue that committed must not be reported as
+// failed, or the client would resend and we would deliver twice).
+func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	op := writeOp{fn: fn, done: make(chan error, 1)}
+	select {
+	case db.ops <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.stop:
+		return errors.New("store closed")
+	}
+	return <-op.done
+}
+
+func (db *DB) writer() {
+	defer db.wg.Done()
+	for {
+		var first writeOp
+		select {
+		case first = <-db.ops:
+		case <-db.stop:
+			// Drain whatever was submitted before the stop.
+			for {
+				select {
+				case op := <-db.ops:
+					db.commit([]writeOp{op})
+				default:
+					return
+				}
+			}
+		}
+		batch := []writeOp{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-db.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction. Each op runs inside a savepoint so
+// one failing op (a unique-key violation, say) does not undo the others.
+func (db *DB) commit(batch []writeOp) {
+	ctx := context.Background()
+	results := make([]error, len(batch))
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		for _, op := range batch {
+			op.done <- fmt.Errorf("begin: %w", err)
+		}
+		return
+	}
+	for i, op := range batch {
+		if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
+			results[i] = fmt.Errorf("savepoint: %w", err)
+			continue
+		}
+		if err := op.fn(tx); err != nil {
+			results[i] = err
+			if _, rerr := tx.Exec(`ROLLBACK TO op`); rerr != nil {
+				results[i] = errors.Join(err, rerr)
+			}
+		}
+		if _, err := tx.Exec(`RELEASE op`); err != nil && results[i] == nil {
+			results[i] = fmt.Errorf("release savepoint: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		// Nothing in the batch is durable; every caller must hear so.
+		db.log.Error("store commit failed", "err", err, "batch", len(batch))
+		for _, op := range batch {
+			op.done <- fmt.Errorf("commit: %w", err)
+		}
+		return
+	}
+	for i, op := range batch {
+		op.done <- results[i]
+	}
+}
+
+func us(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromUS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint")
+}
+
+// --- tenancy ---
+
+// CreateTenant adds a tenant; the name must be unique.
+func (db *DB) CreateTenant(ctx context.Context, name string) (store.Tenant, error) {
+	t := store.Tenant{Name: name, Created: time.Now().UTC()}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`INSERT INTO tenants(name, created_us) VALUES (?, ?)`, name, us(t.Created))
+		if isUnique(err) {
+			return fmt.Errorf("tenant %q: %w", name, store.ErrExists)
+		} else if err != nil {
+			return fmt.Errorf("create tenant: %w", err)
+		}
+		t.ID, err = res.LastInsertId()
+		return err
+	})
+	return t, err
+}
+
+// TenantByName finds a tenant.
+func (db *DB) TenantByName(ctx context.Context, name string) (store.Tenant, error) {
+	var t store.Tenant
+	var c int64
+	err := db.r.QueryRowContext(ctx, `SELECT id, name, created_us FROM tenants WHERE name = ?`, name).Scan(&t.ID, &t.Name, &c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("tenant %q: %w", name, store.ErrNotFound)
+	}
+	t.Created = fromUS(c)
+	return t, err
+}
+
+// Tenants lists all tenants (operator view).
+func (db *DB) Tenants(ctx context.Context) ([]store.Tenant, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, name, created_us FROM tenants ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Tenant
+	for rows.Next() {
+		var t store.Tenant
+		var c int64
+		if err := rows.Scan(&t.ID, &t.Name, &c); err != nil {
+			return nil, err
+		}
+		t.Created = fromUS(c)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// DeleteTenant removes a tenant with its domains, users and routes. Queued
+// messages stay until delivered or deleted.
+func (db *DB) DeleteTenant(ctx context.Context, id int64) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`DELETE FROM tenants WHERE id = ?`, id)
+		return affected(res, err, "tenant")
+	})
+}
+
+func affected(res sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", what, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// CreateDomain adds a domain to a tenant; a domain belongs to one tenant only.
+func (db *DB) CreateDomain(ctx context.Context, tenantID int64, name string) (store.Domain, error) {
+	d := store.Domain{TenantID: tenantID, Name: name, Created: time.Now().UTC()}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`INSERT INTO domains(tenant_id, name, created_us) VALUES (?, ?, ?)`, tenantID, name, us(d.Created))
+		if isUnique(err) {
+			return fmt.Errorf("domain %q: %w", name, store.ErrExists)
+		} else if err != nil {
+			return fmt.Errorf("create domain: %w", err)
+		}
+		d.ID, err = res.LastInsertId()
+		return err
+	})
+	return d, err
+}
+
+// DomainByName finds the domain (and so the tenant) serving name.
+func (db *DB) DomainByName(ctx context.Context, name string) (store.Domain, error) {
+	var d store.Domain
+	var c int64
+	err := db.r.QueryRowContext(ctx, `SELECT id, tenant_id, name, created_us FROM domains WHERE name = ?`, name).Scan(&d.ID, &d.TenantID, &d.Name, &c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("domain %q: %w", name, store.ErrNotFound)
+	} else if err != nil {
+		return d, fmt.Errorf("domain %q: %w", name, err)
+	}
+	d.Created = fromUS(c)
+	return d, nil
+}
+
+// Domains lists a tenant's domains.
+func (db *DB) Domains(ctx context.Context, tenantID int64) ([]store.Domain, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, tenant_id, name, created_us FROM domains WHERE tenant_id = ? ORDER BY name`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list domains: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Domain
+	for rows.Next() {
+		var d store.Domain
+		var c int64
+		if err := rows.Scan(&d.ID, &d.TenantID, &d.Name, &c); err != nil {
+			return nil, err
+		}
+		d.Created = fromUS(c)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// DeleteDomain removes a tenant's domain with its routes.
+func (db *DB) DeleteDomain(ctx context.Context, tenantID int64, name string) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`DELETE FROM domains WHERE tenant_id = ? AND name = ?`, tenantID, name)
+		return affected(res, err, "domain "+name)
+	})
+}
+
+// SetRoutes replaces a domain's delivery targets.
+func (db *DB) SetRoutes(ctx context.Context, tenantID, domainID int64, routes []store.Route) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRow(`SELECT count(*) FROM domains WHERE id = ? AND tenant_id = ?`, domainID, tenantID).Scan(&n); err != nil {
+			return fmt.Errorf("set routes: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("domain: %w", store.ErrNotFound)
+		}
+		if _, err := tx.Exec(`DELETE FROM routes WHERE tenant_id = ? AND domain_id = ?`, tenantID, domainID); err != nil {
+			return fmt.Errorf("set routes: %w", err)
+		}
+		for _, r := range routes {
+			if _, err := tx.Exec(`INSERT INTO routes(tenant_id, domain_id, priority, target, tls) VALUES (?, ?, ?, ?, ?)`,
+				tenantID, domainID, r.Priority, r.Target, r.TLS); err != nil {
+				return fmt.Errorf("set routes: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Routes lists a domain's delivery targets, lowest priority value first.
+func (db *DB) Routes(ctx context.Context, tenantID, domainID int64) ([]store.Route, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, tenant_id, domain_id, priority, target, tls FROM routes WHERE tenant_id = ? AND domain_id = ? ORDER BY priority, id`, tenantID, domainID)
+	if err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Route
+	for rows.Next() {
+		var r store.Route
+		if err := rows.Scan(&r.ID, &r.TenantID, &r.DomainID, &r.Priority, &r.Target, &r.TLS); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// CreateUser adds a known address to a tenant.
+func (db *DB) CreateUser(ctx context.Context, tenantID int64, address string) (store.User, error) {
+	u := store.User{TenantID: tenantID, Address: address, Created: time.Now().UTC()}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`INSERT INTO users(tenant_id, address, created_us) VALUES (?, ?, ?)`, tenantID, address, us(u.Created))
+		if isUnique(err) {
+			return fmt.Errorf("user %q: %w", address, store.ErrExists)
+		} else if err != nil {
+			return fmt.Errorf("create user: %w", err)
+		}
+		u.ID, err = res.LastInsertId()
+		return err
+	})
+	return u, err
+}
+
+// UserExists reports whether address is a known user of the tenant.
+func (db *DB) UserExists(ctx context.Context, tenantID int64, address string) (bool, error) {
+	var one int
+	err := db.r.QueryRowContext(ctx, `SELECT 1 FROM users WHERE tenant_id = ? AND address = ?`, tenantID, address).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("user lookup: %w", err)
+	}
+	return true, nil
+}
+
+// Users lists a tenant's users.
+func (db *DB) Users(ctx context.Context, tenantID int64) ([]store.User, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, tenant_id, address, created_us FROM users WHERE tenant_id = ? ORDER BY address`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var out []store.User
+	for rows.Next() {
+		var u store.User
+		var c int64
+		if err := rows.Scan(&u.ID, &u.TenantID, &u.Address, &c); err != nil {
+			return nil, err
+		}
+		u.Created = fromUS(c)
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// DeleteUser removes a user.
+func (db *DB) DeleteUser(ctx context.Context, tenantID int64, address string) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`DELETE FROM users WHERE tenant_id = ? AND address = ?`, tenantID, address)
+		return affected(res, err, "user "+address)
+	})
+}
+
+// AddRelayNet allows an IP range to relay for the tenant.
+func (db *DB) AddRelayNet(ctx context.Context, tenantID int64, p netip.Prefix) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO relay_nets(tenant_id, prefix) VALUES (?, ?)`, tenantID, p.Masked().String())
+		if isUnique(err) {
+			return fmt.Errorf("relay net %s: %w", p, store.ErrExists)
+		}
+		return err
+	})
+}
+
+// RelayNets lists a tenant's relay ranges.
+func (db *DB) RelayNets(ctx context.Context, tenantID int64) ([]store.RelayNet, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, tenant_id, prefix FROM relay_nets WHERE tenant_id = ? ORDER BY prefix`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("relay nets: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RelayNet
+	for rows.Next() {
+		var n store.RelayNet
+		var p string
+		if err := rows.Scan(&n.ID, &n.TenantID, &p); err != nil {
+			return nil, err
+		}
+		n.Prefix, err = netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("relay net %q: %w", p, err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// DeleteRelayNet removes a relay range.
+func (db *DB) DeleteRelayNet(ctx context.Context, tenantID int64, p netip.Prefix) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`DELETE FROM relay_nets WHERE tenant_id = ? AND prefix = ?`, tenantID, p.Masked().String())
+		return affected(res, err, "relay net")
+	})
+}
+
+// TenantForRelayIP finds the tenant whose relay ranges contain ip; the most
+// specific range wins, so a shared /16 and a customer's /32 do not conflict.
+func (db *DB) TenantForRelayIP(ctx context.Context, ip netip.Addr) (int64, bool, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT tenant_id, prefix FROM relay_nets`)
+	if err != nil {
+		return 0, false, fmt.Errorf("relay nets: %w", err)
+	}
+	defer rows.Close()
+	best, bestBits := int64(0), -1
+	ip = ip.Unmap()
+	for rows.Next() {
+		var tid int64
+		var ps string
+		if err := rows.Scan(&tid, &ps); err != nil {
+			return 0, false, err
+		}
+		p, err := netip.ParsePrefix(ps)
+		if err != nil {
+			continue
+		}
+		if p.Contains(ip) && p.Bits() > bestBits {
+			best, bestBits = tid, p.Bits()
+		}
+	}
+	return best, bestBits >= 0, rows.Err()
+}
+
+// SetRelayLogin creates or replaces an SMTP AUTH login for outbound relay.
+func (db *DB) SetRelayLogin(ctx context.Context, tenantID int64, username, hash string) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var owner int64
+		err := tx.QueryRow(`SELECT tenant_id FROM relay_logins WHERE username = ?`, username).Scan(&owner)
+		if err == nil && owner != tenantID {
+			return fmt.Errorf("login %q: %w", username, store.ErrExists)
+		}
+		_, err = tx.Exec(`INSERT INTO relay_logins(tenant_id, username, hash) VALUES (?, ?, ?)
+			ON CONFLICT(username) DO UPDATE SET hash = excluded.hash`, tenantID, username, hash)
+		return err
+	})
+}
+
+// RelayLogin finds an SMTP AUTH login.
+func (db *DB) RelayLogin(ctx context.Context, username string) (store.RelayLogin, error) {
+	var l store.RelayLogin
+	err := db.r.QueryRowContext(ctx, `SELECT id, tenant_id, username, hash FROM relay_logins WHERE username = ?`, username).Scan(&l.ID, &l.TenantID, &l.Username, &l.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, fmt.Errorf("login: %w", store.ErrNotFound)
+	}
+	return l, err
+}
