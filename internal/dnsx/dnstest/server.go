@@ -1,0 +1,308 @@
+// Package dnstest runs an in-process DNS server for tests, so that code
+// taking a dnsx.Resolver can be exercised against real DNS messages over real
+// sockets without ever reaching the machine's resolver.
+//
+// The server listens on 127.0.0.1 with UDP and TCP on the same port and
+// answers authoritatively from the records added to it, with the RA bit set
+// so it can stand in for the recursive resolver mailgate is configured with:
+//
+//   - a name with records of the asked type gets them (following CNAMEs held
+//     by the server);
+//   - a name that exists (it has records, or names below it: an empty
+//     non-terminal, RFC 8020) but lacks the type gets NODATA;
+//   - any other name gets NXDOMAIN.
+//
+// Negative answers carry the closest enclosing SOA added to the server, if
+// any, in the authority section (RFC 2308 3), which is what resolvers use to
+// cache them. UDP answers larger than the client's advertised EDNS0 size
+// (512 octets without EDNS0) are truncated with the TC bit set, so clients
+// must fall back to TCP.
+package dnstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Server is a fake DNS server. Its methods are safe for concurrent use, and
+// changes apply to the next question received.
+type Server struct {
+	t    testing.TB
+	addr string
+	udp  *dns.Server
+	tcp  *dns.Server
+	done chan struct{} // closed on shutdown; ends pending delays
+
+	mu      sync.Mutex
+	records map[string][]dns.RR // by lowercased owner name
+	rcodes  map[key]int
+	delays  map[string]time.Duration
+	queries map[key]int
+}
+
+type key struct {
+	name  string
+	qtype uint16
+}
+
+// maxCNAMEChain bounds CNAME following, so a loop in test data cannot hang.
+const maxCNAMEChain = 8
+
+// Start starts a server on 127.0.0.1 (UDP and TCP on one free port) and
+// registers its shutdown with t.Cleanup. It fails the test if it cannot
+// listen.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{
+		t:       t,
+		done:    make(chan struct{}),
+		records: make(map[string][]dns.RR),
+		rcodes:  make(map[key]int),
+		delays:  make(map[string]time.Duration),
+		queries: make(map[key]int),
+	}
+	pc, ln, err := listenPair()
+	if err != nil {
+		t.Fatalf("dnstest: %v", err)
+	}
+	s.addr = pc.LocalAddr().String()
+
+	udpStarted, tcpStarted := make(chan struct{}), make(chan struct{})
+	s.udp = &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serveUDP), NotifyStartedFunc: func() { close(udpStarted) }}
+	s.tcp = &dns.Server{Listener: ln, Handler: dns.HandlerFunc(s.serveTCP), NotifyStartedFunc: func() { close(tcpStarted) }}
+	served := make(chan error, 2)
+	go func() { served <- s.udp.ActivateAndServe() }()
+	go func() { served <- s.tcp.ActivateAndServe() }()
+	for _, started := range []chan struct{}{udpStarted, tcpStarted} {
+		select {
+		case <-started:
+		case err := <-served:
+			t.Fatalf("dnstest: serve: %v", err)
+		}
+	}
+
+	t.Cleanup(func() {
+		close(s.done)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.udp.ShutdownContext(ctx); err != nil {
+			t.Errorf("dnstest: shutdown udp: %v", err)
+		}
+		if err := s.tcp.ShutdownContext(ctx); err != nil {
+			t.Errorf("dnstest: shutdown tcp: %v", err)
+		}
+	})
+	return s
+}
+
+// listenPair opens a UDP socket on a free loopback port and a TCP listener
+// on the same port, retrying when the TCP side of that port is taken.
+func listenPair() (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen udp: %w", err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		lastErr = err
+		pc.Close()
+	}
+	return nil, nil, fmt.Errorf("listen tcp on the udp port: %w", lastErr)
+}
+
+// Addr returns the "127.0.0.1:port" the server answers on (UDP and TCP).
+func (s *Server) Addr() string { return s.addr }
+
+// Add adds one record in zone-file syntax, for example
+// "example.com. 300 IN MX 10 mx.example.com.". Names should be fully
+// qualified. It fails the test if the record does not parse, so call it
+// from the test's goroutine.
+func (s *Server) Add(record string) {
+	s.t.Helper()
+	rr, err := dns.NewRR(record)
+	if err != nil || rr == nil {
+		s.t.Fatalf("dnstest: Add(%q): %v", record, err)
+		return
+	}
+	name := strings.ToLower(rr.Header().Name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records[name] = append(s.records[name], rr)
+}
+
+// SetRcode makes the server answer questions for name and qtype (a dns.Type
+// constant; dns.TypeANY means every type) with rcode and no records, for
+// example dns.RcodeServerFailure. dns.RcodeSuccess removes the override.
+func (s *Server) SetRcode(name string, qtype uint16, rcode int) {
+	k := key{canonical(name), qtype}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rcode == dns.RcodeSuccess {
+		delete(s.rcodes, k)
+		return
+	}
+	s.rcodes[k] = rcode
+}
+
+// Delay makes the server wait d before answering any question for name;
+// zero removes the delay. Pending delays end when the server shuts down.
+func (s *Server) Delay(name string, d time.Duration) {
+	n := canonical(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d <= 0 {
+		delete(s.delays, n)
+		return
+	}
+	s.delays[n] = d
+}
+
+// Queries returns how many questions for name and qtype the server has
+// received so far, over UDP and TCP together.
+func (s *Server) Queries(name string, qtype uint16) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queries[key{canonical(name), qtype}]
+}
+
+func canonical(name string) string { return strings.ToLower(dns.Fqdn(name)) }
+
+func (s *Server) serveUDP(w dns.ResponseWriter, req *dns.Msg) {
+	s.serve(w, req, true)
+}
+
+func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
+	s.serve(w, req, false)
+}
+
+func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg, udp bool) {
+	resp := new(dns.Msg)
+	if len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery {
+		resp.SetRcode(req, dns.RcodeFormatError)
+		_ = w.WriteMsg(resp)
+		return
+	}
+	q := req.Question[0]
+	name := canonical(q.Name)
+
+	delay := s.account(name, q.Qtype)
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-s.done:
+			return
+		}
+	}
+
+	resp.SetReply(req)
+	resp.Authoritative = true
+	resp.RecursionAvailable = true
+	s.answer(resp, name, q.Qtype)
+
+	size := dns.MinMsgSize
+	if opt := req.IsEdns0(); opt != nil {
+		size = max(int(opt.UDPSize()), dns.MinMsgSize)
+		resp.SetEdns0(uint16(size), false)
+	}
+	if udp {
+		// RFC 1035 4.2.1, RFC 6891 7: what does not fit is cut and TC set.
+		resp.Truncate(size)
+	}
+	_ = w.WriteMsg(resp)
+}
+
+// account counts the question and returns the delay to apply.
+func (s *Server) account(name string, qtype uint16) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queries[key{name, qtype}]++
+	return s.delays[name]
+}
+
+// answer fills resp for the question name/qtype from the server's data.
+func (s *Server) answer(resp *dns.Msg, name string, qtype uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rc, ok := s.rcodes[key{name, qtype}]; ok {
+		resp.Rcode = rc
+		return
+	}
+	if rc, ok := s.rcodes[key{name, dns.TypeANY}]; ok {
+		resp.Rcode = rc
+		return
+	}
+
+	target := name
+	for range maxCNAMEChain + 1 {
+		matched := false
+		var cname *dns.CNAME
+		for _, rr := range s.records[target] {
+			switch t := rr.Header().Rrtype; {
+			case t == qtype:
+				resp.Answer = append(resp.Answer, dns.Copy(rr))
+				matched = true
+			case t == dns.TypeCNAME:
+				cname = rr.(*dns.CNAME)
+			}
+		}
+		if matched {
+			return
+		}
+		if cname == nil {
+			if !s.exists(target) {
+				resp.Rcode = dns.RcodeNameError
+			}
+			s.addSOA(resp, target)
+			return
+		}
+		// RFC 1034 4.3.2: restart at the canonical name, keeping the CNAME.
+		resp.Answer = append(resp.Answer, dns.Copy(cname))
+		target = strings.ToLower(cname.Target)
+	}
+	// A CNAME loop or an overlong chain in the test data.
+	resp.Answer = nil
+	resp.Rcode = dns.RcodeServerFailure
+}
+
+// exists reports whether name owns records or has names below it (an empty
+// non-terminal exists: RFC 8020). Callers hold s.mu.
+func (s *Server) exists(name string) bool {
+	if len(s.records[name]) > 0 {
+		return true
+	}
+	for owner := range s.records {
+		if strings.HasSuffix(owner, "."+name) {
+			return true
+		}
+	}
+	return false
+}
+
+// addSOA puts the closest enclosing SOA, if any, in the authority section
+// of a negative answer (RFC 2308 3). Callers hold s.mu.
+func (s *Server) addSOA(resp *dns.Msg, name string) {
+	for n := name; ; {
+		for _, rr := range s.records[n] {
+			if rr.Header().Rrtype == dns.TypeSOA {
+				resp.Ns = append(resp.Ns, dns.Copy(rr))
+				return
+			}
+		}
+		i := strings.IndexByte(n, '.')
+		if i < 0 || i == len(n)-1 {
+			return
+		}
+		n = n[i+1:]
+	}
+}

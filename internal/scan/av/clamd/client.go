@@ -1,0 +1,330 @@
+// Package clamd is a client for the ClamAV daemon's socket protocol
+// (clamd(8)): PING, VERSION and INSTREAM, all in the NUL-delimited "z" form.
+//
+// A Client holds only configuration and opens one connection per command.
+// clamd closes a connection after each command unless IDSESSION is used, and
+// IDSESSION multiplexing would make one slow or cancelled scan stall or
+// poison the others sharing its connection; a fresh connection per scan keeps
+// failures isolated, and clamd's own MaxThreads and connection queue provide
+// the back-pressure. Dialling a local socket costs far less than a scan.
+package clamd
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultChunkSize is the INSTREAM chunk size used when Client.ChunkSize is
+// zero or negative.
+const DefaultChunkSize = 64 << 10
+
+// maxChunkSize keeps chunks well inside the protocol's 32-bit length field
+// and bounds the per-scan buffer.
+const maxChunkSize = 16 << 20
+
+// Client talks to one clamd. The zero value is not usable: Address must be
+// set. A Client must not be modified while in use; with that, all methods are
+// safe for concurrent use, since each call opens its own connection.
+type Client struct {
+	// Network is "unix" or "tcp". Empty means "unix" when Address contains
+	// a slash and "tcp" otherwise.
+	Network string
+	// Address is the socket path (clamd's LocalSocket) or host:port
+	// (TCPAddr:TCPSocket).
+	Address string
+	// DialTimeout bounds connecting. Zero means only ctx bounds it.
+	DialTimeout time.Duration
+	// ScanTimeout bounds each command's whole exchange after connecting:
+	// sending the stream and waiting for clamd's verdict. Zero means only
+	// ctx bounds it. Set it above clamd's MaxScanTime so clamd's own limit,
+	// which yields a Heuristics.Limits.Exceeded result, fires first.
+	ScanTimeout time.Duration
+	// ChunkSize is the INSTREAM chunk length; DefaultChunkSize if <= 0. It
+	// is also the size of the one buffer a scan holds.
+	ChunkSize int
+	// Dialer, if set, replaces net.Dialer (tests, proxies). DialTimeout
+	// still applies through the context passed to it.
+	Dialer ContextDialer
+}
+
+// ContextDialer opens connections; *net.Dialer implements it.
+type ContextDialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+func (c *Client) network() string {
+	if c.Network != "" {
+		return c.Network
+	}
+	if strings.Contains(c.Address, "/") {
+		return "unix"
+	}
+	return "tcp"
+}
+
+func (c *Client) chunkSize() int {
+	switch {
+	case c.ChunkSize <= 0:
+		return DefaultChunkSize
+	case c.ChunkSize > maxChunkSize:
+		return maxChunkSize
+	}
+	return c.ChunkSize
+}
+
+func (c *Client) unavailable(op string, err error) error {
+	return &UnavailableError{Op: op, Network: c.network(), Address: c.Address, Err: err}
+}
+
+// dial connects and arms the connection: ScanTimeout becomes its deadline and
+// cancelling ctx closes it, which unblocks any read or write in progress.
+// The returned stop function must be called (before Close) to release the
+// context hook.
+func (c *Client) dial(ctx context.Context) (net.Conn, func() bool, error) {
+	if c.Address == "" {
+		return nil, nil, errors.New("clamd: no address configured")
+	}
+	dctx := ctx
+	if c.DialTimeout > 0 {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(ctx, c.DialTimeout)
+		defer cancel()
+	}
+	var d ContextDialer = &net.Dialer{}
+	if c.Dialer != nil {
+		d = c.Dialer
+	}
+	conn, err := d.DialContext(dctx, c.network(), c.Address)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("clamd dial: %w", ctx.Err())
+		}
+		if dctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
+		return nil, nil, c.unavailable("dial", err)
+	}
+	if c.ScanTimeout > 0 {
+		if err := conn.SetDeadline(time.Now().Add(c.ScanTimeout)); err != nil {
+			conn.Close()
+			return nil, nil, c.unavailable("dial", err)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	return conn, stop, nil
+}
+
+// ioError classifies a failed read or write on the connection: the caller's
+// cancellation wins, everything else means clamd is not usable right now.
+func (c *Client) ioError(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("clamd %s: %w", op, ctx.Err())
+	}
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return c.unavailable(op, err)
+}
+
+// command sends a z-command without payload and returns its reply.
+func (c *Client) command(ctx context.Context, cmd string) (string, error) {
+	conn, stop, err := c.dial(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	defer stop()
+	if _, err := io.WriteString(conn, "z"+cmd+"\x00"); err != nil {
+		return "", c.ioError(ctx, "write", err)
+	}
+	reply, err := readReply(conn)
+	if err != nil {
+		return "", c.ioError(ctx, "read", err)
+	}
+	return reply, nil
+}
+
+// Ping checks that clamd answers PING with PONG. It returns an
+// *UnavailableError when clamd cannot be reached or does not answer in time,
+// and a *ProtocolError when something else answers.
+func (c *Client) Ping(ctx context.Context) error {
+	reply, err := c.command(ctx, "PING")
+	if err != nil {
+		return err
+	}
+	if reply != "PONG" {
+		return &ProtocolError{Reason: "PING not answered with PONG", Reply: clip(reply)}
+	}
+	return nil
+}
+
+// Version returns clamd's version line, e.g.
+// "ClamAV 1.4.6/27000/Mon Jan 1 00:00:00 2025" (engine/database/date).
+// Errors are as for Ping.
+func (c *Client) Version(ctx context.Context) (string, error) {
+	reply, err := c.command(ctx, "VERSION")
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(reply, "ClamAV ") {
+		return "", &ProtocolError{Reason: "unexpected VERSION reply", Reply: clip(reply)}
+	}
+	return reply, nil
+}
+
+type replyResult struct {
+	reply string
+	err   error
+	// complete records whether all data had been sent when the reply
+	// arrived, so a verdict is never taken for part of a message.
+	complete bool
+}
+
+// replyGrace bounds the wait for clamd's explanation after a write to it
+// failed; a reply it sent before closing is already in our socket buffer.
+const replyGrace = time.Second
+
+// Scan streams r to clamd with INSTREAM and returns its verdict.
+//
+// r is read sequentially, one ChunkSize buffer at a time, and never held in
+// memory whole; Scan returns only after it has stopped reading r. A Read on r
+// that blocks is not interrupted by ctx, so r must not block indefinitely.
+//
+// Errors:
+//   - *UnavailableError (errors.Is ErrUnavailable): clamd unreachable, a
+//     timeout, or the connection broke before a verdict;
+//   - *ReplyError: clamd answered ERROR; errors.Is(err, ErrSizeLimit) when
+//     the stream exceeded clamd's StreamMaxLength;
+//   - *ProtocolError: the reply is not a clamd reply;
+//   - an error wrapping ctx.Err() when ctx is done; the connection is closed
+//     at once, so clamd abandons the scan;
+//   - an error wrapping r's read error.
+//
+// A verdict is only taken from a reply that follows the whole message: a
+// non-error reply arriving earlier is reported as a *ProtocolError.
+func (c *Client) Scan(ctx context.Context, r io.Reader) (Result, error) {
+	conn, stop, err := c.dial(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer conn.Close()
+	defer stop()
+
+	// Read the reply concurrently with sending: clamd answers early (and
+	// stops reading) when the stream is over its size limit, and a sender
+	// blocked on a full socket buffer would otherwise never see that reply.
+	var complete atomic.Bool
+	replyc := make(chan replyResult, 1)
+	go func() {
+		reply, err := readReply(conn)
+		done := complete.Load()
+		if !done {
+			// clamd has answered (or failed) before the end of the
+			// message and will read no more of it: stop the sender now
+			// rather than letting it block until a timeout.
+			conn.SetWriteDeadline(time.Unix(1, 0))
+		}
+		replyc <- replyResult{reply: reply, err: err, complete: done}
+	}()
+
+	sendErr := c.send(ctx, conn, r, &complete)
+	if sendErr != nil {
+		var re *readError
+		if errors.As(sendErr, &re) || ctx.Err() != nil {
+			// Closing first guarantees the reader goroutine ends, whatever
+			// the peer does.
+			conn.Close()
+			<-replyc
+			if ctx.Err() != nil {
+				return Result{}, fmt.Errorf("clamd scan: %w", ctx.Err())
+			}
+			return Result{}, fmt.Errorf("clamd scan: reading message: %w", re.err)
+		}
+		// A write failed: clamd may have replied and closed (size limit).
+		// Its reply, if one arrived, explains the failure better than EPIPE.
+		var rr replyResult
+		timer := time.NewTimer(replyGrace)
+		select {
+		case rr = <-replyc:
+		case <-timer.C:
+			conn.Close()
+			rr = <-replyc
+		}
+		timer.Stop()
+		if rr.err == nil {
+			return c.verdict(rr)
+		}
+		var pe *ProtocolError
+		if errors.As(rr.err, &pe) {
+			return Result{}, rr.err
+		}
+		return Result{}, c.ioError(ctx, "write", sendErr)
+	}
+	rr := <-replyc
+	if rr.err != nil {
+		return Result{}, c.ioError(ctx, "read", rr.err)
+	}
+	return c.verdict(rr)
+}
+
+// verdict turns a received reply into the scan's outcome.
+func (c *Client) verdict(rr replyResult) (Result, error) {
+	res, err := parseScanReply(rr.reply)
+	if err != nil {
+		return Result{}, err
+	}
+	if !rr.complete {
+		return Result{}, &ProtocolError{Reason: "verdict before end of stream", Reply: clip(rr.reply)}
+	}
+	return res, nil
+}
+
+// readError marks a failure reading the caller's message, as opposed to a
+// failure writing to clamd.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// send writes "zINSTREAM\0", the message as length-prefixed chunks (4-byte
+// big-endian length, then data) and the zero-length terminator. complete is
+// set once all data has been written, just before the terminator.
+func (c *Client) send(ctx context.Context, conn net.Conn, r io.Reader, complete *atomic.Bool) error {
+	if _, err := io.WriteString(conn, "zINSTREAM\x00"); err != nil {
+		return err
+	}
+	size := c.chunkSize()
+	// One buffer: 4 bytes of length followed by the chunk, so each chunk
+	// goes out in a single write.
+	buf := make([]byte, 4+size)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, rerr := io.ReadFull(r, buf[4:])
+		if n > 0 {
+			binary.BigEndian.PutUint32(buf[:4], uint32(n))
+			if _, err := conn.Write(buf[:4+n]); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return &readError{rerr}
+		}
+	}
+	complete.Store(true)
+	binary.BigEndian.PutUint32(buf[:4], 0)
+	_, err := conn.Write(buf[:4])
+	return err
+}

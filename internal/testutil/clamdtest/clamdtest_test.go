@@ -1,0 +1,162 @@
+package clamdtest
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEICAR(t *testing.T) {
+	t.Parallel()
+	e := EICAR()
+	sum := md5.Sum(e)
+	// The published MD5 of the 68-byte EICAR test file.
+	if got := hex.EncodeToString(sum[:]); len(e) != 68 || got != "44d88612fea8a8f36de82e1278abb02f" {
+		t.Fatalf("EICAR() has length %d and MD5 %s", len(e), got)
+	}
+	e[0] = 'Y'
+	if EICAR()[0] != 'X' {
+		t.Fatal("EICAR() returns shared memory")
+	}
+}
+
+func TestStart(t *testing.T) {
+	t.Parallel()
+	a := Start(t, WithStreamMaxLength(3<<20), WithMaxFileSize(2<<20), WithMaxScanSize(5<<20), WithMaxScanTime(1500*time.Millisecond))
+	b := Start(t)
+	if a.Addr() == b.Addr() || a.Socket() == b.Socket() {
+		t.Fatalf("two daemons share an address: %s %s / %s %s", a.Addr(), a.Socket(), b.Addr(), b.Socket())
+	}
+	if !strings.HasPrefix(a.Addr(), "127.0.0.1:") {
+		t.Fatalf("Addr %q is not on 127.0.0.1", a.Addr())
+	}
+	for _, c := range []*Clamd{a, b} {
+		if err := ping("unix", c.Socket()); err != nil {
+			t.Fatalf("unix PING: %v", err)
+		}
+		if err := ping("tcp", c.Addr()); err != nil {
+			t.Fatalf("tcp PING: %v", err)
+		}
+	}
+
+	conf, err := os.ReadFile(filepath.Join(a.Dir(), "clamd.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\nStreamMaxLength 3145728\n", "\nMaxFileSize 2097152\n", "\nMaxScanSize 5242880\n",
+		"\nMaxScanTime 1500\n", "\nAlertEncrypted yes\n", "\nAlertExceedsMax yes\n",
+		"\nMaxRecursion 20\n", "\nTCPAddr 127.0.0.1\n",
+	} {
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("clamd.conf lacks %q:\n%s", strings.TrimSpace(want), conf)
+		}
+	}
+
+	// Stopping one daemon leaves the other running; Stop is idempotent.
+	a.Stop()
+	a.Stop()
+	if err := ping("unix", a.Socket()); err == nil {
+		t.Fatal("stopped clamd still answers on its socket")
+	}
+	if err := ping("tcp", a.Addr()); err == nil {
+		t.Fatal("stopped clamd still answers on its TCP port")
+	}
+	if err := ping("unix", b.Socket()); err != nil {
+		t.Fatalf("other clamd stopped too: %v", err)
+	}
+}
+
+func TestRunsAsClamavWhenRoot(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 || runtime.GOOS != "linux" {
+		t.Skip("needs root on Linux")
+	}
+	u, err := user.Lookup("clamav")
+	if err != nil {
+		t.Skip("no clamav user")
+	}
+	c := Start(t)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Uid:" {
+			if f[1] != u.Uid {
+				t.Fatalf("clamd runs as uid %s, want clamav (%s)", f[1], u.Uid)
+			}
+			return
+		}
+	}
+	t.Fatal("no Uid line in /proc status")
+}
+
+func TestDatabase(t *testing.T) {
+	t.Parallel()
+	db := t.TempDir()
+	if err := writeDatabase(db); err != nil {
+		t.Fatal(err)
+	}
+	hdb, err := os.ReadFile(filepath.Join(db, "mailgate-test.hdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(EICAR())
+	if !strings.HasPrefix(string(hdb), hex.EncodeToString(sum[:])+":68:"+SigEICARHash+"\n") {
+		t.Fatalf(".hdb starts %q", hdb)
+	}
+	if _, err := os.Stat(filepath.Join(TestFilesDir, "clam.exe")); err == nil && !strings.Contains(string(hdb), ":"+SigClamExe+"\n") {
+		t.Fatalf(".hdb lacks the clam.exe line: %q", hdb)
+	}
+	ndb, err := os.ReadFile(filepath.Join(db, "mailgate-test.ndb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := SigEICARBody + ":0:*:" + hex.EncodeToString(EICAR()) + "\n"; string(ndb) != want {
+		t.Fatalf(".ndb is %q, want %q", ndb, want)
+	}
+}
+
+// recordingTB captures how missingPeer ends a test.
+type recordingTB struct {
+	testing.TB
+	skipped, failed bool
+}
+
+func (r *recordingTB) Helper() {}
+func (r *recordingTB) Skipf(string, ...any) {
+	r.skipped = true
+	runtime.Goexit()
+}
+func (r *recordingTB) Fatalf(string, ...any) {
+	r.failed = true
+	runtime.Goexit()
+}
+
+func TestMissingPeer(t *testing.T) {
+	for _, tc := range []struct {
+		env          string
+		skip, failed bool
+	}{{"", true, false}, {"0", true, false}, {"1", false, true}} {
+		t.Setenv(RequirePeersEnv, tc.env)
+		r := &recordingTB{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			missingPeer(r, "clamd missing")
+		}()
+		<-done
+		if r.skipped != tc.skip || r.failed != tc.failed {
+			t.Errorf("%s=%q: skipped=%v failed=%v, want skipped=%v failed=%v",
+				RequirePeersEnv, tc.env, r.skipped, r.failed, tc.skip, tc.failed)
+		}
+	}
+}
