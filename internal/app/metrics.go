@@ -68,7 +68,9 @@ func (c countingDeliverer) Deliver(ctx context.Context, t []delivery.Target, req
 	return res
 }
 
-func (m *metrics) wrapDeliverer(d *delivery.Client) queue.Deliverer { return countingDeliverer{d: d, m: m} }
+func (m *metrics) wrapDeliverer(d *delivery.Client) queue.Deliverer {
+	return countingDeliverer{d: d, m: m}
+}
 
 func (a *App) httpHandler() http.Handler {
 	mux := http.NewServeMux()

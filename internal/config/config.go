@@ -85,17 +85,17 @@ type ListenerConfig struct {
 
 // LimitsConfig bounds what a client may send. Defaults follow Postfix where the seed is silent.
 type LimitsConfig struct {
-	MaxMessageBytes   int64    `toml:"max_message_bytes" doc:"Largest message accepted (SIZE); larger gets 552 5.3.4."`
-	MaxRecipients     int      `toml:"max_recipients" doc:"Recipients per transaction; more get 452 4.5.3."`
-	MaxHeaderBytes    int      `toml:"max_header_bytes" doc:"Largest header section accepted; larger gets 552 5.3.4."`
-	MaxReceived       int      `toml:"max_received" doc:"More Received headers than this is a mail loop: 554 5.4.6."`
-	MaxLineBytes      int      `toml:"max_line_bytes" doc:"Longest command or message line accepted before the connection is closed."`
-	CommandTimeout    Duration `toml:"command_timeout" doc:"Idle time allowed between bytes from the client (RFC 5321 4.5.3.2 suggests 5m)."`
-	MinDataRate       int      `toml:"min_data_rate" doc:"Bytes per second a client must sustain during DATA after the first 30 seconds; slower gets 451 4.4.2."`
-	MaxErrors         int      `toml:"max_errors" doc:"Rejected commands (unknown users, relay denied, ...) before the session is closed with 421."`
-	MinFreeBytes      int64    `toml:"min_free_bytes" doc:"Free space the spool's file system must keep; below it MAIL gets 452 4.3.1."`
-	RejectTalkFirst   bool     `toml:"reject_early_talkers" doc:"Refuse clients that send before the greeting (a spam-bot and smuggling sign)."`
-	GreetDelay        Duration `toml:"greet_delay" doc:"How long to watch for early talkers before the greeting; 0 checks only what already arrived."`
+	MaxMessageBytes int64    `toml:"max_message_bytes" doc:"Largest message accepted (SIZE); larger gets 552 5.3.4."`
+	MaxRecipients   int      `toml:"max_recipients" doc:"Recipients per transaction; more get 452 4.5.3."`
+	MaxHeaderBytes  int      `toml:"max_header_bytes" doc:"Largest header section accepted; larger gets 552 5.3.4."`
+	MaxReceived     int      `toml:"max_received" doc:"More Received headers than this is a mail loop: 554 5.4.6."`
+	MaxLineBytes    int      `toml:"max_line_bytes" doc:"Longest command or message line accepted before the connection is closed."`
+	CommandTimeout  Duration `toml:"command_timeout" doc:"Idle time allowed between bytes from the client (RFC 5321 4.5.3.2 suggests 5m)."`
+	MinDataRate     int      `toml:"min_data_rate" doc:"Bytes per second a client must sustain during DATA after the first 30 seconds; slower gets 451 4.4.2."`
+	MaxErrors       int      `toml:"max_errors" doc:"Rejected commands (unknown users, relay denied, ...) before the session is closed with 421."`
+	MinFreeBytes    int64    `toml:"min_free_bytes" doc:"Free space the spool's file system must keep; below it MAIL gets 452 4.3.1."`
+	RejectTalkFirst bool     `toml:"reject_early_talkers" doc:"Refuse clients that send before the greeting (a spam-bot and smuggling sign)."`
+	GreetDelay      Duration `toml:"greet_delay" doc:"How long to watch for early talkers before the greeting; 0 checks only what already arrived."`
 }
 
 // QueueConfig is the retry schedule of the store-and-forward queue.
@@ -144,7 +144,7 @@ func Default() Config {
 		DNS:      DNSConfig{Timeout: D(5 * time.Second)},
 		Inbound: ListenerConfig{
 			Listen: []string{"0.0.0.0:25"}, BareLF: "reject",
-			MaxConnPerIP: 20, MaxConns: 1000,
+			MaxConnPerIP: 50, MaxConns: 1000, // Postfix's smtpd_client_connection_count_limit
 		},
 		Outbound: ListenerConfig{
 			BareLF: "normalize", AllowAuth: true, MaxConnPerIP: 100, MaxConns: 1000,

@@ -104,8 +104,9 @@ func New(d Deps) *Server {
 
 type slogLogger struct{ l *slog.Logger }
 
-func (l slogLogger) Printf(format string, v ...any) { l.l.Warn(fmt.Sprintf(format, v...)) }
-func (l slogLogger) Println(v ...any)               { l.l.Warn(fmt.Sprint(v...)) }
+// go-smtp logs client-side failures (resets, timeouts) here: not our errors.
+func (l slogLogger) Printf(format string, v ...any) { l.l.Info(fmt.Sprintf(format, v...)) }
+func (l slogLogger) Println(v ...any)               { l.l.Info(fmt.Sprint(v...)) }
 
 // Serve accepts connections on l until Shutdown. It wraps l to enforce
 // per-IP and total connection limits before go-smtp sees the connection.

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,6 +37,15 @@ type Spool struct {
 	log     *slog.Logger
 	broken  atomic.Pointer[string]
 	dirF    *os.File
+
+	// Directory fsyncs are shared: a commit waits for one sync that started
+	// after its file was synced, so concurrent sessions cost one, not N.
+	dmu      sync.Mutex
+	dcond    *sync.Cond
+	dWant    uint64
+	dDone    uint64
+	dRunning bool
+	dErr     error
 
 	// free-space check is cached briefly: statfs per MAIL would be cheap but
 	// pointless under load.
@@ -59,7 +69,9 @@ func Open(dir string, minFree int64, log *slog.Logger) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	return &Spool{dir: dir, aside: aside, minFree: minFree, log: log, dirF: d}, nil
+	s := &Spool{dir: dir, aside: aside, minFree: minFree, log: log, dirF: d}
+	s.dcond = sync.NewCond(&s.dmu)
+	return s, nil
 }
 
 // Close releases the directory handle.
@@ -176,9 +188,41 @@ func (w *Writer) Commit() error {
 		os.Remove(w.f.Name())
 		return w.s.fail("close "+w.key, err)
 	}
-	if err := w.s.dirF.Sync(); err != nil {
+	if err := w.s.syncDir(); err != nil {
 		os.Remove(w.f.Name())
 		return w.s.fail("fsync spool directory", err)
+	}
+	return nil
+}
+
+// syncDir fsyncs the spool directory, sharing one fsync among concurrent
+// callers: each caller takes a ticket and returns once a sync that began
+// after its ticket was issued has finished.
+func (s *Spool) syncDir() error {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	s.dWant++
+	mine := s.dWant
+	for s.dDone < mine {
+		if s.dErr != nil {
+			return s.dErr
+		}
+		if s.dRunning {
+			s.dcond.Wait()
+			continue
+		}
+		s.dRunning = true
+		cover := s.dWant
+		s.dmu.Unlock()
+		err := s.dirF.Sync()
+		s.dmu.Lock()
+		s.dRunning = false
+		if err != nil {
+			s.dErr = err // sticky: the spool is broken from now on
+		} else {
+			s.dDone = cover
+		}
+		s.dcond.Broadcast()
 	}
 	return nil
 }
