@@ -20,6 +20,8 @@ import (
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dnsx"
+	"github.com/mailgate/mailgate/internal/inbound"
+	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/queue"
 	"github.com/mailgate/mailgate/internal/smtpin"
 	"github.com/mailgate/mailgate/internal/spool"
@@ -37,12 +39,17 @@ type App struct {
 	Queue    *queue.Queue
 	Delivery *delivery.Client
 	Resolver dnsx.Resolver
+	// QSpool holds quarantined copies; Quarantine acts on them.
+	QSpool     *spool.Spool
+	Quarantine *quarantine.Manager
+	Pipeline   *inbound.Pipeline
 
 	inbound, outbound *smtpin.Server
 	listeners         []net.Listener
 	httpSrv           *http.Server
 	serveWG           sync.WaitGroup
 	metrics           *metrics
+	stopMaint         context.CancelFunc
 }
 
 // Options override dependencies (tests inject a clock).
@@ -93,13 +100,20 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		cert = &c
 	}
 	dl := delivery.New(cfg.Hostname, cfg.Delivery, res, cert, log.With("stage", "delivery"))
-	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, Delivery: dl, Resolver: res}
+	qsp, err := spool.Open(filepath.Join(cfg.DataDir, "quarantine"), 0, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, QSpool: qsp, Delivery: dl, Resolver: res}
 	a.metrics = newMetrics()
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(dl),
 		Router: &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost},
 		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
+	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log}
+	a.Pipeline = a.newPipeline()
 	return a, nil
 }
 
@@ -155,9 +169,10 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.Queue.Start(ctx); err != nil {
 		return err
 	}
+	a.startMaintenance()
 	mk := func(kind smtpin.Kind, lc config.ListenerConfig) *smtpin.Server {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
-			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Queue, kind), Log: a.Log, Clock: a.Clock})
+			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Pipeline, kind), Log: a.Log, Clock: a.Clock})
 	}
 	a.inbound = mk(smtpin.Inbound, a.Config.Inbound)
 	a.outbound = mk(smtpin.Outbound, a.Config.Outbound)
@@ -240,11 +255,14 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err := a.Queue.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if a.stopMaint != nil {
+		a.stopMaint()
+	}
 	a.Delivery.CloseIdle(true)
 	return errors.Join(append(errs, a.Close())...)
 }
 
-// Close releases the store and spool (for CLI use after Open).
+// Close releases the store and spools (for CLI use after Open).
 func (a *App) Close() error {
-	return errors.Join(a.Store.Close(), a.Spool.Close())
+	return errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close())
 }

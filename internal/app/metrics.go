@@ -31,7 +31,7 @@ func newMetrics() *metrics {
 }
 
 type countingEnqueuer struct {
-	q    *queue.Queue
+	q    smtpin.Enqueuer
 	c    prometheus.Counter
 	kind smtpin.Kind
 }
@@ -44,7 +44,7 @@ func (e countingEnqueuer) Enqueue(ctx context.Context, m store.Message, r []stor
 	return err
 }
 
-func (m *metrics) wrapEnqueuer(q *queue.Queue, k smtpin.Kind) smtpin.Enqueuer {
+func (m *metrics) wrapEnqueuer(q smtpin.Enqueuer, k smtpin.Kind) smtpin.Enqueuer {
 	return countingEnqueuer{q: q, c: m.accepted.WithLabelValues(k.String()), kind: k}
 }
 

@@ -376,8 +376,21 @@ func (q *Queue) attempt(ctx context.Context, m store.Message, dom string, rs []s
 		return out
 	}
 	req := delivery.Request{From: m.MailFrom, Rcpts: rcpts, ORcpt: orcpt, Notify: notify, EnvID: m.EnvID, RetFull: m.RetFull, UTF8: utf8,
-		Body: func() (io.ReadCloser, error) { return q.d.Spool.Open(m.BlobKey) }}
+		Body: func() (io.ReadCloser, error) { return openWithPrefix(q.d.Spool, m) }}
 	return q.d.Deliver.Deliver(ctx, targets, req)
+}
+
+// openWithPrefix returns the message as delivered: the pipeline's verdict
+// headers (Message.Prefix) followed by the stored blob.
+func openWithPrefix(sp *spool.Spool, m store.Message) (io.ReadCloser, error) {
+	f, err := sp.Open(m.BlobKey)
+	if err != nil || m.Prefix == "" {
+		return f, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(strings.NewReader(m.Prefix), f), f}, nil
 }
 
 func isASCII(s string) bool {

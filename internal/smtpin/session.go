@@ -336,6 +336,14 @@ func (se *session) Data(r io.Reader) error {
 	ctx, cancel := se.ctx()
 	defer cancel()
 	if err := d.Queue.Enqueue(ctx, m, rcpts, ev); err != nil {
+		// The blob is durable but was never acknowledged: remove it.
+		d.Spool.Remove(id)
+		var reply *smtp.SMTPError
+		if errors.As(err, &reply) {
+			// A policy verdict (reject, temporary failure) for every recipient.
+			se.log.Info("message refused by policy", "id", id, "reply", reply.Code, "text", reply.Message)
+			return reply
+		}
 		se.log.Error("enqueue", "err", err, "id", id)
 		return errTempLocal
 	}

@@ -104,6 +104,10 @@ type Message struct {
 	MessageID  string // Message-ID header, for tracking
 	Subject    string // raw Subject header, for tracking
 	Done       bool   // every recipient reached a final state
+	// Prefix is header lines (CRLF-terminated) written before the blob at
+	// delivery: the verdict headers of the inbound pipeline, so the common
+	// case needs no second copy of the message.
+	Prefix string
 }
 
 // RcptState is a recipient's place in the queue.
@@ -116,6 +120,12 @@ const (
 	Delivered RcptState = "delivered"
 	Bounced   RcptState = "bounced" // permanent failure or expired; a DSN was sent when allowed
 	Deleted   RcptState = "deleted" // removed by an operator, no DSN
+	// Outcomes of the inbound pipeline for recipients whose copy of this
+	// message is not delivered as is.
+	Quarantined RcptState = "quarantined" // kept in the recipient's quarantine
+	Discarded   RcptState = "discarded"   // dropped silently by policy
+	Rejected    RcptState = "rejected"    // refused by policy while other recipients accepted it
+	Split       RcptState = "split"       // delivered as a modified copy queued under another ID
 )
 
 // Final reports whether no more delivery will be attempted.
@@ -247,7 +257,126 @@ type Store interface {
 	Events(ctx context.Context, tenantID int64, messageID string) ([]Event, error)
 	FindMessages(ctx context.Context, tenantID int64, query string, limit int) ([]Message, error)
 
+	PolicyStore
+
 	Close() error
+}
+
+// Setting scopes, from least to most specific.
+const (
+	ScopeTenant  = "tenant"
+	ScopeDomain  = "domain"
+	ScopeGroup   = "group"
+	ScopeAddress = "address"
+)
+
+// Setting is one policy value at one scope; Owner is "" for the tenant
+// scope, else the domain, group name or address.
+type Setting struct {
+	TenantID int64
+	Scope    string
+	Owner    string
+	Key      string
+	Value    string
+}
+
+// Group is a named set of a tenant's addresses.
+type Group struct {
+	ID       int64
+	TenantID int64
+	Name     string
+	Members  []string
+}
+
+// ListEntry is one allow/deny list entry (see package scan/lists for the
+// meaning of the fields).
+type ListEntry struct {
+	ID       int64
+	TenantID int64
+	Scope    string
+	Owner    string
+	Kind     string
+	Field    string
+	Mode     string
+	Value    string
+	Action   string
+	Comment  string
+}
+
+// QuarantineState is a quarantined copy's life cycle.
+type QuarantineState string
+
+// Quarantine states.
+const (
+	QHeld     QuarantineState = "held"
+	QReleased QuarantineState = "released"
+	QDeleted  QuarantineState = "deleted"
+)
+
+// QuarantineItem is one recipient's quarantined copy of a message.
+type QuarantineItem struct {
+	ID        string
+	TenantID  int64
+	Rcpt      string
+	MessageID string // the queue message it came from (tracking)
+	BlobKey   string // in the quarantine blob store
+	MailFrom  string
+	FromHdr   string
+	Subject   string
+	Size      int64
+	Score     float64
+	Reasons   string
+	Created   time.Time
+	Expires   time.Time
+	State     QuarantineState
+	Updated   time.Time
+}
+
+// TrustedNet is an upstream security service in front of mailgate (seed
+// 004): mail from it is accepted and judged by the hop before it.
+type TrustedNet struct {
+	ID       int64
+	TenantID int64
+	Prefix   netip.Prefix
+	Name     string
+}
+
+// Person is a user with a display name (impersonation checks).
+type Person struct {
+	Address string
+	Name    string
+}
+
+// PolicyStore holds the inbound pipeline's per-tenant data.
+type PolicyStore interface {
+	SetSetting(ctx context.Context, s Setting) error
+	DeleteSetting(ctx context.Context, s Setting) error
+	Settings(ctx context.Context, tenantID int64) ([]Setting, error)
+
+	CreateGroup(ctx context.Context, tenantID int64, name string) (Group, error)
+	DeleteGroup(ctx context.Context, tenantID int64, name string) error
+	AddGroupMember(ctx context.Context, tenantID int64, group, address string) error
+	RemoveGroupMember(ctx context.Context, tenantID int64, group, address string) error
+	Groups(ctx context.Context, tenantID int64) ([]Group, error)
+
+	AddListEntry(ctx context.Context, e ListEntry) (ListEntry, error)
+	DeleteListEntry(ctx context.Context, tenantID, id int64) error
+	ListEntries(ctx context.Context, tenantID int64) ([]ListEntry, error)
+	ListsVersion(ctx context.Context, tenantID int64) (int64, error)
+
+	AddQuarantine(ctx context.Context, q QuarantineItem, ev Event) error
+	QuarantineItems(ctx context.Context, tenantID int64, rcpt string, state QuarantineState, limit int) ([]QuarantineItem, error)
+	QuarantineItem(ctx context.Context, tenantID int64, id string) (QuarantineItem, error)
+	SetQuarantineState(ctx context.Context, tenantID int64, id string, from, to QuarantineState, ev Event) (bool, error)
+
+	AddTrustedNet(ctx context.Context, n TrustedNet) error
+	TrustedNets(ctx context.Context, tenantID int64) ([]TrustedNet, error)
+
+	SetDisplayName(ctx context.Context, tenantID int64, address, name string) error
+	People(ctx context.Context, tenantID int64) ([]Person, error)
+
+	SeenSender(ctx context.Context, tenantID int64, sender string) (bool, error)
+	RecordSender(ctx context.Context, tenantID int64, sender string, at time.Time) error
 }
 
 // NewMessageID returns a queue ID: time-ordered (so listings sort by age) and

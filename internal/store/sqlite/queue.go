@@ -11,7 +11,7 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-const msgCols = `id, tenant_id, direction, mail_from, envid, ret_full, size, blob_key, received_us, client_ip, helo, tls, auth_user, message_id_hdr, subject, done`
+const msgCols = `id, tenant_id, direction, mail_from, envid, ret_full, size, blob_key, received_us, client_ip, helo, tls, auth_user, message_id_hdr, subject, done, prefix`
 
 type scanner interface{ Scan(...any) error }
 
@@ -20,7 +20,7 @@ func scanMessage(s scanner) (store.Message, error) {
 	var dir string
 	var ret, tls, done int
 	var rec int64
-	err := s.Scan(&m.ID, &m.TenantID, &dir, &m.MailFrom, &m.EnvID, &ret, &m.Size, &m.BlobKey, &rec, &m.ClientIP, &m.Helo, &tls, &m.AuthUser, &m.MessageID, &m.Subject, &done)
+	err := s.Scan(&m.ID, &m.TenantID, &dir, &m.MailFrom, &m.EnvID, &ret, &m.Size, &m.BlobKey, &rec, &m.ClientIP, &m.Helo, &tls, &m.AuthUser, &m.MessageID, &m.Subject, &done, &m.Prefix)
 	m.Direction = store.Direction(dir)
 	m.RetFull, m.TLS, m.Done = ret != 0, tls != 0, done != 0
 	m.ReceivedAt = fromUS(rec)
@@ -66,9 +66,9 @@ func (db *DB) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipi
 	out := make([]store.Recipient, len(rcpts))
 	copy(out, rcpts)
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`INSERT INTO messages(`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+		if _, err := tx.Exec(`INSERT INTO messages(`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
 			m.ID, m.TenantID, string(m.Direction), m.MailFrom, m.EnvID, b2i(m.RetFull), m.Size, m.BlobKey, us(m.ReceivedAt),
-			m.ClientIP, m.Helo, b2i(m.TLS), m.AuthUser, m.MessageID, m.Subject); err != nil {
+			m.ClientIP, m.Helo, b2i(m.TLS), m.AuthUser, m.MessageID, m.Subject, m.Prefix); err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
 		for i := range out {
@@ -86,7 +86,12 @@ func (db *DB) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipi
 				return err
 			}
 		}
-		return insertEvents(tx, events)
+		if err := insertEvents(tx, events); err != nil {
+			return err
+		}
+		// A message whose recipients were all settled by the pipeline is done at once.
+		_, err := markDoneIfFinal(tx, m.TenantID, m.ID)
+		return err
 	})
 	return out, err
 }

@@ -101,4 +101,80 @@ CREATE TABLE events (
 );
 CREATE INDEX events_message ON events(tenant_id, message_id);
 `,
+	`
+CREATE TABLE settings (
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	scope TEXT NOT NULL,
+	owner TEXT NOT NULL,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (tenant_id, scope, owner, key)
+);
+CREATE TABLE groups (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	UNIQUE (tenant_id, name)
+);
+CREATE TABLE group_members (
+	group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL,
+	address TEXT NOT NULL,
+	PRIMARY KEY (group_id, address)
+);
+CREATE INDEX group_members_addr ON group_members(tenant_id, address);
+CREATE TABLE list_entries (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	scope TEXT NOT NULL,
+	owner TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	field TEXT NOT NULL,
+	mode TEXT NOT NULL,
+	value TEXT NOT NULL,
+	action TEXT NOT NULL DEFAULT '',
+	comment TEXT NOT NULL DEFAULT '',
+	created_us INTEGER NOT NULL
+);
+CREATE INDEX list_entries_tenant ON list_entries(tenant_id);
+CREATE TABLE tenant_versions (
+	tenant_id INTEGER PRIMARY KEY,
+	lists INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE quarantine (
+	id TEXT PRIMARY KEY,
+	tenant_id INTEGER NOT NULL,
+	rcpt TEXT NOT NULL,
+	message_id TEXT NOT NULL,
+	blob_key TEXT NOT NULL,
+	mail_from TEXT NOT NULL,
+	from_hdr TEXT NOT NULL DEFAULT '',
+	subject TEXT NOT NULL DEFAULT '',
+	size INTEGER NOT NULL,
+	score REAL NOT NULL DEFAULT 0,
+	reasons TEXT NOT NULL DEFAULT '',
+	created_us INTEGER NOT NULL,
+	expires_us INTEGER NOT NULL,
+	state TEXT NOT NULL,
+	updated_us INTEGER NOT NULL
+);
+CREATE INDEX quarantine_rcpt ON quarantine(tenant_id, rcpt, created_us);
+CREATE TABLE trusted_nets (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	prefix TEXT NOT NULL,
+	name TEXT NOT NULL,
+	UNIQUE (tenant_id, prefix)
+);
+CREATE TABLE sender_history (
+	tenant_id INTEGER NOT NULL,
+	sender TEXT NOT NULL,
+	first_us INTEGER NOT NULL,
+	last_us INTEGER NOT NULL,
+	count INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, sender)
+);
+ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN prefix TEXT NOT NULL DEFAULT '';
+`,
 }

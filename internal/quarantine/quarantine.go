@@ -1,0 +1,137 @@
+// Package quarantine manages the per-recipient quarantine: listing,
+// releasing a copy to the recipient's mailbox, deleting, and purging copies
+// past their retention. Copies are written by the inbound pipeline; this
+// package only acts on them. Every action is a state change guarded by the
+// previous state (so a copy is released at most once) and a tracking event.
+package quarantine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/mailgate/mailgate/internal/clock"
+	"github.com/mailgate/mailgate/internal/spool"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// Submitter queues a locally generated message (queue.Queue.Submit).
+type Submitter interface {
+	Submit(ctx context.Context, m store.Message, rcpts []string, body io.Reader, why string) (string, error)
+}
+
+// Manager acts on quarantined copies.
+type Manager struct {
+	Store store.Store
+	Blobs *spool.Spool
+	Queue Submitter
+	Clock clock.Clock
+	Log   *slog.Logger
+}
+
+// ErrNotHeld is returned when the copy was already released or deleted.
+var ErrNotHeld = errors.New("quarantined message is no longer held")
+
+// Release delivers a held copy to its recipient, marked with an
+// X-Mailgate-Released header so downstream filters do not junk it again.
+// It returns the queue ID of the released message.
+func (m *Manager) Release(ctx context.Context, tenantID int64, id, who string) (string, error) {
+	it, err := m.Store.QuarantineItem(ctx, tenantID, id)
+	if err != nil {
+		return "", err
+	}
+	if it.State != store.QHeld {
+		return "", ErrNotHeld
+	}
+	f, err := m.Blobs.Open(it.BlobKey)
+	if err != nil {
+		return "", fmt.Errorf("quarantine copy: %w", err)
+	}
+	defer f.Close()
+	hdr := "X-Mailgate-Released: " + it.ID + " by " + sanitize(who) + "; " + m.Clock.Now().UTC().Format("Mon, 02 Jan 2006 15:04:05 -0700") + "\r\n"
+	// Claim the copy first: a crash after this but before the submit leaves
+	// it released-but-undelivered, visible in tracking; the reverse order
+	// could deliver it twice on a double click.
+	ok, err := m.Store.SetQuarantineState(ctx, it.TenantID, id, store.QHeld, store.QReleased,
+		store.Event{MessageID: it.MessageID, TenantID: it.TenantID, At: m.Clock.Now(), Kind: "released", Rcpt: it.Rcpt, Detail: "quarantine " + id + " released by " + sanitize(who)})
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", ErrNotHeld
+	}
+	qid, err := m.Queue.Submit(ctx, store.Message{TenantID: it.TenantID, Direction: store.Inbound, MailFrom: it.MailFrom, Subject: it.Subject},
+		[]string{it.Rcpt}, io.MultiReader(strings.NewReader(hdr), f), "release of quarantined "+id)
+	if err != nil {
+		// Put it back so the user can try again.
+		m.Store.SetQuarantineState(ctx, it.TenantID, id, store.QReleased, store.QHeld,
+			store.Event{MessageID: it.MessageID, TenantID: it.TenantID, At: m.Clock.Now(), Kind: "release-failed", Rcpt: it.Rcpt, Detail: err.Error()})
+		return "", err
+	}
+	m.Blobs.Remove(it.BlobKey)
+	return qid, nil
+}
+
+// Delete removes a held copy.
+func (m *Manager) Delete(ctx context.Context, tenantID int64, id, who string) error {
+	it, err := m.Store.QuarantineItem(ctx, tenantID, id)
+	if err != nil {
+		return err
+	}
+	ok, err := m.Store.SetQuarantineState(ctx, it.TenantID, id, store.QHeld, store.QDeleted,
+		store.Event{MessageID: it.MessageID, TenantID: it.TenantID, At: m.Clock.Now(), Kind: "quarantine-deleted", Rcpt: it.Rcpt, Detail: "quarantine " + id + " deleted by " + sanitize(who)})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrNotHeld
+	}
+	return m.Blobs.Remove(it.BlobKey)
+}
+
+// Purge deletes held copies past their retention; it returns how many.
+func (m *Manager) Purge(ctx context.Context) (int, error) {
+	items, err := m.Store.QuarantineItems(ctx, 0, "", store.QHeld, 100000)
+	if err != nil {
+		return 0, err
+	}
+	now := m.Clock.Now()
+	n := 0
+	for _, it := range items {
+		if it.Expires.After(now) {
+			continue
+		}
+		ok, err := m.Store.SetQuarantineState(ctx, it.TenantID, it.ID, store.QHeld, store.QDeleted,
+			store.Event{MessageID: it.MessageID, TenantID: it.TenantID, At: now, Kind: "quarantine-expired", Rcpt: it.Rcpt, Detail: "quarantine " + it.ID + " deleted after retention"})
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			m.Blobs.Remove(it.BlobKey)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Open returns the quarantined copy's bytes (for show and preview).
+func (m *Manager) Open(ctx context.Context, tenantID int64, id string) (io.ReadCloser, store.QuarantineItem, error) {
+	it, err := m.Store.QuarantineItem(ctx, tenantID, id)
+	if err != nil {
+		return nil, it, err
+	}
+	f, err := m.Blobs.Open(it.BlobKey)
+	return f, it, err
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == ';' {
+			return ' '
+		}
+		return r
+	}, s)
+}
