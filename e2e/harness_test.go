@@ -30,14 +30,6 @@ import (
 // binPath is the mailgate binary built once by TestMain; read-only afterwards.
 var binPath string
 
-// knownBug skips a test that documents a reported mailgate defect, unless
-// MAILGATE_E2E_KNOWN_BUGS=1 asks to see it fail (or pass, once fixed).
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("MAILGATE_E2E_KNOWN_BUGS") != "1" {
-		t.Skip("known mailgate defect, not yet fixed: " + what + " (MAILGATE_E2E_KNOWN_BUGS=1 runs it)")
-	}
-}
 
 // Peers are optional unless MAILGATE_REQUIRE_PEERS=1 (CI with the tools installed).
 const requirePeersEnv = "MAILGATE_REQUIRE_PEERS"

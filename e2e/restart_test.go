@@ -89,7 +89,6 @@ func TestRestartKeepsQueue(t *testing.T) {
 // shutdown budget.
 func TestShutdownWithIdleClient(t *testing.T) {
 	t.Parallel()
-	knownBug(t, "an idle SMTP session holds SIGTERM shutdown for the full 30 s and is then dropped without 421")
 	g := newGateway(t, options{})
 	c, err := net.DialTimeout("tcp", g.inAddr, 5*time.Second)
 	if err != nil {

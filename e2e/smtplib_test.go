@@ -149,7 +149,6 @@ func contains(list []string, s string) bool {
 // forbids relaying it to the next hop as if it were plain ASCII mail.
 func TestSmtplibUTF8Downstream(t *testing.T) {
 	t.Parallel()
-	knownBug(t, "the SMTPUTF8 flag of an accepted message is not kept, so delivery sends UTF-8 headers without SMTPUTF8")
 	g := newGateway(t, options{})
 	rec := startRecorder(t)
 	g.cli("route", "set", "example.test", "smtp://"+rec.addr)

@@ -216,6 +216,7 @@ func setRoutes(ctx context.Context, g *globals, a *app.App, d store.Domain, targ
 
 func userCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "user", Short: "Manage the known addresses of served domains"}
+	c.AddCommand(userNameCmd(g))
 	c.AddCommand(&cobra.Command{Use: "add ADDRESS...", Short: "Add addresses (the tenant is the one serving each domain)", Args: cobra.MinimumNArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
 			for _, s := range args {

@@ -21,6 +21,7 @@ import (
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/inbound"
+	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/queue"
 	"github.com/mailgate/mailgate/internal/smtpin"
@@ -52,9 +53,11 @@ type App struct {
 	stopMaint         context.CancelFunc
 }
 
-// Options override dependencies (tests inject a clock).
+// Options override dependencies (tests inject a clock or their own checks).
 type Options struct {
 	Clock clock.Clock
+	// Stages, when set, replaces the configured inbound checks.
+	Stages []policy.Stage
 }
 
 // Open builds the node and recovers the spool, without listening yet. It is
@@ -113,7 +116,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log}
-	a.Pipeline = a.newPipeline()
+	a.Pipeline = a.newPipeline(opt.Stages)
 	return a, nil
 }
 

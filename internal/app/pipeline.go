@@ -2,19 +2,37 @@ package app
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/policy"
+	"github.com/mailgate/mailgate/internal/rewrite"
 )
 
+// stripNotice replaces a removed attachment.
+func stripNotice(filename string) string {
+	return "mailgate removed the attachment \"" + filename + "\" because it contained a virus or could not be checked.\r\n" +
+		"添付ファイル「" + filename + "」はウイルスを含むか検査できなかったため、mailgate が削除しました。\r\n"
+}
+
 // newPipeline builds the inbound pipeline: the checks in their merge order.
-func (a *App) newPipeline() *inbound.Pipeline {
+func (a *App) newPipeline(stages []policy.Stage) *inbound.Pipeline {
+	if stages == nil {
+		stages = a.stages()
+	}
 	return &inbound.Pipeline{
 		Store: a.Store, Spool: a.Spool, Quarantine: a.QSpool, Queue: a.Queue,
-		Runner:   &policy.Runner{Stages: a.stages(), Log: a.Log.With("stage", "policy")},
+		Runner:   &policy.Runner{Stages: stages, Log: a.Log.With("stage", "policy")},
+		Rewrite:  rewriteCopy,
 		Hostname: a.Config.Hostname, Clock: a.Clock, Log: a.Log.With("stage", "inbound"),
 	}
+}
+
+// rewriteCopy writes a recipient's modified copy (Subject tag, banner,
+// removed parts) from the verdict.
+func rewriteCopy(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdict) error {
+	return rewrite.Apply(ctx, w, r, rewrite.Spec{SubjectTag: v.TagText, Banner: v.Banner, StripParts: v.Strip, StripNotice: stripNotice})
 }
 
 // stages lists the body checks in the order their findings merge.

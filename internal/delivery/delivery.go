@@ -95,6 +95,7 @@ type Request struct {
 	EnvID   string
 	RetFull bool
 	UTF8    bool
+	Body8   bool
 	Body    func() (io.ReadCloser, error) // opened per attempt
 }
 
@@ -265,6 +266,9 @@ func (c *Client) transaction(ctx context.Context, p *pooled, req Request) ([]Res
 	p.uses++
 	results := make([]Result, len(req.Rcpts))
 	mopts := &smtp.MailOptions{UTF8: req.UTF8}
+	if req.Body8 {
+		mopts.Body = smtp.Body8BitMIME
+	}
 	if req.EnvID != "" {
 		mopts.EnvelopeID = req.EnvID
 	}

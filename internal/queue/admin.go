@@ -77,8 +77,12 @@ func (q *Queue) Bounce(ctx context.Context, tenantID int64, id, who string) (int
 		if r.State.Final() || !wantsDSN(m, r, "FAILURE") {
 			continue
 		}
-		entries = append(entries, dsn.Recipient{FinalRecipient: r.Addr, OriginalRecipient: r.ORcpt, Status: "5.3.0",
-			RemoteMTA: r.RemoteMTA, DiagnosticCode: lastReply(r), LastAttempt: now})
+		e := dsn.Recipient{FinalRecipient: r.Addr, OriginalRecipient: r.ORcpt, Status: "5.3.0",
+			RemoteMTA: r.RemoteMTA, DiagnosticCode: lastReply(r), LastAttempt: now}
+		if r.LastCode == 0 && r.LastReply != "" {
+			e.DiagnosticType, e.DiagnosticCode = "X-Mailgate", r.LastReply
+		}
+		entries = append(entries, e)
 	}
 	if len(entries) > 0 {
 		if _, err := q.SendDSN(ctx, m, dsn.Failure, entries); err != nil {

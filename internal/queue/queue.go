@@ -351,7 +351,7 @@ func (q *Queue) attempt(ctx context.Context, m store.Message, dom string, rs []s
 	rcpts := make([]string, len(rs))
 	orcpt := make([]string, len(rs))
 	notify := make([]string, len(rs))
-	utf8 := false
+	utf8 := m.SMTPUTF8
 	for i, r := range rs {
 		rcpts[i], orcpt[i], notify[i] = r.Addr, r.ORcpt, r.Notify
 		if !isASCII(r.Addr) {
@@ -375,7 +375,7 @@ func (q *Queue) attempt(ctx context.Context, m store.Message, dom string, rs []s
 		}
 		return out
 	}
-	req := delivery.Request{From: m.MailFrom, Rcpts: rcpts, ORcpt: orcpt, Notify: notify, EnvID: m.EnvID, RetFull: m.RetFull, UTF8: utf8,
+	req := delivery.Request{From: m.MailFrom, Rcpts: rcpts, ORcpt: orcpt, Notify: notify, EnvID: m.EnvID, RetFull: m.RetFull, UTF8: utf8, Body8: m.Body8Bit,
 		Body: func() (io.ReadCloser, error) { return openWithPrefix(q.d.Spool, m) }}
 	return q.d.Deliver.Deliver(ctx, targets, req)
 }
@@ -412,8 +412,13 @@ func (q *Queue) outcome(m store.Message, r store.Recipient, res delivery.Result,
 		if status == "" {
 			status = res.Enhanced
 		}
-		return &dsn.Recipient{FinalRecipient: r.Addr, OriginalRecipient: r.ORcpt, Status: status, RemoteMTA: res.Remote,
+		e := &dsn.Recipient{FinalRecipient: r.Addr, OriginalRecipient: r.ORcpt, Status: status, RemoteMTA: res.Remote,
 			DiagnosticCode: diagnostic(res), LastAttempt: now, WillRetryUntil: m.ReceivedAt.Add(cfg.Bounce.Duration)}
+		if res.Code == 0 && res.Text != "" {
+			// No remote reply (connection failure): say what happened locally.
+			e.DiagnosticType, e.DiagnosticCode = "X-Mailgate", res.Text
+		}
+		return e
 	}
 	switch {
 	case res.OK():

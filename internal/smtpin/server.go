@@ -73,6 +73,7 @@ type Server struct {
 	mu    sync.Mutex
 	perIP map[string]int
 	total int
+	live  map[*trackedConn]struct{}
 	conns atomic.Int64
 	seq   atomic.Uint64
 }
@@ -85,7 +86,7 @@ func New(d Deps) *Server {
 	if d.Clock == nil {
 		d.Clock = clock.System{}
 	}
-	s := &Server{d: d, perIP: map[string]int{}, log: d.Log.With("listener", d.Kind.String())}
+	s := &Server{d: d, perIP: map[string]int{}, live: map[*trackedConn]struct{}{}, log: d.Log.With("listener", d.Kind.String())}
 	srv := smtp.NewServer(s)
 	srv.Domain = d.Hostname
 	srv.MaxMessageBytes = d.Limits.MaxMessageBytes
@@ -118,13 +119,47 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting and waits for sessions to end or ctx to expire.
+// ShutdownGrace is how long sessions may go on after Shutdown before they
+// are told 421 and closed.
+const ShutdownGrace = 5 * time.Second
+
+// Shutdown stops accepting, lets sessions finish for ShutdownGrace (or
+// until ctx ends), then says 421 to the remaining ones (RFC 5321 3.8) and
+// closes them. Nothing acknowledged is at risk: a message is only ever
+// acknowledged after it is durable.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.smtp.Shutdown(ctx)
-	if errors.Is(err, smtp.ErrServerClosed) {
+	done := make(chan error, 1)
+	go func() { done <- s.smtp.Shutdown(ctx) }()
+	grace := time.NewTimer(ShutdownGrace)
+	defer grace.Stop()
+	var err error
+	select {
+	case err = <-done:
+	case <-grace.C:
+		s.goodbye()
+		err = <-done
+	case <-ctx.Done():
+		s.goodbye()
+		err = <-done
+	}
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, context.DeadlineExceeded) {
 		return nil
 	}
 	return err
+}
+
+func (s *Server) goodbye() {
+	s.mu.Lock()
+	conns := make([]*trackedConn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(c.Conn, "421 4.3.2 Service shutting down, try again later\r\n")
+		c.Close()
+	}
 }
 
 // Conns is the number of open connections.
@@ -166,11 +201,16 @@ func (s *Server) admit(c net.Conn, ip string) (net.Conn, bool) {
 		return nil, false
 	}
 	s.conns.Add(1)
-	return &trackedConn{Conn: c, s: s, ip: ip, idle: s.d.Limits.CommandTimeout.Duration, id: s.seq.Add(1)}, true
+	tc := &trackedConn{Conn: c, s: s, ip: ip, idle: s.d.Limits.CommandTimeout.Duration, id: s.seq.Add(1)}
+	s.mu.Lock()
+	s.live[tc] = struct{}{}
+	s.mu.Unlock()
+	return tc, true
 }
 
-func (s *Server) release(ip string) {
+func (s *Server) release(ip string, tc *trackedConn) {
 	s.mu.Lock()
+	delete(s.live, tc)
 	s.perIP[ip]--
 	if s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
@@ -243,7 +283,7 @@ func (c *trackedConn) talkedFirst() bool {
 }
 
 func (c *trackedConn) Close() error {
-	c.once.Do(func() { c.s.release(c.ip) })
+	c.once.Do(func() { c.s.release(c.ip, c) })
 	return c.Conn.Close()
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
@@ -46,6 +47,8 @@ type session struct {
 	hasFrom  bool
 	envID    string
 	retFull  bool
+	utf8     bool
+	body8bit bool
 	rcpts    []rcpt
 }
 
@@ -178,6 +181,8 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil {
 		se.envID = xtextSafe(opts.EnvelopeID)
 		se.retFull = opts.Return == smtp.DSNReturnFull
+		se.utf8 = opts.UTF8
+		se.body8bit = opts.Body == smtp.Body8BitMIME
 	}
 	return nil
 }
@@ -264,7 +269,9 @@ func (se *session) inboundRcpt(a addr.Address) error {
 		se.log.Error("user lookup", "err", err)
 		return errTempLocal
 	}
-	if !ok {
+	if !ok && !strings.EqualFold(a.Local, "postmaster") {
+		// postmaster@ every served domain must work (RFC 5321 4.5.1); the
+		// customer's server is expected to have it.
 		se.log.Info("rcpt refused: unknown user", "rcpt", a.String())
 		return se.reject(errUnknownUser)
 	}
@@ -318,8 +325,8 @@ func (se *session) Data(r io.Reader) error {
 	m := store.Message{
 		ID: id, TenantID: se.tenantID, MailFrom: se.from, EnvID: se.envID, RetFull: se.retFull,
 		Size: w.Size(), BlobKey: id, ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()),
-		TLS: se.tls, AuthUser: se.authUser, MessageID: g.messageID, Subject: g.subject,
-		Direction: store.Inbound,
+		TLS: se.tls, AuthUser: se.authUser, MessageID: g.messageID, Subject: mailtext.DecodeHeader(g.subject),
+		Direction: store.Inbound, SMTPUTF8: se.utf8, Body8Bit: se.body8bit,
 	}
 	if d.Kind == Outbound {
 		m.Direction = store.Outbound
@@ -419,6 +426,7 @@ func xtextSafe(s string) string {
 // Reset clears the transaction.
 func (se *session) Reset() {
 	se.from, se.hasFrom, se.envID, se.retFull, se.rcpts = "", false, "", false, nil
+	se.utf8, se.body8bit = false, false
 	if se.s.d.Kind == Inbound {
 		se.tenantID = 0
 	}

@@ -183,6 +183,7 @@ func TestRecipientChecksAndRelayForms(t *testing.T) {
 		{"<alice@[127.0.0.1]>", 554},
 		{"<alice@[IPv6:::1]>", 554},
 		{"<postmaster@other.test>", 554},
+		{"<PostMaster@example.test>", 250}, // RFC 5321 4.5.1, even when not a listed user
 		{"<alice@other.test@example.test>", 501},
 		{"<alice@example.test:25>", 501},
 	}

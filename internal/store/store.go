@@ -108,6 +108,10 @@ type Message struct {
 	// delivery: the verdict headers of the inbound pipeline, so the common
 	// case needs no second copy of the message.
 	Prefix string
+	// SMTPUTF8 and Body8Bit repeat the client's MAIL parameters when the
+	// message is relayed (RFC 6531 3.4, RFC 6152).
+	SMTPUTF8 bool
+	Body8Bit bool
 }
 
 // RcptState is a recipient's place in the queue.

@@ -11,18 +11,18 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-const msgCols = `id, tenant_id, direction, mail_from, envid, ret_full, size, blob_key, received_us, client_ip, helo, tls, auth_user, message_id_hdr, subject, done, prefix`
+const msgCols = `id, tenant_id, direction, mail_from, envid, ret_full, size, blob_key, received_us, client_ip, helo, tls, auth_user, message_id_hdr, subject, done, prefix, smtputf8, body8bit`
 
 type scanner interface{ Scan(...any) error }
 
 func scanMessage(s scanner) (store.Message, error) {
 	var m store.Message
 	var dir string
-	var ret, tls, done int
+	var ret, tls, done, u8, b8 int
 	var rec int64
-	err := s.Scan(&m.ID, &m.TenantID, &dir, &m.MailFrom, &m.EnvID, &ret, &m.Size, &m.BlobKey, &rec, &m.ClientIP, &m.Helo, &tls, &m.AuthUser, &m.MessageID, &m.Subject, &done, &m.Prefix)
+	err := s.Scan(&m.ID, &m.TenantID, &dir, &m.MailFrom, &m.EnvID, &ret, &m.Size, &m.BlobKey, &rec, &m.ClientIP, &m.Helo, &tls, &m.AuthUser, &m.MessageID, &m.Subject, &done, &m.Prefix, &u8, &b8)
 	m.Direction = store.Direction(dir)
-	m.RetFull, m.TLS, m.Done = ret != 0, tls != 0, done != 0
+	m.RetFull, m.TLS, m.Done, m.SMTPUTF8, m.Body8Bit = ret != 0, tls != 0, done != 0, u8 != 0, b8 != 0
 	m.ReceivedAt = fromUS(rec)
 	return m, err
 }
@@ -66,9 +66,9 @@ func (db *DB) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipi
 	out := make([]store.Recipient, len(rcpts))
 	copy(out, rcpts)
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`INSERT INTO messages(`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+		if _, err := tx.Exec(`INSERT INTO messages(`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
 			m.ID, m.TenantID, string(m.Direction), m.MailFrom, m.EnvID, b2i(m.RetFull), m.Size, m.BlobKey, us(m.ReceivedAt),
-			m.ClientIP, m.Helo, b2i(m.TLS), m.AuthUser, m.MessageID, m.Subject, m.Prefix); err != nil {
+			m.ClientIP, m.Helo, b2i(m.TLS), m.AuthUser, m.MessageID, m.Subject, m.Prefix, b2i(m.SMTPUTF8), b2i(m.Body8Bit)); err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
 		for i := range out {

@@ -16,6 +16,7 @@ import (
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -36,6 +37,8 @@ type Options struct {
 	Config func(*config.Config)
 	// NoStart opens the node without listeners or queue workers.
 	NoStart bool
+	// Stages replaces the inbound checks (nil: the configured ones).
+	Stages []policy.Stage
 }
 
 // Start builds and starts a node serving example.test (users alice and bob)
@@ -73,7 +76,7 @@ func Start(t testing.TB, o Options) *Node {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock})
+	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,389 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/app"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// scopeFlags select where a policy value or list entry applies.
+type scopeFlags struct {
+	tenant, domain, group, address string
+}
+
+func (f *scopeFlags) add(c *cobra.Command) {
+	c.Flags().StringVar(&f.tenant, "tenant", "", "tenant (required with --group; implied by --domain/--address)")
+	c.Flags().StringVar(&f.domain, "domain", "", "a domain of the tenant")
+	c.Flags().StringVar(&f.group, "group", "", "a group of the tenant")
+	c.Flags().StringVar(&f.address, "address", "", "one address")
+}
+
+// resolve returns tenant ID, scope and owner.
+func (f *scopeFlags) resolve(ctx context.Context, a *app.App) (int64, string, string, error) {
+	n := 0
+	for _, v := range []string{f.domain, f.group, f.address} {
+		if v != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return 0, "", "", fmt.Errorf("give at most one of --domain, --group, --address")
+	}
+	switch {
+	case f.address != "":
+		ad, err := addr.Parse(f.address)
+		if err != nil {
+			return 0, "", "", fmt.Errorf("address %q: %w", f.address, err)
+		}
+		d, err := a.Store.DomainByName(ctx, ad.Domain)
+		if err != nil {
+			return 0, "", "", err
+		}
+		return d.TenantID, store.ScopeAddress, ad.Key(), nil
+	case f.domain != "":
+		name, err := addr.NormalizeDomain(f.domain)
+		if err != nil {
+			return 0, "", "", err
+		}
+		d, err := a.Store.DomainByName(ctx, name)
+		if err != nil {
+			return 0, "", "", err
+		}
+		return d.TenantID, store.ScopeDomain, d.Name, nil
+	}
+	if f.tenant == "" {
+		return 0, "", "", fmt.Errorf("say whose policy: --tenant T (with optional --group G), --domain D or --address A")
+	}
+	t, err := tenantOf(ctx, a, f.tenant)
+	if err != nil {
+		return 0, "", "", err
+	}
+	if f.group != "" {
+		return t.ID, store.ScopeGroup, f.group, nil
+	}
+	return t.ID, store.ScopeTenant, "", nil
+}
+
+func policyCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "policy", Short: "Inbound policy values per tenant, domain, group or address (most specific wins)",
+		Long: `Policy values are key=value pairs read by the checks, e.g.
+  dmarc.enforce=false  av.encrypted_action=quarantine  lists.priority=domain
+  bec.threshold=40  quarantine.retention_days=14
+See docs/inbound.md for every key and its default.`}
+	var sf scopeFlags
+	set := &cobra.Command{Use: "set KEY=VALUE...", Short: "Set policy values", Args: cobra.MinimumNArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			tid, scope, owner, err := sf.resolve(ctx, a)
+			if err != nil {
+				return err
+			}
+			for _, kv := range args {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("%q: want KEY=VALUE", kv)
+				}
+				if err := a.Store.SetSetting(ctx, store.Setting{TenantID: tid, Scope: scope, Owner: owner, Key: k, Value: v}); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "%s %s: %s = %s\n", scope, owner, k, v)
+			}
+			return nil
+		})}
+	sf.add(set)
+	var uf scopeFlags
+	unset := &cobra.Command{Use: "unset KEY...", Short: "Remove policy values (the less specific value applies again)", Args: cobra.MinimumNArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			tid, scope, owner, err := uf.resolve(ctx, a)
+			if err != nil {
+				return err
+			}
+			for _, k := range args {
+				if err := a.Store.DeleteSetting(ctx, store.Setting{TenantID: tid, Scope: scope, Owner: owner, Key: k}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})}
+	uf.add(unset)
+	show := &cobra.Command{Use: "show TENANT", Short: "Show every policy value of a tenant", Args: cobra.ExactArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			t, err := tenantOf(ctx, a, args[0])
+			if err != nil {
+				return err
+			}
+			ss, err := a.Store.Settings(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SCOPE\tOWNER\tKEY\tVALUE")
+			for _, s := range ss {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Scope, s.Owner, s.Key, s.Value)
+			}
+			return tw.Flush()
+		})}
+	c.AddCommand(set, unset, show)
+	return c
+}
+
+func groupCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "group", Short: "Groups of a tenant's addresses (policies and lists can target a group)"}
+	c.AddCommand(&cobra.Command{Use: "add TENANT GROUP", Short: "Create a group", Args: cobra.ExactArgs(2),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			t, err := tenantOf(ctx, a, args[0])
+			if err != nil {
+				return err
+			}
+			_, err = a.Store.CreateGroup(ctx, t.ID, args[1])
+			return err
+		})})
+	c.AddCommand(&cobra.Command{Use: "delete TENANT GROUP", Short: "Delete a group", Args: cobra.ExactArgs(2),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			t, err := tenantOf(ctx, a, args[0])
+			if err != nil {
+				return err
+			}
+			return a.Store.DeleteGroup(ctx, t.ID, args[1])
+		})})
+	for _, op := range []string{"join", "leave"} {
+		op := op
+		c.AddCommand(&cobra.Command{Use: op + " TENANT GROUP ADDRESS...", Short: map[string]string{"join": "Add addresses to a group", "leave": "Remove addresses from a group"}[op], Args: cobra.MinimumNArgs(3),
+			RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+				t, err := tenantOf(ctx, a, args[0])
+				if err != nil {
+					return err
+				}
+				for _, s := range args[2:] {
+					ad, err := addr.Parse(s)
+					if err != nil {
+						return fmt.Errorf("address %q: %w", s, err)
+					}
+					if op == "join" {
+						err = a.Store.AddGroupMember(ctx, t.ID, args[1], ad.Key())
+					} else {
+						err = a.Store.RemoveGroupMember(ctx, t.ID, args[1], ad.Key())
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			})})
+	}
+	c.AddCommand(&cobra.Command{Use: "list TENANT", Short: "List groups and members", Args: cobra.ExactArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			t, err := tenantOf(ctx, a, args[0])
+			if err != nil {
+				return err
+			}
+			gs, err := a.Store.Groups(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			for _, gr := range gs {
+				fmt.Fprintf(g.stdout, "%s: %s\n", gr.Name, strings.Join(gr.Members, ", "))
+			}
+			return nil
+		})})
+	return c
+}
+
+func listCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "list", Short: "Allow and deny lists per domain, group or address"}
+	var sf scopeFlags
+	var field, mode, action, comment string
+	add := &cobra.Command{Use: "add allow|deny VALUE",
+		Short: "Add a list entry",
+		Long: `Add an allow or deny entry. --field: env_from, from_addr, from_domain or subject;
+--mode: exact, contains, prefix, suffix or regex. Deny entries drop the message silently
+unless --action says reject or quarantine. Examples:
+  mailgate list add deny --domain example.com --field subject --mode contains 未承諾広告
+  mailgate list add allow --address alice@example.com --field from_domain partner.example`,
+		Args: cobra.ExactArgs(2),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			tid, scope, owner, err := sf.resolve(ctx, a)
+			if err != nil {
+				return err
+			}
+			if scope == store.ScopeTenant {
+				return fmt.Errorf("lists belong to a --domain, --group or --address")
+			}
+			e := store.ListEntry{TenantID: tid, Scope: scope, Owner: owner, Kind: args[0], Field: field, Mode: mode, Value: args[1], Action: action, Comment: comment}
+			if err := validateListEntry(e); err != nil {
+				return err
+			}
+			e, err = a.Store.AddListEntry(ctx, e)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "entry %d: %s %s %s %s %q\n", e.ID, e.Kind, e.Field, e.Mode, scope+":"+owner, e.Value)
+			return nil
+		})}
+	sf.add(add)
+	add.Flags().StringVar(&field, "field", "from_addr", "what to match: env_from, from_addr, from_domain, subject")
+	add.Flags().StringVar(&mode, "mode", "exact", "how: exact, contains, prefix, suffix, regex")
+	add.Flags().StringVar(&action, "action", "", "deny only: discard (default), reject, quarantine")
+	add.Flags().StringVar(&comment, "comment", "", "free text")
+	c.AddCommand(add)
+	c.AddCommand(&cobra.Command{Use: "delete TENANT ID", Short: "Delete a list entry", Args: cobra.ExactArgs(2),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			t, err := tenantOf(ctx, a, args[0])
+			if err != nil {
+				return err
+			}
+			id, err := strconv.ParseInt(args[1], 10, 64)
+			if err != nil {
+				return fmt.Errorf("entry ID %q: %w", args[1], err)
+			}
+			return a.Store.DeleteListEntry(ctx, t.ID, id)
+		})})
+	c.AddCommand(&cobra.Command{Use: "show TENANT", Short: "Show a tenant's list entries", Args: cobra.ExactArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			t, err := tenantOf(ctx, a, args[0])
+			if err != nil {
+				return err
+			}
+			es, err := a.Store.ListEntries(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tLIST\tKIND\tFIELD\tMODE\tVALUE\tACTION\tCOMMENT")
+			for _, e := range es {
+				fmt.Fprintf(tw, "%d\t%s:%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Scope, e.Owner, e.Kind, e.Field, e.Mode, e.Value, e.Action, e.Comment)
+			}
+			return tw.Flush()
+		})})
+	return c
+}
+
+func trustedCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "trusted", Short: "Upstream security services in front of mailgate (their IPs are trusted hops)"}
+	c.AddCommand(&cobra.Command{Use: "add TENANT CIDR NAME", Short: "Trust a network as an upstream filter for a tenant", Args: cobra.ExactArgs(3),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			t, err := tenantOf(ctx, a, args[0])
+			if err != nil {
+				return err
+			}
+			p, err := parsePrefix(args[1])
+			if err != nil {
+				return err
+			}
+			return a.Store.AddTrustedNet(ctx, store.TrustedNet{TenantID: t.ID, Prefix: p, Name: args[2]})
+		})})
+	c.AddCommand(&cobra.Command{Use: "list TENANT", Short: "List trusted upstream networks", Args: cobra.ExactArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			t, err := tenantOf(ctx, a, args[0])
+			if err != nil {
+				return err
+			}
+			ns, err := a.Store.TrustedNets(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			for _, n := range ns {
+				fmt.Fprintf(g.stdout, "%s\t%s\n", n.Prefix, n.Name)
+			}
+			return nil
+		})})
+	return c
+}
+
+func quarantineCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "quarantine", Short: "Per-recipient quarantine: list, show, release, delete"}
+	var tenant, rcpt, state string
+	var limit int
+	list := &cobra.Command{Use: "list", Short: "List quarantined messages", Args: cobra.NoArgs,
+		RunE: g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
+			tid, err := optTenant(ctx, a, tenant)
+			if err != nil {
+				return err
+			}
+			if rcpt != "" {
+				rcpt = strings.ToLower(rcpt)
+			}
+			items, err := a.Store.QuarantineItems(ctx, tid, rcpt, store.QuarantineState(state), limit)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tRECEIVED\tRECIPIENT\tFROM\tSUBJECT\tSTATE\tREASON")
+			for _, it := range items {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t<%s>\t%s\t%s\t%s\n", it.ID, it.Created.Local().Format("01-02 15:04"), it.Rcpt, it.MailFrom,
+					oneLine(it.Subject, 40), it.State, oneLine(it.Reasons, 60))
+			}
+			return tw.Flush()
+		})}
+	list.Flags().StringVar(&tenant, "tenant", "", "only this tenant")
+	list.Flags().StringVar(&rcpt, "rcpt", "", "only this recipient")
+	list.Flags().StringVar(&state, "state", "held", "held, released, deleted or empty for all")
+	list.Flags().IntVar(&limit, "limit", 100, "most entries shown")
+	c.AddCommand(list)
+	c.AddCommand(&cobra.Command{Use: "show ID", Short: "Print a quarantined message", Args: cobra.ExactArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			r, it, err := a.Quarantine.Open(ctx, 0, args[0])
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			fmt.Fprintf(g.stderr, "quarantine %s for %s, %s, expires %s: %s\n", it.ID, it.Rcpt, it.State, it.Expires.Local().Format(time.RFC3339), it.Reasons)
+			_, err = io.Copy(g.stdout, r)
+			return err
+		})})
+	c.AddCommand(&cobra.Command{Use: "release ID...", Short: "Deliver quarantined messages to their recipients", Args: cobra.MinimumNArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			for _, id := range args {
+				qid, err := a.Quarantine.Release(ctx, 0, id, operator())
+				if err != nil {
+					return fmt.Errorf("%s: %w", id, err)
+				}
+				fmt.Fprintf(g.stdout, "%s released, queued as %s\n", id, qid)
+			}
+			return nil
+		})})
+	c.AddCommand(&cobra.Command{Use: "delete ID...", Short: "Delete quarantined messages", Args: cobra.MinimumNArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			for _, id := range args {
+				if err := a.Quarantine.Delete(ctx, 0, id, operator()); err != nil {
+					return fmt.Errorf("%s: %w", id, err)
+				}
+				fmt.Fprintf(g.stdout, "%s deleted\n", id)
+			}
+			return nil
+		})})
+	c.AddCommand(&cobra.Command{Use: "purge", Short: "Delete messages past their retention now (a running server does this every 10 minutes)", Args: cobra.NoArgs,
+		RunE: g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
+			n, err := a.Quarantine.Purge(ctx)
+			fmt.Fprintf(g.stdout, "%d deleted\n", n)
+			return err
+		})})
+	return c
+}
+
+func userNameCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "name ADDRESS DISPLAY-NAME", Short: "Set a user's display name (impersonation checks compare From names with it)", Args: cobra.ExactArgs(2),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			ad, err := addr.Parse(args[0])
+			if err != nil {
+				return fmt.Errorf("address %q: %w", args[0], err)
+			}
+			d, err := a.Store.DomainByName(ctx, ad.Domain)
+			if err != nil {
+				return err
+			}
+			return a.Store.SetDisplayName(ctx, d.TenantID, ad.Key(), args[1])
+		})}
+}
+
+
