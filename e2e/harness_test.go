@@ -30,7 +30,6 @@ import (
 // binPath is the mailgate binary built once by TestMain; read-only afterwards.
 var binPath string
 
-
 // Peers are optional unless MAILGATE_REQUIRE_PEERS=1 (CI with the tools installed).
 const requirePeersEnv = "MAILGATE_REQUIRE_PEERS"
 

@@ -385,5 +385,3 @@ func userNameCmd(g *globals) *cobra.Command {
 			return a.Store.SetDisplayName(ctx, d.TenantID, ad.Key(), args[1])
 		})}
 }
-
-
