@@ -59,8 +59,11 @@ func TestSwaks(t *testing.T) {
 		if !strings.Contains(data, wantRcv) {
 			t.Errorf("delivered message lacks Received %q:\n%s", wantRcv, data)
 		}
-		if !strings.HasPrefix(data, "Received: from client.e2e.test ([127.0.0.1])") {
-			t.Errorf("mailgate's Received header is not the first line:\n%s", data)
+		// mailgate's verdict headers (Authentication-Results, X-Mailgate-*)
+		// come first; its Received header is the first trace field.
+		if i := strings.Index(data, "Received: "); i < 0 || !strings.HasPrefix(data[i:], "Received: from client.e2e.test ([127.0.0.1])") ||
+			!strings.HasPrefix(data, "Authentication-Results: mailgate.test;") {
+			t.Errorf("verdict headers, then mailgate's Received header expected first:\n%s", data)
 		}
 		if len(m.To) != 1 || m.To[0] != "alice@example.test" || m.From != "sender@remote.test" {
 			t.Errorf("envelope at sink: from %q to %v", m.From, m.To)

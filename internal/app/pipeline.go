@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/rewrite"
+	"github.com/mailgate/mailgate/internal/store"
 )
 
 // stripNotice replaces a removed attachment.
@@ -21,8 +23,13 @@ func (a *App) newPipeline(stages []policy.Stage) *inbound.Pipeline {
 	if stages == nil {
 		stages = a.stages()
 	}
+	notifier := &inbound.VirusNotifier{Hostname: a.Config.Hostname, Now: a.Clock.Now,
+		Submit: func(ctx context.Context, m store.Message, rcpts []string, body []byte, why string) (string, error) {
+			return a.Queue.Submit(ctx, m, rcpts, bytes.NewReader(body), why)
+		}}
 	return &inbound.Pipeline{
-		Store: a.Store, Spool: a.Spool, Quarantine: a.QSpool, Queue: a.Queue,
+		AfterVerdict: notifier.Notify,
+		Store:        a.Store, Spool: a.Spool, Quarantine: a.QSpool, Queue: a.Queue,
 		Runner:   &policy.Runner{Stages: stages, Log: a.Log.With("stage", "policy")},
 		Rewrite:  rewriteCopy,
 		Hostname: a.Config.Hostname, Clock: a.Clock, Log: a.Log.With("stage", "inbound"),
@@ -35,10 +42,6 @@ func rewriteCopy(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdic
 	return rewrite.Apply(ctx, w, r, rewrite.Spec{SubjectTag: v.TagText, Banner: v.Banner, StripParts: v.Strip, StripNotice: stripNotice})
 }
 
-// stages lists the body checks in the order their findings merge.
-func (a *App) stages() []policy.Stage {
-	return nil
-}
 
 // startMaintenance runs periodic jobs: quarantine retention.
 func (a *App) startMaintenance() {

@@ -58,7 +58,19 @@ type Config struct {
 	Limits   LimitsConfig   `toml:"limits"`
 	Queue    QueueConfig    `toml:"queue"`
 	Delivery DeliveryConfig `toml:"delivery"`
+	Checks   ChecksConfig   `toml:"checks"`
 	HTTP     HTTPConfig     `toml:"http"`
+}
+
+// ChecksConfig switches the inbound checks on and tells them where their
+// peers are. What each check does with a message is policy, set per tenant,
+// domain, group or address with "mailgate policy set" (docs/inbound.md).
+type ChecksConfig struct {
+	Enabled      []string `toml:"enabled" doc:"Inbound checks to run, in the order their findings merge: lists, auth (SPF/DKIM/DMARC/ARC), av (ClamAV), bec (impersonation)."`
+	Clamd        string   `toml:"clamd" doc:"clamd socket: a path (unix socket) or host:port. Empty: no anti-virus check, even when av is enabled."`
+	ClamdOnError string   `toml:"clamd_on_error" doc:"When clamd is down or too slow: tempfail (451, the client retries; default) or pass (accept with an X-Mailgate-Unchecked header)."`
+	Timeout      Duration `toml:"timeout" doc:"Deadline of each check per message."`
+	AVTimeout    Duration `toml:"av_timeout" doc:"Deadline of the anti-virus check per message."`
 }
 
 // DNSConfig chooses the DNS resolver.
@@ -160,6 +172,10 @@ func Default() Config {
 			PollInterval: D(time.Second), Lease: D(10 * time.Minute), Workers: 100,
 			DSNLanguage: "en", MaxDSNOrigLen: 10 << 20,
 		},
+		Checks: ChecksConfig{
+			Enabled: []string{"lists", "auth", "av", "bec"}, ClamdOnError: "tempfail",
+			Timeout: D(20 * time.Second), AVTimeout: D(60 * time.Second),
+		},
 		Delivery: DeliveryConfig{
 			PerDestination: 20, ConnectTimeout: D(30 * time.Second),
 			CommandTimeout: D(5 * time.Minute), DataTimeout: D(10 * time.Minute),
@@ -202,6 +218,18 @@ func (c *Config) Validate() error {
 			if _, _, err := net.SplitHostPort(a); err != nil {
 				return fmt.Errorf("listen address %q: %w", a, err)
 			}
+		}
+	}
+	switch c.Checks.ClamdOnError {
+	case "tempfail", "pass":
+	default:
+		return fmt.Errorf("checks.clamd_on_error must be tempfail or pass, not %q", c.Checks.ClamdOnError)
+	}
+	for _, n := range c.Checks.Enabled {
+		switch n {
+		case "lists", "auth", "av", "bec":
+		default:
+			return fmt.Errorf("checks.enabled: unknown check %q (lists, auth, av, bec)", n)
 		}
 	}
 	if len(c.Queue.Retry) == 0 {

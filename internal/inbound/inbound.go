@@ -51,7 +51,7 @@ type Pipeline struct {
 	Log        *slog.Logger
 	// AfterVerdict, when set, is called with the findings of every checked
 	// message (notifications, sender history, reputation).
-	AfterVerdict func(ctx context.Context, m store.Message, env *policy.Envelope, findings []policy.Finding, verdicts []policy.Verdict)
+	AfterVerdict func(ctx context.Context, m store.Message, env *policy.Envelope, settings policy.RcptSettings, findings []policy.Finding, verdicts []policy.Verdict)
 }
 
 // Enqueue checks an inbound message and queues, quarantines or refuses each
@@ -68,7 +68,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 	pm := &policy.Message{Env: env, Size: m.Size, Open: func() (io.ReadCloser, error) { return p.Spool.Open(m.BlobKey) }}
 	findings, verdicts := p.Runner.Run(ctx, pm, settings)
 	if p.AfterVerdict != nil {
-		defer p.AfterVerdict(context.WithoutCancel(ctx), m, env, findings, verdicts)
+		defer p.AfterVerdict(context.WithoutCancel(ctx), m, env, settings, findings, verdicts)
 	}
 	now := p.Clock.Now()
 

@@ -315,7 +315,7 @@ func TestOperatorActions(t *testing.T) {
 	for _, e := range evs {
 		kinds = append(kinds, e.Kind)
 	}
-	if got := strings.Join(kinds, ","); got != "received,deferred,held,released,delivered" {
+	if got := strings.Join(kinds, ","); got != "received,verdict,deferred,held,released,delivered" {
 		t.Fatalf("tracking %s", got)
 	}
 }

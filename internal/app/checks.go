@@ -1,0 +1,103 @@
+package app
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/policy"
+	"github.com/mailgate/mailgate/internal/scan/auth"
+	"github.com/mailgate/mailgate/internal/scan/av"
+	"github.com/mailgate/mailgate/internal/scan/av/clamd"
+	"github.com/mailgate/mailgate/internal/scan/bec"
+	"github.com/mailgate/mailgate/internal/scan/lists"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// stages builds the configured inbound checks in their merge order.
+func (a *App) stages() []policy.Stage {
+	cc := a.Config.Checks
+	var out []policy.Stage
+	for _, name := range cc.Enabled {
+		switch name {
+		case "lists":
+			out = append(out, policy.Stage{Check: lists.New(listSource{a.Store}, lists.Options{Clock: a.Clock, Log: a.Log}), Timeout: cc.Timeout.Duration})
+		case "auth":
+			out = append(out, policy.Stage{Check: auth.New(auth.Config{Resolver: a.Resolver, Domains: storeDirectory{a.Store},
+				Hostname: a.Config.Hostname, Timeout: cc.Timeout.Duration, Now: a.Clock.Now}), Timeout: cc.Timeout.Duration + 5*time.Second})
+		case "av":
+			if cc.Clamd == "" {
+				a.Log.Warn("anti-virus check enabled but checks.clamd is empty: messages are not scanned for viruses")
+				continue
+			}
+			onErr := policy.TempFail
+			if cc.ClamdOnError == "pass" {
+				onErr = policy.Header
+			}
+			cl := &clamd.Client{Address: cc.Clamd, DialTimeout: 5 * time.Second, ScanTimeout: cc.AVTimeout.Duration}
+			if strings.Contains(cc.Clamd, "/") {
+				cl.Network = "unix"
+			} else {
+				cl.Network = "tcp"
+			}
+			out = append(out, policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.AVTimeout.Duration + 5*time.Second, OnError: onErr})
+		case "bec":
+			c, err := bec.New(bec.Config{Directory: storeDirectory{a.Store}, History: storeDirectory{a.Store}, Now: a.Clock.Now})
+			if err != nil {
+				a.Log.Error("impersonation check disabled", "err", err)
+				continue
+			}
+			out = append(out, policy.Stage{Check: c, Timeout: cc.Timeout.Duration})
+		}
+	}
+	return out
+}
+
+// listSource adapts the store to the list check.
+type listSource struct{ s store.Store }
+
+func (l listSource) ListEntries(ctx context.Context, tenantID int64) ([]lists.Entry, error) {
+	es, err := l.s.ListEntries(ctx, tenantID)
+	out := make([]lists.Entry, len(es))
+	for i, e := range es {
+		out[i] = lists.Entry(e)
+	}
+	return out, err
+}
+
+func (l listSource) ListsVersion(ctx context.Context, tenantID int64) (int64, error) {
+	return l.s.ListsVersion(ctx, tenantID)
+}
+
+// storeDirectory adapts the store to the authentication and impersonation checks.
+type storeDirectory struct{ s store.Store }
+
+func (d storeDirectory) TenantDomains(ctx context.Context, tenantID int64) ([]string, error) {
+	return d.Domains(ctx, tenantID)
+}
+
+func (d storeDirectory) Domains(ctx context.Context, tenantID int64) ([]string, error) {
+	ds, err := d.s.Domains(ctx, tenantID)
+	names := make([]string, len(ds))
+	for i, x := range ds {
+		names[i] = x.Name
+	}
+	return names, err
+}
+
+func (d storeDirectory) People(ctx context.Context, tenantID int64) ([]bec.Person, error) {
+	ps, err := d.s.People(ctx, tenantID)
+	out := make([]bec.Person, len(ps))
+	for i, p := range ps {
+		out[i] = bec.Person{Name: p.Name, Addr: p.Address}
+	}
+	return out, err
+}
+
+func (d storeDirectory) SeenSender(ctx context.Context, tenantID int64, sender string) (bool, error) {
+	return d.s.SeenSender(ctx, tenantID, sender)
+}
+
+func (d storeDirectory) RecordSender(ctx context.Context, tenantID int64, sender string) error {
+	return d.s.RecordSender(ctx, tenantID, sender, time.Now())
+}

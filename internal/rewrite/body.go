@@ -1,0 +1,468 @@
+package rewrite
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"html"
+	"io"
+	"strings"
+
+	"github.com/mailgate/mailgate/internal/mailtext"
+	"golang.org/x/text/transform"
+)
+
+// ---- transfer decoding (RFC 2045 6), lenient as mail readers are ----
+
+func b64Value(c byte) (uint32, bool) {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return uint32(c - 'A'), true
+	case c >= 'a' && c <= 'z':
+		return uint32(c-'a') + 26, true
+	case c >= '0' && c <= '9':
+		return uint32(c-'0') + 52, true
+	case c == '+':
+		return 62, true
+	case c == '/':
+		return 63, true
+	}
+	return 0, false
+}
+
+// b64Decoder skips bytes outside the alphabet, ends a quantum at '=' and
+// carries on after it (concatenated base64 is common), and decodes an
+// unpadded tail.
+type b64Decoder struct {
+	acc uint32
+	n   int
+}
+
+func (d *b64Decoder) Reset() { *d = b64Decoder{} }
+
+func (d *b64Decoder) flush(dst []byte) int {
+	n := 0
+	switch d.n {
+	case 2:
+		dst[0] = byte(d.acc >> 4)
+		n = 1
+	case 3:
+		dst[0] = byte(d.acc >> 10)
+		dst[1] = byte(d.acc >> 2)
+		n = 2
+	}
+	d.acc, d.n = 0, 0
+	return n
+}
+
+func (d *b64Decoder) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
+	for nSrc < len(src) {
+		if len(dst)-nDst < 3 {
+			return nDst, nSrc, transform.ErrShortDst
+		}
+		c := src[nSrc]
+		nSrc++
+		if c == '=' {
+			nDst += d.flush(dst[nDst:])
+			continue
+		}
+		v, ok := b64Value(c)
+		if !ok {
+			continue
+		}
+		d.acc = d.acc<<6 | v
+		d.n++
+		if d.n == 4 {
+			dst[nDst] = byte(d.acc >> 16)
+			dst[nDst+1] = byte(d.acc >> 8)
+			dst[nDst+2] = byte(d.acc)
+			nDst += 3
+			d.acc, d.n = 0, 0
+		}
+	}
+	if atEOF {
+		if len(dst)-nDst < 2 {
+			return nDst, nSrc, transform.ErrShortDst
+		}
+		nDst += d.flush(dst[nDst:])
+	}
+	return nDst, nSrc, nil
+}
+
+// qpDecoder decodes quoted-printable: "=XX" escapes, soft line breaks
+// ("=" before CRLF or LF), and any other '=' kept as it is.
+type qpDecoder struct{ transform.NopResetter }
+
+func (qpDecoder) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
+	for nSrc < len(src) {
+		if nDst >= len(dst) {
+			return nDst, nSrc, transform.ErrShortDst
+		}
+		c := src[nSrc]
+		if c != '=' {
+			dst[nDst] = c
+			nDst++
+			nSrc++
+			continue
+		}
+		rem := len(src) - nSrc
+		if rem < 3 && !atEOF {
+			return nDst, nSrc, transform.ErrShortSrc
+		}
+		switch {
+		case rem >= 2 && src[nSrc+1] == '\n':
+			nSrc += 2
+			continue
+		case rem >= 3 && src[nSrc+1] == '\r' && src[nSrc+2] == '\n':
+			nSrc += 3
+			continue
+		case rem == 1:
+			nSrc++ // a soft break at the very end
+			continue
+		}
+		if rem >= 3 {
+			h, ok1 := unhex(src[nSrc+1])
+			l, ok2 := unhex(src[nSrc+2])
+			if ok1 && ok2 {
+				dst[nDst] = h<<4 | l
+				nDst++
+				nSrc += 3
+				continue
+			}
+		}
+		dst[nDst] = '='
+		nDst++
+		nSrc++
+	}
+	return nDst, nSrc, nil
+}
+
+func transferDecoder(r io.Reader, cte string) io.Reader {
+	switch cte {
+	case "base64":
+		return transform.NewReader(r, &b64Decoder{})
+	case "quoted-printable":
+		return transform.NewReader(r, qpDecoder{})
+	}
+	return r
+}
+
+// ---- base64 output ----
+
+// lineWriter breaks its output into lines of 76 characters (RFC 2045 6.8),
+// with a line break between lines and none after the last.
+type lineWriter struct {
+	out *output
+	eol string
+	col int
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if l.col == 76 {
+			l.out.writeString(l.eol)
+			l.col = 0
+		}
+		k := min(76-l.col, len(p))
+		l.out.write(p[:k])
+		l.col += k
+		p = p[k:]
+	}
+	if l.out.err != nil {
+		return 0, l.out.err
+	}
+	return n, nil
+}
+
+func newBase64Lines(out *output, eol string) io.WriteCloser {
+	return base64.NewEncoder(base64.StdEncoding, &lineWriter{out: out, eol: eol})
+}
+
+// ---- charset decoding ----
+
+const charsetChunk = 64 << 10
+
+// charsetReader converts text to UTF-8 with mailtext.DecodeCharset, chunk
+// by chunk so memory stays bounded. Chunks end at a line break where one
+// is in reach: Japanese multi-byte sequences never span one, and
+// ISO-2022-JP text returns to ASCII before each (RFC 1468), so decoding by
+// lines equals decoding the whole. An undeclared charset is sniffed per
+// chunk, as mailtext sniffs a whole text.
+type charsetReader struct {
+	r     io.Reader
+	label string
+	buf   []byte
+	n     int
+	out   []byte
+	eof   bool
+}
+
+func newCharsetReader(r io.Reader, label string) *charsetReader {
+	return &charsetReader{r: r, label: label, buf: make([]byte, charsetChunk)}
+}
+
+func (c *charsetReader) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.eof && c.n == 0 {
+			return 0, io.EOF
+		}
+		for !c.eof && c.n < len(c.buf) {
+			k, err := c.r.Read(c.buf[c.n:])
+			c.n += k
+			if errors.Is(err, io.EOF) {
+				c.eof = true
+			} else if err != nil {
+				return 0, err
+			}
+		}
+		cut := c.n
+		if !c.eof {
+			if i := bytes.LastIndexByte(c.buf[:c.n], '\n'); i >= 0 {
+				cut = i + 1
+			}
+		}
+		s, _ := mailtext.DecodeCharset(c.label, c.buf[:cut])
+		c.out = []byte(s)
+		c.n = copy(c.buf, c.buf[cut:c.n])
+	}
+	k := copy(p, c.out)
+	c.out = c.out[k:]
+	return k, nil
+}
+
+// ---- banner ----
+
+// bannerPlain writes the banner, an empty line and the text.
+func bannerPlain(dst io.Writer, body io.Reader, charset, banner string) error {
+	br := bufio.NewReaderSize(newCharsetReader(body, charset), 4096)
+	sample, err := br.Peek(4096)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return err
+	}
+	// Follow the text's own line breaks; CRLF is the canonical form.
+	nl := "\r\n"
+	if bytes.IndexByte(sample, '\n') >= 0 && !bytes.Contains(sample, []byte("\r\n")) {
+		nl = "\n"
+	}
+	b := strings.ReplaceAll(strings.ReplaceAll(banner, "\r\n", "\n"), "\r", "\n")
+	b = strings.TrimRight(b, "\n")
+	if _, err := io.WriteString(dst, strings.ReplaceAll(b, "\n", nl)+nl+nl); err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, br)
+	return err
+}
+
+// bannerStyle makes the warning stand out in any mail reader: inline
+// styles only, since readers drop <style> elements.
+const bannerStyle = "margin:0 0 12px 0;padding:8px 12px;border:2px solid #c5221f;" +
+	"background:#fce8e6;color:#202124;font-family:sans-serif;font-size:14px;line-height:1.4"
+
+// htmlScanLimit bounds how much decoded HTML is held to find <body>.
+const htmlScanLimit = 256 << 10
+
+func bannerDiv(banner string) string {
+	b := strings.ReplaceAll(strings.ReplaceAll(banner, "\r\n", "\n"), "\r", "\n")
+	b = strings.TrimRight(b, "\n")
+	esc := strings.ReplaceAll(html.EscapeString(b), "\n", "<br>")
+	return `<div style="` + bannerStyle + `">` + esc + `</div>`
+}
+
+// bannerHTML writes the HTML text with the banner <div> after the <body>
+// tag (or where the body content starts when there is no tag). Meta tags
+// declaring a charset before it are rewritten to UTF-8, which the part now
+// is.
+func bannerHTML(dst io.Writer, body io.Reader, charset, banner string) error {
+	raw := bufio.NewReaderSize(body, 8192)
+	if strings.TrimSpace(charset) == "" {
+		// As mailtext does: an undeclared charset may be in a <meta>.
+		sample, err := raw.Peek(8192)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+			return err
+		}
+		charset = metaCharset(sample)
+	}
+	text := newCharsetReader(raw, charset)
+	buf := make([]byte, htmlScanLimit)
+	n, err := io.ReadFull(text, buf)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return err
+	}
+	buf = buf[:n]
+	at, metas := scanHTMLHead(buf)
+	prev := 0
+	for _, m := range metas {
+		if _, err := dst.Write(buf[prev:m[0]]); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(dst, `<meta charset="utf-8">`); err != nil {
+			return err
+		}
+		prev = m[1]
+	}
+	if _, err := dst.Write(buf[prev:at]); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(dst, bannerDiv(banner)); err != nil {
+		return err
+	}
+	if _, err := dst.Write(buf[at:]); err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, text)
+	return err
+}
+
+func isTagNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// tagEnd returns the index of the '>' closing the tag that starts p,
+// skipping quoted attribute values, or -1.
+func tagEnd(p []byte, from int) int {
+	var q byte
+	for i := from; i < len(p); i++ {
+		switch c := p[i]; {
+		case q != 0:
+			if c == q {
+				q = 0
+			}
+		case c == '"' || c == '\'':
+			q = c
+		case c == '>':
+			return i
+		}
+	}
+	return -1
+}
+
+// scanHTMLHead finds where the banner goes: just after the <body> start
+// tag, or before the first thing that belongs to the body (text, an
+// element that is not head content, </body>, </html>). Comments, doctype
+// and head elements are skipped, <title>, <style> and <script> with their
+// content. It also returns the <meta> tags that declare a charset. When p
+// ends first, the position reached is returned.
+func scanHTMLHead(p []byte) (int, [][2]int) {
+	var metas [][2]int
+	i := 0
+	for i < len(p) {
+		c := p[i]
+		if c != '<' {
+			switch {
+			case c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f':
+				i++
+				continue
+			case bytes.HasPrefix(p[i:], []byte("\ufeff")):
+				i += 3
+				continue
+			}
+			return i, metas
+		}
+		rest := p[i:]
+		if bytes.HasPrefix(rest, []byte("<!--")) {
+			e := bytes.Index(rest[4:], []byte("-->"))
+			if e < 0 {
+				return i, metas
+			}
+			i += 4 + e + 3
+			continue
+		}
+		if len(rest) > 1 && (rest[1] == '!' || rest[1] == '?') {
+			e := bytes.IndexByte(rest, '>')
+			if e < 0 {
+				return i, metas
+			}
+			i += e + 1
+			continue
+		}
+		j := 1
+		closing := len(rest) > 1 && rest[1] == '/'
+		if closing {
+			j = 2
+		}
+		k := j
+		for k < len(rest) && isTagNameByte(rest[k]) {
+			k++
+		}
+		if k == j {
+			return i, metas // a '<' that starts no tag is text
+		}
+		name := strings.ToLower(string(rest[j:k]))
+		end := tagEnd(rest, k)
+		if end < 0 {
+			return i, metas
+		}
+		if closing {
+			if name == "head" {
+				i += end + 1
+				continue
+			}
+			return i, metas
+		}
+		switch name {
+		case "body":
+			return i + end + 1, metas
+		case "html", "head", "link", "base", "basefont", "bgsound":
+			i += end + 1
+			continue
+		case "meta":
+			if bytes.Contains(bytes.ToLower(rest[:end]), []byte("charset")) {
+				metas = append(metas, [2]int{i, i + end + 1})
+			}
+			i += end + 1
+			continue
+		case "title", "style", "script":
+			closeAt := bytes.Index(bytes.ToLower(rest[end+1:]), []byte("</"+name))
+			if closeAt < 0 {
+				return i, metas
+			}
+			after := end + 1 + closeAt
+			e2 := bytes.IndexByte(rest[after:], '>')
+			if e2 < 0 {
+				return i, metas
+			}
+			i += after + e2 + 1
+			continue
+		}
+		return i, metas
+	}
+	return i, metas
+}
+
+// metaCharset finds the charset of a <meta charset=...> or http-equiv
+// Content-Type tag in the first bytes of an HTML document.
+func metaCharset(b []byte) string {
+	lower := bytes.ToLower(b)
+	for off := 0; ; {
+		i := bytes.Index(lower[off:], []byte("charset"))
+		if i < 0 {
+			return ""
+		}
+		j := off + i + len("charset")
+		off = j
+		lt := bytes.LastIndexByte(lower[:j], '<')
+		if lt < 0 || !bytes.HasPrefix(lower[lt:], []byte("<meta")) || bytes.IndexByte(lower[lt:j], '>') >= 0 {
+			continue
+		}
+		k := j
+		for k < len(lower) && (lower[k] == ' ' || lower[k] == '\t') {
+			k++
+		}
+		if k >= len(lower) || lower[k] != '=' {
+			continue
+		}
+		k++
+		for k < len(lower) && (lower[k] == ' ' || lower[k] == '"' || lower[k] == '\'') {
+			k++
+		}
+		st := k
+		for k < len(lower) && strings.IndexByte(" \t\r\n\"';>/", lower[k]) < 0 {
+			k++
+		}
+		if k > st {
+			return string(lower[st:k])
+		}
+	}
+}

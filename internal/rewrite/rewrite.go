@@ -1,0 +1,147 @@
+// Package rewrite applies the per-recipient changes of a policy verdict to a
+// message: headers in front, forged headers removed, a Subject tag, MIME
+// parts replaced by a notice and a warning banner in the body.
+//
+// Apply streams: it reads the original once and writes the new message as it
+// goes, holding at most one header section (bounded by
+// Limits.MaxHeaderBytes) and fixed-size line and coding buffers, so a 100 MB
+// message costs no more memory than a small one. Everything Apply does not
+// change is copied byte for byte, line endings included: a Spec with only
+// PrependHeaders yields exactly those header lines followed by the input.
+//
+// Part paths are the IMAP section numbers of internal/mailtext (Part.Path).
+// The MIME walk here follows mailtext's rules (boundary matching of every
+// open level, the line break before a delimiter belonging to the delimiter,
+// header sections ended by a non-field line, multipart/digest defaults,
+// message/rfc822 descended into, the same depth and part bounds), so a path
+// mailtext reported names the same entity here. When a listed path is not
+// found the walks disagreed and Apply fails rather than deliver the part.
+package rewrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mailgate/mailgate/internal/mailtext"
+)
+
+// HeaderField is a header field to add.
+type HeaderField struct{ Name, Value string }
+
+// Spec says what to change in one recipient's copy. The zero Spec changes
+// nothing.
+type Spec struct {
+	// PrependHeaders are written first, in order, before the original
+	// header. Values are sanitised (CR, LF and other control characters
+	// except TAB become spaces) and folded at 78 columns where whitespace
+	// allows (RFC 5322 2.2.3). Names must be valid field names.
+	PrependHeaders []HeaderField
+	// RemoveHeaders names top-level fields to drop, case-insensitively; a
+	// name ending in "*" is a prefix ("X-Mailgate-*"). Prepended fields are
+	// never removed.
+	RemoveHeaders []string
+	// SubjectTag is put in front of every top-level Subject field (one is
+	// added when there is none) unless the decoded subject already starts
+	// with it. The original field bytes, folding included, are kept after
+	// the tag. An ASCII tag is written as text; any other as UTF-8
+	// encoded-words (RFC 2047).
+	SubjectTag string
+	// StripParts lists mailtext part paths to replace, header and body, by
+	// a text/plain; charset=utf-8 part carrying StripNotice's text. Listing a
+	// message/rfc822 part replaces the whole attached message, and so does
+	// a path inside a base64 or quoted-printable encoded one (mailtext
+	// numbers its insides, but they cannot be rewritten in place).
+	StripParts []string
+	// StripNotice returns the text of a replacement part given the removed
+	// part's decoded file name ("" when it had none). Nil uses a default
+	// English notice.
+	StripNotice func(filename string) string
+	// Banner is prepended to the displayed body: the first text/plain or
+	// text/html part outside attached messages and attachments, and when
+	// that part is inside a multipart/alternative, to the first text/plain
+	// and the first text/html of that alternative. Changed parts are
+	// re-encoded as UTF-8 base64; for HTML the banner is an escaped, styled
+	// <div> after <body>.
+	Banner string
+	// Limits bounds the walk; zero fields take mailtext.DefaultLimits. Use
+	// the limits the message was parsed with so part numbering agrees.
+	// MaxDepth, MaxParts and MaxHeaderBytes are used.
+	Limits mailtext.Limits
+}
+
+// Empty reports whether Apply with s copies the input unchanged.
+func (s Spec) Empty() bool {
+	return len(s.PrependHeaders) == 0 && !s.changesMessage()
+}
+
+// changesMessage reports whether anything beyond prepending is asked for.
+func (s Spec) changesMessage() bool {
+	return len(s.RemoveHeaders) > 0 || strings.TrimSpace(sanitizeValue(s.SubjectTag)) != "" ||
+		len(s.StripParts) > 0 || s.Banner != ""
+}
+
+// Errors Apply wraps; test with errors.Is.
+var (
+	// ErrHeaderTooLarge: a header section Apply had to inspect or rewrite
+	// is larger than Limits.MaxHeaderBytes.
+	ErrHeaderTooLarge = errors.New("rewrite: header section too large")
+	// ErrPartNotFound: a StripParts path names no part of the message as
+	// walked here.
+	ErrPartNotFound = errors.New("rewrite: part to strip not found")
+	// ErrBadHeaderName: a PrependHeaders name is not a valid field name.
+	ErrBadHeaderName = errors.New("rewrite: invalid header field name")
+)
+
+// DefaultStripNotice is the notice used when Spec.StripNotice is nil.
+func DefaultStripNotice(filename string) string {
+	if filename == "" {
+		return "An attachment was removed from this message by the mail gateway.\r\n"
+	}
+	return fmt.Sprintf("The attachment %q was removed from this message by the mail gateway.\r\n", filename)
+}
+
+// Apply reads a message from r and writes it to w changed as s says.
+//
+// Malformed MIME is read the way mailtext reads it and copied unchanged
+// where nothing is to change; NUL bytes, bare LF and overlong lines pass
+// through. Apply returns an error, having written an incomplete message
+// that the caller must discard, when reading or writing fails, when ctx is
+// done (checked on every read), when a header section it must inspect
+// exceeds Limits.MaxHeaderBytes (ErrHeaderTooLarge: a header it cannot see
+// whole could hide what was to be changed), and when a StripParts path was
+// not found (ErrPartNotFound). An invalid PrependHeaders name fails before
+// anything is written (ErrBadHeaderName). Apply is safe for concurrent use
+// with different readers and writers.
+func Apply(ctx context.Context, w io.Writer, r io.Reader, s Spec) error {
+	for _, f := range s.PrependHeaders {
+		if !validFieldName([]byte(f.Name)) {
+			return fmt.Errorf("%w: %q", ErrBadHeaderName, f.Name)
+		}
+	}
+	in := &ctxReader{ctx: ctx, r: r}
+	src := newSource(in, lineBufSize)
+	out := &output{w: w}
+	eol := detectEOL(src)
+	for _, f := range s.PrependHeaders {
+		out.writeString(formatField(f.Name, sanitizeValue(f.Value), eol))
+	}
+	if s.changesMessage() {
+		wk := newWalker(&s, src, out, eol)
+		if err := wk.run(); err != nil {
+			return err
+		}
+	}
+	if err := src.copyRest(out); err != nil {
+		return fmt.Errorf("rewrite: copy message: %w", err)
+	}
+	if err := out.flush(); err != nil {
+		return fmt.Errorf("rewrite: write message: %w", err)
+	}
+	if in.err != nil {
+		return fmt.Errorf("rewrite: read message: %w", in.err)
+	}
+	return nil
+}
