@@ -42,7 +42,6 @@ func rewriteCopy(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdic
 	return rewrite.Apply(ctx, w, r, rewrite.Spec{SubjectTag: v.TagText, Banner: v.Banner, StripParts: v.Strip, StripNotice: stripNotice})
 }
 
-
 // startMaintenance runs periodic jobs: quarantine retention.
 func (a *App) startMaintenance() {
 	ctx, cancel := context.WithCancel(context.Background())
