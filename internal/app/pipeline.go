@@ -38,8 +38,8 @@ func (a *App) newPipeline(stages []policy.Stage) *inbound.Pipeline {
 
 // rewriteCopy writes a recipient's modified copy (Subject tag, banner,
 // removed parts) from the verdict.
-func rewriteCopy(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdict) error {
-	return rewrite.Apply(ctx, w, r, rewrite.Spec{SubjectTag: v.TagText, Banner: v.Banner, StripParts: v.Strip, StripNotice: stripNotice})
+func rewriteCopy(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdict, remove []string) error {
+	return rewrite.Apply(ctx, w, r, rewrite.Spec{SubjectTag: v.TagText, Banner: v.Banner, StripParts: v.Strip, StripNotice: stripNotice, RemoveHeaders: remove})
 }
 
 // startMaintenance runs periodic jobs: quarantine retention.

@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailgate/mailgate/internal/clock"
+	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
@@ -35,8 +36,10 @@ type Queue interface {
 	Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) error
 }
 
-// Rewriter writes a modified copy of a message (package rewrite).
-type Rewriter func(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdict) error
+// Rewriter writes a modified copy of a message (package rewrite): the
+// verdict's Subject tag, banner and removed parts, without the named header
+// fields (a name ending in "*" is a prefix).
+type Rewriter func(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdict, removeHeaders []string) error
 
 // Pipeline is the inbound stage.
 type Pipeline struct {
@@ -93,6 +96,13 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 	}
 
 	prefix := p.prefix(findings)
+	// Our own verdict header names in the message as received are forgeries
+	// (a Google inbound-gateway rule may read X-Mailgate-Spam): every copy
+	// is then rewritten without them.
+	var remove []string
+	if parsed, err := pm.Parsed(ctx); err == nil && hasOwnHeaders(parsed.Header) {
+		remove = []string{ownHeaderPrefix + "*"}
+	}
 	verdictEvents := make([]store.Event, 0, len(verdicts))
 	for _, v := range verdicts {
 		verdictEvents = append(verdictEvents, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "verdict",
@@ -115,7 +125,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 			rcpts[i].State = store.Discarded
 		case v.Action == policy.Reject:
 			rcpts[i].State = store.Rejected
-		case needsRewrite(v):
+		case needsRewrite(v) || remove != nil:
 			k := variantKey(v)
 			if _, ok := variants[k]; !ok {
 				variantKeys = append(variantKeys, k)
@@ -144,7 +154,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 	for n, k := range variantKeys {
 		idx := variants[k]
 		id := fmt.Sprintf("%s-%d", m.ID, n+1)
-		w, err := p.writeVariant(ctx, m, id, &verdicts[idx[0]])
+		w, err := p.writeVariant(ctx, m, id, &verdicts[idx[0]], remove)
 		if err != nil {
 			log.Error("rewriting a copy failed", "err", err)
 			return err
@@ -221,6 +231,18 @@ func reply(d *policy.Finding, code int, enhanced string) error {
 	var ec smtp.EnhancedCode
 	fmt.Sscanf(enhanced, "%d.%d.%d", &ec[0], &ec[1], &ec[2])
 	return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: text}
+}
+
+// ownHeaderPrefix starts the names of the headers mailgate adds.
+const ownHeaderPrefix = "X-Mailgate-"
+
+func hasOwnHeaders(h []mailtext.HeaderField) bool {
+	for _, f := range h {
+		if len(f.Name) >= len(ownHeaderPrefix) && strings.EqualFold(f.Name[:len(ownHeaderPrefix)], ownHeaderPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func needsRewrite(v *policy.Verdict) bool {
@@ -308,7 +330,7 @@ func sanitizeValue(v string) string {
 	return v
 }
 
-func (p *Pipeline) writeVariant(ctx context.Context, m store.Message, id string, v *policy.Verdict) (*spool.Writer, error) {
+func (p *Pipeline) writeVariant(ctx context.Context, m store.Message, id string, v *policy.Verdict, remove []string) (*spool.Writer, error) {
 	if p.Rewrite == nil {
 		return nil, fmt.Errorf("no rewriter configured")
 	}
@@ -321,7 +343,7 @@ func (p *Pipeline) writeVariant(ctx context.Context, m store.Message, id string,
 	if err != nil {
 		return nil, err
 	}
-	if err := p.Rewrite(ctx, w, src, v); err != nil {
+	if err := p.Rewrite(ctx, w, src, v, remove); err != nil {
 		w.Abort()
 		return nil, fmt.Errorf("rewrite: %w", err)
 	}

@@ -237,3 +237,22 @@ func TestSettingsAndTrustedHopReachChecks(t *testing.T) {
 		t.Fatalf("trusted hop: %q %v %q", trusted, hop, hopHelo)
 	}
 }
+
+func TestForgedVerdictHeadersRemoved(t *testing.T) {
+	t.Parallel()
+	fact := func(ctx context.Context, m *policy.Message, s policy.Settings) ([]policy.Finding, error) {
+		return []policy.Finding{{Symbol: "SPAM_SCORE", Action: policy.Header, Headers: []policy.HeaderField{{Name: "X-Mailgate-Spam", Value: "yes"}}}}, nil
+	}
+	n := mgtest.Start(t, mgtest.Options{Stages: stage("script", fact)})
+	if _, err := sendMail(t, n, []string{"alice@example.test"}, "X-Mailgate-Spam: no\r\nx-mailgate-spam-score: 0.00%\r\nSubject: trust me\r\n\r\nbody\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	mgtest.WaitFor(t, 10*time.Second, "delivery", func() bool { return n.Down.Count() == 1 })
+	b := string(n.Down.Messages()[0].Data)
+	if strings.Contains(b, "X-Mailgate-Spam: no") || strings.Contains(strings.ToLower(b), "x-mailgate-spam-score: 0.00%") {
+		t.Fatalf("forged verdict header delivered:\n%s", b)
+	}
+	if !strings.Contains(b, "X-Mailgate-Spam: yes\r\n") || !strings.Contains(b, "Subject: trust me") {
+		t.Fatalf("our verdict or the message lost:\n%s", b)
+	}
+}
