@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"io"
 
@@ -236,6 +237,47 @@ unless --action says reject or quarantine. Examples:
 	add.Flags().StringVar(&action, "action", "", "deny only: discard (default), reject, quarantine")
 	add.Flags().StringVar(&comment, "comment", "", "free text")
 	c.AddCommand(add)
+	c.AddCommand(&cobra.Command{Use: "import TENANT", Short: "Add list entries from CSV on standard input",
+		Long: `Each CSV line: scope,owner,kind,field,mode,value[,action[,comment]]
+where scope is domain, group or address and owner the domain, group name or address. Example:
+  address,alice@example.com,deny,subject,contains,未承諾広告,,spam words
+  domain,example.com,allow,from_domain,exact,partner.example
+The whole file is checked before anything is added.`,
+		Args: cobra.ExactArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			t, err := tenantOf(ctx, a, args[0])
+			if err != nil {
+				return err
+			}
+			r := csv.NewReader(g.stdin)
+			r.FieldsPerRecord = -1
+			r.Comment = '#'
+			recs, err := r.ReadAll()
+			if err != nil {
+				return fmt.Errorf("CSV: %w", err)
+			}
+			var es []store.ListEntry
+			for i, rec := range recs {
+				if len(rec) < 6 {
+					return fmt.Errorf("line %d: want scope,owner,kind,field,mode,value[,action[,comment]]", i+1)
+				}
+				for len(rec) < 8 {
+					rec = append(rec, "")
+				}
+				e := store.ListEntry{TenantID: t.ID, Scope: rec[0], Owner: strings.ToLower(rec[1]), Kind: rec[2], Field: rec[3], Mode: rec[4], Value: rec[5], Action: rec[6], Comment: rec[7]}
+				if err := validateListEntry(e); err != nil {
+					return fmt.Errorf("line %d: %w", i+1, err)
+				}
+				es = append(es, e)
+			}
+			for _, e := range es {
+				if _, err := a.Store.AddListEntry(ctx, e); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(g.stdout, "%d entries added\n", len(es))
+			return nil
+		})})
 	c.AddCommand(&cobra.Command{Use: "delete TENANT ID", Short: "Delete a list entry", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
 			t, err := tenantOf(ctx, a, args[0])

@@ -173,6 +173,11 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	a.startMaintenance()
+	for _, c := range a.Config.Checks.Enabled {
+		if c == "av" && a.Config.Checks.Clamd == "" {
+			a.Log.Warn("anti-virus check enabled but checks.clamd is empty: messages are not scanned for viruses")
+		}
+	}
 	mk := func(kind smtpin.Kind, lc config.ListenerConfig) *smtpin.Server {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
 			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Pipeline, kind), Log: a.Log, Clock: a.Clock})

@@ -27,8 +27,7 @@ func (a *App) stages() []policy.Stage {
 				Hostname: a.Config.Hostname, Timeout: cc.Timeout.Duration, Now: a.Clock.Now}), Timeout: cc.Timeout.Duration + 5*time.Second})
 		case "av":
 			if cc.Clamd == "" {
-				a.Log.Warn("anti-virus check enabled but checks.clamd is empty: messages are not scanned for viruses")
-				continue
+				continue // Start warns about it
 			}
 			onErr := policy.TempFail
 			if cc.ClamdOnError == "pass" {
