@@ -11,6 +11,7 @@ import (
 	"github.com/mailgate/mailgate/internal/scan/av/clamd"
 	"github.com/mailgate/mailgate/internal/scan/bec"
 	"github.com/mailgate/mailgate/internal/scan/lists"
+	"github.com/mailgate/mailgate/internal/scan/structure"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -40,6 +41,8 @@ func (a *App) stages() []policy.Stage {
 				cl.Network = "tcp"
 			}
 			out = append(out, policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.AVTimeout.Duration + 5*time.Second, OnError: onErr})
+		case "structure":
+			out = append(out, policy.Stage{Check: structure.Check{}, Timeout: cc.Timeout.Duration})
 		case "bec":
 			c, err := bec.New(bec.Config{Directory: storeDirectory{a.Store}, History: storeDirectory{a.Store}, Now: a.Clock.Now})
 			if err != nil {

@@ -53,7 +53,8 @@ type tenantState struct {
 
 type snapshot struct {
 	version int64
-	idx     *Index
+	idx     *Index    // nil when no load has succeeded yet
+	err     error     // why, when idx is nil
 	checked time.Time // last time the Source was asked
 	good    time.Time // last time the Source confirmed version
 }
@@ -109,14 +110,15 @@ func (c *Check) state(tenantID int64) *tenantState {
 // previous index is returned without waiting; only the very first load of a
 // tenant waits (bounded by ctx). When the Source fails, the previous index
 // is used for up to MaxStale; after that, or when there is none, the error
-// is returned.
+// is returned (and, without a previous index, repeated for the refresh
+// interval without asking the Source again).
 func (c *Check) Index(ctx context.Context, tenantID int64) (*Index, error) {
 	ts := c.state(tenantID)
 	s := ts.cur.Load()
 	if s != nil && c.fresh(s) {
-		return s.idx, nil
+		return s.idx, s.err
 	}
-	if s != nil {
+	if s != nil && s.idx != nil {
 		select {
 		case ts.sem <- struct{}{}:
 		default:
@@ -131,12 +133,18 @@ func (c *Check) Index(ctx context.Context, tenantID int64) (*Index, error) {
 	}
 	defer func() { <-ts.sem }()
 	if s = ts.cur.Load(); s != nil && c.fresh(s) {
-		return s.idx, nil
+		return s.idx, s.err
 	}
 	now := c.clk.Now()
 	idx, version, err := c.load(ctx, tenantID, s)
 	if err != nil {
-		if s == nil {
+		if s == nil || s.idx == nil {
+			// Remembered for the refresh interval, so a store outage is
+			// not asked again by every message; this caller's own
+			// deadline is not the store's fault and is not remembered.
+			if ctx.Err() == nil {
+				ts.cur.Store(&snapshot{checked: now, err: err})
+			}
 			return nil, err
 		}
 		next := *s
@@ -166,7 +174,7 @@ func (c *Check) load(ctx context.Context, tenantID int64, prev *snapshot) (*Inde
 	if err != nil {
 		return nil, 0, fmt.Errorf("lists: tenant %d: version: %w", tenantID, err)
 	}
-	if prev != nil && prev.version == v {
+	if prev != nil && prev.idx != nil && prev.version == v {
 		return prev.idx, v, nil
 	}
 	entries, err := c.src.ListEntries(ctx, tenantID)

@@ -26,8 +26,9 @@
 // texts are compared in the form Normalize gives (NFKC, Unicode case
 // folding, NFKC again), so full-width ＳＡＬＥ matches "sale" and half-width
 // ｾｰﾙ matches セール. Domains written as A-labels (xn--) are compared in
-// their Unicode form. Texts longer than MaxTextBytes are compared on their
-// first MaxTextBytes only.
+// their Unicode form. Values and texts are trimmed of surrounding space.
+// Texts longer than MaxTextBytes are compared on their first MaxTextBytes
+// only, and regexes see the first MaxRegexTextBytes.
 //
 // # Several From or Subject fields
 //
@@ -50,13 +51,16 @@
 //
 // The group lists of a recipient count as one level: if several of them
 // match, they decide together, so the order of Groups does not matter.
-// Within the deciding list (or group level), deny wins over allow: the deny
-// list exists to delete mail unconditionally, and an allow entry only waives
-// spam-like judgements, so a list that says both is read as "delete". Under
-// domain-first a domain deny therefore cannot be undone by an address allow,
-// which is why the seed only offers per-address allow lists under
-// address-first; here they stay active and decide when the domain has no
-// matching entry.
+// Within the deciding list (or group level) deny wins over allow, then the
+// strongest deny action, then the lowest entry ID. The seed does not say;
+// the deny list exists to delete mail unconditionally while an allow entry
+// only waives spam-like judgements, so a list that says both is read as
+// "delete".
+//
+// Under domain-first, a matching domain entry cannot be overridden by an
+// address entry. The seed offers per-address allow lists only under
+// address-first (※3); here they stay active under domain-first and decide
+// when neither the domain nor a group list has a matching entry.
 //
 // An allow gives a Finding with Action Allow and Symbol ALLOW_<FIELD> (for
 // example ALLOW_FROM_DOMAIN); Resolve then waives Overridable findings for
@@ -85,7 +89,11 @@
 // texts and the number of matches, not on the number of entries. The index
 // is cached per tenant and version; the version (Source.ListsVersion) is
 // asked at most once per refresh interval (one second by default) per
-// tenant, and entries are re-read only when it changed.
+// tenant, and entries are re-read only when it changed. Entries that fail
+// Validate are skipped (and logged), never fatal. When the Source fails,
+// the previous index serves for up to Options.MaxStale; with no index at
+// all Check returns the error and the runner's failure policy (temp-fail
+// by default) applies.
 package lists
 
 import (

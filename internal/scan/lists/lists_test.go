@@ -392,7 +392,13 @@ func TestSourceFailures(t *testing.T) {
 		t.Fatalf("first load with a failing store: err %v", err)
 	}
 	src.setErr(nil)
-	clk.Advance(time.Second) // the failed attempt is not retried at once
+	if _, err := c.Check(context.Background(), m, policy.MapSettings{}); !errors.Is(err, errStore) {
+		t.Fatalf("failure not remembered for the refresh interval: err %v", err)
+	}
+	if v, _ := src.counts(); v != 1 {
+		t.Errorf("store asked %d times within the refresh interval", v)
+	}
+	clk.Advance(time.Second)
 	if got := outcome(t, run(t, c, m, nil), "u@example.jp"); got != "DENY_ENV_FROM discard" {
 		t.Fatalf("after recovery: %q", got)
 	}
