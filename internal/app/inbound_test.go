@@ -222,7 +222,7 @@ func TestDMARCRejectAndJapaneseDenyList(t *testing.T) {
 		Kind: "deny", Field: "subject", Mode: "contains", Value: "未承諾広告"}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // the list index refreshes at most once a second
+	time.Sleep(1100 * time.Millisecond)                  // the list index refreshes at most once a second
 	subj := "=?ISO-2022-JP?B?GyRCTCQ+NUJ6OS05cCIoGyhC?=" // 未承諾広告※
 	if err := send(t, n, "sender@example.net", []string{"alice@example.test", "bob@example.test"},
 		"From: ad@example.net\r\nSubject: "+subj+" sale\r\n\r\nbuy\r\n"); err != nil {
