@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/scan/av/clamd"
 	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -39,6 +41,15 @@ func demoCmd(g *globals) *cobra.Command {
 			// The demo has no DNS; everything leaving goes to the stand-in server.
 			cfg.Delivery.SmartHost = "smtp://" + sinkAddr
 			cfg.Queue.Retry = []config.Duration{config.D(60e9)}
+			// ClamAV is used where present: a running clamd on its usual socket.
+			clamdNote := "not found (start clamd to scan for viruses)"
+			for _, sock := range []string{"/run/clamav/clamd.ctl", "/var/run/clamav/clamd.ctl"} {
+				cl := &clamd.Client{Network: "unix", Address: sock, DialTimeout: time.Second}
+				if cl.Ping(cmd.Context()) == nil {
+					cfg.Checks.Clamd, clamdNote = sock, sock
+					break
+				}
+			}
 			if err := os.MkdirAll(abs, 0o700); err != nil {
 				return err
 			}
@@ -65,6 +76,7 @@ mailgate demo is running.
   outbound relay:         %s   for clients on 127.0.0.0/8, sender must be @example.test
   stand-in mail server:   %s   writes each delivered message to %s/
   metrics, health:        http://%s/metrics  http://%s/healthz
+  ClamAV clamd:           %s
   data directory:         %s  (config: %s)
 
 Send a test mail:
@@ -78,7 +90,7 @@ Then:
   go run ./cmd/mailgate -c %s queue list
 
 Press Ctrl-C to stop.
-`, a.InboundAddr(), a.OutboundAddr(), sk.Addr(), down, httpAddr, httpAddr, abs, cfgPath,
+`, a.InboundAddr(), a.OutboundAddr(), sk.Addr(), down, httpAddr, httpAddr, clamdNote, abs, cfgPath,
 					host, port, host, port, down, cfgPath, cfgPath)
 			})
 		},
