@@ -309,7 +309,10 @@ func TestOperatorActions(t *testing.T) {
 		t.Fatalf("release %d %v", k, err)
 	}
 	n.Queue.ClaimDue(ctx)
-	mgtest.WaitFor(t, 10*time.Second, "released message delivered", func() bool { return n.Down.Count() == 1 })
+	mgtest.WaitFor(t, 10*time.Second, "released message delivered", func() bool {
+		rs := recipients(t, n, a)
+		return n.Down.Count() == 1 && rs[0].State == store.Delivered
+	})
 	evs, _ := n.Store.Events(ctx, 0, a)
 	var kinds []string
 	for _, e := range evs {
