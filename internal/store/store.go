@@ -381,6 +381,21 @@ type PolicyStore interface {
 
 	SeenSender(ctx context.Context, tenantID int64, sender string) (bool, error)
 	RecordSender(ctx context.Context, tenantID int64, sender string, at time.Time) error
+
+	SpamStore
+}
+
+// TokenCount is how many spam and ham training messages contained a token.
+type TokenCount struct{ Spam, Ham int64 }
+
+// SpamStore keeps the spam classifier's token counts; tenant 0 is the
+// global base model every tenant's model is layered on.
+type SpamStore interface {
+	SpamCounts(ctx context.Context, tenantID int64, tokens []string) (map[string]TokenCount, error)
+	SpamTotals(ctx context.Context, tenantID int64) (TokenCount, error)
+	// SpamAdd adds deltas (negative to unlearn) to token counts and the
+	// message totals in one commit; counts never go below zero.
+	SpamAdd(ctx context.Context, tenantID int64, deltas map[string]TokenCount, total TokenCount) error
 }
 
 // NewMessageID returns a queue ID: time-ordered (so listings sort by age) and

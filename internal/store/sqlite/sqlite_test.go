@@ -158,3 +158,59 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatalf("after reopen: %+v %v", got, err)
 	}
 }
+
+func TestSpamCountsPerTenant(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	add := func(tid int64, spam bool, delta int64, toks ...string) {
+		d := map[string]store.TokenCount{}
+		tot := store.TokenCount{}
+		for _, tk := range toks {
+			if spam {
+				d[tk] = store.TokenCount{Spam: delta}
+			} else {
+				d[tk] = store.TokenCount{Ham: delta}
+			}
+		}
+		if spam {
+			tot.Spam = delta
+		} else {
+			tot.Ham = delta
+		}
+		if err := db.SpamAdd(ctx, tid, d, tot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(1, true, 1, "viagra", "free")
+	add(1, true, 1, "free")
+	add(1, false, 1, "meeting", "free")
+	add(2, true, 1, "meeting")
+	c, err := db.SpamCounts(ctx, 1, []string{"free", "viagra", "meeting", "unknown"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c["free"] != (store.TokenCount{Spam: 2, Ham: 1}) || c["viagra"] != (store.TokenCount{Spam: 1}) || c["meeting"] != (store.TokenCount{Ham: 1}) {
+		t.Fatalf("counts %v", c)
+	}
+	if _, ok := c["unknown"]; ok {
+		t.Fatal("unknown token counted")
+	}
+	if tot, _ := db.SpamTotals(ctx, 1); tot != (store.TokenCount{Spam: 2, Ham: 1}) {
+		t.Fatalf("totals %v", tot)
+	}
+	// Tenant 2's training is its own.
+	c2, _ := db.SpamCounts(ctx, 2, []string{"meeting", "free"})
+	if c2["meeting"] != (store.TokenCount{Spam: 1}) || len(c2) != 1 {
+		t.Fatalf("tenant 2 counts %v", c2)
+	}
+	// Unlearning reverses learning exactly and never goes negative.
+	add(1, true, -1, "viagra", "free")
+	add(1, true, -1, "viagra")
+	c, _ = db.SpamCounts(ctx, 1, []string{"free", "viagra"})
+	if c["free"] != (store.TokenCount{Spam: 1, Ham: 1}) {
+		t.Fatalf("after unlearn %v", c)
+	}
+	if _, ok := c["viagra"]; ok {
+		t.Fatalf("zero-count token kept: %v", c)
+	}
+}
