@@ -36,6 +36,11 @@ type Queue interface {
 	Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) error
 }
 
+// PostStage runs after the checks with all their findings.
+type PostStage interface {
+	Findings(ctx context.Context, m *policy.Message, findings []policy.Finding, s policy.RcptSettings) []policy.Finding
+}
+
 // Rewriter writes a modified copy of a message (package rewrite): the
 // verdict's Subject tag, banner and removed parts, without the named header
 // fields (a name ending in "*" is a prefix).
@@ -48,6 +53,9 @@ type Pipeline struct {
 	Quarantine *spool.Spool // quarantine copies
 	Queue      Queue
 	Runner     *policy.Runner
+	// Post stages see every check's findings once all have run (the spam
+	// score combines them) and add findings of their own.
+	Post []PostStage
 	Rewrite    Rewriter
 	Hostname   string
 	Clock      clock.Clock
@@ -70,6 +78,12 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 	}
 	pm := &policy.Message{Env: env, Size: m.Size, Open: func() (io.ReadCloser, error) { return p.Spool.Open(m.BlobKey) }}
 	findings, verdicts := p.Runner.Run(ctx, pm, settings)
+	if len(p.Post) > 0 {
+		for _, ps := range p.Post {
+			findings = append(findings, ps.Findings(ctx, pm, findings, settings)...)
+		}
+		verdicts = policy.Resolve(env.Rcpts, findings)
+	}
 	if p.AfterVerdict != nil {
 		defer p.AfterVerdict(context.WithoutCancel(ctx), m, env, settings, findings, verdicts)
 	}
