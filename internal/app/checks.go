@@ -11,6 +11,7 @@ import (
 	"github.com/mailgate/mailgate/internal/scan/av/clamd"
 	"github.com/mailgate/mailgate/internal/scan/bec"
 	"github.com/mailgate/mailgate/internal/scan/lists"
+	"github.com/mailgate/mailgate/internal/scan/spam"
 	"github.com/mailgate/mailgate/internal/scan/structure"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -41,6 +42,8 @@ func (a *App) stages() []policy.Stage {
 				cl.Network = "tcp"
 			}
 			out = append(out, policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.AVTimeout.Duration + 5*time.Second, OnError: onErr})
+		case "spam":
+			out = append(out, policy.Stage{Check: &spam.Check{Classifier: a.SpamClassifier(), Resolver: a.Resolver, Now: a.Clock.Now}, Timeout: cc.Timeout.Duration})
 		case "structure":
 			out = append(out, policy.Stage{Check: structure.Check{}, Timeout: cc.Timeout.Duration})
 		case "bec":
@@ -102,4 +105,38 @@ func (d storeDirectory) SeenSender(ctx context.Context, tenantID int64, sender s
 
 func (d storeDirectory) RecordSender(ctx context.Context, tenantID int64, sender string) error {
 	return d.s.RecordSender(ctx, tenantID, sender, time.Now())
+}
+
+// SpamClassifier is the statistical classifier over the store's models.
+func (a *App) SpamClassifier() *spam.Classifier {
+	return spam.NewClassifier(spamModel{a.Store}, spam.DefaultParams())
+}
+
+// spamModel adapts the store to the classifier.
+type spamModel struct{ s store.Store }
+
+func (m spamModel) Counts(ctx context.Context, tenantID int64, tokens []string) (map[string]spam.TokenCount, error) {
+	c, err := m.s.SpamCounts(ctx, tenantID, tokens)
+	out := make(map[string]spam.TokenCount, len(c))
+	for k, v := range c {
+		out[k] = spam.TokenCount(v)
+	}
+	return out, err
+}
+
+func (m spamModel) Totals(ctx context.Context, tenantID int64) (int64, int64, error) {
+	t, err := m.s.SpamTotals(ctx, tenantID)
+	return t.Spam, t.Ham, err
+}
+
+func (m spamModel) Learn(ctx context.Context, tenantID int64, tokens []string, isSpam bool, delta int) error {
+	d := make(map[string]store.TokenCount, len(tokens))
+	one := store.TokenCount{Ham: int64(delta)}
+	if isSpam {
+		one = store.TokenCount{Spam: int64(delta)}
+	}
+	for _, t := range tokens {
+		d[t] = one
+	}
+	return m.s.SpamAdd(ctx, tenantID, d, one)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/rewrite"
+	"github.com/mailgate/mailgate/internal/scan/spam"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -27,8 +28,15 @@ func (a *App) newPipeline(stages []policy.Stage) *inbound.Pipeline {
 		Submit: func(ctx context.Context, m store.Message, rcpts []string, body []byte, why string) (string, error) {
 			return a.Queue.Submit(ctx, m, rcpts, bytes.NewReader(body), why)
 		}}
+	var post []inbound.PostStage
+	for _, c := range a.Config.Checks.Enabled {
+		if c == "spam" {
+			post = append(post, spam.Post{})
+		}
+	}
 	return &inbound.Pipeline{
 		AfterVerdict: notifier.Notify,
+		Post:         post,
 		Store:        a.Store, Spool: a.Spool, Quarantine: a.QSpool, Queue: a.Queue,
 		Runner:   &policy.Runner{Stages: stages, Log: a.Log.With("stage", "policy")},
 		Rewrite:  rewriteCopy,

@@ -66,7 +66,7 @@ type Config struct {
 // peers are. What each check does with a message is policy, set per tenant,
 // domain, group or address with "mailgate policy set" (docs/inbound.md).
 type ChecksConfig struct {
-	Enabled      []string `toml:"enabled" doc:"Inbound checks to run, in the order their findings merge: lists, structure (MIME that cannot be fully read), auth (SPF/DKIM/DMARC/ARC), av (ClamAV), bec (impersonation)."`
+	Enabled      []string `toml:"enabled" doc:"Inbound checks to run, in the order their findings merge: lists, structure (MIME that cannot be fully read), auth (SPF/DKIM/DMARC/ARC), av (ClamAV), bec (impersonation), spam (classifier and heuristics; also combines every check's evidence into the spam score)."`
 	Clamd        string   `toml:"clamd" doc:"clamd socket: a path (unix socket) or host:port. Empty: no anti-virus check, even when av is enabled."`
 	ClamdOnError string   `toml:"clamd_on_error" doc:"When clamd is down or too slow: tempfail (451, the client retries; default) or pass (accept with an X-Mailgate-Unchecked header)."`
 	Timeout      Duration `toml:"timeout" doc:"Deadline of each check per message."`
@@ -173,7 +173,7 @@ func Default() Config {
 			DSNLanguage: "en", MaxDSNOrigLen: 10 << 20,
 		},
 		Checks: ChecksConfig{
-			Enabled: []string{"lists", "structure", "auth", "av", "bec"}, ClamdOnError: "tempfail",
+			Enabled: []string{"lists", "structure", "auth", "av", "bec", "spam"}, ClamdOnError: "tempfail",
 			Timeout: D(20 * time.Second), AVTimeout: D(60 * time.Second),
 		},
 		Delivery: DeliveryConfig{
@@ -227,9 +227,9 @@ func (c *Config) Validate() error {
 	}
 	for _, n := range c.Checks.Enabled {
 		switch n {
-		case "lists", "structure", "auth", "av", "bec":
+		case "lists", "structure", "auth", "av", "bec", "spam":
 		default:
-			return fmt.Errorf("checks.enabled: unknown check %q (lists, structure, auth, av, bec)", n)
+			return fmt.Errorf("checks.enabled: unknown check %q (lists, structure, auth, av, bec, spam)", n)
 		}
 	}
 	if len(c.Queue.Retry) == 0 {

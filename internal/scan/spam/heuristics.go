@@ -29,6 +29,15 @@ func Heuristics(m *mailtext.Message, env *policy.Envelope, now time.Time) []Rule
 	var out []Rule
 	add := func(sym string, pts float64, why string) { out = append(out, Rule{sym, pts, why}) }
 
+	// Dates are judged against when the message arrived: the topmost
+	// Received field's date (ours, when live), else now.
+	if rcv := m.HeaderValues("Received"); len(rcv) > 0 {
+		if i := strings.LastIndexByte(rcv[0], ';'); i >= 0 {
+			if t, err := parseDate(rcv[0][i+1:]); err == nil {
+				now = t
+			}
+		}
+	}
 	dates := m.HeaderValues("Date")
 	switch {
 	case len(dates) == 0:
@@ -135,7 +144,7 @@ func Heuristics(m *mailtext.Message, env *policy.Envelope, now time.Time) []Rule
 			add("URL_SHORTENER", 0.7, "link shortener "+h)
 		}
 		if shown := hostIn(l.Text); shown != "" && !sameOrg(shown, h) {
-			add("LINK_TEXT_MISMATCH", 2.0, "link text shows "+shown+" but goes to "+h)
+			add("LINK_TEXT_MISMATCH", 1.2, "link text shows "+shown+" but goes to "+h)
 		}
 	}
 	switch n := len(links); {

@@ -1,0 +1,195 @@
+package spam
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/policy"
+)
+
+// Check is the "spam" body check: the statistical classifier (per-tenant
+// model over the global one), the header and structure heuristics, and
+// optional DNS block lists. It only reports evidence; Post turns all the
+// checks' evidence into the score and the per-recipient action.
+//
+// Settings:
+//
+//	spam.dnsbl   comma-separated DNSBL zones for the sender IP (off by default;
+//	             queries go only to these zones through mailgate's resolver)
+//	spam.uribl   comma-separated URI block list zones for link domains (off)
+type Check struct {
+	Classifier *Classifier
+	Resolver   Resolver // for DNSBL/URIBL; nil disables them
+	Now        func() time.Time
+	// MaxTokens bounds the features taken from one message.
+	MaxTokens int
+}
+
+// Resolver is the DNS needed for block lists.
+type Resolver interface {
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+}
+
+// Name returns "spam".
+func (c *Check) Name() string { return Name }
+
+// maxLogit bounds the classifier's say: Fisher combining produces extreme
+// probabilities, and one model must not drown every other signal.
+const maxLogit = 8.0
+
+// Evidence is what Score needs from one message, computed once.
+type Evidence struct {
+	Result Result
+	Rules  []Rule
+}
+
+// Findings turns evidence into findings (score points are log-odds × 10).
+func (e Evidence) Findings() []policy.Finding {
+	var out []policy.Finding
+	if e.Result.Trained {
+		p := math.Min(math.Max(e.Result.Prob, 1e-9), 1-1e-9)
+		l := math.Max(-maxLogit, math.Min(maxLogit, math.Log(p/(1-p))))
+		var top []string
+		for i, t := range e.Result.Top {
+			if i == 5 {
+				break
+			}
+			top = append(top, fmt.Sprintf("%s=%.2f", t.Token, t.Prob))
+		}
+		out = append(out, policy.Finding{Check: Name, Symbol: bayesSymbol(e.Result.Prob), Score: l * 10, Overridable: true,
+			Reason: fmt.Sprintf("classifier %.4f (%s)", e.Result.Prob, strings.Join(top, " "))})
+	}
+	for _, r := range e.Rules {
+		out = append(out, policy.Finding{Check: Name, Symbol: r.Symbol, Score: r.Points * 10, Overridable: true, Reason: r.Reason})
+	}
+	return out
+}
+
+func bayesSymbol(p float64) string {
+	switch {
+	case p >= 0.99:
+		return "BAYES_99"
+	case p >= 0.9:
+		return "BAYES_90"
+	case p >= 0.6:
+		return "BAYES_60"
+	case p > 0.4:
+		return "BAYES_50"
+	case p > 0.1:
+		return "BAYES_20"
+	case p > 0.01:
+		return "BAYES_05"
+	}
+	return "BAYES_00"
+}
+
+// Check implements policy.BodyCheck.
+func (c *Check) Check(ctx context.Context, m *policy.Message, s policy.Settings) ([]policy.Finding, error) {
+	if m.Env.Outbound {
+		return nil, nil
+	}
+	ev, err := c.Evaluate(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	out := ev.Findings()
+	out = append(out, c.blockLists(ctx, m, s)...)
+	return out, nil
+}
+
+// Evaluate classifies a message and runs the heuristics (also used by the
+// CLI's "spam score").
+func (c *Check) Evaluate(ctx context.Context, m *policy.Message) (Evidence, error) {
+	msg, err := m.Parsed(ctx)
+	if err != nil {
+		return Evidence{}, fmt.Errorf("parse: %w", err)
+	}
+	now := time.Now()
+	if c.Now != nil {
+		now = c.Now()
+	}
+	ev := Evidence{Rules: Heuristics(msg, m.Env, now)}
+	if c.Classifier != nil {
+		lim := c.MaxTokens
+		if lim <= 0 {
+			lim = DefaultMaxTokens
+		}
+		res, err := c.Classifier.ClassifyTokens(ctx, m.Env.TenantID, Tokenize(msg, lim))
+		if err != nil {
+			return ev, fmt.Errorf("classify: %w", err)
+		}
+		ev.Result = res
+	}
+	return ev, nil
+}
+
+func zones(s policy.Settings, key string) []string {
+	v, _ := s.Get(key)
+	var out []string
+	for _, z := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, strings.Trim(strings.ToLower(z), "."))
+	}
+	return out
+}
+
+// blockLists queries configured DNSBL zones for the sender IP and URIBL
+// zones for link domains. Lookup failures are not evidence.
+func (c *Check) blockLists(ctx context.Context, m *policy.Message, s policy.Settings) []policy.Finding {
+	if c.Resolver == nil {
+		return nil
+	}
+	var out []policy.Finding
+	if ip := m.Env.SenderIP(); ip.IsValid() && ip.Is4() {
+		for _, z := range zones(s, "spam.dnsbl") {
+			if listed(ctx, c.Resolver, reverse4(ip)+"."+z) {
+				out = append(out, policy.Finding{Check: Name, Symbol: "DNSBL_" + strings.ToUpper(strings.ReplaceAll(z, ".", "_")),
+					Score: 30, Overridable: true, Reason: "sender " + ip.String() + " listed in " + z})
+			}
+		}
+	}
+	if uz := zones(s, "spam.uribl"); len(uz) > 0 {
+		msg, err := m.Parsed(ctx)
+		if err == nil {
+			seen := map[string]bool{}
+			for _, l := range msg.HTMLLinks {
+				h := hostIn(l.URL)
+				if h == "" || seen[h] || len(seen) >= 10 {
+					continue
+				}
+				seen[h] = true
+				for _, z := range uz {
+					if listed(ctx, c.Resolver, h+"."+z) {
+						out = append(out, policy.Finding{Check: Name, Symbol: "URIBL", Score: 25, Overridable: true, Reason: h + " listed in " + z})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func listed(ctx context.Context, r Resolver, name string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	ips, err := r.LookupIPAddr(ctx, name)
+	if err != nil {
+		return false
+	}
+	for _, ip := range ips {
+		// Listings answer 127.0.0.2–127.0.0.254; 127.255.255.x are error codes.
+		if a, ok := netip.AddrFromSlice(ip.IP.To4()); ok && a.As4()[0] == 127 && a.As4()[1] != 255 {
+			return true
+		}
+	}
+	return false
+}
+
+func reverse4(ip netip.Addr) string {
+	b := ip.As4()
+	return fmt.Sprintf("%d.%d.%d.%d", b[3], b[2], b[1], b[0])
+}
