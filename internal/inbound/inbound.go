@@ -55,11 +55,11 @@ type Pipeline struct {
 	Runner     *policy.Runner
 	// Post stages see every check's findings once all have run (the spam
 	// score combines them) and add findings of their own.
-	Post []PostStage
-	Rewrite    Rewriter
-	Hostname   string
-	Clock      clock.Clock
-	Log        *slog.Logger
+	Post     []PostStage
+	Rewrite  Rewriter
+	Hostname string
+	Clock    clock.Clock
+	Log      *slog.Logger
 	// AfterVerdict, when set, is called with the findings of every checked
 	// message (notifications, sender history, reputation).
 	AfterVerdict func(ctx context.Context, m store.Message, env *policy.Envelope, settings policy.RcptSettings, findings []policy.Finding, verdicts []policy.Verdict)
