@@ -99,7 +99,7 @@ func countMessages(t *testing.T, n *mgtest.Node) int {
 
 func TestAcceptAndRelayToDownstream(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
 	c, err := smtp.Dial(n.InboundAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func TestAcceptAndRelayToDownstream(t *testing.T) {
 
 func TestRecipientChecksAndRelayForms(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
 	cases := []struct {
 		rcpt string
 		want int
@@ -214,7 +214,7 @@ func TestRecipientChecksAndRelayForms(t *testing.T) {
 
 func TestSizeAndRecipientLimits(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{Config: func(c *config.Config) {
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, Config: func(c *config.Config) {
 		c.Limits.MaxMessageBytes = 2000
 		c.Limits.MaxRecipients = 2
 	}})
@@ -250,7 +250,7 @@ func TestSizeAndRecipientLimits(t *testing.T) {
 
 func TestSTARTTLS(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{Config: func(c *config.Config) { c.Inbound.RequireTLS = true }})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, Config: func(c *config.Config) { c.Inbound.RequireTLS = true }})
 	r := greet(t, n.InboundAddr())
 	r.expect("MAIL FROM:<s@example.net>", 530)
 
@@ -270,7 +270,7 @@ func TestSTARTTLS(t *testing.T) {
 
 func TestOutboundRelay(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
 	out := n.OutboundAddr()
 
 	// From a registered network (127.0.0.1/32), with a sender of the tenant.
@@ -329,7 +329,7 @@ func TestOutboundRelay(t *testing.T) {
 
 func TestInboundIsNeverOpenRelay(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
 	// Even from an address allowed to relay outbound, port 25 only takes served domains.
 	r := greet(t, n.InboundAddr())
 	r.expect("MAIL FROM:<alice@example.test>", 250)
@@ -340,7 +340,7 @@ func TestInboundIsNeverOpenRelay(t *testing.T) {
 // followed by a pipelined second transaction; the real end comes after.
 func TestSMTPSmuggling(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
 	variants := map[string]string{
 		`\n.\n`:       "\n.\n",
 		`\r.\r`:       "\r.\r",
@@ -376,7 +376,7 @@ func TestSMTPSmuggling(t *testing.T) {
 
 func TestNormalizeOnTrustedRelay(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{Config: func(c *config.Config) { c.Outbound.BareLF = "normalize" }})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, Config: func(c *config.Config) { c.Outbound.BareLF = "normalize" }})
 	r := dialRaw(t, n.OutboundAddr(), "127.0.0.1")
 	r.reply()
 	r.expect("EHLO relay.example.test", 250)
@@ -395,7 +395,7 @@ func TestNormalizeOnTrustedRelay(t *testing.T) {
 
 func TestEarlyTalkerRefused(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{Config: func(c *config.Config) { c.Limits.GreetDelay = config.D(200 * time.Millisecond) }})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, Config: func(c *config.Config) { c.Limits.GreetDelay = config.D(200 * time.Millisecond) }})
 	r := dialRaw(t, n.InboundAddr(), "")
 	r.send("EHLO impatient.example\r\nMAIL FROM:<a@b.test>\r\n")
 	if c := r.reply(); c != 554 {
@@ -405,7 +405,7 @@ func TestEarlyTalkerRefused(t *testing.T) {
 
 func TestMailLoopDetected(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
 	r := greet(t, n.InboundAddr())
 	r.expect("MAIL FROM:<s@example.net>", 250)
 	r.expect("RCPT TO:<alice@example.test>", 250)
@@ -422,7 +422,7 @@ func TestMailLoopDetected(t *testing.T) {
 
 func TestErrorLimitClosesSession(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{Config: func(c *config.Config) { c.Limits.MaxErrors = 5 }})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, Config: func(c *config.Config) { c.Limits.MaxErrors = 5 }})
 	r := greet(t, n.InboundAddr())
 	r.expect("MAIL FROM:<s@example.net>", 250)
 	var last int
@@ -440,7 +440,7 @@ func TestErrorLimitClosesSession(t *testing.T) {
 
 func TestLowDiskSpaceTempFails(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{Config: func(c *config.Config) { c.Limits.MinFreeBytes = 1 << 62 }})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, Config: func(c *config.Config) { c.Limits.MinFreeBytes = 1 << 62 }})
 	r := greet(t, n.InboundAddr())
 	r.expect("MAIL FROM:<s@example.net>", 452)
 	if !strings.HasPrefix(r.last, "4.3.1") {
@@ -450,7 +450,7 @@ func TestLowDiskSpaceTempFails(t *testing.T) {
 
 func TestRecipientsOfTwoTenantsSplit(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
 	ctx := context.Background()
 	t2, _ := n.Store.CreateTenant(ctx, "other")
 	d2, _ := n.Store.CreateDomain(ctx, t2.ID, "other.test")
@@ -467,7 +467,7 @@ func TestRecipientsOfTwoTenantsSplit(t *testing.T) {
 
 func TestConnectionLimitPerIP(t *testing.T) {
 	t.Parallel()
-	n := mgtest.Start(t, mgtest.Options{Config: func(c *config.Config) { c.Inbound.MaxConnPerIP = 2 }})
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, Config: func(c *config.Config) { c.Inbound.MaxConnPerIP = 2 }})
 	a := greet(t, n.InboundAddr())
 	b := greet(t, n.InboundAddr())
 	c := dialRaw(t, n.InboundAddr(), "")

@@ -41,7 +41,7 @@ func Heuristics(m *mailtext.Message, env *policy.Envelope, now time.Time) []Rule
 	dates := m.HeaderValues("Date")
 	switch {
 	case len(dates) == 0:
-		add("MISSING_DATE", 0.6, "no Date header")
+		add("MISSING_DATE", 0.4, "no Date header")
 	default:
 		if d, err := parseDate(dates[0]); err != nil {
 			add("INVALID_DATE", 0.8, "unparsable Date header")
@@ -52,13 +52,13 @@ func Heuristics(m *mailtext.Message, env *policy.Envelope, now time.Time) []Rule
 		}
 	}
 	if len(m.HeaderValues("Message-ID")) == 0 {
-		add("MISSING_MID", 0.7, "no Message-ID header")
+		add("MISSING_MID", 0.5, "no Message-ID header")
 	}
 	if len(m.From) == 0 {
 		add("MISSING_FROM", 1.2, "no usable From header")
 	}
 	if len(m.To) == 0 && len(m.Cc) == 0 {
-		add("MISSING_TO", 0.4, "no To or Cc")
+		add("MISSING_TO", 0.3, "no To or Cc")
 	}
 	if env != nil && len(env.Rcpts) > 0 && (len(m.To) > 0 || len(m.Cc) > 0) {
 		visible := map[string]bool{}

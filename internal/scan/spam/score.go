@@ -113,8 +113,10 @@ func (Post) Findings(ctx context.Context, m *policy.Message, findings []policy.F
 		Headers: []policy.HeaderField{
 			{Name: "X-Mailgate-Spam-Score", Value: shown},
 			{Name: "X-Mailgate-Spam", Value: verdict},
-			{Name: "X-Mailgate-Spam-Symbols", Value: strings.Join(syms, " ")},
 		}}}
+	if len(syms) > 0 {
+		out[0].Headers = append(out[0].Headers, policy.HeaderField{Name: "X-Mailgate-Spam-Symbols", Value: strings.Join(syms, " ")})
+	}
 	if m == nil || m.Env == nil {
 		return out
 	}

@@ -39,6 +39,8 @@ type Options struct {
 	NoStart bool
 	// Stages replaces the inbound checks (nil: the configured ones).
 	Stages []policy.Stage
+	// NoChecks runs the relay without any inbound check (queue tests).
+	NoChecks bool
 }
 
 // Start builds and starts a node serving example.test (users alice and bob)
@@ -76,6 +78,9 @@ func Start(t testing.TB, o Options) *Node {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx := context.Background()
+	if o.NoChecks {
+		o.Stages = []policy.Stage{}
+	}
 	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages})
 	if err != nil {
 		t.Fatal(err)
