@@ -35,7 +35,6 @@ file. --tenant trains that tenant's model; --global trains the base model every 
 			if err != nil {
 				return err
 			}
-			cl := a.SpamClassifier()
 			deltas := map[string]store.TokenCount{}
 			var total store.TokenCount
 			for _, set := range []struct {
@@ -50,7 +49,8 @@ file. --tenant trains that tenant's model; --global trains the base model every 
 					if err != nil {
 						return fmt.Errorf("%s: %w", name, err)
 					}
-					for _, t := range cl.Tokens(msg) {
+					toks, _ := spam.Features(msg, &policy.Envelope{}, a.Clock.Now(), 0)
+					for _, t := range toks {
 						d := deltas[t]
 						if set.spam {
 							d.Spam++
@@ -168,8 +168,8 @@ A quarantined message reported as ham can then be released with "quarantine rele
 			if err != nil {
 				return err
 			}
-			cl := a.SpamClassifier()
-			if err := cl.Train(ctx, tid, msg, asSpam); err != nil {
+			toks, _ := spam.Features(msg, &policy.Envelope{}, a.Clock.Now(), 0)
+			if err := a.SpamClassifier().TrainTokens(ctx, tid, toks, asSpam); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "learned as %s for tenant %d\n", map[bool]string{true: "spam", false: "ham"}[asSpam], tid)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 )
 
@@ -65,9 +66,31 @@ func (e Evidence) Findings() []policy.Finding {
 			Reason: fmt.Sprintf("classifier %.4f (%s)", e.Result.Prob, strings.Join(top, " "))})
 	}
 	for _, r := range e.Rules {
-		out = append(out, policy.Finding{Check: Name, Symbol: r.Symbol, Score: r.Points * 10, Overridable: true, Reason: r.Reason})
+		f := policy.Finding{Check: Name, Symbol: r.Symbol, Overridable: true, Reason: r.Reason}
+		if !e.Result.Trained {
+			// Without a trained model the rules' fixed weights are all there is;
+			// with one, the rules are features the model has learned to weigh.
+			f.Score = r.Points * 10
+		}
+		out = append(out, f)
 	}
 	return out
+}
+
+// Features are what the classifier learns from and judges: the message's
+// tokens plus one "rule:" token per heuristic that fired, so the model
+// learns how much each rule means for this tenant's mail instead of
+// trusting fixed weights. Training and classification must both use it.
+func Features(msg *mailtext.Message, env *policy.Envelope, now time.Time, lim int) ([]string, []Rule) {
+	if lim <= 0 {
+		lim = DefaultMaxTokens
+	}
+	rules := Heuristics(msg, env, now)
+	toks := Tokenize(msg, lim)
+	for _, r := range rules {
+		toks = append(toks, "rule:"+strings.ToLower(r.Symbol))
+	}
+	return toks, rules
 }
 
 func bayesSymbol(p float64) string {
@@ -113,13 +136,10 @@ func (c *Check) Evaluate(ctx context.Context, m *policy.Message) (Evidence, erro
 	if c.Now != nil {
 		now = c.Now()
 	}
-	ev := Evidence{Rules: Heuristics(msg, m.Env, now)}
+	toks, rules := Features(msg, m.Env, now, c.MaxTokens)
+	ev := Evidence{Rules: rules}
 	if c.Classifier != nil {
-		lim := c.MaxTokens
-		if lim <= 0 {
-			lim = DefaultMaxTokens
-		}
-		res, err := c.Classifier.ClassifyTokens(ctx, m.Env.TenantID, Tokenize(msg, lim))
+		res, err := c.Classifier.ClassifyTokens(ctx, m.Env.TenantID, toks)
 		if err != nil {
 			return ev, fmt.Errorf("classify: %w", err)
 		}
