@@ -1,0 +1,144 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/mailtext"
+	"github.com/mailgate/mailgate/internal/policy"
+	"github.com/mailgate/mailgate/internal/scan/spam"
+	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/testutil/mgtest"
+)
+
+// trainCorpus trains tenant tid from the spam package's small Japanese and
+// English corpus, leaving out the named files for the test to send.
+func trainCorpus(t *testing.T, n *mgtest.Node, tid int64, skip map[string]bool) {
+	t.Helper()
+	ctx := context.Background()
+	cl := n.SpamClassifier()
+	for _, class := range []string{"spam", "ham"} {
+		dir := filepath.Join("..", "scan", "spam", "testdata", "corpus", class)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if skip[class+"/"+e.Name()] {
+				continue
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := mailtext.Parse(ctx, bytes.NewReader(raw), mailtext.DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			toks, _ := spam.Features(msg, &policy.Envelope{}, time.Now(), 0)
+			if err := cl.TrainTokens(ctx, tid, toks, class == "spam"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func corpusFile(t *testing.T, name string) string {
+	raw, err := os.ReadFile(filepath.Join("..", "scan", "spam", "testdata", "corpus", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(raw), "\r\n", "\n")
+	return strings.ReplaceAll(s, "\n", "\r\n")
+}
+
+func TestSpamThroughSMTPAndFeedback(t *testing.T) {
+	t.Parallel()
+	n := mgtest.Start(t, mgtest.Options{})
+	ctx := context.Background()
+	tid := n.Tenant.ID
+	held := map[string]bool{"spam/00.eml": true, "spam/01.eml": true, "ham/00.eml": true}
+	trainCorpus(t, n, tid, held)
+	for _, kv := range [][2]string{{"spam.quarantine_at", "95"}, {"spam.tag_at", "45"}} {
+		if err := n.Store.SetSetting(ctx, store.Setting{TenantID: tid, Scope: store.ScopeTenant, Key: kv[0], Value: kv[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Spam the model has never seen is quarantined with its score shown.
+	if err := send(t, n, "promo@spam.example", []string{"alice@example.test"}, corpusFile(t, "spam/00.eml")); err != nil {
+		t.Fatal(err)
+	}
+	var qs []store.QuarantineItem
+	mgtest.WaitFor(t, 10*time.Second, "spam quarantined", func() bool {
+		qs, _ = n.Store.QuarantineItems(ctx, tid, "alice@example.test", store.QHeld, 10)
+		return len(qs) == 1
+	})
+	if !strings.Contains(qs[0].Reasons, "SPAM") {
+		t.Fatalf("quarantine reason %q", qs[0].Reasons)
+	}
+	r, _, err := n.Quarantine.Open(ctx, tid, qs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	b.ReadFrom(r)
+	r.Close()
+	if !strings.Contains(b.String(), "X-Mailgate-Spam: yes") || !strings.Contains(b.String(), "X-Mailgate-Spam-Score: ") {
+		t.Fatalf("quarantined copy lacks the spam headers:\n%.600s", b.String())
+	}
+
+	// Ham is delivered untagged with its score.
+	if err := send(t, n, "partner@ham.example", []string{"bob@example.test"}, corpusFile(t, "ham/00.eml")); err != nil {
+		t.Fatal(err)
+	}
+	mgtest.WaitFor(t, 10*time.Second, "ham delivered", func() bool { return n.Down.Count() == 1 })
+	got := string(n.Down.Messages()[0].Data)
+	if !strings.Contains(got, "X-Mailgate-Spam: no") || strings.Contains(got, "Subject: [SPAM!!]") {
+		t.Fatalf("ham copy:\n%.800s", got)
+	}
+
+	// A message with evidence both ways is borderline: delivered, tagged.
+	border := "From: someone@mixed.example\r\nTo: carol@example.test\r\nSubject: meeting\r\n\r\nFree money! Click here for the meeting agenda and 見積書.\r\n"
+	if err := send(t, n, "someone@mixed.example", []string{"bob@example.test"}, border); err != nil {
+		t.Fatal(err)
+	}
+	mgtest.WaitFor(t, 10*time.Second, "borderline delivered", func() bool { return n.Down.Count() == 2 })
+	if got := string(n.Down.Messages()[1].Data); !strings.Contains(got, "Subject: [SPAM!!] meeting") {
+		t.Fatalf("borderline message not tagged:\n%.800s", got)
+	}
+
+	// "Not spam" feedback on the quarantined message retrains the tenant's
+	// model: the same message is then delivered, not quarantined.
+	cl := n.SpamClassifier()
+	msg, _ := mailtext.Parse(ctx, strings.NewReader(corpusFile(t, "spam/00.eml")), mailtext.DefaultLimits())
+	toks, _ := spam.Features(msg, &policy.Envelope{}, time.Now(), 0)
+	before, _ := cl.ClassifyTokens(ctx, tid, toks)
+	for i := 0; i < 3 && before.Prob > 0.5; i++ {
+		if err := cl.TrainTokens(ctx, tid, toks, false); err != nil {
+			t.Fatal(err)
+		}
+		before, _ = cl.ClassifyTokens(ctx, tid, toks)
+	}
+	if before.Prob > 0.5 {
+		t.Fatalf("feedback did not move the score: %v", before.Prob)
+	}
+	if err := send(t, n, "promo@spam.example", []string{"alice@example.test"}, corpusFile(t, "spam/00.eml")); err != nil {
+		t.Fatal(err)
+	}
+	mgtest.WaitFor(t, 10*time.Second, "re-sent message delivered after feedback", func() bool { return n.Down.Count() == 3 })
+	if qs, _ := n.Store.QuarantineItems(ctx, tid, "alice@example.test", store.QHeld, 10); len(qs) != 1 {
+		t.Fatalf("%d quarantined after feedback, want still 1", len(qs))
+	}
+
+	// Another tenant's model did not move.
+	other, _ := n.Store.CreateTenant(ctx, "other")
+	if res, _ := cl.ClassifyTokens(ctx, other.ID, toks); res.Trained {
+		t.Fatal("tenant feedback leaked into another tenant's model")
+	}
+}
