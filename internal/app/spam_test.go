@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/app"
+	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/scan/spam"
@@ -140,5 +142,40 @@ func TestSpamThroughSMTPAndFeedback(t *testing.T) {
 	other, _ := n.Store.CreateTenant(ctx, "other")
 	if res, _ := cl.ClassifyTokens(ctx, other.ID, toks); res.Trained {
 		t.Fatal("tenant feedback leaked into another tenant's model")
+	}
+}
+
+func TestSpamModelSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir = dir
+	ctx := context.Background()
+	open := func() *app.App {
+		a, err := app.Open(ctx, cfg, nil, app.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := open()
+	tn, _ := a.Store.CreateTenant(ctx, "acme")
+	msg, _ := mailtext.Parse(ctx, strings.NewReader(corpusFile(t, "spam/03.eml")), mailtext.DefaultLimits())
+	toks, _ := spam.Features(msg, &policy.Envelope{}, time.Now(), 0)
+	cl := a.SpamClassifier()
+	ham, _ := mailtext.Parse(ctx, strings.NewReader(corpusFile(t, "ham/03.eml")), mailtext.DefaultLimits())
+	htoks, _ := spam.Features(ham, &policy.Envelope{}, time.Now(), 0)
+	cl.TrainTokens(ctx, tn.ID, toks, true)
+	cl.TrainTokens(ctx, tn.ID, htoks, false)
+	want, err := cl.ClassifyTokens(ctx, tn.ID, toks)
+	if err != nil || !want.Trained || want.Prob < 0.9 {
+		t.Fatalf("before restart: %+v %v", want.Prob, err)
+	}
+	a.Close()
+	a = open()
+	defer a.Close()
+	got, err := a.SpamClassifier().ClassifyTokens(ctx, tn.ID, toks)
+	if err != nil || got.Prob != want.Prob {
+		t.Fatalf("after restart %v (err %v), before %v", got.Prob, err, want.Prob)
 	}
 }
