@@ -51,6 +51,8 @@ type App struct {
 	serveWG           sync.WaitGroup
 	metrics           *metrics
 	stopMaint         context.CancelFunc
+	done              chan struct{} // closed by Close: background helpers stop
+	closeOnce         sync.Once
 }
 
 // Options override dependencies (tests inject a clock or their own checks).
@@ -108,7 +110,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		st.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, QSpool: qsp, Delivery: dl, Resolver: res}
+	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, QSpool: qsp, Delivery: dl, Resolver: res, done: make(chan struct{})}
 	a.metrics = newMetrics()
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(dl),
@@ -272,5 +274,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 // Close releases the store and spools (for CLI use after Open).
 func (a *App) Close() error {
-	return errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close())
+	var err error
+	a.closeOnce.Do(func() {
+		close(a.done)
+		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close())
+	})
+	return err
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/policy"
@@ -47,7 +48,7 @@ func (a *App) stages() []policy.Stage {
 		case "structure":
 			out = append(out, policy.Stage{Check: structure.Check{}, Timeout: cc.Timeout.Duration})
 		case "bec":
-			c, err := bec.New(bec.Config{Directory: storeDirectory{a.Store}, History: storeDirectory{a.Store}, Now: a.Clock.Now})
+			c, err := bec.New(bec.Config{Directory: storeDirectory{a.Store}, History: a.senderHistory(), Now: a.Clock.Now})
 			if err != nil {
 				a.Log.Error("impersonation check disabled", "err", err)
 				continue
@@ -103,8 +104,68 @@ func (d storeDirectory) SeenSender(ctx context.Context, tenantID int64, sender s
 	return d.s.SeenSender(ctx, tenantID, sender)
 }
 
-func (d storeDirectory) RecordSender(ctx context.Context, tenantID int64, sender string) error {
-	return d.s.RecordSender(ctx, tenantID, sender, time.Now())
+// senderHistory records senders off the accept path: the impersonation
+// check notes every sender, and a durable write per message before the 250
+// would cost more than the check itself. Records are coalesced and written
+// once a second; a crash loses at most that second of "seen" marks, which
+// only makes a sender look new once more.
+func (a *App) senderHistory() *asyncHistory {
+	h := &asyncHistory{s: a.Store, log: a.Log, pending: map[senderKey]time.Time{}}
+	go h.loop(a.done)
+	return h
+}
+
+type senderKey struct {
+	tenant int64
+	sender string
+}
+
+type asyncHistory struct {
+	s       store.Store
+	log     interface{ Warn(string, ...any) }
+	mu      sync.Mutex
+	pending map[senderKey]time.Time
+}
+
+func (h *asyncHistory) SeenSender(ctx context.Context, tenantID int64, sender string) (bool, error) {
+	h.mu.Lock()
+	_, queued := h.pending[senderKey{tenantID, sender}]
+	h.mu.Unlock()
+	if queued {
+		return true, nil
+	}
+	return h.s.SeenSender(ctx, tenantID, sender)
+}
+
+func (h *asyncHistory) RecordSender(ctx context.Context, tenantID int64, sender string) error {
+	h.mu.Lock()
+	if len(h.pending) < 100000 {
+		h.pending[senderKey{tenantID, sender}] = time.Now()
+	}
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *asyncHistory) loop(done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		batch := h.pending
+		h.pending = map[senderKey]time.Time{}
+		h.mu.Unlock()
+		for k, at := range batch {
+			if err := h.s.RecordSender(context.Background(), k.tenant, k.sender, at); err != nil {
+				h.log.Warn("recording sender history", "err", err)
+				break
+			}
+		}
+	}
 }
 
 // SpamClassifier is the statistical classifier over the store's models.

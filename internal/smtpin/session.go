@@ -348,7 +348,7 @@ func (se *session) Data(r io.Reader) error {
 		var reply *smtp.SMTPError
 		if errors.As(err, &reply) {
 			// A policy verdict (reject, temporary failure) for every recipient.
-			se.log.Info("message refused by policy", "id", id, "reply", reply.Code, "text", reply.Message)
+			se.log.Debug("message refused by policy", "id", id, "reply", reply.Code, "text", reply.Message)
 			return reply
 		}
 		se.log.Error("enqueue", "err", err, "id", id)
