@@ -37,6 +37,7 @@ func (a *App) newPipeline(stages []policy.Stage) *inbound.Pipeline {
 	}
 	return &inbound.Pipeline{
 		AfterVerdict: notifier.Notify,
+		Intercept:    a.spamFeedback,
 		Post:         post,
 		Store:        a.Store, Spool: a.Spool, Quarantine: a.QSpool, Queue: a.Queue,
 		Runner:   &policy.Runner{Stages: stages, Log: a.Log.With("stage", "policy")},

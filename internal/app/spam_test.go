@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/dnsx/dnstest"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/scan/spam"
@@ -177,5 +178,54 @@ func TestSpamModelSurvivesRestart(t *testing.T) {
 	got, err := a.SpamClassifier().ClassifyTokens(ctx, tn.ID, toks)
 	if err != nil || got.Prob != want.Prob {
 		t.Fatalf("after restart %v (err %v), before %v", got.Prob, err, want.Prob)
+	}
+}
+
+func TestSpamFeedbackAddress(t *testing.T) {
+	t.Parallel()
+	dns := dnstest.Start(t)
+	dns.Add(`example.test. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"`)
+	dns.Add(`_dmarc.example.test. 300 IN TXT "v=DMARC1; p=none"`)
+	n := mgtest.Start(t, mgtest.Options{Config: func(c *config.Config) { c.DNS.Resolver = dns.Addr() }})
+	ctx := context.Background()
+	tid := n.Tenant.ID
+	n.Store.CreateUser(ctx, tid, "spam@example.test")
+	n.Store.SetSetting(ctx, store.Setting{TenantID: tid, Scope: store.ScopeTenant, Key: "spam.feedback_spam_address", Value: "spam@example.test"})
+	fwd := func(from string) string {
+		return "From: " + from + "\r\nTo: spam@example.test\r\nSubject: Fwd: junk\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nplease learn\r\n" +
+			"--x\r\nContent-Type: message/rfc822\r\n\r\n" + corpusFile(t, "spam/05.eml") + "\r\n--x--\r\n"
+	}
+	// An outsider cannot teach the tenant's model.
+	if err := send(t, n, "mallory@outside.example", []string{"spam@example.test"}, fwd("mallory@outside.example")); err != nil {
+		t.Fatal(err)
+	}
+	if tot, _ := n.Store.SpamTotals(ctx, tid); tot.Spam != 0 {
+		t.Fatalf("outsider trained the model: %+v", tot)
+	}
+	// Alice (SPF and DMARC pass for example.test) can.
+	if err := send(t, n, "alice@example.test", []string{"spam@example.test"}, fwd("alice@example.test")); err != nil {
+		t.Fatal(err)
+	}
+	if tot, _ := n.Store.SpamTotals(ctx, tid); tot.Spam != 1 {
+		t.Fatalf("feedback not learned: %+v", tot)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n.Down.Count() != 0 {
+		t.Fatal("feedback mail delivered to the mailbox")
+	}
+	ms, _ := n.Store.FindMessages(ctx, tid, "Fwd: junk", 10)
+	if len(ms) != 2 {
+		t.Fatalf("%d feedback messages tracked", len(ms))
+	}
+	evs, _ := n.Store.Events(ctx, tid, ms[0].ID)
+	found := false
+	for _, e := range evs {
+		if e.Kind == "verdict" && strings.Contains(e.Detail, "learned as spam") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("tracking lacks the feedback: %+v", evs)
 	}
 }

@@ -60,6 +60,10 @@ type Pipeline struct {
 	Hostname string
 	Clock    clock.Clock
 	Log      *slog.Logger
+	// Intercept, when set, may take a recipient's copy for mailgate itself
+	// (the spam feedback addresses); the copy is then not delivered and
+	// the returned text goes to tracking.
+	Intercept func(ctx context.Context, m store.Message, env *policy.Envelope, rcpt string, s policy.Settings, findings []policy.Finding) (string, bool)
 	// AfterVerdict, when set, is called with the findings of every checked
 	// message (notifications, sender history, reputation).
 	AfterVerdict func(ctx context.Context, m store.Message, env *policy.Envelope, settings policy.RcptSettings, findings []policy.Finding, verdicts []policy.Verdict)
@@ -88,6 +92,18 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 		defer p.AfterVerdict(context.WithoutCancel(ctx), m, env, settings, findings, verdicts)
 	}
 	now := p.Clock.Now()
+	if p.Intercept != nil {
+		for i := range verdicts {
+			v := &verdicts[i]
+			if v.Action == policy.TempFail || v.Action == policy.Reject {
+				continue
+			}
+			if what, ok := p.Intercept(ctx, m, env, v.Rcpt, settings.ForRcpt(v.Rcpt), findings); ok {
+				v.Action = policy.Discard
+				v.Decider = &policy.Finding{Check: "feedback", Symbol: "FEEDBACK", Reason: what}
+			}
+		}
+	}
 
 	// One temporary failure defers the whole message: the client retries
 	// all recipients, so nobody gets a copy judged without the failed check.
