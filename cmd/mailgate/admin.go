@@ -261,45 +261,57 @@ func userCmd(g *globals) *cobra.Command {
 		})})
 	c.AddCommand(&cobra.Command{Use: "delete ADDRESS", Short: "Remove an address", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			ad, err := addr.Parse(args[0])
-			if err != nil {
-				return fmt.Errorf("address %q: %w", args[0], err)
-			}
-			d, err := a.Store.DomainByName(ctx, ad.Domain)
+			tid, key, err := addressOwner(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			if err := a.Store.DeleteUser(ctx, d.TenantID, ad.Key()); err != nil {
+			if err := a.Store.DeleteUser(ctx, tid, key); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "user %s deleted\n", ad.Key())
+			fmt.Fprintf(g.stdout, "user %s deleted\n", key)
 			return nil
 		})})
 	return c
 }
 
 func addUser(ctx context.Context, a *app.App, s string) error {
+	tid, key, err := addressOwner(ctx, a, s)
+	if err != nil {
+		return err
+	}
+	_, err = a.Store.CreateUser(ctx, tid, key)
+	return err
+}
+
+// addressOwner parses an address of a served domain and returns the tenant
+// serving it and the address's lookup key.
+func addressOwner(ctx context.Context, a *app.App, s string) (int64, string, error) {
 	ad, err := addr.Parse(s)
 	if err != nil {
-		return fmt.Errorf("address %q: %w", s, err)
+		return 0, "", fmt.Errorf("address %q: %w", s, err)
 	}
 	d, err := a.Store.DomainByName(ctx, ad.Domain)
 	if err != nil {
-		return fmt.Errorf("%w (add the domain first: mailgate domain add TENANT %s)", err, ad.Domain)
+		return 0, "", fmt.Errorf("%w (add the domain first: mailgate domain add TENANT %s)", err, ad.Domain)
 	}
-	_, err = a.Store.CreateUser(ctx, d.TenantID, ad.Key())
-	return err
+	return d.TenantID, ad.Key(), nil
+}
+
+// tenantAndPrefix reads the TENANT CIDR arguments of the network commands.
+func tenantAndPrefix(ctx context.Context, a *app.App, tenant, cidr string) (store.Tenant, netip.Prefix, error) {
+	t, err := tenantOf(ctx, a, tenant)
+	if err != nil {
+		return t, netip.Prefix{}, err
+	}
+	p, err := parsePrefix(cidr)
+	return t, p, err
 }
 
 func relayCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "relay", Short: "Who may relay outbound mail through the outbound listener"}
 	c.AddCommand(&cobra.Command{Use: "allow TENANT CIDR", Short: "Allow a network (e.g. 192.0.2.0/24) to relay for a tenant", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
-			if err != nil {
-				return err
-			}
-			p, err := parsePrefix(args[1])
+			t, p, err := tenantAndPrefix(ctx, a, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -311,11 +323,7 @@ func relayCmd(g *globals) *cobra.Command {
 		})})
 	c.AddCommand(&cobra.Command{Use: "deny TENANT CIDR", Short: "Remove a relay network", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
-			if err != nil {
-				return err
-			}
-			p, err := parsePrefix(args[1])
+			t, p, err := tenantAndPrefix(ctx, a, args[0], args[1])
 			if err != nil {
 				return err
 			}

@@ -43,15 +43,8 @@ func (f *scopeFlags) resolve(ctx context.Context, a *app.App) (int64, string, st
 	}
 	switch {
 	case f.address != "":
-		ad, err := addr.Parse(f.address)
-		if err != nil {
-			return 0, "", "", fmt.Errorf("address %q: %w", f.address, err)
-		}
-		d, err := a.Store.DomainByName(ctx, ad.Domain)
-		if err != nil {
-			return 0, "", "", err
-		}
-		return d.TenantID, store.ScopeAddress, ad.Key(), nil
+		tid, key, err := addressOwner(ctx, a, f.address)
+		return tid, store.ScopeAddress, key, err
 	case f.domain != "":
 		name, err := addr.NormalizeDomain(f.domain)
 		if err != nil {
@@ -314,11 +307,7 @@ func trustedCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "trusted", Short: "Upstream security services in front of mailgate (their IPs are trusted hops)"}
 	c.AddCommand(&cobra.Command{Use: "add TENANT CIDR NAME", Short: "Trust a network as an upstream filter for a tenant", Args: cobra.ExactArgs(3),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
-			if err != nil {
-				return err
-			}
-			p, err := parsePrefix(args[1])
+			t, p, err := tenantAndPrefix(ctx, a, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -416,14 +405,10 @@ func quarantineCmd(g *globals) *cobra.Command {
 func userNameCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "name ADDRESS DISPLAY-NAME", Short: "Set a user's display name (impersonation checks compare From names with it)", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			ad, err := addr.Parse(args[0])
-			if err != nil {
-				return fmt.Errorf("address %q: %w", args[0], err)
-			}
-			d, err := a.Store.DomainByName(ctx, ad.Domain)
+			tid, key, err := addressOwner(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			return a.Store.SetDisplayName(ctx, d.TenantID, ad.Key(), args[1])
+			return a.Store.SetDisplayName(ctx, tid, key, args[1])
 		})}
 }
