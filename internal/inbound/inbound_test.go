@@ -190,8 +190,6 @@ func TestCheckFailureTempFails(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != 451 {
 		t.Fatalf("scanner down: %v", err)
 	}
-	entries, _ := n.Spool.Dir(), 0
-	_ = entries
 	if ms, _ := n.Store.FindMessages(context.Background(), 0, "", 10); len(ms) != 0 {
 		t.Fatal("deferred message stored")
 	}
