@@ -14,6 +14,8 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 	"golang.org/x/text/encoding/japanese"
+
+	"github.com/mailgate/mailgate/internal/testutil/clamdtest"
 )
 
 // class is the kind of a generated message; it decides the expected verdict.
@@ -51,13 +53,6 @@ type message struct {
 
 // benchHeader carries the message's id through mailgate to the sink.
 const benchHeader = "X-Bench-Id"
-
-// eicar returns the 68-byte EICAR anti-virus test string, assembled from
-// pieces so that no source file holds it whole (scanners would flag the
-// repository).
-func eicar() []byte {
-	return []byte(strings.Join([]string{`X5O!P%@AP[4\PZX5`, `4(P^)7CC)7}$EI`, "CAR-STANDARD-ANTI", "VIRUS-TEST-FILE!", "$H+H*"}, ""))
-}
 
 // person is a user of the tenant with the display name set for the
 // impersonation check ("" for none).
@@ -310,11 +305,11 @@ func (b *builder) zip(d *senderDomain, target int) {
 func (b *builder) eicar(d *senderDomain, target int, inZIP bool) {
 	b.common(fmt.Sprintf("%s@%s", d.local, d.name), mailbox(d.display, d.local+"@"+d.name), "Tools you asked for", d.name)
 	if inZIP {
-		z := buildZIP([]zipFile{{"readme.txt", []byte(englishText(b.rng, 800))}, {"tool.com", eicar()}})
+		z := buildZIP([]zipFile{{"readme.txt", []byte(englishText(b.rng, 800))}, {"tool.com", clamdtest.EICAR()}})
 		b.m.marker = b.attachmentMail(`application/zip; name="tools.zip"`, `attachment; filename="tools.zip"`, z, target*8/10)
 		return
 	}
-	b.m.marker = b.attachmentMail(`application/octet-stream; name="tool.com"`, `attachment; filename="tool.com"`, eicar(), target*8/10)
+	b.m.marker = b.attachmentMail(`application/octet-stream; name="tool.com"`, `attachment; filename="tool.com"`, clamdtest.EICAR(), target*8/10)
 }
 
 func (b *builder) spoof(d *senderDomain, target int) {

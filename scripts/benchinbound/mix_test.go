@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"crypto/md5"
 	"encoding/csv"
-	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -16,26 +14,18 @@ import (
 	"github.com/mailgate/mailgate/internal/scan/lists"
 )
 
-func TestEICAR(t *testing.T) {
-	e := eicar()
-	sum := md5.Sum(e)
-	// The published MD5 of the 68-byte EICAR test file.
-	if got := hex.EncodeToString(sum[:]); len(e) != 68 || got != "44d88612fea8a8f36de82e1278abb02f" {
-		t.Fatalf("eicar() has length %d and MD5 %s", len(e), got)
-	}
-}
-
 // startDNS serves the benchmark's zone data for a test.
-func startDNS(t *testing.T, ds []*senderDomain) *dnsServer {
+func startDNS(t *testing.T, ds []*senderDomain) *fakeDNS {
 	t.Helper()
-	s, err := newDNSRecords(dnsRecords(ds))
+	s, err := newFakeDNS(dnsRecords(ds))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.shutdown)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return s
 }
 
@@ -115,7 +105,7 @@ func TestMixIsDeterministicWellFormedAndSigned(t *testing.T) {
 	// Every signed message verifies against the fake DNS (the key record
 	// is split into 255-octet strings and must be reassembled).
 	opts := &dkim.VerifyOptions{LookupTXT: func(name string) ([]string, error) {
-		txt, _ := lookupTXT(t, srv.addr, name)
+		txt, _ := lookupTXT(t, srv.Addr(), name)
 		return txt, nil
 	}}
 	signed := 0
@@ -143,19 +133,19 @@ func TestDNSAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startDNS(t, ds)
-	if txt, rc := lookupTXT(t, srv.addr, "_dmarc.bank-notice.test"); rc != dns.RcodeSuccess || len(txt) != 1 || !strings.Contains(txt[0], "p=reject") {
+	if txt, rc := lookupTXT(t, srv.Addr(), "_dmarc.bank-notice.test"); rc != dns.RcodeSuccess || len(txt) != 1 || !strings.Contains(txt[0], "p=reject") {
 		t.Fatalf("DMARC of bank-notice.test: %v rcode %d", txt, rc)
 	}
-	if txt, rc := lookupTXT(t, srv.addr, "smallbiz.test"); rc != dns.RcodeSuccess || len(txt) != 0 {
+	if txt, rc := lookupTXT(t, srv.Addr(), "smallbiz.test"); rc != dns.RcodeSuccess || len(txt) != 0 {
 		t.Fatalf("smallbiz.test publishes no SPF: got %v rcode %d", txt, rc)
 	}
-	if _, rc := lookupTXT(t, srv.addr, "_domainkey.shop-news.test"); rc != dns.RcodeSuccess {
+	if _, rc := lookupTXT(t, srv.Addr(), "_domainkey.shop-news.test"); rc != dns.RcodeSuccess {
 		t.Fatalf("empty non-terminal answered rcode %d, want NODATA", rc)
 	}
-	if _, rc := lookupTXT(t, srv.addr, "nosuch.shop-news.test"); rc != dns.RcodeNameError {
+	if _, rc := lookupTXT(t, srv.Addr(), "nosuch.shop-news.test"); rc != dns.RcodeNameError {
 		t.Fatalf("missing name answered rcode %d, want NXDOMAIN", rc)
 	}
-	lookupTXT(t, srv.addr, "elsewhere.invalid")
+	lookupTXT(t, srv.Addr(), "elsewhere.invalid")
 	if u := srv.unknownNames(); len(u) != 1 || u[0] != "elsewhere.invalid/TXT x1" {
 		t.Fatalf("unknown names %v", u)
 	}

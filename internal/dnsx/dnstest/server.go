@@ -17,11 +17,16 @@
 // cache them. UDP answers larger than the client's advertised EDNS0 size
 // (512 octets without EDNS0) are truncated with the TC bit set, so clients
 // must fall back to TCP.
+//
+// Tests use Start, which stops the server when the test ends. Programs that
+// are not tests (benchmarks, load drivers) use New and Close.
 package dnstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -34,22 +39,26 @@ import (
 // Server is a fake DNS server. Its methods are safe for concurrent use, and
 // changes apply to the next question received.
 type Server struct {
-	t    testing.TB
-	addr string
-	udp  *dns.Server
-	tcp  *dns.Server
-	done chan struct{} // closed on shutdown; ends pending delays
+	t         testing.TB // nil for a server made by New
+	addr      string
+	udp       *dns.Server
+	tcp       *dns.Server
+	done      chan struct{} // closed on shutdown; ends pending delays
+	closeOnce sync.Once
+	closeErr  error
 
 	mu      sync.Mutex
 	records map[string][]dns.RR // by lowercased owner name
-	rcodes  map[key]int
+	rcodes  map[Question]int
 	delays  map[string]time.Duration
-	queries map[key]int
+	queries map[Question]int
 }
 
-type key struct {
-	name  string
-	qtype uint16
+// Question is a question the server received: Name lowercased and fully
+// qualified, Type a dns.Type constant.
+type Question struct {
+	Name string
+	Type uint16
 }
 
 // maxCNAMEChain bounds CNAME following, so a loop in test data cannot hang.
@@ -60,17 +69,41 @@ const maxCNAMEChain = 8
 // listen.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	s, err := newServer(t)
+	if err != nil {
+		t.Fatalf("dnstest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("dnstest: %v", err)
+		}
+	})
+	return s
+}
+
+// New is Start for programs: it starts a server on 127.0.0.1 (UDP and TCP
+// on one free port) that serves until Close is called. It returns an error
+// if it cannot listen or serve.
+func New() (*Server, error) {
+	s, err := newServer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("dnstest: %w", err)
+	}
+	return s, nil
+}
+
+func newServer(t testing.TB) (*Server, error) {
 	s := &Server{
 		t:       t,
 		done:    make(chan struct{}),
 		records: make(map[string][]dns.RR),
-		rcodes:  make(map[key]int),
+		rcodes:  make(map[Question]int),
 		delays:  make(map[string]time.Duration),
-		queries: make(map[key]int),
+		queries: make(map[Question]int),
 	}
 	pc, ln, err := listenPair()
 	if err != nil {
-		t.Fatalf("dnstest: %v", err)
+		return nil, err
 	}
 	s.addr = pc.LocalAddr().String()
 
@@ -84,22 +117,33 @@ func Start(t testing.TB) *Server {
 		select {
 		case <-started:
 		case err := <-served:
-			t.Fatalf("dnstest: serve: %v", err)
+			// The side that did start is left to its sockets' closing.
+			pc.Close()
+			ln.Close()
+			return nil, fmt.Errorf("serve: %w", err)
 		}
 	}
+	return s, nil
+}
 
-	t.Cleanup(func() {
+// Close ends pending delays, shuts the server down (waiting up to 5 seconds
+// for queries in progress) and returns the shutdown errors, if any. Calling
+// it again returns the same result. Start calls it when the test ends.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
 		close(s.done)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		var errs []error
 		if err := s.udp.ShutdownContext(ctx); err != nil {
-			t.Errorf("dnstest: shutdown udp: %v", err)
+			errs = append(errs, fmt.Errorf("shutdown udp: %w", err))
 		}
 		if err := s.tcp.ShutdownContext(ctx); err != nil {
-			t.Errorf("dnstest: shutdown tcp: %v", err)
+			errs = append(errs, fmt.Errorf("shutdown tcp: %w", err))
 		}
+		s.closeErr = errors.Join(errs...)
 	})
-	return s
+	return s.closeErr
 }
 
 // listenPair opens a UDP socket on a free loopback port and a TCP listener
@@ -127,25 +171,40 @@ func (s *Server) Addr() string { return s.addr }
 // Add adds one record in zone-file syntax, for example
 // "example.com. 300 IN MX 10 mx.example.com.". Names should be fully
 // qualified. It fails the test if the record does not parse, so call it
-// from the test's goroutine.
+// from the test's goroutine; on a server made by New it panics instead,
+// as the records of a program are fixed data.
 func (s *Server) Add(record string) {
-	s.t.Helper()
+	if s.t != nil {
+		s.t.Helper()
+	}
 	rr, err := dns.NewRR(record)
 	if err != nil || rr == nil {
+		if s.t == nil {
+			panic(fmt.Sprintf("dnstest: Add(%q): %v", record, err))
+		}
 		s.t.Fatalf("dnstest: Add(%q): %v", record, err)
 		return
 	}
-	name := strings.ToLower(rr.Header().Name)
+	s.AddRR(rr)
+}
+
+// AddRR adds records built by the caller, for data that is awkward in
+// zone-file syntax (long TXT values, generated keys). The server keeps rrs
+// and answers with copies, so the caller must not change them afterwards.
+func (s *Server) AddRR(rrs ...dns.RR) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.records[name] = append(s.records[name], rr)
+	for _, rr := range rrs {
+		name := strings.ToLower(rr.Header().Name)
+		s.records[name] = append(s.records[name], rr)
+	}
 }
 
 // SetRcode makes the server answer questions for name and qtype (a dns.Type
 // constant; dns.TypeANY means every type) with rcode and no records, for
 // example dns.RcodeServerFailure. dns.RcodeSuccess removes the override.
 func (s *Server) SetRcode(name string, qtype uint16, rcode int) {
-	k := key{canonical(name), qtype}
+	k := Question{canonical(name), qtype}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rcode == dns.RcodeSuccess {
@@ -173,7 +232,15 @@ func (s *Server) Delay(name string, d time.Duration) {
 func (s *Server) Queries(name string, qtype uint16) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.queries[key{canonical(name), qtype}]
+	return s.queries[Question{canonical(name), qtype}]
+}
+
+// AllQueries returns how many times each question has been received so far,
+// over UDP and TCP together, as a new map the caller owns.
+func (s *Server) AllQueries() map[Question]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.queries)
 }
 
 func canonical(name string) string { return strings.ToLower(dns.Fqdn(name)) }
@@ -226,7 +293,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg, udp bool) {
 func (s *Server) account(name string, qtype uint16) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.queries[key{name, qtype}]++
+	s.queries[Question{name, qtype}]++
 	return s.delays[name]
 }
 
@@ -234,11 +301,11 @@ func (s *Server) account(name string, qtype uint16) time.Duration {
 func (s *Server) answer(resp *dns.Msg, name string, qtype uint16) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rc, ok := s.rcodes[key{name, qtype}]; ok {
+	if rc, ok := s.rcodes[Question{name, qtype}]; ok {
 		resp.Rcode = rc
 		return
 	}
-	if rc, ok := s.rcodes[key{name, dns.TypeANY}]; ok {
+	if rc, ok := s.rcodes[Question{name, dns.TypeANY}]; ok {
 		resp.Rcode = rc
 		return
 	}

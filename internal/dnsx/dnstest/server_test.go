@@ -148,3 +148,65 @@ func TestDelay(t *testing.T) {
 		t.Fatalf("after removing the delay: %d answers, want 1", len(r.Answer))
 	}
 }
+
+func TestNewAddRRAndClose(t *testing.T) {
+	t.Parallel()
+	srv, err := dnstest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := []string{strings.Repeat("k", 255), strings.Repeat("m", 100)}
+	srv.AddRR(
+		&dns.SOA{Hdr: dns.RR_Header{Name: "Zone.Example.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 300},
+			Ns: "ns.zone.example.", Mbox: "hostmaster.zone.example.", Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 300},
+		&dns.TXT{Hdr: dns.RR_Header{Name: "key._domainkey.zone.example.", Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: long},
+	)
+	r := ask(t, srv, "tcp", "KEY._domainkey.zone.example.", dns.TypeTXT, 0)
+	if len(r.Answer) != 1 || strings.Join(r.Answer[0].(*dns.TXT).Txt, "") != strings.Join(long, "") {
+		t.Fatalf("TXT answer %v, want the two character-strings added", r.Answer)
+	}
+	if r := ask(t, srv, "udp", "missing.zone.example.", dns.TypeA, 0); r.Rcode != dns.RcodeNameError || len(r.Ns) != 1 {
+		t.Fatalf("missing name under an AddRR SOA: rcode %s, authority %v", dns.RcodeToString[r.Rcode], r.Ns)
+	}
+	ask(t, srv, "udp", "missing.zone.example.", dns.TypeA, 0)
+
+	got := srv.AllQueries()
+	want := map[dnstest.Question]int{
+		{Name: "key._domainkey.zone.example.", Type: dns.TypeTXT}: 1,
+		{Name: "missing.zone.example.", Type: dns.TypeA}:          2,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("AllQueries = %v, want %v", got, want)
+	}
+	for q, n := range want {
+		if got[q] != n {
+			t.Fatalf("AllQueries = %v, want %v", got, want)
+		}
+	}
+	got[dnstest.Question{Name: "x.", Type: dns.TypeA}] = 9
+	if srv.Queries("x.", dns.TypeA) != 0 {
+		t.Fatal("AllQueries returned the server's own map")
+	}
+
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Add of a malformed record on a New server did not panic")
+			}
+		}()
+		srv.Add("not a record")
+	}()
+
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("key._domainkey.zone.example.", dns.TypeTXT)
+	c := &dns.Client{Net: "tcp", Timeout: time.Second}
+	if _, _, err := c.Exchange(m, srv.Addr()); err == nil {
+		t.Fatal("closed server still answers over TCP")
+	}
+}

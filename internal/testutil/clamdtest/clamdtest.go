@@ -9,10 +9,14 @@
 // When no clamd binary is installed, Start skips the test, or fails it when
 // the environment variable MAILGATE_REQUIRE_PEERS is "1" (as in CI), so a
 // missing package cannot silently turn the tests into no-ops there.
+//
+// Programs that are not tests (benchmarks, load drivers) use Launch, which
+// takes a directory and returns errors instead of failing a test.
 package clamdtest
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
@@ -51,6 +55,7 @@ type config struct {
 	streamMaxLength int64
 	maxScanTime     time.Duration
 	maxRecursion    int
+	maxThreads      int
 	alertExceedsMax bool
 }
 
@@ -73,12 +78,17 @@ func WithMaxScanTime(d time.Duration) Option { return func(c *config) { c.maxSca
 // WithMaxRecursion sets clamd's MaxRecursion (default here 20).
 func WithMaxRecursion(n int) Option { return func(c *config) { c.maxRecursion = n } }
 
+// WithMaxThreads sets clamd's MaxThreads, the number of scans it runs at
+// once (default here 4). Zero or less leaves it out of clamd.conf, so clamd
+// uses its own default, as a packaged daemon does.
+func WithMaxThreads(n int) Option { return func(c *config) { c.maxThreads = n } }
+
 // WithAlertExceedsMax turns clamd's AlertExceedsMax on (the default here) or
 // off. Off, content over a limit is silently reported clean.
 func WithAlertExceedsMax(on bool) Option { return func(c *config) { c.alertExceedsMax = on } }
 
-// Clamd is a running clamd started by Start. Its methods are safe for
-// concurrent use.
+// Clamd is a running clamd started by Start or Launch. Its methods are safe
+// for concurrent use.
 type Clamd struct {
 	dir     string
 	socket  string
@@ -92,6 +102,10 @@ type Clamd struct {
 	stopOnce sync.Once
 }
 
+// ErrNotInstalled is returned by Launch when no clamd binary is found on
+// PATH or in the usual sbin directories.
+var ErrNotInstalled = errors.New("clamd binary not found (install Debian's clamav-daemon)")
+
 // Start writes a configuration and signature database under t.TempDir(),
 // starts clamd in the foreground and returns once it answers PING on both
 // its Unix socket and its TCP port. The daemon is stopped at the end of the
@@ -101,43 +115,67 @@ type Clamd struct {
 // clamd's log is included in the message.
 func Start(t testing.TB, opts ...Option) *Clamd {
 	t.Helper()
-	bin := findClamd()
-	if bin == "" {
-		missingPeer(t, "clamd binary not found (install Debian's clamav-daemon)")
+	if findClamd() == "" {
+		missingPeer(t, ErrNotInstalled.Error())
 	}
-	cfg := config{maxRecursion: 20, alertExceedsMax: true}
-	for _, o := range opts {
-		o(&cfg)
-	}
-
-	dir := t.TempDir()
-	cred, err := daemonCredential()
+	c, err := Launch(context.Background(), t.TempDir(), opts...)
 	if err != nil {
 		t.Fatalf("clamdtest: %v", err)
 	}
-	if err := prepareDirs(t, dir, cred); err != nil {
-		t.Fatalf("clamdtest: %v", err)
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// Launch is Start for programs: it writes clamd.conf, the signature
+// database (see SigEICARHash and friends) and clamd's run directory under
+// dir, creating dir if needed, starts clamd in the foreground and returns
+// once it answers PING on its Unix socket and on a free TCP port of
+// 127.0.0.1. The caller must call Stop. When running as root, clamd runs as
+// the "clamav" user if it exists; dir and its parent are then made
+// traversable (mode 0711) so that user can reach its files, and the
+// directories above them must already be.
+//
+// Launch returns ErrNotInstalled when there is no clamd binary, an error
+// holding clamd's log when clamd exits or does not answer within a minute,
+// and ctx's error (after stopping clamd) when ctx ends first. On Linux,
+// clamd is killed if the calling process dies without stopping it.
+func Launch(ctx context.Context, dir string, opts ...Option) (*Clamd, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("starting clamd: %w", err)
+	}
+	bin := findClamd()
+	if bin == "" {
+		return nil, ErrNotInstalled
+	}
+	cfg := config{maxRecursion: 20, maxThreads: 4, alertExceedsMax: true}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cred, err := daemonCredential()
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareDirs(dir, cred); err != nil {
+		return nil, err
 	}
 	if err := writeDatabase(filepath.Join(dir, "db")); err != nil {
-		t.Fatalf("clamdtest: %v", err)
+		return nil, err
 	}
 
 	// The free port is found by binding and releasing it, so another
 	// process can take it before clamd binds; retry with a new port then.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err := launch(bin, dir, cred, cfg)
+		c, err := launch(ctx, bin, dir, cred, cfg)
 		if err == nil {
-			t.Cleanup(c.Stop)
-			return c
+			return c, nil
 		}
 		lastErr = err
 		if !errors.Is(err, errExitedEarly) {
 			break
 		}
 	}
-	t.Fatalf("clamdtest: %v", lastErr)
-	return nil
+	return nil, lastErr
 }
 
 // Socket returns the path of clamd's Unix socket (network "unix").
@@ -149,6 +187,9 @@ func (c *Clamd) Addr() string { return c.addr }
 // Dir returns the directory holding clamd.conf, the database and the log.
 func (c *Clamd) Dir() string { return c.dir }
 
+// Pid returns the process ID of clamd, for reading its resource use.
+func (c *Clamd) Pid() int { return c.cmd.Process.Pid }
+
 // Log returns clamd's log file and its captured stdout/stderr, for test
 // failure messages.
 func (c *Clamd) Log() string {
@@ -158,7 +199,7 @@ func (c *Clamd) Log() string {
 
 // Stop terminates clamd (SIGTERM to its PID, SIGKILL if it has not exited
 // after 10 seconds) and waits for it. Tests call it to simulate a scanner
-// outage; it is also registered as a cleanup. Calling it again is a no-op.
+// outage; Start also registers it as a cleanup. Calling it again is a no-op.
 func (c *Clamd) Stop() {
 	c.stopOnce.Do(func() {
 		select {
@@ -178,7 +219,7 @@ func (c *Clamd) Stop() {
 
 var errExitedEarly = errors.New("clamd exited during start-up")
 
-func launch(bin, dir string, cred *syscall.Credential, cfg config) (*Clamd, error) {
+func launch(ctx context.Context, bin, dir string, cred *syscall.Credential, cfg config) (*Clamd, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -217,6 +258,9 @@ func launch(bin, dir string, cred *syscall.Credential, cfg config) (*Clamd, erro
 		select {
 		case <-c.exited:
 			return nil, fmt.Errorf("%w (%s)\n%s", errExitedEarly, c.cmd.ProcessState, c.Log())
+		case <-ctx.Done():
+			c.Stop()
+			return nil, fmt.Errorf("waiting for clamd to answer PING: %w", ctx.Err())
 		default:
 		}
 		if ping("unix", c.socket) == nil && ping("tcp", c.addr) == nil {
@@ -244,7 +288,9 @@ func (c *Clamd) conf(dir string, port int, cfg config) string {
 	line("TemporaryDirectory", filepath.Join(run, "tmp"))
 	line("LogFile", c.logPath)
 	line("LogTime", "yes")
-	line("MaxThreads", 4)
+	if cfg.maxThreads > 0 {
+		line("MaxThreads", cfg.maxThreads)
+	}
 	line("Bytecode", "no")
 	line("AlertEncrypted", "yes")
 	line("AlertExceedsMax", yesNo(cfg.alertExceedsMax))
@@ -317,10 +363,10 @@ func daemonCredential() (*syscall.Credential, error) {
 }
 
 // prepareDirs creates db/ (read by clamd) and run/ (written by clamd: the
-// socket, log and temporary files). When clamd runs as another user, the
-// test's temporary directories are opened for traversal and run/ is handed
-// to that user; testing creates them 0700.
-func prepareDirs(t testing.TB, dir string, cred *syscall.Credential) error {
+// socket, log and temporary files). When clamd runs as another user, dir
+// and its parent are opened for traversal and run/ is handed to that user;
+// t.TempDir and os.MkdirTemp create them 0700.
+func prepareDirs(dir string, cred *syscall.Credential) error {
 	run := filepath.Join(dir, "run")
 	for _, d := range []string{filepath.Join(dir, "db"), run, filepath.Join(run, "tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -330,7 +376,8 @@ func prepareDirs(t testing.TB, dir string, cred *syscall.Credential) error {
 	if cred == nil {
 		return nil
 	}
-	// dir and its parent are the per-test directories made by t.TempDir.
+	// Under Start, dir and its parent are the per-test directories made by
+	// t.TempDir.
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.Chmod(d, 0o711); err != nil {
 			return fmt.Errorf("opening %s to the clamav user: %w", d, err)

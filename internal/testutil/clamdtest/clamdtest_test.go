@@ -1,8 +1,10 @@
 package clamdtest
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -157,6 +159,81 @@ func TestMissingPeer(t *testing.T) {
 		if r.skipped != tc.skip || r.failed != tc.failed {
 			t.Errorf("%s=%q: skipped=%v failed=%v, want skipped=%v failed=%v",
 				RequirePeersEnv, tc.env, r.skipped, r.failed, tc.skip, tc.failed)
+		}
+	}
+}
+
+func TestLaunch(t *testing.T) {
+	t.Parallel()
+	if findClamd() == "" {
+		missingPeer(t, ErrNotInstalled.Error())
+	}
+	// A directory that does not exist yet, as a program would pass. Launch
+	// opens dir and its parent to the clamav user; the test's own directory
+	// above them stands for a world-traversable one such as /tmp.
+	base := t.TempDir()
+	if err := os.Chmod(filepath.Dir(base), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "clamd")
+	c, err := Launch(context.Background(), dir, WithMaxThreads(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	if c.Dir() != dir || !strings.HasPrefix(c.Socket(), dir+string(filepath.Separator)) {
+		t.Fatalf("Dir %q, Socket %q: not under %q", c.Dir(), c.Socket(), dir)
+	}
+	if err := ping("unix", c.Socket()); err != nil {
+		t.Fatalf("unix PING: %v", err)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", c.Pid())); runtime.GOOS == "linux" && err != nil {
+		t.Fatalf("Pid %d: %v", c.Pid(), err)
+	}
+	conf, err := os.ReadFile(filepath.Join(dir, "clamd.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(conf), "MaxThreads") {
+		t.Errorf("WithMaxThreads(0) still sets MaxThreads:\n%s", conf)
+	}
+	c.Stop()
+	if err := ping("unix", c.Socket()); err == nil {
+		t.Fatal("stopped clamd still answers on its socket")
+	}
+}
+
+func TestLaunchCanceled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := filepath.Join(t.TempDir(), "clamd")
+	c, err := Launch(ctx, dir)
+	if !errors.Is(err, context.Canceled) || c != nil {
+		t.Fatalf("Launch with a canceled context: %v, %v", c, err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Launch with a canceled context touched %s: %v", dir, err)
+	}
+}
+
+func TestConfMaxThreads(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		opts []Option
+		want string // "" for no MaxThreads line
+	}{
+		{nil, "\nMaxThreads 4\n"},
+		{[]Option{WithMaxThreads(12)}, "\nMaxThreads 12\n"},
+		{[]Option{WithMaxThreads(0)}, ""},
+	} {
+		cfg := config{maxRecursion: 20, maxThreads: 4, alertExceedsMax: true}
+		for _, o := range tc.opts {
+			o(&cfg)
+		}
+		conf := (&Clamd{}).conf("/x", 3310, cfg)
+		if tc.want == "" && strings.Contains(conf, "MaxThreads") || tc.want != "" && !strings.Contains(conf, tc.want) {
+			t.Errorf("%d options: want %q in:\n%s", len(tc.opts), tc.want, conf)
 		}
 	}
 }
