@@ -176,8 +176,9 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.startMaintenance()
 	for _, c := range a.Config.Checks.Enabled {
-		if c == "av" && a.Config.Checks.Clamd == "" {
-			a.Log.Warn("anti-virus check enabled but checks.clamd is empty: messages are not scanned for viruses")
+		cc := a.Config.Checks
+		if c == "av" && cc.Clamd == "" || c == "rspamd" && cc.Rspamd == "" || c == "spamassassin" && cc.Spamd == "" {
+			a.Log.Warn("check enabled but its peer is not configured; it does not run", "check", c)
 		}
 	}
 	mk := func(kind smtpin.Kind, lc config.ListenerConfig) *smtpin.Server {

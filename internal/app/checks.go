@@ -11,6 +11,7 @@ import (
 	"github.com/mailgate/mailgate/internal/scan/av"
 	"github.com/mailgate/mailgate/internal/scan/av/clamd"
 	"github.com/mailgate/mailgate/internal/scan/bec"
+	"github.com/mailgate/mailgate/internal/scan/extspam"
 	"github.com/mailgate/mailgate/internal/scan/lists"
 	"github.com/mailgate/mailgate/internal/scan/spam"
 	"github.com/mailgate/mailgate/internal/scan/structure"
@@ -45,6 +46,30 @@ func (a *App) stages() []policy.Stage {
 			out = append(out, policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.AVTimeout.Duration + 5*time.Second, OnError: onErr})
 		case "spam":
 			out = append(out, policy.Stage{Check: &spam.Check{Classifier: a.SpamClassifier(), Resolver: a.Resolver, Now: a.Clock.Now}, Timeout: cc.Timeout.Duration})
+		case "rspamd":
+			if cc.Rspamd == "" {
+				continue // Start warns about it
+			}
+			c, err := extspam.NewRspamd(extspam.RspamdConfig{URL: cc.Rspamd, Password: cc.RspamdPassword, Timeout: cc.Timeout.Duration})
+			if err != nil {
+				a.Log.Error("rspamd check disabled", "err", err)
+				continue
+			}
+			out = append(out, policy.Stage{Check: c, Timeout: cc.Timeout.Duration + 5*time.Second})
+		case "spamassassin":
+			if cc.Spamd == "" {
+				continue
+			}
+			sc := extspam.SpamdConfig{Network: "tcp", Address: cc.Spamd, Timeout: cc.Timeout.Duration}
+			if strings.Contains(cc.Spamd, "/") {
+				sc.Network = "unix"
+			}
+			c, err := extspam.NewSpamd(sc)
+			if err != nil {
+				a.Log.Error("spamassassin check disabled", "err", err)
+				continue
+			}
+			out = append(out, policy.Stage{Check: c, Timeout: cc.Timeout.Duration + 5*time.Second})
 		case "structure":
 			out = append(out, policy.Stage{Check: structure.Check{}, Timeout: cc.Timeout.Duration})
 		case "bec":

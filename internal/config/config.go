@@ -66,11 +66,14 @@ type Config struct {
 // peers are. What each check does with a message is policy, set per tenant,
 // domain, group or address with "mailgate policy set" (docs/inbound.md).
 type ChecksConfig struct {
-	Enabled      []string `toml:"enabled" doc:"Inbound checks to run, in the order their findings merge: lists, structure (MIME that cannot be fully read), auth (SPF/DKIM/DMARC/ARC), av (ClamAV), bec (impersonation), spam (classifier and heuristics; also combines every check's evidence into the spam score)."`
-	Clamd        string   `toml:"clamd" doc:"clamd socket: a path (unix socket) or host:port. Empty: no anti-virus check, even when av is enabled."`
-	ClamdOnError string   `toml:"clamd_on_error" doc:"When clamd is down or too slow: tempfail (451, the client retries; default) or pass (accept with an X-Mailgate-Unchecked header)."`
-	Timeout      Duration `toml:"timeout" doc:"Deadline of each check per message."`
-	AVTimeout    Duration `toml:"av_timeout" doc:"Deadline of the anti-virus check per message."`
+	Enabled        []string `toml:"enabled" doc:"Inbound checks to run, in the order their findings merge: lists, structure (MIME that cannot be fully read), auth (SPF/DKIM/DMARC/ARC), av (ClamAV), bec (impersonation), spam (classifier and heuristics; also combines every check's evidence into the spam score); optionally rspamd and spamassassin (external engines, see rspamd and spamd)."`
+	Clamd          string   `toml:"clamd" doc:"clamd socket: a path (unix socket) or host:port. Empty: no anti-virus check, even when av is enabled."`
+	ClamdOnError   string   `toml:"clamd_on_error" doc:"When clamd is down or too slow: tempfail (451, the client retries; default) or pass (accept with an X-Mailgate-Unchecked header)."`
+	Rspamd         string   `toml:"rspamd" doc:"URL of an rspamd normal worker (e.g. http://127.0.0.1:11333) for sites that run one; used when \"rspamd\" is in enabled."`
+	RspamdPassword string   `toml:"rspamd_password" doc:"Password for rspamd, if it asks for one."`
+	Spamd          string   `toml:"spamd" doc:"SpamAssassin spamd address (host:port or a unix socket path); used when \"spamassassin\" is in enabled."`
+	Timeout        Duration `toml:"timeout" doc:"Deadline of each check per message."`
+	AVTimeout      Duration `toml:"av_timeout" doc:"Deadline of the anti-virus check per message."`
 }
 
 // DNSConfig chooses the DNS resolver.
@@ -227,9 +230,9 @@ func (c *Config) Validate() error {
 	}
 	for _, n := range c.Checks.Enabled {
 		switch n {
-		case "lists", "structure", "auth", "av", "bec", "spam":
+		case "lists", "structure", "auth", "av", "bec", "spam", "rspamd", "spamassassin":
 		default:
-			return fmt.Errorf("checks.enabled: unknown check %q (lists, structure, auth, av, bec, spam)", n)
+			return fmt.Errorf("checks.enabled: unknown check %q (lists, structure, auth, av, bec, spam, rspamd, spamassassin)", n)
 		}
 	}
 	if len(c.Queue.Retry) == 0 {
