@@ -260,12 +260,6 @@ type HeaderField struct {
 	Value string `json:"value"`
 }
 
-// rawField is a header field as read: canonical name and unfolded raw value.
-type rawField struct {
-	name  string
-	value string
-}
-
 func validFieldName(b []byte) bool {
 	if len(b) == 0 {
 		return false
@@ -294,11 +288,11 @@ func splitField(line []byte) (name, value []byte, ok bool) {
 
 // headerCharset guesses the charset of raw 8-bit header text from all of the
 // section's 8-bit values together: more text gives a better guess.
-func headerCharset(fields []rawField) string {
+func headerCharset(fields []RawField) string {
 	var sample []byte
 	for _, f := range fields {
-		if hasHighBit([]byte(f.value)) {
-			sample = append(sample, f.value...)
+		if hasHighBit([]byte(f.Value)) {
+			sample = append(sample, f.Value...)
 			sample = append(sample, '\n')
 			if len(sample) > sniffLimit {
 				break
@@ -309,15 +303,6 @@ func headerCharset(fields []rawField) string {
 		return csUTF8
 	}
 	return detectCharset(sample)
-}
-
-func get(fields []rawField, name string) (string, bool) {
-	for _, f := range fields {
-		if f.name == name {
-			return f.value, true
-		}
-	}
-	return "", false
 }
 
 // ---- parameters (RFC 2045 5.1, RFC 2231) ----

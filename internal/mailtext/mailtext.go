@@ -58,6 +58,11 @@ func DefaultLimits() Limits {
 	}
 }
 
+// WithDefaults returns l with every zero or negative field set to its
+// DefaultLimits value, the limits Parse actually applies. Walkers that must
+// stop where Parse stops use it.
+func (l Limits) WithDefaults() Limits { return l.withDefaults() }
+
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
 	if l.MaxDepth <= 0 {

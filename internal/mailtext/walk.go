@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/textproto"
 	"strconv"
 	"strings"
 
@@ -41,216 +40,19 @@ func Parse(ctx context.Context, r io.Reader, lim Limits) (*Message, error) {
 		seen:      map[Problem]bool{},
 		pending:   map[string][]ProblemKind{},
 	}
-	in := &ctxReader{ctx: ctx, r: r}
-	src := newSource(in, topBufSize)
+	in := NewContextReader(ctx, r)
+	src := NewLineReader(in, topBufSize)
 	err := w.entity(src, entityCtx{msgBody: true, root: true})
 	if err == nil {
 		// A read error swallowed on the way (an HTML part stops at one) still
 		// means the message was not read: report it.
-		err = in.err
+		err = in.Err()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mailtext: read message: %w", err)
 	}
 	w.finish()
 	return w.msg, nil
-}
-
-// ctxReader fails reads once ctx is done, so a stalled or endless input
-// cannot outlive the caller's deadline.
-// The first error other than io.EOF is kept and repeated.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-	err error
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	if err := c.ctx.Err(); err != nil {
-		c.err = err
-		return 0, err
-	}
-	n, err := c.r.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		c.err = err
-	}
-	return n, err
-}
-
-// source yields the lines of a byte stream, cut into fragments no longer
-// than its buffer, and knows the boundaries of the open multiparts so that
-// one scan finds the end of every nesting level (an unterminated inner
-// multipart is closed by an outer boundary, as mail readers do).
-type source struct {
-	br          *bufio.Reader
-	bounds      [][]byte // "--boundary", innermost last
-	line        []byte
-	lineStart   bool
-	nextAtStart bool
-	unread      bool
-	consumed    int64
-}
-
-func newSource(r io.Reader, size int) *source {
-	return &source{br: bufio.NewReaderSize(r, size), nextAtStart: true}
-}
-
-// next returns the next line or fragment (valid until the following call)
-// and whether it starts a line. io.EOF marks the end of input.
-func (s *source) next() ([]byte, bool, error) {
-	if s.unread {
-		s.unread = false
-		s.consumed += int64(len(s.line))
-		return s.line, s.lineStart, nil
-	}
-	b, err := s.br.ReadSlice('\n')
-	start := s.nextAtStart
-	switch {
-	case err == nil:
-		s.nextAtStart = true
-	case errors.Is(err, bufio.ErrBufferFull):
-		s.nextAtStart = false
-	case errors.Is(err, io.EOF):
-		if len(b) == 0 {
-			return nil, start, io.EOF
-		}
-		s.nextAtStart = true
-	default:
-		return nil, false, err
-	}
-	s.line, s.lineStart = b, start
-	s.consumed += int64(len(b))
-	return b, start, nil
-}
-
-// unreadLine pushes back the line just returned by next.
-func (s *source) unreadLine() {
-	s.unread = true
-	s.consumed -= int64(len(s.line))
-}
-
-func trimEOL(b []byte) []byte {
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	return bytes.TrimSuffix(b, []byte("\r"))
-}
-
-// match reports whether a line is a boundary delimiter of an open multipart
-// (RFC 2046 5.1.1: "--" boundary, optional "--", transport padding) and of
-// which level; the innermost level wins.
-func (s *source) match(b []byte) (level int, final, ok bool) {
-	if len(s.bounds) == 0 || len(b) < 3 || b[0] != '-' || b[1] != '-' {
-		return 0, false, false
-	}
-	t := bytes.TrimRight(trimEOL(b), " \t")
-	for i := len(s.bounds) - 1; i >= 0; i-- {
-		bd := s.bounds[i]
-		if !bytes.HasPrefix(t, bd) {
-			continue
-		}
-		switch rest := t[len(bd):]; string(rest) {
-		case "":
-			return i, false, true
-		case "--":
-			return i, true, true
-		}
-	}
-	return 0, false, false
-}
-
-// bodyReader reads an entity body up to the next boundary line of any open
-// level, leaving that line unread. The line break before a boundary belongs
-// to the delimiter (RFC 2046 5.1.1), so each line break is held back until
-// the following line is known not to be a boundary.
-type bodyReader struct {
-	s    *source
-	held [2]byte // line break of the last line, not yet emitted
-	nh   int
-	emit [2]byte // backing for out1, apart from held
-	out1 []byte  // held line break being emitted
-	out2 []byte  // line content (aliases the source buffer)
-	done bool
-}
-
-func splitEOL(b []byte) (content, eol []byte) {
-	switch {
-	case bytes.HasSuffix(b, []byte("\r\n")):
-		return b[:len(b)-2], b[len(b)-2:]
-	case bytes.HasSuffix(b, []byte("\n")):
-		return b[:len(b)-1], b[len(b)-1:]
-	}
-	return b, nil
-}
-
-func (r *bodyReader) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if len(r.out1) > 0 {
-			k := copy(p[n:], r.out1)
-			r.out1 = r.out1[k:]
-			n += k
-			continue
-		}
-		if len(r.out2) > 0 {
-			k := copy(p[n:], r.out2)
-			r.out2 = r.out2[k:]
-			n += k
-			continue
-		}
-		if r.done {
-			break
-		}
-		b, start, err := r.s.next()
-		if errors.Is(err, io.EOF) {
-			// No boundary follows: the last line break is content.
-			r.done = true
-			r.out1 = r.held[:r.nh]
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if start {
-			if _, _, ok := r.s.match(b); ok {
-				r.s.unreadLine()
-				r.done = true
-				break
-			}
-		}
-		content, eol := splitEOL(b)
-		pn := copy(r.emit[:], r.held[:r.nh])
-		r.nh = copy(r.held[:], eol)
-		r.out1 = r.emit[:pn]
-		r.out2 = content
-	}
-	if n == 0 && r.done {
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-// drainLines skips lines up to a boundary of a level above level, which is
-// left unread, or to the end of input. It serves epilogues and skipped bodies.
-func (w *walker) drainLines(s *source, level int) error {
-	for !w.stopped {
-		b, start, err := s.next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if !start {
-			continue
-		}
-		if l, _, ok := s.match(b); ok && l < level {
-			s.unreadLine()
-			return nil
-		}
-	}
-	return nil
 }
 
 // countReader counts decoded bytes for Part.Size and enforces
@@ -297,13 +99,6 @@ type entityCtx struct {
 	root    bool
 	depth   int
 	defType string
-}
-
-func joinPath(prefix string, n int) string {
-	if prefix == "" {
-		return strconv.Itoa(n)
-	}
-	return prefix + "." + strconv.Itoa(n)
 }
 
 func (w *walker) problem(kind ProblemKind, path, detail string) {
@@ -378,102 +173,52 @@ var singleFields = map[string]bool{
 	"Content-Type": true, "Content-Transfer-Encoding": true, "Content-Disposition": true,
 }
 
-func isEOL(b []byte) bool {
-	return len(b) == 1 && b[0] == '\n' || len(b) == 2 && b[0] == '\r' && b[1] == '\n'
-}
-
-// readHeader reads one header section, keeping at most MaxHeaderBytes of it.
-// A boundary line ends it (the part has no body); so does a line that is no
-// header field, which then starts the body.
-func (w *walker) readHeader(s *source, e entityCtx) ([]rawField, error) {
-	var fields []rawField
-	var cur []byte
-	total, first, over := 0, true, false
-	flush := func() {
-		if len(cur) == 0 {
-			return
-		}
-		if name, val, ok := splitField(cur); ok {
-			fields = append(fields, rawField{
-				name:  textproto.CanonicalMIMEHeaderKey(string(name)),
-				value: strings.TrimSpace(unfold(string(val))),
-			})
-		}
-		cur = cur[:0]
-	}
+// readHeader reads one header section, keeping at most MaxHeaderBytes of it,
+// and records its problems as they are met.
+func (w *walker) readHeader(s *LineReader, e entityCtx) ([]RawField, error) {
 	path := e.section
-	for {
-		b, start, err := s.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if start {
-			if isEOL(b) {
-				break
-			}
-			if _, _, ok := s.match(b); ok {
-				s.unreadLine()
-				break
-			}
-			if b[0] == ' ' || b[0] == '\t' {
+	first, over := true, false
+	fields, end, err := HeaderReader{
+		MaxBytes: w.lim.MaxHeaderBytes,
+		Root:     e.root,
+		Line: func(_ []byte, kind HeaderLineKind, beyond bool) error {
+			switch kind {
+			case LineMbox, LineEnd:
+				return nil
+			case LineContinuation:
 				if first {
 					w.problem(ProblemMalformedHeader, path, "header starts with a continuation line")
 				}
-			} else {
-				flush()
-				if _, _, ok := splitField(b); !ok {
-					if first && e.root && bytes.HasPrefix(b, []byte("From ")) {
-						continue // mbox separator
-					}
-					w.problem(ProblemMalformedHeader, path, "line without a field name ends the header")
-					s.unreadLine()
-					break
-				}
 			}
-		}
-		first = false
-		total += len(b)
-		if total > w.lim.MaxHeaderBytes {
-			if !over {
+			first = false
+			if beyond && !over {
 				over = true
 				w.problem(ProblemHeaderTooLarge, path, fmt.Sprintf("header section over %d bytes", w.lim.MaxHeaderBytes))
 			}
-			continue
-		}
-		cur = append(cur, b...)
+			return nil
+		},
+	}.Read(s)
+	if err != nil {
+		return nil, err
 	}
-	flush()
+	if end == HeaderEndBody {
+		w.problem(ProblemMalformedHeader, path, "line without a field name ends the header")
+	}
 	counts := map[string]int{}
 	for _, f := range fields {
-		if singleFields[f.name] {
-			counts[f.name]++
-			if counts[f.name] == 2 {
-				w.problem(ProblemDuplicateHeader, path, f.name)
+		if singleFields[f.Name] {
+			counts[f.Name]++
+			if counts[f.Name] == 2 {
+				w.problem(ProblemDuplicateHeader, path, f.Name)
 			}
 		}
 	}
 	return fields, nil
 }
 
-func validMediaType(t string) bool {
-	a, b, ok := strings.Cut(t, "/")
-	if !ok || a == "" || b == "" {
-		return false
-	}
-	for _, c := range []byte(t) {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"[]?=", c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // entity walks one MIME entity: header, then body by type. It returns only
 // read errors; bounds stop the walk through w.stopped.
-func (w *walker) entity(s *source, e entityCtx) error {
+func (w *walker) entity(s *LineReader, e entityCtx) error {
 	if w.stopped {
 		return nil
 	}
@@ -482,7 +227,7 @@ func (w *walker) entity(s *source, e entityCtx) error {
 	// (RFC 3501 6.4.5); header problems belong to the message's own section.
 	path := e.section
 	if e.msgBody {
-		path = joinPath(e.section, 1)
+		path = JoinPath(e.section, 1)
 	}
 	if w.entities > w.lim.MaxParts {
 		w.problem(ProblemTooManyParts, path, fmt.Sprintf("more than %d MIME entities", w.lim.MaxParts))
@@ -497,53 +242,30 @@ func (w *walker) entity(s *source, e entityCtx) error {
 	if e.root {
 		w.rootHeader(fields, fallback)
 	}
-	defType := e.defType
-	if defType == "" {
-		defType = "text/plain"
-	}
-	mediaType := defType
-	var params map[string]string
-	if v, ok := get(fields, "Content-Type"); ok {
-		t, p, f := parseMediaValue(v, fallback)
-		w.headerFlags(f, e.section, "Content-Type")
-		if validMediaType(t) {
-			mediaType, params = t, p
-		} else {
-			w.problem(ProblemMalformedHeader, e.section, "invalid Content-Type, using "+defType)
+	ent, ctFlags, cdFlags := classify(fields, e.defType, fallback)
+	w.headerFlags(ctFlags, e.section, "Content-Type")
+	if ent.BadContentType {
+		defType := e.defType
+		if defType == "" {
+			defType = "text/plain"
 		}
+		w.problem(ProblemMalformedHeader, e.section, "invalid Content-Type, using "+defType)
 	}
-	cte, _ := get(fields, "Content-Transfer-Encoding")
-	cte = strings.ToLower(strings.TrimSpace(stripComments(cte)))
-	var disp string
-	var dparams map[string]string
-	if v, ok := get(fields, "Content-Disposition"); ok {
-		var f hdrFlags
-		disp, dparams, f = parseMediaValue(v, fallback)
-		w.headerFlags(f, e.section, "Content-Disposition")
-	}
-	filename := dparams["filename"]
-	if filename == "" {
-		filename = params["name"]
-	}
+	w.headerFlags(cdFlags, e.section, "Content-Disposition")
 	p := Part{
 		Path:        path,
-		ContentType: mediaType,
-		Filename:    truncUTF8(filename, maxFilename),
-		Disposition: disp,
+		ContentType: ent.MediaType,
+		Filename:    truncUTF8(ent.Filename, maxFilename),
+		Disposition: ent.Disposition,
 	}
-
-	isMultipart := strings.HasPrefix(mediaType, "multipart/")
-	isMessage := mediaType == "message/rfc822" || mediaType == "message/global"
-	if isMultipart && params["boundary"] == "" {
+	if ent.NoBoundary {
 		w.problem(ProblemMalformedMIME, path, "multipart without boundary, read as text/plain")
-		isMultipart = false
-		p.ContentType = "text/plain"
 	}
-	if (isMultipart || isMessage) && e.depth >= w.lim.MaxDepth {
+	if (ent.Multipart || ent.Message) && e.depth >= w.lim.MaxDepth {
 		// Do not open it; skip its body up to an enclosing boundary.
 		i := w.addPart(p)
 		w.problem(ProblemDepthExceeded, path, fmt.Sprintf("nesting deeper than %d", w.lim.MaxDepth))
-		cr := &countReader{r: &bodyReader{s: s}, w: w, path: path}
+		cr := &countReader{r: s.Body(), w: w, path: path}
 		if _, err := io.Copy(io.Discard, cr); err != nil {
 			return err
 		}
@@ -551,27 +273,27 @@ func (w *walker) entity(s *source, e entityCtx) error {
 		return nil
 	}
 	switch {
-	case isMultipart:
-		return w.multipart(s, e, params["boundary"], mediaType)
-	case isMessage:
-		return w.message(s, e, p, cte)
+	case ent.Multipart:
+		return w.multipart(s, e, ent.Params["boundary"], ent.MediaType)
+	case ent.Message:
+		return w.message(s, e, p, ent.CTE)
 	}
-	return w.leaf(s, p, cte, params["charset"])
+	return w.leaf(s, p, ent.CTE, ent.Params["charset"])
 }
 
-func (w *walker) rootHeader(fields []rawField, fallback string) {
+func (w *walker) rootHeader(fields []RawField, fallback string) {
 	m := w.msg
 	m.Header = make([]HeaderField, 0, len(fields))
 	for _, f := range fields {
-		v, fl := decodeHeaderValue(f.value, fallback)
-		w.headerFlags(fl, "", f.name)
-		m.Header = append(m.Header, HeaderField{Name: f.name, Value: v})
+		v, fl := decodeHeaderValue(f.Value, fallback)
+		w.headerFlags(fl, "", f.Name)
+		m.Header = append(m.Header, HeaderField{Name: f.Name, Value: v})
 	}
-	if v, ok := get(fields, "Subject"); ok {
+	if v, ok := Lookup(fields, "Subject"); ok {
 		m.Subject, _ = decodeHeaderValue(v, fallback)
 	}
 	addrs := func(name string) []Address {
-		v, ok := get(fields, name)
+		v, ok := Lookup(fields, name)
 		if !ok {
 			return nil
 		}
@@ -585,18 +307,14 @@ func (w *walker) rootHeader(fields []rawField, fallback string) {
 	m.Cc = addrs("Cc")
 }
 
-func (w *walker) multipart(s *source, e entityCtx, boundary, mediaType string) error {
-	s.bounds = append(s.bounds, []byte("--"+boundary))
-	level := len(s.bounds) - 1
-	defer func() { s.bounds = s.bounds[:level] }()
-	childType := "text/plain"
-	if mediaType == "multipart/digest" {
-		childType = "message/rfc822" // RFC 2046 5.1.5
-	}
+func (w *walker) multipart(s *LineReader, e entityCtx, boundary, mediaType string) error {
+	level := s.PushBoundary(boundary)
+	defer s.PopBoundary(level)
+	childType := ChildType(mediaType)
 	var starts []int
 	n := 0
 	for !w.stopped {
-		b, start, err := s.next()
+		b, start, err := s.Next()
 		if errors.Is(err, io.EOF) {
 			w.problem(ProblemMalformedMIME, e.section, "multipart not terminated")
 			break
@@ -607,24 +325,24 @@ func (w *walker) multipart(s *source, e entityCtx, boundary, mediaType string) e
 		if !start {
 			continue
 		}
-		l, final, ok := s.match(b)
+		l, final, ok := s.Match(b)
 		if !ok {
 			continue // preamble
 		}
 		if l < level {
-			s.unreadLine()
+			s.Unread()
 			w.problem(ProblemMalformedMIME, e.section, "multipart closed by an enclosing boundary")
 			break
 		}
 		if final {
-			if err := w.drainLines(s, level); err != nil {
+			if err := w.skipEpilogue(s, level); err != nil {
 				return err
 			}
 			break
 		}
 		n++
 		starts = append(starts, len(w.msg.Parts))
-		child := entityCtx{section: joinPath(e.section, n), depth: e.depth + 1, defType: childType}
+		child := entityCtx{section: JoinPath(e.section, n), depth: e.depth + 1, defType: childType}
 		if err := w.entity(s, child); err != nil {
 			return err
 		}
@@ -633,6 +351,15 @@ func (w *walker) multipart(s *source, e entityCtx, boundary, mediaType string) e
 		w.chooseAlternative(starts)
 	}
 	return nil
+}
+
+// skipEpilogue skips lines up to a boundary of a level above level, and
+// stops as soon as a bound stops the walk.
+func (w *walker) skipEpilogue(s *LineReader, level int) error {
+	if w.stopped {
+		return nil
+	}
+	return s.SkipTo(level, func([]byte) bool { return !w.stopped })
 }
 
 // chooseAlternative keeps one branch of a multipart/alternative in
@@ -682,10 +409,6 @@ func (w *walker) chooseAlternative(starts []int) {
 	}
 }
 
-func identityCTE(cte string) bool {
-	return cte == "" || cte == "7bit" || cte == "8bit" || cte == "binary"
-}
-
 // transferDecode wraps body in the decoder for cte (RFC 2045 6).
 func (w *walker) transferDecode(body io.Reader, cte, path string) (io.Reader, func()) {
 	switch cte {
@@ -704,7 +427,7 @@ func (w *walker) transferDecode(body io.Reader, cte, path string) (io.Reader, fu
 			}
 		}
 	}
-	if !identityCTE(cte) {
+	if !IdentityCTE(cte) {
 		w.problem(ProblemBadTransferEncoding, path, "unknown Content-Transfer-Encoding "+strconv.Quote(cte)+", read as is")
 	}
 	return body, func() {}
@@ -713,22 +436,22 @@ func (w *walker) transferDecode(body io.Reader, cte, path string) (io.Reader, fu
 // message walks an encapsulated message (RFC 2046 5.2.1). Unencoded, it is
 // read from the same line source; base64 or quoted-printable encoded (not
 // allowed, but sent), it is decoded and parsed from its own source.
-func (w *walker) message(s *source, e entityCtx, p Part, cte string) error {
+func (w *walker) message(s *LineReader, e entityCtx, p Part, cte string) error {
 	p.IsAttachment = p.Disposition == "attachment" || p.Filename != ""
 	i := w.addPart(p)
 	inner := entityCtx{section: p.Path, msgBody: true, depth: e.depth + 1}
-	if identityCTE(cte) {
-		before := s.consumed
+	if IdentityCTE(cte) {
+		before := s.Consumed()
 		if err := w.entity(s, inner); err != nil {
 			return err
 		}
 		// Whatever the inner walk left (after a stop) is not read.
-		w.msg.Parts[i].Size = s.consumed - before
+		w.msg.Parts[i].Size = s.Consumed() - before
 		return nil
 	}
-	dec, report := w.transferDecode(&bodyReader{s: s}, cte, p.Path)
+	dec, report := w.transferDecode(s.Body(), cte, p.Path)
 	cr := &countReader{r: dec, w: w, path: p.Path}
-	if err := w.entity(newSource(cr, nestedBufSize), inner); err != nil {
+	if err := w.entity(NewLineReader(cr, nestedBufSize), inner); err != nil {
 		return err
 	}
 	if _, err := io.Copy(io.Discard, cr); err != nil {
@@ -739,11 +462,11 @@ func (w *walker) message(s *source, e entityCtx, p Part, cte string) error {
 	return nil
 }
 
-func (w *walker) leaf(s *source, p Part, cte, declared string) error {
+func (w *walker) leaf(s *LineReader, p Part, cte, declared string) error {
 	isText := strings.HasPrefix(p.ContentType, "text/")
 	p.IsAttachment = p.Disposition == "attachment" || p.Filename != "" || !isText
 	i := w.addPart(p)
-	dec, report := w.transferDecode(&bodyReader{s: s}, cte, p.Path)
+	dec, report := w.transferDecode(s.Body(), cte, p.Path)
 	cr := &countReader{r: dec, w: w, path: p.Path}
 	if isText {
 		var err error
@@ -812,9 +535,11 @@ func (w *walker) plainText(i int, r io.Reader, declared string) error {
 	return nil
 }
 
-// metaCharset finds <meta charset=...> or http-equiv content's charset in
-// the first bytes of an HTML document.
-func metaCharset(b []byte) string {
+// MetaCharset returns the charset label, lower-case, declared by the first
+// <meta charset=...> or http-equiv Content-Type tag in b, the first bytes
+// of an HTML document (Parse looks at 8 KiB), or "" when there is none. It
+// is how Parse reads an HTML part whose Content-Type declares no charset.
+func MetaCharset(b []byte) string {
 	lower := bytes.ToLower(b)
 	for off := 0; ; {
 		i := bytes.Index(lower[off:], []byte("charset"))
@@ -857,7 +582,7 @@ func (w *walker) htmlText(i int, r io.Reader, declared string) error {
 		return err
 	}
 	if normalizeLabel(declared) == "" {
-		declared = metaCharset(sample)
+		declared = MetaCharset(sample)
 	}
 	dr, used, ok := charsetReader(resolveLabel(declared, sample), br)
 	if !ok {

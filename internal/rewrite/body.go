@@ -15,84 +15,24 @@ import (
 
 // ---- transfer decoding (RFC 2045 6), lenient as mail readers are ----
 
-func b64Value(c byte) (uint32, bool) {
+// qpDecoder decodes quoted-printable: "=XX" escapes, soft line breaks
+// ("=" before CRLF or LF), and any other '=' kept as it is. It is stricter
+// than mailtext's decoder (no transport padding before a soft line break,
+// a lone "=" at the end dropped): it is kept so that bannered bodies are
+// re-encoded exactly as before.
+type qpDecoder struct{ transform.NopResetter }
+
+func unhex(c byte) (byte, bool) {
 	switch {
-	case c >= 'A' && c <= 'Z':
-		return uint32(c - 'A'), true
-	case c >= 'a' && c <= 'z':
-		return uint32(c-'a') + 26, true
 	case c >= '0' && c <= '9':
-		return uint32(c-'0') + 52, true
-	case c == '+':
-		return 62, true
-	case c == '/':
-		return 63, true
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
 	}
 	return 0, false
 }
-
-// b64Decoder skips bytes outside the alphabet, ends a quantum at '=' and
-// carries on after it (concatenated base64 is common), and decodes an
-// unpadded tail.
-type b64Decoder struct {
-	acc uint32
-	n   int
-}
-
-func (d *b64Decoder) Reset() { *d = b64Decoder{} }
-
-func (d *b64Decoder) flush(dst []byte) int {
-	n := 0
-	switch d.n {
-	case 2:
-		dst[0] = byte(d.acc >> 4)
-		n = 1
-	case 3:
-		dst[0] = byte(d.acc >> 10)
-		dst[1] = byte(d.acc >> 2)
-		n = 2
-	}
-	d.acc, d.n = 0, 0
-	return n
-}
-
-func (d *b64Decoder) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
-	for nSrc < len(src) {
-		if len(dst)-nDst < 3 {
-			return nDst, nSrc, transform.ErrShortDst
-		}
-		c := src[nSrc]
-		nSrc++
-		if c == '=' {
-			nDst += d.flush(dst[nDst:])
-			continue
-		}
-		v, ok := b64Value(c)
-		if !ok {
-			continue
-		}
-		d.acc = d.acc<<6 | v
-		d.n++
-		if d.n == 4 {
-			dst[nDst] = byte(d.acc >> 16)
-			dst[nDst+1] = byte(d.acc >> 8)
-			dst[nDst+2] = byte(d.acc)
-			nDst += 3
-			d.acc, d.n = 0, 0
-		}
-	}
-	if atEOF {
-		if len(dst)-nDst < 2 {
-			return nDst, nSrc, transform.ErrShortDst
-		}
-		nDst += d.flush(dst[nDst:])
-	}
-	return nDst, nSrc, nil
-}
-
-// qpDecoder decodes quoted-printable: "=XX" escapes, soft line breaks
-// ("=" before CRLF or LF), and any other '=' kept as it is.
-type qpDecoder struct{ transform.NopResetter }
 
 func (qpDecoder) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
 	for nSrc < len(src) {
@@ -141,7 +81,7 @@ func (qpDecoder) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err err
 func transferDecoder(r io.Reader, cte string) io.Reader {
 	switch cte {
 	case "base64":
-		return transform.NewReader(r, &b64Decoder{})
+		return mailtext.NewTransferDecoder(r, cte)
 	case "quoted-printable":
 		return transform.NewReader(r, qpDecoder{})
 	}
@@ -282,7 +222,7 @@ func bannerHTML(dst io.Writer, body io.Reader, charset, banner string) error {
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 			return err
 		}
-		charset = metaCharset(sample)
+		charset = mailtext.MetaCharset(sample)
 	}
 	text := newCharsetReader(raw, charset)
 	buf := make([]byte, htmlScanLimit)
@@ -429,40 +369,4 @@ func scanHTMLHead(p []byte) (int, [][2]int) {
 		return i, metas
 	}
 	return i, metas
-}
-
-// metaCharset finds the charset of a <meta charset=...> or http-equiv
-// Content-Type tag in the first bytes of an HTML document.
-func metaCharset(b []byte) string {
-	lower := bytes.ToLower(b)
-	for off := 0; ; {
-		i := bytes.Index(lower[off:], []byte("charset"))
-		if i < 0 {
-			return ""
-		}
-		j := off + i + len("charset")
-		off = j
-		lt := bytes.LastIndexByte(lower[:j], '<')
-		if lt < 0 || !bytes.HasPrefix(lower[lt:], []byte("<meta")) || bytes.IndexByte(lower[lt:j], '>') >= 0 {
-			continue
-		}
-		k := j
-		for k < len(lower) && (lower[k] == ' ' || lower[k] == '\t') {
-			k++
-		}
-		if k >= len(lower) || lower[k] != '=' {
-			continue
-		}
-		k++
-		for k < len(lower) && (lower[k] == ' ' || lower[k] == '"' || lower[k] == '\'') {
-			k++
-		}
-		st := k
-		for k < len(lower) && strings.IndexByte(" \t\r\n\"';>/", lower[k]) < 0 {
-			k++
-		}
-		if k > st {
-			return string(lower[st:k])
-		}
-	}
 }

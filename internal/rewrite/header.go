@@ -3,46 +3,35 @@ package rewrite
 import (
 	"bytes"
 	"encoding/base64"
-	"errors"
-	"io"
-	"net/textproto"
-	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
 )
 
-// field is one header field as read. Raw holds its bytes (continuation
-// lines and line ending included) when the section is held; name is ""
-// for a line that is no field (an mbox "From " line, a stray continuation
-// line at the start), which is copied as it is.
+// field is one header field as read: its bytes (continuation lines and
+// line ending included) and, unless name is "", its name and value as
+// mailtext sees them. name is "" for a line that is no field (an mbox
+// "From " line, a stray continuation line at the start), which is copied
+// as it is.
 type field struct {
 	name  string // canonical (textproto) form
-	value string // unfolded and trimmed, as mailtext sees it
+	value string // unfolded and trimmed
 	raw   []byte
 }
 
 // header is one header section.
 type header struct {
-	fields []field
-	parsed []field // name/value of the first MaxHeaderBytes, as mailtext keeps them
-	term   []byte  // the empty line that ended the section, nil when something else did
+	fields []field             // the raw section, in modeHold only
+	parsed []mailtext.RawField // the first MaxHeaderBytes, as mailtext keeps them
+	term   []byte              // the empty line that ended the section, nil when something else did
 	// endsEOL is false when the last line of the section lacks a line break
 	// (the input ended inside the header).
 	endsEOL bool
 }
 
 // get returns the first value of a field, as mailtext does.
-func (h *header) get(name string) (string, bool) {
-	for _, f := range h.parsed {
-		if f.name == name {
-			return f.value, true
-		}
-	}
-	return "", false
-}
+func (h *header) get(name string) (string, bool) { return mailtext.Lookup(h.parsed, name) }
 
 type headerMode int
 
@@ -52,68 +41,21 @@ const (
 	modeDrop                   // read and parse only; the section is replaced
 )
 
-func validFieldName(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if c < 33 || c > 126 || c == ':' {
-			return false
-		}
-	}
-	return true
-}
+func unfold(s string) string { return mailtext.Unfold(s) }
 
-// splitField splits "Name: value"; whitespace before the colon is tolerated.
-func splitField(line []byte) (name, value []byte, ok bool) {
-	i := bytes.IndexByte(line, ':')
-	if i <= 0 {
-		return nil, nil, false
-	}
-	name = bytes.TrimRight(line[:i], " \t")
-	if !validFieldName(name) {
-		return nil, nil, false
-	}
-	return name, line[i+1:], true
-}
-
-func isEOL(b []byte) bool {
-	return len(b) == 1 && b[0] == '\n' || len(b) == 2 && b[0] == '\r' && b[1] == '\n'
-}
-
-func unfold(s string) string {
-	if strings.IndexAny(s, "\r\n") < 0 {
-		return s
-	}
-	return strings.NewReplacer("\r", "", "\n", "").Replace(s)
-}
-
-// readHeader reads one header section with mailtext's rules: an empty line
-// ends it; so does a boundary line (left unread: the entity has no body)
-// and a line that is no field (left unread: it starts the body). Fields
-// past MaxHeaderBytes are not parsed, as in mailtext; in modeHold a section
-// that large is an error since it could not be rewritten whole.
+// readHeader reads one header section with mailtext's rules (an empty
+// line ends it; so does a boundary line, left unread: the entity has no
+// body, and a line that is no field, left unread: it starts the body).
+// Fields past MaxHeaderBytes are not parsed, as in mailtext; in modeHold a
+// section that large is an error since it could not be rewritten whole.
 func (w *walker) readHeader(root bool, mode headerMode) (*header, error) {
 	h := &header{endsEOL: true}
-	s := w.src
-	var cur, curRaw []byte
-	total, first, over := 0, true, false
-	limit := w.lim.MaxHeaderBytes
+	var curRaw []byte
 	flush := func() {
-		if len(cur) > 0 {
-			if name, val, ok := splitField(cur); ok {
-				h.parsed = append(h.parsed, field{
-					name:  textproto.CanonicalMIMEHeaderKey(string(name)),
-					value: strings.TrimSpace(unfold(string(val))),
-				})
-			}
-		}
-		cur = cur[:0]
 		if mode == modeHold && len(curRaw) > 0 {
 			f := field{raw: curRaw}
-			if name, val, ok := splitField(curRaw); ok {
-				f.name = textproto.CanonicalMIMEHeaderKey(string(name))
-				f.value = strings.TrimSpace(unfold(string(val)))
+			if name, value, ok := mailtext.ParseField(curRaw); ok {
+				f.name, f.value = name, value
 			}
 			h.fields = append(h.fields, f)
 			curRaw = nil
@@ -128,280 +70,39 @@ func (w *walker) readHeader(root bool, mode headerMode) (*header, error) {
 		}
 		h.endsEOL = len(b) > 0 && b[len(b)-1] == '\n'
 	}
-	for {
-		b, start, err := s.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if start {
-			if isEOL(b) {
+	parsed, _, err := mailtext.HeaderReader{
+		MaxBytes: w.lim.MaxHeaderBytes,
+		Root:     root,
+		Line: func(b []byte, kind mailtext.HeaderLineKind, over bool) error {
+			switch kind {
+			case mailtext.LineEnd:
 				flush()
 				h.term = append([]byte(nil), b...)
 				if mode == modePass {
 					w.out.write(b)
 				}
-				return h, nil
-			}
-			if _, _, ok := s.match(b); ok {
-				s.unreadLine()
-				break
-			}
-			if b[0] != ' ' && b[0] != '\t' {
+				return nil
+			case mailtext.LineMbox:
 				flush()
-				if _, _, ok := splitField(b); !ok {
-					if first && root && bytes.HasPrefix(b, []byte("From ")) {
-						keep(b) // mbox separator: kept, not a field
-						flush()
-						continue
-					}
-					s.unreadLine()
-					break
-				}
+				keep(b) // mbox separator: kept, not a field
+				flush()
+				return nil
+			case mailtext.LineField:
+				flush()
 			}
-		}
-		first = false
-		total += len(b)
-		if mode == modeHold && total > limit {
-			return nil, ErrHeaderTooLarge
-		}
-		keep(b)
-		if total > limit {
-			over = true
-		}
-		if !over {
-			cur = append(cur, b...)
-		}
+			if mode == modeHold && over {
+				return ErrHeaderTooLarge
+			}
+			keep(b)
+			return nil
+		},
+	}.Read(w.src)
+	if err != nil {
+		return nil, err
 	}
 	flush()
+	h.parsed = parsed
 	return h, nil
-}
-
-// ---- media type values (RFC 2045 5.1, RFC 2231), as mailtext reads them ----
-
-type paramSeg struct {
-	val string
-	ext bool
-}
-
-const (
-	maxParams       = 64
-	maxContinuation = 256
-)
-
-func splitUnquoted(s string, sep byte) []string {
-	var parts []string
-	inQuote, depth, start := false, 0, 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case inQuote && c == '\\':
-			i++
-		case c == '"' && depth == 0:
-			inQuote = !inQuote
-		case inQuote:
-		case c == '(':
-			depth++
-		case c == ')' && depth > 0:
-			depth--
-		case c == sep && depth == 0:
-			parts = append(parts, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(parts, s[start:])
-}
-
-func unquote(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) < 1 || s[0] != '"' {
-		return s
-	}
-	var b strings.Builder
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if c == '\\' && i+1 < len(s) {
-			i++
-			b.WriteByte(s[i])
-			continue
-		}
-		if c == '"' {
-			break
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
-
-func stripComments(s string) string {
-	if strings.IndexByte(s, '(') < 0 {
-		return s
-	}
-	var b strings.Builder
-	depth := 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '(':
-			depth++
-		case c == ')' && depth > 0:
-			depth--
-		case depth == 0:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
-func pctDecode(s string) []byte {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) {
-			h, ok1 := unhex(s[i+1])
-			l, ok2 := unhex(s[i+2])
-			if ok1 && ok2 {
-				out = append(out, h<<4|l)
-				i += 2
-				continue
-			}
-		}
-		out = append(out, s[i])
-	}
-	return out
-}
-
-func textParam(name string) bool { return name == "name" || name == "filename" }
-
-// parseMediaValue parses "token; a=b; c*0*=..." leniently, giving the same
-// token and boundary/charset parameters as mailtext (which the part
-// numbering depends on). File names are decoded for the strip notice.
-func parseMediaValue(v string) (token string, params map[string]string) {
-	parts := splitUnquoted(v, ';')
-	token = strings.ToLower(strings.TrimSpace(stripComments(parts[0])))
-	params = map[string]string{}
-	plain := map[string]string{}
-	segs := map[string]map[int]paramSeg{}
-	for n, p := range parts[1:] {
-		if n >= maxParams {
-			break
-		}
-		eq := strings.IndexByte(p, '=')
-		if eq < 0 {
-			continue
-		}
-		name := strings.ToLower(strings.TrimSpace(p[:eq]))
-		val := strings.TrimSpace(p[eq+1:])
-		if strings.HasPrefix(val, "\"") {
-			val = unquote(val)
-		} else {
-			val = strings.TrimSpace(stripComments(val))
-		}
-		if name == "" {
-			continue
-		}
-		if !strings.Contains(name, "*") {
-			if _, dup := plain[name]; !dup {
-				plain[name] = val
-			}
-			continue
-		}
-		base, rest, _ := strings.Cut(name, "*")
-		idx, ext := 0, false
-		switch {
-		case rest == "":
-			ext = true
-		case strings.HasSuffix(rest, "*"):
-			ext = true
-			rest = strings.TrimSuffix(rest, "*")
-			fallthrough
-		default:
-			if rest != "" {
-				k, err := strconv.Atoi(rest)
-				if err != nil || k < 0 || k > maxContinuation {
-					continue
-				}
-				idx = k
-			}
-		}
-		if segs[base] == nil {
-			segs[base] = map[int]paramSeg{}
-		}
-		if _, dup := segs[base][idx]; !dup {
-			segs[base][idx] = paramSeg{val: val, ext: ext}
-		}
-	}
-	for name, val := range plain {
-		if textParam(name) {
-			val = mailtext.DecodeHeader(val)
-		}
-		params[name] = val
-	}
-	for base, m := range segs {
-		var raw []byte
-		cs := ""
-		idxs := make([]int, 0, len(m))
-		for k := range m {
-			idxs = append(idxs, k)
-		}
-		sort.Ints(idxs)
-		for n, k := range idxs {
-			if k != n {
-				break // a gap ends the value (RFC 2231 3)
-			}
-			sg := m[k]
-			if sg.ext {
-				if k == 0 {
-					if a, r, ok := strings.Cut(sg.val, "'"); ok {
-						cs = a
-						if _, r2, ok := strings.Cut(r, "'"); ok {
-							r = r2
-						}
-						sg.val = r
-					}
-				}
-				raw = append(raw, pctDecode(sg.val)...)
-			} else {
-				raw = append(raw, sg.val...)
-			}
-		}
-		var out string
-		switch {
-		case cs == "" && !textParam(base):
-			out = string(raw)
-		case cs == "":
-			out = mailtext.DecodeHeader(string(raw))
-		default:
-			out, _ = mailtext.DecodeCharset(cs, raw)
-		}
-		params[base] = out
-	}
-	return token, params
-}
-
-func validMediaType(t string) bool {
-	a, b, ok := strings.Cut(t, "/")
-	if !ok || a == "" || b == "" {
-		return false
-	}
-	for _, c := range []byte(t) {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"[]?=", c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // ---- writing fields ----

@@ -117,11 +117,11 @@ func DefaultStripNotice(filename string) string {
 // with different readers and writers.
 func Apply(ctx context.Context, w io.Writer, r io.Reader, s Spec) error {
 	for _, f := range s.PrependHeaders {
-		if !validFieldName([]byte(f.Name)) {
+		if !mailtext.ValidFieldName(f.Name) {
 			return fmt.Errorf("%w: %q", ErrBadHeaderName, f.Name)
 		}
 	}
-	in := &ctxReader{ctx: ctx, r: r}
+	in := mailtext.NewContextReader(ctx, r)
 	src := newSource(in, lineBufSize)
 	out := &output{w: w}
 	eol := detectEOL(src)
@@ -134,14 +134,14 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, s Spec) error {
 			return err
 		}
 	}
-	if err := src.copyRest(out); err != nil {
+	if err := copyRest(src, out); err != nil {
 		return fmt.Errorf("rewrite: copy message: %w", err)
 	}
 	if err := out.flush(); err != nil {
 		return fmt.Errorf("rewrite: write message: %w", err)
 	}
-	if in.err != nil {
-		return fmt.Errorf("rewrite: read message: %w", in.err)
+	if err := in.Err(); err != nil {
+		return fmt.Errorf("rewrite: read message: %w", err)
 	}
 	return nil
 }

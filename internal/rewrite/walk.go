@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
@@ -55,20 +54,9 @@ type ectx struct {
 }
 
 func newWalker(s *Spec, src *source, out *output, eol string) *walker {
-	lim := s.Limits
-	d := mailtext.DefaultLimits()
-	if lim.MaxDepth <= 0 {
-		lim.MaxDepth = d.MaxDepth
-	}
-	if lim.MaxParts <= 0 {
-		lim.MaxParts = d.MaxParts
-	}
-	if lim.MaxHeaderBytes <= 0 {
-		lim.MaxHeaderBytes = d.MaxHeaderBytes
-	}
 	w := &walker{
 		spec:    s,
-		lim:     lim,
+		lim:     s.Limits.WithDefaults(),
 		src:     src,
 		out:     out,
 		eol:     eol,
@@ -83,13 +71,6 @@ func newWalker(s *Spec, src *source, out *output, eol string) *walker {
 	}
 	w.banner.finished = w.banner.text == ""
 	return w
-}
-
-func joinPath(prefix string, n int) string {
-	if prefix == "" {
-		return strconv.Itoa(n)
-	}
-	return prefix + "." + strconv.Itoa(n)
 }
 
 func (w *walker) run() error {
@@ -146,49 +127,16 @@ func (b *bannerState) mayTake(e ectx, path string) bool {
 	return !b.scopeSet || (b.scopeAlt && b.inScope(path))
 }
 
-func identityCTE(cte string) bool {
-	return cte == "" || cte == "7bit" || cte == "8bit" || cte == "binary"
-}
-
-// entityInfo is what the header says about an entity, read as mailtext does.
+// entityInfo is what the header says about an entity, read as mailtext
+// reads it.
 type entityInfo struct {
-	mediaType   string
-	params      map[string]string
-	cte         string
-	disposition string
-	filename    string
-	multipart   bool
-	message     bool
-	deep        bool // a container not opened (MaxDepth)
+	mailtext.Entity
+	deep bool // a container not opened (MaxDepth)
 }
 
 func (w *walker) classify(h *header, e ectx) entityInfo {
-	in := entityInfo{mediaType: e.defType}
-	if in.mediaType == "" {
-		in.mediaType = "text/plain"
-	}
-	if v, ok := h.get("Content-Type"); ok {
-		if t, p := parseMediaValue(v); validMediaType(t) {
-			in.mediaType, in.params = t, p
-		}
-	}
-	cte, _ := h.get("Content-Transfer-Encoding")
-	in.cte = strings.ToLower(strings.TrimSpace(stripComments(cte)))
-	var dparams map[string]string
-	if v, ok := h.get("Content-Disposition"); ok {
-		in.disposition, dparams = parseMediaValue(v)
-	}
-	in.filename = dparams["filename"]
-	if in.filename == "" {
-		in.filename = in.params["name"]
-	}
-	in.multipart = strings.HasPrefix(in.mediaType, "multipart/")
-	in.message = in.mediaType == "message/rfc822" || in.mediaType == "message/global"
-	if in.multipart && in.params["boundary"] == "" {
-		in.multipart = false
-		in.mediaType = "text/plain"
-	}
-	in.deep = (in.multipart || in.message) && e.depth >= w.lim.MaxDepth
+	in := entityInfo{Entity: mailtext.ClassifyEntity(h.parsed, e.defType)}
+	in.deep = (in.Multipart || in.Message) && e.depth >= w.lim.MaxDepth
 	return in
 }
 
@@ -203,7 +151,7 @@ func (w *walker) entity(e ectx) error {
 	w.entities++
 	path := e.section
 	if e.msgBody {
-		path = joinPath(e.section, 1)
+		path = mailtext.JoinPath(e.section, 1)
 	}
 	if w.entities > w.lim.MaxParts {
 		w.stopped = true
@@ -227,15 +175,15 @@ func (w *walker) entity(e ectx) error {
 		return err
 	}
 	in := w.classify(h, e)
-	descend := !in.deep && (in.multipart || (in.message && identityCTE(in.cte)))
+	descend := !in.deep && (in.Multipart || (in.Message && mailtext.IdentityCTE(in.CTE)))
 
 	// A message body's path is its first child's when it is an opened
 	// multipart (RFC 3501 6.4.5); otherwise it names the entity.
-	stripThis := listed && !(e.msgBody && in.multipart && descend)
+	stripThis := listed && !(e.msgBody && in.Multipart && descend)
 	// mailtext decodes a base64 or quoted-printable message/rfc822 and
 	// numbers its insides; they cannot be rewritten in place, so a path
 	// inside replaces the whole attached message.
-	encodedMessage := in.message && !in.deep && !identityCTE(in.cte)
+	encodedMessage := in.Message && !in.deep && !mailtext.IdentityCTE(in.CTE)
 	if !stripThis && encodedMessage && w.pendingUnder(path) {
 		stripThis = true
 	}
@@ -244,9 +192,9 @@ func (w *walker) entity(e ectx) error {
 	}
 	if stripThis {
 		w.replaced(path)
-		return w.writeStripped(e, h, in.filename)
+		return w.writeStripped(e, h, in.Filename)
 	}
-	if !in.multipart && !in.message && w.takeBanner(e, path, in) {
+	if !in.Multipart && !in.Message && w.takeBanner(e, path, in) {
 		return w.writeBanner(e, h, in)
 	}
 	if mode == modeHold {
@@ -257,9 +205,9 @@ func (w *walker) entity(e ectx) error {
 		return nil
 	}
 	switch {
-	case descend && in.multipart:
-		return w.multipart(e, in.params["boundary"], in.mediaType)
-	case descend && in.message:
+	case descend && in.Multipart:
+		return w.multipart(e, in.Params["boundary"], in.MediaType)
+	case descend && in.Message:
 		return w.entity(ectx{section: path, msgBody: true, depth: e.depth + 1, inMessage: true})
 	}
 	return w.copyBody()
@@ -271,8 +219,8 @@ func (w *walker) takeBanner(e ectx, path string, in entityInfo) bool {
 	if !b.mayTake(e, path) {
 		return false
 	}
-	isPlain, isHTML := in.mediaType == "text/plain", in.mediaType == "text/html"
-	if !isPlain && !isHTML || strings.EqualFold(in.disposition, "attachment") || in.filename != "" {
+	isPlain, isHTML := in.MediaType == "text/plain", in.MediaType == "text/html"
+	if !isPlain && !isHTML || strings.EqualFold(in.Disposition, "attachment") || in.Filename != "" {
 		return false
 	}
 	if isPlain && b.donePlain || isHTML && b.doneHTML {
@@ -296,7 +244,7 @@ func (w *walker) takeBanner(e ectx, path string, in entityInfo) bool {
 // copyBody copies a body up to the next boundary of an open level.
 func (w *walker) copyBody() error {
 	for w.out.err == nil {
-		b, start, err := w.src.next()
+		b, start, err := w.src.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -304,8 +252,8 @@ func (w *walker) copyBody() error {
 			return err
 		}
 		if start {
-			if _, _, ok := w.src.match(b); ok {
-				w.src.unreadLine()
+			if _, _, ok := w.src.Match(b); ok {
+				w.src.Unread()
 				return nil
 			}
 		}
@@ -318,20 +266,16 @@ func (w *walker) copyBody() error {
 // and epilogue are copied; each body part is an entity.
 func (w *walker) multipart(e ectx, boundary, mediaType string) error {
 	s := w.src
-	s.bounds = append(s.bounds, []byte("--"+boundary))
-	level := len(s.bounds) - 1
-	defer func() { s.bounds = s.bounds[:level] }()
-	childType := "text/plain"
-	if mediaType == "multipart/digest" {
-		childType = "message/rfc822" // RFC 2046 5.1.5
-	}
+	level := s.PushBoundary(boundary)
+	defer s.PopBoundary(level)
+	childType := mailtext.ChildType(mediaType)
 	inAlt, alt := e.inAlt, e.alt
 	if mediaType == "multipart/alternative" {
 		inAlt, alt = true, e.section
 	}
 	n := 0
 	for !w.stopped && w.out.err == nil {
-		b, start, err := s.next()
+		b, start, err := s.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -342,13 +286,13 @@ func (w *walker) multipart(e ectx, boundary, mediaType string) error {
 			w.out.write(b)
 			continue
 		}
-		l, final, ok := s.match(b)
+		l, final, ok := s.Match(b)
 		if !ok {
 			w.out.write(b)
 			continue
 		}
 		if l < level {
-			s.unreadLine()
+			s.Unread()
 			break
 		}
 		w.out.write(b)
@@ -360,7 +304,7 @@ func (w *walker) multipart(e ectx, boundary, mediaType string) error {
 		}
 		n++
 		child := ectx{
-			section: joinPath(e.section, n), depth: e.depth + 1, defType: childType,
+			section: mailtext.JoinPath(e.section, n), depth: e.depth + 1, defType: childType,
 			inMessage: e.inMessage, inAlt: inAlt, alt: alt,
 		}
 		if err := w.entity(child); err != nil {
@@ -376,23 +320,13 @@ func (w *walker) multipart(e ectx, boundary, mediaType string) error {
 
 // epilogue copies lines up to a boundary of an enclosing level.
 func (w *walker) epilogue(level int) error {
-	for w.out.err == nil {
-		b, start, err := w.src.next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if start {
-			if l, _, ok := w.src.match(b); ok && l < level {
-				w.src.unreadLine()
-				return nil
-			}
-		}
-		w.out.write(b)
+	if w.out.err != nil {
+		return nil
 	}
-	return nil
+	return w.src.SkipTo(level, func(b []byte) bool {
+		w.out.write(b)
+		return w.out.err == nil
+	})
 }
 
 type headerEdit int
@@ -509,9 +443,9 @@ func (w *walker) writeHeader(e ectx, h *header, edit headerEdit, contentType str
 
 // eolAfter is the line break to write between a rewritten body and what
 // follows: the delimiter's own line break when a boundary follows.
-func (w *walker) eolAfter(br *bodyReader) string {
-	if br.atBound && len(br.delimEOL) > 0 {
-		return string(br.delimEOL)
+func (w *walker) eolAfter(br *mailtext.BodyReader) string {
+	if d := br.DelimiterEOL(); len(d) > 0 {
+		return string(d)
 	}
 	return w.eol
 }
@@ -534,7 +468,7 @@ func (w *walker) writeStripped(e ectx, h *header, filename string) error {
 	enc := newBase64Lines(w.out, w.eol)
 	io.WriteString(enc, strings.ToValidUTF8(notice(filename), "\ufffd"))
 	enc.Close()
-	br := &bodyReader{s: w.src}
+	br := w.src.Body()
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return err
 	}
@@ -545,22 +479,21 @@ func (w *walker) writeStripped(e ectx, h *header, filename string) error {
 // writeBanner re-encodes a text leaf as UTF-8 base64 with the banner in
 // front.
 func (w *walker) writeBanner(e ectx, h *header, in entityInfo) error {
-	ct := in.mediaType + "; charset=utf-8"
-	if v, ok := h.get("Content-Type"); ok {
-		if t, _ := parseMediaValue(v); validMediaType(t) {
-			ct = in.mediaType + "; charset=utf-8" + keptParams(v)
-		}
+	ct := in.MediaType + "; charset=utf-8"
+	if v, ok := h.get("Content-Type"); ok && in.Params != nil {
+		// A valid Content-Type: its other parameters are kept.
+		ct = in.MediaType + "; charset=utf-8" + keptParams(v)
 	}
 	w.out.startLine(w.eol)
 	w.writeHeader(e, h, editBanner, ct)
-	br := &bodyReader{s: w.src}
+	br := w.src.Body()
 	enc := newBase64Lines(w.out, w.eol)
-	decoded := transferDecoder(br, in.cte)
+	decoded := transferDecoder(br, in.CTE)
 	var err error
-	if in.mediaType == "text/html" {
-		err = bannerHTML(enc, decoded, in.params["charset"], w.banner.text)
+	if in.MediaType == "text/html" {
+		err = bannerHTML(enc, decoded, in.Params["charset"], w.banner.text)
 	} else {
-		err = bannerPlain(enc, decoded, in.params["charset"], w.banner.text)
+		err = bannerPlain(enc, decoded, in.Params["charset"], w.banner.text)
 	}
 	if err != nil {
 		return err
@@ -577,7 +510,7 @@ func (w *walker) writeBanner(e ectx, h *header, in entityInfo) error {
 // charset, each as "; name=value", unfolded.
 func keptParams(v string) string {
 	var b strings.Builder
-	parts := splitUnquoted(v, ';')
+	parts := mailtext.SplitParameters(v)
 	for _, p := range parts[1:] {
 		p = strings.TrimSpace(p)
 		if p == "" {
