@@ -95,8 +95,22 @@ func NormalizeDomain(domain string) (string, error) {
 		return "", fmt.Errorf("%w: %v", ErrSyntax, err)
 	}
 	a = strings.ToLower(a)
-	if !strings.Contains(a, ".") {
+	// IDNA mapping can remove characters (soft hyphens, ...), so the
+	// result is checked again: LDH labels, no empty ones, at least two.
+	labels := strings.Split(a, ".")
+	if len(labels) < 2 || len(a) > 253 {
 		return "", fmt.Errorf("%w: domain needs a dot", ErrSyntax)
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return "", fmt.Errorf("%w: bad domain label", ErrSyntax)
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return "", fmt.Errorf("%w: bad domain character", ErrSyntax)
+			}
+		}
 	}
 	return a, nil
 }
