@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// rates are the outcomes of classifying samples as spam when
+// score >= threshold.
+type rates struct {
+	Spam, Ham int // samples of each class
+	TP, FP    int // spam caught, ham flagged
+}
+
+func (r rates) fpRate() float64 { return ratio(r.FP, r.Ham) }
+func (r rates) recall() float64 { return ratio(r.TP, r.Spam) }
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return float64(a) / float64(b)
+}
+
+func ratesAt(samples []sample, threshold float64) rates {
+	var r rates
+	for _, s := range samples {
+		flagged := s.Score >= threshold
+		if s.Spam {
+			r.Spam++
+			if flagged {
+				r.TP++
+			}
+		} else {
+			r.Ham++
+			if flagged {
+				r.FP++
+			}
+		}
+	}
+	return r
+}
+
+// bestThreshold returns the smallest threshold t (spam when score >= t)
+// whose false-positive rate on samples is at most maxFP. Only scores that
+// occur are candidates, so t is always a score some message got; ok is
+// false when no threshold qualifies other than one above every score.
+// The smallest qualifying threshold maximises recall, since recall and the
+// false-positive rate both fall as the threshold rises.
+func bestThreshold(samples []sample, maxFP float64) (t float64, ok bool) {
+	var ham []float64
+	for _, s := range samples {
+		if !s.Spam {
+			ham = append(ham, s.Score)
+		}
+	}
+	// allowed false positives; the epsilon keeps e.g. 0.001*3000 from
+	// rounding down to 2.
+	allowed := int(math.Floor(maxFP*float64(len(ham)) + 1e-9))
+	if allowed >= len(ham) {
+		// Every ham may be flagged: the lowest score of all qualifies.
+		if len(samples) == 0 {
+			return 0, false
+		}
+		low := math.Inf(1)
+		for _, s := range samples {
+			low = math.Min(low, s.Score)
+		}
+		return low, true
+	}
+	sort.Sort(sort.Reverse(sort.Float64Slice(ham)))
+	// The threshold must lie above the (allowed+1)-th highest ham score.
+	bar := ham[allowed]
+	t = math.Inf(1)
+	for _, s := range samples {
+		if s.Score > bar && s.Score < t {
+			t = s.Score
+		}
+	}
+	if math.IsInf(t, 1) {
+		return 0, false
+	}
+	return t, true
+}
+
+// engineLine is one row of the report.
+type engineLine struct {
+	name   string
+	res    *result
+	reason string // why the engine could not run (res == nil)
+}
+
+func (e engineLine) msPerMsg() float64 {
+	if e.res == nil || e.res.Messages == 0 {
+		return math.NaN()
+	}
+	return e.res.CPUSeconds * 1000 / float64(e.res.Messages)
+}
+
+func pct(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", 100*v)
+}
+
+func num(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// writeReport prints the table, the notes and, as the last line, the
+// summary "spam@fp0.1%: ...".
+func writeReport(w io.Writer, lines []engineLine, maxFP float64, header string) {
+	if header != "" {
+		fmt.Fprintln(w, header)
+	}
+	fmt.Fprintf(w, "%-13s %11s  %-34s %7s %8s   %-18s %7s %8s   %7s %7s\n",
+		"engine", "scored/msgs", "default threshold", "FP%", "recall%",
+		fmt.Sprintf("thr@FP<=%g%%", 100*maxFP), "FP%", "recall%", "ms/msg", "wall s")
+	type sum struct{ recall, ms float64 }
+	sums := map[string]sum{}
+	for _, e := range lines {
+		if e.res == nil {
+			fmt.Fprintf(w, "%-13s %11s  %s\n", e.name, "n/a", e.reason)
+			sums[e.name] = sum{math.NaN(), math.NaN()}
+			continue
+		}
+		r := e.res
+		unit := ""
+		if r.Unit == "percent" {
+			unit = "%"
+		}
+		def := ratesAt(r.Samples, r.Threshold)
+		best := "none"
+		bestR := rates{}
+		recall := 0.0
+		if t, ok := bestThreshold(r.Samples, maxFP); ok {
+			best = fmt.Sprintf(">= %.2f%s", t, unit)
+			bestR = ratesAt(r.Samples, t)
+			recall = bestR.recall()
+		} else {
+			bestR = ratesAt(r.Samples, math.Inf(1))
+		}
+		if len(r.Samples) == 0 {
+			recall = math.NaN()
+		}
+		fmt.Fprintf(w, "%-13s %11s  %-34s %7s %8s   %-18s %7s %8s   %7s %7.1f\n",
+			e.name, fmt.Sprintf("%d/%d", len(r.Samples), r.Messages),
+			fmt.Sprintf(">= %.2f%s (%s)", r.Threshold, unit, r.ThresholdNote),
+			pct(def.fpRate()), pct(def.recall()), best, pct(bestR.fpRate()), pct(recall),
+			num(e.msPerMsg()), r.WallSeconds)
+		sums[e.name] = sum{recall, e.msPerMsg()}
+	}
+	fmt.Fprintln(w)
+	for _, e := range lines {
+		if e.res == nil {
+			continue
+		}
+		r := e.res
+		def := ratesAt(r.Samples, r.Threshold)
+		fmt.Fprintf(w, "%s: %d spam, %d ham scored; at the default threshold %d ham flagged, %d spam caught",
+			e.name, def.Spam, def.Ham, def.FP, def.TP)
+		if t, ok := bestThreshold(r.Samples, maxFP); ok {
+			b := ratesAt(r.Samples, t)
+			fmt.Fprintf(w, "; at %.2f %d ham flagged, %d spam caught", t, b.FP, b.TP)
+		}
+		fmt.Fprintln(w)
+		if r.Errors > 0 {
+			fmt.Fprintf(w, "  %d messages without a score (first: %s)\n", r.Errors, r.FirstError)
+		}
+		if len(r.CPUParts) > 1 {
+			var parts []string
+			for k, v := range r.CPUParts {
+				parts = append(parts, fmt.Sprintf("%s %.2fs", k, v))
+			}
+			sort.Strings(parts)
+			fmt.Fprintf(w, "  CPU: %s\n", strings.Join(parts, ", "))
+		}
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+	var parts []string
+	for _, e := range lines {
+		s := sums[e.name]
+		rec := "n/a"
+		if !math.IsNaN(s.recall) {
+			rec = pct(s.recall) + "%"
+		}
+		parts = append(parts, fmt.Sprintf("%s recall=%s ms/msg=%s", e.name, rec, num(s.ms)))
+	}
+	fmt.Fprintf(w, "spam@fp%g%%: %s\n", 100*maxFP, strings.Join(parts, " | "))
+}
+
+// cmdReport reads DIR/<engine>.json for each engine (or DIR/<engine>.reason
+// saying why there is none) and prints the report.
+func cmdReport(_ context.Context, fs *flag.FlagSet, args []string) error {
+	dir := fs.String("dir", "", "directory with the result files")
+	engines := fs.String("engines", "mailgate,spamassassin,rspamd", "engines, in report order")
+	maxFP := fs.Float64("max-fp", 0.001, "false-positive rate for the tuned threshold")
+	header := fs.String("header", "", "line printed above the table")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return fmt.Errorf("need -dir")
+	}
+	var lines []engineLine
+	for _, name := range strings.Split(*engines, ",") {
+		e := engineLine{name: name}
+		r, err := readResult(filepath.Join(*dir, name+".json"))
+		switch {
+		case err == nil:
+			e.res = r
+		case errors.Is(err, os.ErrNotExist):
+			e.reason = "did not run"
+			if b, err := os.ReadFile(filepath.Join(*dir, name+".reason")); err == nil {
+				e.reason = strings.TrimSpace(string(b))
+			}
+		default:
+			return err
+		}
+		lines = append(lines, e)
+	}
+	writeReport(os.Stdout, lines, *maxFP, *header)
+	return nil
+}
