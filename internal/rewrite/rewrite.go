@@ -19,6 +19,7 @@
 package rewrite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -125,6 +126,23 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, s Spec) error {
 	src := newSource(in, lineBufSize)
 	out := &output{w: w}
 	eol := detectEOL(src)
+	if len(s.PrependHeaders) > 0 {
+		// An mbox envelope line ("From ...") must stay first: after our
+		// header fields it would read as a malformed header line that ends
+		// the header section, hiding the fields below it.
+		if p, _ := src.Peek(5); string(p) == "From " {
+			for {
+				line, _, err := src.Next()
+				if err != nil {
+					break
+				}
+				out.write(line)
+				if bytes.HasSuffix(line, []byte("\n")) {
+					break
+				}
+			}
+		}
+	}
 	for _, f := range s.PrependHeaders {
 		out.writeString(formatField(f.Name, sanitizeValue(f.Value), eol))
 	}

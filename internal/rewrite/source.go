@@ -88,7 +88,12 @@ func (o *output) writeString(s string) {
 // startLine ends a line the input left open (a delimiter at the very end
 // of the input) before a new entity is written.
 func (o *output) startLine(eol string) {
-	if o.last != 0 && o.last != '\n' {
+	switch {
+	case o.last == '\r' && eol == "\r\n":
+		// A line cut off after its CR (the input ended there) only needs
+		// the LF; a second CR would make the line read differently.
+		o.writeString("\n")
+	case o.last != 0 && o.last != '\n':
 		o.writeString(eol)
 	}
 }
