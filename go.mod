@@ -42,3 +42,5 @@ require (
 )
 
 replace github.com/emersion/go-smtp => ./third_party/go-smtp
+
+replace blitiri.com.ar/go/spf => ./third_party/spf

@@ -23,24 +23,10 @@ const rfc7208Cases = 203
 // does not produce, with the reason. Any other mismatch fails the test, and
 // so does a listed case that starts passing (the list must stay exact).
 //
-// Both causes are inside blitiri.com.ar/go/spf's evaluation, which a wrapper
-// cannot change without rewriting records.
-var knownDifferences = map[string]string{
-	// RFC 7208 7.1 macro-literal allows "/" and ":" in a domain-spec; the
-	// library's a/mx parser reads anything after "/" as a CIDR length and
-	// returns permerror ("invalid mask").
-	"a-colon-domain":            slashInDomainSpec,
-	"a-colon-domain-ip4mapped":  slashInDomainSpec,
-	"mx-colon-domain":           slashInDomainSpec,
-	"mx-colon-domain-ip4mapped": slashInDomainSpec,
-	// RFC 7208 7.3 %{p}: the library never validates the client's PTR
-	// names for macros and always expands %{p} to "unknown" (which 7.3
-	// permits when validation is not done), so exists:%{p}... does not
-	// match the suite's PTR-derived name.
-	"p-macro-multiple": "library expands %{p} to \"unknown\" without PTR validation",
-}
-
-const slashInDomainSpec = "library rejects '/' inside an a/mx domain-spec (invalid mask)"
+// It is empty: the cases that blitiri.com.ar/go/spf v1.6.0 got wrong ("/"
+// inside an a/mx domain-spec, and %{p}) are fixed in the patched copy under
+// third_party/spf.
+var knownDifferences = map[string]string{}
 
 type suiteCase struct {
 	scenario, name string
