@@ -157,10 +157,11 @@ func (b *bench) main() int {
 			var checks []string
 			switch name {
 			case "pipeline":
-				checks = []string{"lists", "auth", "av", "bec"}
+				// mailgate's default checks (config.Default), all of them.
+				checks = []string{"lists", "structure", "auth", "av", "bec", "spam"}
 			case "relay-only":
 				checks = []string{}
-			case "only-lists", "only-auth", "only-av", "only-bec":
+			case "only-lists", "only-structure", "only-auth", "only-av", "only-bec", "only-spam":
 				// Diagnosis: one check alone, to see what it costs.
 				checks = []string{strings.TrimPrefix(name, "only-")}
 			default:
