@@ -262,6 +262,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if a.httpSrv != nil {
 		a.httpSrv.Shutdown(ctx)
 	}
+	// go-smtp closes only the listeners its Serve has registered; one that
+	// was started just before the shutdown may not be yet, and would accept
+	// forever. Closing them all ourselves ends every Serve.
+	for _, l := range a.listeners {
+		l.Close()
+	}
 	a.serveWG.Wait()
 	if err := a.Queue.Stop(ctx); err != nil {
 		errs = append(errs, err)

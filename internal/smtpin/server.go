@@ -113,8 +113,8 @@ func (l slogLogger) Println(v ...any)               { l.l.Info(fmt.Sprint(v...))
 // per-IP and total connection limits before go-smtp sees the connection.
 func (s *Server) Serve(l net.Listener) error {
 	err := s.smtp.Serve(&limitListener{Listener: l, s: s})
-	if errors.Is(err, smtp.ErrServerClosed) {
-		return nil
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil // closed by Shutdown
 	}
 	return err
 }
