@@ -69,7 +69,6 @@ type Queue struct {
 	closed  bool
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
-	kick    chan struct{}
 }
 
 // New builds a queue.
@@ -83,7 +82,7 @@ func New(d Deps) *Queue {
 	if d.Rand == nil {
 		d.Rand = rand.Float64
 	}
-	q := &Queue{d: d, log: d.Log.With("stage", "queue"), kick: make(chan struct{}, 1)}
+	q := &Queue{d: d, log: d.Log.With("stage", "queue")}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -184,14 +183,6 @@ func (q *Queue) push(jobs ...store.Job) {
 	q.mu.Unlock()
 }
 
-// Kick makes the poller look for due work now.
-func (q *Queue) Kick() {
-	select {
-	case q.kick <- struct{}{}:
-	default:
-	}
-}
-
 func (q *Queue) poller(ctx context.Context) {
 	defer q.wg.Done()
 	iv := q.d.Config.PollInterval.Duration
@@ -205,7 +196,6 @@ func (q *Queue) poller(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-q.kick:
 		}
 		q.mu.Lock()
 		closed, backlog := q.closed, len(q.pending)

@@ -74,7 +74,6 @@ type Server struct {
 	perIP map[string]int
 	total int
 	live  map[*trackedConn]struct{}
-	conns atomic.Int64
 	seq   atomic.Uint64
 }
 
@@ -162,9 +161,6 @@ func (s *Server) goodbye() {
 	}
 }
 
-// Conns is the number of open connections.
-func (s *Server) Conns() int64 { return s.conns.Load() }
-
 type limitListener struct {
 	net.Listener
 	s *Server
@@ -200,7 +196,6 @@ func (s *Server) admit(c net.Conn, ip string) (net.Conn, bool) {
 		c.Close()
 		return nil, false
 	}
-	s.conns.Add(1)
 	tc := &trackedConn{Conn: c, s: s, ip: ip, idle: s.d.Limits.CommandTimeout.Duration, id: s.seq.Add(1)}
 	s.mu.Lock()
 	s.live[tc] = struct{}{}
@@ -217,7 +212,6 @@ func (s *Server) release(ip string, tc *trackedConn) {
 	}
 	s.total--
 	s.mu.Unlock()
-	s.conns.Add(-1)
 }
 
 func remoteIP(a net.Addr) string {

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -331,14 +330,4 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
-}
-
-// CopyTo streams a blob into w (used by delivery and the CLI).
-func (s *Spool) CopyTo(key string, w io.Writer) (int64, error) {
-	f, err := s.Open(key)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	return io.Copy(w, f)
 }
