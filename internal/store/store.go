@@ -262,6 +262,7 @@ type Store interface {
 	FindMessages(ctx context.Context, tenantID int64, query string, limit int) ([]Message, error)
 
 	PolicyStore
+	WebStore
 
 	Close() error
 }
