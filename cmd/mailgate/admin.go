@@ -5,7 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strconv"
+	"os"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 
@@ -26,7 +27,33 @@ func (g *globals) withApp(fn func(ctx context.Context, a *app.App, args []string
 			return err
 		}
 		defer a.Close()
-		return fn(cmd.Context(), a, args)
+		if err := fn(cmd.Context(), a, args); err != nil {
+			return err
+		}
+		auditCLI(cmd, a, args)
+		return nil
+	}
+}
+
+// readOnly names the commands that change nothing (not audited).
+var readOnly = map[string]bool{"list": true, "show": true, "score": true, "track": true}
+
+// auditCLI records a successful changing command in the audit log, so the
+// console's log covers CLI changes too.
+func auditCLI(cmd *cobra.Command, a *app.App, args []string) {
+	if readOnly[cmd.Name()] {
+		return
+	}
+	who := os.Getenv("SUDO_USER")
+	if who == "" {
+		if u, err := user.Current(); err == nil {
+			who = u.Username
+		}
+	}
+	err := a.Store.AddAudit(cmd.Context(), store.AuditEntry{At: a.Clock.Now(), Actor: "cli:" + who, IP: "local",
+		Action: strings.ReplaceAll(strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" "), " ", "."), After: strings.Join(args, " ")})
+	if err != nil {
+		a.Log.Warn("audit log write failed", "err", err)
 	}
 }
 
@@ -188,24 +215,9 @@ domain) or mx:NAME (MX lookup of another name), optionally prefixed with a prior
 }
 
 func setRoutes(ctx context.Context, g *globals, a *app.App, d store.Domain, targets []string, tlsMode string) error {
-	var rs []store.Route
-	for i, t := range targets {
-		for _, part := range strings.Split(t, ",") {
-			prio := (i + 1) * 10
-			if p, rest, ok := strings.Cut(part, "="); ok {
-				n, err := strconv.Atoi(p)
-				if err != nil {
-					return fmt.Errorf("route %q: priority must be a number", part)
-				}
-				prio, part = n, rest
-			}
-			if part != "mx" && !strings.HasPrefix(part, "mx:") {
-				if _, err := delivery.ParseTarget(part, tlsMode); err != nil {
-					return err
-				}
-			}
-			rs = append(rs, store.Route{Priority: prio, Target: part, TLS: tlsMode})
-		}
+	rs, err := delivery.ParseRoutes(targets, tlsMode)
+	if err != nil {
+		return err
 	}
 	if err := a.Store.SetRoutes(ctx, d.TenantID, d.ID, rs); err != nil {
 		return err

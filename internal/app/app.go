@@ -214,9 +214,21 @@ func (a *App) Start(ctx context.Context) error {
 			a.Shutdown(context.Background())
 			return fmt.Errorf("listen %s: %w", a.Config.HTTP.Listen, err)
 		}
-		a.httpSrv = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		h, err := a.Web()
+		if err != nil {
+			ln.Close()
+			a.Shutdown(context.Background())
+			return fmt.Errorf("web console: %w", err)
+		}
+		a.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn)}
 		a.listeners = append(a.listeners, ln)
-		go a.httpSrv.Serve(ln)
+		if a.Config.HTTP.TLS {
+			a.httpSrv.TLSConfig = tlsCfg.Clone()
+			go a.httpSrv.ServeTLS(ln, "", "")
+		} else {
+			go a.httpSrv.Serve(ln)
+		}
 	}
 	return nil
 }

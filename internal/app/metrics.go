@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/queue"
@@ -72,19 +71,14 @@ func (m *metrics) wrapDeliverer(d *delivery.Client) queue.Deliverer {
 	return countingDeliverer{d: d, m: m}
 }
 
-func (a *App) httpHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Spool.Healthy(); err != nil {
-			http.Error(w, "spool: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		if err := a.Spool.CheckSpace(); err != nil {
-			http.Error(w, "spool: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ok\n"))
-	})
-	return mux
+func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := a.Spool.Healthy(); err != nil {
+		http.Error(w, "spool: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if err := a.Spool.CheckSpace(); err != nil {
+		http.Error(w, "spool: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ok\n"))
 }

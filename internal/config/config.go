@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -141,9 +142,17 @@ type DeliveryConfig struct {
 	AllowLoopbackMX bool     `toml:"allow_loopback_mx" doc:"Allow MX answers that point to loopback or private addresses (tests only)."`
 }
 
-// HTTPConfig is the metrics and health listener (the console comes later).
+// HTTPConfig is the web console, REST API, metrics and health listener.
 type HTTPConfig struct {
-	Listen string `toml:"listen" doc:"Address for /metrics and /healthz. Empty disables."`
+	Listen       string   `toml:"listen" doc:"Address of the web console, REST API (/api/v1), /metrics and /healthz, e.g. \"0.0.0.0:8443\". Empty disables."`
+	TLS          bool     `toml:"tls" doc:"Serve HTTPS with the [tls] certificate. Leave false only behind a reverse proxy that terminates TLS, or on loopback."`
+	BaseURL      string   `toml:"base_url" doc:"Public URL of the console, used in digest mails' links, e.g. https://mailgate.example.com. Default: built from hostname and listen."`
+	SessionIdle  Duration `toml:"session_idle" doc:"A console session ends after this long without a request."`
+	SessionMax   Duration `toml:"session_max" doc:"A console session ends this long after login, however active."`
+	RequireTOTP  bool     `toml:"require_totp" doc:"Operators and tenant administrators must use a TOTP second factor (they enrol at first login)."`
+	TrustedProxy []string `toml:"trusted_proxy" doc:"Networks of reverse proxies whose X-Forwarded-For names the client (for IP allow-lists, throttling and the audit log)."`
+	MetricsFrom  []string `toml:"metrics_from" doc:"Networks allowed to read /metrics."`
+	ReportZone   string   `toml:"report_zone" doc:"Time zone of report days, digest hours and the dashboard, e.g. Asia/Tokyo. Default: the system's."`
 }
 
 // Default returns the configuration used when a key is absent.
@@ -184,6 +193,10 @@ func Default() Config {
 			CommandTimeout: D(5 * time.Minute), DataTimeout: D(10 * time.Minute),
 			IdleReuse: D(30 * time.Second), MaxReuse: 1000,
 		},
+		HTTP: HTTPConfig{
+			SessionIdle: D(30 * time.Minute), SessionMax: D(12 * time.Hour), RequireTOTP: true,
+			MetricsFrom: []string{"127.0.0.0/8", "::1/128"},
+		},
 	}
 }
 
@@ -208,6 +221,16 @@ func Load(path string) (Config, error) {
 func (c *Config) Validate() error {
 	if c.NodeID == "" {
 		c.NodeID = c.Hostname
+	}
+	if c.HTTP.ReportZone != "" {
+		if _, err := time.LoadLocation(c.HTTP.ReportZone); err != nil {
+			return fmt.Errorf("http.report_zone: %w", err)
+		}
+	}
+	for _, n := range append(append([]string{}, c.HTTP.TrustedProxy...), c.HTTP.MetricsFrom...) {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return fmt.Errorf("http: network %q: %w", n, err)
+		}
 	}
 	for _, l := range []*ListenerConfig{&c.Inbound, &c.Outbound} {
 		switch l.BareLF {

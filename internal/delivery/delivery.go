@@ -24,6 +24,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/store"
 )
 
 // Resolver is the part of dnsx.Resolver delivery needs.
@@ -618,4 +619,34 @@ func (c *Client) addresses(ctx context.Context, host string) ([]net.IP, error) {
 		return nil, fmt.Errorf("resolve %s: no usable address", host)
 	}
 	return out, nil
+}
+
+// ParseRoutes reads route arguments: each is a comma list of targets, each
+// optionally "PRIORITY=" prefixed ("10=smtp://a:25,20=mx"); without one, the
+// n-th argument gets priority n*10. Targets are checked by ParseTarget.
+func ParseRoutes(targets []string, tlsMode string) ([]store.Route, error) {
+	var rs []store.Route
+	for i, t := range targets {
+		for _, part := range strings.Split(t, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			prio := (i + 1) * 10
+			if p, rest, ok := strings.Cut(part, "="); ok && !strings.Contains(p, ":") {
+				n, err := strconv.Atoi(p)
+				if err != nil {
+					return nil, fmt.Errorf("route %q: priority must be a number", part)
+				}
+				prio, part = n, rest
+			}
+			if part != "mx" && !strings.HasPrefix(part, "mx:") {
+				if _, err := ParseTarget(part, tlsMode); err != nil {
+					return nil, err
+				}
+			}
+			rs = append(rs, store.Route{Priority: prio, Target: part, TLS: tlsMode})
+		}
+	}
+	return rs, nil
 }

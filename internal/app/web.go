@@ -1,0 +1,72 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	_ "time/tzdata" // report_zone works on systems without a zoneinfo database
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mailgate/mailgate/internal/mailtext"
+	"github.com/mailgate/mailgate/internal/policy"
+	"github.com/mailgate/mailgate/internal/scan/spam"
+	"github.com/mailgate/mailgate/internal/web"
+)
+
+// Zone is the time zone of reports, digests and the dashboard.
+func (a *App) Zone() *time.Location {
+	if a.Config.HTTP.ReportZone != "" {
+		if loc, err := time.LoadLocation(a.Config.HTTP.ReportZone); err == nil {
+			return loc
+		}
+	}
+	return time.Local
+}
+
+// LearnMessage trains the tenant's spam model with one message (feedback
+// from the console, the API or the CLI).
+func (a *App) LearnMessage(ctx context.Context, tenantID int64, raw []byte, isSpam bool) error {
+	msg, err := mailtext.Parse(ctx, bytes.NewReader(raw), mailtext.DefaultLimits())
+	if err != nil {
+		return fmt.Errorf("feedback: %w", err)
+	}
+	toks, _ := spam.Features(msg, &policy.Envelope{}, a.Clock.Now(), 0)
+	return a.SpamClassifier().TrainTokens(ctx, tenantID, toks, isSpam)
+}
+
+// Web builds the console and API over this node's store and queue.
+func (a *App) Web() (*web.Server, error) {
+	var allowed []netip.Prefix
+	for _, n := range a.Config.HTTP.MetricsFrom {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			allowed = append(allowed, p)
+		}
+	}
+	metricsH := promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})
+	return web.New(web.Deps{
+		Store: a.Store, Queue: a.Queue, Quarantine: a.Quarantine, Learn: a.LearnMessage,
+		Config: a.Config.HTTP, Hostname: a.Config.Hostname, Clock: a.Clock, Log: a.Log.With("stage", "web"), Zone: a.Zone(),
+		Extra: map[string]http.Handler{
+			"GET /metrics": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				host, _, _ := net.SplitHostPort(r.RemoteAddr)
+				ip, err := netip.ParseAddr(host)
+				ok := false
+				for _, p := range allowed {
+					ok = ok || (err == nil && p.Contains(ip.Unmap()))
+				}
+				if !ok {
+					http.Error(w, "forbidden", http.StatusForbidden)
+					return
+				}
+				metricsH.ServeHTTP(w, r)
+			}),
+			"GET /healthz": http.HandlerFunc(a.healthz),
+		},
+	})
+}

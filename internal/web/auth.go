@@ -1,0 +1,263 @@
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+	"golang.org/x/time/rate"
+
+	"github.com/mailgate/mailgate/internal/passwd"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// principal is the authenticated caller of one request.
+type principal struct {
+	acct     store.Account
+	token    *store.APIToken
+	sess     *store.WebSession
+	role     store.Role
+	tenantID int64  // bound tenant; for operators the selected one (0 = none yet)
+	address  string // end users: their own address
+	actor    string // for the audit log and tracking events
+	ip       netip.Addr
+	write    bool // may change things (API token scope)
+}
+
+func (p *principal) mfaDone() bool { return p.sess == nil || p.sess.MFADone }
+
+const (
+	sessionCookie = "mg_session"
+	tenantCookie  = "mg_tenant"
+	langCookie    = "mg_lang"
+	loginCSRF     = "mg_login"
+)
+
+func (s *Server) secureCookies() bool { return s.d.Config.TLS }
+
+func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: s.secureCookies(),
+		SameSite: http.SameSiteLaxMode}
+	if maxAge < 0 {
+		c.MaxAge = -1
+	} else if maxAge > 0 {
+		c.MaxAge = int(maxAge / time.Second)
+	}
+	http.SetCookie(w, c)
+}
+
+// sessionPrincipal resolves the session cookie. It returns nil (no error)
+// when there is no valid session.
+func (s *Server) sessionPrincipal(r *http.Request) (*principal, error) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, nil
+	}
+	ctx := r.Context()
+	sess, err := s.d.Store.Session(ctx, sha256Hex(c.Value))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.d.Clock.Now()
+	if now.After(sess.Expires) || now.Sub(sess.LastSeen) > s.idle() {
+		s.d.Store.DeleteSession(ctx, sess.ID)
+		return nil, nil
+	}
+	acct, err := s.d.Store.Account(ctx, sess.AccountID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if acct.Disabled || acct.PasswordChanged.After(sess.Created) {
+		s.d.Store.DeleteSession(ctx, sess.ID)
+		return nil, nil
+	}
+	if now.Sub(sess.LastSeen) > time.Minute {
+		// Sliding idle expiry, written at most once a minute per session.
+		sess.LastSeen = now
+		if err := s.d.Store.UpdateSession(ctx, sess); err != nil {
+			return nil, err
+		}
+	}
+	p := &principal{acct: acct, sess: &sess, role: acct.Role, tenantID: acct.TenantID, actor: acct.Login,
+		ip: s.clientIP(r), write: true}
+	if acct.Role == store.RoleUser {
+		p.address = acct.Login
+	}
+	if acct.Role == store.RoleOperator {
+		p.tenantID = 0
+		if tc, err := r.Cookie(tenantCookie); err == nil {
+			if id := atoi64(tc.Value); id > 0 {
+				if ok, _ := s.tenantExists(ctx, id); ok {
+					p.tenantID = id
+				}
+			}
+		}
+	}
+	return p, nil
+}
+
+func (s *Server) tenantExists(ctx context.Context, id int64) (bool, error) {
+	ts, err := s.d.Store.Tenants(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range ts {
+		if t.ID == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (s *Server) idle() time.Duration {
+	if d := s.d.Config.SessionIdle.Duration; d > 0 {
+		return d
+	}
+	return 30 * time.Minute
+}
+
+func (s *Server) maxAge() time.Duration {
+	if d := s.d.Config.SessionMax.Duration; d > 0 {
+		return d
+	}
+	return 12 * time.Hour
+}
+
+// csrfOK checks the session's token in the form field or header, and that a
+// browser-sent Origin (when present) is this site.
+func (s *Server) csrfOK(r *http.Request, p *principal) bool {
+	if p.sess == nil {
+		return true // API tokens are not ambient credentials
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		if !sameOrigin(o, r) {
+			return false
+		}
+	}
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		got = r.PostFormValue("csrf")
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(p.sess.CSRF)) == 1
+}
+
+func sameOrigin(origin string, r *http.Request) bool {
+	o := strings.TrimPrefix(strings.TrimPrefix(origin, "https://"), "http://")
+	return strings.EqualFold(o, r.Host)
+}
+
+// requireTOTP says whether an account must give a second factor.
+func (s *Server) requireTOTP(a store.Account) bool {
+	if a.TOTPSecret != "" {
+		return true
+	}
+	return s.d.Config.RequireTOTP && a.Role != store.RoleUser
+}
+
+// startSession logs an account in. The second factor is still owed when
+// the account needs one.
+func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, a store.Account) error {
+	tok := randomToken(32)
+	now := s.d.Clock.Now()
+	sess := store.WebSession{ID: sha256Hex(tok), AccountID: a.ID, TenantID: a.TenantID, CSRF: randomToken(24),
+		MFADone: !s.requireTOTP(a), RemoteIP: s.clientIP(r).String(), Created: now, LastSeen: now, Expires: now.Add(s.maxAge())}
+	if err := s.d.Store.CreateSession(ctx, sess); err != nil {
+		return err
+	}
+	s.setCookie(w, sessionCookie, tok, 0)
+	return nil
+}
+
+// throttle limits login attempts per client IP and per login name: a burst
+// of 5, then one every 12 seconds (so a password guesser gets 300 tries an
+// hour, not millions). Only failures consume tokens.
+type throttle struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+func newThrottle() *throttle { return &throttle{m: map[string]*rate.Limiter{}} }
+
+func (t *throttle) limiter(key string) *rate.Limiter {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.m[key]
+	if l == nil {
+		if len(t.m) > 100000 {
+			t.m = map[string]*rate.Limiter{} // bound memory under a spray attack
+		}
+		l = rate.NewLimiter(rate.Every(12*time.Second), 5)
+		t.m[key] = l
+	}
+	return l
+}
+
+// blocked reports whether another attempt from ip for login must wait.
+func (t *throttle) blocked(now time.Time, keys ...string) bool {
+	for _, k := range keys {
+		if t.limiter(k).TokensAt(now) < 1 {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *throttle) fail(now time.Time, keys ...string) {
+	for _, k := range keys {
+		t.limiter(k).AllowN(now, 1)
+	}
+}
+
+var errBadLogin = errors.New("wrong login or password")
+
+// checkPassword verifies a local password, or delegates to the tenant's
+// upstream mail service for end users without one.
+func (s *Server) checkPassword(ctx context.Context, login, pass string) (store.Account, error) {
+	login = strings.ToLower(strings.TrimSpace(login))
+	a, err := s.d.Store.AccountByLogin(ctx, login)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return a, err
+	}
+	if err == nil && a.Hash != "" {
+		if a.Disabled || passwd.Verify(a.Hash, pass) != nil {
+			return a, errBadLogin
+		}
+		return a, nil
+	}
+	if err == nil && a.Disabled {
+		return a, errBadLogin
+	}
+	// No local password: try the tenant's delegated login.
+	return s.delegatedLogin(ctx, login, pass, a, err == nil)
+}
+
+func (s *Server) totpValidate(secret, code string) bool {
+	ok, err := totp.ValidateCustom(strings.TrimSpace(code), secret, s.d.Clock.Now(), totp.ValidateOpts{
+		Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	return err == nil && ok
+}
+
+// audit writes an audit entry; a failure is logged, never hidden.
+func (s *Server) audit(ctx context.Context, p *principal, tenantID int64, action, target, before, after string) error {
+	e := store.AuditEntry{TenantID: tenantID, At: s.d.Clock.Now(), Actor: p.actor, IP: p.ip.String(),
+		Action: action, Target: target, Before: before, After: after}
+	if err := s.d.Store.AddAudit(ctx, e); err != nil {
+		s.d.Log.Error("audit log write failed", "action", action, "err", err)
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/testutil/consoletest"
+)
+
+func TestLoginEnrolsTOTPThenRequiresIt(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{})
+	c := e.NewClient(t)
+	c.Login(consoletest.AdminA)
+	a, err := e.Store.AccountByLogin(context.Background(), consoletest.AdminA)
+	if err != nil || a.TOTPSecret == "" {
+		t.Fatalf("TOTP not enrolled: %+v %v", a, err)
+	}
+	if st, body := c.Get("/dashboard"); st != 200 || !strings.Contains(body, "acme") {
+		t.Fatalf("dashboard: %d", st)
+	}
+	// A second browser must give the code; a wrong one is refused.
+	c2 := e.NewClient(t)
+	c2.Get("/login")
+	st, loc, _ := c2.Post("/login", url.Values{"login": {consoletest.AdminA}, "password": {consoletest.Password}})
+	if st != http.StatusSeeOther || !strings.HasPrefix(loc, "/login/totp") {
+		t.Fatalf("second login: %d %q", st, loc)
+	}
+	if st, loc := c2.Get("/dashboard"); st != http.StatusSeeOther {
+		t.Fatalf("dashboard before TOTP: %d %q", st, loc)
+	}
+	c2.Get("/login/totp")
+	if st, _, _ := c2.Post("/login/totp", url.Values{"code": {"000000"}}); st != http.StatusUnauthorized {
+		t.Fatalf("wrong code: %d", st)
+	}
+	// Logging out ends the session.
+	if st, _, _ := c.Post("/logout", nil); st != http.StatusSeeOther {
+		t.Fatalf("logout: %d", st)
+	}
+	if st, _ := c.Get("/dashboard"); st != http.StatusSeeOther {
+		t.Fatalf("dashboard after logout: %d", st)
+	}
+}
+
+func TestLoginThrottled(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{})
+	c := e.NewClient(t)
+	for i := 0; i < 5; i++ {
+		if st, _ := c.LoginStatus(consoletest.UserA, "wrong password!"); st != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i, st)
+		}
+	}
+	if st, _ := c.LoginStatus(consoletest.UserA, consoletest.Password); st != http.StatusTooManyRequests {
+		t.Fatalf("after 5 failures the right password must wait too: %d", st)
+	}
+}
+
+func TestCSRFRequired(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{})
+	c := e.NewClient(t)
+	c.Login(consoletest.AdminA)
+	if st, _, _ := c.Post("/domains", url.Values{"name": {"new.test"}, "csrf": {"forged"}}); st != http.StatusForbidden {
+		t.Fatalf("forged CSRF: %d", st)
+	}
+	if _, err := e.Store.DomainByName(context.Background(), "new.test"); err == nil {
+		t.Fatal("domain added despite a forged token")
+	}
+	if st, loc, _ := c.Post("/domains", url.Values{"name": {"new.test"}, "route": {"mx"}}); st != http.StatusSeeOther {
+		t.Fatalf("add domain: %d %s", st, loc)
+	}
+	d, err := e.Store.DomainByName(context.Background(), "new.test")
+	if err != nil || d.TenantID != e.Tenant.ID {
+		t.Fatalf("domain not added to the tenant: %+v %v", d, err)
+	}
+	es, _ := e.Store.AuditLog(context.Background(), store.AuditFilter{TenantID: e.Tenant.ID})
+	found := false
+	for _, a := range es {
+		found = found || (a.Action == "domain.add" && a.Target == "new.test" && a.Actor == consoletest.AdminA && a.IP == "127.0.0.1")
+	}
+	if !found {
+		t.Fatalf("no audit entry for the change: %+v", es)
+	}
+}
