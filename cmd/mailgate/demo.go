@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/scan/av/clamd"
 	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
@@ -37,6 +38,9 @@ func demoCmd(g *globals) *cobra.Command {
 			cfg.Inbound.Listen = []string{listen}
 			cfg.Outbound.Listen = []string{outListen}
 			cfg.HTTP.Listen = httpAddr
+			// Two-factor login is on by default; the demo turns it off so it
+			// can be tried without an authenticator app.
+			cfg.HTTP.RequireTOTP = false
 			cfg.Limits.MinFreeBytes = 64 << 20
 			// The demo has no DNS; everything leaving goes to the stand-in server.
 			cfg.Delivery.SmartHost = "smtp://" + sinkAddr
@@ -75,7 +79,12 @@ mailgate demo is running.
   inbound SMTP (MX):      %s   domain example.test, users alice@ and bob@example.test
   outbound relay:         %s   for clients on 127.0.0.0/8, sender must be @example.test
   stand-in mail server:   %s   writes each delivered message to %s/
-  metrics, health:        http://%s/metrics  http://%s/healthz
+  web console:            http://%s/   (API: http://%s/api/v1/openapi.json)
+      logins (password %s):
+        operator %-20s all tenants
+        admin    %-20s tenant example
+        user     %-20s own quarantine and lists
+      (two-factor login is off in the demo; in production operators and administrators enrol TOTP at first login)
   ClamAV clamd:           %s
   data directory:         %s  (config: %s)
 
@@ -90,7 +99,7 @@ Then:
   go run ./cmd/mailgate -c %s queue list
 
 Press Ctrl-C to stop.
-`, a.InboundAddr(), a.OutboundAddr(), sk.Addr(), down, httpAddr, httpAddr, clamdNote, abs, cfgPath,
+`, a.InboundAddr(), a.OutboundAddr(), sk.Addr(), down, httpAddr, httpAddr, demoPassword, "admin", "it@example.test", "alice@example.test", clamdNote, abs, cfgPath,
 					host, port, host, port, down, cfgPath, cfgPath)
 			})
 		},
@@ -99,7 +108,7 @@ Press Ctrl-C to stop.
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:2525", "inbound SMTP address")
 	c.Flags().StringVar(&outListen, "outbound", "127.0.0.1:10025", "outbound relay address")
 	c.Flags().StringVar(&sinkAddr, "downstream", "127.0.0.1:2526", "address of the stand-in downstream server")
-	c.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "metrics and health address")
+	c.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "web console, API and metrics address")
 	return c
 }
 
@@ -143,5 +152,23 @@ func seedDemo(ctx context.Context, cfg config.Config, sinkAddr string) error {
 	if err := a.Store.AddRelayNet(ctx, t.ID, netip.MustParsePrefix("127.0.0.0/8")); err != nil && !strings.Contains(err.Error(), "exists") {
 		return err
 	}
+	hash, err := passwd.Hash(demoPassword)
+	if err != nil {
+		return err
+	}
+	now := a.Clock.Now()
+	for _, acct := range []store.Account{
+		{Login: "admin", Role: store.RoleOperator},
+		{Login: "it@example.test", Role: store.RoleAdmin, TenantID: t.ID},
+		{Login: "alice@example.test", Role: store.RoleUser, TenantID: t.ID},
+	} {
+		acct.Hash, acct.Created = hash, now
+		if _, err := a.Store.CreateAccount(ctx, acct); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// demoPassword is every demo login's password (the demo listens on loopback only).
+const demoPassword = "mailgate-demo"
