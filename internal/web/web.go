@@ -77,6 +77,7 @@ type Server struct {
 	routes   []Route
 	throttle *throttle
 	apiLimit apiLimiter
+	oidc     oidcClients
 	proxies  []netip.Prefix
 	i18n     *catalog
 	pages    map[string]*pageTemplate

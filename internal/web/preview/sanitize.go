@@ -3,7 +3,6 @@ package preview
 import (
 	"bytes"
 	"html"
-	"io"
 	"net/url"
 	"regexp"
 	"strings"
@@ -121,9 +120,7 @@ func rewrite(sanitised []byte, rules resourceRules, st *rewriteStats) []byte {
 	for {
 		tt := z.Next()
 		if tt == xhtml.ErrorToken {
-			if z.Err() == io.EOF {
-				break
-			}
+			// io.EOF, or a read error that a bytes.Reader never gives.
 			break
 		}
 		tok := z.Token()

@@ -1,0 +1,91 @@
+package extauth
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// DefaultTimeout bounds a delegated password check when ctx has no
+// deadline of its own.
+const DefaultTimeout = 10 * time.Second
+
+// upstreamConn is a connection to the upstream with the check's deadline
+// applied. ctx ending closes the connection, which unblocks the protocol
+// libraries (neither go-imap nor go-smtp takes a context).
+type upstreamConn struct {
+	net.Conn
+	deadline time.Time
+	stop     func() bool
+}
+
+// dialUpstream connects to t within ctx and, for implicit TLS, completes
+// the handshake. ctx must carry a deadline (see withDefaultTimeout).
+func dialUpstream(ctx context.Context, t Target, tlsCfg *tls.Config) (*upstreamConn, error) {
+	deadline, _ := ctx.Deadline()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", t.Addr())
+	if err != nil {
+		return nil, upstreamErr(ctx, t, "connecting", err)
+	}
+	_ = raw.SetDeadline(deadline)
+	c := &upstreamConn{Conn: raw, deadline: deadline}
+	if t.ImplicitTLS {
+		tc := tls.Client(raw, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, upstreamErr(ctx, t, "TLS handshake", err)
+		}
+		c.Conn = tc
+	}
+	c.stop = context.AfterFunc(ctx, func() { _ = raw.Close() })
+	return c, nil
+}
+
+func (c *upstreamConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
+}
+
+// withDefaultTimeout applies DefaultTimeout unless ctx already ends sooner.
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, DefaultTimeout)
+}
+
+// clientTLSConfig returns a copy of cfg (or a default) naming the target
+// host for certificate verification and SNI.
+func clientTLSConfig(cfg *tls.Config, t Target) *tls.Config {
+	if cfg == nil {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else {
+		cfg = cfg.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = t.Host
+	}
+	return cfg
+}
+
+// upstreamErr wraps a failure to get a verdict, preferring the context's
+// error when it ended, since a closed connection would only hide it.
+func upstreamErr(ctx context.Context, t Target, step string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w (%v)", ctxErr, err)
+	}
+	return fmt.Errorf("%w: %s %s: %w", ErrUpstream, t, step, err)
+}
+
+// plausibleCredentials rejects what no upstream could accept, and what
+// would break SASL PLAIN framing (RFC 4616: NUL separates the fields) or
+// the line-based protocols, without contacting the upstream.
+func plausibleCredentials(user, pass string) bool {
+	return user != "" && pass != "" &&
+		!strings.ContainsAny(user, "\x00\r\n") && !strings.ContainsAny(pass, "\x00\r\n")
+}
