@@ -51,6 +51,7 @@ type App struct {
 	serveWG           sync.WaitGroup
 	metrics           *metrics
 	stopMaint         context.CancelFunc
+	stopLifecycle     func()
 	done              chan struct{} // closed by Close: background helpers stop
 	closeOnce         sync.Once
 }
@@ -117,7 +118,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		Router: &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost},
 		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
-	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log}
+	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
 	a.Pipeline = a.newPipeline(opt.Stages)
 	return a, nil
 }
@@ -175,6 +176,10 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	a.startMaintenance()
+	if a.stopLifecycle, err = a.StartLifecycle(ctx, LifecycleOptions{BaseURL: a.consoleURL(), Zone: a.Zone()}); err != nil {
+		a.Queue.Stop(ctx)
+		return err
+	}
 	for _, c := range a.Config.Checks.Enabled {
 		cc := a.Config.Checks
 		if c == "av" && cc.Clamd == "" || c == "rspamd" && cc.Rspamd == "" || c == "spamassassin" && cc.Spamd == "" {
@@ -283,6 +288,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.serveWG.Wait()
 	if err := a.Queue.Stop(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if a.stopLifecycle != nil {
+		a.stopLifecycle()
 	}
 	if a.stopMaint != nil {
 		a.stopMaint()

@@ -36,6 +36,7 @@ func (a *App) newPipeline(stages []policy.Stage) *inbound.Pipeline {
 		}
 	}
 	return &inbound.Pipeline{
+		Quota:        a.Quarantine,
 		AfterVerdict: notifier.Notify,
 		Intercept:    a.spamFeedback,
 		Post:         post,
@@ -52,7 +53,9 @@ func rewriteCopy(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdic
 	return rewrite.Apply(ctx, w, r, rewrite.Spec{SubjectTag: v.TagText, Banner: v.Banner, StripParts: v.Strip, StripNotice: stripNotice, RemoveHeaders: remove})
 }
 
-// startMaintenance runs periodic jobs: quarantine retention.
+// startMaintenance runs periodic housekeeping: expired console sessions and
+// report counters past their retention. (The quarantine's jobs run in the
+// lifecycle.)
 func (a *App) startMaintenance() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopMaint = cancel
@@ -60,10 +63,18 @@ func (a *App) startMaintenance() {
 		t := time.NewTicker(10 * time.Minute)
 		defer t.Stop()
 		for {
-			if n, err := a.Quarantine.Purge(ctx); err != nil && ctx.Err() == nil {
-				a.Log.Error("quarantine purge", "err", err)
-			} else if n > 0 {
-				a.Log.Info("quarantine purge", "deleted", n)
+			now := a.Clock.Now()
+			if _, err := a.Store.PurgeSessions(ctx, now); err != nil && ctx.Err() == nil {
+				a.Log.Error("session purge", "err", err)
+			}
+			months := a.Config.HTTP.ReportMonths
+			if months < 2 {
+				months = 2 // the previous month and this one are always available
+			}
+			local := now.In(a.Zone())
+			before := time.Date(local.Year(), local.Month()-time.Month(months-1), 1, 0, 0, 0, 0, local.Location())
+			if _, err := a.Store.PurgeReports(ctx, before.Format("2006-01-02")); err != nil && ctx.Err() == nil {
+				a.Log.Error("report purge", "err", err)
 			}
 			select {
 			case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	_ "time/tzdata" // report_zone works on systems without a zoneinfo database
@@ -27,6 +28,22 @@ func (a *App) Zone() *time.Location {
 		}
 	}
 	return time.Local
+}
+
+// consoleURL is the console's public root URL (links in digest mails).
+func (a *App) consoleURL() string {
+	if a.Config.HTTP.BaseURL != "" {
+		return strings.TrimRight(a.Config.HTTP.BaseURL, "/")
+	}
+	scheme := "http"
+	if a.Config.HTTP.TLS {
+		scheme = "https"
+	}
+	_, port, err := net.SplitHostPort(a.Config.HTTP.Listen)
+	if err != nil || port == "" {
+		return scheme + "://" + a.Config.Hostname
+	}
+	return scheme + "://" + net.JoinHostPort(a.Config.Hostname, port)
 }
 
 // LearnMessage trains the tenant's spam model with one message (feedback

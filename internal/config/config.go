@@ -152,6 +152,7 @@ type HTTPConfig struct {
 	RequireTOTP  bool     `toml:"require_totp" doc:"Operators and tenant administrators must use a TOTP second factor (they enrol at first login)."`
 	TrustedProxy []string `toml:"trusted_proxy" doc:"Networks of reverse proxies whose X-Forwarded-For names the client (for IP allow-lists, throttling and the audit log)."`
 	MetricsFrom  []string `toml:"metrics_from" doc:"Networks allowed to read /metrics."`
+	ReportMonths int      `toml:"report_months" doc:"Months of daily report counters kept, counting this one (at least 2: the previous month is always available)."`
 	ReportZone   string   `toml:"report_zone" doc:"Time zone of report days, digest hours and the dashboard, e.g. Asia/Tokyo. Default: the system's."`
 }
 
@@ -194,7 +195,7 @@ func Default() Config {
 			IdleReuse: D(30 * time.Second), MaxReuse: 1000,
 		},
 		HTTP: HTTPConfig{
-			SessionIdle: D(30 * time.Minute), SessionMax: D(12 * time.Hour), RequireTOTP: true,
+			SessionIdle: D(30 * time.Minute), SessionMax: D(12 * time.Hour), RequireTOTP: true, ReportMonths: 13,
 			MetricsFrom: []string{"127.0.0.0/8", "::1/128"},
 		},
 	}

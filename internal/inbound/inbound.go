@@ -67,6 +67,17 @@ type Pipeline struct {
 	// AfterVerdict, when set, is called with the findings of every checked
 	// message (notifications, sender history, reputation).
 	AfterVerdict func(ctx context.Context, m store.Message, env *policy.Envelope, settings policy.RcptSettings, findings []policy.Finding, verdicts []policy.Verdict)
+	// Quota, when set, guards each recipient's quarantine capacity
+	// (quarantine.Manager).
+	Quota QuarantineQuota
+}
+
+// QuarantineQuota is the per-address quarantine capacity (seed 003
+// ディスク容量制限): Fits is asked before a copy is written, Stored is told
+// after it is committed (the 80% warning).
+type QuarantineQuota interface {
+	Fits(ctx context.Context, tenantID int64, rcpt string, size int64, s policy.Settings) (bool, error)
+	Stored(ctx context.Context, it store.QuarantineItem, s policy.Settings)
 }
 
 // Enqueue checks an inbound message and queues, quarantines or refuses each
@@ -122,10 +133,31 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 	if allReject {
 		d := verdicts[0].Decider
 		log.Info("message rejected by policy", "symbol", d.Symbol, "reason", d.Reason)
+		p.recordRejection(ctx, m, rcpts, events, verdicts, now)
 		return reply(d, 550, "5.7.1")
 	}
 
 	prefix := p.prefix(findings)
+	// A full quarantine must not lose the message: SMTP has one reply to
+	// DATA, so the whole message is deferred (RFC 5321 4.2.2, 4.2.2 mailbox
+	// full) and the sender's retries, or finally its bounce, tell the sender
+	// (seed 003 ※5). Recipients whose copy is delivered wait for the retry.
+	if p.Quota != nil {
+		for i := range verdicts {
+			if verdicts[i].Action != policy.Quarantine {
+				continue
+			}
+			rcpt := verdicts[i].Rcpt
+			ok, err := p.Quota.Fits(ctx, m.TenantID, rcpt, m.Size+int64(len(prefix)), settings.ForRcpt(rcpt))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				log.Info("message deferred: quarantine full", "rcpt", rcpt)
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox quarantine full for <" + sanitizeValue(rcpt) + ">, try again later"}
+			}
+		}
+	}
 	// Our own verdict header names in the message as received are forgeries
 	// (a Google inbound-gateway rule may read X-Mailgate-Spam): every copy
 	// is then rewritten without them.
@@ -218,6 +250,9 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 		if err := p.Store.AddQuarantine(ctx, it, ev); err != nil {
 			return fmt.Errorf("quarantine: %w", err)
 		}
+		if p.Quota != nil {
+			p.Quota.Stored(ctx, it, settings.ForRcpt(it.Rcpt))
+		}
 	}
 	for _, c := range copies {
 		vm := m
@@ -242,6 +277,25 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 		p.Spool.Remove(m.BlobKey)
 	}
 	return nil
+}
+
+// recordRejection keeps a message refused for every recipient in tracking
+// and reports: a row already done, with no blob (smtpin removes it), every
+// recipient Rejected and a "rejected" event with the reason. Recovery and
+// delivery never see it (not pending, nothing queued). A failure is only
+// logged: the client gets its 550 either way.
+func (p *Pipeline) recordRejection(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event, verdicts []policy.Verdict, now time.Time) {
+	m.Done, m.BlobKey, m.Prefix = true, "", ""
+	rs := make([]store.Recipient, len(rcpts))
+	evs := append([]store.Event(nil), events...)
+	for i, r := range rcpts {
+		r.State, r.LeaseOwner, r.LeaseUntil = store.Rejected, "", time.Time{}
+		rs[i] = r
+		evs = append(evs, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "rejected", Rcpt: r.Addr, Detail: describe(verdicts[i])})
+	}
+	if err := p.Queue.Enqueue(ctx, m, rs, evs); err != nil {
+		p.Log.Error("recording a rejected message failed", "id", m.ID, "err", err)
+	}
 }
 
 func reply(d *policy.Finding, code int, enhanced string) error {

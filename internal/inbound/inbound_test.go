@@ -174,8 +174,20 @@ func TestRejectOnlyWhenAllReject(t *testing.T) {
 	if rs[0].State != store.Rejected {
 		t.Fatalf("alice state %s", rs[0].State)
 	}
-	if ms, _ := n.Store.FindMessages(context.Background(), 0, "", 10); len(ms) != 1 {
-		t.Fatalf("%d messages stored; the rejected one must leave nothing", len(ms))
+	// The rejected message is kept for tracking only: done, no blob,
+	// nothing to deliver or recover.
+	ms, _ := n.Store.FindMessages(context.Background(), 0, "", 10)
+	if len(ms) != 2 {
+		t.Fatalf("%d messages stored, want the accepted one and the rejection record", len(ms))
+	}
+	for _, m := range ms {
+		if m.ID == id {
+			continue
+		}
+		rm, rrs, _ := n.Store.Message(context.Background(), n.Tenant.ID, m.ID)
+		if !rm.Done || rm.BlobKey != "" || len(rrs) != 1 || rrs[0].State != store.Rejected {
+			t.Fatalf("rejection record %+v %+v", rm, rrs)
+		}
 	}
 }
 

@@ -1,8 +1,24 @@
-// Package quarantine manages the per-recipient quarantine: listing,
-// releasing a copy to the recipient's mailbox, deleting, and purging copies
-// past their retention. Copies are written by the inbound pipeline; this
+// Package quarantine manages the per-recipient quarantine (seed 003 隔離
+// ボックス): listing, releasing a copy to the recipient's mailbox, deleting,
+// purging copies past their retention, the per-address capacity with its
+// 80% warning mail, the digests of held mail with one-click links, and the
+// actions those links (and the console) perform. Copies are written by the
+// inbound pipeline, which asks Fits before and calls Stored after; this
 // package only acts on them. Every action is a state change guarded by the
 // previous state (so a copy is released at most once) and a tracking event.
+//
+// Settings (per address, group, domain or tenant, most specific wins):
+//
+//   - quarantine.retention_days: 1–14, default 7 (read by the pipeline).
+//   - quarantine.quota_mb: capacity in MiB, default 5 (the seed plan's
+//     50 MB per 10 addresses, as each address's share).
+//   - quarantine.lang: capacity warning language, "ja", "en" or both
+//     (default; falls back to the setting "lang").
+//   - quarantine.digest_hours: hours of the digests, default "9,17";
+//     "off" disables.
+//   - quarantine.digest_lang: "ja" (default) or "en".
+//   - quarantine.admin_digest: tenant scope, addresses of the tenant-wide
+//     digest; empty (default) = none.
 package quarantine
 
 import (
@@ -12,6 +28,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/spool"
@@ -23,13 +40,17 @@ type Submitter interface {
 	Submit(ctx context.Context, m store.Message, rcpts []string, body io.Reader, why string) (string, error)
 }
 
-// Manager acts on quarantined copies.
+// Manager acts on quarantined copies. Its methods are safe for concurrent
+// use; every state change is guarded in the store, so several nodes may act
+// on the same copies.
 type Manager struct {
 	Store store.Store
 	Blobs *spool.Spool
 	Queue Submitter
 	Clock clock.Clock
 	Log   *slog.Logger
+	// Hostname names mailgate in the notices it sends (From, Message-ID).
+	Hostname string
 }
 
 // ErrNotHeld is returned when the copy was already released or deleted.
@@ -92,29 +113,45 @@ func (m *Manager) Delete(ctx context.Context, tenantID int64, id, who string) er
 	return m.Blobs.Remove(it.BlobKey)
 }
 
-// Purge deletes held copies past their retention; it returns how many.
+// Purge deletes held copies past their retention (Expires at or before the
+// clock's now), across tenants: state deleted, a "quarantine-expired"
+// tracking event, then the blob. It returns how many it deleted. A copy
+// released or deleted meanwhile (by a user, another node) is skipped. Safe
+// to run on several nodes at once; a crash between the state change and
+// the blob removal leaves an orphan blob, never a held row without one.
 func (m *Manager) Purge(ctx context.Context) (int, error) {
-	items, err := m.Store.QuarantineItems(ctx, 0, "", store.QHeld, 100000)
-	if err != nil {
-		return 0, err
-	}
+	const batch = 500
 	now := m.Clock.Now()
 	n := 0
-	for _, it := range items {
-		if it.Expires.After(now) {
-			continue
-		}
-		ok, err := m.Store.SetQuarantineState(ctx, it.TenantID, it.ID, store.QHeld, store.QDeleted,
-			store.Event{MessageID: it.MessageID, TenantID: it.TenantID, At: now, Kind: "quarantine-expired", Rcpt: it.Rcpt, Detail: "quarantine " + it.ID + " deleted after retention"})
+	for {
+		// ExpiredQuarantine is "before now": add a nanosecond so a copy
+		// expiring exactly now goes too.
+		items, err := m.Store.ExpiredQuarantine(ctx, now.Add(time.Nanosecond), batch)
 		if err != nil {
-			return n, err
+			return n, fmt.Errorf("quarantine purge: %w", err)
 		}
-		if ok {
-			m.Blobs.Remove(it.BlobKey)
-			n++
+		progress := false
+		for _, it := range items {
+			if it.State != store.QHeld || it.Expires.After(now) {
+				continue
+			}
+			ok, err := m.Store.SetQuarantineState(ctx, it.TenantID, it.ID, store.QHeld, store.QDeleted,
+				store.Event{MessageID: it.MessageID, TenantID: it.TenantID, At: now, Kind: "quarantine-expired", Rcpt: it.Rcpt, Detail: "quarantine " + it.ID + " deleted after retention"})
+			if err != nil {
+				return n, fmt.Errorf("quarantine purge %s: %w", it.ID, err)
+			}
+			if ok {
+				progress = true
+				if err := m.Blobs.Remove(it.BlobKey); err != nil && m.Log != nil {
+					m.Log.Warn("quarantine purge: blob not removed", "id", it.ID, "err", err)
+				}
+				n++
+			}
+		}
+		if len(items) < batch || !progress || ctx.Err() != nil {
+			return n, ctx.Err()
 		}
 	}
-	return n, nil
 }
 
 // Open returns the quarantined copy's bytes (for show and preview).

@@ -261,6 +261,3 @@ func (s *Server) loginError(w http.ResponseWriter, r *http.Request, status int, 
 	v.Data = loginData{Next: "/", Token: tok}
 	s.render(w, status, "login", v)
 }
-
-func (s *Server) linkPage(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }
-func (s *Server) linkPost(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }

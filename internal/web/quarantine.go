@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/addr"
 	"github.com/mailgate/mailgate/internal/quarantine"
+	"github.com/mailgate/mailgate/internal/signedlink"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/web/preview"
 )
@@ -268,16 +270,13 @@ func (s *Server) opQuarantine(ctx context.Context, p *principal, id, action, to 
 		if _, err := s.d.Quarantine.Release(ctx, tid, id, who); err != nil {
 			return "", notHeld(err)
 		}
-		if err := s.senderList(ctx, p, it, "allow"); err != nil {
-			return "", err
+		if _, err := s.d.Quarantine.Allow(ctx, tid, id, who); err != nil {
+			return "", senderErr(err)
 		}
 		return "released", s.audit(ctx, p, tid, "quarantine.release_allow", id, it.Rcpt, it.MailFrom)
 	case "block":
-		if err := s.senderList(ctx, p, it, "deny"); err != nil {
-			return "", err
-		}
-		if err := s.d.Quarantine.Delete(ctx, tid, id, who); err != nil && !errors.Is(err, quarantine.ErrNotHeld) {
-			return "", err
+		if _, err := s.d.Quarantine.Block(ctx, tid, id, who); err != nil {
+			return "", senderErr(err)
 		}
 		return "deleted", s.audit(ctx, p, tid, "quarantine.block", id, it.Rcpt, it.MailFrom)
 	case "report-spam", "report-ham":
@@ -325,40 +324,92 @@ func headerSafe(s string) string {
 	}, s)
 }
 
-// senderList adds the copy's sender to an allow or deny list: the
-// recipient's own list for end users, the recipient domain's list when an
-// administrator blocks (the whole domain is protected).
-func (s *Server) senderList(ctx context.Context, p *principal, it store.QuarantineItem, kind string) error {
-	sender := it.MailFrom
-	if a := fromAddress(it.FromHdr); a != "" {
-		sender = a
+// senderErr turns "the copy has no usable sender" into a user error.
+func senderErr(err error) error {
+	if errors.Is(err, quarantine.ErrNoSender) {
+		return badRequest("the message has no sender address to list")
 	}
-	if sender == "" {
-		return badRequest("the message has no sender address")
-	}
-	e := store.ListEntry{Scope: store.ScopeAddress, Owner: it.Rcpt, Kind: kind, Field: "from_addr", Mode: "exact", Value: strings.ToLower(sender),
-		Comment: "from quarantine " + it.ID}
-	if kind == "deny" && p.role != store.RoleUser {
-		if _, d, ok := strings.Cut(it.Rcpt, "@"); ok {
-			e.Scope, e.Owner = store.ScopeDomain, d
-		}
-	}
-	_, err := s.opAddListEntry(ctx, p, e)
 	return err
 }
 
-// fromAddress extracts the address of a From header value.
-func fromAddress(v string) string {
-	if i := strings.LastIndexByte(v, '<'); i >= 0 {
-		if j := strings.IndexByte(v[i:], '>'); j > 0 {
-			return strings.TrimSpace(v[i+1 : i+j])
+// --- one-click links from digest mails ---
+
+type linkData struct {
+	Token  string
+	Action string
+	Item   store.QuarantineItem
+	Done   string
+}
+
+// verifyLink checks a digest link's token; the page shown on failure says
+// why without revealing anything about the item.
+func (s *Server) verifyLink(w http.ResponseWriter, r *http.Request, tok string) (signedlink.Link, bool) {
+	key, err := signedlink.LoadKey(r.Context(), s.d.Store)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return signedlink.Link{}, false
+	}
+	l, err := signedlink.Verify(key, tok, s.d.Clock.Now())
+	if err != nil {
+		status, msg := http.StatusBadRequest, "link_invalid"
+		if errors.Is(err, signedlink.ErrExpired) {
+			status, msg = http.StatusGone, "link_expired"
 		}
+		v := s.newView(r, nil, "nav_quarantine")
+		v.Err = v.T(msg)
+		v.Data = linkData{}
+		s.render(w, status, "link", v)
+		return l, false
 	}
-	v = strings.TrimSpace(v)
-	if strings.Count(v, "@") == 1 && !strings.ContainsAny(v, " <>\"") {
-		return v
+	return l, true
+}
+
+// linkPage shows what a digest link will do and asks for one click: mail
+// security scanners fetch links in mail, so a GET never changes anything.
+func (s *Server) linkPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("t")
+	l, ok := s.verifyLink(w, r, tok)
+	if !ok {
+		return
 	}
-	return ""
+	if l.Action == signedlink.Open {
+		http.Redirect(w, r, "/quarantine/"+url.PathEscape(l.ItemID), http.StatusSeeOther)
+		return
+	}
+	it, err := s.d.Store.QuarantineItem(r.Context(), l.TenantID, l.ItemID)
+	if err != nil || !strings.EqualFold(it.Rcpt, l.Rcpt) {
+		s.fail(w, r, nil, store.ErrNotFound)
+		return
+	}
+	v := s.newView(r, nil, "nav_quarantine")
+	d := linkData{Token: tok, Action: string(l.Action), Item: it}
+	if it.State != store.QHeld && l.Action != signedlink.BlockSender {
+		d.Done = "link_used"
+	}
+	v.Data = d
+	s.render(w, http.StatusOK, "link", v)
+}
+
+func (s *Server) linkPost(w http.ResponseWriter, r *http.Request) {
+	l, ok := s.verifyLink(w, r, r.PostFormValue("t"))
+	if !ok {
+		return
+	}
+	res, err := s.d.Quarantine.ApplyLink(r.Context(), l, "")
+	if err != nil {
+		if errors.Is(err, quarantine.ErrWrongItem) || errors.Is(err, quarantine.ErrNotAction) || errors.Is(err, store.ErrNotFound) {
+			err = store.ErrNotFound
+		}
+		s.fail(w, r, nil, senderErr(err))
+		return
+	}
+	v := s.newView(r, nil, "nav_quarantine")
+	d := linkData{Action: string(l.Action), Item: res.Item, Done: "link_done_" + string(l.Action)}
+	if res.AlreadyDone && l.Action != signedlink.BlockSender {
+		d.Done = "link_used"
+	}
+	v.Data = d
+	s.render(w, http.StatusOK, "link", v)
 }
 
 // --- reports ---
