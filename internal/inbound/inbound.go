@@ -224,12 +224,21 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 		copies = append(copies, copyJob{id: id, blob: w, idx: idx})
 	}
 	var qItems []store.QuarantineItem
+	fromHdr := ""
+	if len(quarantined) > 0 {
+		// The decoded From is kept with each copy: the console, digests and
+		// block/allow actions show and use it without reopening the blob.
+		if parsed, err := pm.Parsed(ctx); err == nil && len(parsed.From) > 0 {
+			fromHdr = formatFrom(parsed.From[0])
+		}
+	}
 	for _, i := range quarantined {
 		it, err := p.quarantineCopy(ctx, m, prefix, &verdicts[i], settings.ForRcpt(verdicts[i].Rcpt), now)
 		if err != nil {
 			log.Error("quarantine copy failed", "err", err)
 			return err
 		}
+		it.FromHdr = fromHdr
 		qItems = append(qItems, it)
 	}
 
@@ -435,6 +444,28 @@ func (p *Pipeline) writeVariant(ctx context.Context, m store.Message, id string,
 		return nil, err
 	}
 	return w, nil
+}
+
+// formatFrom renders a decoded mailbox as a From header value, quoting the
+// display name and dropping control characters (it is shown in the console
+// and parsed again for allow/block actions).
+func formatFrom(a mailtext.Address) string {
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f || r == '"' || r == '\\' {
+				return -1
+			}
+			return r
+		}, s)
+	}
+	addr := clean(a.Addr)
+	if strings.ContainsAny(addr, " <>") {
+		return ""
+	}
+	if name := strings.TrimSpace(clean(a.Name)); name != "" {
+		return `"` + name + `" <` + addr + ">"
+	}
+	return "<" + addr + ">"
 }
 
 func (p *Pipeline) quarantineCopy(ctx context.Context, m store.Message, prefix string, v *policy.Verdict, s policy.Settings, now time.Time) (store.QuarantineItem, error) {
