@@ -88,6 +88,7 @@ type options struct {
 	maxRecipients   int
 	retry           string // queue.retry entry; default "5s"
 	outbound        bool   // also start the outbound relay listener
+	http            bool   // also serve the console and API
 }
 
 // gateway is one mailgate instance under test with its two downstreams.
@@ -97,6 +98,7 @@ type gateway struct {
 	cfgPath string
 	inAddr  string // inbound (MX) listener
 	outAddr string // outbound relay listener, "" when disabled
+	webAddr string // console and API listener, "" when disabled
 	sink    *sink.Sink
 	smart   *sink.Sink // delivery.smart_host
 	opts    options
@@ -213,6 +215,10 @@ func (g *gateway) pickPorts() {
 	if g.opts.outbound {
 		g.outAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
 	}
+	g.webAddr = ""
+	if g.opts.http {
+		g.webAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
+	}
 }
 
 func (g *gateway) writeConfig() {
@@ -228,6 +234,9 @@ func (g *gateway) writeConfig() {
 	fmt.Fprintf(&b, "[inbound]\nlisten = [%q]\n", g.inAddr)
 	if g.outAddr != "" {
 		fmt.Fprintf(&b, "[outbound]\nlisten = [%q]\n", g.outAddr)
+	}
+	if g.webAddr != "" {
+		fmt.Fprintf(&b, "[http]\nlisten = %q\n", g.webAddr)
 	}
 	fmt.Fprintf(&b, "[limits]\nmin_free_bytes = 0\n")
 	if o.maxMessageBytes > 0 {

@@ -393,7 +393,35 @@ func quarantineCmd(g *globals) *cobra.Command {
 			}
 			return nil
 		})})
-	c.AddCommand(&cobra.Command{Use: "purge", Short: "Delete messages past their retention now (a running server does this every 10 minutes)", Args: cobra.NoArgs,
+	for _, act := range []struct{ use, short string }{
+		{"allow ID", "Allow the sender of a quarantined message for its recipient (the copy stays held)"},
+		{"block ID", "Block the sender of a quarantined message for its recipient and delete the copy"},
+	} {
+		c.AddCommand(&cobra.Command{Use: act.use, Short: act.short, Args: cobra.ExactArgs(1),
+			RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+				var e store.ListEntry
+				var err error
+				if strings.HasPrefix(act.use, "allow") {
+					e, err = a.Quarantine.Allow(ctx, 0, args[0], operator())
+				} else {
+					e, err = a.Quarantine.Block(ctx, 0, args[0], operator())
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "%s %s %s=%s\n", e.Kind, e.Owner, e.Field, e.Value)
+				return nil
+			})})
+	}
+	c.AddCommand(&cobra.Command{Use: "jobs", Short: "Run the quarantine's scheduled jobs now: retention and any digest that is due", Args: cobra.NoArgs,
+		RunE: g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
+			l, err := a.NewLifecycle(ctx, app.LifecycleOptions{BaseURL: a.ConsoleURL(), Zone: a.Zone()})
+			if err != nil {
+				return err
+			}
+			return l.Tick(ctx)
+		})})
+	c.AddCommand(&cobra.Command{Use: "purge", Short: "Delete messages past their retention now (a running server does this every 5 minutes)", Args: cobra.NoArgs,
 		RunE: g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
 			n, err := a.Quarantine.Purge(ctx)
 			fmt.Fprintf(g.stdout, "%d deleted\n", n)

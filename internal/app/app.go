@@ -176,7 +176,7 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	a.startMaintenance()
-	if a.stopLifecycle, err = a.StartLifecycle(ctx, LifecycleOptions{BaseURL: a.consoleURL(), Zone: a.Zone()}); err != nil {
+	if a.stopLifecycle, err = a.StartLifecycle(ctx, LifecycleOptions{BaseURL: a.ConsoleURL(), Zone: a.Zone()}); err != nil {
 		a.Queue.Stop(ctx)
 		return err
 	}

@@ -30,8 +30,8 @@ func (a *App) Zone() *time.Location {
 	return time.Local
 }
 
-// consoleURL is the console's public root URL (links in digest mails).
-func (a *App) consoleURL() string {
+// ConsoleURL is the console's public root URL (links in digest mails).
+func (a *App) ConsoleURL() string {
 	if a.Config.HTTP.BaseURL != "" {
 		return strings.TrimRight(a.Config.HTTP.BaseURL, "/")
 	}
