@@ -102,7 +102,7 @@ type Message struct {
 	TLS        bool
 	AuthUser   string
 	MessageID  string // Message-ID header, for tracking
-	Subject    string // raw Subject header, for tracking
+	Subject    string // Subject header, decoded (Japanese charsets too), for tracking
 	Done       bool   // every recipient reached a final state
 	// Prefix is header lines (CRLF-terminated) written before the blob at
 	// delivery: the verdict headers of the inbound pipeline, so the common

@@ -50,15 +50,13 @@ func (s *Server) api(pattern string, min store.Role, h apiHandler) {
 	s.mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, status, msg := s.tokenPrincipal(r)
 		if p == nil {
-			if status == http.StatusUnauthorized {
+			switch status {
+			case http.StatusUnauthorized:
 				w.Header().Set("WWW-Authenticate", `Bearer realm="mailgate"`)
+			case http.StatusTooManyRequests:
+				w.Header().Set("Retry-After", "1")
 			}
 			apiError(w, status, msg)
-			return
-		}
-		if !s.apiLimit.allow(p.token.ID, s.d.Clock.Now()) {
-			w.Header().Set("Retry-After", "1")
-			apiError(w, http.StatusTooManyRequests, "rate limit exceeded")
 			return
 		}
 		if !roleAtLeast(p.role, min) || (rt.Write && !p.write) {
@@ -131,6 +129,11 @@ func (s *Server) tokenPrincipal(r *http.Request) (*principal, int, string) {
 		s.d.Store.TouchAPIToken(ctx, t.ID, now)
 	}
 	p := &principal{token: &t, role: store.RoleAdmin, tenantID: t.TenantID, actor: "api:" + t.Name, ip: s.clientIP(r), write: t.Scope == "write"}
+	// The rate limit applies before anything else is looked up, so tenant
+	// names cannot be probed faster than the limit either.
+	if !s.apiLimit.allow(t.ID, now) {
+		return nil, http.StatusTooManyRequests, "rate limit exceeded"
+	}
 	if t.TenantID == 0 {
 		p.role = store.RoleOperator
 		if name := r.URL.Query().Get("tenant"); name != "" {

@@ -618,6 +618,16 @@ func (s *Server) opCreateAccount(ctx context.Context, p *principal, login string
 		if login == "" || len(login) > 254 || strings.ContainsAny(login, " \t\r\n") {
 			return store.Account{}, badRequest("login name required")
 		}
+		// A login that looks like an address must be one of the tenant's
+		// own, so an administrator cannot take a name in another tenant's
+		// domain (which that tenant's users would then be refused).
+		if strings.Contains(login, "@") && role == store.RoleAdmin {
+			a, err := s.ownAddress(ctx, tid, login)
+			if err != nil {
+				return store.Account{}, err
+			}
+			login = a
+		}
 	default:
 		return store.Account{}, badRequest("role must be operator, admin or user")
 	}
