@@ -79,6 +79,9 @@ type view struct {
 	Msg      string // translated notice after a redirect
 	Err      string
 	Data     any
+	// MFAPending: logged in with the password, the second factor still
+	// owed; the console's pages would only redirect back, so no menu.
+	MFAPending bool
 }
 
 func (v *view) IsOperator() bool { return v.Role == store.RoleOperator }
@@ -101,6 +104,7 @@ func (s *Server) newView(r *http.Request, p *principal, title string) *view {
 	}
 	if p != nil {
 		v.Login, v.Role, v.TenantID = p.actor, p.role, p.tenantID
+		v.MFAPending = !p.mfaDone()
 		if p.sess != nil {
 			v.CSRF = p.sess.CSRF
 		}
