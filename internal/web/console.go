@@ -18,6 +18,8 @@ import (
 
 func (s *Server) consoleRoutes() {
 	s.mux.Handle("GET /static/", s.staticHandler())
+	// Browsers ask for it on every site; an empty answer keeps logs quiet.
+	s.mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	s.public("GET /login", s.loginPage)
 	s.public("POST /login", s.loginPost)
 	s.public("GET /login/totp", s.totpPage)

@@ -80,7 +80,11 @@ func (t translator) T(id string, kv ...any) string {
 			data[fmt.Sprint(kv[i])] = kv[i+1]
 		}
 	}
-	s, err := t.loc.Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data})
+	cfg := &i18n.LocalizeConfig{MessageID: id, TemplateData: data}
+	if n, ok := data["Count"]; ok {
+		cfg.PluralCount = n // English "1 message" / "2 messages"; Japanese has one form
+	}
+	s, err := t.loc.Localize(cfg)
 	if err != nil || s == "" {
 		return id
 	}

@@ -146,7 +146,18 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, p *principal, err 
 		s.d.Log.Error("console", "path", r.URL.Path, "err", err)
 	}
 	v := s.newView(r, p, "error_title")
-	v.Err = publicError(err)
+	switch st {
+	case http.StatusNotFound:
+		v.Err = v.T("err_not_found")
+	case http.StatusForbidden:
+		v.Err = v.T("err_forbidden")
+	case http.StatusConflict:
+		v.Err = v.T("err_exists")
+	case http.StatusInternalServerError:
+		v.Err = v.T("err_internal")
+	default:
+		v.Err = publicError(err)
+	}
 	s.render(w, st, "error", v)
 }
 
