@@ -22,29 +22,31 @@ var staticFS embed.FS
 
 type pageTemplate struct{ t *template.Template }
 
-var funcs = template.FuncMap{
-	"fmtTime": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.Format("2006-01-02 15:04:05")
-	},
-	"fmtSize": func(n int64) string {
-		switch {
-		case n >= 10<<20:
-			return fmt.Sprintf("%.0f MB", float64(n)/(1<<20))
-		case n >= 1<<20:
-			return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-		case n >= 1<<10:
-			return fmt.Sprintf("%.0f KB", float64(n)/(1<<10))
-		}
-		return fmt.Sprintf("%d B", n)
-	},
-	"join": strings.Join,
-	"eq2":  func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
+// funcs are the template helpers; times are shown in the console's zone.
+func funcs(zone *time.Location) template.FuncMap {
+	return template.FuncMap{
+		"fmtTime": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.In(zone).Format("2006-01-02 15:04:05")
+		},
+		"fmtSize": func(n int64) string {
+			switch {
+			case n >= 10<<20:
+				return fmt.Sprintf("%.0f MB", float64(n)/(1<<20))
+			case n >= 1<<20:
+				return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+			case n >= 1<<10:
+				return fmt.Sprintf("%.0f KB", float64(n)/(1<<10))
+			}
+			return fmt.Sprintf("%d B", n)
+		},
+		"join": strings.Join,
+	}
 }
 
-func loadPages() (map[string]*pageTemplate, error) {
+func loadPages(zone *time.Location) (map[string]*pageTemplate, error) {
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -55,7 +57,7 @@ func loadPages() (map[string]*pageTemplate, error) {
 		if base == "layout.html" {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		t, err := template.New("layout.html").Funcs(funcs(zone)).ParseFS(templateFS, "templates/layout.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", base, err)
 		}

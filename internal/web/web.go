@@ -116,7 +116,7 @@ func New(d Deps) (*Server, error) {
 	if s.i18n, err = loadCatalog(); err != nil {
 		return nil, err
 	}
-	if s.pages, err = loadPages(); err != nil {
+	if s.pages, err = loadPages(d.Zone); err != nil {
 		return nil, err
 	}
 	s.consoleRoutes()
