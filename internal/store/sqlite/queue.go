@@ -58,7 +58,8 @@ func insertEvents(tx *sql.Tx, events []store.Event) error {
 			return fmt.Errorf("insert event: %w", err)
 		}
 	}
-	return nil
+	// Findings of verdict events feed the tracking search (track.go).
+	return trackFindings(tx, events)
 }
 
 // Enqueue inserts a message, its recipients and events in one durable commit.
@@ -87,6 +88,13 @@ func (db *DB) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipi
 			}
 		}
 		if err := insertEvents(tx, events); err != nil {
+			return err
+		}
+		// Search index and report counters commit with the message (track.go, stats.go).
+		if err := trackMessage(tx, m, out); err != nil {
+			return err
+		}
+		if err := db.countEnqueue(tx, m, out, events); err != nil {
 			return err
 		}
 		// A message whose recipients were all settled by the pipeline is done at once.
@@ -163,16 +171,27 @@ func (db *DB) Complete(ctx context.Context, tenantID int64, messageID string, up
 	var done bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		now := us(time.Now())
+		var finals []finalRcpt
 		for _, u := range updates {
-			if _, err := tx.Exec(`UPDATE recipients SET state = ?, next_us = ?, last_code = ?, last_reply = ?, remote_mta = ?,
+			var addr string
+			err := tx.QueryRow(`UPDATE recipients SET state = ?, next_us = ?, last_code = ?, last_reply = ?, remote_mta = ?,
 				delay_notified = ?, attempts = attempts + ?, lease_owner = '', lease_until_us = 0, updated_us = ?
-				WHERE id = ? AND tenant_id = ? AND message_id = ? AND state IN ('queued', 'held')`,
+				WHERE id = ? AND tenant_id = ? AND message_id = ? AND state IN ('queued', 'held') RETURNING addr`,
 				string(u.State), us(u.NextAttempt), u.LastCode, u.LastReply, u.RemoteMTA, b2i(u.DelayNotified), b2i(u.CountAttempt), now,
-				u.ID, tenantID, messageID); err != nil {
+				u.ID, tenantID, messageID).Scan(&addr)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // already final: nothing changed, nothing to count
+			} else if err != nil {
 				return fmt.Errorf("complete: %w", err)
+			}
+			if u.State == store.Delivered || u.State == store.Bounced {
+				finals = append(finals, finalRcpt{addr, u.State})
 			}
 		}
 		if err := insertEvents(tx, events); err != nil {
+			return err
+		}
+		if err := db.countComplete(tx, tenantID, messageID, finals, events); err != nil {
 			return err
 		}
 		var err error

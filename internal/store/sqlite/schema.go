@@ -193,4 +193,119 @@ CREATE TABLE spam_totals (
 	ham INTEGER NOT NULL DEFAULT 0
 );
 `,
+	// 4: console accounts, sessions, API tokens, audit log, marks and
+	// secrets; the tracking search index (trigram FTS over sender,
+	// recipients, subject and IDs, findings per message); per-recipient daily
+	// report counters.
+	`
+CREATE TABLE accounts (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL,
+	login TEXT NOT NULL UNIQUE,
+	role TEXT NOT NULL,
+	hash TEXT NOT NULL DEFAULT '',
+	totp_secret TEXT NOT NULL DEFAULT '',
+	lang TEXT NOT NULL DEFAULT '',
+	disabled INTEGER NOT NULL DEFAULT 0,
+	password_changed_us INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL
+);
+CREATE INDEX accounts_tenant ON accounts(tenant_id);
+CREATE TABLE web_sessions (
+	id TEXT PRIMARY KEY,
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL,
+	csrf TEXT NOT NULL,
+	mfa_done INTEGER NOT NULL DEFAULT 0,
+	remote_ip TEXT NOT NULL DEFAULT '',
+	created_us INTEGER NOT NULL,
+	last_seen_us INTEGER NOT NULL,
+	expires_us INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_account ON web_sessions(account_id);
+CREATE INDEX web_sessions_expires ON web_sessions(expires_us);
+CREATE TABLE api_tokens (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL,
+	name TEXT NOT NULL,
+	hash TEXT NOT NULL UNIQUE,
+	scope TEXT NOT NULL,
+	created_by TEXT NOT NULL DEFAULT '',
+	created_us INTEGER NOT NULL,
+	expires_us INTEGER NOT NULL DEFAULT 0,
+	last_used_us INTEGER NOT NULL DEFAULT 0,
+	revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX api_tokens_tenant ON api_tokens(tenant_id);
+CREATE TABLE audit_log (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL,
+	at_us INTEGER NOT NULL,
+	actor TEXT NOT NULL,
+	ip TEXT NOT NULL DEFAULT '',
+	action TEXT NOT NULL,
+	target TEXT NOT NULL DEFAULT '',
+	before TEXT NOT NULL DEFAULT '',
+	after TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_tenant ON audit_log(tenant_id, id);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TABLE marks (
+	tenant_id INTEGER NOT NULL,
+	key TEXT NOT NULL,
+	at_us INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, key)
+) WITHOUT ROWID;
+CREATE TABLE secrets (
+	name TEXT PRIMARY KEY,
+	value BLOB NOT NULL,
+	created_us INTEGER NOT NULL
+);
+CREATE INDEX quarantine_expires ON quarantine(expires_us) WHERE state = 'held';
+CREATE INDEX quarantine_created ON quarantine(created_us) WHERE state = 'held';
+
+DROP INDEX messages_tenant_time;
+CREATE INDEX messages_tenant_time ON messages(tenant_id, received_us, id);
+CREATE INDEX messages_time ON messages(received_us, id);
+CREATE INDEX recipients_tenant_state ON recipients(tenant_id, state, message_id);
+CREATE INDEX events_quarantine ON events(tenant_id, at_us)
+	WHERE kind IN ('quarantined', 'released', 'quarantine-deleted', 'quarantine-expired');
+CREATE TABLE track_ids (
+	seq INTEGER PRIMARY KEY,
+	message_id TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE track_fts USING fts5(sender, rcpt, subject, mid,
+	content='', contentless_delete=1, tokenize='trigram');
+CREATE TABLE track_findings (
+	message_id TEXT NOT NULL,
+	finding TEXT NOT NULL,
+	tenant_id INTEGER NOT NULL,
+	PRIMARY KEY (message_id, finding)
+) WITHOUT ROWID;
+CREATE INDEX track_findings_tenant ON track_findings(tenant_id, finding);
+INSERT INTO track_ids(message_id) SELECT id FROM messages ORDER BY received_us, id;
+INSERT INTO track_fts(rowid, sender, rcpt, subject, mid)
+	SELECT t.seq, m.mail_from,
+		coalesce((SELECT group_concat(r.addr, char(10)) FROM recipients r WHERE r.message_id = m.id), ''),
+		m.subject, m.id || char(10) || m.message_id_hdr
+	FROM track_ids t JOIN messages m ON m.id = t.message_id;
+
+CREATE TABLE report_counts (
+	tenant_id INTEGER NOT NULL,
+	day TEXT NOT NULL,
+	domain TEXT NOT NULL,
+	address TEXT NOT NULL,
+	metric TEXT NOT NULL,
+	n INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, day, domain, address, metric)
+) WITHOUT ROWID;
+CREATE INDEX report_counts_day ON report_counts(day);
+CREATE TABLE report_horizon (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	before_day TEXT NOT NULL
+);
+`,
 }

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/store"
@@ -38,6 +39,7 @@ type DB struct {
 	wg      sync.WaitGroup
 	log     *slog.Logger
 	closeMu sync.Once
+	zone    atomic.Pointer[time.Location] // report days; nil = time.Local (stats.go)
 }
 
 var _ store.Store = (*DB)(nil)

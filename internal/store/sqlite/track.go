@@ -1,0 +1,457 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// Tracking search.
+//
+// Every message gets a row in track_ids (a stable integer key: the rowid of
+// a table with a TEXT primary key may change on VACUUM) and one document in
+// track_fts, a contentless FTS5 table with the trigram tokenizer over the
+// sender, the recipients, the decoded subject and the IDs. A trigram phrase
+// query finds substrings of three or more characters in any script,
+// Japanese included, without scanning. Findings (spam, virus, ...) parsed
+// from verdict events go to track_findings. All of it is written in the
+// transaction that writes the message or the events.
+//
+// SearchMessages runs one SQL query, newest first, with every filter as an
+// exact predicate (LIKE, EXISTS), so results never depend on the index
+// being a perfect mirror. What the indexes decide is the plan: when a
+// selective filter (a rare substring, a rare verdict) yields at most
+// candidateCap message IDs, the query reads only those rows; otherwise it
+// walks the tenant's messages newest first and stops at the limit, which is
+// quick precisely because the filter then matches often.
+
+// candidateCap bounds the candidate IDs an index may hand to the query.
+// Above it a filter matches more than about 1% of a large tenant's
+// messages, and walking newest first reaches the limit sooner than sorting
+// every candidate would.
+const candidateCap = 10000
+
+// trackMessage indexes a new message for SearchMessages.
+func trackMessage(tx *sql.Tx, m store.Message, rcpts []store.Recipient) error {
+	res, err := tx.Exec(`INSERT INTO track_ids(message_id) VALUES (?)`, m.ID)
+	if err != nil {
+		return fmt.Errorf("track message: %w", err)
+	}
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("track message: %w", err)
+	}
+	addrs := make([]string, len(rcpts))
+	for i, r := range rcpts {
+		addrs[i] = r.Addr
+	}
+	// Newlines keep trigrams from spanning two values in the common case;
+	// the exact predicates drop any match that still does.
+	if _, err := tx.Exec(`INSERT INTO track_fts(rowid, sender, rcpt, subject, mid) VALUES (?, ?, ?, ?, ?)`,
+		seq, m.MailFrom, strings.Join(addrs, "\n"), m.Subject, m.ID+"\n"+m.MessageID); err != nil {
+		return fmt.Errorf("track message: %w", err)
+	}
+	return nil
+}
+
+// trackFindings records the findings named by verdict events.
+func trackFindings(tx *sql.Tx, events []store.Event) error {
+	for _, e := range events {
+		if e.Kind != "verdict" {
+			continue
+		}
+		for _, f := range verdictFindings(e.Detail) {
+			if _, err := tx.Exec(`INSERT OR IGNORE INTO track_findings(message_id, finding, tenant_id) VALUES (?, ?, ?)`,
+				e.MessageID, f, e.TenantID); err != nil {
+				return fmt.Errorf("track findings: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// findingOf maps a check's symbol to the finding shown in tracking.
+func findingOf(sym string) string {
+	switch sym {
+	case "SPAM", "RSPAMD_REJECT", "SA_REJECT":
+		return "spam"
+	case "VIRUS", "VIRUS_ATTACHMENT":
+		return "virus"
+	case "DMARC_FAIL":
+		return "dmarc"
+	case "SPF_FAIL":
+		return "spf"
+	case "DKIM_FAIL":
+		return "dkim"
+	case "OWN_DOMAIN_SPOOF":
+		return "spoof"
+	}
+	switch {
+	case strings.HasPrefix(sym, "BEC_"):
+		return "bec"
+	case strings.HasPrefix(sym, "DENY_"):
+		return "deny"
+	}
+	return ""
+}
+
+// verdictFindings reads the findings out of a verdict event's detail as the
+// inbound pipeline writes it: "action[: reason] [SYM(score) SYM ...]". Only
+// the trailing bracket is read, so a reason mentioning a symbol name does
+// not count; the symbols themselves never contain spaces or brackets.
+func verdictFindings(detail string) []string {
+	if !strings.HasSuffix(detail, "]") {
+		return nil
+	}
+	i := strings.LastIndex(detail, " [")
+	if i < 0 {
+		if !strings.HasPrefix(detail, "[") {
+			return nil
+		}
+		i = -1
+	}
+	var out []string
+	for _, s := range strings.Fields(detail[i+2 : len(detail)-1]) {
+		s, _, _ = strings.Cut(s, "(")
+		if f := findingOf(s); f != "" && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+var stateVerdicts = map[string]bool{
+	"queued": true, "delivered": true, "deferred": true, "bounced": true, "quarantined": true,
+	"rejected": true, "discarded": true, "held": true,
+}
+
+var findingVerdicts = map[string]bool{"spam": true, "virus": true}
+
+// SearchMessages lists tracked messages matching every filter of f, newest
+// first (ReceivedAt, then ID, descending), with their recipients and
+// findings. Without f.All only f.TenantID's messages are considered, by
+// every filter and index. From is inclusive, To exclusive; BeforeTime and
+// BeforeID continue after the last row of a previous page. Limit defaults
+// to 50, at most 500. Text filters shorter than three characters cannot use
+// the trigram index and are checked row by row within the other filters.
+func (db *DB) SearchMessages(ctx context.Context, f store.TrackFilter) ([]store.TrackRow, error) {
+	return db.search(ctx, f, candidateCap)
+}
+
+// search is SearchMessages with the candidate cap as a parameter, so tests
+// can force either plan.
+func (db *DB) search(ctx context.Context, f store.TrackFilter, capN int) ([]store.TrackRow, error) {
+	limit := clampLimit(f.Limit, 50, 500)
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) {
+		where = append(where, cond)
+		args = append(args, a...)
+	}
+	if !f.All {
+		add(`m.tenant_id = ?`, f.TenantID)
+	}
+	if f.Direction != "" {
+		add(`m.direction = ?`, string(f.Direction))
+	}
+	if !f.From.IsZero() {
+		add(`m.received_us >= ?`, us(f.From))
+	}
+	if !f.To.IsZero() {
+		add(`m.received_us < ?`, us(f.To))
+	}
+	if !f.BeforeTime.IsZero() {
+		add(`(m.received_us, m.id) < (?, ?)`, us(f.BeforeTime), f.BeforeID)
+	}
+	var fts []ftsTerm
+	phrase := func(col, v string) {
+		if utf8.RuneCountInString(v) >= 3 {
+			fts = append(fts, ftsTerm{col, v})
+		}
+	}
+	if f.Sender != "" {
+		add(`m.mail_from LIKE ? ESCAPE '\'`, likeArg(f.Sender))
+		phrase("sender", f.Sender)
+	}
+	if f.Subject != "" {
+		add(`m.subject LIKE ? ESCAPE '\'`, likeArg(f.Subject))
+		phrase("subject", f.Subject)
+	}
+	if f.MessageID != "" {
+		l := likeArg(f.MessageID)
+		add(`(m.id LIKE ? ESCAPE '\' OR m.message_id_hdr LIKE ? ESCAPE '\')`, l, l)
+		phrase("mid", f.MessageID)
+	}
+	if f.Recipient != "" {
+		add(`EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.addr LIKE ? ESCAPE '\')`, likeArg(f.Recipient))
+		phrase("rcpt", f.Recipient)
+	}
+	switch {
+	case f.Verdict == "":
+	case f.Verdict == "deferred":
+		add(`EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state = 'queued' AND r.attempts > 0)`)
+	case stateVerdicts[f.Verdict]:
+		add(`EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state = ?)`, f.Verdict)
+	case findingVerdicts[f.Verdict]:
+		add(`EXISTS (SELECT 1 FROM track_findings x WHERE x.message_id = m.id AND x.finding = ?)`, f.Verdict)
+	default:
+		return nil, fmt.Errorf("search messages: unknown verdict %q", f.Verdict)
+	}
+
+	cands, err := db.candidates(ctx, f, fts, capN)
+	if err != nil {
+		return nil, err
+	}
+	from := `messages m`
+	if cands != nil {
+		if len(cands) == 0 {
+			return nil, nil
+		}
+		b, err := json.Marshal(cands)
+		if err != nil {
+			return nil, fmt.Errorf("search messages: %w", err)
+		}
+		// CROSS JOIN fixes the order: candidates first, each looked up by
+		// primary key, then sorted; never a walk over the tenant.
+		from = `json_each(?) j CROSS JOIN messages m ON m.id = j.value`
+		args = append([]any{string(b)}, args...)
+	}
+	q := `SELECT ` + prefixCols("m.", msgCols) + ` FROM ` + from
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY m.received_us DESC, m.id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search messages: %w", err)
+	}
+	var out []store.TrackRow
+	idx := map[string]int{}
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("search messages: %w", err)
+		}
+		idx[m.ID] = len(out)
+		out = append(out, store.TrackRow{Message: m})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search messages: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, db.fillTrackRows(ctx, out, idx)
+}
+
+// candidates returns the IDs of the messages a selective filter allows, or
+// nil when no filter is selective enough to drive the query.
+func (db *DB) candidates(ctx context.Context, f store.TrackFilter, fts []ftsTerm, capN int) ([]string, error) {
+	var sets [][]string
+	if len(fts) > 0 {
+		expr := ftsExpr(fts)
+		ids, err := db.capped(ctx, capN, `SELECT t.message_id FROM track_fts CROSS JOIN track_ids t ON t.seq = track_fts.rowid
+			WHERE track_fts MATCH ? LIMIT ?`, expr, capN+1)
+		if err != nil {
+			return nil, fmt.Errorf("search messages: text index: %w", err)
+		}
+		if ids != nil {
+			sets = append(sets, ids)
+		}
+	}
+	// Verdict indexes are per tenant: the operator view walks instead.
+	if f.Verdict != "" && !f.All {
+		var q string
+		var args []any
+		switch {
+		case f.Verdict == "deferred":
+			q, args = `SELECT DISTINCT message_id FROM recipients WHERE tenant_id = ? AND state = 'queued' AND attempts > 0 LIMIT ?`, []any{f.TenantID}
+		case stateVerdicts[f.Verdict]:
+			q, args = `SELECT DISTINCT message_id FROM recipients WHERE tenant_id = ? AND state = ? LIMIT ?`, []any{f.TenantID, f.Verdict}
+		default:
+			q, args = `SELECT message_id FROM track_findings WHERE tenant_id = ? AND finding = ? LIMIT ?`, []any{f.TenantID, f.Verdict}
+		}
+		ids, err := db.capped(ctx, capN, q, append(args, capN+1)...)
+		if err != nil {
+			return nil, fmt.Errorf("search messages: verdict index: %w", err)
+		}
+		if ids != nil {
+			sets = append(sets, ids)
+		}
+	}
+	if len(sets) == 0 {
+		return nil, nil
+	}
+	out := sets[0]
+	for _, s := range sets[1:] {
+		in := make(map[string]bool, len(s))
+		for _, id := range s {
+			in[id] = true
+		}
+		var both []string
+		for _, id := range out {
+			if in[id] {
+				both = append(both, id)
+			}
+		}
+		out = both
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, nil
+}
+
+// ftsTerm is a substring to find in one column of track_fts.
+type ftsTerm struct{ col, text string }
+
+// Trigram selection. An FTS5 phrase costs about the summed length of its
+// tokens' document lists, and in mail some trigrams ("com", "exa", "@ma")
+// occur in nearly every document: the phrase of all 35 trigrams of an
+// address reads millions of postings to find 50 rows. So each substring is
+// looked up by one window of at most ftsWindow characters, the most
+// distinctive one (digits and non-ASCII characters count twice, distinct
+// characters once: "r3896@" of an address rather than "exampl", "0cb4f7" of an
+// ID rather than its zero padding); the exact LIKE predicates then narrow
+// that superset.
+const ftsWindow = 6
+
+// ftsExpr builds the MATCH expression for the text filters.
+func ftsExpr(terms []ftsTerm) string {
+	parts := make([]string, len(terms))
+	for i, t := range terms {
+		parts[i] = t.col + ` : ` + quoteFTS(window(t.text, t.col == "mid"))
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// window returns the most distinctive run of at most ftsWindow characters
+// of s (the first one on ties). For IDs (hex, where digits say nothing) it
+// counts distinct characters only and prefers the later window on ties:
+// queue IDs start with a timestamp shared by their neighbours and end
+// random.
+func window(s string, id bool) string {
+	r := []rune(s)
+	if len(r) <= ftsWindow {
+		return s
+	}
+	best, at := -1, 0
+	for i := 0; i+ftsWindow <= len(r); i++ {
+		w := r[i : i+ftsWindow]
+		score := 0
+		for j, c := range w {
+			if !id && (c >= '0' && c <= '9' || c >= utf8.RuneSelf) {
+				score += 2
+			}
+			if !slices.Contains(w[:j], unicode.ToLower(c)) && !slices.Contains(w[:j], c) {
+				score++
+			}
+		}
+		if score > best || id && score == best {
+			best, at = score, i
+		}
+	}
+	return string(r[at : at+ftsWindow])
+}
+
+func quoteFTS(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// capped runs a query whose last argument is capN+1 and returns its IDs, or
+// nil when there were more than capN.
+func (db *DB) capped(ctx context.Context, capN int, q string, args ...any) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) > capN {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// fillTrackRows adds recipients and findings to the rows of one page.
+func (db *DB) fillTrackRows(ctx context.Context, out []store.TrackRow, idx map[string]int) error {
+	ids := make([]string, len(out))
+	for i, r := range out {
+		ids[i] = r.Message.ID
+	}
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("search messages: %w", err)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+rcptCols+` FROM recipients WHERE message_id IN (SELECT value FROM json_each(?)) ORDER BY id`, string(b))
+	if err != nil {
+		return fmt.Errorf("search messages: recipients: %w", err)
+	}
+	for rows.Next() {
+		r, err := scanRecipient(rows)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("search messages: recipients: %w", err)
+		}
+		if i, ok := idx[r.MessageID]; ok {
+			out[i].Recipients = append(out[i].Recipients, r)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("search messages: recipients: %w", err)
+	}
+	rows, err = db.r.QueryContext(ctx, `SELECT message_id, finding FROM track_findings WHERE message_id IN (SELECT value FROM json_each(?)) ORDER BY finding`, string(b))
+	if err != nil {
+		return fmt.Errorf("search messages: findings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, fnd string
+		if err := rows.Scan(&id, &fnd); err != nil {
+			return fmt.Errorf("search messages: findings: %w", err)
+		}
+		if i, ok := idx[id]; ok {
+			out[i].Verdicts = append(out[i].Verdicts, fnd)
+		}
+	}
+	return rows.Err()
+}
+
+func likeArg(s string) string { return "%" + escapeLike(s) + "%" }
+
+// prefixCols qualifies a column list with a table alias.
+func prefixCols(p, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i := range parts {
+		parts[i] = p + parts[i]
+	}
+	return strings.Join(parts, ", ")
+}
+
+// dayOf is t's calendar day in loc.
+func dayOf(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.In(loc).Format("2006-01-02")
+}

@@ -1,0 +1,307 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+func TestAccountsAndSessions(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	a, err := db.CreateAccount(ctx, store.Account{TenantID: 1, Login: "Alice@X.test", Role: store.RoleAdmin, Hash: "h1"})
+	if err != nil || a.ID == 0 || a.Login != "alice@x.test" {
+		t.Fatalf("create: %+v %v", a, err)
+	}
+	if _, err := db.CreateAccount(ctx, store.Account{TenantID: 2, Login: "ALICE@x.test", Role: store.RoleUser}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("login reused across tenants: %v", err)
+	}
+	got, err := db.AccountByLogin(ctx, "alice@X.TEST")
+	if err != nil || got.ID != a.ID || got.Role != store.RoleAdmin || got.Hash != "h1" {
+		t.Fatalf("by login: %+v %v", got, err)
+	}
+	// An update with the wrong tenant changes nothing.
+	a.Hash, a.Disabled, a.PasswordChanged = "h2", true, time.Unix(1_800_000_000, 0).UTC()
+	wrong := a
+	wrong.TenantID = 2
+	if err := db.UpdateAccount(ctx, wrong); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cross-tenant update: %v", err)
+	}
+	if err := db.UpdateAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = db.Account(ctx, a.ID)
+	if got.Hash != "h2" || !got.Disabled || !got.PasswordChanged.Equal(a.PasswordChanged) {
+		t.Fatalf("update not written: %+v", got)
+	}
+	if l, _ := db.Accounts(ctx, 2); len(l) != 0 {
+		t.Fatalf("tenant 2 sees %+v", l)
+	}
+
+	now := time.Unix(1_800_000_000, 0).UTC()
+	for i, exp := range []time.Duration{time.Hour, -time.Hour, 2 * time.Hour} {
+		if err := db.CreateSession(ctx, store.WebSession{ID: fmt.Sprintf("s%d", i), AccountID: a.ID, TenantID: 1, CSRF: "c",
+			Created: now, LastSeen: now, Expires: now.Add(exp)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := db.Session(ctx, "s0")
+	if err != nil || s.AccountID != a.ID || s.MFADone {
+		t.Fatalf("session: %+v %v", s, err)
+	}
+	s.MFADone, s.CSRF, s.Expires = true, "c2", now.Add(3*time.Hour)
+	if err := db.UpdateSession(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if s2, _ := db.Session(ctx, "s0"); !s2.MFADone || s2.CSRF != "c2" || !s2.Expires.Equal(now.Add(3*time.Hour)) {
+		t.Fatalf("session update: %+v", s2)
+	}
+	if n, err := db.PurgeSessions(ctx, now); err != nil || n != 1 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	if n, err := db.DeleteSessions(ctx, a.ID); err != nil || n != 2 {
+		t.Fatalf("delete sessions: %d %v", n, err)
+	}
+	db.CreateSession(ctx, store.WebSession{ID: "s9", AccountID: a.ID, TenantID: 1, Expires: now})
+	if err := db.DeleteAccount(ctx, 2, a.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cross-tenant delete: %v", err)
+	}
+	if err := db.DeleteAccount(ctx, 1, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Session(ctx, "s9"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session outlived its account: %v", err)
+	}
+}
+
+func TestAPITokens(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	tok, err := db.CreateAPIToken(ctx, store.APIToken{TenantID: 1, Name: "ci", Hash: "abc", Scope: "read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateAPIToken(ctx, store.APIToken{TenantID: 2, Name: "x", Hash: "abc", Scope: "read"}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("duplicate hash: %v", err)
+	}
+	if err := db.RevokeAPIToken(ctx, 2, tok.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cross-tenant revoke: %v", err)
+	}
+	t1, t0 := time.Unix(1_800_000_100, 0), time.Unix(1_800_000_000, 0)
+	db.TouchAPIToken(ctx, tok.ID, t1)
+	db.TouchAPIToken(ctx, tok.ID, t0) // late, out-of-order touch
+	if err := db.RevokeAPIToken(ctx, 1, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.APITokenByHash(ctx, "abc")
+	if err != nil || !got.Revoked || !got.LastUsed.Equal(t1) || got.TenantID != 1 {
+		t.Fatalf("token: %+v %v", got, err)
+	}
+	if l, _ := db.APITokens(ctx, 2); len(l) != 0 {
+		t.Fatalf("tenant 2 sees %+v", l)
+	}
+}
+
+func TestAuditAppendOnly(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	base := time.Unix(1_800_000_000, 0)
+	for i := range 10 {
+		tid := int64(1 + i%2)
+		if err := db.AddAudit(ctx, store.AuditEntry{TenantID: tid, At: base.Add(time.Duration(i) * time.Minute), Actor: fmt.Sprintf("u%d", i%3),
+			Action: []string{"domain.add", "policy.set", "domain.delete"}[i%3], Target: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := db.AuditLog(ctx, store.AuditFilter{TenantID: 1, Action: "domain."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range l {
+		if e.TenantID != 1 || e.Action[:7] != "domain." || i > 0 && e.ID >= l[i-1].ID {
+			t.Fatalf("entry %d: %+v", i, e)
+		}
+	}
+	// Paging by ID over the operator view returns each entry once.
+	seen := map[int64]bool{}
+	f := store.AuditFilter{All: true, Limit: 3}
+	for {
+		page, err := db.AuditLog(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			if seen[e.ID] {
+				t.Fatalf("entry %d twice", e.ID)
+			}
+			seen[e.ID] = true
+		}
+		f.BeforeID = page[len(page)-1].ID
+	}
+	if len(seen) != 10 {
+		t.Fatalf("paged %d entries", len(seen))
+	}
+	// Not even direct SQL can rewrite the log.
+	if err := db.write(ctx, func(tx *sql.Tx) error { _, err := tx.Exec(`UPDATE audit_log SET actor = 'x'`); return err }); err == nil {
+		t.Fatal("audit entry updated")
+	}
+	if err := db.write(ctx, func(tx *sql.Tx) error { _, err := tx.Exec(`DELETE FROM audit_log`); return err }); err == nil {
+		t.Fatal("audit entry deleted")
+	}
+	if l, _ := db.AuditLog(ctx, store.AuditFilter{All: true, Actor: "x"}); len(l) != 0 {
+		t.Fatal("rewrite took effect")
+	}
+}
+
+func TestMarksAndSecrets(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	if at, err := db.Mark(ctx, 1, "digest:a@x.test"); err != nil || !at.IsZero() {
+		t.Fatalf("unset mark: %v %v", at, err)
+	}
+	at := time.Unix(1_800_000_000, 123000).UTC()
+	db.SetMark(ctx, 1, "digest:a@x.test", at)
+	db.SetMark(ctx, 1, "digest:a@x.test", at.Add(time.Hour))
+	if got, _ := db.Mark(ctx, 1, "digest:a@x.test"); !got.Equal(at.Add(time.Hour)) {
+		t.Fatalf("mark %v", got)
+	}
+	if got, _ := db.Mark(ctx, 2, "digest:a@x.test"); !got.IsZero() {
+		t.Fatal("mark leaked across tenants")
+	}
+	// Racing first uses all get the one stored value.
+	var wg sync.WaitGroup
+	vals := make([]string, 16)
+	for i := range vals {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := db.Secret(ctx, "link", func() ([]byte, error) { return []byte(fmt.Sprint("key", i)), nil })
+			if err != nil {
+				t.Error(err)
+			}
+			vals[i] = string(v)
+		}()
+	}
+	wg.Wait()
+	for _, v := range vals {
+		if v != vals[0] || v == "" {
+			t.Fatalf("secrets differ: %q", vals)
+		}
+	}
+	if _, err := db.Secret(ctx, "other", func() ([]byte, error) { return nil, errors.New("no entropy") }); err == nil {
+		t.Fatal("generator error ignored")
+	}
+}
+
+func TestSearchQuarantine(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	base := time.Unix(1_800_000_000, 0).UTC()
+	var mine []store.QuarantineItem
+	for i := range 30 {
+		tid := int64(1 + i%3/2) // tenants 1 and 2
+		it := store.QuarantineItem{ID: fmt.Sprintf("q%02d", i), TenantID: tid, Rcpt: fmt.Sprintf("u%d@%s", i%4, []string{"a.test", "b.test"}[i%2]),
+			MessageID: "m", BlobKey: "b", MailFrom: fmt.Sprintf("s%d@spam.test", i%5), FromHdr: "Promo <x@y.test>",
+			Subject: []string{"Cheap PILLS", "会議の件", "Invoice"}[i%3], Size: int64(100 * (i % 4)), Score: float64(i % 3),
+			Reasons: "spam score", Created: base.Add(time.Duration(i%5) * time.Hour), Expires: base.Add(time.Duration(i) * time.Hour), State: store.QHeld}
+		if err := db.AddQuarantine(ctx, it, store.Event{MessageID: "m", TenantID: tid, Kind: "quarantined", Rcpt: it.Rcpt}); err != nil {
+			t.Fatal(err)
+		}
+		if tid == 1 {
+			mine = append(mine, it)
+		}
+	}
+	db.SetQuarantineState(ctx, 1, "q00", store.QHeld, store.QReleased, store.Event{MessageID: "m", TenantID: 1, Kind: "released", Rcpt: "u0@a.test"})
+	for _, sort := range []string{"date", "score", "sender", "subject", "size", "rcpt"} {
+		for _, asc := range []bool{false, true} {
+			seen := map[string]bool{}
+			var all []store.QuarantineItem
+			for off := 0; ; off += 4 {
+				page, total, err := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Sort: sort, Asc: asc, Limit: 4, Offset: off})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if total != len(mine) {
+					t.Fatalf("total %d, want %d", total, len(mine))
+				}
+				if len(page) == 0 {
+					break
+				}
+				for _, it := range page {
+					if it.TenantID != 1 || seen[it.ID] {
+						t.Fatalf("sort %s: %s twice or foreign", sort, it.ID)
+					}
+					seen[it.ID] = true
+				}
+				all = append(all, page...)
+			}
+			if len(all) != len(mine) {
+				t.Fatalf("sort %s asc %v: %d items paged", sort, asc, len(all))
+			}
+		}
+	}
+	// Filters.
+	items, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Domain: "b.test", Query: "pills", State: store.QHeld})
+	want := 0
+	for _, it := range mine {
+		if it.Rcpt[len(it.Rcpt)-6:] == "b.test" && it.Subject == "Cheap PILLS" && it.ID != "q00" {
+			want++
+		}
+	}
+	if total != want || len(items) != want || want == 0 {
+		t.Fatalf("filtered %d/%d, want %d", total, len(items), want)
+	}
+	nj := 0
+	for _, it := range mine {
+		if it.Subject == "会議の件" {
+			nj++
+		}
+	}
+	if _, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "会議"}); total != nj || nj == 0 {
+		t.Fatalf("japanese query total %d, want %d", total, nj)
+	}
+	// Usage counts held copies only.
+	var size int64
+	var n int
+	for _, it := range mine {
+		if it.Rcpt == "u0@a.test" && it.ID != "q00" {
+			size += it.Size
+			n++
+		}
+	}
+	if gs, gn, err := db.QuarantineUsage(ctx, 1, "u0@a.test"); err != nil || gs != size || gn != n {
+		t.Fatalf("usage %d/%d, want %d/%d (%v)", gs, gn, size, n, err)
+	}
+	exp, _ := db.ExpiredQuarantine(ctx, base.Add(5*time.Hour+time.Second), 100)
+	var ids []string
+	for _, it := range exp {
+		ids = append(ids, it.ID)
+	}
+	if fmt.Sprint(ids) != "[q01 q02 q03 q04 q05]" { // q00 was released
+		t.Fatalf("expired %v", ids)
+	}
+	owners, _ := db.QuarantineRecipients(ctx, base.Add(3*time.Hour+time.Second))
+	for _, o := range owners {
+		found := false
+		for i := range 30 {
+			if i%5 == 4 && fmt.Sprintf("u%d@%s", i%4, []string{"a.test", "b.test"}[i%2]) == o.Rcpt && int64(1+i%3/2) == o.TenantID {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("owner %+v has no copy after since", o)
+		}
+	}
+	if len(owners) == 0 {
+		t.Fatal("no owners")
+	}
+}
