@@ -84,3 +84,28 @@ func TestCSRFRequired(t *testing.T) {
 		t.Fatalf("no audit entry for the change: %+v", es)
 	}
 }
+
+// Hostile text from mail (subject, sender) is shown escaped in the console.
+func TestHostileMailTextEscaped(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{})
+	c := e.NewClient(t)
+	c.Login(consoletest.AdminA)
+	msg := "From: \"<img src=x onerror=alert(1)>\" <evil@attacker.example>\r\nTo: alice@example.test\r\n" +
+		"Subject: <script>alert('x')</script> hi\r\n\r\nbody\r\n"
+	if err := plainSend(e.InboundAddr(), "evil@attacker.example", "alice@example.test", msg); err != nil {
+		t.Fatal(err)
+	}
+	var body string
+	for i := 0; i < 100; i++ {
+		_, body = c.Get("/tracking?sender=attacker.example")
+		if strings.Contains(body, "attacker.example</td>") {
+			break
+		}
+	}
+	if !strings.Contains(body, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; hi") {
+		t.Fatalf("subject not shown escaped:\n%s", body)
+	}
+	if strings.Contains(body, "<script>alert") {
+		t.Fatal("raw script tag from a subject reached the page")
+	}
+}
