@@ -121,11 +121,21 @@ func (m *Manager) Allow(ctx context.Context, tenantID int64, id, who string) (st
 // id to its recipient's list and deletes the copy (if still held), with an
 // audit entry "list.deny" by who. An identical entry is reused.
 func (m *Manager) Block(ctx context.Context, tenantID int64, id, who string) (store.ListEntry, error) {
+	return m.block(ctx, tenantID, id, who, false)
+}
+
+// BlockForDomain is Block with the deny entry on the recipient's whole
+// domain (an administrator's choice: the sender is refused for everyone).
+func (m *Manager) BlockForDomain(ctx context.Context, tenantID int64, id, who string) (store.ListEntry, error) {
+	return m.block(ctx, tenantID, id, who, true)
+}
+
+func (m *Manager) block(ctx context.Context, tenantID int64, id, who string, domainWide bool) (store.ListEntry, error) {
 	it, err := m.Store.QuarantineItem(ctx, tenantID, id)
 	if err != nil {
 		return store.ListEntry{}, fmt.Errorf("quarantine item %s: %w", id, err)
 	}
-	e, err := m.senderEntry(ctx, it, "deny")
+	e, err := m.senderEntryAt(ctx, it, "deny", domainWide)
 	if err != nil {
 		return e, err
 	}
@@ -147,9 +157,18 @@ func (m *Manager) audit(ctx context.Context, tenantID int64, who, action, target
 // from_addr, exact) when the header has exactly one usable address, else
 // the envelope sender (env_from).
 func (m *Manager) senderEntry(ctx context.Context, it store.QuarantineItem, kind string) (store.ListEntry, error) {
+	return m.senderEntryAt(ctx, it, kind, false)
+}
+
+// senderEntryAt is senderEntry on the recipient's domain list when
+// domainWide is set.
+func (m *Manager) senderEntryAt(ctx context.Context, it store.QuarantineItem, kind string, domainWide bool) (store.ListEntry, error) {
 	_, from := m.sender(ctx, it)
 	e := store.ListEntry{TenantID: it.TenantID, Scope: store.ScopeAddress, Owner: strings.ToLower(it.Rcpt), Kind: kind, Mode: "exact",
 		Comment: "from quarantine " + it.ID}
+	if _, d, ok := strings.Cut(e.Owner, "@"); ok && domainWide {
+		e.Scope, e.Owner = store.ScopeDomain, d
+	}
 	switch {
 	case from != "":
 		e.Field, e.Value = "from_addr", strings.ToLower(from)

@@ -275,7 +275,13 @@ func (s *Server) opQuarantine(ctx context.Context, p *principal, id, action, to 
 		}
 		return "released", s.audit(ctx, p, tid, "quarantine.release_allow", id, it.Rcpt, it.MailFrom)
 	case "block":
-		if _, err := s.d.Quarantine.Block(ctx, tid, id, who); err != nil {
+		// A user blocks for their own address; an administrator for the
+		// recipient's whole domain.
+		block := s.d.Quarantine.Block
+		if p.role != store.RoleUser {
+			block = s.d.Quarantine.BlockForDomain
+		}
+		if _, err := block(ctx, tid, id, who); err != nil {
 			return "", senderErr(err)
 		}
 		return "deleted", s.audit(ctx, p, tid, "quarantine.block", id, it.Rcpt, it.MailFrom)

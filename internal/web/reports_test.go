@@ -1,0 +1,138 @@
+package web_test
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/testutil/consoletest"
+	"github.com/mailgate/mailgate/internal/testutil/mgtest"
+)
+
+// The report CSV agrees with message tracking: mail delivered, quarantined,
+// released, deleted and rejected over SMTP and the console is counted per
+// address exactly as tracking shows it.
+func TestReportCSVMatchesTracking(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{})
+	ctx := context.Background()
+	for _, le := range []store.ListEntry{
+		{Kind: "deny", Field: "subject", Mode: "contains", Value: "QUAR", Action: "quarantine"},
+		{Kind: "deny", Field: "subject", Mode: "contains", Value: "REJ", Action: "reject"},
+	} {
+		le.TenantID, le.Scope, le.Owner = e.Tenant.ID, store.ScopeDomain, "example.test"
+		if _, err := e.Store.AddListEntry(ctx, le); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // the list index refreshes at most once a second
+	send := func(to, subject string) error {
+		return plainSend(e.InboundAddr(), "news@sender.example", to,
+			"From: news@sender.example\r\nTo: "+to+"\r\nSubject: "+subject+"\r\n\r\nbody\r\n")
+	}
+	for i := 0; i < 3; i++ {
+		if err := send("alice@example.test", fmt.Sprintf("hello %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := send("alice@example.test", "REJ this"); err == nil || !strings.Contains(err.Error(), "55") {
+		t.Fatalf("rejected message: %v", err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := send("bob@example.test", fmt.Sprintf("QUAR %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var items []store.QuarantineItem
+	mgtest.WaitFor(t, 10*time.Second, "two quarantined copies", func() bool {
+		items, _, _ = e.Store.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: e.Tenant.ID, Rcpt: "bob@example.test", State: store.QHeld, Sort: "subject", Asc: true})
+		return len(items) == 2
+	})
+	c := e.NewClient(t)
+	c.Login(consoletest.AdminA)
+	if st, _, body := c.Post("/quarantine/"+items[0].ID+"/release", nil); st != 303 {
+		t.Fatalf("release: %d %s", st, body)
+	}
+	if st, _, body := c.Post("/quarantine/"+items[1].ID+"/block", nil); st != 303 {
+		t.Fatalf("block: %d %s", st, body)
+	}
+	// An administrator's block is for the whole domain.
+	es, _ := e.Store.ListEntries(ctx, e.Tenant.ID)
+	blocked := false
+	for _, le := range es {
+		blocked = blocked || (le.Kind == "deny" && le.Scope == store.ScopeDomain && le.Owner == "example.test" && le.Value == "news@sender.example")
+	}
+	if !blocked {
+		t.Fatalf("no domain-wide deny entry after an administrator's block: %+v", es)
+	}
+	mgtest.WaitFor(t, 15*time.Second, "deliveries", func() bool { return len(e.Down.Messages()) == 4 })
+
+	// Counts from tracking, through the API.
+	count := func(q string) int64 {
+		var rows []store.TrackRow
+		if st := e.API(t, e.Tokens["a-read"], "GET", "/messages?limit=500&"+q, nil, &rows); st != 200 {
+			t.Fatalf("tracking %s: %d", q, st)
+		}
+		var n int64
+		for _, r := range rows {
+			for _, rc := range r.Recipients {
+				if strings.Contains(q, "rcpt="+rc.Addr) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	want := map[string]map[string]int64{
+		"alice@example.test": {"delivered": count("rcpt=alice@example.test&verdict=delivered"), "rejected": count("rcpt=alice@example.test&verdict=rejected")},
+		"bob@example.test":   {"quarantined": count("rcpt=bob@example.test&verdict=quarantined"), "delivered": count("rcpt=bob@example.test&verdict=delivered")},
+	}
+	// The scenario itself, so the cross-check cannot pass on two wrong zeros.
+	if want["alice@example.test"]["delivered"] != 3 || want["alice@example.test"]["rejected"] != 1 ||
+		want["bob@example.test"]["quarantined"] != 2 || want["bob@example.test"]["delivered"] != 1 {
+		t.Fatalf("tracking counts: %v", want)
+	}
+	want["alice@example.test"]["received"] = 4
+	want["bob@example.test"]["received"] = 2
+	want["bob@example.test"]["released"] = 1
+	want["bob@example.test"]["deleted"] = 1
+
+	st, body := c.Get("/reports.csv?" + url.Values{"by": {"address"}}.Encode())
+	if st != 200 {
+		t.Fatalf("csv: %d", st)
+	}
+	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := recs[0]
+	wantHead := append([]string{"period", "domain", "address"}, store.Metrics...)
+	if strings.Join(head, ",") != strings.Join(wantHead, ",") {
+		t.Fatalf("CSV header %v, want %v", head, wantHead)
+	}
+	got := map[string]map[string]int64{}
+	for _, rec := range recs[1:] {
+		if got[rec[2]] == nil {
+			got[rec[2]] = map[string]int64{}
+		}
+		for i, m := range store.Metrics {
+			n, err := strconv.ParseInt(rec[3+i], 10, 64)
+			if err != nil {
+				t.Fatalf("CSV cell %q: %v", rec[3+i], err)
+			}
+			got[rec[2]][m] += n
+		}
+	}
+	for a, ms := range want {
+		for m, n := range ms {
+			if got[a][m] != n {
+				t.Errorf("%s %s: CSV %d, tracking %d", a, m, got[a][m], n)
+			}
+		}
+	}
+}
