@@ -635,19 +635,9 @@ func (s *Server) groupDelete(w http.ResponseWriter, r *http.Request, p *principa
 
 // --- policy ---
 
-// policyKeys are the settings offered in the policy form (docs/inbound.md
-// has every key); any other key can still be typed in.
-var policyKeys = []string{
-	"spam.tag_at", "spam.quarantine_at", "spam.reject_at", "spam.tag",
-	"dmarc.enforce", "auth.own_domain_action", "av.infected_body_action", "av.encrypted_action", "notify.admin",
-	"bec.threshold", "bec.action", "lists.priority", "lists.deny_action",
-	"quarantine.retention_days", "quarantine.quota_mb", "quarantine.digest_hours", "quarantine.digest_lang",
-	"console.admin_ips", "console.user_ips", "console.user_allow", "login.method",
-}
-
 type policyData struct {
 	Settings []store.Setting
-	Keys     []string
+	Keys     []policyKey
 	Domains  []store.Domain
 	Groups   []store.Group
 }

@@ -1,0 +1,52 @@
+package web
+
+// policyKey documents one policy setting for the console's policy page
+// (docs/inbound.md, docs/spam.md and docs/quarantine.md are the full
+// reference). Values lists the accepted words when they are a closed set.
+type policyKey struct {
+	Key, Default, Values string
+	EN, JA               string
+}
+
+// policyKeys are the settings the policy page offers, grouped by check.
+var policyKeys = []policyKey{
+	{"spam.tag_at", "90", "0–100", "Tag the subject at this spam score (%).", "このスパムスコア（%）以上で件名にタグを付けます。"},
+	{"spam.quarantine_at", "off", "0–100", "Quarantine at this spam score.", "このスコア以上で隔離します。"},
+	{"spam.reject_at", "off", "0–100", "Refuse during SMTP at this spam score.", "このスコア以上は SMTP 受信時に拒否します。"},
+	{"spam.tag", "[SPAM!!]", "", "The subject tag, e.g. [MEIWAKU!!].", "件名に付けるタグ（例: [MEIWAKU!!]）。"},
+	{"spam.dnsbl", "", "", "DNS block list zones for the sender's IP, comma-separated.", "送信元 IP を照会する DNSBL ゾーン（カンマ区切り）。"},
+	{"spam.feedback_spam_address", "", "", "Mail forwarded to this address is learned as spam.", "このアドレスに転送されたメールをスパムとして学習します。"},
+	{"spam.feedback_ham_address", "", "", "Mail forwarded to this address is learned as not spam.", "このアドレスに転送されたメールを非スパムとして学習します。"},
+	{"lists.priority", "address", "address, domain", "Which list decides first: the address's or the domain's.", "アドレスのリストとドメインのリストのどちらを優先するか。"},
+	{"lists.deny_action", "discard", "discard, reject, quarantine", "What a deny entry without its own action does.", "アクション指定のない拒否エントリの動作。"},
+	{"dmarc.enforce", "true", "true, false", "Honour the sender domain's DMARC reject and quarantine policies.", "送信ドメインの DMARC ポリシー（reject / quarantine）に従います。"},
+	{"auth.own_domain_action", "quarantine", "quarantine, reject, tag, header", "Unauthenticated mail from outside claiming one of your own domains.", "自ドメインを名乗る外部からの未認証メールの扱い。"},
+	{"structure.unscannable_action", "quarantine", "quarantine, reject, discard, tempfail, header", "MIME that cannot be fully read.", "完全に解析できない MIME 構造のメールの扱い。"},
+	{"av.infected_body_action", "discard", "discard, quarantine, reject, tempfail, strip", "A virus in the message body.", "本文にウイルスがあるメールの扱い。"},
+	{"av.unscannable_action", "quarantine", "quarantine, reject, discard, tempfail, header", "Archives beyond the inspection budget (zip bombs).", "検査上限を超えるアーカイブ（ZIP 爆弾など）の扱い。"},
+	{"av.encrypted_action", "header", "header, quarantine, reject", "Encrypted archives that cannot be scanned.", "スキャンできない暗号化アーカイブの扱い。"},
+	{"av.notify_recipient", "false", "true, false", "Also warn each recipient whose copy was changed or dropped.", "ウイルスで変更・破棄されたメールの受信者にも通知します。"},
+	{"notify.admin", "", "", "Administrator address warned about every virus.", "ウイルス検知を通知する管理者アドレス。"},
+	{"bec.threshold", "50", "0–100", "Impersonation score at which bec.action applies.", "なりすましスコアがこの値以上で bec.action を適用します。"},
+	{"bec.action", "tag", "tag, quarantine, reject, header", "What happens to suspected impersonation.", "なりすましの疑いがあるメールの扱い。"},
+	{"bec.tag", "[Suspicious]", "", "Subject tag for impersonation, e.g. [要注意].", "なりすまし疑いの件名タグ（例: [要注意]）。"},
+	{"bec.banner", "on", "on, off", "A warning banner at the top of suspicious mail.", "疑わしいメールの本文先頭に警告バナーを入れます。"},
+	{"bec.brands", "", "", "Extra domains to protect from look-alikes.", "類似ドメインから保護する追加ドメイン。"},
+	{"quarantine.retention_days", "7", "1–14", "Days a quarantined copy is kept.", "隔離メールの保存日数。"},
+	{"quarantine.quota_mb", "5", "", "Quarantine capacity per address in MB; a warning at 80 %.", "アドレスごとの隔離容量（MB）。80% で警告します。"},
+	{"quarantine.digest_hours", "9,17", "hours or off", "Hours at which the quarantine digest is sent.", "隔離一覧通知を送る時刻。"},
+	{"quarantine.digest_lang", "ja", "ja, en", "Language of the digest.", "一覧通知の言語。"},
+	{"quarantine.admin_digest", "", "", "Addresses that get a digest of the whole tenant.", "テナント全体の一覧通知を受け取るアドレス。"},
+	{"console.admin_ips", "", "", "Networks administrators and API tokens may come from (tenant level).", "管理者と API トークンの接続元として許可するネットワーク（テナント単位）。"},
+	{"console.user_ips", "", "", "Networks end users may log in from (tenant level).", "一般ユーザーのログインを許可するネットワーク（テナント単位）。"},
+	{"console.user_allow", "true", "true, false", "Users may add allow entries to their own list.", "ユーザーが自分の許可リストを編集できるか。"},
+	{"login.method", "local", "local, imap, smtp, oidc", "How end users log in (docs/console.md).", "一般ユーザーのログイン方法（docs/console.md 参照）。"},
+}
+
+// Desc is the key's description in the page's language.
+func (k policyKey) Desc(lang string) string {
+	if lang == "ja" {
+		return k.JA
+	}
+	return k.EN
+}
