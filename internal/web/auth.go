@@ -43,8 +43,18 @@ const (
 
 func (s *Server) secureCookies() bool { return s.d.Config.TLS }
 
+// cookieName adds the __Host- prefix over HTTPS: the browser then accepts
+// the cookie only from this host, over TLS, for the whole site, so a
+// sibling subdomain cannot plant or shadow a session.
+func (s *Server) cookieName(name string) string {
+	if s.secureCookies() {
+		return "__Host-" + name
+	}
+	return name
+}
+
 func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
-	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: s.secureCookies(),
+	c := &http.Cookie{Name: s.cookieName(name), Value: value, Path: "/", HttpOnly: true, Secure: s.secureCookies(),
 		SameSite: http.SameSiteLaxMode}
 	if maxAge < 0 {
 		c.MaxAge = -1
@@ -57,7 +67,7 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge tim
 // sessionPrincipal resolves the session cookie. It returns nil (no error)
 // when there is no valid session.
 func (s *Server) sessionPrincipal(r *http.Request) (*principal, error) {
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(s.cookieName(sessionCookie))
 	if err != nil || c.Value == "" {
 		return nil, nil
 	}
@@ -99,7 +109,7 @@ func (s *Server) sessionPrincipal(r *http.Request) (*principal, error) {
 	}
 	if acct.Role == store.RoleOperator {
 		p.tenantID = 0
-		if tc, err := r.Cookie(tenantCookie); err == nil {
+		if tc, err := r.Cookie(s.cookieName(tenantCookie)); err == nil {
 			if id := atoi64(tc.Value); id > 0 {
 				if ok, _ := s.tenantExists(ctx, id); ok {
 					p.tenantID = id
@@ -245,10 +255,31 @@ func (s *Server) checkPassword(ctx context.Context, login, pass string) (store.A
 	return s.delegatedLogin(ctx, login, pass, a, err == nil)
 }
 
-func (s *Server) totpValidate(secret, code string) bool {
-	ok, err := totp.ValidateCustom(strings.TrimSpace(code), secret, s.d.Clock.Now(), totp.ValidateOpts{
-		Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	return err == nil && ok
+// totpValidate checks a TOTP code (RFC 6238, 30 s steps, one step of clock
+// skew either way) and refuses a code whose time step was already used by
+// this account, so a code seen over someone's shoulder cannot be replayed.
+func (s *Server) totpValidate(ctx context.Context, a store.Account, secret, code string) bool {
+	code = strings.TrimSpace(code)
+	if len(code) != 6 {
+		return false
+	}
+	now := s.d.Clock.Now()
+	opts := totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+	for _, skew := range []int{0, -1, 1} {
+		at := now.Add(time.Duration(skew) * 30 * time.Second)
+		want, err := totp.GenerateCodeCustom(secret, at, opts)
+		if err != nil || subtle.ConstantTimeCompare([]byte(want), []byte(code)) != 1 {
+			continue
+		}
+		step := time.Unix(at.Unix()/30*30, 0)
+		key := "totp-step:" + a.Login
+		last, err := s.d.Store.Mark(ctx, a.TenantID, key)
+		if err != nil || !step.After(last) {
+			return false
+		}
+		return s.d.Store.SetMark(ctx, a.TenantID, key, step) == nil
+	}
+	return false
 }
 
 // audit writes an audit entry; a failure is logged, never hidden.

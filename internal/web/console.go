@@ -91,7 +91,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) loginCSRFOK(r *http.Request) bool {
-	c, err := r.Cookie(loginCSRF)
+	c, err := r.Cookie(s.cookieName(loginCSRF))
 	return err == nil && c.Value != "" && c.Value == r.PostFormValue("csrf")
 }
 
@@ -201,7 +201,7 @@ func (s *Server) totpQR(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		return
 	}
-	c, err := r.Cookie(enrolCookie)
+	c, err := r.Cookie(s.cookieName(enrolCookie))
 	if err != nil || p.acct.TOTPSecret != "" {
 		http.NotFound(w, r)
 		return
@@ -243,14 +243,14 @@ func (s *Server) totpPost(w http.ResponseWriter, r *http.Request) {
 	secret := p.acct.TOTPSecret
 	enrolling := secret == ""
 	if enrolling {
-		c, err := r.Cookie(enrolCookie)
+		c, err := r.Cookie(s.cookieName(enrolCookie))
 		if err != nil {
 			http.Redirect(w, r, "/login/totp", http.StatusSeeOther)
 			return
 		}
 		secret = c.Value
 	}
-	if !s.totpValidate(secret, r.PostFormValue("code")) {
+	if !s.totpValidate(ctx, p.acct, secret, r.PostFormValue("code")) {
 		s.throttle.fail(now, key)
 		v := s.newView(r, p, "totp_title")
 		v.Err = v.T("totp_wrong")
@@ -518,6 +518,12 @@ type userRow struct {
 	Address, Name string
 }
 
+type usersData struct {
+	Rows  []userRow
+	Total int
+	Query string
+}
+
 func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, p *principal) {
 	tid, err := p.tid()
 	if err != nil {
@@ -543,7 +549,12 @@ func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, p *principal)
 		rows = append(rows, userRow{u.Address, names[u.Address]})
 	}
 	v := s.newView(r, p, "nav_users")
-	v.Data = rows
+	// A page shows at most 500 addresses; search narrows, CSV has all.
+	d := usersData{Total: len(rows), Rows: rows, Query: r.URL.Query().Get("q")}
+	if len(d.Rows) > 500 {
+		d.Rows = d.Rows[:500]
+	}
+	v.Data = d
 	s.render(w, http.StatusOK, "users", v)
 }
 
@@ -1013,7 +1024,7 @@ func (s *Server) ownPassword(w http.ResponseWriter, r *http.Request, p *principa
 	ctx := r.Context()
 	if p.acct.Hash != "" {
 		if _, err := s.checkPassword(ctx, p.acct.Login, r.PostFormValue("current")); err != nil {
-			s.fail(w, r, p, badRequest("%s", s.i18n.translator(s.i18n.lang(r, p.acct.Lang)).T("password_current_wrong")))
+			s.fail(w, r, p, badRequest("%s", s.i18n.translator(s.i18n.lang(r, s.cookieName(langCookie), p.acct.Lang)).T("password_current_wrong")))
 			return
 		}
 	}

@@ -6,6 +6,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/consoletest"
@@ -107,5 +110,32 @@ func TestHostileMailTextEscaped(t *testing.T) {
 	}
 	if strings.Contains(body, "<script>alert") {
 		t.Fatal("raw script tag from a subject reached the page")
+	}
+}
+
+// A TOTP code works once: replaying it in another browser is refused.
+func TestTOTPCodeNotReplayable(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{})
+	e.NewClient(t).Login(consoletest.AdminA)
+	secret := e.Secrets[consoletest.AdminA]
+	// The next time step: within the allowed skew, and not used by the
+	// enrolment.
+	code, err := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func() int {
+		c := e.NewClient(t)
+		c.Get("/login")
+		c.Post("/login", url.Values{"login": {consoletest.AdminA}, "password": {consoletest.Password}})
+		c.Get("/login/totp")
+		st, _, _ := c.Post("/login/totp", url.Values{"code": {code}})
+		return st
+	}
+	if st := login(); st != http.StatusSeeOther {
+		t.Fatalf("first use: %d", st)
+	}
+	if st := login(); st != http.StatusUnauthorized {
+		t.Fatalf("replayed code: %d", st)
 	}
 }

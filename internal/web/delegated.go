@@ -181,7 +181,7 @@ func (s *Server) oidcStart(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	c, err := r.Cookie(oidcCookie)
+	c, err := r.Cookie(s.cookieName(oidcCookie))
 	s.setCookie(w, oidcCookie, "", -1) // one use
 	if err != nil {
 		s.loginError(w, r, http.StatusBadRequest, "login_failed")

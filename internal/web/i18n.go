@@ -46,8 +46,8 @@ func loadCatalog() (*catalog, error) {
 
 // lang picks the console language: the explicit choice (cookie), then the
 // account's preference, then the browser's Accept-Language.
-func (c *catalog) lang(r *http.Request, pref string) string {
-	if ck, err := r.Cookie(langCookie); err == nil && (ck.Value == "ja" || ck.Value == "en") {
+func (c *catalog) lang(r *http.Request, cookie, pref string) string {
+	if ck, err := r.Cookie(cookie); err == nil && (ck.Value == "ja" || ck.Value == "en") {
 		return ck.Value
 	}
 	if pref == "ja" || pref == "en" {

@@ -99,7 +99,7 @@ func (s *Server) newView(r *http.Request, p *principal, title string) *view {
 	if p != nil {
 		pref = p.acct.Lang
 	}
-	lang := s.i18n.lang(r, pref)
+	lang := s.i18n.lang(r, s.cookieName(langCookie), pref)
 	v := &view{translator: s.i18n.translator(lang), Lang: lang, Path: r.URL.Path}
 	if m := r.URL.Query().Get("msg"); notices[m] {
 		v.Msg = v.T("msg_" + m)

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,10 @@ type Env struct {
 	TenantB store.Tenant
 	// TOTP secrets of accounts that enrolled (filled by Client.Login).
 	Secrets map[string]string
+	// lastCode is when each login's last TOTP code was made: the console
+	// refuses a time step twice, so the next login uses a later step.
+	lastCode map[string]time.Time
+	mu       sync.Mutex
 	// Tokens: API token secrets by name: "op" (operator, write), "a-write",
 	// "a-read" (tenant acme), "b-write" (tenant other).
 	Tokens map[string]string
@@ -74,7 +79,7 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	n := mgtest.Start(t, mo)
 	ctx := context.Background()
-	e := &Env{Node: n, Secrets: map[string]string{}, Tokens: map[string]string{}}
+	e := &Env{Node: n, Secrets: map[string]string{}, Tokens: map[string]string{}, lastCode: map[string]time.Time{}}
 	st := n.Store
 	var err error
 	if e.TenantB, err = st.CreateTenant(ctx, "other"); err != nil {
@@ -211,7 +216,7 @@ func (c *Client) LoginStatus(login, password string) (int, string) {
 	if secret == "" {
 		c.t.Fatalf("login %s: TOTP asked but no secret known", login)
 	}
-	code, err := totp.GenerateCode(secret, time.Now())
+	code, err := totp.GenerateCode(secret, c.e.codeTime(login))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -220,6 +225,24 @@ func (c *Client) LoginStatus(login, password string) (int, string) {
 		c.e.Secrets[login] = secret
 	}
 	return st, loc
+}
+
+// codeTime picks the time to make a TOTP code for: now, or the next 30 s
+// step after the last one used (one step ahead is within the allowed skew;
+// beyond that it waits).
+func (e *Env) codeTime(login string) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	at := now
+	if last, ok := e.lastCode[login]; ok && at.Unix()/30 <= last.Unix()/30 {
+		at = last.Add(30 * time.Second)
+	}
+	if d := at.Sub(now); d > 25*time.Second {
+		time.Sleep(d - 25*time.Second)
+	}
+	e.lastCode[login] = at
+	return at
 }
 
 // API calls /api/v1 with a token and decodes the JSON answer into out (if
