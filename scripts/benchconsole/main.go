@@ -125,7 +125,7 @@ func run() error {
 		}
 	}
 	sort.Float64s(times)
-	if err := quarantineSearches(ctx, db, ids["big"]); err != nil {
+	if err := quarantineSearches(ctx, db, ids["big"], *verbose); err != nil {
 		return err
 	}
 	fmt.Printf("tracking search p50-ms=%.1f p95-ms=%.1f over %d messages\n", pct(times, 50), pct(times, 95), g.total())
@@ -135,7 +135,7 @@ func run() error {
 // quarantineSearches times the quarantine page's queries on the big tenant:
 // the administrator's view sorted each way, text searches, and single
 // recipients' boxes (what a user opening the console sees).
-func quarantineSearches(ctx context.Context, db *sqlite.DB, tid int64) error {
+func quarantineSearches(ctx context.Context, db *sqlite.DB, tid int64, verbose bool) error {
 	all, total, err := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: tid, State: store.QHeld, Limit: 200})
 	if err != nil {
 		return err
@@ -162,7 +162,11 @@ func quarantineSearches(ctx context.Context, db *sqlite.DB, tid int64) error {
 		if _, _, err := db.SearchQuarantine(ctx, f); err != nil {
 			return fmt.Errorf("quarantine search: %w", err)
 		}
-		times = append(times, float64(time.Since(t0).Microseconds())/1000)
+		ms := float64(time.Since(t0).Microseconds()) / 1000
+		times = append(times, ms)
+		if verbose {
+			fmt.Fprintf(os.Stderr, "%8.1f ms  quarantine sort=%s asc=%v off=%d rcpt=%q q=%q\n", ms, f.Sort, f.Asc, f.Offset, f.Rcpt, f.Query)
+		}
 	}
 	sort.Float64s(times)
 	fmt.Printf("quarantine search p50-ms=%.1f p95-ms=%.1f over %d held copies (%d searches)\n", pct(times, 50), pct(times, 95), total, len(times))

@@ -308,4 +308,20 @@ CREATE TABLE report_horizon (
 	before_day TEXT NOT NULL
 );
 `,
+	// 5: the quarantine page's sorts per tenant and state, and a trigram
+	// index over sender and subject (the quarantine ID kept beside them,
+	// since the table's rowid is not stable).
+	`
+CREATE INDEX quarantine_ts_created ON quarantine(tenant_id, state, created_us);
+CREATE INDEX quarantine_ts_score ON quarantine(tenant_id, state, score);
+CREATE INDEX quarantine_ts_sender ON quarantine(tenant_id, state, mail_from);
+CREATE INDEX quarantine_ts_subject ON quarantine(tenant_id, state, subject);
+CREATE INDEX quarantine_ts_size ON quarantine(tenant_id, state, size);
+CREATE INDEX quarantine_ts_rcpt ON quarantine(tenant_id, state, rcpt, created_us);
+CREATE VIRTUAL TABLE quarantine_fts USING fts5(qid UNINDEXED, sender, subject, tokenize='trigram');
+INSERT INTO quarantine_fts(qid, sender, subject) SELECT id, mail_from || char(10) || from_hdr, subject FROM quarantine;
+CREATE TRIGGER quarantine_fts_insert AFTER INSERT ON quarantine BEGIN
+	INSERT INTO quarantine_fts(qid, sender, subject) VALUES (new.id, new.mail_from || char(10) || new.from_hdr, new.subject);
+END;
+`,
 }

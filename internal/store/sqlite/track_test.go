@@ -184,9 +184,11 @@ func TestSearchMessagesMatchesReference(t *testing.T) {
 			f.Direction = store.Outbound
 		}
 		want := fx.want(f)
-		// Both plans: candidates from the indexes, and the newest-first walk.
-		for _, capN := range []int{candidateCap, 0} {
-			rows, err := db.search(ctx, f, capN)
+		// Every plan: candidates from the indexes, the newest-first walk,
+		// each after a probe of the newest few messages.
+		for _, plan := range [][2]int{{candidateCap, 0}, {0, 0}, {candidateCap, 7}, {0, probeRows}} {
+			capN := plan[0]
+			rows, err := db.search(ctx, f, capN, plan[1])
 			if err != nil {
 				t.Fatal(err)
 			}

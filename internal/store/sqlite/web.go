@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -415,39 +416,52 @@ var quarantineSorts = map[string]string{
 // f.Sort (ties broken by ID, so pages never overlap), and the total number
 // of matches. Limit defaults to 50 (max 500).
 func (db *DB) SearchQuarantine(ctx context.Context, f store.QuarantineFilter) ([]store.QuarantineItem, int, error) {
-	where := ` WHERE tenant_id = ?`
+	from := `quarantine q`
+	var fromArgs []any
+	where := ` WHERE q.tenant_id = ?`
 	args := []any{f.TenantID}
 	if f.Rcpt != "" {
-		where += ` AND rcpt = ?`
+		where += ` AND q.rcpt = ?`
 		args = append(args, f.Rcpt)
 	}
 	if f.Domain != "" {
-		where += ` AND rcpt LIKE ? ESCAPE '\'`
+		where += ` AND q.rcpt LIKE ? ESCAPE '\'`
 		args = append(args, "%@"+escapeLike(f.Domain))
 	}
 	if f.State != "" {
-		where += ` AND state = ?`
+		where += ` AND q.state = ?`
 		args = append(args, string(f.State))
 	}
 	if f.Query != "" {
 		like := "%" + escapeLike(f.Query) + "%"
-		where += ` AND (mail_from LIKE ? ESCAPE '\' OR from_hdr LIKE ? ESCAPE '\' OR subject LIKE ? ESCAPE '\')`
+		where += ` AND (q.mail_from LIKE ? ESCAPE '\' OR q.from_hdr LIKE ? ESCAPE '\' OR q.subject LIKE ? ESCAPE '\')`
 		args = append(args, like, like, like)
+		// A substring of three or more characters is looked up in the
+		// trigram index first, and only its matches are read (CROSS JOIN
+		// fixes that order); the exact LIKE above then decides.
+		if utf8.RuneCountInString(f.Query) >= 3 {
+			from = `quarantine_fts x CROSS JOIN quarantine q ON q.id = x.qid`
+			fromArgs = []any{`{sender subject} : ` + quoteFTS(window(f.Query, false))}
+		}
 	}
 	if f.Reason != "" {
-		where += ` AND reasons LIKE ? ESCAPE '\'`
+		where += ` AND q.reasons LIKE ? ESCAPE '\'`
 		args = append(args, "%"+escapeLike(f.Reason)+"%")
 	}
 	if !f.From.IsZero() {
-		where += ` AND created_us >= ?`
+		where += ` AND q.created_us >= ?`
 		args = append(args, us(f.From))
 	}
 	if !f.To.IsZero() {
-		where += ` AND created_us < ?`
+		where += ` AND q.created_us < ?`
 		args = append(args, us(f.To))
 	}
+	if fromArgs != nil {
+		where += ` AND x.quarantine_fts MATCH ?` // last, with its argument
+		args = append(args, fromArgs...)
+	}
 	var total int
-	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM quarantine`+where, args...).Scan(&total); err != nil {
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM `+from+where, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("search quarantine: %w", err)
 	}
 	col, ok := quarantineSorts[f.Sort]
@@ -458,7 +472,7 @@ func (db *DB) SearchQuarantine(ctx context.Context, f store.QuarantineFilter) ([
 	if f.Asc {
 		dir = " ASC"
 	}
-	q := `SELECT ` + qCols + ` FROM quarantine` + where + ` ORDER BY ` + col + dir + `, id` + dir + ` LIMIT ? OFFSET ?`
+	q := `SELECT ` + prefixCols("q.", qCols) + ` FROM ` + from + where + ` ORDER BY q.` + col + dir + `, q.id` + dir + ` LIMIT ? OFFSET ?`
 	off := f.Offset
 	if off < 0 {
 		off = 0

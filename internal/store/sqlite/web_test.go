@@ -266,8 +266,24 @@ func TestSearchQuarantine(t *testing.T) {
 			nj++
 		}
 	}
-	if _, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "会議"}); total != nj || nj == 0 {
-		t.Fatalf("japanese query total %d, want %d", total, nj)
+	// Two characters are matched row by row, three or more through the
+	// trigram index: both must agree.
+	for _, q := range []string{"会議", "会議の件", "議の"} {
+		if _, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: q}); total != nj || nj == 0 {
+			t.Fatalf("japanese query %q total %d, want %d", q, total, nj)
+		}
+	}
+	// With every other filter too (the index's argument keeps its place).
+	if _, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "会議の件", Reason: "spam", State: store.QHeld,
+		From: base.Add(-time.Hour), To: base.Add(100 * time.Hour)}); total != nj {
+		t.Fatalf("query with reason and dates: total %d, want %d", total, nj)
+	}
+	// The From header and the envelope sender are searched too.
+	if _, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "PROMO"}); total != len(mine) {
+		t.Fatalf("From header query total %d, want %d", total, len(mine))
+	}
+	if _, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "s3@spam"}); total == 0 || total == len(mine) {
+		t.Fatalf("sender query total %d", total)
 	}
 	// Usage counts held copies only.
 	var size int64
