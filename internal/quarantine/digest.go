@@ -172,7 +172,8 @@ func (d *Digests) send(ctx context.Context, now time.Time, tenantID int64, rcpt 
 		return false, fmt.Errorf("search quarantine: %w", err)
 	}
 	// Claim the slot before sending (see Digests); restore on failure.
-	if err := m.Store.SetMark(ctx, tenantID, key, slot); err != nil {
+	// Of several nodes running the job at once only one wins the claim.
+	if won, err := m.Store.ClaimMark(ctx, tenantID, key, last, slot); err != nil || !won {
 		return false, err
 	}
 	if total == 0 || len(items) == 0 {
@@ -186,7 +187,7 @@ func (d *Digests) send(ctx context.Context, now time.Time, tenantID int64, rcpt 
 	_, err = m.Queue.Submit(ctx, store.Message{TenantID: tenantID, Direction: store.DSN, Subject: "quarantine digest"}, to,
 		strings.NewReader(string(body)), "quarantine digest")
 	if err != nil {
-		m.Store.SetMark(ctx, tenantID, key, last)
+		m.Store.ClaimMark(ctx, tenantID, key, slot, last)
 		return false, fmt.Errorf("submit digest: %w", err)
 	}
 	return true, nil

@@ -147,6 +147,17 @@ func (f *fakeStore) SetMark(_ context.Context, tenantID int64, key string, at ti
 	return nil
 }
 
+func (f *fakeStore) ClaimMark(_ context.Context, tenantID int64, key string, old, at time.Time) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := fmt.Sprint(tenantID, key)
+	if !f.marks[k].Equal(old) {
+		return false, nil
+	}
+	f.marks[k] = at
+	return true, nil
+}
+
 func (f *fakeStore) AddAudit(_ context.Context, a store.AuditEntry) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -78,16 +78,15 @@ func (m *Manager) warnIfHigh(ctx context.Context, it store.QuarantineItem, s pol
 	if !due {
 		return false, nil
 	}
-	// Mark first: of two nodes storing at once, the second sees the mark
-	// in most cases; a lost warning is better than a storm.
-	if err := m.Store.SetMark(ctx, it.TenantID, key, now); err != nil {
+	// Claim first: of two nodes storing at once, only one sends.
+	if won, err := m.Store.ClaimMark(ctx, it.TenantID, key, last, now); err != nil || !won {
 		return false, err
 	}
 	body := quotaWarning(m.Hostname, it.Rcpt, noticeLang(s), used, count, quota, now)
 	_, err = m.Queue.Submit(ctx, store.Message{TenantID: it.TenantID, Direction: store.DSN, Subject: "quarantine capacity warning"},
 		[]string{it.Rcpt}, strings.NewReader(string(body)), "quarantine capacity warning for "+it.Rcpt)
 	if err != nil {
-		m.Store.SetMark(ctx, it.TenantID, key, last) // let the next copy try again
+		m.Store.ClaimMark(ctx, it.TenantID, key, now, last) // let the next copy try again
 		return false, fmt.Errorf("submit warning: %w", err)
 	}
 	return true, nil

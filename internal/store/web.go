@@ -223,6 +223,10 @@ type WebStore interface {
 	// sent to an address, last quota warning), shared by every node.
 	Mark(ctx context.Context, tenantID int64, key string) (time.Time, error) // zero when unset
 	SetMark(ctx context.Context, tenantID int64, key string, at time.Time) error
+	// ClaimMark moves a mark from old (as read by Mark; zero = unset) to
+	// at and reports whether it did: of several nodes racing for the same
+	// job, exactly one wins.
+	ClaimMark(ctx context.Context, tenantID int64, key string, old, at time.Time) (bool, error)
 
 	// Secret returns the named cluster-wide secret, creating it from gen
 	// on first use (link signing keys).

@@ -373,6 +373,33 @@ func (db *DB) SetMark(ctx context.Context, tenantID int64, key string, at time.T
 	})
 }
 
+// ClaimMark is a compare-and-set on a mark, in one transaction.
+func (db *DB) ClaimMark(ctx context.Context, tenantID int64, key string, old, at time.Time) (bool, error) {
+	var won bool
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		won = false
+		res, err := tx.Exec(`UPDATE marks SET at_us = ? WHERE tenant_id = ? AND key = ? AND at_us = ?`, us(at), tenantID, key, us(old))
+		if err != nil {
+			return fmt.Errorf("claim mark %q: %w", key, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			won = true
+			return nil
+		}
+		if !old.IsZero() {
+			return nil
+		}
+		res, err = tx.Exec(`INSERT INTO marks(tenant_id, key, at_us) VALUES (?, ?, ?) ON CONFLICT(tenant_id, key) DO NOTHING`, tenantID, key, us(at))
+		if err != nil {
+			return fmt.Errorf("claim mark %q: %w", key, err)
+		}
+		n, _ := res.RowsAffected()
+		won = n == 1
+		return nil
+	})
+	return won, err
+}
+
 // Secret returns the named secret, creating it with gen on first use. When
 // several callers (or nodes) race, gen may run more than once but the first
 // stored value wins and every caller gets it (INSERT OR IGNORE, then read).

@@ -321,3 +321,49 @@ func TestSearchQuarantine(t *testing.T) {
 		t.Fatal("no owners")
 	}
 }
+
+// Of many callers claiming the same mark at once exactly one wins, and a
+// claim can be rolled back to unset and won again.
+func TestClaimMark(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	at := time.Unix(1_800_000_000, 0)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			won, err := db.ClaimMark(ctx, 1, "digest:a@b.test", time.Time{}, at)
+			if err != nil {
+				t.Error(err)
+			}
+			if won {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d winners", wins)
+	}
+	if got, _ := db.Mark(ctx, 1, "digest:a@b.test"); !got.Equal(at) {
+		t.Fatalf("mark %v", got)
+	}
+	if won, _ := db.ClaimMark(ctx, 1, "digest:a@b.test", time.Time{}, at.Add(time.Hour)); won {
+		t.Fatal("a stale claim won")
+	}
+	if won, _ := db.ClaimMark(ctx, 1, "digest:a@b.test", at, time.Time{}); !won {
+		t.Fatal("roll back to unset failed")
+	}
+	last, _ := db.Mark(ctx, 1, "digest:a@b.test")
+	if !last.IsZero() {
+		t.Fatalf("rolled back mark reads %v", last)
+	}
+	if won, _ := db.ClaimMark(ctx, 1, "digest:a@b.test", last, at); !won {
+		t.Fatal("claim after roll back failed")
+	}
+}
