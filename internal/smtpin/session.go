@@ -50,7 +50,19 @@ type session struct {
 	utf8     bool
 	body8bit bool
 	rcpts    []rcpt
+	// refused are recipients of served domains refused at RCPT (unknown
+	// users), recorded for tracking and reports when the transaction ends.
+	refused []refusedRcpt
 }
+
+type refusedRcpt struct {
+	tenantID int64
+	addr     string
+}
+
+// maxRefusedRecorded bounds the refusals recorded per transaction (a
+// dictionary attack is cut off by the error limit anyway).
+const maxRefusedRecorded = 100
 
 var _ smtp.AuthSession = (*session)(nil)
 
@@ -273,6 +285,9 @@ func (se *session) inboundRcpt(a addr.Address) error {
 		// postmaster@ every served domain must work (RFC 5321 4.5.1); the
 		// customer's server is expected to have it.
 		se.log.Info("rcpt refused: unknown user", "rcpt", a.String())
+		if len(se.refused) < maxRefusedRecorded {
+			se.refused = append(se.refused, refusedRcpt{tenantID: dom.TenantID, addr: a.Key()})
+		}
 		return se.reject(errUnknownUser)
 	}
 	se.tenantID = dom.TenantID
@@ -425,6 +440,7 @@ func xtextSafe(s string) string {
 
 // Reset clears the transaction.
 func (se *session) Reset() {
+	se.recordRefused()
 	se.from, se.hasFrom, se.envID, se.retFull, se.rcpts = "", false, "", false, nil
 	se.utf8, se.body8bit = false, false
 	if se.s.d.Kind == Inbound {
@@ -433,4 +449,46 @@ func (se *session) Reset() {
 }
 
 // Logout ends the session.
-func (se *session) Logout() error { return nil }
+func (se *session) Logout() error {
+	se.recordRefused()
+	return nil
+}
+
+// recordRefused keeps the transaction's refused recipients in the tracking
+// log, one already-finished message per tenant with the recipients
+// Rejected and the reply they got, so an administrator looking for a
+// missing mail finds it and reports count it. Nothing is spooled. A
+// failure is only logged: the client had its answer.
+func (se *session) recordRefused() {
+	if len(se.refused) == 0 {
+		return
+	}
+	refused := se.refused
+	se.refused = nil
+	ctx, cancel := se.ctx()
+	defer cancel()
+	now := se.s.d.Clock.Now()
+	byTenant := map[int64][]string{}
+	var order []int64
+	for _, r := range refused {
+		if _, ok := byTenant[r.tenantID]; !ok {
+			order = append(order, r.tenantID)
+		}
+		byTenant[r.tenantID] = append(byTenant[r.tenantID], r.addr)
+	}
+	for _, tid := range order {
+		m := store.Message{ID: store.NewMessageID(now), TenantID: tid, Direction: store.Inbound, MailFrom: se.from,
+			ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()), TLS: se.tls, Done: true}
+		var rcpts []store.Recipient
+		var evs []store.Event
+		for _, a := range byTenant[tid] {
+			rcpts = append(rcpts, store.Recipient{MessageID: m.ID, TenantID: tid, Addr: a, State: store.Rejected,
+				LastCode: 550, LastReply: "5.1.1 User unknown", NextAttempt: now, Updated: now})
+			evs = append(evs, store.Event{MessageID: m.ID, TenantID: tid, At: now, Kind: "rejected", Rcpt: a,
+				Detail: "refused at RCPT: 550 5.1.1 User unknown", Remote: se.ip})
+		}
+		if _, err := se.s.d.Store.Enqueue(ctx, m, rcpts, evs); err != nil {
+			se.log.Error("recording refused recipients failed", "err", err)
+		}
+	}
+}

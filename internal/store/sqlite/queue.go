@@ -78,8 +78,8 @@ func (db *DB) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipi
 			if r.State == "" {
 				r.State = store.Queued
 			}
-			res, err := tx.Exec(`INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), us(m.ReceivedAt))
+			res, err := tx.Exec(`INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, updated_us, last_code, last_reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), us(m.ReceivedAt), r.LastCode, r.LastReply)
 			if err != nil {
 				return fmt.Errorf("insert recipient: %w", err)
 			}
