@@ -483,7 +483,7 @@ func (se *session) recordRefused() {
 		var evs []store.Event
 		for _, a := range byTenant[tid] {
 			rcpts = append(rcpts, store.Recipient{MessageID: m.ID, TenantID: tid, Addr: a, State: store.Rejected,
-				LastCode: 550, LastReply: "5.1.1 User unknown", NextAttempt: now, Updated: now})
+				LastCode: 550, LastReply: "550 5.1.1 User unknown", NextAttempt: now, Updated: now})
 			evs = append(evs, store.Event{MessageID: m.ID, TenantID: tid, At: now, Kind: "rejected", Rcpt: a,
 				Detail: "refused at RCPT: 550 5.1.1 User unknown", Remote: se.ip})
 		}
