@@ -133,7 +133,10 @@ func seedDemo(ctx context.Context, cfg config.Config, sinkAddr string) error {
 			return err
 		}
 		// The stand-in server may listen elsewhere this time.
-		return a.Store.SetRoutes(ctx, t.ID, d.ID, []store.Route{{Priority: 10, Target: "smtp://" + sinkAddr, TLS: "opportunistic"}})
+		if err := a.Store.SetRoutes(ctx, t.ID, d.ID, []store.Route{{Priority: 10, Target: "smtp://" + sinkAddr, TLS: "opportunistic"}}); err != nil {
+			return err
+		}
+		return seedDemoLogins(ctx, a, t.ID)
 	} else if err != nil {
 		return err
 	}
@@ -152,6 +155,12 @@ func seedDemo(ctx context.Context, cfg config.Config, sinkAddr string) error {
 	if err := a.Store.AddRelayNet(ctx, t.ID, netip.MustParsePrefix("127.0.0.0/8")); err != nil && !strings.Contains(err.Error(), "exists") {
 		return err
 	}
+	return seedDemoLogins(ctx, a, t.ID)
+}
+
+// seedDemoLogins creates the demo's console logins that are missing (a
+// data directory from an older demo has none).
+func seedDemoLogins(ctx context.Context, a *app.App, tenantID int64) error {
 	hash, err := passwd.Hash(demoPassword)
 	if err != nil {
 		return err
@@ -159,9 +168,12 @@ func seedDemo(ctx context.Context, cfg config.Config, sinkAddr string) error {
 	now := a.Clock.Now()
 	for _, acct := range []store.Account{
 		{Login: "admin", Role: store.RoleOperator},
-		{Login: "it@example.test", Role: store.RoleAdmin, TenantID: t.ID},
-		{Login: "alice@example.test", Role: store.RoleUser, TenantID: t.ID},
+		{Login: "it@example.test", Role: store.RoleAdmin, TenantID: tenantID},
+		{Login: "alice@example.test", Role: store.RoleUser, TenantID: tenantID},
 	} {
+		if _, err := a.Store.AccountByLogin(ctx, acct.Login); err == nil {
+			continue
+		}
 		acct.Hash, acct.Created = hash, now
 		if _, err := a.Store.CreateAccount(ctx, acct); err != nil {
 			return err
