@@ -43,6 +43,27 @@ func funcs(zone *time.Location) template.FuncMap {
 			return fmt.Sprintf("%d B", n)
 		},
 		"join": strings.Join,
+		// fromName and fromAddr split a stored From value ("Name" <addr>).
+		"fromName": func(v string) string {
+			if i := strings.LastIndexByte(v, '<'); i >= 0 {
+				return strings.Trim(strings.TrimSpace(v[:i]), `"`)
+			}
+			return ""
+		},
+		"fromAddr": func(v string) string {
+			if i := strings.LastIndexByte(v, '<'); i >= 0 {
+				return strings.TrimSuffix(v[i+1:], ">")
+			}
+			return v
+		},
+		// reasonShort is a verdict reason without its symbol list (shown in
+		// full as the cell's title).
+		"reasonShort": func(v string) string {
+			if i := strings.LastIndex(v, " ["); i > 0 && strings.HasSuffix(v, "]") {
+				return v[:i]
+			}
+			return v
+		},
 	}
 }
 
