@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -88,4 +89,46 @@ func upstreamErr(ctx context.Context, t Target, step string, err error) error {
 func plausibleCredentials(user, pass string) bool {
 	return user != "" && pass != "" &&
 		!strings.ContainsAny(user, "\x00\r\n") && !strings.ContainsAny(pass, "\x00\r\n")
+}
+
+// upstreamCheck is the common start of a delegated password check: the
+// target parsed and of the right protocol, the credentials plausible, a
+// deadline set and the connection (TCP, or TLS for implicit-TLS schemes)
+// open. The caller must call close.
+type upstreamCheck struct {
+	ctx    context.Context
+	t      Target
+	tlsCfg *tls.Config
+	conn   *upstreamConn
+	cancel context.CancelFunc
+}
+
+// startCheck opens an upstream for a password check of protocol proto
+// (whose plain and implicit-TLS schemes are schemes). A bad target or an
+// unreachable server wraps ErrUpstream; implausible credentials are
+// ErrBadCredentials without any connection.
+func startCheck(ctx context.Context, target string, tlsCfg *tls.Config, user, pass, proto string, schemes ...string) (*upstreamCheck, error) {
+	t, err := ParseTarget(target)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
+	}
+	if !slices.Contains(schemes, t.Scheme) {
+		return nil, fmt.Errorf("%w: %s is not an %s target", ErrUpstream, t, proto)
+	}
+	if !plausibleCredentials(user, pass) {
+		return nil, ErrBadCredentials
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	tlsCfg = clientTLSConfig(tlsCfg, t)
+	conn, err := dialUpstream(ctx, t, tlsCfg)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &upstreamCheck{ctx: ctx, t: t, tlsCfg: tlsCfg, conn: conn, cancel: cancel}, nil
+}
+
+func (u *upstreamCheck) close() {
+	u.conn.Close()
+	u.cancel()
 }

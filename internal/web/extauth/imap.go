@@ -28,25 +28,12 @@ import (
 // error wrapping ErrUpstream for everything else, including NO
 // [UNAVAILABLE]. Safe for concurrent use.
 func CheckIMAP(ctx context.Context, target string, tlsCfg *tls.Config, user, pass string) error {
-	t, err := ParseTarget(target)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUpstream, err)
-	}
-	if t.Scheme != "imap" && t.Scheme != "imaps" {
-		return fmt.Errorf("%w: %s is not an IMAP target", ErrUpstream, t)
-	}
-	if !plausibleCredentials(user, pass) {
-		return ErrBadCredentials
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-
-	tlsCfg = clientTLSConfig(tlsCfg, t)
-	conn, err := dialUpstream(ctx, t, tlsCfg)
+	u, err := startCheck(ctx, target, tlsCfg, user, pass, "IMAP", "imap", "imaps")
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer u.close()
+	ctx, t, tlsCfg, conn := u.ctx, u.t, u.tlsCfg, u.conn
 
 	var c *imapclient.Client
 	if t.ImplicitTLS {

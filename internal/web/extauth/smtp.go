@@ -30,25 +30,12 @@ const heloName = "localhost"
 // PLAIN, 454 temporary failure, 534 or 538, network and TLS errors. Safe
 // for concurrent use.
 func CheckSMTP(ctx context.Context, target string, tlsCfg *tls.Config, user, pass string) error {
-	t, err := ParseTarget(target)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUpstream, err)
-	}
-	if t.Scheme != "smtp" && t.Scheme != "smtps" {
-		return fmt.Errorf("%w: %s is not an SMTP target", ErrUpstream, t)
-	}
-	if !plausibleCredentials(user, pass) {
-		return ErrBadCredentials
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-
-	tlsCfg = clientTLSConfig(tlsCfg, t)
-	conn, err := dialUpstream(ctx, t, tlsCfg)
+	u, err := startCheck(ctx, target, tlsCfg, user, pass, "SMTP", "smtp", "smtps")
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer u.close()
+	ctx, t, tlsCfg, conn := u.ctx, u.t, u.tlsCfg, u.conn
 
 	// The client gets the bare (or implicit-TLS) connection so that its
 	// TLSConnectionState sees the *tls.Conn; conn still owns closing.
