@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/sink"
+	"github.com/mailgate/mailgate/internal/testutil/syncbuf"
 )
 
 // binPath is the mailgate binary built once by TestMain; read-only afterwards.
@@ -107,26 +108,8 @@ type gateway struct {
 	proc    *exec.Cmd
 	exited  chan struct{}
 	waitErr error
-	stderr  *syncBuffer // every run's output, for the log of a failed test
+	stderr  *syncbuf.Buffer // every run's output, for the log of a failed test
 	runs    int
-}
-
-// syncBuffer collects a subprocess's stderr; the test reads it concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freePort(t *testing.T) int {
@@ -293,7 +276,7 @@ func (g *gateway) start() {
 func (g *gateway) tryStart() error {
 	g.mu.Lock()
 	if g.stderr == nil {
-		g.stderr = &syncBuffer{}
+		g.stderr = &syncbuf.Buffer{}
 	}
 	stderr := g.stderr
 	g.runs++

@@ -32,6 +32,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/testutil/syncbuf"
 )
 
 // RequirePeersEnv is the environment variable that turns a missing peer
@@ -96,7 +98,7 @@ type Clamd struct {
 	logPath string
 
 	cmd    *exec.Cmd
-	output *lockedBuffer
+	output *syncbuf.Buffer
 	exited chan struct{} // closed once cmd.Wait has returned
 
 	stopOnce sync.Once
@@ -230,7 +232,7 @@ func launch(ctx context.Context, bin, dir string, cred *syscall.Credential, cfg 
 		socket:  filepath.Join(run, "clamd.sock"),
 		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		logPath: filepath.Join(run, "clamd.log"),
-		output:  &lockedBuffer{},
+		output:  &syncbuf.Buffer{},
 		exited:  make(chan struct{}),
 	}
 	confPath := filepath.Join(dir, "clamd.conf")
@@ -466,23 +468,4 @@ func ping(network, addr string) error {
 		}
 	}
 	return fmt.Errorf("PING answered %q", got)
-}
-
-// lockedBuffer collects clamd's output; exec copies into it from its own
-// goroutines while tests may read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
