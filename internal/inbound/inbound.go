@@ -27,6 +27,7 @@ import (
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
+	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -490,11 +491,7 @@ func (p *Pipeline) quarantineCopy(ctx context.Context, m store.Message, prefix s
 	for _, f := range v.Findings {
 		score += f.Score
 	}
-	days := 7 // seed: 1–14 days per address
-	if d, ok := s.Get("quarantine.retention_days"); ok {
-		fmt.Sscanf(d, "%d", &days)
-	}
-	days = max(1, min(days, 14))
+	days := quarantine.RetentionDays(s)
 	return store.QuarantineItem{ID: id, TenantID: m.TenantID, Rcpt: v.Rcpt, MessageID: m.ID, BlobKey: id, MailFrom: m.MailFrom,
 		Subject: m.Subject, Size: w.Size(), Score: score, Reasons: describe(*v), Created: now,
 		Expires: now.Add(time.Duration(days) * 24 * time.Hour), State: store.QHeld}, nil
