@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/web"
 )
 
 func reportCmd(g *globals) *cobra.Command {
@@ -51,6 +51,9 @@ bounced and discarded mail, per day or month, from the same counters as the cons
 			if err != nil {
 				return err
 			}
+			if asCSV {
+				return web.WriteReportCSV(g.stdout, rows)
+			}
 			head := append([]string{"period", "domain", "address"}, store.Metrics...)
 			line := func(r store.ReportRow) []string {
 				rec := []string{r.Period, r.Domain, r.Address}
@@ -58,15 +61,6 @@ bounced and discarded mail, per day or month, from the same counters as the cons
 					rec = append(rec, strconv.FormatInt(r.Counts[m], 10))
 				}
 				return rec
-			}
-			if asCSV {
-				w := csv.NewWriter(g.stdout)
-				w.Write(head)
-				for _, r := range rows {
-					w.Write(line(r))
-				}
-				w.Flush()
-				return w.Error()
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 			for i, h := range head {

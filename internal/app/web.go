@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
+	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/scan/spam"
 	"github.com/mailgate/mailgate/internal/web"
 )
@@ -68,6 +69,13 @@ func (a *App) Web() (*web.Server, error) {
 	metricsH := promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})
 	return web.New(web.Deps{
 		Store: a.Store, Queue: a.Queue, Quarantine: a.Quarantine, Learn: a.LearnMessage,
+		Quota: func(ctx context.Context, tenantID int64, address string) int64 {
+			s, err := a.Pipeline.SettingsFor(ctx, tenantID, address)
+			if err != nil {
+				return 0 // shown as unknown; the pipeline enforces the real value
+			}
+			return quarantine.QuotaBytes(s)
+		},
 		Config: a.Config.HTTP, Hostname: a.Config.Hostname, Clock: a.Clock, Log: a.Log.With("stage", "web"), Zone: a.Zone(),
 		Extra: map[string]http.Handler{
 			"GET /metrics": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

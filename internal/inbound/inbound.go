@@ -498,6 +498,17 @@ func (p *Pipeline) quarantineCopy(ctx context.Context, m store.Message, prefix s
 }
 
 // envelope builds the policy envelope and the per-recipient settings.
+// SettingsFor returns the policy values that apply to one address of a
+// tenant (address, its groups, its domain, the tenant; most specific wins),
+// as the checks would see them for a message to it.
+func (p *Pipeline) SettingsFor(ctx context.Context, tenantID int64, address string) (policy.Settings, error) {
+	_, per, err := p.envelope(ctx, store.Message{TenantID: tenantID}, []store.Recipient{{Addr: address}})
+	if err != nil {
+		return nil, err
+	}
+	return per.ForRcpt(address), nil
+}
+
 func (p *Pipeline) envelope(ctx context.Context, m store.Message, rcpts []store.Recipient) (*policy.Envelope, policy.PerRcpt, error) {
 	env := &policy.Envelope{TenantID: m.TenantID, Helo: m.Helo, TLS: m.TLS, AuthUser: m.AuthUser, MailFrom: m.MailFrom}
 	env.ClientIP, _ = netip.ParseAddr(m.ClientIP)

@@ -96,6 +96,20 @@ func (m *Manager) Release(ctx context.Context, tenantID int64, id, who string) (
 	return qid, nil
 }
 
+// Forward sends a copy (held or not) to another address, marked with an
+// X-Mailgate-Forwarded header naming the copy, its recipient and who sent
+// it on; the copy itself stays as it is. It returns the queue ID.
+func (m *Manager) Forward(ctx context.Context, tenantID int64, id, to, who string) (string, error) {
+	f, it, err := m.Open(ctx, tenantID, id)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	hdr := "X-Mailgate-Forwarded: quarantine " + it.ID + " for " + it.Rcpt + " by " + sanitize(who) + "\r\n"
+	return m.Queue.Submit(ctx, store.Message{TenantID: it.TenantID, Direction: store.Inbound, Subject: it.Subject},
+		[]string{to}, io.MultiReader(strings.NewReader(hdr), f), "forward of quarantined "+it.ID)
+}
+
 // Delete removes a held copy.
 func (m *Manager) Delete(ctx context.Context, tenantID int64, id, who string) error {
 	it, err := m.Store.QuarantineItem(ctx, tenantID, id)

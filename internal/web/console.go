@@ -79,7 +79,6 @@ func (s *Server) consoleRoutes() {
 type loginData struct {
 	Next  string
 	Token string
-	OIDC  bool
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -378,18 +377,13 @@ func (s *Server) dashboardData(r *http.Request, tid int64) (dashData, error) {
 		}
 	}
 	var labels []string
-	series := []chartSeries{{Class: "c-delivered"}, {Class: "c-spam"}, {Class: "c-virus"}, {Class: "c-quarantined"}, {Class: "c-rejected"}}
+	var counts []map[string]int64
 	for i := 29; i >= 0; i-- {
 		day := now.AddDate(0, 0, -i).Format("2006-01-02")
 		labels = append(labels, day[5:])
-		c := byDay[day]
-		series[0].Values = append(series[0].Values, c[store.MetricDelivered])
-		series[1].Values = append(series[1].Values, c[store.MetricSpam])
-		series[2].Values = append(series[2].Values, c[store.MetricVirus])
-		series[3].Values = append(series[3].Values, c[store.MetricQuarantined])
-		series[4].Values = append(series[4].Values, c[store.MetricRejected])
+		counts = append(counts, byDay[day])
 	}
-	d.Chart = barChart(labels, series, 160)
+	d.Chart = trafficChart(labels, counts)
 	q, err := s.d.Store.ListQueue(ctx, store.QueueFilter{TenantID: tid, Limit: 100000})
 	if err != nil {
 		return d, err

@@ -139,3 +139,21 @@ func TestTOTPCodeNotReplayable(t *testing.T) {
 		t.Fatalf("replayed code: %d", st)
 	}
 }
+
+// A user sees their quarantine's capacity: the default, then the value an
+// administrator set for the address.
+func TestUserSeesQuarantineCapacity(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{})
+	c := e.NewClient(t)
+	c.Login(consoletest.UserA)
+	if _, body := c.Get("/quarantine"); !strings.Contains(body, `id="usage"`) || !strings.Contains(body, "5.0 MB") {
+		t.Fatalf("no default capacity shown:\n%s", body)
+	}
+	if err := e.Store.SetSetting(context.Background(), store.Setting{TenantID: e.Tenant.ID, Scope: store.ScopeAddress,
+		Owner: consoletest.UserA, Key: "quarantine.quota_mb", Value: "50"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := c.Get("/quarantine"); !strings.Contains(body, "50 MB") {
+		t.Fatal("the address's own capacity is not shown")
+	}
+}

@@ -34,17 +34,9 @@ func (s *Server) tenantLogin(ctx context.Context, login string) (int64, string, 
 	if err != nil {
 		return 0, "", extauth.Config{}, err
 	}
-	ss, err := s.d.Store.Settings(ctx, d.TenantID)
+	get, err := s.tenantSettings(ctx, d.TenantID)
 	if err != nil {
 		return 0, "", extauth.Config{}, err
-	}
-	get := func(k string) (string, bool) {
-		for _, st := range ss {
-			if st.Scope == store.ScopeTenant && st.Key == k {
-				return st.Value, true
-			}
-		}
-		return "", false
 	}
 	cfg, err := extauth.ConfigFromSettings(get)
 	if err != nil {

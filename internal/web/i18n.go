@@ -85,6 +85,11 @@ func (t translator) T(id string, kv ...any) string {
 		cfg.PluralCount = n // English "1 message" / "2 messages"; Japanese has one form
 	}
 	s, err := t.loc.Localize(cfg)
+	if err != nil && cfg.PluralCount != nil {
+		// A message with one form for every count.
+		cfg.PluralCount = nil
+		s, err = t.loc.Localize(cfg)
+	}
 	if err != nil || s == "" {
 		return id
 	}

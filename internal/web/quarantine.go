@@ -306,28 +306,12 @@ func (s *Server) opQuarantine(ctx context.Context, p *principal, id, action, to 
 		if err != nil {
 			return "", badRequest("address %q: %v", to, err)
 		}
-		rc, _, err := s.d.Quarantine.Open(ctx, tid, id)
-		if err != nil {
-			return "", err
-		}
-		defer rc.Close()
-		hdr := "X-Mailgate-Forwarded: quarantine " + id + " for " + it.Rcpt + " by " + headerSafe(who) + "\r\n"
-		if _, err := s.d.Queue.Submit(ctx, store.Message{TenantID: tid, Direction: store.Inbound, MailFrom: "", Subject: it.Subject},
-			[]string{dest.Key()}, io.MultiReader(strings.NewReader(hdr), rc), "forward of quarantined "+id); err != nil {
+		if _, err := s.d.Quarantine.Forward(ctx, tid, id, dest.Key(), who); err != nil {
 			return "", err
 		}
 		return "done", s.audit(ctx, p, tid, "quarantine.forward", id, it.Rcpt, dest.Key())
 	}
 	return "", badRequest("unknown action %q", action)
-}
-
-func headerSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
 }
 
 // senderErr turns "the copy has no usable sender" into a user error.
@@ -486,7 +470,7 @@ func (s *Server) reportsPage(w http.ResponseWriter, r *http.Request, p *principa
 	}
 	d.Q["from"], d.Q["to"] = f.FromDay, f.ToDay
 	var labels []string
-	series := []chartSeries{{Class: "c-delivered"}, {Class: "c-spam"}, {Class: "c-virus"}, {Class: "c-quarantined"}, {Class: "c-rejected"}}
+	var counts []map[string]int64
 	idx := map[string]int{}
 	for _, row := range rows {
 		for k, n := range row.Counts {
@@ -497,25 +481,22 @@ func (s *Server) reportsPage(w http.ResponseWriter, r *http.Request, p *principa
 			i = len(labels)
 			idx[row.Period] = i
 			labels = append(labels, row.Period)
-			for j := range series {
-				series[j].Values = append(series[j].Values, 0)
-			}
+			counts = append(counts, map[string]int64{})
 		}
-		series[0].Values[i] += row.Counts[store.MetricDelivered]
-		series[1].Values[i] += row.Counts[store.MetricSpam]
-		series[2].Values[i] += row.Counts[store.MetricVirus]
-		series[3].Values[i] += row.Counts[store.MetricQuarantined]
-		series[4].Values[i] += row.Counts[store.MetricRejected]
+		for k, n := range row.Counts {
+			counts[i][k] += n
+		}
 	}
-	d.Chart = barChart(labels, series, 160)
+	d.Chart = trafficChart(labels, counts)
 	v := s.newView(r, p, "nav_reports")
 	v.Data = d
 	s.render(w, http.StatusOK, "reports", v)
 }
 
-// writeReportCSV writes report rows: period, domain, address, then one
-// column per metric in store.Metrics order.
-func writeReportCSV(w io.Writer, rows []store.ReportRow) error {
+// WriteReportCSV writes report rows: period, domain, address, then one
+// column per metric in store.Metrics order (the console's download, the
+// API's format=csv and the CLI's --csv).
+func WriteReportCSV(w io.Writer, rows []store.ReportRow) error {
 	cw := csv.NewWriter(w)
 	cw.Write(append([]string{"period", "domain", "address"}, store.Metrics...))
 	for _, row := range rows {
@@ -542,7 +523,7 @@ func (s *Server) reportsCSV(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="mailgate-report-%s-%s.csv"`, f.FromDay, f.ToDay))
-	writeReportCSV(w, rows)
+	WriteReportCSV(w, rows)
 }
 
 // --- API ---
@@ -582,7 +563,7 @@ func (s *Server) quarantineAPI() {
 		}
 		if r.URL.Query().Get("format") == "csv" {
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-			writeReportCSV(w, rows)
+			WriteReportCSV(w, rows)
 			return raw{}, nil
 		}
 		return nonNil(rows), nil

@@ -250,6 +250,22 @@ type chartSeries struct {
 	Values []int64
 }
 
+// trafficMetrics are the stacked series of the dashboard and report charts.
+var trafficMetrics = []string{store.MetricDelivered, store.MetricSpam, store.MetricVirus, store.MetricQuarantined, store.MetricRejected}
+
+// trafficChart draws counts per period (labels[i] is period i) as the
+// stacked traffic chart.
+func trafficChart(labels []string, counts []map[string]int64) template.HTML {
+	series := make([]chartSeries, len(trafficMetrics))
+	for j, m := range trafficMetrics {
+		series[j].Class = "c-" + m
+		for _, c := range counts {
+			series[j].Values = append(series[j].Values, c[m])
+		}
+	}
+	return barChart(labels, series, 160)
+}
+
 func (s *Server) staticHandler() http.Handler {
 	sub, _ := fs.Sub(staticFS, "static")
 	fsrv := http.FileServer(http.FS(sub))

@@ -284,16 +284,28 @@ func (s *Server) checkIP(ctx context.Context, p *principal) error {
 var errForbidden = errors.New("forbidden")
 
 func (s *Server) tenantSetting(ctx context.Context, tenantID int64, key string) (string, error) {
-	ss, err := s.d.Store.Settings(ctx, tenantID)
+	get, err := s.tenantSettings(ctx, tenantID)
 	if err != nil {
 		return "", err
 	}
-	for _, st := range ss {
-		if st.Scope == store.ScopeTenant && st.Key == key {
-			return st.Value, nil
-		}
+	v, _ := get(key)
+	return v, nil
+}
+
+// tenantSettings returns a lookup of the tenant-level policy values.
+func (s *Server) tenantSettings(ctx context.Context, tenantID int64) (func(key string) (string, bool), error) {
+	ss, err := s.d.Store.Settings(ctx, tenantID)
+	if err != nil {
+		return nil, err
 	}
-	return "", nil
+	return func(key string) (string, bool) {
+		for _, st := range ss {
+			if st.Scope == store.ScopeTenant && st.Key == key {
+				return st.Value, true
+			}
+		}
+		return "", false
+	}, nil
 }
 
 // randomToken returns n random bytes, URL-safe encoded.
