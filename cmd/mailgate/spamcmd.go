@@ -164,12 +164,7 @@ A quarantined message reported as ham can then be released with "quarantine rele
 			default:
 				return fmt.Errorf("give --quarantine ID or --file F (with --tenant)")
 			}
-			msg, err := mailtext.Parse(ctx, bytes.NewReader(stripMboxLine(raw)), mailtext.DefaultLimits())
-			if err != nil {
-				return err
-			}
-			toks, _ := spam.Features(msg, &policy.Envelope{}, a.Clock.Now(), 0)
-			if err := a.SpamClassifier().TrainTokens(ctx, tid, toks, asSpam); err != nil {
+			if err := a.LearnMessage(ctx, tid, stripMboxLine(raw), asSpam); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "learned as %s for tenant %d\n", map[bool]string{true: "spam", false: "ham"}[asSpam], tid)

@@ -287,7 +287,7 @@ func (s *Server) opQuarantine(ctx context.Context, p *principal, id, action, to 
 		return "deleted", s.audit(ctx, p, tid, "quarantine.block", id, it.Rcpt, it.MailFrom)
 	case "report-spam", "report-ham":
 		if s.d.Learn == nil {
-			return "", badRequest("feedback is not available")
+			return "", badRequest("spam feedback is not configured on this node (the console was built without a Learn hook)")
 		}
 		_, raw, err := s.openItem(ctx, p, id)
 		if err != nil {
