@@ -30,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -173,7 +174,7 @@ func (s *Server) handle(pattern string, min store.Role, h handlerFunc) {
 				if p != nil {
 					dest = "/login/totp"
 				}
-				http.Redirect(w, r, dest+"?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, dest+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
 			http.Error(w, "login required", http.StatusUnauthorized)
@@ -320,11 +321,6 @@ func randomToken(n int) string {
 func sha256Hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
-}
-
-func urlQueryEscape(s string) string {
-	r := strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20", "?", "%3F", "=", "%3D")
-	return r.Replace(s)
 }
 
 // safeNext keeps a post-login redirect on this site.
