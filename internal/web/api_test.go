@@ -278,7 +278,7 @@ func (a *apiClient) do(secret, method, path string, body any) (int, http.Header,
 	if secret != "" {
 		auth = "Bearer " + secret
 	}
-	st, h, b := rawAPI(a.t, a.e, auth, method, path, body)
+	st, h, b := a.e.RawAPI(a.t, auth, method, path, body)
 	a.spec.check(a.t, method, path, st, h, b)
 	return st, h, b
 }
@@ -305,35 +305,6 @@ func (a *apiClient) want(status int, token, method, path string, body, out any) 
 	if st := a.call(token, method, path, body, out); st != status {
 		a.t.Fatalf("%s %s as %q: %d, want %d", method, path, token, st, status)
 	}
-}
-
-func rawAPI(t testing.TB, e *consoletest.Env, auth, method, path string, body any) (int, http.Header, []byte) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, e.URL+"/api/v1"+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, b
 }
 
 // newToken stores an extra API token and returns its secret and ID.
@@ -612,7 +583,7 @@ func TestAPITokensAndTenantSelection(t *testing.T) {
 
 	// Unknown, malformed, revoked and expired tokens are 401.
 	for _, auth := range []string{"", "Bearer ", "Bearer mgt_unknown", "Basic cm9vdDpwdw==", "bearer " + e.Tokens["a-write"], e.Tokens["a-write"]} {
-		st, h, b := rawAPI(t, e, auth, "GET", "/domains", nil)
+		st, h, b := e.RawAPI(t, auth, "GET", "/domains", nil)
 		a.spec.check(t, "GET", "/domains", st, h, b)
 		if st != http.StatusUnauthorized || h.Get("WWW-Authenticate") == "" {
 			t.Errorf("Authorization %q: %d", auth, st)
@@ -823,7 +794,7 @@ func TestAPIRateLimit(t *testing.T) {
 	secret, _ := newToken(t, e, "busy", e.Tenant.ID, "read", time.Time{})
 	ok := 0
 	for i := 0; i < 3000; i++ {
-		st, h, b := rawAPI(t, e, "Bearer "+secret, "GET", "/groups", nil)
+		st, h, b := e.RawAPI(t, "Bearer "+secret, "GET", "/groups", nil)
 		if st == http.StatusOK {
 			ok++
 			continue

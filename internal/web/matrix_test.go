@@ -598,7 +598,7 @@ func (m *matrixEnv) api(c *caller, method string, v variant) result {
 		auth = "Bearer " + c.secret
 	}
 	for {
-		st, h, b := rawAPI(m.t, m.e, auth, method, path, v.body)
+		st, h, b := m.e.RawAPI(m.t, auth, method, path, v.body)
 		if st == http.StatusTooManyRequests {
 			time.Sleep(time.Second)
 			continue

@@ -249,6 +249,23 @@ func (e *Env) codeTime(login string) time.Time {
 // not nil). It returns the status.
 func (e *Env) API(t testing.TB, token, method, path string, body any, out any) int {
 	t.Helper()
+	auth := ""
+	if token != "" {
+		auth = "Bearer " + token
+	}
+	st, _, b := e.RawAPI(t, auth, method, path, body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: status %d, body %q: %v", method, path, st, b, err)
+		}
+	}
+	return st
+}
+
+// RawAPI calls /api/v1 with an Authorization header value as given (""
+// for none) and a JSON body, and returns the answer undecoded.
+func (e *Env) RawAPI(t testing.TB, auth, method, path string, body any) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -261,8 +278,8 @@ func (e *Env) API(t testing.TB, token, method, path string, body any, out any) i
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -273,10 +290,5 @@ func (e *Env) API(t testing.TB, token, method, path string, body any, out any) i
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: status %d, body %q: %v", method, path, resp.StatusCode, b, err)
-		}
-	}
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header, b
 }
