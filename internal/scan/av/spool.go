@@ -55,13 +55,6 @@ func (s *partSpool) ReaderAt() io.ReaderAt {
 	return bytes.NewReader(s.mem)
 }
 
-// Head returns up to n leading bytes.
-func (s *partSpool) Head(n int) []byte {
-	b := make([]byte, min(int64(n), s.size))
-	k, _ := s.ReaderAt().ReadAt(b, 0)
-	return b[:k]
-}
-
 // Reader returns a fresh sequential reader of the whole part.
 func (s *partSpool) Reader() io.Reader {
 	return io.NewSectionReader(s.ReaderAt(), 0, s.size)

@@ -87,13 +87,6 @@ func (h *fakeHistory) RecordSender(ctx context.Context, tenant int64, sender str
 	return nil
 }
 
-func (h *fakeHistory) mark(tenant int64, sender string) {
-	_ = h.RecordSender(context.Background(), tenant, sender)
-	h.mu.Lock()
-	h.records = nil
-	h.mu.Unlock()
-}
-
 const tenantID = 7
 
 // exampleDir is the tenant used by most tests: Example Corp with two

@@ -330,15 +330,10 @@ func validateText(v string, max int) error {
 	return nil
 }
 
-// compileRegex compiles a regex entry's value the way it is matched: NFKC
-// (so full-width literals match their normalised text) and case-insensitive.
-// The pattern is not case-folded: that would turn \S into \s.
-func compileRegex(v string) (*regexp.Regexp, error) {
-	re, _, err := compileRegexSize(v)
-	return re, err
-}
-
-// compileRegexSize is compileRegex also returning the program size.
+// compileRegexSize compiles a regex entry's value the way it is matched:
+// NFKC (so full-width literals match their normalised text) and
+// case-insensitive, and returns the program size. The pattern is not
+// case-folded: that would turn \S into \s.
 func compileRegexSize(v string) (*regexp.Regexp, int, error) {
 	if len(v) > MaxRegexLen {
 		return nil, 0, fmt.Errorf("%w: longer than %d bytes", ErrRegex, MaxRegexLen)

@@ -77,17 +77,10 @@ func WithStreamMaxLength(n int64) Option { return func(c *config) { c.streamMaxL
 // WithMaxScanTime sets clamd's MaxScanTime (millisecond resolution).
 func WithMaxScanTime(d time.Duration) Option { return func(c *config) { c.maxScanTime = d } }
 
-// WithMaxRecursion sets clamd's MaxRecursion (default here 20).
-func WithMaxRecursion(n int) Option { return func(c *config) { c.maxRecursion = n } }
-
 // WithMaxThreads sets clamd's MaxThreads, the number of scans it runs at
 // once (default here 4). Zero or less leaves it out of clamd.conf, so clamd
 // uses its own default, as a packaged daemon does.
 func WithMaxThreads(n int) Option { return func(c *config) { c.maxThreads = n } }
-
-// WithAlertExceedsMax turns clamd's AlertExceedsMax on (the default here) or
-// off. Off, content over a limit is silently reported clean.
-func WithAlertExceedsMax(on bool) Option { return func(c *config) { c.alertExceedsMax = on } }
 
 // Clamd is a running clamd started by Start or Launch. Its methods are safe
 // for concurrent use.

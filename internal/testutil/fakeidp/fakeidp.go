@@ -95,12 +95,6 @@ type options struct {
 	tls                    bool
 }
 
-// WithClient registers the client ID and secret (default DefaultClientID
-// and DefaultClientSecret).
-func WithClient(id, secret string) Option {
-	return func(o *options) { o.clientID, o.clientSecret = id, secret }
-}
-
 // WithRedirectURIs restricts /authorize to these redirect URIs (exact
 // match, as OpenID Connect Core 3.1.2.1 requires). Without it any http or
 // https URI is accepted; /token still checks it equals the one authorized.
@@ -224,14 +218,6 @@ func (p *IdP) SetUserInfo(u User) {
 	defer p.mu.Unlock()
 	u.Claims = cloneClaims(u.Claims)
 	p.user = &u
-}
-
-// ClearUser makes /authorize show a form asking for an address and name
-// (for browser tests); the submitted address counts as verified.
-func (p *IdP) ClearUser() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.user = nil
 }
 
 // SetFault sets how the provider misbehaves from the next request on.
