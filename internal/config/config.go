@@ -105,7 +105,7 @@ type LimitsConfig struct {
 	MaxRecipients   int      `toml:"max_recipients" doc:"Recipients per transaction; more get 452 4.5.3."`
 	MaxHeaderBytes  int      `toml:"max_header_bytes" doc:"Largest header section accepted; larger gets 552 5.3.4."`
 	MaxReceived     int      `toml:"max_received" doc:"More Received headers than this is a mail loop: 554 5.4.6."`
-	MaxLineBytes    int      `toml:"max_line_bytes" doc:"Longest command or message line accepted before the connection is closed."`
+	MaxLineBytes    int      `toml:"max_line_bytes" doc:"Longest line accepted. A longer command line closes the connection with 500 5.4.0; a longer line in a message refuses that message with 554 5.6.0 once its data has been read, and the session goes on."`
 	CommandTimeout  Duration `toml:"command_timeout" doc:"Idle time allowed between bytes from the client (RFC 5321 4.5.3.2 suggests 5m)."`
 	MinDataRate     int      `toml:"min_data_rate" doc:"Bytes per second a client must sustain during DATA after the first 30 seconds; slower gets 451 4.4.2."`
 	MaxErrors       int      `toml:"max_errors" doc:"Rejected commands (unknown users, relay denied, ...) before the session is closed with 421."`

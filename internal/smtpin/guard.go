@@ -2,6 +2,7 @@ package smtpin
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"time"
 
@@ -9,35 +10,47 @@ import (
 )
 
 // guard sits between the SMTP DATA stream and the spool. It enforces what
-// go-smtp leaves to us: line endings (SMTP smuggling), NUL bytes, the header
-// section's size, the Received-header loop limit and a minimum data rate, and
-// it picks out the Message-ID and Subject for tracking. go-smtp already ends
-// DATA only at <CRLF>.<CRLF> and removes dot-stuffing.
+// go-smtp leaves to us: line endings (SMTP smuggling), NUL bytes, the line
+// length, the header section's size, the Received-header loop limit and a
+// minimum data rate, and it picks out the Message-ID and Subject for
+// tracking and the From field for the relay's author check. go-smtp already
+// ends DATA only at <CRLF>.<CRLF> and removes dot-stuffing.
 type guard struct {
 	w         io.Writer
 	normalize bool // convert bare LF/CR to CRLF instead of rejecting (trusted relays)
 
 	maxHeader   int
 	maxReceived int
+	maxLine     int
 	minRate     int
 	start       time.Time
+	errLongLine *smtp.SMTPError
 
-	n          int64
-	prevCR     bool
-	inHeader   bool
-	headerN    int
-	received   int
-	line       []byte // current header line (bounded), for Received/Message-ID/Subject
-	lastName   string
-	messageID  string
-	subject    string
+	n         int64
+	prevCR    bool
+	lineLen   int // bytes of the current line so far, line ending excluded
+	inHeader  bool
+	headerN   int
+	received  int
+	line      []byte // current header line (bounded), for Received/Message-ID/Subject
+	lastName  string
+	messageID string
+	subject   string
+	// from is the first From field's unfolded value (bounded); fromFields
+	// counts the From fields (RFC 5322 3.6 allows exactly one).
+	from       string
+	fromFields int
 	err        *smtp.SMTPError
 	outScratch []byte
 }
 
-func newGuard(w io.Writer, normalize bool, maxHeader, maxReceived, minRate int) *guard {
-	return &guard{w: w, normalize: normalize, maxHeader: maxHeader, maxReceived: maxReceived,
-		minRate: minRate, start: time.Now(), inHeader: true}
+// newGuard checks a message written to w. maxLine bounds every line
+// (0: no limit); maxHeader the header section.
+func newGuard(w io.Writer, normalize bool, maxLine, maxHeader, maxReceived, minRate int) *guard {
+	return &guard{w: w, normalize: normalize, maxLine: maxLine, maxHeader: maxHeader, maxReceived: maxReceived,
+		minRate: minRate, start: time.Now(), inHeader: true,
+		errLongLine: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+			Message: fmt.Sprintf("Line too long in message (limit %d bytes; RFC 5322 2.1.1 asks for at most 998)", maxLine)}}
 }
 
 var (
@@ -81,6 +94,7 @@ func (g *guard) Write(p []byte) (int, error) {
 				out = append(out, '\r')
 			}
 			g.endLine()
+			g.lineLen = 0
 		default:
 			if g.prevCR {
 				if !g.normalize {
@@ -90,6 +104,16 @@ func (g *guard) Write(p []byte) (int, error) {
 				// bare CR: turn it into a line break
 				out = append(out, '\n')
 				g.endLine()
+				g.lineLen = 0
+			}
+			if c != '\r' {
+				g.lineLen++
+				if g.maxLine > 0 && g.lineLen > g.maxLine {
+					// Permanent: the same message would fail again. The
+					// caller keeps reading DATA to its end, then replies.
+					g.err = g.errLongLine
+					return 0, g.err
+				}
 			}
 			if c != '\r' && g.inHeader && len(g.line) < 4096 {
 				g.line = append(g.line, c)
@@ -142,6 +166,9 @@ func (g *guard) endLine() {
 		if g.lastName == "subject" && len(g.subject) < 998 {
 			g.subject += string(line)
 		}
+		if g.lastName == "from" && len(g.from) < maxFromLen {
+			g.from += string(line)
+		}
 		return
 	}
 	colon := bytes.IndexByte(line, ':')
@@ -168,8 +195,19 @@ func (g *guard) endLine() {
 		} else {
 			g.lastName = "" // a second Subject is not appended to the first
 		}
+	case "from":
+		g.fromFields++
+		if g.fromFields == 1 {
+			g.from = truncate(val, maxFromLen)
+		} else {
+			g.lastName = ""
+		}
 	}
 }
+
+// maxFromLen bounds the From value kept; a longer one is cut and then
+// fails to parse, which the relay treats as an unreadable author.
+const maxFromLen = 4096
 
 // finish checks the state at the end of DATA.
 func (g *guard) finish() error {

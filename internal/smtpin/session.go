@@ -315,7 +315,7 @@ func (se *session) Data(r io.Reader) error {
 	if _, err := io.WriteString(bw, se.receivedHeader(id, now)); err != nil {
 		return se.spoolErr(err)
 	}
-	g := newGuard(bw, d.Listener.BareLF == "normalize", d.Limits.MaxHeaderBytes, d.Limits.MaxReceived, d.Limits.MinDataRate)
+	g := newGuard(bw, d.Listener.BareLF == "normalize", d.Limits.MaxLineBytes, d.Limits.MaxHeaderBytes, d.Limits.MaxReceived, d.Limits.MinDataRate)
 	if _, err := io.Copy(g, r); err != nil {
 		var se2 *smtp.SMTPError
 		if errors.As(err, &se2) {

@@ -983,6 +983,17 @@ func (c *Conn) handleData(arg string) {
 		return
 	}
 
+	// mailgate: the message's lines are not held to the command line limit
+	// here (as BDAT chunks are not): the backend checks them while it reads
+	// and refuses an over-long line with a reply of its own, and the rest
+	// of the data is still read to its end, so the session stays in step
+	// with the client instead of being closed after a misleading reply.
+	c.lineLimitReader.LineLimit = 0
+	defer func() {
+		c.lineLimitReader.LineLimit = c.server.MaxLineLength
+		c.lineLimitReader.curLineLength = 0
+	}()
+
 	r := newDataReader(c)
 	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
 	r.limited = false
