@@ -52,7 +52,8 @@ type App struct {
 	metrics           *metrics
 	stopMaint         context.CancelFunc
 	stopLifecycle     func()
-	done              chan struct{} // closed by Close: background helpers stop
+	history           []*asyncHistory // written out by Close, before the store closes
+	done              chan struct{}   // closed by Close: background helpers stop
 	closeOnce         sync.Once
 }
 
@@ -304,6 +305,9 @@ func (a *App) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
 		close(a.done)
+		for _, h := range a.history {
+			h.Stop()
+		}
 		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close())
 	})
 	return err

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -132,11 +134,14 @@ func (d storeDirectory) SeenSender(ctx context.Context, tenantID int64, sender s
 // senderHistory records senders off the accept path: the impersonation
 // check notes every sender, and a durable write per message before the 250
 // would cost more than the check itself. Records are coalesced and written
-// once a second; a crash loses at most that second of "seen" marks, which
-// only makes a sender look new once more.
+// once a second; a failed write keeps its record and the ones after it for
+// the next round, and Close writes what is left before the store closes. A
+// crash loses at most that second of "seen" marks, which only makes a
+// sender look new once more.
 func (a *App) senderHistory() *asyncHistory {
-	h := &asyncHistory{s: a.Store, log: a.Log, pending: map[senderKey]time.Time{}}
-	go h.loop(a.done)
+	h := newAsyncHistory(a.Store, a.Log.With("stage", "sender-history"), a.Clock.Now)
+	a.history = append(a.history, h)
+	go h.run(time.Second)
 	return h
 }
 
@@ -145,11 +150,25 @@ type senderKey struct {
 	sender string
 }
 
+// maxPendingSenders bounds the records held between writes; past it new
+// senders are not noted (they look new once more, nothing worse).
+const maxPendingSenders = 100000
+
 type asyncHistory struct {
 	s       store.Store
-	log     interface{ Warn(string, ...any) }
+	log     *slog.Logger
+	now     func() time.Time
 	mu      sync.Mutex
 	pending map[senderKey]time.Time
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func newAsyncHistory(s store.Store, log *slog.Logger, now func() time.Time) *asyncHistory {
+	return &asyncHistory{s: s, log: log, now: now, pending: map[senderKey]time.Time{},
+		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (h *asyncHistory) SeenSender(ctx context.Context, tenantID int64, sender string) (bool, error) {
@@ -164,33 +183,77 @@ func (h *asyncHistory) SeenSender(ctx context.Context, tenantID int64, sender st
 
 func (h *asyncHistory) RecordSender(ctx context.Context, tenantID int64, sender string) error {
 	h.mu.Lock()
-	if len(h.pending) < 100000 {
-		h.pending[senderKey{tenantID, sender}] = time.Now()
+	if len(h.pending) < maxPendingSenders {
+		h.pending[senderKey{tenantID, sender}] = h.now()
 	}
 	h.mu.Unlock()
 	return nil
 }
 
-func (h *asyncHistory) loop(done <-chan struct{}) {
-	t := time.NewTicker(time.Second)
+// run writes the pending records every interval until Stop, then once more.
+func (h *asyncHistory) run(interval time.Duration) {
+	defer close(h.done)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-done:
+		case <-h.stop:
+			// Shutdown: one last bounded try, so a stop does not forget the
+			// senders of the last second.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := h.flush(ctx); err != nil {
+				h.mu.Lock()
+				n := len(h.pending)
+				h.mu.Unlock()
+				h.log.Warn("sender history not written at shutdown", "err", err, "senders", n)
+			}
+			cancel()
 			return
 		case <-t.C:
 		}
-		h.mu.Lock()
-		batch := h.pending
-		h.pending = map[senderKey]time.Time{}
-		h.mu.Unlock()
-		for k, at := range batch {
-			if err := h.s.RecordSender(context.Background(), k.tenant, k.sender, at); err != nil {
-				h.log.Warn("recording sender history", "err", err)
-				break
-			}
+		if err := h.flush(context.Background()); err != nil {
+			h.log.Warn("recording sender history; will retry", "err", err)
 		}
 	}
+}
+
+// Stop ends run after its final write. Safe to call more than once.
+func (h *asyncHistory) Stop() {
+	h.stopOnce.Do(func() { close(h.stop) })
+	<-h.done
+}
+
+// flush writes the pending records. At the first failure it stops (the
+// store is likely down for all of them) and puts that record and every one
+// not yet written back, unless a newer record of the same sender arrived
+// meanwhile.
+func (h *asyncHistory) flush(ctx context.Context) error {
+	h.mu.Lock()
+	batch := h.pending
+	h.pending = map[senderKey]time.Time{}
+	h.mu.Unlock()
+	var failed error
+	left := map[senderKey]time.Time{}
+	for k, at := range batch {
+		if failed == nil {
+			if err := h.s.RecordSender(ctx, k.tenant, k.sender, at); err != nil {
+				failed = fmt.Errorf("sender history: %w", err)
+			} else {
+				continue
+			}
+		}
+		left[k] = at
+	}
+	if len(left) > 0 {
+		h.mu.Lock()
+		for k, at := range left {
+			if _, newer := h.pending[k]; !newer && len(h.pending) < maxPendingSenders {
+				h.pending[k] = at
+			}
+		}
+		h.mu.Unlock()
+	}
+	return failed
 }
 
 // SpamClassifier is the statistical classifier over the store's models.

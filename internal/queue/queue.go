@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +70,9 @@ type Queue struct {
 	closed  bool
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
+	// stopping is closed by Stop: the poller ends at once rather than at
+	// its next tick (which may be an hour away).
+	stopping chan struct{}
 }
 
 // New builds a queue.
@@ -82,7 +86,7 @@ func New(d Deps) *Queue {
 	if d.Rand == nil {
 		d.Rand = rand.Float64
 	}
-	q := &Queue{d: d, log: d.Log.With("stage", "queue")}
+	q := &Queue{d: d, log: d.Log.With("stage", "queue"), stopping: make(chan struct{})}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -124,6 +128,7 @@ func (q *Queue) Stop(ctx context.Context) error {
 	q.closed = true
 	q.pending = nil
 	q.cond.Broadcast()
+	close(q.stopping)
 	q.mu.Unlock()
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
@@ -195,6 +200,8 @@ func (q *Queue) poller(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-q.stopping:
+			return
 		case <-t.C:
 		}
 		q.mu.Lock()
@@ -242,7 +249,56 @@ func (q *Queue) worker(ctx context.Context) {
 		q.pending[0] = store.Job{}
 		q.pending = q.pending[1:]
 		q.mu.Unlock()
-		q.Process(ctx, job)
+		q.processSafely(ctx, job)
+	}
+}
+
+// processSafely runs Process and survives a panic in it (a bug in routing,
+// delivery or DSN code, perhaps set off by one odd message): the worker
+// goroutine goes on with the next job, and the job's recipients are
+// deferred like after a temporary failure, so the message is neither lost
+// nor left leased until the lease runs out.
+func (q *Queue) processSafely(ctx context.Context, job store.Job) {
+	defer func() {
+		if p := recover(); p != nil {
+			q.deferAfterPanic(ctx, job, p, debug.Stack())
+		}
+	}()
+	q.Process(ctx, job)
+}
+
+// panicReply is what tracking and the queue listing show for an attempt
+// that ended in a panic; the details are in the log only.
+const panicReply = "local error: the delivery attempt failed inside mailgate (see the log)"
+
+// deferAfterPanic records a failed attempt for every recipient of job:
+// next attempt from the retry schedule and a tracking event. Past
+// bounce_after a recipient is held instead, for the operator: a message
+// that keeps crashing the delivery code is never bounced or deleted
+// silently.
+func (q *Queue) deferAfterPanic(ctx context.Context, job store.Job, p any, stack []byte) {
+	m := job.Message
+	log := q.log.With("id", m.ID, "tenant", m.TenantID)
+	log.Error("delivery attempt panicked; recipients deferred", "panic", fmt.Sprint(p), "stack", string(stack))
+	now := q.d.Clock.Now()
+	updates := make([]store.RecipientUpdate, 0, len(job.Recipients))
+	events := make([]store.Event, 0, len(job.Recipients))
+	for _, r := range job.Recipients {
+		u := store.RecipientUpdate{ID: r.ID, State: store.Queued, LastReply: panicReply, CountAttempt: true, DelayNotified: r.DelayNotified}
+		ev := store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Rcpt: r.Addr, Kind: "deferred"}
+		if now.Sub(m.ReceivedAt) >= q.d.Config.Bounce.Duration {
+			u.State, u.NextAttempt = store.Held, now
+			ev.Kind, ev.Detail = "held", panicReply+"; held for the operator after "+q.d.Config.Bounce.Duration.String()
+		} else {
+			u.NextAttempt = now.Add(q.nextWait(r.Attempts))
+			ev.Detail = panicReply + "; next attempt " + u.NextAttempt.UTC().Format(time.RFC3339)
+		}
+		updates = append(updates, u)
+		events = append(events, ev)
+	}
+	if _, err := q.d.Store.Complete(context.WithoutCancel(ctx), m.TenantID, m.ID, updates, events); err != nil {
+		// The lease runs out and the attempt is repeated then.
+		log.Error("recording the failed attempt", "err", err)
 	}
 }
 

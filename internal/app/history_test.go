@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// historyStore records RecordSender calls; the first fails calls fail.
+type historyStore struct {
+	store.Store
+	mu      sync.Mutex
+	fail    int
+	written []string
+}
+
+func (s *historyStore) RecordSender(_ context.Context, _ int64, sender string, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("database is locked")
+	}
+	s.written = append(s.written, sender)
+	return nil
+}
+
+func (s *historyStore) SeenSender(context.Context, int64, string) (bool, error) { return false, nil }
+
+func (s *historyStore) got() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := append([]string(nil), s.written...)
+	sort.Strings(w)
+	return strings.Join(w, ",")
+}
+
+func TestSenderHistoryKeepsWhatAFailedWriteLeft(t *testing.T) {
+	t.Parallel()
+	st := &historyStore{fail: 1}
+	h := newAsyncHistory(st, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	ctx := context.Background()
+	for _, s := range []string{"a@x.test", "b@x.test", "c@x.test"} {
+		h.RecordSender(ctx, 1, s)
+	}
+	if err := h.flush(ctx); err == nil {
+		t.Fatal("a failed write was not reported")
+	}
+	// Nothing was dropped: every sender not written is still known...
+	for _, s := range []string{"a@x.test", "b@x.test", "c@x.test"} {
+		if seen, _ := h.SeenSender(ctx, 1, s); !seen {
+			t.Fatalf("%s forgotten after a failed write (written: %s)", s, st.got())
+		}
+	}
+	// ...and written at the next round.
+	if err := h.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.got(); got != "a@x.test,b@x.test,c@x.test" {
+		t.Fatalf("written %s", got)
+	}
+}
+
+func TestSenderHistoryWrittenAtStop(t *testing.T) {
+	t.Parallel()
+	st := &historyStore{}
+	h := newAsyncHistory(st, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	go h.run(time.Hour) // no tick during the test: only Stop writes
+	h.RecordSender(context.Background(), 1, "late@x.test")
+	h.Stop()
+	if got := st.got(); got != "late@x.test" {
+		t.Fatalf("written at stop: %q", got)
+	}
+	h.Stop() // a second Stop returns at once
+}
