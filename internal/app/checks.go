@@ -27,10 +27,10 @@ func (a *App) stages() []policy.Stage {
 	for _, name := range cc.Enabled {
 		switch name {
 		case "lists":
-			out = append(out, policy.Stage{Check: lists.New(listSource{a.Store}, lists.Options{Clock: a.Clock, Log: a.Log}), Timeout: cc.Timeout.Duration})
+			out = append(out, policy.Stage{Check: lists.New(listSource{a.Store}, lists.Options{Clock: a.Clock, Log: a.Log}), Timeout: cc.Deadline(name)})
 		case "auth":
 			out = append(out, policy.Stage{Check: auth.New(auth.Config{Resolver: a.Resolver, Domains: storeDirectory{a.Store},
-				Hostname: a.Config.Hostname, Timeout: cc.Timeout.Duration, Now: a.Clock.Now}), Timeout: cc.Timeout.Duration + 5*time.Second})
+				Hostname: a.Config.Hostname, Timeout: cc.Timeout.Duration, Now: a.Clock.Now}), Timeout: cc.Deadline(name)})
 		case "av":
 			if cc.Clamd == "" {
 				continue // Start warns about it
@@ -45,9 +45,9 @@ func (a *App) stages() []policy.Stage {
 			} else {
 				cl.Network = "tcp"
 			}
-			out = append(out, policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.AVTimeout.Duration + 5*time.Second, OnError: onErr})
+			out = append(out, policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.Deadline(name), OnError: onErr})
 		case "spam":
-			out = append(out, policy.Stage{Check: &spam.Check{Classifier: a.SpamClassifier(), Resolver: a.Resolver, Now: a.Clock.Now}, Timeout: cc.Timeout.Duration})
+			out = append(out, policy.Stage{Check: &spam.Check{Classifier: a.SpamClassifier(), Resolver: a.Resolver, Now: a.Clock.Now}, Timeout: cc.Deadline(name)})
 		case "rspamd":
 			if cc.Rspamd == "" {
 				continue // Start warns about it
@@ -57,7 +57,7 @@ func (a *App) stages() []policy.Stage {
 				a.Log.Error("rspamd check disabled", "err", err)
 				continue
 			}
-			out = append(out, policy.Stage{Check: c, Timeout: cc.Timeout.Duration + 5*time.Second})
+			out = append(out, policy.Stage{Check: c, Timeout: cc.Deadline(name)})
 		case "spamassassin":
 			if cc.Spamd == "" {
 				continue
@@ -71,16 +71,16 @@ func (a *App) stages() []policy.Stage {
 				a.Log.Error("spamassassin check disabled", "err", err)
 				continue
 			}
-			out = append(out, policy.Stage{Check: c, Timeout: cc.Timeout.Duration + 5*time.Second})
+			out = append(out, policy.Stage{Check: c, Timeout: cc.Deadline(name)})
 		case "structure":
-			out = append(out, policy.Stage{Check: structure.Check{}, Timeout: cc.Timeout.Duration})
+			out = append(out, policy.Stage{Check: structure.Check{}, Timeout: cc.Deadline(name)})
 		case "bec":
 			c, err := bec.New(bec.Config{Directory: storeDirectory{a.Store}, History: a.senderHistory(), Now: a.Clock.Now})
 			if err != nil {
 				a.Log.Error("impersonation check disabled", "err", err)
 				continue
 			}
-			out = append(out, policy.Stage{Check: c, Timeout: cc.Timeout.Duration})
+			out = append(out, policy.Stage{Check: c, Timeout: cc.Deadline(name)})
 		}
 	}
 	return out

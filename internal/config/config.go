@@ -73,8 +73,47 @@ type ChecksConfig struct {
 	Rspamd         string   `toml:"rspamd" doc:"URL of an rspamd normal worker (e.g. http://127.0.0.1:11333) for sites that run one; used when \"rspamd\" is in enabled."`
 	RspamdPassword string   `toml:"rspamd_password" doc:"Password for rspamd, if it asks for one."`
 	Spamd          string   `toml:"spamd" doc:"SpamAssassin spamd address (host:port or a unix socket path); used when \"spamassassin\" is in enabled."`
-	Timeout        Duration `toml:"timeout" doc:"Deadline of each check per message."`
-	AVTimeout      Duration `toml:"av_timeout" doc:"Deadline of the anti-virus check per message."`
+	Timeout        Duration `toml:"timeout" doc:"Deadline of each check per message. Checks that wait on a peer (auth on DNS, rspamd, spamassassin) get 5s more, so the peer's own timeout answers first."`
+	AVTimeout      Duration `toml:"av_timeout" doc:"Deadline of the anti-virus scan per message (clamd); the check as a whole gets 5s more."`
+	Budget         Duration `toml:"budget" doc:"Time all checks of one message may take together (they run side by side), from the end of DATA. 0: the longest deadline of the enabled checks (av_timeout + 5s with the defaults). It may not be shorter than that deadline. Writing the accepted message afterwards has its own deadline and never eats into this one."`
+}
+
+// peerMargin is added to the deadline of checks that talk to a peer (DNS,
+// clamd, rspamd, spamd): their own client timeout fires first and gives a
+// precise error, the stage deadline is the backstop.
+const peerMargin = 5 * time.Second
+
+// Deadline is the stage deadline of the named check per message.
+func (c ChecksConfig) Deadline(check string) time.Duration {
+	switch check {
+	case "av":
+		return c.AVTimeout.Duration + peerMargin
+	case "auth", "rspamd", "spamassassin":
+		return c.Timeout.Duration + peerMargin
+	}
+	return c.Timeout.Duration
+}
+
+// longestDeadline is the longest stage deadline of the enabled checks.
+func (c ChecksConfig) longestDeadline() (time.Duration, string) {
+	var d time.Duration
+	var which string
+	for _, n := range c.Enabled {
+		if v := c.Deadline(n); v > d {
+			d, which = v, n
+		}
+	}
+	return d, which
+}
+
+// ScanBudget is the time the checks of one message may take together:
+// Budget, or when it is 0 the longest deadline of the enabled checks.
+func (c ChecksConfig) ScanBudget() time.Duration {
+	if c.Budget.Duration > 0 {
+		return c.Budget.Duration
+	}
+	d, _ := c.longestDeadline()
+	return d
 }
 
 // DNSConfig chooses the DNS resolver.
@@ -258,6 +297,14 @@ func (c *Config) Validate() error {
 		default:
 			return fmt.Errorf("checks.enabled: unknown check %q (lists, structure, auth, av, bec, spam, rspamd, spamassassin)", n)
 		}
+	}
+	if c.Checks.Budget.Duration < 0 {
+		return fmt.Errorf("checks.budget must not be negative")
+	}
+	if d, which := c.Checks.longestDeadline(); c.Checks.Budget.Duration > 0 && c.Checks.Budget.Duration < d {
+		// One budget: a shorter one would silently cut a check's own
+		// deadline short (a large message's virus scan, say).
+		return fmt.Errorf("checks.budget (%s) is shorter than the %s check's deadline (%s); raise it or lower the check's timeout", c.Checks.Budget.Duration, which, d)
 	}
 	if len(c.Queue.Retry) == 0 {
 		return fmt.Errorf("queue.retry must list at least one wait")

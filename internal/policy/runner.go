@@ -31,6 +31,10 @@ type Stage struct {
 // order, so the outcome never depends on which check finished first.
 type Runner struct {
 	Stages []Stage
+	// Budget, when positive, bounds all stages of one Run together (they
+	// run side by side, so it is the longest a Run takes); a stage still
+	// running when it is used up fails with its OnError action.
+	Budget time.Duration
 	Log    *slog.Logger
 }
 
@@ -40,6 +44,11 @@ func (r *Runner) Run(ctx context.Context, m *Message, s RcptSettings) ([]Finding
 	log := r.Log
 	if log == nil {
 		log = slog.Default()
+	}
+	if r.Budget > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.Budget)
+		defer cancel()
 	}
 	results := make([][]Finding, len(r.Stages))
 	var wg sync.WaitGroup

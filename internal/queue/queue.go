@@ -143,10 +143,20 @@ func (q *Queue) Stop(ctx context.Context) error {
 	return err
 }
 
+// commitTimeout bounds one envelope commit.
+const commitTimeout = 30 * time.Second
+
 // Enqueue makes a message's envelope durable (the blob already is). When the
 // queue is running, the recipients are leased to this node and delivery
 // starts at once without waiting for the poller.
+//
+// The commit has its own deadline and does not end with ctx: by the time a
+// message is committed the caller has decided to keep it, and a caller
+// whose time was used up by the checks before it (or whose client has just
+// gone) must not turn that decision into a failure halfway through.
 func (q *Queue) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
 	q.mu.Lock()
 	running := q.started && !q.closed
 	q.mu.Unlock()

@@ -63,6 +63,11 @@ type Deps struct {
 	Queue    Enqueuer
 	Log      *slog.Logger
 	Clock    clock.Clock
+	// ScanBudget is how long the checks of one message may take
+	// (checks.budget, enforced by the policy runner). The accept deadline
+	// of a message is ScanBudget plus commitTimeout, so writing the
+	// accepted message never fails because the checks used their budget.
+	ScanBudget time.Duration
 }
 
 // Server is one SMTP listener (possibly on several addresses).
@@ -75,6 +80,10 @@ type Server struct {
 	total int
 	live  map[*trackedConn]struct{}
 	seq   atomic.Uint64
+	// base is the parent of every connection's context; Shutdown cancels
+	// it once the sessions are told to go.
+	base     context.Context
+	stopBase context.CancelFunc
 }
 
 // New builds a server; call Serve with each listener.
@@ -86,6 +95,7 @@ func New(d Deps) *Server {
 		d.Clock = clock.System{}
 	}
 	s := &Server{d: d, perIP: map[string]int{}, live: map[*trackedConn]struct{}{}, log: d.Log.With("listener", d.Kind.String())}
+	s.base, s.stopBase = context.WithCancel(context.Background())
 	srv := smtp.NewServer(s)
 	srv.Domain = d.Hostname
 	srv.MaxMessageBytes = d.Limits.MaxMessageBytes
@@ -127,6 +137,7 @@ const ShutdownGrace = 5 * time.Second
 // closes them. Nothing acknowledged is at risk: a message is only ever
 // acknowledged after it is durable.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.stopBase()
 	done := make(chan error, 1)
 	go func() { done <- s.smtp.Shutdown(ctx) }()
 	grace := time.NewTimer(ShutdownGrace)
@@ -197,6 +208,7 @@ func (s *Server) admit(c net.Conn, ip string) (net.Conn, bool) {
 		return nil, false
 	}
 	tc := &trackedConn{Conn: c, s: s, ip: ip, idle: s.d.Limits.CommandTimeout.Duration, id: s.seq.Add(1)}
+	tc.ctx, tc.cancel = context.WithCancel(s.base)
 	s.mu.Lock()
 	s.live[tc] = struct{}{}
 	s.mu.Unlock()
@@ -228,9 +240,13 @@ func remoteIP(a net.Addr) string {
 // trackedConn renews the idle deadline on every read (go-smtp sets one per
 // command, which would bound a whole DATA transfer), checks for early
 // talkers before the greeting, and lets a session close the connection
-// after its response is written.
+// after its response is written. Its context ends when the connection is
+// closed (by the session's end or by Shutdown), which stops the checks of
+// a message nobody is waiting for any more.
 type trackedConn struct {
 	net.Conn
+	ctx     context.Context
+	cancel  context.CancelFunc
 	s       *Server
 	ip      string
 	id      uint64
@@ -277,7 +293,10 @@ func (c *trackedConn) talkedFirst() bool {
 }
 
 func (c *trackedConn) Close() error {
-	c.once.Do(func() { c.s.release(c.ip, c) })
+	c.once.Do(func() {
+		c.cancel()
+		c.s.release(c.ip, c)
+	})
 	return c.Conn.Close()
 }
 

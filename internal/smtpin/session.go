@@ -21,8 +21,14 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-// stageTimeout bounds each store lookup or commit made during the dialogue.
-const stageTimeout = 30 * time.Second
+// lookupTimeout bounds each store lookup made during the dialogue
+// (recipients, relay networks, logins).
+const lookupTimeout = 30 * time.Second
+
+// commitTimeout bounds what follows the checks of an accepted message:
+// writing its modified and quarantined copies and committing it. It is
+// added to the scan budget, never taken from it.
+const commitTimeout = 30 * time.Second
 
 type rcpt struct {
 	addr   addr.Address
@@ -102,8 +108,18 @@ func (se *session) reject(err *smtp.SMTPError) error {
 	return err
 }
 
+// connCtx ends with the connection (or with the server, for a session
+// without a tracked connection).
+func (se *session) connCtx() context.Context {
+	if se.tc != nil {
+		return se.tc.ctx
+	}
+	return se.s.base
+}
+
+// ctx is the context of one store lookup.
 func (se *session) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), stageTimeout)
+	return context.WithTimeout(se.connCtx(), lookupTimeout)
 }
 
 // AuthMechanisms offers PLAIN on the outbound listener only; go-smtp offers
@@ -355,7 +371,12 @@ func (se *session) Data(r io.Reader) error {
 	ev := []store.Event{{MessageID: id, TenantID: se.tenantID, At: now, Kind: "received", Remote: se.ip,
 		Detail: fmt.Sprintf("%s from <%s> helo=%s size=%d tls=%v%s rcpts=%s", d.Kind, se.from, m.Helo, m.Size, se.tls,
 			authDetail(se.authUser), strings.Join(names, ","))}}
-	ctx, cancel := se.ctx()
+	// One deadline for checking and keeping the message: the checks' budget
+	// (the runner holds them to it) plus the time to write the result. It
+	// ends early when the connection goes, e.g. at shutdown: checks still
+	// running then fail, and the message is refused (the client, gone, will
+	// send it again); a commit already under way completes.
+	ctx, cancel := context.WithTimeout(se.connCtx(), d.ScanBudget+commitTimeout)
 	defer cancel()
 	if err := d.Queue.Enqueue(ctx, m, rcpts, ev); err != nil {
 		// The blob is durable but was never acknowledged: remove it.
@@ -465,7 +486,8 @@ func (se *session) recordRefused() {
 	}
 	refused := se.refused
 	se.refused = nil
-	ctx, cancel := se.ctx()
+	// Also at the end of a connection that is already closed.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(se.connCtx()), lookupTimeout)
 	defer cancel()
 	now := se.s.d.Clock.Now()
 	byTenant := map[int64][]string{}
