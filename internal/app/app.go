@@ -190,7 +190,7 @@ func (a *App) Start(ctx context.Context) error {
 	mk := func(kind smtpin.Kind, lc config.ListenerConfig) *smtpin.Server {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
 			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Pipeline, kind), Log: a.Log, Clock: a.Clock,
-			ScanBudget: a.Config.Checks.ScanBudget()})
+			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster})
 	}
 	a.inbound = mk(smtpin.Inbound, a.Config.Inbound)
 	a.outbound = mk(smtpin.Outbound, a.Config.Outbound)

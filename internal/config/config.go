@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/mailgate/mailgate/internal/addr"
 )
 
 // Duration is a time.Duration that reads and writes as "30m", "4h" in TOML.
@@ -51,6 +53,8 @@ type Config struct {
 	DataDir  string `toml:"data_dir" doc:"Directory holding the database, the spool and the generated TLS certificate. Created if missing."`
 	NodeID   string `toml:"node_id" doc:"Stable name of this node; queue leases are taken in its name. Default: the hostname."`
 	LogLevel string `toml:"log_level" doc:"debug, info, warn or error."`
+
+	Postmaster string `toml:"postmaster" doc:"Where mail to the bare <Postmaster> (RFC 5321 4.5.1: no domain) arriving on the inbound listener goes: an address in a served domain, which it then reaches through that domain's route and checks like any mail to it. Empty: postmaster@ the served domain the hostname is in (mx.example.com: example.com, or the hostname itself when it is served). When neither is served, <Postmaster> gets 451 4.3.5 and an error is logged. postmaster@ every served domain is always accepted."`
 
 	DNS      DNSConfig      `toml:"dns"`
 	TLS      TLSConfig      `toml:"tls"`
@@ -261,6 +265,11 @@ func Load(path string) (Config, error) {
 func (c *Config) Validate() error {
 	if c.NodeID == "" {
 		c.NodeID = c.Hostname
+	}
+	if c.Postmaster != "" {
+		if _, err := addr.Parse(c.Postmaster); err != nil {
+			return fmt.Errorf("postmaster %q: %w", c.Postmaster, err)
+		}
 	}
 	if c.HTTP.ReportZone != "" {
 		if _, err := time.LoadLocation(c.HTTP.ReportZone); err != nil {

@@ -68,6 +68,10 @@ type Deps struct {
 	// of a message is ScanBudget plus commitTimeout, so writing the
 	// accepted message never fails because the checks used their budget.
 	ScanBudget time.Duration
+	// Postmaster is where RCPT TO:<Postmaster> goes on the inbound
+	// listener (config postmaster); empty: postmaster@ the served domain
+	// that Hostname is in.
+	Postmaster string
 }
 
 // Server is one SMTP listener (possibly on several addresses).

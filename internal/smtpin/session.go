@@ -244,6 +244,9 @@ func (se *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if !se.hasFrom {
 		return se.reject(smtpErr(503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL before RCPT"))
 	}
+	if se.s.d.Kind == Inbound && strings.EqualFold(to, "postmaster") {
+		return se.barePostmaster(opts)
+	}
 	a, err := addr.Parse(to)
 	switch {
 	case errors.Is(err, addr.ErrRouting), errors.Is(err, addr.ErrLiteral):
@@ -258,10 +261,15 @@ func (se *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		}
 	}
 	if se.s.d.Kind == Inbound {
-		if err := se.inboundRcpt(a); err != nil {
+		if err := se.inboundRcpt(a, false); err != nil {
 			return err
 		}
 	}
+	se.addRcpt(a, opts)
+	return nil
+}
+
+func (se *session) addRcpt(a addr.Address, opts *smtp.RcptOptions) {
 	r := rcpt{addr: a}
 	if opts != nil {
 		if opts.OriginalRecipient != "" {
@@ -274,10 +282,64 @@ func (se *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		r.notify = strings.Join(n, ",")
 	}
 	se.rcpts = append(se.rcpts, r)
+}
+
+// barePostmaster accepts RCPT TO:<Postmaster> (RFC 5321 4.5.1: every SMTP
+// server must take it, without a domain) for the operator's postmaster
+// address: the configured one, or postmaster@ the served domain the host
+// name is in. The target is always in a served domain, so this opens no
+// relay; the message then goes like any mail to that address.
+func (se *session) barePostmaster(opts *smtp.RcptOptions) error {
+	ctx, cancel := se.ctx()
+	defer cancel()
+	a, err := se.postmasterAddress(ctx)
+	if err != nil {
+		se.log.Error("no postmaster address: set postmaster in the configuration", "err", err)
+		return smtpErr(451, smtp.EnhancedCode{4, 3, 5}, "Postmaster mailbox not configured here, try again later")
+	}
+	for _, r := range se.rcpts {
+		if r.addr.Key() == a.Key() {
+			return nil
+		}
+	}
+	if err := se.inboundRcpt(a, true); err != nil {
+		return err
+	}
+	se.addRcpt(a, opts)
 	return nil
 }
 
-func (se *session) inboundRcpt(a addr.Address) error {
+// postmasterAddress resolves where <Postmaster> goes; it is in a served
+// domain or an error.
+func (se *session) postmasterAddress(ctx context.Context) (addr.Address, error) {
+	if pm := se.s.d.Postmaster; pm != "" {
+		a, err := addr.Parse(pm)
+		if err != nil {
+			return addr.Address{}, fmt.Errorf("postmaster %q: %w", pm, err)
+		}
+		if _, err := se.s.d.Store.DomainByName(ctx, a.Domain); err != nil {
+			return addr.Address{}, fmt.Errorf("postmaster %q: domain: %w", pm, err)
+		}
+		return a, nil
+	}
+	labels := strings.Split(strings.ToLower(strings.TrimSuffix(se.s.d.Hostname, ".")), ".")
+	for i := 0; i < len(labels)-1; i++ {
+		dom := strings.Join(labels[i:], ".")
+		_, err := se.s.d.Store.DomainByName(ctx, dom)
+		if err == nil {
+			return addr.Parse("postmaster@" + dom)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return addr.Address{}, fmt.Errorf("domain %s: %w", dom, err)
+		}
+	}
+	return addr.Address{}, fmt.Errorf("no served domain in host name %q", se.s.d.Hostname)
+}
+
+// inboundRcpt checks a recipient of the MX: a served domain, the tenant of
+// the transaction, and a known user unless anyUser (postmaster@ every
+// served domain is always known).
+func (se *session) inboundRcpt(a addr.Address, anyUser bool) error {
 	ctx, cancel := se.ctx()
 	defer cancel()
 	dom, err := se.s.d.Store.DomainByName(ctx, a.Domain)
@@ -297,7 +359,7 @@ func (se *session) inboundRcpt(a addr.Address) error {
 		se.log.Error("user lookup", "err", err)
 		return errTempLocal
 	}
-	if !ok && !strings.EqualFold(a.Local, "postmaster") {
+	if !ok && !anyUser && !strings.EqualFold(a.Local, "postmaster") {
 		// postmaster@ every served domain must work (RFC 5321 4.5.1); the
 		// customer's server is expected to have it.
 		se.log.Info("rcpt refused: unknown user", "rcpt", a.String())

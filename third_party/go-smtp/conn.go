@@ -686,8 +686,15 @@ func (c *Conn) handleRcpt(arg string) {
 	}
 
 	p := parser{s: strings.TrimSpace(arg)}
-	recipient, err := p.parsePath()
-	if err != nil {
+	var recipient string
+	var err error
+	// mailgate: RFC 5321 4.1.1.3 allows "<Postmaster>" without a domain
+	// (case-insensitive); the backend gets "Postmaster" as written and
+	// decides where it goes.
+	const bare = "<postmaster>"
+	if len(p.s) >= len(bare) && strings.EqualFold(p.s[:len(bare)], bare) {
+		recipient, p.s = p.s[1:len(bare)-1], p.s[len(bare):]
+	} else if recipient, err = p.parsePath(); err != nil {
 		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
 		return
 	}
