@@ -82,6 +82,11 @@ type Result struct {
 	Text      string // the reply text, or our description of a local/network error
 	Remote    string // host that answered
 	Permanent bool   // 5xx: bounce now
+	// NextHopDSN says the host that took the message advertised DSN
+	// (RFC 3461), so it was handed each recipient's NOTIFY and ORCPT and
+	// reports on the message from there on; when false, a recipient that
+	// asked for NOTIFY=SUCCESS gets a "relayed" notice from us.
+	NextHopDSN bool
 }
 
 // OK reports success.
@@ -312,6 +317,7 @@ func (c *Client) transaction(ctx context.Context, p *pooled, req Request) ([]Res
 		return results, nil
 	}
 	dataRes := c.data(p, req)
+	dataRes.NextHopDSN, _ = p.c.Extension("DSN")
 	for i := range results {
 		if results[i].Code == 250 && results[i].Enhanced == "2.1.5" {
 			r := dataRes

@@ -1,7 +1,8 @@
 // Package dsn builds and reads delivery status notifications (RFC 3464)
-// carried in a multipart/report (RFC 6522): the delay warnings and failure
-// bounces the queue sends back to an envelope sender, and enough parsing of
-// such a report for tests and for recognising DSNs that arrive from elsewhere.
+// carried in a multipart/report (RFC 6522): the delay warnings, failure
+// bounces and "relayed" success notices the queue sends back to an envelope
+// sender, and enough parsing of such a report for tests and for recognising
+// DSNs that arrive from elsewhere.
 //
 // Everything that can come from outside (addresses, remote replies, envelope
 // IDs, the original message) is treated as hostile: it is cleaned of line

@@ -1,7 +1,8 @@
 // Package queue is mailgate's store-and-forward scheduler (the secondary-MX
 // behaviour): it hands accepted messages to delivery, keeps undeliverable
-// recipients with an explicit retry schedule, sends one delay notice and a
-// final bounce as RFC 3464 DSNs, and offers the operator's queue actions.
+// recipients with an explicit retry schedule, sends one delay notice, a
+// final bounce and the "relayed" notices NOTIFY=SUCCESS asks for as RFC 3464
+// DSNs, and offers the operator's queue actions.
 //
 // State lives in the store; this package keeps only work in flight. Work is
 // claimed with leases in the node's name, so several nodes can share one
@@ -338,38 +339,39 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 	}
 	var updates []store.RecipientUpdate
 	var events []store.Event
-	var failed, delayed []dsn.Recipient
+	notices := map[dsn.Kind][]dsn.Recipient{}
 	for _, dom := range order {
 		rs := byDomain[dom]
 		results := q.attempt(ctx, m, dom, rs)
 		now := q.d.Clock.Now()
 		for i, r := range rs {
 			res := results[i]
-			u, ev, fr, dr := q.outcome(m, r, res, now)
+			u, ev, n := q.outcome(m, r, res, now)
 			updates = append(updates, u)
 			events = append(events, ev)
-			if fr != nil {
-				failed = append(failed, *fr)
-			}
-			if dr != nil {
-				delayed = append(delayed, *dr)
+			if n.entry != nil {
+				notices[n.kind] = append(notices[n.kind], *n.entry)
 			}
 		}
 	}
 	// DSNs first: durable before the recipients they report on are final.
-	for _, set := range []struct {
-		kind  dsn.Kind
-		rcpts []dsn.Recipient
-	}{{dsn.Failure, failed}, {dsn.Delay, delayed}} {
-		if len(set.rcpts) == 0 {
+	for _, kind := range []dsn.Kind{dsn.Failure, dsn.Delay, dsn.Relayed} {
+		rcpts := notices[kind]
+		if len(rcpts) == 0 {
 			continue
 		}
-		id, err := q.SendDSN(ctx, m, set.kind, set.rcpts)
+		id, err := q.SendDSN(ctx, m, kind, rcpts)
 		if err != nil {
-			log.Error("DSN could not be queued; will retry with the next attempt", "err", err, "kind", set.kind)
+			if kind == dsn.Relayed {
+				// The copy is delivered: attempting it again to retry a
+				// success notice would deliver it twice.
+				log.Error("success notice could not be queued", "err", err)
+				continue
+			}
+			log.Error("DSN could not be queued; will retry with the next attempt", "err", err, "kind", kind)
 			// Keep the recipients in the queue so the DSN is retried rather than lost.
 			for i := range updates {
-				if updates[i].State == store.Bounced && set.kind == dsn.Failure || set.kind == dsn.Delay && updates[i].DelayNotified {
+				if updates[i].State == store.Bounced && kind == dsn.Failure || kind == dsn.Delay && updates[i].DelayNotified {
 					updates[i].State = store.Queued
 					updates[i].DelayNotified = false
 					updates[i].NextAttempt = q.d.Clock.Now().Add(q.d.Config.Retry[0].Duration)
@@ -377,9 +379,9 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 			}
 			continue
 		}
-		for _, r := range set.rcpts {
+		for _, r := range rcpts {
 			events = append(events, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: q.d.Clock.Now(), Kind: "dsn",
-				Rcpt: r.FinalRecipient, Detail: fmt.Sprintf("%s notice to <%s> queued as %s", strings.ToLower(set.kind.String()), m.MailFrom, id)})
+				Rcpt: r.FinalRecipient, Detail: fmt.Sprintf("%s notice to <%s> queued as %s", strings.ToLower(kind.String()), m.MailFrom, id)})
 		}
 	}
 	done, err := q.d.Store.Complete(ctx, m.TenantID, m.ID, updates, events)
@@ -458,9 +460,16 @@ func isASCII(s string) bool {
 	return true
 }
 
+// notice is a DSN entry to send about one recipient; entry is nil when none.
+type notice struct {
+	kind  dsn.Kind
+	entry *dsn.Recipient
+}
+
 // outcome turns one delivery result into the recipient's next state, its
-// tracking event, and the DSN entry to send (failed or delayed), if any.
-func (q *Queue) outcome(m store.Message, r store.Recipient, res delivery.Result, now time.Time) (store.RecipientUpdate, store.Event, *dsn.Recipient, *dsn.Recipient) {
+// tracking event, and the DSN entry to send (failed, delayed or relayed),
+// if any.
+func (q *Queue) outcome(m store.Message, r store.Recipient, res delivery.Result, now time.Time) (store.RecipientUpdate, store.Event, notice) {
 	cfg := q.d.Config
 	u := store.RecipientUpdate{ID: r.ID, LastCode: res.Code, LastReply: replyText(res), RemoteMTA: res.Remote, CountAttempt: true, DelayNotified: r.DelayNotified}
 	ev := store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Rcpt: r.Addr, Remote: res.Remote, Detail: replyText(res)}
@@ -479,13 +488,23 @@ func (q *Queue) outcome(m store.Message, r store.Recipient, res delivery.Result,
 	switch {
 	case res.OK():
 		u.State, ev.Kind = store.Delivered, "delivered"
-		return u, ev, nil, nil
+		// RFC 3461 5.2.2: passed to a host without DSN support, a recipient
+		// that asked for NOTIFY=SUCCESS is told "relayed", as this is the
+		// last news of it. A host with DSN support got NOTIFY and reports
+		// the delivery itself (5.2.1); a notice from us would be a second,
+		// premature one.
+		if !res.NextHopDSN && wantsDSN(m, r, "SUCCESS") {
+			e := entry("2.0.0")
+			e.WillRetryUntil = time.Time{}
+			return u, ev, notice{dsn.Relayed, e}
+		}
+		return u, ev, notice{}
 	case res.Permanent:
 		u.State, ev.Kind = store.Bounced, "bounced"
 		if wantsDSN(m, r, "FAILURE") {
-			return u, ev, entry(""), nil
+			return u, ev, notice{dsn.Failure, entry("")}
 		}
-		return u, ev, nil, nil
+		return u, ev, notice{}
 	}
 	age := now.Sub(m.ReceivedAt)
 	if age >= cfg.Bounce.Duration {
@@ -496,21 +515,21 @@ func (q *Queue) outcome(m store.Message, r store.Recipient, res delivery.Result,
 			if res.Code == 0 {
 				e.Status = "4.4.7"
 			}
-			return u, ev, e, nil
+			return u, ev, notice{dsn.Failure, e}
 		}
-		return u, ev, nil, nil
+		return u, ev, notice{}
 	}
 	u.State, ev.Kind = store.Queued, "deferred"
 	u.NextAttempt = now.Add(q.nextWait(r.Attempts))
 	ev.Detail += "; next attempt " + u.NextAttempt.UTC().Format(time.RFC3339)
-	var delayed *dsn.Recipient
+	var n notice
 	if cfg.DelayWarning.Duration > 0 && age >= cfg.DelayWarning.Duration && !r.DelayNotified {
 		u.DelayNotified = true // one notice per recipient, whatever NOTIFY says
 		if wantsDSN(m, r, "DELAY") {
-			delayed = entry("")
+			n = notice{dsn.Delay, entry("")}
 		}
 	}
-	return u, ev, nil, delayed
+	return u, ev, n
 }
 
 // nextWait picks the wait after the given number of past attempts from the
@@ -524,13 +543,14 @@ func (q *Queue) nextWait(attempts int) time.Duration {
 	return w
 }
 
-// wantsDSN applies RFC 3461 NOTIFY and our never-a-DSN-about-a-DSN rule.
+// wantsDSN applies RFC 3461 NOTIFY (kind is FAILURE, DELAY or SUCCESS;
+// NEVER matches none) and our never-a-DSN-about-a-DSN rule.
 func wantsDSN(m store.Message, r store.Recipient, kind string) bool {
 	if m.MailFrom == "" || m.Direction == store.DSN {
 		return false
 	}
 	if r.Notify == "" {
-		return true // default: FAILURE and DELAY
+		return kind != "SUCCESS" // RFC 3461 4.1: no NOTIFY means FAILURE,DELAY
 	}
 	for _, n := range strings.Split(strings.ToUpper(r.Notify), ",") {
 		if n == kind {
