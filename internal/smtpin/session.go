@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/mailgate/mailgate/internal/addr"
 	"github.com/mailgate/mailgate/internal/mailtext"
@@ -189,15 +190,19 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 		if err != nil {
 			return err
 		}
+		// The null sender is allowed: customers' servers send bounces and
+		// other DSNs. Their author is checked at the end of DATA, as every
+		// outbound message's is.
 		if from != "" {
 			ctx, cancel := se.ctx()
-			dom, err := d.Store.DomainByName(ctx, sender.Domain)
+			owned, err := se.ownedBy(ctx, tid, sender.Domain)
 			cancel()
-			if errors.Is(err, store.ErrNotFound) || (err == nil && dom.TenantID != tid) {
-				return se.reject(smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address is not in your organisation's domains"))
-			} else if err != nil {
+			if err != nil {
 				se.log.Error("sender domain lookup", "err", err)
 				return errTempLocal
+			}
+			if !owned {
+				return se.reject(smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address is not in your organisation's domains"))
 			}
 		}
 		se.tenantID = tid
@@ -408,6 +413,11 @@ func (se *session) Data(r io.Reader) error {
 	if err := g.finish(); err != nil {
 		return err
 	}
+	if d.Kind == Outbound {
+		if err := se.checkAuthor(g); err != nil {
+			return err
+		}
+	}
 	if err := bw.Flush(); err != nil {
 		return se.spoolErr(err)
 	}
@@ -455,6 +465,101 @@ func (se *session) Data(r io.Reader) error {
 	committed = true
 	se.log.Info("accepted", "id", id, "from", se.from, "rcpts", len(rcpts), "size", m.Size)
 	return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "OK queued as "+id)
+}
+
+// foreignFromKey is the tenant policy value that lets the relay pass mail
+// whose author is not in the tenant's domains (forwarded mail keeps its
+// author): "allow"; anything else refuses it.
+const foreignFromKey = "relay.foreign_from"
+
+// checkAuthor holds outbound mail to its author (RFC 5322 3.6.2: From):
+// at most one From field, whose every mailbox is in the relaying tenant's
+// domains, or the message is refused. Otherwise a customer's server (or a
+// stolen relay login) could send as any domain through mailgate's
+// reputation, bounces from the null sender included.
+func (se *session) checkAuthor(g *guard) error {
+	ctx, cancel := se.ctx()
+	defer cancel()
+	allowed, err := se.foreignFromAllowed(ctx)
+	if err != nil {
+		se.log.Error("relay policy lookup", "err", err)
+		return errTempLocal
+	}
+	if allowed {
+		return nil
+	}
+	switch {
+	case g.fromFields == 0:
+		return nil // malformed, but it claims no author
+	case g.fromFields > 1:
+		// Readers pick one or the other: an author check on one is moot.
+		return se.reject(smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "Message has more than one From field (RFC 5322 3.6)"))
+	}
+	// The same address parser as the inbound checks, on the field alone.
+	parsed, err := mailtext.Parse(ctx, strings.NewReader("From: "+g.from+"\r\n\r\n"), mailtext.DefaultLimits())
+	if err != nil || len(parsed.From) == 0 {
+		return se.reject(smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "From field cannot be read"))
+	}
+	for _, a := range parsed.From {
+		at := strings.LastIndexByte(a.Addr, '@')
+		var dom string
+		if at > 0 {
+			dom, err = addr.NormalizeDomain(a.Addr[at+1:])
+		}
+		if at <= 0 || err != nil {
+			return se.reject(smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "From field cannot be read"))
+		}
+		owned, err := se.ownedBy(ctx, se.tenantID, dom)
+		if err != nil {
+			se.log.Error("author domain lookup", "err", err)
+			return errTempLocal
+		}
+		if !owned {
+			se.log.Info("message refused: author not in the tenant's domains", "from", sanitizeHelo(a.Addr), "tenant", se.tenantID)
+			return se.reject(smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "From address is not in your organisation's domains"))
+		}
+	}
+	return nil
+}
+
+// foreignFromAllowed reads the tenant's relay.foreign_from policy value.
+func (se *session) foreignFromAllowed(ctx context.Context) (bool, error) {
+	settings, err := se.s.d.Store.Settings(ctx, se.tenantID)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range settings {
+		if s.Scope == store.ScopeTenant && s.Owner == "" && s.Key == foreignFromKey {
+			return strings.EqualFold(strings.TrimSpace(s.Value), "allow"), nil
+		}
+	}
+	return false, nil
+}
+
+// ownedBy reports whether domain is the tenant's: the most specific of it
+// and its parents that mailgate serves belongs to tenantID. A subdomain of
+// a served domain has the same owner (a customer's mail.example.com
+// sending its bounces), unless it is served on its own. Public suffixes
+// end the search: nobody owns all of .com.
+func (se *session) ownedBy(ctx context.Context, tenantID int64, domain string) (bool, error) {
+	for d := domain; d != ""; {
+		dom, err := se.s.d.Store.DomainByName(ctx, d)
+		if err == nil {
+			return dom.TenantID == tenantID, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+		i := strings.IndexByte(d, '.')
+		if i < 0 {
+			break
+		}
+		d = d[i+1:]
+		if ps, _ := publicsuffix.PublicSuffix(d); ps == d {
+			break
+		}
+	}
+	return false, nil
 }
 
 func authDetail(u string) string {

@@ -37,6 +37,7 @@ var policyKeys = []policyKey{
 	{"quarantine.digest_hours", "9,17", "hours or off", "Hours at which the quarantine digest is sent.", "隔離一覧通知を送る時刻。"},
 	{"quarantine.digest_lang", "ja", "ja, en", "Language of the digest.", "一覧通知の言語。"},
 	{"quarantine.admin_digest", "", "", "Addresses that get a digest of the whole tenant.", "テナント全体の一覧通知を受け取るアドレス。"},
+	{"relay.foreign_from", "reject", "reject, allow", "Outbound relay: pass mail whose From is not in your domains (forwarding; tenant level).", "送信リレー: From が自組織のドメインでないメール（転送など）を通すか（テナント単位）。"},
 	{"console.admin_ips", "", "", "Networks administrators and API tokens may come from (tenant level).", "管理者と API トークンの接続元として許可するネットワーク（テナント単位）。"},
 	{"console.user_ips", "", "", "Networks end users may log in from (tenant level).", "一般ユーザーのログインを許可するネットワーク（テナント単位）。"},
 	{"console.user_allow", "true", "true, false", "Users may add allow entries to their own list.", "ユーザーが自分の許可リストを編集できるか。"},
