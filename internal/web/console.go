@@ -784,7 +784,7 @@ type trackingData struct {
 	Verdicts []string
 	Q        map[string]string
 	Rows     []store.TrackRow
-	More     string // query string of the next page
+	More     url.Values // query of the next (older) page; nil on the last
 }
 
 // trackFilter reads the tracking search form (console and API share it).
@@ -863,7 +863,7 @@ func (s *Server) trackingPage(w http.ResponseWriter, r *http.Request, p *princip
 		nq := r.URL.Query()
 		nq.Set("before", strconv.FormatInt(last.ReceivedAt.UnixMicro(), 10))
 		nq.Set("before_id", last.ID)
-		d.More = nq.Encode()
+		d.More = nq
 	}
 	v := s.newView(r, p, "nav_tracking")
 	v.Data = d
@@ -909,14 +909,27 @@ func (s *Server) auditFilter(r *http.Request, p *principal) store.AuditFilter {
 	return f
 }
 
+type auditData struct {
+	Actor, Action string
+	Entries       []store.AuditEntry
+	More          url.Values // query of the next (older) page; nil on the last
+}
+
 func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, p *principal) {
-	es, err := s.d.Store.AuditLog(r.Context(), s.auditFilter(r, p))
+	f := s.auditFilter(r, p)
+	es, err := s.d.Store.AuditLog(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
 	}
+	d := auditData{Actor: f.Actor, Action: f.Action, Entries: es}
+	if len(es) == f.Limit && f.Limit > 0 {
+		nq := r.URL.Query()
+		nq.Set("before", strconv.FormatInt(es[len(es)-1].ID, 10))
+		d.More = nq
+	}
 	v := s.newView(r, p, "nav_audit")
-	v.Data = es
+	v.Data = d
 	s.render(w, http.StatusOK, "audit", v)
 }
 

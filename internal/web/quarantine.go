@@ -58,8 +58,8 @@ type quarantineData struct {
 	Usage   int64
 	Count   int
 	Quota   int64
-	Prev    string
-	Next    string
+	Prev    url.Values // query of the previous page; nil on the first
+	Next    url.Values // query of the next page; nil on the last
 	IsAdmin bool
 	Sorts   []string
 }
@@ -118,10 +118,11 @@ func (s *Server) quarantinePage(w http.ResponseWriter, r *http.Request, p *princ
 		d.Usage, d.Count, _ = s.d.Store.QuarantineUsage(ctx, f.TenantID, p.address)
 		d.Quota = s.quotaBytes(ctx, p)
 	}
-	page := func(off int) string {
+	page := func(off int) url.Values {
 		q := r.URL.Query()
+		q.Del("msg")
 		q.Set("offset", strconv.Itoa(off))
-		return q.Encode()
+		return q
 	}
 	if f.Offset > 0 {
 		d.Prev = page(max(0, f.Offset-f.Limit))
@@ -410,7 +411,7 @@ type reportsData struct {
 	Totals  map[string]int64
 	Metrics []string
 	Chart   any
-	CSV     string
+	CSV     url.Values // the download's query: the filters shown
 }
 
 func (s *Server) reportFilter(r *http.Request, p *principal) (store.ReportFilter, error) {
@@ -425,7 +426,7 @@ func (s *Server) reportFilter(r *http.Request, p *principal) (store.ReportFilter
 	if f.GroupBy != "month" {
 		f.GroupBy = "day"
 	}
-	// Default: the previous month and this month up to today (seed 003).
+	// Default: the previous month and this month up to today.
 	if f.FromDay == "" {
 		f.FromDay = time.Date(now.Year(), now.Month()-1, 1, 0, 0, 0, 0, s.d.Zone).Format("2006-01-02")
 	}
@@ -464,11 +465,16 @@ func (s *Server) reportsPage(w http.ResponseWriter, r *http.Request, p *principa
 		s.fail(w, r, p, err)
 		return
 	}
-	d := reportsData{Q: map[string]string{}, Rows: rows, Totals: map[string]int64{}, Metrics: store.Metrics, CSV: r.URL.Query().Encode()}
+	d := reportsData{Q: map[string]string{}, Rows: rows, Totals: map[string]int64{}, Metrics: store.Metrics, CSV: url.Values{}}
 	for _, k := range []string{"domain", "address", "from", "to", "group", "by"} {
 		d.Q[k] = r.URL.Query().Get(k)
 	}
 	d.Q["from"], d.Q["to"] = f.FromDay, f.ToDay
+	for k, v := range d.Q {
+		if v != "" {
+			d.CSV.Set(k, v)
+		}
+	}
 	var labels []string
 	var counts []map[string]int64
 	idx := map[string]int{}

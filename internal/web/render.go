@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -43,6 +44,7 @@ func funcs(zone *time.Location) template.FuncMap {
 			return fmt.Sprintf("%d B", n)
 		},
 		"join": strings.Join,
+		"link": link,
 		// fromName and fromAddr split a stored From value ("Name" <addr>).
 		"fromName": func(v string) string {
 			if i := strings.LastIndexByte(v, '<'); i >= 0 {
@@ -65,6 +67,22 @@ func funcs(zone *time.Location) template.FuncMap {
 			return v
 		},
 	}
+}
+
+// link is the console URL path with query q, for href attributes. Pages
+// pass their parameters as url.Values and build every URL with it: writing
+// "/page?{{.Query}}" in a template would have html/template escape the
+// already-encoded query a second time ("offset%3d50"). The path is a
+// literal of the template (a same-origin absolute path) and the query is
+// fully percent-encoded, so the result is typed as a safe URL.
+func link(p string, q url.Values) template.URL {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "?#\\") {
+		return "#"
+	}
+	if e := q.Encode(); e != "" {
+		p += "?" + e
+	}
+	return template.URL(p)
 }
 
 func loadPages(zone *time.Location) (map[string]*pageTemplate, error) {
