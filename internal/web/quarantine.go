@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/csvsafe"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/signedlink"
 	"github.com/mailgate/mailgate/internal/store"
@@ -501,12 +502,14 @@ func (s *Server) reportsPage(w http.ResponseWriter, r *http.Request, p *principa
 
 // WriteReportCSV writes report rows: period, domain, address, then one
 // column per metric in store.Metrics order (the console's download, the
-// API's format=csv and the CLI's --csv).
+// API's format=csv and the CLI's --csv). Addresses come from outside
+// senders (RCPT TO:<=1+2@...>), so text cells are neutralised against
+// spreadsheet formulas; the counts are plain numbers.
 func WriteReportCSV(w io.Writer, rows []store.ReportRow) error {
 	cw := csv.NewWriter(w)
 	cw.Write(append([]string{"period", "domain", "address"}, store.Metrics...))
 	for _, row := range rows {
-		rec := []string{row.Period, row.Domain, row.Address}
+		rec := csvsafe.Cells([]string{row.Period, row.Domain, row.Address})
 		for _, m := range store.Metrics {
 			rec = append(rec, strconv.FormatInt(row.Counts[m], 10))
 		}
