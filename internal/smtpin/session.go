@@ -485,7 +485,7 @@ func (se *session) recordRefused() {
 			rcpts = append(rcpts, store.Recipient{MessageID: m.ID, TenantID: tid, Addr: a, State: store.Rejected,
 				LastCode: 550, LastReply: "550 5.1.1 User unknown", NextAttempt: now, Updated: now})
 			evs = append(evs, store.Event{MessageID: m.ID, TenantID: tid, At: now, Kind: "rejected", Rcpt: a,
-				Detail: "refused at RCPT: 550 5.1.1 User unknown", Remote: se.ip})
+				Detail: store.RefusedUnknownDetail, Remote: se.ip})
 		}
 		if _, err := se.s.d.Store.Enqueue(ctx, m, rcpts, evs); err != nil {
 			se.log.Error("recording refused recipients failed", "err", err)

@@ -413,6 +413,9 @@ type reportsData struct {
 	Metrics []string
 	Chart   any
 	CSV     url.Values // the download's query: the filters shown
+	// ByAddress: rows are per address, and a row without one is its
+	// domain's refused unknown recipients (store.UnknownRecipients).
+	ByAddress bool
 }
 
 func (s *Server) reportFilter(r *http.Request, p *principal) (store.ReportFilter, error) {
@@ -466,7 +469,7 @@ func (s *Server) reportsPage(w http.ResponseWriter, r *http.Request, p *principa
 		s.fail(w, r, p, err)
 		return
 	}
-	d := reportsData{Q: map[string]string{}, Rows: rows, Totals: map[string]int64{}, Metrics: store.Metrics, CSV: url.Values{}}
+	d := reportsData{Q: map[string]string{}, Rows: rows, Totals: map[string]int64{}, Metrics: store.Metrics, CSV: url.Values{}, ByAddress: f.ByAddress}
 	for _, k := range []string{"domain", "address", "from", "to", "group", "by"} {
 		d.Q[k] = r.URL.Query().Get(k)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"net/smtp"
 	"net/url"
 	"strconv"
 	"strings"
@@ -238,5 +239,53 @@ func TestCSVExportsNeutraliseFormulas(t *testing.T) {
 	rec, _ := csv.NewReader(strings.NewReader(buf.String())).ReadAll()
 	if rec[1][2] != "'-3@example.test" || rec[1][3] != "-3" {
 		t.Errorf("row %q: want the address quoted and the count -3 as a number", rec[1])
+	}
+}
+
+// An outside sender guessing addresses of a served domain is refused at
+// RCPT; reports count every guess under one "(unknown recipients)" row of
+// the domain, whatever the addresses, while tracking keeps each of them.
+func TestRefusedRecipientsOneReportRow(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{})
+	const conns, perConn = 6, 8
+	n := 0
+	for range conns {
+		c, err := smtp.Dial(e.InboundAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Mail("guesser@bad.example"); err != nil {
+			t.Fatal(err)
+		}
+		for range perConn {
+			n++
+			to := fmt.Sprintf("=%d+%d@example.test", n, n)
+			if err := c.Rcpt(to); err == nil || !strings.HasPrefix(err.Error(), "550") {
+				t.Fatalf("RCPT TO:<%s>: %v, want 550 unknown user", to, err)
+			}
+		}
+		c.Quit()
+	}
+	cl := e.NewClient(t)
+	cl.Login(consoletest.AdminA)
+	var recs [][]string
+	mgtest.WaitFor(t, 10*time.Second, "refusals in the report", func() bool {
+		st, body := cl.Get("/reports.csv?by=address")
+		if st != 200 {
+			t.Fatalf("reports.csv: %d", st)
+		}
+		recs = checkCSVSafe(t, "report CSV", body)
+		return len(recs) == 2 && recs[1][9] == strconv.Itoa(conns*perConn)
+	})
+	if r := recs[1]; r[1] != "example.test" || r[2] != "" || r[3] != strconv.Itoa(conns*perConn) {
+		t.Fatalf("report row %q, want example.test's unknown-recipient bucket with %d received and rejected", r, conns*perConn)
+	}
+	st, page := cl.Get("/reports?by=address")
+	if st != 200 || !strings.Contains(page, "(unknown recipients)") || strings.Contains(page, "+7@example.test") {
+		t.Errorf("reports page: %d, want one (unknown recipients) row and no guessed address", st)
+	}
+	var rows []store.TrackRow
+	if st := e.API(t, e.Tokens["a-read"], "GET", "/messages?verdict=rejected&rcpt="+url.QueryEscape("=7+7@"), nil, &rows); st != 200 || len(rows) != 1 {
+		t.Errorf("tracking of one refused guess: %d, %d rows", st, len(rows))
 	}
 }
