@@ -790,6 +790,9 @@ type trackingData struct {
 // trackFilter reads the tracking search form (console and API share it).
 func (s *Server) trackFilter(r *http.Request, tid int64) (store.TrackFilter, error) {
 	q := r.URL.Query()
+	if err := checkSearchTerms(q, "sender", "rcpt", "subject", "id"); err != nil {
+		return store.TrackFilter{}, err
+	}
 	f := store.TrackFilter{TenantID: tid, Sender: strings.TrimSpace(q.Get("sender")), Recipient: strings.TrimSpace(q.Get("rcpt")),
 		Subject: strings.TrimSpace(q.Get("subject")), MessageID: strings.TrimSpace(q.Get("id")), Verdict: q.Get("verdict"),
 		Direction: store.Direction(q.Get("dir")), Limit: 50, BeforeID: q.Get("before_id")}

@@ -71,6 +71,9 @@ func (s *Server) quarantineFilter(r *http.Request, p *principal) (store.Quaranti
 		return store.QuarantineFilter{}, err
 	}
 	q := r.URL.Query()
+	if err := checkSearchTerms(q, "q", "rcpt", "domain", "reason"); err != nil {
+		return store.QuarantineFilter{}, err
+	}
 	f := store.QuarantineFilter{TenantID: tid, Rcpt: strings.ToLower(strings.TrimSpace(q.Get("rcpt"))), Domain: q.Get("domain"),
 		State: store.QHeld, Query: strings.TrimSpace(q.Get("q")), Reason: q.Get("reason"), Sort: q.Get("sort"),
 		Asc: q.Get("order") == "asc", Limit: 50}
@@ -134,6 +137,25 @@ func (s *Server) quarantinePage(w http.ResponseWriter, r *http.Request, p *princ
 	v := s.newView(r, p, "nav_quarantine")
 	v.Data = d
 	s.render(w, http.StatusOK, "quarantine", v)
+}
+
+// errSearchNUL refuses a search term with a NUL byte: the store matches
+// terms as literal text, and a NUL cannot be part of a stored value anyone
+// types (SQLite would read the term only up to it).
+var errSearchNUL = badRequest("search terms cannot contain NUL characters")
+
+// checkSearchTerms refuses the request when one of the named search fields
+// holds a NUL byte. Any other text, full-text query syntax and wildcards
+// included, is searched for literally by the store.
+func checkSearchTerms(q url.Values, keys ...string) error {
+	for _, k := range keys {
+		for _, v := range q[k] {
+			if strings.IndexByte(v, 0) >= 0 {
+				return errSearchNUL
+			}
+		}
+	}
+	return nil
 }
 
 // quotaBytes is the caller's quarantine capacity (display only; the

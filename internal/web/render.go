@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -196,6 +197,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, p *principal, err 
 		v.Err = v.T("err_exists")
 	case http.StatusInternalServerError:
 		v.Err = v.T("err_internal")
+	case http.StatusBadRequest:
+		v.Err = publicError(err)
+		if errors.Is(err, errSearchNUL) {
+			v.Err = v.T("err_search_nul")
+		}
 	default:
 		v.Err = publicError(err)
 	}
