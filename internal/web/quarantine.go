@@ -397,7 +397,9 @@ func (s *Server) linkPage(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.newView(r, nil, "nav_quarantine")
 	d := linkData{Token: tok, Action: string(l.Action), Item: it}
-	if it.State != store.QHeld && l.Action != signedlink.BlockSender {
+	// A copy no longer held: the link would change nothing (ApplyLink), so
+	// it offers nothing to confirm.
+	if it.State != store.QHeld {
 		d.Done = "link_used"
 	}
 	v.Data = d
@@ -419,7 +421,7 @@ func (s *Server) linkPost(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.newView(r, nil, "nav_quarantine")
 	d := linkData{Action: string(l.Action), Item: res.Item, Done: "link_done_" + string(l.Action)}
-	if res.AlreadyDone && l.Action != signedlink.BlockSender {
+	if res.AlreadyDone {
 		d.Done = "link_used"
 	}
 	v.Data = d
