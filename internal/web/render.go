@@ -124,6 +124,9 @@ type view struct {
 	// MFAPending: logged in with the password, the second factor still
 	// owed; the console's pages would only redirect back, so no menu.
 	MFAPending bool
+	// anonToken: CSRF is the double-submit token of a page without a
+	// session, whose cookie render sets.
+	anonToken bool
 }
 
 func (v *view) IsOperator() bool { return v.Role == store.RoleOperator }
@@ -157,6 +160,11 @@ func (s *Server) newView(r *http.Request, p *principal, title string) *view {
 			v.Tenants, _ = s.d.Store.Tenants(r.Context())
 		}
 	}
+	if v.CSRF == "" {
+		// Forms on pages without a session (login, language switch) carry
+		// a double-submit token instead of the session's.
+		v.CSRF, v.anonToken = s.anonCSRF(r), true
+	}
 	v.Title = v.T(title)
 	return v
 }
@@ -174,6 +182,9 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, v *view)
 		s.d.Log.Error("template", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
+	}
+	if v.anonToken {
+		s.setCookie(w, loginCSRF, v.CSRF, 30*time.Minute)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
