@@ -122,20 +122,3 @@ func TestPanicInDeliveryDefersAndWorkerLives(t *testing.T) {
 		t.Fatalf("delivered %s", got)
 	}
 }
-
-// A commit does not end with its caller's context: the accept path calls
-// it after the checks, when their budget may be used up, and a message the
-// caller decided to keep must not fail at its last step.
-func TestEnqueueOutlivesTheCallersContext(t *testing.T) {
-	t.Parallel()
-	n, _ := startQueued(t)
-	expired, cancel := context.WithTimeout(context.Background(), -time.Second)
-	defer cancel()
-	for i := 0; i < 20; i++ { // the store's hand-off used to pick between the two at random
-		id := store.NewMessageID(t0)
-		if err := n.Queue.Enqueue(expired, store.Message{ID: id, TenantID: n.Tenant.ID, Direction: store.Inbound, MailFrom: "s@example.net", ReceivedAt: t0},
-			[]store.Recipient{{Addr: "alice@example.test", State: store.Held}}, nil); err != nil {
-			t.Fatalf("commit %d with the caller's time used up: %v", i, err)
-		}
-	}
-}

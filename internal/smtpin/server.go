@@ -22,6 +22,8 @@ import (
 
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -72,6 +74,13 @@ type Deps struct {
 	// listener (config postmaster); empty: postmaster@ the served domain
 	// that Hostname is in.
 	Postmaster string
+
+	// Passwords checks SMTP AUTH passwords; the node shares one with the
+	// console so that one memory budget bounds both. Nil: one of its own.
+	Passwords PasswordVerifier
+	// AuthThrottle limits SMTP AUTH guessing; the node shares one with the
+	// console. Nil: one of its own, in memory.
+	AuthThrottle AuthThrottle
 }
 
 // Server is one SMTP listener (possibly on several addresses).
@@ -97,6 +106,12 @@ func New(d Deps) *Server {
 	}
 	if d.Clock == nil {
 		d.Clock = clock.System{}
+	}
+	if d.Passwords == nil {
+		d.Passwords = passwd.MustNew(passwd.Options{})
+	}
+	if d.AuthThrottle == nil {
+		d.AuthThrottle = loginlimit.New(loginlimit.Options{})
 	}
 	s := &Server{d: d, perIP: map[string]int{}, live: map[*trackedConn]struct{}{}, log: d.Log.With("listener", d.Kind.String())}
 	s.base, s.stopBase = context.WithCancel(context.Background())
