@@ -153,6 +153,8 @@ func TestSecondaryMXSchedule(t *testing.T) {
 	if want := 7*24*2 + 1; attempts != want {
 		t.Fatalf("%d attempts, want %d", attempts, want)
 	}
+	// The bounce is queued with the outcome and delivered after it.
+	mgtest.WaitFor(t, 10*time.Second, "failure DSN delivered", func() bool { return len(dsns(t, n)) >= 2 })
 	ds := dsns(t, n)
 	if len(ds) != 2 || ds[0].Kind != dsn.Delay || ds[1].Kind != dsn.Failure {
 		t.Fatalf("DSNs %v", ds)
