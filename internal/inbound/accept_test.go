@@ -39,7 +39,7 @@ func (q *storeQueue) Accept(ctx context.Context, a store.Acceptance) error {
 // quotaOf gives every recipient the same quarantine capacity.
 type quotaOf int64
 
-func (q quotaOf) Limit(policy.Settings) int64                                { return int64(q) }
+func (q quotaOf) Limit(policy.Settings) int64                                 { return int64(q) }
 func (quotaOf) Stored(context.Context, store.QuarantineItem, policy.Settings) {}
 
 type acceptFixture struct {
