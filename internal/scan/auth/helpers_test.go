@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -247,6 +246,3 @@ func resultMethodValue(r authres.Result) string {
 	}
 	return "?"
 }
-
-// requirePeers reports whether missing peer test data must fail the test.
-func requirePeers() bool { return os.Getenv("MAILGATE_REQUIRE_PEERS") == "1" }

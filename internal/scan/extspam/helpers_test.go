@@ -4,25 +4,10 @@ import (
 	"bytes"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
-	"testing"
 
 	"github.com/mailgate/mailgate/internal/policy"
 )
-
-// requirePeers reports whether real-daemon tests must run (CI with the
-// daemons installed) rather than skip.
-func requirePeers() bool { return os.Getenv("MAILGATE_REQUIRE_PEERS") == "1" }
-
-// skipOrFail skips a real-daemon test, or fails it when peers are required.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if requirePeers() {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
 
 // gtube returns SpamAssassin's Generic Test for Unsolicited Bulk Email
 // string, assembled here so the whole string never sits in the source.

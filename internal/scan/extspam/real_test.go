@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/dnsx/dnstest"
 	"github.com/mailgate/mailgate/internal/policy"
+	"github.com/mailgate/mailgate/internal/testutil/peers"
 )
 
 // Tests against real daemons. They skip when the daemon is not installed
@@ -80,7 +81,7 @@ func startSpamd(t *testing.T) (tcpAddr, sock string) {
 	t.Helper()
 	bin, err := exec.LookPath("spamd")
 	if err != nil {
-		skipOrFail(t, "spamd not installed (Debian packages spamd, spamassassin)")
+		peers.Missing(t, "spamd not installed (Debian packages spamd, spamassassin)")
 	}
 	if testing.Short() {
 		t.Skip("real spamd skipped in -short mode")
@@ -194,17 +195,17 @@ func startRspamd(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("rspamd")
 	if err != nil {
-		skipOrFail(t, "rspamd not installed (Debian package rspamd)")
+		peers.Missing(t, "rspamd not installed (Debian package rspamd)")
 	}
 	if testing.Short() {
 		t.Skip("real rspamd skipped in -short mode")
 	}
 	confdir := "/etc/rspamd"
 	if out, err := exec.Command(bin, "--help").CombinedOutput(); err != nil || !bytes.Contains(out, []byte("--var")) {
-		skipOrFail(t, "rspamd without --var")
+		peers.Missing(t, "rspamd without --var")
 	}
 	if _, err := os.Stat(filepath.Join(confdir, "common.conf")); err != nil {
-		skipOrFail(t, "rspamd's stock configuration not found: %v", err)
+		peers.Missing(t, "rspamd's stock configuration not found: %v", err)
 	}
 	dns := dnstest.Start(t)
 	dir := t.TempDir()

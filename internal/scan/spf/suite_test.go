@@ -11,6 +11,8 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/mailgate/mailgate/internal/testutil/peers"
 )
 
 // rfc7208Suite is where Debian's python3-spf package installs the openspf
@@ -41,10 +43,7 @@ func loadSuite(t *testing.T, path string) []suiteCase {
 	t.Helper()
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if os.Getenv("MAILGATE_REQUIRE_PEERS") == "1" {
-			t.Fatalf("RFC 7208 suite missing (install python3-spf): %v", err)
-		}
-		t.Skipf("RFC 7208 suite not installed (apt-get install python3-spf): %v", err)
+		peers.Missing(t, "RFC 7208 suite not installed (apt-get install python3-spf): %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

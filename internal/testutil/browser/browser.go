@@ -26,6 +26,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/mailgate/mailgate/internal/testutil/peers"
 )
 
 // TabTimeout bounds everything done in one tab from NewTab.
@@ -57,10 +59,7 @@ func Launch(t testing.TB) *Browser {
 	t.Helper()
 	path := execPath()
 	if path == "" {
-		if os.Getenv("MAILGATE_REQUIRE_PEERS") == "1" {
-			t.Fatal("chromium not found and MAILGATE_REQUIRE_PEERS=1 (apt-get install chromium)")
-		}
-		t.Skip("chromium not found (apt-get install chromium); set MAILGATE_REQUIRE_PEERS=1 to fail instead")
+		peers.Missing(t, "chromium not found (apt-get install chromium)")
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),

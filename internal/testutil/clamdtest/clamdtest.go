@@ -33,12 +33,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/testutil/peers"
 	"github.com/mailgate/mailgate/internal/testutil/syncbuf"
 )
 
 // RequirePeersEnv is the environment variable that turns a missing peer
 // (clamd binary, clamav-testfiles) from a skip into a test failure.
-const RequirePeersEnv = "MAILGATE_REQUIRE_PEERS"
+const RequirePeersEnv = peers.Env
 
 // TestFilesDir is where Debian's clamav-testfiles package installs its
 // harmless sample files (clam.exe and clam.exe in many container formats).
@@ -329,10 +330,7 @@ func findClamd() string {
 
 func missingPeer(t testing.TB, msg string) {
 	t.Helper()
-	if os.Getenv(RequirePeersEnv) == "1" {
-		t.Fatalf("clamdtest: %s (%s=1)", msg, RequirePeersEnv)
-	}
-	t.Skipf("clamdtest: %s", msg)
+	peers.Missing(t, "clamdtest: %s", msg)
 }
 
 // daemonCredential returns the clamav user's credential when running as

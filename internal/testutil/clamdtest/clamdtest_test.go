@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/testutil/peers"
 )
 
 func TestEICAR(t *testing.T) {
@@ -83,7 +85,7 @@ func TestRunsAsClamavWhenRoot(t *testing.T) {
 	}
 	u, err := user.Lookup("clamav")
 	if err != nil {
-		t.Skip("no clamav user")
+		peers.Missing(t, "no clamav user (apt-get install clamav-daemon)")
 	}
 	c := Start(t)
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
@@ -124,42 +126,6 @@ func TestDatabase(t *testing.T) {
 	}
 	if want := SigEICARBody + ":0:*:" + hex.EncodeToString(EICAR()) + "\n"; string(ndb) != want {
 		t.Fatalf(".ndb is %q, want %q", ndb, want)
-	}
-}
-
-// recordingTB captures how missingPeer ends a test.
-type recordingTB struct {
-	testing.TB
-	skipped, failed bool
-}
-
-func (r *recordingTB) Helper() {}
-func (r *recordingTB) Skipf(string, ...any) {
-	r.skipped = true
-	runtime.Goexit()
-}
-func (r *recordingTB) Fatalf(string, ...any) {
-	r.failed = true
-	runtime.Goexit()
-}
-
-func TestMissingPeer(t *testing.T) {
-	for _, tc := range []struct {
-		env          string
-		skip, failed bool
-	}{{"", true, false}, {"0", true, false}, {"1", false, true}} {
-		t.Setenv(RequirePeersEnv, tc.env)
-		r := &recordingTB{TB: t}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			missingPeer(r, "clamd missing")
-		}()
-		<-done
-		if r.skipped != tc.skip || r.failed != tc.failed {
-			t.Errorf("%s=%q: skipped=%v failed=%v, want skipped=%v failed=%v",
-				RequirePeersEnv, tc.env, r.skipped, r.failed, tc.skip, tc.failed)
-		}
 	}
 }
 

@@ -15,11 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/testutil/peers"
 	"github.com/mailgate/mailgate/internal/testutil/syncbuf"
 )
-
-// requirePeersEnv turns a missing Dovecot from a skip into a failure.
-const requirePeersEnv = "MAILGATE_REQUIRE_PEERS"
 
 // dovecot is a real Dovecot IMAP server started from a scratch
 // configuration (Debian package dovecot-imapd).
@@ -53,10 +51,7 @@ func startDovecot(t *testing.T, cert testCert, users ...dovecotUser) *dovecot {
 	bin := findDovecot()
 	if bin == "" {
 		msg := "dovecot not installed (Debian package dovecot-imapd)"
-		if os.Getenv(requirePeersEnv) == "1" {
-			t.Fatalf("%s (%s=1)", msg, requirePeersEnv)
-		}
-		t.Skip(msg)
+		peers.Missing(t, "%s", msg)
 	}
 	dir := t.TempDir()
 	ids, err := dovecotIDs()

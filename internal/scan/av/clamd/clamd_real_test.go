@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/scan/av/clamd"
 	"github.com/mailgate/mailgate/internal/testutil/clamdtest"
+	"github.com/mailgate/mailgate/internal/testutil/peers"
 )
 
 // These tests run against a real clamd started by clamdtest; they skip when
@@ -116,7 +117,7 @@ func TestZipCryptoHelperReadable(t *testing.T) {
 	t.Parallel()
 	unzip, err := exec.LookPath("unzip")
 	if err != nil {
-		t.Skip("unzip not installed")
+		peers.Missing(t, "unzip not installed (apt-get install unzip)")
 	}
 	plain := []byte("confidential: 会議は東京で\n")
 	path := t.TempDir() + "/enc.zip"
