@@ -299,4 +299,3 @@ func (s *Service) DeleteListEntry(ctx context.Context, a Actor, id int64) error 
 	}
 	return s.Audit(ctx, a, tid, "list.delete", fmt.Sprintf("%s:%s", found.Scope, found.Owner), jsonString(found), "")
 }
-
