@@ -311,31 +311,32 @@ func (s *Service) checkRecord(ctx context.Context, rec Record) error {
 	return &VerifyError{Reason: VerifyMismatch, Record: rec}
 }
 
-// SetRoutes replaces the delivery targets of a served domain of a's tenant.
-func (s *Service) SetRoutes(ctx context.Context, a Actor, domain string, routes []string, tlsMode string) error {
+// SetRoutes replaces the delivery targets of a served domain of a's tenant
+// and returns them.
+func (s *Service) SetRoutes(ctx context.Context, a Actor, domain string, routes []string, tlsMode string) ([]store.Route, error) {
 	if err := a.require(store.RoleAdmin); err != nil {
-		return err
+		return nil, err
 	}
 	d, err := s.servedDomain(ctx, a, domain)
 	if errors.Is(err, store.ErrNotFound) && !a.allTenants() {
 		if n, nerr := normalizeDomain(domain); nerr == nil {
 			if _, cerr := s.claim(ctx, a.TenantID, n); cerr == nil {
-				return Invalidf("%s is not verified yet: verify it first (the targets given when it was added apply then)", n)
+				return nil, Invalidf("%s is not verified yet: verify it first (the targets given when it was added apply then)", n)
 			}
 		}
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rs, err := delivery.ParseRoutes(nonEmpty(routes), tlsMode)
 	if err != nil {
-		return Invalidf("%v", err)
+		return nil, Invalidf("%v", err)
 	}
 	old, _ := s.Store.Routes(ctx, d.TenantID, d.ID)
 	if err := s.Store.SetRoutes(ctx, d.TenantID, d.ID, rs); err != nil {
-		return err
+		return nil, err
 	}
-	return s.Audit(ctx, a, d.TenantID, "domain.routes", d.Name, jsonString(old), jsonString(rs))
+	return rs, s.Audit(ctx, a, d.TenantID, "domain.routes", d.Name, jsonString(old), jsonString(rs))
 }
 
 // DeleteDomain stops serving a domain of a's tenant (with its routes), or

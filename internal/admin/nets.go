@@ -99,7 +99,7 @@ func (s *Service) SetRelayLogin(ctx context.Context, a Actor, username, password
 	if username == "" || len(username) > 254 || strings.ContainsAny(username, " \t\r\n\x00") {
 		return Invalidf("relay login: a user name without spaces, at most 254 characters")
 	}
-	if password == "" {
+	if strings.TrimSpace(password) == "" {
 		return Invalidf("give the password on standard input")
 	}
 	if len(password) > 1024 || strings.ContainsAny(password, "\r\n\x00") {

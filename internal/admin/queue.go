@@ -106,9 +106,14 @@ func (s *Service) QuarantineItem(ctx context.Context, a Actor, id string) (store
 // "forward" are for administrators.
 var QuarantineActions = []string{"release", "delete", "release-allow", "allow", "block", "report-spam", "report-ham", "forward"}
 
-// QuarantineAction acts on a quarantined copy and returns the outcome
-// ("released", "deleted", "learned", "done") and, for release, the queue
-// ID of the released message:
+// QuarantineResult is what a quarantine action did.
+type QuarantineResult struct {
+	Outcome string           // "released", "deleted", "learned" or "done"
+	QueueID string           // release: the queue ID of the released message
+	Entry   *store.ListEntry // allow, block: the list entry
+}
+
+// QuarantineAction acts on a quarantined copy:
 //
 //   - release, delete: the copy;
 //   - release-allow: release, then allow its sender on the recipient's list;
@@ -117,13 +122,13 @@ var QuarantineActions = []string{"release", "delete", "release-allow", "allow", 
 //     administrator: for the recipient's whole domain) and delete the copy;
 //   - report-spam, report-ham: train the tenant's spam model with it;
 //   - forward: send a copy to another address (to).
-func (s *Service) QuarantineAction(ctx context.Context, a Actor, id, action, to string) (string, string, error) {
+func (s *Service) QuarantineAction(ctx context.Context, a Actor, id, action, to string) (QuarantineResult, error) {
 	it, err := s.QuarantineItem(ctx, a, id)
 	if err != nil {
-		return "", "", err
+		return QuarantineResult{}, err
 	}
 	if s.Quarantine == nil {
-		return "", "", errors.New("quarantine actions: no quarantine")
+		return QuarantineResult{}, errors.New("quarantine actions: no quarantine")
 	}
 	who, tid := a.Name, it.TenantID
 	notHeld := func(err error) error {
@@ -136,66 +141,69 @@ func (s *Service) QuarantineAction(ctx context.Context, a Actor, id, action, to 
 	case "release":
 		qid, err := s.Quarantine.Release(ctx, tid, it.ID, who)
 		if err != nil {
-			return "", "", notHeld(err)
+			return QuarantineResult{}, notHeld(err)
 		}
-		return "released", qid, s.Audit(ctx, a, tid, "quarantine.release", it.ID, it.Rcpt, it.MailFrom)
+		return QuarantineResult{Outcome: "released", QueueID: qid}, s.Audit(ctx, a, tid, "quarantine.release", it.ID, it.Rcpt, it.MailFrom)
 	case "delete":
 		if err := s.Quarantine.Delete(ctx, tid, it.ID, who); err != nil {
-			return "", "", notHeld(err)
+			return QuarantineResult{}, notHeld(err)
 		}
-		return "deleted", "", s.Audit(ctx, a, tid, "quarantine.delete", it.ID, it.Rcpt, "")
+		return QuarantineResult{Outcome: "deleted"}, s.Audit(ctx, a, tid, "quarantine.delete", it.ID, it.Rcpt, "")
 	case "release-allow":
 		qid, err := s.Quarantine.Release(ctx, tid, it.ID, who)
 		if err != nil {
-			return "", "", notHeld(err)
+			return QuarantineResult{}, notHeld(err)
 		}
-		if _, err := s.Quarantine.Allow(ctx, tid, it.ID, who); err != nil {
-			return "", "", senderErr(err)
+		e, err := s.Quarantine.Allow(ctx, tid, it.ID, who)
+		if err != nil {
+			return QuarantineResult{}, senderErr(err)
 		}
-		return "released", qid, s.Audit(ctx, a, tid, "quarantine.release_allow", it.ID, it.Rcpt, it.MailFrom)
+		return QuarantineResult{Outcome: "released", QueueID: qid, Entry: &e}, s.Audit(ctx, a, tid, "quarantine.release_allow", it.ID, it.Rcpt, it.MailFrom)
 	case "allow":
 		if a.Role == store.RoleUser {
-			return "", "", ErrForbidden
+			return QuarantineResult{}, ErrForbidden
 		}
-		if _, err := s.Quarantine.Allow(ctx, tid, it.ID, who); err != nil {
-			return "", "", senderErr(err)
+		e, err := s.Quarantine.Allow(ctx, tid, it.ID, who)
+		if err != nil {
+			return QuarantineResult{}, senderErr(err)
 		}
-		return "done", "", s.Audit(ctx, a, tid, "quarantine.allow", it.ID, it.Rcpt, it.MailFrom)
+		return QuarantineResult{Outcome: "done", Entry: &e}, s.Audit(ctx, a, tid, "quarantine.allow", it.ID, it.Rcpt, it.MailFrom)
 	case "block":
 		block := s.Quarantine.Block
 		if a.Role != store.RoleUser {
 			block = s.Quarantine.BlockForDomain
 		}
-		if _, err := block(ctx, tid, it.ID, who); err != nil {
-			return "", "", senderErr(err)
+		e, err := block(ctx, tid, it.ID, who)
+		if err != nil {
+			return QuarantineResult{}, senderErr(err)
 		}
-		return "deleted", "", s.Audit(ctx, a, tid, "quarantine.block", it.ID, it.Rcpt, it.MailFrom)
+		return QuarantineResult{Outcome: "deleted", Entry: &e}, s.Audit(ctx, a, tid, "quarantine.block", it.ID, it.Rcpt, it.MailFrom)
 	case "report-spam", "report-ham":
 		if s.Learn == nil {
-			return "", "", Invalidf("spam feedback is not configured on this node")
+			return QuarantineResult{}, Invalidf("spam feedback is not configured on this node")
 		}
 		raw, err := s.quarantineRaw(ctx, it)
 		if err != nil {
-			return "", "", err
+			return QuarantineResult{}, err
 		}
 		if err := s.Learn(ctx, tid, raw, action == "report-spam"); err != nil {
-			return "", "", err
+			return QuarantineResult{}, err
 		}
-		return "learned", "", s.Audit(ctx, a, tid, "quarantine."+strings.ReplaceAll(action, "-", "_"), it.ID, "", it.MailFrom)
+		return QuarantineResult{Outcome: "learned"}, s.Audit(ctx, a, tid, "quarantine."+strings.ReplaceAll(action, "-", "_"), it.ID, "", it.MailFrom)
 	case "forward":
 		if a.Role == store.RoleUser {
-			return "", "", ErrForbidden
+			return QuarantineResult{}, ErrForbidden
 		}
 		dest, err := addr.Parse(strings.TrimSpace(to))
 		if err != nil {
-			return "", "", Invalidf("address %q: %v", to, err)
+			return QuarantineResult{}, Invalidf("address %q: %v", to, err)
 		}
 		if _, err := s.Quarantine.Forward(ctx, tid, it.ID, dest.Key(), who); err != nil {
-			return "", "", err
+			return QuarantineResult{}, err
 		}
-		return "done", "", s.Audit(ctx, a, tid, "quarantine.forward", it.ID, it.Rcpt, dest.Key())
+		return QuarantineResult{Outcome: "done"}, s.Audit(ctx, a, tid, "quarantine.forward", it.ID, it.Rcpt, dest.Key())
 	}
-	return "", "", Invalidf("unknown action %q", action)
+	return QuarantineResult{}, Invalidf("unknown action %q", action)
 }
 
 // quarantineRaw reads a copy (at most 64 MiB).

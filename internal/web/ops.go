@@ -114,7 +114,8 @@ func (s *Server) opAddDomain(ctx context.Context, p *principal, name string, rou
 }
 
 func (s *Server) opSetRoutes(ctx context.Context, p *principal, domain string, routes []string, tlsMode string) error {
-	return s.admin.SetRoutes(ctx, who(p), domain, routes, tlsMode)
+	_, err := s.admin.SetRoutes(ctx, who(p), domain, routes, tlsMode)
+	return err
 }
 
 func (s *Server) opDeleteDomain(ctx context.Context, p *principal, domain string) error {

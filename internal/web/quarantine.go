@@ -234,8 +234,8 @@ func (s *Server) quarantineAction(w http.ResponseWriter, r *http.Request, p *pri
 // opQuarantine performs one action on a quarantined copy and returns the
 // notice to show.
 func (s *Server) opQuarantine(ctx context.Context, p *principal, id, action, to string) (string, error) {
-	msg, _, err := s.admin.QuarantineAction(ctx, who(p), id, action, to)
-	return msg, err
+	res, err := s.admin.QuarantineAction(ctx, who(p), id, action, to)
+	return res.Outcome, err
 }
 
 // senderErr turns "the copy has no usable sender" into a user error.
