@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/dnsx/dnstest"
@@ -179,5 +181,56 @@ func TestCLIDomainVerification(t *testing.T) {
 	}
 	if !found["domain.verify claimed.test"] || !found["domain.add direct.test"] {
 		t.Fatalf("audit entries of the CLI: %+v", es)
+	}
+}
+
+// The CLI's quarantine actions find a copy in any tenant and act like the
+// console's, with an audit entry in the copy's tenant.
+func TestCLIQuarantineActions(t *testing.T) {
+	c := startCLI(t)
+	ctx := context.Background()
+	quarantined := func(subject string) string {
+		now := time.Now()
+		id := store.NewMessageID(now)
+		w, err := c.QSpool.Create(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, "From: Spammer <spam@example.net>\r\nTo: carol@other.test\r\nSubject: "+subject+"\r\n\r\nbuy now\r\n")
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		it := store.QuarantineItem{ID: id, TenantID: c.TenantB.ID, Rcpt: "carol@other.test", BlobKey: id, MailFrom: "spam@example.net",
+			FromHdr: "Spammer <spam@example.net>", Subject: subject, Size: w.Size(), Created: now, Expires: now.Add(time.Hour), State: store.QHeld}
+		if err := c.Store.AddQuarantine(ctx, it, store.Event{MessageID: id, TenantID: c.TenantB.ID, At: now, Kind: "quarantined", Rcpt: it.Rcpt}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a, b := quarantined("first"), quarantined("second")
+	if out, err := c.run(t, "", "quarantine", "allow", a); err != nil || !strings.Contains(out, a+": allow address:carol@other.test from_addr=spam@example.net") {
+		t.Fatalf("allow: %v\n%s", err, out)
+	}
+	if out, err := c.run(t, "", "quarantine", "release", a); err != nil || !strings.Contains(out, a+" released, queued as ") {
+		t.Fatalf("release: %v\n%s", err, out)
+	}
+	if _, err := c.run(t, "", "quarantine", "release", a); err == nil || !strings.Contains(err.Error(), "already released or deleted") {
+		t.Fatalf("second release: %v", err)
+	}
+	// An operator blocks for the recipient's whole domain, as on the console.
+	if out, err := c.run(t, "", "quarantine", "block", b); err != nil || !strings.Contains(out, b+": deny domain:other.test") {
+		t.Fatalf("block: %v\n%s", err, out)
+	}
+	es, _ := c.Store.AuditLog(ctx, store.AuditFilter{TenantID: c.TenantB.ID, Limit: 100})
+	got := map[string]bool{}
+	for _, x := range es {
+		if strings.HasPrefix(x.Actor, "cli:") {
+			got[x.Action+" "+x.Target] = true
+		}
+	}
+	for _, w := range []string{"quarantine.allow " + a, "quarantine.release " + a, "quarantine.block " + b} {
+		if !got[w] {
+			t.Errorf("no audit entry %q in %v", w, got)
+		}
 	}
 }

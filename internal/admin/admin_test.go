@@ -307,3 +307,86 @@ func TestAccountLoginsRevealNothing(t *testing.T) {
 		t.Fatalf("operator creates a taken login: %v", err)
 	}
 }
+
+// Relay and trusted networks are the operators', and never so wide that
+// the tenant's relay would be open to the internet.
+func TestNetworksAreNarrowAndForOperators(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	op := admin.Operator("cli:root").In(e.Tenant.ID)
+	var inv admin.Invalid
+	for _, cidr := range []string{"0.0.0.0/0", "128.0.0.0/1", "::/0", "2000::/3", "not-a-network"} {
+		if _, err := e.svc.AllowRelay(ctx, op, cidr); !errors.As(err, &inv) {
+			t.Errorf("relay from %s: %v", cidr, err)
+		}
+		if _, err := e.svc.AddTrustedNet(ctx, op, cidr, "upstream"); !errors.As(err, &inv) {
+			t.Errorf("trust %s: %v", cidr, err)
+		}
+	}
+	if p, err := e.svc.AllowRelay(ctx, op, "10.1.2.3/8"); err != nil || p.String() != "10.0.0.0/8" {
+		t.Fatalf("relay from a /8: %v %v", p, err)
+	}
+	if p, err := e.svc.AllowRelay(ctx, op, "::ffff:192.0.2.7"); err != nil || p.String() != "192.0.2.7/32" {
+		t.Fatalf("relay from one address: %v %v", p, err)
+	}
+	if _, err := e.svc.AllowRelay(ctx, e.admin, "192.0.2.0/24"); !errors.Is(err, admin.ErrForbidden) {
+		t.Fatalf("administrator adds a relay network: %v", err)
+	}
+	if err := e.svc.SetRelayLogin(ctx, e.admin, "relay1", "a long passphrase"); !errors.Is(err, admin.ErrForbidden) {
+		t.Fatalf("administrator adds a relay login: %v", err)
+	}
+	if err := e.svc.SetRelayLogin(ctx, op, "relay1", "  "); !errors.As(err, &inv) {
+		t.Fatalf("blank relay password: %v", err)
+	}
+	if acts := auditActions(t, e, e.Tenant.ID); acts["relay.allow 10.0.0.0/8"] != 1 {
+		t.Fatalf("audit: %v", acts)
+	}
+}
+
+// The users export defuses spreadsheet formulas in every cell, and the
+// import reads such a file back to the same addresses.
+func TestUsersExportAndImport(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	if _, err := e.svc.AddUser(ctx, e.admin, "=1+2@example.test", "@SUM(A1)"); err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	if err := e.svc.ExportUsers(ctx, e.admin, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "'=1+2@example.test,'@SUM(A1)\n") {
+		t.Fatalf("export:\n%s", buf.String())
+	}
+	n, err := e.svc.ImportUsers(ctx, e.admin, strings.NewReader(buf.String()+"# a comment\r\nnew@example.test,New\r\n"))
+	if err != nil || n != 1 {
+		t.Fatalf("import of the export: %d %v", n, err)
+	}
+	us, _ := e.Store.Users(ctx, e.Tenant.ID)
+	if len(us) != 4 {
+		t.Fatalf("users after the import: %+v", us)
+	}
+	// An operator acting on every tenant (the CLI) imports each address
+	// into the tenant serving its domain; the whole file is checked first.
+	op := admin.Operator("cli:root")
+	if _, err := e.svc.ImportUsers(ctx, op, strings.NewReader("x@example.test\ny@other.test\nz@nowhere.test\n")); err == nil ||
+		!strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("import with an unserved domain: %v", err)
+	}
+	if ok, _ := e.Store.UserExists(ctx, e.Tenant.ID, "x@example.test"); ok {
+		t.Fatal("a refused import added users")
+	}
+	if n, err := e.svc.ImportUsers(ctx, op, strings.NewReader("x@example.test\ny@other.test\n")); err != nil || n != 2 {
+		t.Fatalf("import across tenants: %d %v", n, err)
+	}
+	if ok, _ := e.Store.UserExists(ctx, e.other.ID, "y@other.test"); !ok {
+		t.Fatal("y@other.test not in tenant other")
+	}
+	if acts := auditActions(t, e, e.other.ID); acts["user.import 1 rows"] != 1 {
+		t.Fatalf("audit of tenant other: %v", acts)
+	}
+	// A tenant administrator's import stays in the tenant.
+	if _, err := e.svc.ImportUsers(ctx, e.admin, strings.NewReader("w@other.test\n")); err == nil {
+		t.Fatal("administrator imported an address of another tenant")
+	}
+}
