@@ -73,6 +73,8 @@ func TestCLIAndWebRefuseTheSameInput(t *testing.T) {
 			token: "a-write", method: "PUT", path: "/policy", body: map[string]string{"scope": "tenant", "key": "Spam Tag", "value": "1"}},
 		{name: "policy value", cli: []string{"policy", "set", "--domain", "example.test", "spam.tag_at=1\n2"},
 			token: "a-write", method: "PUT", path: "/policy", body: map[string]string{"scope": "domain", "owner": "example.test", "key": "spam.tag_at", "value": "1\n2"}},
+		{name: "login server in an internal network", cli: []string{"policy", "set", "--tenant", "acme", "login.imap=imaps://10.1.2.3:993"},
+			token: "a-write", method: "PUT", path: "/policy", body: map[string]string{"scope": "tenant", "key": "login.imap", "value": "imaps://10.1.2.3:993"}},
 		{name: "list regex", cli: []string{"list", "add", "deny", "--domain", "example.test", "--mode", "regex", "(unclosed"},
 			token: "a-write", method: "POST", path: "/lists", body: map[string]string{"Scope": "domain", "Owner": "example.test", "Kind": "deny", "Mode": "regex", "Value": "(unclosed"}},
 		{name: "group name", cli: []string{"group", "add", "acme", "two\nlines"},

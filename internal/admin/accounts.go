@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -85,7 +84,7 @@ func (s *Service) CreateAccount(ctx context.Context, a Actor, login string, role
 			return store.Account{}, err
 		}
 		var err error
-		if hash, err = passwd.Hash(password); err != nil {
+		if hash, err = s.hash(ctx, password); err != nil {
 			return store.Account{}, err
 		}
 	}
@@ -162,7 +161,7 @@ func (s *Service) SetPassword(ctx context.Context, a Actor, id int64, password s
 	if err := PasswordOK(password); err != nil {
 		return err
 	}
-	if acct.Hash, err = passwd.Hash(password); err != nil {
+	if acct.Hash, err = s.hash(ctx, password); err != nil {
 		return err
 	}
 	acct.PasswordChanged = s.now().Now()

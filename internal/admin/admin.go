@@ -27,6 +27,8 @@ import (
 
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/dnsx"
+	"github.com/mailgate/mailgate/internal/netguard"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -122,7 +124,18 @@ type Service struct {
 	Quarantine *quarantine.Manager
 	// Learn trains a tenant's spam model with one message (feedback).
 	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
-	// Resolver looks up domain ownership records. It should not cache: an
+	// Passwords hashes new passwords within the node's memory budget for
+	// password work (a *passwd.Verifier; passwd.ErrBusy when it is taken).
+	// nil: passwd.Hash, unbounded, for offline tools.
+	Passwords interface {
+		Hash(ctx context.Context, password string) (string, error)
+	}
+	// Upstreams says which networks the login servers named in tenant
+	// settings (login.imap, ...) may be in; the zero value permits public
+	// addresses only.
+	Upstreams netguard.Policy
+	// Resolver looks up domain ownership records and the names of login
+	// servers. It should not cache: an
 	// administrator verifies right after publishing the record. nil means
 	// no resolver is configured.
 	Resolver dnsx.Resolver
@@ -135,6 +148,13 @@ func (s *Service) now() clock.Clock {
 		return clock.System{}
 	}
 	return s.Clock
+}
+
+func (s *Service) hash(ctx context.Context, password string) (string, error) {
+	if s.Passwords == nil {
+		return passwd.Hash(password)
+	}
+	return s.Passwords.Hash(ctx, password)
 }
 
 func (s *Service) log() *slog.Logger {

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -105,7 +104,7 @@ func (s *Service) SetRelayLogin(ctx context.Context, a Actor, username, password
 	if len(password) > 1024 || strings.ContainsAny(password, "\r\n\x00") {
 		return Invalidf("password too long or has line breaks")
 	}
-	h, err := passwd.Hash(password)
+	h, err := s.hash(ctx, password)
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,15 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
+	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/scan/lists"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/web/extauth"
 )
 
 // --- groups ---
@@ -166,6 +170,9 @@ func (s *Service) SetSetting(ctx context.Context, a Actor, scope, owner, key, va
 	if err != nil {
 		return err
 	}
+	if err := s.checkUpstream(ctx, key, value); err != nil {
+		return err
+	}
 	before := s.settingValue(ctx, tid, scope, owner, key)
 	if err := s.Store.SetSetting(ctx, store.Setting{TenantID: tid, Scope: scope, Owner: owner, Key: key, Value: value}); err != nil {
 		return err
@@ -188,6 +195,63 @@ func (s *Service) UnsetSetting(ctx context.Context, a Actor, scope, owner, key s
 		return err
 	}
 	return s.Audit(ctx, a, tid, "policy.unset", scope+":"+owner+":"+key, before, "")
+}
+
+// UpstreamRefused refuses a login.* setting naming a server that delegated
+// logins must not connect to (an Invalid refusal).
+type UpstreamRefused struct {
+	Reason    string // "internal" (an internal network) or "unresolved"
+	Key, Host string
+}
+
+func (e *UpstreamRefused) Error() string {
+	if e.Reason == "internal" {
+		return fmt.Sprintf("%s: %s is in an internal network (loopback, private or link-local); only the operator can allow such networks ([auth] upstream_allow)", e.Key, e.Host)
+	}
+	return fmt.Sprintf("%s: the name %s cannot be resolved", e.Key, e.Host)
+}
+
+func (e *UpstreamRefused) Unwrap() error { return Invalid{e.Error()} }
+
+// checkUpstream validates the settings that name a server mailgate
+// connects to on the tenant's behalf (login.imap, login.smtp,
+// login.oidc_issuer): the host must resolve, through the configured
+// resolver, to addresses outside the internal networks the operator has not
+// allowed (Upstreams). The dialer checks again at connect time; this check
+// gives a clear error when the value is saved.
+func (s *Service) checkUpstream(ctx context.Context, key, value string) error {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return nil
+	}
+	var host string
+	switch key {
+	case extauth.KeyIMAP, extauth.KeySMTP:
+		t, err := extauth.ParseTarget(value)
+		if err != nil {
+			return Invalidf("%s: %v", key, err)
+		}
+		host = t.Host
+	case extauth.KeyOIDCIssuer:
+		u, err := url.Parse(value)
+		if err != nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return Invalidf("%s: %q is not an https:// URL", key, value)
+		}
+		host = u.Hostname()
+	default:
+		return nil
+	}
+	err := s.Upstreams.CheckHost(ctx, s.Resolver, host)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, netguard.ErrForbidden):
+		return &UpstreamRefused{Reason: "internal", Key: key, Host: host}
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	s.log().Info("login server setting refused", "key", key, "err", err)
+	return &UpstreamRefused{Reason: "unresolved", Key: key, Host: host}
 }
 
 // --- allow/deny lists ---

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/csvsafe"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -199,7 +200,7 @@ func (s *Service) ImportUsers(ctx context.Context, a Actor, r io.Reader) (int, e
 
 // ExportUsers writes a's tenant's addresses with display names as CSV
 // (the format ImportUsers reads), every cell defused against spreadsheet
-// formulas (CSVCell).
+// formulas (csvsafe).
 func (s *Service) ExportUsers(ctx context.Context, a Actor, w io.Writer) error {
 	if err := a.require(store.RoleAdmin); err != nil {
 		return err
@@ -223,18 +224,8 @@ func (s *Service) ExportUsers(ctx context.Context, a Actor, w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"address", "name"})
 	for _, u := range us {
-		cw.Write([]string{CSVCell(u.Address), CSVCell(names[u.Address])})
+		cw.Write(csvsafe.Cells([]string{u.Address, names[u.Address]}))
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-// CSVCell defuses spreadsheet formula injection (OWASP "CSV Injection"): a
-// cell starting with = + - @ tab or CR gets a leading single quote, so a
-// spreadsheet shows it as text instead of evaluating it.
-func CSVCell(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
-	}
-	return v
 }

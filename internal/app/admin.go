@@ -3,6 +3,7 @@ package app
 import (
 	"github.com/mailgate/mailgate/internal/admin"
 	"github.com/mailgate/mailgate/internal/dnsx"
+	"github.com/mailgate/mailgate/internal/netguard"
 )
 
 // Admin is the administration layer on this node's store, queue and
@@ -18,5 +19,5 @@ func (a *App) Admin() *admin.Service {
 		}
 	}
 	return &admin.Service{Store: a.Store, Queue: a.Queue, Quarantine: a.Quarantine, Learn: a.LearnMessage,
-		Resolver: res, Clock: a.Clock, Log: a.Log.With("stage", "admin")}
+		Passwords: a.Passwords, Upstreams: netguard.Policy{Allow: a.Config.Auth.UpstreamNets()}, Resolver: res, Clock: a.Clock, Log: a.Log.With("stage", "admin")}
 }

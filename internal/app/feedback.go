@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/scan/spam"
@@ -19,21 +20,29 @@ import (
 // tenant's model as spam or ham, and the feedback mail itself is not
 // delivered. Only the tenant's own people may teach its model: the sender
 // must be in one of the tenant's domains and pass DMARC.
-func (a *App) spamFeedback(ctx context.Context, m store.Message, env *policy.Envelope, rcpt string, s policy.Settings, findings []policy.Finding) (string, bool) {
+func (a *App) spamFeedback(ctx context.Context, m store.Message, env *policy.Envelope, rcpt string, s policy.Settings, findings []policy.Finding) (string, inbound.Interception, bool) {
 	isSpam := false
 	switch strings.ToLower(rcpt) {
 	case setting(s, "spam.feedback_spam_address"):
 		isSpam = true
 	case setting(s, "spam.feedback_ham_address"):
 	default:
-		return "", false
+		return "", nil, false
 	}
 	if !a.ownAuthenticatedSender(ctx, m, findings) {
-		return "feedback ignored: the sender is not an authenticated address of this organisation", true
+		return "feedback ignored: the sender is not an authenticated address of this organisation", nil, true
 	}
+	kind := map[bool]string{true: "spam", false: "not spam"}[isSpam]
+	learn := func(ctx context.Context) string { return a.learnForwarded(ctx, m, isSpam) }
+	return "feedback from <" + m.MailFrom + "> to learn as " + kind, learn, true
+}
+
+// learnForwarded trains the tenant's model with the messages forwarded as
+// attachments in a committed feedback mail.
+func (a *App) learnForwarded(ctx context.Context, m store.Message, isSpam bool) string {
 	f, err := a.Spool.Open(m.BlobKey)
 	if err != nil {
-		return "feedback not read: " + err.Error(), true
+		return "feedback not read: " + err.Error()
 	}
 	defer f.Close()
 	cl := a.SpamClassifier()
@@ -45,12 +54,12 @@ func (a *App) spamFeedback(ctx context.Context, m store.Message, env *policy.Env
 		}
 		toks, _ := spam.Features(msg, &policy.Envelope{}, time.Now(), 0)
 		if err := cl.TrainTokens(ctx, m.TenantID, toks, isSpam); err != nil {
-			return "feedback not learned: " + err.Error(), true
+			return "feedback not learned: " + err.Error()
 		}
 		n++
 	}
 	kind := map[bool]string{true: "spam", false: "not spam"}[isSpam]
-	return fmt.Sprintf("feedback from <%s>: %d forwarded message(s) learned as %s", m.MailFrom, n, kind), true
+	return fmt.Sprintf("feedback from <%s>: %d forwarded message(s) learned as %s", m.MailFrom, n, kind)
 }
 
 func setting(s policy.Settings, key string) string {

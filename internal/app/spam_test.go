@@ -221,7 +221,7 @@ func TestSpamFeedbackAddress(t *testing.T) {
 	evs, _ := n.Store.Events(ctx, tid, ms[0].ID)
 	found := false
 	for _, e := range evs {
-		if e.Kind == "verdict" && strings.Contains(e.Detail, "learned as spam") {
+		if e.Kind == "feedback" && strings.Contains(e.Detail, "learned as spam") {
 			found = true
 		}
 	}

@@ -14,6 +14,7 @@ package inbound
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,9 +33,10 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-// Queue is what the pipeline needs of the queue.
+// Queue is what the pipeline needs of the queue: one commit of everything
+// a message becomes (queue.Queue.Accept).
 type Queue interface {
-	Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) error
+	Accept(ctx context.Context, a store.Acceptance) error
 }
 
 // PostStage runs after the checks with all their findings.
@@ -46,6 +48,12 @@ type PostStage interface {
 // verdict's Subject tag, banner and removed parts, without the named header
 // fields (a name ending in "*" is a prefix).
 type Rewriter func(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdict, removeHeaders []string) error
+
+// Interception is work mailgate does with a recipient's copy instead of
+// delivering it (learning from a feedback mail). It runs only after the
+// message is committed, so a failed accept that the client retries never
+// does it twice; its result text goes to tracking.
+type Interception func(ctx context.Context) string
 
 // Pipeline is the inbound stage.
 type Pipeline struct {
@@ -61,232 +69,322 @@ type Pipeline struct {
 	Hostname string
 	Clock    clock.Clock
 	Log      *slog.Logger
-	// Intercept, when set, may take a recipient's copy for mailgate itself
-	// (the spam feedback addresses); the copy is then not delivered and
-	// the returned text goes to tracking.
-	Intercept func(ctx context.Context, m store.Message, env *policy.Envelope, rcpt string, s policy.Settings, findings []policy.Finding) (string, bool)
-	// AfterVerdict, when set, is called with the findings of every checked
-	// message (notifications, sender history, reputation).
+	// Intercept, when set, may claim a recipient's copy for mailgate itself
+	// (the spam feedback addresses): the copy is then not delivered, what
+	// goes to tracking now is the first result, and the returned work runs
+	// after the commit. It must not change anything itself.
+	Intercept func(ctx context.Context, m store.Message, env *policy.Envelope, rcpt string, s policy.Settings, findings []policy.Finding) (string, Interception, bool)
+	// AfterVerdict, when set, is called with the findings of every message
+	// that was committed or finally refused (notifications, sender
+	// history, reputation); never for a temporary failure, which the client
+	// retries.
 	AfterVerdict func(ctx context.Context, m store.Message, env *policy.Envelope, settings policy.RcptSettings, findings []policy.Finding, verdicts []policy.Verdict)
-	// Quota, when set, guards each recipient's quarantine capacity
+	// Quota, when set, is each recipient's quarantine capacity
 	// (quarantine.Manager).
 	Quota QuarantineQuota
 }
 
-// QuarantineQuota is the per-address quarantine capacity (seed 003
-// ディスク容量制限): Fits is asked before a copy is written, Stored is told
-// after it is committed (the 80% warning).
+// QuarantineQuota is the per-address quarantine capacity: Limit is the
+// capacity in bytes (0 = none) that the accept transaction enforces, Stored
+// is told after a copy is committed (the 80% warning).
 type QuarantineQuota interface {
-	Fits(ctx context.Context, tenantID int64, rcpt string, size int64, s policy.Settings) (bool, error)
+	Limit(s policy.Settings) int64
 	Stored(ctx context.Context, it store.QuarantineItem, s policy.Settings)
 }
 
+// commitTimeout bounds the accept transaction. The commit runs on its own
+// deadline: checks that used up the scanning budget must not make a
+// message that passed them fail to commit.
+const commitTimeout = 30 * time.Second
+
+// judged is a message with its checks' results.
+type judged struct {
+	m        store.Message
+	env      *policy.Envelope
+	settings policy.RcptSettings
+	pm       *policy.Message
+	findings []policy.Finding
+	verdicts []policy.Verdict
+	// intercepted: work to run after the commit, by recipient index.
+	intercepted map[int]Interception
+}
+
+// plan is what happens to each recipient's copy.
+type plan struct {
+	prefix string
+	remove []string // own header names to strip from every copy (forgeries)
+	asIs   []int    // recipients getting the original bytes
+	// variants: groups of recipients sharing one rewritten copy, in order.
+	variants    [][]int
+	quarantined []int
+}
+
+// copyBlob is a durable blob written for this accept (a rewritten copy or
+// a quarantine copy); it is removed unless the accept commits.
+type copyBlob struct {
+	sp  *spool.Spool
+	key string
+}
+
 // Enqueue checks an inbound message and queues, quarantines or refuses each
-// recipient's copy. Outbound messages pass straight to the queue.
+// recipient's copy. Everything the message becomes (the original row with
+// every recipient's outcome, each rewritten copy, each quarantine copy) is
+// committed in one transaction after the blobs are durable, or nothing is:
+// on any error the blobs written here are removed and the caller answers
+// with a temporary failure, so a retry can never deliver a copy twice.
+// Outbound messages pass straight to the queue.
 func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) error {
 	if m.Direction != store.Inbound || p.Runner == nil || len(p.Runner.Stages) == 0 {
-		return p.Queue.Enqueue(ctx, m, rcpts, events)
+		return p.commit(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: m, Recipients: rcpts, Events: events}}})
 	}
 	log := p.Log.With("id", m.ID, "tenant", m.TenantID)
-	env, settings, err := p.envelope(ctx, m, rcpts)
+	j, err := p.judge(ctx, m, rcpts)
 	if err != nil {
 		return err
 	}
-	pm := &policy.Message{Env: env, Size: m.Size, Open: func() (io.ReadCloser, error) { return p.Spool.Open(m.BlobKey) }}
-	findings, verdicts := p.Runner.Run(ctx, pm, settings)
+	now := p.Clock.Now()
+	if err := p.refusal(ctx, log, j, rcpts, events, now); err != nil {
+		return err
+	}
+	pl := p.plan(ctx, j, rcpts)
+	var blobs []copyBlob
+	committed := false
+	defer func() {
+		if !committed {
+			for _, b := range blobs {
+				b.sp.Remove(b.key)
+			}
+		}
+	}()
+	acc, blobs, err := p.writeCopies(ctx, log, j, pl, rcpts, events, now)
+	if err != nil {
+		return err
+	}
+	if err := p.commit(ctx, acc); err != nil {
+		if errors.Is(err, store.ErrQuotaFull) {
+			// SMTP has one reply to DATA: the whole message waits (RFC 5321
+			// 4.2.2 mailbox full), so nothing is dropped, and the sender's
+			// retries, or finally its bounce, tell the sender.
+			log.Info("message deferred: quarantine full", "err", err)
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox quarantine full, try again later"}
+		}
+		return err
+	}
+	committed = true
+	p.afterCommit(ctx, log, j, pl, acc, now)
+	return nil
+}
+
+// commit runs the accept transaction on its own deadline, unless the
+// client is already gone (then nobody would hear the 250).
+func (p *Pipeline) commit(ctx context.Context, a store.Acceptance) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("accept: %w", ctx.Err())
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	return p.Queue.Accept(cctx, a)
+}
+
+// judge runs the checks and post stages and resolves per-recipient
+// verdicts; intercepted recipients become Discard.
+func (p *Pipeline) judge(ctx context.Context, m store.Message, rcpts []store.Recipient) (*judged, error) {
+	env, settings, err := p.envelope(ctx, m, rcpts)
+	if err != nil {
+		return nil, err
+	}
+	j := &judged{m: m, env: env, settings: settings}
+	j.pm = &policy.Message{Env: env, Size: m.Size, Open: func() (io.ReadCloser, error) { return p.Spool.Open(m.BlobKey) }}
+	j.findings, j.verdicts = p.Runner.Run(ctx, j.pm, settings)
 	if len(p.Post) > 0 {
 		for _, ps := range p.Post {
-			findings = append(findings, ps.Findings(ctx, pm, findings, settings)...)
+			j.findings = append(j.findings, ps.Findings(ctx, j.pm, j.findings, settings)...)
 		}
-		verdicts = policy.Resolve(env.Rcpts, findings)
+		j.verdicts = policy.Resolve(env.Rcpts, j.findings)
 	}
-	if p.AfterVerdict != nil {
-		defer p.AfterVerdict(context.WithoutCancel(ctx), m, env, settings, findings, verdicts)
-	}
-	now := p.Clock.Now()
 	if p.Intercept != nil {
-		for i := range verdicts {
-			v := &verdicts[i]
+		for i := range j.verdicts {
+			v := &j.verdicts[i]
 			if v.Action == policy.TempFail || v.Action == policy.Reject {
 				continue
 			}
-			if what, ok := p.Intercept(ctx, m, env, v.Rcpt, settings.ForRcpt(v.Rcpt), findings); ok {
+			if what, work, ok := p.Intercept(ctx, m, env, v.Rcpt, settings.ForRcpt(v.Rcpt), j.findings); ok {
 				v.Action = policy.Discard
 				v.Decider = &policy.Finding{Check: "feedback", Symbol: "FEEDBACK", Reason: what}
+				if work != nil {
+					if j.intercepted == nil {
+						j.intercepted = map[int]Interception{}
+					}
+					j.intercepted[i] = work
+				}
 			}
 		}
 	}
+	return j, nil
+}
 
-	// One temporary failure defers the whole message: the client retries
-	// all recipients, so nobody gets a copy judged without the failed check.
-	for i := range verdicts {
-		if verdicts[i].Action == policy.TempFail {
-			log.Warn("message deferred by policy", "reason", verdicts[i].Decider.Reason)
-			return reply(verdicts[i].Decider, 451, "4.7.0")
+// refusal answers for the whole message when it cannot be accepted: one
+// temporary failure defers it (the client retries every recipient, so
+// nobody gets a copy judged without the failed check); when every
+// recipient rejects, it is refused and kept in tracking.
+func (p *Pipeline) refusal(ctx context.Context, log *slog.Logger, j *judged, rcpts []store.Recipient, events []store.Event, now time.Time) error {
+	for i := range j.verdicts {
+		if j.verdicts[i].Action == policy.TempFail {
+			log.Warn("message deferred by policy", "reason", j.verdicts[i].Decider.Reason)
+			return reply(j.verdicts[i].Decider, 451, "4.7.0")
 		}
 	}
-	allReject := true
-	for i := range verdicts {
-		if verdicts[i].Action != policy.Reject {
-			allReject = false
+	for i := range j.verdicts {
+		if j.verdicts[i].Action != policy.Reject {
+			return nil
 		}
 	}
-	if allReject {
-		d := verdicts[0].Decider
-		log.Info("message rejected by policy", "symbol", d.Symbol, "reason", d.Reason)
-		p.recordRejection(ctx, m, rcpts, events, verdicts, now)
-		return reply(d, 550, "5.7.1")
-	}
+	d := j.verdicts[0].Decider
+	log.Info("message rejected by policy", "symbol", d.Symbol, "reason", d.Reason)
+	p.recordRejection(ctx, j.m, rcpts, events, j.verdicts, now)
+	p.afterVerdict(ctx, j)
+	return reply(d, 550, "5.7.1")
+}
 
-	prefix := p.prefix(findings)
-	// A full quarantine must not lose the message: SMTP has one reply to
-	// DATA, so the whole message is deferred (RFC 5321 4.2.2, 4.2.2 mailbox
-	// full) and the sender's retries, or finally its bounce, tell the sender
-	// (seed 003 ※5). Recipients whose copy is delivered wait for the retry.
-	if p.Quota != nil {
-		for i := range verdicts {
-			if verdicts[i].Action != policy.Quarantine {
-				continue
-			}
-			rcpt := verdicts[i].Rcpt
-			ok, err := p.Quota.Fits(ctx, m.TenantID, rcpt, m.Size+int64(len(prefix)), settings.ForRcpt(rcpt))
-			if err != nil {
-				return err
-			}
-			if !ok {
-				log.Info("message deferred: quarantine full", "rcpt", rcpt)
-				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox quarantine full for <" + sanitizeValue(rcpt) + ">, try again later"}
-			}
-		}
-	}
+// plan sorts the recipients by what their copy is and sets each
+// recipient's state on the original row.
+func (p *Pipeline) plan(ctx context.Context, j *judged, rcpts []store.Recipient) *plan {
+	pl := &plan{prefix: p.prefix(j.findings)}
 	// Our own verdict header names in the message as received are forgeries
 	// (a Google inbound-gateway rule may read X-Mailgate-Spam): every copy
 	// is then rewritten without them.
-	var remove []string
-	if parsed, err := pm.Parsed(ctx); err == nil && hasOwnHeaders(parsed.Header) {
-		remove = []string{ownHeaderPrefix + "*"}
+	if parsed, err := j.pm.Parsed(ctx); err == nil && hasOwnHeaders(parsed.Header) {
+		pl.remove = []string{ownHeaderPrefix + "*"}
 	}
-	verdictEvents := make([]store.Event, 0, len(verdicts))
-	for _, v := range verdicts {
-		verdictEvents = append(verdictEvents, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "verdict",
-			Rcpt: v.Rcpt, Detail: describe(v)})
-	}
-
-	// Recipients whose copy is the original, untouched (headers in front).
-	var asIs []int
-	// Groups of recipients sharing a rewritten copy.
-	variants := map[string][]int{}
-	var variantKeys []string
-	var quarantined []int
-	for i := range verdicts {
-		v := &verdicts[i]
+	byKey := map[string]int{}
+	for i := range j.verdicts {
+		v := &j.verdicts[i]
 		switch {
 		case v.Action == policy.Quarantine:
-			quarantined = append(quarantined, i)
+			pl.quarantined = append(pl.quarantined, i)
 			rcpts[i].State = store.Quarantined
 		case v.Action == policy.Discard:
 			rcpts[i].State = store.Discarded
 		case v.Action == policy.Reject:
 			rcpts[i].State = store.Rejected
-		case needsRewrite(v) || remove != nil:
+		case needsRewrite(v) || pl.remove != nil:
 			k := variantKey(v)
-			if _, ok := variants[k]; !ok {
-				variantKeys = append(variantKeys, k)
+			n, ok := byKey[k]
+			if !ok {
+				n = len(pl.variants)
+				byKey[k] = n
+				pl.variants = append(pl.variants, nil)
 			}
-			variants[k] = append(variants[k], i)
+			pl.variants[n] = append(pl.variants[n], i)
 			rcpts[i].State = store.Split
 		default:
-			asIs = append(asIs, i)
+			pl.asIs = append(pl.asIs, i)
 		}
 	}
+	return pl
+}
 
-	// Make every copy durable first.
-	type copyJob struct {
-		id   string
-		blob *spool.Writer
-		idx  []int
+// writeCopies makes every rewritten and quarantine copy durable and builds
+// the acceptance that references them. The blobs written so far are
+// returned even with an error, for the caller to remove.
+func (p *Pipeline) writeCopies(ctx context.Context, log *slog.Logger, j *judged, pl *plan, rcpts []store.Recipient, events []store.Event, now time.Time) (store.Acceptance, []copyBlob, error) {
+	m := j.m
+	var acc store.Acceptance
+	var blobs []copyBlob
+	evs := append([]store.Event(nil), events...)
+	for _, v := range j.verdicts {
+		evs = append(evs, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "verdict", Rcpt: v.Rcpt, Detail: describe(v)})
 	}
-	var copies []copyJob
-	defer func() {
-		for _, c := range copies {
-			if c.blob != nil {
-				c.blob.Abort()
-			}
-		}
-	}()
-	for n, k := range variantKeys {
-		idx := variants[k]
+	var copies []store.QueuedMessage
+	for n, idx := range pl.variants {
 		id := fmt.Sprintf("%s-%d", m.ID, n+1)
-		w, err := p.writeVariant(ctx, m, id, &verdicts[idx[0]], remove)
+		size, err := p.writeVariant(ctx, m, id, &j.verdicts[idx[0]], pl.remove)
 		if err != nil {
 			log.Error("rewriting a copy failed", "err", err)
-			return err
+			return acc, blobs, err
 		}
-		copies = append(copies, copyJob{id: id, blob: w, idx: idx})
-	}
-	var qItems []store.QuarantineItem
-	fromHdr := ""
-	if len(quarantined) > 0 {
-		// The decoded From is kept with each copy: the console, digests and
-		// block/allow actions show and use it without reopening the blob.
-		if parsed, err := pm.Parsed(ctx); err == nil && len(parsed.From) > 0 {
-			fromHdr = formatFrom(parsed.From[0])
-		}
-	}
-	for _, i := range quarantined {
-		it, err := p.quarantineCopy(ctx, m, prefix, &verdicts[i], settings.ForRcpt(verdicts[i].Rcpt), now)
-		if err != nil {
-			log.Error("quarantine copy failed", "err", err)
-			return err
-		}
-		it.FromHdr = fromHdr
-		qItems = append(qItems, it)
-	}
-
-	// The original message row carries every recipient's outcome.
-	m.Prefix = prefix
-	for _, c := range copies {
-		for _, i := range c.idx {
-			verdictEvents = append(verdictEvents, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "copy",
-				Rcpt: rcpts[i].Addr, Detail: "modified copy queued as " + c.id})
-		}
-	}
-	if err := p.Queue.Enqueue(ctx, m, rcpts, append(events, verdictEvents...)); err != nil {
-		return err
-	}
-	for _, it := range qItems {
-		ev := store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "quarantined", Rcpt: it.Rcpt,
-			Detail: "quarantined as " + it.ID + ": " + it.Reasons}
-		if err := p.Store.AddQuarantine(ctx, it, ev); err != nil {
-			return fmt.Errorf("quarantine: %w", err)
-		}
-		if p.Quota != nil {
-			p.Quota.Stored(ctx, it, settings.ForRcpt(it.Rcpt))
-		}
-	}
-	for _, c := range copies {
+		blobs = append(blobs, copyBlob{p.Spool, id})
 		vm := m
-		vm.ID, vm.BlobKey, vm.Size, vm.Prefix = c.id, c.id, c.blob.Size(), prefix
+		vm.ID, vm.BlobKey, vm.Size, vm.Prefix = id, id, size, pl.prefix
 		var vr []store.Recipient
-		for _, i := range c.idx {
+		for _, i := range idx {
 			r := rcpts[i]
 			r.State, r.ID = store.Queued, 0
 			vr = append(vr, r)
+			evs = append(evs, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "copy",
+				Rcpt: rcpts[i].Addr, Detail: "modified copy queued as " + id})
 		}
-		ev := []store.Event{{MessageID: c.id, TenantID: m.TenantID, At: now, Kind: "received", Remote: "local",
-			Detail: "modified copy of " + m.ID + ": " + describe(verdicts[c.idx[0]])}}
-		if err := p.Queue.Enqueue(ctx, vm, vr, ev); err != nil {
-			return err
+		copies = append(copies, store.QueuedMessage{Message: vm, Recipients: vr,
+			Events: []store.Event{{MessageID: id, TenantID: m.TenantID, At: now, Kind: "received", Remote: "local",
+				Detail: "modified copy of " + m.ID + ": " + describe(j.verdicts[idx[0]])}}})
+	}
+	fromHdr := ""
+	if len(pl.quarantined) > 0 {
+		// The decoded From is kept with each copy: the console, digests and
+		// block/allow actions show and use it without reopening the blob.
+		if parsed, err := j.pm.Parsed(ctx); err == nil && len(parsed.From) > 0 {
+			fromHdr = formatFrom(parsed.From[0])
 		}
 	}
-	for i := range copies {
-		copies[i].blob = nil // committed: keep
+	for _, i := range pl.quarantined {
+		s := j.settings.ForRcpt(j.verdicts[i].Rcpt)
+		it, err := p.quarantineCopy(ctx, m, pl.prefix, &j.verdicts[i], s, now)
+		if it.BlobKey != "" {
+			blobs = append(blobs, copyBlob{p.Quarantine, it.BlobKey})
+		}
+		if err != nil {
+			log.Error("quarantine copy failed", "err", err)
+			return acc, blobs, err
+		}
+		it.FromHdr = fromHdr
+		c := store.QuarantinedCopy{Item: it, Event: store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "quarantined",
+			Rcpt: it.Rcpt, Detail: "quarantined as " + it.ID + ": " + it.Reasons}}
+		if p.Quota != nil {
+			c.QuotaBytes = p.Quota.Limit(s)
+		}
+		acc.Quarantine = append(acc.Quarantine, c)
 	}
-	if len(asIs) == 0 {
+	// The original message row carries every recipient's outcome.
+	m.Prefix = pl.prefix
+	acc.Queue = append([]store.QueuedMessage{{Message: m, Recipients: rcpts, Events: evs}}, copies...)
+	return acc, blobs, nil
+}
+
+// afterCommit does what follows a committed accept: the original blob goes
+// when nobody gets its bytes, capacity warnings, intercepted work and the
+// verdict hook. Failures here are logged: the message is safe.
+func (p *Pipeline) afterCommit(ctx context.Context, log *slog.Logger, j *judged, pl *plan, acc store.Acceptance, now time.Time) {
+	ctx = context.WithoutCancel(ctx)
+	// Intercepted work reads the original blob: it runs before the blob
+	// may go.
+	var evs []store.Event
+	for i := range j.verdicts {
+		if work := j.intercepted[i]; work != nil {
+			evs = append(evs, store.Event{MessageID: j.m.ID, TenantID: j.m.TenantID, At: now, Kind: "feedback",
+				Rcpt: j.verdicts[i].Rcpt, Detail: work(ctx)})
+		}
+	}
+	if len(evs) > 0 {
+		if err := p.Store.AddEvents(ctx, evs); err != nil {
+			log.Warn("tracking feedback", "err", err)
+		}
+	}
+	if len(pl.asIs) == 0 {
 		// Nobody gets the original bytes: the row stays for tracking only.
-		p.Spool.Remove(m.BlobKey)
+		p.Spool.Remove(j.m.BlobKey)
 	}
-	return nil
+	if p.Quota != nil {
+		for _, c := range acc.Quarantine {
+			p.Quota.Stored(ctx, c.Item, j.settings.ForRcpt(c.Item.Rcpt))
+		}
+	}
+	p.afterVerdict(ctx, j)
+}
+
+func (p *Pipeline) afterVerdict(ctx context.Context, j *judged) {
+	if p.AfterVerdict != nil {
+		p.AfterVerdict(context.WithoutCancel(ctx), j.m, j.env, j.settings, j.findings, j.verdicts)
+	}
 }
 
 // recordRejection keeps a message refused for every recipient in tracking
@@ -303,7 +401,7 @@ func (p *Pipeline) recordRejection(ctx context.Context, m store.Message, rcpts [
 		rs[i] = r
 		evs = append(evs, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "rejected", Rcpt: r.Addr, Detail: describe(verdicts[i])})
 	}
-	if err := p.Queue.Enqueue(ctx, m, rs, evs); err != nil {
+	if err := p.commit(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: m, Recipients: rs, Events: evs}}}); err != nil {
 		p.Log.Error("recording a rejected message failed", "id", m.ID, "err", err)
 	}
 }
@@ -424,27 +522,28 @@ func sanitizeValue(v string) string {
 	return v
 }
 
-func (p *Pipeline) writeVariant(ctx context.Context, m store.Message, id string, v *policy.Verdict, remove []string) (*spool.Writer, error) {
+// writeVariant writes a rewritten copy durably under id and returns its size.
+func (p *Pipeline) writeVariant(ctx context.Context, m store.Message, id string, v *policy.Verdict, remove []string) (int64, error) {
 	if p.Rewrite == nil {
-		return nil, fmt.Errorf("no rewriter configured")
+		return 0, fmt.Errorf("no rewriter configured")
 	}
 	src, err := p.Spool.Open(m.BlobKey)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer src.Close()
 	w, err := p.Spool.Create(id)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	if err := p.Rewrite(ctx, w, src, v, remove); err != nil {
 		w.Abort()
-		return nil, fmt.Errorf("rewrite: %w", err)
+		return 0, fmt.Errorf("rewrite: %w", err)
 	}
 	if err := w.Commit(); err != nil {
-		return nil, err
+		return 0, err
 	}
-	return w, nil
+	return w.Size(), nil
 }
 
 // formatFrom renders a decoded mailbox as a From header value, quoting the
@@ -485,7 +584,8 @@ func (p *Pipeline) quarantineCopy(ctx context.Context, m store.Message, prefix s
 		return store.QuarantineItem{}, err
 	}
 	if err := w.Commit(); err != nil {
-		return store.QuarantineItem{}, err
+		// A failed commit may leave the file: the caller removes it.
+		return store.QuarantineItem{BlobKey: id}, err
 	}
 	var score float64
 	for _, f := range v.Findings {

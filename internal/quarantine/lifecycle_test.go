@@ -102,23 +102,6 @@ func TestQuotaSetting(t *testing.T) {
 	}
 }
 
-func TestFits(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	s := policy.MapSettings{KeyQuotaMB: "1"}
-	f.hold(t, 1, "alice@example.test", "x", 900<<10, 7)
-	f.hold(t, 1, "bob@example.test", "x", 1<<20, 7) // another address's usage does not count
-	if ok, err := f.m.Fits(ctx, 1, "alice@example.test", 124<<10, s); err != nil || !ok {
-		t.Fatalf("exactly full: fits=%v err=%v", ok, err)
-	}
-	if ok, err := f.m.Fits(ctx, 1, "alice@example.test", 124<<10+1, s); err != nil || ok {
-		t.Fatalf("one byte over: fits=%v err=%v", ok, err)
-	}
-	if ok, _ := f.m.Fits(ctx, 2, "alice@example.test", 1<<20, s); !ok {
-		t.Fatal("another tenant's address of the same name is empty")
-	}
-}
-
 func readMail(t *testing.T, raw string) (*mail.Reader, string) {
 	t.Helper()
 	if strings.Contains(strings.ReplaceAll(raw, "\r\n", ""), "\n") {

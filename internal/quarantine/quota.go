@@ -2,7 +2,6 @@ package quarantine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -11,9 +10,6 @@ import (
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/store"
 )
-
-// ErrQuotaFull says a copy does not fit in the recipient's quarantine.
-var ErrQuotaFull = errors.New("quarantine full")
 
 // Warning repeats: once when usage crosses WarnPercent, again at the next
 // crossing (after it fell below) but not within warnFlap of the last
@@ -30,19 +26,11 @@ func (m *Manager) logger() *slog.Logger {
 	return m.Log
 }
 
-// Fits reports whether a copy of size bytes fits in rcpt's quarantine
-// (usage of held copies + size <= quarantine.quota_mb, s being rcpt's
-// settings). The check and the later store are not atomic: two messages
-// racing for the last free bytes may both fit, overrunning the quota by at
-// most one message each; the next one is refused. It returns an error only
-// when the usage could not be read.
-func (m *Manager) Fits(ctx context.Context, tenantID int64, rcpt string, size int64, s policy.Settings) (bool, error) {
-	used, _, err := m.Store.QuarantineUsage(ctx, tenantID, rcpt)
-	if err != nil {
-		return false, fmt.Errorf("quarantine usage of %s: %w", rcpt, err)
-	}
-	return used+size <= QuotaBytes(s), nil
-}
+// Limit is the capacity of the quarantine whose settings are s, in bytes
+// (quarantine.quota_mb). The accept transaction enforces it (store
+// QuarantinedCopy.QuotaBytes), so concurrent sessions on any node cannot
+// overrun it.
+func (m *Manager) Limit(s policy.Settings) int64 { return QuotaBytes(s) }
 
 // Stored is called after a copy was committed. When the recipient's usage
 // is now at or above WarnPercent of the quota it sends one warning mail to

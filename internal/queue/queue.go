@@ -142,34 +142,52 @@ func (q *Queue) Stop(ctx context.Context) error {
 // queue is running, the recipients are leased to this node and delivery
 // starts at once without waiting for the poller.
 func (q *Queue) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) error {
+	return q.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: m, Recipients: rcpts, Events: events}}})
+}
+
+// Accept commits a whole acceptance (store.Accept: every message, copy
+// and quarantine row, or nothing) and hands the queued recipients of each
+// message to this node's workers. Queued recipients are inserted already
+// leased to this node while the queue runs, so no other node claims them
+// before the in-memory hand-off.
+func (q *Queue) Accept(ctx context.Context, a store.Acceptance) error {
 	q.mu.Lock()
 	running := q.started && !q.closed
 	q.mu.Unlock()
 	now := q.d.Clock.Now()
-	for i := range rcpts {
-		if rcpts[i].NextAttempt.IsZero() {
-			rcpts[i].NextAttempt = now
-		}
-		if running && rcpts[i].State == store.Queued {
-			rcpts[i].LeaseOwner = q.d.Node
-			rcpts[i].LeaseUntil = now.Add(q.d.Config.Lease.Duration)
+	for k := range a.Queue {
+		rcpts := a.Queue[k].Recipients
+		for i := range rcpts {
+			if rcpts[i].NextAttempt.IsZero() {
+				rcpts[i].NextAttempt = now
+			}
+			if running && rcpts[i].State == store.Queued {
+				rcpts[i].LeaseOwner = q.d.Node
+				rcpts[i].LeaseUntil = now.Add(q.d.Config.Lease.Duration)
+			}
 		}
 	}
-	out, err := q.d.Store.Enqueue(ctx, m, rcpts, events)
+	out, err := q.d.Store.Accept(ctx, a)
 	if err != nil {
 		return err
 	}
-	if running {
-		var job store.Job
-		job.Message = m
-		for _, r := range out {
+	if !running {
+		return nil
+	}
+	var jobs []store.Job
+	for k, rs := range out {
+		job := store.Job{Message: a.Queue[k].Message}
+		for _, r := range rs {
 			if r.State == store.Queued {
 				job.Recipients = append(job.Recipients, r)
 			}
 		}
 		if len(job.Recipients) > 0 {
-			q.push(job)
+			jobs = append(jobs, job)
 		}
+	}
+	if len(jobs) > 0 {
+		q.push(jobs...)
 	}
 	return nil
 }

@@ -27,6 +27,10 @@ var ErrNotFound = errors.New("not found")
 // ErrExists is returned (wrapped) when a unique name is already taken.
 var ErrExists = errors.New("already exists")
 
+// ErrQuotaFull is returned (wrapped) by Accept when a quarantine copy does
+// not fit in its recipient's quarantine capacity; nothing was committed.
+var ErrQuotaFull = errors.New("quarantine full")
+
 // Tenant is one customer contract.
 type Tenant struct {
 	ID      int64
@@ -211,6 +215,32 @@ type PendingBlob struct {
 	Size      int64
 }
 
+// QueuedMessage is one message row with its recipients and tracking events.
+type QueuedMessage struct {
+	Message    Message
+	Recipients []Recipient
+	Events     []Event
+}
+
+// QuarantinedCopy is one recipient's quarantine copy (its blob already
+// durable) with its tracking event.
+type QuarantinedCopy struct {
+	Item  QuarantineItem
+	Event Event
+	// QuotaBytes > 0 makes the insert conditional: the recipient's held
+	// copies plus this one must fit in QuotaBytes, checked in the same
+	// transaction (so concurrent sessions, on any node, cannot overrun it).
+	QuotaBytes int64
+}
+
+// Acceptance is everything one accepted message turns into: the original
+// message row (first), each rewritten per-recipient copy, and each
+// quarantine copy.
+type Acceptance struct {
+	Queue      []QueuedMessage
+	Quarantine []QuarantinedCopy
+}
+
 // QueueFilter narrows ListQueue.
 type QueueFilter struct {
 	TenantID int64 // 0 = all tenants (operator view)
@@ -265,6 +295,12 @@ type Store interface {
 	// the blob durable. Recipients may be inserted already leased to the
 	// accepting node, so it can start delivery without another round trip.
 	Enqueue(ctx context.Context, m Message, rcpts []Recipient, events []Event) ([]Recipient, error)
+	// Accept commits a whole acceptance in one transaction, or nothing: a
+	// failure leaves no row of it behind, so the client's retry cannot
+	// deliver a copy twice. It returns each queued message's recipients
+	// with their IDs, in order. A quarantine copy over its QuotaBytes fails
+	// the whole call with ErrQuotaFull.
+	Accept(ctx context.Context, a Acceptance) ([][]Recipient, error)
 	// ClaimDue leases up to limit due recipients (Queued, NextAttempt <= now,
 	// lease free or expired) to owner until leaseUntil, grouped into jobs by message.
 	ClaimDue(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]Job, error)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/mailgate/mailgate/internal/admin"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -54,6 +55,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, errForbidden), errors.Is(err, admin.ErrForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, passwd.ErrBusy):
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -73,6 +76,8 @@ func publicError(err error) string {
 		return "already exists"
 	case http.StatusForbidden:
 		return "forbidden"
+	case http.StatusTooManyRequests:
+		return "too many password checks at once: try again in a moment"
 	}
 	return err.Error()
 }

@@ -35,12 +35,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mailgate/mailgate/internal/admin"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/dnsx"
+	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/netguard"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/web/extauth"
 )
 
 // QueueAdmin is the queue's operator actions (queue.Queue).
@@ -74,6 +81,19 @@ type Deps struct {
 	// Admin makes every change; nil: one built from the fields above,
 	// without a DNS resolver (domains cannot be verified).
 	Admin *admin.Service
+	// Passwords checks console passwords; the node shares one with SMTP
+	// AUTH so that one memory budget bounds both. Nil: one of its own with
+	// the default budget.
+	Passwords PasswordVerifier
+	// Throttle limits login and TOTP attempts; the node shares one with
+	// SMTP AUTH. Nil: one of its own, in memory.
+	Throttle LoginThrottle
+	// Resolver resolves the names of tenants' delegated login servers. Nil:
+	// only IP literals and localhost resolve.
+	Resolver dnsx.Resolver
+	// Upstreams says which networks delegated logins may connect to; the
+	// zero value permits public addresses only.
+	Upstreams netguard.Policy
 }
 
 // Server is the console and API.
@@ -82,12 +102,15 @@ type Server struct {
 	admin    *admin.Service
 	mux      *http.ServeMux
 	routes   []Route
-	throttle *throttle
 	apiLimit apiLimiter
 	oidc     oidcClients
-	proxies  []netip.Prefix
-	i18n     *catalog
-	pages    map[string]*pageTemplate
+	// upstream connects to delegated login servers; upstreamDown remembers
+	// the ones that just failed.
+	upstream     *netguard.Dialer
+	upstreamDown failureCache
+	proxies      []netip.Prefix
+	i18n         *catalog
+	pages        map[string]*pageTemplate
 }
 
 // Route describes one registered endpoint, for the permission matrix test
@@ -111,7 +134,14 @@ func New(d Deps) (*Server, error) {
 	if d.Zone == nil {
 		d.Zone = time.Local
 	}
-	s := &Server{d: d, admin: d.Admin, mux: http.NewServeMux(), throttle: newThrottle()}
+	if d.Passwords == nil {
+		d.Passwords = passwd.MustNew(passwd.Options{})
+	}
+	if d.Throttle == nil {
+		d.Throttle = loginlimit.New(loginlimit.Options{})
+	}
+	s := &Server{d: d, admin: d.Admin, mux: http.NewServeMux(),
+		upstream: &netguard.Dialer{Policy: d.Upstreams, Resolver: d.Resolver, Timeout: extauth.DefaultTimeout}}
 	if s.admin == nil {
 		s.admin = &admin.Service{Store: d.Store, Quarantine: d.Quarantine, Learn: d.Learn, Clock: d.Clock, Log: d.Log}
 		if q, ok := d.Queue.(admin.Queue); ok {
@@ -324,13 +354,31 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a redirect after login or a language switch on this site:
+// next must be a path of this origin with no scheme, host or user. Browsers
+// drop tabs and newlines from a Location and read a backslash as a slash,
+// so "/<tab>/evil.test" or "/<backslash>evil.test" would leave the site:
+// the raw target may hold no whitespace, control character or backslash,
+// and its decoded path no control character or backslash either, nor start
+// with "//" (for parsers that decode before resolving). Anything else
+// becomes "/".
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n\\") {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(c rune) bool { return unsafeInRedirect(c) || unicode.IsSpace(c) }) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.ContainsFunc(u.Path, unsafeInRedirect) {
 		return "/"
 	}
 	return next
+}
+
+// unsafeInRedirect reports characters a URL parser may strip or read as a
+// slash.
+func unsafeInRedirect(c rune) bool {
+	return c == '\\' || c == utf8.RuneError || unicode.IsControl(c) || c == '\u2028' || c == '\u2029'
 }
 
 func atoi64(s string) int64 {

@@ -162,6 +162,9 @@ func validCIDR(s string, max int) bool {
 	}
 	n := 0
 	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
 		n = n*10 + int(s[i]-'0')
 	}
 	return n <= max

@@ -207,13 +207,30 @@ func scanQ(s scanner) (store.QuarantineItem, error) {
 // AddQuarantine records a quarantined copy (its blob is already durable) and a tracking event.
 func (db *DB) AddQuarantine(ctx context.Context, q store.QuarantineItem, ev store.Event) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`INSERT INTO quarantine(`+qCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			q.ID, q.TenantID, q.Rcpt, q.MessageID, q.BlobKey, q.MailFrom, q.FromHdr, q.Subject, q.Size, q.Score, q.Reasons,
-			us(q.Created), us(q.Expires), string(q.State), us(q.Created)); err != nil {
-			return fmt.Errorf("add quarantine: %w", err)
-		}
-		return insertEvents(tx, []store.Event{ev})
+		return insertQuarantine(tx, store.QuarantinedCopy{Item: q, Event: ev})
 	})
+}
+
+// insertQuarantine writes one quarantine row and its event; with a quota
+// the recipient's held copies are summed in the same transaction first.
+func insertQuarantine(tx *sql.Tx, c store.QuarantinedCopy) error {
+	q := c.Item
+	if c.QuotaBytes > 0 {
+		var used int64
+		if err := tx.QueryRow(`SELECT coalesce(sum(size), 0) FROM quarantine WHERE tenant_id = ? AND rcpt = ? AND state = 'held'`,
+			q.TenantID, q.Rcpt).Scan(&used); err != nil {
+			return fmt.Errorf("quarantine usage: %w", err)
+		}
+		if used+q.Size > c.QuotaBytes {
+			return fmt.Errorf("quarantine of %s: %d of %d bytes used, copy of %d: %w", q.Rcpt, used, c.QuotaBytes, q.Size, store.ErrQuotaFull)
+		}
+	}
+	if _, err := tx.Exec(`INSERT INTO quarantine(`+qCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		q.ID, q.TenantID, q.Rcpt, q.MessageID, q.BlobKey, q.MailFrom, q.FromHdr, q.Subject, q.Size, q.Score, q.Reasons,
+		us(q.Created), us(q.Expires), string(q.State), us(q.Created)); err != nil {
+		return fmt.Errorf("add quarantine: %w", err)
+	}
+	return insertEvents(tx, []store.Event{c.Event})
 }
 
 // QuarantineItems lists quarantined copies, newest first; rcpt and state may be empty.

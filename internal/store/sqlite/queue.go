@@ -64,44 +64,80 @@ func insertEvents(tx *sql.Tx, events []store.Event) error {
 
 // Enqueue inserts a message, its recipients and events in one durable commit.
 func (db *DB) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) ([]store.Recipient, error) {
-	out := make([]store.Recipient, len(rcpts))
-	copy(out, rcpts)
+	out, err := db.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: m, Recipients: rcpts, Events: events}}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// Accept inserts every message, recipient, event and quarantine copy of an
+// acceptance inside one savepoint of one group commit: all or nothing.
+func (db *DB) Accept(ctx context.Context, a store.Acceptance) ([][]store.Recipient, error) {
+	var out [][]store.Recipient
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`INSERT INTO messages(`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
-			m.ID, m.TenantID, string(m.Direction), m.MailFrom, m.EnvID, b2i(m.RetFull), m.Size, m.BlobKey, us(m.ReceivedAt),
-			m.ClientIP, m.Helo, b2i(m.TLS), m.AuthUser, m.MessageID, m.Subject, m.Prefix, b2i(m.SMTPUTF8), b2i(m.Body8Bit)); err != nil {
-			return fmt.Errorf("insert message: %w", err)
-		}
-		for i := range out {
-			r := &out[i]
-			r.MessageID, r.TenantID = m.ID, m.TenantID
-			if r.State == "" {
-				r.State = store.Queued
-			}
-			res, err := tx.Exec(`INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, updated_us, last_code, last_reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), us(m.ReceivedAt), r.LastCode, r.LastReply)
+		out = make([][]store.Recipient, len(a.Queue))
+		for i, q := range a.Queue {
+			rs, err := insertQueued(tx, db, q)
 			if err != nil {
-				return fmt.Errorf("insert recipient: %w", err)
+				return err
 			}
-			if r.ID, err = res.LastInsertId(); err != nil {
+			out[i] = rs
+		}
+		for _, c := range a.Quarantine {
+			if err := insertQuarantine(tx, c); err != nil {
 				return err
 			}
 		}
-		if err := insertEvents(tx, events); err != nil {
-			return err
-		}
-		// Search index and report counters commit with the message (track.go, stats.go).
-		if err := trackMessage(tx, m, out); err != nil {
-			return err
-		}
-		if err := db.countEnqueue(tx, m, out, events); err != nil {
-			return err
-		}
-		// A message whose recipients were all settled by the pipeline is done at once.
-		_, err := markDoneIfFinal(tx, m.TenantID, m.ID)
-		return err
+		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// insertQueued writes one message row with its recipients and events, its
+// search index entry and report counters.
+func insertQueued(tx *sql.Tx, db *DB, q store.QueuedMessage) ([]store.Recipient, error) {
+	m := q.Message
+	out := make([]store.Recipient, len(q.Recipients))
+	copy(out, q.Recipients)
+	if _, err := tx.Exec(`INSERT INTO messages(`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
+		m.ID, m.TenantID, string(m.Direction), m.MailFrom, m.EnvID, b2i(m.RetFull), m.Size, m.BlobKey, us(m.ReceivedAt),
+		m.ClientIP, m.Helo, b2i(m.TLS), m.AuthUser, m.MessageID, m.Subject, m.Prefix, b2i(m.SMTPUTF8), b2i(m.Body8Bit)); err != nil {
+		return nil, fmt.Errorf("insert message: %w", err)
+	}
+	for i := range out {
+		r := &out[i]
+		r.MessageID, r.TenantID = m.ID, m.TenantID
+		if r.State == "" {
+			r.State = store.Queued
+		}
+		res, err := tx.Exec(`INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, updated_us, last_code, last_reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), us(m.ReceivedAt), r.LastCode, r.LastReply)
+		if err != nil {
+			return nil, fmt.Errorf("insert recipient: %w", err)
+		}
+		if r.ID, err = res.LastInsertId(); err != nil {
+			return nil, err
+		}
+	}
+	if err := insertEvents(tx, q.Events); err != nil {
+		return nil, err
+	}
+	// Search index and report counters commit with the message (track.go, stats.go).
+	if err := trackMessage(tx, m, out); err != nil {
+		return nil, err
+	}
+	if err := db.countEnqueue(tx, m, out, q.Events); err != nil {
+		return nil, err
+	}
+	// A message whose recipients were all settled by the pipeline is done at once.
+	if _, err := markDoneIfFinal(tx, m.TenantID, m.ID); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ClaimDue leases due recipients to owner.

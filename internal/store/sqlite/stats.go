@@ -28,6 +28,12 @@ import (
 //	delivered  inbound recipients reaching Delivered in Complete
 //	bounced    inbound recipients reaching Bounced in Complete
 //
+// Recipients refused at RCPT as unknown users (a "rejected" event with
+// detail store.RefusedUnknownDetail) count as received and rejected under
+// their domain with address store.UnknownRecipients, not per address: the
+// sender picks those addresses, so per-address rows would grow with every
+// guess of a dictionary attack. Tracking still keeps each of them.
+//
 // The quarantine life cycle (quarantined, released, deleted) is written by
 // AddQuarantine and SetQuarantineState, which only log events; those
 // metrics are summed from the events themselves (a partial index holds just
@@ -68,6 +74,13 @@ func addCount(c counts, tenant int64, at time.Time, loc *time.Location, addr, me
 	c[countKey{tenant, dayOf(at, loc), d, a, metric}]++
 }
 
+// addDomainCount counts under addr's domain only, in the bucket of refused
+// unknown recipients.
+func addDomainCount(c counts, tenant int64, at time.Time, loc *time.Location, addr, metric string) {
+	_, d := splitAddr(addr)
+	c[countKey{tenant, dayOf(at, loc), d, store.UnknownRecipients, metric}]++
+}
+
 func writeCounts(tx *sql.Tx, c counts) error {
 	for k, n := range c {
 		if _, err := tx.Exec(`INSERT INTO report_counts(tenant_id, day, domain, address, metric, n) VALUES (?, ?, ?, ?, ?, ?)
@@ -87,12 +100,23 @@ func (db *DB) countEnqueue(tx *sql.Tx, m store.Message, rcpts []store.Recipient,
 	loc := db.reportZone()
 	c := counts{}
 	resubmitted := false
+	unknown := map[string]bool{}
 	for _, e := range events {
 		if e.Kind == "received" && e.Remote == "local" {
 			resubmitted = true
 		}
+		if e.Kind == "rejected" && e.Detail == store.RefusedUnknownDetail {
+			unknown[strings.ToLower(e.Rcpt)] = true
+		}
 	}
 	for _, r := range rcpts {
+		if r.State == store.Rejected && unknown[strings.ToLower(r.Addr)] {
+			if !resubmitted {
+				addDomainCount(c, m.TenantID, m.ReceivedAt, loc, r.Addr, store.MetricReceived)
+			}
+			addDomainCount(c, m.TenantID, m.ReceivedAt, loc, r.Addr, store.MetricRejected)
+			continue
+		}
 		if !resubmitted {
 			addCount(c, m.TenantID, m.ReceivedAt, loc, r.Addr, store.MetricReceived)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
@@ -41,6 +42,9 @@ type Options struct {
 	Stages []policy.Stage
 	// NoChecks runs the relay without any inbound check (queue tests).
 	NoChecks bool
+	// Passwords replaces the node's password verifier (tests that
+	// instrument or fill its memory budget).
+	Passwords *passwd.Verifier
 }
 
 // Start builds and starts a node serving example.test (users alice and bob)
@@ -70,6 +74,8 @@ func Start(t testing.TB, o Options) *Node {
 	cfg.Queue.PollInterval = config.D(50 * time.Millisecond)
 	cfg.Delivery.SmartHost = "smtp://" + inet.Addr()
 	cfg.Delivery.ConnectTimeout = config.D(5 * time.Second)
+	// Fake upstreams (IMAP, SMTP, identity provider) listen on loopback.
+	cfg.Auth.UpstreamAllow = []string{"127.0.0.0/8", "::1/128"}
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
@@ -81,7 +87,7 @@ func Start(t testing.TB, o Options) *Node {
 	if o.NoChecks {
 		o.Stages = []policy.Stage{}
 	}
-	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages})
+	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages, Passwords: o.Passwords})
 	if err != nil {
 		t.Fatal(err)
 	}
