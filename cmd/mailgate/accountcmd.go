@@ -12,21 +12,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mailgate/mailgate/internal/app"
-	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
-	"github.com/mailgate/mailgate/internal/web"
 )
 
 // readPassword takes the first line of standard input (so scripts can pipe
-// it in and it never appears in the process list).
+// it in and it never appears in the process list); the administration
+// layer judges it.
 func readPassword(r io.Reader) (string, error) {
 	line, err := bufio.NewReader(r).ReadString('\n')
 	if err != nil && err != io.EOF {
 		return "", err
 	}
 	pw := strings.TrimRight(line, "\r\n")
-	if len([]rune(pw)) < 10 {
-		return "", fmt.Errorf("password on standard input: at least 10 characters")
+	if pw == "" {
+		return "", fmt.Errorf("give the password on the first line of standard input")
 	}
 	return pw, nil
 }
@@ -42,27 +41,16 @@ func accountCmd(g *globals) *cobra.Command {
 Operators and administrators enrol a TOTP second factor at their first login.`,
 		Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			acct := store.Account{Login: strings.ToLower(args[0]), Role: store.Role(role), Created: a.Clock.Now()}
-			switch acct.Role {
+			op := operator()
+			switch store.Role(role) {
 			case store.RoleOperator:
 				if tenant != "" {
 					return fmt.Errorf("operators belong to no tenant")
 				}
 			case store.RoleAdmin, store.RoleUser:
-				t, err := tenantOf(ctx, a, tenant)
-				if err != nil {
+				var err error
+				if op, _, err = inTenant(ctx, a, tenant); err != nil {
 					return err
-				}
-				acct.TenantID = t.ID
-				if acct.Role == store.RoleUser {
-					tid, key, err := addressOwner(ctx, a, acct.Login)
-					if err != nil {
-						return err
-					}
-					if tid != t.ID {
-						return fmt.Errorf("%s is not an address of tenant %s", acct.Login, t.Name)
-					}
-					acct.Login = key
 				}
 			default:
 				return fmt.Errorf("--role: operator, admin or user")
@@ -71,10 +59,7 @@ Operators and administrators enrol a TOTP second factor at their first login.`,
 			if err != nil {
 				return err
 			}
-			if acct.Hash, err = passwd.Hash(pw); err != nil {
-				return err
-			}
-			acct, err = a.Store.CreateAccount(ctx, acct)
+			acct, err := a.Admin().CreateAccount(ctx, op, args[0], store.Role(role), pw)
 			if err != nil {
 				return err
 			}
@@ -117,7 +102,8 @@ Operators and administrators enrol a TOTP second factor at their first login.`,
 	c.AddCommand(list)
 	c.AddCommand(&cobra.Command{Use: "password LOGIN", Short: "Set a login's password (standard input); ends its sessions", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			acct, err := a.Store.AccountByLogin(ctx, strings.ToLower(args[0]))
+			svc := a.Admin()
+			acct, err := svc.AccountByLogin(ctx, operator(), args[0])
 			if err != nil {
 				return err
 			}
@@ -125,40 +111,25 @@ Operators and administrators enrol a TOTP second factor at their first login.`,
 			if err != nil {
 				return err
 			}
-			if acct.Hash, err = passwd.Hash(pw); err != nil {
-				return err
-			}
-			acct.PasswordChanged = a.Clock.Now()
-			if err := a.Store.UpdateAccount(ctx, acct); err != nil {
-				return err
-			}
-			_, err = a.Store.DeleteSessions(ctx, acct.ID)
-			return err
+			return svc.SetPassword(ctx, operator(), acct.ID, pw)
 		})})
 	c.AddCommand(&cobra.Command{Use: "totp-reset LOGIN", Short: "Remove a login's TOTP (it enrols again at next login)", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			acct, err := a.Store.AccountByLogin(ctx, strings.ToLower(args[0]))
+			svc := a.Admin()
+			acct, err := svc.AccountByLogin(ctx, operator(), args[0])
 			if err != nil {
 				return err
 			}
-			acct.TOTPSecret = ""
-			acct.PasswordChanged = a.Clock.Now()
-			if err := a.Store.UpdateAccount(ctx, acct); err != nil {
-				return err
-			}
-			_, err = a.Store.DeleteSessions(ctx, acct.ID)
-			return err
+			return svc.ResetTOTP(ctx, operator(), acct.ID)
 		})})
 	c.AddCommand(&cobra.Command{Use: "delete LOGIN", Short: "Delete a console login", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			acct, err := a.Store.AccountByLogin(ctx, strings.ToLower(args[0]))
+			svc := a.Admin()
+			acct, err := svc.AccountByLogin(ctx, operator(), args[0])
 			if err != nil {
 				return err
 			}
-			if _, err := a.Store.DeleteSessions(ctx, acct.ID); err != nil {
-				return err
-			}
-			return a.Store.DeleteAccount(ctx, acct.TenantID, acct.ID)
+			return svc.DeleteAccount(ctx, operator(), acct.ID)
 		})})
 	return c
 }
@@ -168,20 +139,14 @@ func tokenCmd(g *globals) *cobra.Command {
 	var tenant, scope, name string
 	create := &cobra.Command{Use: "create", Short: "Create an API token (printed once)", Args: cobra.NoArgs,
 		RunE: g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
-			var tid int64
+			op := operator()
 			if tenant != "" {
-				t, err := tenantOf(ctx, a, tenant)
-				if err != nil {
+				var err error
+				if op, _, err = inTenant(ctx, a, tenant); err != nil {
 					return err
 				}
-				tid = t.ID
 			}
-			if scope != "read" && scope != "write" {
-				return fmt.Errorf("--scope: read or write")
-			}
-			secret, hash := web.NewAPISecret()
-			t, err := a.Store.CreateAPIToken(ctx, store.APIToken{TenantID: tid, Name: name, Hash: hash, Scope: scope,
-				CreatedBy: "cli", Created: a.Clock.Now()})
+			t, secret, err := a.Admin().CreateToken(ctx, op, name, scope)
 			if err != nil {
 				return err
 			}
@@ -199,15 +164,13 @@ func tokenCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("token ID: %w", err)
 			}
-			var tid int64
+			op := operator()
 			if rtenant != "" {
-				t, err := tenantOf(ctx, a, rtenant)
-				if err != nil {
+				if op, _, err = inTenant(ctx, a, rtenant); err != nil {
 					return err
 				}
-				tid = t.ID
 			}
-			return a.Store.RevokeAPIToken(ctx, tid, id)
+			return a.Admin().RevokeToken(ctx, op, id)
 		})}
 	revoke.Flags().StringVar(&rtenant, "tenant", "", "tenant of the token")
 	c.AddCommand(revoke)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/user"
 	"strings"
@@ -12,12 +11,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/admin"
 	"github.com/mailgate/mailgate/internal/app"
-	"github.com/mailgate/mailgate/internal/delivery"
-	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
 )
+
+// The admin commands read the store directly, and make every change through
+// the administration layer (internal/admin) as an operator, so the console,
+// the API and the CLI follow the same rules and each change is in the audit
+// log as "cli:<unix user>".
 
 // withApp opens the store for one admin command and closes it afterwards.
 func (g *globals) withApp(fn func(ctx context.Context, a *app.App, args []string) error) func(*cobra.Command, []string) error {
@@ -27,34 +29,20 @@ func (g *globals) withApp(fn func(ctx context.Context, a *app.App, args []string
 			return err
 		}
 		defer a.Close()
-		if err := fn(cmd.Context(), a, args); err != nil {
-			return err
-		}
-		auditCLI(cmd, a, args)
-		return nil
+		return fn(cmd.Context(), a, args)
 	}
 }
 
-// readOnly names the commands that change nothing (not audited).
-var readOnly = map[string]bool{"list": true, "show": true, "score": true, "track": true}
-
-// auditCLI records a successful changing command in the audit log, so the
-// console's log covers CLI changes too.
-func auditCLI(cmd *cobra.Command, a *app.App, args []string) {
-	if readOnly[cmd.Name()] {
-		return
-	}
+// operator is the CLI's identity: the person at the terminal (the one who
+// ran sudo, if any), acting as a system operator on every tenant.
+func operator() admin.Actor {
 	who := os.Getenv("SUDO_USER")
 	if who == "" {
 		if u, err := user.Current(); err == nil {
 			who = u.Username
 		}
 	}
-	err := a.Store.AddAudit(cmd.Context(), store.AuditEntry{At: a.Clock.Now(), Actor: "cli:" + who, IP: "local",
-		Action: strings.ReplaceAll(strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" "), " ", "."), After: strings.Join(args, " ")})
-	if err != nil {
-		a.Log.Warn("audit log write failed", "err", err)
-	}
+	return admin.Operator("cli:" + who)
 }
 
 func tenantOf(ctx context.Context, a *app.App, name string) (store.Tenant, error) {
@@ -65,11 +53,17 @@ func tenantOf(ctx context.Context, a *app.App, name string) (store.Tenant, error
 	return t, nil
 }
 
+// inTenant is the operator acting on the named tenant.
+func inTenant(ctx context.Context, a *app.App, name string) (admin.Actor, store.Tenant, error) {
+	t, err := tenantOf(ctx, a, name)
+	return operator().In(t.ID), t, err
+}
+
 func tenantCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "tenant", Short: "Manage tenants (one per customer contract)"}
 	c.AddCommand(&cobra.Command{Use: "add NAME", Short: "Create a tenant", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := a.Store.CreateTenant(ctx, args[0])
+			t, err := a.Admin().AddTenant(ctx, operator(), args[0])
 			if err != nil {
 				return err
 			}
@@ -95,7 +89,7 @@ func tenantCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.Store.DeleteTenant(ctx, t.ID); err != nil {
+			if err := a.Admin().DeleteTenant(ctx, operator(), t.ID); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "tenant %s deleted\n", t.Name)
@@ -105,26 +99,28 @@ func tenantCmd(g *globals) *cobra.Command {
 }
 
 func domainCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "domain", Short: "Manage a tenant's mail domains"}
+	c := &cobra.Command{Use: "domain", Short: "Manage a tenant's mail domains",
+		Long: `Manage a tenant's mail domains. A domain the operator adds here is served at once.
+A domain a tenant administrator adds on the console or through the API is unverified (not
+served) until the TXT record "mailgate-verify=<token>" at _mailgate.<domain> is found:
+'domain list' shows the record, 'domain verify' looks it up, and 'domain add' serves the
+domain without it (the operator vouches for the tenant).`}
 	var routes []string
 	var tlsMode string
-	add := &cobra.Command{Use: "add TENANT DOMAIN", Short: "Serve a domain for a tenant", Args: cobra.ExactArgs(2),
+	add := &cobra.Command{Use: "add TENANT DOMAIN", Short: "Serve a domain for a tenant (at once, without DNS verification)", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
+			op, t, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			name, err := addr.NormalizeDomain(args[1])
-			if err != nil {
-				return fmt.Errorf("domain %q: %w", args[1], err)
-			}
-			d, err := a.Store.CreateDomain(ctx, t.ID, name)
+			d, err := a.Admin().AddDomain(ctx, op, args[1], routes, tlsMode)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "domain %s added to tenant %s\n", d.Name, t.Name)
-			if len(routes) > 0 {
-				return setRoutes(ctx, g, a, d, routes, tlsMode)
+			if len(d.Routes) > 0 {
+				fmt.Fprintf(g.stdout, "%s now delivers to %s\n", d.Name, formatRoutes(d.Routes))
+				return nil
 			}
 			fmt.Fprintf(g.stdout, "no delivery route yet: mail waits in the queue until you run: mailgate route set %s smtp://HOST:PORT\n", d.Name)
 			return nil
@@ -132,37 +128,49 @@ func domainCmd(g *globals) *cobra.Command {
 	add.Flags().StringSliceVar(&routes, "route", nil, "delivery target(s), as for 'route set'")
 	add.Flags().StringVar(&tlsMode, "tls", "opportunistic", "TLS toward the targets: opportunistic, required, verify, none")
 	c.AddCommand(add)
-	c.AddCommand(&cobra.Command{Use: "list TENANT", Short: "List a tenant's domains and routes", Args: cobra.ExactArgs(1),
+	c.AddCommand(&cobra.Command{Use: "verify TENANT DOMAIN", Short: "Look up an unverified domain's TXT record and serve the domain when it is right", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
+			op, t, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			ds, err := a.Store.Domains(ctx, t.ID)
+			d, err := a.Admin().VerifyDomain(ctx, op, args[1])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "domain %s verified: served for tenant %s, delivering to %s\n", d.Name, t.Name, formatRoutes(d.Routes))
+			return nil
+		})})
+	c.AddCommand(&cobra.Command{Use: "list TENANT", Short: "List a tenant's domains, their state and routes", Args: cobra.ExactArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			op, _, err := inTenant(ctx, a, args[0])
+			if err != nil {
+				return err
+			}
+			ds, err := a.Admin().Domains(ctx, op)
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DOMAIN\tROUTES")
+			fmt.Fprintln(tw, "DOMAIN\tSTATE\tROUTES")
 			for _, d := range ds {
-				rs, err := a.Store.Routes(ctx, t.ID, d.ID)
-				if err != nil {
-					return err
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Name, d.State(), formatRoutes(d.Routes))
+				if d.Record != nil {
+					fmt.Fprintf(tw, "\t\tpublish: %s %s %q\n", d.Record.Name, d.Record.Type, d.Record.Value)
 				}
-				fmt.Fprintf(tw, "%s\t%s\n", d.Name, formatRoutes(rs))
 			}
 			return tw.Flush()
 		})})
-	c.AddCommand(&cobra.Command{Use: "delete TENANT DOMAIN", Short: "Stop serving a domain", Args: cobra.ExactArgs(2),
+	c.AddCommand(&cobra.Command{Use: "delete TENANT DOMAIN", Short: "Stop serving a domain (or drop an unverified one)", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
+			op, _, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			if err := a.Store.DeleteDomain(ctx, t.ID, strings.ToLower(args[1])); err != nil {
+			if err := a.Admin().DeleteDomain(ctx, op, args[1]); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "domain %s deleted\n", args[1])
+			fmt.Fprintf(g.stdout, "domain %s deleted\n", strings.ToLower(args[1]))
 			return nil
 		})})
 	return c
@@ -190,11 +198,12 @@ domain) or mx:NAME (MX lookup of another name), optionally prefixed with a prior
   mailgate route set example.com 10=smtp://mail1.example.net:25 20=smtp://mail2.example.net:25`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			d, err := a.Store.DomainByName(ctx, strings.ToLower(args[0]))
+			rs, err := a.Admin().SetRoutes(ctx, operator(), args[0], args[1:], tlsMode)
 			if err != nil {
 				return err
 			}
-			return setRoutes(ctx, g, a, d, args[1:], tlsMode)
+			fmt.Fprintf(g.stdout, "%s now delivers to %s\n", strings.ToLower(args[0]), formatRoutes(rs))
+			return nil
 		})}
 	set.Flags().StringVar(&tlsMode, "tls", "opportunistic", "TLS toward the targets: opportunistic, required, verify, none")
 	c.AddCommand(set)
@@ -214,47 +223,29 @@ domain) or mx:NAME (MX lookup of another name), optionally prefixed with a prior
 	return c
 }
 
-func setRoutes(ctx context.Context, g *globals, a *app.App, d store.Domain, targets []string, tlsMode string) error {
-	rs, err := delivery.ParseRoutes(targets, tlsMode)
-	if err != nil {
-		return err
-	}
-	if err := a.Store.SetRoutes(ctx, d.TenantID, d.ID, rs); err != nil {
-		return err
-	}
-	fmt.Fprintf(g.stdout, "%s now delivers to %s\n", d.Name, formatRoutes(rs))
-	return nil
-}
-
 func userCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "user", Short: "Manage the known addresses of served domains"}
 	c.AddCommand(userNameCmd(g))
 	c.AddCommand(&cobra.Command{Use: "add ADDRESS...", Short: "Add addresses (the tenant is the one serving each domain)", Args: cobra.MinimumNArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			svc := a.Admin()
 			for _, s := range args {
-				if err := addUser(ctx, a, s); err != nil {
+				key, err := svc.AddUser(ctx, operator(), s, "")
+				if err != nil {
 					return err
 				}
-				fmt.Fprintf(g.stdout, "user %s added\n", strings.ToLower(s))
+				fmt.Fprintf(g.stdout, "user %s added\n", key)
 			}
 			return nil
 		})})
-	c.AddCommand(&cobra.Command{Use: "import", Short: "Add addresses read from standard input, one per line", Args: cobra.NoArgs,
+	c.AddCommand(&cobra.Command{Use: "import", Short: "Add addresses read from standard input (CSV: address[,display name]; # starts a comment)", Args: cobra.NoArgs,
 		RunE: g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
-			sc := bufio.NewScanner(g.stdin)
-			n := 0
-			for sc.Scan() {
-				line := strings.TrimSpace(sc.Text())
-				if line == "" || strings.HasPrefix(line, "#") {
-					continue
-				}
-				if err := addUser(ctx, a, line); err != nil {
-					return fmt.Errorf("line %q: %w", line, err)
-				}
-				n++
+			n, err := a.Admin().ImportUsers(ctx, operator(), g.stdin)
+			if err != nil {
+				return err
 			}
 			fmt.Fprintf(g.stdout, "%d users added\n", n)
-			return sc.Err()
+			return nil
 		})})
 	c.AddCommand(&cobra.Command{Use: "list TENANT", Short: "List a tenant's users", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
@@ -273,61 +264,32 @@ func userCmd(g *globals) *cobra.Command {
 		})})
 	c.AddCommand(&cobra.Command{Use: "delete ADDRESS", Short: "Remove an address", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			tid, key, err := addressOwner(ctx, a, args[0])
-			if err != nil {
+			if err := a.Admin().DeleteUser(ctx, operator(), args[0]); err != nil {
 				return err
 			}
-			if err := a.Store.DeleteUser(ctx, tid, key); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "user %s deleted\n", key)
+			fmt.Fprintf(g.stdout, "user %s deleted\n", strings.ToLower(args[0]))
 			return nil
 		})})
 	return c
 }
 
-func addUser(ctx context.Context, a *app.App, s string) error {
-	tid, key, err := addressOwner(ctx, a, s)
-	if err != nil {
-		return err
-	}
-	_, err = a.Store.CreateUser(ctx, tid, key)
-	return err
-}
-
-// addressOwner parses an address of a served domain and returns the tenant
-// serving it and the address's lookup key.
-func addressOwner(ctx context.Context, a *app.App, s string) (int64, string, error) {
-	ad, err := addr.Parse(s)
-	if err != nil {
-		return 0, "", fmt.Errorf("address %q: %w", s, err)
-	}
-	d, err := a.Store.DomainByName(ctx, ad.Domain)
-	if err != nil {
-		return 0, "", fmt.Errorf("%w (add the domain first: mailgate domain add TENANT %s)", err, ad.Domain)
-	}
-	return d.TenantID, ad.Key(), nil
-}
-
-// tenantAndPrefix reads the TENANT CIDR arguments of the network commands.
-func tenantAndPrefix(ctx context.Context, a *app.App, tenant, cidr string) (store.Tenant, netip.Prefix, error) {
-	t, err := tenantOf(ctx, a, tenant)
-	if err != nil {
-		return t, netip.Prefix{}, err
-	}
-	p, err := parsePrefix(cidr)
-	return t, p, err
+func userNameCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "name ADDRESS DISPLAY-NAME", Short: "Set a user's display name (impersonation checks compare From names with it)", Args: cobra.ExactArgs(2),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			return a.Admin().SetDisplayName(ctx, operator(), args[0], args[1])
+		})}
 }
 
 func relayCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "relay", Short: "Who may relay outbound mail through the outbound listener"}
 	c.AddCommand(&cobra.Command{Use: "allow TENANT CIDR", Short: "Allow a network (e.g. 192.0.2.0/24) to relay for a tenant", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, p, err := tenantAndPrefix(ctx, a, args[0], args[1])
+			op, t, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			if err := a.Store.AddRelayNet(ctx, t.ID, p); err != nil {
+			p, err := a.Admin().AllowRelay(ctx, op, args[1])
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "%s may relay for tenant %s\n", p, t.Name)
@@ -335,11 +297,12 @@ func relayCmd(g *globals) *cobra.Command {
 		})})
 	c.AddCommand(&cobra.Command{Use: "deny TENANT CIDR", Short: "Remove a relay network", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, p, err := tenantAndPrefix(ctx, a, args[0], args[1])
+			op, _, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			return a.Store.DeleteRelayNet(ctx, t.ID, p)
+			_, err = a.Admin().DenyRelay(ctx, op, args[1])
+			return err
 		})})
 	c.AddCommand(&cobra.Command{Use: "list TENANT", Short: "List relay networks", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
@@ -358,38 +321,17 @@ func relayCmd(g *globals) *cobra.Command {
 		})})
 	c.AddCommand(&cobra.Command{Use: "login TENANT USERNAME", Short: "Create or change an SMTP AUTH login (password read from standard input)", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
+			op, t, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
 			sc := bufio.NewScanner(g.stdin)
-			if !sc.Scan() || strings.TrimSpace(sc.Text()) == "" {
-				return fmt.Errorf("give the password on standard input")
-			}
-			h, err := passwd.Hash(strings.TrimRight(sc.Text(), "\r\n"))
-			if err != nil {
-				return err
-			}
-			if err := a.Store.SetRelayLogin(ctx, t.ID, args[1], h); err != nil {
+			sc.Scan()
+			if err := a.Admin().SetRelayLogin(ctx, op, args[1], strings.TrimRight(sc.Text(), "\r\n")); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "login %s may relay for tenant %s (after STARTTLS)\n", args[1], t.Name)
 			return nil
 		})})
 	return c
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if !strings.Contains(s, "/") {
-		ip, err := netip.ParseAddr(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("network %q: %w", s, err)
-		}
-		return netip.PrefixFrom(ip, ip.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return p, fmt.Errorf("network %q: %w", s, err)
-	}
-	return p.Masked(), nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/admin"
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -30,8 +29,10 @@ func (f *scopeFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.address, "address", "", "one address")
 }
 
-// resolve returns tenant ID, scope and owner.
-func (f *scopeFlags) resolve(ctx context.Context, a *app.App) (int64, string, string, error) {
+// resolve returns who acts (the operator, in the tenant when one is named)
+// with the scope and its owner; the administration layer finds the tenant
+// of a domain or an address and checks the owner belongs to it.
+func (f *scopeFlags) resolve(ctx context.Context, a *app.App) (admin.Actor, string, string, error) {
 	n := 0
 	for _, v := range []string{f.domain, f.group, f.address} {
 		if v != "" {
@@ -39,34 +40,26 @@ func (f *scopeFlags) resolve(ctx context.Context, a *app.App) (int64, string, st
 		}
 	}
 	if n > 1 {
-		return 0, "", "", fmt.Errorf("give at most one of --domain, --group, --address")
+		return admin.Actor{}, "", "", fmt.Errorf("give at most one of --domain, --group, --address")
+	}
+	op := operator()
+	if f.tenant != "" {
+		var err error
+		if op, _, err = inTenant(ctx, a, f.tenant); err != nil {
+			return op, "", "", err
+		}
 	}
 	switch {
 	case f.address != "":
-		tid, key, err := addressOwner(ctx, a, f.address)
-		return tid, store.ScopeAddress, key, err
+		return op, store.ScopeAddress, f.address, nil
 	case f.domain != "":
-		name, err := addr.NormalizeDomain(f.domain)
-		if err != nil {
-			return 0, "", "", err
-		}
-		d, err := a.Store.DomainByName(ctx, name)
-		if err != nil {
-			return 0, "", "", err
-		}
-		return d.TenantID, store.ScopeDomain, d.Name, nil
+		return op, store.ScopeDomain, f.domain, nil
+	case f.tenant == "":
+		return op, "", "", fmt.Errorf("say whose policy: --tenant T (with optional --group G), --domain D or --address A")
+	case f.group != "":
+		return op, store.ScopeGroup, f.group, nil
 	}
-	if f.tenant == "" {
-		return 0, "", "", fmt.Errorf("say whose policy: --tenant T (with optional --group G), --domain D or --address A")
-	}
-	t, err := tenantOf(ctx, a, f.tenant)
-	if err != nil {
-		return 0, "", "", err
-	}
-	if f.group != "" {
-		return t.ID, store.ScopeGroup, f.group, nil
-	}
-	return t.ID, store.ScopeTenant, "", nil
+	return op, store.ScopeTenant, "", nil
 }
 
 func policyCmd(g *globals) *cobra.Command {
@@ -78,16 +71,17 @@ See docs/inbound.md for every key and its default.`}
 	var sf scopeFlags
 	set := &cobra.Command{Use: "set KEY=VALUE...", Short: "Set policy values", Args: cobra.MinimumNArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			tid, scope, owner, err := sf.resolve(ctx, a)
+			op, scope, owner, err := sf.resolve(ctx, a)
 			if err != nil {
 				return err
 			}
+			svc := a.Admin()
 			for _, kv := range args {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok || k == "" {
 					return fmt.Errorf("%q: want KEY=VALUE", kv)
 				}
-				if err := a.Store.SetSetting(ctx, store.Setting{TenantID: tid, Scope: scope, Owner: owner, Key: k, Value: v}); err != nil {
+				if err := svc.SetSetting(ctx, op, scope, owner, k, v); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.stdout, "%s %s: %s = %s\n", scope, owner, k, v)
@@ -98,12 +92,13 @@ See docs/inbound.md for every key and its default.`}
 	var uf scopeFlags
 	unset := &cobra.Command{Use: "unset KEY...", Short: "Remove policy values (the less specific value applies again)", Args: cobra.MinimumNArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			tid, scope, owner, err := uf.resolve(ctx, a)
+			op, scope, owner, err := uf.resolve(ctx, a)
 			if err != nil {
 				return err
 			}
+			svc := a.Admin()
 			for _, k := range args {
-				if err := a.Store.DeleteSetting(ctx, store.Setting{TenantID: tid, Scope: scope, Owner: owner, Key: k}); err != nil {
+				if err := svc.UnsetSetting(ctx, op, scope, owner, k); err != nil {
 					return err
 				}
 			}
@@ -135,40 +130,30 @@ func groupCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "group", Short: "Groups of a tenant's addresses (policies and lists can target a group)"}
 	c.AddCommand(&cobra.Command{Use: "add TENANT GROUP", Short: "Create a group", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
+			op, _, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			_, err = a.Store.CreateGroup(ctx, t.ID, args[1])
-			return err
+			return a.Admin().AddGroup(ctx, op, args[1])
 		})})
 	c.AddCommand(&cobra.Command{Use: "delete TENANT GROUP", Short: "Delete a group", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
+			op, _, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			return a.Store.DeleteGroup(ctx, t.ID, args[1])
+			return a.Admin().DeleteGroup(ctx, op, args[1])
 		})})
 	for _, op := range []string{"join", "leave"} {
-		op := op
 		c.AddCommand(&cobra.Command{Use: op + " TENANT GROUP ADDRESS...", Short: map[string]string{"join": "Add addresses to a group", "leave": "Remove addresses from a group"}[op], Args: cobra.MinimumNArgs(3),
 			RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-				t, err := tenantOf(ctx, a, args[0])
+				actor, _, err := inTenant(ctx, a, args[0])
 				if err != nil {
 					return err
 				}
+				svc := a.Admin()
 				for _, s := range args[2:] {
-					ad, err := addr.Parse(s)
-					if err != nil {
-						return fmt.Errorf("address %q: %w", s, err)
-					}
-					if op == "join" {
-						err = a.Store.AddGroupMember(ctx, t.ID, args[1], ad.Key())
-					} else {
-						err = a.Store.RemoveGroupMember(ctx, t.ID, args[1], ad.Key())
-					}
-					if err != nil {
+					if err := svc.GroupMember(ctx, actor, args[1], s, op == "join"); err != nil {
 						return err
 					}
 				}
@@ -206,22 +191,16 @@ unless --action says reject or quarantine. Examples:
   mailgate list add allow --address alice@example.com --field from_domain partner.example`,
 		Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			tid, scope, owner, err := sf.resolve(ctx, a)
+			op, scope, owner, err := sf.resolve(ctx, a)
 			if err != nil {
 				return err
 			}
-			if scope == store.ScopeTenant {
-				return fmt.Errorf("lists belong to a --domain, --group or --address")
-			}
-			e := store.ListEntry{TenantID: tid, Scope: scope, Owner: owner, Kind: args[0], Field: field, Mode: mode, Value: args[1], Action: action, Comment: comment}
-			if err := validateListEntry(e); err != nil {
-				return err
-			}
-			e, err = a.Store.AddListEntry(ctx, e)
+			e, err := a.Admin().AddListEntry(ctx, op, store.ListEntry{Scope: scope, Owner: owner, Kind: args[0], Field: field, Mode: mode,
+				Value: args[1], Action: action, Comment: comment})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "entry %d: %s %s %s %s %q\n", e.ID, e.Kind, e.Field, e.Mode, scope+":"+owner, e.Value)
+			fmt.Fprintf(g.stdout, "entry %d: %s %s %s %s %q\n", e.ID, e.Kind, e.Field, e.Mode, e.Scope+":"+e.Owner, e.Value)
 			return nil
 		})}
 	sf.add(add)
@@ -238,7 +217,7 @@ where scope is domain, group or address and owner the domain, group name or addr
 The whole file is checked before anything is added.`,
 		Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
+			op, _, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
@@ -257,23 +236,18 @@ The whole file is checked before anything is added.`,
 				for len(rec) < 8 {
 					rec = append(rec, "")
 				}
-				e := store.ListEntry{TenantID: t.ID, Scope: rec[0], Owner: strings.ToLower(rec[1]), Kind: rec[2], Field: rec[3], Mode: rec[4], Value: rec[5], Action: rec[6], Comment: rec[7]}
-				if err := validateListEntry(e); err != nil {
-					return fmt.Errorf("line %d: %w", i+1, err)
-				}
-				es = append(es, e)
+				es = append(es, store.ListEntry{Scope: rec[0], Owner: rec[1], Kind: rec[2], Field: rec[3], Mode: rec[4], Value: rec[5], Action: rec[6], Comment: rec[7]})
 			}
-			for _, e := range es {
-				if _, err := a.Store.AddListEntry(ctx, e); err != nil {
-					return err
-				}
+			n, err := a.Admin().ImportListEntries(ctx, op, es)
+			if err != nil {
+				return fmt.Errorf("line %d: %w", n+1, err)
 			}
-			fmt.Fprintf(g.stdout, "%d entries added\n", len(es))
+			fmt.Fprintf(g.stdout, "%d entries added\n", n)
 			return nil
 		})})
 	c.AddCommand(&cobra.Command{Use: "delete TENANT ID", Short: "Delete a list entry", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
+			op, _, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
@@ -281,7 +255,7 @@ The whole file is checked before anything is added.`,
 			if err != nil {
 				return fmt.Errorf("entry ID %q: %w", args[1], err)
 			}
-			return a.Store.DeleteListEntry(ctx, t.ID, id)
+			return a.Admin().DeleteListEntry(ctx, op, id)
 		})})
 	c.AddCommand(&cobra.Command{Use: "show TENANT", Short: "Show a tenant's list entries", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
@@ -307,11 +281,12 @@ func trustedCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "trusted", Short: "Upstream security services in front of mailgate (their IPs are trusted hops)"}
 	c.AddCommand(&cobra.Command{Use: "add TENANT CIDR NAME", Short: "Trust a network as an upstream filter for a tenant", Args: cobra.ExactArgs(3),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, p, err := tenantAndPrefix(ctx, a, args[0], args[1])
+			op, _, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			return a.Store.AddTrustedNet(ctx, store.TrustedNet{TenantID: t.ID, Prefix: p, Name: args[2]})
+			_, err = a.Admin().AddTrustedNet(ctx, op, args[1], args[2])
+			return err
 		})})
 	c.AddCommand(&cobra.Command{Use: "list TENANT", Short: "List trusted upstream networks", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
@@ -372,44 +347,29 @@ func quarantineCmd(g *globals) *cobra.Command {
 			_, err = io.Copy(g.stdout, r)
 			return err
 		})})
-	c.AddCommand(&cobra.Command{Use: "release ID...", Short: "Deliver quarantined messages to their recipients", Args: cobra.MinimumNArgs(1),
-		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			for _, id := range args {
-				qid, err := a.Quarantine.Release(ctx, 0, id, operator())
-				if err != nil {
-					return fmt.Errorf("%s: %w", id, err)
-				}
-				fmt.Fprintf(g.stdout, "%s released, queued as %s\n", id, qid)
-			}
-			return nil
-		})})
-	c.AddCommand(&cobra.Command{Use: "delete ID...", Short: "Delete quarantined messages", Args: cobra.MinimumNArgs(1),
-		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			for _, id := range args {
-				if err := a.Quarantine.Delete(ctx, 0, id, operator()); err != nil {
-					return fmt.Errorf("%s: %w", id, err)
-				}
-				fmt.Fprintf(g.stdout, "%s deleted\n", id)
-			}
-			return nil
-		})})
-	for _, act := range []struct{ use, short string }{
-		{"allow ID", "Allow the sender of a quarantined message for its recipient (the copy stays held)"},
-		{"block ID", "Block the sender of a quarantined message for its recipient and delete the copy"},
+	for _, act := range []struct{ use, action, short string }{
+		{"release ID...", "release", "Deliver quarantined messages to their recipients"},
+		{"delete ID...", "delete", "Delete quarantined messages"},
+		{"allow ID...", "allow", "Allow the sender of a quarantined message for its recipient (the copy stays held)"},
+		{"block ID...", "block", "Block the sender of a quarantined message for its recipient's domain and delete the copy"},
 	} {
-		c.AddCommand(&cobra.Command{Use: act.use, Short: act.short, Args: cobra.ExactArgs(1),
+		c.AddCommand(&cobra.Command{Use: act.use, Short: act.short, Args: cobra.MinimumNArgs(1),
 			RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-				var e store.ListEntry
-				var err error
-				if strings.HasPrefix(act.use, "allow") {
-					e, err = a.Quarantine.Allow(ctx, 0, args[0], operator())
-				} else {
-					e, err = a.Quarantine.Block(ctx, 0, args[0], operator())
+				svc := a.Admin()
+				for _, id := range args {
+					res, err := svc.QuarantineAction(ctx, operator(), id, act.action, "")
+					if err != nil {
+						return fmt.Errorf("%s: %w", id, err)
+					}
+					switch {
+					case res.QueueID != "":
+						fmt.Fprintf(g.stdout, "%s released, queued as %s\n", id, res.QueueID)
+					case res.Entry != nil:
+						fmt.Fprintf(g.stdout, "%s: %s %s:%s %s=%s\n", id, res.Entry.Kind, res.Entry.Scope, res.Entry.Owner, res.Entry.Field, res.Entry.Value)
+					default:
+						fmt.Fprintf(g.stdout, "%s %s\n", id, res.Outcome)
+					}
 				}
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(g.stdout, "%s %s %s=%s\n", e.Kind, e.Owner, e.Field, e.Value)
 				return nil
 			})})
 	}
@@ -419,24 +379,19 @@ func quarantineCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return l.Tick(ctx)
+			if err := l.Tick(ctx); err != nil {
+				return err
+			}
+			return a.Admin().Audit(ctx, operator(), 0, "quarantine.jobs", "", "", "run")
 		})})
 	c.AddCommand(&cobra.Command{Use: "purge", Short: "Delete messages past their retention now (a running server does this every 5 minutes)", Args: cobra.NoArgs,
 		RunE: g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
 			n, err := a.Quarantine.Purge(ctx)
 			fmt.Fprintf(g.stdout, "%d deleted\n", n)
-			return err
-		})})
-	return c
-}
-
-func userNameCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "name ADDRESS DISPLAY-NAME", Short: "Set a user's display name (impersonation checks compare From names with it)", Args: cobra.ExactArgs(2),
-		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			tid, key, err := addressOwner(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			return a.Store.SetDisplayName(ctx, tid, key, args[1])
-		})}
+			return a.Admin().Audit(ctx, operator(), 0, "quarantine.purge", "", "", fmt.Sprintf("%d deleted", n))
+		})})
+	return c
 }

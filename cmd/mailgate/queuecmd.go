@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,14 +12,6 @@ import (
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/store"
 )
-
-// operator names the person acting, for the tracking log.
-func operator() string {
-	if u, err := user.Current(); err == nil {
-		return "cli:" + u.Username
-	}
-	return "cli"
-}
 
 func queueCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "queue", Short: "Inspect and manage the delivery queue"}
@@ -71,21 +62,18 @@ func queueCmd(g *globals) *cobra.Command {
 			printMessage(g, m, rs)
 			return nil
 		})})
-	for _, ac := range []struct {
-		use, short, done string
-		fn               func(a *app.App) func(context.Context, int64, string, string) (int, error)
-	}{
-		{"hold ID...", "Stop delivery attempts until released", "held", func(a *app.App) func(context.Context, int64, string, string) (int, error) { return a.Queue.Hold }},
-		{"release ID...", "Release held messages for delivery now", "released", func(a *app.App) func(context.Context, int64, string, string) (int, error) { return a.Queue.Release }},
-		{"retry ID...", "Attempt delivery now", "due now", func(a *app.App) func(context.Context, int64, string, string) (int, error) { return a.Queue.RetryNow }},
-		{"delete ID...", "Remove from the queue without notifying the sender", "deleted", func(a *app.App) func(context.Context, int64, string, string) (int, error) { return a.Queue.Delete }},
-		{"bounce ID...", "Give up now and send the sender a failure DSN", "bounced", func(a *app.App) func(context.Context, int64, string, string) (int, error) { return a.Queue.Bounce }},
+	for _, ac := range []struct{ use, action, short, done string }{
+		{"hold ID...", "hold", "Stop delivery attempts until released", "held"},
+		{"release ID...", "release", "Release held messages for delivery now", "released"},
+		{"retry ID...", "retry", "Attempt delivery now", "due now"},
+		{"delete ID...", "delete", "Remove from the queue without notifying the sender", "deleted"},
+		{"bounce ID...", "bounce", "Give up now and send the sender a failure DSN", "bounced"},
 	} {
-		ac := ac
 		c.AddCommand(&cobra.Command{Use: ac.use, Short: ac.short, Args: cobra.MinimumNArgs(1),
 			RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+				svc := a.Admin()
 				for _, id := range args {
-					n, err := ac.fn(a)(ctx, 0, id, operator())
+					n, err := svc.QueueAction(ctx, operator(), id, ac.action)
 					if err != nil {
 						return fmt.Errorf("%s: %w", id, err)
 					}
@@ -104,7 +92,7 @@ func queueCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := a.Queue.Flush(ctx, tid, operator())
+			n, err := a.Admin().Flush(ctx, operator().In(tid))
 			if err != nil {
 				return err
 			}

@@ -70,11 +70,8 @@ file. --tenant trains that tenant's model; --global trains the base model every 
 					total.Ham += int64(n)
 				}
 			}
-			if total.Spam+total.Ham == 0 {
-				return fmt.Errorf("nothing to train: give --spam and/or --ham")
-			}
 			// One commit for the whole training set.
-			if err := a.Store.SpamAdd(ctx, tid, deltas, total); err != nil {
+			if err := a.Admin().TrainSpam(ctx, operator().In(tid), deltas, total); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "trained %d spam and %d ham messages (%d distinct tokens)\n", total.Spam, total.Ham, len(deltas))
@@ -138,37 +135,35 @@ A quarantined message reported as ham can then be released with "quarantine rele
 			if asSpam == asHam {
 				return fmt.Errorf("say --spam or --ham")
 			}
-			var raw []byte
-			var tid int64
+			label := map[bool]string{true: "spam", false: "ham"}[asSpam]
+			svc := a.Admin()
 			switch {
 			case qid != "":
-				r, it, err := a.Quarantine.Open(ctx, 0, qid)
+				it, err := svc.QuarantineItem(ctx, operator(), qid)
 				if err != nil {
 					return err
 				}
-				raw, err = io.ReadAll(io.LimitReader(r, 64<<20))
-				r.Close()
-				if err != nil {
+				if _, err := svc.QuarantineAction(ctx, operator(), qid, "report-"+label, ""); err != nil {
 					return err
 				}
-				tid = it.TenantID
+				fmt.Fprintf(g.stdout, "learned as %s for tenant %d\n", label, it.TenantID)
+				return nil
 			case file != "":
-				t, err := tenantOf(ctx, a, ftenant)
+				op, t, err := inTenant(ctx, a, ftenant)
 				if err != nil {
 					return err
 				}
-				tid = t.ID
-				if raw, err = os.ReadFile(file); err != nil {
+				raw, err := os.ReadFile(file)
+				if err != nil {
 					return err
 				}
-			default:
-				return fmt.Errorf("give --quarantine ID or --file F (with --tenant)")
+				if err := svc.LearnMessage(ctx, op, stripMboxLine(raw), asSpam); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "learned as %s for tenant %d\n", label, t.ID)
+				return nil
 			}
-			if err := a.LearnMessage(ctx, tid, stripMboxLine(raw), asSpam); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "learned as %s for tenant %d\n", map[bool]string{true: "spam", false: "ham"}[asSpam], tid)
-			return nil
+			return fmt.Errorf("give --quarantine ID or --file F (with --tenant)")
 		})}
 	feedback.Flags().StringVar(&ftenant, "tenant", "", "tenant (with --file)")
 	feedback.Flags().StringVar(&qid, "quarantine", "", "quarantined message ID")

@@ -69,7 +69,7 @@ func (a *App) Web() (*web.Server, error) {
 	}
 	metricsH := promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})
 	return web.New(web.Deps{
-		Store: a.Store, Queue: a.Queue, Quarantine: a.Quarantine, Learn: a.LearnMessage,
+		Store: a.Store, Queue: a.Queue, Quarantine: a.Quarantine, Learn: a.LearnMessage, Admin: a.Admin(),
 		Quota: func(ctx context.Context, tenantID int64, address string) int64 {
 			s, err := a.Pipeline.SettingsFor(ctx, tenantID, address)
 			if err != nil {

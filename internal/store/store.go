@@ -46,6 +46,25 @@ type Domain struct {
 	Created  time.Time
 }
 
+// DomainClaim is a tenant's request to serve a domain whose ownership is not
+// proven yet. A claim is never served: DomainByName, Domains and Routes only
+// see Domain rows, so inbound, delivery and the policy checks ignore it.
+// Several tenants may claim the same name (a claim reveals nothing about
+// other tenants); the first whose token is published in DNS turns its claim
+// into the Domain.
+type DomainClaim struct {
+	ID       int64
+	TenantID int64
+	Name     string // lower-case A-label
+	// Token is published as the TXT record "mailgate-verify=<Token>" at
+	// _mailgate.<Name>.
+	Token string
+	// Routes are the delivery targets given with the claim, applied when it
+	// is served (their IDs and DomainID are not meaningful before).
+	Routes  []Route
+	Created time.Time
+}
+
 // Route is one delivery target of a domain. Lower Priority is tried first.
 type Route struct {
 	ID       int64
@@ -245,10 +264,21 @@ type Store interface {
 	Tenants(ctx context.Context) ([]Tenant, error)
 	DeleteTenant(ctx context.Context, id int64) error
 	CreateDomain(ctx context.Context, tenantID int64, name string) (Domain, error)
-	DomainByName(ctx context.Context, name string) (Domain, error) // crosses tenants: finds the tenant of a domain
+	DomainByName(ctx context.Context, name string) (Domain, error) // crosses tenants: finds the tenant serving a domain (claims are not served)
 	Domains(ctx context.Context, tenantID int64) ([]Domain, error)
 	DeleteDomain(ctx context.Context, tenantID int64, name string) error
 	SetRoutes(ctx context.Context, tenantID, domainID int64, routes []Route) error
+	// AddDomainClaim records a tenant's unverified domain; ErrExists when
+	// the same tenant already claims or serves the name (other tenants'
+	// claims and domains do not matter).
+	AddDomainClaim(ctx context.Context, c DomainClaim) (DomainClaim, error)
+	DomainClaims(ctx context.Context, tenantID int64) ([]DomainClaim, error)
+	DeleteDomainClaim(ctx context.Context, tenantID int64, name string) error
+	// ServeDomainClaim turns the tenant's claim on name into a served
+	// Domain with the claim's routes, in one commit. ErrNotFound without
+	// such a claim; ErrExists when the name is served already (by any
+	// tenant), and the claim is then kept.
+	ServeDomainClaim(ctx context.Context, tenantID int64, name string) (Domain, error)
 	Routes(ctx context.Context, tenantID, domainID int64) ([]Route, error)
 	CreateUser(ctx context.Context, tenantID int64, address string) (User, error)
 	UserExists(ctx context.Context, tenantID int64, address string) (bool, error)

@@ -412,18 +412,39 @@ func TestAPIManagesTenantObjects(t *testing.T) {
 	a := newAPIClient(t, e)
 	ctx := context.Background()
 
-	// Domains: add with routes, change routes, refuse a duplicate, delete.
-	var dn map[string]string
-	a.want(http.StatusCreated, "a-write", "POST", "/domains", map[string]any{"name": "API.test", "routes": []string{"smtp://127.0.0.1:2525"}, "tls": "required"}, &dn)
-	if dn["name"] != "api.test" {
-		t.Fatalf("created %v", dn)
+	type domainOut struct {
+		Name     string `json:"name"`
+		Verified bool   `json:"verified"`
+		Routes   []store.Route
+		Record   *struct{ Name, Type, Value string } `json:"record"`
+	}
+	// A tenant token's domain is unverified: not served, listed with the
+	// record to publish; its routes wait for the verification.
+	var claim domainOut
+	a.want(http.StatusCreated, "a-write", "POST", "/domains", map[string]any{"name": "Claim.test", "routes": []string{"mx"}}, &claim)
+	if claim.Name != "claim.test" || claim.Verified || claim.Record == nil || claim.Record.Name != "_mailgate.claim.test" ||
+		claim.Record.Type != "TXT" || !strings.HasPrefix(claim.Record.Value, "mailgate-verify=") || len(claim.Routes) != 1 {
+		t.Fatalf("created %+v", claim)
+	}
+	if _, err := e.Store.DomainByName(ctx, "claim.test"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unverified domain is served: %v", err)
+	}
+	a.want(http.StatusBadRequest, "a-write", "PUT", "/domains/claim.test/routes", map[string]any{"routes": []string{"mx"}}, nil)
+	a.want(http.StatusConflict, "a-write", "POST", "/domains", map[string]any{"name": "claim.test"}, nil)
+	a.want(http.StatusNoContent, "a-write", "DELETE", "/domains/claim.test", nil, nil)
+	if cs, _ := e.Store.DomainClaims(ctx, e.Tenant.ID); len(cs) != 0 {
+		t.Fatalf("claim not deleted: %+v", cs)
+	}
+
+	// Domains an operator adds are served at once: add with routes,
+	// change routes, refuse a duplicate, delete.
+	var dn domainOut
+	a.want(http.StatusCreated, "op", "POST", "/domains?tenant=acme", map[string]any{"name": "API.test", "routes": []string{"smtp://127.0.0.1:2525"}, "tls": "required"}, &dn)
+	if dn.Name != "api.test" || !dn.Verified || dn.Record != nil {
+		t.Fatalf("created %+v", dn)
 	}
 	if d, err := e.Store.DomainByName(ctx, "api.test"); err != nil || d.TenantID != e.Tenant.ID {
 		t.Fatalf("domain in store: %+v %v", d, err)
-	}
-	type domainOut struct {
-		Name   string `json:"name"`
-		Routes []store.Route
 	}
 	findDomain := func(token, name string) *domainOut {
 		var ds []domainOut

@@ -22,6 +22,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/dnsx/dnstest"
 	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/browser"
@@ -165,7 +167,7 @@ func (p *tab) shot(name string) { p.t.Helper(); browser.Screenshot(p.ctx, p.t, n
 // rawKey matches a message ID shown instead of its translation (the
 // translator falls back to the ID): lower-case words joined by "_" that are
 // not part of a dotted policy key.
-var rawKey = regexp.MustCompile(`(?:^|[^.\w@])((?:nav|m|v|q|role|scope|kind|sort|msg|link|login|totp|error|lang)_[a-z0-9_]+)\b`)
+var rawKey = regexp.MustCompile(`(?:^|[^.\w@])((?:nav|m|v|q|role|scope|kind|sort|msg|link|login|totp|error|lang|domain)_[a-z0-9_]+)\b`)
 
 // checkTranslated fails when the visible page shows a raw message ID.
 func (p *tab) checkTranslated(page string) {
@@ -390,7 +392,9 @@ const listIndexRefresh = 1100 * time.Millisecond
 // language switch.
 func TestBrowserAdminFlow(t *testing.T) {
 	b := browser.Launch(t)
-	e := consoletest.Start(t, consoletest.Options{})
+	dns := dnstest.Start(t)
+	dns.Add(`example.net. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"`)
+	e := consoletest.Start(t, consoletest.Options{Config: func(c *config.Config) { c.DNS.Resolver = dns.Addr() }})
 	ctx := context.Background()
 	quarantineDeny(t, e, consoletest.UserA, "隔離")
 	p := openTab(t, b, e.URL)
@@ -409,12 +413,29 @@ func TestBrowserAdminFlow(t *testing.T) {
 	p.checkLayout("dashboard")
 	p.shot("console-dashboard")
 
-	// A new domain with a route to the downstream server.
+	// A new domain with a route to the downstream server. It is not
+	// served until the TXT record the page shows is found in DNS.
 	p.goTo("/domains")
 	p.fill("#domain-name", "newco.test")
 	p.fill("#domain-route", "smtp://"+e.Down.Addr())
 	if st := p.submit("#domain-submit"); st != http.StatusOK || !strings.HasPrefix(p.location(), "/domains") {
 		t.Fatalf("add domain: %d at %s", st, p.location())
+	}
+	row := `tbody[data-domain="newco.test"]`
+	recName, recValue := p.text(row+" .record-name"), p.text(row+" .record-value")
+	if recName != "_mailgate.newco.test" || !strings.HasPrefix(recValue, "mailgate-verify=") || !strings.Contains(p.text(row), "Unverified") {
+		t.Fatalf("unverified domain row: %q (record %q %q)", p.text(row), recName, recValue)
+	}
+	p.checkTranslated("domains (unverified)")
+	p.checkLayout("domains (unverified)")
+	p.shot("console-domains-unverified")
+	if st := p.submit(row + " button.verify"); st != http.StatusBadRequest || !strings.Contains(p.text("main"), "No TXT record was found at _mailgate.newco.test") {
+		t.Fatalf("verify without the record: %d %q", st, p.text("main"))
+	}
+	dns.Add(`_mailgate.newco.test. 60 IN TXT "` + recValue + `"`)
+	p.goTo("/domains")
+	if st := p.submit(row + " button.verify"); st != http.StatusOK || !strings.Contains(p.text(row), "Verified") {
+		t.Fatalf("verify with the record: %d %q", st, p.text("main"))
 	}
 	routes, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("table input[name=route]")).map(i => i.value).join(" ")`))
 	if err != nil || !strings.Contains(p.text("table"), "newco.test") || !strings.Contains(routes, e.Down.Addr()) {

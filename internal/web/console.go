@@ -15,6 +15,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
+	"github.com/mailgate/mailgate/internal/admin"
 	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -43,6 +44,7 @@ func (s *Server) consoleRoutes() {
 	s.handle("POST /domains", store.RoleAdmin, s.domainsPost)
 	s.handle("POST /domains/{name}/routes", store.RoleAdmin, s.domainRoutes)
 	s.handle("POST /domains/{name}/delete", store.RoleAdmin, s.domainDelete)
+	s.handle("POST /domains/{name}/verify", store.RoleAdmin, s.domainVerify)
 	s.handle("GET /users", store.RoleAdmin, s.usersPage)
 	s.handle("GET /users.csv", store.RoleAdmin, s.usersCSV)
 	s.handle("POST /users", store.RoleAdmin, s.usersPost)
@@ -478,70 +480,6 @@ func (s *Server) tenantDelete(w http.ResponseWriter, r *http.Request, p *princip
 	done(w, r, "/tenants", "deleted")
 }
 
-// --- domains ---
-
-type domainRow struct {
-	Domain store.Domain
-	Routes []store.Route
-}
-
-func (s *Server) domainsPage(w http.ResponseWriter, r *http.Request, p *principal) {
-	tid, err := p.tid()
-	if err != nil {
-		http.Redirect(w, r, "/tenants", http.StatusSeeOther)
-		return
-	}
-	ds, err := s.d.Store.Domains(r.Context(), tid)
-	if err != nil {
-		s.fail(w, r, p, err)
-		return
-	}
-	var rows []domainRow
-	for _, d := range ds {
-		rs, err := s.d.Store.Routes(r.Context(), tid, d.ID)
-		if err != nil {
-			s.fail(w, r, p, err)
-			return
-		}
-		rows = append(rows, domainRow{d, rs})
-	}
-	v := s.newView(r, p, "nav_domains")
-	v.Data = rows
-	s.render(w, http.StatusOK, "domains", v)
-}
-
-func (s *Server) domainsPost(w http.ResponseWriter, r *http.Request, p *principal) {
-	if _, err := s.opAddDomain(r.Context(), p, r.PostFormValue("name"), []string{r.PostFormValue("route")}, tlsMode(r)); err != nil {
-		s.fail(w, r, p, err)
-		return
-	}
-	done(w, r, "/domains", "added")
-}
-
-func tlsMode(r *http.Request) string {
-	switch m := r.PostFormValue("tls"); m {
-	case "required", "verify", "none":
-		return m
-	}
-	return "opportunistic"
-}
-
-func (s *Server) domainRoutes(w http.ResponseWriter, r *http.Request, p *principal) {
-	if err := s.opSetRoutes(r.Context(), p, r.PathValue("name"), []string{r.PostFormValue("route")}, tlsMode(r)); err != nil {
-		s.fail(w, r, p, err)
-		return
-	}
-	done(w, r, "/domains", "saved")
-}
-
-func (s *Server) domainDelete(w http.ResponseWriter, r *http.Request, p *principal) {
-	if err := s.opDeleteDomain(r.Context(), p, r.PathValue("name")); err != nil {
-		s.fail(w, r, p, err)
-		return
-	}
-	done(w, r, "/domains", "deleted")
-}
-
 // --- users ---
 
 type userRow struct {
@@ -713,13 +651,11 @@ func (s *Server) policyPage(w http.ResponseWriter, r *http.Request, p *principal
 
 func (s *Server) policyPost(w http.ResponseWriter, r *http.Request, p *principal) {
 	key, value := strings.TrimSpace(r.PostFormValue("key")), strings.TrimSpace(r.PostFormValue("value"))
-	err := s.checkSetting(r.Context(), key, value)
-	var ref upstreamRefused
+	err := s.opSetSetting(r.Context(), p, r.PostFormValue("scope"), r.PostFormValue("owner"), key, value)
+	var ref *admin.UpstreamRefused
 	if errors.As(err, &ref) {
-		err = badRequest("%s", ref.T(s.i18n.translator(s.i18n.lang(r, s.cookieName(langCookie), p.acct.Lang))))
-	}
-	if err == nil {
-		err = s.opSetSetting(r.Context(), p, r.PostFormValue("scope"), r.PostFormValue("owner"), key, value)
+		tr := s.i18n.translator(s.i18n.lang(r, s.cookieName(langCookie), p.acct.Lang))
+		err = badRequest("%s", tr.T("setting_upstream_"+ref.Reason, "Key", ref.Key, "Host", ref.Host))
 	}
 	if err != nil {
 		s.fail(w, r, p, err)

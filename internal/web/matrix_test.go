@@ -367,7 +367,8 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 	case "POST /tokens":
 		return url.Values{"name": {fmt.Sprintf("t%d", n)}, "scope": {"read"}}, false
 	case "POST /accounts":
-		return url.Values{"login": {fmt.Sprintf("acct%d", n)}, "role": {"admin"}, "password": {consoletest.Password}}, false
+		// Tenant administrators create address logins of their own domains.
+		return url.Values{"login": {fmt.Sprintf("acct%d@example.test", n)}, "role": {"admin"}, "password": {consoletest.Password}}, false
 	case "POST /accounts/{id}/password":
 		return url.Values{"password": {consoletest.Password}}, false
 	case "POST /account/password":

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailgate/mailgate/internal/addr"
 	"github.com/mailgate/mailgate/internal/csvsafe"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/signedlink"
@@ -38,18 +37,10 @@ func (s *Server) quarantineRoutes() {
 
 // quarantineItem loads a copy the caller may see.
 func (s *Server) quarantineItem(ctx context.Context, p *principal, id string) (store.QuarantineItem, error) {
-	tid, err := p.tid()
-	if err != nil {
+	if _, err := p.tid(); err != nil {
 		return store.QuarantineItem{}, err
 	}
-	it, err := s.d.Store.QuarantineItem(ctx, tid, id)
-	if err != nil {
-		return it, err
-	}
-	if it.TenantID != tid || (p.role == store.RoleUser && it.Rcpt != p.address) {
-		return store.QuarantineItem{}, store.ErrNotFound
-	}
-	return it, nil
+	return s.admin.QuarantineItem(ctx, who(p), id)
 }
 
 type quarantineData struct {
@@ -267,75 +258,8 @@ func (s *Server) quarantineAction(w http.ResponseWriter, r *http.Request, p *pri
 // opQuarantine performs one action on a quarantined copy and returns the
 // notice to show.
 func (s *Server) opQuarantine(ctx context.Context, p *principal, id, action, to string) (string, error) {
-	it, err := s.quarantineItem(ctx, p, id)
-	if err != nil {
-		return "", err
-	}
-	who := p.actor
-	tid := it.TenantID
-	notHeld := func(err error) error {
-		if errors.Is(err, quarantine.ErrNotHeld) {
-			return badRequest("this message was already released or deleted")
-		}
-		return err
-	}
-	switch action {
-	case "release":
-		if _, err := s.d.Quarantine.Release(ctx, tid, id, who); err != nil {
-			return "", notHeld(err)
-		}
-		return "released", s.audit(ctx, p, tid, "quarantine.release", id, it.Rcpt, it.MailFrom)
-	case "delete":
-		if err := s.d.Quarantine.Delete(ctx, tid, id, who); err != nil {
-			return "", notHeld(err)
-		}
-		return "deleted", s.audit(ctx, p, tid, "quarantine.delete", id, it.Rcpt, "")
-	case "release-allow":
-		if _, err := s.d.Quarantine.Release(ctx, tid, id, who); err != nil {
-			return "", notHeld(err)
-		}
-		if _, err := s.d.Quarantine.Allow(ctx, tid, id, who); err != nil {
-			return "", senderErr(err)
-		}
-		return "released", s.audit(ctx, p, tid, "quarantine.release_allow", id, it.Rcpt, it.MailFrom)
-	case "block":
-		// A user blocks for their own address; an administrator for the
-		// recipient's whole domain.
-		block := s.d.Quarantine.Block
-		if p.role != store.RoleUser {
-			block = s.d.Quarantine.BlockForDomain
-		}
-		if _, err := block(ctx, tid, id, who); err != nil {
-			return "", senderErr(err)
-		}
-		return "deleted", s.audit(ctx, p, tid, "quarantine.block", id, it.Rcpt, it.MailFrom)
-	case "report-spam", "report-ham":
-		if s.d.Learn == nil {
-			return "", badRequest("spam feedback is not configured on this node (the console was built without a Learn hook)")
-		}
-		_, raw, err := s.openItem(ctx, p, id)
-		if err != nil {
-			return "", err
-		}
-		spam := action == "report-spam"
-		if err := s.d.Learn(ctx, tid, raw, spam); err != nil {
-			return "", err
-		}
-		return "learned", s.audit(ctx, p, tid, "quarantine."+strings.ReplaceAll(action, "-", "_"), id, "", it.MailFrom)
-	case "forward":
-		if p.role == store.RoleUser {
-			return "", errForbidden
-		}
-		dest, err := addr.Parse(strings.TrimSpace(to))
-		if err != nil {
-			return "", badRequest("address %q: %v", to, err)
-		}
-		if _, err := s.d.Quarantine.Forward(ctx, tid, id, dest.Key(), who); err != nil {
-			return "", err
-		}
-		return "done", s.audit(ctx, p, tid, "quarantine.forward", id, it.Rcpt, dest.Key())
-	}
-	return "", badRequest("unknown action %q", action)
+	res, err := s.admin.QuarantineAction(ctx, who(p), id, action, to)
+	return res.Outcome, err
 }
 
 // senderErr turns "the copy has no usable sender" into a user error.

@@ -1,7 +1,8 @@
 // Package web is mailgate's web console and REST API. Both sit on one
 // http.Handler, share one permission model and call the same operations
-// (ops.go), so a change made in the console, through /api/v1 or with the CLI
-// lands in the same store and takes effect at once.
+// (the administration layer, internal/admin, which the CLI calls too), so a
+// change made in the console, through /api/v1 or with the CLI follows the
+// same rules, lands in the same store and takes effect at once.
 //
 // Identities: system operators (every tenant), tenant administrators (one
 // tenant) and end users (one address). Every handler works on the tenant
@@ -37,6 +38,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mailgate/mailgate/internal/admin"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/dnsx"
@@ -76,6 +78,9 @@ type Deps struct {
 	Quota func(ctx context.Context, tenantID int64, address string) int64
 	// Extra handlers mounted on the same mux (metrics, health).
 	Extra map[string]http.Handler
+	// Admin makes every change; nil: one built from the fields above,
+	// without a DNS resolver (domains cannot be verified).
+	Admin *admin.Service
 	// Passwords checks console passwords; the node shares one with SMTP
 	// AUTH so that one memory budget bounds both. Nil: one of its own with
 	// the default budget.
@@ -94,6 +99,7 @@ type Deps struct {
 // Server is the console and API.
 type Server struct {
 	d        Deps
+	admin    *admin.Service
 	mux      *http.ServeMux
 	routes   []Route
 	apiLimit apiLimiter
@@ -134,8 +140,14 @@ func New(d Deps) (*Server, error) {
 	if d.Throttle == nil {
 		d.Throttle = loginlimit.New(loginlimit.Options{})
 	}
-	s := &Server{d: d, mux: http.NewServeMux(),
+	s := &Server{d: d, admin: d.Admin, mux: http.NewServeMux(),
 		upstream: &netguard.Dialer{Policy: d.Upstreams, Resolver: d.Resolver, Timeout: extauth.DefaultTimeout}}
+	if s.admin == nil {
+		s.admin = &admin.Service{Store: d.Store, Quarantine: d.Quarantine, Learn: d.Learn, Clock: d.Clock, Log: d.Log}
+		if q, ok := d.Queue.(admin.Queue); ok {
+			s.admin.Queue = q
+		}
+	}
 	for _, n := range d.Config.TrustedProxy {
 		p, err := netip.ParsePrefix(n)
 		if err != nil {
@@ -325,18 +337,7 @@ func (s *Server) tenantSetting(ctx context.Context, tenantID int64, key string) 
 
 // tenantSettings returns a lookup of the tenant-level policy values.
 func (s *Server) tenantSettings(ctx context.Context, tenantID int64) (func(key string) (string, bool), error) {
-	ss, err := s.d.Store.Settings(ctx, tenantID)
-	if err != nil {
-		return nil, err
-	}
-	return func(key string) (string, bool) {
-		for _, st := range ss {
-			if st.Scope == store.ScopeTenant && st.Key == key {
-				return st.Value, true
-			}
-		}
-		return "", false
-	}, nil
+	return admin.TenantSettings(ctx, s.d.Store, tenantID)
 }
 
 // randomToken returns n random bytes, URL-safe encoded.

@@ -324,4 +324,18 @@ CREATE TRIGGER quarantine_fts_insert AFTER INSERT ON quarantine BEGIN
 	INSERT INTO quarantine_fts(qid, sender, subject) VALUES (new.id, new.mail_from || char(10) || new.from_hdr, new.subject);
 END;
 `,
+	// 6: domain ownership. A tenant administrator's new domain is a claim
+	// until its TXT token is found in DNS; several tenants may claim one
+	// name. Domains already in the domains table stay served (verified).
+	`
+CREATE TABLE domain_claims (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	token TEXT NOT NULL,
+	routes TEXT NOT NULL DEFAULT '[]',
+	created_us INTEGER NOT NULL,
+	UNIQUE (tenant_id, name)
+);
+`,
 }
