@@ -143,7 +143,7 @@ type ListenerConfig struct {
 	MaxConns     int      `toml:"max_conns" doc:"Concurrent connections in total; more get 421."`
 }
 
-// LimitsConfig bounds what a client may send. Defaults follow Postfix where the seed is silent.
+// LimitsConfig bounds what a client may send. Defaults follow Postfix.
 type LimitsConfig struct {
 	MaxMessageBytes int64    `toml:"max_message_bytes" doc:"Largest message accepted (SIZE); larger gets 552 5.3.4."`
 	MaxRecipients   int      `toml:"max_recipients" doc:"Recipients per transaction; more get 452 4.5.3."`
@@ -160,7 +160,7 @@ type LimitsConfig struct {
 
 // QueueConfig is the retry schedule of the store-and-forward queue.
 type QueueConfig struct {
-	Retry         []Duration `toml:"retry" doc:"Waits between delivery attempts; the last one repeats (seed: every 30 minutes)."`
+	Retry         []Duration `toml:"retry" doc:"Waits between delivery attempts; the last one repeats (default: every 30 minutes)."`
 	Jitter        float64    `toml:"jitter" doc:"Random spread added to each wait, as a fraction (0.1 = up to 10% later)."`
 	DelayWarning  Duration   `toml:"delay_warning" doc:"Age at which one delay notice goes to the sender (0: never)."`
 	Bounce        Duration   `toml:"bounce_after" doc:"Age at which undelivered recipients bounce with a DSN."`

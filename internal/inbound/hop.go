@@ -13,7 +13,7 @@ import (
 )
 
 // trustedHop handles mail relayed by a security service in front of
-// mailgate (seed 004: the MX points to another filter). When the client is
+// mailgate (the MX points to another filter). When the client is
 // in one of the tenant's trusted networks, the sender is judged by the hop
 // before it: the IP and HELO in the Received header that service added.
 func (p *Pipeline) trustedHop(ctx context.Context, m store.Message, env *policy.Envelope) error {

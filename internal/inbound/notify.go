@@ -11,8 +11,7 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-// VirusNotifier sends the warning mails of the virus gateway (seed 003:
-// ウイルス検知通知): to the tenant's administrator (setting
+// VirusNotifier sends the warning mails of the virus gateway (ウイルス検知通知): to the tenant's administrator (setting
 // notify.admin, an address) and, when av.notify_recipient is "true", to
 // each recipient whose copy was changed or dropped. Notices come from the
 // null sender so they can never loop or bounce.

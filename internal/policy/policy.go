@@ -36,7 +36,7 @@ const (
 	Allow                    // allow-list: deliver whatever overridable checks say
 	Strip                    // deliver with infected/forbidden parts removed
 	Quarantine               // keep in the recipient's quarantine
-	Discard                  // drop silently (seed: deny list)
+	Discard                  // drop silently (the deny lists' default)
 	Reject                   // refuse (5xx during DATA when every recipient rejects)
 	TempFail                 // refuse temporarily (4xx): scanner down, quota, ...
 )
@@ -85,7 +85,7 @@ type Envelope struct {
 	Rcpts     []Rcpt
 	TrustedBy string // name of the trusted hop the connection came from, "" when none
 	// HopIP is the IP of the last untrusted hop when the client is a trusted
-	// relay (seed 004: another filter in front); checks use it instead of
+	// relay (another filter in front of mailgate); checks use it instead of
 	// ClientIP for SPF and reputation.
 	HopIP   netip.Addr
 	HopHelo string

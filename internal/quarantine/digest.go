@@ -14,14 +14,14 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-// DigestMax is the most entries one digest lists (seed 003 ※7: 50).
+// DigestMax is the most entries one digest lists (50).
 const DigestMax = 50
 
 // recipientWindow is how far back the digest job looks for addresses with
 // held copies: the longest retention plus a day.
 const recipientWindow = 15 * 24 * time.Hour
 
-// Digests sends quarantine digests (seed 003 隔離メールの一覧通知): to each
+// Digests sends quarantine digests (隔離メールの一覧通知): to each
 // address, a list of its copies quarantined since its previous digest (the
 // ones still held, newest first, at most DigestMax); to
 // the addresses in a tenant's quarantine.admin_digest, the same for every

@@ -1,5 +1,5 @@
-// Package quarantine manages the per-recipient quarantine (seed 003 隔離
-// ボックス): listing, releasing a copy to the recipient's mailbox, deleting,
+// Package quarantine manages the per-recipient quarantine (隔離ボックス):
+// listing, releasing a copy to the recipient's mailbox, deleting,
 // purging copies past their retention, the per-address capacity with its
 // 80% warning mail, the digests of held mail with one-click links, and the
 // actions those links (and the console) perform. Copies are written by the
@@ -10,7 +10,7 @@
 // Settings (per address, group, domain or tenant, most specific wins):
 //
 //   - quarantine.retention_days: 1–14, default 7 (read by the pipeline).
-//   - quarantine.quota_mb: capacity in MiB, default 5 (the seed plan's
+//   - quarantine.quota_mb: capacity in MiB, default 5 (a hosting plan's
 //     50 MB per 10 addresses, as each address's share).
 //   - quarantine.lang: capacity warning language, "ja", "en" or both
 //     (default; falls back to the setting "lang").

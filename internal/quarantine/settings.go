@@ -14,7 +14,7 @@ import (
 // Settings keys read by this package, with their defaults. They follow the pipeline's layering: tenant → domain →
 // group → address, most specific wins.
 const (
-	// KeyRetentionDays: days a copy is kept, 1–14 (seed 003 ※6), default 7.
+	// KeyRetentionDays: days a copy is kept, 1–14, default 7.
 	// The inbound pipeline reads it when it stores a copy.
 	KeyRetentionDays = "quarantine.retention_days"
 	// KeyQuotaMB: capacity of an address's quarantine in MiB.
@@ -36,10 +36,10 @@ const (
 
 // Defaults.
 const (
-	// DefaultRetentionDays is the seed's default retention.
+	// DefaultRetentionDays is the default retention.
 	DefaultRetentionDays = 7
 	// DefaultQuotaBytes is an address's quarantine capacity when
-	// quarantine.quota_mb is not set. The seed plan gives 50 MB per 10
+	// quarantine.quota_mb is not set. A typical hosting plan gives 50 MB per 10
 	// addresses, shared by the tenant; mailgate has no shared pool, so each
 	// address gets its share, 5 MiB, and an admin raises it per address (or
 	// domain, or tenant) with quarantine.quota_mb.
@@ -47,7 +47,7 @@ const (
 	// DefaultDigestHours is when digests go out unless set.
 	DefaultDigestHours = "9,17"
 	// WarnPercent is the usage (after storing) at which the recipient is
-	// warned (seed 003: 80%).
+	// warned (80%).
 	WarnPercent = 80
 )
 

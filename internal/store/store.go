@@ -403,8 +403,8 @@ type QuarantineItem struct {
 	Updated   time.Time
 }
 
-// TrustedNet is an upstream security service in front of mailgate (seed
-// 004): mail from it is accepted and judged by the hop before it.
+// TrustedNet is an upstream security service in front of mailgate
+// (the MX points to it): mail from it is accepted and judged by the hop before it.
 type TrustedNet struct {
 	ID       int64
 	TenantID int64

@@ -45,27 +45,27 @@
 // first list in which any entry matches decides for that recipient:
 //
 //   - lists.priority "address" (アドレスフィルタ優先, the default as in the
-//     seed): the address list, then the group lists, then the domain list.
+//     the default): the address list, then the group lists, then the domain list.
 //   - lists.priority "domain" (ドメインフィルタ優先): the domain list, then
 //     the group lists, then the address list.
 //
 // The group lists of a recipient count as one level: if several of them
 // match, they decide together, so the order of Groups does not matter.
 // Within the deciding list (or group level) deny wins over allow, then the
-// strongest deny action, then the lowest entry ID. The seed does not say;
+// strongest deny action, then the lowest entry ID. Nothing in the lists says which wins;
 // the deny list exists to delete mail unconditionally while an allow entry
 // only waives spam-like judgements, so a list that says both is read as
 // "delete".
 //
 // Under domain-first, a matching domain entry cannot be overridden by an
-// address entry. The seed offers per-address allow lists only under
-// address-first (※3); here they stay active under domain-first and decide
+// address entry. Per-address allow lists
+// stay active under domain-first and decide
 // when neither the domain nor a group list has a matching entry.
 //
 // An allow gives a Finding with Action Allow and Symbol ALLOW_<FIELD> (for
 // example ALLOW_FROM_DOMAIN); Resolve then waives Overridable findings for
 // that recipient. A deny gives Symbol DENY_<FIELD> with the entry's Action,
-// or lists.deny_action when the entry has none: "discard" (the seed: deleted
+// or lists.deny_action when the entry has none: "discard" (deleted
 // silently, without notice), "reject" (550 5.7.1) or "quarantine". Deny
 // findings are not Overridable. Every finding is scoped to the recipients it
 // was decided for (Finding.Rcpts). Outbound messages are not checked.
@@ -122,7 +122,7 @@ type Entry struct {
 	Field string
 	Mode  string // "exact", "contains", "prefix", "suffix", "regex"
 	Value string
-	// Action is for deny entries: "discard" (default, seed), "reject" or
+	// Action is for deny entries: "discard" (default), "reject" or
 	// "quarantine"; empty means the setting lists.deny_action. Allow
 	// entries have no action.
 	Action  string
