@@ -44,8 +44,8 @@
 // For each recipient the lists are consulted in priority order, and the
 // first list in which any entry matches decides for that recipient:
 //
-//   - lists.priority "address" (アドレスフィルタ優先, the default as in the
-//     the default): the address list, then the group lists, then the domain list.
+//   - lists.priority "address" (アドレスフィルタ優先, the default): the
+//     address list, then the group lists, then the domain list.
 //   - lists.priority "domain" (ドメインフィルタ優先): the domain list, then
 //     the group lists, then the address list.
 //
@@ -58,9 +58,8 @@
 // "delete".
 //
 // Under domain-first, a matching domain entry cannot be overridden by an
-// address entry. Per-address allow lists
-// stay active under domain-first and decide
-// when neither the domain nor a group list has a matching entry.
+// address entry. Per-address allow lists stay active under domain-first
+// and decide when neither the domain nor a group list has a matching entry.
 //
 // An allow gives a Finding with Action Allow and Symbol ALLOW_<FIELD> (for
 // example ALLOW_FROM_DOMAIN); Resolve then waives Overridable findings for
