@@ -92,6 +92,17 @@ func charsetReader(label string, r io.Reader) (io.Reader, string, bool) {
 	return dr, label, true
 }
 
+// CharsetName returns the name DecodeCharset and Part.Charset use for the
+// charset label ("utf-7" for "UNICODE-1-1-UTF-7", "shift_jis" for
+// "Windows-31J"), or "" when the label names no charset known here.
+func CharsetName(label string) string {
+	_, name, ok := charsetReader(label, bytes.NewReader(nil))
+	if !ok {
+		return ""
+	}
+	return name
+}
+
 // DecodeCharset converts b from the named charset to UTF-8. The result is
 // always valid UTF-8: undecodable bytes become U+FFFD.
 //

@@ -35,7 +35,7 @@ func DecodeHeader(s string) string {
 
 // unfold removes folding line breaks (RFC 5322 2.2.3) and stray CR/LF.
 func unfold(s string) string {
-	if strings.IndexAny(s, "\r\n") < 0 {
+	if !strings.ContainsAny(s, "\r\n") {
 		return s
 	}
 	var b strings.Builder
