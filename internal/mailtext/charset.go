@@ -25,6 +25,7 @@ const (
 	csEUCJP    = "euc-jp"
 	csLatin1   = "iso-8859-1"
 	csWin1252  = "windows-1252"
+	csUTF7     = "utf-7"
 )
 
 // errUnknownCharset is wrapped by DecodeCharset when the label is not known.
@@ -78,7 +79,10 @@ func charsetReader(label string, r io.Reader) (io.Reader, string, bool) {
 	if enc, name, ok := japaneseEncoding(label); ok {
 		return transform.NewReader(r, enc.NewDecoder()), name, true
 	}
-	if label == "" {
+	switch label {
+	case "utf-7", "utf7", "unicode-1-1-utf-7", "csunicode11utf7", "x-unicode-2-0-utf-7":
+		return transform.NewReader(r, &utf7Decoder{}), csUTF7, true
+	case "":
 		return nil, "", false
 	}
 	dr, err := charset.Reader(label, r)
@@ -88,12 +92,24 @@ func charsetReader(label string, r io.Reader) (io.Reader, string, bool) {
 	return dr, label, true
 }
 
+// CharsetName returns the name DecodeCharset and Part.Charset use for the
+// charset label ("utf-7" for "UNICODE-1-1-UTF-7", "shift_jis" for
+// "Windows-31J"), or "" when the label names no charset known here.
+func CharsetName(label string) string {
+	_, name, ok := charsetReader(label, bytes.NewReader(nil))
+	if !ok {
+		return ""
+	}
+	return name
+}
+
 // DecodeCharset converts b from the named charset to UTF-8. The result is
 // always valid UTF-8: undecodable bytes become U+FFFD.
 //
 // Labels are matched case-insensitively; ISO-2022-JP is decoded leniently as
-// a CP50220/CP50221 superset, Shift_JIS as CP932 and EUC-JP as EUC-JP; other
-// charsets go through go-message's charset package. An empty label means
+// a CP50220/CP50221 superset, Shift_JIS as CP932, EUC-JP as EUC-JP and
+// UTF-7 (RFC 2152) leniently; other charsets go through go-message's charset
+// package. An empty label means
 // "undeclared": the bytes are sniffed (UTF-8, ISO-2022-JP, Shift_JIS, EUC-JP,
 // else windows-1252). For an unknown label b is decoded as UTF-8 when valid
 // and as Latin-1 otherwise, and the returned error wraps the reason; the

@@ -142,6 +142,30 @@ func TestParseAddressList(t *testing.T) {
 	}
 }
 
+// Punctuation inside an encoded-word, encoded or literal, belongs to the
+// display name: it neither starts a group nor names the address.
+func TestParseAddressListEncodedPunctuation(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ in, name, addr string }{
+		{"=?utf-8?Q?PayPal=3A_Service?= <a@evil.example>", "PayPal: Service", "a@evil.example"},
+		{"=?utf-8?Q?PayPal:Service?= <a@evil.example>", "PayPal:Service", "a@evil.example"},
+		{"=?utf-8?Q?security_<service@paypal.com>?= <a@evil.example>", "security <service@paypal.com>", "a@evil.example"},
+		{"=?utf-8?Q?a,b;c?= <a@evil.example>", "a,b;c", "a@evil.example"},
+		{"=?utf-8?B?UGF5UGFsOiBTZXJ2aWNl?= <a@evil.example>", "PayPal: Service", "a@evil.example"},
+	}
+	for _, c := range cases {
+		got, _ := parseAddressList(c.in, "")
+		if len(got) != 1 || got[0].Name != c.name || got[0].Addr != c.addr {
+			t.Errorf("parseAddressList(%q) = %+v, want %q <%s>", c.in, got, c.name, c.addr)
+		}
+	}
+	// With whitespace inside it is no encoded-word: the list splits as
+	// written.
+	if got, _ := parseAddressList("=?utf-8?Q?x ?= <a@example.com>, <b@example.com>", ""); len(got) != 2 {
+		t.Errorf("split of a word with a space: %+v", got)
+	}
+}
+
 func TestParseMediaValue(t *testing.T) {
 	t.Parallel()
 	v := `attachment; filename*0*=ISO-2022-JP''%1B%24B8%2B%40; filename*1*=Q%3Dq%1B%28B.pdf; filename="fallback.pdf"; size=12`

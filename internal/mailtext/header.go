@@ -35,7 +35,7 @@ func DecodeHeader(s string) string {
 
 // unfold removes folding line breaks (RFC 5322 2.2.3) and stray CR/LF.
 func unfold(s string) string {
-	if strings.IndexAny(s, "\r\n") < 0 {
+	if !strings.ContainsAny(s, "\r\n") {
 		return s
 	}
 	var b strings.Builder
@@ -530,6 +530,20 @@ type Address struct {
 
 const maxAddresses = 1000
 
+// atomicWord returns how many bytes after the first of s belong to an
+// encoded-word starting there, 0 when none does. An address list is split
+// with encoded-words as single tokens, so that punctuation inside one
+// ("=?utf-8?Q?a=3A_<b@c>?=", or a literal ":" or "<") stays part of the
+// display name, as mail readers that parse before decoding show it. A word
+// holding whitespace is no encoded-word (RFC 2047 2).
+func atomicWord(s string) int {
+	tok, n, ok := parseEncodedWord(s)
+	if !ok || strings.ContainsAny(tok.text, " \t") {
+		return 0
+	}
+	return n - 1
+}
+
 // parseAddressList splits an address header by hand rather than with
 // net/mail, which rejects much real-world (and hostile) input and decodes
 // encoded-words one at a time.
@@ -551,6 +565,8 @@ func parseAddressList(v, fallback string) ([]Address, hdrFlags) {
 		case c == ')' && depth > 0:
 			depth--
 		case depth > 0:
+		case !angle && c == '=':
+			i += atomicWord(v[i:])
 		case c == '<':
 			angle = true
 		case c == '>':
@@ -598,6 +614,8 @@ func parseMailbox(s, fallback string) (Address, hdrFlags) {
 			depth++
 		case c == ')' && depth > 0:
 			depth--
+		case c == '=' && depth == 0:
+			i += atomicWord(s[i:])
 		case c == '<' && depth == 0:
 			lt = i
 		}

@@ -2,8 +2,8 @@
 // content check in mailgate: subject and address lists, spam tokens, DLP body
 // rules and archive search.
 //
-// Parse streams the message once, walks the MIME tree (RFC 2045, 2046,
-// descending into message/rfc822), undoes base64 and quoted-printable,
+// Parse streams the message once, walks the MIME tree with Walk (RFC 2045,
+// 2046, descending into message/rfc822), undoes base64 and quoted-printable,
 // converts every charset to UTF-8 (Japanese first-class: lenient ISO-2022-JP
 // with CP5022x extensions, Shift_JIS as CP932, EUC-JP, and sniffing of raw
 // 8-bit Japanese), renders HTML as text and collects its links.
@@ -21,6 +21,10 @@
 // boundaries of all open multiparts, so an outer boundary also ends an
 // unterminated inner one, and each byte is scanned once whatever the depth.
 // go-message's charset package decodes the non-Japanese charsets.
+//
+// Walk is the one MIME walker of mailgate: the rewriter, the virus scan and
+// the console preview visit it too (Visitor), so a part path Parse reports
+// names the same entity for all of them.
 package mailtext
 
 import (

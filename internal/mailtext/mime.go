@@ -1,10 +1,8 @@
 package mailtext
 
-// The MIME reading primitives shared by every walker of the MIME tree in
-// mailgate (Parse here, the rewriter, the virus scan's part walker). Part
-// paths are only comparable between those walkers when they split lines,
-// match delimiters, end header sections and read media types identically,
-// so those rules live here and nowhere else.
+// The MIME reading primitives of Walk: line splitting, delimiter matching,
+// header sections, media types and transfer decoding. Part paths agree
+// between Walk's visitors because these rules live here and nowhere else.
 
 import (
 	"bufio"
@@ -77,6 +75,7 @@ type LineReader struct {
 	nextAtStart bool
 	unread      bool
 	consumed    int64
+	scratch     []byte // BodyReader.WriteTo's buffer
 }
 
 // NewLineReader returns a LineReader over r whose fragments are at most
@@ -288,6 +287,73 @@ func (r *BodyReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// WriteTo writes the rest of the body to w in large writes, as io.Copy
+// does through it; it stops at the delimiter as Read does.
+func (r *BodyReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	write := func(b []byte) error {
+		if len(b) == 0 {
+			return nil
+		}
+		n, err := w.Write(b)
+		total += int64(n)
+		return err
+	}
+	if err := write(r.out1); err != nil {
+		return total, err
+	}
+	r.out1 = nil
+	if err := write(r.out2); err != nil {
+		return total, err
+	}
+	r.out2 = nil
+	if r.done {
+		return total, nil
+	}
+	const flushAt = 32 << 10
+	if r.s.scratch == nil {
+		r.s.scratch = make([]byte, 0, flushAt+r.s.br.Size())
+	}
+	// buf holds whole lines; its last held bytes are the line break of the
+	// last line, which belongs to a delimiter if one follows.
+	buf := append(r.s.scratch[:0], r.held[:r.nh]...)
+	held := r.nh
+	r.nh = 0
+	for {
+		b, start, err := r.s.Next()
+		if errors.Is(err, io.EOF) {
+			// No delimiter follows: the last line break is content.
+			r.done = true
+			return total, write(buf)
+		}
+		if err != nil {
+			return total, err
+		}
+		if start {
+			if _, _, ok := r.s.Match(b); ok {
+				r.s.Unread()
+				r.done = true
+				r.nd = copy(r.delim[:], buf[len(buf)-held:])
+				return total, write(buf[:len(buf)-held])
+			}
+		}
+		buf = append(buf, b...)
+		held = 0
+		if n := len(b); n > 0 && b[n-1] == '\n' {
+			held = 1
+			if n > 1 && b[n-2] == '\r' {
+				held = 2
+			}
+		}
+		if len(buf) >= flushAt {
+			if err := write(buf[:len(buf)-held]); err != nil {
+				return total, err
+			}
+			buf = append(buf[:0], buf[len(buf)-held:]...)
+		}
+	}
 }
 
 // DelimiterEOL returns the line break that preceded the delimiter ending

@@ -246,3 +246,44 @@ func FuzzHeaderReader(f *testing.F) {
 		}
 	})
 }
+
+// BodyReader.WriteTo (used by io.Copy) yields what Read yields, after any
+// number of bytes were read with Read, and leaves the same delimiter.
+func FuzzBodyReaderWriteTo(f *testing.F) {
+	f.Add("a\r\nb\r\n--x\r\nrest", 2, 8)
+	f.Add("line\n\n--x--\n", 0, 64)
+	f.Add("no delimiter\r", 3, 64)
+	f.Fuzz(func(t *testing.T, in string, pre int, size int) {
+		size = 16 + size&255
+		read := func(useWriteTo bool) (string, string, string) {
+			s := NewLineReader(strings.NewReader(in), size)
+			s.PushBoundary("x")
+			br := s.Body()
+			head := make([]byte, pre&63)
+			n, _ := io.ReadFull(br, head)
+			var body bytes.Buffer
+			body.Write(head[:n])
+			if useWriteTo {
+				if _, err := br.WriteTo(&body); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				b, err := io.ReadAll(br)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body.Write(b)
+			}
+			var rest bytes.Buffer
+			if err := s.WriteRest(&rest); err != nil {
+				t.Fatal(err)
+			}
+			return body.String(), string(br.DelimiterEOL()), rest.String()
+		}
+		b1, d1, r1 := read(false)
+		b2, d2, r2 := read(true)
+		if b1 != b2 || d1 != d2 || r1 != r2 {
+			t.Fatalf("Read: %q %q %q\nWriteTo: %q %q %q", b1, d1, r1, b2, d2, r2)
+		}
+	})
+}

@@ -1,167 +1,189 @@
 package mailtext
 
+// Walk is the one walker of the MIME tree in mailgate: Parse, the
+// rewriter, the virus scan and the console preview are visitors of it, so
+// they split lines, match delimiters, end header sections, bound the work
+// and number parts (RFC 3501 6.4.5) identically. A path Parse reports names
+// the same entity in every other visitor.
+
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
-	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/transform"
 )
 
+// Node is one MIME entity as Walk meets it: its place in the tree, its
+// header, and what the header says about it (Entity).
+type Node struct {
+	Entity
+	// Path is the IMAP section number (RFC 3501 6.4.5), as Part.Path: the
+	// body of a message that is not an opened multipart is the message's
+	// section plus ".1" ("1" for the top level).
+	Path string
+	// Section is the entity's own section: for the body of a message it is
+	// the message's ("" for the top level), which is where problems of its
+	// header section are recorded and how its children are numbered.
+	Section string
+	// Parent is the enclosing multipart or message, nil at the top.
+	Parent *Node
+	// Depth counts the containers around the entity (0 at the top).
+	Depth int
+	// Root is set for the top-level entity, whose header is the message's.
+	Root bool
+	// MsgBody is set for the body of a message (the top level or an opened
+	// message/rfc822).
+	MsgBody bool
+	// InMessage is set inside an opened message/rfc822 or message/global:
+	// such an entity is never part of the mail's own body.
+	InMessage bool
+	// Fields is the header section, at most Limits.MaxHeaderBytes of it.
+	Fields []RawField
+	// HeaderEnd says how the header section ended.
+	HeaderEnd HeaderEnd
+	// DepthExceeded is set for a container nested deeper than
+	// Limits.MaxDepth: the walk does not open it, even when asked to.
+	DepthExceeded bool
+	// Size is set before EndVisitor.End: the body's bytes after transfer
+	// decoding as the walk read them (0 when the visitor read it raw); for
+	// an opened message/rfc822, its length as written when not encoded.
+	Size int64
+
+	refused bool     // the visitor asked to open it, but it was too deep
+	defType string   // type of the entity when its Content-Type is missing
+	charset string   // guess for raw 8-bit header text
+	ctFlags hdrFlags // decoding problems of Content-Type
+	cdFlags hdrFlags // and of Content-Disposition
+}
+
+// Action says how Walk goes on after Visitor.Header.
+type Action int
+
 const (
-	topBufSize    = 64 << 10 // line fragment size of the outer source
-	nestedBufSize = 16 << 10 // for a base64/QP-encoded message/rfc822
-	maxProblems   = 1000
-	maxFilename   = 1 << 10
-	maxDetail     = 200
+	// Descend opens a container (a multipart with a boundary, a
+	// message/rfc822 or message/global) and walks its children. For any
+	// other entity it means AsLeaf.
+	Descend Action = iota
+	// AsLeaf leaves the entity closed: its body goes to Visitor.Body as a
+	// leaf's does.
+	AsLeaf
 )
 
-// Parse reads one message from r and decodes it for content checks.
+// ErrStop, returned by a Visitor method, ends the walk at once: Walk then
+// returns nil and leaves the rest of the input unread.
+var ErrStop = errors.New("mailtext: stop the walk")
+
+// Visitor receives the entities of a message in order. Its methods are
+// called from the goroutine that called Walk, one entity at a time: for a
+// given entity StartVisitor.Start, HeaderLineVisitor.HeaderLine, Header,
+// then either its children or Body, then EndVisitor.End. An error from any
+// method ends the walk and is returned by Walk as is (ErrStop aside).
+type Visitor interface {
+	// Header is called once the entity's header section was read.
+	Header(n *Node) (Action, error)
+	// Body is called for each entity that is not opened: leaves, containers
+	// Header left closed, containers too deep (n.DepthExceeded). b is valid
+	// only during the call; what the visitor leaves unread is read after it
+	// returns, transfer-decoded unless only b.Raw was used.
+	Body(n *Node, b *Body) error
+}
+
+// StartVisitor is a Visitor told about an entity before its header is
+// read: n has its place in the tree but no header yet.
+type StartVisitor interface {
+	Start(n *Node) error
+}
+
+// HeaderLineVisitor is a Visitor given every line of every header section
+// as read (see HeaderReader.Line).
+type HeaderLineVisitor interface {
+	HeaderLine(n *Node, line []byte, kind HeaderLineKind, over bool) error
+}
+
+// RawLineVisitor is a Visitor given the lines of a multipart that belong to
+// no entity: preamble, delimiters and epilogue, line breaks included. With
+// the header and body lines a visitor reads, they add up to the input.
+type RawLineVisitor interface {
+	RawLine(line []byte) error
+}
+
+// EndVisitor is a Visitor told when the walk leaves an entity, after its
+// body or its children; it is not called once the walk ended with an
+// error.
+type EndVisitor interface {
+	End(n *Node) error
+}
+
+// ProblemVisitor is a Visitor told about the problems the walk finds:
+// bounds hit (a container too deep that Header asked to open, and the
+// bounds that stop the walk), malformed structure, header sections and
+// transfer encodings. Problems of header
+// values (encoded-words, charsets, an invalid Content-Type) are not
+// reported; Parse finds those itself.
+type ProblemVisitor interface {
+	Problem(n *Node, p Problem)
+}
+
+// Walk reads one message from r and hands its MIME entities to v.
 //
-// It reads r sequentially at most once and may stop early when a bound in
-// lim is hit (the rest of r is left unread). Memory stays bounded by lim
-// whatever the input: no part is read whole except text, which is capped by
-// MaxTextBytes (plus at most 8 MiB buffered for one HTML token). Malformed input yields Problems, never an error or a panic;
-// the error is non-nil only when reading r fails or ctx is done, and then
-// the Message is nil. Parse is safe for concurrent use on different inputs.
-func Parse(ctx context.Context, r io.Reader, lim Limits) (*Message, error) {
-	lim = lim.withDefaults()
-	w := &walker{
-		lim:       lim,
-		msg:       &Message{},
-		textLeft:  lim.MaxTextBytes,
-		partIndex: map[string]int{},
-		seen:      map[Problem]bool{},
-		pending:   map[string][]ProblemKind{},
-	}
+// It reads r once, sequentially, and stops early when a bound of lim is hit
+// (MaxDepth, MaxParts, MaxHeaderBytes, MaxDecodedBytes; zero fields take
+// DefaultLimits) or v returns ErrStop. Memory stays bounded whatever the
+// input: one header section and a line buffer per encoded message level,
+// plus what v keeps. Malformed input is read as mail readers read it:
+// whitespace before a field's colon, a header ended by a line that is no
+// field, an outer boundary closing an unterminated inner multipart, a
+// multipart without a boundary read as text/plain, base64 and
+// quoted-printable decoded leniently. The error is non-nil only when
+// reading r fails, ctx is done, or v fails.
+func Walk(ctx context.Context, r io.Reader, lim Limits, v Visitor) error {
 	in := NewContextReader(ctx, r)
-	src := NewLineReader(in, topBufSize)
-	err := w.entity(src, entityCtx{msgBody: true, root: true})
+	err := WalkLines(NewLineReader(in, LineBufSize), lim, v)
 	if err == nil {
-		// A read error swallowed on the way (an HTML part stops at one) still
-		// means the message was not read: report it.
+		// A visitor that swallowed a read error cannot hide that the
+		// message was not read.
 		err = in.Err()
 	}
-	if err != nil {
-		return nil, fmt.Errorf("mailtext: read message: %w", err)
-	}
-	w.finish()
-	return w.msg, nil
+	return err
 }
 
-// countReader counts decoded bytes for Part.Size and enforces
-// MaxDecodedBytes; past the bound it ends the stream and stops the walk.
-type countReader struct {
-	r    io.Reader
-	w    *walker
-	path string
-	n    int64
+// WalkLines is Walk over a LineReader the caller made, which it may read on
+// from after the walk (what a stopped walk left unread). Use LineBufSize so
+// overlong lines split as in every other walk.
+func WalkLines(s *LineReader, lim Limits, v Visitor) error {
+	w := &walk{lim: lim.withDefaults(), v: v}
+	w.start, _ = v.(StartVisitor)
+	w.lines, _ = v.(HeaderLineVisitor)
+	w.raw, _ = v.(RawLineVisitor)
+	w.end, _ = v.(EndVisitor)
+	w.problems, _ = v.(ProblemVisitor)
+	err := w.entity(s, &Node{Path: "1", Root: true, MsgBody: true})
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	return err
 }
 
-func (c *countReader) Read(p []byte) (int, error) {
-	if c.w.stopped {
-		return 0, io.EOF
-	}
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	c.w.decoded += int64(n)
-	if c.w.decoded > c.w.lim.MaxDecodedBytes {
-		c.w.problem(ProblemDecodedLimit, c.path, fmt.Sprintf("more than %d decoded bytes", c.w.lim.MaxDecodedBytes))
-		c.w.stopped = true
-		return n, io.EOF
-	}
-	return n, err
+type walk struct {
+	lim      Limits
+	v        Visitor
+	start    StartVisitor
+	lines    HeaderLineVisitor
+	raw      RawLineVisitor
+	end      EndVisitor
+	problems ProblemVisitor
+	entities int
+	decoded  int64
+	stopped  bool // a global bound was hit: read nothing more
 }
 
-type walker struct {
-	lim       Limits
-	msg       *Message
-	entities  int
-	decoded   int64
-	textLeft  int64
-	stopped   bool // a global bound was hit: read nothing more
-	inText    []bool
-	partIndex map[string]int
-	seen      map[Problem]bool
-	pending   map[string][]ProblemKind
-	nProblems int
-}
-
-type entityCtx struct {
-	section string // own section number; for a message body, the message's
-	msgBody bool   // the entity is the body of a message (root or rfc822)
-	root    bool
-	depth   int
-	defType string
-}
-
-func (w *walker) problem(kind ProblemKind, path, detail string) {
-	if kind.Unscannable() {
-		w.msg.Unscannable = true
+func (w *walk) problem(n *Node, kind ProblemKind, path, detail string) {
+	if w.problems != nil {
+		w.problems.Problem(n, Problem{Kind: kind, Part: path, Detail: detail})
 	}
-	p := Problem{Kind: kind, Part: path, Detail: truncUTF8(strings.ToValidUTF8(detail, "\ufffd"), maxDetail)}
-	if w.seen[p] {
-		return
-	}
-	if w.nProblems >= maxProblems {
-		if w.nProblems == maxProblems {
-			w.msg.Problems = append(w.msg.Problems, Problem{Kind: ProblemTooManyProblems})
-			w.nProblems++
-		}
-		return
-	}
-	w.seen[p] = true
-	w.nProblems++
-	w.msg.Problems = append(w.msg.Problems, p)
-	if i, ok := w.partIndex[path]; ok {
-		w.msg.Parts[i].Problems = addKind(w.msg.Parts[i].Problems, kind)
-	} else if path != "" && len(w.pending) < maxProblems {
-		// Found in the part's header, before the Part exists.
-		w.pending[path] = addKind(w.pending[path], kind)
-	}
-}
-
-func addKind(ks []ProblemKind, k ProblemKind) []ProblemKind {
-	for _, x := range ks {
-		if x == k {
-			return ks
-		}
-	}
-	return append(ks, k)
-}
-
-func (w *walker) headerFlags(f hdrFlags, path, field string) {
-	if f&flagBadBase64 != 0 {
-		w.problem(ProblemBadBase64, path, "encoded-word in "+field)
-	}
-	if f&flagBadQP != 0 {
-		w.problem(ProblemBadQP, path, "encoded-word in "+field)
-	}
-	if f&flagBadCharset != 0 {
-		w.problem(ProblemBadCharset, path, "unknown charset in "+field)
-	}
-}
-
-func (w *walker) addPart(p Part) int {
-	w.msg.Parts = append(w.msg.Parts, p)
-	w.inText = append(w.inText, true)
-	i := len(w.msg.Parts) - 1
-	if _, dup := w.partIndex[p.Path]; !dup {
-		w.partIndex[p.Path] = i
-	}
-	if ks, ok := w.pending[p.Path]; ok {
-		for _, k := range ks {
-			w.msg.Parts[i].Problems = addKind(w.msg.Parts[i].Problems, k)
-		}
-		delete(w.pending, p.Path)
-	}
-	return i
 }
 
 // singleFields may appear at most once (RFC 5322 3.6, RFC 2045 3); more
@@ -173,460 +195,324 @@ var singleFields = map[string]bool{
 	"Content-Type": true, "Content-Transfer-Encoding": true, "Content-Disposition": true,
 }
 
-// readHeader reads one header section, keeping at most MaxHeaderBytes of it,
-// and records its problems as they are met.
-func (w *walker) readHeader(s *LineReader, e entityCtx) ([]RawField, error) {
-	path := e.section
+// header reads and classifies n's header section.
+func (w *walk) header(s *LineReader, n *Node) error {
 	first, over := true, false
 	fields, end, err := HeaderReader{
 		MaxBytes: w.lim.MaxHeaderBytes,
-		Root:     e.root,
-		Line: func(_ []byte, kind HeaderLineKind, beyond bool) error {
+		Root:     n.Root,
+		Line: func(line []byte, kind HeaderLineKind, beyond bool) error {
+			if w.lines != nil {
+				if err := w.lines.HeaderLine(n, line, kind, beyond); err != nil {
+					return err
+				}
+			}
 			switch kind {
 			case LineMbox, LineEnd:
 				return nil
 			case LineContinuation:
 				if first {
-					w.problem(ProblemMalformedHeader, path, "header starts with a continuation line")
+					w.problem(n, ProblemMalformedHeader, n.Section, "header starts with a continuation line")
 				}
 			}
 			first = false
 			if beyond && !over {
 				over = true
-				w.problem(ProblemHeaderTooLarge, path, fmt.Sprintf("header section over %d bytes", w.lim.MaxHeaderBytes))
+				w.problem(n, ProblemHeaderTooLarge, n.Section, fmt.Sprintf("header section over %d bytes", w.lim.MaxHeaderBytes))
 			}
 			return nil
 		},
 	}.Read(s)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if end == HeaderEndBody {
-		w.problem(ProblemMalformedHeader, path, "line without a field name ends the header")
+		w.problem(n, ProblemMalformedHeader, n.Section, "line without a field name ends the header")
 	}
-	counts := map[string]int{}
-	for _, f := range fields {
-		if singleFields[f.Name] {
-			counts[f.Name]++
-			if counts[f.Name] == 2 {
-				w.problem(ProblemDuplicateHeader, path, f.Name)
+	if w.problems != nil {
+		counts := map[string]int{}
+		for _, f := range fields {
+			if singleFields[f.Name] {
+				counts[f.Name]++
+				if counts[f.Name] == 2 {
+					w.problem(n, ProblemDuplicateHeader, n.Section, f.Name)
+				}
 			}
 		}
 	}
-	return fields, nil
+	n.Fields, n.HeaderEnd = fields, end
+	n.charset = headerCharset(fields)
+	n.Entity, n.ctFlags, n.cdFlags = classify(fields, n.defType, n.charset)
+	n.DepthExceeded = (n.Multipart || n.Message) && n.Depth >= w.lim.MaxDepth
+	return nil
 }
 
-// entity walks one MIME entity: header, then body by type. It returns only
-// read errors; bounds stop the walk through w.stopped.
-func (w *walker) entity(s *LineReader, e entityCtx) error {
+// entity walks one MIME entity: header, then body by type and by what the
+// visitor asked. It returns read and visitor errors; bounds stop the walk
+// through w.stopped.
+func (w *walk) entity(s *LineReader, n *Node) error {
 	if w.stopped {
 		return nil
 	}
 	w.entities++
-	// The body of a message is section 1 of it when it is not multipart
-	// (RFC 3501 6.4.5); header problems belong to the message's own section.
-	path := e.section
-	if e.msgBody {
-		path = JoinPath(e.section, 1)
-	}
 	if w.entities > w.lim.MaxParts {
-		w.problem(ProblemTooManyParts, path, fmt.Sprintf("more than %d MIME entities", w.lim.MaxParts))
+		w.problem(n, ProblemTooManyParts, n.Path, fmt.Sprintf("more than %d MIME entities", w.lim.MaxParts))
 		w.stopped = true
 		return nil
 	}
-	fields, err := w.readHeader(s, e)
+	if w.start != nil {
+		if err := w.start.Start(n); err != nil {
+			return err
+		}
+	}
+	if err := w.header(s, n); err != nil {
+		return err
+	}
+	act, err := w.v.Header(n)
 	if err != nil {
 		return err
 	}
-	fallback := headerCharset(fields)
-	if e.root {
-		w.rootHeader(fields, fallback)
-	}
-	ent, ctFlags, cdFlags := classify(fields, e.defType, fallback)
-	w.headerFlags(ctFlags, e.section, "Content-Type")
-	if ent.BadContentType {
-		defType := e.defType
-		if defType == "" {
-			defType = "text/plain"
-		}
-		w.problem(ProblemMalformedHeader, e.section, "invalid Content-Type, using "+defType)
-	}
-	w.headerFlags(cdFlags, e.section, "Content-Disposition")
-	p := Part{
-		Path:        path,
-		ContentType: ent.MediaType,
-		Filename:    truncUTF8(ent.Filename, maxFilename),
-		Disposition: ent.Disposition,
-	}
-	if ent.NoBoundary {
-		w.problem(ProblemMalformedMIME, path, "multipart without boundary, read as text/plain")
-	}
-	if (ent.Multipart || ent.Message) && e.depth >= w.lim.MaxDepth {
-		// Do not open it; skip its body up to an enclosing boundary.
-		i := w.addPart(p)
-		w.problem(ProblemDepthExceeded, path, fmt.Sprintf("nesting deeper than %d", w.lim.MaxDepth))
-		cr := &countReader{r: s.Body(), w: w, path: path}
-		if _, err := io.Copy(io.Discard, cr); err != nil {
-			return err
-		}
-		w.msg.Parts[i].Size = cr.n
-		return nil
+	open := act == Descend && (n.Multipart || n.Message)
+	if open && n.DepthExceeded {
+		w.problem(n, ProblemDepthExceeded, n.Path, fmt.Sprintf("nesting deeper than %d", w.lim.MaxDepth))
+		open, n.refused = false, true
 	}
 	switch {
-	case ent.Multipart:
-		return w.multipart(s, e, ent.Params["boundary"], ent.MediaType)
-	case ent.Message:
-		return w.message(s, e, p, ent.CTE)
-	}
-	return w.leaf(s, p, ent.CTE, ent.Params["charset"])
-}
-
-func (w *walker) rootHeader(fields []RawField, fallback string) {
-	m := w.msg
-	m.Header = make([]HeaderField, 0, len(fields))
-	for _, f := range fields {
-		v, fl := decodeHeaderValue(f.Value, fallback)
-		w.headerFlags(fl, "", f.Name)
-		m.Header = append(m.Header, HeaderField{Name: f.Name, Value: v})
-	}
-	if v, ok := Lookup(fields, "Subject"); ok {
-		m.Subject, _ = decodeHeaderValue(v, fallback)
-	}
-	addrs := func(name string) []Address {
-		v, ok := Lookup(fields, name)
-		if !ok {
-			return nil
+	case open && n.Multipart:
+		err = w.multipart(s, n)
+	case open:
+		err = w.message(s, n)
+	default:
+		b := w.body(s, n)
+		if err = w.v.Body(n, b); err == nil {
+			err = b.finish()
 		}
-		a, fl := parseAddressList(v, fallback)
-		w.headerFlags(fl, "", name)
-		return a
 	}
-	m.From = addrs("From")
-	m.ReplyTo = addrs("Reply-To")
-	m.To = addrs("To")
-	m.Cc = addrs("Cc")
+	if err != nil {
+		return err
+	}
+	if w.end != nil {
+		return w.end.End(n)
+	}
+	return nil
 }
 
-func (w *walker) multipart(s *LineReader, e entityCtx, boundary, mediaType string) error {
-	level := s.PushBoundary(boundary)
+func (w *walk) rawLine(b []byte) error {
+	if w.raw == nil {
+		return nil
+	}
+	return w.raw.RawLine(b)
+}
+
+// multipart walks a multipart body (RFC 2046 5.1): preamble, body parts,
+// epilogue.
+func (w *walk) multipart(s *LineReader, n *Node) error {
+	level := s.PushBoundary(n.Params["boundary"])
 	defer s.PopBoundary(level)
-	childType := ChildType(mediaType)
-	var starts []int
-	n := 0
+	childType := ChildType(n.MediaType)
+	k := 0
 	for !w.stopped {
 		b, start, err := s.Next()
 		if errors.Is(err, io.EOF) {
-			w.problem(ProblemMalformedMIME, e.section, "multipart not terminated")
-			break
+			// What was read still counts.
+			w.problem(n, ProblemMalformedMIME, n.Section, "multipart not terminated")
+			return nil
 		}
 		if err != nil {
 			return err
 		}
 		if !start {
+			if err := w.rawLine(b); err != nil {
+				return err
+			}
 			continue
 		}
 		l, final, ok := s.Match(b)
-		if !ok {
-			continue // preamble
-		}
-		if l < level {
+		if ok && l < level {
 			s.Unread()
-			w.problem(ProblemMalformedMIME, e.section, "multipart closed by an enclosing boundary")
-			break
+			w.problem(n, ProblemMalformedMIME, n.Section, "multipart closed by an enclosing boundary")
+			return nil
+		}
+		if err := w.rawLine(b); err != nil {
+			return err
+		}
+		if !ok {
+			continue // preamble, or epilogue of an inner level
 		}
 		if final {
-			if err := w.skipEpilogue(s, level); err != nil {
-				return err
-			}
-			break
+			return w.epilogue(s, level)
 		}
-		n++
-		starts = append(starts, len(w.msg.Parts))
-		child := entityCtx{section: JoinPath(e.section, n), depth: e.depth + 1, defType: childType}
+		k++
+		child := &Node{
+			Section:   JoinPath(n.Section, k),
+			Parent:    n,
+			Depth:     n.Depth + 1,
+			InMessage: n.InMessage,
+			defType:   childType,
+		}
+		child.Path = child.Section
 		if err := w.entity(s, child); err != nil {
 			return err
 		}
 	}
-	if mediaType == "multipart/alternative" {
-		w.chooseAlternative(starts)
-	}
 	return nil
 }
 
-// skipEpilogue skips lines up to a boundary of a level above level, and
-// stops as soon as a bound stops the walk.
-func (w *walker) skipEpilogue(s *LineReader, level int) error {
+// epilogue reads lines up to a delimiter of an enclosing level, and stops as
+// soon as a bound stops the walk.
+func (w *walk) epilogue(s *LineReader, level int) error {
 	if w.stopped {
 		return nil
 	}
-	return s.SkipTo(level, func([]byte) bool { return !w.stopped })
+	var rerr error
+	err := s.SkipTo(level, func(b []byte) bool {
+		rerr = w.rawLine(b)
+		return rerr == nil && !w.stopped
+	})
+	if rerr != nil {
+		return rerr
+	}
+	return err
 }
 
-// chooseAlternative keeps one branch of a multipart/alternative in
-// Message.Text: the first with non-blank text/plain, else the last with any
-// text (RFC 2046 5.1.4 orders branches by increasing richness).
-func (w *walker) chooseAlternative(starts []int) {
-	end := len(w.msg.Parts)
-	rng := func(k int) (int, int) {
-		if k+1 < len(starts) {
-			return starts[k], starts[k+1]
-		}
-		return starts[k], end
+// message walks an encapsulated message (RFC 2046 5.2.1). Unencoded, it is
+// read from the same line source; base64 or quoted-printable encoded (not
+// allowed, but sent), it is decoded and read from a source of its own.
+func (w *walk) message(s *LineReader, n *Node) error {
+	inner := &Node{
+		Path:      JoinPath(n.Path, 1),
+		Section:   n.Path,
+		Parent:    n,
+		Depth:     n.Depth + 1,
+		MsgBody:   true,
+		InMessage: true,
 	}
-	pick := -1
-	for k := range starts {
-		a, b := rng(k)
-		for i := a; i < b && pick < 0; i++ {
-			p := w.msg.Parts[i]
-			if w.inText[i] && p.ContentType == "text/plain" && strings.TrimSpace(p.Text) != "" {
-				pick = k
-			}
+	if IdentityCTE(n.CTE) {
+		before := s.Consumed()
+		if err := w.entity(s, inner); err != nil {
+			return err
 		}
-		if pick >= 0 {
-			break
-		}
+		// Whatever a stopped inner walk left is not read.
+		n.Size = s.Consumed() - before
+		return nil
 	}
-	for k := len(starts) - 1; k >= 0 && pick < 0; k-- {
-		a, b := rng(k)
-		for i := a; i < b; i++ {
-			if w.inText[i] && strings.TrimSpace(w.msg.Parts[i].Text) != "" {
-				pick = k
-				break
-			}
-		}
+	b := w.body(s, n)
+	if err := w.entity(NewLineReader(b.Decoded(), NestedLineBufSize), inner); err != nil {
+		return err
 	}
-	if pick < 0 {
-		return
-	}
-	for k := range starts {
-		if k == pick {
-			continue
-		}
-		a, b := rng(k)
-		for i := a; i < b; i++ {
-			w.inText[i] = false
-		}
-	}
+	return b.finish()
 }
 
-// transferDecode wraps body in the decoder for cte (RFC 2045 6).
-func (w *walker) transferDecode(body io.Reader, cte, path string) (io.Reader, func()) {
-	switch cte {
+// Body is the body of one entity, handed to Visitor.Body.
+type Body struct {
+	w       *walk
+	n       *Node
+	raw     *BodyReader
+	rawUsed bool
+	dec     *countReader
+	report  func()
+}
+
+func (w *walk) body(s *LineReader, n *Node) *Body {
+	return &Body{w: w, n: n, raw: s.Body(), report: func() {}}
+}
+
+// Raw returns the body as written, transfer encoding included, up to the
+// delimiter that ends it. It does not count against MaxDecodedBytes. Use
+// either Raw or Decoded.
+func (b *Body) Raw() *BodyReader {
+	b.rawUsed = true
+	return b.raw
+}
+
+// Decoded returns the body with its transfer encoding undone leniently
+// (RFC 2045 6; an unknown encoding is read as is and reported), counted
+// against MaxDecodedBytes: past it the reader ends and the walk stops. The
+// body of a container the walk refused to open for its depth is read as
+// is.
+func (b *Body) Decoded() io.Reader {
+	if b.dec != nil {
+		return b.dec
+	}
+	var r io.Reader = b.raw
+	if !b.n.refused {
+		r, b.report = b.w.transferDecode(b.raw, b.n)
+	}
+	b.dec = &countReader{r: r, w: b.w, n: b.n}
+	return b.dec
+}
+
+// finish reads what the visitor left and records the decoded size.
+func (b *Body) finish() error {
+	if b.rawUsed && b.dec == nil {
+		_, err := io.Copy(io.Discard, b.raw)
+		return err
+	}
+	if _, err := io.Copy(io.Discard, b.Decoded()); err != nil {
+		return err
+	}
+	b.report()
+	b.n.Size = b.dec.count
+	return nil
+}
+
+// transferDecode wraps body in the decoder for n's transfer encoding; the
+// returned func reports malformed encoding once the body was read.
+func (w *walk) transferDecode(body io.Reader, n *Node) (io.Reader, func()) {
+	switch n.CTE {
 	case "base64":
 		d := &b64Decoder{}
 		return transform.NewReader(body, d), func() {
 			if d.bad() {
-				w.problem(ProblemBadBase64, path, fmt.Sprintf("%d invalid bytes", d.invalid))
+				w.problem(n, ProblemBadBase64, n.Path, fmt.Sprintf("%d invalid bytes", d.invalid))
 			}
 		}
 	case "quoted-printable":
 		d := &qpDecoder{}
 		return transform.NewReader(body, d), func() {
 			if d.bad() {
-				w.problem(ProblemBadQP, path, fmt.Sprintf("%d malformed escapes", d.invalid))
+				w.problem(n, ProblemBadQP, n.Path, fmt.Sprintf("%d malformed escapes", d.invalid))
 			}
 		}
 	}
-	if !IdentityCTE(cte) {
-		w.problem(ProblemBadTransferEncoding, path, "unknown Content-Transfer-Encoding "+strconv.Quote(cte)+", read as is")
+	if !IdentityCTE(n.CTE) {
+		w.problem(n, ProblemBadTransferEncoding, n.Path, "unknown Content-Transfer-Encoding "+strconv.Quote(n.CTE)+", read as is")
 	}
 	return body, func() {}
 }
 
-// message walks an encapsulated message (RFC 2046 5.2.1). Unencoded, it is
-// read from the same line source; base64 or quoted-printable encoded (not
-// allowed, but sent), it is decoded and parsed from its own source.
-func (w *walker) message(s *LineReader, e entityCtx, p Part, cte string) error {
-	p.IsAttachment = p.Disposition == "attachment" || p.Filename != ""
-	i := w.addPart(p)
-	inner := entityCtx{section: p.Path, msgBody: true, depth: e.depth + 1}
-	if IdentityCTE(cte) {
-		before := s.Consumed()
-		if err := w.entity(s, inner); err != nil {
-			return err
+// countReader counts decoded bytes for Node.Size and enforces
+// MaxDecodedBytes over the whole walk; past the bound it ends the stream
+// and stops the walk.
+type countReader struct {
+	r     io.Reader
+	w     *walk
+	n     *Node
+	count int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	if c.w.stopped {
+		return 0, io.EOF
+	}
+	k, err := c.r.Read(p)
+	c.count += int64(k)
+	c.w.decoded += int64(k)
+	if c.w.decoded > c.w.lim.MaxDecodedBytes {
+		c.w.problem(c.n, ProblemDecodedLimit, c.n.Path, fmt.Sprintf("more than %d decoded bytes", c.w.lim.MaxDecodedBytes))
+		c.w.stopped = true
+		return k, io.EOF
+	}
+	return k, err
+}
+
+// AltParent returns the multipart/alternative n is a branch of, at any
+// depth within the same message, or nil.
+func (n *Node) AltParent() *Node {
+	for p := n.Parent; p != nil && !p.Message; p = p.Parent {
+		if p.MediaType == "multipart/alternative" {
+			return p
 		}
-		// Whatever the inner walk left (after a stop) is not read.
-		w.msg.Parts[i].Size = s.Consumed() - before
-		return nil
 	}
-	dec, report := w.transferDecode(s.Body(), cte, p.Path)
-	cr := &countReader{r: dec, w: w, path: p.Path}
-	if err := w.entity(NewLineReader(cr, nestedBufSize), inner); err != nil {
-		return err
-	}
-	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return err
-	}
-	report()
-	w.msg.Parts[i].Size = cr.n
 	return nil
-}
-
-func (w *walker) leaf(s *LineReader, p Part, cte, declared string) error {
-	isText := strings.HasPrefix(p.ContentType, "text/")
-	p.IsAttachment = p.Disposition == "attachment" || p.Filename != "" || !isText
-	i := w.addPart(p)
-	dec, report := w.transferDecode(s.Body(), cte, p.Path)
-	cr := &countReader{r: dec, w: w, path: p.Path}
-	if isText {
-		var err error
-		if p.ContentType == "text/html" {
-			err = w.htmlText(i, cr, declared)
-		} else {
-			err = w.plainText(i, cr, declared)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return err
-	}
-	report()
-	w.msg.Parts[i].Size = cr.n
-	return nil
-}
-
-// noteCharset records a charset that had to be guessed or was unknown.
-func (w *walker) noteCharset(path, declared, used string, unknown bool) {
-	d := normalizeLabel(declared)
-	switch {
-	case unknown:
-		w.problem(ProblemBadCharset, path, fmt.Sprintf("unknown charset %q, decoded as %s", declared, used))
-	case d == "" && used != csUTF8:
-		w.problem(ProblemBadCharset, path, "no charset declared, guessed "+used)
-	case (d == csASCII || d == "ascii") && used != csUTF8, d == csISO2022 && used != csISO2022:
-		w.problem(ProblemBadCharset, path, fmt.Sprintf("declared %s, guessed %s", d, used))
-	}
-}
-
-func normalizeNewlines(s string) string {
-	if strings.IndexByte(s, '\r') < 0 {
-		return s
-	}
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	return strings.ReplaceAll(s, "\r", "\n")
-}
-
-func (w *walker) plainText(i int, r io.Reader, declared string) error {
-	path := w.msg.Parts[i].Path
-	left := w.textLeft
-	raw, err := io.ReadAll(io.LimitReader(r, left+1))
-	if err != nil {
-		return err
-	}
-	truncated := int64(len(raw)) > left
-	if truncated {
-		raw = raw[:left]
-	}
-	text, used, derr := decodeCharset(declared, raw)
-	w.noteCharset(path, declared, used, derr != nil)
-	text = normalizeNewlines(text)
-	if int64(len(text)) > left {
-		text = truncUTF8(text, int(left))
-		truncated = true
-	}
-	if truncated {
-		w.problem(ProblemTruncated, path, fmt.Sprintf("text beyond %d bytes not kept", w.lim.MaxTextBytes))
-	}
-	w.textLeft -= int64(len(text))
-	p := &w.msg.Parts[i]
-	p.Text, p.Charset = text, used
-	return nil
-}
-
-// MetaCharset returns the charset label, lower-case, declared by the first
-// <meta charset=...> or http-equiv Content-Type tag in b, the first bytes
-// of an HTML document (Parse looks at 8 KiB), or "" when there is none. It
-// is how Parse reads an HTML part whose Content-Type declares no charset.
-func MetaCharset(b []byte) string {
-	lower := bytes.ToLower(b)
-	for off := 0; ; {
-		i := bytes.Index(lower[off:], []byte("charset"))
-		if i < 0 {
-			return ""
-		}
-		j := off + i + len("charset")
-		off = j
-		// Only inside a <meta ...> tag.
-		lt := bytes.LastIndexByte(lower[:j], '<')
-		if lt < 0 || !bytes.HasPrefix(lower[lt:], []byte("<meta")) || bytes.IndexByte(lower[lt:j], '>') >= 0 {
-			continue
-		}
-		k := j
-		for k < len(lower) && (lower[k] == ' ' || lower[k] == '\t') {
-			k++
-		}
-		if k >= len(lower) || lower[k] != '=' {
-			continue
-		}
-		k++
-		for k < len(lower) && (lower[k] == ' ' || lower[k] == '"' || lower[k] == '\'') {
-			k++
-		}
-		st := k
-		for k < len(lower) && strings.IndexByte(" \t\r\n\"';>/", lower[k]) < 0 {
-			k++
-		}
-		if k > st {
-			return string(lower[st:k])
-		}
-	}
-}
-
-func (w *walker) htmlText(i int, r io.Reader, declared string) error {
-	path := w.msg.Parts[i].Path
-	br := bufio.NewReaderSize(r, 8<<10)
-	sample, err := br.Peek(8 << 10)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
-		return err
-	}
-	if normalizeLabel(declared) == "" {
-		declared = MetaCharset(sample)
-	}
-	dr, used, ok := charsetReader(resolveLabel(declared, sample), br)
-	if !ok {
-		used = fallbackName(sample)
-		dr = br
-		if used == csLatin1 {
-			dr = transform.NewReader(br, charmap.ISO8859_1.NewDecoder())
-		}
-	}
-	w.noteCharset(path, declared, used, !ok)
-	c := htmlConverter{
-		max:      w.textLeft,
-		maxLinks: w.lim.MaxLinks - len(w.msg.HTMLLinks),
-		part:     path,
-	}
-	c.run(dr)
-	if c.truncated {
-		w.problem(ProblemTruncated, path, "HTML text beyond the text bound or an oversized token")
-	}
-	if c.tooMany {
-		w.problem(ProblemTooManyLinks, path, fmt.Sprintf("more than %d links", w.lim.MaxLinks))
-	}
-	text := c.out.String()
-	w.textLeft -= int64(len(text))
-	w.msg.HTMLLinks = append(w.msg.HTMLLinks, c.links...)
-	p := &w.msg.Parts[i]
-	p.Text, p.Charset = text, used
-	return nil
-}
-
-// finish assembles Message.Text from the parts chosen for it.
-func (w *walker) finish() {
-	var b strings.Builder
-	for i, p := range w.msg.Parts {
-		if !w.inText[i] || p.Text == "" {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(p.Text)
-	}
-	w.msg.Text = truncUTF8(b.String(), int(w.lim.MaxTextBytes))
-	if w.msg.Parts == nil {
-		w.msg.Parts = []Part{}
-	}
 }

@@ -3,6 +3,7 @@ package rewrite
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -43,66 +44,53 @@ const (
 
 func unfold(s string) string { return mailtext.Unfold(s) }
 
-// readHeader reads one header section with mailtext's rules (an empty
-// line ends it; so does a boundary line, left unread: the entity has no
-// body, and a line that is no field, left unread: it starts the body).
-// Fields past MaxHeaderBytes are not parsed, as in mailtext; in modeHold a
-// section that large is an error since it could not be rewritten whole.
-func (w *walker) readHeader(root bool, mode headerMode) (*header, error) {
-	h := &header{endsEOL: true}
-	var curRaw []byte
-	flush := func() {
-		if mode == modeHold && len(curRaw) > 0 {
-			f := field{raw: curRaw}
-			if name, value, ok := mailtext.ParseField(curRaw); ok {
-				f.name, f.value = name, value
-			}
-			h.fields = append(h.fields, f)
-			curRaw = nil
+// flushField ends the raw field being held.
+func (w *walker) flushField() {
+	if w.mode == modeHold && len(w.curRaw) > 0 {
+		f := field{raw: w.curRaw}
+		if name, value, ok := mailtext.ParseField(w.curRaw); ok {
+			f.name, f.value = name, value
 		}
+		w.h.fields = append(w.h.fields, f)
+		w.curRaw = nil
 	}
+}
+
+// HeaderLine keeps, copies or drops each line of a header section as the
+// entity's mode says. In modeHold a section larger than MaxHeaderBytes is
+// an error: it could not be rewritten whole.
+func (w *walker) HeaderLine(n *mailtext.Node, b []byte, kind mailtext.HeaderLineKind, over bool) error {
+	h := w.h
 	keep := func(b []byte) {
-		switch mode {
+		switch w.mode {
 		case modePass:
 			w.out.write(b)
 		case modeHold:
-			curRaw = append(curRaw, b...)
+			w.curRaw = append(w.curRaw, b...)
 		}
 		h.endsEOL = len(b) > 0 && b[len(b)-1] == '\n'
 	}
-	parsed, _, err := mailtext.HeaderReader{
-		MaxBytes: w.lim.MaxHeaderBytes,
-		Root:     root,
-		Line: func(b []byte, kind mailtext.HeaderLineKind, over bool) error {
-			switch kind {
-			case mailtext.LineEnd:
-				flush()
-				h.term = append([]byte(nil), b...)
-				if mode == modePass {
-					w.out.write(b)
-				}
-				return nil
-			case mailtext.LineMbox:
-				flush()
-				keep(b) // mbox separator: kept, not a field
-				flush()
-				return nil
-			case mailtext.LineField:
-				flush()
-			}
-			if mode == modeHold && over {
-				return ErrHeaderTooLarge
-			}
-			keep(b)
-			return nil
-		},
-	}.Read(w.src)
-	if err != nil {
-		return nil, err
+	switch kind {
+	case mailtext.LineEnd:
+		w.flushField()
+		h.term = append([]byte(nil), b...)
+		if w.mode == modePass {
+			w.out.write(b)
+		}
+		return w.out.err
+	case mailtext.LineMbox:
+		w.flushField()
+		keep(b) // mbox separator: kept, not a field
+		w.flushField()
+		return w.out.err
+	case mailtext.LineField:
+		w.flushField()
 	}
-	flush()
-	h.parsed = parsed
-	return h, nil
+	if w.mode == modeHold && over {
+		return fmt.Errorf("%w (part %s, over %d bytes)", ErrHeaderTooLarge, n.Path, w.lim.MaxHeaderBytes)
+	}
+	keep(b)
+	return w.out.err
 }
 
 // ---- writing fields ----

@@ -10,12 +10,10 @@
 // PrependHeaders yields exactly those header lines followed by the input.
 //
 // Part paths are the IMAP section numbers of internal/mailtext (Part.Path).
-// The MIME walk here follows mailtext's rules (boundary matching of every
-// open level, the line break before a delimiter belonging to the delimiter,
-// header sections ended by a non-field line, multipart/digest defaults,
-// message/rfc822 descended into, the same depth and part bounds), so a path
-// mailtext reported names the same entity here. When a listed path is not
-// found the walks disagreed and Apply fails rather than deliver the part.
+// Apply is a visitor of mailtext.Walk, the walk Parse uses, with the same
+// depth, part and header bounds, so a path mailtext reported names the same
+// entity here. When a listed path is not found Apply fails rather than
+// deliver the part.
 package rewrite
 
 import (

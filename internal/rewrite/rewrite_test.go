@@ -445,7 +445,7 @@ func partBody(t *testing.T, out []byte, path string) string {
 		t.Fatalf("no base64 html part in %q", out)
 	}
 	var b bytes.Buffer
-	if _, err := io.Copy(&b, transferDecoder(bytes.NewReader(sm[1]), "base64")); err != nil {
+	if _, err := io.Copy(&b, mailtext.NewTransferDecoder(bytes.NewReader(sm[1]), "base64")); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()

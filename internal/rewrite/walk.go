@@ -1,7 +1,6 @@
 package rewrite
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -10,24 +9,43 @@ import (
 	"github.com/mailgate/mailgate/internal/mailtext"
 )
 
-// walker walks the MIME tree the way mailtext does, copying what stays and
-// rewriting what changes.
+// walker is the rewriting visitor of mailtext's MIME walk: it copies what
+// stays and rewrites what changes.
 type walker struct {
-	spec     *Spec
-	lim      mailtext.Limits
-	src      *source
-	out      *output
-	eol      string
-	entities int
-	// stopped ends the walk: the rest of the input is then copied as it is
-	// (nothing is left to change, or the part bound was hit).
-	stopped  bool
+	spec    *Spec
+	lim     mailtext.Limits
+	src     *source
+	out     *output
+	eol     string
+	tag     string
+	strip   map[string]bool // every listed path
+	pending map[string]bool // listed paths not yet replaced
+	banner  bannerState
+	// rootDone is set once the top-level header was written.
 	rootDone bool
-	tag      string
-	strip    map[string]bool // every listed path
-	pending  map[string]bool // listed paths not yet replaced
-	banner   bannerState
+	// The entity being read: how its header is kept, the header, and what
+	// Body does with it.
+	mode   headerMode
+	h      *header
+	curRaw []byte
+	action bodyAction
 }
+
+var (
+	_ mailtext.StartVisitor      = (*walker)(nil)
+	_ mailtext.HeaderLineVisitor = (*walker)(nil)
+	_ mailtext.RawLineVisitor    = (*walker)(nil)
+	_ mailtext.EndVisitor        = (*walker)(nil)
+)
+
+// bodyAction is what Body does with an entity left closed.
+type bodyAction int
+
+const (
+	bodyCopy   bodyAction = iota // as it is
+	bodyStrip                    // replaced by a notice
+	bodyBanner                   // re-encoded with the banner
+)
 
 // bannerState tracks which parts get the banner: the first eligible text
 // part decides the scope, the multipart/alternative around it if any.
@@ -39,18 +57,6 @@ type bannerState struct {
 	donePlain bool
 	doneHTML  bool
 	finished  bool
-}
-
-// ectx is what an entity knows of its place.
-type ectx struct {
-	section   string // own section; for a message body, the message's
-	msgBody   bool   // the body of a message (root or message/rfc822)
-	root      bool
-	depth     int
-	defType   string
-	inMessage bool   // inside an attached message: no banner there
-	inAlt     bool   // inside a multipart/alternative
-	alt       string // section of the nearest multipart/alternative
 }
 
 func newWalker(s *Spec, src *source, out *output, eol string) *walker {
@@ -73,12 +79,17 @@ func newWalker(s *Spec, src *source, out *output, eol string) *walker {
 	return w
 }
 
+// run walks the message. The walk stops as soon as nothing is left to
+// change, or at a bound; Apply then copies the rest as it is.
 func (w *walker) run() error {
-	if err := w.entity(ectx{msgBody: true, root: true}); err != nil {
-		return fmt.Errorf("rewrite: %w", err)
-	}
+	// Bodies are read raw, so MaxDecodedBytes never stops this walk: only
+	// the bounds that decide part numbering apply.
+	err := mailtext.WalkLines(w.src, w.lim, w)
 	if w.out.err != nil {
 		return fmt.Errorf("rewrite: write message: %w", w.out.err)
+	}
+	if err != nil {
+		return fmt.Errorf("rewrite: %w", err)
 	}
 	if len(w.pending) > 0 {
 		missing := make([]string, 0, len(w.pending))
@@ -119,108 +130,123 @@ func (b *bannerState) inScope(path string) bool {
 	return b.scope == "" || strings.HasPrefix(path, b.scope+".")
 }
 
-// mayTake reports whether an entity at path could still get the banner.
-func (b *bannerState) mayTake(e ectx, path string) bool {
-	if b.finished || e.inMessage {
+// mayTake reports whether the entity n could still get the banner.
+func (b *bannerState) mayTake(n *mailtext.Node) bool {
+	if b.finished || n.InMessage {
 		return false
 	}
-	return !b.scopeSet || (b.scopeAlt && b.inScope(path))
+	return !b.scopeSet || (b.scopeAlt && b.inScope(n.Path))
 }
 
-// entityInfo is what the header says about an entity, read as mailtext
-// reads it.
-type entityInfo struct {
-	mailtext.Entity
-	deep bool // a container not opened (MaxDepth)
-}
-
-func (w *walker) classify(h *header, e ectx) entityInfo {
-	in := entityInfo{Entity: mailtext.ClassifyEntity(h.parsed, e.defType)}
-	in.deep = (in.Multipart || in.Message) && e.depth >= w.lim.MaxDepth
-	return in
-}
-
-func (w *walker) entity(e ectx) error {
-	if w.stopped || w.out.err != nil {
-		return nil
+// Start stops the walk when nothing is left to change, and decides how the
+// entity's header is kept: held when it may change, dropped when the entity
+// is replaced, else copied as it is read.
+func (w *walker) Start(n *mailtext.Node) error {
+	if w.out.err != nil {
+		return w.out.err
 	}
 	if w.idle() {
-		w.stopped = true
-		return nil
+		return mailtext.ErrStop
 	}
-	w.entities++
-	path := e.section
-	if e.msgBody {
-		path = mailtext.JoinPath(e.section, 1)
-	}
-	if w.entities > w.lim.MaxParts {
-		w.stopped = true
-		return nil
-	}
-	listed := w.strip[path]
-	mode := modePass
+	listed := w.strip[n.Path]
+	w.mode = modePass
 	switch {
-	case e.root:
-		mode = modeHold
-	case listed && !e.msgBody:
-		mode = modeDrop
-	case listed || w.pendingUnder(path) || w.banner.mayTake(e, path):
-		mode = modeHold
+	case n.Root:
+		w.mode = modeHold
+	case listed && !n.MsgBody:
+		w.mode = modeDrop
+	case listed || w.pendingUnder(n.Path) || w.banner.mayTake(n):
+		w.mode = modeHold
 	}
-	h, err := w.readHeader(e.root, mode)
-	if err != nil {
-		if errors.Is(err, ErrHeaderTooLarge) {
-			return fmt.Errorf("%w (part %s, over %d bytes)", err, path, w.lim.MaxHeaderBytes)
-		}
-		return err
-	}
-	in := w.classify(h, e)
-	descend := !in.deep && (in.Multipart || (in.Message && mailtext.IdentityCTE(in.CTE)))
+	w.h, w.curRaw = &header{endsEOL: true}, nil
+	return nil
+}
+
+// Header decides what becomes of the entity and writes a held header that
+// stays.
+func (w *walker) Header(n *mailtext.Node) (mailtext.Action, error) {
+	h := w.h
+	w.flushField()
+	h.parsed = n.Fields
+	// A container too deep is not opened, as mailtext does not open it; an
+	// encoded message/rfc822 cannot be rewritten in place.
+	descend := !n.DepthExceeded && (n.Multipart || (n.Message && mailtext.IdentityCTE(n.CTE)))
 
 	// A message body's path is its first child's when it is an opened
 	// multipart (RFC 3501 6.4.5); otherwise it names the entity.
-	stripThis := listed && !(e.msgBody && in.Multipart && descend)
+	listed := w.strip[n.Path]
+	stripThis := listed && !(n.MsgBody && n.Multipart && descend)
 	// mailtext decodes a base64 or quoted-printable message/rfc822 and
 	// numbers its insides; they cannot be rewritten in place, so a path
 	// inside replaces the whole attached message.
-	encodedMessage := in.Message && !in.deep && !mailtext.IdentityCTE(in.CTE)
-	if !stripThis && encodedMessage && w.pendingUnder(path) {
+	encodedMessage := n.Message && !n.DepthExceeded && !mailtext.IdentityCTE(n.CTE)
+	if !stripThis && encodedMessage && w.pendingUnder(n.Path) {
 		stripThis = true
 	}
-	if e.root {
+	if n.Root {
 		w.rootDone = true
 	}
-	if stripThis {
-		w.replaced(path)
-		return w.writeStripped(e, h, in.Filename)
+	w.action = bodyCopy
+	switch {
+	case stripThis:
+		w.replaced(n.Path)
+		w.action = bodyStrip
+		return mailtext.AsLeaf, nil
+	case !n.Multipart && !n.Message && w.takeBanner(n):
+		w.action = bodyBanner
+		return mailtext.AsLeaf, nil
 	}
-	if !in.Multipart && !in.Message && w.takeBanner(e, path, in) {
-		return w.writeBanner(e, h, in)
-	}
-	if mode == modeHold {
-		w.writeHeader(e, h, editNone, "")
+	if w.mode == modeHold {
+		w.writeHeader(n, h, editNone, "")
 	}
 	if w.idle() {
-		w.stopped = true
-		return nil
+		return 0, mailtext.ErrStop
 	}
-	switch {
-	case descend && in.Multipart:
-		return w.multipart(e, in.Params["boundary"], in.MediaType)
-	case descend && in.Message:
-		return w.entity(ectx{section: path, msgBody: true, depth: e.depth + 1, inMessage: true})
+	if descend {
+		return mailtext.Descend, w.out.err
 	}
-	return w.copyBody()
+	return mailtext.AsLeaf, w.out.err
+}
+
+// Body copies, replaces or re-encodes the body of an entity left closed.
+func (w *walker) Body(n *mailtext.Node, b *mailtext.Body) error {
+	switch w.action {
+	case bodyStrip:
+		return w.writeStripped(n, w.h, n.Filename, b.Raw())
+	case bodyBanner:
+		return w.writeBanner(n, w.h, b.Raw())
+	}
+	br := b.Raw()
+	if _, err := io.Copy(w.out, br); err != nil {
+		return err
+	}
+	w.out.write(br.DelimiterEOL())
+	return w.out.err
+}
+
+// RawLine copies preambles, delimiters and epilogues.
+func (w *walker) RawLine(line []byte) error {
+	w.out.write(line)
+	return w.out.err
+}
+
+// End closes the banner's scope with the alternative that holds it.
+func (w *walker) End(n *mailtext.Node) error {
+	b := &w.banner
+	if n.Multipart && b.scopeSet && b.scopeAlt && b.scope == n.Section && !n.InMessage {
+		b.finished = true
+	}
+	return nil
 }
 
 // takeBanner decides whether the leaf gets the banner and updates the scope.
-func (w *walker) takeBanner(e ectx, path string, in entityInfo) bool {
+func (w *walker) takeBanner(n *mailtext.Node) bool {
 	b := &w.banner
-	if !b.mayTake(e, path) {
+	if !b.mayTake(n) {
 		return false
 	}
-	isPlain, isHTML := in.MediaType == "text/plain", in.MediaType == "text/html"
-	if !isPlain && !isHTML || strings.EqualFold(in.Disposition, "attachment") || in.Filename != "" {
+	isPlain, isHTML := n.MediaType == "text/plain", n.MediaType == "text/html"
+	if !isPlain && !isHTML || strings.EqualFold(n.Disposition, "attachment") || n.Filename != "" {
 		return false
 	}
 	if isPlain && b.donePlain || isHTML && b.doneHTML {
@@ -228,7 +254,9 @@ func (w *walker) takeBanner(e ectx, path string, in entityInfo) bool {
 	}
 	if !b.scopeSet {
 		b.scopeSet = true
-		b.scopeAlt, b.scope = e.inAlt, e.alt
+		if alt := n.AltParent(); alt != nil {
+			b.scopeAlt, b.scope = true, alt.Section
+		}
 	}
 	if isPlain {
 		b.donePlain = true
@@ -239,94 +267,6 @@ func (w *walker) takeBanner(e ectx, path string, in entityInfo) bool {
 		b.finished = true
 	}
 	return true
-}
-
-// copyBody copies a body up to the next boundary of an open level.
-func (w *walker) copyBody() error {
-	for w.out.err == nil {
-		b, start, err := w.src.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if start {
-			if _, _, ok := w.src.Match(b); ok {
-				w.src.Unread()
-				return nil
-			}
-		}
-		w.out.write(b)
-	}
-	return nil
-}
-
-// multipart walks a multipart body (RFC 2046 5.1): preamble, delimiters
-// and epilogue are copied; each body part is an entity.
-func (w *walker) multipart(e ectx, boundary, mediaType string) error {
-	s := w.src
-	level := s.PushBoundary(boundary)
-	defer s.PopBoundary(level)
-	childType := mailtext.ChildType(mediaType)
-	inAlt, alt := e.inAlt, e.alt
-	if mediaType == "multipart/alternative" {
-		inAlt, alt = true, e.section
-	}
-	n := 0
-	for !w.stopped && w.out.err == nil {
-		b, start, err := s.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if !start {
-			w.out.write(b)
-			continue
-		}
-		l, final, ok := s.Match(b)
-		if !ok {
-			w.out.write(b)
-			continue
-		}
-		if l < level {
-			s.Unread()
-			break
-		}
-		w.out.write(b)
-		if final {
-			if err := w.epilogue(level); err != nil {
-				return err
-			}
-			break
-		}
-		n++
-		child := ectx{
-			section: mailtext.JoinPath(e.section, n), depth: e.depth + 1, defType: childType,
-			inMessage: e.inMessage, inAlt: inAlt, alt: alt,
-		}
-		if err := w.entity(child); err != nil {
-			return err
-		}
-	}
-	b := &w.banner
-	if b.scopeSet && b.scopeAlt && b.scope == e.section && !e.inMessage {
-		b.finished = true
-	}
-	return nil
-}
-
-// epilogue copies lines up to a boundary of an enclosing level.
-func (w *walker) epilogue(level int) error {
-	if w.out.err != nil {
-		return nil
-	}
-	return w.src.SkipTo(level, func(b []byte) bool {
-		w.out.write(b)
-		return w.out.err == nil
-	})
 }
 
 type headerEdit int
@@ -360,7 +300,7 @@ func (w *walker) alreadyTagged(value string) bool {
 // top-level ones for the root, content fields for a rewritten entity. For
 // editStrip and editBanner the section is ended with an empty line, since
 // a new body follows; otherwise the original end is kept.
-func (w *walker) writeHeader(e ectx, h *header, edit headerEdit, contentType string) {
+func (w *walker) writeHeader(n *mailtext.Node, h *header, edit headerEdit, contentType string) {
 	endsEOL := true
 	put := func(b []byte) {
 		w.out.write(b)
@@ -374,12 +314,12 @@ func (w *walker) writeHeader(e ectx, h *header, edit headerEdit, contentType str
 		case f.name == "":
 			put(f.raw)
 			continue
-		case e.root && w.removed(f.name):
+		case n.Root && w.removed(f.name):
 			continue
 		case f.name == "Mime-Version":
 			sawMIME = true
 		}
-		if e.root && w.tag != "" && f.name == "Subject" {
+		if n.Root && w.tag != "" && f.name == "Subject" {
 			sawSubject = true
 			if !w.alreadyTagged(f.value) {
 				put(tagSubject(f.raw, w.tag, w.eol))
@@ -410,7 +350,7 @@ func (w *walker) writeHeader(e ectx, h *header, edit headerEdit, contentType str
 		put(f.raw)
 	}
 	var adds []string
-	if e.root && w.tag != "" && !sawSubject {
+	if n.Root && w.tag != "" && !sawSubject {
 		adds = append(adds, string(tagSubject([]byte("Subject:"), w.tag, w.eol)))
 	}
 	if edit == editStrip {
@@ -424,7 +364,7 @@ func (w *walker) writeHeader(e ectx, h *header, edit headerEdit, contentType str
 			adds = append(adds, "Content-Transfer-Encoding: base64")
 		}
 	}
-	if edit != editNone && e.msgBody && !sawMIME {
+	if edit != editNone && n.MsgBody && !sawMIME {
 		adds = append(adds, "MIME-Version: 1.0") // RFC 2045 4
 	}
 	if len(adds) > 0 && !endsEOL {
@@ -452,10 +392,10 @@ func (w *walker) eolAfter(br *mailtext.BodyReader) string {
 
 // writeStripped replaces the entity by a text/plain notice and skips its
 // body. A message body keeps its message header fields.
-func (w *walker) writeStripped(e ectx, h *header, filename string) error {
+func (w *walker) writeStripped(n *mailtext.Node, h *header, filename string, br *mailtext.BodyReader) error {
 	w.out.startLine(w.eol)
-	if e.msgBody {
-		w.writeHeader(e, h, editStrip, "")
+	if n.MsgBody {
+		w.writeHeader(n, h, editStrip, "")
 	} else {
 		w.out.writeString("Content-Type: text/plain; charset=utf-8" + w.eol +
 			"Content-Transfer-Encoding: base64" + w.eol +
@@ -468,32 +408,30 @@ func (w *walker) writeStripped(e ectx, h *header, filename string) error {
 	enc := newBase64Lines(w.out, w.eol)
 	io.WriteString(enc, strings.ToValidUTF8(notice(filename), "\ufffd"))
 	enc.Close()
-	br := w.src.Body()
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return err
 	}
 	w.out.writeString(w.eolAfter(br))
-	return nil
+	return w.out.err
 }
 
 // writeBanner re-encodes a text leaf as UTF-8 base64 with the banner in
 // front.
-func (w *walker) writeBanner(e ectx, h *header, in entityInfo) error {
-	ct := in.MediaType + "; charset=utf-8"
-	if v, ok := h.get("Content-Type"); ok && in.Params != nil {
+func (w *walker) writeBanner(n *mailtext.Node, h *header, br *mailtext.BodyReader) error {
+	ct := n.MediaType + "; charset=utf-8"
+	if v, ok := h.get("Content-Type"); ok && n.Params != nil {
 		// A valid Content-Type: its other parameters are kept.
-		ct = in.MediaType + "; charset=utf-8" + keptParams(v)
+		ct = n.MediaType + "; charset=utf-8" + keptParams(v)
 	}
 	w.out.startLine(w.eol)
-	w.writeHeader(e, h, editBanner, ct)
-	br := w.src.Body()
+	w.writeHeader(n, h, editBanner, ct)
 	enc := newBase64Lines(w.out, w.eol)
-	decoded := transferDecoder(br, in.CTE)
+	decoded := mailtext.NewTransferDecoder(br, n.CTE)
 	var err error
-	if in.MediaType == "text/html" {
-		err = bannerHTML(enc, decoded, in.Params["charset"], w.banner.text)
+	if n.MediaType == "text/html" {
+		err = bannerHTML(enc, decoded, n.Params["charset"], w.banner.text)
 	} else {
-		err = bannerPlain(enc, decoded, in.Params["charset"], w.banner.text)
+		err = bannerPlain(enc, decoded, n.Params["charset"], w.banner.text)
 	}
 	if err != nil {
 		return err
@@ -503,7 +441,7 @@ func (w *walker) writeBanner(e ectx, h *header, in entityInfo) error {
 		return err
 	}
 	w.out.writeString(w.eolAfter(br))
-	return nil
+	return w.out.err
 }
 
 // keptParams returns the parameters of a Content-Type value other than

@@ -638,9 +638,15 @@ func TestBrowserUserQuarantine(t *testing.T) {
 	if s := p.text("#q-subject"); s != subject {
 		t.Errorf("subject shown %q", s)
 	}
+	// No script, no same-origin access: a link may only open the console's
+	// link page in a new tab.
 	sb, err := chromedp.Run(p.ctx, chromedp.AttributeValue(chromedp.ID("q-frame"), "sandbox"))
-	if err != nil || !sb.Exists || sb.Value != "" {
-		t.Errorf("preview frame sandbox attribute: %+v (%v), want present and empty", sb, err)
+	if err != nil || !sb.Exists || sb.Value != "allow-popups allow-popups-to-escape-sandbox" {
+		t.Errorf("preview frame sandbox attribute: %+v (%v), want only popups that escape the sandbox", sb, err)
+	}
+	// A one-line mail gets a frame sized to it, not most of the window.
+	if h, err := chromedp.Run(p.ctx, chromedp.Evaluate[float64](`document.getElementById("q-frame").getBoundingClientRect().height`)); err != nil || h > 250 || h < 100 {
+		t.Errorf("preview frame is %v px high (%v), want it sized to a one-line mail", h, err)
 	}
 	// The body really is in the frame (it loaded under its own policy). The
 	// frame's origin is opaque (sandbox), so read it through the DOM domain.

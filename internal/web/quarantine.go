@@ -28,6 +28,7 @@ func (s *Server) quarantineRoutes() {
 	s.handle("GET /quarantine/{id}", store.RoleUser, s.quarantineView)
 	s.handle("GET /quarantine/{id}/body", store.RoleUser, s.quarantineBody)
 	s.handle("GET /quarantine/{id}/att/{n}", store.RoleUser, s.quarantineAttachment)
+	s.handle("GET /quarantine/{id}/link", store.RoleUser, s.quarantineLink)
 	s.handle("POST /quarantine/{id}/{action}", store.RoleUser, s.quarantineAction)
 	s.handle("GET /reports", store.RoleAdmin, s.reportsPage)
 	s.handle("GET /reports.csv", store.RoleAdmin, s.reportsCSV)
@@ -188,7 +189,7 @@ func (s *Server) quarantineView(w http.ResponseWriter, r *http.Request, p *princ
 		return
 	}
 	remote := r.URL.Query().Get("images") == "1"
-	pv, err := preview.Render(ctx, strings.NewReader(string(raw)), preview.Options{AllowRemoteImages: remote})
+	pv, err := preview.Render(ctx, strings.NewReader(string(raw)), previewOptions(it.ID, remote))
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -206,12 +207,12 @@ func (s *Server) quarantineView(w http.ResponseWriter, r *http.Request, p *princ
 // frame, with the preview package's own restrictive headers.
 func (s *Server) quarantineBody(w http.ResponseWriter, r *http.Request, p *principal) {
 	ctx := r.Context()
-	_, raw, err := s.openItem(ctx, p, r.PathValue("id"))
+	it, raw, err := s.openItem(ctx, p, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
 	}
-	pv, err := preview.Render(ctx, strings.NewReader(string(raw)), preview.Options{AllowRemoteImages: r.URL.Query().Get("images") == "1"})
+	pv, err := preview.Render(ctx, strings.NewReader(string(raw)), previewOptions(it.ID, r.URL.Query().Get("images") == "1"))
 	if err != nil {
 		s.fail(w, r, p, err)
 		return

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/mailgate/mailgate/internal/testutil/browser"
@@ -238,5 +239,97 @@ func TestBrowserHostile(t *testing.T) {
 				t.Errorf("trap served requests with remote images allowed: %v", paths)
 			}
 		}
+	}
+}
+
+// TestBrowserOpenLink clicks a link in the sandboxed preview: it opens the
+// link page in a new tab, outside the sandbox, and nothing else happens: the
+// console page stays, the frame runs nothing, and the link's target is not
+// contacted before the reader chooses to go on.
+func TestBrowserOpenLink(t *testing.T) {
+	b := browser.Launch(t)
+	tr := newTrap(t)
+	dest := "http://" + tr.host() + "/phish"
+	raw := htmlMail(`<p>Please <a href="` + dest + `">sign in to your bank</a> today.</p>`)
+	opt := Options{LinkURL: testLinkURL}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /parent", func(w http.ResponseWriter, r *http.Request) {
+		v, err := Render(r.Context(), bytes.NewReader(raw), opt)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", parentCSP)
+		fmt.Fprintf(w, `<!DOCTYPE html><html><head><title>parent</title></head><body><iframe id="f" sandbox="%s" src="/doc" width="600" height="%d"></iframe></body></html>`,
+			html.EscapeString(v.FrameSandbox()), v.FrameHeight)
+	})
+	mux.HandleFunc("GET /doc", func(w http.ResponseWriter, r *http.Request) {
+		v, err := Render(r.Context(), bytes.NewReader(raw), opt)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		WriteDocument(w, v)
+	})
+	// A stand-in for the console's link page: it describes the link and
+	// reports, by its title, that its script runs (it is no sandboxed page).
+	mux.HandleFunc("GET /link", func(w http.ResponseWriter, r *http.Request) {
+		info, err := InspectLink(r.Context(), bytes.NewReader(raw), r.URL.Query().Get("u"), opt)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!DOCTYPE html><html><head><title>link page</title></head><body><p id="target">%s</p><p id="text">%s</p>`+
+			`<script>document.title = "link page, origin " + window.origin</script></body></html>`,
+			html.EscapeString(info.Target), html.EscapeString(info.Text))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	ctx, m := load(t, b, srv.URL+"/parent")
+	newTab := chromedp.WaitNewTarget(ctx, func(info *target.Info) bool { return strings.Contains(info.URL, "/link?u=") })
+	nodes, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS("#f"), chromedp.NodeVisible))
+	if err != nil || len(nodes) == 0 || nodes[0].ContentDocument == nil {
+		t.Fatalf("frame document: %v", err)
+	}
+	// The frame runs no script, so the link is found and clicked through
+	// the DOM and input domains only.
+	links, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS("a"), chromedp.FromNode(nodes[0].ContentDocument), chromedp.NodeReady))
+	if err != nil || len(links) == 0 {
+		t.Fatalf("link in the frame: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.MouseClickNode(links[0])); err != nil {
+		t.Fatalf("click: %v", err)
+	}
+	var id target.ID
+	select {
+	case id = <-newTab:
+	case <-ctx.Done():
+		t.Fatal("the click opened no tab with the link page")
+	}
+	tabCtx, cancel := chromedp.NewContext(ctx, chromedp.WithTargetID(id))
+	defer cancel()
+	shown, err := chromedp.Run(tabCtx, chromedp.Text(chromedp.CSS("#target"), chromedp.NodeVisible))
+	if err != nil {
+		t.Fatalf("link page: %v", err)
+	}
+	if shown != dest {
+		t.Errorf("link page shows %q, want %q", shown, dest)
+	}
+	// The page's own script ran: it is a normal page, not a sandboxed one.
+	title, err := chromedp.Run(tabCtx, chromedp.Title())
+	if err != nil || title != "link page, origin "+srv.URL {
+		t.Errorf("link page title %q (%v): it is sandboxed or ran no script", title, err)
+	}
+	if title, err := chromedp.Run(ctx, chromedp.Title()); err != nil || title != "parent" {
+		t.Errorf("parent page title %q (%v): it navigated", title, err)
+	}
+	if msgs := payloadMessages(m); len(msgs) != 0 {
+		t.Errorf("payload ran: %v", msgs)
+	}
+	if conns, paths := tr.seen(); conns != 0 {
+		t.Errorf("the link's target was contacted: %d connections, %v", conns, paths)
 	}
 }

@@ -61,6 +61,12 @@ func urlScheme(v string) string {
 // checkDocument parses doc as a browser would and returns every violation
 // of the iframe document's contract. allowRemote permits https: images.
 func checkDocument(doc []byte, allowRemote bool) []string {
+	return checkDocumentLinks(doc, allowRemote, "")
+}
+
+// checkDocumentLinks is checkDocument for a document whose links lead to
+// the link page at linkPrefix (Options.LinkURL): every href must then.
+func checkDocumentLinks(doc []byte, allowRemote bool, linkPrefix string) []string {
 	var bad []string
 	elements, attrs := wordSet(allowedElements), wordSet(allowedAttrs)
 	root, err := xhtml.Parse(bytes.NewReader(doc))
@@ -88,6 +94,12 @@ func checkDocument(doc []byte, allowRemote bool) []string {
 				}
 				switch key {
 				case "href":
+					if linkPrefix != "" {
+						if !strings.HasPrefix(a.Val, linkPrefix) {
+							bad = append(bad, fmt.Sprintf("href %q not through the link page", a.Val))
+						}
+						break
+					}
 					switch urlScheme(a.Val) {
 					case "http", "https", "mailto":
 					default:

@@ -49,6 +49,12 @@ func TestHostileCorpus(t *testing.T) {
 			for _, bad := range checkDocument(doc, allow) {
 				t.Errorf("%s (remote=%v): %s", name, allow, bad)
 			}
+			// Links through the console's link page: the same contract,
+			// and no link leads anywhere else.
+			lv := render(t, raw, Options{AllowRemoteImages: allow, Lang: "ja", LinkURL: testLinkURL})
+			for _, bad := range checkDocumentLinks(Document(lv), allow, "/link?u=") {
+				t.Errorf("%s (remote=%v, link page): %s", name, allow, bad)
+			}
 			low := bytes.ToLower(doc)
 			for _, s := range []string{"<script", "javascript:", "vbscript:", "data:text", "<svg", "srcdoc", "onerror", "onload"} {
 				// Escaped text may mention these words; a tag or
@@ -223,6 +229,8 @@ func TestMailsploitParties(t *testing.T) {
 		{"mailsploit-crlf", true, "attacker@evil.example", "Support", "control"},
 		{"mailsploit-bidi", true, "attacker@evil.example", "elpmaxe.knab@troppus", "bidi"},
 		{"mailsploit-fullwidth", true, "ceo@evil.example", "ceo＠example.jp", "another address"},
+		{"mailsploit-colon", true, "attacker@evil.example", "PayPal Security: service@paypal.com", "punctuation"},
+		{"mailsploit-group", true, "attacker@evil.example", "PayPal: Security Team", "punctuation"},
 		{"honest-japanese", false, "taro@example.jp", "山田 太郎", ""},
 		{"script", false, "alice@example.jp", "Alice", ""},
 	}

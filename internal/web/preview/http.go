@@ -59,11 +59,34 @@ func Document(v *View) []byte {
 // allowed remote images), inline style attributes apply, and the document
 // is sandboxed even when opened on its own (CSP Level 3 sandbox).
 func CSP(allowRemoteImages bool) string {
+	return csp(allowRemoteImages, "")
+}
+
+func csp(allowRemoteImages bool, sandbox string) string {
 	img := "img-src data:"
 	if allowRemoteImages {
 		img += " https:"
 	}
-	return "default-src 'none'; " + img + "; style-src 'unsafe-inline'; sandbox; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+	if sandbox != "" {
+		sandbox = " " + sandbox
+	}
+	return "default-src 'none'; " + img + "; style-src 'unsafe-inline'; sandbox" + sandbox + "; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+}
+
+// linkSandbox is what the frame's sandbox allows when links lead to the
+// console's link page: a click opens it in a new tab (popups), as a normal
+// page rather than a sandboxed one (escape), so it can offer the way on.
+// Still no script, no same-origin access, no forms, no top navigation.
+const linkSandbox = "allow-popups allow-popups-to-escape-sandbox"
+
+// FrameSandbox returns the sandbox attribute value of the iframe showing
+// v's document, matching the sandbox of its CSP: empty (everything
+// forbidden) unless links lead to Options.LinkURL.
+func (v *View) FrameSandbox() string {
+	if v.LinksOpen {
+		return linkSandbox
+	}
+	return ""
 }
 
 // Headers returns the response headers for v's iframe document. The caller
@@ -71,7 +94,7 @@ func CSP(allowRemoteImages bool) string {
 func Headers(v *View) http.Header {
 	h := http.Header{}
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", CSP(v.RemoteImagesAllowed))
+	h.Set("Content-Security-Policy", csp(v.RemoteImagesAllowed, v.FrameSandbox()))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")

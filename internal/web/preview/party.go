@@ -111,17 +111,38 @@ func rawControls(raw string) bool {
 		return true
 	}
 	for _, m := range encodedWord.FindAllStringSubmatch(raw, 64) {
-		var payload []byte
-		if m[2] == "b" || m[2] == "B" {
-			payload, _ = base64.StdEncoding.DecodeString(padBase64(m[3]))
-		} else {
-			payload = qDecodeBytes(m[3])
-		}
-		if ctl(payload) {
+		if ctl(wordPayload(m)) {
 			return true
 		}
 	}
 	return false
+}
+
+// encodedPunctuation reports whether an encoded word of the mailbox text
+// as written holds address punctuation. RFC 2047 5(3) allows none of it in
+// a display name's encoded word; hidden there, it makes a reader that
+// decodes before parsing show another name or address (a ":" turns the
+// name into a group, "<x@y>" into the address) than one that parses first.
+func encodedPunctuation(raw string) bool {
+	for _, m := range encodedWord.FindAllStringSubmatch(raw, 64) {
+		// Decoded first: ISO-2022-JP's two-byte characters are made of
+		// the bytes of ASCII punctuation.
+		text, _ := mailtext.DecodeCharset(m[1], wordPayload(m))
+		if strings.ContainsAny(text, `:;,<>"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// wordPayload returns the bytes an encoded word carries, before charset
+// decoding.
+func wordPayload(m []string) []byte {
+	if m[2] == "b" || m[2] == "B" {
+		payload, _ := base64.StdEncoding.DecodeString(padBase64(m[3]))
+		return payload
+	}
+	return qDecodeBytes(m[3])
 }
 
 func padBase64(s string) string {
@@ -157,6 +178,9 @@ func makeParty(a mailtext.Address) Party {
 	// for them in the mailbox as written too.
 	if hiddenName || rawControls(a.Raw) {
 		why = append(why, "display name contains control, bidi or invisible characters")
+	}
+	if encodedPunctuation(a.Raw) {
+		why = append(why, "display name hides address punctuation in an encoded word")
 	}
 	addr, hiddenAddr := cleanText(a.Addr, maxNameRunes)
 	if hiddenAddr {

@@ -41,6 +41,12 @@ type Options struct {
 	// mailtext's defaults. MaxTextBytes bounds the kept plain text and,
 	// separately, the HTML source read.
 	Limits mailtext.Limits
+	// LinkURL, when set, gives the URL a kept link points to instead of its
+	// target (an absolute http, https or mailto URL): a console page that
+	// shows the target and lets the reader go on. The document then lets a
+	// click open that page in a new tab (View.FrameSandbox). Nil leaves links
+	// pointing at their targets, which the sandboxed frame never opens.
+	LinkURL func(target string) string
 }
 
 // View is a message prepared for display. Every string is valid UTF-8 and
@@ -67,10 +73,22 @@ type View struct {
 	// the CSP to https: images only then.
 	RemoteImagesAllowed bool
 	Attachments         []Attachment
+	// Links are the links of the HTML body as shown, in order, at most
+	// 1000.
+	Links []Link
+	// LinksOpen records that links point at Options.LinkURL.
+	LinksOpen bool
+	// FrameHeight estimates, in CSS pixels, the height of the document at
+	// a usual console width: the sandboxed frame runs no script that could
+	// report it, so the console sizes the frame with this.
+	FrameHeight int
 	// Problems describe in English what was wrong or cut: bounds hit,
-	// duplicate headers, undecodable charsets. A non-empty list does not
-	// stop rendering.
+	// duplicate or malformed headers. A non-empty list does not stop
+	// rendering.
 	Problems []string
+	// Notices tell the reader how the message is shown when it could not
+	// be shown as sent (an unknown charset decoded as best it could be).
+	Notices []Notice
 	// Lang is the document language, "ja" or "en".
 	Lang string
 }
@@ -92,6 +110,42 @@ type Attachment struct {
 	// override turning "txt.exe" into "exe.txt" is the classic).
 	Suspicious bool
 }
+
+// Notice is something the reader is told about how the message is shown.
+// Key is a message of the console's catalogue (one of NoticeKeys), Part and
+// Charset its arguments.
+type Notice struct {
+	Key     string
+	Part    string // section number of the part concerned
+	Charset string // the declared charset, cleaned for display
+}
+
+// Notice keys.
+const (
+	// NoticeCharset: a part declares a charset not known here; it is shown
+	// as UTF-8 when valid, else as Latin-1.
+	NoticeCharset = "preview_charset_unknown"
+	// NoticeHeaderCharset: a header field uses a charset not known here.
+	NoticeHeaderCharset = "preview_header_charset"
+	// NoticeUTF7HTML: an HTML part in UTF-7 is shown as written.
+	NoticeUTF7HTML = "preview_utf7_html"
+)
+
+// NoticeKeys returns every Notice key, for the console's catalogue check.
+func NoticeKeys() []string {
+	return []string{NoticeCharset, NoticeHeaderCharset, NoticeUTF7HTML}
+}
+
+// Link is one link of the HTML body as shown.
+type Link struct {
+	// Target is the absolute http, https or mailto URL the link leads to,
+	// after sanitising (a protocol-relative link is https).
+	Target string
+	// Text is the link's visible text, cleaned like display names.
+	Text string
+}
+
+const maxLinkText = 200
 
 // ErrNoAttachment is returned by AttachmentData for an index that names no
 // attachment.
@@ -152,9 +206,20 @@ func Render(ctx context.Context, r io.Reader, opt Options) (*View, error) {
 		if isHTML && strings.TrimSpace(cs) == "" {
 			cs = mailtext.MetaCharset(raw[:min(len(raw), 8<<10)])
 		}
-		text, err := mailtext.DecodeCharset(cs, raw)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("part %s: %v", l.Path, err))
+		var text string
+		if isHTML && mailtext.CharsetName(cs) == "utf-7" {
+			// No browser decodes HTML as UTF-7 (the HTML Standard forbids
+			// it: it hides markup from filters that do not decode it), so
+			// neither does the preview: the part shows as written.
+			text, _ = mailtext.DecodeCharset("utf-8", raw)
+			v.Notices = append(v.Notices, Notice{Key: NoticeUTF7HTML, Part: l.Path})
+		} else {
+			var err error
+			if text, err = mailtext.DecodeCharset(cs, raw); err != nil {
+				// Shown as best it can be, never as an error.
+				label, _ := cleanText(strings.TrimSpace(cs), 40)
+				v.Notices = append(v.Notices, Notice{Key: NoticeCharset, Part: l.Path, Charset: label})
+			}
 		}
 		bodies = append(bodies, bodyPart{html: isHTML, text: text, alt: l.Alt})
 		return nil
@@ -196,10 +261,17 @@ func (v *View) header(ctx context.Context, raw []byte, lim mailtext.Limits) erro
 			v.Problems = append(v.Problems, "unparseable Date field")
 		}
 	}
+	charsetNoticed := false
 	for _, p := range m.Problems {
 		switch p.Kind {
-		case mailtext.ProblemDuplicateHeader, mailtext.ProblemMalformedHeader,
-			mailtext.ProblemBadCharset, mailtext.ProblemHeaderTooLarge:
+		case mailtext.ProblemBadCharset:
+			// Of the top-level header's fields; the body parts' charsets
+			// are noticed as the parts are read.
+			if p.Part == "" && !charsetNoticed {
+				charsetNoticed = true
+				v.Notices = append(v.Notices, Notice{Key: NoticeHeaderCharset})
+			}
+		case mailtext.ProblemDuplicateHeader, mailtext.ProblemMalformedHeader, mailtext.ProblemHeaderTooLarge:
 			s := string(p.Kind)
 			if p.Detail != "" {
 				s += ": " + p.Detail
@@ -230,7 +302,7 @@ func (v *View) body(bodies []bodyPart, opt Options) {
 	anyHTML := false
 	st := &rewriteStats{}
 	policy := newPolicy()
-	rules := resourceRules{allowRemote: opt.AllowRemoteImages, lang: v.Lang}
+	rules := resourceRules{allowRemote: opt.AllowRemoteImages, lang: v.Lang, linkURL: opt.LinkURL}
 	for _, b := range bodies {
 		inAltWithHTML := b.alt != 0 && hasHTML[b.alt]
 		inAltWithPlain := b.alt != 0 && hasPlain[b.alt]
@@ -238,7 +310,7 @@ func (v *View) body(bodies []bodyPart, opt Options) {
 		case b.html:
 			anyHTML = true
 			clean := policy.SanitizeBytes([]byte(b.text))
-			writeSeparator(&doc)
+			writeSeparator(&doc, st)
 			doc.Write(rewrite(clean, rules, st))
 			if !inAltWithPlain {
 				t, _ := mailtext.HTMLToText(strings.NewReader(b.text), int64(len(b.text)))
@@ -247,15 +319,23 @@ func (v *View) body(bodies []bodyPart, opt Options) {
 		default:
 			appendText(&text, b.text)
 			if !inAltWithHTML {
-				writeSeparator(&doc)
+				writeSeparator(&doc, st)
 				writePre(&doc, b.text)
+				st.est.preText(b.text)
 			}
 		}
 	}
 	v.TextBody = text.String()
 	v.RemoteImages, v.EmbeddedImages = st.remote, st.embedded
+	v.Links, v.LinksOpen = st.links, opt.LinkURL != nil
 	if anyHTML {
 		v.HTMLDoc = wrapDocument(v.Lang, doc.Bytes())
+		v.FrameHeight = st.est.height()
+	} else {
+		// Document shows TextBody alone.
+		var est pageEstimate
+		est.preText(v.TextBody)
+		v.FrameHeight = est.height()
 	}
 }
 
@@ -269,9 +349,10 @@ func appendText(b *strings.Builder, s string) {
 	b.WriteString(s)
 }
 
-func writeSeparator(doc *bytes.Buffer) {
+func writeSeparator(doc *bytes.Buffer, st *rewriteStats) {
 	if doc.Len() > 0 {
 		doc.WriteString("<hr>")
+		st.est.block(blockGapPx)
 	}
 }
 

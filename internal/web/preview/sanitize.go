@@ -45,7 +45,9 @@ var (
 func newPolicy() *bluemonday.Policy {
 	p := bluemonday.NewPolicy()
 	p.RequireParseableURLs(true)
-	p.AllowRelativeURLs(false)
+	// Relative URLs pass to the second pass, which keeps only the
+	// protocol-relative ones ("//host/x"), as https.
+	p.AllowRelativeURLs(true)
 	p.AllowURLSchemes("http", "https", "mailto", "cid")
 	p.AllowDataURIImages()
 	p.AddSpaceWhenStrippingTag(true)
@@ -94,17 +96,23 @@ func newPolicy() *bluemonday.Policy {
 	return p
 }
 
-// resourceRules say what the second pass does with images.
+// resourceRules say what the second pass does with images and links.
 type resourceRules struct {
 	allowRemote bool
 	lang        string
+	linkURL     func(target string) string // Options.LinkURL
 }
 
-// rewriteStats counts what the second pass blocked.
+// rewriteStats records what the second pass blocked and kept.
 type rewriteStats struct {
 	remote   int // http(s) images replaced by a placeholder
 	embedded int // cid: images replaced by a placeholder
+	links    []Link
+	est      pageEstimate
 }
+
+// maxLinks bounds View.Links.
+const maxLinks = 1000
 
 // dataImage matches the inline image types shown: raster formats only (an
 // SVG image cannot run script, but the policy is no SVG at all).
@@ -117,6 +125,16 @@ func rewrite(sanitised []byte, rules resourceRules, st *rewriteStats) []byte {
 	var out bytes.Buffer
 	out.Grow(len(sanitised) + len(sanitised)/8)
 	z := xhtml.NewTokenizer(bytes.NewReader(sanitised))
+	var link *Link // the link whose text is being read
+	var text strings.Builder
+	endLink := func() {
+		if link != nil {
+			link.Text, _ = cleanText(strings.Join(strings.Fields(text.String()), " "), maxLinkText)
+			st.links = append(st.links, *link)
+			link = nil
+		}
+		text.Reset()
+	}
 	for {
 		tt := z.Next()
 		if tt == xhtml.ErrorToken {
@@ -129,15 +147,35 @@ func rewrite(sanitised []byte, rules resourceRules, st *rewriteStats) []byte {
 			tok.Attr = cleanStyle(tok.Attr)
 			switch tok.Data {
 			case "img":
-				if !keepImage(&tok, rules, st, &out) {
+				if n := out.Len(); !keepImage(&tok, rules, st, &out) {
+					if out.Len() > n {
+						st.est.inline(placeholderUnits)
+					}
 					continue
 				}
 			case "a":
-				tok.Attr = linkAttrs(tok.Attr)
+				endLink()
+				var target string
+				tok.Attr, target = linkAttrs(tok.Attr, rules)
+				if target != "" && len(st.links) < maxLinks {
+					link = &Link{Target: target}
+				}
 			}
+			st.est.tag(tok, tt == xhtml.StartTagToken)
+		case xhtml.EndTagToken:
+			if tok.Data == "a" {
+				endLink()
+			}
+			st.est.tag(tok, false)
+		case xhtml.TextToken:
+			if link != nil && text.Len() < 4*maxLinkText {
+				text.WriteString(tok.Data)
+			}
+			st.est.text(tok.Data)
 		}
 		out.WriteString(tok.String())
 	}
+	endLink()
 	return out.Bytes()
 }
 
@@ -169,11 +207,21 @@ func keepImage(tok *xhtml.Token, rules resourceRules, st *rewriteStats, out *byt
 	scheme := ""
 	if u, err := url.Parse(src); err == nil {
 		scheme = strings.ToLower(u.Scheme)
+		if scheme == "" && u.Host != "" {
+			// Protocol-relative ("//host/x.png"): remote, and only ever
+			// loaded over https.
+			scheme, src = "https", "https:"+src
+		}
 	}
 	switch {
 	case scheme == "data" && dataImage.MatchString(src):
 		return true
 	case scheme == "https" && rules.allowRemote:
+		for i := range tok.Attr {
+			if tok.Attr[i].Key == "src" {
+				tok.Attr[i].Val = src
+			}
+		}
 		tok.Attr = append(tok.Attr, xhtml.Attribute{Key: "referrerpolicy", Val: "no-referrer"})
 		return true
 	case scheme == "http" || scheme == "https":
@@ -202,10 +250,13 @@ func placeholder(out *bytes.Buffer, what, alt string) {
 	out.WriteString(`</span>`)
 }
 
-// linkAttrs keeps only absolute http, https and mailto links, opened in a
-// new browsing context without opener or referrer. The destination is put
+// linkAttrs keeps only absolute http, https and mailto links (a
+// protocol-relative one becomes https), opened in a new browsing context
+// without opener or referrer, and returns the kept target ("" when the link
+// was dropped). With rules.linkURL the link points there instead, a page
+// that shows the target before the reader goes on. The destination is put
 // in the title too, so hovering shows where a link really goes.
-func linkAttrs(attrs []xhtml.Attribute) []xhtml.Attribute {
+func linkAttrs(attrs []xhtml.Attribute, rules resourceRules) ([]xhtml.Attribute, string) {
 	var href, title string
 	var rest []xhtml.Attribute
 	for _, a := range attrs {
@@ -221,27 +272,35 @@ func linkAttrs(attrs []xhtml.Attribute) []xhtml.Attribute {
 	}
 	u, err := url.Parse(href)
 	if err != nil || href == "" {
-		return rest
+		return rest, ""
+	}
+	if u.Scheme == "" && u.Host != "" {
+		u.Scheme = "https"
+		href = u.String()
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https", "mailto":
 	default:
-		return rest
+		return rest, ""
 	}
 	if u.Scheme != "mailto" && u.Host == "" {
-		return rest
+		return rest, ""
 	}
 	if title == "" {
 		title = href
 	} else {
 		title = title + " <" + href + ">"
 	}
+	dest := href
+	if rules.linkURL != nil {
+		dest = rules.linkURL(href)
+	}
 	return append(rest,
-		xhtml.Attribute{Key: "href", Val: href},
+		xhtml.Attribute{Key: "href", Val: dest},
 		xhtml.Attribute{Key: "title", Val: title},
 		xhtml.Attribute{Key: "target", Val: "_blank"},
 		xhtml.Attribute{Key: "rel", Val: "noopener noreferrer nofollow"},
-	)
+	), href
 }
 
 // label returns the placeholder text in the console's language.
