@@ -16,6 +16,19 @@ func (r rawDB) ExecSQL(ctx context.Context, q string) error {
 	return r.write(ctx, func(tx *sql.Tx) error { _, err := tx.Exec(q); return err })
 }
 
+// SearchPlans forces each plan of the tracking search: candidates from
+// the indexes, the newest-first walk, each after a probe of the newest few
+// messages.
+func (r rawDB) SearchPlans() []storetest.SearchFunc {
+	var plans []storetest.SearchFunc
+	for _, plan := range [][2]int{{candidateCap, 0}, {0, 0}, {candidateCap, 7}, {0, probeRows}} {
+		plans = append(plans, func(ctx context.Context, f store.TrackFilter) ([]store.TrackRow, error) {
+			return r.search(ctx, f, plan[0], plan[1])
+		})
+	}
+	return plans
+}
+
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return rawDB{open(t)} })
 }

@@ -205,45 +205,48 @@ func testCompleteConcurrent(t *testing.T, open Opener) {
 	for i := range 8 {
 		addrs = append(addrs, fmt.Sprintf("r%d@x.test", i))
 	}
-	enqueue(t, st, 1, "m1", now, addrs...)
-	jobs, err := st.ClaimDue(ctx, "node", now, now.Add(time.Hour), 100)
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("claim %v %v", jobs, err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	dones := 0
-	for _, r := range jobs[0].Recipients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			done, err := st.Complete(ctx, 1, "m1", []store.RecipientUpdate{{ID: r.ID, State: store.Delivered, CountAttempt: true}},
-				[]store.Event{{MessageID: "m1", TenantID: 1, At: now, Kind: "delivered", Rcpt: r.Addr}})
-			if err != nil {
-				t.Error(err)
+	for round := range 5 {
+		id := fmt.Sprintf("m%d", round)
+		enqueue(t, st, 1, id, now, addrs...)
+		jobs, err := st.ClaimDue(ctx, "node", now, now.Add(time.Hour), 100)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("claim %v %v", jobs, err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		dones := 0
+		for _, r := range jobs[0].Recipients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				done, err := st.Complete(ctx, 1, id, []store.RecipientUpdate{{ID: r.ID, State: store.Delivered, CountAttempt: true}},
+					[]store.Event{{MessageID: id, TenantID: 1, At: now, Kind: "delivered", Rcpt: r.Addr}})
+				if err != nil {
+					t.Error(err)
+				}
+				if done {
+					mu.Lock()
+					dones++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if dones != 1 {
+			t.Fatalf("%s: %d completions reported the message done", id, dones)
+		}
+		m, rs, err := st.Message(ctx, 1, id)
+		if err != nil || !m.Done {
+			t.Fatalf("message not done: %+v %v", m, err)
+		}
+		for _, r := range rs {
+			if r.State != store.Delivered || r.Attempts != 1 || r.LeaseOwner != "" || !r.LeaseUntil.IsZero() {
+				t.Fatalf("recipient %+v", r)
 			}
-			if done {
-				mu.Lock()
-				dones++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if dones != 1 {
-		t.Fatalf("%d completions reported the message done", dones)
-	}
-	m, rs, err := st.Message(ctx, 1, "m1")
-	if err != nil || !m.Done {
-		t.Fatalf("message not done: %+v %v", m, err)
-	}
-	for _, r := range rs {
-		if r.State != store.Delivered || r.Attempts != 1 || r.LeaseOwner != "" || !r.LeaseUntil.IsZero() {
-			t.Fatalf("recipient %+v", r)
 		}
 	}
 	if p, _ := st.PendingBlobs(ctx); len(p) != 0 {
-		t.Fatalf("done message still pending: %v", p)
+		t.Fatalf("done messages still pending: %v", p)
 	}
 }
 

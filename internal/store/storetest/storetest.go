@@ -4,7 +4,8 @@
 //
 // A backend's test calls Run with an Opener that returns a fresh, empty
 // store per test. The stores it returns must also implement ReportZoner
-// and RawSQL (the latter usually through a test-only wrapper).
+// and RawSQL (the latter usually through a test-only wrapper), and may
+// implement SearchPlans.
 package storetest
 
 import (
@@ -29,6 +30,16 @@ type ReportZoner interface {
 // itself refuses).
 type RawSQL interface {
 	ExecSQL(ctx context.Context, sql string) error
+}
+
+// SearchFunc runs a tracking search one way.
+type SearchFunc func(ctx context.Context, f store.TrackFilter) ([]store.TrackRow, error)
+
+// SearchPlans is a store (usually a backend test's wrapper) that can run a
+// tracking search through each of its query plans, forced; the reference
+// search test then checks every one of them.
+type SearchPlans interface {
+	SearchPlans() []SearchFunc
 }
 
 // Run runs every conformance test against the stores open returns.

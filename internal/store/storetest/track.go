@@ -116,19 +116,16 @@ func (fx *trackFixture) want(f store.TrackFilter) []string {
 	return ids
 }
 
+// testSearchMessagesMatchesReference writes a mixed tracking history and
+// checks that SearchMessages, and every query plan the backend offers
+// (SearchPlans), returns exactly what a literal reference search over the
+// same data returns, for 600 random filters.
 func testSearchMessagesMatchesReference(t *testing.T, open Opener) {
 	st := open(t)
-	SearchMatchesReference(t, st, []SearchFunc{st.SearchMessages})
-}
-
-// SearchFunc runs a tracking search one way (a backend's query plans).
-type SearchFunc func(ctx context.Context, f store.TrackFilter) ([]store.TrackRow, error)
-
-// SearchMatchesReference writes a mixed tracking history into the empty
-// store st and checks that every plan returns exactly what a literal
-// reference search over the same data returns, for 600 random filters;
-// backends call it with each of their query plans.
-func SearchMatchesReference(t *testing.T, st store.Store, plans []SearchFunc) {
+	plans := []SearchFunc{st.SearchMessages}
+	if p, ok := st.(SearchPlans); ok {
+		plans = append(plans, p.SearchPlans()...)
+	}
 	fx := buildTrack(t, st)
 	ctx := context.Background()
 	base := fx.msgs[0].ReceivedAt
