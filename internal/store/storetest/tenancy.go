@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"testing"
 
 	"github.com/mailgate/mailgate/internal/store"
@@ -212,6 +213,32 @@ func testRoutesAndRelay(t *testing.T, open Opener) {
 	}
 	if _, err := st.RelayLogin(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown login: %v", err)
+	}
+	// Two tenants racing for a new name: one holds it, the other hears
+	// ErrExists, and the holder's password is never the other's.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := map[int64]int{}
+	for i := range 12 {
+		tid := []int64{a.ID, b.ID}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := st.SetRelayLogin(ctx, tid, "race", fmt.Sprint("hash-", tid))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won[tid]++
+			case !errors.Is(err, store.ErrExists):
+				t.Errorf("race: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	l, err = st.RelayLogin(ctx, "race")
+	if len(won) != 1 || err != nil || won[l.TenantID] == 0 || l.Hash != fmt.Sprint("hash-", l.TenantID) {
+		t.Fatalf("race for a login name: wins %v, login %+v %v", won, l, err)
 	}
 
 	for _, n := range []store.TrustedNet{{TenantID: a.ID, Prefix: netip.MustParsePrefix("203.0.113.9/24"), Name: "upstream"},
