@@ -52,6 +52,7 @@ type Config struct {
 	NodeID   string `toml:"node_id" doc:"Stable name of this node; queue leases are taken in its name. Default: the hostname."`
 	LogLevel string `toml:"log_level" doc:"debug, info, warn or error."`
 
+	Store    StoreConfig    `toml:"store" doc:"Where tenants, policies, the queue's envelopes and the tracking log are kept. The default needs nothing: an embedded SQLite file for a single node. Several nodes share one PostgreSQL database instead (docs/cluster.md)."`
 	DNS      DNSConfig      `toml:"dns"`
 	TLS      TLSConfig      `toml:"tls"`
 	Inbound  ListenerConfig `toml:"inbound" doc:"The internet-facing MX listener (port 25)."`
@@ -61,6 +62,13 @@ type Config struct {
 	Delivery DeliveryConfig `toml:"delivery"`
 	Checks   ChecksConfig   `toml:"checks"`
 	HTTP     HTTPConfig     `toml:"http"`
+}
+
+// StoreConfig chooses the metadata store.
+type StoreConfig struct {
+	Driver       string `toml:"driver" doc:"sqlite (data_dir/mailgate.db) or postgres."`
+	DSN          string `toml:"dsn" doc:"With postgres: the connection string, e.g. \"postgres://mailgate@db1.example.com:5432/mailgate?sslmode=verify-full\" (or the key=value form). Leave the password out of it: use password_file, or libpq's PGPASSWORD or PGPASSFILE (~/.pgpass), which apply as for psql. pool_max_conns=N sets the connections per node (default 16)."`
+	PasswordFile string `toml:"password_file" doc:"With postgres: a file whose first line is the database password (a mounted secret, mode 0600); it replaces any password in dsn."`
 }
 
 // ChecksConfig switches the inbound checks on and tells them where their
@@ -166,6 +174,7 @@ func Default() Config {
 		Hostname: host,
 		DataDir:  "data",
 		LogLevel: "info",
+		Store:    StoreConfig{Driver: "sqlite"},
 		DNS:      DNSConfig{Timeout: D(5 * time.Second)},
 		Inbound: ListenerConfig{
 			Listen: []string{"0.0.0.0:25"}, BareLF: "reject",
@@ -222,6 +231,16 @@ func Load(path string) (Config, error) {
 func (c *Config) Validate() error {
 	if c.NodeID == "" {
 		c.NodeID = c.Hostname
+	}
+	switch c.Store.Driver {
+	case "", "sqlite":
+		c.Store.Driver = "sqlite"
+	case "postgres":
+		if c.Store.DSN == "" {
+			return fmt.Errorf("store.dsn is required with driver postgres")
+		}
+	default:
+		return fmt.Errorf("store.driver must be sqlite or postgres, not %q", c.Store.Driver)
 	}
 	if c.HTTP.ReportZone != "" {
 		if _, err := time.LoadLocation(c.HTTP.ReportZone); err != nil {
