@@ -21,6 +21,8 @@ import (
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/inbound"
+	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/queue"
@@ -43,6 +45,11 @@ type App struct {
 	QSpool     *spool.Spool
 	Quarantine *quarantine.Manager
 	Pipeline   *inbound.Pipeline
+	// Passwords bounds every password check of the node (console and SMTP
+	// AUTH) by one memory budget; LoginThrottle is their shared record of
+	// failed attempts.
+	Passwords     *passwd.Verifier
+	LoginThrottle *loginlimit.Memory
 
 	inbound, outbound *smtpin.Server
 	listeners         []net.Listener
@@ -60,6 +67,9 @@ type Options struct {
 	Clock clock.Clock
 	// Stages, when set, replaces the configured inbound checks.
 	Stages []policy.Stage
+	// Passwords, when set, replaces the password verifier built from
+	// [auth] (tests instrument it).
+	Passwords *passwd.Verifier
 }
 
 // Open builds the node and recovers the spool, without listening yet. It is
@@ -110,7 +120,15 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		st.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, QSpool: qsp, Delivery: dl, Resolver: res, done: make(chan struct{})}
+	pw := opt.Passwords
+	if pw == nil {
+		if pw, err = passwd.New(passwd.Options{Budget: uint32(cfg.Auth.PasswordMemoryMiB) * 1024}); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("auth.password_memory_mib: %w", err)
+		}
+	}
+	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, QSpool: qsp, Delivery: dl, Resolver: res, done: make(chan struct{}),
+		Passwords: pw, LoginThrottle: loginlimit.New(loginlimit.Options{})}
 	a.metrics = newMetrics()
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(dl),
@@ -187,7 +205,8 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	mk := func(kind smtpin.Kind, lc config.ListenerConfig) *smtpin.Server {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
-			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Pipeline, kind), Log: a.Log, Clock: a.Clock})
+			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Pipeline, kind), Log: a.Log, Clock: a.Clock,
+			Passwords: a.Passwords, AuthThrottle: a.LoginThrottle})
 	}
 	a.inbound = mk(smtpin.Inbound, a.Config.Inbound)
 	a.outbound = mk(smtpin.Outbound, a.Config.Outbound)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
+	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/scan/spam"
@@ -77,6 +78,8 @@ func (a *App) Web() (*web.Server, error) {
 			return quarantine.QuotaBytes(s)
 		},
 		Config: a.Config.HTTP, Hostname: a.Config.Hostname, Clock: a.Clock, Log: a.Log.With("stage", "web"), Zone: a.Zone(),
+		Passwords: a.Passwords, Throttle: a.LoginThrottle, Resolver: a.Resolver,
+		Upstreams: netguard.Policy{Allow: a.Config.Auth.UpstreamNets()},
 		Extra: map[string]http.Handler{
 			"GET /metrics": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				host, _, _ := net.SplitHostPort(r.RemoteAddr)

@@ -62,6 +62,7 @@ type Config struct {
 	Delivery DeliveryConfig `toml:"delivery"`
 	Checks   ChecksConfig   `toml:"checks"`
 	HTTP     HTTPConfig     `toml:"http"`
+	Auth     AuthConfig     `toml:"auth" doc:"Password checks and delegated logins."`
 }
 
 // StoreConfig chooses the metadata store.
@@ -207,6 +208,7 @@ func Default() Config {
 			SessionIdle: D(30 * time.Minute), SessionMax: D(12 * time.Hour), RequireTOTP: true, ReportMonths: 13,
 			MetricsFrom: []string{"127.0.0.0/8", "::1/128"},
 		},
+		Auth: AuthConfig{PasswordMemoryMiB: DefaultPasswordMemoryMiB},
 	}
 }
 
@@ -286,6 +288,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxMessageBytes <= 0 || c.Limits.MaxRecipients <= 0 {
 		return fmt.Errorf("limits.max_message_bytes and max_recipients must be positive")
+	}
+	if err := c.Auth.validate(); err != nil {
+		return err
 	}
 	return nil
 }

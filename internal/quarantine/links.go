@@ -33,7 +33,7 @@ type LinkResult struct {
 	QueueID string          // the released message's queue ID (release, release-allow)
 	Entry   store.ListEntry // the allow or deny entry (release-allow, block-sender)
 	// AlreadyDone is true when the copy was no longer held (a second
-	// click): the list entry is still ensured, nothing else happens.
+	// click, or released or deleted by other means): nothing was changed.
 	AlreadyDone bool
 }
 
@@ -46,10 +46,17 @@ type LinkResult struct {
 //     action is the recipient's lists.deny_action), then delete the copy.
 //
 // The link must name the item's tenant and recipient. who is the audit
-// actor; "" means "link:<rcpt>". Each call writes one audit entry
-// ("quarantine.<action>"). Repeating a link is harmless: list entries are
-// not duplicated, and a copy no longer held gives AlreadyDone, not an
-// error. The caller verifies the token (signedlink.Verify) first.
+// actor; "" means "link:<rcpt>". A link acts only while its copy is held:
+// for a copy already released, deleted or expired (a second click, another
+// user, the console, retention) it changes nothing, no list entry either,
+// and returns AlreadyDone without an error or an audit entry. An old
+// block-sender link is no standing order to block: the message it was
+// about is gone, and the recipient blocks a sender deliberately on the
+// console's Lists page. The held-to-released (or deleted) transition is
+// the claim: only the call that wins it adds the list entry, so a copy
+// released meanwhile by other means never gets one. A successful call
+// writes one audit entry ("quarantine.<action>"). The caller verifies the
+// token (signedlink.Verify) first.
 func (m *Manager) ApplyLink(ctx context.Context, l signedlink.Link, who string) (LinkResult, error) {
 	res := LinkResult{Action: l.Action}
 	switch l.Action {
@@ -65,36 +72,53 @@ func (m *Manager) ApplyLink(ctx context.Context, l signedlink.Link, who string) 
 	if it.TenantID != l.TenantID || !strings.EqualFold(it.Rcpt, l.Rcpt) {
 		return res, ErrWrongItem
 	}
+	if it.State != store.QHeld {
+		res.AlreadyDone = true
+		return res, nil
+	}
 	if who == "" {
 		who = "link:" + it.Rcpt
+	}
+	// The entry is worked out before the copy changes state: its sender
+	// is read from the copy, whose blob Release and Delete remove.
+	var entry store.ListEntry
+	switch l.Action {
+	case signedlink.ReleaseAllow:
+		entry, err = m.senderEntryFor(ctx, it, "allow", false)
+	case signedlink.BlockSender:
+		entry, err = m.senderEntryFor(ctx, it, "deny", false)
+	}
+	if err != nil {
+		return res, err
+	}
+	switch l.Action {
+	case signedlink.Release, signedlink.ReleaseAllow:
+		res.QueueID, err = m.Release(ctx, it.TenantID, it.ID, who)
+	case signedlink.BlockSender:
+		err = m.Delete(ctx, it.TenantID, it.ID, who)
+	}
+	if errors.Is(err, ErrNotHeld) {
+		// Released or deleted since it was read: someone else's action won.
+		res.AlreadyDone = true
+		return res, nil
+	}
+	if err != nil {
+		return res, err
 	}
 	var detail string
 	switch l.Action {
 	case signedlink.Release:
-		res.QueueID, err = m.Release(ctx, it.TenantID, it.ID, who)
 		detail = "queued as " + res.QueueID
 	case signedlink.ReleaseAllow:
-		// The entry first: the sender's address is read from the copy,
-		// which Release removes; a second click after a crash in between
-		// still adds it.
-		if res.Entry, err = m.senderEntry(ctx, it, "allow"); err != nil {
-			return res, err
+		if res.Entry, err = m.ensureEntry(ctx, entry); err != nil {
+			return res, fmt.Errorf("released as %s, but the sender was not allowed: %w", res.QueueID, err)
 		}
-		res.QueueID, err = m.Release(ctx, it.TenantID, it.ID, who)
 		detail = fmt.Sprintf("allow %s=%s; queued as %s", res.Entry.Field, res.Entry.Value, res.QueueID)
 	case signedlink.BlockSender:
-		if res.Entry, err = m.senderEntry(ctx, it, "deny"); err != nil {
-			return res, err
+		if res.Entry, err = m.ensureEntry(ctx, entry); err != nil {
+			return res, fmt.Errorf("copy deleted, but the sender was not blocked: %w", err)
 		}
-		err = m.Delete(ctx, it.TenantID, it.ID, who)
 		detail = fmt.Sprintf("deny %s=%s; copy deleted", res.Entry.Field, res.Entry.Value)
-	}
-	if errors.Is(err, ErrNotHeld) {
-		res.AlreadyDone, err = true, nil
-		detail = "no longer held; " + detail
-	}
-	if err != nil {
-		return res, err
 	}
 	if aerr := m.audit(ctx, it.TenantID, who, "quarantine."+string(l.Action), it.ID, detail); aerr != nil {
 		return res, aerr
@@ -163,6 +187,16 @@ func (m *Manager) senderEntry(ctx context.Context, it store.QuarantineItem, kind
 // senderEntryAt is senderEntry on the recipient's domain list when
 // domainWide is set.
 func (m *Manager) senderEntryAt(ctx context.Context, it store.QuarantineItem, kind string, domainWide bool) (store.ListEntry, error) {
+	e, err := m.senderEntryFor(ctx, it, kind, domainWide)
+	if err != nil {
+		return e, err
+	}
+	return m.ensureEntry(ctx, e)
+}
+
+// senderEntryFor works out the list entry senderEntryAt ensures, without
+// writing it.
+func (m *Manager) senderEntryFor(ctx context.Context, it store.QuarantineItem, kind string, domainWide bool) (store.ListEntry, error) {
 	_, from := m.sender(ctx, it)
 	e := store.ListEntry{TenantID: it.TenantID, Scope: store.ScopeAddress, Owner: strings.ToLower(it.Rcpt), Kind: kind, Mode: "exact",
 		Comment: "from quarantine " + it.ID}
@@ -177,7 +211,13 @@ func (m *Manager) senderEntryAt(ctx context.Context, it store.QuarantineItem, ki
 	default:
 		return e, ErrNoSender
 	}
-	entries, err := m.Store.ListEntries(ctx, it.TenantID)
+	return e, nil
+}
+
+// ensureEntry adds list entry e unless an identical one exists, and returns
+// the stored entry.
+func (m *Manager) ensureEntry(ctx context.Context, e store.ListEntry) (store.ListEntry, error) {
+	entries, err := m.Store.ListEntries(ctx, e.TenantID)
 	if err != nil {
 		return e, fmt.Errorf("list entries: %w", err)
 	}
@@ -188,7 +228,7 @@ func (m *Manager) senderEntryAt(ctx context.Context, it store.QuarantineItem, ki
 	}
 	out, err := m.Store.AddListEntry(ctx, e)
 	if err != nil {
-		return e, fmt.Errorf("add %s entry: %w", kind, err)
+		return e, fmt.Errorf("add %s entry: %w", e.Kind, err)
 	}
 	return out, nil
 }

@@ -175,3 +175,43 @@ func FuzzSender(f *testing.F) {
 		}
 	})
 }
+
+// A link whose copy is no longer held changes nothing: no list entry, no
+// release, no audit entry. The copy may have gone by the console, the CLI,
+// another link or retention; an old block-sender link is not a standing
+// order either.
+func TestApplyLinkOnGoneCopyChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	gone := map[string]func(f *fixture, it store.QuarantineItem) error{
+		"released": func(f *fixture, it store.QuarantineItem) error {
+			_, err := f.m.Release(ctx, it.TenantID, it.ID, "admin@example.test")
+			return err
+		},
+		"deleted": func(f *fixture, it store.QuarantineItem) error {
+			return f.m.Delete(ctx, it.TenantID, it.ID, "admin@example.test")
+		},
+	}
+	for how, remove := range gone {
+		for _, a := range []signedlink.Action{signedlink.ReleaseAllow, signedlink.BlockSender, signedlink.Release} {
+			t.Run(how+"/"+string(a), func(t *testing.T) {
+				f := newFixture(t)
+				it := f.hold(t, 1, "alice@example.test", spamMsg, 0, 7)
+				if err := remove(f, it); err != nil {
+					t.Fatal(err)
+				}
+				state, sent, audits := f.st.items[it.ID].State, len(f.q.all()), len(f.st.audit)
+				res, err := f.m.ApplyLink(ctx, link(a, it), "")
+				if err != nil || !res.AlreadyDone {
+					t.Fatalf("result %+v, %v; want AlreadyDone", res, err)
+				}
+				if len(f.st.entries) != 0 {
+					t.Errorf("a link for a %s copy added list entries %+v", how, f.st.entries)
+				}
+				if f.st.items[it.ID].State != state || len(f.q.all()) != sent || len(f.st.audit) != audits {
+					t.Errorf("a link for a %s copy changed state %s→%s, sent %d→%d, audit %d→%d", how, state, f.st.items[it.ID].State,
+						sent, len(f.q.all()), audits, len(f.st.audit))
+				}
+			})
+		}
+	}
+}

@@ -22,6 +22,8 @@ import (
 
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -63,6 +65,13 @@ type Deps struct {
 	Queue    Enqueuer
 	Log      *slog.Logger
 	Clock    clock.Clock
+
+	// Passwords checks SMTP AUTH passwords; the node shares one with the
+	// console so that one memory budget bounds both. Nil: one of its own.
+	Passwords PasswordVerifier
+	// AuthThrottle limits SMTP AUTH guessing; the node shares one with the
+	// console. Nil: one of its own, in memory.
+	AuthThrottle AuthThrottle
 }
 
 // Server is one SMTP listener (possibly on several addresses).
@@ -84,6 +93,12 @@ func New(d Deps) *Server {
 	}
 	if d.Clock == nil {
 		d.Clock = clock.System{}
+	}
+	if d.Passwords == nil {
+		d.Passwords = passwd.MustNew(passwd.Options{})
+	}
+	if d.AuthThrottle == nil {
+		d.AuthThrottle = loginlimit.New(loginlimit.Options{})
 	}
 	s := &Server{d: d, perIP: map[string]int{}, live: map[*trackedConn]struct{}{}, log: d.Log.With("listener", d.Kind.String())}
 	srv := smtp.NewServer(s)

@@ -11,12 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailgate/mailgate/internal/addr"
 	"github.com/mailgate/mailgate/internal/mailtext"
-	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -104,43 +102,6 @@ func (se *session) reject(err *smtp.SMTPError) error {
 
 func (se *session) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), stageTimeout)
-}
-
-// AuthMechanisms offers PLAIN on the outbound listener only; go-smtp offers
-// it only after STARTTLS.
-func (se *session) AuthMechanisms() []string {
-	if se.s.d.Kind != Outbound || !se.s.d.Listener.AllowAuth {
-		return nil
-	}
-	return []string{sasl.Plain}
-}
-
-// Auth checks a relay login.
-func (se *session) Auth(mech string) (sasl.Server, error) {
-	if se.s.d.Kind != Outbound || !se.s.d.Listener.AllowAuth || mech != sasl.Plain {
-		return nil, smtp.ErrAuthUnsupported
-	}
-	return sasl.NewPlainServer(func(identity, username, password string) error {
-		if identity != "" && identity != username {
-			return smtp.ErrAuthFailed
-		}
-		ctx, cancel := se.ctx()
-		defer cancel()
-		l, err := se.s.d.Store.RelayLogin(ctx, username)
-		if err != nil {
-			// Same answer as a wrong password: do not reveal which logins exist.
-			passwd.Verify("$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
-			se.log.Info("auth failed", "user", username)
-			return se.reject(smtp.ErrAuthFailed)
-		}
-		if err := passwd.Verify(l.Hash, password); err != nil {
-			se.log.Info("auth failed", "user", username)
-			return se.reject(smtp.ErrAuthFailed)
-		}
-		se.authUser, se.authTID = username, l.TenantID
-		se.log.Info("authenticated", "user", username, "tenant", l.TenantID)
-		return nil
-	}), nil
 }
 
 // Mail starts a transaction.
@@ -485,7 +446,7 @@ func (se *session) recordRefused() {
 			rcpts = append(rcpts, store.Recipient{MessageID: m.ID, TenantID: tid, Addr: a, State: store.Rejected,
 				LastCode: 550, LastReply: "550 5.1.1 User unknown", NextAttempt: now, Updated: now})
 			evs = append(evs, store.Event{MessageID: m.ID, TenantID: tid, At: now, Kind: "rejected", Rcpt: a,
-				Detail: "refused at RCPT: 550 5.1.1 User unknown", Remote: se.ip})
+				Detail: store.RefusedUnknownDetail, Remote: se.ip})
 		}
 		if _, err := se.s.d.Store.Enqueue(ctx, m, rcpts, evs); err != nil {
 			se.log.Error("recording refused recipients failed", "err", err)

@@ -24,6 +24,12 @@ import (
 //	delivered  inbound recipients reaching Delivered in Complete
 //	bounced    inbound recipients reaching Bounced in Complete
 //
+// Recipients refused at RCPT as unknown users (a "rejected" event with
+// detail RefusedUnknownDetail) count as received and rejected under their
+// domain with address UnknownRecipients, not per address: the sender picks
+// those addresses, so per-address rows would grow with every guess of a
+// dictionary attack. Tracking still keeps each of them.
+//
 // The quarantine life cycle (quarantined, released, deleted) is written by
 // AddQuarantine and SetQuarantineState, which only log events; those
 // metrics are summed from the events themselves (QuarantineEventKinds), so
@@ -69,6 +75,13 @@ func (c ReportCounts) add(tenant int64, at time.Time, loc *time.Location, addr, 
 	c[CountKey{tenant, ReportDay(at, loc), d, a, metric}]++
 }
 
+// addDomain counts under addr's domain only, in the bucket of refused
+// unknown recipients.
+func (c ReportCounts) addDomain(tenant int64, at time.Time, loc *time.Location, addr, metric string) {
+	_, d := SplitAddr(addr)
+	c[CountKey{tenant, ReportDay(at, loc), d, UnknownRecipients, metric}]++
+}
+
 // SplitAddr returns the lower-case address and its domain.
 func SplitAddr(a string) (string, string) {
 	a = strings.ToLower(a)
@@ -94,12 +107,23 @@ func EnqueueCounts(m Message, rcpts []Recipient, events []Event, loc *time.Locat
 		return c
 	}
 	resubmitted := false
+	unknown := map[string]bool{}
 	for _, e := range events {
 		if e.Kind == "received" && e.Remote == "local" {
 			resubmitted = true
 		}
+		if e.Kind == "rejected" && e.Detail == RefusedUnknownDetail {
+			unknown[strings.ToLower(e.Rcpt)] = true
+		}
 	}
 	for _, r := range rcpts {
+		if r.State == Rejected && unknown[strings.ToLower(r.Addr)] {
+			if !resubmitted {
+				c.addDomain(m.TenantID, m.ReceivedAt, loc, r.Addr, MetricReceived)
+			}
+			c.addDomain(m.TenantID, m.ReceivedAt, loc, r.Addr, MetricRejected)
+			continue
+		}
 		if !resubmitted {
 			c.add(m.TenantID, m.ReceivedAt, loc, r.Addr, MetricReceived)
 		}

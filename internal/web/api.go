@@ -300,6 +300,9 @@ func (s *Server) apiRoutes() {
 		if err := decode(r, &in); err != nil {
 			return nil, err
 		}
+		if err := s.checkSetting(r.Context(), strings.TrimSpace(in.Key), in.Value); err != nil {
+			return nil, err
+		}
 		return nil, s.opSetSetting(r.Context(), p, in.Scope, in.Owner, in.Key, in.Value)
 	})
 	s.api("DELETE /policy", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {

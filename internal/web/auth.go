@@ -5,16 +5,17 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
-	"golang.org/x/time/rate"
 
+	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -192,67 +193,93 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 	return nil
 }
 
-// throttle limits login attempts per client IP and per login name: a burst
-// of 5, then one every 12 seconds (so a password guesser gets 300 tries an
-// hour, not millions). Only failures consume tokens.
-type throttle struct {
-	mu sync.Mutex
-	m  map[string]*rate.Limiter
+// LoginThrottle limits password and TOTP guessing (loginlimit.Memory; a
+// store-backed implementation can share the record between nodes). Take
+// reserves one attempt for every key, or none, before anything is checked,
+// so concurrent attempts cannot all pass; it reports how long to wait when
+// refused. Refund returns the attempt of a success, so only failures count.
+type LoginThrottle interface {
+	Take(now time.Time, keys ...string) (bool, time.Duration)
+	Refund(now time.Time, keys ...string)
 }
 
-func newThrottle() *throttle { return &throttle{m: map[string]*rate.Limiter{}} }
-
-func (t *throttle) limiter(key string) *rate.Limiter {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.m[key]
-	if l == nil {
-		if len(t.m) > 100000 {
-			t.m = map[string]*rate.Limiter{} // bound memory under a spray attack
-		}
-		l = rate.NewLimiter(rate.Every(12*time.Second), 5)
-		t.m[key] = l
-	}
-	return l
+// PasswordVerifier checks passwords within the process-wide memory budget
+// (passwd.Verifier, shared with SMTP AUTH). Both methods return
+// passwd.ErrBusy when the budget is taken, without checking anything.
+type PasswordVerifier interface {
+	Verify(ctx context.Context, encoded, password string) error
+	// VerifyDummy costs what Verify costs and never matches.
+	VerifyDummy(ctx context.Context, password string) error
 }
 
-// blocked reports whether another attempt from ip for login must wait.
-func (t *throttle) blocked(now time.Time, keys ...string) bool {
-	for _, k := range keys {
-		if t.limiter(k).TokensAt(now) < 1 {
-			return true
-		}
-	}
-	return false
+var (
+	_ LoginThrottle    = (*loginlimit.Memory)(nil)
+	_ PasswordVerifier = (*passwd.Verifier)(nil)
+)
+
+// setRetryAfter says in whole seconds (at least one) when to come back.
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))))
 }
 
-func (t *throttle) fail(now time.Time, keys ...string) {
-	for _, k := range keys {
-		t.limiter(k).AllowN(now, 1)
-	}
-}
-
-var errBadLogin = errors.New("wrong login or password")
+var (
+	errBadLogin = errors.New("wrong login or password")
+	// errLoginBusy: the password could not be checked now (the memory
+	// budget for password checks is taken); nothing was learnt about it.
+	errLoginBusy = errors.New("too many password checks at once")
+)
 
 // checkPassword verifies a local password, or delegates to the tenant's
-// upstream mail service for end users without one.
+// upstream mail service for end users without one. A login that neither has
+// a password nor is delegated costs a dummy check, so that the time of the
+// answer does not tell which logins exist.
 func (s *Server) checkPassword(ctx context.Context, login, pass string) (store.Account, error) {
 	login = strings.ToLower(strings.TrimSpace(login))
 	a, err := s.d.Store.AccountByLogin(ctx, login)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return a, err
 	}
-	if err == nil && a.Hash != "" {
-		if a.Disabled || passwd.Verify(a.Hash, pass) != nil {
+	exists := err == nil
+	if exists && a.Hash != "" {
+		// A disabled account's password is checked too: refusing it sooner
+		// would tell that it exists.
+		if err := s.verifyPassword(ctx, a.Hash, pass); err != nil {
+			return a, err
+		}
+		if a.Disabled {
 			return a, errBadLogin
 		}
 		return a, nil
 	}
-	if err == nil && a.Disabled {
-		return a, errBadLogin
+	if !exists || !a.Disabled {
+		// No local password: try the tenant's delegated login.
+		acct, err := s.delegatedLogin(ctx, login, pass, a, exists)
+		if !errors.Is(err, errNotDelegated) {
+			return acct, err
+		}
 	}
-	// No local password: try the tenant's delegated login.
-	return s.delegatedLogin(ctx, login, pass, a, err == nil)
+	if err := s.d.Passwords.VerifyDummy(ctx, pass); errors.Is(err, passwd.ErrBusy) {
+		return a, errLoginBusy
+	}
+	return a, errBadLogin
+}
+
+// verifyPassword checks pass against a stored hash; it returns nil,
+// errBadLogin, errLoginBusy or ctx's error.
+func (s *Server) verifyPassword(ctx context.Context, hash, pass string) error {
+	err := s.d.Passwords.Verify(ctx, hash, pass)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, passwd.ErrBusy):
+		return errLoginBusy
+	case errors.Is(err, passwd.ErrMismatch):
+		return errBadLogin
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	s.d.Log.Error("stored password hash cannot be checked", "err", err)
+	return errBadLogin
 }
 
 // totpValidate checks a TOTP code (RFC 6238, 30 s steps, one step of clock

@@ -3,6 +3,7 @@ package web_test
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"mime"
@@ -11,6 +12,7 @@ import (
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -671,5 +673,183 @@ func TestBrowserUserQuarantine(t *testing.T) {
 		t.Errorf("bob's copy after alice's attempts: %+v %v", it, err)
 	}
 
+	p.checkClean()
+}
+
+// rowTexts returns the text of every body row of the table sel.
+func (p *tab) rowTexts(sel string) []string {
+	p.t.Helper()
+	rows, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll(`+fmt.Sprintf("%q", sel+" tbody tr")+`)).map(r => r.innerText)`))
+	if err != nil {
+		p.t.Fatalf("rows of %s: %v", sel, err)
+	}
+	return rows
+}
+
+// numbered returns the numbers of the "NAME NNN" labels in rows (in order).
+func numbered(rows []string, name string) []int {
+	re := regexp.MustCompile(regexp.QuoteMeta(name) + ` (\d{3})`)
+	var out []int
+	for _, r := range rows {
+		if m := re.FindStringSubmatch(r); m != nil {
+			var n int
+			fmt.Sscanf(m[1], "%d", &n)
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestBrowserPagingFollowsLinks pages through the quarantine, message
+// tracking and the audit log by clicking their next/older links, with a
+// search filter that must survive the page change, and downloads the report
+// CSV through the link the reports page shows after choosing filters.
+func TestBrowserPagingFollowsLinks(t *testing.T) {
+	b := browser.Launch(t)
+	e := consoletest.Start(t, consoletest.Options{})
+	ctx := context.Background()
+	tid := e.Tenant.ID
+	// 60 tracked messages, each with a quarantined copy for alice, one
+	// minute apart: number 060 is the newest. Another 5 that the filter
+	// leaves out prove the filter is kept on page 2.
+	base := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	const label = "ページ送り 件"
+	for i := 1; i <= 65; i++ {
+		subject := fmt.Sprintf("%s %03d", label, i)
+		if i > 60 {
+			subject = fmt.Sprintf("別件 %03d", i)
+		}
+		at := base.Add(time.Duration(i) * time.Minute)
+		id := fmt.Sprintf("page%03d", i)
+		m := store.Message{ID: id, TenantID: tid, Direction: store.Inbound, MailFrom: "sato@example.net", ReceivedAt: at, Subject: subject, Done: true}
+		if _, err := e.Store.Enqueue(ctx, m, []store.Recipient{{Addr: consoletest.UserA, State: store.Quarantined}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		it := store.QuarantineItem{ID: "q" + id, TenantID: tid, Rcpt: consoletest.UserA, MessageID: id, BlobKey: "none-" + id,
+			MailFrom: "sato@example.net", FromHdr: "sato@example.net", Subject: subject, Size: 100, Score: 90, Reasons: "test",
+			Created: at, Expires: at.Add(30 * 24 * time.Hour), State: store.QHeld}
+		if err := e.Store.AddQuarantine(ctx, it, store.Event{MessageID: id, TenantID: tid, At: at, Kind: "quarantined", Rcpt: it.Rcpt}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := openTab(t, b, e.URL)
+	p.loginAs(consoletest.AdminA, false)
+
+	// Quarantine: a search, then next and previous.
+	p.goTo("/quarantine")
+	p.fill("#q-search", label)
+	if st := p.submit("#q-submit"); st != http.StatusOK {
+		t.Fatalf("quarantine search: %d", st)
+	}
+	first := numbered(p.rowTexts("#q-list"), label)
+	if len(first) != 50 || first[0] != 60 || first[49] != 11 {
+		t.Fatalf("quarantine page 1 shows %v, want 060 down to 011", first)
+	}
+	href, err := chromedp.Run(p.ctx, chromedp.AttributeValue(chromedp.ID("q-next"), "href"))
+	if err != nil || !strings.Contains(href.Value, "offset=50") {
+		t.Fatalf("next link %q (%v): want a query with offset=50", href.Value, err)
+	}
+	if st := p.submit("#q-next"); st != http.StatusOK {
+		t.Fatalf("next: %d", st)
+	}
+	second := numbered(p.rowTexts("#q-list"), label)
+	if len(second) != 10 || second[0] != 10 || second[9] != 1 {
+		t.Fatalf("quarantine page 2 shows %v (at %s), want 010 down to 001", second, p.location())
+	}
+	if v, _ := chromedp.Run(p.ctx, chromedp.Value(chromedp.ID("q-search"))); v != label {
+		t.Errorf("search box on page 2 holds %q, want %q", v, label)
+	}
+	if n, _ := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll("#q-next").length`)); n != 0 {
+		t.Errorf("the last page offers a next link")
+	}
+	p.checkTranslated("quarantine page 2")
+	p.shot("console-quarantine-page2")
+	if st := p.submit("#q-prev"); st != http.StatusOK {
+		t.Fatalf("prev: %d", st)
+	}
+	if back := numbered(p.rowTexts("#q-list"), label); len(back) != 50 || back[0] != 60 {
+		t.Fatalf("previous page shows %v, want page 1 again", back)
+	}
+
+	// Message tracking: a subject search, then older.
+	p.goTo("/tracking")
+	p.fill("#track-subject", label)
+	if st := p.submit("#track-submit"); st != http.StatusOK {
+		t.Fatalf("tracking search: %d", st)
+	}
+	first = numbered(p.rowTexts("#track-results"), label)
+	if len(first) != 50 || first[0] != 60 || first[49] != 11 {
+		t.Fatalf("tracking page 1 shows %v, want 060 down to 011", first)
+	}
+	if st := p.submit("#track-older"); st != http.StatusOK {
+		t.Fatalf("older: %d", st)
+	}
+	second = numbered(p.rowTexts("#track-results"), label)
+	if len(second) != 10 || second[0] != 10 || second[9] != 1 {
+		t.Fatalf("tracking page 2 shows %v (at %s), want 010 down to 001", second, p.location())
+	}
+	if v, _ := chromedp.Run(p.ctx, chromedp.Value(chromedp.ID("track-subject"))); v != label {
+		t.Errorf("subject box on page 2 holds %q", v)
+	}
+
+	// The audit log: 210 entries of one action, 200 a page.
+	for i := 1; i <= 210; i++ {
+		if err := e.Store.AddAudit(ctx, store.AuditEntry{TenantID: tid, At: base.Add(time.Duration(i) * time.Second), Actor: "pager",
+			Action: "test.page", Target: fmt.Sprintf("entry %03d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.goTo("/audit?actor=pager")
+	first = numbered(p.rowTexts("#audit"), "entry")
+	if len(first) != 200 || first[0] != 210 {
+		t.Fatalf("audit page 1: %d rows from %v", len(first), first[:min(3, len(first))])
+	}
+	if st := p.submit("#audit-older"); st != http.StatusOK {
+		t.Fatalf("audit older: %d", st)
+	}
+	if second = numbered(p.rowTexts("#audit"), "entry"); len(second) != 10 || second[0] != 10 || second[9] != 1 {
+		t.Fatalf("audit page 2 shows %v (at %s), want entries 010 down to 001", second, p.location())
+	}
+
+	// Reports: choose filters, then the CSV link downloads those.
+	day := base.In(e.Zone()).Format("2006-01-02")
+	p.goTo("/reports")
+	p.do("choose report filters",
+		chromedp.SetValue(chromedp.CSS(`#r-form input[name=from]`), day),
+		chromedp.SetValue(chromedp.CSS(`#r-form input[name=to]`), day),
+		chromedp.SetValue(chromedp.CSS(`#r-form select[name=by]`), "address"))
+	p.fill(`#r-form input[name=domain]`, "example.test")
+	if st := p.submit("#r-form button"); st != http.StatusOK {
+		t.Fatalf("reports: %d", st)
+	}
+	csvHref, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.querySelector("#r-csv").href`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(csvHref)
+	if err != nil || u.Path != "/reports.csv" || u.Query().Get("by") != "address" || u.Query().Get("domain") != "example.test" ||
+		u.Query().Get("from") != day || u.Query().Get("to") != day {
+		t.Fatalf("CSV link %q: want the chosen filters as its query", csvHref)
+	}
+	// Follow the link with the tab's session, as the download does.
+	csvText, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](
+		`(async () => { const r = await fetch(document.querySelector("#r-csv").href); return r.status + " " + r.headers.get("content-type") + "\n" + await r.text(); })()`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, csvBody, _ := strings.Cut(csvText, "\n")
+	if !strings.HasPrefix(status, "200 text/csv") {
+		t.Fatalf("CSV download: %q", status)
+	}
+	recs, err := csv.NewReader(strings.NewReader(csvBody)).ReadAll()
+	if err != nil || len(recs) < 2 {
+		t.Fatalf("CSV %q: %v", csvBody, err)
+	}
+	for _, rec := range recs[1:] {
+		if rec[0] != day || rec[1] != "example.test" || rec[2] != consoletest.UserA {
+			t.Errorf("CSV row %q outside the chosen filters (day %s, domain example.test, by address)", rec, day)
+		}
+	}
 	p.checkClean()
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/base32"
 	"errors"
 	"image/png"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
+	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -83,16 +85,35 @@ type loginData struct {
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	tok := randomToken(18)
-	s.setCookie(w, loginCSRF, tok, 30*time.Minute)
 	v := s.newView(r, nil, "login_title")
-	v.Data = loginData{Next: safeNext(r.URL.Query().Get("next")), Token: tok}
+	v.Data = loginData{Next: safeNext(r.URL.Query().Get("next")), Token: v.CSRF}
 	s.render(w, http.StatusOK, "login", v)
 }
 
+// anonCSRF is the double-submit token of a browser without a session: the
+// one its cookie already holds, else a new one (render sets the cookie).
+func (s *Server) anonCSRF(r *http.Request) string {
+	if c, err := r.Cookie(s.cookieName(loginCSRF)); err == nil && len(c.Value) == 24 &&
+		strings.Trim(c.Value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == "" {
+		return c.Value
+	}
+	return randomToken(18)
+}
+
+// loginCSRFOK checks the double-submit token of a form posted without a
+// session: the form field must equal the cookie.
 func (s *Server) loginCSRFOK(r *http.Request) bool {
 	c, err := r.Cookie(s.cookieName(loginCSRF))
-	return err == nil && c.Value != "" && c.Value == r.PostFormValue("csrf")
+	return err == nil && c.Value != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) == 1
+}
+
+// formCSRFOK checks a public form that works with or without a session:
+// the session's token when there is one, else the double-submit token.
+func (s *Server) formCSRFOK(r *http.Request) bool {
+	if p, err := s.sessionPrincipal(r); err == nil && p != nil {
+		return s.csrfOK(r, p)
+	}
+	return s.loginCSRFOK(r)
 }
 
 func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
@@ -103,32 +124,41 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	login := strings.ToLower(strings.TrimSpace(r.PostFormValue("login")))
 	ip := s.clientIP(r).String()
-	now := s.d.Clock.Now()
 	showErr := func(status int, msg string) {
-		tok := randomToken(18)
-		s.setCookie(w, loginCSRF, tok, 30*time.Minute)
 		v := s.newView(r, nil, "login_title")
 		v.Err = v.T(msg)
-		v.Data = loginData{Next: safeNext(r.PostFormValue("next")), Token: tok}
+		v.Data = loginData{Next: safeNext(r.PostFormValue("next")), Token: v.CSRF}
 		s.render(w, status, "login", v)
 	}
-	if s.throttle.blocked(now, "ip:"+ip, "login:"+login) {
-		w.Header().Set("Retry-After", "60")
+	// The attempt is reserved before the password is checked, so that
+	// concurrent attempts cannot all slip through.
+	keys := []string{loginlimit.IPKey(ip), loginlimit.LoginKey(login)}
+	if ok, wait := s.d.Throttle.Take(s.d.Clock.Now(), keys...); !ok {
+		setRetryAfter(w, wait)
 		showErr(http.StatusTooManyRequests, "login_throttled")
 		return
 	}
 	a, err := s.checkPassword(ctx, login, r.PostFormValue("password"))
-	if errors.Is(err, errBadLogin) {
-		s.throttle.fail(now, "ip:"+ip, "login:"+login)
+	switch {
+	case errors.Is(err, errLoginBusy):
+		// Nothing was checked, so the attempt does not count.
+		s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
+		s.d.Log.Warn("console login refused: too many password checks at once", "login", login, "ip", ip)
+		setRetryAfter(w, time.Second)
+		showErr(http.StatusTooManyRequests, "login_busy")
+		return
+	case errors.Is(err, errBadLogin):
 		s.d.Log.Info("console login failed", "login", login, "ip", ip)
 		showErr(http.StatusUnauthorized, "login_failed")
 		return
-	}
-	if err != nil {
+	case err != nil:
+		// An upstream that cannot be asked still costs the attempt: the
+		// login page is not a free probe of other servers.
 		s.d.Log.Error("console login", "err", err)
 		showErr(http.StatusServiceUnavailable, "login_unavailable")
 		return
 	}
+	s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
 	// The IP allow-list is checked before a session exists, so a password
 	// guessed from elsewhere is worth nothing.
 	pp := &principal{role: a.Role, tenantID: a.TenantID, ip: s.clientIP(r)}
@@ -235,8 +265,8 @@ func (s *Server) totpPost(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.d.Clock.Now()
 	key := "totp:" + p.acct.Login
-	if s.throttle.blocked(now, key) {
-		w.Header().Set("Retry-After", "60")
+	if ok, wait := s.d.Throttle.Take(now, key); !ok {
+		setRetryAfter(w, wait)
 		http.Error(w, "too many attempts; wait a minute", http.StatusTooManyRequests)
 		return
 	}
@@ -251,7 +281,6 @@ func (s *Server) totpPost(w http.ResponseWriter, r *http.Request) {
 		secret = c.Value
 	}
 	if !s.totpValidate(ctx, p.acct, secret, r.PostFormValue("code")) {
-		s.throttle.fail(now, key)
 		v := s.newView(r, p, "totp_title")
 		v.Err = v.T("totp_wrong")
 		d := totpData{Next: safeNext(r.PostFormValue("next"))}
@@ -266,6 +295,7 @@ func (s *Server) totpPost(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusUnauthorized, "totp", v)
 		return
 	}
+	s.d.Throttle.Refund(s.d.Clock.Now(), key)
 	if enrolling {
 		p.acct.TOTPSecret = secret
 		if err := s.d.Store.UpdateAccount(ctx, p.acct); err != nil {
@@ -302,9 +332,14 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// setLang switches the language (a cookie; not a state change worth CSRF
-// protection beyond SameSite, but it only accepts the two languages).
+// setLang switches the language (a cookie) and goes back to the page. It
+// takes the session's CSRF token, or the double-submit token on pages
+// without a session, like every other form.
 func (s *Server) setLang(w http.ResponseWriter, r *http.Request) {
+	if !s.formCSRFOK(r) {
+		http.Error(w, "invalid or missing CSRF token; reload the page", http.StatusForbidden)
+		return
+	}
 	l := r.PostFormValue("lang")
 	if l != "ja" && l != "en" {
 		http.Error(w, "unknown language", http.StatusBadRequest)
@@ -677,8 +712,15 @@ func (s *Server) policyPage(w http.ResponseWriter, r *http.Request, p *principal
 }
 
 func (s *Server) policyPost(w http.ResponseWriter, r *http.Request, p *principal) {
-	err := s.opSetSetting(r.Context(), p, r.PostFormValue("scope"), r.PostFormValue("owner"),
-		r.PostFormValue("key"), strings.TrimSpace(r.PostFormValue("value")))
+	key, value := strings.TrimSpace(r.PostFormValue("key")), strings.TrimSpace(r.PostFormValue("value"))
+	err := s.checkSetting(r.Context(), key, value)
+	var ref upstreamRefused
+	if errors.As(err, &ref) {
+		err = badRequest("%s", ref.T(s.i18n.translator(s.i18n.lang(r, s.cookieName(langCookie), p.acct.Lang))))
+	}
+	if err == nil {
+		err = s.opSetSetting(r.Context(), p, r.PostFormValue("scope"), r.PostFormValue("owner"), key, value)
+	}
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -784,12 +826,15 @@ type trackingData struct {
 	Verdicts []string
 	Q        map[string]string
 	Rows     []store.TrackRow
-	More     string // query string of the next page
+	More     url.Values // query of the next (older) page; nil on the last
 }
 
 // trackFilter reads the tracking search form (console and API share it).
 func (s *Server) trackFilter(r *http.Request, tid int64) (store.TrackFilter, error) {
 	q := r.URL.Query()
+	if err := checkSearchTerms(q, "sender", "rcpt", "subject", "id"); err != nil {
+		return store.TrackFilter{}, err
+	}
 	f := store.TrackFilter{TenantID: tid, Sender: strings.TrimSpace(q.Get("sender")), Recipient: strings.TrimSpace(q.Get("rcpt")),
 		Subject: strings.TrimSpace(q.Get("subject")), MessageID: strings.TrimSpace(q.Get("id")), Verdict: q.Get("verdict"),
 		Direction: store.Direction(q.Get("dir")), Limit: 50, BeforeID: q.Get("before_id")}
@@ -863,7 +908,7 @@ func (s *Server) trackingPage(w http.ResponseWriter, r *http.Request, p *princip
 		nq := r.URL.Query()
 		nq.Set("before", strconv.FormatInt(last.ReceivedAt.UnixMicro(), 10))
 		nq.Set("before_id", last.ID)
-		d.More = nq.Encode()
+		d.More = nq
 	}
 	v := s.newView(r, p, "nav_tracking")
 	v.Data = d
@@ -909,14 +954,27 @@ func (s *Server) auditFilter(r *http.Request, p *principal) store.AuditFilter {
 	return f
 }
 
+type auditData struct {
+	Actor, Action string
+	Entries       []store.AuditEntry
+	More          url.Values // query of the next (older) page; nil on the last
+}
+
 func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, p *principal) {
-	es, err := s.d.Store.AuditLog(r.Context(), s.auditFilter(r, p))
+	f := s.auditFilter(r, p)
+	es, err := s.d.Store.AuditLog(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
 	}
+	d := auditData{Actor: f.Actor, Action: f.Action, Entries: es}
+	if len(es) == f.Limit && f.Limit > 0 {
+		nq := r.URL.Query()
+		nq.Set("before", strconv.FormatInt(es[len(es)-1].ID, 10))
+		d.More = nq
+	}
 	v := s.newView(r, p, "nav_audit")
-	v.Data = es
+	v.Data = d
 	s.render(w, http.StatusOK, "audit", v)
 }
 
@@ -1018,10 +1076,30 @@ func (s *Server) ownAccountPage(w http.ResponseWriter, r *http.Request, p *princ
 func (s *Server) ownPassword(w http.ResponseWriter, r *http.Request, p *principal) {
 	ctx := r.Context()
 	if p.acct.Hash != "" {
-		if _, err := s.checkPassword(ctx, p.acct.Login, r.PostFormValue("current")); err != nil {
+		// Guessing the current password is throttled like a login.
+		keys := []string{loginlimit.IPKey(p.ip.String()), loginlimit.LoginKey(p.acct.Login)}
+		ok, wait := s.d.Throttle.Take(s.d.Clock.Now(), keys...)
+		var err error
+		if ok {
+			_, err = s.checkPassword(ctx, p.acct.Login, r.PostFormValue("current"))
+		}
+		if !ok || errors.Is(err, errLoginBusy) {
+			msg := "login_throttled"
+			if ok { // nothing was checked: the attempt does not count
+				s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
+				wait, msg = time.Second, "login_busy"
+			}
+			setRetryAfter(w, wait)
+			v := s.newView(r, p, "error_title")
+			v.Err = v.T(msg)
+			s.render(w, http.StatusTooManyRequests, "error", v)
+			return
+		}
+		if err != nil {
 			s.fail(w, r, p, badRequest("%s", s.i18n.translator(s.i18n.lang(r, s.cookieName(langCookie), p.acct.Lang)).T("password_current_wrong")))
 			return
 		}
+		s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
 	}
 	if err := s.opSetPassword(ctx, p, p.acct.ID, r.PostFormValue("password")); err != nil {
 		s.fail(w, r, p, err)

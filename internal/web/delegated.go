@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/addr"
 	"github.com/mailgate/mailgate/internal/store"
@@ -68,31 +69,83 @@ func (s *Server) userAccount(ctx context.Context, tid int64, address string) (st
 	return s.d.Store.CreateAccount(ctx, store.Account{TenantID: tid, Login: address, Role: store.RoleUser, Created: s.d.Clock.Now()})
 }
 
+// errNotDelegated: the login is not one the tenant's upstream may check
+// (no such tenant or user, a login method without a password check, not an
+// end user); nothing was asked.
+var errNotDelegated = fmt.Errorf("%w (not a delegated login)", errBadLogin)
+
 // delegatedLogin checks a password against the tenant's upstream service.
+// An upstream that failed a moment ago is not asked again until
+// upstreamRetry has passed, so a flood of logins does not become a flood of
+// connections to it.
 func (s *Server) delegatedLogin(ctx context.Context, login, pass string, a store.Account, exists bool) (store.Account, error) {
 	if exists && a.Role != store.RoleUser {
-		return a, errBadLogin
+		return a, errNotDelegated
 	}
 	tid, address, cfg, err := s.tenantLogin(ctx, login)
+	if errors.Is(err, errBadLogin) {
+		return a, errNotDelegated
+	}
 	if err != nil {
 		return a, err
 	}
 	if cfg.Method != extauth.MethodIMAP && cfg.Method != extauth.MethodSMTP {
-		return a, errBadLogin
+		return a, errNotDelegated
 	}
 	if ok, err := s.d.Store.UserExists(ctx, tid, address); err != nil || !ok {
 		if err != nil {
 			return a, err
 		}
-		return a, errBadLogin
+		return a, errNotDelegated
 	}
-	switch err := cfg.CheckPassword(ctx, login, pass); {
+	target := cfg.Target.String()
+	now := s.d.Clock.Now()
+	if s.upstreamDown.recent(target, now) {
+		return a, fmt.Errorf("delegated login: %w: %s failed less than %s ago", extauth.ErrUpstream, target, upstreamRetry)
+	}
+	switch err := cfg.CheckPassword(ctx, s.upstream, login, pass); {
 	case errors.Is(err, extauth.ErrBadCredentials):
 		return a, errBadLogin
 	case err != nil:
+		if errors.Is(err, extauth.ErrUpstream) {
+			s.upstreamDown.add(target, now)
+		}
 		return a, fmt.Errorf("delegated login: %w", err)
 	}
 	return s.userAccount(ctx, tid, address)
+}
+
+// upstreamRetry is how long a failed upstream (delegated login server or
+// OIDC provider) is left alone.
+const upstreamRetry = 30 * time.Second
+
+// failureCache remembers upstreams that failed recently. Bounded: past
+// maxFailures entries it starts afresh (it only saves connections).
+type failureCache struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+const maxFailures = 10000
+
+func (c *failureCache) recent(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok := c.m[key]
+	if ok && now.Sub(at) >= upstreamRetry {
+		delete(c.m, key)
+		return false
+	}
+	return ok
+}
+
+func (c *failureCache) add(key string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxFailures {
+		c.m = map[string]time.Time{}
+	}
+	c.m[key] = now
 }
 
 // oidcClients caches one OIDC client per tenant configuration (it holds the
@@ -102,6 +155,10 @@ type oidcClients struct {
 	m  map[string]*extauth.OIDC
 }
 
+// maxOIDCClients bounds the cache: the key includes the redirect URL, which
+// follows the Host header when http.base_url is not set.
+const maxOIDCClients = 1000
+
 func (s *Server) oidcFor(ctx context.Context, cfg extauth.Config, redirect string) (*extauth.OIDC, error) {
 	key := cfg.OIDC.Issuer + "\x00" + cfg.OIDC.ClientID + "\x00" + cfg.OIDC.ClientSecret + "\x00" + redirect
 	s.oidc.mu.Lock()
@@ -109,11 +166,18 @@ func (s *Server) oidcFor(ctx context.Context, cfg extauth.Config, redirect strin
 	if o := s.oidc.m[key]; o != nil {
 		return o, nil
 	}
-	o, err := extauth.NewOIDC(ctx, cfg, redirect, nil)
+	now := s.d.Clock.Now()
+	if s.upstreamDown.recent("oidc:"+cfg.OIDC.Issuer, now) {
+		return nil, fmt.Errorf("%w: %s failed less than %s ago", extauth.ErrUpstream, cfg.OIDC.Issuer, upstreamRetry)
+	}
+	// The provider's discovery document names further URLs (keys, token
+	// endpoint): all of them are fetched through the guarded dialer.
+	o, err := extauth.NewOIDC(ctx, cfg, redirect, s.upstream.HTTPClient(15*time.Second))
 	if err != nil {
+		s.upstreamDown.add("oidc:"+cfg.OIDC.Issuer, now)
 		return nil, err
 	}
-	if s.oidc.m == nil {
+	if s.oidc.m == nil || len(s.oidc.m) >= maxOIDCClients {
 		s.oidc.m = map[string]*extauth.OIDC{}
 	}
 	s.oidc.m[key] = o
@@ -246,10 +310,8 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 
 // loginError shows the login page with a message.
 func (s *Server) loginError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	tok := randomToken(18)
-	s.setCookie(w, loginCSRF, tok, 0)
 	v := s.newView(r, nil, "login_title")
 	v.Err = v.T(msg)
-	v.Data = loginData{Next: "/", Token: tok}
+	v.Data = loginData{Next: "/", Token: v.CSRF}
 	s.render(w, status, "login", v)
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/csvsafe"
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/scan/lists"
@@ -325,18 +326,10 @@ func (s *Server) writeUsersCSV(ctx context.Context, tid int64, w io.Writer) erro
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"address", "name"})
 	for _, u := range us {
-		cw.Write([]string{u.Address, csvSafe(names[u.Address])})
+		cw.Write(csvsafe.Cells([]string{u.Address, names[u.Address]}))
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-// csvSafe defuses spreadsheet formula injection in exported cells.
-func csvSafe(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
-	}
-	return v
 }
 
 // --- groups ---

@@ -1,5 +1,16 @@
 package web
 
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/mailgate/mailgate/internal/netguard"
+	"github.com/mailgate/mailgate/internal/web/extauth"
+)
+
 // policyKey documents one policy setting for the console's policy page
 // (docs/inbound.md, docs/spam.md and docs/quarantine.md are the full
 // reference). Values lists the accepted words when they are a closed set.
@@ -50,3 +61,59 @@ func (k policyKey) Desc(lang string) string {
 	}
 	return k.EN
 }
+
+// upstreamRefused is a login.* setting naming a server that delegated
+// logins must not connect to. It is a 400 (it unwraps to a userError); the
+// console shows it translated.
+type upstreamRefused struct {
+	msgID, key, host string
+	ue               userError
+}
+
+func (e upstreamRefused) Error() string { return e.ue.Error() }
+func (e upstreamRefused) Unwrap() error { return e.ue }
+
+// checkSetting validates the settings that name a server mailgate connects
+// to on the tenant's behalf (login.imap, login.smtp, login.oidc_issuer): the
+// host must resolve, through the configured resolver, to addresses outside
+// the internal networks the operator has not allowed. The dialer checks
+// again at connect time; this check gives the administrator a clear error.
+func (s *Server) checkSetting(ctx context.Context, key, value string) error {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return nil
+	}
+	var host string
+	switch key {
+	case extauth.KeyIMAP, extauth.KeySMTP:
+		t, err := extauth.ParseTarget(value)
+		if err != nil {
+			return badRequest("%s: %v", key, err)
+		}
+		host = t.Host
+	case extauth.KeyOIDCIssuer:
+		u, err := url.Parse(value)
+		if err != nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return badRequest("%s: %q is not an https:// URL", key, value)
+		}
+		host = u.Hostname()
+	default:
+		return nil
+	}
+	err := s.d.Upstreams.CheckHost(ctx, s.d.Resolver, host)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, netguard.ErrForbidden):
+		return upstreamRefused{msgID: "setting_upstream_internal", key: key, host: host, ue: userError{fmt.Sprintf(
+			"%s: %s is in an internal network (loopback, private or link-local); only the operator can allow such networks ([auth] upstream_allow)", key, host)}}
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	s.d.Log.Info("login server setting refused", "key", key, "err", err)
+	return upstreamRefused{msgID: "setting_upstream_unresolved", key: key, host: host,
+		ue: userError{fmt.Sprintf("%s: the name %s cannot be resolved", key, host)}}
+}
+
+// T translates the refusal.
+func (e upstreamRefused) T(tr translator) string { return tr.T(e.msgID, "Key", e.key, "Host", e.host) }

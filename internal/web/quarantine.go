@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/csvsafe"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/signedlink"
 	"github.com/mailgate/mailgate/internal/store"
@@ -58,8 +59,8 @@ type quarantineData struct {
 	Usage   int64
 	Count   int
 	Quota   int64
-	Prev    string
-	Next    string
+	Prev    url.Values // query of the previous page; nil on the first
+	Next    url.Values // query of the next page; nil on the last
 	IsAdmin bool
 	Sorts   []string
 }
@@ -70,6 +71,9 @@ func (s *Server) quarantineFilter(r *http.Request, p *principal) (store.Quaranti
 		return store.QuarantineFilter{}, err
 	}
 	q := r.URL.Query()
+	if err := checkSearchTerms(q, "q", "rcpt", "domain", "reason"); err != nil {
+		return store.QuarantineFilter{}, err
+	}
 	f := store.QuarantineFilter{TenantID: tid, Rcpt: strings.ToLower(strings.TrimSpace(q.Get("rcpt"))), Domain: q.Get("domain"),
 		State: store.QHeld, Query: strings.TrimSpace(q.Get("q")), Reason: q.Get("reason"), Sort: q.Get("sort"),
 		Asc: q.Get("order") == "asc", Limit: 50}
@@ -118,10 +122,11 @@ func (s *Server) quarantinePage(w http.ResponseWriter, r *http.Request, p *princ
 		d.Usage, d.Count, _ = s.d.Store.QuarantineUsage(ctx, f.TenantID, p.address)
 		d.Quota = s.quotaBytes(ctx, p)
 	}
-	page := func(off int) string {
+	page := func(off int) url.Values {
 		q := r.URL.Query()
+		q.Del("msg")
 		q.Set("offset", strconv.Itoa(off))
-		return q.Encode()
+		return q
 	}
 	if f.Offset > 0 {
 		d.Prev = page(max(0, f.Offset-f.Limit))
@@ -132,6 +137,25 @@ func (s *Server) quarantinePage(w http.ResponseWriter, r *http.Request, p *princ
 	v := s.newView(r, p, "nav_quarantine")
 	v.Data = d
 	s.render(w, http.StatusOK, "quarantine", v)
+}
+
+// errSearchNUL refuses a search term with a NUL byte: the store matches
+// terms as literal text, and a NUL cannot be part of a stored value anyone
+// types (SQLite would read the term only up to it).
+var errSearchNUL = badRequest("search terms cannot contain NUL characters")
+
+// checkSearchTerms refuses the request when one of the named search fields
+// holds a NUL byte. Any other text, full-text query syntax and wildcards
+// included, is searched for literally by the store.
+func checkSearchTerms(q url.Values, keys ...string) error {
+	for _, k := range keys {
+		for _, v := range q[k] {
+			if strings.IndexByte(v, 0) >= 0 {
+				return errSearchNUL
+			}
+		}
+	}
+	return nil
 }
 
 // quotaBytes is the caller's quarantine capacity (display only; the
@@ -373,7 +397,9 @@ func (s *Server) linkPage(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.newView(r, nil, "nav_quarantine")
 	d := linkData{Token: tok, Action: string(l.Action), Item: it}
-	if it.State != store.QHeld && l.Action != signedlink.BlockSender {
+	// A copy no longer held: the link would change nothing (ApplyLink), so
+	// it offers nothing to confirm.
+	if it.State != store.QHeld {
 		d.Done = "link_used"
 	}
 	v.Data = d
@@ -395,7 +421,7 @@ func (s *Server) linkPost(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.newView(r, nil, "nav_quarantine")
 	d := linkData{Action: string(l.Action), Item: res.Item, Done: "link_done_" + string(l.Action)}
-	if res.AlreadyDone && l.Action != signedlink.BlockSender {
+	if res.AlreadyDone {
 		d.Done = "link_used"
 	}
 	v.Data = d
@@ -410,7 +436,10 @@ type reportsData struct {
 	Totals  map[string]int64
 	Metrics []string
 	Chart   any
-	CSV     string
+	CSV     url.Values // the download's query: the filters shown
+	// ByAddress: rows are per address, and a row without one is its
+	// domain's refused unknown recipients (store.UnknownRecipients).
+	ByAddress bool
 }
 
 func (s *Server) reportFilter(r *http.Request, p *principal) (store.ReportFilter, error) {
@@ -425,7 +454,7 @@ func (s *Server) reportFilter(r *http.Request, p *principal) (store.ReportFilter
 	if f.GroupBy != "month" {
 		f.GroupBy = "day"
 	}
-	// Default: the previous month and this month up to today (seed 003).
+	// Default: the previous month and this month up to today.
 	if f.FromDay == "" {
 		f.FromDay = time.Date(now.Year(), now.Month()-1, 1, 0, 0, 0, 0, s.d.Zone).Format("2006-01-02")
 	}
@@ -464,11 +493,16 @@ func (s *Server) reportsPage(w http.ResponseWriter, r *http.Request, p *principa
 		s.fail(w, r, p, err)
 		return
 	}
-	d := reportsData{Q: map[string]string{}, Rows: rows, Totals: map[string]int64{}, Metrics: store.Metrics, CSV: r.URL.Query().Encode()}
+	d := reportsData{Q: map[string]string{}, Rows: rows, Totals: map[string]int64{}, Metrics: store.Metrics, CSV: url.Values{}, ByAddress: f.ByAddress}
 	for _, k := range []string{"domain", "address", "from", "to", "group", "by"} {
 		d.Q[k] = r.URL.Query().Get(k)
 	}
 	d.Q["from"], d.Q["to"] = f.FromDay, f.ToDay
+	for k, v := range d.Q {
+		if v != "" {
+			d.CSV.Set(k, v)
+		}
+	}
 	var labels []string
 	var counts []map[string]int64
 	idx := map[string]int{}
@@ -495,12 +529,14 @@ func (s *Server) reportsPage(w http.ResponseWriter, r *http.Request, p *principa
 
 // WriteReportCSV writes report rows: period, domain, address, then one
 // column per metric in store.Metrics order (the console's download, the
-// API's format=csv and the CLI's --csv).
+// API's format=csv and the CLI's --csv). Addresses come from outside
+// senders (RCPT TO:<=1+2@...>), so text cells are neutralised against
+// spreadsheet formulas; the counts are plain numbers.
 func WriteReportCSV(w io.Writer, rows []store.ReportRow) error {
 	cw := csv.NewWriter(w)
 	cw.Write(append([]string{"period", "domain", "address"}, store.Metrics...))
 	for _, row := range rows {
-		rec := []string{row.Period, row.Domain, row.Address}
+		rec := csvsafe.Cells([]string{row.Period, row.Domain, row.Address})
 		for _, m := range store.Metrics {
 			rec = append(rec, strconv.FormatInt(row.Counts[m], 10))
 		}

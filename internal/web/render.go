@@ -3,10 +3,12 @@ package web
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -43,6 +45,7 @@ func funcs(zone *time.Location) template.FuncMap {
 			return fmt.Sprintf("%d B", n)
 		},
 		"join": strings.Join,
+		"link": link,
 		// fromName and fromAddr split a stored From value ("Name" <addr>).
 		"fromName": func(v string) string {
 			if i := strings.LastIndexByte(v, '<'); i >= 0 {
@@ -65,6 +68,22 @@ func funcs(zone *time.Location) template.FuncMap {
 			return v
 		},
 	}
+}
+
+// link is the console URL path with query q, for href attributes. Pages
+// pass their parameters as url.Values and build every URL with it: writing
+// "/page?{{.Query}}" in a template would have html/template escape the
+// already-encoded query a second time ("offset%3d50"). The path is a
+// literal of the template (a same-origin absolute path) and the query is
+// fully percent-encoded, so the result is typed as a safe URL.
+func link(p string, q url.Values) template.URL {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "?#\\") {
+		return "#"
+	}
+	if e := q.Encode(); e != "" {
+		p += "?" + e
+	}
+	return template.URL(p)
 }
 
 func loadPages(zone *time.Location) (map[string]*pageTemplate, error) {
@@ -105,6 +124,9 @@ type view struct {
 	// MFAPending: logged in with the password, the second factor still
 	// owed; the console's pages would only redirect back, so no menu.
 	MFAPending bool
+	// anonToken: CSRF is the double-submit token of a page without a
+	// session, whose cookie render sets.
+	anonToken bool
 }
 
 func (v *view) IsOperator() bool { return v.Role == store.RoleOperator }
@@ -138,6 +160,11 @@ func (s *Server) newView(r *http.Request, p *principal, title string) *view {
 			v.Tenants, _ = s.d.Store.Tenants(r.Context())
 		}
 	}
+	if v.CSRF == "" {
+		// Forms on pages without a session (login, language switch) carry
+		// a double-submit token instead of the session's.
+		v.CSRF, v.anonToken = s.anonCSRF(r), true
+	}
 	v.Title = v.T(title)
 	return v
 }
@@ -155,6 +182,9 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, v *view)
 		s.d.Log.Error("template", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
+	}
+	if v.anonToken {
+		s.setCookie(w, loginCSRF, v.CSRF, 30*time.Minute)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -178,6 +208,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, p *principal, err 
 		v.Err = v.T("err_exists")
 	case http.StatusInternalServerError:
 		v.Err = v.T("err_internal")
+	case http.StatusBadRequest:
+		v.Err = publicError(err)
+		if errors.Is(err, errSearchNUL) {
+			v.Err = v.T("err_search_nul")
+		}
 	default:
 		v.Err = publicError(err)
 	}

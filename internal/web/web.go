@@ -34,11 +34,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/dnsx"
+	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/netguard"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/web/extauth"
 )
 
 // QueueAdmin is the queue's operator actions (queue.Queue).
@@ -69,6 +76,19 @@ type Deps struct {
 	Quota func(ctx context.Context, tenantID int64, address string) int64
 	// Extra handlers mounted on the same mux (metrics, health).
 	Extra map[string]http.Handler
+	// Passwords checks console passwords; the node shares one with SMTP
+	// AUTH so that one memory budget bounds both. Nil: one of its own with
+	// the default budget.
+	Passwords PasswordVerifier
+	// Throttle limits login and TOTP attempts; the node shares one with
+	// SMTP AUTH. Nil: one of its own, in memory.
+	Throttle LoginThrottle
+	// Resolver resolves the names of tenants' delegated login servers. Nil:
+	// only IP literals and localhost resolve.
+	Resolver dnsx.Resolver
+	// Upstreams says which networks delegated logins may connect to; the
+	// zero value permits public addresses only.
+	Upstreams netguard.Policy
 }
 
 // Server is the console and API.
@@ -76,12 +96,15 @@ type Server struct {
 	d        Deps
 	mux      *http.ServeMux
 	routes   []Route
-	throttle *throttle
 	apiLimit apiLimiter
 	oidc     oidcClients
-	proxies  []netip.Prefix
-	i18n     *catalog
-	pages    map[string]*pageTemplate
+	// upstream connects to delegated login servers; upstreamDown remembers
+	// the ones that just failed.
+	upstream     *netguard.Dialer
+	upstreamDown failureCache
+	proxies      []netip.Prefix
+	i18n         *catalog
+	pages        map[string]*pageTemplate
 }
 
 // Route describes one registered endpoint, for the permission matrix test
@@ -105,7 +128,14 @@ func New(d Deps) (*Server, error) {
 	if d.Zone == nil {
 		d.Zone = time.Local
 	}
-	s := &Server{d: d, mux: http.NewServeMux(), throttle: newThrottle()}
+	if d.Passwords == nil {
+		d.Passwords = passwd.MustNew(passwd.Options{})
+	}
+	if d.Throttle == nil {
+		d.Throttle = loginlimit.New(loginlimit.Options{})
+	}
+	s := &Server{d: d, mux: http.NewServeMux(),
+		upstream: &netguard.Dialer{Policy: d.Upstreams, Resolver: d.Resolver, Timeout: extauth.DefaultTimeout}}
 	for _, n := range d.Config.TrustedProxy {
 		p, err := netip.ParsePrefix(n)
 		if err != nil {
@@ -323,13 +353,31 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a redirect after login or a language switch on this site:
+// next must be a path of this origin with no scheme, host or user. Browsers
+// drop tabs and newlines from a Location and read a backslash as a slash,
+// so "/<tab>/evil.test" or "/<backslash>evil.test" would leave the site:
+// the raw target may hold no whitespace, control character or backslash,
+// and its decoded path no control character or backslash either, nor start
+// with "//" (for parsers that decode before resolving). Anything else
+// becomes "/".
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n\\") {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(c rune) bool { return unsafeInRedirect(c) || unicode.IsSpace(c) }) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.ContainsFunc(u.Path, unsafeInRedirect) {
 		return "/"
 	}
 	return next
+}
+
+// unsafeInRedirect reports characters a URL parser may strip or read as a
+// slash.
+func unsafeInRedirect(c rune) bool {
+	return c == '\\' || c == utf8.RuneError || unicode.IsControl(c) || c == '\u2028' || c == '\u2029'
 }
 
 func atoi64(s string) int64 {

@@ -38,6 +38,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return rawDB{open(t)} })
 }
 
+func (r rawDB) QueryIntSQL(ctx context.Context, q string) (int64, error) {
+	var n int64
+	err := r.pool.QueryRow(ctx, q).Scan(&n)
+	return n, err
+}
+
 // SearchPlans forces the tracking search with and without the probe of
 // the newest messages, and with a probe too small to fill a page (so the
 // full query runs after it).

@@ -35,7 +35,7 @@ func (db *DB) DeleteSetting(ctx context.Context, s store.Setting) error {
 
 // Settings lists every policy value of a tenant.
 func (db *DB) Settings(ctx context.Context, tenantID int64) ([]store.Setting, error) {
-	rows, err := db.pool.Query(ctx, `SELECT tenant_id, scope, owner, key, value FROM settings WHERE tenant_id = $1 ORDER BY scope, owner, key`, tenantID)
+	rows, err := db.conn.Query(ctx, `SELECT tenant_id, scope, owner, key, value FROM settings WHERE tenant_id = $1 ORDER BY scope, owner, key`, tenantID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.Setting, error) {
 		var s store.Setting
 		err := r.Scan(&s.TenantID, &s.Scope, &s.Owner, &s.Key, &s.Value)
@@ -104,7 +104,7 @@ func (db *DB) RemoveGroupMember(ctx context.Context, tenantID int64, group, addr
 
 // Groups lists a tenant's groups with their members.
 func (db *DB) Groups(ctx context.Context, tenantID int64) ([]store.Group, error) {
-	rows, err := db.pool.Query(ctx, `SELECT g.id, g.name, coalesce(m.address, '') FROM groups g
+	rows, err := db.conn.Query(ctx, `SELECT g.id, g.name, coalesce(m.address, '') FROM groups g
 		LEFT JOIN group_members m ON m.group_id = g.id WHERE g.tenant_id = $1 ORDER BY g.name, m.address`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("groups: %w", err)
@@ -159,7 +159,7 @@ func (db *DB) DeleteListEntry(ctx context.Context, tenantID, id int64) error {
 
 // ListEntries returns all of a tenant's list entries.
 func (db *DB) ListEntries(ctx context.Context, tenantID int64) ([]store.ListEntry, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, tenant_id, scope, owner, kind, field, mode, value, action, comment FROM list_entries
+	rows, err := db.conn.Query(ctx, `SELECT id, tenant_id, scope, owner, kind, field, mode, value, action, comment FROM list_entries
 		WHERE tenant_id = $1 ORDER BY id`, tenantID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.ListEntry, error) {
 		var e store.ListEntry
@@ -175,7 +175,7 @@ func (db *DB) ListEntries(ctx context.Context, tenantID int64) ([]store.ListEntr
 // ListsVersion changes whenever the tenant's list entries change.
 func (db *DB) ListsVersion(ctx context.Context, tenantID int64) (int64, error) {
 	var v int64
-	err := db.pool.QueryRow(ctx, `SELECT lists FROM tenant_versions WHERE tenant_id = $1`, tenantID).Scan(&v)
+	err := db.conn.QueryRow(ctx, `SELECT lists FROM tenant_versions WHERE tenant_id = $1`, tenantID).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
@@ -278,7 +278,7 @@ func (db *DB) QuarantineItems(ctx context.Context, tenantID int64, rcpt string, 
 		q += ` AND state = ` + a.add(string(state))
 	}
 	q += ` ORDER BY created_us DESC LIMIT ` + a.add(limit)
-	rows, err := db.pool.Query(ctx, q, a...)
+	rows, err := db.conn.Query(ctx, q, a...)
 	out, err := scanQs(rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("quarantine: %w", err)
@@ -293,7 +293,7 @@ func (db *DB) QuarantineItem(ctx context.Context, tenantID int64, id string) (st
 	if tenantID != 0 {
 		q += ` AND tenant_id = ` + a.add(tenantID)
 	}
-	it, err := scanQ(db.pool.QueryRow(ctx, q, a...))
+	it, err := scanQ(db.conn.QueryRow(ctx, q, a...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return it, fmt.Errorf("quarantined message %s: %w", id, store.ErrNotFound)
 	}
@@ -339,7 +339,7 @@ func (db *DB) AddTrustedNet(ctx context.Context, n store.TrustedNet) error {
 
 // TrustedNets lists a tenant's trusted upstream networks.
 func (db *DB) TrustedNets(ctx context.Context, tenantID int64) ([]store.TrustedNet, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, tenant_id, prefix, name FROM trusted_nets WHERE tenant_id = $1 ORDER BY prefix`, tenantID)
+	rows, err := db.conn.Query(ctx, `SELECT id, tenant_id, prefix, name FROM trusted_nets WHERE tenant_id = $1 ORDER BY prefix`, tenantID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.TrustedNet, error) {
 		var n store.TrustedNet
 		var p string
@@ -367,7 +367,7 @@ func (db *DB) SetDisplayName(ctx context.Context, tenantID int64, address, name 
 
 // People lists a tenant's users that have display names.
 func (db *DB) People(ctx context.Context, tenantID int64) ([]store.Person, error) {
-	rows, err := db.pool.Query(ctx, `SELECT address, display_name FROM users WHERE tenant_id = $1 AND display_name <> '' ORDER BY address`, tenantID)
+	rows, err := db.conn.Query(ctx, `SELECT address, display_name FROM users WHERE tenant_id = $1 AND display_name <> '' ORDER BY address`, tenantID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.Person, error) {
 		var p store.Person
 		err := r.Scan(&p.Address, &p.Name)
@@ -382,7 +382,7 @@ func (db *DB) People(ctx context.Context, tenantID int64) ([]store.Person, error
 // SeenSender reports whether sender has written to the tenant before.
 func (db *DB) SeenSender(ctx context.Context, tenantID int64, sender string) (bool, error) {
 	var one int
-	err := db.pool.QueryRow(ctx, `SELECT 1 FROM sender_history WHERE tenant_id = $1 AND sender = $2`, tenantID, sender).Scan(&one)
+	err := db.conn.QueryRow(ctx, `SELECT 1 FROM sender_history WHERE tenant_id = $1 AND sender = $2`, tenantID, sender).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -406,7 +406,7 @@ func (db *DB) SpamCounts(ctx context.Context, tenantID int64, tokens []string) (
 	if len(tokens) == 0 {
 		return out, nil
 	}
-	rows, err := db.pool.Query(ctx, `SELECT token, spam, ham FROM spam_tokens WHERE tenant_id = $1 AND token = ANY($2)`, tenantID, tokens)
+	rows, err := db.conn.Query(ctx, `SELECT token, spam, ham FROM spam_tokens WHERE tenant_id = $1 AND token = ANY($2)`, tenantID, tokens)
 	if err != nil {
 		return nil, fmt.Errorf("spam counts: %w", err)
 	}
@@ -425,7 +425,7 @@ func (db *DB) SpamCounts(ctx context.Context, tenantID int64, tokens []string) (
 // SpamTotals returns how many spam and ham messages the model was trained on.
 func (db *DB) SpamTotals(ctx context.Context, tenantID int64) (store.TokenCount, error) {
 	var c store.TokenCount
-	err := db.pool.QueryRow(ctx, `SELECT spam, ham FROM spam_totals WHERE tenant_id = $1`, tenantID).Scan(&c.Spam, &c.Ham)
+	err := db.conn.QueryRow(ctx, `SELECT spam, ham FROM spam_totals WHERE tenant_id = $1`, tenantID).Scan(&c.Spam, &c.Ham)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, nil
 	}
@@ -444,16 +444,16 @@ func (db *DB) SpamAdd(ctx context.Context, tenantID int64, deltas map[string]sto
 		b := &pgx.Batch{}
 		for _, tok := range toks {
 			d := deltas[tok]
-			b.Queue(`INSERT INTO spam_tokens(tenant_id, token, spam, ham) VALUES ($1, $2, greatest($3::bigint, 0), greatest($4::bigint, 0))
+			queue(b, `INSERT INTO spam_tokens(tenant_id, token, spam, ham) VALUES ($1, $2, greatest($3::bigint, 0), greatest($4::bigint, 0))
 				ON CONFLICT (tenant_id, token) DO UPDATE SET spam = greatest(spam_tokens.spam + $3::bigint, 0), ham = greatest(spam_tokens.ham + $4::bigint, 0)`,
 				tenantID, tok, d.Spam, d.Ham)
 		}
-		b.Queue(`INSERT INTO spam_totals(tenant_id, spam, ham) VALUES ($1, greatest($2::bigint, 0), greatest($3::bigint, 0))
+		queue(b, `INSERT INTO spam_totals(tenant_id, spam, ham) VALUES ($1, greatest($2::bigint, 0), greatest($3::bigint, 0))
 			ON CONFLICT (tenant_id) DO UPDATE SET spam = greatest(spam_totals.spam + $2::bigint, 0), ham = greatest(spam_totals.ham + $3::bigint, 0)`,
 			tenantID, total.Spam, total.Ham)
 		// Tokens no message contains any more carry no information.
 		if total.Spam < 0 || total.Ham < 0 {
-			b.Queue(`DELETE FROM spam_tokens WHERE tenant_id = $1 AND spam = 0 AND ham = 0`, tenantID)
+			queue(b, `DELETE FROM spam_tokens WHERE tenant_id = $1 AND spam = 0 AND ham = 0`, tenantID)
 		}
 		if err := x.SendBatch(b).Close(); err != nil {
 			return fmt.Errorf("spam add: %w", err)

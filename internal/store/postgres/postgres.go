@@ -64,6 +64,7 @@ const retries = 5
 // DB is a store.Store on a PostgreSQL database.
 type DB struct {
 	pool *pgxpool.Pool
+	conn conn // the pool, with string arguments made storable (text.go)
 	log  *slog.Logger
 	zone atomic.Pointer[time.Location] // report days; nil = time.Local (stats.go)
 }
@@ -90,7 +91,7 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*DB, error) {
 	if from != to {
 		log.Info("store schema migrated", "from", from, "to", to)
 	}
-	return &DB{pool: pool, log: log}, nil
+	return &DB{pool: pool, conn: conn{pool}, log: log}, nil
 }
 
 // Migrate brings the database's schema up to date and returns the schema
@@ -107,7 +108,7 @@ func Migrate(ctx context.Context, c Config) (from, to int, err error) {
 // SchemaVersion is the number of migrations applied to the database.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	err := db.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	err := db.conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("schema version: %w", err)
 	}
@@ -208,14 +209,19 @@ type tx struct {
 	t   pgx.Tx
 }
 
+// Exec, Query and QueryRow make string arguments storable (text.go).
 func (x tx) Exec(q string, args ...any) (pgconn.CommandTag, error) {
-	return x.t.Exec(x.ctx, q, args...)
+	return x.t.Exec(x.ctx, q, storableArgs(args)...)
 }
-func (x tx) Query(q string, args ...any) (pgx.Rows, error) { return x.t.Query(x.ctx, q, args...) }
-func (x tx) QueryRow(q string, args ...any) pgx.Row        { return x.t.QueryRow(x.ctx, q, args...) }
+func (x tx) Query(q string, args ...any) (pgx.Rows, error) {
+	return x.t.Query(x.ctx, q, storableArgs(args)...)
+}
+func (x tx) QueryRow(q string, args ...any) pgx.Row {
+	return x.t.QueryRow(x.ctx, q, storableArgs(args)...)
+}
 
-// SendBatch runs the queued statements in one round trip; the caller
-// reads every result in order and closes the results.
+// SendBatch runs the statements queued (with queue) in one round trip;
+// the caller reads every result in order and closes the results.
 func (x tx) SendBatch(b *pgx.Batch) pgx.BatchResults { return x.t.SendBatch(x.ctx, b) }
 
 // write runs fn in a transaction and commits it. fn may run more than
@@ -327,7 +333,7 @@ func scanTenant(r pgx.Row) (store.Tenant, error) {
 
 // TenantByName finds a tenant.
 func (db *DB) TenantByName(ctx context.Context, name string) (store.Tenant, error) {
-	t, err := scanTenant(db.pool.QueryRow(ctx, `SELECT id, name, created_us FROM tenants WHERE name = $1`, name))
+	t, err := scanTenant(db.conn.QueryRow(ctx, `SELECT id, name, created_us FROM tenants WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("tenant %q: %w", name, store.ErrNotFound)
 	} else if err != nil {
@@ -338,7 +344,7 @@ func (db *DB) TenantByName(ctx context.Context, name string) (store.Tenant, erro
 
 // Tenants lists all tenants (operator view).
 func (db *DB) Tenants(ctx context.Context) ([]store.Tenant, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, name, created_us FROM tenants ORDER BY name`)
+	rows, err := db.conn.Query(ctx, `SELECT id, name, created_us FROM tenants ORDER BY name`)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.Tenant, error) { return scanTenant(r) })
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
@@ -379,7 +385,7 @@ func scanDomain(r pgx.Row) (store.Domain, error) {
 
 // DomainByName finds the domain (and so the tenant) serving name.
 func (db *DB) DomainByName(ctx context.Context, name string) (store.Domain, error) {
-	d, err := scanDomain(db.pool.QueryRow(ctx, `SELECT id, tenant_id, name, created_us FROM domains WHERE name = $1`, name))
+	d, err := scanDomain(db.conn.QueryRow(ctx, `SELECT id, tenant_id, name, created_us FROM domains WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, fmt.Errorf("domain %q: %w", name, store.ErrNotFound)
 	} else if err != nil {
@@ -390,7 +396,7 @@ func (db *DB) DomainByName(ctx context.Context, name string) (store.Domain, erro
 
 // Domains lists a tenant's domains.
 func (db *DB) Domains(ctx context.Context, tenantID int64) ([]store.Domain, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, tenant_id, name, created_us FROM domains WHERE tenant_id = $1 ORDER BY name`, tenantID)
+	rows, err := db.conn.Query(ctx, `SELECT id, tenant_id, name, created_us FROM domains WHERE tenant_id = $1 ORDER BY name`, tenantID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.Domain, error) { return scanDomain(r) })
 	if err != nil {
 		return nil, fmt.Errorf("list domains: %w", err)
@@ -431,7 +437,7 @@ func (db *DB) SetRoutes(ctx context.Context, tenantID, domainID int64, routes []
 
 // Routes lists a domain's delivery targets, lowest priority value first.
 func (db *DB) Routes(ctx context.Context, tenantID, domainID int64) ([]store.Route, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, tenant_id, domain_id, priority, target, tls FROM routes
+	rows, err := db.conn.Query(ctx, `SELECT id, tenant_id, domain_id, priority, target, tls FROM routes
 		WHERE tenant_id = $1 AND domain_id = $2 ORDER BY priority, id`, tenantID, domainID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.Route, error) {
 		var rt store.Route
@@ -462,7 +468,7 @@ func (db *DB) CreateUser(ctx context.Context, tenantID int64, address string) (s
 // UserExists reports whether address is a known user of the tenant.
 func (db *DB) UserExists(ctx context.Context, tenantID int64, address string) (bool, error) {
 	var one int
-	err := db.pool.QueryRow(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND address = $2`, tenantID, address).Scan(&one)
+	err := db.conn.QueryRow(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND address = $2`, tenantID, address).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -474,7 +480,7 @@ func (db *DB) UserExists(ctx context.Context, tenantID int64, address string) (b
 
 // Users lists a tenant's users.
 func (db *DB) Users(ctx context.Context, tenantID int64) ([]store.User, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, tenant_id, address, created_us FROM users WHERE tenant_id = $1 ORDER BY address`, tenantID)
+	rows, err := db.conn.Query(ctx, `SELECT id, tenant_id, address, created_us FROM users WHERE tenant_id = $1 ORDER BY address`, tenantID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.User, error) {
 		var u store.User
 		var c int64
@@ -508,7 +514,7 @@ func (db *DB) AddRelayNet(ctx context.Context, tenantID int64, p netip.Prefix) e
 
 // RelayNets lists a tenant's relay ranges.
 func (db *DB) RelayNets(ctx context.Context, tenantID int64) ([]store.RelayNet, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, tenant_id, prefix FROM relay_nets WHERE tenant_id = $1 ORDER BY prefix`, tenantID)
+	rows, err := db.conn.Query(ctx, `SELECT id, tenant_id, prefix FROM relay_nets WHERE tenant_id = $1 ORDER BY prefix`, tenantID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.RelayNet, error) {
 		var n store.RelayNet
 		var p string
@@ -537,7 +543,7 @@ func (db *DB) DeleteRelayNet(ctx context.Context, tenantID int64, p netip.Prefix
 // TenantForRelayIP finds the tenant whose relay ranges contain ip; the most
 // specific range wins, so a shared /16 and a customer's /32 do not conflict.
 func (db *DB) TenantForRelayIP(ctx context.Context, ip netip.Addr) (int64, bool, error) {
-	rows, err := db.pool.Query(ctx, `SELECT tenant_id, prefix FROM relay_nets`)
+	rows, err := db.conn.Query(ctx, `SELECT tenant_id, prefix FROM relay_nets`)
 	if err != nil {
 		return 0, false, fmt.Errorf("relay nets: %w", err)
 	}
@@ -580,7 +586,7 @@ func (db *DB) SetRelayLogin(ctx context.Context, tenantID int64, username, hash 
 // RelayLogin finds an SMTP AUTH login.
 func (db *DB) RelayLogin(ctx context.Context, username string) (store.RelayLogin, error) {
 	var l store.RelayLogin
-	err := db.pool.QueryRow(ctx, `SELECT id, tenant_id, username, hash FROM relay_logins WHERE username = $1`, username).
+	err := db.conn.QueryRow(ctx, `SELECT id, tenant_id, username, hash FROM relay_logins WHERE username = $1`, username).
 		Scan(&l.ID, &l.TenantID, &l.Username, &l.Hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return l, fmt.Errorf("login: %w", store.ErrNotFound)

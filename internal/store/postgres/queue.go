@@ -54,7 +54,7 @@ func insertEvents(x tx, events []store.Event) error {
 		if e.At.IsZero() {
 			e.At = time.Now()
 		}
-		b.Queue(`INSERT INTO events(message_id, tenant_id, at_us, kind, rcpt, detail, remote) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		queue(b, `INSERT INTO events(message_id, tenant_id, at_us, kind, rcpt, detail, remote) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			e.MessageID, e.TenantID, us(e.At), e.Kind, e.Rcpt, e.Detail, e.Remote)
 	}
 	// Findings of verdict events feed the tracking search (track.go).
@@ -63,7 +63,7 @@ func insertEvents(x tx, events []store.Event) error {
 			continue
 		}
 		for _, f := range store.VerdictFindings(e.Detail) {
-			b.Queue(`INSERT INTO track_findings(message_id, finding, tenant_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			queue(b, `INSERT INTO track_findings(message_id, finding, tenant_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 				e.MessageID, f, e.TenantID)
 		}
 	}
@@ -148,7 +148,7 @@ func (db *DB) insertQueued(x tx, q store.QueuedMessage) ([]store.Recipient, erro
 			if r.State == "" {
 				r.State = store.Queued
 			}
-			b.Queue(`INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, updated_us, last_code, last_reply)
+			queue(b, `INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, updated_us, last_code, last_reply)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
 				m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), us(m.ReceivedAt), r.LastCode, r.LastReply)
 		}
@@ -325,13 +325,13 @@ func (db *DB) Message(ctx context.Context, tenantID int64, id string) (store.Mes
 	if tenantID != 0 {
 		q += ` AND tenant_id = ` + a.add(tenantID)
 	}
-	m, err := scanMessage(db.pool.QueryRow(ctx, q, a...))
+	m, err := scanMessage(db.conn.QueryRow(ctx, q, a...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m, nil, fmt.Errorf("message %s: %w", id, store.ErrNotFound)
 	} else if err != nil {
 		return m, nil, fmt.Errorf("message %s: %w", id, err)
 	}
-	rows, err := db.pool.Query(ctx, `SELECT `+rcptCols+` FROM recipients WHERE message_id = $1 ORDER BY id`, id)
+	rows, err := db.conn.Query(ctx, `SELECT `+rcptCols+` FROM recipients WHERE message_id = $1 ORDER BY id`, id)
 	rs, err := scanRecipients(rows, err)
 	if err != nil {
 		return m, nil, fmt.Errorf("recipients: %w", err)
@@ -353,7 +353,7 @@ func (db *DB) ListQueue(ctx context.Context, f store.QueueFilter) ([]store.Queue
 		q += ` AND state = ` + a.add(string(f.State))
 	}
 	q += ` ORDER BY message_id, id LIMIT ` + a.add(f.Limit)
-	rows, err := db.pool.Query(ctx, q, a...)
+	rows, err := db.conn.Query(ctx, q, a...)
 	rs, err := scanRecipients(rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("list queue: %w", err)
@@ -374,7 +374,7 @@ func (db *DB) ListQueue(ctx context.Context, f store.QueueFilter) ([]store.Queue
 	if len(out) == 0 {
 		return nil, nil
 	}
-	rows, err = db.pool.Query(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ANY($1)`, ids)
+	rows, err = db.conn.Query(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ANY($1)`, ids)
 	ms, err := collect(rows, err, func(r pgx.Rows) (store.Message, error) { return scanMessage(r) })
 	if err != nil {
 		return nil, fmt.Errorf("list queue: %w", err)
@@ -430,7 +430,7 @@ func (db *DB) SetState(ctx context.Context, tenantID int64, messageID string, fr
 
 // PendingBlobs lists the blobs of messages not yet done.
 func (db *DB) PendingBlobs(ctx context.Context) (map[string]store.PendingBlob, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, blob_key, size FROM messages WHERE NOT done AND corrupt = ''`)
+	rows, err := db.conn.Query(ctx, `SELECT id, blob_key, size FROM messages WHERE NOT done AND corrupt = ''`)
 	if err != nil {
 		return nil, fmt.Errorf("pending blobs: %w", err)
 	}
@@ -479,7 +479,7 @@ func (db *DB) Events(ctx context.Context, tenantID int64, messageID string) ([]s
 	if tenantID != 0 {
 		q += ` AND tenant_id = ` + a.add(tenantID)
 	}
-	rows, err := db.pool.Query(ctx, q+` ORDER BY at_us, id`, a...)
+	rows, err := db.conn.Query(ctx, q+` ORDER BY at_us, id`, a...)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.Event, error) {
 		var e store.Event
 		var at int64
@@ -507,7 +507,7 @@ func (db *DB) FindMessages(ctx context.Context, tenantID int64, query string, li
 		q += ` AND m.tenant_id = ` + a.add(tenantID)
 	}
 	q += ` ORDER BY m.received_us DESC LIMIT ` + a.add(limit)
-	rows, err := db.pool.Query(ctx, q, a...)
+	rows, err := db.conn.Query(ctx, q, a...)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.Message, error) { return scanMessage(r) })
 	if err != nil {
 		return nil, fmt.Errorf("find messages: %w", err)

@@ -37,7 +37,7 @@ func writeCounts(x tx, c store.ReportCounts) error {
 	}
 	b := &pgx.Batch{}
 	for _, k := range c.Keys() {
-		b.Queue(`INSERT INTO report_counts(tenant_id, day, domain, address, metric, n) VALUES ($1, $2, $3, $4, $5, $6)
+		queue(b, `INSERT INTO report_counts(tenant_id, day, domain, address, metric, n) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (tenant_id, day, domain, address, metric) DO UPDATE SET n = report_counts.n + excluded.n`,
 			k.TenantID, k.Day, k.Domain, k.Address, k.Metric, c[k])
 	}
@@ -62,7 +62,7 @@ func (db *DB) Report(ctx context.Context, f store.ReportFilter) ([]store.ReportR
 		}
 	}
 	var horizon string
-	err := db.pool.QueryRow(ctx, `SELECT before_day FROM report_horizon WHERE id = 1`).Scan(&horizon)
+	err := db.conn.QueryRow(ctx, `SELECT before_day FROM report_horizon WHERE id = 1`).Scan(&horizon)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("report: %w", err)
 	}
@@ -92,7 +92,7 @@ func (db *DB) Report(ctx context.Context, f store.ReportFilter) ([]store.ReportR
 		q += ` AND address = ` + a.add(address)
 	}
 	q += ` GROUP BY day, domain, address, metric`
-	rows, err := db.pool.Query(ctx, q, a...)
+	rows, err := db.conn.Query(ctx, q, a...)
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
@@ -134,7 +134,7 @@ func (db *DB) Report(ctx context.Context, f store.ReportFilter) ([]store.ReportR
 	} else if domain != "" {
 		q += ` AND e.rcpt ILIKE ` + a.add("%@"+escapeLike(domain))
 	}
-	rows, err = db.pool.Query(ctx, q, a...)
+	rows, err = db.conn.Query(ctx, q, a...)
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}

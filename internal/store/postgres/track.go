@@ -46,6 +46,9 @@ func (db *DB) SearchMessages(ctx context.Context, f store.TrackFilter) ([]store.
 // search is SearchMessages with the probe size as a parameter (0: no
 // probe), so tests can run both plans.
 func (db *DB) search(ctx context.Context, f store.TrackFilter, probeN int) ([]store.TrackRow, error) {
+	if hasNUL(f.Sender, f.Subject, f.MessageID, f.Recipient) {
+		return nil, nil
+	}
 	limit := clampLimit(f.Limit, 50, 500)
 	var a args
 	var where []string
@@ -134,7 +137,7 @@ func (db *DB) probeBound(ctx context.Context, f store.TrackFilter, probeN int) (
 	}
 	q += ` ORDER BY m.received_us DESC, m.id DESC LIMIT 1 OFFSET ` + a.add(probeN-1)
 	var bound int64
-	err := db.pool.QueryRow(ctx, q, a...).Scan(&bound)
+	err := db.conn.QueryRow(ctx, q, a...).Scan(&bound)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, true, nil
 	}
@@ -152,7 +155,7 @@ func (db *DB) runSearch(ctx context.Context, where []string, a args, limit int) 
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	q += ` ORDER BY m.received_us DESC, m.id DESC LIMIT ` + a.add(limit)
-	rows, err := db.pool.Query(ctx, q, a...)
+	rows, err := db.conn.Query(ctx, q, a...)
 	ms, err := collect(rows, err, func(r pgx.Rows) (store.Message, error) { return scanMessage(r) })
 	if err != nil {
 		return nil, fmt.Errorf("search messages: %w", err)
@@ -166,7 +169,7 @@ func (db *DB) runSearch(ctx context.Context, where []string, a args, limit int) 
 	for i, m := range ms {
 		out[i].Message, idx[m.ID], ids[i] = m, i, m.ID
 	}
-	rows, err = db.pool.Query(ctx, `SELECT `+rcptCols+` FROM recipients WHERE message_id = ANY($1) ORDER BY id`, ids)
+	rows, err = db.conn.Query(ctx, `SELECT `+rcptCols+` FROM recipients WHERE message_id = ANY($1) ORDER BY id`, ids)
 	rs, err := scanRecipients(rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("search messages: recipients: %w", err)
@@ -175,7 +178,7 @@ func (db *DB) runSearch(ctx context.Context, where []string, a args, limit int) 
 		i := idx[r.MessageID]
 		out[i].Recipients = append(out[i].Recipients, r)
 	}
-	rows, err = db.pool.Query(ctx, `SELECT message_id, finding FROM track_findings WHERE message_id = ANY($1) ORDER BY finding`, ids)
+	rows, err = db.conn.Query(ctx, `SELECT message_id, finding FROM track_findings WHERE message_id = ANY($1) ORDER BY finding`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("search messages: findings: %w", err)
 	}
@@ -190,6 +193,18 @@ func (db *DB) runSearch(ctx context.Context, where []string, a args, limit int) 
 		}
 	}
 	return out, rows.Err()
+}
+
+// hasNUL reports whether a search term holds a NUL byte. No stored text
+// does (storable replaces it), so such a search matches nothing, as on
+// SQLite; the console and API refuse such terms before they get here.
+func hasNUL(terms ...string) bool {
+	for _, t := range terms {
+		if strings.IndexByte(t, 0) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func clampLimit(n, def, max int) int {

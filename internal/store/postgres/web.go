@@ -50,7 +50,7 @@ func (db *DB) CreateAccount(ctx context.Context, a store.Account) (store.Account
 
 // Account returns an account by ID (any tenant: the caller checks the tenant).
 func (db *DB) Account(ctx context.Context, id int64) (store.Account, error) {
-	a, err := scanAccount(db.pool.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, id))
+	a, err := scanAccount(db.conn.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, fmt.Errorf("account %d: %w", id, store.ErrNotFound)
 	} else if err != nil {
@@ -61,7 +61,7 @@ func (db *DB) Account(ctx context.Context, id int64) (store.Account, error) {
 
 // AccountByLogin finds an account by login, case-insensitively, across tenants.
 func (db *DB) AccountByLogin(ctx context.Context, login string) (store.Account, error) {
-	a, err := scanAccount(db.pool.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE login = $1`, strings.ToLower(login)))
+	a, err := scanAccount(db.conn.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE login = $1`, strings.ToLower(login)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, fmt.Errorf("account %q: %w", login, store.ErrNotFound)
 	} else if err != nil {
@@ -72,7 +72,7 @@ func (db *DB) AccountByLogin(ctx context.Context, login string) (store.Account, 
 
 // Accounts lists a tenant's accounts by login; tenant 0 lists the operators.
 func (db *DB) Accounts(ctx context.Context, tenantID int64) ([]store.Account, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+accountCols+` FROM accounts WHERE tenant_id = $1 ORDER BY login`, tenantID)
+	rows, err := db.conn.Query(ctx, `SELECT `+accountCols+` FROM accounts WHERE tenant_id = $1 ORDER BY login`, tenantID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.Account, error) { return scanAccount(r) })
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
@@ -124,7 +124,7 @@ func (db *DB) CreateSession(ctx context.Context, s store.WebSession) error {
 func (db *DB) Session(ctx context.Context, id string) (store.WebSession, error) {
 	var s store.WebSession
 	var c, l, e int64
-	err := db.pool.QueryRow(ctx, `SELECT `+sessionCols+` FROM web_sessions WHERE id = $1`, id).
+	err := db.conn.QueryRow(ctx, `SELECT `+sessionCols+` FROM web_sessions WHERE id = $1`, id).
 		Scan(&s.ID, &s.AccountID, &s.TenantID, &s.CSRF, &s.MFADone, &s.RemoteIP, &c, &l, &e)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, fmt.Errorf("session: %w", store.ErrNotFound)
@@ -212,7 +212,7 @@ func (db *DB) CreateAPIToken(ctx context.Context, t store.APIToken) (store.APITo
 // APITokenByHash finds a token by its secret's hash, across tenants;
 // revoked and expired tokens are returned too (the caller decides).
 func (db *DB) APITokenByHash(ctx context.Context, hash string) (store.APIToken, error) {
-	t, err := scanToken(db.pool.QueryRow(ctx, `SELECT `+tokenCols+` FROM api_tokens WHERE hash = $1`, hash))
+	t, err := scanToken(db.conn.QueryRow(ctx, `SELECT `+tokenCols+` FROM api_tokens WHERE hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("API token: %w", store.ErrNotFound)
 	} else if err != nil {
@@ -223,7 +223,7 @@ func (db *DB) APITokenByHash(ctx context.Context, hash string) (store.APIToken, 
 
 // APITokens lists a tenant's tokens (0: operator tokens), oldest first.
 func (db *DB) APITokens(ctx context.Context, tenantID int64) ([]store.APIToken, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+tokenCols+` FROM api_tokens WHERE tenant_id = $1 ORDER BY id`, tenantID)
+	rows, err := db.conn.Query(ctx, `SELECT `+tokenCols+` FROM api_tokens WHERE tenant_id = $1 ORDER BY id`, tenantID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.APIToken, error) { return scanToken(r) })
 	if err != nil {
 		return nil, fmt.Errorf("API tokens: %w", err)
@@ -290,7 +290,7 @@ func (db *DB) AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditE
 		q += ` AND id < ` + a.add(f.BeforeID)
 	}
 	q += ` ORDER BY id DESC LIMIT ` + a.add(clampLimit(f.Limit, 100, 1000))
-	rows, err := db.pool.Query(ctx, q, a...)
+	rows, err := db.conn.Query(ctx, q, a...)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.AuditEntry, error) {
 		var e store.AuditEntry
 		var at int64
@@ -309,7 +309,7 @@ func (db *DB) AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditE
 // Mark returns a job's timestamp, zero when unset.
 func (db *DB) Mark(ctx context.Context, tenantID int64, key string) (time.Time, error) {
 	var at int64
-	err := db.pool.QueryRow(ctx, `SELECT at_us FROM marks WHERE tenant_id = $1 AND key = $2`, tenantID, key).Scan(&at)
+	err := db.conn.QueryRow(ctx, `SELECT at_us FROM marks WHERE tenant_id = $1 AND key = $2`, tenantID, key).Scan(&at)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, nil
 	} else if err != nil {
@@ -362,7 +362,7 @@ func (db *DB) ClaimMark(ctx context.Context, tenantID int64, key string, old, at
 // stored value wins and every caller gets it.
 func (db *DB) Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
 	var v []byte
-	err := db.pool.QueryRow(ctx, `SELECT value FROM secrets WHERE name = $1`, name).Scan(&v)
+	err := db.conn.QueryRow(ctx, `SELECT value FROM secrets WHERE name = $1`, name).Scan(&v)
 	if err == nil {
 		return v, nil
 	} else if !errors.Is(err, pgx.ErrNoRows) {
@@ -404,6 +404,9 @@ var quarantineSorts = map[string]string{
 // and subject; a shorter one (a two-character Japanese word) is checked row
 // by row among the tenant's copies that the other filters select.
 func (db *DB) SearchQuarantine(ctx context.Context, f store.QuarantineFilter) ([]store.QuarantineItem, int, error) {
+	if hasNUL(f.Query, f.Reason, f.Domain, f.Rcpt) {
+		return nil, 0, nil
+	}
 	var a args
 	where := ` WHERE q.tenant_id = ` + a.add(f.TenantID)
 	if f.Rcpt != "" {
@@ -429,7 +432,7 @@ func (db *DB) SearchQuarantine(ctx context.Context, f store.QuarantineFilter) ([
 		where += ` AND q.created_us < ` + a.add(us(f.To))
 	}
 	var total int
-	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM quarantine q`+where, a...).Scan(&total); err != nil {
+	if err := db.conn.QueryRow(ctx, `SELECT count(*) FROM quarantine q`+where, a...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("search quarantine: %w", err)
 	}
 	col, ok := quarantineSorts[f.Sort]
@@ -446,7 +449,7 @@ func (db *DB) SearchQuarantine(ctx context.Context, f store.QuarantineFilter) ([
 	}
 	q := `SELECT ` + prefixCols("q.", qCols) + ` FROM quarantine q` + where + ` ORDER BY q.` + col + dir + `, q.id` + dir
 	q += ` LIMIT ` + a.add(clampLimit(f.Limit, 50, 500)) + ` OFFSET ` + a.add(off)
-	rows, err := db.pool.Query(ctx, q, a...)
+	rows, err := db.conn.Query(ctx, q, a...)
 	out, err := scanQs(rows, err)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search quarantine: %w", err)
@@ -458,7 +461,7 @@ func (db *DB) SearchQuarantine(ctx context.Context, f store.QuarantineFilter) ([
 func (db *DB) QuarantineUsage(ctx context.Context, tenantID int64, rcpt string) (int64, int, error) {
 	var n int
 	var size int64
-	err := db.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(size), 0)::bigint FROM quarantine WHERE tenant_id = $1 AND rcpt = $2 AND state = 'held'`,
+	err := db.conn.QueryRow(ctx, `SELECT count(*), coalesce(sum(size), 0)::bigint FROM quarantine WHERE tenant_id = $1 AND rcpt = $2 AND state = 'held'`,
 		tenantID, rcpt).Scan(&n, &size)
 	if err != nil {
 		return 0, 0, fmt.Errorf("quarantine usage: %w", err)
@@ -472,7 +475,7 @@ func (db *DB) ExpiredQuarantine(ctx context.Context, now time.Time, limit int) (
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := db.pool.Query(ctx, `SELECT `+qCols+` FROM quarantine WHERE state = 'held' AND expires_us < $1 ORDER BY expires_us, id LIMIT $2`,
+	rows, err := db.conn.Query(ctx, `SELECT `+qCols+` FROM quarantine WHERE state = 'held' AND expires_us < $1 ORDER BY expires_us, id LIMIT $2`,
 		us(now), limit)
 	out, err := scanQs(rows, err)
 	if err != nil {
@@ -484,7 +487,7 @@ func (db *DB) ExpiredQuarantine(ctx context.Context, now time.Time, limit int) (
 // QuarantineRecipients lists the distinct (tenant, address) pairs with held
 // copies created after since, across tenants, in tenant and address order.
 func (db *DB) QuarantineRecipients(ctx context.Context, since time.Time) ([]store.QuarantineOwner, error) {
-	rows, err := db.pool.Query(ctx, `SELECT DISTINCT tenant_id, rcpt FROM quarantine WHERE state = 'held' AND created_us > $1 ORDER BY tenant_id, rcpt`, us(since))
+	rows, err := db.conn.Query(ctx, `SELECT DISTINCT tenant_id, rcpt FROM quarantine WHERE state = 'held' AND created_us > $1 ORDER BY tenant_id, rcpt`, us(since))
 	out, err := collect(rows, err, func(r pgx.Rows) (store.QuarantineOwner, error) {
 		var o store.QuarantineOwner
 		err := r.Scan(&o.TenantID, &o.Rcpt)

@@ -16,6 +16,12 @@ func (r rawDB) ExecSQL(ctx context.Context, q string) error {
 	return r.write(ctx, func(tx *sql.Tx) error { _, err := tx.Exec(q); return err })
 }
 
+func (r rawDB) QueryIntSQL(ctx context.Context, q string) (int64, error) {
+	var n int64
+	err := r.r.QueryRowContext(ctx, q).Scan(&n)
+	return n, err
+}
+
 // SearchPlans forces each plan of the tracking search: candidates from
 // the indexes, the newest-first walk, each after a probe of the newest few
 // messages.

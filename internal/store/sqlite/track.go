@@ -97,6 +97,9 @@ const probeRows = 10000
 // search is SearchMessages with the candidate cap as a parameter, so tests
 // can force either plan.
 func (db *DB) search(ctx context.Context, f store.TrackFilter, capN, probeN int) ([]store.TrackRow, error) {
+	if !matchable(f.Sender, f.Subject, f.MessageID, f.Recipient) {
+		return nil, nil
+	}
 	limit := clampLimit(f.Limit, 50, 500)
 	var where []string
 	var args []any
@@ -121,7 +124,9 @@ func (db *DB) search(ctx context.Context, f store.TrackFilter, capN, probeN int)
 	}
 	var fts []ftsTerm
 	phrase := func(col, v string) {
-		if utf8.RuneCountInString(v) >= 3 {
+		// Invalid UTF-8 would reach the index as U+FFFD and miss the
+		// stored bytes: such a term is only matched by LIKE.
+		if utf8.RuneCountInString(v) >= 3 && utf8.ValidString(v) {
 			fts = append(fts, ftsTerm{col, v})
 		}
 	}
@@ -374,7 +379,24 @@ func window(s string, id bool) string {
 	return string(r[at : at+ftsWindow])
 }
 
+// quoteFTS makes s one FTS5 string: a phrase of its literal text, whatever
+// query syntax it holds (quotes, *, ^, NEAR(, OR, column filters).
 func quoteFTS(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// matchable reports whether every search term can be matched literally.
+// SQLite reads LIKE patterns and FTS5 queries as C strings, so a term with
+// a NUL byte would be cut there: "a\x00b" would search for "a", and a term
+// of NULs would match everything (or fail as an unterminated FTS string).
+// Searches with such a term match nothing; the console and API refuse it
+// with 400 before it gets here.
+func matchable(terms ...string) bool {
+	for _, t := range terms {
+		if strings.IndexByte(t, 0) >= 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // capped runs a query whose last argument is capN+1 and returns its IDs, or
 // nil when there were more than capN.

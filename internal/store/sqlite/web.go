@@ -443,6 +443,9 @@ var quarantineSorts = map[string]string{
 // f.Sort (ties broken by ID, so pages never overlap), and the total number
 // of matches. Limit defaults to 50 (max 500).
 func (db *DB) SearchQuarantine(ctx context.Context, f store.QuarantineFilter) ([]store.QuarantineItem, int, error) {
+	if !matchable(f.Query, f.Reason, f.Domain, f.Rcpt) {
+		return nil, 0, nil
+	}
 	from := `quarantine q`
 	var fromArgs []any
 	where := ` WHERE q.tenant_id = ?`
@@ -466,7 +469,7 @@ func (db *DB) SearchQuarantine(ctx context.Context, f store.QuarantineFilter) ([
 		// A substring of three or more characters is looked up in the
 		// trigram index first, and only its matches are read (CROSS JOIN
 		// fixes that order); the exact LIKE above then decides.
-		if utf8.RuneCountInString(f.Query) >= 3 {
+		if utf8.RuneCountInString(f.Query) >= 3 && utf8.ValidString(f.Query) {
 			from = `quarantine_fts x CROSS JOIN quarantine q ON q.id = x.qid`
 			fromArgs = []any{`{sender subject} : ` + quoteFTS(window(f.Query, false))}
 		}

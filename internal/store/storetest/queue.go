@@ -447,3 +447,67 @@ func testEventsAndFind(t *testing.T, open Opener) {
 		t.Fatalf("operator sees %d events", len(evs))
 	}
 }
+
+// testOddBytes: envelope fields, headers and event details with invalid
+// UTF-8 and NUL bytes (a HELO, an undeclared 8-bit Subject) are accepted
+// and read back without error, and searching for them fails nothing.
+func testOddBytes(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	odd := "caf\xe9 \x00 \xff\xfe"
+	m := store.Message{ID: "m1", TenantID: 1, Direction: store.Inbound, BlobKey: "m1", ReceivedAt: now, MailFrom: "s\xff@x.test",
+		Helo: odd, MessageID: "<" + odd + "@x>", Subject: odd, ClientIP: "192.0.2.1", AuthUser: odd, EnvID: odd, Prefix: "X-A: " + odd + "\r\n"}
+	out, err := st.Accept(ctx, store.Acceptance{
+		Queue: []store.QueuedMessage{{Message: m,
+			Recipients: []store.Recipient{{Addr: "a\xff@x.test", ORcpt: odd, NextAttempt: now, State: store.Quarantined}, {Addr: "b@x.test", NextAttempt: now}},
+			Events:     []store.Event{{MessageID: "m1", TenantID: 1, At: now, Kind: "verdict", Rcpt: "a\xff@x.test", Detail: odd + " [SPAM]", Remote: odd}}}},
+		Quarantine: []store.QuarantinedCopy{{
+			Item: store.QuarantineItem{ID: "q1", TenantID: 1, Rcpt: "a\xff@x.test", MessageID: "m1", BlobKey: "q1", MailFrom: odd, FromHdr: odd,
+				Subject: odd, Reasons: odd, Size: 5, Created: now, Expires: now.Add(time.Hour), State: store.QHeld},
+			Event: store.Event{MessageID: "m1", TenantID: 1, At: now, Kind: "quarantined", Rcpt: "a\xff@x.test", Detail: odd}, QuotaBytes: 100}},
+	})
+	if err != nil || len(out) != 1 || len(out[0]) != 2 {
+		t.Fatalf("accept: %v %v", out, err)
+	}
+	got, rs, err := st.Message(ctx, 1, "m1")
+	if err != nil || got.ClientIP != "192.0.2.1" || len(rs) != 2 || rs[1].Addr != "b@x.test" || got.Subject == "" {
+		t.Fatalf("read back: %+v %+v %v", got, rs, err)
+	}
+	if evs, err := st.Events(ctx, 1, "m1"); err != nil || len(evs) != 2 {
+		t.Fatalf("events %v %v", evs, err)
+	}
+	if _, err := st.QuarantineItem(ctx, 1, "q1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Complete(ctx, 1, "m1", []store.RecipientUpdate{{ID: rs[1].ID, State: store.Queued, LastReply: "451 " + odd, RemoteMTA: odd,
+		NextAttempt: now.Add(time.Minute), CountAttempt: true}}, []store.Event{{MessageID: "m1", TenantID: 1, At: now, Kind: "deferred", Detail: odd}}); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+	for _, term := range []string{odd, "\xff", "caf\xe9", "\x00"} {
+		if _, err := st.FindMessages(ctx, 1, term, 10); err != nil {
+			t.Fatalf("find %q: %v", term, err)
+		}
+		if _, err := st.SearchMessages(ctx, store.TrackFilter{TenantID: 1, Subject: term, Recipient: term}); err != nil {
+			t.Fatalf("search %q: %v", term, err)
+		}
+		if _, _, err := st.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: term}); err != nil {
+			t.Fatalf("quarantine search %q: %v", term, err)
+		}
+	}
+	if err := st.AddAudit(ctx, store.AuditEntry{TenantID: 1, Actor: odd, Action: "x." + odd, Target: odd, After: odd}); err != nil {
+		t.Fatalf("audit: %v", err)
+	}
+	if err := st.SpamAdd(ctx, 1, map[string]store.TokenCount{odd: {Spam: 1}}, store.TokenCount{Spam: 1}); err != nil {
+		t.Fatalf("spam add: %v", err)
+	}
+	if _, err := st.SpamCounts(ctx, 1, []string{odd, "ok"}); err != nil {
+		t.Fatalf("spam counts: %v", err)
+	}
+	if err := st.RecordSender(ctx, 1, odd, now); err != nil {
+		t.Fatalf("record sender: %v", err)
+	}
+	if _, err := st.SeenSender(ctx, 1, odd); err != nil {
+		t.Fatalf("seen sender: %v", err)
+	}
+}

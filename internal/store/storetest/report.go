@@ -289,3 +289,83 @@ func testReportDaysZoneAndPurge(t *testing.T, open Opener) {
 		t.Fatal("bad day accepted")
 	}
 }
+
+// Recipients refused at RCPT as unknown users are chosen by the sender: N
+// distinct guesses make one report bucket per domain and day, not N rows,
+// while tracking still keeps each refused recipient. A recipient rejected
+// for another reason (policy at DATA) is still counted per address.
+func testRefusedUnknownRecipientsAggregated(t *testing.T, open Opener) {
+	st := open(t)
+	zone(t, st, time.UTC)
+	ctx := context.Background()
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	rows := func() int {
+		n, err := raw(t, st).QueryIntSQL(ctx, `SELECT count(*) FROM report_counts`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(n)
+	}
+	// Recorded as the SMTP session does: one finished message per
+	// transaction, every refused recipient Rejected with its event.
+	refuse := func(batch int, addrs []string) {
+		id := fmt.Sprintf("refused%04d", batch)
+		m := store.Message{ID: id, TenantID: 1, Direction: store.Inbound, MailFrom: "spammer@bad.test", ReceivedAt: at, Done: true}
+		var rs []store.Recipient
+		var evs []store.Event
+		for _, a := range addrs {
+			rs = append(rs, store.Recipient{Addr: a, State: store.Rejected, LastCode: 550, LastReply: "550 5.1.1 User unknown", NextAttempt: at})
+			evs = append(evs, store.Event{MessageID: id, TenantID: 1, At: at, Kind: "rejected", Rcpt: a, Detail: store.RefusedUnknownDetail})
+		}
+		if _, err := st.Enqueue(ctx, m, rs, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sizes := []int{}
+	n := 0
+	for batch := range 10 {
+		var addrs []string
+		for range 50 {
+			n++
+			addrs = append(addrs, fmt.Sprintf("guess%05d@Example.test", n))
+		}
+		refuse(batch, addrs)
+		sizes = append(sizes, rows())
+	}
+	// received and rejected of example.test's bucket, whatever N.
+	if sizes[0] != 2 || sizes[len(sizes)-1] != 2 {
+		t.Fatalf("report rows after 50, 100, ... 500 unknown recipients: %v, want 2 each time", sizes)
+	}
+	// A policy rejection of a real user at DATA keeps its address.
+	m := store.Message{ID: "policy1", TenantID: 1, Direction: store.Inbound, MailFrom: "x@bad.test", ReceivedAt: at, Done: true}
+	if _, err := st.Enqueue(ctx, m, []store.Recipient{{Addr: "alice@example.test", State: store.Rejected, NextAttempt: at}},
+		[]store.Event{{MessageID: m.ID, TenantID: 1, At: at, Kind: "rejected", Rcpt: "alice@example.test", Detail: "550 5.7.1 Message refused by policy"}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := st.Report(ctx, store.ReportFilter{TenantID: 1, GroupBy: "day", ByAddress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep) != 2 {
+		t.Fatalf("report rows %+v, want the unknown-recipient bucket and alice", rep)
+	}
+	for _, r := range rep {
+		switch r.Address {
+		case store.UnknownRecipients:
+			if r.Domain != "example.test" || r.Counts[store.MetricRejected] != 500 || r.Counts[store.MetricReceived] != 500 {
+				t.Errorf("bucket %+v, want example.test with 500 received and rejected", r)
+			}
+		case "alice@example.test":
+			if r.Counts[store.MetricRejected] != 1 {
+				t.Errorf("alice %+v", r)
+			}
+		default:
+			t.Errorf("unexpected row %+v", r)
+		}
+	}
+	// Tracking still finds a single refused guess.
+	found, err := st.SearchMessages(ctx, store.TrackFilter{TenantID: 1, Recipient: "guess00321@", Verdict: "rejected"})
+	if err != nil || len(found) != 1 || len(found[0].Recipients) != 50 {
+		t.Fatalf("tracking of a refused recipient: %d rows, %v", len(found), err)
+	}
+}

@@ -30,6 +30,8 @@ type ReportZoner interface {
 // itself refuses).
 type RawSQL interface {
 	ExecSQL(ctx context.Context, sql string) error
+	// QueryIntSQL runs a query whose result is one integer.
+	QueryIntSQL(ctx context.Context, sql string) (int64, error)
 }
 
 // SearchFunc runs a tracking search one way.
@@ -59,21 +61,25 @@ func Run(t *testing.T, open Opener) {
 		{"CompleteConcurrent", testCompleteConcurrent},
 		{"QueueAdmin", testQueueAdmin},
 		{"EventsAndFind", testEventsAndFind},
+		{"OddBytes", testOddBytes},
 		{"Policy", testPolicy},
 		{"QuarantineItems", testQuarantineItems},
 		{"SpamCountsPerTenant", testSpamCountsPerTenant},
 		{"SpamAddConcurrent", testSpamAddConcurrent},
 		{"ReportAgreesWithEvents", testReportAgreesWithEvents},
 		{"ReportDaysZoneAndPurge", testReportDaysZoneAndPurge},
+		{"RefusedUnknownRecipientsAggregated", testRefusedUnknownRecipientsAggregated},
 		{"SearchMessagesMatchesReference", testSearchMessagesMatchesReference},
 		{"SearchMessagesCursorPaging", testSearchMessagesCursorPaging},
 		{"SearchJapaneseSubject", testSearchJapaneseSubject},
+		{"SearchMessagesLiteralTerms", testSearchMessagesLiteralTerms},
 		{"AccountsAndSessions", testAccountsAndSessions},
 		{"APITokens", testAPITokens},
 		{"AuditAppendOnly", testAuditAppendOnly},
 		{"MarksAndSecrets", testMarksAndSecrets},
 		{"ClaimMark", testClaimMark},
 		{"SearchQuarantine", testSearchQuarantine},
+		{"SearchQuarantineLiteralTerms", testSearchQuarantineLiteralTerms},
 		{"TimePrecision", testTimePrecision},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })

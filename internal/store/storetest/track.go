@@ -245,3 +245,42 @@ func testSearchJapaneseSubject(t *testing.T, open Opener) {
 		}
 	}
 }
+
+// hostileTerms are search terms a person may type or an attacker may send:
+// full-text query syntax, LIKE wildcards, quotes, control characters,
+// invalid UTF-8 and NUL bytes. Each must be matched as literal text.
+var hostileTerms = []string{`"`, `"""`, `"ab`, `*`, `***`, `Sen*`, `^Sen`, `NEAR(`, `NEAR(a b)`, `OR`, `sender3 OR sender4`,
+	`AND`, `NOT x`, `{sender subject}: x`, `subject: Invoice`, `-abc`, `+abc`, `(`, `)`, `:`, `'`, `\`, `%`, `%%%`, `_`, `___`,
+	"\x01\x02\x03", "Inv\toice", "\r\n", "\xff\xfe\xfd", "Invoice\xff", "a\x00b", "\x00", "\x00\x00\x00", "Invoice\x00", "\x00%", "50%\x00"}
+
+// Hostile terms never fail a tracking search nor match what the reference
+// (literal substring) search does not, in every plan.
+func testSearchMessagesLiteralTerms(t *testing.T, open Opener) {
+	st := open(t)
+	plans := []SearchFunc{st.SearchMessages}
+	if p, ok := st.(SearchPlans); ok {
+		plans = append(plans, p.SearchPlans()...)
+	}
+	fx := buildTrack(t, st)
+	ctx := context.Background()
+	for _, term := range hostileTerms {
+		for _, f := range []store.TrackFilter{{TenantID: 1, Sender: term}, {TenantID: 2, Subject: term}, {TenantID: 3, Recipient: term},
+			{TenantID: 1, MessageID: term}, {All: true, Subject: term, Verdict: "spam"}} {
+			f.Limit = 1000
+			want := fx.want(f)
+			for plan, search := range plans {
+				rows, err := search(ctx, f)
+				if err != nil {
+					t.Fatalf("term %q filter %+v plan %v: %v", term, f, plan, err)
+				}
+				var got []string
+				for _, r := range rows {
+					got = append(got, r.Message.ID)
+				}
+				if len(got) != len(want) || len(got) > 0 && !slices.Equal(got, want) {
+					t.Fatalf("term %q filter %+v plan %v: %d rows, want %d", term, f, plan, len(got), len(want))
+				}
+			}
+		}
+	}
+}

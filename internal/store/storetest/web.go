@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -364,5 +365,47 @@ func testClaimMark(t *testing.T, open Opener) {
 	}
 	if won, _ := st.ClaimMark(ctx, 1, "digest:a@b.test", last, at); !won {
 		t.Fatal("claim after roll back failed")
+	}
+}
+
+// Quarantine search terms are literal text: FTS5 syntax, LIKE wildcards
+// and control characters find exactly the copies containing them, never
+// fail, and a NUL byte (which SQLite would cut the term at) matches nothing.
+func testSearchQuarantineLiteralTerms(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	subjects := []string{`Say "hi" * NEAR(x) OR y`, `50% off_sale`, "Invoice\tMarch", `{sender subject}: odd`, `back\slash 'q'`, "plain words", "請求書 NEAR(見積)"}
+	for i, s := range subjects {
+		it := store.QuarantineItem{ID: fmt.Sprintf("q%02d", i), TenantID: 1, Rcpt: "u@a.test", MessageID: "m", BlobKey: "b",
+			MailFrom: "s@x.test", Subject: s, Created: time.Unix(int64(1_800_000_000+i), 0), Expires: time.Unix(1_900_000_000, 0), State: store.QHeld}
+		if err := st.AddQuarantine(ctx, it, store.Event{MessageID: "m", TenantID: 1, Kind: "quarantined", Rcpt: it.Rcpt}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	terms := append(append([]string(nil), hostileTerms...), `"hi" *`, `NEAR(x) OR`, `% off_`, "\tMarch", `: odd`, `\slash '`, `NEAR(見積)`)
+	for _, term := range terms {
+		want := 0
+		if !strings.Contains(term, "\x00") {
+			for _, s := range subjects {
+				if containsFold(s, term) || containsFold("s@x.test", term) {
+					want++
+				}
+			}
+		}
+		for _, f := range []store.QuarantineFilter{{TenantID: 1, Query: term}, {TenantID: 1, Query: term, Reason: "\x00"}} {
+			items, total, err := st.SearchQuarantine(ctx, f)
+			if err != nil {
+				t.Fatalf("term %q: %v", term, err)
+			}
+			if f.Reason != "" {
+				if total != 0 {
+					t.Errorf("reason NUL with term %q matched %d", term, total)
+				}
+				continue
+			}
+			if total != want || len(items) != want {
+				t.Errorf("term %q: %d/%d copies, want %d", term, total, len(items), want)
+			}
+		}
 	}
 }

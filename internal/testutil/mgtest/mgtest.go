@@ -19,6 +19,7 @@ import (
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
@@ -47,6 +48,9 @@ type Options struct {
 	Stages []policy.Stage
 	// NoChecks runs the relay without any inbound check (queue tests).
 	NoChecks bool
+	// Passwords replaces the node's password verifier (tests that
+	// instrument or fill its memory budget).
+	Passwords *passwd.Verifier
 	// Postgres keeps the node's store in a fresh database on the test
 	// binary's throwaway PostgreSQL server (see OnPostgres) instead of
 	// SQLite in the node's directory.
@@ -135,6 +139,8 @@ func Start(t testing.TB, o Options) *Node {
 	if usePostgres(t, o) {
 		cfg.Store.Driver, cfg.Store.DSN = "postgres", pgtest.DB(t, migrated)
 	}
+	// Fake upstreams (IMAP, SMTP, identity provider) listen on loopback.
+	cfg.Auth.UpstreamAllow = []string{"127.0.0.0/8", "::1/128"}
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
@@ -146,7 +152,7 @@ func Start(t testing.TB, o Options) *Node {
 	if o.NoChecks {
 		o.Stages = []policy.Stage{}
 	}
-	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages})
+	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages, Passwords: o.Passwords})
 	if err != nil {
 		t.Fatal(err)
 	}

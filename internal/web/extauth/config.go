@@ -286,15 +286,15 @@ func (c Config) TLSConfig() *tls.Config {
 }
 
 // CheckPassword runs the delegated password check for Method imap or smtp
-// with TLSConfig. It returns ErrBadCredentials or an error wrapping
+// with TLSConfig, connecting through d. It returns ErrBadCredentials or an error wrapping
 // ErrUpstream as CheckIMAP and CheckSMTP do, and a plain error for any other
 // method (the console must not call it then).
-func (c Config) CheckPassword(ctx context.Context, user, pass string) error {
+func (c Config) CheckPassword(ctx context.Context, d Dialer, user, pass string) error {
 	switch c.Method {
 	case MethodIMAP:
-		return CheckIMAP(ctx, c.Target.String(), c.TLSConfig(), user, pass)
+		return CheckIMAP(ctx, d, c.Target.String(), c.TLSConfig(), user, pass)
 	case MethodSMTP:
-		return CheckSMTP(ctx, c.Target.String(), c.TLSConfig(), user, pass)
+		return CheckSMTP(ctx, d, c.Target.String(), c.TLSConfig(), user, pass)
 	}
 	return errors.New("extauth: CheckPassword called for login method " + string(c.Method))
 }

@@ -15,6 +15,14 @@ import (
 // deadline of its own.
 const DefaultTimeout = 10 * time.Second
 
+// Dialer opens the TCP connection to an upstream. The console passes a
+// netguard.Dialer, which resolves names through mailgate's resolver and
+// refuses internal networks; nil dials directly (tests with servers on
+// loopback only).
+type Dialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
 // upstreamConn is a connection to the upstream with the check's deadline
 // applied. ctx ending closes the connection, which unblocks the protocol
 // libraries (neither go-imap nor go-smtp takes a context).
@@ -24,11 +32,14 @@ type upstreamConn struct {
 	stop     func() bool
 }
 
-// dialUpstream connects to t within ctx and, for implicit TLS, completes
-// the handshake. ctx must carry a deadline (see withDefaultTimeout).
-func dialUpstream(ctx context.Context, t Target, tlsCfg *tls.Config) (*upstreamConn, error) {
+// dialUpstream connects to t through d within ctx and, for implicit TLS,
+// completes the handshake. ctx must carry a deadline (see
+// withDefaultTimeout).
+func dialUpstream(ctx context.Context, d Dialer, t Target, tlsCfg *tls.Config) (*upstreamConn, error) {
 	deadline, _ := ctx.Deadline()
-	var d net.Dialer
+	if d == nil {
+		d = &net.Dialer{}
+	}
 	raw, err := d.DialContext(ctx, "tcp", t.Addr())
 	if err != nil {
 		return nil, upstreamErr(ctx, t, "connecting", err)
@@ -107,7 +118,7 @@ type upstreamCheck struct {
 // (whose plain and implicit-TLS schemes are schemes). A bad target or an
 // unreachable server wraps ErrUpstream; implausible credentials are
 // ErrBadCredentials without any connection.
-func startCheck(ctx context.Context, target string, tlsCfg *tls.Config, user, pass, proto string, schemes ...string) (*upstreamCheck, error) {
+func startCheck(ctx context.Context, d Dialer, target string, tlsCfg *tls.Config, user, pass, proto string, schemes ...string) (*upstreamCheck, error) {
 	t, err := ParseTarget(target)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
@@ -120,7 +131,7 @@ func startCheck(ctx context.Context, target string, tlsCfg *tls.Config, user, pa
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	tlsCfg = clientTLSConfig(tlsCfg, t)
-	conn, err := dialUpstream(ctx, t, tlsCfg)
+	conn, err := dialUpstream(ctx, d, t, tlsCfg)
 	if err != nil {
 		cancel()
 		return nil, err

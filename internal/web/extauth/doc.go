@@ -13,8 +13,8 @@
 // Every check distinguishes two failures: ErrBadCredentials (the upstream
 // answered and said no; show "wrong user name or password" and count it for
 // throttling) and ErrUpstream (the upstream could not be asked: unreachable,
-// timed out, TLS failed, misconfigured; show "login service unavailable" and
-// do not count it against the user). Credentials are never sent before TLS
+// timed out, TLS failed, misconfigured, or in a network the Dialer refuses;
+// show "login service unavailable"). Credentials are never sent before TLS
 // is established and verified as configured.
 package extauth
 

@@ -13,7 +13,7 @@ import (
 
 // CheckIMAP checks user and pass against the IMAP server at target
 // ("imaps://host:993", or "imap://host:143" with mandatory STARTTLS,
-// RFC 9051 6.2.1 and RFC 8314). It authenticates with AUTHENTICATE PLAIN
+// RFC 9051 6.2.1 and RFC 8314), connecting through d. It authenticates with AUTHENTICATE PLAIN
 // when offered, else LOGIN, logs out and closes the connection.
 //
 // tlsCfg may be nil for default verification; it is cloned, and its
@@ -27,8 +27,8 @@ import (
 // AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED, or none), and an
 // error wrapping ErrUpstream for everything else, including NO
 // [UNAVAILABLE]. Safe for concurrent use.
-func CheckIMAP(ctx context.Context, target string, tlsCfg *tls.Config, user, pass string) error {
-	u, err := startCheck(ctx, target, tlsCfg, user, pass, "IMAP", "imap", "imaps")
+func CheckIMAP(ctx context.Context, d Dialer, target string, tlsCfg *tls.Config, user, pass string) error {
+	u, err := startCheck(ctx, d, target, tlsCfg, user, pass, "IMAP", "imap", "imaps")
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func TestCheckIMAPDovecot(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := CheckIMAP(t.Context(), tc.target, cert.clientTLS(), tc.user, tc.pass)
+			err := CheckIMAP(t.Context(), nil, tc.target, cert.clientTLS(), tc.user, tc.pass)
 			if tc.wantErr == nil && err != nil || !errors.Is(err, tc.wantErr) {
 				t.Fatalf("CheckIMAP = %v, want %v", err, tc.wantErr)
 			}
@@ -45,7 +45,7 @@ func TestCheckIMAPDovecot(t *testing.T) {
 	t.Run("untrusted certificate", func(t *testing.T) {
 		t.Parallel()
 		for _, target := range []string{"imaps://" + dc.imapsAddr, "imap://" + dc.imapAddr} {
-			err := CheckIMAP(t.Context(), target, newTestCert(t).clientTLS(), "alice@example.com", "correct horse")
+			err := CheckIMAP(t.Context(), nil, target, newTestCert(t).clientTLS(), "alice@example.com", "correct horse")
 			var unknown x509.UnknownAuthorityError
 			if !errors.Is(err, ErrUpstream) || !errors.As(err, &unknown) {
 				t.Errorf("%s: CheckIMAP = %v, want ErrUpstream with a verification error", target, err)
@@ -60,10 +60,10 @@ func TestCheckIMAPDovecot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := cfg.CheckPassword(t.Context(), "alice@example.com", "correct horse"); err != nil {
+		if err := cfg.CheckPassword(t.Context(), nil, "alice@example.com", "correct horse"); err != nil {
 			t.Fatalf("CheckPassword: %v", err)
 		}
-		if err := cfg.CheckPassword(t.Context(), "alice@example.com", "nope"); !errors.Is(err, ErrBadCredentials) {
+		if err := cfg.CheckPassword(t.Context(), nil, "alice@example.com", "nope"); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("CheckPassword with a wrong password = %v", err)
 		}
 	})
@@ -109,7 +109,7 @@ func TestCheckIMAPRefusesCleartext(t *testing.T) {
 			srv := startScripted(t, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n", imapScript(tc.reply))
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			defer cancel()
-			err := CheckIMAP(ctx, "imap://"+srv.addr(), nil, "alice@example.com", pass)
+			err := CheckIMAP(ctx, nil, "imap://"+srv.addr(), nil, "alice@example.com", pass)
 			if !errors.Is(err, ErrUpstream) || errors.Is(err, ErrBadCredentials) {
 				t.Fatalf("CheckIMAP = %v, want ErrUpstream", err)
 			}
@@ -131,7 +131,7 @@ func TestCheckIMAPUpstreamFailures(t *testing.T) {
 	t.Parallel()
 	t.Run("unreachable", func(t *testing.T) {
 		t.Parallel()
-		err := CheckIMAP(t.Context(), "imaps://"+closedPort(t), nil, "alice@example.com", "x")
+		err := CheckIMAP(t.Context(), nil, "imaps://"+closedPort(t), nil, "alice@example.com", "x")
 		if !errors.Is(err, ErrUpstream) || errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("CheckIMAP = %v, want ErrUpstream", err)
 		}
@@ -141,21 +141,21 @@ func TestCheckIMAPUpstreamFailures(t *testing.T) {
 		silent := startScripted(t, "", func(string) string { return "" })
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
-		err := CheckIMAP(ctx, "imap://"+silent.addr(), nil, "alice@example.com", "x")
+		err := CheckIMAP(ctx, nil, "imap://"+silent.addr(), nil, "alice@example.com", "x")
 		if !errors.Is(err, ErrUpstream) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("CheckIMAP = %v, want ErrUpstream and DeadlineExceeded", err)
 		}
 	})
 	t.Run("smtp target", func(t *testing.T) {
 		t.Parallel()
-		if err := CheckIMAP(t.Context(), "smtps://127.0.0.1:1", nil, "a", "b"); !errors.Is(err, ErrUpstream) {
+		if err := CheckIMAP(t.Context(), nil, "smtps://127.0.0.1:1", nil, "a", "b"); !errors.Is(err, ErrUpstream) {
 			t.Fatalf("CheckIMAP = %v, want ErrUpstream", err)
 		}
 	})
 	t.Run("empty password", func(t *testing.T) {
 		t.Parallel()
 		// Refused locally: no connection is made to the closed port.
-		if err := CheckIMAP(t.Context(), "imaps://"+closedPort(t), nil, "alice@example.com", ""); !errors.Is(err, ErrBadCredentials) {
+		if err := CheckIMAP(t.Context(), nil, "imaps://"+closedPort(t), nil, "alice@example.com", ""); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("CheckIMAP = %v, want ErrBadCredentials", err)
 		}
 	})

@@ -17,7 +17,8 @@ const heloName = "localhost"
 
 // CheckSMTP checks user and pass with AUTH PLAIN (RFC 4954, RFC 4616)
 // against the SMTP submission server at target ("smtps://host:465", or
-// "smtp://host:587" with mandatory STARTTLS, RFC 3207 and RFC 8314). No
+// "smtp://host:587" with mandatory STARTTLS, RFC 3207 and RFC 8314),
+// connecting through d. No
 // mail is sent: the connection is closed with QUIT after the verdict.
 //
 // tlsCfg is used as in CheckIMAP. A server that does not offer STARTTLS
@@ -29,8 +30,8 @@ const heloName = "localhost"
 // and an error wrapping ErrUpstream for everything else: a missing AUTH
 // PLAIN, 454 temporary failure, 534 or 538, network and TLS errors. Safe
 // for concurrent use.
-func CheckSMTP(ctx context.Context, target string, tlsCfg *tls.Config, user, pass string) error {
-	u, err := startCheck(ctx, target, tlsCfg, user, pass, "SMTP", "smtp", "smtps")
+func CheckSMTP(ctx context.Context, d Dialer, target string, tlsCfg *tls.Config, user, pass string) error {
+	u, err := startCheck(ctx, d, target, tlsCfg, user, pass, "SMTP", "smtp", "smtps")
 	if err != nil {
 		return err
 	}

@@ -126,7 +126,7 @@ func TestCheckSMTP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.up.authCalls.Load()
 			beforeTLS := tc.up.tlsAuths.Load()
-			err := CheckSMTP(t.Context(), tc.scheme+"://"+tc.up.addr, cert.clientTLS(), tc.user, tc.pass)
+			err := CheckSMTP(t.Context(), nil, tc.scheme+"://"+tc.up.addr, cert.clientTLS(), tc.user, tc.pass)
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("CheckSMTP = %v, want %v", err, tc.wantErr)
 			}
@@ -144,7 +144,7 @@ func TestCheckSMTPRefusesCleartext(t *testing.T) {
 	t.Parallel()
 	cert := newTestCert(t)
 	up := startSMTP(t, cert, smtpNoTLS, alicePassword)
-	err := CheckSMTP(t.Context(), "smtp://"+up.addr, cert.clientTLS(), "alice@example.com", "correct horse")
+	err := CheckSMTP(t.Context(), nil, "smtp://"+up.addr, cert.clientTLS(), "alice@example.com", "correct horse")
 	if !errors.Is(err, ErrUpstream) || !errors.Is(err, ErrNoTLS) || errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("CheckSMTP = %v, want ErrUpstream and ErrNoTLS", err)
 	}
@@ -168,7 +168,7 @@ func TestCheckSMTPStartTLSRefused(t *testing.T) {
 		}
 		return "250 ok\r\n"
 	})
-	err := CheckSMTP(t.Context(), "smtp://"+srv.addr(), nil, "alice@example.com", "correct horse")
+	err := CheckSMTP(t.Context(), nil, "smtp://"+srv.addr(), nil, "alice@example.com", "correct horse")
 	if !errors.Is(err, ErrUpstream) || !errors.Is(err, ErrNoTLS) {
 		t.Fatalf("CheckSMTP = %v, want ErrUpstream and ErrNoTLS", err)
 	}
@@ -187,7 +187,7 @@ func TestCheckSMTPUpstreamFailures(t *testing.T) {
 	silent := startScripted(t, "", func(string) string { return "" })
 
 	t.Run("unreachable", func(t *testing.T) {
-		err := CheckSMTP(t.Context(), "smtp://"+closedPort(t), cert.clientTLS(), "alice@example.com", "correct horse")
+		err := CheckSMTP(t.Context(), nil, "smtp://"+closedPort(t), cert.clientTLS(), "alice@example.com", "correct horse")
 		if !errors.Is(err, ErrUpstream) || errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("CheckSMTP = %v, want ErrUpstream", err)
 		}
@@ -199,7 +199,7 @@ func TestCheckSMTPUpstreamFailures(t *testing.T) {
 	t.Run("untrusted certificate", func(t *testing.T) {
 		before := up.authCalls.Load()
 		other := newTestCert(t)
-		err := CheckSMTP(t.Context(), "smtp://"+up.addr, other.clientTLS(), "alice@example.com", "correct horse")
+		err := CheckSMTP(t.Context(), nil, "smtp://"+up.addr, other.clientTLS(), "alice@example.com", "correct horse")
 		if !errors.Is(err, ErrUpstream) {
 			t.Fatalf("CheckSMTP = %v, want ErrUpstream", err)
 		}
@@ -218,12 +218,12 @@ func TestCheckSMTPUpstreamFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := cfg.CheckPassword(t.Context(), "alice@example.com", "correct horse"); err != nil {
+		if err := cfg.CheckPassword(t.Context(), nil, "alice@example.com", "correct horse"); err != nil {
 			t.Fatalf("CheckPassword with tls_verify=false: %v", err)
 		}
 	})
 	t.Run("temporary failure", func(t *testing.T) {
-		err := CheckSMTP(t.Context(), "smtp://"+tempFail.addr, cert.clientTLS(), "alice@example.com", "correct horse")
+		err := CheckSMTP(t.Context(), nil, "smtp://"+tempFail.addr, cert.clientTLS(), "alice@example.com", "correct horse")
 		if !errors.Is(err, ErrUpstream) || errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("CheckSMTP = %v, want ErrUpstream", err)
 		}
@@ -231,13 +231,13 @@ func TestCheckSMTPUpstreamFailures(t *testing.T) {
 	t.Run("deadline", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
-		err := CheckSMTP(ctx, "smtp://"+silent.addr(), cert.clientTLS(), "alice@example.com", "correct horse")
+		err := CheckSMTP(ctx, nil, "smtp://"+silent.addr(), cert.clientTLS(), "alice@example.com", "correct horse")
 		if !errors.Is(err, ErrUpstream) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("CheckSMTP = %v, want ErrUpstream and DeadlineExceeded", err)
 		}
 	})
 	t.Run("wrong scheme", func(t *testing.T) {
-		err := CheckSMTP(t.Context(), "imaps://"+up.addr, cert.clientTLS(), "alice@example.com", "correct horse")
+		err := CheckSMTP(t.Context(), nil, "imaps://"+up.addr, cert.clientTLS(), "alice@example.com", "correct horse")
 		if !errors.Is(err, ErrUpstream) {
 			t.Fatalf("CheckSMTP = %v, want ErrUpstream", err)
 		}

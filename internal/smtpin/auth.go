@@ -1,0 +1,103 @@
+package smtpin
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/passwd"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// PasswordVerifier checks relay passwords within the process-wide memory
+// budget for password checks (passwd.Verifier, shared with the console).
+// Both methods return passwd.ErrBusy, without checking, when it is taken.
+type PasswordVerifier interface {
+	Verify(ctx context.Context, encoded, password string) error
+	// VerifyDummy costs what Verify costs and never matches.
+	VerifyDummy(ctx context.Context, password string) error
+}
+
+// AuthThrottle limits password guessing per client network and per login
+// (loginlimit.Memory, shared with the console). Take reserves an attempt
+// for every key or none, before the password is checked; Refund gives back
+// the attempt of a success.
+type AuthThrottle interface {
+	Take(now time.Time, keys ...string) (bool, time.Duration)
+	Refund(now time.Time, keys ...string)
+}
+
+var (
+	_ PasswordVerifier = (*passwd.Verifier)(nil)
+	_ AuthThrottle     = (*loginlimit.Memory)(nil)
+)
+
+var (
+	// RFC 4954 6: 454 4.7.0 is a temporary authentication failure.
+	errAuthThrottled = smtpErr(454, smtp.EnhancedCode{4, 7, 0}, "Too many failed logins; try again later")
+	errAuthBusy      = smtpErr(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure; try again shortly")
+)
+
+// AuthMechanisms offers PLAIN on the outbound listener only; go-smtp offers
+// it only after STARTTLS.
+func (se *session) AuthMechanisms() []string {
+	if se.s.d.Kind != Outbound || !se.s.d.Listener.AllowAuth {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+// Auth checks a relay login. Each attempt first takes a token from the
+// throttle for the client's network and for the login; an unknown login
+// costs a dummy check, so it is answered like a wrong password, as slowly.
+func (se *session) Auth(mech string) (sasl.Server, error) {
+	if se.s.d.Kind != Outbound || !se.s.d.Listener.AllowAuth || mech != sasl.Plain {
+		return nil, smtp.ErrAuthUnsupported
+	}
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if identity != "" && identity != username {
+			return se.reject(smtp.ErrAuthFailed)
+		}
+		d := se.s.d
+		keys := []string{loginlimit.IPKey(se.ip), loginlimit.LoginKey(username)}
+		if ok, _ := d.AuthThrottle.Take(d.Clock.Now(), keys...); !ok {
+			se.log.Info("auth throttled", "user", username)
+			return se.reject(errAuthThrottled)
+		}
+		ctx, cancel := se.ctx()
+		defer cancel()
+		l, err := d.Store.RelayLogin(ctx, username)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// Same answer as a wrong password: do not reveal which logins exist.
+			err = d.Passwords.VerifyDummy(ctx, password)
+		case err != nil:
+			d.AuthThrottle.Refund(d.Clock.Now(), keys...)
+			se.log.Error("relay login lookup", "err", err)
+			return errAuthBusy
+		default:
+			err = d.Passwords.Verify(ctx, l.Hash, password)
+		}
+		switch {
+		case errors.Is(err, passwd.ErrBusy):
+			// Nothing was checked: the attempt does not count.
+			d.AuthThrottle.Refund(d.Clock.Now(), keys...)
+			se.log.Warn("auth refused: too many password checks at once", "user", username)
+			return errAuthBusy
+		case err != nil:
+			if !errors.Is(err, passwd.ErrMismatch) {
+				se.log.Error("relay password cannot be checked", "user", username, "err", err)
+			}
+			se.log.Info("auth failed", "user", username)
+			return se.reject(smtp.ErrAuthFailed)
+		}
+		d.AuthThrottle.Refund(d.Clock.Now(), keys...)
+		se.authUser, se.authTID = username, l.TenantID
+		se.log.Info("authenticated", "user", username, "tenant", l.TenantID)
+		return nil
+	}), nil
+}
