@@ -114,8 +114,17 @@ func Launch(ctx context.Context, base string) (*Server, error) {
 	if bin == "" {
 		return nil, ErrNotInstalled
 	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
 	if base == "" {
 		base = filepath.Join(os.TempDir(), "mailgate-pgtest")
+		// The postgres user must reach it: a TMPDIR under a private
+		// home directory would not do.
+		if cred != nil && !traversable(filepath.Dir(base)) {
+			base = "/tmp/mailgate-pgtest"
+		}
 	}
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
@@ -123,10 +132,6 @@ func Launch(ctx context.Context, base string) (*Server, error) {
 	// Others (the postgres user) must reach the run directory.
 	_ = os.Chmod(base, 0o755)
 	reapStale(base)
-	cred, err := serverCredential()
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp(base, fmt.Sprintf("run-%d-", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
@@ -236,6 +241,20 @@ func findBinDir() string {
 		return filepath.Dir(p)
 	}
 	return ""
+}
+
+// traversable reports whether every directory from dir up to the root may
+// be searched by other users.
+func traversable(dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }
 
 func version(binDir string) int {
