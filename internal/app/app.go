@@ -29,7 +29,6 @@ import (
 	"github.com/mailgate/mailgate/internal/smtpin"
 	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
-	"github.com/mailgate/mailgate/internal/store/sqlite"
 )
 
 // App is a running mailgate node.
@@ -89,7 +88,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mailgate.db"), log)
+	st, err := openStore(ctx, cfg, (&App{Config: cfg}).Zone(), log)
 	if err != nil {
 		return nil, err
 	}

@@ -56,6 +56,7 @@ type Config struct {
 
 	Postmaster string `toml:"postmaster" doc:"Where mail to the bare <Postmaster> (RFC 5321 4.5.1: no domain) arriving on the inbound listener goes: an address in a served domain, which it then reaches through that domain's route and checks like any mail to it. Empty: postmaster@ the served domain the hostname is in (mx.example.com: example.com, or the hostname itself when it is served). When neither is served, <Postmaster> gets 451 4.3.5 and an error is logged. postmaster@ every served domain is always accepted."`
 
+	Store    StoreConfig    `toml:"store" doc:"Where tenants, policies, the queue's envelopes and the tracking log are kept. The default needs nothing: an embedded SQLite file for a single node. Several nodes share one PostgreSQL database instead (docs/cluster.md)."`
 	DNS      DNSConfig      `toml:"dns"`
 	TLS      TLSConfig      `toml:"tls"`
 	Inbound  ListenerConfig `toml:"inbound" doc:"The internet-facing MX listener (port 25)."`
@@ -66,6 +67,13 @@ type Config struct {
 	Checks   ChecksConfig   `toml:"checks"`
 	HTTP     HTTPConfig     `toml:"http"`
 	Auth     AuthConfig     `toml:"auth" doc:"Password checks and delegated logins."`
+}
+
+// StoreConfig chooses the metadata store.
+type StoreConfig struct {
+	Driver       string `toml:"driver" doc:"sqlite (data_dir/mailgate.db) or postgres."`
+	DSN          string `toml:"dsn" doc:"With postgres: the connection string, e.g. \"postgres://mailgate@db1.example.com:5432/mailgate?sslmode=verify-full\" (or the key=value form). Leave the password out of it: use password_file, or libpq's PGPASSWORD or PGPASSFILE (~/.pgpass), which apply as for psql. pool_max_conns=N sets the connections per node (default 16)."`
+	PasswordFile string `toml:"password_file" doc:"With postgres: a file whose first line is the database password (a mounted secret, mode 0600); it replaces any password in dsn."`
 }
 
 // ChecksConfig switches the inbound checks on and tells them where their
@@ -210,6 +218,7 @@ func Default() Config {
 		Hostname: host,
 		DataDir:  "data",
 		LogLevel: "info",
+		Store:    StoreConfig{Driver: "sqlite"},
 		DNS:      DNSConfig{Timeout: D(5 * time.Second)},
 		Inbound: ListenerConfig{
 			Listen: []string{"0.0.0.0:25"}, BareLF: "reject",
@@ -272,6 +281,16 @@ func (c *Config) Validate() error {
 		if _, err := addr.Parse(c.Postmaster); err != nil {
 			return fmt.Errorf("postmaster %q: %w", c.Postmaster, err)
 		}
+	}
+	switch c.Store.Driver {
+	case "", "sqlite":
+		c.Store.Driver = "sqlite"
+	case "postgres":
+		if c.Store.DSN == "" {
+			return fmt.Errorf("store.dsn is required with driver postgres")
+		}
+	default:
+		return fmt.Errorf("store.driver must be sqlite or postgres, not %q", c.Store.Driver)
 	}
 	if c.HTTP.ReportZone != "" {
 		if _, err := time.LoadLocation(c.HTTP.ReportZone); err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
-	"github.com/mailgate/mailgate/internal/store/sqlite"
+	"github.com/mailgate/mailgate/internal/testutil/mgtest"
 )
 
 // storeQueue commits straight to the store; fail, when set, refuses the
@@ -59,11 +59,7 @@ var acceptRcpts = []string{"alice@example.test", "bob@example.test", "carol@exam
 func newAcceptFixture(t *testing.T) *acceptFixture {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := mgtest.OpenStore(t, dir)
 	sp, err := spool.Open(filepath.Join(dir, "spool"), 0, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,25 +10,14 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-// claimRoute is how a claim keeps its routes until it is served.
-type claimRoute struct {
-	Priority int    `json:"priority"`
-	Target   string `json:"target"`
-	TLS      string `json:"tls"`
-}
-
 // AddDomainClaim records a tenant's unverified domain.
 func (db *DB) AddDomainClaim(ctx context.Context, c store.DomainClaim) (store.DomainClaim, error) {
 	if c.Created.IsZero() {
 		c.Created = time.Now().UTC()
 	}
-	rs := []claimRoute{}
-	for _, r := range c.Routes {
-		rs = append(rs, claimRoute{r.Priority, r.Target, r.TLS})
-	}
-	routes, err := json.Marshal(rs)
+	routes, err := store.EncodeClaimRoutes(c.Routes)
 	if err != nil {
-		return c, fmt.Errorf("domain claim routes: %w", err)
+		return c, err
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		var one int
@@ -40,7 +28,7 @@ func (db *DB) AddDomainClaim(ctx context.Context, c store.DomainClaim) (store.Do
 			return fmt.Errorf("domain claim: %w", err)
 		}
 		res, err := tx.Exec(`INSERT INTO domain_claims(tenant_id, name, token, routes, created_us) VALUES (?, ?, ?, ?, ?)`,
-			c.TenantID, c.Name, c.Token, string(routes), us(c.Created))
+			c.TenantID, c.Name, c.Token, routes, us(c.Created))
 		if isUnique(err) {
 			return fmt.Errorf("domain %q: %w", c.Name, store.ErrExists)
 		} else if err != nil {
@@ -78,14 +66,9 @@ func scanClaim(row interface{ Scan(...any) error }) (store.DomainClaim, error) {
 		return c, err
 	}
 	c.Created = fromUS(created)
-	var rs []claimRoute
-	if err := json.Unmarshal([]byte(routes), &rs); err != nil {
-		return c, fmt.Errorf("domain claim %q routes: %w", c.Name, err)
-	}
-	for _, r := range rs {
-		c.Routes = append(c.Routes, store.Route{TenantID: c.TenantID, Priority: r.Priority, Target: r.Target, TLS: r.TLS})
-	}
-	return c, nil
+	var err error
+	c.Routes, err = store.DecodeClaimRoutes(c.TenantID, c.Name, routes)
+	return c, err
 }
 
 // DeleteDomainClaim removes a tenant's unverified domain.

@@ -207,7 +207,7 @@ func (db *DB) Complete(ctx context.Context, tenantID int64, messageID string, up
 	var done bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		now := us(time.Now())
-		var finals []finalRcpt
+		var finals []store.FinalRecipient
 		for _, u := range updates {
 			var addr string
 			err := tx.QueryRow(`UPDATE recipients SET state = ?, next_us = ?, last_code = ?, last_reply = ?, remote_mta = ?,
@@ -221,7 +221,7 @@ func (db *DB) Complete(ctx context.Context, tenantID int64, messageID string, up
 				return fmt.Errorf("complete: %w", err)
 			}
 			if u.State == store.Delivered || u.State == store.Bounced {
-				finals = append(finals, finalRcpt{addr, u.State})
+				finals = append(finals, store.FinalRecipient{Addr: addr, State: u.State})
 			}
 		}
 		if err := insertEvents(tx, events); err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -69,7 +68,7 @@ func trackFindings(tx *sql.Tx, events []store.Event) error {
 		if e.Kind != "verdict" {
 			continue
 		}
-		for _, f := range verdictFindings(e.Detail) {
+		for _, f := range store.VerdictFindings(e.Detail) {
 			if _, err := tx.Exec(`INSERT OR IGNORE INTO track_findings(message_id, finding, tenant_id) VALUES (?, ?, ?)`,
 				e.MessageID, f, e.TenantID); err != nil {
 				return fmt.Errorf("track findings: %w", err)
@@ -78,63 +77,6 @@ func trackFindings(tx *sql.Tx, events []store.Event) error {
 	}
 	return nil
 }
-
-// findingOf maps a check's symbol to the finding shown in tracking.
-func findingOf(sym string) string {
-	switch sym {
-	case "SPAM", "RSPAMD_REJECT", "SA_REJECT":
-		return "spam"
-	case "VIRUS", "VIRUS_ATTACHMENT":
-		return "virus"
-	case "DMARC_FAIL":
-		return "dmarc"
-	case "SPF_FAIL":
-		return "spf"
-	case "DKIM_FAIL":
-		return "dkim"
-	case "OWN_DOMAIN_SPOOF":
-		return "spoof"
-	}
-	switch {
-	case strings.HasPrefix(sym, "BEC_"):
-		return "bec"
-	case strings.HasPrefix(sym, "DENY_"):
-		return "deny"
-	}
-	return ""
-}
-
-// verdictFindings reads the findings out of a verdict event's detail as the
-// inbound pipeline writes it: "action[: reason] [SYM(score) SYM ...]". Only
-// the trailing bracket is read, so a reason mentioning a symbol name does
-// not count; the symbols themselves never contain spaces or brackets.
-func verdictFindings(detail string) []string {
-	if !strings.HasSuffix(detail, "]") {
-		return nil
-	}
-	i := strings.LastIndex(detail, " [")
-	if i < 0 {
-		if !strings.HasPrefix(detail, "[") {
-			return nil
-		}
-		i = -1
-	}
-	var out []string
-	for _, s := range strings.Fields(detail[i+2 : len(detail)-1]) {
-		s, _, _ = strings.Cut(s, "(")
-		if f := findingOf(s); f != "" && !slices.Contains(out, f) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-var stateVerdicts = map[string]bool{
-	"queued": true, "delivered": true, "deferred": true, "bounced": true, "quarantined": true,
-	"rejected": true, "discarded": true, "held": true,
-}
-
-var findingVerdicts = map[string]bool{"spam": true, "virus": true}
 
 // SearchMessages lists tracked messages matching every filter of f, newest
 // first (ReceivedAt, then ID, descending), with their recipients and
@@ -209,9 +151,9 @@ func (db *DB) search(ctx context.Context, f store.TrackFilter, capN, probeN int)
 	case f.Verdict == "":
 	case f.Verdict == "deferred":
 		add(`EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state = 'queued' AND r.attempts > 0)`)
-	case stateVerdicts[f.Verdict]:
+	case store.StateVerdicts[f.Verdict]:
 		add(`EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state = ?)`, f.Verdict)
-	case findingVerdicts[f.Verdict]:
+	case store.FindingVerdicts[f.Verdict]:
 		add(`EXISTS (SELECT 1 FROM track_findings x WHERE x.message_id = m.id AND x.finding = ?)`, f.Verdict)
 	default:
 		return nil, fmt.Errorf("search messages: unknown verdict %q", f.Verdict)
@@ -349,7 +291,7 @@ func (db *DB) candidates(ctx context.Context, f store.TrackFilter, fts []ftsTerm
 		switch {
 		case f.Verdict == "deferred":
 			q, args = `SELECT DISTINCT message_id FROM recipients WHERE tenant_id = ? AND state = 'queued' AND attempts > 0 LIMIT ?`, []any{f.TenantID}
-		case stateVerdicts[f.Verdict]:
+		case store.StateVerdicts[f.Verdict]:
 			q, args = `SELECT DISTINCT message_id FROM recipients WHERE tenant_id = ? AND state = ? LIMIT ?`, []any{f.TenantID, f.Verdict}
 		default:
 			q, args = `SELECT message_id FROM track_findings WHERE tenant_id = ? AND finding = ? LIMIT ?`, []any{f.TenantID, f.Verdict}
@@ -535,12 +477,4 @@ func prefixCols(p, cols string) string {
 		parts[i] = p + parts[i]
 	}
 	return strings.Join(parts, ", ")
-}
-
-// dayOf is t's calendar day in loc.
-func dayOf(t time.Time, loc *time.Location) string {
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return t.In(loc).Format("2006-01-02")
 }

@@ -1,10 +1,17 @@
 // Package storetest is the store conformance suite: the same tests run
 // against every store.Store implementation, so a behaviour a caller relies
 // on holds whichever backend it is given.
+//
+// A backend's test calls Run with an Opener that returns a fresh, empty
+// store per test. The stores it returns must also implement ReportZoner
+// and RawSQL (the latter usually through a test-only wrapper), and may
+// implement SearchPlans.
 package storetest
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -13,9 +20,89 @@ import (
 // by the test's cleanup.
 type Opener func(t *testing.T) store.Store
 
+// ReportZoner is a store whose report days follow a settable time zone.
+type ReportZoner interface {
+	SetReportZone(loc *time.Location)
+}
+
+// RawSQL runs one SQL statement on the store's database in a transaction
+// of its own, bypassing the store's methods (tests of what the schema
+// itself refuses).
+type RawSQL interface {
+	ExecSQL(ctx context.Context, sql string) error
+	// QueryIntSQL runs a query whose result is one integer.
+	QueryIntSQL(ctx context.Context, sql string) (int64, error)
+}
+
+// SearchFunc runs a tracking search one way.
+type SearchFunc func(ctx context.Context, f store.TrackFilter) ([]store.TrackRow, error)
+
+// SearchPlans is a store (usually a backend test's wrapper) that can run a
+// tracking search through each of its query plans, forced; the reference
+// search test then checks every one of them.
+type SearchPlans interface {
+	SearchPlans() []SearchFunc
+}
+
 // Run runs every conformance test against the stores open returns.
 func Run(t *testing.T, open Opener) {
-	t.Run("AcceptAllOrNothing", func(t *testing.T) { testAcceptAllOrNothing(t, open) })
-	t.Run("AcceptQuota", func(t *testing.T) { testAcceptQuota(t, open) })
-	t.Run("AcceptQuotaConcurrent", func(t *testing.T) { testAcceptQuotaConcurrent(t, open) })
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, Opener)
+	}{
+		{"AcceptAllOrNothing", testAcceptAllOrNothing},
+		{"AcceptQuota", testAcceptQuota},
+		{"AcceptQuotaConcurrent", testAcceptQuotaConcurrent},
+		{"Tenancy", testTenancy},
+		{"DomainClaims", testDomainClaims},
+		{"RoutesAndRelay", testRoutesAndRelay},
+		{"RelayNetMostSpecificWins", testRelayNetMostSpecificWins},
+		{"LeasesAcrossNodes", testLeasesAcrossNodes},
+		{"ClaimDueConcurrent", testClaimDueConcurrent},
+		{"CompleteConcurrent", testCompleteConcurrent},
+		{"QueueAdmin", testQueueAdmin},
+		{"EventsAndFind", testEventsAndFind},
+		{"OddBytes", testOddBytes},
+		{"Policy", testPolicy},
+		{"QuarantineItems", testQuarantineItems},
+		{"SpamCountsPerTenant", testSpamCountsPerTenant},
+		{"SpamAddConcurrent", testSpamAddConcurrent},
+		{"ReportAgreesWithEvents", testReportAgreesWithEvents},
+		{"ReportDaysZoneAndPurge", testReportDaysZoneAndPurge},
+		{"RefusedUnknownRecipientsAggregated", testRefusedUnknownRecipientsAggregated},
+		{"SearchMessagesMatchesReference", testSearchMessagesMatchesReference},
+		{"SearchMessagesCursorPaging", testSearchMessagesCursorPaging},
+		{"SearchJapaneseSubject", testSearchJapaneseSubject},
+		{"SearchMessagesLiteralTerms", testSearchMessagesLiteralTerms},
+		{"AccountsAndSessions", testAccountsAndSessions},
+		{"APITokens", testAPITokens},
+		{"AuditAppendOnly", testAuditAppendOnly},
+		{"MarksAndSecrets", testMarksAndSecrets},
+		{"ClaimMark", testClaimMark},
+		{"SearchQuarantine", testSearchQuarantine},
+		{"SearchQuarantineLiteralTerms", testSearchQuarantineLiteralTerms},
+		{"TimePrecision", testTimePrecision},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
+	}
+}
+
+// zone sets st's report zone.
+func zone(t *testing.T, st store.Store, loc *time.Location) {
+	t.Helper()
+	z, ok := st.(ReportZoner)
+	if !ok {
+		t.Fatalf("%T has no SetReportZone", st)
+	}
+	z.SetReportZone(loc)
+}
+
+// raw returns st's raw SQL access.
+func raw(t *testing.T, st store.Store) RawSQL {
+	t.Helper()
+	r, ok := st.(RawSQL)
+	if !ok {
+		t.Fatalf("%T has no ExecSQL (wrap the store in the backend's test)", st)
+	}
+	return r
 }

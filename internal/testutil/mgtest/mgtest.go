@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,9 @@ import (
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/store/postgres"
+	"github.com/mailgate/mailgate/internal/store/sqlite"
+	"github.com/mailgate/mailgate/internal/testutil/pgtest"
 )
 
 // Node is a running test instance.
@@ -45,6 +51,62 @@ type Options struct {
 	// Passwords replaces the node's password verifier (tests that
 	// instrument or fill its memory budget).
 	Passwords *passwd.Verifier
+	// Postgres keeps the node's store in a fresh database on the test
+	// binary's throwaway PostgreSQL server (see OnPostgres) instead of
+	// SQLite in the node's directory.
+	Postgres bool
+}
+
+// migrated is the template database of every PostgreSQL-backed node.
+var migrated = pgtest.NewTemplate("mailgate", func(ctx context.Context, dsn string) error {
+	_, _, err := postgres.Migrate(ctx, postgres.Config{DSN: dsn})
+	return err
+})
+
+// onPostgres holds the names of tests whose nodes use PostgreSQL.
+var onPostgres sync.Map
+
+// OnPostgres makes every node and store that t and its subtests start
+// use PostgreSQL, as if with Options.Postgres: a package runs some of its
+// existing tests again on the cluster store by calling them as subtests
+// of a test that calls OnPostgres. The package's TestMain must call
+// pgtest.Main; without PostgreSQL installed the tests skip (or fail under
+// MAILGATE_REQUIRE_PEERS=1).
+func OnPostgres(t testing.TB) {
+	onPostgres.Store(t.Name(), true)
+	t.Cleanup(func() { onPostgres.Delete(t.Name()) })
+}
+
+func usePostgres(t testing.TB, o Options) bool {
+	if o.Postgres {
+		return true
+	}
+	found := false
+	onPostgres.Range(func(k, _ any) bool {
+		p := k.(string)
+		found = t.Name() == p || strings.HasPrefix(t.Name(), p+"/")
+		return !found
+	})
+	return found
+}
+
+// OpenStore opens an empty store for t, closed when t ends: SQLite in dir,
+// or a PostgreSQL database when t runs under OnPostgres.
+func OpenStore(t testing.TB, dir string) store.Store {
+	t.Helper()
+	ctx := context.Background()
+	var st store.Store
+	var err error
+	if usePostgres(t, Options{}) {
+		st, err = postgres.Open(ctx, postgres.Config{DSN: pgtest.DB(t, migrated)}, nil)
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(dir, "db"), nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // Start builds and starts a node serving example.test (users alice and bob)
@@ -74,6 +136,9 @@ func Start(t testing.TB, o Options) *Node {
 	cfg.Queue.PollInterval = config.D(50 * time.Millisecond)
 	cfg.Delivery.SmartHost = "smtp://" + inet.Addr()
 	cfg.Delivery.ConnectTimeout = config.D(5 * time.Second)
+	if usePostgres(t, o) {
+		cfg.Store.Driver, cfg.Store.DSN = "postgres", pgtest.DB(t, migrated)
+	}
 	// Fake upstreams (IMAP, SMTP, identity provider) listen on loopback.
 	cfg.Auth.UpstreamAllow = []string{"127.0.0.0/8", "::1/128"}
 	if o.Config != nil {

@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 // TestReportAgreesWithEvents drives a mixed history through the real write
 // paths and checks every report total against counts derived independently
 // from the tracking log (Events) and the recipients.
-func TestReportAgreesWithEvents(t *testing.T) {
-	db := open(t)
-	db.SetReportZone(time.UTC)
+func testReportAgreesWithEvents(t *testing.T, open Opener) {
+	st := open(t)
+	zone(t, st, time.UTC)
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(3, 3))
 	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -59,7 +59,7 @@ func TestReportAgreesWithEvents(t *testing.T) {
 				events = append(events, store.Event{MessageID: id, TenantID: tid, At: at, Kind: "verdict", Rcpt: addr, Detail: v})
 			}
 		}
-		out, err := db.Enqueue(ctx, m, rs, events)
+		out, err := st.Enqueue(ctx, m, rs, events)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestReportAgreesWithEvents(t *testing.T) {
 			case store.Quarantined:
 				it := store.QuarantineItem{ID: "q" + id + rc.Addr, TenantID: tid, Rcpt: rc.Addr, MessageID: id, BlobKey: "b", Created: at,
 					Expires: at.Add(time.Hour), State: store.QHeld}
-				if err := db.AddQuarantine(ctx, it, store.Event{MessageID: id, TenantID: tid, At: at, Kind: "quarantined", Rcpt: rc.Addr}); err != nil {
+				if err := st.AddQuarantine(ctx, it, store.Event{MessageID: id, TenantID: tid, At: at, Kind: "quarantined", Rcpt: rc.Addr}); err != nil {
 					t.Fatal(err)
 				}
 				qitems = append(qitems, it)
@@ -91,20 +91,20 @@ func TestReportAgreesWithEvents(t *testing.T) {
 			}
 		}
 		if len(ups) > 0 {
-			if _, err := db.Complete(ctx, tid, id, ups, evs); err != nil {
+			if _, err := st.Complete(ctx, tid, id, ups, evs); err != nil {
 				t.Fatal(err)
 			}
 			// A repeated completion (lease expired, attempt redone) changes
 			// no state and must count nothing twice.
-			if _, err := db.Complete(ctx, tid, id, ups, nil); err != nil {
+			if _, err := st.Complete(ctx, tid, id, ups, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// The queue's own hold/release logs "released" too; it is no
 		// quarantine release.
 		if i%13 == 0 {
-			db.SetState(ctx, tid, id, []store.RcptState{store.Queued}, store.Held, time.Time{}, store.Event{At: at, Kind: "held"})
-			db.SetState(ctx, tid, id, []store.RcptState{store.Held}, store.Queued, at, store.Event{At: at, Kind: "released", Detail: "released by op"})
+			st.SetState(ctx, tid, id, []store.RcptState{store.Queued}, store.Held, time.Time{}, store.Event{At: at, Kind: "held"})
+			st.SetState(ctx, tid, id, []store.RcptState{store.Held}, store.Queued, at, store.Event{At: at, Kind: "released", Detail: "released by op"})
 		}
 	}
 	for k, it := range qitems {
@@ -115,7 +115,7 @@ func TestReportAgreesWithEvents(t *testing.T) {
 		case 2:
 			kind, to = "quarantine-expired", store.QDeleted
 		}
-		ok, err := db.SetQuarantineState(ctx, it.TenantID, it.ID, store.QHeld, to,
+		ok, err := st.SetQuarantineState(ctx, it.TenantID, it.ID, store.QHeld, to,
 			store.Event{MessageID: it.MessageID, TenantID: it.TenantID, At: it.Created.Add(time.Hour), Kind: kind, Rcpt: it.Rcpt, Detail: "quarantine " + it.ID})
 		if err != nil || !ok {
 			t.Fatalf("quarantine state: %v %v", ok, err)
@@ -129,14 +129,14 @@ func TestReportAgreesWithEvents(t *testing.T) {
 	}
 	want := map[key]int64{}
 	for _, mr := range msgs {
-		m, rcpts, err := db.Message(ctx, mr.tid, mr.id)
+		m, rcpts, err := st.Message(ctx, mr.tid, mr.id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if m.Direction != store.Inbound {
 			continue
 		}
-		evs, err := db.Events(ctx, mr.tid, mr.id)
+		evs, err := st.Events(ctx, mr.tid, mr.id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +186,7 @@ func TestReportAgreesWithEvents(t *testing.T) {
 		}
 	}
 	for _, tid := range []int64{1, 2} {
-		rows, err := db.Report(ctx, store.ReportFilter{TenantID: tid, GroupBy: "month", ByAddress: true})
+		rows, err := st.Report(ctx, store.ReportFilter{TenantID: tid, GroupBy: "month", ByAddress: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +228,7 @@ func TestReportAgreesWithEvents(t *testing.T) {
 		}
 	}
 	// The operator total is the sum of the tenants.
-	all, _ := db.Report(ctx, store.ReportFilter{All: true, GroupBy: "month"})
+	all, _ := st.Report(ctx, store.ReportFilter{All: true, GroupBy: "month"})
 	var sum int64
 	for k, n := range want {
 		if k.metric == store.MetricReceived {
@@ -240,17 +240,17 @@ func TestReportAgreesWithEvents(t *testing.T) {
 	}
 }
 
-func TestReportDaysZoneAndPurge(t *testing.T) {
-	db := open(t)
+func testReportDaysZoneAndPurge(t *testing.T, open Opener) {
+	st := open(t)
 	ctx := context.Background()
 	tokyo, err := time.LoadLocation("Asia/Tokyo")
 	if err != nil {
 		t.Skip("no zone data:", err)
 	}
-	db.SetReportZone(tokyo)
+	zone(t, st, tokyo)
 	// 16:00 UTC is already the next day in Tokyo.
 	enq := func(id string, at time.Time, addr string) {
-		if _, err := db.Enqueue(ctx, store.Message{ID: id, TenantID: 1, Direction: store.Inbound, BlobKey: id, ReceivedAt: at},
+		if _, err := st.Enqueue(ctx, store.Message{ID: id, TenantID: 1, Direction: store.Inbound, BlobKey: id, ReceivedAt: at},
 			[]store.Recipient{{Addr: addr, State: store.Delivered}}, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -258,9 +258,9 @@ func TestReportDaysZoneAndPurge(t *testing.T) {
 	enq("a", time.Date(2026, 2, 28, 16, 0, 0, 0, time.UTC), "x@a.test")
 	enq("b", time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC), "y@b.test")
 	enq("c", time.Date(2026, 3, 2, 1, 0, 0, 0, time.UTC), "X@A.test")
-	db.AddQuarantine(ctx, store.QuarantineItem{ID: "q", TenantID: 1, Rcpt: "x@a.test", MessageID: "a", State: store.QHeld},
+	st.AddQuarantine(ctx, store.QuarantineItem{ID: "q", TenantID: 1, Rcpt: "x@a.test", MessageID: "a", State: store.QHeld},
 		store.Event{MessageID: "a", TenantID: 1, At: time.Date(2026, 2, 28, 16, 0, 0, 0, time.UTC), Kind: "quarantined", Rcpt: "x@a.test"})
-	rows, err := db.Report(ctx, store.ReportFilter{TenantID: 1, ByDomain: true})
+	rows, err := st.Report(ctx, store.ReportFilter{TenantID: 1, ByDomain: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,21 +271,21 @@ func TestReportDaysZoneAndPurge(t *testing.T) {
 	if strings.Join(got, ", ") != "2026-03-01 a.test 1/1, 2026-03-01 b.test 1/0, 2026-03-02 a.test 1/0" {
 		t.Fatalf("rows: %v", got)
 	}
-	rows, _ = db.Report(ctx, store.ReportFilter{TenantID: 1, Address: "x@a.test", FromDay: "2026-03-02", ToDay: "2026-03-31"})
+	rows, _ = st.Report(ctx, store.ReportFilter{TenantID: 1, Address: "x@a.test", FromDay: "2026-03-02", ToDay: "2026-03-31"})
 	if len(rows) != 1 || rows[0].Counts[store.MetricReceived] != 1 || rows[0].Address != "" {
 		t.Fatalf("address filter: %+v", rows)
 	}
-	if rows, _ := db.Report(ctx, store.ReportFilter{TenantID: 2}); len(rows) != 0 {
+	if rows, _ := st.Report(ctx, store.ReportFilter{TenantID: 2}); len(rows) != 0 {
 		t.Fatalf("tenant 2 sees %+v", rows)
 	}
-	if n, err := db.PurgeReports(ctx, "2026-03-02"); err != nil || n != 2 {
+	if n, err := st.PurgeReports(ctx, "2026-03-02"); err != nil || n != 2 {
 		t.Fatalf("purge: %d %v", n, err)
 	}
-	rows, _ = db.Report(ctx, store.ReportFilter{TenantID: 1})
+	rows, _ = st.Report(ctx, store.ReportFilter{TenantID: 1})
 	if len(rows) != 1 || rows[0].Period != "2026-03-02" || rows[0].Counts[store.MetricQuarantined] != 0 {
 		t.Fatalf("after purge: %+v", rows)
 	}
-	if _, err := db.Report(ctx, store.ReportFilter{TenantID: 1, FromDay: "March"}); err == nil {
+	if _, err := st.Report(ctx, store.ReportFilter{TenantID: 1, FromDay: "March"}); err == nil {
 		t.Fatal("bad day accepted")
 	}
 }
@@ -294,17 +294,17 @@ func TestReportDaysZoneAndPurge(t *testing.T) {
 // distinct guesses make one report bucket per domain and day, not N rows,
 // while tracking still keeps each refused recipient. A recipient rejected
 // for another reason (policy at DATA) is still counted per address.
-func TestRefusedUnknownRecipientsAggregated(t *testing.T) {
-	db := open(t)
-	db.SetReportZone(time.UTC)
+func testRefusedUnknownRecipientsAggregated(t *testing.T, open Opener) {
+	st := open(t)
+	zone(t, st, time.UTC)
 	ctx := context.Background()
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	rows := func() int {
-		var n int
-		if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM report_counts`).Scan(&n); err != nil {
+		n, err := raw(t, st).QueryIntSQL(ctx, `SELECT count(*) FROM report_counts`)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return n
+		return int(n)
 	}
 	// Recorded as the SMTP session does: one finished message per
 	// transaction, every refused recipient Rejected with its event.
@@ -317,7 +317,7 @@ func TestRefusedUnknownRecipientsAggregated(t *testing.T) {
 			rs = append(rs, store.Recipient{Addr: a, State: store.Rejected, LastCode: 550, LastReply: "550 5.1.1 User unknown", NextAttempt: at})
 			evs = append(evs, store.Event{MessageID: id, TenantID: 1, At: at, Kind: "rejected", Rcpt: a, Detail: store.RefusedUnknownDetail})
 		}
-		if _, err := db.Enqueue(ctx, m, rs, evs); err != nil {
+		if _, err := st.Enqueue(ctx, m, rs, evs); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -338,11 +338,11 @@ func TestRefusedUnknownRecipientsAggregated(t *testing.T) {
 	}
 	// A policy rejection of a real user at DATA keeps its address.
 	m := store.Message{ID: "policy1", TenantID: 1, Direction: store.Inbound, MailFrom: "x@bad.test", ReceivedAt: at, Done: true}
-	if _, err := db.Enqueue(ctx, m, []store.Recipient{{Addr: "alice@example.test", State: store.Rejected, NextAttempt: at}},
+	if _, err := st.Enqueue(ctx, m, []store.Recipient{{Addr: "alice@example.test", State: store.Rejected, NextAttempt: at}},
 		[]store.Event{{MessageID: m.ID, TenantID: 1, At: at, Kind: "rejected", Rcpt: "alice@example.test", Detail: "550 5.7.1 Message refused by policy"}}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := db.Report(ctx, store.ReportFilter{TenantID: 1, GroupBy: "day", ByAddress: true})
+	rep, err := st.Report(ctx, store.ReportFilter{TenantID: 1, GroupBy: "day", ByAddress: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,7 @@ func TestRefusedUnknownRecipientsAggregated(t *testing.T) {
 		}
 	}
 	// Tracking still finds a single refused guess.
-	found, err := db.SearchMessages(ctx, store.TrackFilter{TenantID: 1, Recipient: "guess00321@", Verdict: "rejected"})
+	found, err := st.SearchMessages(ctx, store.TrackFilter{TenantID: 1, Recipient: "guess00321@", Verdict: "rejected"})
 	if err != nil || len(found) != 1 || len(found[0].Recipients) != 50 {
 		t.Fatalf("tracking of a refused recipient: %d rows, %v", len(found), err)
 	}

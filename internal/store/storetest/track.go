@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -12,42 +12,6 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-func TestVerdictFindings(t *testing.T) {
-	cases := map[string][]string{
-		"continue [SPF_PASS DKIM_PASS BAYES_00(-3.0) SPAM_SCORE]":           nil,
-		"tag: spam score 93% [BAYES_99(5.0) URIBL(25.0) SPAM_SCORE SPAM]":   {"spam"},
-		"reject: Eicar found [VIRUS]":                                       {"virus"},
-		"strip: infected [VIRUS_ATTACHMENT DMARC_FAIL SPAM]":                {"virus", "dmarc", "spam"},
-		"quarantine: looks like [SPAM] in text [BEC_DISPLAY_NAME(40.0)]":    {"bec"},
-		"reject: sender listed [DENY_FROM] ":                                nil, // not the trailing bracket
-		"continue":                                                          nil,
-		"discard: SPAM mentioned in the reason only":                        nil,
-		"quarantine: x [RSPAMD_REJECT SA_REJECT OWN_DOMAIN_SPOOF SPF_FAIL]": {"spam", "spoof", "spf"},
-	}
-	for in, want := range cases {
-		if got := verdictFindings(in); !slices.Equal(got, want) {
-			t.Errorf("%q: got %v, want %v", in, got, want)
-		}
-	}
-}
-
-func FuzzVerdictFindings(f *testing.F) {
-	f.Add("tag: x [SPAM VIRUS(1.0)]")
-	f.Add("[")
-	f.Add(" []")
-	f.Fuzz(func(t *testing.T, s string) {
-		got := verdictFindings(s)
-		for i, g := range got {
-			if slices.Contains(got[:i], g) || g == "" {
-				t.Fatalf("%q: findings %v", s, got)
-			}
-		}
-		if !strings.HasSuffix(s, "]") && got != nil {
-			t.Fatalf("%q: findings without a symbol list", s)
-		}
-	})
-}
-
 // trackFixture is a small mixed history over three tenants, with the data
 // a reference search works on.
 type trackFixture struct {
@@ -56,7 +20,7 @@ type trackFixture struct {
 	finds map[string][]string
 }
 
-func buildTrack(t *testing.T, db *DB) *trackFixture {
+func buildTrack(t *testing.T, st store.Store) *trackFixture {
 	t.Helper()
 	ctx := context.Background()
 	fx := &trackFixture{rcpts: map[string][]store.Recipient{}, finds: map[string][]string{}}
@@ -81,20 +45,20 @@ func buildTrack(t *testing.T, db *DB) *trackFixture {
 			rs = append(rs, rc)
 			detail := []string{"continue [SPF_PASS]", "tag: s [SPAM]", "reject: v [VIRUS]", "quarantine: both [SPAM VIRUS]"}[r.IntN(4)]
 			evs = append(evs, store.Event{MessageID: id, TenantID: tid, At: at, Kind: "verdict", Rcpt: rc.Addr, Detail: detail})
-			for _, f := range verdictFindings(detail) {
+			for _, f := range store.VerdictFindings(detail) {
 				if !slices.Contains(fx.finds[id], f) {
 					fx.finds[id] = append(fx.finds[id], f)
 				}
 			}
 		}
-		out, err := db.Enqueue(ctx, m, rs, evs)
+		out, err := st.Enqueue(ctx, m, rs, evs)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Some queued recipients are deferred (an attempt counted).
 		for k, rc := range out {
 			if rc.State == store.Queued && i%4 == 0 {
-				if _, err := db.Complete(ctx, tid, id, []store.RecipientUpdate{{ID: rc.ID, State: store.Queued, CountAttempt: true, NextAttempt: at.Add(time.Hour)}}, nil); err != nil {
+				if _, err := st.Complete(ctx, tid, id, []store.RecipientUpdate{{ID: rc.ID, State: store.Queued, CountAttempt: true, NextAttempt: at.Add(time.Hour)}}, nil); err != nil {
 					t.Fatal(err)
 				}
 				out[k].Attempts = 1
@@ -152,9 +116,17 @@ func (fx *trackFixture) want(f store.TrackFilter) []string {
 	return ids
 }
 
-func TestSearchMessagesMatchesReference(t *testing.T) {
-	db := open(t)
-	fx := buildTrack(t, db)
+// testSearchMessagesMatchesReference writes a mixed tracking history and
+// checks that SearchMessages, and every query plan the backend offers
+// (SearchPlans), returns exactly what a literal reference search over the
+// same data returns, for 600 random filters.
+func testSearchMessagesMatchesReference(t *testing.T, open Opener) {
+	st := open(t)
+	plans := []SearchFunc{st.SearchMessages}
+	if p, ok := st.(SearchPlans); ok {
+		plans = append(plans, p.SearchPlans()...)
+	}
+	fx := buildTrack(t, st)
 	ctx := context.Background()
 	base := fx.msgs[0].ReceivedAt
 	r := rand.New(rand.NewPCG(1, 2))
@@ -184,11 +156,9 @@ func TestSearchMessagesMatchesReference(t *testing.T) {
 			f.Direction = store.Outbound
 		}
 		want := fx.want(f)
-		// Every plan: candidates from the indexes, the newest-first walk,
-		// each after a probe of the newest few messages.
-		for _, plan := range [][2]int{{candidateCap, 0}, {0, 0}, {candidateCap, 7}, {0, probeRows}} {
-			capN := plan[0]
-			rows, err := db.search(ctx, f, capN, plan[1])
+		// Every plan the backend has.
+		for capN, search := range plans {
+			rows, err := search(ctx, f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -208,25 +178,25 @@ func TestSearchMessagesMatchesReference(t *testing.T) {
 				}
 			}
 			if !slices.Equal(got, want) {
-				t.Fatalf("iter %d cap %d filter %+v:\n got %v\nwant %v", iter, capN, f, got, want)
+				t.Fatalf("iter %d plan %d filter %+v:\n got %v\nwant %v", iter, capN, f, got, want)
 			}
 		}
 	}
-	if _, err := db.SearchMessages(ctx, store.TrackFilter{TenantID: 1, Verdict: "bogus"}); err == nil {
+	if _, err := st.SearchMessages(ctx, store.TrackFilter{TenantID: 1, Verdict: "bogus"}); err == nil {
 		t.Fatal("unknown verdict accepted")
 	}
 }
 
-func TestSearchMessagesCursorPaging(t *testing.T) {
-	db := open(t)
-	fx := buildTrack(t, db)
+func testSearchMessagesCursorPaging(t *testing.T, open Opener) {
+	st := open(t)
+	fx := buildTrack(t, st)
 	ctx := context.Background()
 	for _, f := range []store.TrackFilter{{TenantID: 2}, {All: true}, {TenantID: 1, Subject: "見積"}, {TenantID: 3, Verdict: "spam"}} {
 		want := fx.want(f)
 		var got []string
 		for page := 0; ; page++ {
 			f.Limit = 7
-			rows, err := db.SearchMessages(ctx, f)
+			rows, err := st.SearchMessages(ctx, f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -248,21 +218,21 @@ func TestSearchMessagesCursorPaging(t *testing.T) {
 	}
 }
 
-func TestSearchJapaneseSubject(t *testing.T) {
-	db := open(t)
+func testSearchJapaneseSubject(t *testing.T, open Opener) {
+	st := open(t)
 	ctx := context.Background()
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	subjects := map[string]string{"j1": "【重要】お見積りのご依頼について", "j2": "ミツモリ (カタカナ)", "e1": "Quote request"}
 	for id, s := range subjects {
-		if _, err := db.Enqueue(ctx, store.Message{ID: id, TenantID: 1, Direction: store.Inbound, BlobKey: id, ReceivedAt: at, Subject: s},
+		if _, err := st.Enqueue(ctx, store.Message{ID: id, TenantID: 1, Direction: store.Inbound, BlobKey: id, ReceivedAt: at, Subject: s},
 			[]store.Recipient{{Addr: "a@x.test", State: store.Delivered}}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The same subject in another tenant must stay invisible.
-	db.Enqueue(ctx, store.Message{ID: "other", TenantID: 2, Direction: store.Inbound, BlobKey: "o", ReceivedAt: at, Subject: "お見積りのご依頼"}, nil, nil)
+	st.Enqueue(ctx, store.Message{ID: "other", TenantID: 2, Direction: store.Inbound, BlobKey: "o", ReceivedAt: at, Subject: "お見積りのご依頼"}, nil, nil)
 	for q, want := range map[string]string{"見積り": "j1", "見積": "j1", "【重要】": "j1", "ご依頼について": "j1", "ミツモリ": "j2", "QUOTE": "e1", "見積もり": ""} {
-		rows, err := db.SearchMessages(ctx, store.TrackFilter{TenantID: 1, Subject: q})
+		rows, err := st.SearchMessages(ctx, store.TrackFilter{TenantID: 1, Subject: q})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,17 +255,21 @@ var hostileTerms = []string{`"`, `"""`, `"ab`, `*`, `***`, `Sen*`, `^Sen`, `NEAR
 
 // Hostile terms never fail a tracking search nor match what the reference
 // (literal substring) search does not, in every plan.
-func TestSearchMessagesLiteralTerms(t *testing.T) {
-	db := open(t)
-	fx := buildTrack(t, db)
+func testSearchMessagesLiteralTerms(t *testing.T, open Opener) {
+	st := open(t)
+	plans := []SearchFunc{st.SearchMessages}
+	if p, ok := st.(SearchPlans); ok {
+		plans = append(plans, p.SearchPlans()...)
+	}
+	fx := buildTrack(t, st)
 	ctx := context.Background()
 	for _, term := range hostileTerms {
 		for _, f := range []store.TrackFilter{{TenantID: 1, Sender: term}, {TenantID: 2, Subject: term}, {TenantID: 3, Recipient: term},
 			{TenantID: 1, MessageID: term}, {All: true, Subject: term, Verdict: "spam"}} {
 			f.Limit = 1000
 			want := fx.want(f)
-			for _, plan := range [][2]int{{candidateCap, 0}, {0, 0}, {candidateCap, 7}, {0, probeRows}} {
-				rows, err := db.search(ctx, f, plan[0], plan[1])
+			for plan, search := range plans {
+				rows, err := search(ctx, f)
 				if err != nil {
 					t.Fatalf("term %q filter %+v plan %v: %v", term, f, plan, err)
 				}

@@ -1,8 +1,7 @@
-package sqlite
+package storetest
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,17 +12,17 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-func TestAccountsAndSessions(t *testing.T) {
-	db := open(t)
+func testAccountsAndSessions(t *testing.T, open Opener) {
+	st := open(t)
 	ctx := context.Background()
-	a, err := db.CreateAccount(ctx, store.Account{TenantID: 1, Login: "Alice@X.test", Role: store.RoleAdmin, Hash: "h1"})
+	a, err := st.CreateAccount(ctx, store.Account{TenantID: 1, Login: "Alice@X.test", Role: store.RoleAdmin, Hash: "h1"})
 	if err != nil || a.ID == 0 || a.Login != "alice@x.test" {
 		t.Fatalf("create: %+v %v", a, err)
 	}
-	if _, err := db.CreateAccount(ctx, store.Account{TenantID: 2, Login: "ALICE@x.test", Role: store.RoleUser}); !errors.Is(err, store.ErrExists) {
+	if _, err := st.CreateAccount(ctx, store.Account{TenantID: 2, Login: "ALICE@x.test", Role: store.RoleUser}); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("login reused across tenants: %v", err)
 	}
-	got, err := db.AccountByLogin(ctx, "alice@X.TEST")
+	got, err := st.AccountByLogin(ctx, "alice@X.TEST")
 	if err != nil || got.ID != a.ID || got.Role != store.RoleAdmin || got.Hash != "h1" {
 		t.Fatalf("by login: %+v %v", got, err)
 	}
@@ -31,96 +30,96 @@ func TestAccountsAndSessions(t *testing.T) {
 	a.Hash, a.Disabled, a.PasswordChanged = "h2", true, time.Unix(1_800_000_000, 0).UTC()
 	wrong := a
 	wrong.TenantID = 2
-	if err := db.UpdateAccount(ctx, wrong); !errors.Is(err, store.ErrNotFound) {
+	if err := st.UpdateAccount(ctx, wrong); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("cross-tenant update: %v", err)
 	}
-	if err := db.UpdateAccount(ctx, a); err != nil {
+	if err := st.UpdateAccount(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = db.Account(ctx, a.ID)
+	got, _ = st.Account(ctx, a.ID)
 	if got.Hash != "h2" || !got.Disabled || !got.PasswordChanged.Equal(a.PasswordChanged) {
 		t.Fatalf("update not written: %+v", got)
 	}
-	if l, _ := db.Accounts(ctx, 2); len(l) != 0 {
+	if l, _ := st.Accounts(ctx, 2); len(l) != 0 {
 		t.Fatalf("tenant 2 sees %+v", l)
 	}
 
 	now := time.Unix(1_800_000_000, 0).UTC()
 	for i, exp := range []time.Duration{time.Hour, -time.Hour, 2 * time.Hour} {
-		if err := db.CreateSession(ctx, store.WebSession{ID: fmt.Sprintf("s%d", i), AccountID: a.ID, TenantID: 1, CSRF: "c",
+		if err := st.CreateSession(ctx, store.WebSession{ID: fmt.Sprintf("s%d", i), AccountID: a.ID, TenantID: 1, CSRF: "c",
 			Created: now, LastSeen: now, Expires: now.Add(exp)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s, err := db.Session(ctx, "s0")
+	s, err := st.Session(ctx, "s0")
 	if err != nil || s.AccountID != a.ID || s.MFADone {
 		t.Fatalf("session: %+v %v", s, err)
 	}
 	s.MFADone, s.CSRF, s.Expires = true, "c2", now.Add(3*time.Hour)
-	if err := db.UpdateSession(ctx, s); err != nil {
+	if err := st.UpdateSession(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if s2, _ := db.Session(ctx, "s0"); !s2.MFADone || s2.CSRF != "c2" || !s2.Expires.Equal(now.Add(3*time.Hour)) {
+	if s2, _ := st.Session(ctx, "s0"); !s2.MFADone || s2.CSRF != "c2" || !s2.Expires.Equal(now.Add(3*time.Hour)) {
 		t.Fatalf("session update: %+v", s2)
 	}
-	if n, err := db.PurgeSessions(ctx, now); err != nil || n != 1 {
+	if n, err := st.PurgeSessions(ctx, now); err != nil || n != 1 {
 		t.Fatalf("purge: %d %v", n, err)
 	}
-	if n, err := db.DeleteSessions(ctx, a.ID); err != nil || n != 2 {
+	if n, err := st.DeleteSessions(ctx, a.ID); err != nil || n != 2 {
 		t.Fatalf("delete sessions: %d %v", n, err)
 	}
-	db.CreateSession(ctx, store.WebSession{ID: "s9", AccountID: a.ID, TenantID: 1, Expires: now})
-	if err := db.DeleteAccount(ctx, 2, a.ID); !errors.Is(err, store.ErrNotFound) {
+	st.CreateSession(ctx, store.WebSession{ID: "s9", AccountID: a.ID, TenantID: 1, Expires: now})
+	if err := st.DeleteAccount(ctx, 2, a.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("cross-tenant delete: %v", err)
 	}
-	if err := db.DeleteAccount(ctx, 1, a.ID); err != nil {
+	if err := st.DeleteAccount(ctx, 1, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Session(ctx, "s9"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.Session(ctx, "s9"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("session outlived its account: %v", err)
 	}
 }
 
-func TestAPITokens(t *testing.T) {
-	db := open(t)
+func testAPITokens(t *testing.T, open Opener) {
+	st := open(t)
 	ctx := context.Background()
-	tok, err := db.CreateAPIToken(ctx, store.APIToken{TenantID: 1, Name: "ci", Hash: "abc", Scope: "read"})
+	tok, err := st.CreateAPIToken(ctx, store.APIToken{TenantID: 1, Name: "ci", Hash: "abc", Scope: "read"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateAPIToken(ctx, store.APIToken{TenantID: 2, Name: "x", Hash: "abc", Scope: "read"}); !errors.Is(err, store.ErrExists) {
+	if _, err := st.CreateAPIToken(ctx, store.APIToken{TenantID: 2, Name: "x", Hash: "abc", Scope: "read"}); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("duplicate hash: %v", err)
 	}
-	if err := db.RevokeAPIToken(ctx, 2, tok.ID); !errors.Is(err, store.ErrNotFound) {
+	if err := st.RevokeAPIToken(ctx, 2, tok.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("cross-tenant revoke: %v", err)
 	}
 	t1, t0 := time.Unix(1_800_000_100, 0), time.Unix(1_800_000_000, 0)
-	db.TouchAPIToken(ctx, tok.ID, t1)
-	db.TouchAPIToken(ctx, tok.ID, t0) // late, out-of-order touch
-	if err := db.RevokeAPIToken(ctx, 1, tok.ID); err != nil {
+	st.TouchAPIToken(ctx, tok.ID, t1)
+	st.TouchAPIToken(ctx, tok.ID, t0) // late, out-of-order touch
+	if err := st.RevokeAPIToken(ctx, 1, tok.ID); err != nil {
 		t.Fatal(err)
 	}
-	got, err := db.APITokenByHash(ctx, "abc")
+	got, err := st.APITokenByHash(ctx, "abc")
 	if err != nil || !got.Revoked || !got.LastUsed.Equal(t1) || got.TenantID != 1 {
 		t.Fatalf("token: %+v %v", got, err)
 	}
-	if l, _ := db.APITokens(ctx, 2); len(l) != 0 {
+	if l, _ := st.APITokens(ctx, 2); len(l) != 0 {
 		t.Fatalf("tenant 2 sees %+v", l)
 	}
 }
 
-func TestAuditAppendOnly(t *testing.T) {
-	db := open(t)
+func testAuditAppendOnly(t *testing.T, open Opener) {
+	st := open(t)
 	ctx := context.Background()
 	base := time.Unix(1_800_000_000, 0)
 	for i := range 10 {
 		tid := int64(1 + i%2)
-		if err := db.AddAudit(ctx, store.AuditEntry{TenantID: tid, At: base.Add(time.Duration(i) * time.Minute), Actor: fmt.Sprintf("u%d", i%3),
+		if err := st.AddAudit(ctx, store.AuditEntry{TenantID: tid, At: base.Add(time.Duration(i) * time.Minute), Actor: fmt.Sprintf("u%d", i%3),
 			Action: []string{"domain.add", "policy.set", "domain.delete"}[i%3], Target: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	l, err := db.AuditLog(ctx, store.AuditFilter{TenantID: 1, Action: "domain."})
+	l, err := st.AuditLog(ctx, store.AuditFilter{TenantID: 1, Action: "domain."})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +132,7 @@ func TestAuditAppendOnly(t *testing.T) {
 	seen := map[int64]bool{}
 	f := store.AuditFilter{All: true, Limit: 3}
 	for {
-		page, err := db.AuditLog(ctx, f)
+		page, err := st.AuditLog(ctx, f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,30 +151,30 @@ func TestAuditAppendOnly(t *testing.T) {
 		t.Fatalf("paged %d entries", len(seen))
 	}
 	// Not even direct SQL can rewrite the log.
-	if err := db.write(ctx, func(tx *sql.Tx) error { _, err := tx.Exec(`UPDATE audit_log SET actor = 'x'`); return err }); err == nil {
+	if err := raw(t, st).ExecSQL(ctx, `UPDATE audit_log SET actor = 'x'`); err == nil {
 		t.Fatal("audit entry updated")
 	}
-	if err := db.write(ctx, func(tx *sql.Tx) error { _, err := tx.Exec(`DELETE FROM audit_log`); return err }); err == nil {
+	if err := raw(t, st).ExecSQL(ctx, `DELETE FROM audit_log`); err == nil {
 		t.Fatal("audit entry deleted")
 	}
-	if l, _ := db.AuditLog(ctx, store.AuditFilter{All: true, Actor: "x"}); len(l) != 0 {
+	if l, _ := st.AuditLog(ctx, store.AuditFilter{All: true, Actor: "x"}); len(l) != 0 {
 		t.Fatal("rewrite took effect")
 	}
 }
 
-func TestMarksAndSecrets(t *testing.T) {
-	db := open(t)
+func testMarksAndSecrets(t *testing.T, open Opener) {
+	st := open(t)
 	ctx := context.Background()
-	if at, err := db.Mark(ctx, 1, "digest:a@x.test"); err != nil || !at.IsZero() {
+	if at, err := st.Mark(ctx, 1, "digest:a@x.test"); err != nil || !at.IsZero() {
 		t.Fatalf("unset mark: %v %v", at, err)
 	}
 	at := time.Unix(1_800_000_000, 123000).UTC()
-	db.SetMark(ctx, 1, "digest:a@x.test", at)
-	db.SetMark(ctx, 1, "digest:a@x.test", at.Add(time.Hour))
-	if got, _ := db.Mark(ctx, 1, "digest:a@x.test"); !got.Equal(at.Add(time.Hour)) {
+	st.SetMark(ctx, 1, "digest:a@x.test", at)
+	st.SetMark(ctx, 1, "digest:a@x.test", at.Add(time.Hour))
+	if got, _ := st.Mark(ctx, 1, "digest:a@x.test"); !got.Equal(at.Add(time.Hour)) {
 		t.Fatalf("mark %v", got)
 	}
-	if got, _ := db.Mark(ctx, 2, "digest:a@x.test"); !got.IsZero() {
+	if got, _ := st.Mark(ctx, 2, "digest:a@x.test"); !got.IsZero() {
 		t.Fatal("mark leaked across tenants")
 	}
 	// Racing first uses all get the one stored value.
@@ -185,7 +184,7 @@ func TestMarksAndSecrets(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := db.Secret(ctx, "link", func() ([]byte, error) { return []byte(fmt.Sprint("key", i)), nil })
+			v, err := st.Secret(ctx, "link", func() ([]byte, error) { return []byte(fmt.Sprint("key", i)), nil })
 			if err != nil {
 				t.Error(err)
 			}
@@ -198,13 +197,13 @@ func TestMarksAndSecrets(t *testing.T) {
 			t.Fatalf("secrets differ: %q", vals)
 		}
 	}
-	if _, err := db.Secret(ctx, "other", func() ([]byte, error) { return nil, errors.New("no entropy") }); err == nil {
+	if _, err := st.Secret(ctx, "other", func() ([]byte, error) { return nil, errors.New("no entropy") }); err == nil {
 		t.Fatal("generator error ignored")
 	}
 }
 
-func TestSearchQuarantine(t *testing.T) {
-	db := open(t)
+func testSearchQuarantine(t *testing.T, open Opener) {
+	st := open(t)
 	ctx := context.Background()
 	base := time.Unix(1_800_000_000, 0).UTC()
 	var mine []store.QuarantineItem
@@ -214,20 +213,20 @@ func TestSearchQuarantine(t *testing.T) {
 			MessageID: "m", BlobKey: "b", MailFrom: fmt.Sprintf("s%d@spam.test", i%5), FromHdr: "Promo <x@y.test>",
 			Subject: []string{"Cheap PILLS", "会議の件", "Invoice"}[i%3], Size: int64(100 * (i % 4)), Score: float64(i % 3),
 			Reasons: "spam score", Created: base.Add(time.Duration(i%5) * time.Hour), Expires: base.Add(time.Duration(i) * time.Hour), State: store.QHeld}
-		if err := db.AddQuarantine(ctx, it, store.Event{MessageID: "m", TenantID: tid, Kind: "quarantined", Rcpt: it.Rcpt}); err != nil {
+		if err := st.AddQuarantine(ctx, it, store.Event{MessageID: "m", TenantID: tid, Kind: "quarantined", Rcpt: it.Rcpt}); err != nil {
 			t.Fatal(err)
 		}
 		if tid == 1 {
 			mine = append(mine, it)
 		}
 	}
-	db.SetQuarantineState(ctx, 1, "q00", store.QHeld, store.QReleased, store.Event{MessageID: "m", TenantID: 1, Kind: "released", Rcpt: "u0@a.test"})
+	st.SetQuarantineState(ctx, 1, "q00", store.QHeld, store.QReleased, store.Event{MessageID: "m", TenantID: 1, Kind: "released", Rcpt: "u0@a.test"})
 	for _, sort := range []string{"date", "score", "sender", "subject", "size", "rcpt"} {
 		for _, asc := range []bool{false, true} {
 			seen := map[string]bool{}
 			var all []store.QuarantineItem
 			for off := 0; ; off += 4 {
-				page, total, err := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Sort: sort, Asc: asc, Limit: 4, Offset: off})
+				page, total, err := st.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Sort: sort, Asc: asc, Limit: 4, Offset: off})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -251,7 +250,7 @@ func TestSearchQuarantine(t *testing.T) {
 		}
 	}
 	// Filters.
-	items, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Domain: "b.test", Query: "pills", State: store.QHeld})
+	items, total, _ := st.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Domain: "b.test", Query: "pills", State: store.QHeld})
 	want := 0
 	for _, it := range mine {
 		if it.Rcpt[len(it.Rcpt)-6:] == "b.test" && it.Subject == "Cheap PILLS" && it.ID != "q00" {
@@ -270,20 +269,20 @@ func TestSearchQuarantine(t *testing.T) {
 	// Two characters are matched row by row, three or more through the
 	// trigram index: both must agree.
 	for _, q := range []string{"会議", "会議の件", "議の"} {
-		if _, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: q}); total != nj || nj == 0 {
+		if _, total, _ := st.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: q}); total != nj || nj == 0 {
 			t.Fatalf("japanese query %q total %d, want %d", q, total, nj)
 		}
 	}
 	// With every other filter too (the index's argument keeps its place).
-	if _, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "会議の件", Reason: "spam", State: store.QHeld,
+	if _, total, _ := st.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "会議の件", Reason: "spam", State: store.QHeld,
 		From: base.Add(-time.Hour), To: base.Add(100 * time.Hour)}); total != nj {
 		t.Fatalf("query with reason and dates: total %d, want %d", total, nj)
 	}
 	// The From header and the envelope sender are searched too.
-	if _, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "PROMO"}); total != len(mine) {
+	if _, total, _ := st.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "PROMO"}); total != len(mine) {
 		t.Fatalf("From header query total %d, want %d", total, len(mine))
 	}
-	if _, total, _ := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "s3@spam"}); total == 0 || total == len(mine) {
+	if _, total, _ := st.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: 1, Query: "s3@spam"}); total == 0 || total == len(mine) {
 		t.Fatalf("sender query total %d", total)
 	}
 	// Usage counts held copies only.
@@ -295,10 +294,10 @@ func TestSearchQuarantine(t *testing.T) {
 			n++
 		}
 	}
-	if gs, gn, err := db.QuarantineUsage(ctx, 1, "u0@a.test"); err != nil || gs != size || gn != n {
+	if gs, gn, err := st.QuarantineUsage(ctx, 1, "u0@a.test"); err != nil || gs != size || gn != n {
 		t.Fatalf("usage %d/%d, want %d/%d (%v)", gs, gn, size, n, err)
 	}
-	exp, _ := db.ExpiredQuarantine(ctx, base.Add(5*time.Hour+time.Second), 100)
+	exp, _ := st.ExpiredQuarantine(ctx, base.Add(5*time.Hour+time.Second), 100)
 	var ids []string
 	for _, it := range exp {
 		ids = append(ids, it.ID)
@@ -306,7 +305,7 @@ func TestSearchQuarantine(t *testing.T) {
 	if fmt.Sprint(ids) != "[q01 q02 q03 q04 q05]" { // q00 was released
 		t.Fatalf("expired %v", ids)
 	}
-	owners, _ := db.QuarantineRecipients(ctx, base.Add(3*time.Hour+time.Second))
+	owners, _ := st.QuarantineRecipients(ctx, base.Add(3*time.Hour+time.Second))
 	for _, o := range owners {
 		found := false
 		for i := range 30 {
@@ -325,8 +324,8 @@ func TestSearchQuarantine(t *testing.T) {
 
 // Of many callers claiming the same mark at once exactly one wins, and a
 // claim can be rolled back to unset and won again.
-func TestClaimMark(t *testing.T) {
-	db := open(t)
+func testClaimMark(t *testing.T, open Opener) {
+	st := open(t)
 	ctx := context.Background()
 	at := time.Unix(1_800_000_000, 0)
 	var wg sync.WaitGroup
@@ -336,7 +335,7 @@ func TestClaimMark(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			won, err := db.ClaimMark(ctx, 1, "digest:a@b.test", time.Time{}, at)
+			won, err := st.ClaimMark(ctx, 1, "digest:a@b.test", time.Time{}, at)
 			if err != nil {
 				t.Error(err)
 			}
@@ -351,20 +350,20 @@ func TestClaimMark(t *testing.T) {
 	if wins != 1 {
 		t.Fatalf("%d winners", wins)
 	}
-	if got, _ := db.Mark(ctx, 1, "digest:a@b.test"); !got.Equal(at) {
+	if got, _ := st.Mark(ctx, 1, "digest:a@b.test"); !got.Equal(at) {
 		t.Fatalf("mark %v", got)
 	}
-	if won, _ := db.ClaimMark(ctx, 1, "digest:a@b.test", time.Time{}, at.Add(time.Hour)); won {
+	if won, _ := st.ClaimMark(ctx, 1, "digest:a@b.test", time.Time{}, at.Add(time.Hour)); won {
 		t.Fatal("a stale claim won")
 	}
-	if won, _ := db.ClaimMark(ctx, 1, "digest:a@b.test", at, time.Time{}); !won {
+	if won, _ := st.ClaimMark(ctx, 1, "digest:a@b.test", at, time.Time{}); !won {
 		t.Fatal("roll back to unset failed")
 	}
-	last, _ := db.Mark(ctx, 1, "digest:a@b.test")
+	last, _ := st.Mark(ctx, 1, "digest:a@b.test")
 	if !last.IsZero() {
 		t.Fatalf("rolled back mark reads %v", last)
 	}
-	if won, _ := db.ClaimMark(ctx, 1, "digest:a@b.test", last, at); !won {
+	if won, _ := st.ClaimMark(ctx, 1, "digest:a@b.test", last, at); !won {
 		t.Fatal("claim after roll back failed")
 	}
 }
@@ -372,14 +371,14 @@ func TestClaimMark(t *testing.T) {
 // Quarantine search terms are literal text: FTS5 syntax, LIKE wildcards
 // and control characters find exactly the copies containing them, never
 // fail, and a NUL byte (which SQLite would cut the term at) matches nothing.
-func TestSearchQuarantineLiteralTerms(t *testing.T) {
-	db := open(t)
+func testSearchQuarantineLiteralTerms(t *testing.T, open Opener) {
+	st := open(t)
 	ctx := context.Background()
 	subjects := []string{`Say "hi" * NEAR(x) OR y`, `50% off_sale`, "Invoice\tMarch", `{sender subject}: odd`, `back\slash 'q'`, "plain words", "請求書 NEAR(見積)"}
 	for i, s := range subjects {
 		it := store.QuarantineItem{ID: fmt.Sprintf("q%02d", i), TenantID: 1, Rcpt: "u@a.test", MessageID: "m", BlobKey: "b",
 			MailFrom: "s@x.test", Subject: s, Created: time.Unix(int64(1_800_000_000+i), 0), Expires: time.Unix(1_900_000_000, 0), State: store.QHeld}
-		if err := db.AddQuarantine(ctx, it, store.Event{MessageID: "m", TenantID: 1, Kind: "quarantined", Rcpt: it.Rcpt}); err != nil {
+		if err := st.AddQuarantine(ctx, it, store.Event{MessageID: "m", TenantID: 1, Kind: "quarantined", Rcpt: it.Rcpt}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -394,7 +393,7 @@ func TestSearchQuarantineLiteralTerms(t *testing.T) {
 			}
 		}
 		for _, f := range []store.QuarantineFilter{{TenantID: 1, Query: term}, {TenantID: 1, Query: term, Reason: "\x00"}} {
-			items, total, err := db.SearchQuarantine(ctx, f)
+			items, total, err := st.SearchQuarantine(ctx, f)
 			if err != nil {
 				t.Fatalf("term %q: %v", term, err)
 			}

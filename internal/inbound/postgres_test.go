@@ -1,0 +1,19 @@
+package inbound_test
+
+import (
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/testutil/mgtest"
+	"github.com/mailgate/mailgate/internal/testutil/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestAcceptOnPostgres runs the inbound accept tests again on the
+// PostgreSQL store: one transaction for everything a message becomes, and
+// the per-recipient outcomes through SMTP.
+func TestAcceptOnPostgres(t *testing.T) {
+	mgtest.OnPostgres(t)
+	t.Run("AcceptIsAllOrNothing", TestAcceptIsAllOrNothing)
+	t.Run("PerRecipientOutcomes", TestPerRecipientOutcomes)
+}
