@@ -434,7 +434,7 @@ func TestBrowserAdminFlow(t *testing.T) {
 	}
 	dns.Add(`_mailgate.newco.test. 60 IN TXT "` + recValue + `"`)
 	p.goTo("/domains")
-	if st := p.submit(row + " button.verify"); st != http.StatusOK || !strings.Contains(p.text(row), "Verified") {
+	if st := p.submit(row + " button.verify"); st != http.StatusOK || !strings.Contains(p.text(row), "Verified") || !strings.Contains(p.text("main"), "Ownership confirmed") {
 		t.Fatalf("verify with the record: %d %q", st, p.text("main"))
 	}
 	routes, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("table input[name=route]")).map(i => i.value).join(" ")`))

@@ -71,5 +71,5 @@ func (s *Server) domainVerify(w http.ResponseWriter, r *http.Request, p *princip
 		s.fail(w, r, p, err)
 		return
 	}
-	done(w, r, "/domains", "done")
+	done(w, r, "/domains", "verified")
 }
