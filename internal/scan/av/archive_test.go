@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/testutil/peers"
 )
 
 func testLimits() archiveLimits {
@@ -167,7 +169,7 @@ func TestInspectEncrypted(t *testing.T) {
 func TestZipCryptoHelper(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("unzip"); err != nil {
-		t.Skip("unzip not installed")
+		peers.Missing(t, "unzip not installed (apt-get install unzip)")
 	}
 	data := []byte("invoice text\n")
 	p := filepath.Join(t.TempDir(), "enc.zip")

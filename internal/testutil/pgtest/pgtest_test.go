@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mailgate/mailgate/internal/testutil/peers"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -83,7 +85,7 @@ func TestServerDiesWithItsProcess(t *testing.T) {
 		return
 	}
 	if findBinDir() == "" {
-		t.Skip(ErrNotInstalled)
+		peers.Missing(t, "%v", ErrNotInstalled)
 	}
 	base := filepath.Join(os.TempDir(), "mailgate-pgtest-reap")
 	os.MkdirAll(base, 0o755)
