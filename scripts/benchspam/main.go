@@ -47,6 +47,7 @@ func run(args []string) int {
 		"score-rspamd":   cmdScoreRspamd,
 		"score-mailgate": cmdScoreMailgate,
 		"report":         cmdReport,
+		"ja-corpus":      cmdJACorpus,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {
