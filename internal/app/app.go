@@ -54,6 +54,7 @@ type App struct {
 	stopLifecycle     func()
 	done              chan struct{} // closed by Close: background helpers stop
 	closeOnce         sync.Once
+	spam              spamState
 }
 
 // Options override dependencies (tests inject a clock or their own checks).

@@ -48,6 +48,8 @@ func run(args []string) int {
 		"score-mailgate": cmdScoreMailgate,
 		"report":         cmdReport,
 		"ja-corpus":      cmdJACorpus,
+		"build-model":    cmdBuildModel,
+		"tune":           cmdTune,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {

@@ -6,13 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"hash/fnv"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
+	"github.com/mailgate/mailgate/internal/scan/spam"
 )
 
 // Near-duplicates. Two messages are near-duplicates when
@@ -57,7 +57,7 @@ func dupInfoOf(ctx context.Context, raw []byte) dupInfo {
 		return d
 	}
 	d.subject = normSubject(msg.Subject)
-	d.date = arrival(msg)
+	d.date = spam.MessageTime(msg, time.Time{})
 	text := normText(msg.Text)
 	if len(text) >= minPrefix {
 		d.prefix = sha256.Sum256([]byte(text[:min(len(text), prefixLen)]))
@@ -216,27 +216,4 @@ func (x *dupIndex) matches(d dupInfo) []int {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// arrival is when a message arrived as its header says: the date of its
-// topmost Received field, else its Date; zero when neither parses.
-func arrival(msg *mailtext.Message) time.Time {
-	for _, f := range []string{"Received", "Date"} {
-		v := msg.HeaderValues(f)
-		if len(v) == 0 {
-			continue
-		}
-		s := v[0]
-		if f == "Received" {
-			i := strings.LastIndexByte(s, ';')
-			if i < 0 {
-				continue
-			}
-			s = s[i+1:]
-		}
-		if t, err := mail.ParseDate(strings.TrimSpace(s)); err == nil {
-			return t
-		}
-	}
-	return time.Time{}
 }

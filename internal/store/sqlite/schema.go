@@ -324,4 +324,16 @@ CREATE TRIGGER quarantine_fts_insert AFTER INSERT ON quarantine BEGIN
 	INSERT INTO quarantine_fts(qid, sender, subject) VALUES (new.id, new.mail_from || char(10) || new.from_hdr, new.subject);
 END;
 `,
+	// 6: spam models: a version every change raises (caches compare it) and
+	// the fingerprints of trained messages, so training twice counts once.
+	`
+ALTER TABLE spam_totals ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE spam_trained (
+	tenant_id INTEGER NOT NULL,
+	fingerprint TEXT NOT NULL,
+	label TEXT NOT NULL,
+	trained_us INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, fingerprint)
+) WITHOUT ROWID;
+`,
 }

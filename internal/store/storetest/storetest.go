@@ -18,4 +18,5 @@ func Run(t *testing.T, open Opener) {
 	t.Run("AcceptAllOrNothing", func(t *testing.T) { testAcceptAllOrNothing(t, open) })
 	t.Run("AcceptQuota", func(t *testing.T) { testAcceptQuota(t, open) })
 	t.Run("AcceptQuotaConcurrent", func(t *testing.T) { testAcceptQuotaConcurrent(t, open) })
+	t.Run("SpamModels", func(t *testing.T) { testSpamModels(t, open) })
 }
