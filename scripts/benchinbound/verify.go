@@ -221,6 +221,12 @@ func checkCopy(m *message, data []byte, pipeline bool, ds []*senderDomain) []str
 		if !strings.HasPrefix(virus, "clean") {
 			bad = append(bad, fmt.Sprintf("X-Mailgate-Virus-Scan %q", virus))
 		}
+		// Every kind of message in the mix is legitimate mail: the spam
+		// check (when it runs, with the shipped model) must let it through
+		// untagged.
+		if v := headerValue(data, "X-Mailgate-Spam"); v != "" && v != "no" {
+			bad = append(bad, fmt.Sprintf("X-Mailgate-Spam %q (score %s) on ordinary mail", v, headerValue(data, "X-Mailgate-Spam-Score")))
+		}
 		if imp := headerValue(data, "X-Mailgate-Impersonation"); strings.Contains(imp, "BEC_DISPLAY_NAME") || strings.Contains(imp, "LOOKALIKE") {
 			bad = append(bad, "impersonation finding on ordinary mail: "+imp)
 		}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -23,25 +22,12 @@ type evalMsg struct {
 	rules  []spam.Rule
 }
 
-func prepare(ctx context.Context, raw []byte, isSpam bool) (evalMsg, error) {
+func prepare(ctx context.Context, raw []byte, isSpam bool, lim int) (evalMsg, error) {
 	msg, err := mailtext.Parse(ctx, strings.NewReader(string(raw)), mailtext.DefaultLimits())
 	if err != nil {
 		return evalMsg{}, err
 	}
-	toks, rules := spam.Features(msg, nil, spam.MessageTime(msg, time.Now()), 0)
-	if drop := os.Getenv("TUNE_DROP"); drop != "" {
-		kept := toks[:0]
-	next:
-		for _, t := range toks {
-			for _, p := range strings.Split(drop, ",") {
-				if p == "PAIRS" && strings.Contains(t, " ") || p != "PAIRS" && strings.HasPrefix(t, p) {
-					continue next
-				}
-			}
-			kept = append(kept, t)
-		}
-		toks = kept
-	}
+	toks, rules := spam.Features(msg, nil, spam.MessageTime(msg, time.Now()), lim)
 	return evalMsg{spam: isSpam, tokens: toks, rules: rules}, nil
 }
 
@@ -97,9 +83,9 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	data := fs.String("corpus", "", "corpus data directory (holds easy-ham-1, spam-1, ...)")
 	folds := fs.Int("folds", 5, "cross-validation folds")
 	seed := fs.Uint64("seed", 1, "fold assignment seed")
-	strengths := fs.String("strength", "0.1,0.25,0.45,1", "candidate values of Params.Strength")
-	devs := fs.String("min-deviation", "0.1,0.2,0.3,0.4", "candidate values of Params.MinDeviation")
-	clues := fs.String("max-clues", "150", "candidate values of Params.MaxClues")
+	strengths := fs.String("strength", "0.25,0.45,1,2,4", "candidate values of Params.Strength")
+	devs := fs.String("min-deviation", "0.05,0.1,0.2,0.3,0.4", "candidate values of Params.MinDeviation")
+	limits := fs.String("max-tokens", "400,600,1000,1500,3000", "candidate values of Params.MaxTokens")
 	maxFP := fs.Float64("max-fp", 0.001, "false-positive rate of the objective")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -116,10 +102,10 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	fmt.Println(sp.summary())
-	prep := func(list []corpusFile) ([]evalMsg, error) {
+	prep := func(list []corpusFile, lim int) ([]evalMsg, error) {
 		out := make([]evalMsg, len(list))
 		for i, c := range list {
-			m, err := prepare(ctx, sp.raw[c.emlName()], c.spam)
+			m, err := prepare(ctx, sp.raw[c.emlName()], c.spam, lim)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", c.emlName(), err)
 			}
@@ -127,57 +113,24 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		}
 		return out, nil
 	}
-	train, err := prep(sp.train)
-	if err != nil {
-		return err
-	}
-	test, err := prep(sp.test)
-	if err != nil {
-		return err
-	}
-	var ja []evalMsg
-	for _, m := range jamail.Generate(1, 1000, 400) {
-		e, err := prepare(ctx, m.Raw, m.Spam)
-		if err != nil {
-			return err
-		}
-		ja = append(ja, e)
-	}
-	count := func(ms []evalMsg, keep func(i int) bool) *spam.Model {
-		m := spam.NewModel()
-		for i, e := range ms {
-			if !keep(i) {
-				continue
-			}
-			one := spam.TokenCount{Ham: 1}
-			if e.spam {
-				one = spam.TokenCount{Spam: 1}
-			}
-			m.Spam += one.Spam
-			m.Ham += one.Ham
-			for _, t := range e.tokens {
-				c := m.Tokens[t]
-				c.Spam += one.Spam
-				c.Ham += one.Ham
-				m.Tokens[t] = c
-			}
-		}
-		return m
-	}
-	foldModels := make([]*spam.Model, *folds)
-	for k := range *folds {
-		foldModels[k] = count(train, func(i int) bool { return sp.fold[i] != k })
-	}
 	type cand struct {
 		p           spam.Params
 		recall, thr float64
 		ok          bool
 	}
 	var cands []cand
-	for _, s := range floats(*strengths) {
-		for _, d := range floats(*devs) {
-			for _, mc := range floats(*clues) {
-				p := spam.Params{Strength: s, MinDeviation: d, MaxClues: int(mc)}
+	for _, lim := range floats(*limits) {
+		train, err := prep(sp.train, int(lim))
+		if err != nil {
+			return err
+		}
+		foldModels := make([]*spam.Model, *folds)
+		for k := range *folds {
+			foldModels[k] = countExamples(train, func(i int) bool { return sp.fold[i] != k })
+		}
+		for _, s := range floats(*strengths) {
+			for _, d := range floats(*devs) {
+				p := spam.Params{Strength: s, MinDeviation: d, MaxTokens: int(lim)}
 				var spS, hmS []float64
 				for k := range *folds {
 					cl := spam.NewClassifier(spam.NewMemoryStore(), p, spam.Options{Base: foldModels[k]})
@@ -195,12 +148,11 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 				}
 				c := cand{p: p}
 				if t, ok := spam.ThresholdFor(spS, hmS, *maxFP); ok {
-					r := spam.RatesAt(spS, hmS, t)
-					c.recall, c.thr, c.ok = r.Recall, t, true
+					c.recall, c.thr, c.ok = spam.RatesAt(spS, hmS, t).Recall, t, true
 				}
 				cands = append(cands, c)
-				fmt.Printf("cv: strength=%g min-deviation=%g max-clues=%d: recall %.2f%% at log-odds %.2f (<= %g%% FP)\n",
-					s, d, int(mc), 100*c.recall, c.thr, 100**maxFP)
+				fmt.Printf("cv: max-tokens=%d strength=%g min-deviation=%g: recall %.2f%% at log-odds %.2f (<= %g%% FP)\n",
+					int(lim), s, d, 100*c.recall, c.thr, 100**maxFP)
 			}
 		}
 	}
@@ -212,9 +164,26 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if best.ok && best.thr > 0 {
 		best.p.Scale = target / best.thr
 	}
-	fmt.Printf("chosen on the training folds: strength=%g min-deviation=%g max-clues=%d scale=%.6f (cv recall %.2f%% at log-odds %.2f)\n",
-		best.p.Strength, best.p.MinDeviation, best.p.MaxClues, best.p.Scale, 100*best.recall, best.thr)
-	full := spam.NewClassifier(spam.NewMemoryStore(), best.p, spam.Options{Base: count(train, func(int) bool { return true })})
+	fmt.Printf("chosen on the training folds: max-tokens=%d strength=%g min-deviation=%g scale=%.3f (cv recall %.2f%% at log-odds %.2f)\n",
+		best.p.MaxTokens, best.p.Strength, best.p.MinDeviation, best.p.Scale, 100*best.recall, best.thr)
+
+	train, err := prep(sp.train, best.p.MaxTokens)
+	if err != nil {
+		return err
+	}
+	test, err := prep(sp.test, best.p.MaxTokens)
+	if err != nil {
+		return err
+	}
+	var ja []evalMsg
+	for _, m := range jamail.Generate(1, 1000, 400) {
+		e, err := prepare(ctx, m.Raw, m.Spam, best.p.MaxTokens)
+		if err != nil {
+			return err
+		}
+		ja = append(ja, e)
+	}
+	full := spam.NewClassifier(spam.NewMemoryStore(), best.p, spam.Options{Base: countExamples(train, func(int) bool { return true })})
 	score := func(e evalMsg) float64 { return scoreWith(ctx, full, e) }
 	tS, tH := split2(test, score)
 	jS, jH := split2(ja, score)
@@ -224,43 +193,31 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	fmt.Println("held-out figures of the chosen constants (model counted from the whole training set):")
 	rep("test set, default threshold", tS, tH, spam.DefaultTagAt)
-
 	rep("japanese corpus, default threshold", jS, jH, spam.DefaultTagAt)
-	if os.Getenv("TUNE_DEBUG") != "" {
-		hamClue := map[string]int{}
-		nclues := map[int]int{}
-		for i, e := range test {
-			if !e.spam {
-				continue
-			}
-			res := classifyWith(ctx, full, e)
-			if scoreWith(ctx, full, e) >= spam.DefaultTagAt {
-				continue
-			}
-			nclues[min(len(res.Top)/10, 10)]++
-			for _, c := range res.Top {
-				if c.Prob < 0.2 {
-					hamClue[c.Token]++
-				}
-			}
-			_ = i
-		}
-		fmt.Println("missed spam by clues/10:", nclues)
-		type kv struct {
-			k string
-			v int
-		}
-		var kvs []kv
-		for k, v := range hamClue {
-			kvs = append(kvs, kv{k, v})
-		}
-		sort.Slice(kvs, func(i, j int) bool { return kvs[i].v > kvs[j].v })
-		for _, x := range kvs[:min(60, len(kvs))] {
-			fmt.Printf("%d %q; ", x.v, x.k)
-		}
-		fmt.Println()
-	}
 	return nil
+}
+
+// countExamples counts the examples keep selects into a model.
+func countExamples(ms []evalMsg, keep func(i int) bool) *spam.Model {
+	m := spam.NewModel()
+	for i, e := range ms {
+		if !keep(i) {
+			continue
+		}
+		one := spam.TokenCount{Ham: 1}
+		if e.spam {
+			one = spam.TokenCount{Spam: 1}
+		}
+		m.Spam += one.Spam
+		m.Ham += one.Ham
+		for _, t := range e.tokens {
+			c := m.Tokens[t]
+			c.Spam += one.Spam
+			c.Ham += one.Ham
+			m.Tokens[t] = c
+		}
+	}
+	return m
 }
 
 func floats(s string) []float64 {

@@ -2,9 +2,13 @@ package spam
 
 import (
 	"bytes"
+	"context"
 	"maps"
 	"strings"
 	"testing"
+
+	"github.com/mailgate/mailgate/internal/mailtext"
+	"github.com/mailgate/mailgate/internal/testutil/jamail"
 )
 
 // The shipped model decodes, was built with this code's features, and
@@ -65,6 +69,28 @@ func BenchmarkDecodeBuiltin(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := DecodeModel(bytes.NewReader(builtinModel)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEvaluate is the spam check's work for one message with the
+// shipped model: features, rules, fingerprint and classification.
+func BenchmarkEvaluate(b *testing.B) {
+	m, err := Builtin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	chk := &Check{Classifier: NewClassifier(NewMemoryStore(), Params{}, Options{Base: m})}
+	msgs := jamail.Generate(5, 20, 0)
+	parsed := []*mailtext.Message{parseMsg(b, tenKB())}
+	for _, x := range msgs {
+		parsed = append(parsed, parseMsg(b, x.Raw))
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := chk.EvaluateParsed(ctx, parsed[i%len(parsed)], nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
@@ -151,7 +153,25 @@ func Fingerprint(msg *mailtext.Message) string {
 		h.Write([]byte("from:" + from + "\ndate:" + date + "\nsubject:" + msg.Subject))
 	}
 	h.Write([]byte("\ntext:"))
-	h.Write([]byte(strings.Join(strings.Fields(msg.Text), " ")))
+	// The words of the text separated by single spaces, written as they
+	// are found rather than joined first.
+	text, sep := msg.Text, []byte(" ")
+	for first := true; ; first = false {
+		i := strings.IndexFunc(text, notSpace)
+		if i < 0 {
+			break
+		}
+		text = text[i:]
+		j := strings.IndexFunc(text, unicode.IsSpace)
+		if j < 0 {
+			j = len(text)
+		}
+		if !first {
+			h.Write(sep)
+		}
+		io.WriteString(h, text[:j])
+		text = text[j:]
+	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 

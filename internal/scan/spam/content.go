@@ -165,25 +165,22 @@ func (b jpBrand) owns(host string) bool {
 	return false
 }
 
-func (b jpBrand) namedIn(s string) bool {
+// nameIn returns the first of the brand's names s contains, "" for none.
+func (b jpBrand) nameIn(s string) string {
 	for _, n := range b.names {
 		if strings.Contains(s, n) {
-			return true
+			return n
 		}
 	}
-	return false
+	return ""
 }
 
-// imitatedBy reports whether host is made of one of the brand's words but
-// is not the brand's.
-func (b jpBrand) imitatedBy(host string) bool {
-	if b.owns(host) {
-		return false
-	}
-	parts := hostParts(host)
+// imitatedBy reports whether host, whose hostParts are parts, is made of
+// one of the brand's words but is not the brand's.
+func (b jpBrand) imitatedBy(host string, parts map[string]bool) bool {
 	for _, l := range b.labels {
 		if parts[l] {
-			return true
+			return !b.owns(host)
 		}
 	}
 	return false
@@ -191,7 +188,8 @@ func (b jpBrand) imitatedBy(host string) bool {
 
 // linkHosts returns the host names of the message's links: HTML links and
 // URLs in the text.
-func linkHosts(m *mailtext.Message, text string) []string {
+func linkHosts(m *mailtext.Message) []string {
+	text := m.Text
 	seen := map[string]bool{}
 	var out []string
 	add := func(raw string) {
@@ -223,16 +221,27 @@ func linkHosts(m *mailtext.Message, text string) []string {
 	return out
 }
 
-// japaneseRules are the rules for Japanese spam and phishing. subject and
-// sender are the folded Subject and sender name, text those and the body.
-// JP_PHISH needs the brand where phishing puts it, in the Subject or the
-// sender's name: a supplier's invoice that names its bank in the body is
-// not mail from that bank.
-func japaneseRules(m *mailtext.Message, subject, sender, text string, add func(sym string, pts float64, why string)) {
+// japaneseRules are the rules for Japanese spam and phishing, on the
+// folded text (see fold). JP_PHISH needs the brand where phishing puts it,
+// in the Subject or the sender's name: a supplier's invoice that names its
+// bank in the body is not mail from that bank.
+func japaneseRules(m *mailtext.Message, add func(sym string, pts float64, why string)) {
+	subject, sender := fold(m.Subject), ""
+	if len(m.From) > 0 {
+		sender = fold(m.From[0].Name)
+	}
+	// The whole text is folded only when a brand check needs it.
+	text := ""
+	full := func() string {
+		if text == "" {
+			text = subject + "\n" + sender + "\n" + fold(m.Text)
+		}
+		return text
+	}
 	if unsolicitedAd(subject) {
 		add("JP_UNSOLICITED_AD", 5, "Subject marked 未承諾広告※ (unsolicited advertising)")
 	}
-	hosts := linkHosts(m, text)
+	hosts := linkHosts(m)
 	fromHost := ""
 	if len(m.From) > 0 {
 		fromHost = addrDomain(m.From[0].Addr)
@@ -243,33 +252,30 @@ func japaneseRules(m *mailtext.Message, subject, sender, text string, add func(s
 			break
 		}
 	}
-	groups := 0
-	for _, g := range jpPhishPhrases {
-		for _, p := range g {
-			if strings.Contains(text, p) {
-				groups++
-				break
-			}
-		}
+	// Brand checks, cheapest first: the look-alike needs a host made of a
+	// brand's words (only then is the body searched for the brand's name);
+	// the phishing rule needs the brand in the Subject or sender name
+	// (only then is the body searched for the phrasing).
+	all := append([]string{fromHost}, hosts...)
+	parts := make([]map[string]bool, len(all))
+	for i, h := range all {
+		parts[i] = hostParts(h)
 	}
 	for _, b := range jpBrands {
-		named := ""
-		for _, n := range b.names {
-			if strings.Contains(text, n) {
-				named = n
-				break
+		for i, h := range all {
+			if h == "" || !b.imitatedBy(h, parts[i]) {
+				continue
 			}
+			if n := b.nameIn(full()); n != "" {
+				add("BRAND_LOOKALIKE_DOMAIN", 2.5, h+" imitates "+n)
+			}
+			break
 		}
+		named := b.nameIn(subject)
 		if named == "" {
-			continue
+			named = b.nameIn(sender)
 		}
-		for _, h := range append([]string{fromHost}, hosts...) {
-			if h != "" && b.imitatedBy(h) {
-				add("BRAND_LOOKALIKE_DOMAIN", 2.5, h+" imitates "+named)
-				break
-			}
-		}
-		if groups < 2 || b.owns(fromHost) || !b.namedIn(subject) && !b.namedIn(sender) {
+		if named == "" || b.owns(fromHost) || phishGroups(full()) < 2 {
 			continue
 		}
 		for _, h := range hosts {
@@ -279,4 +285,18 @@ func japaneseRules(m *mailtext.Message, subject, sender, text string, add func(s
 			}
 		}
 	}
+}
+
+// phishGroups counts the groups of jpPhishPhrases that text matches.
+func phishGroups(text string) int {
+	n := 0
+	for _, g := range jpPhishPhrases {
+		for _, p := range g {
+			if strings.Contains(text, p) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }

@@ -123,7 +123,7 @@ func TestJPLookalikeHost(t *testing.T) {
 	b := jpBrands[5] // 楽天
 	for host, want := range map[string]bool{"rakuten-card.example.top": true, "rakuten.example.xyz": true, "www.rakuten-card.co.jp": false,
 		"rakutendo-seika.co.jp": false, "rakuten.co.jp": false} {
-		if got := b.imitatedBy(host); got != want {
+		if got := b.imitatedBy(host, hostParts(host)); got != want {
 			t.Errorf("楽天 imitatedBy(%q) = %v", host, got)
 		}
 	}

@@ -41,12 +41,7 @@ func Heuristics(m *mailtext.Message, env *policy.Envelope, now time.Time) []Rule
 	if hasGTUBE(m) {
 		fixed("GTUBE", CertainPoints, "the GTUBE anti-spam test string")
 	}
-	sender := ""
-	if len(m.From) > 0 {
-		sender = fold(m.From[0].Name)
-	}
-	subject := fold(m.Subject)
-	japaneseRules(m, subject, sender, subject+"\n"+sender+"\n"+fold(m.Text), fixed)
+	japaneseRules(m, fixed)
 
 	// Dates are judged against when the message arrived: the topmost
 	// Received field's date (ours, when live), else now.

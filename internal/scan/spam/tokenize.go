@@ -21,7 +21,7 @@ import (
 )
 
 // DefaultMaxTokens is the token bound Tokenize uses when given lim <= 0.
-const DefaultMaxTokens = 3000
+const DefaultMaxTokens = 600
 
 const (
 	// maxWordBytes bounds one word token: longer runs (base64 left in the
@@ -275,11 +275,12 @@ func (t *tokenizer) domain(prefix, host string) {
 	}
 }
 
-// text tokenizes free text: whitespace-separated chunks, each scanned for
-// URLs and e-mail addresses, the rest split into words and CJK runs.
+// text tokenizes free text: whitespace-separated chunks, each folded and
+// scanned for URLs and e-mail addresses, the rest split into words and
+// CJK runs. Folding chunk by chunk does only the work the token bound
+// lets the tokenizer use.
 func (t *tokenizer) text(prefix, s string) {
 	t.prev = ""
-	s = fold(s)
 	for len(s) > 0 && !t.full() {
 		i := strings.IndexFunc(s, notSpace)
 		if i < 0 {
@@ -290,7 +291,7 @@ func (t *tokenizer) text(prefix, s string) {
 		if j < 0 {
 			j = len(s)
 		}
-		t.chunk(prefix, s[:j])
+		t.chunk(prefix, fold(s[:j]))
 		s = s[j:]
 	}
 }

@@ -71,7 +71,7 @@ func (db *DB) SpamLoad(ctx context.Context, tenantID int64, fn func(token string
 // SpamVersion returns the model's version.
 func (db *DB) SpamVersion(ctx context.Context, tenantID int64) (int64, error) {
 	var v int64
-	err := db.r.QueryRowContext(ctx, `SELECT version FROM spam_totals WHERE tenant_id = ?`, tenantID).Scan(&v)
+	err := db.queryRow(ctx, `SELECT version FROM spam_totals WHERE tenant_id = ?`, tenantID).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
