@@ -86,6 +86,7 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	strengths := fs.String("strength", "0.25,0.45,1,2,4", "candidate values of Params.Strength")
 	devs := fs.String("min-deviation", "0.05,0.1,0.2,0.3,0.4", "candidate values of Params.MinDeviation")
 	limits := fs.String("max-tokens", "400,600,1000,1500,3000", "candidate values of Params.MaxTokens")
+	minClues := fs.String("min-clues", "10", "candidate values of Params.MinClues (a design choice, not tuned by default: see spam.Params)")
 	maxFP := fs.Float64("max-fp", 0.001, "false-positive rate of the objective")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -130,42 +131,45 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		}
 		for _, s := range floats(*strengths) {
 			for _, d := range floats(*devs) {
-				p := spam.Params{Strength: s, MinDeviation: d, MaxTokens: int(lim)}
-				var spS, hmS []float64
-				for k := range *folds {
-					cl := spam.NewClassifier(spam.NewMemoryStore(), p, spam.Options{Base: foldModels[k]})
-					for i, e := range train {
-						if sp.fold[i] != k {
-							continue
-						}
-						v := rawScore(classifyWith(ctx, cl, e), e.rules)
-						if e.spam {
-							spS = append(spS, v)
-						} else {
-							hmS = append(hmS, v)
+				for _, mc := range floats(*minClues) {
+					p := spam.Params{Strength: s, MinDeviation: d, MaxTokens: int(lim), MinClues: int(mc)}
+					var spS, hmS []float64
+					for k := range *folds {
+						cl := spam.NewClassifier(spam.NewMemoryStore(), p, spam.Options{Base: foldModels[k]})
+						for i, e := range train {
+							if sp.fold[i] != k {
+								continue
+							}
+							v := rawScore(classifyWith(ctx, cl, e), e.rules)
+							if e.spam {
+								spS = append(spS, v)
+							} else {
+								hmS = append(hmS, v)
+							}
 						}
 					}
+					c := cand{p: p}
+					if t, ok := spam.ThresholdFor(spS, hmS, *maxFP); ok {
+						c.recall, c.thr, c.ok = spam.RatesAt(spS, hmS, t).Recall, t, true
+					}
+					cands = append(cands, c)
+					fmt.Printf("cv: max-tokens=%d strength=%g min-deviation=%g min-clues=%d: recall %.2f%% at log-odds %.2f (<= %g%% FP)\n",
+						int(lim), s, d, int(mc), 100*c.recall, c.thr, 100**maxFP)
 				}
-				c := cand{p: p}
-				if t, ok := spam.ThresholdFor(spS, hmS, *maxFP); ok {
-					c.recall, c.thr, c.ok = spam.RatesAt(spS, hmS, t).Recall, t, true
-				}
-				cands = append(cands, c)
-				fmt.Printf("cv: max-tokens=%d strength=%g min-deviation=%g: recall %.2f%% at log-odds %.2f (<= %g%% FP)\n",
-					int(lim), s, d, 100*c.recall, c.thr, 100**maxFP)
 			}
 		}
 	}
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].recall > cands[j].recall })
 	best := cands[0]
 	// Scale puts the operating point at the default threshold: the
-	// classifier's log-odds there, times Scale, are logit(90 %).
+	// classifier's say there (MaxLogit·tanh(Scale·log-odds/MaxLogit), see
+	// spam.Params) is logit(90 %).
 	target := math.Log(spam.DefaultTagAt / (100 - spam.DefaultTagAt))
 	if best.ok && best.thr > 0 {
-		best.p.Scale = target / best.thr
+		best.p.Scale = spam.MaxLogit * math.Atanh(target/spam.MaxLogit) / best.thr
 	}
-	fmt.Printf("chosen on the training folds: max-tokens=%d strength=%g min-deviation=%g scale=%.3f (cv recall %.2f%% at log-odds %.2f)\n",
-		best.p.MaxTokens, best.p.Strength, best.p.MinDeviation, best.p.Scale, 100*best.recall, best.thr)
+	fmt.Printf("chosen on the training folds: max-tokens=%d strength=%g min-deviation=%g min-clues=%d scale=%.3f (cv recall %.2f%% at log-odds %.2f)\n",
+		best.p.MaxTokens, best.p.Strength, best.p.MinDeviation, best.p.MinClues, best.p.Scale, 100*best.recall, best.thr)
 
 	train, err := prep(sp.train, best.p.MaxTokens)
 	if err != nil {

@@ -26,6 +26,12 @@ type Params struct {
 	MinDeviation float64
 	// MaxClues bounds the tokens combined: the most significant ones win.
 	MaxClues int
+	// MinClues is the least evidence Fisher's test is run on: a message
+	// with fewer clues is combined as if neutral clues (0.5) made up the
+	// rest, so a verdict resting on one or two words (a short "hello"
+	// whose one known word happened to be in spam) stays moderate, while
+	// messages with many clues are unaffected.
+	MinClues int
 	// LocalWeight multiplies the counts of the site's own models (the
 	// global model trained with "spam train --global" and the tenants'
 	// models) before they are added to the shipped base model's: mail
@@ -44,8 +50,9 @@ type Params struct {
 	MinScriptMessages int
 	// Scale multiplies the classifier's log-odds (Result.Logit) before they
 	// join the rules' points in the score: Fisher's method is
-	// over-confident, and this calibration puts the default tag threshold
-	// (90 %) where held-out mail has at most 0.1 % false positives.
+	// over-confident (or, with few strong clues, under-confident), and this
+	// calibration puts the default tag threshold (90 %) where held-out
+	// training mail has at most 0.1 % false positives.
 	Scale float64
 	// MaxTokens bounds the tokens taken from one message (Tokenize's lim).
 	MaxTokens int
@@ -65,9 +72,10 @@ func DefaultParams() Params {
 		Prior:             0.5,
 		MinDeviation:      0.4,
 		MaxClues:          150,
+		MinClues:          10,
 		LocalWeight:       2,
 		MinScriptMessages: 10,
-		Scale:             2.88,
+		Scale:             2.6,
 		MaxTokens:         DefaultMaxTokens,
 	}
 }
@@ -85,6 +93,9 @@ func (p Params) withDefaults() Params {
 	}
 	if p.MaxClues <= 0 {
 		p.MaxClues = d.MaxClues
+	}
+	if p.MinClues <= 0 {
+		p.MinClues = d.MinClues
 	}
 	if p.LocalWeight <= 0 {
 		p.LocalWeight = d.LocalWeight
@@ -120,8 +131,8 @@ type Result struct {
 	// first (see fisherLogit), so it keeps ordering confident verdicts.
 	Logit float64
 	// Points are the classifier's say in the score, in log-odds: Logit
-	// times Params.Scale, within ±MaxLogit, times Coverage; ±MaxLogit for
-	// a message trained before (Label).
+	// times Params.Scale bent into ±MaxLogit (see Params.points), times
+	// Coverage; ±MaxLogit for a message trained before (Label).
 	Points float64
 	// Label is the label this very message was trained with (LabelSpam
 	// or LabelHam; "" when it was not), see Classifier.ClassifyMessage.
@@ -161,6 +172,15 @@ func (p Params) tokenProb(spam, ham, n, nspam, nham float64) float64 {
 		pw = sr / (sr + hr)
 	}
 	return (p.Strength*p.Prior + n*pw) / (p.Strength + n)
+}
+
+// points maps the classifier's log-odds to its say in the score:
+// MaxLogit·tanh(Scale·logit/MaxLogit), which is Scale·logit near the
+// threshold and bends smoothly towards ±MaxLogit, so confident verdicts
+// keep their order (a hard bound would give them all the same score, and
+// make thresholds above it meaningless).
+func (p Params) points(logit float64) float64 {
+	return MaxLogit * math.Tanh(p.Scale*logit/MaxLogit)
 }
 
 // layer is one model in a classification, with the weight of its counts.
@@ -263,14 +283,14 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 	if len(clues) > p.MaxClues {
 		clues = clues[:p.MaxClues]
 	}
-	l := fisherLogit(clues)
+	l := fisherLogit(clues, p.MinClues)
 	res := Result{Prob: 1 / (1 + math.Exp(-l)), Logit: l, Top: clues, Trained: true, Coverage: 1}
 	if words > 0 {
 		res.Coverage = float64(words-unread) / float64(words)
 	}
 	// The bound applies before the coverage, so a message the models can
 	// read a tenth of gets at most a tenth of the classifier's full say.
-	res.Points = max(-MaxLogit, min(MaxLogit, p.Scale*l)) * res.Coverage
+	res.Points = p.points(l) * res.Coverage
 	for sc, on := range neutral {
 		if on {
 			res.Neutral = append(res.Neutral, scriptNames[sc])
@@ -288,7 +308,7 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 //
 // where Q is the chi-square survival function. No clues give 0.5.
 func fisher(clues []TokenProb) float64 {
-	return 1 / (1 + math.Exp(-fisherLogit(clues)))
+	return 1 / (1 + math.Exp(-fisherLogit(clues, 0)))
 }
 
 // fisherLogit is the log-odds of fisher's result, computed from the
@@ -297,8 +317,9 @@ func fisher(clues []TokenProb) float64 {
 //
 //	result/(1-result) = (1 - Qs + Qh) / (1 + Qs - Qh) = (Ps + Qh) / (Qs + Ph)
 //
-// with P = 1 - Q the lower tail.
-func fisherLogit(clues []TokenProb) float64 {
+// with P = 1 - Q the lower tail. Fewer than minClues clues are made up to
+// minClues with neutral ones (f = 0.5).
+func fisherLogit(clues []TokenProb, minClues int) float64 {
 	if len(clues) == 0 {
 		return 0
 	}
@@ -307,7 +328,13 @@ func fisherLogit(clues []TokenProb) float64 {
 		lnSpam += math.Log1p(-c.Prob)
 		lnHam += math.Log(c.Prob)
 	}
-	dof := 2 * len(clues)
+	n := len(clues)
+	if pad := minClues - n; pad > 0 {
+		lnSpam += float64(pad) * math.Log(0.5)
+		lnHam += float64(pad) * math.Log(0.5)
+		n = minClues
+	}
+	dof := 2 * n
 	lPs, lQs := chi2Tails(-2*lnSpam, dof)
 	lPh, lQh := chi2Tails(-2*lnHam, dof)
 	return logAddExp(lPs, lQh) - logAddExp(lQs, lPh)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
@@ -153,25 +154,38 @@ func Fingerprint(msg *mailtext.Message) string {
 		h.Write([]byte("from:" + from + "\ndate:" + date + "\nsubject:" + msg.Subject))
 	}
 	h.Write([]byte("\ntext:"))
-	// The words of the text separated by single spaces, written as they
-	// are found rather than joined first.
-	text, sep := msg.Text, []byte(" ")
-	for first := true; ; first = false {
-		i := strings.IndexFunc(text, notSpace)
-		if i < 0 {
-			break
+	// The words of the text separated by single spaces (as
+	// strings.Join(strings.Fields(text), " ")), written as they are found.
+	text := msg.Text
+	start, words := -1, 0
+	flush := func(end int) {
+		if start >= 0 {
+			if words > 0 {
+				h.Write([]byte{' '})
+			}
+			io.WriteString(h, text[start:end])
+			words++
+			start = -1
 		}
-		text = text[i:]
-		j := strings.IndexFunc(text, unicode.IsSpace)
-		if j < 0 {
-			j = len(text)
-		}
-		if !first {
-			h.Write(sep)
-		}
-		io.WriteString(h, text[:j])
-		text = text[j:]
 	}
+	for i := 0; i < len(text); {
+		c := text[i]
+		n, space := 1, false
+		if c < utf8.RuneSelf {
+			space = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+		} else {
+			var r rune
+			r, n = utf8.DecodeRuneInString(text[i:])
+			space = unicode.IsSpace(r)
+		}
+		if space {
+			flush(i)
+		} else if start < 0 {
+			start = i
+		}
+		i += n
+	}
+	flush(len(text))
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 

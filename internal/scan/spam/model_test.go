@@ -508,3 +508,16 @@ func TestTrainedMessageKeepsItsLabel(t *testing.T) {
 		t.Errorf("global label: tenant 1 %+.2f (its own label wins), tenant 2 %+.2f", p1, p2)
 	}
 }
+
+// Fingerprint hashes the text's words joined by single spaces.
+func TestFingerprintNormalisesWhiteSpace(t *testing.T) {
+	a := parseMsg(t, []byte("Message-ID: <a@x>\r\n\r\n  hello\t world\u3000日本語\r\n\r\nend \r\n"))
+	b := parseMsg(t, []byte("Message-ID: <a@x>\r\n\r\nhello world 日本語 end\r\n"))
+	c := parseMsg(t, []byte("Message-ID: <a@x>\r\n\r\nhello world 日本語 end.\r\n"))
+	if Fingerprint(a) != Fingerprint(b) {
+		t.Error("white space changed the fingerprint")
+	}
+	if Fingerprint(b) == Fingerprint(c) {
+		t.Error("another text gave the same fingerprint")
+	}
+}
