@@ -401,12 +401,8 @@ func spamStatsCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "stats", Short: "Describe the shipped model and a stored model",
 		Args: cobra.NoArgs,
 		RunE: g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
-			info, err := spam.BuiltinDescription()
-			if err != nil {
-				return err
-			}
 			start := time.Now()
-			bm, err := spam.Builtin()
+			bm, info, err := spam.DecodeBuiltin()
 			if err != nil {
 				return err
 			}

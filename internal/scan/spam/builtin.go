@@ -37,12 +37,20 @@ type BuiltinInfo struct {
 }
 
 var builtin = sync.OnceValues(func() (*Model, error) {
-	m, _, err := DecodeModel(bytes.NewReader(builtinModel))
-	if err != nil {
-		return nil, fmt.Errorf("spam: shipped model: %w", err)
-	}
-	return m, nil
+	m, _, err := DecodeBuiltin()
+	return m, err
 })
+
+// DecodeBuiltin decodes the shipped model afresh (Builtin shares one
+// decoded copy; this is for measuring what decoding costs).
+func DecodeBuiltin() (*Model, BuiltinInfo, error) {
+	m, info, err := DecodeModel(bytes.NewReader(builtinModel))
+	if err != nil {
+		return nil, info, fmt.Errorf("spam: shipped model: %w", err)
+	}
+	info.Bytes = len(builtinModel)
+	return m, info, nil
+}
 
 // Builtin returns the shipped model, decoded on first use and shared (it
 // must not be changed).
