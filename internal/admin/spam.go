@@ -8,20 +8,19 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-// TrainSpam adds token counts of labelled messages to a spam model, in one
-// commit (operators): a's tenant's, or with no tenant the global base model
-// every tenant's is layered on (spam.GlobalModel, tenant 0).
-func (s *Service) TrainSpam(ctx context.Context, a Actor, deltas map[string]store.TokenCount, total store.TokenCount) error {
+// ChangeSpamModel runs change on a spam model (operators): a's tenant's,
+// or with no tenant the global base model every tenant's is layered on
+// (tenant 0); train, untrain and reset from the CLI come through here.
+// change returns what it did, which goes to the audit log.
+func (s *Service) ChangeSpamModel(ctx context.Context, a Actor, action string, change func(ctx context.Context) (string, error)) error {
 	if err := a.require(store.RoleOperator); err != nil {
 		return err
 	}
-	if total.Spam+total.Ham == 0 {
-		return Invalidf("nothing to train: give --spam and/or --ham")
-	}
-	if err := s.Store.SpamAdd(ctx, a.TenantID, deltas, total); err != nil {
+	what, err := change(ctx)
+	if err != nil {
 		return err
 	}
-	return s.Audit(ctx, a, a.TenantID, "spam.train", "", "", fmt.Sprintf("%d spam, %d ham, %d tokens", total.Spam, total.Ham, len(deltas)))
+	return s.Audit(ctx, a, a.TenantID, "spam."+action, "", "", what)
 }
 
 // LearnMessage trains a's tenant's model with one message reported as

@@ -61,6 +61,7 @@ type App struct {
 	history           []*asyncHistory // written out by Close, before the store closes
 	done              chan struct{}   // closed by Close: background helpers stop
 	closeOnce         sync.Once
+	spam              spamState
 }
 
 // Options override dependencies (tests inject a clock or their own checks).

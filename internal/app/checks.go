@@ -255,37 +255,3 @@ func (h *asyncHistory) flush(ctx context.Context) error {
 	}
 	return failed
 }
-
-// SpamClassifier is the statistical classifier over the store's models.
-func (a *App) SpamClassifier() *spam.Classifier {
-	return spam.NewClassifier(spamModel{a.Store}, spam.DefaultParams())
-}
-
-// spamModel adapts the store to the classifier.
-type spamModel struct{ s store.Store }
-
-func (m spamModel) Counts(ctx context.Context, tenantID int64, tokens []string) (map[string]spam.TokenCount, error) {
-	c, err := m.s.SpamCounts(ctx, tenantID, tokens)
-	out := make(map[string]spam.TokenCount, len(c))
-	for k, v := range c {
-		out[k] = spam.TokenCount(v)
-	}
-	return out, err
-}
-
-func (m spamModel) Totals(ctx context.Context, tenantID int64) (int64, int64, error) {
-	t, err := m.s.SpamTotals(ctx, tenantID)
-	return t.Spam, t.Ham, err
-}
-
-func (m spamModel) Learn(ctx context.Context, tenantID int64, tokens []string, isSpam bool, delta int) error {
-	d := make(map[string]store.TokenCount, len(tokens))
-	one := store.TokenCount{Ham: int64(delta)}
-	if isSpam {
-		one = store.TokenCount{Spam: int64(delta)}
-	}
-	for _, t := range tokens {
-		d[t] = one
-	}
-	return m.s.SpamAdd(ctx, tenantID, d, one)
-}

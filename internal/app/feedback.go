@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/mailtext"
@@ -45,21 +44,24 @@ func (a *App) learnForwarded(ctx context.Context, m store.Message, isSpam bool) 
 		return "feedback not read: " + err.Error()
 	}
 	defer f.Close()
-	cl := a.SpamClassifier()
-	n := 0
+	label := spam.LabelHam
+	if isSpam {
+		label = spam.LabelSpam
+	}
+	var exs []spam.Example
 	for _, raw := range spam.ExtractForwarded(f, 20, 20<<20) {
 		msg, err := mailtext.Parse(ctx, bytes.NewReader(raw), mailtext.DefaultLimits())
 		if err != nil {
 			continue
 		}
-		toks, _ := spam.Features(msg, &policy.Envelope{}, time.Now(), 0)
-		if err := cl.TrainTokens(ctx, m.TenantID, toks, isSpam); err != nil {
-			return "feedback not learned: " + err.Error()
-		}
-		n++
+		exs = append(exs, spam.NewExample(msg, label))
+	}
+	st, err := a.SpamClassifier().Learn(ctx, m.TenantID, exs)
+	if err != nil {
+		return "feedback not learned: " + err.Error()
 	}
 	kind := map[bool]string{true: "spam", false: "not spam"}[isSpam]
-	return fmt.Sprintf("feedback from <%s>: %d forwarded message(s) learned as %s", m.MailFrom, n, kind)
+	return fmt.Sprintf("feedback from <%s>: %d forwarded message(s) learned as %s (%s)", m.MailFrom, len(exs), kind, st)
 }
 
 func setting(s policy.Settings, key string) string {

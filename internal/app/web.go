@@ -1,9 +1,7 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,11 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/netguard"
-	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
-	"github.com/mailgate/mailgate/internal/scan/spam"
 	"github.com/mailgate/mailgate/internal/web"
 )
 
@@ -46,17 +41,6 @@ func (a *App) ConsoleURL() string {
 		return scheme + "://" + a.Config.Hostname
 	}
 	return scheme + "://" + net.JoinHostPort(a.Config.Hostname, port)
-}
-
-// LearnMessage trains the tenant's spam model with one message (feedback
-// from the console, the API or the CLI).
-func (a *App) LearnMessage(ctx context.Context, tenantID int64, raw []byte, isSpam bool) error {
-	msg, err := mailtext.Parse(ctx, bytes.NewReader(raw), mailtext.DefaultLimits())
-	if err != nil {
-		return fmt.Errorf("feedback: %w", err)
-	}
-	toks, _ := spam.Features(msg, &policy.Envelope{}, a.Clock.Now(), 0)
-	return a.SpamClassifier().TrainTokens(ctx, tenantID, toks, isSpam)
 }
 
 // Web builds the console and API over this node's store and queue.

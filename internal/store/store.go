@@ -455,15 +455,53 @@ type PolicyStore interface {
 // TokenCount is how many spam and ham training messages contained a token.
 type TokenCount struct{ Spam, Ham int64 }
 
-// SpamStore keeps the spam classifier's token counts; tenant 0 is the
-// global base model every tenant's model is layered on.
+// SpamStore keeps the spam classifier's models; tenant 0 is the site's
+// global model every tenant's scores include. A model is its token counts,
+// its message totals, the fingerprints of the messages trained into it
+// with their labels ("spam" or "ham"), and a version that every change
+// raises by one. The classifier keeps models in memory and reads them
+// whole; it compares versions to notice changes made by other processes.
 type SpamStore interface {
-	SpamCounts(ctx context.Context, tenantID int64, tokens []string) (map[string]TokenCount, error)
-	SpamTotals(ctx context.Context, tenantID int64) (TokenCount, error)
-	// SpamAdd adds deltas (negative to unlearn) to token counts and the
-	// message totals in one commit; counts never go below zero.
-	SpamAdd(ctx context.Context, tenantID int64, deltas map[string]TokenCount, total TokenCount) error
+	// SpamLoad calls tokens for every token of the model and labels (when
+	// not nil) for every trained fingerprint, and returns the model's
+	// totals and version, all from one snapshot.
+	SpamLoad(ctx context.Context, tenantID int64, tokens func(token string, c TokenCount), labels func(fingerprint, label string)) (SpamModelInfo, error)
+	// SpamVersion returns the model's version (0 for a model never changed).
+	SpamVersion(ctx context.Context, tenantID int64) (int64, error)
+	// SpamLabels returns the labels of those fingerprints that were trained
+	// into the model.
+	SpamLabels(ctx context.Context, tenantID int64, fingerprints []string) (map[string]string, error)
+	// SpamApply makes a change in one commit and returns the new version,
+	// or ErrSpamConflict (changing nothing) when a fingerprint's label is
+	// not the one the change expects. Counts never go below zero; tokens
+	// whose counts both reach zero are deleted.
+	SpamApply(ctx context.Context, tenantID int64, ch SpamChange) (int64, error)
+	// SpamReset deletes the model's counts and fingerprints and returns its
+	// new version.
+	SpamReset(ctx context.Context, tenantID int64) (int64, error)
 }
+
+// SpamModelInfo describes a stored spam model.
+type SpamModelInfo struct {
+	Totals   TokenCount // messages trained per class
+	Tokens   int64      // distinct tokens
+	Messages int64      // fingerprints remembered
+	Version  int64
+}
+
+// SpamChange is one atomic change to a spam model.
+type SpamChange struct {
+	Deltas map[string]TokenCount // added to the token counts (negative to unlearn)
+	Total  TokenCount            // added to the message totals
+	// Labels sets fingerprints' labels ("" deletes one); Expect holds the
+	// label each must have now ("" for none) for the change to apply.
+	Labels, Expect map[string]string
+	At             time.Time // when the messages were trained
+}
+
+// ErrSpamConflict is SpamApply's answer when the fingerprints' labels
+// changed since the caller read them.
+var ErrSpamConflict = errors.New("store: spam model changed concurrently")
 
 // NewMessageID returns a queue ID: time-ordered (so listings sort by age) and
 // random (so IDs from several nodes never collide). Lower-case hex, safe as a

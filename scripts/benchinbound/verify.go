@@ -310,6 +310,9 @@ func analyse(r *runResult, t *tracker, pipeline bool, ds []*senderDomain, dir st
 		m := r.msgs[i]
 		st := &r.classes[m.cls]
 		st.copies++
+		if headerValue(c.data, "X-Mailgate-Spam") == "yes" {
+			r.spamTagged++
+		}
 		if st.copies == 1 {
 			if err := os.MkdirAll(sampleDir, 0o755); err == nil {
 				_ = os.WriteFile(filepath.Join(sampleDir, fmt.Sprintf("%s-%s.eml", m.cls, m.id)), c.data, 0o644)

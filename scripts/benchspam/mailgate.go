@@ -44,15 +44,17 @@ func parseMailgateScores(out []byte) (map[string]float64, error) {
 	return scores, nil
 }
 
-// cmdScoreMailgate runs "mailgate -c CFG spam score --tenant T DIR" once for
-// the test half's spam and once for its ham directory, and charges the
-// CLI's user+system time (its rusage, as time(1) reports it) to mailgate.
+// cmdScoreMailgate runs "mailgate -c CFG spam score [--tenant T] [ARGS] DIR"
+// once for the test set's spam and once for its ham directory, and charges
+// the CLI's user+system time (its rusage, as time(1) reports it, start-up
+// and model loading included) to mailgate.
 func cmdScoreMailgate(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	var c commonFlags
 	c.register(fs)
 	bin := fs.String("mailgate", "", "mailgate binary")
 	cfg := fs.String("config", "", "mailgate configuration file")
-	tenant := fs.String("tenant", "bench", "tenant whose filter scores")
+	tenant := fs.String("tenant", "", "tenant whose filter scores (none: the global model)")
+	extra := fs.String("args", "", "more arguments for \"spam score\", space-separated (e.g. --no-builtin)")
 	threshold := fs.Float64("threshold", 90, "mailgate's default spam threshold (percent)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,7 +76,12 @@ func cmdScoreMailgate(ctx context.Context, fs *flag.FlagSet, args []string) erro
 		dir := filepath.Join(c.test, class)
 		// The per-message limit scales to the whole directory.
 		cctx, cancel := context.WithTimeout(ctx, c.timeout*time.Duration(len(msgs)))
-		cmd := exec.CommandContext(cctx, *bin, "-c", *cfg, "spam", "score", "--tenant", *tenant, dir)
+		argv := []string{"-c", *cfg, "spam", "score"}
+		if *tenant != "" {
+			argv = append(argv, "--tenant", *tenant)
+		}
+		argv = append(argv, strings.Fields(*extra)...)
+		cmd := exec.CommandContext(cctx, *bin, append(argv, dir)...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		began := time.Now()

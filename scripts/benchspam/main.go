@@ -47,6 +47,9 @@ func run(args []string) int {
 		"score-rspamd":   cmdScoreRspamd,
 		"score-mailgate": cmdScoreMailgate,
 		"report":         cmdReport,
+		"ja-corpus":      cmdJACorpus,
+		"build-model":    cmdBuildModel,
+		"tune":           cmdTune,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {

@@ -91,10 +91,15 @@ func bestThreshold(samples []sample, maxFP float64) (t float64, ok bool) {
 	return t, true
 }
 
-// engineLine is one row of the report.
+// engineLine is one engine's results: the test set scored by the model
+// trained on the training set (res), the training set's cross-validation
+// folds, each scored by a model trained on the other folds (cv), and the
+// Japanese corpus scored by the first model (ja).
 type engineLine struct {
 	name   string
 	res    *result
+	cv     []*result
+	ja     *result
 	reason string // why the engine could not run (res == nil)
 }
 
@@ -103,6 +108,24 @@ func (e engineLine) msPerMsg() float64 {
 		return math.NaN()
 	}
 	return e.res.CPUSeconds * 1000 / float64(e.res.Messages)
+}
+
+// cvSamples pools the folds' samples.
+func (e engineLine) cvSamples() []sample {
+	var out []sample
+	for _, r := range e.cv {
+		out = append(out, r.Samples...)
+	}
+	return out
+}
+
+// operatingPoint is the threshold chosen on the training folds: the
+// smallest with at most maxFP false positives over the pooled fold scores.
+func (e engineLine) operatingPoint(maxFP float64) (float64, bool) {
+	if len(e.cv) == 0 {
+		return 0, false
+	}
+	return bestThreshold(e.cvSamples(), maxFP)
 }
 
 func pct(v float64) string {
@@ -119,15 +142,23 @@ func num(v float64) string {
 	return fmt.Sprintf("%.2f", v)
 }
 
-// writeReport prints the table, the notes and, as the last line, the
-// summary "spam@fp0.1%: ...".
+func unitOf(r *result) string {
+	if r.Unit == "percent" {
+		return "%"
+	}
+	return ""
+}
+
+// writeReport prints the table, the notes, the Japanese line and, as the
+// last line, the summary "spam@fp0.1%: ..." whose recall is the test
+// set's at the operating point chosen on the training folds.
 func writeReport(w io.Writer, lines []engineLine, maxFP float64, header string) {
 	if header != "" {
 		fmt.Fprintln(w, header)
 	}
-	fmt.Fprintf(w, "%-13s %11s  %-34s %7s %8s   %-18s %7s %8s   %7s %7s\n",
+	fmt.Fprintf(w, "%-13s %11s  %-32s %7s %8s   %-22s %7s %8s   %7s %7s\n",
 		"engine", "scored/msgs", "default threshold", "FP%", "recall%",
-		fmt.Sprintf("thr@FP<=%g%%", 100*maxFP), "FP%", "recall%", "ms/msg", "wall s")
+		fmt.Sprintf("cv thr@FP<=%g%%", 100*maxFP), "FP%", "recall%", "ms/msg", "wall s")
 	type sum struct{ recall, ms float64 }
 	sums := map[string]sum{}
 	for _, e := range lines {
@@ -137,28 +168,21 @@ func writeReport(w io.Writer, lines []engineLine, maxFP float64, header string) 
 			continue
 		}
 		r := e.res
-		unit := ""
-		if r.Unit == "percent" {
-			unit = "%"
-		}
 		def := ratesAt(r.Samples, r.Threshold)
-		best := "none"
-		bestR := rates{}
-		recall := 0.0
-		if t, ok := bestThreshold(r.Samples, maxFP); ok {
-			best = fmt.Sprintf(">= %.2f%s", t, unit)
-			bestR = ratesAt(r.Samples, t)
-			recall = bestR.recall()
-		} else {
-			bestR = ratesAt(r.Samples, math.Inf(1))
+		op := "none"
+		opR := ratesAt(r.Samples, math.Inf(1))
+		recall := math.NaN()
+		if t, ok := e.operatingPoint(maxFP); ok {
+			op = fmt.Sprintf(">= %.2f%s", t, unitOf(r))
+			opR = ratesAt(r.Samples, t)
+			recall = opR.recall()
+		} else if len(e.cv) > 0 {
+			recall = 0
 		}
-		if len(r.Samples) == 0 {
-			recall = math.NaN()
-		}
-		fmt.Fprintf(w, "%-13s %11s  %-34s %7s %8s   %-18s %7s %8s   %7s %7.1f\n",
+		fmt.Fprintf(w, "%-13s %11s  %-32s %7s %8s   %-22s %7s %8s   %7s %7.1f\n",
 			e.name, fmt.Sprintf("%d/%d", len(r.Samples), r.Messages),
-			fmt.Sprintf(">= %.2f%s (%s)", r.Threshold, unit, r.ThresholdNote),
-			pct(def.fpRate()), pct(def.recall()), best, pct(bestR.fpRate()), pct(recall),
+			fmt.Sprintf(">= %.2f%s (%s)", r.Threshold, unitOf(r), r.ThresholdNote),
+			pct(def.fpRate()), pct(def.recall()), op, pct(opR.fpRate()), pct(recall),
 			num(e.msPerMsg()), r.WallSeconds)
 		sums[e.name] = sum{recall, e.msPerMsg()}
 	}
@@ -169,15 +193,27 @@ func writeReport(w io.Writer, lines []engineLine, maxFP float64, header string) 
 		}
 		r := e.res
 		def := ratesAt(r.Samples, r.Threshold)
-		fmt.Fprintf(w, "%s: %d spam, %d ham scored; at the default threshold %d ham flagged, %d spam caught",
+		fmt.Fprintf(w, "%s: test set %d spam, %d ham; at the default threshold %d ham flagged, %d spam caught",
 			e.name, def.Spam, def.Ham, def.FP, def.TP)
+		if t, ok := e.operatingPoint(maxFP); ok {
+			b := ratesAt(r.Samples, t)
+			cvr := ratesAt(e.cvSamples(), t)
+			fmt.Fprintf(w, "; at the cv threshold %.2f %d ham flagged, %d spam caught (on the %d folds: %d of %d ham flagged, %d of %d spam caught)",
+				t, b.FP, b.TP, len(e.cv), cvr.FP, cvr.Ham, cvr.TP, cvr.Spam)
+		}
 		if t, ok := bestThreshold(r.Samples, maxFP); ok {
 			b := ratesAt(r.Samples, t)
-			fmt.Fprintf(w, "; at %.2f %d ham flagged, %d spam caught", t, b.FP, b.TP)
+			fmt.Fprintf(w, "; for reference, the threshold chosen on the test set itself would be %.2f: recall %s%% at FP %s%%",
+				t, pct(b.recall()), pct(b.fpRate()))
 		}
 		fmt.Fprintln(w)
 		if r.Errors > 0 {
 			fmt.Fprintf(w, "  %d messages without a score (first: %s)\n", r.Errors, r.FirstError)
+		}
+		for _, c := range e.cv {
+			if c.Errors > 0 {
+				fmt.Fprintf(w, "  cv: %d messages without a score (first: %s)\n", c.Errors, c.FirstError)
+			}
 		}
 		if len(r.CPUParts) > 1 {
 			var parts []string
@@ -191,6 +227,30 @@ func writeReport(w io.Writer, lines []engineLine, maxFP float64, header string) 
 			fmt.Fprintf(w, "  %s\n", n)
 		}
 	}
+	// Japanese: the model trained on the (English) training set scores the
+	// generated Japanese corpus; its ham is the mail that must not be
+	// flagged although no Japanese ham was trained.
+	var ja []string
+	for _, e := range lines {
+		if e.res == nil || e.ja == nil {
+			continue
+		}
+		j := e.ja
+		def := ratesAt(j.Samples, e.res.Threshold)
+		s := fmt.Sprintf("%s ham FP=%d/%d (%s%%) spam caught=%d/%d (%s%%) at the default threshold", e.name,
+			def.FP, def.Ham, pct(def.fpRate()), def.TP, def.Spam, pct(def.recall()))
+		if t, ok := e.operatingPoint(maxFP); ok {
+			op := ratesAt(j.Samples, t)
+			s += fmt.Sprintf(", FP=%d (%s%%) caught=%d (%s%%) at the cv threshold", op.FP, pct(op.fpRate()), op.TP, pct(op.recall()))
+		}
+		if j.Errors > 0 {
+			s += fmt.Sprintf(", %d unscored", j.Errors)
+		}
+		ja = append(ja, s)
+	}
+	if len(ja) > 0 {
+		fmt.Fprintf(w, "japanese (model trained without Japanese ham): %s\n", strings.Join(ja, " | "))
+	}
 	var parts []string
 	for _, e := range lines {
 		s := sums[e.name]
@@ -203,12 +263,14 @@ func writeReport(w io.Writer, lines []engineLine, maxFP float64, header string) 
 	fmt.Fprintf(w, "spam@fp%g%%: %s\n", 100*maxFP, strings.Join(parts, " | "))
 }
 
-// cmdReport reads DIR/<engine>.json for each engine (or DIR/<engine>.reason
-// saying why there is none) and prints the report.
+// cmdReport reads DIR/<engine>.json (the test set), DIR/<engine>-cv-<k>.json
+// (the folds) and DIR/<engine>-ja.json (the Japanese corpus) for each
+// engine, or DIR/<engine>.reason saying why there are none, and prints the
+// report.
 func cmdReport(_ context.Context, fs *flag.FlagSet, args []string) error {
 	dir := fs.String("dir", "", "directory with the result files")
 	engines := fs.String("engines", "mailgate,spamassassin,rspamd", "engines, in report order")
-	maxFP := fs.Float64("max-fp", 0.001, "false-positive rate for the tuned threshold")
+	maxFP := fs.Float64("max-fp", 0.001, "false-positive rate of the operating point chosen on the training folds")
 	header := fs.String("header", "", "line printed above the table")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -230,6 +292,23 @@ func cmdReport(_ context.Context, fs *flag.FlagSet, args []string) error {
 			}
 		default:
 			return err
+		}
+		if e.res != nil {
+			for k := 0; ; k++ {
+				c, err := readResult(filepath.Join(*dir, fmt.Sprintf("%s-cv-%d.json", name, k)))
+				if errors.Is(err, os.ErrNotExist) {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				e.cv = append(e.cv, c)
+			}
+			if j, err := readResult(filepath.Join(*dir, name+"-ja.json")); err == nil {
+				e.ja = j
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
 		}
 		lines = append(lines, e)
 	}

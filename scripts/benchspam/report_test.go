@@ -74,17 +74,25 @@ func TestReportLastLine(t *testing.T) {
 			{Name: "a", Spam: true, Score: 12}, {Name: "b", Spam: true, Score: 2},
 			{Name: "c", Score: 1}, {Name: "d", Score: 6},
 		}}
+	// The folds put the operating point above the ham at 3: >= 4.
+	cv := []*result{{Samples: []sample{{Spam: true, Score: 4}, {Score: 3}}}, {Samples: []sample{{Spam: true, Score: 9}, {Score: 1}}}}
+	ja := &result{Samples: []sample{{Score: 4.5}, {Score: 1}, {Spam: true, Score: 7}}}
 	var buf bytes.Buffer
-	writeReport(&buf, []engineLine{{name: "mailgate", reason: "mailgate spam --help failed"}, {name: "spamassassin", res: res}}, 0.001, "")
+	writeReport(&buf, []engineLine{{name: "mailgate", reason: "mailgate spam --help failed"}, {name: "spamassassin", res: res, cv: cv, ja: ja}}, 0.001, "")
 	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 	last := lines[len(lines)-1]
-	// Best threshold: above the ham at 6 -> 12, catching 1 of 2 spam.
+	// At the cv threshold 4 the test set's spam at 12 is caught, the one
+	// at 2 is not (and the ham at 6 is flagged).
 	want := "spam@fp0.1%: mailgate recall=n/a ms/msg=n/a | spamassassin recall=50.00% ms/msg=100.00"
 	if last != want {
 		t.Fatalf("last line %q, want %q", last, want)
 	}
-	// The default threshold row: 1 of 2 ham flagged, 1 of 2 spam caught.
-	if !regexp.MustCompile(`spamassassin +4/4 +>= 5\.00 \(required_score 5\.0\) +50\.00 +50\.00 +>= 12\.00 +0\.00 +50\.00 +100\.00`).MatchString(buf.String()) {
+	// The default threshold row: 1 of 2 ham flagged, 1 of 2 spam caught;
+	// the cv threshold the same on this test set.
+	if !regexp.MustCompile(`spamassassin +4/4 +>= 5\.00 \(required_score 5\.0\) +50\.00 +50\.00 +>= 4\.00 +50\.00 +50\.00 +100\.00`).MatchString(buf.String()) {
 		t.Fatalf("table row not found in:\n%s", buf.String())
+	}
+	if !strings.Contains(buf.String(), "japanese (model trained without Japanese ham): spamassassin ham FP=0/2 (0.00%) spam caught=1/1 (100.00%) at the default threshold, FP=1 (50.00%) caught=1 (100.00%) at the cv threshold") {
+		t.Fatalf("japanese line not found in:\n%s", buf.String())
 	}
 }

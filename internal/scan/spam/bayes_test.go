@@ -54,26 +54,31 @@ func TestChi2Q(t *testing.T) {
 func TestTokenProb(t *testing.T) {
 	p := DefaultParams()
 	// Unseen tokens take the prior.
-	if got := p.tokenProb(0, 0, 10, 10); got != p.Prior {
+	if got := p.tokenProb(0, 0, 0, 10, 10); got != p.Prior {
 		t.Errorf("unseen: %g", got)
 	}
 	// Per-class ratios: a token in 5 of 10 spam and 5 of 100 ham leans spam
 	// even though its raw counts are equal.
-	if got := p.tokenProb(5, 5, 10, 100); got <= 0.8 {
+	if got := p.tokenProb(5, 5, 10, 10, 100); got <= 0.8 {
 		t.Errorf("ratio: %g", got)
 	}
 	// Symmetry between the classes.
-	a, b := p.tokenProb(7, 2, 50, 40), p.tokenProb(2, 7, 40, 50)
+	a, b := p.tokenProb(7, 2, 9, 50, 40), p.tokenProb(2, 7, 9, 40, 50)
 	if math.Abs(a+b-1) > 1e-12 {
 		t.Errorf("asymmetric: %g + %g", a, b)
 	}
 	// More evidence moves further from the prior.
-	if p.tokenProb(1, 0, 10, 10) >= p.tokenProb(5, 0, 10, 10) {
+	if p.tokenProb(1, 0, 1, 10, 10) >= p.tokenProb(5, 0, 5, 10, 10) {
 		t.Error("more spam evidence did not raise f(w)")
+	}
+	// Weighted counts (local counts doubled) move the ratio, not the
+	// amount of evidence: 2 weighted spam from 1 message stays at n=1.
+	if p.tokenProb(2, 0, 1, 20, 20) != p.tokenProb(1, 0, 1, 10, 10) {
+		t.Error("weighting changed the evidence count")
 	}
 	// s=1, x=0.5, one spam message: (0.5 + 1)/(1 + 1) = 0.75.
 	q := Params{Strength: 1, Prior: 0.5}
-	if got := q.tokenProb(1, 0, 3, 3); math.Abs(got-0.75) > 1e-12 {
+	if got := q.tokenProb(1, 0, 1, 3, 3); math.Abs(got-0.75) > 1e-12 {
 		t.Errorf("Robinson f(w) = %g, want 0.75", got)
 	}
 }
@@ -121,16 +126,17 @@ func TestFisher(t *testing.T) {
 func TestScoreSelectsSignificantClues(t *testing.T) {
 	p := DefaultParams()
 	p.MaxClues = 3
-	counts := map[string][2]float64{
-		"strong-spam": {40, 0},
-		"spam":        {8, 0},
-		"weak":        {5, 4}, // |f-0.5| < MinDeviation: ignored
-		"ham":         {0, 9},
-		"strong-ham":  {0, 40},
-		"extra-spam":  {3, 0},
-	}
-	toks := []string{"weak", "spam", "strong-spam", "ham", "strong-ham", "extra-spam", "unseen"}
-	r := p.score(toks, func(t string) (float64, float64) { c := counts[t]; return c[0], c[1] }, 50, 50)
+	m := &Model{Spam: 50, Ham: 50, Tokens: map[string]TokenCount{
+		"strong-spam":  {40, 0},
+		"spam":         {8, 0},
+		"weak":         {5, 4}, // |f-0.5| < MinDeviation: ignored
+		"ham":          {0, 9},
+		"strong-ham":   {0, 40},
+		"extra-spam":   {3, 0},
+		"script:latin": {50, 50},
+	}}
+	toks := []string{"weak", "spam", "strong-spam", "ham", "strong-ham", "extra-spam", "unseen", "script:latin"}
+	r := p.classify(toks, []layer{{m, 1}})
 	if !r.Trained || len(r.Top) != 3 {
 		t.Fatalf("result %+v", r)
 	}
@@ -146,7 +152,7 @@ func TestScoreSelectsSignificantClues(t *testing.T) {
 			t.Errorf("insignificant clue %+v", c)
 		}
 	}
-	if r := p.score(toks, func(string) (float64, float64) { return 1, 0 }, 0, 10); r.Trained || r.Prob != 0.5 {
+	if r := p.classify(toks, []layer{{&Model{Ham: 10, Tokens: m.Tokens}, 1}}); r.Trained || r.Prob != 0.5 {
 		t.Errorf("untrained model gave %+v", r)
 	}
 }

@@ -2,12 +2,16 @@ package spam
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"math"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
@@ -39,9 +43,14 @@ type Resolver interface {
 // Name returns "spam".
 func (c *Check) Name() string { return Name }
 
-// maxLogit bounds the classifier's say: Fisher combining produces extreme
-// probabilities, and one model must not drown every other signal.
-const maxLogit = 8.0
+// certainScore is the finding score of a rule that decides alone (see
+// CertainPoints); Combine turns it into 100 %.
+const certainScore = CertainPoints * 10
+
+// MaxLogit bounds the classifier's say in log-odds: Fisher combining
+// produces extreme probabilities, and one model must not drown every other
+// signal.
+const MaxLogit = 8.0
 
 // Evidence is what Score needs from one message, computed once.
 type Evidence struct {
@@ -53,8 +62,7 @@ type Evidence struct {
 func (e Evidence) Findings() []policy.Finding {
 	var out []policy.Finding
 	if e.Result.Trained {
-		p := math.Min(math.Max(e.Result.Prob, 1e-9), 1-1e-9)
-		l := math.Max(-maxLogit, math.Min(maxLogit, math.Log(p/(1-p))))
+		l := e.Result.Points
 		var top []string
 		for i, t := range e.Result.Top {
 			if i == 5 {
@@ -62,15 +70,25 @@ func (e Evidence) Findings() []policy.Finding {
 			}
 			top = append(top, fmt.Sprintf("%s=%.2f", t.Token, t.Prob))
 		}
-		out = append(out, policy.Finding{Check: Name, Symbol: bayesSymbol(e.Result.Prob), Score: l * 10, Overridable: true,
-			Reason: fmt.Sprintf("classifier %.4f (%s)", e.Result.Prob, strings.Join(top, " "))})
+		reason := fmt.Sprintf("classifier %.4f (%s)", e.Result.Prob, strings.Join(top, " "))
+		if e.Result.Coverage < 1 {
+			reason += fmt.Sprintf("; reads %.0f%% of the text", 100*e.Result.Coverage)
+		}
+		if e.Result.Label != "" {
+			reason = "this message was trained as " + e.Result.Label + "; " + reason
+		}
+		out = append(out, policy.Finding{Check: Name, Symbol: bayesSymbol(e.Result.Prob), Score: l * 10, Overridable: true, Reason: reason})
 	}
 	for _, r := range e.Rules {
 		f := policy.Finding{Check: Name, Symbol: r.Symbol, Overridable: true, Reason: r.Reason}
-		if !e.Result.Trained {
-			// Without a trained model the rules' fixed weights are all there is;
-			// with one, the rules are features the model has learned to weigh.
+		if r.Fixed || !e.Result.Trained {
+			// Without a trained model the rules' weights are all there is;
+			// with one, header and structure rules are features the model
+			// has learned to weigh, and only content rules add points.
 			f.Score = r.Points * 10
+		}
+		if r.Points >= CertainPoints {
+			f.Score = certainScore
 		}
 		out = append(out, f)
 	}
@@ -88,9 +106,87 @@ func Features(msg *mailtext.Message, env *policy.Envelope, now time.Time, lim in
 	rules := Heuristics(msg, env, now)
 	toks := Tokenize(msg, lim)
 	for _, r := range rules {
-		toks = append(toks, "rule:"+strings.ToLower(r.Symbol))
+		if !r.Fixed {
+			toks = append(toks, "rule:"+strings.ToLower(r.Symbol))
+		}
 	}
 	return toks, rules
+}
+
+// MessageTime is when msg arrived as far as its header says: the date of
+// its topmost Received field, else its Date, else fallback. Training uses
+// it as "now", so the date rules give the same features for a message
+// whenever it is trained (and untrained).
+func MessageTime(msg *mailtext.Message, fallback time.Time) time.Time {
+	if rcv := msg.HeaderValues("Received"); len(rcv) > 0 {
+		if i := strings.LastIndexByte(rcv[0], ';'); i >= 0 {
+			if t, err := parseDate(rcv[0][i+1:]); err == nil {
+				return t
+			}
+		}
+	}
+	if d := msg.HeaderValues("Date"); len(d) > 0 {
+		if t, err := parseDate(d[0]); err == nil {
+			return t
+		}
+	}
+	return fallback
+}
+
+// Fingerprint identifies a message for training, however it reached the
+// trainer (delivered, quarantined, forwarded as an attachment): a hash of
+// its Message-ID and its decoded text, or of its From, Date and Subject
+// with the text when it has no Message-ID. Header fields added on the way
+// (Received, the gateway's own) and transfer encodings do not change it.
+func Fingerprint(msg *mailtext.Message) string {
+	h := sha256.New()
+	if mid := msg.HeaderValues("Message-ID"); len(mid) > 0 && strings.TrimSpace(mid[0]) != "" {
+		h.Write([]byte("mid:" + strings.TrimSpace(mid[0])))
+	} else {
+		from := ""
+		if len(msg.From) > 0 {
+			from = strings.ToLower(msg.From[0].Addr)
+		}
+		date := ""
+		if d := msg.HeaderValues("Date"); len(d) > 0 {
+			date = strings.TrimSpace(d[0])
+		}
+		h.Write([]byte("from:" + from + "\ndate:" + date + "\nsubject:" + msg.Subject))
+	}
+	h.Write([]byte("\ntext:"))
+	// The words of the text separated by single spaces (as
+	// strings.Join(strings.Fields(text), " ")), written as they are found.
+	text := msg.Text
+	start, words := -1, 0
+	flush := func(end int) {
+		if start >= 0 {
+			if words > 0 {
+				h.Write([]byte{' '})
+			}
+			io.WriteString(h, text[start:end])
+			words++
+			start = -1
+		}
+	}
+	for i := 0; i < len(text); {
+		c := text[i]
+		n, space := 1, false
+		if c < utf8.RuneSelf {
+			space = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+		} else {
+			var r rune
+			r, n = utf8.DecodeRuneInString(text[i:])
+			space = unicode.IsSpace(r)
+		}
+		if space {
+			flush(i)
+		} else if start < 0 {
+			start = i
+		}
+		i += n
+	}
+	flush(len(text))
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func bayesSymbol(p float64) string {
@@ -132,14 +228,23 @@ func (c *Check) Evaluate(ctx context.Context, m *policy.Message) (Evidence, erro
 	if err != nil {
 		return Evidence{}, fmt.Errorf("parse: %w", err)
 	}
+	return c.EvaluateParsed(ctx, msg, m.Env)
+}
+
+// EvaluateParsed is Evaluate for a message already parsed.
+func (c *Check) EvaluateParsed(ctx context.Context, msg *mailtext.Message, env *policy.Envelope) (Evidence, error) {
 	now := time.Now()
 	if c.Now != nil {
 		now = c.Now()
 	}
-	toks, rules := Features(msg, m.Env, now, c.MaxTokens)
+	toks, rules := Features(msg, env, now, c.MaxTokens)
 	ev := Evidence{Rules: rules}
 	if c.Classifier != nil {
-		res, err := c.Classifier.ClassifyTokens(ctx, m.Env.TenantID, toks)
+		tenant := GlobalModel
+		if env != nil {
+			tenant = env.TenantID
+		}
+		res, err := c.Classifier.ClassifyMessage(ctx, tenant, toks, Fingerprint(msg))
 		if err != nil {
 			return ev, fmt.Errorf("classify: %w", err)
 		}

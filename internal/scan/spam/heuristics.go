@@ -15,19 +15,33 @@ import (
 	"github.com/mailgate/mailgate/internal/policy"
 )
 
-// Rule is one header/structure heuristic that fired.
+// Rule is one heuristic that fired.
 type Rule struct {
 	Symbol string
 	Points float64 // log-odds points: positive is spammy, negative hammy
 	Reason string
+	// Fixed rules (content rules: GTUBE, Japanese advertising and
+	// phishing) always add their points. The others are header and
+	// structure features the model learns to weigh ("rule:" tokens); their
+	// points count only while no model is trained.
+	Fixed bool
 }
 
-// Heuristics evaluates the header and structure rules of a decoded message.
-// The points are log-odds added to the classifier's; each rule is small on
-// its own so no single one decides.
+// Heuristics evaluates the rules of a decoded message. The points are
+// log-odds added to the classifier's; each header or structure rule is
+// small on its own so no single one decides.
 func Heuristics(m *mailtext.Message, env *policy.Envelope, now time.Time) []Rule {
 	var out []Rule
-	add := func(sym string, pts float64, why string) { out = append(out, Rule{sym, pts, why}) }
+	add := func(sym string, pts float64, why string) {
+		out = append(out, Rule{Symbol: sym, Points: pts, Reason: why})
+	}
+	fixed := func(sym string, pts float64, why string) {
+		out = append(out, Rule{Symbol: sym, Points: pts, Reason: why, Fixed: true})
+	}
+	if hasGTUBE(m) {
+		fixed("GTUBE", CertainPoints, "the GTUBE anti-spam test string")
+	}
+	japaneseRules(m, fixed)
 
 	// Dates are judged against when the message arrived: the topmost
 	// Received field's date (ours, when live), else now.

@@ -2,13 +2,18 @@ package spam
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"sync"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
 )
 
-// GlobalModel is the tenant ID of the shared base model.
+// GlobalModel is the tenant ID of the site's shared model, which every
+// tenant's scores include.
 const GlobalModel int64 = 0
 
 // TokenCount is how many trained spam and ham messages contained a token.
@@ -16,24 +21,100 @@ type TokenCount struct {
 	Spam, Ham int64
 }
 
-// ModelStore keeps the classifier's counts: per model (tenant ID, with
-// GlobalModel the shared base), the number of spam and ham messages trained
-// and, per token, how many of each contained it. Token lists are sets (no
-// duplicates); every call takes a whole message's tokens so a SQL store can
-// answer with one batched statement. Implementations must be safe for
-// concurrent use and honour ctx.
+// Model is a model's counts in memory: the messages trained per class and,
+// per token, how many of each contained it; for a stored model also the
+// labels of the trained messages by fingerprint (nil for the base model).
+type Model struct {
+	Spam, Ham int64
+	Tokens    map[string]TokenCount
+	Labels    map[string]string
+}
+
+// NewModel returns an empty model.
+func NewModel() *Model { return &Model{Tokens: map[string]TokenCount{}, Labels: map[string]string{}} }
+
+// setLabels records the labels a change sets ("" forgets).
+func (m *Model) setLabels(labels map[string]string) {
+	for fp, l := range labels {
+		if l == "" {
+			delete(m.Labels, fp)
+		} else {
+			m.Labels[fp] = l
+		}
+	}
+}
+
+// apply adds deltas and total, keeping every count at zero or above and
+// forgetting tokens whose counts both reach zero.
+func (m *Model) apply(deltas map[string]TokenCount, total TokenCount) {
+	m.Spam = max(m.Spam+total.Spam, 0)
+	m.Ham = max(m.Ham+total.Ham, 0)
+	for tok, d := range deltas {
+		c := m.Tokens[tok]
+		c.Spam = max(c.Spam+d.Spam, 0)
+		c.Ham = max(c.Ham+d.Ham, 0)
+		if c == (TokenCount{}) {
+			delete(m.Tokens, tok)
+		} else {
+			m.Tokens[tok] = c
+		}
+	}
+}
+
+// Labels of trained messages.
+const (
+	LabelSpam = "spam"
+	LabelHam  = "ham"
+)
+
+// Change is one atomic change to a stored model: token and total deltas,
+// and the labels of the messages it trains or forgets.
+type Change struct {
+	Deltas map[string]TokenCount
+	Total  TokenCount
+	// Labels sets each fingerprint's label (LabelSpam, LabelHam, or ""
+	// to forget it). Expect holds the label each of them had when the
+	// change was computed ("" for none): a store applies the change only
+	// if they all still have it, and otherwise returns ErrConflict, so a
+	// message is never counted twice by concurrent learners.
+	Labels, Expect map[string]string
+}
+
+// ErrConflict is returned by ModelStore.Apply when a fingerprint's label
+// is no longer the one the change was computed from.
+var ErrConflict = errors.New("spam: model changed concurrently")
+
+// ModelInfo describes a stored model.
+type ModelInfo struct {
+	Spam, Ham int64 // messages trained
+	Tokens    int64 // distinct tokens
+	Messages  int64 // trained messages remembered by fingerprint
+	// Version changes with every change to the model (Apply and Reset);
+	// a cache compares it to know whether to reload.
+	Version int64
+}
+
+// ModelStore keeps the models the classifier learns into: per model
+// (tenant ID, with GlobalModel the site's shared one) the counts and the
+// fingerprints of the messages trained. Implementations must be safe for
+// concurrent use, honour ctx, and make each Apply and Reset atomic.
 type ModelStore interface {
-	// Counts returns the counts of the given tokens in tenantID's model.
-	// Tokens never trained may be absent from the map (absent means zero).
-	Counts(ctx context.Context, tenantID int64, tokens []string) (map[string]TokenCount, error)
-	// Totals returns the number of spam and ham messages trained into
-	// tenantID's model.
-	Totals(ctx context.Context, tenantID int64) (spam, ham int64, err error)
-	// Learn adds delta (+1 learn, -1 unlearn a feedback correction) to the
-	// spam or ham count of each token and to that class's message total,
-	// atomically: a concurrent Counts sees all of it or none. Counts never
-	// go below zero.
-	Learn(ctx context.Context, tenantID int64, tokens []string, spam bool, delta int) error
+	// LoadModel calls fn for every token of tenantID's model and labels
+	// (when not nil) for every trained fingerprint, and returns its totals
+	// and version, all from one consistent snapshot.
+	LoadModel(ctx context.Context, tenantID int64, fn func(token string, c TokenCount), labels func(fingerprint, label string)) (ModelInfo, error)
+	// ModelVersion returns the version of tenantID's model (0 for a model
+	// never changed).
+	ModelVersion(ctx context.Context, tenantID int64) (int64, error)
+	// Labels returns the label of each given fingerprint trained into
+	// tenantID's model; fingerprints never trained are absent.
+	Labels(ctx context.Context, tenantID int64, fingerprints []string) (map[string]string, error)
+	// Apply makes the change (see Change) and returns the model's new
+	// version, which is the previous one plus one.
+	Apply(ctx context.Context, tenantID int64, ch Change) (version int64, err error)
+	// Reset empties tenantID's model (counts and fingerprints) and returns
+	// its new version.
+	Reset(ctx context.Context, tenantID int64) (version int64, err error)
 }
 
 // MemoryStore is a ModelStore in memory, safe for concurrent use. Its
@@ -44,8 +125,9 @@ type MemoryStore struct {
 }
 
 type memModel struct {
-	spam, ham int64
-	tokens    map[string]TokenCount
+	m       *Model
+	labels  map[string]string
+	version int64
 }
 
 // NewMemoryStore returns an empty store.
@@ -53,179 +135,499 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{models: make(map[int64]*memModel)}
 }
 
-// Counts implements ModelStore.
-func (s *MemoryStore) Counts(ctx context.Context, tenantID int64, tokens []string) (map[string]TokenCount, error) {
+func (s *MemoryStore) get(tenantID int64) *memModel {
+	mm := s.models[tenantID]
+	if mm == nil {
+		mm = &memModel{m: NewModel(), labels: map[string]string{}}
+		s.models[tenantID] = mm
+	}
+	return mm
+}
+
+// LoadModel implements ModelStore.
+func (s *MemoryStore) LoadModel(ctx context.Context, tenantID int64, fn func(string, TokenCount), labels func(fp, label string)) (ModelInfo, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("spam: model counts: %w", err)
+		return ModelInfo{}, fmt.Errorf("spam: load model: %w", err)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	m := s.models[tenantID]
-	if m == nil {
-		return map[string]TokenCount{}, nil
+	mm := s.models[tenantID]
+	if mm == nil {
+		return ModelInfo{}, nil
 	}
-	out := make(map[string]TokenCount, len(tokens)/2)
-	for _, t := range tokens {
-		if c, ok := m.tokens[t]; ok {
-			out[t] = c
+	for t, c := range mm.m.Tokens {
+		fn(t, c)
+	}
+	if labels != nil {
+		for fp, l := range mm.labels {
+			labels(fp, l)
+		}
+	}
+	return ModelInfo{Spam: mm.m.Spam, Ham: mm.m.Ham, Tokens: int64(len(mm.m.Tokens)), Messages: int64(len(mm.labels)), Version: mm.version}, nil
+}
+
+// ModelVersion implements ModelStore.
+func (s *MemoryStore) ModelVersion(ctx context.Context, tenantID int64) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("spam: model version: %w", err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if mm := s.models[tenantID]; mm != nil {
+		return mm.version, nil
+	}
+	return 0, nil
+}
+
+// Labels implements ModelStore.
+func (s *MemoryStore) Labels(ctx context.Context, tenantID int64, fps []string) (map[string]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("spam: labels: %w", err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[string]string{}
+	if mm := s.models[tenantID]; mm != nil {
+		for _, fp := range fps {
+			if l, ok := mm.labels[fp]; ok {
+				out[fp] = l
+			}
 		}
 	}
 	return out, nil
 }
 
-// Totals implements ModelStore.
-func (s *MemoryStore) Totals(ctx context.Context, tenantID int64) (spam, ham int64, err error) {
+// Apply implements ModelStore.
+func (s *MemoryStore) Apply(ctx context.Context, tenantID int64, ch Change) (int64, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, 0, fmt.Errorf("spam: model totals: %w", err)
+		return 0, fmt.Errorf("spam: apply: %w", err)
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if m := s.models[tenantID]; m != nil {
-		return m.spam, m.ham, nil
-	}
-	return 0, 0, nil
-}
-
-// Learn implements ModelStore. Tokens whose counts both reach zero are
-// forgotten, so unlearning leaves no trace.
-func (s *MemoryStore) Learn(ctx context.Context, tenantID int64, tokens []string, spam bool, delta int) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("spam: model learn: %w", err)
-	}
-	if delta == 0 {
-		return nil
-	}
-	d := int64(delta)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.models[tenantID]
-	if m == nil {
-		if delta < 0 {
-			return nil
+	mm := s.get(tenantID)
+	for fp, want := range ch.Expect {
+		if mm.labels[fp] != want {
+			return 0, ErrConflict
 		}
-		m = &memModel{tokens: make(map[string]TokenCount)}
-		s.models[tenantID] = m
 	}
-	if spam {
-		m.spam = max(m.spam+d, 0)
-	} else {
-		m.ham = max(m.ham+d, 0)
-	}
-	for _, t := range tokens {
-		c := m.tokens[t]
-		if spam {
-			c.Spam = max(c.Spam+d, 0)
+	mm.m.apply(ch.Deltas, ch.Total)
+	for fp, l := range ch.Labels {
+		if l == "" {
+			delete(mm.labels, fp)
 		} else {
-			c.Ham = max(c.Ham+d, 0)
-		}
-		if c == (TokenCount{}) {
-			delete(m.tokens, t)
-		} else {
-			m.tokens[t] = c
+			mm.labels[fp] = l
 		}
 	}
-	if m.spam == 0 && m.ham == 0 && len(m.tokens) == 0 {
-		delete(s.models, tenantID)
-	}
-	return nil
+	mm.version++
+	return mm.version, nil
 }
 
-// Classifier trains and applies the statistical spam model through a
-// ModelStore. A tenant's model is layered over the global one (see
-// Params.TenantWeight): training a tenant changes only that tenant's
-// scores, training GlobalModel changes everyone's. Safe for concurrent use
-// as far as the store is.
+// Reset implements ModelStore.
+func (s *MemoryStore) Reset(ctx context.Context, tenantID int64) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("spam: reset: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mm := s.get(tenantID)
+	mm.m, mm.labels = NewModel(), map[string]string{}
+	mm.version++
+	return mm.version, nil
+}
+
+// Classifier trains and applies the statistical spam model. A message is
+// judged by the shipped base model (if any) plus the site's global model
+// plus its tenant's model (see Params.LocalWeight): training a tenant
+// changes only that tenant's scores, training GlobalModel changes
+// everyone's.
+//
+// The stored models are kept in memory and read from the store once;
+// what this classifier learns is applied to the stored model and to the
+// copy in memory together, and changes made elsewhere (another process
+// such as the CLI, another node) are noticed by comparing the stored
+// model's version at most every Refresh, then reloaded. Safe for
+// concurrent use.
 type Classifier struct {
-	store  ModelStore
-	params Params
+	store   ModelStore
+	params  Params
+	base    *Model
+	refresh time.Duration
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	models map[int64]*cachedModel
+	// learn serialises this process's learning, so its own changes never
+	// conflict with each other.
+	learn sync.Mutex
+}
+
+// cachedModel is one stored model in memory.
+type cachedModel struct {
+	load sync.Mutex // held while loading or applying a change
+
+	mu      sync.RWMutex // guards the fields below and m's contents
+	m       *Model
+	version int64
+	checked time.Time
+}
+
+// Options configure a Classifier beyond its Params.
+type Options struct {
+	// Base is the model every score starts from (Builtin(), the shipped
+	// one); nil for none.
+	Base *Model
+	// Refresh is how long a stored model in memory is used before its
+	// version is compared with the store's (default 2 s).
+	Refresh time.Duration
+	Log     *slog.Logger
 }
 
 // NewClassifier returns a classifier over store; zero fields of p take
 // their DefaultParams values.
-func NewClassifier(store ModelStore, p Params) *Classifier {
-	return &Classifier{store: store, params: p.withDefaults()}
+func NewClassifier(store ModelStore, p Params, o Options) *Classifier {
+	if o.Refresh <= 0 {
+		o.Refresh = 2 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return &Classifier{store: store, params: p.withDefaults(), base: o.Base, refresh: o.Refresh, log: o.Log,
+		models: map[int64]*cachedModel{}}
 }
 
 // Params returns the effective parameters.
 func (c *Classifier) Params() Params { return c.params }
 
-// Tokens returns the tokens the classifier uses for msg.
-func (c *Classifier) Tokens(msg *mailtext.Message) []string {
-	return Tokenize(msg, c.params.MaxTokens)
-}
+// Base returns the base model (nil for none).
+func (c *Classifier) Base() *Model { return c.base }
 
-// Train learns msg as spam (or ham) in tenantID's model.
-func (c *Classifier) Train(ctx context.Context, tenantID int64, msg *mailtext.Message, spam bool) error {
-	return c.TrainTokens(ctx, tenantID, c.Tokens(msg), spam)
-}
-
-// Untrain removes what Train(ctx, tenantID, msg, spam) added, exactly. A
-// feedback correction of a message trained with the wrong class is Untrain
-// with the old class followed by Train with the new one; a message that was
-// never trained needs only the Train.
-func (c *Classifier) Untrain(ctx context.Context, tenantID int64, msg *mailtext.Message, spam bool) error {
-	return c.UntrainTokens(ctx, tenantID, c.Tokens(msg), spam)
-}
-
-// TrainTokens is Train for a token set (duplicates are counted once).
-func (c *Classifier) TrainTokens(ctx context.Context, tenantID int64, tokens []string, spam bool) error {
-	if err := c.store.Learn(ctx, tenantID, dedup(tokens), spam, +1); err != nil {
-		return fmt.Errorf("spam: train tenant %d: %w", tenantID, err)
+// model returns tenantID's stored model in memory, loading or reloading
+// it when needed. A model that cannot be reloaded is used as it was; one
+// that cannot be loaded at all is an error.
+func (c *Classifier) model(ctx context.Context, tenantID int64) (*cachedModel, error) {
+	c.mu.Lock()
+	e := c.models[tenantID]
+	if e == nil {
+		e = &cachedModel{}
+		c.models[tenantID] = e
 	}
-	return nil
-}
-
-// UntrainTokens is Untrain for a token set.
-func (c *Classifier) UntrainTokens(ctx context.Context, tenantID int64, tokens []string, spam bool) error {
-	if err := c.store.Learn(ctx, tenantID, dedup(tokens), spam, -1); err != nil {
-		return fmt.Errorf("spam: untrain tenant %d: %w", tenantID, err)
+	c.mu.Unlock()
+	if e.fresh(c.refresh) {
+		return e, nil
 	}
-	return nil
-}
-
-// Classify returns msg's spam probability under tenantID's model layered
-// over the global one (or the global model alone for GlobalModel). It fails
-// only when the store does.
-func (c *Classifier) Classify(ctx context.Context, tenantID int64, msg *mailtext.Message) (Result, error) {
-	return c.ClassifyTokens(ctx, tenantID, c.Tokens(msg))
-}
-
-// ClassifyTokens is Classify for a token set.
-func (c *Classifier) ClassifyTokens(ctx context.Context, tenantID int64, tokens []string) (Result, error) {
-	tokens = dedup(tokens)
-	gs, gh, err := c.store.Totals(ctx, GlobalModel)
-	if err != nil {
-		return Result{}, fmt.Errorf("spam: classify: %w", err)
+	e.load.Lock()
+	defer e.load.Unlock()
+	if e.fresh(c.refresh) {
+		return e, nil
 	}
-	global, err := c.store.Counts(ctx, GlobalModel, tokens)
-	if err != nil {
-		return Result{}, fmt.Errorf("spam: classify: %w", err)
-	}
-	nspam, nham := float64(gs), float64(gh)
-	count := func(t string) (float64, float64) {
-		g := global[t]
-		return float64(g.Spam), float64(g.Ham)
-	}
-	if tenantID != GlobalModel {
-		ts, th, err := c.store.Totals(ctx, tenantID)
+	e.mu.RLock()
+	loaded, version := e.m != nil, e.version
+	e.mu.RUnlock()
+	if loaded {
+		v, err := c.store.ModelVersion(ctx, tenantID)
 		if err != nil {
-			return Result{}, fmt.Errorf("spam: classify tenant %d: %w", tenantID, err)
-		}
-		if ts > 0 || th > 0 {
-			local, err := c.store.Counts(ctx, tenantID, tokens)
-			if err != nil {
-				return Result{}, fmt.Errorf("spam: classify tenant %d: %w", tenantID, err)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("spam: model %d: %w", tenantID, err)
 			}
-			w := c.params.TenantWeight
-			nspam += w * float64(ts)
-			nham += w * float64(th)
-			count = func(t string) (float64, float64) {
-				g, l := global[t], local[t]
-				return float64(g.Spam) + w*float64(l.Spam), float64(g.Ham) + w*float64(l.Ham)
+			c.log.Warn("spam model: version check failed; using the model in memory", "tenant", tenantID, "err", err)
+			e.touch()
+			return e, nil
+		}
+		if v == version {
+			e.touch()
+			return e, nil
+		}
+	}
+	m := NewModel()
+	info, err := c.store.LoadModel(ctx, tenantID, func(tok string, tc TokenCount) { m.Tokens[tok] = tc },
+		func(fp, l string) { m.Labels[fp] = l })
+	if err != nil {
+		if loaded && ctx.Err() == nil {
+			c.log.Warn("spam model: reload failed; using the model in memory", "tenant", tenantID, "err", err)
+			e.touch()
+			return e, nil
+		}
+		return nil, fmt.Errorf("spam: load model %d: %w", tenantID, err)
+	}
+	m.Spam, m.Ham = info.Spam, info.Ham
+	e.mu.Lock()
+	e.m, e.version, e.checked = m, info.Version, time.Now()
+	e.mu.Unlock()
+	return e, nil
+}
+
+func (e *cachedModel) fresh(refresh time.Duration) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.m != nil && time.Since(e.checked) < refresh
+}
+
+func (e *cachedModel) touch() {
+	e.mu.Lock()
+	e.checked = time.Now()
+	e.mu.Unlock()
+}
+
+// applied brings the copy in memory up to a change the store made as
+// version v: applied in place when the copy is at v-1, otherwise marked
+// for a version check on next use.
+func (c *Classifier) applied(tenantID int64, v int64, ch Change, reset bool) {
+	c.mu.Lock()
+	e := c.models[tenantID]
+	c.mu.Unlock()
+	if e == nil {
+		return
+	}
+	e.load.Lock()
+	defer e.load.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.m != nil && e.version == v-1 && reset:
+		e.m, e.version = NewModel(), v
+	case e.m != nil && e.version == v-1:
+		e.m.apply(ch.Deltas, ch.Total)
+		e.m.setLabels(ch.Labels)
+		e.version = v
+	default:
+		e.checked = time.Time{}
+	}
+}
+
+// Example is one message to learn: its features, its fingerprint (which
+// identifies the message however it reaches the trainer; "" for none,
+// which disables the duplicate check) and its label (LabelSpam, LabelHam,
+// or "" to forget what was learned from it).
+type Example struct {
+	Fingerprint string
+	Tokens      []string
+	Label       string
+}
+
+// NewExample returns the example of msg with label: its features as of
+// when it arrived (see MessageTime) and its Fingerprint.
+func NewExample(msg *mailtext.Message, label string) Example {
+	toks, _ := Features(msg, nil, MessageTime(msg, time.Time{}), 0)
+	return Example{Fingerprint: Fingerprint(msg), Tokens: toks, Label: label}
+}
+
+// LearnStats counts what Learn did.
+type LearnStats struct {
+	Learned   int // trained for the first time
+	Relearned int // trained before with the other label, now moved
+	Forgotten int // trained before, now removed
+	Unchanged int // already trained with this label, or never trained and forgotten
+}
+
+func (s LearnStats) String() string {
+	return fmt.Sprintf("%d learned, %d relearned, %d forgotten, %d unchanged", s.Learned, s.Relearned, s.Forgotten, s.Unchanged)
+}
+
+// Learn trains examples into tenantID's model in one atomic change. A
+// message already trained with the same label is not counted again; one
+// trained with the other label is moved (its old counts removed); an
+// example with an empty label forgets a trained message. Examples without
+// a fingerprint are always counted.
+func (c *Classifier) Learn(ctx context.Context, tenantID int64, examples []Example) (LearnStats, error) {
+	c.learn.Lock()
+	defer c.learn.Unlock()
+	var fps []string
+	for _, ex := range examples {
+		if ex.Fingerprint != "" {
+			fps = append(fps, ex.Fingerprint)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		prev := map[string]string{}
+		if len(fps) > 0 {
+			var err error
+			if prev, err = c.store.Labels(ctx, tenantID, fps); err != nil {
+				return LearnStats{}, fmt.Errorf("spam: learn tenant %d: %w", tenantID, err)
+			}
+		}
+		ch, st := plan(examples, prev)
+		if len(ch.Deltas) == 0 && ch.Total == (TokenCount{}) && len(ch.Labels) == 0 {
+			return st, nil
+		}
+		v, err := c.store.Apply(ctx, tenantID, ch)
+		if errors.Is(err, ErrConflict) && attempt < 5 {
+			continue // another process learned one of these meanwhile
+		}
+		if err != nil {
+			return LearnStats{}, fmt.Errorf("spam: learn tenant %d: %w", tenantID, err)
+		}
+		c.applied(tenantID, v, ch, false)
+		return st, nil
+	}
+}
+
+// plan computes the change that takes the model from the labels prev to
+// the examples' labels.
+func plan(examples []Example, prev map[string]string) (Change, LearnStats) {
+	ch := Change{Deltas: map[string]TokenCount{}, Labels: map[string]string{}, Expect: map[string]string{}}
+	var st LearnStats
+	cur := maps.Clone(prev)
+	add := func(tokens []string, label string, d int64) {
+		one := TokenCount{Ham: d}
+		if label == LabelSpam {
+			one = TokenCount{Spam: d}
+		}
+		ch.Total.Spam += one.Spam
+		ch.Total.Ham += one.Ham
+		for _, t := range dedup(tokens) {
+			x := ch.Deltas[t]
+			x.Spam += one.Spam
+			x.Ham += one.Ham
+			if x == (TokenCount{}) {
+				delete(ch.Deltas, t)
+			} else {
+				ch.Deltas[t] = x
 			}
 		}
 	}
-	return c.params.score(tokens, count, nspam, nham), nil
+	for _, ex := range examples {
+		if ex.Label != "" && ex.Label != LabelSpam && ex.Label != LabelHam {
+			continue
+		}
+		if ex.Fingerprint == "" {
+			if ex.Label != "" {
+				add(ex.Tokens, ex.Label, +1)
+				st.Learned++
+			}
+			continue
+		}
+		old := cur[ex.Fingerprint]
+		if _, seen := ch.Expect[ex.Fingerprint]; !seen {
+			ch.Expect[ex.Fingerprint] = prev[ex.Fingerprint]
+		}
+		switch {
+		case old == ex.Label:
+			st.Unchanged++
+			continue
+		case old == "":
+			st.Learned++
+		case ex.Label == "":
+			st.Forgotten++
+		default:
+			st.Relearned++
+		}
+		if old != "" {
+			add(ex.Tokens, old, -1)
+		}
+		if ex.Label != "" {
+			add(ex.Tokens, ex.Label, +1)
+		}
+		cur[ex.Fingerprint] = ex.Label
+		ch.Labels[ex.Fingerprint] = ex.Label
+	}
+	return ch, st
+}
+
+// Train learns msg as spam (or ham) in tenantID's model; a message
+// already trained with that label is not counted again.
+func (c *Classifier) Train(ctx context.Context, tenantID int64, msg *mailtext.Message, spam bool) error {
+	label := LabelHam
+	if spam {
+		label = LabelSpam
+	}
+	_, err := c.Learn(ctx, tenantID, []Example{NewExample(msg, label)})
+	return err
+}
+
+// Untrain forgets what training msg taught tenantID's model, whichever
+// label it was trained with; a message never trained changes nothing.
+func (c *Classifier) Untrain(ctx context.Context, tenantID int64, msg *mailtext.Message) error {
+	_, err := c.Learn(ctx, tenantID, []Example{NewExample(msg, "")})
+	return err
+}
+
+// TrainTokens counts a token set (duplicates once) as one spam (or ham)
+// message, without a fingerprint: every call counts.
+func (c *Classifier) TrainTokens(ctx context.Context, tenantID int64, tokens []string, spam bool) error {
+	label := LabelHam
+	if spam {
+		label = LabelSpam
+	}
+	_, err := c.Learn(ctx, tenantID, []Example{{Tokens: tokens, Label: label}})
+	return err
+}
+
+// Reset empties tenantID's stored model (the base model stays).
+func (c *Classifier) Reset(ctx context.Context, tenantID int64) error {
+	c.learn.Lock()
+	defer c.learn.Unlock()
+	v, err := c.store.Reset(ctx, tenantID)
+	if err != nil {
+		return fmt.Errorf("spam: reset tenant %d: %w", tenantID, err)
+	}
+	c.applied(tenantID, v, Change{}, true)
+	return nil
+}
+
+// Classify returns msg's spam probability from its Tokenize tokens (no
+// rule features; the spam check uses ClassifyTokens with Features).
+func (c *Classifier) Classify(ctx context.Context, tenantID int64, msg *mailtext.Message) (Result, error) {
+	return c.ClassifyTokens(ctx, tenantID, Tokenize(msg, c.params.MaxTokens))
+}
+
+// ClassifyTokens returns the spam probability of a token set under the
+// base model, the global model and tenantID's model (the global model
+// alone for GlobalModel). It fails only when a model cannot be loaded.
+func (c *Classifier) ClassifyTokens(ctx context.Context, tenantID int64, tokens []string) (Result, error) {
+	return c.ClassifyMessage(ctx, tenantID, tokens, "")
+}
+
+// ClassifyMessage is ClassifyTokens for a message whose Fingerprint is
+// known: a message the tenant's model (or else the global model) was
+// trained with is judged by that label with the classifier's full say,
+// so a user's "spam" or "not spam" on a message holds when it comes
+// again, whatever the statistics say.
+func (c *Classifier) ClassifyMessage(ctx context.Context, tenantID int64, tokens []string, fingerprint string) (Result, error) {
+	tokens = dedup(tokens)
+	layers := make([]layer, 0, 3)
+	if c.base != nil {
+		layers = append(layers, layer{c.base, 1})
+	}
+	ids := []int64{GlobalModel}
+	if tenantID != GlobalModel {
+		ids = append(ids, tenantID)
+	}
+	label := ""
+	for _, id := range ids {
+		e, err := c.model(ctx, id)
+		if err != nil {
+			return Result{}, fmt.Errorf("spam: classify: %w", err)
+		}
+		e.mu.RLock()
+		defer e.mu.RUnlock()
+		if e.m.Spam+e.m.Ham > 0 {
+			layers = append(layers, layer{e.m, c.params.LocalWeight})
+		}
+		if l := e.m.Labels[fingerprint]; fingerprint != "" && l != "" {
+			label = l // the tenant's, when both have one: it comes last
+		}
+	}
+	res := c.params.classify(tokens, layers)
+	if label != "" {
+		res.Label = label
+		res.Trained = true
+		res.Points = MaxLogit
+		if label == LabelHam {
+			res.Points = -MaxLogit
+		}
+	}
+	return res, nil
+}
+
+// Stats describes one stored model.
+func (c *Classifier) Stats(ctx context.Context, tenantID int64) (ModelInfo, error) {
+	n := int64(0)
+	info, err := c.store.LoadModel(ctx, tenantID, func(string, TokenCount) { n++ }, nil)
+	if err != nil {
+		return ModelInfo{}, fmt.Errorf("spam: stats of model %d: %w", tenantID, err)
+	}
+	info.Tokens = n
+	return info, nil
 }
 
 // dedup returns tokens without duplicates, reusing the slice when it is

@@ -36,7 +36,9 @@ const Name = "spam"
 // A band set to "off" or above 100 is disabled; "100" means 100.00% only,
 // as the seed's "100%" threshold.
 const (
-	defaultTagAt = 90.0
+	// DefaultTagAt is spam.tag_at's default (see docs/spam.md for the
+	// false-positive rate behind it).
+	DefaultTagAt = 90.0
 	defaultTag   = "[SPAM!!]"
 )
 
@@ -48,6 +50,7 @@ type Post struct{}
 // contributed, strongest first.
 func Combine(findings []policy.Finding) (float64, []string) {
 	logit := 0.0
+	certain := false
 	type contrib struct {
 		sym string
 		w   float64
@@ -60,12 +63,16 @@ func Combine(findings []policy.Finding) (float64, []string) {
 		w := f.Score / otherWeight
 		if f.Check == Name {
 			w = f.Score / 10
+			certain = certain || f.Score >= certainScore
 		}
 		logit += w
 		cs = append(cs, contrib{f.Symbol, w})
 	}
 	logit = math.Max(-30, math.Min(30, logit))
 	pct := 100 / (1 + math.Exp(-logit))
+	if certain {
+		pct = 100
+	}
 	sort.SliceStable(cs, func(i, j int) bool { return math.Abs(cs[i].w) > math.Abs(cs[j].w) })
 	var syms []string
 	for _, c := range cs {
@@ -106,7 +113,7 @@ func (Post) Findings(ctx context.Context, m *policy.Message, findings []policy.F
 		syms = syms[:12]
 	}
 	verdict := "no"
-	if pct >= band(s, "spam.tag_at", defaultTagAt) {
+	if pct >= band(s, "spam.tag_at", DefaultTagAt) {
 		verdict = "yes"
 	}
 	out := []policy.Finding{{Check: Name, Symbol: "SPAM_SCORE", Action: policy.Header, Reason: "spam score " + shown,
@@ -128,7 +135,7 @@ func (Post) Findings(ctx context.Context, m *policy.Message, findings []policy.F
 			a = policy.Reject
 		case pct >= band(rs, "spam.quarantine_at", math.Inf(1)):
 			a = policy.Quarantine
-		case pct >= band(rs, "spam.tag_at", defaultTagAt):
+		case pct >= band(rs, "spam.tag_at", DefaultTagAt):
 			a = policy.Tag
 		default:
 			continue

@@ -21,7 +21,7 @@ import (
 )
 
 // DefaultMaxTokens is the token bound Tokenize uses when given lim <= 0.
-const DefaultMaxTokens = 3000
+const DefaultMaxTokens = 600
 
 const (
 	// maxWordBytes bounds one word token: longer runs (base64 left in the
@@ -53,6 +53,13 @@ const (
 // features carry the field as prefix ("subject:", "from-domain:",
 // "x-mailer:", "charset:", ...).
 //
+// Each writing system the text uses with at least minScriptTokens word
+// tokens (Subject, body and sender name) also gives a "script:" token
+// ("script:cjk", "script:latin", ...). Counted over a model, these say how
+// many spam and ham messages of each script it was trained on, which the
+// classifier needs to judge a script's words only against mail in that
+// script (see Params.MinScriptMessages); they are not evidence themselves.
+//
 // Tokenize is a pure function, safe for concurrent use; a nil msg gives nil.
 func Tokenize(msg *mailtext.Message, lim int) []string {
 	if msg == nil {
@@ -69,6 +76,18 @@ func Tokenize(msg *mailtext.Message, lim int) []string {
 	t.text("", msg.Text)
 	t.lim++
 	t.add("link-count:" + bucket(len(t.urls)))
+	for sc, n := range t.scripts {
+		if n < minScriptTokens || script(sc) == scriptNone {
+			continue
+		}
+		if t.full() && len(t.out) > 1 {
+			// The script tokens take the places of the last body words.
+			last := t.out[len(t.out)-2]
+			delete(t.seen, last)
+			t.out = append(t.out[:len(t.out)-2], t.out[len(t.out)-1])
+		}
+		t.add(ScriptTokenPrefix + scriptNames[sc])
+	}
 	return t.result()
 }
 
@@ -82,12 +101,13 @@ func TokenizeText(s string) []string {
 }
 
 type tokenizer struct {
-	lim  int
-	seen map[string]struct{}
-	out  []string
-	urls map[string]struct{} // distinct URLs seen, for link-count
-	buf  []byte              // scratch for building prefixed tokens
-	prev string              // previous body word, for word pairs
+	lim     int
+	scripts [numScripts]int // text tokens per script
+	seen    map[string]struct{}
+	out     []string
+	urls    map[string]struct{} // distinct URLs seen, for link-count
+	buf     []byte              // scratch for building prefixed tokens
+	prev    string              // previous body word, for word pairs
 }
 
 func newTokenizer(lim int) *tokenizer {
@@ -255,11 +275,12 @@ func (t *tokenizer) domain(prefix, host string) {
 	}
 }
 
-// text tokenizes free text: whitespace-separated chunks, each scanned for
-// URLs and e-mail addresses, the rest split into words and CJK runs.
+// text tokenizes free text: whitespace-separated chunks, each folded and
+// scanned for URLs and e-mail addresses, the rest split into words and
+// CJK runs. Folding chunk by chunk does only the work the token bound
+// lets the tokenizer use.
 func (t *tokenizer) text(prefix, s string) {
 	t.prev = ""
-	s = fold(s)
 	for len(s) > 0 && !t.full() {
 		i := strings.IndexFunc(s, notSpace)
 		if i < 0 {
@@ -270,7 +291,7 @@ func (t *tokenizer) text(prefix, s string) {
 		if j < 0 {
 			j = len(s)
 		}
-		t.chunk(prefix, s[:j])
+		t.chunk(prefix, fold(s[:j]))
 		s = s[j:]
 	}
 }
@@ -470,6 +491,9 @@ func (t *tokenizer) word(prefix, w, cur string, numbers bool) {
 	}
 	w = clip(w, maxWordBytes)
 	t.addp(prefix, w)
+	if isTextPrefix(prefix) {
+		t.scripts[wordScript(w)]++
+	}
 	// Adjacent body words also give a pair ("click here"): phrases
 	// separate spam from ham better than their words alone do.
 	if prefix == "" {
@@ -484,7 +508,10 @@ func (t *tokenizer) word(prefix, w, cur string, numbers bool) {
 // character itself when the run has one.
 func (t *tokenizer) cjk(prefix, run string) {
 	t.prev = ""
-	_, first := utf8.DecodeRuneInString(run)
+	r0, first := utf8.DecodeRuneInString(run)
+	if isTextPrefix(prefix) {
+		t.scripts[runeScript(r0)] += max(utf8.RuneCountInString(run)-1, 1)
+	}
 	if first == len(run) {
 		t.addp(prefix, run)
 		return

@@ -335,4 +335,16 @@ CREATE TABLE domain_claims (
 	UNIQUE (tenant_id, name)
 );
 `,
+	// 3: spam models: a version every change raises (caches compare it) and
+	// the fingerprints of trained messages, so training twice counts once.
+	`
+ALTER TABLE spam_totals ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE spam_trained (
+	tenant_id BIGINT NOT NULL,
+	fingerprint TEXT COLLATE "C" NOT NULL,
+	label TEXT COLLATE "C" NOT NULL,
+	trained_us BIGINT NOT NULL,
+	PRIMARY KEY (tenant_id, fingerprint)
+);
+`,
 }

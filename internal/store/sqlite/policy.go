@@ -33,7 +33,7 @@ func (db *DB) DeleteSetting(ctx context.Context, s store.Setting) error {
 
 // Settings lists every policy value of a tenant.
 func (db *DB) Settings(ctx context.Context, tenantID int64) ([]store.Setting, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT tenant_id, scope, owner, key, value FROM settings WHERE tenant_id = ? ORDER BY scope, owner, key`, tenantID)
+	rows, err := db.query(ctx, `SELECT tenant_id, scope, owner, key, value FROM settings WHERE tenant_id = ? ORDER BY scope, owner, key`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("settings: %w", err)
 	}
@@ -108,7 +108,7 @@ func (db *DB) RemoveGroupMember(ctx context.Context, tenantID int64, group, addr
 
 // Groups lists a tenant's groups with their members.
 func (db *DB) Groups(ctx context.Context, tenantID int64) ([]store.Group, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT g.id, g.name, COALESCE(m.address, '') FROM groups g
+	rows, err := db.query(ctx, `SELECT g.id, g.name, COALESCE(m.address, '') FROM groups g
 		LEFT JOIN group_members m ON m.group_id = g.id WHERE g.tenant_id = ? ORDER BY g.name, m.address`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("groups: %w", err)
@@ -323,7 +323,7 @@ func (db *DB) AddTrustedNet(ctx context.Context, n store.TrustedNet) error {
 
 // TrustedNets lists a tenant's trusted upstream networks.
 func (db *DB) TrustedNets(ctx context.Context, tenantID int64) ([]store.TrustedNet, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, tenant_id, prefix, name FROM trusted_nets WHERE tenant_id = ? ORDER BY prefix`, tenantID)
+	rows, err := db.query(ctx, `SELECT id, tenant_id, prefix, name FROM trusted_nets WHERE tenant_id = ? ORDER BY prefix`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("trusted nets: %w", err)
 	}
@@ -372,7 +372,7 @@ func (db *DB) People(ctx context.Context, tenantID int64) ([]store.Person, error
 // SeenSender reports whether sender has written to the tenant before.
 func (db *DB) SeenSender(ctx context.Context, tenantID int64, sender string) (bool, error) {
 	var one int
-	err := db.r.QueryRowContext(ctx, `SELECT 1 FROM sender_history WHERE tenant_id = ? AND sender = ?`, tenantID, sender).Scan(&one)
+	err := db.queryRow(ctx, `SELECT 1 FROM sender_history WHERE tenant_id = ? AND sender = ?`, tenantID, sender).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

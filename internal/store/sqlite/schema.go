@@ -338,4 +338,16 @@ CREATE TABLE domain_claims (
 	UNIQUE (tenant_id, name)
 );
 `,
+	// 7: spam models: a version every change raises (caches compare it) and
+	// the fingerprints of trained messages, so training twice counts once.
+	`
+ALTER TABLE spam_totals ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE spam_trained (
+	tenant_id INTEGER NOT NULL,
+	fingerprint TEXT NOT NULL,
+	label TEXT NOT NULL,
+	trained_us INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, fingerprint)
+) WITHOUT ROWID;
+`,
 }

@@ -13,73 +13,211 @@ import (
 // spamChunk bounds the IN list of one lookup (SQLite's default variable limit is 32766).
 const spamChunk = 900
 
-// SpamCounts returns the counts of the given tokens that are known.
-func (db *DB) SpamCounts(ctx context.Context, tenantID int64, tokens []string) (map[string]store.TokenCount, error) {
-	out := make(map[string]store.TokenCount, len(tokens))
-	for len(tokens) > 0 {
-		n := min(len(tokens), spamChunk)
-		chunk := tokens[:n]
-		tokens = tokens[n:]
+// SpamLoad reads a whole model in one read transaction, so the tokens,
+// totals and version are one snapshot (WAL readers see a fixed state).
+func (db *DB) SpamLoad(ctx context.Context, tenantID int64, fn func(token string, c store.TokenCount), labels func(fp, label string)) (store.SpamModelInfo, error) {
+	var info store.SpamModelInfo
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return info, fmt.Errorf("spam load: %w", err)
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, `SELECT spam, ham, version FROM spam_totals WHERE tenant_id = ?`, tenantID).
+		Scan(&info.Totals.Spam, &info.Totals.Ham, &info.Version)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return info, fmt.Errorf("spam load: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM spam_trained WHERE tenant_id = ?`, tenantID).Scan(&info.Messages); err != nil {
+		return info, fmt.Errorf("spam load: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT token, spam, ham FROM spam_tokens WHERE tenant_id = ?`, tenantID)
+	if err != nil {
+		return info, fmt.Errorf("spam load: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t string
+		var c store.TokenCount
+		if err := rows.Scan(&t, &c.Spam, &c.Ham); err != nil {
+			return info, fmt.Errorf("spam load: %w", err)
+		}
+		fn(t, c)
+		info.Tokens++
+	}
+	if err := rows.Err(); err != nil {
+		return info, fmt.Errorf("spam load: %w", err)
+	}
+	if labels == nil {
+		return info, nil
+	}
+	lrows, err := tx.QueryContext(ctx, `SELECT fingerprint, label FROM spam_trained WHERE tenant_id = ?`, tenantID)
+	if err != nil {
+		return info, fmt.Errorf("spam load: %w", err)
+	}
+	defer lrows.Close()
+	for lrows.Next() {
+		var f, l string
+		if err := lrows.Scan(&f, &l); err != nil {
+			return info, fmt.Errorf("spam load: %w", err)
+		}
+		labels(f, l)
+	}
+	if err := lrows.Err(); err != nil {
+		return info, fmt.Errorf("spam load: %w", err)
+	}
+	return info, nil
+}
+
+// SpamVersion returns the model's version.
+func (db *DB) SpamVersion(ctx context.Context, tenantID int64) (int64, error) {
+	var v int64
+	err := db.queryRow(ctx, `SELECT version FROM spam_totals WHERE tenant_id = ?`, tenantID).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("spam version: %w", err)
+	}
+	return v, nil
+}
+
+// SpamLabels returns the labels of the trained fingerprints among fps.
+func (db *DB) SpamLabels(ctx context.Context, tenantID int64, fps []string) (map[string]string, error) {
+	out := map[string]string{}
+	err := labelsIn(ctx, db.r, tenantID, fps, out)
+	return out, err
+}
+
+// querier is what labelsIn needs of a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func labelsIn(ctx context.Context, q querier, tenantID int64, fps []string, out map[string]string) error {
+	for len(fps) > 0 {
+		n := min(len(fps), spamChunk)
+		chunk := fps[:n]
+		fps = fps[n:]
 		args := make([]any, 0, n+1)
 		args = append(args, tenantID)
-		for _, t := range chunk {
-			args = append(args, t)
+		for _, f := range chunk {
+			args = append(args, f)
 		}
-		rows, err := db.r.QueryContext(ctx, `SELECT token, spam, ham FROM spam_tokens WHERE tenant_id = ? AND token IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		rows, err := q.QueryContext(ctx, `SELECT fingerprint, label FROM spam_trained WHERE tenant_id = ? AND fingerprint IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
 		if err != nil {
-			return nil, fmt.Errorf("spam counts: %w", err)
+			return fmt.Errorf("spam labels: %w", err)
 		}
 		for rows.Next() {
-			var t string
-			var c store.TokenCount
-			if err := rows.Scan(&t, &c.Spam, &c.Ham); err != nil {
+			var f, l string
+			if err := rows.Scan(&f, &l); err != nil {
 				rows.Close()
-				return nil, err
+				return fmt.Errorf("spam labels: %w", err)
 			}
-			out[t] = c
+			out[f] = l
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return fmt.Errorf("spam labels: %w", err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
-// SpamTotals returns how many spam and ham messages the model was trained on.
-func (db *DB) SpamTotals(ctx context.Context, tenantID int64) (store.TokenCount, error) {
-	var c store.TokenCount
-	err := db.r.QueryRowContext(ctx, `SELECT spam, ham FROM spam_totals WHERE tenant_id = ?`, tenantID).Scan(&c.Spam, &c.Ham)
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, nil
-	}
-	return c, err
-}
-
-// SpamAdd applies training deltas in one commit.
-func (db *DB) SpamAdd(ctx context.Context, tenantID int64, deltas map[string]store.TokenCount, total store.TokenCount) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		st, err := tx.Prepare(`INSERT INTO spam_tokens(tenant_id, token, spam, ham) VALUES (?, ?, max(?, 0), max(?, 0))
-			ON CONFLICT(tenant_id, token) DO UPDATE SET spam = max(spam + ?, 0), ham = max(ham + ?, 0)`)
-		if err != nil {
-			return fmt.Errorf("spam add: %w", err)
-		}
-		defer st.Close()
-		for tok, d := range deltas {
-			if _, err := st.Exec(tenantID, tok, d.Spam, d.Ham, d.Spam, d.Ham); err != nil {
-				return fmt.Errorf("spam add: %w", err)
+// SpamApply makes a change in one commit (see store.SpamStore).
+func (db *DB) SpamApply(ctx context.Context, tenantID int64, ch store.SpamChange) (int64, error) {
+	var version int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if len(ch.Expect) > 0 {
+			fps := make([]string, 0, len(ch.Expect))
+			for f := range ch.Expect {
+				fps = append(fps, f)
+			}
+			have := map[string]string{}
+			if err := labelsIn(ctx, tx, tenantID, fps, have); err != nil {
+				return err
+			}
+			for f, want := range ch.Expect {
+				if have[f] != want {
+					return store.ErrSpamConflict
+				}
 			}
 		}
-		if _, err := tx.Exec(`INSERT INTO spam_totals(tenant_id, spam, ham) VALUES (?, max(?, 0), max(?, 0))
-			ON CONFLICT(tenant_id) DO UPDATE SET spam = max(spam + ?, 0), ham = max(ham + ?, 0)`, tenantID, total.Spam, total.Ham, total.Spam, total.Ham); err != nil {
-			return fmt.Errorf("spam totals: %w", err)
-		}
-		// Tokens no message contains any more carry no information.
-		if total.Spam < 0 || total.Ham < 0 {
-			if _, err := tx.Exec(`DELETE FROM spam_tokens WHERE tenant_id = ? AND spam = 0 AND ham = 0`, tenantID); err != nil {
-				return fmt.Errorf("spam prune: %w", err)
+		if len(ch.Deltas) > 0 {
+			up, err := tx.Prepare(`INSERT INTO spam_tokens(tenant_id, token, spam, ham) VALUES (?, ?, max(?, 0), max(?, 0))
+				ON CONFLICT(tenant_id, token) DO UPDATE SET spam = max(spam + ?, 0), ham = max(ham + ?, 0)`)
+			if err != nil {
+				return fmt.Errorf("spam apply: %w", err)
+			}
+			defer up.Close()
+			var prune *sql.Stmt
+			for tok, d := range ch.Deltas {
+				if _, err := up.Exec(tenantID, tok, d.Spam, d.Ham, d.Spam, d.Ham); err != nil {
+					return fmt.Errorf("spam apply: %w", err)
+				}
+				if d.Spam < 0 || d.Ham < 0 {
+					// Tokens no message contains any more carry no information.
+					if prune == nil {
+						if prune, err = tx.Prepare(`DELETE FROM spam_tokens WHERE tenant_id = ? AND token = ? AND spam = 0 AND ham = 0`); err != nil {
+							return fmt.Errorf("spam prune: %w", err)
+						}
+						defer prune.Close()
+					}
+					if _, err := prune.Exec(tenantID, tok); err != nil {
+						return fmt.Errorf("spam prune: %w", err)
+					}
+				}
 			}
 		}
-		return nil
+		if len(ch.Labels) > 0 {
+			set, err := tx.Prepare(`INSERT INTO spam_trained(tenant_id, fingerprint, label, trained_us) VALUES (?, ?, ?, ?)
+				ON CONFLICT(tenant_id, fingerprint) DO UPDATE SET label = excluded.label, trained_us = excluded.trained_us`)
+			if err != nil {
+				return fmt.Errorf("spam labels: %w", err)
+			}
+			defer set.Close()
+			del, err := tx.Prepare(`DELETE FROM spam_trained WHERE tenant_id = ? AND fingerprint = ?`)
+			if err != nil {
+				return fmt.Errorf("spam labels: %w", err)
+			}
+			defer del.Close()
+			for f, l := range ch.Labels {
+				if l == "" {
+					_, err = del.Exec(tenantID, f)
+				} else {
+					_, err = set.Exec(tenantID, f, l, us(ch.At))
+				}
+				if err != nil {
+					return fmt.Errorf("spam labels: %w", err)
+				}
+			}
+		}
+		return tx.QueryRow(`INSERT INTO spam_totals(tenant_id, spam, ham, version) VALUES (?, max(?, 0), max(?, 0), 1)
+			ON CONFLICT(tenant_id) DO UPDATE SET spam = max(spam + ?, 0), ham = max(ham + ?, 0), version = version + 1
+			RETURNING version`, tenantID, ch.Total.Spam, ch.Total.Ham, ch.Total.Spam, ch.Total.Ham).Scan(&version)
 	})
+	if err != nil {
+		if errors.Is(err, store.ErrSpamConflict) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("spam apply: %w", err)
+	}
+	return version, nil
+}
+
+// SpamReset empties a model and raises its version.
+func (db *DB) SpamReset(ctx context.Context, tenantID int64) (int64, error) {
+	var version int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{`DELETE FROM spam_tokens WHERE tenant_id = ?`, `DELETE FROM spam_trained WHERE tenant_id = ?`} {
+			if _, err := tx.Exec(q, tenantID); err != nil {
+				return err
+			}
+		}
+		return tx.QueryRow(`INSERT INTO spam_totals(tenant_id, spam, ham, version) VALUES (?, 0, 0, 1)
+			ON CONFLICT(tenant_id) DO UPDATE SET spam = 0, ham = 0, version = version + 1 RETURNING version`, tenantID).Scan(&version)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("spam reset: %w", err)
+	}
+	return version, nil
 }

@@ -40,6 +40,7 @@ type DB struct {
 	log     *slog.Logger
 	closeMu sync.Once
 	zone    atomic.Pointer[time.Location] // report days; nil = time.Local (stats.go)
+	stmts   sync.Map                      // query text -> *sql.Stmt on r (stmt.go)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -62,6 +63,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8) // keep connections, and the statements prepared on them
 	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), stop: make(chan struct{}), log: log}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
@@ -113,6 +115,7 @@ func (db *DB) migrate(ctx context.Context) error {
 func (db *DB) Close() error {
 	db.closeMu.Do(func() { close(db.stop) })
 	db.wg.Wait()
+	db.closeStmts()
 	err1 := db.w.Close()
 	err2 := db.r.Close()
 	return errors.Join(err1, err2)
@@ -312,7 +315,7 @@ func (db *DB) CreateDomain(ctx context.Context, tenantID int64, name string) (st
 func (db *DB) DomainByName(ctx context.Context, name string) (store.Domain, error) {
 	var d store.Domain
 	var c int64
-	err := db.r.QueryRowContext(ctx, `SELECT id, tenant_id, name, created_us FROM domains WHERE name = ?`, name).Scan(&d.ID, &d.TenantID, &d.Name, &c)
+	err := db.queryRow(ctx, `SELECT id, tenant_id, name, created_us FROM domains WHERE name = ?`, name).Scan(&d.ID, &d.TenantID, &d.Name, &c)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("domain %q: %w", name, store.ErrNotFound)
 	} else if err != nil {
@@ -324,7 +327,7 @@ func (db *DB) DomainByName(ctx context.Context, name string) (store.Domain, erro
 
 // Domains lists a tenant's domains.
 func (db *DB) Domains(ctx context.Context, tenantID int64) ([]store.Domain, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, tenant_id, name, created_us FROM domains WHERE tenant_id = ? ORDER BY name`, tenantID)
+	rows, err := db.query(ctx, `SELECT id, tenant_id, name, created_us FROM domains WHERE tenant_id = ? ORDER BY name`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("list domains: %w", err)
 	}
@@ -375,7 +378,7 @@ func (db *DB) SetRoutes(ctx context.Context, tenantID, domainID int64, routes []
 
 // Routes lists a domain's delivery targets, lowest priority value first.
 func (db *DB) Routes(ctx context.Context, tenantID, domainID int64) ([]store.Route, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, tenant_id, domain_id, priority, target, tls FROM routes WHERE tenant_id = ? AND domain_id = ? ORDER BY priority, id`, tenantID, domainID)
+	rows, err := db.query(ctx, `SELECT id, tenant_id, domain_id, priority, target, tls FROM routes WHERE tenant_id = ? AND domain_id = ? ORDER BY priority, id`, tenantID, domainID)
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
 	}
@@ -410,7 +413,7 @@ func (db *DB) CreateUser(ctx context.Context, tenantID int64, address string) (s
 // UserExists reports whether address is a known user of the tenant.
 func (db *DB) UserExists(ctx context.Context, tenantID int64, address string) (bool, error) {
 	var one int
-	err := db.r.QueryRowContext(ctx, `SELECT 1 FROM users WHERE tenant_id = ? AND address = ?`, tenantID, address).Scan(&one)
+	err := db.queryRow(ctx, `SELECT 1 FROM users WHERE tenant_id = ? AND address = ?`, tenantID, address).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

@@ -234,9 +234,10 @@ func testQuarantineItems(t *testing.T, open Opener) {
 	}
 }
 
-// testSpamAddConcurrent: training from several sessions at once adds up,
-// whatever order each session writes its tokens in.
-func testSpamAddConcurrent(t *testing.T, open Opener) {
+// testSpamApplyConcurrent: training from several sessions at once adds
+// up, whatever order each session writes its tokens in, and each change
+// raises the version once.
+func testSpamApplyConcurrent(t *testing.T, open Opener) {
 	st := open(t)
 	ctx := context.Background()
 	toks := make([]string, 200)
@@ -248,12 +249,14 @@ func testSpamAddConcurrent(t *testing.T, open Opener) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range 5 {
+			for i := range 5 {
 				d := map[string]store.TokenCount{}
 				for _, tk := range toks {
 					d[tk] = store.TokenCount{Spam: 1, Ham: int64(w % 2)}
 				}
-				if err := st.SpamAdd(ctx, 1, d, store.TokenCount{Spam: 1, Ham: int64(w % 2)}); err != nil {
+				fp := fmt.Sprintf("fp-%d-%d", w, i)
+				if _, err := st.SpamApply(ctx, 1, store.SpamChange{Deltas: d, Total: store.TokenCount{Spam: 1, Ham: int64(w % 2)},
+					Labels: map[string]string{fp: "spam"}, Expect: map[string]string{fp: ""}, At: t0}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -261,7 +264,8 @@ func testSpamAddConcurrent(t *testing.T, open Opener) {
 		}()
 	}
 	wg.Wait()
-	c, err := st.SpamCounts(ctx, 1, toks)
+	c := map[string]store.TokenCount{}
+	info, err := st.SpamLoad(ctx, 1, func(tok string, n store.TokenCount) { c[tok] = n }, nil)
 	if err != nil || len(c) != len(toks) {
 		t.Fatalf("%d counts, %v", len(c), err)
 	}
@@ -270,17 +274,33 @@ func testSpamAddConcurrent(t *testing.T, open Opener) {
 			t.Fatalf("%s: %+v", tk, n)
 		}
 	}
-	if tot, _ := st.SpamTotals(ctx, 1); tot != (store.TokenCount{Spam: 40, Ham: 20}) {
-		t.Fatalf("totals %+v", tot)
+	if info.Totals != (store.TokenCount{Spam: 40, Ham: 20}) || info.Messages != 40 || info.Version != 40 {
+		t.Fatalf("model %+v", info)
 	}
-	// More tokens than one query takes at once.
-	many := make([]string, 5000)
-	for i := range many {
-		many[i] = fmt.Sprintf("m%d", i)
+	// Two sessions racing to train the same message: exactly one wins.
+	var won, lost int
+	var mu sync.Mutex
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := st.SpamApply(ctx, 1, store.SpamChange{Deltas: map[string]store.TokenCount{"race": {Spam: 1}}, Total: store.TokenCount{Spam: 1},
+				Labels: map[string]string{"fp-race": "spam"}, Expect: map[string]string{"fp-race": ""}, At: t0})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, store.ErrSpamConflict):
+				lost++
+			default:
+				t.Error(err)
+			}
+		}()
 	}
-	many = append(many, toks[0])
-	if c, err := st.SpamCounts(ctx, 1, many); err != nil || len(c) != 1 {
-		t.Fatalf("large lookup: %d %v", len(c), err)
+	wg.Wait()
+	if won != 1 || lost != 3 {
+		t.Fatalf("same message trained by 4 sessions: %d applied, %d refused", won, lost)
 	}
 }
 

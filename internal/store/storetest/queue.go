@@ -90,62 +90,6 @@ func testRelayNetMostSpecificWins(t *testing.T, open Opener) {
 	}
 }
 
-func testSpamCountsPerTenant(t *testing.T, open Opener) {
-	st := open(t)
-	ctx := context.Background()
-	add := func(tid int64, spam bool, delta int64, toks ...string) {
-		d := map[string]store.TokenCount{}
-		tot := store.TokenCount{}
-		for _, tk := range toks {
-			if spam {
-				d[tk] = store.TokenCount{Spam: delta}
-			} else {
-				d[tk] = store.TokenCount{Ham: delta}
-			}
-		}
-		if spam {
-			tot.Spam = delta
-		} else {
-			tot.Ham = delta
-		}
-		if err := st.SpamAdd(ctx, tid, d, tot); err != nil {
-			t.Fatal(err)
-		}
-	}
-	add(1, true, 1, "viagra", "free")
-	add(1, true, 1, "free")
-	add(1, false, 1, "meeting", "free")
-	add(2, true, 1, "meeting")
-	c, err := st.SpamCounts(ctx, 1, []string{"free", "viagra", "meeting", "unknown"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c["free"] != (store.TokenCount{Spam: 2, Ham: 1}) || c["viagra"] != (store.TokenCount{Spam: 1}) || c["meeting"] != (store.TokenCount{Ham: 1}) {
-		t.Fatalf("counts %v", c)
-	}
-	if _, ok := c["unknown"]; ok {
-		t.Fatal("unknown token counted")
-	}
-	if tot, _ := st.SpamTotals(ctx, 1); tot != (store.TokenCount{Spam: 2, Ham: 1}) {
-		t.Fatalf("totals %v", tot)
-	}
-	// Tenant 2's training is its own.
-	c2, _ := st.SpamCounts(ctx, 2, []string{"meeting", "free"})
-	if c2["meeting"] != (store.TokenCount{Spam: 1}) || len(c2) != 1 {
-		t.Fatalf("tenant 2 counts %v", c2)
-	}
-	// Unlearning reverses learning exactly and never goes negative.
-	add(1, true, -1, "viagra", "free")
-	add(1, true, -1, "viagra")
-	c, _ = st.SpamCounts(ctx, 1, []string{"free", "viagra"})
-	if c["free"] != (store.TokenCount{Spam: 1, Ham: 1}) {
-		t.Fatalf("after unlearn %v", c)
-	}
-	if _, ok := c["viagra"]; ok {
-		t.Fatalf("zero-count token kept: %v", c)
-	}
-}
-
 // testClaimDueConcurrent: nodes claiming at the same time never get the
 // same recipient, and together they get every due one.
 func testClaimDueConcurrent(t *testing.T, open Opener) {
@@ -498,11 +442,15 @@ func testOddBytes(t *testing.T, open Opener) {
 	if err := st.AddAudit(ctx, store.AuditEntry{TenantID: 1, Actor: odd, Action: "x." + odd, Target: odd, After: odd}); err != nil {
 		t.Fatalf("audit: %v", err)
 	}
-	if err := st.SpamAdd(ctx, 1, map[string]store.TokenCount{odd: {Spam: 1}}, store.TokenCount{Spam: 1}); err != nil {
-		t.Fatalf("spam add: %v", err)
+	if _, err := st.SpamApply(ctx, 1, store.SpamChange{Deltas: map[string]store.TokenCount{odd: {Spam: 1}}, Total: store.TokenCount{Spam: 1},
+		Labels: map[string]string{odd: "spam"}, At: now}); err != nil {
+		t.Fatalf("spam apply: %v", err)
 	}
-	if _, err := st.SpamCounts(ctx, 1, []string{odd, "ok"}); err != nil {
-		t.Fatalf("spam counts: %v", err)
+	if _, err := st.SpamLoad(ctx, 1, func(string, store.TokenCount) {}, func(string, string) {}); err != nil {
+		t.Fatalf("spam load: %v", err)
+	}
+	if _, err := st.SpamLabels(ctx, 1, []string{odd, "ok"}); err != nil {
+		t.Fatalf("spam labels: %v", err)
 	}
 	if err := st.RecordSender(ctx, 1, odd, now); err != nil {
 		t.Fatalf("record sender: %v", err)
