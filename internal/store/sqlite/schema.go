@@ -338,4 +338,9 @@ CREATE TABLE domain_claims (
 	UNIQUE (tenant_id, name)
 );
 `,
+	// 7: fencing tokens of queue leases: each claim of a recipient takes
+	// the next token, and a write with an older one is refused.
+	`
+ALTER TABLE recipients ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+`,
 }
