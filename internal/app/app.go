@@ -61,6 +61,12 @@ type App struct {
 	history           []*asyncHistory // written out by Close, before the store closes
 	done              chan struct{}   // closed by Close: background helpers stop
 	closeOnce         sync.Once
+
+	// The node in the cluster (cluster.go).
+	version       string
+	started       time.Time
+	stopHeartbeat func()
+	wall          func() time.Time
 }
 
 // Options override dependencies (tests inject a clock or their own checks).
@@ -71,6 +77,11 @@ type Options struct {
 	// Passwords, when set, replaces the password verifier built from
 	// [auth] (tests instrument it).
 	Passwords *passwd.Verifier
+	// Version is reported in the node's heartbeat.
+	Version string
+	// WallClock is the machine's clock, compared with the database
+	// server's (time.Now when nil; tests skew it).
+	WallClock func() time.Time
 }
 
 // Open builds the node and recovers the spool, without listening yet. It is
@@ -129,7 +140,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		}
 	}
 	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, QSpool: qsp, Delivery: dl, Resolver: res, done: make(chan struct{}),
-		Passwords: pw, LoginThrottle: loginlimit.New(loginlimit.Options{})}
+		Passwords: pw, LoginThrottle: loginlimit.New(loginlimit.Options{}), version: opt.Version, wall: opt.WallClock}
+	if a.wall == nil {
+		a.wall = time.Now
+	}
 	a.metrics = newMetrics()
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(dl),
@@ -183,6 +197,9 @@ func contains(xs []string, x string) bool {
 
 // Start recovers, starts the queue and opens the listeners.
 func (a *App) Start(ctx context.Context) error {
+	if err := a.joinCluster(ctx); err != nil {
+		return err
+	}
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}
@@ -255,6 +272,7 @@ func (a *App) Start(ctx context.Context) error {
 			go a.httpSrv.Serve(ln)
 		}
 	}
+	a.startHeartbeat()
 	return nil
 }
 
@@ -324,6 +342,9 @@ func (a *App) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
 		close(a.done)
+		if a.stopHeartbeat != nil {
+			a.stopHeartbeat()
+		}
 		for _, h := range a.history {
 			h.Stop()
 		}

@@ -178,8 +178,8 @@ type Recipient struct {
 	// LeaseToken is the fencing token of the recipient's latest claim: it
 	// grows by one with every claim (ClaimDue, or an insert already
 	// leased), so a node whose lease was taken over holds an older token
-	// and its writes are refused (Complete, RenewLeases).
-	LeaseToken int64
+	// and its writes are refused (Complete, RenewLeases). Not in the API's JSON.
+	LeaseToken int64 `json:"-"`
 	Updated    time.Time
 }
 
@@ -382,6 +382,7 @@ type Store interface {
 
 	PolicyStore
 	WebStore
+	ClusterStore
 
 	Close() error
 }

@@ -369,6 +369,21 @@ type dashData struct {
 	Queued, Held int
 	Chart        any
 	Metrics      []string
+	// Cluster is shown to operators only: node names and addresses are
+	// the operator's, not a tenant's.
+	Cluster *clusterView `json:"-"`
+}
+
+// clusterView is the dashboard's cluster section.
+type clusterView struct {
+	Nodes       []clusterNode
+	Alive, Dead int
+	store.ClusterStatus
+}
+
+type clusterNode struct {
+	store.NodeState
+	Ago time.Duration // since the last heartbeat
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -378,6 +393,9 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, p *principal)
 		return
 	}
 	d, err := s.dashboardData(r, tid)
+	if err == nil && p.role == store.RoleOperator {
+		d.Cluster, err = s.clusterData(r)
+	}
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -437,6 +455,28 @@ func (s *Server) dashboardData(r *http.Request, tid int64) (dashData, error) {
 		}
 	}
 	return d, nil
+}
+
+// clusterData reads the nodes sharing the store, alive or dead after
+// [cluster] dead_after, with what each holds and the queue depth.
+func (s *Server) clusterData(r *http.Request) (*clusterView, error) {
+	st, err := s.d.Store.ClusterStatus(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	c := &clusterView{ClusterStatus: st}
+	for _, n := range st.States(s.d.DeadAfter) {
+		if n.Seen.IsZero() {
+			continue // a lease owner without heartbeat (command-line tool)
+		}
+		if n.Alive {
+			c.Alive++
+		} else {
+			c.Dead++
+		}
+		c.Nodes = append(c.Nodes, clusterNode{NodeState: n, Ago: st.Now.Sub(n.Seen).Round(time.Second)})
+	}
+	return c, nil
 }
 
 // --- tenants ---

@@ -94,6 +94,9 @@ type Deps struct {
 	// Upstreams says which networks delegated logins may connect to; the
 	// zero value permits public addresses only.
 	Upstreams netguard.Policy
+	// DeadAfter is how long a node may be silent before the dashboard
+	// shows it as dead ([cluster] dead_after).
+	DeadAfter time.Duration
 }
 
 // Server is the console and API.
@@ -139,6 +142,9 @@ func New(d Deps) (*Server, error) {
 	}
 	if d.Throttle == nil {
 		d.Throttle = loginlimit.New(loginlimit.Options{})
+	}
+	if d.DeadAfter <= 0 {
+		d.DeadAfter = 30 * time.Second
 	}
 	s := &Server{d: d, admin: d.Admin, mux: http.NewServeMux(),
 		upstream: &netguard.Dialer{Policy: d.Upstreams, Resolver: d.Resolver, Timeout: extauth.DefaultTimeout}}

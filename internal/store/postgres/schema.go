@@ -340,4 +340,15 @@ CREATE TABLE domain_claims (
 	`
 ALTER TABLE recipients ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0;
 `,
+	// 4: the nodes sharing the store and their heartbeats.
+	`
+CREATE TABLE nodes (
+	id TEXT COLLATE "C" PRIMARY KEY,
+	hostname TEXT NOT NULL,
+	version TEXT NOT NULL,
+	started_us BIGINT NOT NULL,
+	seen_us BIGINT NOT NULL,
+	addrs TEXT NOT NULL DEFAULT ''
+);
+`,
 }

@@ -343,4 +343,15 @@ CREATE TABLE domain_claims (
 	`
 ALTER TABLE recipients ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
 `,
+	// 8: the nodes sharing the store and their heartbeats.
+	`
+CREATE TABLE nodes (
+	id TEXT PRIMARY KEY,
+	hostname TEXT NOT NULL,
+	version TEXT NOT NULL,
+	started_us INTEGER NOT NULL,
+	seen_us INTEGER NOT NULL,
+	addrs TEXT NOT NULL DEFAULT ''
+);
+`,
 }

@@ -63,6 +63,7 @@ func Run(t *testing.T, open Opener) {
 		{"LeaseFencing", testLeaseFencing},
 		{"LeaseRenewal", testLeaseRenewal},
 		{"ClaimsAcrossExpiry", testClaimsAcrossExpiry},
+		{"Nodes", testNodes},
 		{"QueueAdmin", testQueueAdmin},
 		{"EventsAndFind", testEventsAndFind},
 		{"OddBytes", testOddBytes},
