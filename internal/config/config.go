@@ -180,7 +180,7 @@ type QueueConfig struct {
 	Jitter        float64    `toml:"jitter" doc:"Random spread added to each wait, as a fraction (0.1 = up to 10% later)."`
 	DelayWarning  Duration   `toml:"delay_warning" doc:"Age at which one delay notice goes to the sender (0: never)."`
 	Bounce        Duration   `toml:"bounce_after" doc:"Age at which undelivered recipients bounce with a DSN."`
-	PollInterval  Duration   `toml:"poll_interval" doc:"How often the queue looks for due messages (also how fast a CLI 'retry now' takes effect)."`
+	PollInterval  Duration   `toml:"poll_interval" doc:"How often the queue looks for due messages. On SQLite also how fast a CLI 'retry now' takes effect; on PostgreSQL the nodes are woken at once when another node or the CLI makes work due (LISTEN/NOTIFY), and poll at this interval for retries coming due."`
 	Lease         Duration   `toml:"lease" doc:"How long a node owns a delivery attempt before another node may take it over."`
 	Workers       int        `toml:"workers" doc:"Concurrent deliveries in total."`
 	DSNLanguage   string     `toml:"dsn_language" doc:"Language of DSN texts: en, or ja (Japanese followed by English)."`

@@ -243,6 +243,11 @@ func (q *Queue) poller(ctx context.Context) {
 	}
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	// A shared store wakes the poller when other nodes make work due.
+	var wake <-chan struct{}
+	if w, ok := q.d.Store.(store.QueueWatcher); ok {
+		wake = w.WatchQueue(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -250,6 +255,10 @@ func (q *Queue) poller(ctx context.Context) {
 		case <-q.stopping:
 			return
 		case <-t.C:
+		case _, ok := <-wake:
+			if !ok {
+				wake = nil
+			}
 		}
 		q.mu.Lock()
 		closed, backlog := q.closed, len(q.pending)

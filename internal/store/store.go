@@ -519,6 +519,17 @@ type SpamStore interface {
 	SpamAdd(ctx context.Context, tenantID int64, deltas map[string]TokenCount, total TokenCount) error
 }
 
+// QueueWatcher is a store shared by several nodes that can tell when
+// queue work was made due by another node or a command-line tool (an
+// unleased message accepted, a release, a retry, leases given up at a
+// node's stop), so that pollers need not wait for their next tick.
+type QueueWatcher interface {
+	// WatchQueue sends on the returned channel (coalesced) after such a
+	// change, and once each time it starts (or starts again) listening;
+	// nothing while it cannot listen. The channel closes when ctx ends.
+	WatchQueue(ctx context.Context) <-chan struct{}
+}
+
 // NewMessageID returns a queue ID: time-ordered (so listings sort by age) and
 // random (so IDs from several nodes never collide). Lower-case hex, safe as a
 // file name.

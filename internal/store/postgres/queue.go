@@ -167,6 +167,15 @@ func (db *DB) insertQueued(x tx, q store.QueuedMessage) ([]store.Recipient, erro
 	if err := insertEvents(x, q.Events); err != nil {
 		return nil, err
 	}
+	for _, r := range out {
+		if r.State == store.Queued && r.LeaseOwner == "" {
+			// Due for any node: wake their pollers.
+			if err := notifyQueue(x, m.ID); err != nil {
+				return nil, fmt.Errorf("insert message: %w", err)
+			}
+			break
+		}
+	}
 	// Report counters commit with the message (stats.go).
 	if err := writeCounts(x, store.EnqueueCounts(m, out, q.Events, db.reportZone())); err != nil {
 		return nil, err
@@ -247,7 +256,9 @@ func (db *DB) ReleaseLeases(ctx context.Context, owner string) (int, error) {
 		if err != nil {
 			return fmt.Errorf("release leases: %w", err)
 		}
-		n = tag.RowsAffected()
+		if n = tag.RowsAffected(); n > 0 {
+			return notifyQueue(x, "")
+		}
 		return nil
 	})
 	return int(n), err
@@ -482,6 +493,12 @@ func (db *DB) SetState(ctx context.Context, tenantID int64, messageID string, fr
 		}
 		if n = tag.RowsAffected(); n == 0 {
 			return nil
+		}
+		if to == store.Queued && !next.IsZero() {
+			// Released or due again, and no longer leased.
+			if err := notifyQueue(x, messageID); err != nil {
+				return fmt.Errorf("set state: %w", err)
+			}
 		}
 		ev.MessageID, ev.TenantID = messageID, tid
 		if err := insertEvents(x, []store.Event{ev}); err != nil {
