@@ -47,9 +47,10 @@ type App struct {
 	Pipeline   *inbound.Pipeline
 	// Passwords bounds every password check of the node (console and SMTP
 	// AUTH) by one memory budget; LoginThrottle is their shared record of
-	// failed attempts.
+	// failed attempts, and APILimit the API's per-token rate (throttle.go).
 	Passwords     *passwd.Verifier
-	LoginThrottle *loginlimit.Memory
+	LoginThrottle loginlimit.Limiter
+	APILimit      loginlimit.Limiter
 
 	inbound, outbound *smtpin.Server
 	listeners         []net.Listener
@@ -140,7 +141,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		}
 	}
 	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, QSpool: qsp, Delivery: dl, Resolver: res, done: make(chan struct{}),
-		Passwords: pw, LoginThrottle: loginlimit.New(loginlimit.Options{}), version: opt.Version, wall: opt.WallClock}
+		Passwords: pw, version: opt.Version, wall: opt.WallClock}
+	a.LoginThrottle, a.APILimit = limiters(cfg, st, log)
 	if a.wall == nil {
 		a.wall = time.Now
 	}

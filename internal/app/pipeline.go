@@ -53,8 +53,8 @@ func rewriteCopy(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdic
 	return rewrite.Apply(ctx, w, r, rewrite.Spec{SubjectTag: v.TagText, Banner: v.Banner, StripParts: v.Strip, StripNotice: stripNotice, RemoveHeaders: remove})
 }
 
-// startMaintenance runs periodic housekeeping: expired console sessions and
-// report counters past their retention. (The quarantine's jobs run in the
+// startMaintenance runs periodic housekeeping: expired console sessions,
+// full throttle buckets and report counters past their retention. (The quarantine's jobs run in the
 // lifecycle.)
 func (a *App) startMaintenance() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -66,6 +66,9 @@ func (a *App) startMaintenance() {
 			now := a.Clock.Now()
 			if _, err := a.Store.PurgeSessions(ctx, now); err != nil && ctx.Err() == nil {
 				a.Log.Error("session purge", "err", err)
+			}
+			if _, err := a.Store.PurgeThrottle(ctx, now); err != nil && ctx.Err() == nil {
+				a.Log.Error("throttle purge", "err", err)
 			}
 			months := a.Config.HTTP.ReportMonths
 			if months < 2 {

@@ -383,6 +383,7 @@ type Store interface {
 	PolicyStore
 	WebStore
 	ClusterStore
+	ThrottleStore
 
 	Close() error
 }

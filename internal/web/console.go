@@ -135,7 +135,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	// The attempt is reserved before the password is checked, so that
 	// concurrent attempts cannot all slip through.
 	keys := []string{loginlimit.IPKey(ip), loginlimit.LoginKey(login)}
-	if ok, wait := s.d.Throttle.Take(s.d.Clock.Now(), keys...); !ok {
+	if ok, wait := s.d.Throttle.Take(ctx, s.d.Clock.Now(), keys...); !ok {
 		setRetryAfter(w, wait)
 		showErr(http.StatusTooManyRequests, "login_throttled")
 		return
@@ -144,7 +144,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errLoginBusy):
 		// Nothing was checked, so the attempt does not count.
-		s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
+		s.d.Throttle.Refund(ctx, s.d.Clock.Now(), keys...)
 		s.d.Log.Warn("console login refused: too many password checks at once", "login", login, "ip", ip)
 		setRetryAfter(w, time.Second)
 		showErr(http.StatusTooManyRequests, "login_busy")
@@ -160,7 +160,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 		showErr(http.StatusServiceUnavailable, "login_unavailable")
 		return
 	}
-	s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
+	s.d.Throttle.Refund(ctx, s.d.Clock.Now(), keys...)
 	// The IP allow-list is checked before a session exists, so a password
 	// guessed from elsewhere is worth nothing.
 	pp := &principal{role: a.Role, tenantID: a.TenantID, ip: s.clientIP(r)}
@@ -267,7 +267,7 @@ func (s *Server) totpPost(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.d.Clock.Now()
 	key := "totp:" + p.acct.Login
-	if ok, wait := s.d.Throttle.Take(now, key); !ok {
+	if ok, wait := s.d.Throttle.Take(ctx, now, key); !ok {
 		setRetryAfter(w, wait)
 		http.Error(w, "too many attempts; wait a minute", http.StatusTooManyRequests)
 		return
@@ -297,7 +297,7 @@ func (s *Server) totpPost(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusUnauthorized, "totp", v)
 		return
 	}
-	s.d.Throttle.Refund(s.d.Clock.Now(), key)
+	s.d.Throttle.Refund(ctx, s.d.Clock.Now(), key)
 	if enrolling {
 		p.acct.TOTPSecret = secret
 		if err := s.d.Store.UpdateAccount(ctx, p.acct); err != nil {
@@ -1054,7 +1054,7 @@ func (s *Server) ownPassword(w http.ResponseWriter, r *http.Request, p *principa
 	if p.acct.Hash != "" {
 		// Guessing the current password is throttled like a login.
 		keys := []string{loginlimit.IPKey(p.ip.String()), loginlimit.LoginKey(p.acct.Login)}
-		ok, wait := s.d.Throttle.Take(s.d.Clock.Now(), keys...)
+		ok, wait := s.d.Throttle.Take(ctx, s.d.Clock.Now(), keys...)
 		var err error
 		if ok {
 			_, err = s.checkPassword(ctx, p.acct.Login, r.PostFormValue("current"))
@@ -1062,7 +1062,7 @@ func (s *Server) ownPassword(w http.ResponseWriter, r *http.Request, p *principa
 		if !ok || errors.Is(err, errLoginBusy) {
 			msg := "login_throttled"
 			if ok { // nothing was checked: the attempt does not count
-				s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
+				s.d.Throttle.Refund(ctx, s.d.Clock.Now(), keys...)
 				wait, msg = time.Second, "login_busy"
 			}
 			setRetryAfter(w, wait)
@@ -1075,7 +1075,7 @@ func (s *Server) ownPassword(w http.ResponseWriter, r *http.Request, p *principa
 			s.fail(w, r, p, badRequest("%s", s.i18n.translator(s.i18n.lang(r, s.cookieName(langCookie), p.acct.Lang)).T("password_current_wrong")))
 			return
 		}
-		s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
+		s.d.Throttle.Refund(ctx, s.d.Clock.Now(), keys...)
 	}
 	if err := s.opSetPassword(ctx, p, p.acct.ID, r.PostFormValue("password")); err != nil {
 		s.fail(w, r, p, err)

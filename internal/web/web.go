@@ -88,6 +88,9 @@ type Deps struct {
 	// Throttle limits login and TOTP attempts; the node shares one with
 	// SMTP AUTH. Nil: one of its own, in memory.
 	Throttle LoginThrottle
+	// APILimit limits API calls per token (APIRate). Nil: one of its own,
+	// in memory.
+	APILimit LoginThrottle
 	// Resolver resolves the names of tenants' delegated login servers. Nil:
 	// only IP literals and localhost resolve.
 	Resolver dnsx.Resolver
@@ -101,12 +104,11 @@ type Deps struct {
 
 // Server is the console and API.
 type Server struct {
-	d        Deps
-	admin    *admin.Service
-	mux      *http.ServeMux
-	routes   []Route
-	apiLimit apiLimiter
-	oidc     oidcClients
+	d      Deps
+	admin  *admin.Service
+	mux    *http.ServeMux
+	routes []Route
+	oidc   oidcClients
 	// upstream connects to delegated login servers; upstreamDown remembers
 	// the ones that just failed.
 	upstream     *netguard.Dialer
@@ -142,6 +144,9 @@ func New(d Deps) (*Server, error) {
 	}
 	if d.Throttle == nil {
 		d.Throttle = loginlimit.New(loginlimit.Options{})
+	}
+	if d.APILimit == nil {
+		d.APILimit = loginlimit.New(APIRate)
 	}
 	if d.DeadAfter <= 0 {
 		d.DeadAfter = 30 * time.Second

@@ -351,4 +351,15 @@ CREATE TABLE nodes (
 	addrs TEXT NOT NULL DEFAULT ''
 );
 `,
+	// 5: token buckets shared by the nodes (login throttling, API rate
+	// limits): each key's bucket is the time it is full again.
+	`
+-- Unlogged: no WAL, so a take costs no disk flush; after a crash of
+-- the server (not of a node) the table is empty, and every key starts
+-- again with a full bucket.
+CREATE UNLOGGED TABLE throttle (
+	key TEXT COLLATE "C" PRIMARY KEY,
+	full_us BIGINT NOT NULL
+);
+`,
 }

@@ -354,4 +354,12 @@ CREATE TABLE nodes (
 	addrs TEXT NOT NULL DEFAULT ''
 );
 `,
+	// 9: token buckets shared by the nodes (login throttling, API rate
+	// limits): each key's bucket is the time it is full again.
+	`
+CREATE TABLE throttle (
+	key TEXT PRIMARY KEY,
+	full_us INTEGER NOT NULL
+);
+`,
 }

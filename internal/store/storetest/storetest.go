@@ -64,6 +64,7 @@ func Run(t *testing.T, open Opener) {
 		{"LeaseRenewal", testLeaseRenewal},
 		{"ClaimsAcrossExpiry", testClaimsAcrossExpiry},
 		{"Nodes", testNodes},
+		{"Throttle", testThrottle},
 		{"QueueAdmin", testQueueAdmin},
 		{"EventsAndFind", testEventsAndFind},
 		{"OddBytes", testOddBytes},
