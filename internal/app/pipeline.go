@@ -54,7 +54,9 @@ func rewriteCopy(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdic
 }
 
 // startMaintenance runs periodic housekeeping: expired console sessions,
-// full throttle buckets and report counters past their retention. (The quarantine's jobs run in the
+// full throttle buckets and report counters past their retention. Every
+// node runs it: each job is a delete by a time bound, so running it twice
+// or on several nodes at once changes nothing more. (The quarantine's jobs run in the
 // lifecycle.)
 func (a *App) startMaintenance() {
 	ctx, cancel := context.WithCancel(context.Background())
