@@ -378,6 +378,9 @@ func leasesOf(rs []store.Recipient) []store.Lease {
 // left (a backlog) renews it first; another node may have claimed some of
 // its recipients meanwhile, and those are not attempted.
 func (q *Queue) stillOurs(ctx context.Context, job store.Job, log *slog.Logger) store.Job {
+	if len(job.Recipients) == 0 {
+		return job
+	}
 	now := q.d.Clock.Now()
 	until := job.Recipients[0].LeaseUntil
 	for _, r := range job.Recipients[1:] {
@@ -572,17 +575,20 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 	}
 	res, err := q.d.Store.Complete(ctx, store.Completion{TenantID: m.TenantID, MessageID: m.ID, Updates: updates, Events: events, Notices: pending})
 	if err != nil {
-		// The lease expires and the attempt is repeated: a possible duplicate, never a loss.
+		// The lease expires and the attempt is repeated: a possible
+		// duplicate, never a loss. The notices' blobs stay: whether the
+		// transaction committed is not known for every error, and the
+		// spool's recovery removes the blobs of messages never queued.
 		log.Error("recording delivery outcome failed", "err", err)
-		res.Notices = nil
+		return
 	}
 	q.logStale(log, res.Stale)
-	// Notices not queued (their recipients are another claim's now, or the
-	// transaction failed) leave only their blob behind.
+	// Notices not queued (every recipient they report on is another
+	// claim's now) leave only their blob behind.
 	var queued []store.QueuedMessage
 	var out [][]store.Recipient
 	for i, n := range pending {
-		if i < len(res.Notices) && res.Notices[i] != nil {
+		if res.Notices[i] != nil {
 			queued = append(queued, n.Message)
 			out = append(out, res.Notices[i])
 		} else if err := q.d.Spool.Remove(n.Message.Message.BlobKey); err != nil {
