@@ -117,7 +117,7 @@ func seedDemo(ctx context.Context, cfg config.Config, sinkAddr string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	a, err := app.Open(ctx, cfg, newLogger(os.Stderr, "warn"), app.Options{})
+	a, err := app.Open(ctx, cfg, newLogger(os.Stderr, "warn"), app.Options{Version: version})
 	if err != nil {
 		return err
 	}

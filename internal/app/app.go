@@ -47,9 +47,10 @@ type App struct {
 	Pipeline   *inbound.Pipeline
 	// Passwords bounds every password check of the node (console and SMTP
 	// AUTH) by one memory budget; LoginThrottle is their shared record of
-	// failed attempts.
+	// failed attempts, and APILimit the API's per-token rate (throttle.go).
 	Passwords     *passwd.Verifier
-	LoginThrottle *loginlimit.Memory
+	LoginThrottle loginlimit.Limiter
+	APILimit      loginlimit.Limiter
 
 	inbound, outbound *smtpin.Server
 	listeners         []net.Listener
@@ -62,6 +63,12 @@ type App struct {
 	done              chan struct{}   // closed by Close: background helpers stop
 	closeOnce         sync.Once
 	spam              spamState
+
+	// The node in the cluster (cluster.go).
+	version       string
+	started       time.Time
+	stopHeartbeat func()
+	wall          func() time.Time
 }
 
 // Options override dependencies (tests inject a clock or their own checks).
@@ -72,6 +79,11 @@ type Options struct {
 	// Passwords, when set, replaces the password verifier built from
 	// [auth] (tests instrument it).
 	Passwords *passwd.Verifier
+	// Version is reported in the node's heartbeat.
+	Version string
+	// WallClock is the machine's clock, compared with the database
+	// server's (time.Now when nil; tests skew it).
+	WallClock func() time.Time
 }
 
 // Open builds the node and recovers the spool, without listening yet. It is
@@ -130,7 +142,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		}
 	}
 	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, QSpool: qsp, Delivery: dl, Resolver: res, done: make(chan struct{}),
-		Passwords: pw, LoginThrottle: loginlimit.New(loginlimit.Options{})}
+		Passwords: pw, version: opt.Version, wall: opt.WallClock}
+	a.LoginThrottle, a.APILimit = limiters(cfg, st, log)
+	if a.wall == nil {
+		a.wall = time.Now
+	}
 	a.metrics = newMetrics()
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(dl),
@@ -184,6 +200,9 @@ func contains(xs []string, x string) bool {
 
 // Start recovers, starts the queue and opens the listeners.
 func (a *App) Start(ctx context.Context) error {
+	if err := a.joinCluster(ctx); err != nil {
+		return err
+	}
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}
@@ -256,6 +275,7 @@ func (a *App) Start(ctx context.Context) error {
 			go a.httpSrv.Serve(ln)
 		}
 	}
+	a.startHeartbeat()
 	return nil
 }
 
@@ -325,6 +345,9 @@ func (a *App) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
 		close(a.done)
+		if a.stopHeartbeat != nil {
+			a.stopHeartbeat()
+		}
 		for _, h := range a.history {
 			h.Stop()
 		}

@@ -24,8 +24,10 @@ type LifecycleOptions struct {
 }
 
 // Lifecycle runs the quarantine's scheduled jobs: retention (Purge) and
-// digests. Both are safe on several nodes (state changes are guarded in
-// the store, digests are marked per address and hour).
+// digests. Every node runs them, and each effect happens once: a copy is
+// deleted by the one node whose conditional state change (held to
+// deleted) succeeds, and each digest is claimed per address and hour with
+// a compare-and-set on its mark before it is queued.
 type Lifecycle struct {
 	Manager  *quarantine.Manager
 	Digests  *quarantine.Digests

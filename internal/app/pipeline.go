@@ -53,8 +53,10 @@ func rewriteCopy(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdic
 	return rewrite.Apply(ctx, w, r, rewrite.Spec{SubjectTag: v.TagText, Banner: v.Banner, StripParts: v.Strip, StripNotice: stripNotice, RemoveHeaders: remove})
 }
 
-// startMaintenance runs periodic housekeeping: expired console sessions and
-// report counters past their retention. (The quarantine's jobs run in the
+// startMaintenance runs periodic housekeeping: expired console sessions,
+// full throttle buckets and report counters past their retention. Every
+// node runs it: each job is a delete by a time bound, so running it twice
+// or on several nodes at once changes nothing more. (The quarantine's jobs run in the
 // lifecycle.)
 func (a *App) startMaintenance() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -66,6 +68,9 @@ func (a *App) startMaintenance() {
 			now := a.Clock.Now()
 			if _, err := a.Store.PurgeSessions(ctx, now); err != nil && ctx.Err() == nil {
 				a.Log.Error("session purge", "err", err)
+			}
+			if _, err := a.Store.PurgeThrottle(ctx, now); err != nil && ctx.Err() == nil {
+				a.Log.Error("throttle purge", "err", err)
 			}
 			months := a.Config.HTTP.ReportMonths
 			if months < 2 {

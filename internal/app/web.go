@@ -62,7 +62,8 @@ func (a *App) Web() (*web.Server, error) {
 			return quarantine.QuotaBytes(s)
 		},
 		Config: a.Config.HTTP, Hostname: a.Config.Hostname, Clock: a.Clock, Log: a.Log.With("stage", "web"), Zone: a.Zone(),
-		Passwords: a.Passwords, Throttle: a.LoginThrottle, Resolver: a.Resolver,
+		DeadAfter: a.Config.Cluster.DeadAfter.Duration,
+		Passwords: a.Passwords, Throttle: a.LoginThrottle, APILimit: a.APILimit, Resolver: a.Resolver,
 		Upstreams: netguard.Policy{Allow: a.Config.Auth.UpstreamNets()},
 		Extra: map[string]http.Handler{
 			"GET /metrics": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -57,6 +57,7 @@ type Config struct {
 	Postmaster string `toml:"postmaster" doc:"Where mail to the bare <Postmaster> (RFC 5321 4.5.1: no domain) arriving on the inbound listener goes: an address in a served domain, which it then reaches through that domain's route and checks like any mail to it. Empty: postmaster@ the served domain the hostname is in (mx.example.com: example.com, or the hostname itself when it is served). When neither is served, <Postmaster> gets 451 4.3.5 and an error is logged. postmaster@ every served domain is always accepted."`
 
 	Store    StoreConfig    `toml:"store" doc:"Where tenants, policies, the queue's envelopes and the tracking log are kept. The default needs nothing: an embedded SQLite file for a single node. Several nodes share one PostgreSQL database instead (docs/cluster.md)."`
+	Cluster  ClusterConfig  `toml:"cluster" doc:"How the nodes sharing a store keep track of each other (docs/cluster.md)."`
 	DNS      DNSConfig      `toml:"dns"`
 	TLS      TLSConfig      `toml:"tls"`
 	Inbound  ListenerConfig `toml:"inbound" doc:"The internet-facing MX listener (port 25)."`
@@ -74,6 +75,13 @@ type StoreConfig struct {
 	Driver       string `toml:"driver" doc:"sqlite (data_dir/mailgate.db) or postgres."`
 	DSN          string `toml:"dsn" doc:"With postgres: the connection string, e.g. \"postgres://mailgate@db1.example.com:5432/mailgate?sslmode=verify-full\" (or the key=value form). Leave the password out of it: use password_file, or libpq's PGPASSWORD or PGPASSFILE (~/.pgpass), which apply as for psql. pool_max_conns=N sets the connections per node (default 16)."`
 	PasswordFile string `toml:"password_file" doc:"With postgres: a file whose first line is the database password (a mounted secret, mode 0600); it replaces any password in dsn."`
+}
+
+// ClusterConfig is the nodes' heartbeat and clock agreement.
+type ClusterConfig struct {
+	Heartbeat    Duration `toml:"heartbeat" doc:"How often each node records in the store that it is alive (mailgate cluster status, the console's dashboard)."`
+	DeadAfter    Duration `toml:"dead_after" doc:"A node not heard from for this long is shown as dead. Its queue leases are taken over when they expire ([queue] lease), not at this time."`
+	MaxClockSkew Duration `toml:"max_clock_skew" doc:"Largest difference allowed between this node's clock and the PostgreSQL server's: a node beyond it refuses to start, and logs an error at each heartbeat while running. 0 turns the check off. Not checked on SQLite (one node, one clock)."`
 }
 
 // ChecksConfig switches the inbound checks on and tells them where their
@@ -172,7 +180,7 @@ type QueueConfig struct {
 	Jitter        float64    `toml:"jitter" doc:"Random spread added to each wait, as a fraction (0.1 = up to 10% later)."`
 	DelayWarning  Duration   `toml:"delay_warning" doc:"Age at which one delay notice goes to the sender (0: never)."`
 	Bounce        Duration   `toml:"bounce_after" doc:"Age at which undelivered recipients bounce with a DSN."`
-	PollInterval  Duration   `toml:"poll_interval" doc:"How often the queue looks for due messages (also how fast a CLI 'retry now' takes effect)."`
+	PollInterval  Duration   `toml:"poll_interval" doc:"How often the queue looks for due messages. On SQLite also how fast a CLI 'retry now' takes effect; on PostgreSQL the nodes are woken at once when another node or the CLI makes work due (LISTEN/NOTIFY), and poll at this interval for retries coming due."`
 	Lease         Duration   `toml:"lease" doc:"How long a node owns a delivery attempt before another node may take it over."`
 	Workers       int        `toml:"workers" doc:"Concurrent deliveries in total."`
 	DSNLanguage   string     `toml:"dsn_language" doc:"Language of DSN texts: en, or ja (Japanese followed by English)."`
@@ -219,6 +227,7 @@ func Default() Config {
 		DataDir:  "data",
 		LogLevel: "info",
 		Store:    StoreConfig{Driver: "sqlite"},
+		Cluster:  ClusterConfig{Heartbeat: D(10 * time.Second), DeadAfter: D(30 * time.Second), MaxClockSkew: D(2 * time.Second)},
 		DNS:      DNSConfig{Timeout: D(5 * time.Second)},
 		Inbound: ListenerConfig{
 			Listen: []string{"0.0.0.0:25"}, BareLF: "reject",
@@ -291,6 +300,15 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("store.driver must be sqlite or postgres, not %q", c.Store.Driver)
+	}
+	if c.Cluster.Heartbeat.Duration <= 0 {
+		return fmt.Errorf("cluster.heartbeat must be positive")
+	}
+	if c.Cluster.DeadAfter.Duration <= c.Cluster.Heartbeat.Duration {
+		return fmt.Errorf("cluster.dead_after (%s) must be longer than cluster.heartbeat (%s)", c.Cluster.DeadAfter.Duration, c.Cluster.Heartbeat.Duration)
+	}
+	if c.Cluster.MaxClockSkew.Duration < 0 {
+		return fmt.Errorf("cluster.max_clock_skew must not be negative")
 	}
 	if c.HTTP.ReportZone != "" {
 		if _, err := time.LoadLocation(c.HTTP.ReportZone); err != nil {

@@ -1,17 +1,33 @@
 // Package loginlimit throttles password guessing: a token bucket per key
 // (a client network, a login name), from which every attempt takes a token
 // before the password is checked. Console logins, delegated logins and SMTP
-// AUTH share one Memory limiter per process; the users of this package
-// define the small interface they need, so a store-backed limiter shared by
-// several nodes can replace it.
+// AUTH share one limiter per node, and the API's per-token rate limit is
+// one too. Memory keeps the buckets in the process (one node); Shared keeps
+// them in the store, so that several nodes see every attempt. The users of
+// this package define the small interface they need (Limiter's methods).
 package loginlimit
 
 import (
+	"context"
+	"log/slog"
 	"math"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// Limiter is what Memory and Shared offer.
+type Limiter interface {
+	Take(ctx context.Context, now time.Time, keys ...string) (bool, time.Duration)
+	Refund(ctx context.Context, now time.Time, keys ...string)
+}
+
+var (
+	_ Limiter = (*Memory)(nil)
+	_ Limiter = (*Shared)(nil)
 )
 
 // Defaults: a burst of 5 attempts, then one every 12 seconds (300 guesses
@@ -111,7 +127,7 @@ func (l *Memory) room(now time.Time, n int) bool {
 // true when each key had a token (all are then spent), or false and how
 // long until every key has one again. Reserving before the password check,
 // not charging after it, is what keeps concurrent attempts from all passing.
-func (l *Memory) Take(now time.Time, keys ...string) (bool, time.Duration) {
+func (l *Memory) Take(_ context.Context, now time.Time, keys ...string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var wait time.Duration
@@ -138,13 +154,57 @@ func (l *Memory) Take(now time.Time, keys ...string) (bool, time.Duration) {
 
 // Refund gives back the tokens a successful attempt took (only failures
 // count against a key).
-func (l *Memory) Refund(now time.Time, keys ...string) {
+func (l *Memory) Refund(_ context.Context, now time.Time, keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, k := range keys {
 		if _, ok := l.m[k]; ok {
 			l.set(k, now, l.level(k, now)+1)
 		}
+	}
+}
+
+// Shared is a limiter whose buckets are in the store (store.ThrottleStore),
+// shared by every node: an attacker gains nothing by spreading attempts
+// over them. Each Take is one atomic store write. When the store cannot be
+// reached an attempt is refused (and logged): the login it guards needs
+// the store too.
+type Shared struct {
+	st   store.ThrottleStore
+	rate store.Rate
+	log  *slog.Logger
+}
+
+// NewShared returns a limiter on st with o's burst and rate (MaxKeys does
+// not apply: the store bounds nothing, and PurgeThrottle drops full buckets).
+func NewShared(st store.ThrottleStore, o Options, log *slog.Logger) *Shared {
+	if o.Burst <= 0 {
+		o.Burst = DefaultBurst
+	}
+	if o.Every <= 0 {
+		o.Every = DefaultEvery
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Shared{st: st, rate: store.Rate{Burst: o.Burst, Every: o.Every}, log: log}
+}
+
+// Take reserves one attempt for every key at once, or for none, as
+// Memory.Take does.
+func (l *Shared) Take(ctx context.Context, now time.Time, keys ...string) (bool, time.Duration) {
+	ok, wait, err := l.st.ThrottleTake(ctx, now, l.rate, keys)
+	if err != nil {
+		l.log.Error("throttle not readable; attempt refused", "err", err)
+		return false, l.rate.Every
+	}
+	return ok, wait
+}
+
+// Refund gives back the tokens a successful attempt took.
+func (l *Shared) Refund(ctx context.Context, now time.Time, keys ...string) {
+	if err := l.st.ThrottleRefund(ctx, now, l.rate, keys); err != nil {
+		l.log.Warn("throttle refund not recorded", "err", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package loginlimit
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -9,21 +10,23 @@ import (
 
 var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
+var ctx = context.Background()
+
 func TestBurstThenOneEvery(t *testing.T) {
 	l := New(Options{})
 	for i := range DefaultBurst {
-		if ok, _ := l.Take(t0, "ip:192.0.2.1", "login:alice"); !ok {
+		if ok, _ := l.Take(ctx, t0, "ip:192.0.2.1", "login:alice"); !ok {
 			t.Fatalf("attempt %d refused", i+1)
 		}
 	}
-	ok, wait := l.Take(t0, "ip:192.0.2.1", "login:alice")
+	ok, wait := l.Take(ctx, t0, "ip:192.0.2.1", "login:alice")
 	if ok || wait != DefaultEvery {
 		t.Fatalf("sixth attempt: ok=%v wait=%v", ok, wait)
 	}
-	if ok, wait := l.Take(t0.Add(DefaultEvery/2), "ip:192.0.2.1", "login:alice"); ok || wait != DefaultEvery/2 {
+	if ok, wait := l.Take(ctx, t0.Add(DefaultEvery/2), "ip:192.0.2.1", "login:alice"); ok || wait != DefaultEvery/2 {
 		t.Fatalf("half-way: ok=%v wait=%v", ok, wait)
 	}
-	if ok, _ := l.Take(t0.Add(DefaultEvery), "ip:192.0.2.1", "login:alice"); !ok {
+	if ok, _ := l.Take(ctx, t0.Add(DefaultEvery), "ip:192.0.2.1", "login:alice"); !ok {
 		t.Fatal("a token came back after Every")
 	}
 }
@@ -33,13 +36,13 @@ func TestBurstThenOneEvery(t *testing.T) {
 func TestTakeIsAllOrNothing(t *testing.T) {
 	l := New(Options{Burst: 2})
 	for range 2 {
-		l.Take(t0, "ip:a", "login:alice")
+		l.Take(ctx, t0, "ip:a", "login:alice")
 	}
-	if ok, _ := l.Take(t0, "ip:a", "login:bob"); ok {
+	if ok, _ := l.Take(ctx, t0, "ip:a", "login:bob"); ok {
 		t.Fatal("exhausted address let another login through")
 	}
 	for i := range 2 {
-		if ok, _ := l.Take(t0, "ip:b", "login:bob"); !ok {
+		if ok, _ := l.Take(ctx, t0, "ip:b", "login:bob"); !ok {
 			t.Fatalf("bob from another address, attempt %d: the refused Take spent his token", i+1)
 		}
 	}
@@ -55,7 +58,7 @@ func TestConcurrentTakesGetExactlyTheBurst(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if ok, _ := l.Take(t0, "ip:a", "login:alice"); ok {
+			if ok, _ := l.Take(ctx, t0, "ip:a", "login:alice"); ok {
 				passed.Add(1)
 			}
 		}()
@@ -68,18 +71,18 @@ func TestConcurrentTakesGetExactlyTheBurst(t *testing.T) {
 
 func TestRefundGivesBackTheAttempt(t *testing.T) {
 	l := New(Options{Burst: 1})
-	if ok, _ := l.Take(t0, "ip:a", "login:alice"); !ok {
+	if ok, _ := l.Take(ctx, t0, "ip:a", "login:alice"); !ok {
 		t.Fatal("first")
 	}
-	l.Refund(t0, "ip:a", "login:alice")
-	if ok, _ := l.Take(t0, "ip:a", "login:alice"); !ok {
+	l.Refund(ctx, t0, "ip:a", "login:alice")
+	if ok, _ := l.Take(ctx, t0, "ip:a", "login:alice"); !ok {
 		t.Fatal("a refunded attempt was still counted")
 	}
 	// Refunds never raise a key above its burst.
-	l.Refund(t0, "ip:a", "login:alice")
-	l.Refund(t0, "ip:a", "login:alice")
-	l.Take(t0, "ip:a", "login:alice")
-	if ok, _ := l.Take(t0, "ip:a", "login:alice"); ok {
+	l.Refund(ctx, t0, "ip:a", "login:alice")
+	l.Refund(ctx, t0, "ip:a", "login:alice")
+	l.Take(ctx, t0, "ip:a", "login:alice")
+	if ok, _ := l.Take(ctx, t0, "ip:a", "login:alice"); ok {
 		t.Fatal("refunds saved up more than the burst")
 	}
 }
@@ -88,16 +91,16 @@ func TestRefundGivesBackTheAttempt(t *testing.T) {
 // table is full of draining keys, new keys are refused.
 func TestKeyBoundFailsClosed(t *testing.T) {
 	l := New(Options{Burst: 1, MaxKeys: 4})
-	l.Take(t0, "ip:a", "login:alice")
-	l.Take(t0, "ip:b", "login:bob")
-	if ok, _ := l.Take(t0, "ip:c", "login:carol"); ok {
+	l.Take(ctx, t0, "ip:a", "login:alice")
+	l.Take(ctx, t0, "ip:b", "login:bob")
+	if ok, _ := l.Take(ctx, t0, "ip:c", "login:carol"); ok {
 		t.Fatal("a full table took new keys")
 	}
-	if ok, _ := l.Take(t0, "ip:a", "login:alice"); ok {
+	if ok, _ := l.Take(ctx, t0, "ip:a", "login:alice"); ok {
 		t.Fatal("alice's record was dropped")
 	}
 	// Once the old keys are full again they carry nothing and make room.
-	if ok, _ := l.Take(t0.Add(time.Minute), "ip:c", "login:carol"); !ok {
+	if ok, _ := l.Take(ctx, t0.Add(time.Minute), "ip:c", "login:carol"); !ok {
 		t.Fatal("full buckets were not pruned")
 	}
 }

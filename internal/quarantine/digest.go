@@ -34,9 +34,9 @@ const recipientWindow = 15 * 24 * time.Hour
 // time of each address's last digest is a store Mark ("digest:<rcpt>",
 // "admin-digest" for the tenant digest), so a digest is sent once per
 // scheduled hour, late if no node ran at that hour, and only when there is
-// something new. Two nodes running in the same instant can both send one
-// (the store offers no compare-and-set on marks); running the job on one
-// node, or a few seconds apart, avoids it.
+// something new. Each digest is claimed by moving its mark with the
+// store's compare-and-set (ClaimMark) before it is queued, so of nodes
+// running the job at the same instant exactly one sends it.
 type Digests struct {
 	Manager *Manager
 	// BaseURL is the console's external root URL, e.g.

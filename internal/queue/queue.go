@@ -5,11 +5,14 @@
 // DSNs, and offers the operator's queue actions.
 //
 // State lives in the store; this package keeps only work in flight. Work is
-// claimed with leases in the node's name, so several nodes can share one
-// PostgreSQL queue later, and a restarted node releases its old leases at
-// start. The next attempt time is written before each attempt's outcome is
-// acted on, and a DSN is made durable before the recipient it reports on is
-// marked final: a crash may repeat a DSN but never loses one.
+// claimed with leases in the node's name, so several nodes share one
+// PostgreSQL queue, and a restarted node releases its old leases at start.
+// Every claim carries a fencing token: attempts in progress renew their
+// leases, an attempt whose lease was taken over by another node stops,
+// and its outcome is refused by the store, so it is neither recorded nor
+// counted twice. An attempt's outcome and the DSNs it causes are committed
+// in one transaction: a DSN is never lost, and never sent about a
+// recipient whose outcome was not recorded.
 package queue
 
 import (
@@ -74,7 +77,21 @@ type Queue struct {
 	// stopping is closed by Stop: the poller ends at once rather than at
 	// its next tick (which may be an hour away).
 	stopping chan struct{}
+
+	// attempts are the deliveries in progress, whose leases the renewer
+	// extends.
+	attemptsMu sync.Mutex
+	attempts   map[*attempt]struct{}
 }
+
+// attempt is one job being delivered.
+type attempt struct {
+	leases []store.Lease
+	cancel context.CancelCauseFunc
+}
+
+// errLeaseLost ends an attempt whose recipients another claim now owns.
+var errLeaseLost = errors.New("lease lost: another node owns these recipients now")
 
 // New builds a queue.
 func New(d Deps) *Queue {
@@ -87,7 +104,7 @@ func New(d Deps) *Queue {
 	if d.Rand == nil {
 		d.Rand = rand.Float64
 	}
-	q := &Queue{d: d, log: d.Log.With("stage", "queue"), stopping: make(chan struct{})}
+	q := &Queue{d: d, log: d.Log.With("stage", "queue"), stopping: make(chan struct{}), attempts: map[*attempt]struct{}{}}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -113,8 +130,9 @@ func (q *Queue) Start(ctx context.Context) error {
 		q.wg.Add(1)
 		go q.worker(ctx)
 	}
-	q.wg.Add(1)
+	q.wg.Add(2)
 	go q.poller(ctx)
+	go q.renewer(ctx)
 	return nil
 }
 
@@ -160,31 +178,42 @@ func (q *Queue) Accept(ctx context.Context, a store.Acceptance) error {
 	q.mu.Lock()
 	running := q.started && !q.closed
 	q.mu.Unlock()
-	now := q.d.Clock.Now()
 	for k := range a.Queue {
-		rcpts := a.Queue[k].Recipients
-		for i := range rcpts {
-			if rcpts[i].NextAttempt.IsZero() {
-				rcpts[i].NextAttempt = now
-			}
-			if running && rcpts[i].State == store.Queued {
-				rcpts[i].LeaseOwner = q.d.Node
-				rcpts[i].LeaseUntil = now.Add(q.d.Config.Lease.Duration)
-			}
-		}
+		q.leaseNew(a.Queue[k].Recipients, running)
 	}
 	out, err := q.d.Store.Accept(ctx, a)
 	if err != nil {
 		return err
 	}
-	if !running {
-		return nil
+	if running {
+		q.handOff(a.Queue, out)
 	}
+	return nil
+}
+
+// leaseNew sets the first attempt time of recipients about to be queued
+// and, while the queue runs, leases the queued ones to this node.
+func (q *Queue) leaseNew(rcpts []store.Recipient, running bool) {
+	now := q.d.Clock.Now()
+	for i := range rcpts {
+		if rcpts[i].NextAttempt.IsZero() {
+			rcpts[i].NextAttempt = now
+		}
+		if running && rcpts[i].State == store.Queued {
+			rcpts[i].LeaseOwner = q.d.Node
+			rcpts[i].LeaseUntil = now.Add(q.d.Config.Lease.Duration)
+		}
+	}
+}
+
+// handOff gives the workers the queued recipients just committed (out[k]
+// are msgs[k]'s, nil when it was not queued) that are leased to this node.
+func (q *Queue) handOff(msgs []store.QueuedMessage, out [][]store.Recipient) {
 	var jobs []store.Job
 	for k, rs := range out {
-		job := store.Job{Message: a.Queue[k].Message}
+		job := store.Job{Message: msgs[k].Message}
 		for _, r := range rs {
-			if r.State == store.Queued {
+			if r.State == store.Queued && r.LeaseOwner == q.d.Node {
 				job.Recipients = append(job.Recipients, r)
 			}
 		}
@@ -195,7 +224,6 @@ func (q *Queue) Accept(ctx context.Context, a store.Acceptance) error {
 	if len(jobs) > 0 {
 		q.push(jobs...)
 	}
-	return nil
 }
 
 func (q *Queue) push(jobs ...store.Job) {
@@ -215,6 +243,11 @@ func (q *Queue) poller(ctx context.Context) {
 	}
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	// A shared store wakes the poller when other nodes make work due.
+	var wake <-chan struct{}
+	if w, ok := q.d.Store.(store.QueueWatcher); ok {
+		wake = w.WatchQueue(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -222,6 +255,10 @@ func (q *Queue) poller(ctx context.Context) {
 		case <-q.stopping:
 			return
 		case <-t.C:
+		case _, ok := <-wake:
+			if !ok {
+				wake = nil
+			}
 		}
 		q.mu.Lock()
 		closed, backlog := q.closed, len(q.pending)
@@ -251,6 +288,134 @@ func (q *Queue) ClaimDue(ctx context.Context) (int, error) {
 		q.push(jobs...)
 	}
 	return len(jobs), nil
+}
+
+// renewer extends the leases of the attempts in progress every third of
+// the lease, so a long delivery keeps its recipients.
+func (q *Queue) renewer(ctx context.Context) {
+	defer q.wg.Done()
+	iv := q.d.Config.Lease.Duration / 3
+	if iv <= 0 {
+		iv = time.Minute
+	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.stopping:
+			return
+		case <-t.C:
+		}
+		if err := q.RenewLeases(ctx); err != nil && ctx.Err() == nil {
+			q.log.Error("renewing the leases of deliveries in progress", "err", err)
+		}
+	}
+}
+
+// RenewLeases extends the leases of every attempt in progress to a full
+// lease from now, in one store write (the renewer calls it; tests call it
+// after moving the clock). An attempt that lost any of its recipients to
+// another claim is cancelled: the recipients still its own are deferred,
+// and the others are the new holder's to deliver.
+func (q *Queue) RenewLeases(ctx context.Context) error {
+	q.attemptsMu.Lock()
+	var leases []store.Lease
+	for a := range q.attempts {
+		leases = append(leases, a.leases...)
+	}
+	q.attemptsMu.Unlock()
+	if len(leases) == 0 {
+		return nil
+	}
+	lost, err := q.d.Store.RenewLeases(ctx, q.d.Node, leases, q.d.Clock.Now().Add(q.d.Config.Lease.Duration))
+	if err != nil || len(lost) == 0 {
+		return err
+	}
+	gone := map[int64]bool{}
+	for _, id := range lost {
+		gone[id] = true
+	}
+	q.attemptsMu.Lock()
+	defer q.attemptsMu.Unlock()
+	for a := range q.attempts {
+		for _, l := range a.leases {
+			if gone[l.ID] {
+				a.cancel(errLeaseLost)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// begin registers an attempt of job for renewal and returns its context.
+func (q *Queue) begin(ctx context.Context, job store.Job) (context.Context, func()) {
+	actx, cancel := context.WithCancelCause(ctx)
+	a := &attempt{leases: leasesOf(job.Recipients), cancel: cancel}
+	q.attemptsMu.Lock()
+	q.attempts[a] = struct{}{}
+	q.attemptsMu.Unlock()
+	return actx, func() {
+		q.attemptsMu.Lock()
+		delete(q.attempts, a)
+		q.attemptsMu.Unlock()
+		cancel(nil)
+	}
+}
+
+func leasesOf(rs []store.Recipient) []store.Lease {
+	out := make([]store.Lease, len(rs))
+	for i, r := range rs {
+		out[i] = store.Lease{ID: r.ID, Token: r.LeaseToken}
+	}
+	return out
+}
+
+// stillOurs drops the recipients of a job whose lease is no longer this
+// node's. A job that waited in memory until less than half its lease was
+// left (a backlog) renews it first; another node may have claimed some of
+// its recipients meanwhile, and those are not attempted.
+func (q *Queue) stillOurs(ctx context.Context, job store.Job, log *slog.Logger) store.Job {
+	if len(job.Recipients) == 0 {
+		return job
+	}
+	now := q.d.Clock.Now()
+	until := job.Recipients[0].LeaseUntil
+	for _, r := range job.Recipients[1:] {
+		if r.LeaseUntil.Before(until) {
+			until = r.LeaseUntil
+		}
+	}
+	if until.Sub(now) > q.d.Config.Lease.Duration/2 {
+		return job
+	}
+	lost, err := q.d.Store.RenewLeases(ctx, q.d.Node, leasesOf(job.Recipients), now.Add(q.d.Config.Lease.Duration))
+	if err != nil {
+		if now.Before(until) {
+			return job // the lease still holds; the attempt's outcome is fenced anyway
+		}
+		log.Error("lease expired and could not be renewed; leaving the message to the next claim", "err", err)
+		job.Recipients = nil
+		return job
+	}
+	if len(lost) == 0 {
+		return job
+	}
+	gone := map[int64]bool{}
+	for _, id := range lost {
+		gone[id] = true
+	}
+	var kept []store.Recipient
+	for _, r := range job.Recipients {
+		if !gone[r.ID] {
+			kept = append(kept, r)
+		}
+	}
+	log.Warn("lease lost before the attempt; another node delivers these recipients", "lost", len(lost), "kept", len(kept))
+	job.Recipients = kept
+	return job
 }
 
 func (q *Queue) worker(ctx context.Context) {
@@ -303,7 +468,7 @@ func (q *Queue) deferAfterPanic(ctx context.Context, job store.Job, p any, stack
 	updates := make([]store.RecipientUpdate, 0, len(job.Recipients))
 	events := make([]store.Event, 0, len(job.Recipients))
 	for _, r := range job.Recipients {
-		u := store.RecipientUpdate{ID: r.ID, State: store.Queued, LastReply: panicReply, CountAttempt: true, DelayNotified: r.DelayNotified}
+		u := store.RecipientUpdate{ID: r.ID, LeaseToken: r.LeaseToken, State: store.Queued, LastReply: panicReply, CountAttempt: true, DelayNotified: r.DelayNotified}
 		ev := store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Rcpt: r.Addr, Kind: "deferred"}
 		if now.Sub(m.ReceivedAt) >= q.d.Config.Bounce.Duration {
 			u.State, u.NextAttempt = store.Held, now
@@ -315,10 +480,12 @@ func (q *Queue) deferAfterPanic(ctx context.Context, job store.Job, p any, stack
 		updates = append(updates, u)
 		events = append(events, ev)
 	}
-	if _, err := q.d.Store.Complete(context.WithoutCancel(ctx), m.TenantID, m.ID, updates, events); err != nil {
+	res, err := q.d.Store.Complete(context.WithoutCancel(ctx), store.Completion{TenantID: m.TenantID, MessageID: m.ID, Updates: updates, Events: events})
+	if err != nil {
 		// The lease runs out and the attempt is repeated then.
 		log.Error("recording the failed attempt", "err", err)
 	}
+	q.logStale(log, res.Stale)
 }
 
 // Process makes one delivery attempt for a job's recipients and records the
@@ -326,6 +493,9 @@ func (q *Queue) deferAfterPanic(ctx context.Context, job store.Job, p any, stack
 func (q *Queue) Process(ctx context.Context, job store.Job) {
 	m := job.Message
 	log := q.log.With("id", m.ID, "tenant", m.TenantID)
+	if job = q.stillOurs(ctx, job, log); len(job.Recipients) == 0 {
+		return
+	}
 	f, err := q.d.Spool.Open(m.BlobKey)
 	if err != nil {
 		log.Error("message blob missing; holding message", "err", err)
@@ -336,6 +506,8 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 	}
 	f.Close()
 
+	actx, end := q.begin(ctx, job)
+	defer end()
 	byDomain := map[string][]store.Recipient{}
 	var order []string
 	for _, r := range job.Recipients {
@@ -348,9 +520,10 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 	var updates []store.RecipientUpdate
 	var events []store.Event
 	notices := map[dsn.Kind][]dsn.Recipient{}
+	about := map[dsn.Kind][]int64{}
 	for _, dom := range order {
 		rs := byDomain[dom]
-		results := q.attempt(ctx, m, dom, rs)
+		results := q.attempt(actx, m, dom, rs)
 		now := q.d.Clock.Now()
 		for i, r := range rs {
 			res := results[i]
@@ -359,16 +532,22 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 			events = append(events, ev)
 			if n.entry != nil {
 				notices[n.kind] = append(notices[n.kind], *n.entry)
+				about[n.kind] = append(about[n.kind], r.ID)
 			}
 		}
 	}
-	// DSNs first: durable before the recipients they report on are final.
+	if errors.Is(context.Cause(actx), errLeaseLost) {
+		log.Warn("attempt stopped: " + errLeaseLost.Error())
+	}
+	// DSNs are written now and queued in the transaction that records the
+	// outcomes they report: durable together, or not at all.
+	var pending []store.Notice
 	for _, kind := range []dsn.Kind{dsn.Failure, dsn.Delay, dsn.Relayed} {
 		rcpts := notices[kind]
 		if len(rcpts) == 0 {
 			continue
 		}
-		id, err := q.SendDSN(ctx, m, kind, rcpts)
+		qm, err := q.prepareDSN(m, kind, rcpts)
 		if err != nil {
 			if kind == dsn.Relayed {
 				// The copy is delivered: attempting it again to retry a
@@ -387,22 +566,57 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 			}
 			continue
 		}
+		q.leaseNew(qm.Recipients, q.running())
+		pending = append(pending, store.Notice{Message: qm, About: about[kind]})
 		for _, r := range rcpts {
 			events = append(events, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: q.d.Clock.Now(), Kind: "dsn",
-				Rcpt: r.FinalRecipient, Detail: fmt.Sprintf("%s notice to <%s> queued as %s", strings.ToLower(kind.String()), m.MailFrom, id)})
+				Rcpt: r.FinalRecipient, Detail: fmt.Sprintf("%s notice to <%s> queued as %s", strings.ToLower(kind.String()), m.MailFrom, qm.Message.ID)})
 		}
 	}
-	done, err := q.d.Store.Complete(ctx, m.TenantID, m.ID, updates, events)
+	res, err := q.d.Store.Complete(ctx, store.Completion{TenantID: m.TenantID, MessageID: m.ID, Updates: updates, Events: events, Notices: pending})
 	if err != nil {
-		// The lease expires and the attempt is repeated: a possible duplicate, never a loss.
+		// The lease expires and the attempt is repeated: a possible
+		// duplicate, never a loss. The notices' blobs stay: whether the
+		// transaction committed is not known for every error, and the
+		// spool's recovery removes the blobs of messages never queued.
 		log.Error("recording delivery outcome failed", "err", err)
 		return
 	}
-	if done {
+	q.logStale(log, res.Stale)
+	// Notices not queued (every recipient they report on is another
+	// claim's now) leave only their blob behind.
+	var queued []store.QueuedMessage
+	var out [][]store.Recipient
+	for i, n := range pending {
+		if res.Notices[i] != nil {
+			queued = append(queued, n.Message)
+			out = append(out, res.Notices[i])
+		} else if err := q.d.Spool.Remove(n.Message.Message.BlobKey); err != nil {
+			log.Warn("remove unqueued notice", "err", err)
+		}
+	}
+	if len(queued) > 0 && q.running() {
+		q.handOff(queued, out)
+	}
+	if res.Done {
 		if err := q.d.Spool.Remove(m.BlobKey); err != nil {
 			log.Error("remove blob", "err", err)
 		}
 	}
+}
+
+// logStale reports outcomes the store refused: another node claimed
+// those recipients after this node's lease ran out, and records theirs.
+func (q *Queue) logStale(log *slog.Logger, stale []int64) {
+	if len(stale) > 0 {
+		log.Warn("outcome not recorded: "+errLeaseLost.Error(), "recipients", stale)
+	}
+}
+
+func (q *Queue) running() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.started && !q.closed
 }
 
 func domainOf(a string) string {
@@ -479,7 +693,7 @@ type notice struct {
 // if any.
 func (q *Queue) outcome(m store.Message, r store.Recipient, res delivery.Result, now time.Time) (store.RecipientUpdate, store.Event, notice) {
 	cfg := q.d.Config
-	u := store.RecipientUpdate{ID: r.ID, LastCode: res.Code, LastReply: replyText(res), RemoteMTA: res.Remote, CountAttempt: true, DelayNotified: r.DelayNotified}
+	u := store.RecipientUpdate{ID: r.ID, LeaseToken: r.LeaseToken, LastCode: res.Code, LastReply: replyText(res), RemoteMTA: res.Remote, CountAttempt: true, DelayNotified: r.DelayNotified}
 	ev := store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Rcpt: r.Addr, Remote: res.Remote, Detail: replyText(res)}
 	entry := func(status string) *dsn.Recipient {
 		if status == "" {
@@ -589,12 +803,21 @@ func diagnostic(r delivery.Result) string {
 // SendDSN builds a delivery status notification about m to its sender and
 // enqueues it from the null sender. It returns the DSN's queue ID.
 func (q *Queue) SendDSN(ctx context.Context, m store.Message, kind dsn.Kind, rcpts []dsn.Recipient) (string, error) {
+	qm, err := q.prepareDSN(m, kind, rcpts)
+	if err != nil {
+		return "", err
+	}
+	return q.commit(ctx, qm)
+}
+
+// prepareDSN builds a DSN about m and writes its blob; the caller queues it.
+func (q *Queue) prepareDSN(m store.Message, kind dsn.Kind, rcpts []dsn.Recipient) (store.QueuedMessage, error) {
 	if m.MailFrom == "" || m.Direction == store.DSN {
-		return "", errors.New("no DSN for a null-sender message")
+		return store.QueuedMessage{}, errors.New("no DSN for a null-sender message")
 	}
 	orig, err := q.d.Spool.Open(m.BlobKey)
 	if err != nil {
-		return "", fmt.Errorf("open original: %w", err)
+		return store.QueuedMessage{}, fmt.Errorf("open original: %w", err)
 	}
 	defer orig.Close()
 	now := q.d.Clock.Now()
@@ -604,15 +827,34 @@ func (q *Queue) SendDSN(ctx context.Context, m store.Message, kind dsn.Kind, rcp
 		Language: q.d.Config.DSNLanguage,
 	})
 	if err != nil {
-		return "", fmt.Errorf("build DSN: %w", err)
+		return store.QueuedMessage{}, fmt.Errorf("build DSN: %w", err)
 	}
-	return q.Submit(ctx, store.Message{TenantID: m.TenantID, Direction: store.DSN, MailFrom: "", Subject: "Delivery Status Notification (" + kind.String() + ")"},
+	return q.prepare(store.Message{TenantID: m.TenantID, Direction: store.DSN, MailFrom: "", Subject: "Delivery Status Notification (" + kind.String() + ")"},
 		[]string{m.MailFrom}, bytes.NewReader(body), fmt.Sprintf("%s notice about %s", strings.ToLower(kind.String()), m.ID))
 }
 
 // Submit writes a locally generated message (DSNs, later notices and
 // released quarantine copies) durably and enqueues it.
 func (q *Queue) Submit(ctx context.Context, m store.Message, rcpts []string, body io.Reader, why string) (string, error) {
+	qm, err := q.prepare(m, rcpts, body, why)
+	if err != nil {
+		return "", err
+	}
+	return q.commit(ctx, qm)
+}
+
+// commit queues a prepared message, or removes its blob.
+func (q *Queue) commit(ctx context.Context, qm store.QueuedMessage) (string, error) {
+	if err := q.Enqueue(ctx, qm.Message, qm.Recipients, qm.Events); err != nil {
+		q.d.Spool.Remove(qm.Message.ID)
+		return "", err
+	}
+	return qm.Message.ID, nil
+}
+
+// prepare writes a locally generated message's blob durably and returns
+// its queue entry, not yet committed.
+func (q *Queue) prepare(m store.Message, rcpts []string, body io.Reader, why string) (store.QueuedMessage, error) {
 	now := q.d.Clock.Now()
 	m.ID = store.NewMessageID(now)
 	m.BlobKey = m.ID
@@ -621,14 +863,14 @@ func (q *Queue) Submit(ctx context.Context, m store.Message, rcpts []string, bod
 	m.Helo = q.d.Hostname
 	w, err := q.d.Spool.Create(m.ID)
 	if err != nil {
-		return "", err
+		return store.QueuedMessage{}, err
 	}
 	if _, err := io.Copy(w, body); err != nil {
 		w.Abort()
-		return "", fmt.Errorf("write message: %w", err)
+		return store.QueuedMessage{}, fmt.Errorf("write message: %w", err)
 	}
 	if err := w.Commit(); err != nil {
-		return "", err
+		return store.QueuedMessage{}, err
 	}
 	m.Size = w.Size()
 	var rs []store.Recipient
@@ -640,9 +882,5 @@ func (q *Queue) Submit(ctx context.Context, m store.Message, rcpts []string, bod
 	}
 	ev := []store.Event{{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "received", Remote: "local",
 		Detail: fmt.Sprintf("%s generated by mailgate (%s) to %s", m.Direction, why, strings.Join(rcpts, ","))}}
-	if err := q.Enqueue(ctx, m, rs, ev); err != nil {
-		q.d.Spool.Remove(m.ID)
-		return "", err
-	}
-	return m.ID, nil
+	return store.QueuedMessage{Message: m, Recipients: rs, Events: ev}, nil
 }

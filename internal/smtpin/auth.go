@@ -23,12 +23,12 @@ type PasswordVerifier interface {
 }
 
 // AuthThrottle limits password guessing per client network and per login
-// (loginlimit.Memory, shared with the console). Take reserves an attempt
+// (a loginlimit limiter, shared with the console). Take reserves an attempt
 // for every key or none, before the password is checked; Refund gives back
 // the attempt of a success.
 type AuthThrottle interface {
-	Take(now time.Time, keys ...string) (bool, time.Duration)
-	Refund(now time.Time, keys ...string)
+	Take(ctx context.Context, now time.Time, keys ...string) (bool, time.Duration)
+	Refund(ctx context.Context, now time.Time, keys ...string)
 }
 
 var (
@@ -63,20 +63,20 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 			return se.reject(smtp.ErrAuthFailed)
 		}
 		d := se.s.d
+		ctx, cancel := se.ctx()
+		defer cancel()
 		keys := []string{loginlimit.IPKey(se.ip), loginlimit.LoginKey(username)}
-		if ok, _ := d.AuthThrottle.Take(d.Clock.Now(), keys...); !ok {
+		if ok, _ := d.AuthThrottle.Take(ctx, d.Clock.Now(), keys...); !ok {
 			se.log.Info("auth throttled", "user", username)
 			return se.reject(errAuthThrottled)
 		}
-		ctx, cancel := se.ctx()
-		defer cancel()
 		l, err := d.Store.RelayLogin(ctx, username)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			// Same answer as a wrong password: do not reveal which logins exist.
 			err = d.Passwords.VerifyDummy(ctx, password)
 		case err != nil:
-			d.AuthThrottle.Refund(d.Clock.Now(), keys...)
+			d.AuthThrottle.Refund(ctx, d.Clock.Now(), keys...)
 			se.log.Error("relay login lookup", "err", err)
 			return errAuthBusy
 		default:
@@ -85,7 +85,7 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 		switch {
 		case errors.Is(err, passwd.ErrBusy):
 			// Nothing was checked: the attempt does not count.
-			d.AuthThrottle.Refund(d.Clock.Now(), keys...)
+			d.AuthThrottle.Refund(ctx, d.Clock.Now(), keys...)
 			se.log.Warn("auth refused: too many password checks at once", "user", username)
 			return errAuthBusy
 		case err != nil:
@@ -95,7 +95,7 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 			se.log.Info("auth failed", "user", username)
 			return se.reject(smtp.ErrAuthFailed)
 		}
-		d.AuthThrottle.Refund(d.Clock.Now(), keys...)
+		d.AuthThrottle.Refund(ctx, d.Clock.Now(), keys...)
 		se.authUser, se.authTID = username, l.TenantID
 		se.log.Info("authenticated", "user", username, "tenant", l.TenantID)
 		return nil

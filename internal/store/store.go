@@ -175,7 +175,12 @@ type Recipient struct {
 	DelayNotified bool
 	LeaseOwner    string
 	LeaseUntil    time.Time
-	Updated       time.Time
+	// LeaseToken is the fencing token of the recipient's latest claim: it
+	// grows by one with every claim (ClaimDue, or an insert already
+	// leased), so a node whose lease was taken over holds an older token
+	// and its writes are refused (Complete, RenewLeases). Not in the API's JSON.
+	LeaseToken int64 `json:"-"`
+	Updated    time.Time
 }
 
 // Event is one line of a message's tracking log.
@@ -197,9 +202,11 @@ type Job struct {
 }
 
 // RecipientUpdate records the outcome of a delivery attempt for one recipient
-// and releases its lease.
+// and releases its lease. It applies only while LeaseToken is still the
+// recipient's current token.
 type RecipientUpdate struct {
 	ID            int64
+	LeaseToken    int64
 	State         RcptState
 	NextAttempt   time.Time
 	LastCode      int
@@ -207,6 +214,45 @@ type RecipientUpdate struct {
 	RemoteMTA     string
 	DelayNotified bool
 	CountAttempt  bool
+}
+
+// Lease names one claimed recipient and the token of its claim.
+type Lease struct {
+	ID    int64
+	Token int64
+}
+
+// Completion is what one delivery attempt of a job records.
+type Completion struct {
+	TenantID  int64
+	MessageID string
+	Updates   []RecipientUpdate
+	// Events are written unless their Rcpt is a recipient whose update
+	// was refused; none is written when every update was refused.
+	Events []Event
+	// Notices are messages generated about this attempt (DSNs), queued
+	// in the same transaction as the updates they report on.
+	Notices []Notice
+}
+
+// Notice is a generated message and the recipients (IDs of the completed
+// message) it reports on. It is queued when at least one of them was
+// updated: a notice is never lost with a recipient that became final, and
+// one whose recipients all belong to another claim now is left to it.
+type Notice struct {
+	Message QueuedMessage
+	About   []int64
+}
+
+// Completed is Complete's result.
+type Completed struct {
+	Done bool // every recipient is final now (the blob can be removed)
+	// Stale are the updates refused because their lease token is no
+	// longer current: another claim owns those recipients.
+	Stale []int64
+	// Notices holds each notice's recipients as inserted (with IDs), in
+	// order; nil for a notice that was not queued.
+	Notices [][]Recipient
 }
 
 // PendingBlob identifies the blob of a message that is not done.
@@ -307,10 +353,17 @@ type Store interface {
 	// ReleaseLeases drops every lease held by owner (called at start-up: a
 	// restarted node's previous attempts are over).
 	ReleaseLeases(ctx context.Context, owner string) (int, error)
-	// Complete records attempt outcomes and events, releases the leases and
-	// marks the message done when every recipient is final. It reports whether
-	// the message is now done (so its blob can be removed).
-	Complete(ctx context.Context, tenantID int64, messageID string, updates []RecipientUpdate, events []Event) (done bool, err error)
+	// RenewLeases extends the given leases to until, in owner's name, where
+	// the token is still the recipient's current one and the recipient is
+	// not final; it returns the IDs of the others (lost: another claim
+	// took them over, or an operator settled them).
+	RenewLeases(ctx context.Context, owner string, leases []Lease, until time.Time) (lost []int64, err error)
+	// Complete records the outcome of one attempt in one transaction:
+	// recipient updates whose lease token is still current (the others are
+	// refused and reported in Stale, with their events), the tracking
+	// events, the notices (DSNs) about the recipients that were updated,
+	// and the message done when every recipient is final.
+	Complete(ctx context.Context, c Completion) (Completed, error)
 	Message(ctx context.Context, tenantID int64, id string) (Message, []Recipient, error)
 	ListQueue(ctx context.Context, f QueueFilter) ([]QueueEntry, error)
 	// SetState changes non-final recipients of a message (hold, release,
@@ -329,6 +382,8 @@ type Store interface {
 
 	PolicyStore
 	WebStore
+	ClusterStore
+	ThrottleStore
 
 	Close() error
 }
@@ -502,6 +557,17 @@ type SpamChange struct {
 // ErrSpamConflict is SpamApply's answer when the fingerprints' labels
 // changed since the caller read them.
 var ErrSpamConflict = errors.New("store: spam model changed concurrently")
+
+// QueueWatcher is a store shared by several nodes that can tell when
+// queue work was made due by another node or a command-line tool (an
+// unleased message accepted, a release, a retry, leases given up at a
+// node's stop), so that pollers need not wait for their next tick.
+type QueueWatcher interface {
+	// WatchQueue sends on the returned channel (coalesced) after such a
+	// change, and once each time it starts (or starts again) listening;
+	// nothing while it cannot listen. The channel closes when ctx ends.
+	WatchQueue(ctx context.Context) <-chan struct{}
+}
 
 // NewMessageID returns a queue ID: time-ordered (so listings sort by age) and
 // random (so IDs from several nodes never collide). Lower-case hex, safe as a

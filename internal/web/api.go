@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
+	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -24,24 +23,9 @@ var openapiJSON []byte
 
 type apiHandler func(w http.ResponseWriter, r *http.Request, p *principal) (any, error)
 
-type apiLimiter struct {
-	mu sync.Mutex
-	m  map[int64]*rate.Limiter
-}
-
-func (l *apiLimiter) allow(id int64, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil || len(l.m) > 100000 {
-		l.m = map[int64]*rate.Limiter{}
-	}
-	lim := l.m[id]
-	if lim == nil {
-		lim = rate.NewLimiter(20, 100) // 20 requests/s sustained, bursts of 100
-		l.m[id] = lim
-	}
-	return lim.AllowN(now, 1)
-}
+// APIRate is the API's limit per token: bursts of 100 calls, 20 a second
+// sustained.
+var APIRate = loginlimit.Options{Burst: 100, Every: 50 * time.Millisecond}
 
 func (s *Server) api(pattern string, min store.Role, h apiHandler) {
 	method, path, _ := strings.Cut(pattern, " ")
@@ -131,7 +115,7 @@ func (s *Server) tokenPrincipal(r *http.Request) (*principal, int, string) {
 	p := &principal{token: &t, role: store.RoleAdmin, tenantID: t.TenantID, actor: "api:" + t.Name, ip: s.clientIP(r), write: t.Scope == "write"}
 	// The rate limit applies before anything else is looked up, so tenant
 	// names cannot be probed faster than the limit either.
-	if !s.apiLimit.allow(t.ID, now) {
+	if ok, _ := s.d.APILimit.Take(ctx, now, "api:"+strconv.FormatInt(t.ID, 10)); !ok {
 		return nil, http.StatusTooManyRequests, "rate limit exceeded"
 	}
 	if t.TenantID == 0 {

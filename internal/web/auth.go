@@ -193,14 +193,14 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 	return nil
 }
 
-// LoginThrottle limits password and TOTP guessing (loginlimit.Memory; a
-// store-backed implementation can share the record between nodes). Take
+// LoginThrottle limits password and TOTP guessing (loginlimit.Memory, or
+// loginlimit.Shared whose record every node shares). Take
 // reserves one attempt for every key, or none, before anything is checked,
 // so concurrent attempts cannot all pass; it reports how long to wait when
 // refused. Refund returns the attempt of a success, so only failures count.
 type LoginThrottle interface {
-	Take(now time.Time, keys ...string) (bool, time.Duration)
-	Refund(now time.Time, keys ...string)
+	Take(ctx context.Context, now time.Time, keys ...string) (bool, time.Duration)
+	Refund(ctx context.Context, now time.Time, keys ...string)
 }
 
 // PasswordVerifier checks passwords within the process-wide memory budget
@@ -214,6 +214,7 @@ type PasswordVerifier interface {
 
 var (
 	_ LoginThrottle    = (*loginlimit.Memory)(nil)
+	_ LoginThrottle    = (*loginlimit.Shared)(nil)
 	_ PasswordVerifier = (*passwd.Verifier)(nil)
 )
 
@@ -304,7 +305,10 @@ func (s *Server) totpValidate(ctx context.Context, a store.Account, secret, code
 		if err != nil || !step.After(last) {
 			return false
 		}
-		return s.d.Store.SetMark(ctx, a.TenantID, key, step) == nil
+		// Compare-and-set: of concurrent uses of one code (on any node)
+		// exactly one moves the mark from last to step.
+		won, err := s.d.Store.ClaimMark(ctx, a.TenantID, key, last, step)
+		return err == nil && won
 	}
 	return false
 }

@@ -135,7 +135,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	// The attempt is reserved before the password is checked, so that
 	// concurrent attempts cannot all slip through.
 	keys := []string{loginlimit.IPKey(ip), loginlimit.LoginKey(login)}
-	if ok, wait := s.d.Throttle.Take(s.d.Clock.Now(), keys...); !ok {
+	if ok, wait := s.d.Throttle.Take(ctx, s.d.Clock.Now(), keys...); !ok {
 		setRetryAfter(w, wait)
 		showErr(http.StatusTooManyRequests, "login_throttled")
 		return
@@ -144,7 +144,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errLoginBusy):
 		// Nothing was checked, so the attempt does not count.
-		s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
+		s.d.Throttle.Refund(ctx, s.d.Clock.Now(), keys...)
 		s.d.Log.Warn("console login refused: too many password checks at once", "login", login, "ip", ip)
 		setRetryAfter(w, time.Second)
 		showErr(http.StatusTooManyRequests, "login_busy")
@@ -160,7 +160,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 		showErr(http.StatusServiceUnavailable, "login_unavailable")
 		return
 	}
-	s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
+	s.d.Throttle.Refund(ctx, s.d.Clock.Now(), keys...)
 	// The IP allow-list is checked before a session exists, so a password
 	// guessed from elsewhere is worth nothing.
 	pp := &principal{role: a.Role, tenantID: a.TenantID, ip: s.clientIP(r)}
@@ -267,7 +267,7 @@ func (s *Server) totpPost(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.d.Clock.Now()
 	key := "totp:" + p.acct.Login
-	if ok, wait := s.d.Throttle.Take(now, key); !ok {
+	if ok, wait := s.d.Throttle.Take(ctx, now, key); !ok {
 		setRetryAfter(w, wait)
 		http.Error(w, "too many attempts; wait a minute", http.StatusTooManyRequests)
 		return
@@ -297,7 +297,7 @@ func (s *Server) totpPost(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusUnauthorized, "totp", v)
 		return
 	}
-	s.d.Throttle.Refund(s.d.Clock.Now(), key)
+	s.d.Throttle.Refund(ctx, s.d.Clock.Now(), key)
 	if enrolling {
 		p.acct.TOTPSecret = secret
 		if err := s.d.Store.UpdateAccount(ctx, p.acct); err != nil {
@@ -369,6 +369,21 @@ type dashData struct {
 	Queued, Held int
 	Chart        any
 	Metrics      []string
+	// Cluster is shown to operators only: node names and addresses are
+	// the operator's, not a tenant's.
+	Cluster *clusterView `json:"-"`
+}
+
+// clusterView is the dashboard's cluster section.
+type clusterView struct {
+	Nodes       []clusterNode
+	Alive, Dead int
+	store.ClusterStatus
+}
+
+type clusterNode struct {
+	store.NodeState
+	Ago time.Duration // since the last heartbeat
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -378,6 +393,9 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, p *principal)
 		return
 	}
 	d, err := s.dashboardData(r, tid)
+	if err == nil && p.role == store.RoleOperator {
+		d.Cluster, err = s.clusterData(r)
+	}
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -437,6 +455,28 @@ func (s *Server) dashboardData(r *http.Request, tid int64) (dashData, error) {
 		}
 	}
 	return d, nil
+}
+
+// clusterData reads the nodes sharing the store, alive or dead after
+// [cluster] dead_after, with what each holds and the queue depth.
+func (s *Server) clusterData(r *http.Request) (*clusterView, error) {
+	st, err := s.d.Store.ClusterStatus(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	c := &clusterView{ClusterStatus: st}
+	for _, n := range st.States(s.d.DeadAfter) {
+		if n.Seen.IsZero() {
+			continue // a lease owner without heartbeat (command-line tool)
+		}
+		if n.Alive {
+			c.Alive++
+		} else {
+			c.Dead++
+		}
+		c.Nodes = append(c.Nodes, clusterNode{NodeState: n, Ago: st.Now.Sub(n.Seen).Round(time.Second)})
+	}
+	return c, nil
 }
 
 // --- tenants ---
@@ -1014,7 +1054,7 @@ func (s *Server) ownPassword(w http.ResponseWriter, r *http.Request, p *principa
 	if p.acct.Hash != "" {
 		// Guessing the current password is throttled like a login.
 		keys := []string{loginlimit.IPKey(p.ip.String()), loginlimit.LoginKey(p.acct.Login)}
-		ok, wait := s.d.Throttle.Take(s.d.Clock.Now(), keys...)
+		ok, wait := s.d.Throttle.Take(ctx, s.d.Clock.Now(), keys...)
 		var err error
 		if ok {
 			_, err = s.checkPassword(ctx, p.acct.Login, r.PostFormValue("current"))
@@ -1022,7 +1062,7 @@ func (s *Server) ownPassword(w http.ResponseWriter, r *http.Request, p *principa
 		if !ok || errors.Is(err, errLoginBusy) {
 			msg := "login_throttled"
 			if ok { // nothing was checked: the attempt does not count
-				s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
+				s.d.Throttle.Refund(ctx, s.d.Clock.Now(), keys...)
 				wait, msg = time.Second, "login_busy"
 			}
 			setRetryAfter(w, wait)
@@ -1035,7 +1075,7 @@ func (s *Server) ownPassword(w http.ResponseWriter, r *http.Request, p *principa
 			s.fail(w, r, p, badRequest("%s", s.i18n.translator(s.i18n.lang(r, s.cookieName(langCookie), p.acct.Lang)).T("password_current_wrong")))
 			return
 		}
-		s.d.Throttle.Refund(s.d.Clock.Now(), keys...)
+		s.d.Throttle.Refund(ctx, s.d.Clock.Now(), keys...)
 	}
 	if err := s.opSetPassword(ctx, p, p.acct.ID, r.PostFormValue("password")); err != nil {
 		s.fail(w, r, p, err)

@@ -88,22 +88,27 @@ type Deps struct {
 	// Throttle limits login and TOTP attempts; the node shares one with
 	// SMTP AUTH. Nil: one of its own, in memory.
 	Throttle LoginThrottle
+	// APILimit limits API calls per token (APIRate). Nil: one of its own,
+	// in memory.
+	APILimit LoginThrottle
 	// Resolver resolves the names of tenants' delegated login servers. Nil:
 	// only IP literals and localhost resolve.
 	Resolver dnsx.Resolver
 	// Upstreams says which networks delegated logins may connect to; the
 	// zero value permits public addresses only.
 	Upstreams netguard.Policy
+	// DeadAfter is how long a node may be silent before the dashboard
+	// shows it as dead ([cluster] dead_after).
+	DeadAfter time.Duration
 }
 
 // Server is the console and API.
 type Server struct {
-	d        Deps
-	admin    *admin.Service
-	mux      *http.ServeMux
-	routes   []Route
-	apiLimit apiLimiter
-	oidc     oidcClients
+	d      Deps
+	admin  *admin.Service
+	mux    *http.ServeMux
+	routes []Route
+	oidc   oidcClients
 	// upstream connects to delegated login servers; upstreamDown remembers
 	// the ones that just failed.
 	upstream     *netguard.Dialer
@@ -139,6 +144,12 @@ func New(d Deps) (*Server, error) {
 	}
 	if d.Throttle == nil {
 		d.Throttle = loginlimit.New(loginlimit.Options{})
+	}
+	if d.APILimit == nil {
+		d.APILimit = loginlimit.New(APIRate)
+	}
+	if d.DeadAfter <= 0 {
+		d.DeadAfter = 30 * time.Second
 	}
 	s := &Server{d: d, admin: d.Admin, mux: http.NewServeMux(),
 		upstream: &netguard.Dialer{Policy: d.Upstreams, Resolver: d.Resolver, Timeout: extauth.DefaultTimeout}}

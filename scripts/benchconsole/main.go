@@ -463,7 +463,7 @@ func (g *gen) write(ctx context.Context, db *sqlite.DB, tid int64, ti, i int, t 
 			evs = append(evs, store.Event{MessageID: m.ID, TenantID: tid, At: m.ReceivedAt.Add(time.Minute), Kind: "deferred", Rcpt: r.Addr,
 				Detail: "451 4.3.0 try again later"})
 		}
-		if _, err := db.Complete(ctx, tid, m.ID, ups, evs); err != nil {
+		if _, err := db.Complete(ctx, store.Completion{TenantID: tid, MessageID: m.ID, Updates: ups, Events: evs}); err != nil {
 			return fmt.Errorf("complete %s: %w", m.ID, err)
 		}
 	}

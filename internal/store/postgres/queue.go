@@ -26,14 +26,14 @@ func scanMessage(s pgx.Row) (store.Message, error) {
 	return m, err
 }
 
-const rcptCols = `id, message_id, tenant_id, addr, orcpt, notify, state, attempts, next_us, last_code, last_reply, remote_mta, delay_notified, lease_owner, lease_until_us, updated_us`
+const rcptCols = `id, message_id, tenant_id, addr, orcpt, notify, state, attempts, next_us, last_code, last_reply, remote_mta, delay_notified, lease_owner, lease_until_us, lease_token, updated_us`
 
 func scanRecipient(s pgx.Row) (store.Recipient, error) {
 	var r store.Recipient
 	var state string
 	var next, lease, upd int64
 	err := s.Scan(&r.ID, &r.MessageID, &r.TenantID, &r.Addr, &r.ORcpt, &r.Notify, &state, &r.Attempts, &next, &r.LastCode, &r.LastReply,
-		&r.RemoteMTA, &r.DelayNotified, &r.LeaseOwner, &lease, &upd)
+		&r.RemoteMTA, &r.DelayNotified, &r.LeaseOwner, &lease, &r.LeaseToken, &upd)
 	r.State = store.RcptState(state)
 	r.NextAttempt, r.LeaseUntil, r.Updated = fromUS(next), fromUS(lease), fromUS(upd)
 	return r, err
@@ -148,9 +148,10 @@ func (db *DB) insertQueued(x tx, q store.QueuedMessage) ([]store.Recipient, erro
 			if r.State == "" {
 				r.State = store.Queued
 			}
-			queue(b, `INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, updated_us, last_code, last_reply)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
-				m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), us(m.ReceivedAt), r.LastCode, r.LastReply)
+			r.LeaseToken = store.InsertToken(*r)
+			queue(b, `INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, lease_token, updated_us, last_code, last_reply)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+				m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), r.LeaseToken, us(m.ReceivedAt), r.LastCode, r.LastReply)
 		}
 		br := x.SendBatch(b)
 		for i := range out {
@@ -165,6 +166,15 @@ func (db *DB) insertQueued(x tx, q store.QueuedMessage) ([]store.Recipient, erro
 	}
 	if err := insertEvents(x, q.Events); err != nil {
 		return nil, err
+	}
+	for _, r := range out {
+		if r.State == store.Queued && r.LeaseOwner == "" {
+			// Due for any node: wake their pollers.
+			if err := notifyQueue(x, m.ID); err != nil {
+				return nil, fmt.Errorf("insert message: %w", err)
+			}
+			break
+		}
 	}
 	// Report counters commit with the message (stats.go).
 	if err := writeCounts(x, store.EnqueueCounts(m, out, q.Events, db.reportZone())); err != nil {
@@ -188,7 +198,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now, leaseUntil time.T
 				WHERE state = 'queued' AND next_us <= $1 AND (lease_owner = '' OR lease_until_us < $1)
 				ORDER BY next_us LIMIT $2
 				FOR UPDATE SKIP LOCKED)
-			UPDATE recipients r SET lease_owner = $3, lease_until_us = $4 FROM due WHERE r.id = due.id
+			UPDATE recipients r SET lease_owner = $3, lease_until_us = $4, lease_token = r.lease_token + 1 FROM due WHERE r.id = due.id
 			RETURNING `+prefixCols("r.", rcptCols), us(now), sqlLimit(limit), owner, us(leaseUntil))
 		rs, err := scanRecipients(rows, err)
 		if err != nil {
@@ -246,51 +256,117 @@ func (db *DB) ReleaseLeases(ctx context.Context, owner string) (int, error) {
 		if err != nil {
 			return fmt.Errorf("release leases: %w", err)
 		}
-		n = tag.RowsAffected()
+		if n = tag.RowsAffected(); n > 0 {
+			return notifyQueue(x, "")
+		}
 		return nil
 	})
 	return int(n), err
 }
 
-// Complete records delivery outcomes.
-func (db *DB) Complete(ctx context.Context, tenantID int64, messageID string, updates []store.RecipientUpdate, events []store.Event) (bool, error) {
-	var done bool
+// RenewLeases extends the leases whose token is still current.
+func (db *DB) RenewLeases(ctx context.Context, owner string, leases []store.Lease, until time.Time) ([]int64, error) {
+	var lost []int64
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	ids, tokens := make([]int64, len(leases)), make([]int64, len(leases))
+	for i, l := range leases {
+		ids[i], tokens[i] = l.ID, l.Token
+	}
 	err := db.write(ctx, func(x tx) error {
-		done = false
-		_, dir, _, err := lockMessage(x, messageID)
+		lost = nil
+		rows, err := x.Query(`UPDATE recipients r SET lease_owner = $1, lease_until_us = $2
+			FROM unnest($3::bigint[], $4::bigint[]) AS l(id, token)
+			WHERE r.id = l.id AND r.lease_token = l.token AND r.state IN ('queued', 'held')
+			RETURNING r.id`, owner, us(until), ids, tokens)
+		kept, err := collect(rows, err, func(r pgx.Rows) (int64, error) {
+			var id int64
+			err := r.Scan(&id)
+			return id, err
+		})
+		if err != nil {
+			return fmt.Errorf("renew leases: %w", err)
+		}
+		held := map[int64]bool{}
+		for _, id := range kept {
+			held[id] = true
+		}
+		for _, l := range leases {
+			if !held[l.ID] {
+				lost = append(lost, l.ID)
+			}
+		}
+		return nil
+	})
+	return lost, err
+}
+
+// Complete records delivery outcomes under their lease tokens. The
+// message's row lock serializes it with claims' completions on other nodes.
+func (db *DB) Complete(ctx context.Context, c store.Completion) (store.Completed, error) {
+	var out store.Completed
+	err := db.write(ctx, func(x tx) error {
+		out = store.Completed{}
+		_, dir, _, err := lockMessage(x, c.MessageID)
 		if err != nil {
 			return err
 		}
 		now := us(time.Now())
 		var finals []store.FinalRecipient
-		for _, u := range updates {
+		var applied store.Applied
+		for _, u := range c.Updates {
 			var addr string
 			err := x.QueryRow(`UPDATE recipients SET state = $1, next_us = $2, last_code = $3, last_reply = $4, remote_mta = $5,
 				delay_notified = $6, attempts = attempts + $7, lease_owner = '', lease_until_us = 0, updated_us = $8
-				WHERE id = $9 AND tenant_id = $10 AND message_id = $11 AND state IN ('queued', 'held') RETURNING addr`,
+				WHERE id = $9 AND tenant_id = $10 AND message_id = $11 AND state IN ('queued', 'held') AND lease_token = $12 RETURNING addr`,
 				string(u.State), us(u.NextAttempt), u.LastCode, u.LastReply, u.RemoteMTA, u.DelayNotified, b2i(u.CountAttempt), now,
-				u.ID, tenantID, messageID).Scan(&addr)
+				u.ID, c.TenantID, c.MessageID, u.LeaseToken).Scan(&addr)
 			if errors.Is(err, pgx.ErrNoRows) {
-				continue // already final: nothing changed, nothing to count
-			} else if err != nil {
+				// Claimed again since (this outcome is not ours to write, even
+				// when the new holder has finished), or already final.
+				err = x.QueryRow(`SELECT addr FROM recipients WHERE id = $1 AND tenant_id = $2 AND message_id = $3 AND lease_token <> $4`, u.ID, c.TenantID, c.MessageID, u.LeaseToken).Scan(&addr)
+				if err == nil {
+					out.Stale = append(out.Stale, u.ID)
+					applied.Refused(addr)
+					continue
+				}
+				if errors.Is(err, pgx.ErrNoRows) {
+					continue
+				}
+			}
+			if err != nil {
 				return fmt.Errorf("complete: %w", err)
 			}
+			applied.Updated(u.ID, addr)
 			if u.State == store.Delivered || u.State == store.Bounced {
 				finals = append(finals, store.FinalRecipient{Addr: addr, State: u.State})
 			}
 		}
+		events := applied.Events(c.Events)
 		if err := insertEvents(x, events); err != nil {
 			return err
 		}
 		if len(finals) > 0 && dir == store.Inbound {
-			if err := writeCounts(x, store.CompleteCounts(tenantID, finals, events, time.Now(), db.reportZone())); err != nil {
+			if err := writeCounts(x, store.CompleteCounts(c.TenantID, finals, events, time.Now(), db.reportZone())); err != nil {
 				return err
 			}
 		}
-		done, err = markDoneIfFinal(x, tenantID, messageID)
+		out.Notices = make([][]store.Recipient, len(c.Notices))
+		for i, n := range c.Notices {
+			if !applied.Any(n.About) {
+				continue
+			}
+			rs, err := db.insertQueued(x, n.Message)
+			if err != nil {
+				return fmt.Errorf("complete: notice: %w", err)
+			}
+			out.Notices[i] = rs
+		}
+		out.Done, err = markDoneIfFinal(x, c.TenantID, c.MessageID)
 		return err
 	})
-	return done, err
+	return out, err
 }
 
 func b2i(b bool) int {
@@ -417,6 +493,12 @@ func (db *DB) SetState(ctx context.Context, tenantID int64, messageID string, fr
 		}
 		if n = tag.RowsAffected(); n == 0 {
 			return nil
+		}
+		if to == store.Queued && !next.IsZero() {
+			// Released or due again, and no longer leased.
+			if err := notifyQueue(x, messageID); err != nil {
+				return fmt.Errorf("set state: %w", err)
+			}
 		}
 		ev.MessageID, ev.TenantID = messageID, tid
 		if err := insertEvents(x, []store.Event{ev}); err != nil {

@@ -347,4 +347,31 @@ CREATE TABLE spam_trained (
 	PRIMARY KEY (tenant_id, fingerprint)
 );
 `,
+	// 4: fencing tokens of queue leases: each claim of a recipient takes
+	// the next token, and a write with an older one is refused.
+	`
+ALTER TABLE recipients ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0;
+`,
+	// 5: the nodes sharing the store and their heartbeats.
+	`
+CREATE TABLE nodes (
+	id TEXT COLLATE "C" PRIMARY KEY,
+	hostname TEXT NOT NULL,
+	version TEXT NOT NULL,
+	started_us BIGINT NOT NULL,
+	seen_us BIGINT NOT NULL,
+	addrs TEXT NOT NULL DEFAULT ''
+);
+`,
+	// 6: token buckets shared by the nodes (login throttling, API rate
+	// limits): each key's bucket is the time it is full again.
+	`
+-- Unlogged: no WAL, so a take costs no disk flush; after a crash of
+-- the server (not of a node) the table is empty, and every key starts
+-- again with a full bucket.
+CREATE UNLOGGED TABLE throttle (
+	key TEXT COLLATE "C" PRIMARY KEY,
+	full_us BIGINT NOT NULL
+);
+`,
 }

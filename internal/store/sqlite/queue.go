@@ -27,14 +27,14 @@ func scanMessage(s scanner) (store.Message, error) {
 	return m, err
 }
 
-const rcptCols = `id, message_id, tenant_id, addr, orcpt, notify, state, attempts, next_us, last_code, last_reply, remote_mta, delay_notified, lease_owner, lease_until_us, updated_us`
+const rcptCols = `id, message_id, tenant_id, addr, orcpt, notify, state, attempts, next_us, last_code, last_reply, remote_mta, delay_notified, lease_owner, lease_until_us, lease_token, updated_us`
 
 func scanRecipient(s scanner) (store.Recipient, error) {
 	var r store.Recipient
 	var state string
 	var next, lease, upd int64
 	var dn int
-	err := s.Scan(&r.ID, &r.MessageID, &r.TenantID, &r.Addr, &r.ORcpt, &r.Notify, &state, &r.Attempts, &next, &r.LastCode, &r.LastReply, &r.RemoteMTA, &dn, &r.LeaseOwner, &lease, &upd)
+	err := s.Scan(&r.ID, &r.MessageID, &r.TenantID, &r.Addr, &r.ORcpt, &r.Notify, &state, &r.Attempts, &next, &r.LastCode, &r.LastReply, &r.RemoteMTA, &dn, &r.LeaseOwner, &lease, &r.LeaseToken, &upd)
 	r.State = store.RcptState(state)
 	r.NextAttempt, r.LeaseUntil, r.Updated = fromUS(next), fromUS(lease), fromUS(upd)
 	r.DelayNotified = dn != 0
@@ -114,8 +114,9 @@ func insertQueued(tx *sql.Tx, db *DB, q store.QueuedMessage) ([]store.Recipient,
 		if r.State == "" {
 			r.State = store.Queued
 		}
-		res, err := tx.Exec(`INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, updated_us, last_code, last_reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), us(m.ReceivedAt), r.LastCode, r.LastReply)
+		r.LeaseToken = store.InsertToken(*r)
+		res, err := tx.Exec(`INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, lease_token, updated_us, last_code, last_reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), r.LeaseToken, us(m.ReceivedAt), r.LastCode, r.LastReply)
 		if err != nil {
 			return nil, fmt.Errorf("insert recipient: %w", err)
 		}
@@ -159,6 +160,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now, leaseUntil time.T
 				return err
 			}
 			r.LeaseOwner, r.LeaseUntil = owner, leaseUntil
+			r.LeaseToken++
 			i, ok := byMsg[r.MessageID]
 			if !ok {
 				i = len(jobs)
@@ -173,7 +175,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now, leaseUntil time.T
 		}
 		for i := range jobs {
 			for _, r := range jobs[i].Recipients {
-				if _, err := tx.Exec(`UPDATE recipients SET lease_owner = ?, lease_until_us = ? WHERE id = ?`, owner, us(leaseUntil), r.ID); err != nil {
+				if _, err := tx.Exec(`UPDATE recipients SET lease_owner = ?, lease_until_us = ?, lease_token = ? WHERE id = ?`, owner, us(leaseUntil), r.LeaseToken, r.ID); err != nil {
 					return fmt.Errorf("lease: %w", err)
 				}
 			}
@@ -202,39 +204,85 @@ func (db *DB) ReleaseLeases(ctx context.Context, owner string) (int, error) {
 	return int(n), err
 }
 
-// Complete records delivery outcomes.
-func (db *DB) Complete(ctx context.Context, tenantID int64, messageID string, updates []store.RecipientUpdate, events []store.Event) (bool, error) {
-	var done bool
+// RenewLeases extends the leases whose token is still current.
+func (db *DB) RenewLeases(ctx context.Context, owner string, leases []store.Lease, until time.Time) ([]int64, error) {
+	var lost []int64
 	err := db.write(ctx, func(tx *sql.Tx) error {
+		lost = nil
+		for _, l := range leases {
+			res, err := tx.Exec(`UPDATE recipients SET lease_owner = ?, lease_until_us = ?
+				WHERE id = ? AND lease_token = ? AND state IN ('queued', 'held')`, owner, us(until), l.ID, l.Token)
+			if err != nil {
+				return fmt.Errorf("renew lease: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				lost = append(lost, l.ID)
+			}
+		}
+		return nil
+	})
+	return lost, err
+}
+
+// Complete records delivery outcomes under their lease tokens.
+func (db *DB) Complete(ctx context.Context, c store.Completion) (store.Completed, error) {
+	var out store.Completed
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		out = store.Completed{}
 		now := us(time.Now())
 		var finals []store.FinalRecipient
-		for _, u := range updates {
+		var applied store.Applied
+		for _, u := range c.Updates {
 			var addr string
 			err := tx.QueryRow(`UPDATE recipients SET state = ?, next_us = ?, last_code = ?, last_reply = ?, remote_mta = ?,
 				delay_notified = ?, attempts = attempts + ?, lease_owner = '', lease_until_us = 0, updated_us = ?
-				WHERE id = ? AND tenant_id = ? AND message_id = ? AND state IN ('queued', 'held') RETURNING addr`,
+				WHERE id = ? AND tenant_id = ? AND message_id = ? AND state IN ('queued', 'held') AND lease_token = ? RETURNING addr`,
 				string(u.State), us(u.NextAttempt), u.LastCode, u.LastReply, u.RemoteMTA, b2i(u.DelayNotified), b2i(u.CountAttempt), now,
-				u.ID, tenantID, messageID).Scan(&addr)
+				u.ID, c.TenantID, c.MessageID, u.LeaseToken).Scan(&addr)
 			if errors.Is(err, sql.ErrNoRows) {
-				continue // already final: nothing changed, nothing to count
-			} else if err != nil {
+				// Claimed again since (this outcome is not ours to write, even
+				// when the new holder has finished), or already final.
+				err = tx.QueryRow(`SELECT addr FROM recipients WHERE id = ? AND tenant_id = ? AND message_id = ? AND lease_token <> ?`, u.ID, c.TenantID, c.MessageID, u.LeaseToken).Scan(&addr)
+				if err == nil {
+					out.Stale = append(out.Stale, u.ID)
+					applied.Refused(addr)
+					continue
+				}
+				if errors.Is(err, sql.ErrNoRows) {
+					continue
+				}
+			}
+			if err != nil {
 				return fmt.Errorf("complete: %w", err)
 			}
+			applied.Updated(u.ID, addr)
 			if u.State == store.Delivered || u.State == store.Bounced {
 				finals = append(finals, store.FinalRecipient{Addr: addr, State: u.State})
 			}
 		}
+		events := applied.Events(c.Events)
 		if err := insertEvents(tx, events); err != nil {
 			return err
 		}
-		if err := db.countComplete(tx, tenantID, messageID, finals, events); err != nil {
+		if err := db.countComplete(tx, c.TenantID, c.MessageID, finals, events); err != nil {
 			return err
 		}
+		out.Notices = make([][]store.Recipient, len(c.Notices))
+		for i, n := range c.Notices {
+			if !applied.Any(n.About) {
+				continue
+			}
+			rs, err := insertQueued(tx, db, n.Message)
+			if err != nil {
+				return fmt.Errorf("complete: notice: %w", err)
+			}
+			out.Notices[i] = rs
+		}
 		var err error
-		done, err = markDoneIfFinal(tx, tenantID, messageID)
+		out.Done, err = markDoneIfFinal(tx, c.TenantID, c.MessageID)
 		return err
 	})
-	return done, err
+	return out, err
 }
 
 func markDoneIfFinal(tx *sql.Tx, tenantID int64, messageID string) (bool, error) {

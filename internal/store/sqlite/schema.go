@@ -350,4 +350,28 @@ CREATE TABLE spam_trained (
 	PRIMARY KEY (tenant_id, fingerprint)
 ) WITHOUT ROWID;
 `,
+	// 8: fencing tokens of queue leases: each claim of a recipient takes
+	// the next token, and a write with an older one is refused.
+	`
+ALTER TABLE recipients ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+`,
+	// 9: the nodes sharing the store and their heartbeats.
+	`
+CREATE TABLE nodes (
+	id TEXT PRIMARY KEY,
+	hostname TEXT NOT NULL,
+	version TEXT NOT NULL,
+	started_us INTEGER NOT NULL,
+	seen_us INTEGER NOT NULL,
+	addrs TEXT NOT NULL DEFAULT ''
+);
+`,
+	// 10: token buckets shared by the nodes (login throttling, API rate
+	// limits): each key's bucket is the time it is full again.
+	`
+CREATE TABLE throttle (
+	key TEXT PRIMARY KEY,
+	full_us INTEGER NOT NULL
+);
+`,
 }

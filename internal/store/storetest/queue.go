@@ -52,15 +52,15 @@ func testLeasesAcrossNodes(t *testing.T, open Opener) {
 		t.Fatal("released work not claimable")
 	}
 	r := jobs[0].Recipients
-	done, err := st.Complete(ctx, 1, "m1", []store.RecipientUpdate{
-		{ID: r[0].ID, State: store.Delivered, CountAttempt: true},
-		{ID: r[1].ID, State: store.Queued, NextAttempt: now.Add(time.Hour), CountAttempt: true, LastCode: 451, LastReply: "451 later"},
-	}, []store.Event{{MessageID: "m1", TenantID: 1, Kind: "delivered", Rcpt: "a@x.test"}})
-	if err != nil || done {
-		t.Fatalf("complete: done=%v err=%v", done, err)
+	res, err := st.Complete(ctx, store.Completion{TenantID: 1, MessageID: "m1", Updates: []store.RecipientUpdate{
+		{ID: r[0].ID, LeaseToken: r[0].LeaseToken, State: store.Delivered, CountAttempt: true},
+		{ID: r[1].ID, LeaseToken: r[1].LeaseToken, State: store.Queued, NextAttempt: now.Add(time.Hour), CountAttempt: true, LastCode: 451, LastReply: "451 later"},
+	}, Events: []store.Event{{MessageID: "m1", TenantID: 1, Kind: "delivered", Rcpt: "a@x.test"}}})
+	if err != nil || res.Done || len(res.Stale) != 0 {
+		t.Fatalf("complete: %+v err=%v", res, err)
 	}
 	// Completing with the wrong tenant changes nothing.
-	if done, _ := st.Complete(ctx, 2, "m1", []store.RecipientUpdate{{ID: r[1].ID, State: store.Delivered}}, nil); done {
+	if res, _ := st.Complete(ctx, store.Completion{TenantID: 2, MessageID: "m1", Updates: []store.RecipientUpdate{{ID: r[1].ID, State: store.Delivered}}}); res.Done {
 		t.Fatal("cross-tenant completion")
 	}
 	_, rs, _ := st.Message(ctx, 1, "m1")
@@ -163,12 +163,13 @@ func testCompleteConcurrent(t *testing.T, open Opener) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				done, err := st.Complete(ctx, 1, id, []store.RecipientUpdate{{ID: r.ID, State: store.Delivered, CountAttempt: true}},
-					[]store.Event{{MessageID: id, TenantID: 1, At: now, Kind: "delivered", Rcpt: r.Addr}})
-				if err != nil {
-					t.Error(err)
+				res, err := st.Complete(ctx, store.Completion{TenantID: 1, MessageID: id,
+					Updates: []store.RecipientUpdate{{ID: r.ID, LeaseToken: r.LeaseToken, State: store.Delivered, CountAttempt: true}},
+					Events:  []store.Event{{MessageID: id, TenantID: 1, At: now, Kind: "delivered", Rcpt: r.Addr}}})
+				if err != nil || len(res.Stale) != 0 {
+					t.Error(err, res.Stale)
 				}
-				if done {
+				if res.Done {
 					mu.Lock()
 					dones++
 					mu.Unlock()
@@ -424,8 +425,8 @@ func testOddBytes(t *testing.T, open Opener) {
 	if _, err := st.QuarantineItem(ctx, 1, "q1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Complete(ctx, 1, "m1", []store.RecipientUpdate{{ID: rs[1].ID, State: store.Queued, LastReply: "451 " + odd, RemoteMTA: odd,
-		NextAttempt: now.Add(time.Minute), CountAttempt: true}}, []store.Event{{MessageID: "m1", TenantID: 1, At: now, Kind: "deferred", Detail: odd}}); err != nil {
+	if _, err := st.Complete(ctx, store.Completion{TenantID: 1, MessageID: "m1", Updates: []store.RecipientUpdate{{ID: rs[1].ID, State: store.Queued, LastReply: "451 " + odd, RemoteMTA: odd,
+		NextAttempt: now.Add(time.Minute), CountAttempt: true}}, Events: []store.Event{{MessageID: "m1", TenantID: 1, At: now, Kind: "deferred", Detail: odd}}}); err != nil {
 		t.Fatalf("complete: %v", err)
 	}
 	for _, term := range []string{odd, "\xff", "caf\xe9", "\x00"} {

@@ -92,12 +92,12 @@ func testReportAgreesWithEvents(t *testing.T, open Opener) {
 			}
 		}
 		if len(ups) > 0 {
-			if _, err := st.Complete(ctx, tid, id, ups, evs); err != nil {
+			if _, err := st.Complete(ctx, store.Completion{TenantID: tid, MessageID: id, Updates: ups, Events: evs}); err != nil {
 				t.Fatal(err)
 			}
 			// A repeated completion (lease expired, attempt redone) changes
 			// no state and must count nothing twice.
-			if _, err := st.Complete(ctx, tid, id, ups, nil); err != nil {
+			if _, err := st.Complete(ctx, store.Completion{TenantID: tid, MessageID: id, Updates: ups}); err != nil {
 				t.Fatal(err)
 			}
 		}

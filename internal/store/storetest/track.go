@@ -58,7 +58,7 @@ func buildTrack(t *testing.T, st store.Store) *trackFixture {
 		// Some queued recipients are deferred (an attempt counted).
 		for k, rc := range out {
 			if rc.State == store.Queued && i%4 == 0 {
-				if _, err := st.Complete(ctx, tid, id, []store.RecipientUpdate{{ID: rc.ID, State: store.Queued, CountAttempt: true, NextAttempt: at.Add(time.Hour)}}, nil); err != nil {
+				if _, err := st.Complete(ctx, store.Completion{TenantID: tid, MessageID: id, Updates: []store.RecipientUpdate{{ID: rc.ID, State: store.Queued, CountAttempt: true, NextAttempt: at.Add(time.Hour)}}}); err != nil {
 					t.Fatal(err)
 				}
 				out[k].Attempts = 1
