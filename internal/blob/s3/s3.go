@@ -17,6 +17,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -202,9 +203,17 @@ func (s *Store) probe(ctx context.Context) error {
 		}
 		break
 	}
-	key := s.cfg.Prefix + ".probe/" + s.node + "-" + strings.TrimSuffix(strings.TrimPrefix(s.base, s.cfg.Prefix), "/")
+	// A name of its own: the CLI and the server of one node may start at
+	// the same time.
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	key := s.cfg.Prefix + ".probe/" + s.node + "-" + strings.TrimSuffix(strings.TrimPrefix(s.base, s.cfg.Prefix), "/") + "-" + hex.EncodeToString(rnd[:])
 	body := []byte("mailgate start-up check\r\n")
-	if _, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(body), int64(len(body)), putOptions(body)); err != nil {
+	// The same options as every blob's PUT, so a store that refuses one of
+	// them fails here, not at the first message.
+	opts := putOptions(body)
+	opts.SetMatchETagExcept("*")
+	if _, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(body), int64(len(body)), opts); err != nil {
 		return fmt.Errorf("writing a test object: %w", err)
 	}
 	defer s.c.RemoveObject(context.WithoutCancel(ctx), s.bucket, key, minio.RemoveObjectOptions{})
@@ -265,8 +274,12 @@ func objectOptions(size int64, sum blob.Sum) minio.PutObjectOptions {
 			metaSum:  hex.EncodeToString(sum[:]),
 			metaSize: strconv.FormatInt(size, 10),
 		},
-		// Content-MD5: every S3 store verifies the upload against it.
-		SendContentMd5: true,
+		// Content-MD5: every S3 store verifies the upload against it. It
+		// replaces the payload's SHA-256 in the signature, whose chunked
+		// encoding over plain http some stores mishandle on a kept-alive
+		// connection (versitygw).
+		SendContentMd5:       true,
+		DisableContentSha256: true,
 	}
 }
 
