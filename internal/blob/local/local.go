@@ -403,7 +403,7 @@ func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[blob.Info, er
 				continue
 			}
 			nodePrefix := name + "/"
-			if !strings.HasPrefix(nodePrefix, prefix) && !strings.HasPrefix(prefix, nodePrefix) {
+			if blob.CheckNode(name) != nil || !strings.HasPrefix(nodePrefix, prefix) && !strings.HasPrefix(prefix, nodePrefix) {
 				continue
 			}
 			files, err := os.ReadDir(filepath.Join(s.dir, name))
@@ -413,7 +413,7 @@ func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[blob.Info, er
 			}
 			for _, f := range files {
 				key := nodePrefix + f.Name()
-				if f.IsDir() || strings.HasPrefix(f.Name(), ".") || !strings.HasPrefix(key, prefix) {
+				if f.IsDir() || !blob.ValidName(f.Name()) || !strings.HasPrefix(key, prefix) {
 					continue
 				}
 				if !s.yieldFile(f, key, false, yield) {
@@ -442,14 +442,20 @@ func (s *Store) yieldFile(e os.DirEntry, key string, legacy bool, yield func(blo
 	return yield(blob.Info{Key: key, Size: size}, nil)
 }
 
-// ListLegacy yields the blobs written before keys named their node.
+// ListLegacy yields the blobs written before keys named their node (the
+// files directly in the directory).
 func (s *Store) ListLegacy(ctx context.Context) iter.Seq2[blob.Info, error] {
 	return func(yield func(blob.Info, error) bool) {
-		for in, err := range s.List(ctx, "") {
-			if err == nil && strings.Contains(in.Key, "/") {
+		entries, err := os.ReadDir(s.dir)
+		if err != nil {
+			yield(blob.Info{}, fmt.Errorf("blobs list: %w", err))
+			return
+		}
+		for _, e := range entries {
+			if e.IsDir() || !blob.ValidName(e.Name()) {
 				continue
 			}
-			if !yield(in, err) {
+			if !s.yieldFile(e, e.Name(), true, yield) {
 				return
 			}
 		}
