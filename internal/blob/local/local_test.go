@@ -86,8 +86,17 @@ func TestLegacyBlobs(t *testing.T) {
 	for name, body := range map[string]string{"old1": "0123456789", "old2": "orphan", "old3": "short"} {
 		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600)
 	}
+	// Neither a blob nor a node: never listed, so never removed.
+	os.MkdirAll(filepath.Join(dir, "lost+found"), 0o700)
+	os.WriteFile(filepath.Join(dir, "lost+found", "x"), []byte("x"), 0o600)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o600)
 	s := open(t, dir, "node1", 0)
 	ctx := context.Background()
+	for in, err := range s.List(ctx, "") {
+		if err != nil || in.Key == "notes.txt" || strings.HasPrefix(in.Key, "lost+found") {
+			t.Fatalf("listed %q (%v)", in.Key, err)
+		}
+	}
 	r, err := s.Open(ctx, "old1")
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +127,9 @@ func TestLegacyBlobs(t *testing.T) {
 	}
 	if err := s.Delete(ctx, "old1"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); err != nil {
+		t.Fatal("a file that is not a blob was removed by recovery")
 	}
 }
 
