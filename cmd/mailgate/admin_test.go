@@ -194,15 +194,15 @@ func TestCLIQuarantineActions(t *testing.T) {
 	quarantined := func(subject string) string {
 		now := time.Now()
 		id := store.NewMessageID(now)
-		w, err := c.QSpool.Create(id)
+		w, err := c.QSpool.Create(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		io.WriteString(w, "From: Spammer <spam@example.net>\r\nTo: carol@other.test\r\nSubject: "+subject+"\r\n\r\nbuy now\r\n")
-		if err := w.Commit(); err != nil {
+		if err := w.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		it := store.QuarantineItem{ID: id, TenantID: c.TenantB.ID, Rcpt: "carol@other.test", BlobKey: id, MailFrom: "spam@example.net",
+		it := store.QuarantineItem{ID: id, TenantID: c.TenantB.ID, Rcpt: "carol@other.test", BlobKey: w.Key(), MailFrom: "spam@example.net",
 			FromHdr: "Spammer <spam@example.net>", Subject: subject, Size: w.Size(), Created: now, Expires: now.Add(time.Hour), State: store.QHeld}
 		if err := c.Store.AddQuarantine(ctx, it, store.Event{MessageID: id, TenantID: c.TenantB.ID, At: now, Kind: "quarantined", Rcpt: it.Rcpt}); err != nil {
 			t.Fatal(err)

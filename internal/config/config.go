@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -58,6 +60,7 @@ type Config struct {
 
 	Store    StoreConfig    `toml:"store" doc:"Where tenants, policies, the queue's envelopes and the tracking log are kept. The default needs nothing: an embedded SQLite file for a single node. Several nodes share one PostgreSQL database instead (docs/cluster.md)."`
 	Cluster  ClusterConfig  `toml:"cluster" doc:"How the nodes sharing a store keep track of each other (docs/cluster.md)."`
+	Blobs    BlobsConfig    `toml:"blobs" doc:"Where message bodies are kept until delivered, and quarantined copies. The default needs nothing: files in data_dir (spool/, quarantine/), for a single node. Several nodes share an S3-compatible object store instead (docs/cluster.md)."`
 	DNS      DNSConfig      `toml:"dns"`
 	TLS      TLSConfig      `toml:"tls"`
 	Inbound  ListenerConfig `toml:"inbound" doc:"The internet-facing MX listener (port 25)."`
@@ -82,6 +85,20 @@ type ClusterConfig struct {
 	Heartbeat    Duration `toml:"heartbeat" doc:"How often each node records in the store that it is alive (mailgate cluster status, the console's dashboard)."`
 	DeadAfter    Duration `toml:"dead_after" doc:"A node not heard from for this long is shown as dead. Its queue leases are taken over when they expire ([queue] lease), not at this time."`
 	MaxClockSkew Duration `toml:"max_clock_skew" doc:"Largest difference allowed between this node's clock and the PostgreSQL server's: a node beyond it refuses to start, and logs an error at each heartbeat while running. 0 turns the check off. Not checked on SQLite (one node, one clock)."`
+}
+
+// BlobsConfig chooses where message bodies are kept.
+type BlobsConfig struct {
+	Driver          string `toml:"driver" doc:"local (files in data_dir) or s3."`
+	Endpoint        string `toml:"endpoint" doc:"With s3: the store's URL, e.g. \"https://s3.ap-northeast-1.amazonaws.com\" or \"http://minio1.example.com:9000\" (no path)."`
+	Bucket          string `toml:"bucket" doc:"With s3: the bucket, which must exist. Bodies are kept under <prefix>spool/<node_id>/ and quarantined copies under <prefix>quarantine/<node_id>/."`
+	Region          string `toml:"region" doc:"With s3: the bucket's region (AWS); empty: asked from the store."`
+	Prefix          string `toml:"prefix" doc:"With s3: what every key mailgate writes starts with, e.g. \"mailgate/\", so other data may share the bucket."`
+	PathStyle       bool   `toml:"path_style" doc:"With s3: address the bucket in the URL path (http://host/bucket/key), as MinIO, Ceph RGW and versitygw usually need; false: the bucket in the host name where the store supports it (AWS)."`
+	AccessKeyID     string `toml:"access_key_id" doc:"With s3: the access key. Empty: AWS_ACCESS_KEY_ID from the environment."`
+	SecretAccessKey string `toml:"secret_access_key" doc:"With s3: the secret key. Prefer secret_file; empty (and no secret_file): AWS_SECRET_ACCESS_KEY from the environment."`
+	SecretFile      string `toml:"secret_file" doc:"With s3: a file whose first line is the secret key (a mounted secret, mode 0600)."`
+	CAFile          string `toml:"ca_file" doc:"With s3: PEM certificates to trust for an https endpoint besides the system's (a private CA)."`
 }
 
 // ChecksConfig switches the inbound checks on and tells them where their
@@ -228,6 +245,7 @@ func Default() Config {
 		LogLevel: "info",
 		Store:    StoreConfig{Driver: "sqlite"},
 		Cluster:  ClusterConfig{Heartbeat: D(10 * time.Second), DeadAfter: D(30 * time.Second), MaxClockSkew: D(2 * time.Second)},
+		Blobs:    BlobsConfig{Driver: "local"},
 		DNS:      DNSConfig{Timeout: D(5 * time.Second)},
 		Inbound: ListenerConfig{
 			Listen: []string{"0.0.0.0:25"}, BareLF: "reject",
@@ -310,6 +328,9 @@ func (c *Config) Validate() error {
 	if c.Cluster.MaxClockSkew.Duration < 0 {
 		return fmt.Errorf("cluster.max_clock_skew must not be negative")
 	}
+	if err := c.Blobs.validate(); err != nil {
+		return err
+	}
 	if c.HTTP.ReportZone != "" {
 		if _, err := time.LoadLocation(c.HTTP.ReportZone); err != nil {
 			return fmt.Errorf("http.report_zone: %w", err)
@@ -365,6 +386,30 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Auth.validate(); err != nil {
 		return err
+	}
+	return nil
+}
+
+func (b *BlobsConfig) validate() error {
+	switch b.Driver {
+	case "", "local":
+		b.Driver = "local"
+	case "s3":
+		if b.Endpoint == "" || b.Bucket == "" {
+			return fmt.Errorf("blobs.endpoint and blobs.bucket are required with driver s3")
+		}
+		u, err := url.Parse(b.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("blobs.endpoint %q: want a URL like https://s3.example.com, without a path", b.Endpoint)
+		}
+		if b.SecretAccessKey != "" && b.SecretFile != "" {
+			return fmt.Errorf("blobs: give secret_access_key or secret_file, not both")
+		}
+		if strings.HasPrefix(b.Prefix, "/") {
+			return fmt.Errorf("blobs.prefix must not start with '/'")
+		}
+	default:
+		return fmt.Errorf("blobs.driver must be local or s3, not %q", b.Driver)
 	}
 	return nil
 }

@@ -20,11 +20,11 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/passwd"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -61,7 +61,7 @@ type Deps struct {
 	Limits   config.LimitsConfig
 	TLS      *tls.Config // nil: no STARTTLS
 	Store    store.Store
-	Spool    *spool.Spool
+	Spool    blob.Store // message bodies
 	Queue    Enqueuer
 	Log      *slog.Logger
 	Clock    clock.Clock

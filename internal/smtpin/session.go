@@ -15,8 +15,8 @@ import (
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/mailtext"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -344,7 +344,9 @@ func (se *session) Data(r io.Reader) error {
 	d := se.s.d
 	now := d.Clock.Now()
 	id := store.NewMessageID(now)
-	w, err := d.Spool.Create(id)
+	// The blob's operations run as long as the connection: a client that
+	// goes away never gets its 250, so nothing needs finishing then.
+	w, err := d.Spool.Create(se.connCtx(), id)
 	if err != nil {
 		se.log.Error("spool create", "err", err)
 		return errTempLocal
@@ -382,13 +384,16 @@ func (se *session) Data(r io.Reader) error {
 	if err := bw.Flush(); err != nil {
 		return se.spoolErr(err)
 	}
-	if err := w.Commit(); err != nil {
+	cctx, ccancel := context.WithTimeout(se.connCtx(), commitTimeout)
+	err = w.Commit(cctx)
+	ccancel()
+	if err != nil {
 		se.log.Error("spool commit", "err", err)
 		return errTempLocal
 	}
 	m := store.Message{
 		ID: id, TenantID: se.tenantID, MailFrom: se.from, EnvID: se.envID, RetFull: se.retFull,
-		Size: w.Size(), BlobKey: id, ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()),
+		Size: w.Size(), BlobKey: w.Key(), ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()),
 		TLS: se.tls, AuthUser: se.authUser, MessageID: g.messageID, Subject: mailtext.DecodeHeader(g.subject),
 		Direction: store.Inbound, SMTPUTF8: se.utf8, Body8Bit: se.body8bit,
 	}
@@ -413,7 +418,12 @@ func (se *session) Data(r io.Reader) error {
 	defer cancel()
 	if err := d.Queue.Enqueue(ctx, m, rcpts, ev); err != nil {
 		// The blob is durable but was never acknowledged: remove it.
-		d.Spool.Remove(id)
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		derr := d.Spool.Delete(dctx, w.Key())
+		dcancel()
+		if derr != nil {
+			se.log.Warn("removing the blob of a refused message", "err", derr, "id", id)
+		}
 		var reply *smtp.SMTPError
 		if errors.As(err, &reply) {
 			// A policy verdict (reject, temporary failure) for every recipient.
@@ -531,7 +541,7 @@ func authDetail(u string) string {
 }
 
 func (se *session) spoolErr(err error) error {
-	if errors.Is(err, spool.ErrLowSpace) {
+	if errors.Is(err, blob.ErrLowSpace) {
 		return smtpErr(452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")
 	}
 	se.log.Error("spool write", "err", err)

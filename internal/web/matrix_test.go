@@ -63,12 +63,12 @@ func (m *matrixEnv) heldMessage(tenantID int64, rcpt, subject string) string {
 	m.t.Helper()
 	now := time.Now()
 	id := store.NewMessageID(now)
-	w, err := m.e.Spool.Create(id)
+	w, err := m.e.Spool.Create(m.ctx, id)
 	m.must(err)
 	io.WriteString(w, "From: sender@example.net\r\nSubject: "+subject+"\r\n\r\nheld\r\n")
-	m.must(w.Commit())
+	m.must(w.Commit(m.ctx))
 	msg := store.Message{ID: id, TenantID: tenantID, Direction: store.Inbound, MailFrom: "sender@example.net", Size: w.Size(),
-		BlobKey: id, ReceivedAt: now, ClientIP: "127.0.0.1", Helo: "client.example.net", MessageID: "<" + id + "@example.net>", Subject: subject}
+		BlobKey: w.Key(), ReceivedAt: now, ClientIP: "127.0.0.1", Helo: "client.example.net", MessageID: "<" + id + "@example.net>", Subject: subject}
 	_, err = m.e.Store.Enqueue(m.ctx, msg, []store.Recipient{{Addr: rcpt, State: store.Held, NextAttempt: now}},
 		[]store.Event{{MessageID: id, TenantID: tenantID, At: now, Kind: "received", Rcpt: rcpt, Detail: "test fixture"}})
 	m.must(err)
@@ -80,11 +80,11 @@ func (m *matrixEnv) quarantined(tenantID int64, rcpt, subject string) string {
 	m.t.Helper()
 	now := time.Now()
 	id := store.NewMessageID(now)
-	w, err := m.e.QSpool.Create(id)
+	w, err := m.e.QSpool.Create(m.ctx, id)
 	m.must(err)
 	io.WriteString(w, quarantinedMail(subject))
-	m.must(w.Commit())
-	it := store.QuarantineItem{ID: id, TenantID: tenantID, Rcpt: rcpt, BlobKey: id, MailFrom: "spam@example.net",
+	m.must(w.Commit(m.ctx))
+	it := store.QuarantineItem{ID: id, TenantID: tenantID, Rcpt: rcpt, BlobKey: w.Key(), MailFrom: "spam@example.net",
 		FromHdr: "Spammer <spam@example.net>", Subject: subject, Size: w.Size(), Score: 99, Reasons: "spam", Created: now,
 		Expires: now.Add(7 * 24 * time.Hour), State: store.QHeld}
 	m.must(m.e.Store.AddQuarantine(m.ctx, it, store.Event{MessageID: id, TenantID: tenantID, At: now, Kind: "quarantined", Rcpt: rcpt}))

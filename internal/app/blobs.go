@@ -1,0 +1,34 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/mailgate/mailgate/internal/blob"
+	"github.com/mailgate/mailgate/internal/blob/local"
+	"github.com/mailgate/mailgate/internal/blob/s3"
+	"github.com/mailgate/mailgate/internal/config"
+)
+
+// Blob namespaces: the queue's message bodies and the quarantine's copies.
+const (
+	spoolBlobs      = "spool"
+	quarantineBlobs = "quarantine"
+)
+
+// openBlobs opens one namespace of the configured blob store, written in
+// this node's name. minFree applies to local files only.
+func openBlobs(ctx context.Context, cfg config.Config, namespace string, minFree int64, log *slog.Logger) (blob.Store, error) {
+	switch cfg.Blobs.Driver {
+	case "s3":
+		b := cfg.Blobs
+		return s3.Open(ctx, s3.Config{Endpoint: b.Endpoint, Bucket: b.Bucket, Region: b.Region, Prefix: b.Prefix,
+			PathStyle: b.PathStyle, AccessKeyID: b.AccessKeyID, SecretAccessKey: b.SecretAccessKey, SecretFile: b.SecretFile,
+			CAFile: b.CAFile, SpillDir: filepath.Join(cfg.DataDir, "blob-spill")}, namespace, cfg.NodeID, log)
+	case "local", "":
+		return local.Open(filepath.Join(cfg.DataDir, namespace), cfg.NodeID, minFree, log)
+	}
+	return nil, fmt.Errorf("blobs.driver %q", cfg.Blobs.Driver)
+}
