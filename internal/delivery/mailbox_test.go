@@ -141,4 +141,3 @@ func TestRouterMode(t *testing.T) {
 		t.Fatalf("primary targets of an unserved domain: %v", err)
 	}
 }
-
