@@ -19,7 +19,7 @@ func TestSwitch(t *testing.T) {
 	ctx := e.ctx
 	for _, a := range []store.Account{
 		{TenantID: e.tenant.ID, Login: "it@example.test", Role: store.RoleAdmin},
-		{TenantID: e.tenant.ID, Login: "boss", Role: store.RoleAdmin},                               // not an address: no mail
+		{TenantID: e.tenant.ID, Login: "boss", Role: store.RoleAdmin},                              // not an address: no mail
 		{TenantID: e.tenant.ID, Login: "gone@example.test", Role: store.RoleAdmin, Disabled: true}, // disabled
 		{TenantID: e.tenant.ID, Login: "alice@example.test", Role: store.RoleUser},                 // not an administrator
 	} {

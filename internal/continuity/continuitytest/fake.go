@@ -70,7 +70,9 @@ func New(users interface {
 	return &Mailboxes{Users: users, msgs: map[int64]*Message{}, byKey: map[string]int64{}, boxes: map[string]bool{}, logins: map[string]time.Time{}}
 }
 
-func boxKey(tenantID int64, a string) string { return fmt.Sprintf("%d/%s", tenantID, strings.ToLower(a)) }
+func boxKey(tenantID int64, a string) string {
+	return fmt.Sprintf("%d/%s", tenantID, strings.ToLower(a))
+}
 
 func domainOf(a string) string {
 	if i := strings.LastIndexByte(a, '@'); i >= 0 {
