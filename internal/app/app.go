@@ -18,6 +18,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/inbound"
@@ -50,8 +51,14 @@ type App struct {
 	// failed attempts.
 	Passwords     *passwd.Verifier
 	LoginThrottle *loginlimit.Memory
+	// Continuity switches domains between their primary service and
+	// mailgate's mailboxes and hands mail back (continuity.go).
+	Continuity *continuity.Service
 
 	inbound, outbound *smtpin.Server
+	submission        *smtpin.Server
+	submissionAddrs   []string
+	cont              continuityParts
 	listeners         []net.Listener
 	httpSrv           *http.Server
 	serveWG           sync.WaitGroup
@@ -71,6 +78,9 @@ type Options struct {
 	// Passwords, when set, replaces the password verifier built from
 	// [auth] (tests instrument it).
 	Passwords *passwd.Verifier
+	// Mailboxes is the emergency mailbox store (mail continuity); nil:
+	// domains in emergency mode keep their mail queued.
+	Mailboxes MailboxStore
 }
 
 // Open builds the node and recovers the spool, without listening yet. It is
@@ -131,13 +141,15 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	a := &App{Config: cfg, Log: log, Clock: opt.Clock, Store: st, Spool: sp, QSpool: qsp, Delivery: dl, Resolver: res, done: make(chan struct{}),
 		Passwords: pw, LoginThrottle: loginlimit.New(loginlimit.Options{})}
 	a.metrics = newMetrics()
+	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
 	a.Queue = queue.New(queue.Deps{
-		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(dl),
-		Router: &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost},
+		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, opt.Mailboxes)),
+		Router: router,
 		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
 	a.Pipeline = a.newPipeline(opt.Stages)
+	a.newContinuity(router, opt.Mailboxes)
 	return a, nil
 }
 
@@ -233,6 +245,14 @@ func (a *App) Start(ctx context.Context) error {
 			}()
 		}
 	}
+	if err := a.startSubmission(tlsCfg); err != nil {
+		a.Shutdown(context.Background())
+		return err
+	}
+	if err := a.startContinuity(ctx); err != nil {
+		a.Shutdown(context.Background())
+		return err
+	}
 	if a.Config.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", a.Config.HTTP.Listen)
 		if err != nil {
@@ -289,7 +309,7 @@ func (a *App) OutboundAddr() string {
 // ctx loses nothing: unfinished deliveries resume at the next start.
 func (a *App) Shutdown(ctx context.Context) error {
 	var errs []error
-	for _, s := range []*smtpin.Server{a.inbound, a.outbound} {
+	for _, s := range []*smtpin.Server{a.inbound, a.outbound, a.submission} {
 		if s != nil {
 			if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				errs = append(errs, err)
@@ -306,6 +326,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		l.Close()
 	}
 	a.serveWG.Wait()
+	a.stopContinuity(ctx)
 	if err := a.Queue.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}

@@ -25,8 +25,10 @@ var ErrNoCredentials = errors.New("no API credentials for this hand-back path: s
 
 // StartHandback starts handing the mail d received in emergency mode back
 // to the primary service, for one user or (user "") every user, on the
-// path the domain's policy names. A running job that covers it is
-// returned with ErrHandbackRunning.
+// path the domain's policy names. A running job that covers it and is
+// still searching the mailboxes is returned with ErrHandbackRunning.
+// Messages already handed back, or claimed by another job, are not
+// handed back again.
 func (s *Service) StartHandback(ctx context.Context, d store.Domain, user, actor string) (store.HandbackJob, error) {
 	if s.Mailboxes == nil {
 		return store.HandbackJob{}, ErrNoMailboxes
@@ -41,7 +43,9 @@ func (s *Service) StartHandback(ctx context.Context, d store.Domain, user, actor
 		return store.HandbackJob{}, err
 	}
 	for _, j := range running {
-		if j.Domain == d.Name && (j.User == "" || j.User == user) {
+		// A job still searching finds new messages too; one whose search
+		// is over does not, so a new job is started for them.
+		if j.Domain == d.Name && (j.User == "" || j.User == user) && !j.Scanned {
 			return j, ErrHandbackRunning
 		}
 	}

@@ -55,6 +55,8 @@ type Options struct {
 	// binary's throwaway PostgreSQL server (see OnPostgres) instead of
 	// SQLite in the node's directory.
 	Postgres bool
+	// Mailboxes is the emergency mailbox store (mail continuity).
+	Mailboxes app.MailboxStore
 }
 
 // migrated is the template database of every PostgreSQL-backed node.
@@ -152,7 +154,7 @@ func Start(t testing.TB, o Options) *Node {
 	if o.NoChecks {
 		o.Stages = []policy.Stage{}
 	}
-	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages, Passwords: o.Passwords})
+	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages, Passwords: o.Passwords, Mailboxes: o.Mailboxes})
 	if err != nil {
 		t.Fatal(err)
 	}
