@@ -44,7 +44,7 @@ func (se *session) submissionSender(from string, sender addr.Address) error {
 		return se.reject(smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required"))
 	}
 	if from == "" || sender.Key() != se.authAddr {
-		se.log.Info("sender refused: not the user's address", "user", se.authUser, "from", sanitizeHelo(from))
+		se.log.Info("sender refused: not the user's address", "user", se.authUser, "from", sender.String())
 		return se.reject(errSenderNotOwn)
 	}
 	ctx, cancel := se.ctx()
