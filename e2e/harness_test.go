@@ -101,9 +101,9 @@ type gateway struct {
 	// subAddr and subTLSAddr are the submission listener's STARTTLS and
 	// implicit TLS addresses, "" when disabled.
 	subAddr, subTLSAddr string
-	sink    *sink.Sink
-	smart   *sink.Sink // delivery.smart_host
-	opts    options
+	sink                *sink.Sink
+	smart               *sink.Sink // delivery.smart_host
+	opts                options
 
 	mu      sync.Mutex
 	proc    *exec.Cmd
