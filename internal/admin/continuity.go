@@ -154,8 +154,6 @@ func (s *Service) StartHandback(ctx context.Context, a Actor, domain, user strin
 		return continuity.HandbackStatus{}, Invalidf("hand-back %d of %s is already running", j.ID, d.Name)
 	case errors.Is(err, continuity.ErrNoCredentials):
 		return continuity.HandbackStatus{}, Invalidf("%v", err)
-	case errors.Is(err, continuity.ErrNoMailboxes):
-		return continuity.HandbackStatus{}, Invalidf("%v", err)
 	case err != nil:
 		return continuity.HandbackStatus{}, err
 	}
@@ -208,9 +206,6 @@ func (s *Service) PurgeContinuity(ctx context.Context, a Actor, domain string) (
 		return 0, err
 	}
 	n, err := c.Purge(ctx, d, s.now().Now(), a.Name)
-	if errors.Is(err, continuity.ErrNoMailboxes) {
-		return 0, Invalidf("%v", err)
-	}
 	if err != nil {
 		return n, err
 	}

@@ -193,7 +193,7 @@ func TestHandbackGraph(t *testing.T) {
 		[]byte(`{"tenant":"contoso.example","client_id":"app-1","client_secret":"s3cret"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if info, err := e.svc.Credentials(e.ctx, e.tenant.ID, continuity.PathGraph); err != nil || info.ID != "app-1" {
+	if info, err := e.svc.Credentials(e.ctx, e.tenant.ID, continuity.PathGraph); err != nil || info.ID != "app-1" || !info.Configured {
 		t.Fatalf("credentials: %+v %v", info, err)
 	}
 	e.set(store.ScopeDomain, "example.test", continuity.KeyHandbackPath, continuity.PathGraph)
@@ -487,7 +487,7 @@ func TestSealedCredentials(t *testing.T) {
 	if _, err := e.svc.SetCredentials(e.ctx, e.tenant.ID, continuity.PathGraph, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Credentials(e.ctx, e.tenant.ID, continuity.PathGraph); err == nil {
-		t.Fatal("deleted credentials still there")
+	if info, err := e.svc.Credentials(e.ctx, e.tenant.ID, continuity.PathGraph); err != nil || info.Configured {
+		t.Fatalf("deleted credentials still there: %+v %v", info, err)
 	}
 }

@@ -60,12 +60,12 @@ type Item struct {
 
 // UserUsage is one user's emergency mailbox, for the outage console.
 type UserUsage struct {
-	Address    string
-	Received   int       // messages received in emergency mode
-	Unread     int       // of those, not read yet
-	Sent       int       // messages in the Sent folder from emergency mode
-	LastLogin  time.Time // zero: never logged in (IMAP or submission)
-	HandedBack int       // messages handed back already
+	Address    string    `json:"address"`
+	Received   int       `json:"received"`            // messages received in emergency mode
+	Unread     int       `json:"unread"`              // of those, not read yet
+	Sent       int       `json:"sent"`                // messages in the Sent folder from emergency mode
+	LastLogin  time.Time `json:"last_login,omitzero"` // zero: never logged in (IMAP or submission)
+	HandedBack int       `json:"handed_back"`         // messages handed back already
 }
 
 // Mailboxes is the emergency mailbox store as continuity needs it. Every
@@ -132,18 +132,19 @@ var ErrNoMailboxes = errors.New("no mailbox store on this node")
 
 // SwitchResult is what a switch did.
 type SwitchResult struct {
-	Domain   string
-	From, To string
-	At       time.Time
+	Domain string    `json:"domain"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	At     time.Time `json:"at"`
 	// Woken counts queued recipients made due at once.
-	Woken int
+	Woken int `json:"woken"`
 	// Created counts mailboxes created (switch to emergency).
-	Created int
-	// Handback is the hand-back job started (switch to primary with
+	Created int `json:"mailboxes_created"`
+	// Handback is the hand-back started (switch to primary with
 	// continuity.handback = auto), or nil.
-	Handback *store.HandbackJob
+	Handback *HandbackStatus `json:"handback,omitempty"`
 	// Warnings are what went wrong beside the switch itself, which stands.
-	Warnings []string
+	Warnings []string `json:"warnings"`
 }
 
 // Switch moves a served domain to mode to ("primary" or "emergency") for
@@ -165,7 +166,7 @@ func (s *Service) Switch(ctx context.Context, d store.Domain, to, actor, reason 
 	default:
 		return SwitchResult{}, fmt.Errorf("mode %q: want primary or emergency", to)
 	}
-	res := SwitchResult{Domain: d.Name, From: from, To: to, At: s.now()}
+	res := SwitchResult{Domain: d.Name, From: from, To: to, At: s.now(), Warnings: []string{}}
 	pol, err := PolicyFor(ctx, s.Store, d.TenantID, d.Name)
 	if err != nil {
 		return res, err
@@ -206,7 +207,8 @@ func (s *Service) Switch(ctx context.Context, d store.Domain, to, actor, reason 
 		j, err := s.StartHandback(ctx, d, "", actor)
 		switch {
 		case err == nil:
-			res.Handback = &j
+			res.Handback = &HandbackStatus{ID: j.ID, Domain: j.Domain, User: j.User, Path: j.Path, State: j.State,
+				Created: j.Created, CreatedBy: j.CreatedBy, Searching: true}
 		case errors.Is(err, ErrHandbackRunning):
 		default:
 			res.Warnings = append(res.Warnings, "hand-back not started: "+err.Error())

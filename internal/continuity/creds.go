@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/store"
 )
 
 // GraphCredentials are a Microsoft Entra ID application's client
@@ -36,9 +38,10 @@ type GmailCredentials struct {
 
 // CredentialInfo describes stored credentials without their secret.
 type CredentialInfo struct {
-	Provider string    `json:"provider"`
-	ID       string    `json:"id"` // client ID or service account address
-	Updated  time.Time `json:"updated"`
+	Provider   string    `json:"provider"`
+	Configured bool      `json:"configured"`
+	ID         string    `json:"id,omitempty"` // client ID or service account address
+	Updated    time.Time `json:"updated,omitzero"`
 }
 
 // ParseCredentials checks credentials for provider (graph: the JSON
@@ -116,7 +119,7 @@ func (s *Service) SetCredentials(ctx context.Context, tenantID int64, provider s
 	if err != nil {
 		return info, err
 	}
-	info.ID = id
+	info.ID, info.Configured = id, true
 	key, err := LoadSealKey(ctx, s.Store)
 	if err != nil {
 		return info, err
@@ -143,13 +146,15 @@ func (s *Service) credentials(ctx context.Context, tenantID int64, provider stri
 }
 
 // Credentials describes a tenant's stored credentials for provider
-// (store.ErrNotFound when there are none).
+// (Configured false when there are none).
 func (s *Service) Credentials(ctx context.Context, tenantID int64, provider string) (CredentialInfo, error) {
 	plain, at, err := s.credentials(ctx, tenantID, provider)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
+		return CredentialInfo{Provider: provider}, nil
+	} else if err != nil {
 		return CredentialInfo{Provider: provider}, err
 	}
-	info := CredentialInfo{Provider: provider, Updated: at}
+	info := CredentialInfo{Provider: provider, Configured: true, Updated: at}
 	switch provider {
 	case PathGraph:
 		var c GraphCredentials

@@ -30,9 +30,6 @@ var ErrNoCredentials = errors.New("no API credentials for this hand-back path: s
 // Messages already handed back, or claimed by another job, are not
 // handed back again.
 func (s *Service) StartHandback(ctx context.Context, d store.Domain, user, actor string) (store.HandbackJob, error) {
-	if s.Mailboxes == nil {
-		return store.HandbackJob{}, ErrNoMailboxes
-	}
 	pol, err := PolicyFor(ctx, s.Store, d.TenantID, d.Name)
 	if err != nil {
 		return store.HandbackJob{}, err
