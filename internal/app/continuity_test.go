@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/smtp"
 	"regexp"
 	"strings"
@@ -191,4 +192,77 @@ func TestSwitchUnderLoad(t *testing.T) {
 	if switches != 4 {
 		t.Errorf("%d switches logged, want 4", switches)
 	}
+}
+
+// TestFailoverThroughTheNode: with failover on, the node's own probes
+// find the primary service unreachable and switch the domain, through
+// the administration layer (audited as the failover) with the
+// administrators' notice; queued mail then goes into the mailboxes.
+func TestFailoverThroughTheNode(t *testing.T) {
+	t.Parallel()
+	mb := continuitytest.New(nil)
+	mb.AutoCreate = true
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, Mailboxes: mb, Config: func(c *config.Config) {
+		c.Continuity.ProbeTick = config.D(100 * time.Millisecond)
+	}})
+	mb.Users = n.Store
+	ctx := context.Background()
+	// The primary service is gone: nothing listens at its address.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	if err := n.Store.SetRoutes(ctx, n.Tenant.ID, n.Domain.ID, []store.Route{{Priority: 10, Target: "smtp://" + dead, TLS: "opportunistic"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Store.CreateAccount(ctx, store.Account{TenantID: n.Tenant.ID, Login: "it@example.test", Role: store.RoleAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	op := admin.Operator("cli:test").In(n.Tenant.ID)
+	svc := n.Admin()
+	for k, v := range map[string]string{continuity.KeyFailover: "on", continuity.KeyFailAfter: "0s", continuity.KeyProbeTimeout: "2s",
+		continuity.KeyCanary: "alice@example.test"} {
+		if err := svc.SetSetting(ctx, op, store.ScopeDomain, "example.test", k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The audit entry is written last, after the switch's work.
+	var as []store.AuditEntry
+	mgtest.WaitFor(t, 20*time.Second, "the failover switch", func() bool {
+		as, _ = n.Store.AuditLog(ctx, store.AuditFilter{TenantID: n.Tenant.ID, Action: "continuity.switch"})
+		return len(as) > 0
+	})
+	if m, _ := n.Store.DomainMode(ctx, n.Tenant.ID, n.Domain.ID); m.Mode != store.ModeEmergency || m.ChangedBy != continuity.FailoverActor {
+		t.Fatalf("mode: %+v", m)
+	}
+	if len(as) != 1 || as[0].Actor != continuity.FailoverActor || !strings.HasPrefix(as[0].After, "emergency: automatic failover") {
+		t.Fatalf("audit: %+v", as)
+	}
+	evs, _ := svc.ContinuityEvents(ctx, op, "example.test", 0, 100)
+	var failed, switched int
+	for _, e := range evs {
+		switch e.Kind {
+		case continuity.EventProbeFailed:
+			failed++
+		case continuity.EventSwitch:
+			switched++
+		}
+	}
+	if failed == 0 || switched != 1 {
+		t.Fatalf("events: %+v", evs)
+	}
+	// The notice to the administrator and new mail land in the mailboxes.
+	if err := sendPlain(n.InboundAddr(), "sender@remote.test", "bob@example.test", "Subject: during\r\n\r\nhi\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	mgtest.WaitFor(t, 10*time.Second, "mailbox deliveries", func() bool {
+		var notice, mail bool
+		for _, m := range mb.Messages() {
+			notice = notice || m.User == "it@example.test" && strings.Contains(string(m.Body), "emergency")
+			mail = mail || m.User == "bob@example.test" && strings.Contains(string(m.Body), "Subject: during")
+		}
+		return notice && mail
+	})
 }

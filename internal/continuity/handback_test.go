@@ -217,3 +217,33 @@ func TestHandbackLeaseTakenOver(t *testing.T) {
 	<-done
 	e.exactlyOnce(3)
 }
+
+// TestRetention: local copies handed back more than
+// continuity.retention_days ago are deleted; copies not handed back and
+// recent ones stay; old events go too.
+func TestRetention(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.svc.Switch(e.ctx, e.dom, store.ModeEmergency, "it", ""); err != nil {
+		t.Fatal(err)
+	}
+	e.set(store.ScopeDomain, "example.test", continuity.KeyRetentionDays, "10")
+	e.alicesMail(3)
+	e.must(e.mb.MarkHandedBack(e.ctx, e.tenant.ID, 1, "smtp"))
+	e.clk.Advance(9 * 24 * time.Hour)
+	e.must(e.mb.MarkHandedBack(e.ctx, e.tenant.ID, 2, "smtp"))
+	e.clk.Advance(2 * 24 * time.Hour) // message 1 was handed back 11 days ago, message 2 two days ago
+	n, err := e.svc.Retention(e.ctx, 5)
+	if err != nil || n != 1 {
+		t.Fatalf("retention: %d %v", n, err)
+	}
+	var left []int64
+	for _, m := range e.mb.Messages() {
+		left = append(left, m.ID)
+	}
+	if fmt.Sprint(left) != "[2 3]" {
+		t.Fatalf("left: %v", left)
+	}
+	if evs := e.events(""); len(evs) != 1 || evs[0].Kind != continuity.EventPurged || evs[0].Actor != "retention" {
+		t.Fatalf("events after retention: %+v", evs) // the switch event (11 days old) is gone
+	}
+}
