@@ -222,9 +222,10 @@ func TestFailoverThroughTheNode(t *testing.T) {
 	}
 	op := admin.Operator("cli:test").In(n.Tenant.ID)
 	svc := n.Admin()
-	for k, v := range map[string]string{continuity.KeyFailover: "on", continuity.KeyFailAfter: "0s", continuity.KeyProbeTimeout: "2s",
-		continuity.KeyCanary: "alice@example.test"} {
-		if err := svc.SetSetting(ctx, op, store.ScopeDomain, "example.test", k, v); err != nil {
+	// Failover on last: the node's probes start as soon as it is.
+	for _, kv := range [][2]string{{continuity.KeyFailAfter, "0s"}, {continuity.KeyProbeTimeout, "2s"},
+		{continuity.KeyCanary, "alice@example.test"}, {continuity.KeyFailover, "on"}} {
+		if err := svc.SetSetting(ctx, op, store.ScopeDomain, "example.test", kv[0], kv[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
