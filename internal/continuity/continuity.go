@@ -54,6 +54,9 @@ type Item struct {
 	User     string // the mailbox's address
 	Sent     bool   // the user's sent mail (its Sent folder), not mail received
 	MailFrom string // envelope sender of received mail ("" null sender)
+	// QueueID is the queue message a received copy was delivered from
+	// (delivery.DeliverMeta.QueueID); "" for sent mail.
+	QueueID  string
 	Received time.Time
 	Seen     bool // read by the user (kept on the API paths)
 }

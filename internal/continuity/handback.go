@@ -330,6 +330,18 @@ func (h *Handback) handOne(ctx context.Context, it store.HandbackItem, path stri
 	} else if err != nil {
 		return outcome{state: store.HandbackPending, next: h.retryAt(it.Attempts), err: "opening the message: " + err.Error()}
 	}
+	if !item.Sent && item.QueueID != "" {
+		// A copy delivered into the mailbox whose delivery was not recorded
+		// before a crash, and that the queue then delivered to the primary
+		// after a switch back: the primary has it already.
+		if direct, err := h.deliveredDirectly(ctx, it.TenantID, item); err != nil {
+			body.Close()
+			return outcome{state: store.HandbackPending, next: h.retryAt(it.Attempts), err: "reading the tracking log: " + err.Error()}
+		} else if direct != "" {
+			body.Close()
+			return outcome{state: store.HandbackDone, how: "already delivered to the primary service by the queue (" + direct + ")"}
+		}
+	}
 	msgID, err := messageID(body)
 	body.Close()
 	if err != nil {
@@ -364,6 +376,21 @@ func (h *Handback) handOne(ctx context.Context, it store.HandbackItem, path stri
 		return outcome{state: store.HandbackFailed, err: err.Error()}
 	}
 	return outcome{state: store.HandbackPending, next: h.retryAt(it.Attempts), err: err.Error()}
+}
+
+// deliveredDirectly returns the host that the queue delivered the item's
+// queue message to for its user, if it was not the mailbox store.
+func (h *Handback) deliveredDirectly(ctx context.Context, tenantID int64, item Item) (string, error) {
+	evs, err := h.Store.Events(ctx, tenantID, item.QueueID)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range evs {
+		if e.Kind == "delivered" && strings.EqualFold(e.Rcpt, item.User) && e.Remote != delivery.MailboxRemote {
+			return e.Remote, nil
+		}
+	}
+	return "", nil
 }
 
 // permanent is a refusal that no retry will change.

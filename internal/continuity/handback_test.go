@@ -247,3 +247,37 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("events after retention: %+v", evs) // the switch event (11 days old) is gone
 	}
 }
+
+// TestHandbackSkipsMailDeliveredDirectly: a copy that reached the mailbox
+// but whose delivery the queue had not recorded (a crash), and that the
+// queue then delivered to the primary after the switch back, is not
+// handed back a second time.
+func TestHandbackSkipsMailDeliveredDirectly(t *testing.T) {
+	e := newEnv(t)
+	e.alicesMail(2)
+	now := e.clk.Now()
+	for _, id := range []string{"q1", "q2"} {
+		m := store.Message{ID: id, TenantID: e.tenant.ID, Direction: store.Inbound, MailFrom: "sender@remote.test", BlobKey: id, ReceivedAt: now}
+		if _, err := e.st.Enqueue(e.ctx, m, []store.Recipient{{Addr: "alice@example.test", State: store.Queued, NextAttempt: now}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.must(e.st.AddEvents(e.ctx, []store.Event{
+		{MessageID: "q1", TenantID: e.tenant.ID, At: now, Kind: "delivered", Rcpt: "alice@example.test", Remote: "127.0.0.1"},
+		{MessageID: "q2", TenantID: e.tenant.ID, At: now, Kind: "delivered", Rcpt: "alice@example.test", Remote: "mailbox"},
+	}))
+	if _, err := e.svc.StartHandback(e.ctx, e.dom, "", "it"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.handback("n1").Tick(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := byMarker(e.primary.Messages()); len(got) != 1 || got["2"] != 1 {
+		t.Fatalf("handed back: %v", got)
+	}
+	for _, m := range e.mb.Messages() {
+		if m.ID == 1 && !strings.HasPrefix(m.How, "already delivered to the primary service") {
+			t.Fatalf("message 1: %q", m.How)
+		}
+	}
+}

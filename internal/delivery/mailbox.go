@@ -77,32 +77,33 @@ func (d *Dispatcher) Deliver(ctx context.Context, targets []Target, req Request)
 	return out
 }
 
-// mailboxRemote names the mailbox store in results and tracking.
-const mailboxRemote = "mailbox"
+// MailboxRemote names the mailbox store as the remote of a delivery in
+// results and tracking events.
+const MailboxRemote = "mailbox"
 
 func (d *Dispatcher) toMailbox(ctx context.Context, req Request, rcpt string) Result {
 	if d.Mailbox == nil {
-		return Result{Code: 451, Enhanced: "4.3.0", Text: "mailbox delivery is not available on this node", Remote: mailboxRemote}
+		return Result{Code: 451, Enhanced: "4.3.0", Text: "mailbox delivery is not available on this node", Remote: MailboxRemote}
 	}
 	if req.MessageID == "" || req.TenantID == 0 {
 		// Without the queue ID the delivery could not be made idempotent.
-		return Result{Code: 451, Enhanced: "4.3.0", Text: "local error: message without queue ID", Remote: mailboxRemote}
+		return Result{Code: 451, Enhanced: "4.3.0", Text: "local error: message without queue ID", Remote: MailboxRemote}
 	}
 	body, err := req.Body()
 	if err != nil {
-		return Result{Code: 451, Enhanced: "4.3.0", Text: "local error opening message: " + err.Error(), Remote: mailboxRemote}
+		return Result{Code: 451, Enhanced: "4.3.0", Text: "local error opening message: " + err.Error(), Remote: MailboxRemote}
 	}
 	defer body.Close()
 	err = d.Mailbox.Deliver(ctx, req.TenantID, rcpt, body, DeliverMeta{QueueID: req.MessageID, MailFrom: req.From, Received: req.Received, Emergency: true})
 	switch {
 	case err == nil:
-		return Result{Code: 250, Enhanced: "2.0.0", Text: "delivered to mailbox", Remote: mailboxRemote}
+		return Result{Code: 250, Enhanced: "2.0.0", Text: "delivered to mailbox", Remote: MailboxRemote}
 	case errors.Is(err, ErrOverQuota):
 		// RFC 3463 4.2.2: the mailbox is full; it stays queued until
 		// there is room or the queue's bounce_after passes.
-		return Result{Code: 452, Enhanced: "4.2.2", Text: "mailbox full", Remote: mailboxRemote}
+		return Result{Code: 452, Enhanced: "4.2.2", Text: "mailbox full", Remote: MailboxRemote}
 	case errors.Is(err, ErrNoMailbox):
-		return Result{Code: 450, Enhanced: "4.2.1", Text: "mailbox not set up yet", Remote: mailboxRemote}
+		return Result{Code: 450, Enhanced: "4.2.1", Text: "mailbox not set up yet", Remote: MailboxRemote}
 	}
 	log := d.Log
 	if log == nil {
@@ -111,5 +112,5 @@ func (d *Dispatcher) toMailbox(ctx context.Context, req Request, rcpt string) Re
 	// The details stay in the log: the reply text reaches the sender in a
 	// delay or failure notice.
 	log.Error("mailbox delivery failed", "id", req.MessageID, "rcpt", rcpt, "err", err)
-	return Result{Code: 451, Enhanced: "4.3.0", Text: "temporary local problem storing the message", Remote: mailboxRemote}
+	return Result{Code: 451, Enhanced: "4.3.0", Text: "temporary local problem storing the message", Remote: MailboxRemote}
 }

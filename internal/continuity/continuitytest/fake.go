@@ -219,7 +219,7 @@ func (f *Mailboxes) PendingHandback(ctx context.Context, tenantID int64, domain 
 }
 
 func item(m *Message) continuity.Item {
-	return continuity.Item{ID: m.ID, User: m.User, Sent: m.Sent, MailFrom: m.MailFrom, Received: m.Received, Seen: m.Seen}
+	return continuity.Item{ID: m.ID, User: m.User, Sent: m.Sent, MailFrom: m.MailFrom, QueueID: m.QueueID, Received: m.Received, Seen: m.Seen}
 }
 
 // OpenBody returns a message and its content.
