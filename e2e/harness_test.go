@@ -87,6 +87,7 @@ type options struct {
 	retry           string // queue.retry entry; default "5s"
 	outbound        bool   // also start the outbound relay listener
 	http            bool   // also serve the console and API
+	submission      bool   // also start the submission listener (STARTTLS and implicit TLS)
 }
 
 // gateway is one mailgate instance under test with its two downstreams.
@@ -97,9 +98,12 @@ type gateway struct {
 	inAddr  string // inbound (MX) listener
 	outAddr string // outbound relay listener, "" when disabled
 	webAddr string // console and API listener, "" when disabled
-	sink    *sink.Sink
-	smart   *sink.Sink // delivery.smart_host
-	opts    options
+	// subAddr and subTLSAddr are the submission listener's STARTTLS and
+	// implicit TLS addresses, "" when disabled.
+	subAddr, subTLSAddr string
+	sink                *sink.Sink
+	smart               *sink.Sink // delivery.smart_host
+	opts                options
 
 	mu      sync.Mutex
 	proc    *exec.Cmd
@@ -195,6 +199,11 @@ func (g *gateway) pickPorts() {
 	if g.opts.outbound {
 		g.outAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
 	}
+	g.subAddr, g.subTLSAddr = "", ""
+	if g.opts.submission {
+		g.subAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
+		g.subTLSAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
+	}
 	g.webAddr = ""
 	if g.opts.http {
 		g.webAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
@@ -217,6 +226,9 @@ func (g *gateway) writeConfig() {
 	}
 	if g.webAddr != "" {
 		fmt.Fprintf(&b, "[http]\nlisten = %q\n", g.webAddr)
+	}
+	if g.subAddr != "" {
+		fmt.Fprintf(&b, "[submission]\nlisten = [%q]\nlisten_tls = [%q]\n", g.subAddr, g.subTLSAddr)
 	}
 	fmt.Fprintf(&b, "[limits]\nmin_free_bytes = 0\n")
 	if o.maxMessageBytes > 0 {
@@ -301,6 +313,9 @@ func (g *gateway) tryStart() error {
 	addrs := []string{g.inAddr}
 	if g.outAddr != "" {
 		addrs = append(addrs, g.outAddr)
+	}
+	if g.subAddr != "" {
+		addrs = append(addrs, g.subAddr)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, a := range addrs {

@@ -18,6 +18,7 @@ import (
 	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/inbound"
@@ -51,8 +52,14 @@ type App struct {
 	Passwords     *passwd.Verifier
 	LoginThrottle loginlimit.Limiter
 	APILimit      loginlimit.Limiter
+	// Continuity switches domains between their primary service and
+	// mailgate's mailboxes and hands mail back (continuity.go).
+	Continuity *continuity.Service
 
 	inbound, outbound *smtpin.Server
+	submission        *smtpin.Server
+	submissionAddrs   []string
+	cont              continuityParts
 	listeners         []net.Listener
 	httpSrv           *http.Server
 	serveWG           sync.WaitGroup
@@ -84,6 +91,9 @@ type Options struct {
 	// WallClock is the machine's clock, compared with the database
 	// server's (time.Now when nil; tests skew it).
 	WallClock func() time.Time
+	// Mailboxes is the emergency mailbox store (mail continuity); nil:
+	// domains in emergency mode keep their mail queued.
+	Mailboxes MailboxStore
 }
 
 // Open builds the node without listening yet (Start recovers and listens).
@@ -149,13 +159,15 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		a.wall = time.Now
 	}
 	a.metrics = newMetrics()
+	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
 	a.Queue = queue.New(queue.Deps{
-		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(dl),
-		Router: &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost},
+		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, opt.Mailboxes)),
+		Router: router,
 		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
 	a.Pipeline = a.newPipeline(opt.Stages)
+	a.newContinuity(router, opt.Mailboxes)
 	return a, nil
 }
 
@@ -256,6 +268,14 @@ func (a *App) Start(ctx context.Context) error {
 			}()
 		}
 	}
+	if err := a.startSubmission(tlsCfg); err != nil {
+		a.Shutdown(context.Background())
+		return err
+	}
+	if err := a.startContinuity(ctx); err != nil {
+		a.Shutdown(context.Background())
+		return err
+	}
 	if a.Config.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", a.Config.HTTP.Listen)
 		if err != nil {
@@ -313,7 +333,7 @@ func (a *App) OutboundAddr() string {
 // ctx loses nothing: unfinished deliveries resume at the next start.
 func (a *App) Shutdown(ctx context.Context) error {
 	var errs []error
-	for _, s := range []*smtpin.Server{a.inbound, a.outbound} {
+	for _, s := range []*smtpin.Server{a.inbound, a.outbound, a.submission} {
 		if s != nil {
 			if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				errs = append(errs, err)
@@ -330,6 +350,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		l.Close()
 	}
 	a.serveWG.Wait()
+	a.stopContinuity(ctx)
 	if err := a.Queue.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}

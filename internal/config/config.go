@@ -71,6 +71,9 @@ type Config struct {
 	Checks   ChecksConfig   `toml:"checks"`
 	HTTP     HTTPConfig     `toml:"http"`
 	Auth     AuthConfig     `toml:"auth" doc:"Password checks and delegated logins."`
+
+	Submission SubmissionConfig `toml:"submission" doc:"The submission listener for end users' mail apps (587 with STARTTLS, 465 with implicit TLS): SMTP AUTH with the user's console login, PLAIN and LOGIN only over TLS, the sender must be the user's own address (docs/continuity.md)."`
+	Continuity ContinuityConfig `toml:"continuity" doc:"Mail continuity's background work: failover probes, hand-back to the primary service, retention (docs/continuity.md)."`
 }
 
 // StoreConfig chooses the metadata store.
@@ -278,7 +281,9 @@ func Default() Config {
 			SessionIdle: D(30 * time.Minute), SessionMax: D(12 * time.Hour), RequireTOTP: true, ReportMonths: 13,
 			MetricsFrom: []string{"127.0.0.0/8", "::1/128"},
 		},
-		Auth: AuthConfig{PasswordMemoryMiB: DefaultPasswordMemoryMiB},
+		Auth:       AuthConfig{PasswordMemoryMiB: DefaultPasswordMemoryMiB},
+		Submission: defaultSubmission(),
+		Continuity: defaultContinuity(),
 	}
 }
 
@@ -387,7 +392,7 @@ func (c *Config) Validate() error {
 	if err := c.Auth.validate(); err != nil {
 		return err
 	}
-	return nil
+	return c.validateContinuity()
 }
 
 func (b *BlobsConfig) validate() error {

@@ -46,6 +46,9 @@ type Target struct {
 	Host string // name or IP
 	Port int
 	TLS  string
+	// Mailbox says the target is mailgate's own mailboxes, not an SMTP
+	// host (MailboxTarget, delivered by Dispatcher).
+	Mailbox bool
 }
 
 func (t Target) key() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) + "/" + t.TLS }
@@ -103,6 +106,11 @@ type Request struct {
 	UTF8    bool
 	Body8   bool
 	Body    func() (io.ReadCloser, error) // opened per attempt
+	// The queue message being delivered: a mailbox delivery is
+	// idempotent by its ID, and keeps when it was received.
+	TenantID  int64
+	MessageID string
+	Received  time.Time
 }
 
 // Client delivers messages. Safe for concurrent use.

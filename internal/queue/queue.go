@@ -662,6 +662,7 @@ func (q *Queue) attempt(ctx context.Context, m store.Message, dom string, rs []s
 	}
 	req := delivery.Request{From: m.MailFrom, Rcpts: rcpts, ORcpt: orcpt, Notify: notify, EnvID: m.EnvID, RetFull: m.RetFull, UTF8: utf8, Body8: m.Body8Bit,
 		Body: func() (io.ReadCloser, error) { return openWithPrefix(ctx, q.d.Spool, m) }}
+	req.TenantID, req.MessageID, req.Received = m.TenantID, m.ID, m.ReceivedAt // a mailbox delivery is idempotent by them
 	return q.d.Deliver.Deliver(ctx, targets, req)
 }
 

@@ -44,6 +44,7 @@ type session struct {
 	tls      bool
 	authUser string
 	authTID  int64
+	authAddr string // the authenticated end user's own address (submission)
 	errors   int
 
 	// per transaction
@@ -145,6 +146,11 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 			return se.reject(smtpErr(501, smtp.EnhancedCode{5, 1, 7}, "Bad sender address syntax"))
 		}
 		sender = a
+	}
+	if d.Kind == Submission {
+		if err := se.submissionSender(from, sender); err != nil {
+			return err
+		}
 	}
 	if d.Kind == Outbound {
 		tid, err := se.outboundTenant()
@@ -376,8 +382,13 @@ func (se *session) Data(r io.Reader) error {
 	if err := g.finish(); err != nil {
 		return err
 	}
-	if d.Kind == Outbound {
+	switch d.Kind {
+	case Outbound:
 		if err := se.checkAuthor(g); err != nil {
+			return err
+		}
+	case Submission:
+		if err := se.checkOwnAuthor(g); err != nil {
 			return err
 		}
 	}
@@ -397,7 +408,7 @@ func (se *session) Data(r io.Reader) error {
 		TLS: se.tls, AuthUser: se.authUser, MessageID: g.messageID, Subject: mailtext.DecodeHeader(g.subject),
 		Direction: store.Inbound, SMTPUTF8: se.utf8, Body8Bit: se.body8bit,
 	}
-	if d.Kind == Outbound {
+	if d.Kind == Outbound || d.Kind == Submission {
 		m.Direction = store.Outbound
 	}
 	rcpts := make([]store.Recipient, len(se.rcpts))

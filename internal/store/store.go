@@ -384,6 +384,7 @@ type Store interface {
 	WebStore
 	ClusterStore
 	ThrottleStore
+	ContinuityStore
 
 	Close() error
 }

@@ -77,6 +77,7 @@ func (s *Server) consoleRoutes() {
 	s.handle("POST /account/password", store.RoleUser, s.ownPassword)
 	s.handle("POST /account/lang", store.RoleUser, s.ownLang)
 	s.quarantineRoutes()
+	s.continuityRoutes()
 }
 
 // --- login ---

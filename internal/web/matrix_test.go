@@ -375,6 +375,12 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 		return url.Values{"current": {consoletest.Password}, "password": {consoletest.Password}}, false
 	case "POST /account/lang":
 		return url.Values{"lang": {"en"}}, false
+	case "POST /domains/{name}/continuity/switch":
+		return url.Values{"mode": {"emergency"}, "reason": {"matrix"}}, false
+	case "POST /continuity/credentials":
+		return url.Values{"provider": {"graph"}, "credentials": {`{"tenant":"t1","client_id":"c1","client_secret":"s1"}`}}, false
+	case "POST /continuity/credentials/delete":
+		return url.Values{"provider": {"graph"}}, false
 	}
 	return url.Values{}, false
 }
@@ -400,6 +406,14 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return nil, "scope=tenant&key=test.matrix"
 	case "POST /api/v1/lists":
 		return map[string]string{"Scope": "address", "Owner": consoletest.UserA, "Kind": "deny", "Value": fmt.Sprintf("api%d@spam.test", n), "Action": "reject"}, ""
+	case "POST /api/v1/domains/{name}/continuity":
+		return map[string]string{"mode": "emergency"}, ""
+	case "POST /api/v1/domains/{name}/handback":
+		return map[string]string{}, ""
+	case "PUT /api/v1/continuity/credentials":
+		return map[string]any{"provider": "graph", "credentials": map[string]string{"tenant": "t1", "client_id": "c1", "client_secret": "s1"}}, ""
+	case "GET /api/v1/continuity/credentials", "DELETE /api/v1/continuity/credentials":
+		return nil, "provider=graph"
 	}
 	return nil, ""
 }

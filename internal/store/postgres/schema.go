@@ -374,4 +374,72 @@ CREATE UNLOGGED TABLE throttle (
 	full_us BIGINT NOT NULL
 );
 `,
+	// 7: mail continuity: each domain's delivery mode (a row once it was
+	// switched), the continuity event log, hand-back jobs with the state of
+	// every message they hand back, and the sealed credentials of the
+	// hand-back paths.
+	`
+CREATE TABLE domain_modes (
+	domain_id BIGINT PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	mode TEXT COLLATE "C" NOT NULL,
+	changed_us BIGINT NOT NULL,
+	changed_by TEXT NOT NULL DEFAULT '',
+	reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX domain_modes_tenant ON domain_modes(tenant_id);
+CREATE TABLE continuity_events (
+	id BIGSERIAL PRIMARY KEY,
+	tenant_id BIGINT NOT NULL,
+	domain TEXT COLLATE "C" NOT NULL,
+	at_us BIGINT NOT NULL,
+	kind TEXT COLLATE "C" NOT NULL,
+	actor TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX continuity_events_domain ON continuity_events(tenant_id, domain, id);
+CREATE INDEX continuity_events_at ON continuity_events(at_us);
+CREATE TABLE handback_jobs (
+	id BIGSERIAL PRIMARY KEY,
+	tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	domain TEXT COLLATE "C" NOT NULL,
+	user_addr TEXT COLLATE "C" NOT NULL DEFAULT '',
+	path TEXT COLLATE "C" NOT NULL,
+	state TEXT COLLATE "C" NOT NULL,
+	cursor BIGINT NOT NULL DEFAULT 0,
+	scanned BOOLEAN NOT NULL DEFAULT false,
+	created_us BIGINT NOT NULL,
+	created_by TEXT NOT NULL DEFAULT '',
+	finished_us BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX handback_jobs_tenant ON handback_jobs(tenant_id, id);
+CREATE INDEX handback_jobs_running ON handback_jobs(state) WHERE state = 'running';
+CREATE TABLE handback_items (
+	tenant_id BIGINT NOT NULL,
+	item_id BIGINT NOT NULL,
+	job_id BIGINT NOT NULL REFERENCES handback_jobs(id) ON DELETE CASCADE,
+	domain TEXT COLLATE "C" NOT NULL,
+	user_addr TEXT COLLATE "C" NOT NULL,
+	sent BOOLEAN NOT NULL DEFAULT false,
+	state TEXT COLLATE "C" NOT NULL,
+	attempts BIGINT NOT NULL DEFAULT 0,
+	next_us BIGINT NOT NULL,
+	last_error TEXT NOT NULL DEFAULT '',
+	how TEXT NOT NULL DEFAULT '',
+	lease_owner TEXT COLLATE "C" NOT NULL DEFAULT '',
+	lease_until_us BIGINT NOT NULL DEFAULT 0,
+	updated_us BIGINT NOT NULL,
+	PRIMARY KEY (tenant_id, item_id)
+);
+CREATE INDEX handback_items_job ON handback_items(job_id, state, item_id);
+CREATE INDEX handback_items_due ON handback_items(next_us) WHERE state = 'pending';
+CREATE INDEX handback_items_lease ON handback_items(lease_owner) WHERE lease_owner <> '';
+CREATE TABLE continuity_secrets (
+	tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	provider TEXT COLLATE "C" NOT NULL,
+	sealed BYTEA NOT NULL,
+	updated_us BIGINT NOT NULL,
+	PRIMARY KEY (tenant_id, provider)
+);
+`,
 }

@@ -374,4 +374,72 @@ CREATE TABLE throttle (
 	full_us INTEGER NOT NULL
 );
 `,
+	// 11: mail continuity: each domain's delivery mode (a row once it was
+	// switched), the continuity event log, hand-back jobs with the state of
+	// every message they hand back, and the sealed credentials of the
+	// hand-back paths.
+	`
+CREATE TABLE domain_modes (
+	domain_id INTEGER PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	mode TEXT NOT NULL,
+	changed_us INTEGER NOT NULL,
+	changed_by TEXT NOT NULL DEFAULT '',
+	reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX domain_modes_tenant ON domain_modes(tenant_id);
+CREATE TABLE continuity_events (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL,
+	domain TEXT NOT NULL,
+	at_us INTEGER NOT NULL,
+	kind TEXT NOT NULL,
+	actor TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX continuity_events_domain ON continuity_events(tenant_id, domain, id);
+CREATE INDEX continuity_events_at ON continuity_events(at_us);
+CREATE TABLE handback_jobs (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	domain TEXT NOT NULL,
+	user_addr TEXT NOT NULL DEFAULT '',
+	path TEXT NOT NULL,
+	state TEXT NOT NULL,
+	cursor INTEGER NOT NULL DEFAULT 0,
+	scanned INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL,
+	created_by TEXT NOT NULL DEFAULT '',
+	finished_us INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX handback_jobs_tenant ON handback_jobs(tenant_id, id);
+CREATE INDEX handback_jobs_running ON handback_jobs(state) WHERE state = 'running';
+CREATE TABLE handback_items (
+	tenant_id INTEGER NOT NULL,
+	item_id INTEGER NOT NULL,
+	job_id INTEGER NOT NULL REFERENCES handback_jobs(id) ON DELETE CASCADE,
+	domain TEXT NOT NULL,
+	user_addr TEXT NOT NULL,
+	sent INTEGER NOT NULL DEFAULT 0,
+	state TEXT NOT NULL,
+	attempts INTEGER NOT NULL DEFAULT 0,
+	next_us INTEGER NOT NULL,
+	last_error TEXT NOT NULL DEFAULT '',
+	how TEXT NOT NULL DEFAULT '',
+	lease_owner TEXT NOT NULL DEFAULT '',
+	lease_until_us INTEGER NOT NULL DEFAULT 0,
+	updated_us INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, item_id)
+);
+CREATE INDEX handback_items_job ON handback_items(job_id, state, item_id);
+CREATE INDEX handback_items_due ON handback_items(next_us) WHERE state = 'pending';
+CREATE INDEX handback_items_lease ON handback_items(lease_owner) WHERE lease_owner <> '';
+CREATE TABLE continuity_secrets (
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	provider TEXT NOT NULL,
+	sealed BLOB NOT NULL,
+	updated_us INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, provider)
+);
+`,
 }

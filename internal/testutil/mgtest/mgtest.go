@@ -64,6 +64,8 @@ type Options struct {
 	// bucket of the test binary's S3 server (versitygw, see OnS3) instead
 	// of files in the node's directory.
 	S3 bool
+	// Mailboxes is the emergency mailbox store (mail continuity).
+	Mailboxes app.MailboxStore
 }
 
 // migrated is the template database of every PostgreSQL-backed node.
@@ -200,7 +202,7 @@ func Start(t testing.TB, o Options) *Node {
 	if o.NoChecks {
 		o.Stages = []policy.Stage{}
 	}
-	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages, Passwords: o.Passwords})
+	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages, Passwords: o.Passwords, Mailboxes: o.Mailboxes})
 	if err != nil {
 		t.Fatal(err)
 	}
