@@ -329,6 +329,7 @@ type Store interface {
 
 	PolicyStore
 	WebStore
+	MailboxStore
 
 	Close() error
 }

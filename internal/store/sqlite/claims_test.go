@@ -22,7 +22,8 @@ func TestClaimsMigrationKeepsDomainsServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to schema 5, as a database written by an older mailgate.
-	if _, err := db.w.Exec(`DROP TABLE domain_claims; UPDATE schema_version SET version = 5`); err != nil {
+	if _, err := db.w.Exec(`DROP TABLE domain_claims; DROP TABLE mailbox_texts; DROP TABLE mailbox_expunged; DROP TABLE mailbox_messages;
+		DROP TABLE mailbox_subscriptions; DROP TABLE mailbox_folders; DROP TABLE mailboxes; UPDATE schema_version SET version = 5`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
