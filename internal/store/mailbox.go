@@ -305,8 +305,8 @@ type MailboxStore interface {
 	// back before the given time.
 	PurgeHandedBack(ctx context.Context, tenantID int64, domain string, before time.Time) (n int, free []string, err error)
 	// MailBlobKeys lists every blob key that a mailbox message refers to,
-	// across tenants (recovery after a crash).
-	MailBlobKeys(ctx context.Context) (map[string]bool, error)
+	// with the size of its body, across tenants (recovery after a crash).
+	MailBlobKeys(ctx context.Context) (map[string]int64, error)
 }
 
 // MailboxDomain is the domain part of a mailbox address.

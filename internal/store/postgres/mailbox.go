@@ -905,18 +905,20 @@ func (db *DB) PurgeHandedBack(ctx context.Context, tenantID int64, domain string
 }
 
 // MailBlobKeys lists every blob key a mailbox message refers to.
-func (db *DB) MailBlobKeys(ctx context.Context) (map[string]bool, error) {
-	rows, err := db.conn.Query(ctx, `SELECT DISTINCT blob_key FROM mailbox_messages`)
-	keys, err := collect(rows, err, func(r pgx.Rows) (string, error) {
-		var k string
-		return k, r.Scan(&k)
-	})
+func (db *DB) MailBlobKeys(ctx context.Context) (map[string]int64, error) {
+	rows, err := db.conn.Query(ctx, `SELECT blob_key, max(size) FROM mailbox_messages GROUP BY blob_key`)
 	if err != nil {
 		return nil, fmt.Errorf("mail blob keys: %w", err)
 	}
-	out := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		out[k] = true
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, fmt.Errorf("mail blob keys: %w", err)
+		}
+		out[k] = n
 	}
-	return out, nil
+	return out, rows.Err()
 }

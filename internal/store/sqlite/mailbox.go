@@ -943,19 +943,20 @@ func (db *DB) PurgeHandedBack(ctx context.Context, tenantID int64, domain string
 }
 
 // MailBlobKeys lists every blob key a mailbox message refers to.
-func (db *DB) MailBlobKeys(ctx context.Context) (map[string]bool, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT DISTINCT blob_key FROM mailbox_messages`)
+func (db *DB) MailBlobKeys(ctx context.Context) (map[string]int64, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT blob_key, max(size) FROM mailbox_messages GROUP BY blob_key`)
 	if err != nil {
 		return nil, fmt.Errorf("mail blob keys: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]bool{}
+	out := map[string]int64{}
 	for rows.Next() {
 		var k string
-		if err := rows.Scan(&k); err != nil {
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
 			return nil, err
 		}
-		out[k] = true
+		out[k] = n
 	}
 	return out, rows.Err()
 }

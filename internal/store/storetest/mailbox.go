@@ -447,7 +447,7 @@ func testMailCopyMoveExpunge(t *testing.T, open Opener) {
 		t.Fatalf("delete mailbox: free %v %v", free, err)
 	}
 	keys, err := st.MailBlobKeys(ctx)
-	if err != nil || len(keys) != 1 || !keys["c1"] {
+	if err != nil || len(keys) != 1 || keys["c1"] != 10 {
 		t.Fatalf("blob keys left %v %v", keys, err)
 	}
 }
