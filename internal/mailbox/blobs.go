@@ -51,7 +51,9 @@ var (
 )
 
 // Create starts a body.
-func (b *SpoolBlobs) Create(_ context.Context, key string) (BlobWriter, error) { return b.S.Create(key) }
+func (b *SpoolBlobs) Create(_ context.Context, key string) (BlobWriter, error) {
+	return b.S.Create(key)
+}
 
 // Open reads a body.
 func (b *SpoolBlobs) Open(_ context.Context, key string) (io.ReadCloser, error) { return b.S.Open(key) }
