@@ -67,6 +67,7 @@ type Config struct {
 	Checks   ChecksConfig   `toml:"checks"`
 	HTTP     HTTPConfig     `toml:"http"`
 	Auth     AuthConfig     `toml:"auth" doc:"Password checks and delegated logins."`
+	IMAP     IMAPConfig     `toml:"imap" doc:"IMAP access to the emergency mailboxes (docs/imap.md)."`
 }
 
 // StoreConfig chooses the metadata store.
@@ -252,6 +253,7 @@ func Default() Config {
 			MetricsFrom: []string{"127.0.0.0/8", "::1/128"},
 		},
 		Auth: AuthConfig{PasswordMemoryMiB: DefaultPasswordMemoryMiB},
+		IMAP: DefaultIMAP(),
 	}
 }
 
@@ -346,6 +348,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("limits.max_message_bytes and max_recipients must be positive")
 	}
 	if err := c.Auth.validate(); err != nil {
+		return err
+	}
+	if err := c.IMAP.validate(); err != nil {
 		return err
 	}
 	return nil

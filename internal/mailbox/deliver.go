@@ -3,7 +3,6 @@ package mailbox
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/mail"
@@ -171,7 +170,7 @@ func writeAndDecode(ctx context.Context, w io.Writer, body io.Reader) (summary, 
 		return sum, 0, fmt.Errorf("read message: %w", err)
 	}
 	if cw.n == 0 {
-		return sum, 0, errors.New("empty message")
+		return sum, 0, ErrEmptyMessage
 	}
 	sum.header = bytes.Clone(tap.buf.Bytes())
 	sum.subject = clip(msg.Subject, 1000)

@@ -55,6 +55,8 @@ var (
 	// ErrNoMailbox is returned (wrapped) for an address that is not a
 	// user of the tenant.
 	ErrNoMailbox = errors.New("no such mailbox")
+	// ErrEmptyMessage is returned for a message of no bytes.
+	ErrEmptyMessage = errors.New("empty message")
 )
 
 // Submitter queues a message mailgate writes itself (queue.Queue.Submit).

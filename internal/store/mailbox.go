@@ -269,8 +269,9 @@ type MailboxStore interface {
 	FolderMail(ctx context.Context, tenantID, folderID int64) ([]MailMessage, error)
 	// MailByUID returns the named messages with every field, by UID.
 	MailByUID(ctx context.Context, tenantID, folderID int64, uids []uint32) ([]MailMessage, error)
-	// MailHeader returns a message's kept raw header (nil when not kept).
-	MailHeader(ctx context.Context, tenantID int64, blobKey string) ([]byte, error)
+	// MailHeaders returns the kept raw headers of the tenant's messages
+	// with the given blob keys (those not kept are absent).
+	MailHeaders(ctx context.Context, tenantID int64, blobKeys []string) (map[string][]byte, error)
 	// MailChangesSince lists messages whose mod-sequence is above since
 	// and UIDs expunged after it.
 	MailChangesSince(ctx context.Context, tenantID, folderID int64, since uint64) (MailChanges, error)

@@ -14,6 +14,11 @@ type SearchOptions struct {
 	ReturnCount bool
 	// Requires IMAP4rev2 or SEARCHRES
 	ReturnSave bool
+
+	// Charset is the CHARSET the client named (upper-case; "" when none).
+	// The search strings are its bytes as sent: a session that accepts
+	// charsets other than US-ASCII and UTF-8 converts them (mailgate).
+	Charset string
 }
 
 // SearchCriteria is a criteria for the SEARCH command.

@@ -511,15 +511,25 @@ func (db *DB) MailByUID(ctx context.Context, tenantID, folderID int64, uids []ui
 		tenantID, folderID, uidList(uids))
 }
 
-// MailHeader returns a message's kept raw header.
-func (db *DB) MailHeader(ctx context.Context, tenantID int64, blobKey string) ([]byte, error) {
-	var h []byte
-	err := db.r.QueryRowContext(ctx, `SELECT t.header FROM mailbox_texts t WHERE t.blob_key = ?
-		AND EXISTS (SELECT 1 FROM mailbox_messages m WHERE m.blob_key = t.blob_key AND m.tenant_id = ?)`, blobKey, tenantID).Scan(&h)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+// MailHeaders returns kept raw headers by blob key.
+func (db *DB) MailHeaders(ctx context.Context, tenantID int64, blobKeys []string) (map[string][]byte, error) {
+	keys, _ := json.Marshal(blobKeys)
+	rows, err := db.r.QueryContext(ctx, `SELECT t.blob_key, t.header FROM mailbox_texts t WHERE t.blob_key IN (SELECT value FROM json_each(?))
+		AND t.header IS NOT NULL AND EXISTS (SELECT 1 FROM mailbox_messages m WHERE m.blob_key = t.blob_key AND m.tenant_id = ?)`, string(keys), tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("mail headers: %w", err)
 	}
-	return h, err
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var k string
+		var h []byte
+		if err := rows.Scan(&k, &h); err != nil {
+			return nil, err
+		}
+		out[k] = h
+	}
+	return out, rows.Err()
 }
 
 // MailChangesSince lists what changed in a folder after since.

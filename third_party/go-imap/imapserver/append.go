@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -69,12 +70,29 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 		appendLimit = int64(appendLimitSession.AppendLimit())
 	}
 
+	var refused error
 	if lit.Size() > appendLimit {
-		return &imap.Error{
+		refused = &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
 			Text: fmt.Sprintf("Literals are limited to %v bytes for this command", appendLimit),
 		}
+	} else if chk, ok := c.session.(SessionAppendCheck); ok && c.state != imap.ConnStateNotAuthenticated {
+		// mailgate: refuse before the literal is read (over quota, no
+		// such mailbox).
+		refused = chk.CheckAppend(mailbox, lit.Size())
+	}
+	if refused != nil {
+		if nonSync {
+			// The literal is on its way and is no command: the
+			// connection cannot go on (RFC 7888 4).
+			var imapErr *imap.Error
+			if !errors.As(refused, &imapErr) {
+				imapErr = &imap.Error{Type: imap.StatusResponseTypeNo, Text: refused.Error()}
+			}
+			return &closeAfterError{resp: imapErr}
+		}
+		return refused
 	}
 	if err := c.acceptLiteral(lit.Size(), nonSync); err != nil {
 		return err

@@ -48,6 +48,8 @@ func (c *Conn) availableCaps() []imap.Cap {
 	if c.canStartTLS() {
 		caps = append(caps, imap.CapStartTLS)
 	}
+	// mailgate: ID is answered in every state (RFC 2971).
+	addAvailableCaps(&caps, available, []imap.Cap{imap.CapID})
 	if c.canAuth() {
 		mechs := []string{"PLAIN"}
 		if authSess, ok := c.session.(SessionSASL); ok {
@@ -93,6 +95,14 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapCreateSpecialUse,
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
+		})
+
+		// mailgate: extensions implemented by the session (see mailgate.go).
+		addAvailableCaps(&caps, available, []imap.Cap{
+			imap.CapCondStore,
+			imap.CapQuota,
+			imap.Cap("QUOTA=RES-STORAGE"),
+			imap.Cap("QUOTA=RES-MESSAGE"),
 		})
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {

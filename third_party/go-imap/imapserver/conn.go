@@ -46,6 +46,9 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+
+	// mailgate: consecutive commands answered BAD (see Options.MaxBadCommands).
+	badCommands int
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -169,9 +172,9 @@ func (c *Conn) serve() {
 		var readTimeout time.Duration
 		switch c.state {
 		case imap.ConnStateAuthenticated, imap.ConnStateSelected:
-			readTimeout = idleReadTimeout
+			readTimeout = c.server.options.idleTimeout()
 		default:
-			readTimeout = cmdReadTimeout
+			readTimeout = c.server.options.commandTimeout()
 		}
 		c.setReadTimeout(readTimeout)
 
@@ -179,13 +182,27 @@ func (c *Conn) serve() {
 		dec.MaxSize = maxCommandSize
 		dec.CheckBufferedLiteralFunc = c.checkBufferedLiteral
 
-		if c.state == imap.ConnStateLogout || dec.EOF() {
+		if c.state == imap.ConnStateLogout {
+			break
+		}
+		eof := dec.EOF()
+		if err := dec.Err(); err != nil {
+			// mailgate: a client that stays silent too long is told why
+			// the connection ends (RFC 9051 5.4).
+			if isTimeout(err) {
+				c.Bye("Autologout; idle for too long")
+			}
+			break
+		}
+		if eof {
 			break
 		}
 
-		c.setReadTimeout(cmdReadTimeout)
+		c.setReadTimeout(c.server.options.commandTimeout())
 		if err := c.readCommand(dec); err != nil {
-			if !errors.Is(err, net.ErrClosed) {
+			if isTimeout(err) {
+				c.Bye("Command not completed in time")
+			} else if !errors.Is(err, net.ErrClosed) && !errors.Is(err, errTooManyBad) {
 				c.server.logger().Printf("failed to read command: %v", err)
 			}
 			break
@@ -276,6 +293,14 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "ID":
+		err = c.handleID(dec)
+	case "GETQUOTA":
+		err = c.handleGetQuota(dec)
+	case "GETQUOTAROOT":
+		err = c.handleGetQuotaRoot(dec)
+	case "SETQUOTA":
+		err = c.handleSetQuota(dec)
 	default:
 		if c.state == imap.ConnStateNotAuthenticated {
 			// Don't allow a single unknown command before authentication to
@@ -288,6 +313,17 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			Type: imap.StatusResponseTypeBad,
 			Text: "Unknown command",
 		}
+	}
+
+	var closeErr *closeAfterError
+	if errors.As(err, &closeErr) {
+		// mailgate: the rest of the input cannot be read as commands
+		// (a refused non-synchronizing literal): answer, then close
+		// without reading on.
+		c.writeStatusResp(tag, (*imap.StatusResponse)(closeErr.resp))
+		c.state = imap.ConnStateLogout
+		c.Bye("Closing: the literal was refused")
+		return nil
 	}
 
 	dec.DiscardLine()
@@ -320,7 +356,10 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			Text: fmt.Sprintf("%v completed", name),
 		}
 	}
-	return c.writeStatusResp(tag, resp)
+	if err := c.writeStatusResp(tag, resp); err != nil {
+		return err
+	}
+	return c.countBad(resp)
 }
 
 func (c *Conn) handleNoop(dec *imapwire.Decoder) error {

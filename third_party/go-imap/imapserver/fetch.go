@@ -75,6 +75,27 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
+	// mailgate: fetch modifiers (RFC 4466 2.4); CHANGEDSINCE (RFC 7162 3.1.4.1).
+	if dec.SP() {
+		err := dec.ExpectList(func() error {
+			var m string
+			if !dec.ExpectAtom(&m) {
+				return dec.Err()
+			}
+			if !strings.EqualFold(m, "CHANGEDSINCE") || !c.server.options.caps().Has(imap.CapCondStore) {
+				return newClientBugError("Unknown FETCH modifier")
+			}
+			if !dec.ExpectSP() || !dec.ExpectModSeq(&options.ChangedSince) {
+				return dec.Err()
+			}
+			options.ModSeq = true
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
@@ -85,6 +106,9 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 
 	if numKind == NumKindUID {
 		options.UID = true
+	}
+	if options.ModSeq {
+		c.EnableCondStore()
 	}
 
 	w := &FetchWriter{conn: c, options: writerOptions}
@@ -108,6 +132,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.RFC822Size = true
 	case "UID":
 		options.UID = true
+	case "MODSEQ": // mailgate: RFC 7162 3.1.4
+		options.ModSeq = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName

@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
@@ -9,8 +10,32 @@ import (
 
 func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) error {
 	var mailbox string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) || !dec.ExpectCRLF() {
+	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) {
 		return dec.Err()
+	}
+	// mailgate: select parameters (RFC 4466 2.1); CONDSTORE (RFC 7162 3.1.8).
+	var condStore bool
+	if dec.SP() {
+		err := dec.ExpectList(func() error {
+			var p string
+			if !dec.ExpectAtom(&p) {
+				return dec.Err()
+			}
+			if !strings.EqualFold(p, "CONDSTORE") || !c.server.options.caps().Has(imap.CapCondStore) {
+				return newClientBugError("Unknown SELECT parameter")
+			}
+			condStore = true
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if !dec.ExpectCRLF() {
+		return dec.Err()
+	}
+	if condStore {
+		c.EnableCondStore()
 	}
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
@@ -32,7 +57,7 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		}
 	}
 
-	options := imap.SelectOptions{ReadOnly: readOnly}
+	options := imap.SelectOptions{ReadOnly: readOnly, CondStore: condStore}
 	data, err := c.session.Select(mailbox, &options)
 	if err != nil {
 		return err
@@ -62,6 +87,15 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 	}
 	if err := c.writePermanentFlags(data.PermanentFlags); err != nil {
 		return err
+	}
+	if data.HighestModSeq > 0 && c.server.options.caps().Has(imap.CapCondStore) {
+		enc := newResponseEncoder(c)
+		enc.Atom("*").SP().Atom("OK").SP().Special('[').Atom("HIGHESTMODSEQ").SP().ModSeq(data.HighestModSeq).Special(']').SP().Text("Highest")
+		err := enc.CRLF()
+		enc.end()
+		if err != nil {
+			return err
+		}
 	}
 	if data.List != nil {
 		if err := c.writeList(data.List); err != nil {

@@ -53,6 +53,18 @@ type Options struct {
 	// Note, this may include sensitive information such as credentials used
 	// during authentication.
 	DebugWriter io.Writer
+
+	// mailgate additions (see mailgate.go).
+
+	// IdleTimeout is how long an authenticated client may stay silent
+	// (35 minutes when zero; RFC 9051 5.4 asks for at least 30).
+	IdleTimeout time.Duration
+	// CommandTimeout bounds reading one command and, before
+	// authentication, the silence before it (30 seconds when zero).
+	CommandTimeout time.Duration
+	// MaxBadCommands closes the connection after that many commands in a
+	// row were answered BAD (20 when zero; negative: never).
+	MaxBadCommands int
 }
 
 func (options *Options) wrapReadWriter(rw io.ReadWriter) io.ReadWriter {

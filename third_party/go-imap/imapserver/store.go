@@ -13,7 +13,29 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		numSet imap.NumSet
 		item   string
 	)
-	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() || !dec.ExpectAtom(&item) || !dec.ExpectSP() {
+	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() {
+		return dec.Err()
+	}
+	// mailgate: store modifiers (RFC 4466 2.5); UNCHANGEDSINCE (RFC 7162 3.1.3).
+	options := imap.StoreOptions{}
+	if isList, err := dec.List(func() error {
+		var m string
+		if !dec.ExpectAtom(&m) {
+			return dec.Err()
+		}
+		if !strings.EqualFold(m, "UNCHANGEDSINCE") || !c.server.options.caps().Has(imap.CapCondStore) {
+			return newClientBugError("Unknown STORE modifier")
+		}
+		if !dec.ExpectSP() || !dec.ExpectModSeq(&options.UnchangedSince) {
+			return dec.Err()
+		}
+		return nil
+	}); err != nil {
+		return err
+	} else if isList && !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if !dec.ExpectAtom(&item) || !dec.ExpectSP() {
 		return dec.Err()
 	}
 	var flags []imap.Flag
@@ -68,8 +90,10 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		return err
 	}
 
+	if options.UnchangedSince > 0 {
+		c.EnableCondStore()
+	}
 	w := &FetchWriter{conn: c}
-	options := imap.StoreOptions{}
 	return c.session.Store(w, numSet, &imap.StoreFlags{
 		Op:     op,
 		Silent: silent,
