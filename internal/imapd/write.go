@@ -3,6 +3,7 @@ package imapd
 import (
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/emersion/go-imap/v2"
@@ -252,7 +253,9 @@ func (se *session) Append(name string, r imap.LiteralReader, options *imap.Appen
 		flags = flagStrings(options.Flags)
 	}
 	var date = options.Time
-	m, err := se.svc().Append(ctx, se.mb, f, r, flags, date)
+	// A literal cut short (the client went away) must not be stored as a
+	// shorter message: the literal's size is what the client promised.
+	m, err := se.svc().Append(ctx, se.mb, f, &exactReader{r: r, left: r.Size()}, flags, date)
 	if err != nil {
 		if errors.Is(err, mailbox.ErrEmptyMessage) {
 			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Empty message"}
@@ -260,4 +263,28 @@ func (se *session) Append(name string, r imap.LiteralReader, options *imap.Appen
 		return nil, se.imapErr(err, "append")
 	}
 	return &imap.AppendData{UID: imap.UID(m.UID), UIDValidity: f.UIDValidity}, nil
+}
+
+// exactReader reads a literal and fails if it ends before its size.
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		return n, io.ErrUnexpectedEOF
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
 }

@@ -213,7 +213,29 @@ func (c *Conn) serve() {
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	var tag, name string
 	if !dec.ExpectAtom(&tag) || !dec.ExpectSP() || !dec.ExpectAtom(&name) {
-		return fmt.Errorf("in command: %w", dec.Err())
+		// mailgate: a line that is no command (blank, garbage) gets BAD
+		// once logged in, where upstream closed without a word; before
+		// login it ends the session, as an unknown command does.
+		var decErr *imapwire.DecoderExpectError
+		if err := dec.Err(); err != nil && strings.Contains(err.Error(), "max size exceeded") {
+			c.state = imap.ConnStateLogout
+			c.Bye("Command line too long")
+			return nil
+		}
+		if !errors.As(dec.Err(), &decErr) {
+			return fmt.Errorf("in command: %w", dec.Err())
+		}
+		if c.state == imap.ConnStateNotAuthenticated {
+			c.state = imap.ConnStateLogout
+			c.Bye("Syntax error: expected a tagged command")
+			return nil
+		}
+		dec.DiscardLine()
+		resp := &imap.StatusResponse{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "Syntax error: expected a tagged command"}
+		if err := c.writeStatusResp("", resp); err != nil {
+			return err
+		}
+		return c.countBad(resp)
 	}
 	name = strings.ToUpper(name)
 
@@ -429,11 +451,16 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 
 func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
 	if size > 4096 {
-		return &imap.Error{
+		err := &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
 			Text: "Literals are limited to 4096 bytes for this command",
 		}
+		if nonSync {
+			// mailgate: its bytes are on their way and are no commands.
+			return &closeAfterError{resp: err}
+		}
+		return err
 	}
 
 	return c.acceptLiteral(size, nonSync)

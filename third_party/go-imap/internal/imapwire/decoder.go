@@ -63,6 +63,8 @@ type Decoder struct {
 	crlf      bool
 	listDepth int
 	readBytes int64
+
+	refused bool // mailgate: a literal was refused (CheckBufferedLiteralFunc)
 }
 
 // NewDecoder creates a new decoder.
@@ -93,6 +95,11 @@ func (dec *Decoder) returnErr(err error) bool {
 }
 
 func (dec *Decoder) readByte() (byte, bool) {
+	if dec.refused {
+		// mailgate: the literal was refused and will not come; the
+		// command ends here.
+		return 0, false
+	}
 	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
 		return 0, dec.returnErr(fmt.Errorf("imapwire: max size exceeded"))
 	}
@@ -264,7 +271,7 @@ func (dec *Decoder) DiscardUntilByte(untilCh byte) {
 }
 
 func (dec *Decoder) DiscardLine() {
-	if dec.crlf {
+	if dec.crlf || dec.refused {
 		return
 	}
 	var text string
@@ -578,6 +585,11 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	if dec.CheckBufferedLiteralFunc != nil {
 		if err := dec.CheckBufferedLiteralFunc(lit.Size(), nonSync); err != nil {
 			lit.cancel()
+			// mailgate: keep the reason, and read nothing more of this
+			// command (upstream went on reading and waited for a
+			// literal the client was told not to send).
+			dec.refused = true
+			dec.err = err
 			return false
 		}
 	}
