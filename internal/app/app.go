@@ -20,8 +20,10 @@ import (
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dnsx"
+	"github.com/mailgate/mailgate/internal/imapd"
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
@@ -50,6 +52,12 @@ type App struct {
 	// failed attempts.
 	Passwords     *passwd.Verifier
 	LoginThrottle *loginlimit.Memory
+	// Mailboxes are the emergency mailboxes (imap.go).
+	Mailboxes *mailbox.Service
+
+	mailboxBlobs        *mailbox.SpoolBlobs
+	imap                *imapd.Server
+	imapLns, imapTLSLns []net.Listener
 
 	inbound, outbound *smtpin.Server
 	listeners         []net.Listener
@@ -138,6 +146,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	})
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
 	a.Pipeline = a.newPipeline(opt.Stages)
+	if err := a.openMailboxes(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -169,7 +181,7 @@ func (a *App) Recover(ctx context.Context) error {
 	}
 	a.Log.Info("spool recovered", "queued", rep.Kept, "discarded_unacknowledged", rep.Discarded,
 		"missing", len(rep.Missing), "damaged", len(rep.Damaged))
-	return nil
+	return a.recoverMailboxes(ctx)
 }
 
 func contains(xs []string, x string) bool {
@@ -232,6 +244,10 @@ func (a *App) Start(ctx context.Context) error {
 				}
 			}()
 		}
+	}
+	if err := a.startIMAP(tlsCfg); err != nil {
+		a.Shutdown(context.Background())
+		return err
 	}
 	if a.Config.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", a.Config.HTTP.Listen)
@@ -305,6 +321,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	for _, l := range a.listeners {
 		l.Close()
 	}
+	a.stopIMAP()
 	a.serveWG.Wait()
 	if err := a.Queue.Stop(ctx); err != nil {
 		errs = append(errs, err)
@@ -327,7 +344,7 @@ func (a *App) Close() error {
 		for _, h := range a.history {
 			h.Stop()
 		}
-		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close())
+		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close())
 	})
 	return err
 }

@@ -46,6 +46,7 @@ type node struct {
 	addr     string // STARTTLS listener
 	tlsAddr  string // implicit TLS listener
 	clientTL *tls.Config
+	certDER  []byte
 	throttle *loginlimit.Memory
 }
 
@@ -60,7 +61,7 @@ func testCert(t testing.TB) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "imap.test"}, DNSNames: []string{"imap.test"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "imap.test"}, DNSNames: []string{"imap.test", "localhost"},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -103,6 +104,7 @@ func start(t testing.TB, o nodeOptions) *node {
 		Throttle: n.throttle, Config: cfg, MaxMessageBytes: o.maxBytes, Log: testLog()})
 	pool := x509.NewCertPool()
 	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+	n.certDER = cert.Certificate[0]
 	pool.AddCert(leaf)
 	n.clientTL = &tls.Config{RootCAs: pool, ServerName: "imap.test"}
 	for _, implicit := range []bool{false, true} {

@@ -40,10 +40,14 @@ func (c *Conn) availableCaps() []imap.Cap {
 	}
 
 	if available.Has(imap.CapIMAP4rev1) {
-		caps = append(caps, []imap.Cap{
-			imap.CapSASLIR,
-			imap.CapLiteralMinus,
-		}...)
+		caps = append(caps, imap.CapSASLIR)
+		// mailgate: LITERAL+ supersedes LITERAL- (RFC 7888 5); offering
+		// both, as upstream did once logged in, says two things.
+		if available.Has(imap.CapLiteralPlus) {
+			caps = append(caps, imap.CapLiteralPlus)
+		} else {
+			caps = append(caps, imap.CapLiteralMinus)
+		}
 	}
 	if c.canStartTLS() {
 		caps = append(caps, imap.CapStartTLS)
@@ -93,7 +97,6 @@ func (c *Conn) availableCaps() []imap.Cap {
 		addAvailableCaps(&caps, available, []imap.Cap{
 			imap.CapSpecialUse,
 			imap.CapCreateSpecialUse,
-			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
 		})
 
