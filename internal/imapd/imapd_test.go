@@ -396,3 +396,27 @@ func TestMailboxNamesUTF7AndUTF8(t *testing.T) {
 		t.Fatalf("delete INBOX: %q", tagged)
 	}
 }
+
+// SEARCHRES (part of IMAP4rev2): SEARCH RETURN (SAVE) and "$".
+func TestSearchRes(t *testing.T) {
+	n := start(t, nodeOptions{})
+	for i := 0; i < 4; i++ {
+		n.deliver(t, "alice@example.test", mailboxtest.EnglishMessage("a@x.net", "alice@example.test", fmt.Sprintf("s%d", i), map[bool]string{true: "keep", false: "drop"}[i%2 == 0]))
+	}
+	r := n.loginRaw(t, "alice@example.test")
+	r.ok("SELECT INBOX")
+	r.ok("SEARCH RETURN (SAVE) BODY keep")
+	u := r.ok("FETCH $ (UID)")
+	if len(u) != 2 || !has(u, "* 1 FETCH (UID 1)") || !has(u, "* 3 FETCH (UID 3)") {
+		t.Fatalf("FETCH $: %q", u)
+	}
+	u = r.ok("UID SEARCH UID $ SUBJECT s2")
+	if !has(u, "* SEARCH 3") {
+		t.Fatalf("SEARCH UID $: %q", u)
+	}
+	r.ok(`STORE $ +FLAGS (\Flagged)`)
+	u = r.ok(`SEARCH FLAGGED`)
+	if !has(u, "* SEARCH 1 3") {
+		t.Fatalf("STORE $: %q", u)
+	}
+}

@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,12 @@ func (se *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria
 		data.All = set
 		if len(hits) > 0 {
 			data.Min, data.Max = uint32(hits[0]+1), uint32(hits[len(hits)-1]+1)
+		}
+	}
+	if options.ReturnSave {
+		v.saved = v.saved[:0]
+		for _, i := range hits {
+			v.saved = append(v.saved, v.msgs[i].UID)
 		}
 	}
 	if usesModSeq(criteria) {
@@ -179,7 +186,11 @@ func (ev *evaluator) match(i int, c *imap.SearchCriteria) (bool, error) {
 		}
 	}
 	for _, set := range c.UID {
-		if !containsUID(set, m.UID, v.maxUID()) {
+		if imap.IsSearchRes(set) {
+			if !slices.Contains(v.saved, m.UID) {
+				return false, nil
+			}
+		} else if !containsUID(set, m.UID, v.maxUID()) {
 			return false, nil
 		}
 	}

@@ -27,6 +27,9 @@ type selected struct {
 	wake    <-chan struct{}
 	stop    func()
 	checked time.Time // last look at the store
+	// saved is the result of the last SEARCH RETURN (SAVE), by UID
+	// (RFC 5182), which "$" names.
+	saved []uint32
 }
 
 // index returns the position of uid in the view, or -1.
@@ -50,6 +53,15 @@ func (v *selected) maxUID() uint32 {
 func (v *selected) resolve(set imap.NumSet) []int {
 	var out []int
 	n := uint32(len(v.msgs))
+	if imap.IsSearchRes(set) {
+		for _, u := range v.saved {
+			if i := v.index(u); i >= 0 {
+				out = append(out, i)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
 	switch set := set.(type) {
 	case imap.SeqSet:
 		for _, r := range set {
