@@ -53,6 +53,10 @@ type node struct {
 type nodeOptions struct {
 	config   func(*config.IMAPConfig)
 	maxBytes int64
+	// throttle replaces the permissive test throttle; beforeHash runs
+	// before each password hash (to make checks overlap).
+	throttle   *loginlimit.Memory
+	beforeHash func()
 }
 
 func testCert(t testing.TB) tls.Certificate {
@@ -77,7 +81,7 @@ func start(t testing.TB, o nodeOptions) *node {
 	t.Helper()
 	env := mailboxtest.New(t)
 	ctx := context.Background()
-	pw := passwd.MustNew(passwd.Options{Params: passwd.Params{Memory: 64, Time: 1, Threads: 1}, Budget: 64 * 64})
+	pw := passwd.MustNew(passwd.Options{Params: passwd.Params{Memory: 64, Time: 1, Threads: 1}, Budget: 64 * 64, BeforeHash: o.beforeHash})
 	hash, err := pw.Hash(ctx, password)
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +104,9 @@ func start(t testing.TB, o nodeOptions) *node {
 		o.config(&cfg)
 	}
 	n := &node{Env: env, throttle: loginlimit.New(loginlimit.Options{Burst: 1000})}
+	if o.throttle != nil {
+		n.throttle = o.throttle
+	}
 	n.srv = imapd.New(imapd.Deps{Mailboxes: env.Svc, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Passwords: pw,
 		Throttle: n.throttle, Config: cfg, MaxMessageBytes: o.maxBytes, Log: testLog()})
 	pool := x509.NewCertPool()

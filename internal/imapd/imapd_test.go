@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/mailbox/mailboxtest"
 	"github.com/mailgate/mailgate/internal/store"
@@ -418,5 +419,30 @@ func TestSearchRes(t *testing.T) {
 	u = r.ok(`SEARCH FLAGGED`)
 	if !has(u, "* SEARCH 1 3") {
 		t.Fatalf("STORE $: %q", u)
+	}
+}
+
+// Many programs behind one address log in at once (an office): each
+// waits briefly for the shared throttle instead of being refused, since
+// good logins give their attempt back.
+func TestConcurrentLoginsFromOneNetwork(t *testing.T) {
+	n := start(t, nodeOptions{throttle: loginlimit.New(loginlimit.Options{}), beforeHash: func() { time.Sleep(100 * time.Millisecond) }})
+	const clients = 15 // three times the throttle's burst
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		go func() {
+			c, err := imapclient.DialTLS(n.tlsAddr, &imapclient.Options{TLSConfig: n.clientTL})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			errs <- c.Login("bob@example.test", password).Wait()
+		}()
+	}
+	for i := 0; i < clients; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("login %d: %v", i, err)
+		}
 	}
 }

@@ -92,7 +92,7 @@ func (se *session) Login(username, password string) error {
 	d := se.s.d
 	login := strings.ToLower(strings.TrimSpace(username))
 	keys := []string{loginlimit.IPKey(se.ip.String()), loginlimit.LoginKey(login)}
-	if ok, _ := d.Throttle.Take(d.Clock.Now(), keys...); !ok {
+	if !se.take(keys) {
 		se.log.Info("imap login throttled", "login", login)
 		return errThrottled
 	}
@@ -144,6 +144,28 @@ func (se *session) Login(username, password string) error {
 	}
 	se.log.Info("imap login")
 	return nil
+}
+
+// throttleWait is how long a login waits for an attempt of its network.
+// An office behind one address logs in with many programs at once; each
+// attempt holds a token only while its password is checked, and a good
+// one gives it back, so a short wait lets them all through, while failed
+// attempts keep theirs and a guesser still runs dry.
+const throttleWait = 3 * time.Second
+
+// take reserves an attempt for every key, waiting up to throttleWait.
+func (se *session) take(keys []string) bool {
+	d := se.s.d
+	deadline := time.Now().Add(throttleWait)
+	for {
+		if ok, _ := d.Throttle.Take(d.Clock.Now(), keys...); ok {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // ID answers RFC 2971's ID.
