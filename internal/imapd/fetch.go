@@ -115,13 +115,17 @@ func (se *session) applyChanged(changed []store.MailMessage) {
 	v := se.sel
 	for _, c := range changed {
 		if j := v.index(c.UID); j >= 0 {
-			v.msgs[j].Flags, v.msgs[j].ModSeq = c.Flags, c.ModSeq
+			// Flags are replaced, never changed in place: the view
+			// cache shares them.
+			m := v.msgs[j]
+			m.Flags, m.ModSeq = c.Flags, c.ModSeq
+			v.msgs[j] = m
 		}
 	}
 }
 
 // fetchOne writes one message's FETCH response.
-func (se *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, seq uint32, m store.MailMessage, o *imap.FetchOptions,
+func (se *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, seq uint32, m msg, o *imap.FetchOptions,
 	flags, condstore bool, hdr []byte, subject string, needBody, needHeader bool) error {
 	var body []byte // read once, when a section needs more than the header
 	stream := len(o.BodySection) == 1 && wholeMessage(o.BodySection[0]) && o.BodySection[0].Partial == nil &&
@@ -218,7 +222,7 @@ func (se *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, seq 
 // streamBody copies the whole message from its blob into the response.
 // The literal's size is the stored size; a blob that turns out shorter
 // (damaged) is padded so the protocol stays in step, and logged.
-func (se *session) streamBody(rw *imapserver.FetchResponseWriter, s *imap.FetchItemBodySection, m store.MailMessage, r io.Reader) error {
+func (se *session) streamBody(rw *imapserver.FetchResponseWriter, s *imap.FetchItemBodySection, m msg, r io.Reader) error {
 	wc := rw.WriteBodySection(s, m.Size)
 	n, err := io.Copy(wc, io.LimitReader(r, m.Size))
 	if n < m.Size {

@@ -17,6 +17,7 @@ import (
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/mailbox/mailboxtest"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/testutil/mgtest"
 )
 
 func (n *node) deliver(t testing.TB, rcpt string, msg []byte) {
@@ -444,5 +445,84 @@ func TestConcurrentLoginsFromOneNetwork(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatalf("login %d: %v", i, err)
 		}
+	}
+}
+
+// Two nodes share one store: a delivery made through one node reaches an
+// IDLE session on the other by the mod-sequence poll (no bus between
+// them).
+func TestIdleAcrossNodes(t *testing.T) {
+	n := start(t, nodeOptions{})
+	other := &mailbox.Service{Store: n.Store, Blobs: n.Blobs, Clock: n.Clock, Log: testLog(), Bus: mailbox.NewBus()}
+	got := make(chan uint32, 4)
+	c := n.login(t, "alice@example.test", &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				got <- *d.NumMessages
+			}
+		},
+	}})
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Deliver(context.Background(), n.Tenant.ID, "alice@example.test", bytes.NewReader(mailboxtest.EnglishMessage("a@x.net", "alice@example.test", "via node 2", "x")), mailbox.DeliverMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case num := <-got:
+		if num != 1 {
+			t.Fatalf("EXISTS %d", num)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other node's delivery was not reported")
+	}
+	idle.Close()
+	idle.Wait()
+}
+
+// The protocol tests hold on the PostgreSQL store too.
+func TestOnPostgres(t *testing.T) {
+	mgtest.OnPostgres(t)
+	t.Run("SelectFetchSearchJapanese", TestSelectFetchSearchJapanese)
+	t.Run("AppendCopyMoveExpunge", TestAppendCopyMoveExpunge)
+	t.Run("CondStore", TestCondStore)
+	t.Run("IdleSeesDeliveryAndFlags", TestIdleSeesDeliveryAndFlags)
+	t.Run("IdleAcrossNodes", TestIdleAcrossNodes)
+	t.Run("MailboxNames", TestMailboxNamesUTF7AndUTF8)
+}
+
+// SELECT reads a folder through the node's view cache: after other
+// sessions (and another node) expunged, moved, flagged and added
+// messages, a new SELECT shows exactly the folder as stored.
+func TestSelectAfterChangesElsewhere(t *testing.T) {
+	n := start(t, nodeOptions{})
+	for i := 0; i < 6; i++ {
+		n.deliver(t, "alice@example.test", mailboxtest.EnglishMessage("a@x.net", "alice@example.test", fmt.Sprint(i), "x"))
+	}
+	a := n.loginRaw(t, "alice@example.test")
+	a.ok("SELECT INBOX") // fills the cache
+	b := n.loginRaw(t, "alice@example.test")
+	b.ok("SELECT INBOX")
+	b.ok(`STORE 2,4 +FLAGS (\Deleted)`)
+	b.ok("EXPUNGE")
+	b.ok("MOVE 1 Trash")
+	b.ok(`STORE 1 +FLAGS (\Flagged)`)
+	other := &mailbox.Service{Store: n.Store, Blobs: n.Blobs, Clock: n.Clock, Log: testLog()}
+	if err := other.Deliver(context.Background(), n.Tenant.ID, "alice@example.test", bytes.NewReader(mailboxtest.EnglishMessage("a@x.net", "alice@example.test", "new", "x")), mailbox.DeliverMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	a.ok("UNSELECT")
+	u := a.ok("SELECT INBOX")
+	if !has(u, "* 4 EXISTS") {
+		t.Fatalf("select after changes: %q", u)
+	}
+	u = a.ok("FETCH 1:* (UID FLAGS)")
+	want := []string{`* 1 FETCH (UID 3 FLAGS (\Flagged))`, "* 2 FETCH (UID 5 FLAGS ())", "* 3 FETCH (UID 6 FLAGS ())", "* 4 FETCH (UID 7 FLAGS ())"}
+	if fmt.Sprint(u) != fmt.Sprint(want) {
+		t.Fatalf("messages after changes:\n%q\nwant\n%q", u, want)
 	}
 }

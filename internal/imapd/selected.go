@@ -19,7 +19,7 @@ import (
 type selected struct {
 	folder   store.MailFolder
 	readOnly bool
-	msgs     []store.MailMessage // light rows, ascending UID
+	msgs     []msg // ascending UID
 	modseq   uint64
 	// pending are UIDs expunged elsewhere while EXPUNGE could not be sent
 	// (during FETCH, STORE, SEARCH); they are reported at the next chance.
@@ -123,12 +123,7 @@ func (se *session) Select(name string, options *imap.SelectOptions) (*imap.Selec
 	if err != nil {
 		return nil, err
 	}
-	// The folder first, then its messages: a change in between shows up
-	// again at the next poll and is recognised as known.
-	if f, err = se.st().MailFolder(ctx, se.mb.TenantID, f.ID); err != nil {
-		return nil, se.imapErr(err, "select")
-	}
-	msgs, err := se.st().FolderMail(ctx, se.mb.TenantID, f.ID)
+	f, msgs, err := se.s.cache.view(ctx, se.st(), se.mb.TenantID, f.ID)
 	if err != nil {
 		return nil, se.imapErr(err, "select")
 	}
@@ -227,8 +222,9 @@ func (se *session) update(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	}
 	condstore := se.conn.CondStoreEnabled()
 	var added bool
-	var changed []store.MailMessage
-	for _, m := range ch.Changed {
+	var changed []msg
+	for _, sm := range ch.Changed {
+		m := toMsg(sm)
 		if j := v.index(m.UID); j >= 0 {
 			old := v.msgs[j]
 			v.msgs[j] = m

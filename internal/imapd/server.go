@@ -95,6 +95,7 @@ type Server struct {
 	listeners []net.Listener
 	wg        sync.WaitGroup
 	closed    bool
+	cache     *viewCache
 }
 
 type userCount struct {
@@ -125,7 +126,7 @@ func New(d Deps) *Server {
 		d.MaxMessageBytes = 100 << 20
 	}
 	d.Config = d.Config.WithDefaults()
-	s := &Server{d: d, perIP: map[netip.Addr]int{}, perTenant: map[int64]int{}, perUser: map[int64]int{}, users: map[int64]userCount{}}
+	s := &Server{d: d, perIP: map[netip.Addr]int{}, perTenant: map[int64]int{}, perUser: map[int64]int{}, users: map[int64]userCount{}, cache: newViewCache()}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession:     s.newSession,
 		Caps:           caps,
