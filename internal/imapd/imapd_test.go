@@ -397,6 +397,13 @@ func TestMailboxNamesUTF7AndUTF8(t *testing.T) {
 	if _, tagged := r.do(`DELETE INBOX`); !strings.Contains(tagged, "NO") {
 		t.Fatalf("delete INBOX: %q", tagged)
 	}
+	// INBOX is case-insensitive, also as a parent.
+	r.ok(`CREATE "inbox/Sub"`)
+	u = r.ok(`LIST "" "*"`)
+	if !has(u, `"INBOX/Sub"`) || has(u, `"inbox"`) || !has(u, `(\HasChildren) "/" INBOX`) {
+		t.Fatalf("inbox child: %q", u)
+	}
+	r.ok(`SELECT "Inbox/Sub"`)
 }
 
 // SEARCHRES (part of IMAP4rev2): SEARCH RETURN (SAVE) and "$".
@@ -524,5 +531,31 @@ func TestSelectAfterChangesElsewhere(t *testing.T) {
 	want := []string{`* 1 FETCH (UID 3 FLAGS (\Flagged))`, "* 2 FETCH (UID 5 FLAGS ())", "* 3 FETCH (UID 6 FLAGS ())", "* 4 FETCH (UID 7 FLAGS ())"}
 	if fmt.Sprint(u) != fmt.Sprint(want) {
 		t.Fatalf("messages after changes:\n%q\nwant\n%q", u, want)
+	}
+}
+
+// EXAMINE opens a folder read-only: STORE and MOVE are refused, EXPUNGE
+// removes nothing, CLOSE succeeds and removes nothing.
+func TestExamineIsReadOnly(t *testing.T) {
+	n := start(t, nodeOptions{})
+	n.deliver(t, "alice@example.test", mailboxtest.EnglishMessage("a@x.net", "alice@example.test", "ro", "x"))
+	r := n.loginRaw(t, "alice@example.test")
+	r.ok("SELECT INBOX")
+	r.ok(`STORE 1 +FLAGS (\Deleted)`)
+	u := r.ok("EXAMINE INBOX")
+	if !has(u, "* OK [CLOSED]") {
+		t.Fatalf("examine after select: %q", u)
+	}
+	if _, tagged := r.do(`STORE 1 +FLAGS (\Seen)`); !strings.Contains(tagged, "NO [READ-ONLY]") {
+		t.Fatalf("store in EXAMINE: %q", tagged)
+	}
+	if _, tagged := r.do(`MOVE 1 Trash`); !strings.Contains(tagged, "NO [READ-ONLY]") {
+		t.Fatalf("move in EXAMINE: %q", tagged)
+	}
+	r.ok("EXPUNGE")
+	r.ok("CLOSE")
+	u = r.ok("STATUS INBOX (MESSAGES)")
+	if !has(u, "MESSAGES 1") {
+		t.Fatalf("EXAMINE state removed mail: %q", u)
 	}
 }

@@ -96,10 +96,9 @@ func (se *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *i
 func (se *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
 	v := se.sel
 	if v.readOnly {
-		if w == nil {
-			return nil
-		}
-		return errReadOnly
+		// Nothing goes from a folder opened with EXAMINE; CLOSE after
+		// EXAMINE comes here too and must succeed (RFC 9051 6.4.1).
+		return nil
 	}
 	ctx, cancel := se.ctx()
 	defer cancel()

@@ -39,9 +39,22 @@ func ValidFolderName(name string) bool {
 	return true
 }
 
+// CanonicalName spells INBOX, as a name or as its first level, in upper
+// case (RFC 9051 5.1: INBOX is case-insensitive); other names are kept.
+func CanonicalName(name string) string {
+	first, rest, found := strings.Cut(name, "/")
+	if strings.EqualFold(first, "INBOX") {
+		if found {
+			return "INBOX/" + rest
+		}
+		return "INBOX"
+	}
+	return name
+}
+
 // CreateFolder makes a folder and any missing folder above it.
 func (s *Service) CreateFolder(ctx context.Context, mb store.Mailbox, name, specialUse string) (store.MailFolder, error) {
-	name = strings.TrimSuffix(name, "/")
+	name = CanonicalName(strings.TrimSuffix(name, "/"))
 	if !ValidFolderName(name) || strings.EqualFold(name, "INBOX") {
 		if strings.EqualFold(name, "INBOX") {
 			return store.MailFolder{}, fmt.Errorf("folder INBOX: %w", store.ErrExists)
@@ -61,7 +74,8 @@ func (s *Service) CreateFolder(ctx context.Context, mb store.Mailbox, name, spec
 // DeleteFolder removes a folder and its messages; not INBOX, not a folder
 // with folders below it.
 func (s *Service) DeleteFolder(ctx context.Context, mb store.Mailbox, name string) error {
-	if strings.EqualFold(name, "INBOX") {
+	name = CanonicalName(name)
+	if name == "INBOX" {
 		return fmt.Errorf("INBOX cannot be deleted: %w", ErrBadName)
 	}
 	fs, err := s.Store.MailFolders(ctx, mb.TenantID, mb.ID)
@@ -89,7 +103,7 @@ func (s *Service) DeleteFolder(ctx context.Context, mb store.Mailbox, name strin
 // moves its messages to a new folder and leaves INBOX empty (RFC 9051
 // 6.3.6).
 func (s *Service) RenameFolder(ctx context.Context, mb store.Mailbox, from, to string) error {
-	to = strings.TrimSuffix(to, "/")
+	from, to = CanonicalName(from), CanonicalName(strings.TrimSuffix(to, "/"))
 	if !ValidFolderName(to) || strings.EqualFold(to, "INBOX") || strings.HasPrefix(to, from+"/") {
 		return fmt.Errorf("%q: %w", to, ErrBadName)
 	}

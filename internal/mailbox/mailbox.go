@@ -188,9 +188,7 @@ func (s *Service) Folder(ctx context.Context, mb store.Mailbox, name string) (st
 	if err != nil {
 		return store.MailFolder{}, err
 	}
-	if strings.EqualFold(name, "INBOX") {
-		name = "INBOX"
-	}
+	name = CanonicalName(name)
 	for _, f := range fs {
 		if f.Name == name {
 			return f, nil
