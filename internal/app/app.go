@@ -21,8 +21,10 @@ import (
 	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dnsx"
+	"github.com/mailgate/mailgate/internal/imapd"
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
@@ -55,6 +57,12 @@ type App struct {
 	// Continuity switches domains between their primary service and
 	// mailgate's mailboxes and hands mail back (continuity.go).
 	Continuity *continuity.Service
+	// Mailboxes are the emergency mailboxes (imap.go).
+	Mailboxes *mailbox.Service
+
+	mailboxBlobs        blob.Store
+	imap                *imapd.Server
+	imapLns, imapTLSLns []net.Listener
 
 	inbound, outbound *smtpin.Server
 	submission        *smtpin.Server
@@ -159,15 +167,24 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		a.wall = time.Now
 	}
 	a.metrics = newMetrics()
+	if err := a.openMailboxes(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	mb := opt.Mailboxes
+	if mb == nil {
+		mb = mailboxes{a.Mailboxes}
+	}
 	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
 	a.Queue = queue.New(queue.Deps{
-		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, opt.Mailboxes)),
+		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
 		Router: router,
 		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
+	a.Mailboxes.Queue = a.Queue // notices (the queue delivers into the mailboxes, so it comes second)
 	a.Pipeline = a.newPipeline(opt.Stages)
-	a.newContinuity(router, opt.Mailboxes)
+	a.newContinuity(router, mb)
 	return a, nil
 }
 
@@ -210,7 +227,7 @@ func (a *App) Recover(ctx context.Context) error {
 	}
 	a.Log.Info("spool recovered", "queued", rep.Kept, "discarded_unacknowledged", rep.Discarded,
 		"missing", len(rep.Missing), "damaged", len(rep.Damaged))
-	return nil
+	return a.recoverMailboxes(ctx)
 }
 
 // Start recovers, starts the queue and opens the listeners.
@@ -269,6 +286,10 @@ func (a *App) Start(ctx context.Context) error {
 		}
 	}
 	if err := a.startSubmission(tlsCfg); err != nil {
+		a.Shutdown(context.Background())
+		return err
+	}
+	if err := a.startIMAP(tlsCfg); err != nil {
 		a.Shutdown(context.Background())
 		return err
 	}
@@ -349,6 +370,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	for _, l := range a.listeners {
 		l.Close()
 	}
+	a.stopIMAP()
 	a.serveWG.Wait()
 	a.stopContinuity(ctx)
 	if err := a.Queue.Stop(ctx); err != nil {
@@ -375,7 +397,7 @@ func (a *App) Close() error {
 		for _, h := range a.history {
 			h.Stop()
 		}
-		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close())
+		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close())
 	})
 	return err
 }

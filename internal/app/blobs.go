@@ -16,6 +16,7 @@ import (
 const (
 	spoolBlobs      = "spool"
 	quarantineBlobs = "quarantine"
+	mailboxBlobs    = "mailbox"
 )
 
 // openBlobs opens one namespace of the configured blob store, written in

@@ -74,6 +74,7 @@ type Config struct {
 
 	Submission SubmissionConfig `toml:"submission" doc:"The submission listener for end users' mail apps (587 with STARTTLS, 465 with implicit TLS): SMTP AUTH with the user's console login, PLAIN and LOGIN only over TLS, the sender must be the user's own address (docs/continuity.md)."`
 	Continuity ContinuityConfig `toml:"continuity" doc:"Mail continuity's background work: failover probes, hand-back to the primary service, retention (docs/continuity.md)."`
+	IMAP       IMAPConfig       `toml:"imap" doc:"IMAP access to the emergency mailboxes (docs/imap.md)."`
 }
 
 // StoreConfig chooses the metadata store.
@@ -284,6 +285,7 @@ func Default() Config {
 		Auth:       AuthConfig{PasswordMemoryMiB: DefaultPasswordMemoryMiB},
 		Submission: defaultSubmission(),
 		Continuity: defaultContinuity(),
+		IMAP:       DefaultIMAP(),
 	}
 }
 
@@ -390,6 +392,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("limits.max_message_bytes and max_recipients must be positive")
 	}
 	if err := c.Auth.validate(); err != nil {
+		return err
+	}
+	if err := c.IMAP.validate(); err != nil {
 		return err
 	}
 	return c.validateContinuity()

@@ -385,6 +385,7 @@ type Store interface {
 	ClusterStore
 	ThrottleStore
 	ContinuityStore
+	MailboxStore
 
 	Close() error
 }

@@ -442,4 +442,85 @@ CREATE TABLE continuity_secrets (
 	PRIMARY KEY (tenant_id, provider)
 );
 `,
+	// 12: emergency mailboxes (internal/mailbox, served over IMAP). A
+	// folder's UIDs and mod-sequences are assigned from its row; expunged
+	// UIDs are kept with their mod-sequence so sessions on any node learn
+	// of them; the decoded texts and raw header are kept once per blob
+	// (copies share it). IDs are never reused (AUTOINCREMENT): a session
+	// holding a deleted folder's ID must not see a new folder, and the
+	// hand-back pages by message ID.
+	`
+CREATE TABLE mailboxes (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	address TEXT NOT NULL,
+	domain TEXT NOT NULL,
+	quota_mb INTEGER NOT NULL DEFAULT 0,
+	used_bytes INTEGER NOT NULL DEFAULT 0,
+	messages INTEGER NOT NULL DEFAULT 0,
+	next_uidvalidity INTEGER NOT NULL,
+	last_login_us INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL,
+	UNIQUE (tenant_id, address)
+);
+CREATE INDEX mailboxes_domain ON mailboxes(tenant_id, domain);
+CREATE TABLE mailbox_folders (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	tenant_id INTEGER NOT NULL,
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	special_use TEXT NOT NULL DEFAULT '',
+	uid_validity INTEGER NOT NULL,
+	uid_next INTEGER NOT NULL DEFAULT 1,
+	highest_modseq INTEGER NOT NULL DEFAULT 1,
+	created_us INTEGER NOT NULL,
+	UNIQUE (mailbox_id, name)
+);
+CREATE TABLE mailbox_subscriptions (
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	PRIMARY KEY (mailbox_id, name)
+) WITHOUT ROWID;
+CREATE TABLE mailbox_messages (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	tenant_id INTEGER NOT NULL,
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	folder_id INTEGER REFERENCES mailbox_folders(id) ON DELETE SET NULL,
+	uid INTEGER,
+	modseq INTEGER NOT NULL,
+	flags TEXT NOT NULL DEFAULT '',
+	internal_us INTEGER NOT NULL,
+	size INTEGER NOT NULL,
+	blob_key TEXT NOT NULL,
+	from_hdr TEXT NOT NULL DEFAULT '',
+	to_hdr TEXT NOT NULL DEFAULT '',
+	subject TEXT NOT NULL DEFAULT '',
+	message_id_hdr TEXT NOT NULL DEFAULT '',
+	date_us INTEGER NOT NULL DEFAULT 0,
+	queue_id TEXT NOT NULL DEFAULT '',
+	mail_from TEXT NOT NULL DEFAULT '',
+	emergency INTEGER NOT NULL DEFAULT 0,
+	handed_back_us INTEGER NOT NULL DEFAULT 0,
+	handback_how TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX mailbox_messages_uid ON mailbox_messages(folder_id, uid);
+CREATE INDEX mailbox_messages_modseq ON mailbox_messages(folder_id, modseq);
+CREATE INDEX mailbox_messages_blob ON mailbox_messages(blob_key);
+CREATE INDEX mailbox_messages_mailbox ON mailbox_messages(mailbox_id);
+CREATE UNIQUE INDEX mailbox_messages_queue ON mailbox_messages(mailbox_id, queue_id) WHERE queue_id <> '';
+CREATE INDEX mailbox_messages_handback ON mailbox_messages(tenant_id, id) WHERE emergency = 1 AND handed_back_us = 0;
+CREATE TABLE mailbox_expunged (
+	folder_id INTEGER NOT NULL REFERENCES mailbox_folders(id) ON DELETE CASCADE,
+	uid INTEGER NOT NULL,
+	modseq INTEGER NOT NULL,
+	PRIMARY KEY (folder_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX mailbox_expunged_modseq ON mailbox_expunged(folder_id, modseq);
+CREATE TABLE mailbox_texts (
+	blob_key TEXT PRIMARY KEY,
+	header BLOB,
+	search_header TEXT NOT NULL DEFAULT '',
+	search_body TEXT NOT NULL DEFAULT ''
+);
+`,
 }

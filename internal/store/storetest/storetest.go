@@ -95,6 +95,9 @@ func Run(t *testing.T, open Opener) {
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
+	for _, c := range mailboxTests {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
+	}
 }
 
 // zone sets st's report zone.

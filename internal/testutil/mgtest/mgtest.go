@@ -7,6 +7,8 @@ package mgtest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -66,6 +68,9 @@ type Options struct {
 	S3 bool
 	// Mailboxes is the emergency mailbox store (mail continuity).
 	Mailboxes app.MailboxStore
+	// IMAP starts the IMAP listeners (STARTTLS and implicit TLS) on
+	// 127.0.0.1; see IMAPAddr, IMAPTLSAddr, IMAPClientTLS and MailUser.
+	IMAP bool
 }
 
 // migrated is the template database of every PostgreSQL-backed node.
@@ -191,6 +196,10 @@ func Start(t testing.TB, o Options) *Node {
 	}
 	// Fake upstreams (IMAP, SMTP, identity provider) listen on loopback.
 	cfg.Auth.UpstreamAllow = []string{"127.0.0.0/8", "::1/128"}
+	if o.IMAP {
+		cfg.IMAP.Listen, cfg.IMAP.ListenTLS = []string{"127.0.0.1:0"}, []string{"127.0.0.1:0"}
+		cfg.IMAP.PollInterval = config.D(100 * time.Millisecond)
+	}
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
@@ -250,5 +259,41 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// IMAPClientTLS trusts the node's self-signed certificate (made at start
+// in its data directory) for its hostname.
+func (n *Node) IMAPClientTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(n.Dir, "tls", "selfsigned.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("node certificate unreadable")
+	}
+	return &tls.Config{RootCAs: pool, ServerName: n.Config.Hostname}
+}
+
+// MailUser gives a user of the node's tenant a console account with a
+// local password, which is also its IMAP login.
+func (n *Node) MailUser(t testing.TB, address, password string) {
+	t.Helper()
+	ctx := context.Background()
+	if ok, err := n.Store.UserExists(ctx, n.Tenant.ID, address); err != nil {
+		t.Fatal(err)
+	} else if !ok {
+		if _, err := n.Store.CreateUser(ctx, n.Tenant.ID, address); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash, err := passwd.Hash(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Store.CreateAccount(ctx, store.Account{TenantID: n.Tenant.ID, Login: address, Role: store.RoleUser, Hash: hash, Created: time.Now()}); err != nil {
+		t.Fatal(err)
 	}
 }
