@@ -29,6 +29,7 @@ const (
 type attempt struct {
 	token   string
 	rcpt    string
+	node    int // index of the node the session was with
 	result  outcome
 	queueID string // from "250 2.0.0 OK queued as ID"
 	reply   string // last reply or error, for the summary
@@ -36,9 +37,11 @@ type attempt struct {
 
 // sender sends messages 0..n-1 exactly once each over conc sessions. A
 // worker takes the next message only once it holds a greeted connection, so
-// a dead server costs reconnect attempts, not messages.
+// a dead server costs reconnect attempts, not messages. Worker w starts
+// with node w mod len(addrs) and moves to the next node whenever a
+// connection cannot be made, as an MTA tries the next of equal MX hosts.
 type sender struct {
-	addr  string
+	addrs []string
 	runID string
 	rcpts []string
 	seed  uint64
@@ -76,12 +79,14 @@ func (s *sender) worker(ctx context.Context, w int) {
 			c.Close()
 		}
 	}()
+	node := w % len(s.addrs)
 	for ctx.Err() == nil {
 		if c == nil {
 			var err error
-			if c, err = s.dial(); err != nil {
+			if c, err = s.dial(s.addrs[node]); err != nil {
 				c = nil
 				s.dialErrs.Add(1)
+				node = (node + 1) % len(s.addrs)
 				select {
 				case <-ctx.Done():
 				case <-time.After(25 * time.Millisecond):
@@ -94,6 +99,7 @@ func (s *sender) worker(ctx context.Context, w int) {
 			return
 		}
 		a := s.send(c, i, rng)
+		a.node = node
 		s.attempts[i] = a
 		if a.result == connFailed {
 			c.Close()
@@ -102,9 +108,9 @@ func (s *sender) worker(ctx context.Context, w int) {
 	}
 }
 
-func (s *sender) dial() (*smtp.Client, error) {
+func (s *sender) dial(addr string) (*smtp.Client, error) {
 	s.dials.Add(1)
-	conn, err := net.DialTimeout("tcp", s.addr, 2*time.Second)
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return nil, err
 	}
