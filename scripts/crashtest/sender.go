@@ -35,11 +35,16 @@ type attempt struct {
 	reply   string // last reply or error, for the summary
 }
 
+// sessionMessages is how many messages a session sends when several nodes
+// share the load, before the worker opens a new one.
+const sessionMessages = 20
+
 // sender sends messages 0..n-1 exactly once each over conc sessions. A
 // worker takes the next message only once it holds a greeted connection, so
-// a dead server costs reconnect attempts, not messages. Worker w starts
-// with node w mod len(addrs) and moves to the next node whenever a
-// connection cannot be made, as an MTA tries the next of equal MX hosts.
+// a dead server costs reconnect attempts, not messages. Worker w opens
+// its sessions with node w mod len(addrs) and moves to the next node
+// whenever a connection cannot be made, as an MTA tries the next of equal
+// MX hosts.
 type sender struct {
 	addrs []string
 	runID string
@@ -79,8 +84,16 @@ func (s *sender) worker(ctx context.Context, w int) {
 			c.Close()
 		}
 	}()
-	node := w % len(s.addrs)
+	home := w % len(s.addrs)
+	node, sent := home, 0
 	for ctx.Err() == nil {
+		if c != nil && len(s.addrs) > 1 && sent >= sessionMessages {
+			// A new session goes to the worker's own node again, so the
+			// load spreads back over a node that was restarted.
+			c.Quit()
+			c.Close()
+			c, node, sent = nil, home, 0
+		}
 		if c == nil {
 			var err error
 			if c, err = s.dial(s.addrs[node]); err != nil {
@@ -101,9 +114,10 @@ func (s *sender) worker(ctx context.Context, w int) {
 		a := s.send(c, i, rng)
 		a.node = node
 		s.attempts[i] = a
+		sent++
 		if a.result == connFailed {
 			c.Close()
-			c = nil
+			c, node, sent = nil, home, 0
 		}
 	}
 }

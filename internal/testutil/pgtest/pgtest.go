@@ -20,8 +20,8 @@
 // durability against power loss. LaunchWith's Durable option keeps
 // PostgreSQL's durable defaults instead (benchmarks; tests that stop the
 // server with Kill, which loses commits not yet written under
-// synchronous_commit off, and start it again with Restart). As root, initdb and postgres run as the
-// "postgres" user (they refuse root).
+// synchronous_commit off, and start it again with Restart). As root,
+// initdb and postgres run as the "postgres" user (they refuse root).
 //
 // When PostgreSQL is not installed, DB skips the test, or fails it when
 // MAILGATE_REQUIRE_PEERS=1 (as in CI), so a missing package cannot turn the
@@ -91,6 +91,17 @@ func (s *Server) DSN(db string) string {
 
 // Dir is the server's run directory (its data directory is Dir()/data).
 func (s *Server) Dir() string { return s.dir }
+
+// Pid is the postmaster's process ID (0 when not running), for programs
+// that measure the server's CPU time.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
 
 // Exec runs one statement on the server's "postgres" database.
 func (s *Server) Exec(ctx context.Context, sql string) error {
@@ -226,9 +237,11 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	args := []string{"-D", filepath.Join(dir, "data"),
 		"-c", "listen_addresses=", "-k", dir, "-c", "unix_socket_permissions=0777",
-		"-c", "shared_buffers=16MB", "-c", "max_connections=300"}
+		"-c", "max_connections=300"}
 	if !s.durable {
-		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
+		// Small and forgetful: many test binaries run a server at once.
+		args = append(args, "-c", "shared_buffers=16MB",
+			"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
 	cmd.SysProcAttr = sysProcAttr(cred)
