@@ -115,6 +115,11 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return v, nil
 }
 
+// Pool is the store's connection pool, for tools that work on every
+// table as it is (mailgate migrate-store). Text written through it
+// directly must pass through Storable.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
 // Close closes the pool's connections.
 func (db *DB) Close() error {
 	db.pool.Close()
