@@ -248,7 +248,11 @@ func (m *mover) copyTable(ctx context.Context, t table) error {
 	if have == total && !m.o.Force {
 		// Every row the target has of this table came from this source
 		// (checkTarget), so as many rows are the same rows.
-		m.o.Progress(fmt.Sprintf("table %s: %d rows, already copied", t.name, total))
+		if total == 0 {
+			m.o.Progress(fmt.Sprintf("table %s: empty", t.name))
+		} else {
+			m.o.Progress(fmt.Sprintf("table %s: %d rows, already copied", t.name, total))
+		}
 		return nil
 	}
 	cols := t.colNames()
