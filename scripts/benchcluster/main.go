@@ -131,6 +131,7 @@ type result struct {
 	rollbacks  int64
 	walSyncs   int64
 	walBytes   int64
+	dbBytes    int64 // growth of the database during the run
 }
 
 func logf(format string, args ...any) {
@@ -360,12 +361,13 @@ enabled = []
 		}
 		r.xacts, r.rollbacks = stats1.commits-stats0.commits, stats1.rollbacks-stats0.rollbacks
 		r.walSyncs, r.walBytes = stats1.walSyncs-stats0.walSyncs, stats1.walBytes-stats0.walBytes
+		r.dbBytes = stats1.dbBytes - stats0.dbBytes
 	}
 	logf("%s: %d messages in %.3fs = %.1f msgs/s", c, b.o.n, r.secs, r.rate)
 	return r, nil
 }
 
-type pgCounters struct{ commits, rollbacks, walSyncs, walBytes int64 }
+type pgCounters struct{ commits, rollbacks, walSyncs, walBytes, dbBytes int64 }
 
 // pgStats reads the database's transaction counters and the server's WAL
 // counters (zero on SQLite).
@@ -379,7 +381,7 @@ func (b *bench) pgStats(ctx context.Context, db string, k int) (pgCounters, erro
 		return c, err
 	}
 	defer conn.Close(ctx)
-	if err := conn.QueryRow(ctx, `SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = $1`, db).Scan(&c.commits, &c.rollbacks); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT xact_commit, xact_rollback, pg_database_size(datname) FROM pg_stat_database WHERE datname = $1`, db).Scan(&c.commits, &c.rollbacks, &c.dbBytes); err != nil {
 		return c, fmt.Errorf("pg_stat_database: %w", err)
 	}
 	if err := conn.QueryRow(ctx, `SELECT wal_sync, wal_bytes::bigint FROM pg_stat_wal`).Scan(&c.walSyncs, &c.walBytes); err != nil {
@@ -503,7 +505,7 @@ func (b *bench) report() {
 	p("cluster benchmark: %d messages of %d KB, %d sessions spread over the nodes, warm-up %d (smtp-source -> nodes -> smtp-sink)",
 		b.o.n, b.o.sizeKB, b.o.sessions, b.o.warmup)
 	p("sqlite: one node, SQLite and local files; nK: K nodes on PostgreSQL (fsync=on, synchronous_commit=on) and S3 (versitygw, loopback)")
-	p("%-7s %6s %9s %9s %12s %-22s %10s %10s %9s %11s %10s", "config", "nodes", "seconds", "msgs/s", "CPU ms/msg", "per node (ms/its msg)", "PG ms/msg", "S3 ms/msg", "PG xact", "WAL fsync", "WAL KB")
+	p("%-7s %6s %9s %9s %12s %-22s %10s %10s %9s %11s %10s %9s", "config", "nodes", "seconds", "msgs/s", "CPU ms/msg", "per node (ms/its msg)", "PG ms/msg", "S3 ms/msg", "PG xact", "WAL fsync", "WAL KB", "DB KB")
 	lost := 0
 	for _, c := range b.o.configs {
 		r := b.results[c]
@@ -519,15 +521,16 @@ func (b *bench) report() {
 			total += v
 			per = append(per, fmt.Sprintf("%.2f", v/(n/float64(k))))
 		}
-		pg, s3, x, ws, wb := "-", "-", "-", "-", "-"
+		pg, s3, x, ws, wb, db := "-", "-", "-", "-", "-", "-"
 		if r.nodes > 0 {
 			pg = fmt.Sprintf("%.2f", r.pgCPU/n)
 			s3 = fmt.Sprintf("%.2f", r.s3CPU/n)
 			x = fmt.Sprintf("%.2f", float64(r.xacts)/n)
 			ws = fmt.Sprintf("%.2f", float64(r.walSyncs)/n)
 			wb = fmt.Sprintf("%.1f", float64(r.walBytes)/n/1024)
+			db = fmt.Sprintf("%.2f", float64(r.dbBytes)/n/1024)
 		}
-		p("%-7s %6d %9.3f %9.1f %12.2f %-22s %10s %10s %9s %11s %10s", c, k, r.secs, r.rate, total/n, strings.Join(per, " "), pg, s3, x, ws, wb)
+		p("%-7s %6d %9.3f %9.1f %12.2f %-22s %10s %10s %9s %11s %10s %9s", c, k, r.secs, r.rate, total/n, strings.Join(per, " "), pg, s3, x, ws, wb, db)
 		if r.rollbacks > 0 {
 			p("        %s: %d PostgreSQL rollbacks during the run", c, r.rollbacks)
 		}
@@ -537,7 +540,8 @@ func (b *bench) report() {
 	}
 	p("CPU ms/msg: user+system time of all nodes together per message; per node: each node's time per message it received")
 	p("PG, S3 ms/msg: CPU time of PostgreSQL (every backend) and of versitygw per message; per message, per run: PG xact = commits")
-	p("in the database (pg_stat_database), WAL fsync = WAL flushes (pg_stat_wal.wal_sync), WAL KB = WAL written")
+	p("in the database (pg_stat_database), WAL fsync = WAL flushes (pg_stat_wal.wal_sync), WAL KB = WAL written, DB KB = growth of")
+	p("the database (pg_database_size): the rows a message leaves for tracking and reports, with their indexes")
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		f := strings.Fields(string(la))
 		p("load average after the runs: %s %s on %d cores (the nodes, PostgreSQL, versitygw, smtp-source and smtp-sink share them)", f[0], f[1], numCPU())
