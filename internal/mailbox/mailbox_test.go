@@ -279,6 +279,56 @@ func TestHandbackOfDeletedMail(t *testing.T) {
 	}
 }
 
+// Mail the user's mail app stores in the Sent folder while the domain is
+// in emergency mode is owed to the primary service's Sent folder; before
+// the switch, or in another folder, it is not.
+func TestAppendToSentInEmergency(t *testing.T) {
+	e := mailboxtest.New(t)
+	ctx := context.Background()
+	mb, err := e.Svc.Mailbox(ctx, e.Tenant.ID, "alice@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := func(name string) store.MailFolder {
+		f, err := e.Svc.Folder(ctx, mb, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	sent, drafts := folder("Sent"), folder("Drafts")
+	msg := func(subj string) io.Reader {
+		return bytes.NewReader(mailboxtest.EnglishMessage("alice@example.test", "x@remote.test", subj, "body"))
+	}
+	before, err := e.Svc.Append(ctx, mb, sent, msg("before"), []string{`\Seen`}, time.Time{})
+	if err != nil || before.Sent || before.Emergency {
+		t.Fatalf("sent before the switch: %+v %v", before, err)
+	}
+	d, err := e.Store.DomainByName(ctx, "example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := e.Store.SetDomainMode(ctx, store.DomainMode{TenantID: d.TenantID, DomainID: d.ID, Domain: d.Name, Mode: store.ModeEmergency,
+		Changed: e.Clock.Now(), ChangedBy: "test"}, store.ModePrimary); err != nil || !ok {
+		t.Fatalf("switch: %v %v", ok, err)
+	}
+	during, err := e.Svc.Append(ctx, mb, sent, msg("during"), []string{`\Seen`}, time.Time{})
+	if err != nil || !during.Sent || !during.Emergency {
+		t.Fatalf("sent during the emergency: %+v %v", during, err)
+	}
+	if draft, err := e.Svc.Append(ctx, mb, drafts, msg("draft"), nil, time.Time{}); err != nil || draft.Sent || draft.Emergency {
+		t.Fatalf("draft during the emergency: %+v %v", draft, err)
+	}
+	items, err := e.Svc.PendingHandback(ctx, e.Tenant.ID, "example.test", 0, 10)
+	if err != nil || len(items) != 1 || items[0].Message.ID != during.ID || !items[0].Message.Sent || items[0].Folder != "Sent" {
+		t.Fatalf("pending %+v %v", items, err)
+	}
+	u, err := e.Svc.Usage(ctx, e.Tenant.ID)
+	if err != nil || len(u.Mailboxes) != 1 || u.Mailboxes[0].EmergencySent != 1 || u.Mailboxes[0].Emergency != 0 {
+		t.Fatalf("usage %+v %v", u, err)
+	}
+}
+
 func TestUsageAgainstContract(t *testing.T) {
 	e := mailboxtest.New(t)
 	ctx := context.Background()
@@ -345,4 +395,5 @@ func TestOnPostgres(t *testing.T) {
 	t.Run("Idempotent", TestDeliverIdempotent)
 	t.Run("QuotaAndNotice", TestQuotaAndNotice)
 	t.Run("HandbackOfDeletedMail", TestHandbackOfDeletedMail)
+	t.Run("AppendToSentInEmergency", TestAppendToSentInEmergency)
 }

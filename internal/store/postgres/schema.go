@@ -517,4 +517,9 @@ CREATE TABLE mailbox_texts (
 	search_body TEXT NOT NULL DEFAULT ''
 );
 `,
+	// 9: the users' sent mail of an emergency, as the SQLite store's
+	// migration 13.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN sent BOOLEAN NOT NULL DEFAULT false;
+`,
 }

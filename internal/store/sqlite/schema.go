@@ -523,4 +523,10 @@ CREATE TABLE mailbox_texts (
 	search_body TEXT NOT NULL DEFAULT ''
 );
 `,
+	// 13: the users' sent mail of an emergency (stored in a \Sent folder
+	// while their domain was in emergency mode), handed back to the
+	// primary service's Sent folders with the mail received.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+`,
 }
