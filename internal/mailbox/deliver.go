@@ -32,36 +32,47 @@ type DeliverMeta struct {
 // none yet) and returns once the message is durable. Errors wrap
 // ErrOverQuota (nothing stored; the queue keeps the message and retries)
 // or ErrNoMailbox (rcpt is no user of the tenant). A retry with the same
-// QueueID after a success returns nil and stores nothing.
+// QueueID after a success returns nil and stores nothing. Mail for
+// postmaster@ a domain that has no such user goes to the domain's
+// administrators (deliverPostmaster).
 func (s *Service) Deliver(ctx context.Context, tenantID int64, rcpt string, body io.Reader, meta DeliverMeta) error {
 	mb, err := s.Mailbox(ctx, tenantID, rcpt)
-	if err != nil {
+	if errors.Is(err, ErrNoMailbox) && isPostmaster(rcpt) {
+		return s.deliverPostmaster(ctx, tenantID, rcpt, body, meta)
+	} else if err != nil {
 		return err
 	}
+	_, err = s.deliverInto(ctx, mb, body, meta)
+	return err
+}
+
+// deliverInto stores body in mb's INBOX and returns the message stored
+// (or, for a repeated delivery, the one stored before).
+func (s *Service) deliverInto(ctx context.Context, mb store.Mailbox, body io.Reader, meta DeliverMeta) (store.MailMessage, error) {
 	inbox, err := s.Folder(ctx, mb, "INBOX")
 	if err != nil {
-		return fmt.Errorf("mailbox %s: %w", mb.Address, err)
+		return store.MailMessage{}, fmt.Errorf("mailbox %s: %w", mb.Address, err)
 	}
 	when := meta.Received
 	if when.IsZero() {
 		when = s.now()
 	}
 	in := store.MailInsert{
-		Message: store.MailMessage{TenantID: tenantID, MailboxID: mb.ID, FolderID: inbox.ID, InternalDate: when,
+		Message: store.MailMessage{TenantID: mb.TenantID, MailboxID: mb.ID, FolderID: inbox.ID, InternalDate: when,
 			QueueID: meta.QueueID, MailFrom: meta.MailFrom, Emergency: meta.Emergency},
 		CheckQuota: true,
 	}
 	added, err := s.add(ctx, in, body)
 	if err != nil {
-		return fmt.Errorf("deliver to %s: %w", mb.Address, err)
+		return store.MailMessage{}, fmt.Errorf("deliver to %s: %w", mb.Address, err)
 	}
 	if added.Duplicate {
 		s.log().Info("mailbox delivery already done", "queue_id", meta.QueueID, "rcpt", mb.Address, "uid", added.Message.UID)
-		return nil
+		return added.Message, nil
 	}
 	s.notify(inbox.ID)
 	s.warnIfFull(ctx, mb, added)
-	return nil
+	return added.Message, nil
 }
 
 // Append stores a message a client uploads (IMAP APPEND, or the webmail
