@@ -529,4 +529,10 @@ CREATE TABLE mailbox_texts (
 	`
 ALTER TABLE mailbox_messages ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
 `,
+	// 14: a mail app password per account (IMAP and submission for
+	// accounts with a second factor).
+	`
+ALTER TABLE accounts ADD COLUMN app_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN app_created_us INTEGER NOT NULL DEFAULT 0;
+`,
 }
