@@ -341,3 +341,32 @@ func TestCLIAppPassword(t *testing.T) {
 		t.Fatalf("not removed: %+v", a)
 	}
 }
+
+// mailbox quota sets a user's allocation; mailbox usage lists the
+// mailboxes and warns when the allocations exceed the contracted disk.
+func TestCLIMailboxQuotaAndContract(t *testing.T) {
+	c := startCLI(t)
+	ctx := context.Background()
+	if _, err := c.run(t, "", "mailbox", "quota", "alice@example.test", "5"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{{"alice@example.test", "-1"}, {"alice@example.test", "5MB"}, {"nobody@nowhere.test", "5"}, {"zed@example.test", "5"}} {
+		if _, err := c.run(t, "", append([]string{"mailbox", "quota"}, bad...)...); err == nil {
+			t.Errorf("quota %v accepted", bad)
+		}
+	}
+	out, err := c.run(t, "", "mailbox", "usage", "acme")
+	if err != nil || !regexp.MustCompile(`alice@example.test +5 +0.0 +0 +-`).MatchString(out) || strings.Contains(out, "WARNING") {
+		t.Fatalf("usage: %q %v", out, err)
+	}
+	if err := c.Store.SetSetting(ctx, store.Setting{TenantID: c.Tenant.ID, Scope: store.ScopeTenant, Key: "mailbox.contract_mb", Value: "4"}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = c.run(t, "", "mailbox", "usage", "acme"); err != nil || !strings.Contains(out, "contract 4 MB") || !strings.Contains(out, "WARNING: the mailboxes' allocations exceed the contracted 4 MB") {
+		t.Fatalf("usage over the contract: %q %v", out, err)
+	}
+	entries, err := c.Store.AuditLog(ctx, store.AuditFilter{TenantID: c.Tenant.ID, Action: "mailbox.quota", Limit: 5})
+	if err != nil || len(entries) != 1 || entries[0].After != "5" {
+		t.Fatalf("audit: %+v %v", entries, err)
+	}
+}

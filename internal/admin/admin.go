@@ -27,6 +27,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/continuity"
+	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/passwd"
@@ -126,6 +127,9 @@ type Service struct {
 	// Continuity switches domains and hands mail back (mail continuity);
 	// nil on nodes without it.
 	Continuity *continuity.Service
+	// Mailboxes are the emergency mailboxes (quotas, usage); nil on
+	// nodes without them.
+	Mailboxes *mailbox.Service
 	// Learn trains a tenant's spam model with one message (feedback).
 	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
 	// Passwords hashes new passwords within the node's memory budget for
