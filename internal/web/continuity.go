@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/continuity"
+	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -33,6 +34,9 @@ func (s *Server) continuityRoutes() {
 type continuityData struct {
 	Domains     []continuity.DomainStatus
 	Credentials []continuity.CredentialInfo
+	// Usage is the tenant's mailboxes against its contracted disk (nil
+	// without mailboxes).
+	Usage *mailbox.TenantUsage
 }
 
 // continuityPage is the overview: every domain's mode and hand-back, and
@@ -49,6 +53,14 @@ func (s *Server) continuityPage(w http.ResponseWriter, r *http.Request, p *princ
 		return
 	}
 	d := continuityData{Domains: st}
+	if s.admin.Mailboxes != nil {
+		u, err := s.admin.MailboxUsage(ctx, who(p))
+		if err != nil {
+			s.fail(w, r, p, err)
+			return
+		}
+		d.Usage = &u
+	}
 	for _, prov := range []string{continuity.PathGraph, continuity.PathGmail} {
 		info, err := s.admin.HandbackCredentials(ctx, who(p), prov)
 		if err != nil {
