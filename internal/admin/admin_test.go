@@ -501,3 +501,34 @@ func TestUsersImportWithPasswords(t *testing.T) {
 		t.Fatalf("a row without a password made a login: %v", err)
 	}
 }
+
+// submission.send_as is set per user and lists addresses of the tenant's
+// own domains only, stored normalised.
+func TestSendAsSetting(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	var inv admin.Invalid
+	for _, bad := range []struct{ scope, owner, value string }{
+		{store.ScopeTenant, "", "sales@example.test"},
+		{store.ScopeDomain, "example.test", "sales@example.test"},
+		{store.ScopeAddress, "alice@example.test", "sales@example.test, boss@other.test"},
+		{store.ScopeAddress, "alice@example.test", "not an address"},
+	} {
+		if err := e.svc.SetSetting(ctx, e.admin, bad.scope, bad.owner, "submission.send_as", bad.value); !errors.As(err, &inv) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	if err := e.svc.SetSetting(ctx, e.admin, store.ScopeAddress, "Alice@example.test", "submission.send_as", " Sales@Example.test,info@example.test,alice@example.test,sales@example.test "); err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := e.Store.Settings(ctx, e.Tenant.ID)
+	found := false
+	for _, s := range ss {
+		if s.Key == "submission.send_as" {
+			found = s.Owner == "alice@example.test" && s.Value == "sales@example.test, info@example.test"
+		}
+	}
+	if !found {
+		t.Fatalf("stored: %+v", ss)
+	}
+}
