@@ -48,7 +48,7 @@ type session struct {
 	// sendAs are the other addresses the user may send as (KeySendAs),
 	// read at the first use after AUTH; nil: not read yet.
 	sendAs []string
-	errors   int
+	errors int
 
 	// per transaction
 	tenantID int64
