@@ -78,6 +78,8 @@ func (s *Server) consoleRoutes() {
 	s.handle("POST /account/lang", store.RoleUser, s.ownLang)
 	s.quarantineRoutes()
 	s.continuityRoutes()
+	s.webmailRoutes()
+	s.mailboxesRoutes()
 }
 
 // --- login ---
