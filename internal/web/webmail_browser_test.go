@@ -36,7 +36,9 @@ func isoHTMLMail(t *testing.T, to, msgID string) string {
 		}
 		return out
 	}
-	word := func(s string) string { return "=?ISO-2022-JP?B?" + base64.StdEncoding.EncodeToString([]byte(enc(s))) + "?=" }
+	word := func(s string) string {
+		return "=?ISO-2022-JP?B?" + base64.StdEncoding.EncodeToString([]byte(enc(s))) + "?="
+	}
 	html := "<html><body><p>" + enc("来週の会議の資料です。ご確認ください。") + "</p><p><img src=\"cid:logo@example.net\" alt=\"logo\"></p></body></html>"
 	return "From: " + word("佐藤") + " <sato@example.net>\n" +
 		"To: " + to + "\nSubject: " + word("来週の会議について") + "\n" +
