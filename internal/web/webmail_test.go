@@ -413,3 +413,94 @@ func TestWebmailOnlyInMailboxMode(t *testing.T) {
 		t.Fatalf("inbox: %d", st)
 	}
 }
+
+// TestMailboxesPageAndInvitation: an administrator sees the tenant's
+// mailboxes with quota and use and the disk-allocation warning, sets a
+// quota, and invites a user without a login: the user gets a mail with a
+// one-time link, opening it changes nothing, choosing a password through
+// it lets them log in, and the link works only once. Everything is
+// audited; another tenant's user cannot be touched.
+func TestMailboxesPageAndInvitation(t *testing.T) {
+	e := webmailEnv(t)
+	ctx := context.Background()
+	if err := e.Store.SetSetting(ctx, store.Setting{TenantID: e.Tenant.ID, Scope: store.ScopeTenant, Key: "mailbox.contract_mb", Value: "1000"}); err != nil {
+		t.Fatal(err)
+	}
+	admin := e.NewClient(t)
+	admin.Login(consoletest.AdminA)
+	setLang(t, admin, "en")
+	st, body := admin.Get("/mailboxes")
+	if st != http.StatusOK || !strings.Contains(body, `id="mb-alice@example.test"`) || !strings.Contains(body, `id="mb-overcontract"`) {
+		t.Fatalf("mailboxes page: %d\n%s", st, body)
+	}
+	if st, loc, body := admin.Post("/mailboxes/alice@example.test/quota", url.Values{"quota_mb": {"200"}}); st != http.StatusSeeOther || loc != "/mailboxes?msg=saved" {
+		t.Fatalf("quota: %d %q %s", st, loc, body)
+	}
+	if mb, err := e.Store.MailboxByAddress(ctx, e.Tenant.ID, consoletest.UserA); err != nil || mb.QuotaMB != 200 {
+		t.Fatalf("quota: %+v %v", mb, err)
+	}
+	if _, body := admin.Get("/mailboxes"); strings.Contains(body, `id="mb-overcontract"`) {
+		t.Fatal("still over the contract after lowering the quota")
+	}
+	if st, _, _ := admin.Post("/mailboxes/carol@other.test/quota", url.Values{"quota_mb": {"1"}}); st < 400 || st >= 500 {
+		t.Fatalf("another tenant's quota: %d", st)
+	}
+
+	// bob has no login: the invitation makes one and mails him a link.
+	if st, loc, body := admin.Post("/mailboxes/bob@example.test/invite", nil); st != http.StatusSeeOther || loc != "/mailboxes?msg=invited" {
+		t.Fatalf("invite: %d %q %s", st, loc, body)
+	}
+	var link string
+	mgtest.WaitFor(t, 15*time.Second, "the invitation", func() bool {
+		for _, m := range e.Down.Messages() {
+			if len(m.To) == 1 && m.To[0] == "bob@example.test" {
+				pm, err := mailtext.Parse(ctx, bytes.NewReader(m.Data), mailtext.DefaultLimits())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range strings.Fields(pm.Text) {
+					if i := strings.Index(f, "/invite?"); i >= 0 {
+						link = f[i:]
+					}
+				}
+				return true
+			}
+		}
+		return false
+	})
+	if link == "" {
+		t.Fatal("no link in the invitation")
+	}
+	bob := e.NewClient(t)
+	st, body = bob.Get(link)
+	if st != http.StatusOK || !strings.Contains(body, `id="invite-form"`) {
+		t.Fatalf("invitation page: %d\n%s", st, body)
+	}
+	if a, err := e.Store.AccountByLogin(ctx, "bob@example.test"); err != nil || a.Hash != "" {
+		t.Fatalf("bob's login after opening the link: %+v %v", a, err)
+	}
+	u, _ := url.Parse(link)
+	form := url.Values{"a": {u.Query().Get("a")}, "t": {u.Query().Get("t")}, "password": {"bobs new passphrase"}, "password2": {"bobs new passphrase"}}
+	if st, _, body := bob.Post("/invite", form); st != http.StatusOK || !strings.Contains(body, `id="invite-done"`) {
+		t.Fatalf("accept: %d\n%s", st, body)
+	}
+	if st, loc := e.NewClient(t).LoginStatus("bob@example.test", "bobs new passphrase"); st != http.StatusSeeOther || strings.HasPrefix(loc, "/login?") {
+		t.Fatalf("bob's login with the chosen password: %d %q", st, loc)
+	}
+	if st, _ := e.NewClient(t).Get(link); st != http.StatusGone {
+		t.Fatalf("the used link opened again: %d", st)
+	}
+	if st, _, _ := bob.Post("/invite", form); st != http.StatusGone {
+		t.Fatalf("the link used twice: %d", st)
+	}
+	as, _ := e.Store.AuditLog(ctx, store.AuditFilter{TenantID: e.Tenant.ID, Limit: 100})
+	acts := map[string]bool{}
+	for _, a := range as {
+		acts[a.Action] = true
+	}
+	for _, w := range []string{"mailbox.quota", "mailbox.invite", "account.invite_accepted"} {
+		if !acts[w] {
+			t.Errorf("no %s in the audit log", w)
+		}
+	}
+}
