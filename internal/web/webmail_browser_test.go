@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,4 +246,62 @@ func TestBrowserWebmail(t *testing.T) {
 		p.shot("webmail-" + pg.name + "-en")
 	}
 	p.checkClean()
+}
+
+// TestBrowserWebmailHostile: the quarantine preview's hostile-HTML corpus,
+// delivered into a user's mailbox and opened in the webmail reader in
+// Chromium (remote images blocked, then allowed by the reader): no script
+// runs, no dialog opens, nothing is fetched outside the console, and a
+// trap server the messages point at is never reached over HTTP.
+func TestBrowserWebmailHostile(t *testing.T) {
+	b := browser.Launch(t)
+	var trapSeen atomic.Int64
+	trap := httptestServer(t, &trapSeen)
+	e := consoletest.Start(t, consoletest.Options{})
+	files, err := filepath.Glob(filepath.Join("preview", "testdata", "hostile", "*.eml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus: %v", err)
+	}
+	for i, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = bytes.ReplaceAll(raw, []byte("trap.invalid"), []byte(trap))
+		deliverTo(t, e, consoletest.UserA, fmt.Sprintf("h%d", i), string(raw))
+	}
+	inbox := folderID(t, e, e.Tenant.ID, consoletest.UserA, "INBOX")
+	msgs := folderMsgs(t, e, e.Tenant.ID, inbox)
+	if len(msgs) != len(files) {
+		t.Fatalf("%d of %d messages delivered", len(msgs), len(files))
+	}
+	p := openTab(t, b, e.URL)
+	p.loginAs(consoletest.UserA, false)
+	for _, m := range msgs {
+		for _, q := range []string{"", "?images=1"} {
+			path := fmt.Sprintf("/mail/f/%d/m/%d%s", inbox, m.UID, q)
+			if st := p.goTo(path); st != http.StatusOK {
+				t.Errorf("%s (%s): %d", path, m.Subject, st)
+				continue
+			}
+			p.frameText("#mail-frame")
+			p.do("settle", chromedp.Sleep(200*time.Millisecond))
+		}
+	}
+	for _, c := range p.mon.Console() {
+		if strings.Contains(c, "PAYLOAD") {
+			t.Errorf("payload ran: %s", c)
+		}
+	}
+	if d := p.mon.Dialogs(); len(d) > 0 {
+		t.Errorf("dialogs: %q", d)
+	}
+	// With images allowed by the reader, https: images may be tried (the
+	// trap speaks no TLS); nothing else leaves the console.
+	if out := p.mon.RequestsOutside(p.base+"/", "https:"); len(out) > 0 {
+		t.Errorf("requests outside the console: %q", out)
+	}
+	if n := trapSeen.Load(); n != 0 {
+		t.Errorf("the trap served %d requests", n)
+	}
 }

@@ -8,9 +8,11 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -503,4 +505,16 @@ func TestMailboxesPageAndInvitation(t *testing.T) {
 			t.Errorf("no %s in the audit log", w)
 		}
 	}
+}
+
+// httptestServer is an HTTP server on 127.0.0.1 that counts its requests
+// in hits; it returns its host:port.
+func httptestServer(t *testing.T, hits *atomic.Int64) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
 }
