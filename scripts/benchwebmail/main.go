@@ -36,6 +36,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,6 +74,7 @@ func run() error {
 	samples := flag.Int("samples", 200, "timed requests of each kind")
 	seed := flag.Uint64("seed", 1, "content seed")
 	keep := flag.String("dir", "", "scratch directory to keep (default: a temporary one, removed)")
+	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the timed requests to this file")
 	flag.Parse()
 	if *messages < 1 || *samples < 1 {
 		return errors.New("-messages and -samples must be positive")
@@ -187,6 +189,17 @@ func run() error {
 	}
 	readURL := fmt.Sprintf("%s/mail/f/%d/m/%d", srv.URL, inbox.ID, bigUID)
 
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var list, open, search []float64
 	for i := 0; i < *samples; i++ {
 		// Half the list requests are the first page, as a user opening the
