@@ -141,13 +141,19 @@ func TestListAdministrators(t *testing.T) {
 	}
 	// But not support, nor list administration, nor anything for bob.
 	for name, err := range map[string]error{
-		"get other":         func() error { _, err := e.svc.MailingList(ctx, alice, support.ID); return err }(),
-		"add to other":      e.svc.AddListMember(ctx, alice, support.ID, "x@example.net", ""),
-		"update other":      e.svc.UpdateMailingList(ctx, alice, support.ID, admin.ListSettings{}),
-		"import other":      func() error { _, err := e.svc.ImportListMembers(ctx, alice, support.ID, strings.NewReader("x@example.net\n"), false); return err }(),
-		"delete own":        e.svc.DeleteMailingList(ctx, alice, sales.ID),
-		"staff own":         e.svc.SetListAdmins(ctx, alice, sales.ID, []string{"alice@example.test", "bob@example.test"}),
-		"create":            func() error { _, err := e.svc.CreateMailingList(ctx, alice, "new@example.test", admin.ListSettings{}); return err }(),
+		"get other":    func() error { _, err := e.svc.MailingList(ctx, alice, support.ID); return err }(),
+		"add to other": e.svc.AddListMember(ctx, alice, support.ID, "x@example.net", ""),
+		"update other": e.svc.UpdateMailingList(ctx, alice, support.ID, admin.ListSettings{}),
+		"import other": func() error {
+			_, err := e.svc.ImportListMembers(ctx, alice, support.ID, strings.NewReader("x@example.net\n"), false)
+			return err
+		}(),
+		"delete own": e.svc.DeleteMailingList(ctx, alice, sales.ID),
+		"staff own":  e.svc.SetListAdmins(ctx, alice, sales.ID, []string{"alice@example.test", "bob@example.test"}),
+		"create": func() error {
+			_, err := e.svc.CreateMailingList(ctx, alice, "new@example.test", admin.ListSettings{})
+			return err
+		}(),
 		"bob reads sales":   func() error { _, err := e.svc.ListMembers(ctx, bob, sales.ID); return err }(),
 		"bob changes sales": e.svc.RemoveListMembers(ctx, bob, sales.ID, []string{"customer@example.net"}),
 	} {
