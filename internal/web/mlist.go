@@ -164,7 +164,10 @@ func (s *Server) mlMemberAdd(w http.ResponseWriter, r *http.Request, p *principa
 }
 
 func (s *Server) mlMemberRemove(w http.ResponseWriter, r *http.Request, p *principal) {
-	r.ParseForm()
+	if err := r.ParseForm(); err != nil {
+		s.fail(w, r, p, badRequest("unreadable form"))
+		return
+	}
 	if err := s.admin.RemoveListMembers(r.Context(), who(p), mlID(r), r.PostForm["address"]); err != nil {
 		s.fail(w, r, p, err)
 		return
