@@ -16,7 +16,8 @@ import (
 // nested list, gets exactly one copy with the list's headers, sent from
 // the list's bounce address; a non-member is refused at RCPT under the
 // members-only policy, and accepted once the policy says anyone; a member
-// whose server refuses the copy has its bounce counted.
+// whose server refuses the copy has its bounce counted; the serial
+// number goes on after a restart.
 func TestSmtplibMailingList(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, options{})
@@ -88,6 +89,20 @@ func TestSmtplibMailingList(t *testing.T) {
 	waitCopies(t, g.sink, stranger, inside)
 	if m := messagesWith(g.sink, stranger); !bytes.Contains(m[0].Data, []byte("Subject: [team:00002] "+stranger+" 0\r\n")) {
 		t.Errorf("second post:\n%s", m[0].Data)
+	}
+	g.waitQueueEmpty()
+
+	// The serial number goes on after a restart.
+	g.stop()
+	g.start()
+	third := "ml-restart-0b93"
+	res = runPy(t, "session", "--port", portOf(t, g.inAddr), "--tag", third, "--from", "partner@remote.test", "--to", "team@example.test")
+	if d := res.step("data"); len(d) != 1 || d[0].Code != 250 {
+		t.Fatalf("post after the restart: %v", res.Replies)
+	}
+	waitCopies(t, g.sink, third, inside)
+	if m := messagesWith(g.sink, third); !bytes.Contains(m[0].Data, []byte("Subject: [team:00003] "+third+" 0\r\n")) {
+		t.Errorf("post after the restart:\n%s", m[0].Data)
 	}
 	g.waitQueueEmpty()
 	// Nothing more arrived meanwhile: still one copy per member.
