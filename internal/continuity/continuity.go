@@ -102,7 +102,7 @@ type Submitter interface {
 // use; every change is guarded in the store, so several nodes may act at
 // once.
 type Service struct {
-	Store store.Store
+	Store Store
 	// Mailboxes is the emergency mailbox store; nil when the node has
 	// none (a switch then works, and mail waits in the queue).
 	Mailboxes Mailboxes

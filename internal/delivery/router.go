@@ -13,7 +13,7 @@ import (
 // to its configured routes (in priority order; "mx" expands to an MX
 // lookup), anything else to the smart host or the domain's MX.
 type Router struct {
-	Store     store.Store
+	Store     Store
 	Client    *Client
 	SmartHost string // "smtp://host:port" or ""
 }

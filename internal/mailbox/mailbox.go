@@ -77,7 +77,7 @@ var DefaultFolders = []store.MailFolder{
 // Service is the mailbox layer used by delivery, IMAP, the hand-back and
 // the console. Safe for concurrent use; several nodes may share the store.
 type Service struct {
-	Store store.Store
+	Store Store
 	Blobs Blobs
 	// Queue sends the 90 % notices (nil: none are sent).
 	Queue Submitter

@@ -69,7 +69,7 @@ type Deps struct {
 	Listener config.ListenerConfig
 	Limits   config.LimitsConfig
 	TLS      *tls.Config // nil: no STARTTLS
-	Store    store.Store
+	Store    Store
 	Spool    blob.Store // message bodies
 	Queue    Enqueuer
 	Log      *slog.Logger
