@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -18,7 +19,7 @@ func mailboxCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			u, err := a.Admin().MailboxUsage(ctx, op)
+			u, err := a.Admin().MailboxesOverview(ctx, op)
 			if err != nil {
 				return err
 			}
@@ -52,7 +53,11 @@ func mailboxCmd(g *globals) *cobra.Command {
 		})})
 	c.AddCommand(&cobra.Command{Use: "quota ADDRESS MB", Short: "Set a user's mailbox quota in MB (0: no limit); new mailboxes get mailbox.quota_mb", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			return a.Admin().SetMailboxQuota(ctx, operator(), args[0], args[1])
+			n, err := strconv.ParseInt(args[1], 10, 64)
+			if err != nil {
+				return fmt.Errorf("quota: a number of MB, 0 for no limit (got %q)", args[1])
+			}
+			return a.Admin().SetMailboxQuota(ctx, operator(), args[0], n)
 		})})
 	return c
 }

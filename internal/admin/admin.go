@@ -28,7 +28,6 @@ import (
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/dnsx"
-	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/quarantine"
@@ -127,11 +126,14 @@ type Service struct {
 	// Continuity switches domains and hands mail back (mail continuity);
 	// nil on nodes without it.
 	Continuity *continuity.Service
-	// Mailboxes are the emergency mailboxes (quotas, usage); nil on
-	// nodes without them.
-	Mailboxes *mailbox.Service
 	// Learn trains a tenant's spam model with one message (feedback).
 	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
+	// Mailboxes are the users' mailboxes (mailboxes.go); nil on nodes
+	// without them.
+	Mailboxes Mailboxes
+	// Mailer queues the mail the administration layer writes
+	// (invitations); nil: none is sent.
+	Mailer Mailer
 	// Passwords hashes new passwords within the node's memory budget for
 	// password work (a *passwd.Verifier; passwd.ErrBusy when it is taken).
 	// nil: passwd.Hash, unbounded, for offline tools.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mailgate/mailgate/internal/continuity"
+	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/scan/lists"
 	"github.com/mailgate/mailgate/internal/smtpin"
@@ -169,6 +170,9 @@ func (s *Service) SetSetting(ctx context.Context, a Actor, scope, owner, key, va
 	if len(value) > 4096 || strings.ContainsAny(value, "\r\n\x00") {
 		return Invalidf("value too long or has line breaks")
 	}
+	if err := operatorKey(a, key); err != nil {
+		return err
+	}
 	tid, owner, err := s.scopeOwner(ctx, a, scope, owner)
 	if err != nil {
 		return err
@@ -218,6 +222,15 @@ func (s *Service) sendAsSetting(ctx context.Context, a Actor, scope, owner, valu
 	return strings.Join(keys, ", "), nil
 }
 
+// operatorKey keeps plan limits the operator's: a tenant administrator
+// does not raise its own.
+func operatorKey(a Actor, key string) error {
+	if key == mlist.KeyMaxLists && a.Role != store.RoleOperator {
+		return Invalidf("%s is the plan's limit, set by the operator", key)
+	}
+	return nil
+}
+
 // continuitySetting checks a continuity.* value: set for a domain or the
 // tenant, and usable (continuity.ValidateSetting); a canary is a
 // domain's own address, so it is set per domain.
@@ -247,6 +260,9 @@ func (s *Service) UnsetSetting(ctx context.Context, a Actor, scope, owner, key s
 		return err
 	}
 	key = strings.TrimSpace(key)
+	if err := operatorKey(a, key); err != nil {
+		return err
+	}
 	tid, owner, err := s.scopeOwner(ctx, a, scope, owner)
 	if err != nil {
 		return err

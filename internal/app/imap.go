@@ -21,7 +21,7 @@ func (a *App) openMailboxes(ctx context.Context) error {
 	}
 	a.mailboxBlobs = blobs
 	a.Mailboxes = &mailbox.Service{Store: a.Store, Blobs: blobs, Clock: a.Clock,
-		Log: a.Log.With("stage", "mailbox"), Hostname: a.Config.Hostname, Bus: mailbox.NewBus()}
+		Log: a.Log.With("stage", "mailbox"), Hostname: a.Config.Hostname, Bus: mailbox.NewBus(), Learn: a.LearnMessage}
 	return nil
 }
 

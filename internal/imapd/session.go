@@ -52,7 +52,7 @@ func (se *session) ctx() (context.Context, context.CancelFunc) {
 }
 
 func (se *session) svc() *mailbox.Service { return se.s.d.Mailboxes }
-func (se *session) st() store.Store       { return se.s.d.Mailboxes.Store }
+func (se *session) st() Store             { return se.s.d.Mailboxes.Store }
 
 // Close ends the session: its slots and its watch of the folder.
 func (se *session) Close() error {

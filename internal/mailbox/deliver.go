@@ -143,7 +143,9 @@ func (s *Service) add(ctx context.Context, in store.MailInsert, body io.Reader) 
 	m := &in.Message
 	m.BlobKey, m.Size = key, n
 	m.From, m.To, m.Subject, m.MessageIDHdr, m.Date = sum.from, sum.to, sum.subject, sum.messageID, sum.date
+	m.HasAttachment = sum.attach
 	in.Header, in.SearchHeader, in.SearchBody = sum.header, sum.searchHeader, sum.searchBody
+	in.SearchFrom, in.SearchTo, in.SearchSubject, in.Parents = sum.searchFrom, sum.searchTo, sum.searchSubject, sum.parents
 	added, err := s.Store.AddMail(ctx, in)
 	if err != nil || added.Duplicate {
 		s.deleteBlobs(context.WithoutCancel(ctx), []string{key})
@@ -157,6 +159,11 @@ type summary struct {
 	date                         time.Time
 	header                       []byte
 	searchHeader, searchBody     string
+	// The fields the webmail's searches look in, its attachment mark and
+	// the Message-IDs the message answers (its conversation).
+	searchFrom, searchTo, searchSubject string
+	attach                              bool
+	parents                             []string
 }
 
 // headerTap keeps the first bytes written, up to the end of the header
@@ -241,6 +248,15 @@ func writeAndDecode(ctx context.Context, w io.Writer, body io.Reader) (summary, 
 		}
 	}
 	sum.searchBody = clip(Fold(text), maxSearchText)
+	sum.searchFrom = clip(Fold(sum.from), 1000)
+	sum.searchTo = clip(Fold(addrList(append(append([]mailtext.Address(nil), msg.To...), msg.Cc...))), 4000)
+	sum.searchSubject = Fold(sum.subject)
+	for _, p := range msg.Parts {
+		if p.Disposition == "attachment" || (p.Filename != "" && p.Disposition != "inline") {
+			sum.attach = true
+		}
+	}
+	sum.parents = Parents(msg.HeaderValues("In-Reply-To"), msg.HeaderValues("References"))
 	return sum, cw.n, nil
 }
 

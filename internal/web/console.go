@@ -80,6 +80,9 @@ func (s *Server) consoleRoutes() {
 	s.handle("POST /account/app-password/remove", store.RoleUser, s.ownAppPasswordRemove)
 	s.quarantineRoutes()
 	s.continuityRoutes()
+	s.webmailRoutes()
+	s.mailboxesRoutes()
+	s.mlRoutes()
 }
 
 // --- login ---

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/continuity"
-	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -34,9 +33,6 @@ func (s *Server) continuityRoutes() {
 type continuityData struct {
 	Domains     []continuity.DomainStatus
 	Credentials []continuity.CredentialInfo
-	// Usage is the tenant's mailboxes against its contracted disk (nil
-	// without mailboxes).
-	Usage *mailbox.TenantUsage
 }
 
 // continuityPage is the overview: every domain's mode and hand-back, and
@@ -53,14 +49,6 @@ func (s *Server) continuityPage(w http.ResponseWriter, r *http.Request, p *princ
 		return
 	}
 	d := continuityData{Domains: st}
-	if s.admin.Mailboxes != nil {
-		u, err := s.admin.MailboxUsage(ctx, who(p))
-		if err != nil {
-			s.fail(w, r, p, err)
-			return
-		}
-		d.Usage = &u
-	}
 	for _, prov := range []string{continuity.PathGraph, continuity.PathGmail} {
 		info, err := s.admin.HandbackCredentials(ctx, who(p), prov)
 		if err != nil {
@@ -128,8 +116,12 @@ func (s *Server) switchConfirmPage(w http.ResponseWriter, r *http.Request, p *pr
 		return
 	}
 	to := store.ModeEmergency
-	if st[0].Mode == store.ModeEmergency {
+	switch {
+	case st[0].Mode != store.ModePrimary:
 		to = store.ModePrimary
+	case r.URL.Query().Get("to") == store.ModeMailbox:
+		// A domain hosted in mailgate's mailboxes for good.
+		to = store.ModeMailbox
 	}
 	v := s.newView(r, p, "continuity_switch_title")
 	v.Title = v.T("continuity_switch_title", "Domain", st[0].Domain)

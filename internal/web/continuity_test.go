@@ -191,29 +191,3 @@ func TestAPIContinuity(t *testing.T) {
 func deliverMeta(queueID string) delivery.DeliverMeta {
 	return delivery.DeliverMeta{QueueID: queueID, MailFrom: "s@remote.test", Emergency: true}
 }
-
-// The continuity page shows the tenant's mailbox allocations and warns
-// when they exceed the contracted disk.
-func TestContinuityPageWarnsOverContract(t *testing.T) {
-	e := consoletest.Start(t, consoletest.Options{})
-	ctx := context.Background()
-	if _, err := e.App.Mailboxes.Mailbox(ctx, e.Tenant.ID, "alice@example.test"); err != nil {
-		t.Fatal(err)
-	}
-	admin := e.NewClient(t)
-	admin.Login(consoletest.AdminA)
-	setLang(t, admin, "en")
-	_, body := admin.Get("/continuity")
-	if !strings.Contains(body, "Mailboxes: 1, allocated 1024 MB") || strings.Contains(body, `id="over-contract"`) {
-		t.Fatalf("continuity page:\n%s", body)
-	}
-	setTenant(t, e, e.Tenant.ID, map[string]string{"mailbox.contract_mb": "1000"})
-	_, body = admin.Get("/continuity")
-	if !strings.Contains(body, "Contracted disk: 1000 MB") || !strings.Contains(body, `id="over-contract"`) || !strings.Contains(body, "exceed the contracted 1000 MB") {
-		t.Fatalf("continuity page over the contract:\n%s", body)
-	}
-	setLang(t, admin, "ja")
-	if _, body = admin.Get("/continuity"); !strings.Contains(body, "契約容量 1000 MB を超えています") {
-		t.Fatalf("Japanese:\n%s", body)
-	}
-}

@@ -43,7 +43,7 @@ func scanFolder(s scanner) (store.MailFolder, error) {
 func mailCols(alias string, full bool) string {
 	c := `@id, @tenant_id, @mailbox_id, coalesce(@folder_id, 0), coalesce(@uid, 0), @modseq, @flags, @internal_us, @size, @blob_key, @date_us`
 	if full {
-		c += `, @from_hdr, @to_hdr, @subject, @message_id_hdr, @queue_id, @mail_from, @emergency, @sent, @handed_back_us, @handback_how`
+		c += `, @from_hdr, @to_hdr, @subject, @message_id_hdr, @queue_id, @mail_from, @emergency, @sent, @handed_back_us, @handback_how, @has_attach, @thread_id`
 	}
 	return strings.ReplaceAll(c, "@", alias)
 }
@@ -57,15 +57,15 @@ func scanMail(s scanner, full bool) (store.MailMessage, error) {
 	var m store.MailMessage
 	var flags string
 	var internal, date, handed int64
-	var emergency, sent int
+	var emergency, sent, attach int
 	dst := []any{&m.ID, &m.TenantID, &m.MailboxID, &m.FolderID, &m.UID, &m.ModSeq, &flags, &internal, &m.Size, &m.BlobKey, &date}
 	if full {
-		dst = append(dst, &m.From, &m.To, &m.Subject, &m.MessageIDHdr, &m.QueueID, &m.MailFrom, &emergency, &sent, &handed, &m.HandbackHow)
+		dst = append(dst, &m.From, &m.To, &m.Subject, &m.MessageIDHdr, &m.QueueID, &m.MailFrom, &emergency, &sent, &handed, &m.HandbackHow, &attach, &m.ThreadID)
 	}
 	err := s.Scan(dst...)
 	m.Flags = store.SplitFlags(flags)
 	m.InternalDate, m.Date, m.HandedBack = fromUS(internal), fromUS(date), fromUS(handed)
-	m.Emergency, m.Sent = emergency == 1, sent == 1
+	m.Emergency, m.Sent, m.HasAttachment = emergency == 1, sent == 1, attach == 1
 	return m, err
 }
 
@@ -466,18 +466,31 @@ func (db *DB) AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded
 		m.UID, m.ModSeq, m.Flags = uid, modseq, store.ApplyFlags(nil, store.FlagsSet, m.Flags)
 		// Sent mail of the emergency is owed to the primary service too.
 		m.Emergency = m.Emergency || m.Sent
+		thread, err := parentThread(tx, m.MailboxID, in.Parents)
+		if err != nil {
+			return err
+		}
 		res, err := tx.Exec(`INSERT INTO mailbox_messages(tenant_id, mailbox_id, folder_id, uid, modseq, flags, internal_us, size, blob_key,
-			from_hdr, to_hdr, subject, message_id_hdr, date_us, queue_id, mail_from, emergency, sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			from_hdr, to_hdr, subject, message_id_hdr, date_us, queue_id, mail_from, emergency, sent, has_attach, thread_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.TenantID, m.MailboxID, m.FolderID, m.UID, m.ModSeq, store.JoinFlags(m.Flags), us(m.InternalDate), m.Size, m.BlobKey,
-			m.From, m.To, m.Subject, m.MessageIDHdr, us(m.Date), m.QueueID, m.MailFrom, b2i(m.Emergency), b2i(m.Sent))
+			m.From, m.To, m.Subject, m.MessageIDHdr, us(m.Date), m.QueueID, m.MailFrom, b2i(m.Emergency), b2i(m.Sent), b2i(m.HasAttachment), thread)
 		if err != nil {
 			return fmt.Errorf("add mail: %w", err)
 		}
 		if m.ID, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO mailbox_texts(blob_key, header, search_header, search_body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			m.BlobKey, in.Header, in.SearchHeader, in.SearchBody); err != nil {
+		m.ThreadID = thread
+		if thread == 0 {
+			m.ThreadID = m.ID
+			if _, err := tx.Exec(`UPDATE mailbox_messages SET thread_id = id WHERE id = ?`, m.ID); err != nil {
+				return fmt.Errorf("add mail: %w", err)
+			}
+		}
+		if _, err := tx.Exec(`INSERT INTO mailbox_texts(blob_key, header, search_header, search_body, search_from, search_to, search_subject)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			m.BlobKey, in.Header, in.SearchHeader, in.SearchBody, in.SearchFrom, in.SearchTo, in.SearchSubject); err != nil {
 			return fmt.Errorf("add mail text: %w", err)
 		}
 		if _, err := tx.Exec(`UPDATE mailboxes SET used_bytes = used_bytes + ?, messages = messages + 1 WHERE id = ?`, m.Size, m.MailboxID); err != nil {
@@ -749,9 +762,9 @@ func (db *DB) CopyMail(ctx context.Context, tenantID, fromFolder int64, uids []u
 		for i, m := range msgs {
 			uid := first + uint32(i)
 			if _, err := tx.Exec(`INSERT INTO mailbox_messages(tenant_id, mailbox_id, folder_id, uid, modseq, flags, internal_us, size, blob_key,
-				from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from)
-				SELECT tenant_id, mailbox_id, ?, ?, ?, flags, internal_us, size, blob_key, from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from
-				FROM mailbox_messages WHERE id = ?`, toFolder, uid, modseq, m.ID); err != nil {
+				from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from, has_attach, thread_id)
+				SELECT tenant_id, mailbox_id, ?, ?, ?, flags, internal_us, size, blob_key, from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from,
+				has_attach, thread_id FROM mailbox_messages WHERE id = ?`, toFolder, uid, modseq, m.ID); err != nil {
 				return fmt.Errorf("copy: %w", err)
 			}
 			src, dst = append(src, m.UID), append(dst, uid)
