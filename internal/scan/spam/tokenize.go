@@ -67,13 +67,23 @@ func Tokenize(msg *mailtext.Message, lim int) []string {
 	}
 	t := newTokenizer(lim)
 	t.lim-- // keep a slot for link-count, known only at the end
+	t.list = listOf(msg)
 	t.headers(msg)
+	t.shapes(msg)
 	t.structure(msg)
-	t.text("subject:", msg.Subject)
+	subject, text := msg.Subject, msg.Text
+	if t.list != nil {
+		t.add("list:delivered")
+		subject = stripListTag(subject)
+		if i := listFooterStart(text, t.list); i >= 0 {
+			text = text[:i]
+		}
+	}
+	t.text("subject:", subject)
 	for _, l := range msg.HTMLLinks {
 		t.link(l.URL)
 	}
-	t.text("", msg.Text)
+	t.text("", text)
 	t.lim++
 	t.add("link-count:" + bucket(len(t.urls)))
 	for sc, n := range t.scripts {
@@ -102,6 +112,7 @@ func TokenizeText(s string) []string {
 
 type tokenizer struct {
 	lim     int
+	list    *mailingList    // how the message came through a list; nil if it did not
 	scripts [numScripts]int // text tokens per script
 	seen    map[string]struct{}
 	out     []string
@@ -161,14 +172,21 @@ func (t *tokenizer) addp(prefix, s string) {
 
 // headers derives features from the top-level header.
 func (t *tokenizer) headers(msg *mailtext.Message) {
-	hops := 0
+	hops, n := 0, 0
 	for _, h := range msg.Header {
 		name := strings.ToLower(h.Name)
 		if name == "received" {
+			// A list's onward delivery is the list's, not the sender's.
+			if n++; t.list != nil && n-1 < t.list.entry {
+				continue
+			}
 			hops++
 			if hops <= maxReceived {
 				t.received(h.Value)
 			}
+		}
+		if t.list != nil && listHeader(name) {
+			continue
 		}
 		if len(name) <= 40 && isTokenName(name) {
 			t.addp("header:", name)
@@ -195,7 +213,9 @@ func (t *tokenizer) headers(msg *mailtext.Message) {
 	}
 	if len(msg.ReplyTo) > 0 {
 		rd := addrDomain(msg.ReplyTo[0].Addr)
-		t.domain("reply-to-domain:", rd)
+		if !t.list.isListHost(rd) {
+			t.domain("reply-to-domain:", rd)
+		}
 		if rd != fromDom {
 			t.add("reply-to:differs")
 		}
@@ -216,6 +236,9 @@ func (t *tokenizer) received(v string) {
 		return r == ' ' || r == '\t' || r == '(' || r == ')' || r == '[' || r == ']' || r == ';' || r == ',' || r == '<' || r == '>'
 	}) {
 		f = strings.Trim(f, ".:")
+		if t.list.isListHost(f) {
+			continue
+		}
 		if ip, err := netip.ParseAddr(f); err == nil {
 			if ip.Is4() {
 				b := ip.As4()
