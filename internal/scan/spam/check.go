@@ -56,6 +56,8 @@ const MaxLogit = 8.0
 type Evidence struct {
 	Result Result
 	Rules  []Rule
+	// Tokens are the features the classifier judged (see Features).
+	Tokens []string
 }
 
 // Findings turns evidence into findings (score points are log-odds × 10).
@@ -238,7 +240,7 @@ func (c *Check) EvaluateParsed(ctx context.Context, msg *mailtext.Message, env *
 		now = c.Now()
 	}
 	toks, rules := Features(msg, env, now, c.MaxTokens)
-	ev := Evidence{Rules: rules}
+	ev := Evidence{Rules: rules, Tokens: toks}
 	if c.Classifier != nil {
 		tenant := GlobalModel
 		if env != nil {

@@ -374,4 +374,10 @@ CREATE UNLOGGED TABLE throttle (
 	full_us BIGINT NOT NULL
 );
 `,
+	// 7: the spam classifier's linear model: a weight per token, and per
+	// trained message the lesson its training added to its tokens' weights.
+	`
+ALTER TABLE spam_tokens ADD COLUMN weight BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE spam_trained ADD COLUMN lesson BIGINT NOT NULL DEFAULT 0;
+`,
 }

@@ -374,4 +374,10 @@ CREATE TABLE throttle (
 	full_us INTEGER NOT NULL
 );
 `,
+	// 11: the spam classifier's linear model: a weight per token, and per
+	// trained message the lesson its training added to its tokens' weights.
+	`
+ALTER TABLE spam_tokens ADD COLUMN weight INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE spam_trained ADD COLUMN lesson INTEGER NOT NULL DEFAULT 0;
+`,
 }
