@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -109,7 +110,12 @@ func Features(msg *mailtext.Message, env *policy.Envelope, now time.Time, lim in
 	toks := Tokenize(msg, lim)
 	for _, r := range rules {
 		if !r.Fixed {
-			toks = append(toks, "rule:"+strings.ToLower(r.Symbol))
+			// In order, so the features stay a sorted set (the classifier
+			// then needs no map to drop duplicates).
+			tok := "rule:" + strings.ToLower(r.Symbol)
+			if i, found := slices.BinarySearch(toks, tok); !found {
+				toks = slices.Insert(toks, i, tok)
+			}
 		}
 	}
 	return toks, rules
@@ -246,7 +252,7 @@ func (c *Check) EvaluateParsed(ctx context.Context, msg *mailtext.Message, env *
 		if env != nil {
 			tenant = env.TenantID
 		}
-		res, err := c.Classifier.ClassifyMessage(ctx, tenant, toks, Fingerprint(msg))
+		res, err := c.Classifier.ClassifyParsed(ctx, tenant, toks, msg)
 		if err != nil {
 			return ev, fmt.Errorf("classify: %w", err)
 		}

@@ -680,6 +680,17 @@ func (c *Classifier) ClassifyTokens(ctx context.Context, tenantID int64, tokens 
 // so a user's "spam" or "not spam" on a message holds when it comes
 // again, whatever the statistics say.
 func (c *Classifier) ClassifyMessage(ctx context.Context, tenantID int64, tokens []string, fingerprint string) (Result, error) {
+	return c.classify(ctx, tenantID, tokens, func() string { return fingerprint })
+}
+
+// ClassifyParsed is ClassifyMessage for a parsed message, whose
+// fingerprint (a hash of its text) is computed only when a model
+// remembers trained messages to compare it with.
+func (c *Classifier) ClassifyParsed(ctx context.Context, tenantID int64, tokens []string, msg *mailtext.Message) (Result, error) {
+	return c.classify(ctx, tenantID, tokens, func() string { return Fingerprint(msg) })
+}
+
+func (c *Classifier) classify(ctx context.Context, tenantID int64, tokens []string, fingerprint func() string) (Result, error) {
 	tokens = dedup(tokens)
 	layers := make([]layer, 0, 3)
 	if c.base != nil {
@@ -689,7 +700,7 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, tenantID int64, tokens
 	if tenantID != GlobalModel {
 		ids = append(ids, tenantID)
 	}
-	label := ""
+	label, fp := "", ""
 	for _, id := range ids {
 		e, err := c.model(ctx, id)
 		if err != nil {
@@ -700,8 +711,13 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, tenantID int64, tokens
 		if e.m.Spam+e.m.Ham > 0 {
 			layers = append(layers, layer{e.m, c.params.LocalWeight})
 		}
-		if l := e.m.Labels[fingerprint]; fingerprint != "" && l != "" {
-			label = l // the tenant's, when both have one: it comes last
+		if len(e.m.Labels) > 0 {
+			if fp == "" {
+				fp = fingerprint()
+			}
+			if l := e.m.Labels[fp]; fp != "" && l != "" {
+				label = l // the tenant's, when both have one: it comes last
+			}
 		}
 	}
 	res := c.params.classify(tokens, layers)

@@ -239,12 +239,14 @@ func (t *tokenizer) received(v string) {
 		if t.list.isListHost(f) {
 			continue
 		}
-		if ip, err := netip.ParseAddr(f); err == nil {
-			if ip.Is4() {
-				b := ip.As4()
-				t.addp("received-ip:", strconv.Itoa(int(b[0]))+"."+strconv.Itoa(int(b[1])))
+		if maybeIP(f) {
+			if ip, err := netip.ParseAddr(f); err == nil {
+				if ip.Is4() {
+					b := ip.As4()
+					t.addp("received-ip:", strconv.Itoa(int(b[0]))+"."+strconv.Itoa(int(b[1])))
+				}
+				continue
 			}
-			continue
 		}
 		if strings.Contains(f, ".") && isHostname(f) {
 			if rd := regDomain(f); rd != "" {
@@ -425,7 +427,7 @@ func (t *tokenizer) link(raw string) {
 		}
 	}
 	host = strings.Trim(host, ".")
-	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+	if maybeIP(host) && isIPLiteral(strings.Trim(host, "[]")) {
 		t.add("url-host:ip")
 	} else if host != "" {
 		t.domain("url-host:", host)
@@ -520,8 +522,13 @@ func (t *tokenizer) word(prefix, w, cur string, numbers bool) {
 	// Adjacent body words also give a pair ("click here"): phrases
 	// separate spam from ham better than their words alone do.
 	if prefix == "" {
-		if t.prev != "" {
-			t.add(t.prev + " " + w)
+		if t.prev != "" && !t.full() {
+			// Built in the scratch buffer: most pairs of a long text were
+			// seen before, and those need no new string.
+			t.buf = append(append(append(t.buf[:0], t.prev...), ' '), w...)
+			if _, ok := t.seen[string(t.buf)]; !ok {
+				t.add(string(t.buf))
+			}
 		}
 		t.prev = w
 	}
@@ -556,11 +563,43 @@ func (t *tokenizer) cjk(prefix, run string) {
 func fold(s string) string {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
+			if foldStable(s[i:]) {
+				return strings.ToLower(s) // only its ASCII can change
+			}
 			s = strings.ToValidUTF8(s, "\uFFFD")
 			return strings.ToLower(norm.NFKC.String(s))
 		}
 	}
 	return strings.ToLower(s)
+}
+
+// foldStable reports whether s is valid UTF-8 whose non-ASCII characters
+// are all ones NFKC and lower-casing leave alone: hiragana, full-width
+// katakana, the common CJK ideographs and the Japanese punctuation around
+// them, which is most of Japanese text. Checking that is much cheaper than
+// normalising.
+func foldStable(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			return false
+		case 0x3041 <= r && r <= 0x3096, // hiragana
+			0x30A1 <= r && r <= 0x30FA, // katakana
+			0x4E00 <= r && r <= 0x9FFF, // CJK unified ideographs
+			r == 0x3001 || r == 0x3002 || r == 0x30FC || r == 0x30FB || r == 0x3005, // 、。ー・々
+			0x300C <= r && r <= 0x3011: // 「」『』【】
+		default:
+			return false
+		}
+		i += n
+	}
+	return true
 }
 
 func isCJK(r rune) bool {
@@ -618,6 +657,13 @@ func numShape(w string) string {
 		}
 	}
 	return string(b)
+}
+
+// maybeIP reports whether s could be an IP address (literal): it starts
+// with a digit or '[' or holds a ':'. Parsing the rest as one would only
+// build an error.
+func maybeIP(s string) bool {
+	return s != "" && ('0' <= s[0] && s[0] <= '9' || s[0] == '[' || strings.IndexByte(s, ':') >= 0)
 }
 
 // bucket maps a count to 0, 1, 2, 4, 8 or 16 (each the lower end of a
