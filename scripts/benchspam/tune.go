@@ -87,13 +87,13 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	data := fs.String("corpus", "", "corpus data directory (holds easy-ham-1, spam-1, ...)")
 	folds := fs.Int("folds", 5, "cross-validation folds")
 	seed := fs.Uint64("seed", 1, "fold assignment seed")
-	strengths := fs.String("strength", "1", "candidate values of Params.Strength")
-	devs := fs.String("min-deviation", "0.4", "candidate values of Params.MinDeviation")
+	strengths := fs.String("strength", "0.1,0.25,0.5,1,2", "candidate values of Params.Strength")
+	devs := fs.String("min-deviation", "0.1,0.2,0.3,0.4", "candidate values of Params.MinDeviation")
 	limits := fs.String("max-tokens", "600", "candidate values of Params.MaxTokens")
 	minClues := fs.String("min-clues", "10", "candidate values of Params.MinClues (a design choice, not tuned by default: see spam.Params)")
-	mixes := fs.String("linear-mix", "-1,4,8,16,32", "candidate values of Params.LinearMix (-1: the counting half alone)")
-	epochs := fs.String("linear-epochs", "5,10,20", "candidate values of Params.LinearEpochs")
-	rates := fs.String("linear-rate", "0.5", "candidate values of Params.LinearRate")
+	mixes := fs.String("linear-mix", "-1,4,8,16,32,64", "candidate values of Params.LinearMix (-1: the counting half alone)")
+	epochs := fs.String("linear-epochs", "10,20", "candidate values of Params.LinearEpochs")
+	rates := fs.String("linear-rate", "0.25,0.5,1,2", "candidate values of Params.LinearRate")
 	maxFP := fs.Float64("max-fp", 0.001, "false-positive rate of the operating point put on the default threshold")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -177,8 +177,34 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 			}
 		}
 	}
+	// The one-standard-error rule: the objective is a mean recall over the
+	// folds' spam, whose sampling error (binomial, over that many spam) is
+	// about a point; of the candidates within one standard error of the
+	// best, the one whose linear model learns least aggressively (lowest
+	// LinearRate, then fewest LinearEpochs) wins, and then the best
+	// objective. More grid points, and larger steps, would otherwise win
+	// by the noise of the folds.
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].obj > cands[j].obj })
-	best := cands[0]
+	nSpam := 0
+	for _, e := range sp.train {
+		if e.spam {
+			nSpam++
+		}
+	}
+	se := math.Sqrt(cands[0].obj * (1 - cands[0].obj) / float64(max(nSpam, 1)))
+	near := slices.DeleteFunc(slices.Clone(cands), func(c cand) bool { return c.obj < cands[0].obj-se })
+	sort.SliceStable(near, func(i, j int) bool {
+		a, b := near[i].p, near[j].p
+		if a.LinearRate != b.LinearRate {
+			return a.LinearRate < b.LinearRate
+		}
+		if a.LinearEpochs != b.LinearEpochs {
+			return a.LinearEpochs < b.LinearEpochs
+		}
+		return near[i].obj > near[j].obj
+	})
+	best := near[0]
+	fmt.Printf("best on the folds: mean recall %.2f%%; standard error %.2f points; %d candidates within it\n", 100*cands[0].obj, 100*se, len(near))
 	// Scale puts the operating point at the default threshold: the
 	// classifier's say there (MaxLogit·tanh(Scale·log-odds/MaxLogit), see
 	// spam.Params) is logit(90 %).
