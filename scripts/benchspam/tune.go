@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -183,34 +182,15 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 			}
 		}
 	}
-	// The one-standard-error rule: the objective is a mean recall over the
-	// folds' spam, whose sampling error (binomial, over that many spam) is
-	// about a point; of the candidates within one standard error of the
-	// best, the one whose linear model learns least aggressively (lowest
-	// LinearRate, then fewest LinearEpochs) wins, and then the best
-	// objective. More grid points, and larger steps, would otherwise win
-	// by the noise of the folds.
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].obj > cands[j].obj })
 	nSpam := 0
 	for _, e := range sp.train {
 		if e.spam {
 			nSpam++
 		}
 	}
-	se := math.Sqrt(cands[0].obj * (1 - cands[0].obj) / float64(max(nSpam, 1)))
-	near := slices.DeleteFunc(slices.Clone(cands), func(c cand) bool { return c.obj < cands[0].obj-se })
-	sort.SliceStable(near, func(i, j int) bool {
-		a, b := near[i].p, near[j].p
-		if a.LinearRate != b.LinearRate {
-			return a.LinearRate < b.LinearRate
-		}
-		if a.LinearEpochs != b.LinearEpochs {
-			return a.LinearEpochs < b.LinearEpochs
-		}
-		return near[i].obj > near[j].obj
-	})
-	best := near[0]
-	fmt.Printf("best on the folds: mean recall %.2f%%; standard error %.2f points; %d candidates within it\n", 100*cands[0].obj, 100*se, len(near))
+	idx, top, se, near := oneSE(cands, func(c cand) float64 { return c.obj }, func(c cand) spam.Params { return c.p }, nSpam)
+	best := cands[idx]
+	fmt.Printf("best on the folds: mean recall %.2f%%; standard error %.2f points; %d candidates within it\n", 100*top, 100*se, near)
 	// Scale puts the operating point at the default threshold: the
 	// classifier's say there (MaxLogit·tanh(Scale·log-odds/MaxLogit), see
 	// spam.Params) is logit(90 %).
@@ -256,6 +236,48 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	rep("japanese corpus, default threshold", jS, jH, spam.DefaultTagAt)
 	fmt.Printf("  test set, recall when k ham may be flagged:%s\n", recallCurve(tS, tH, 12))
 	return nil
+}
+
+// oneSE picks a candidate by the one-standard-error rule: the objective
+// (obj, a mean recall over the folds' nSpam spam) has a binomial sampling
+// error of about a point, so of the candidates within one standard error
+// of the best, the one whose linear model learns least aggressively
+// (lowest LinearRate, then fewest LinearEpochs) wins, and among those the
+// best objective; ties keep the candidates' order. More grid points, and
+// larger steps, would otherwise win by the noise of the folds. It returns
+// the chosen index, the best objective, the standard error and how many
+// candidates were within it.
+func oneSE[C any](cands []C, obj func(C) float64, params func(C) spam.Params, nSpam int) (idx int, top, se float64, near int) {
+	top = math.Inf(-1)
+	for _, c := range cands {
+		top = max(top, obj(c))
+	}
+	se = math.Sqrt(top * (1 - top) / float64(max(nSpam, 1)))
+	idx = -1
+	for i, c := range cands {
+		if obj(c) < top-se {
+			continue
+		}
+		near++
+		if idx < 0 {
+			idx = i
+			continue
+		}
+		a, b := params(c), params(cands[idx])
+		switch {
+		case a.LinearRate != b.LinearRate:
+			if a.LinearRate < b.LinearRate {
+				idx = i
+			}
+		case a.LinearEpochs != b.LinearEpochs:
+			if a.LinearEpochs < b.LinearEpochs {
+				idx = i
+			}
+		case obj(c) > obj(cands[idx]):
+			idx = i
+		}
+	}
+	return idx, top, se, near
 }
 
 // recallAt returns the recall when the k highest-scoring ham may be
