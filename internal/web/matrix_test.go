@@ -717,6 +717,11 @@ func TestPermissionMatrix(t *testing.T) {
 					if r.status != http.StatusUnauthorized {
 						t.Errorf("%s: %d, want 401", where, r.status)
 					}
+				case rt.Pattern == "POST /account/app-password" && c.role == store.RoleOperator:
+					// Operators have no mailbox, so no mail app password.
+					if r.status != http.StatusBadRequest {
+						t.Errorf("%s: %d, want 400", where, r.status)
+					}
 				case !allowed:
 					if r.status != http.StatusForbidden {
 						t.Errorf("%s: %d %q, want 403 (least role %s)", where, r.status, r.location, rt.Min)

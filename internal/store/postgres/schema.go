@@ -517,4 +517,15 @@ CREATE TABLE mailbox_texts (
 	search_body TEXT NOT NULL DEFAULT ''
 );
 `,
+	// 9: the users' sent mail of an emergency, as the SQLite store's
+	// migration 13.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN sent BOOLEAN NOT NULL DEFAULT false;
+`,
+	// 10: a mail app password per account, as the SQLite store's
+	// migration 14.
+	`
+ALTER TABLE accounts ADD COLUMN app_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN app_created_us BIGINT NOT NULL DEFAULT 0;
+`,
 }

@@ -523,4 +523,16 @@ CREATE TABLE mailbox_texts (
 	search_body TEXT NOT NULL DEFAULT ''
 );
 `,
+	// 13: the users' sent mail of an emergency (stored in a \Sent folder
+	// while their domain was in emergency mode), handed back to the
+	// primary service's Sent folders with the mail received.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+`,
+	// 14: a mail app password per account (IMAP and submission for
+	// accounts with a second factor).
+	`
+ALTER TABLE accounts ADD COLUMN app_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN app_created_us INTEGER NOT NULL DEFAULT 0;
+`,
 }
