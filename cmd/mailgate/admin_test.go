@@ -93,6 +93,14 @@ func TestCLIAndWebRefuseTheSameInput(t *testing.T) {
 			form: url.Values{"login": {"new@example.test"}, "role": {"admin"}, "password": {"short"}}, path: "/accounts"},
 		{name: "login name", cli: []string{"account", "add", "two words", "--tenant", "acme", "--role", "admin"}, stdin: "a long passphrase\n",
 			form: url.Values{"login": {"two words"}, "role": {"admin"}, "password": {"a long passphrase"}}, path: "/accounts"},
+		{name: "continuity mode", cli: []string{"continuity", "switch", "example.test", "sideways"},
+			token: "a-write", method: "POST", path: "/domains/example.test/continuity", body: map[string]string{"mode": "sideways"}},
+		{name: "continuity canary of another domain", cli: []string{"policy", "set", "--domain", "example.test", "continuity.canary=victim@other.test"},
+			token: "a-write", method: "PUT", path: "/policy", body: map[string]string{"scope": "domain", "owner": "example.test", "key": "continuity.canary", "value": "victim@other.test"}},
+		{name: "continuity duration", cli: []string{"policy", "set", "--domain", "example.test", "continuity.fail_after=soon"},
+			token: "a-write", method: "PUT", path: "/policy", body: map[string]string{"scope": "domain", "owner": "example.test", "key": "continuity.fail_after", "value": "soon"}},
+		{name: "hand-back credentials", cli: []string{"continuity", "credentials", "set", "acme", "graph"}, stdin: `{"tenant":"t"}`,
+			token: "a-write", method: "PUT", path: "/continuity/credentials", body: map[string]any{"provider": "graph", "credentials": map[string]string{"tenant": "t"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if strings.Contains(tc.name, "member") {
@@ -194,15 +202,15 @@ func TestCLIQuarantineActions(t *testing.T) {
 	quarantined := func(subject string) string {
 		now := time.Now()
 		id := store.NewMessageID(now)
-		w, err := c.QSpool.Create(id)
+		w, err := c.QSpool.Create(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		io.WriteString(w, "From: Spammer <spam@example.net>\r\nTo: carol@other.test\r\nSubject: "+subject+"\r\n\r\nbuy now\r\n")
-		if err := w.Commit(); err != nil {
+		if err := w.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		it := store.QuarantineItem{ID: id, TenantID: c.TenantB.ID, Rcpt: "carol@other.test", BlobKey: id, MailFrom: "spam@example.net",
+		it := store.QuarantineItem{ID: id, TenantID: c.TenantB.ID, Rcpt: "carol@other.test", BlobKey: w.Key(), MailFrom: "spam@example.net",
 			FromHdr: "Spammer <spam@example.net>", Subject: subject, Size: w.Size(), Created: now, Expires: now.Add(time.Hour), State: store.QHeld}
 		if err := c.Store.AddQuarantine(ctx, it, store.Event{MessageID: id, TenantID: c.TenantB.ID, At: now, Kind: "quarantined", Rcpt: it.Rcpt}); err != nil {
 			t.Fatal(err)
@@ -234,5 +242,102 @@ func TestCLIQuarantineActions(t *testing.T) {
 		if !got[w] {
 			t.Errorf("no audit entry %q in %v", w, got)
 		}
+	}
+}
+
+// The continuity commands switch a domain, show its state, log and
+// hand-backs, and store credentials, as the operator (audited as cli:…).
+func TestCLIContinuity(t *testing.T) {
+	c := startCLI(t)
+	ctx := context.Background()
+	run := func(stdin string, args ...string) string {
+		t.Helper()
+		out, err := c.run(t, stdin, args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	out := run("", "continuity", "switch", "example.test", "emergency", "--reason", "M365 down")
+	if !strings.Contains(out, "example.test: primary → emergency; 0 queued recipient(s) due now") {
+		t.Fatalf("switch: %s", out)
+	}
+	if m, _ := c.Store.DomainMode(ctx, c.Tenant.ID, c.Domain.ID); m.Mode != store.ModeEmergency || !strings.HasPrefix(m.ChangedBy, "cli:") {
+		t.Fatalf("mode: %+v", m)
+	}
+	if _, err := c.run(t, "", "continuity", "switch", "example.test", "emergency"); err == nil || !strings.Contains(err.Error(), "already in emergency mode") {
+		t.Fatalf("second switch: %v", err)
+	}
+	out = run("", "continuity", "status")
+	if !regexp.MustCompile(`example\.test\s+emergency\s+`).MatchString(out) || !regexp.MustCompile(`other\.test\s+primary`).MatchString(out) {
+		t.Fatalf("status:\n%s", out)
+	}
+	out = run("", "continuity", "events", "example.test")
+	if !strings.Contains(out, "switch") || !strings.Contains(out, "M365 down") {
+		t.Fatalf("events:\n%s", out)
+	}
+	out = run("", "continuity", "switch", "example.test", "primary")
+	if !strings.Contains(out, "hand-back 1 started (path smtp)") {
+		t.Fatalf("switch back: %s", out)
+	}
+	out = run("", "continuity", "handback", "status", "example.test")
+	if !regexp.MustCompile(`(?m)^1\s+running, searching\s+smtp\s+\(all\)`).MatchString(out) {
+		t.Fatalf("hand-back status:\n%s", out)
+	}
+	if _, err := c.run(t, "", "continuity", "handback", "start", "example.test"); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("second hand-back: %v", err)
+	}
+	if out := run("", "continuity", "handback", "retry", "example.test"); !strings.Contains(out, "0 message(s)") {
+		t.Fatalf("retry: %s", out)
+	}
+	out = run(`{"tenant":"contoso","client_id":"app-7","client_secret":"do-not-print"}`, "continuity", "credentials", "set", "acme", "graph")
+	if !strings.Contains(out, "graph credentials of acme stored (client app-7)") {
+		t.Fatalf("credentials set: %s", out)
+	}
+	out = run("", "continuity", "credentials", "show", "acme", "graph")
+	if !strings.Contains(out, "graph: client app-7") || strings.Contains(out, "do-not-print") {
+		t.Fatalf("credentials show: %s", out)
+	}
+	run("", "continuity", "credentials", "delete", "acme", "graph")
+	if out := run("", "continuity", "credentials", "show", "acme", "graph"); !strings.Contains(out, "not configured") {
+		t.Fatalf("after delete: %s", out)
+	}
+	es, _ := c.Store.AuditLog(ctx, store.AuditFilter{TenantID: c.Tenant.ID, Action: "continuity.", Limit: 100})
+	acts := map[string]int{}
+	for _, x := range es {
+		if strings.HasPrefix(x.Actor, "cli:") {
+			acts[x.Action]++
+		}
+	}
+	if acts["continuity.switch"] != 2 || acts["continuity.handback_retry"] != 1 || acts["continuity.credentials"] != 2 {
+		t.Fatalf("audit: %v", acts)
+	}
+}
+
+// account app-password prints a new mail app password once, the list
+// shows who has one, and --remove removes it.
+func TestCLIAppPassword(t *testing.T) {
+	c := startCLI(t)
+	ctx := context.Background()
+	out, err := c.run(t, "", "account", "app-password", consoletest.AdminA)
+	m := regexp.MustCompile(`\(shown once\): ([a-z0-9]{16})\n$`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("app-password: %q %v", out, err)
+	}
+	a, err := c.Store.AccountByLogin(ctx, consoletest.AdminA)
+	if err != nil || a.AppHash == "" || strings.Contains(a.AppHash, m[1]) {
+		t.Fatalf("stored: %+v %v", a, err)
+	}
+	if out, err := c.run(t, "", "account", "list", "--tenant", "acme"); err != nil || !regexp.MustCompile(`it@example.test +admin +false +true`).MatchString(out) {
+		t.Fatalf("list: %q %v", out, err)
+	}
+	if _, err := c.run(t, "", "account", "app-password", consoletest.Operator); err == nil {
+		t.Fatal("an operator got a mail app password")
+	}
+	if out, err := c.run(t, "", "account", "app-password", "--remove", consoletest.AdminA); err != nil || !strings.Contains(out, "removed") {
+		t.Fatalf("remove: %q %v", out, err)
+	}
+	if a, _ = c.Store.AccountByLogin(ctx, consoletest.AdminA); a.AppHash != "" {
+		t.Fatalf("not removed: %+v", a)
 	}
 }

@@ -22,7 +22,7 @@ import (
 )
 
 func demoCmd(g *globals) *cobra.Command {
-	var dataDir, listen, outListen, sinkAddr, httpAddr string
+	var dataDir, listen, outListen, sinkAddr, httpAddr, subListen, subTLSListen, imapAddr, imapsAddr string
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a self-contained demonstration: tenant example.test, users alice and bob, a stand-in downstream server",
@@ -38,6 +38,17 @@ func demoCmd(g *globals) *cobra.Command {
 			cfg.Inbound.Listen = []string{listen}
 			cfg.Outbound.Listen = []string{outListen}
 			cfg.HTTP.Listen = httpAddr
+			cfg.Submission.Listen = []string{subListen}
+			cfg.Submission.ListenTLS = []string{subTLSListen}
+			// IMAP to the emergency mailboxes, with the self-signed
+			// certificate made in the data directory.
+			cfg.IMAP.Listen, cfg.IMAP.ListenTLS = nil, nil
+			if imapAddr != "" {
+				cfg.IMAP.Listen = []string{imapAddr}
+			}
+			if imapsAddr != "" {
+				cfg.IMAP.ListenTLS = []string{imapsAddr}
+			}
 			// Two-factor login is on by default; the demo turns it off so it
 			// can be tried without an authenticator app.
 			cfg.HTTP.RequireTOTP = false
@@ -78,6 +89,7 @@ mailgate demo is running.
 
   inbound SMTP (MX):      %s   domain example.test, users alice@ and bob@example.test
   outbound relay:         %s   for clients on 127.0.0.0/8, sender must be @example.test
+  submission (mail apps): %s (STARTTLS), %s (TLS)   log in as alice@example.test; send as that address only
   stand-in mail server:   %s   writes each delivered message to %s/
   web console:            http://%s/   (API: http://%s/api/v1/openapi.json)
       logins (password %s):
@@ -85,6 +97,9 @@ mailgate demo is running.
         admin    %-20s tenant example
         user     %-20s own quarantine and lists
       (two-factor login is off in the demo; in production operators and administrators enrol TOTP at first login)
+  IMAP (emergency mailboxes): %s (STARTTLS), %s (TLS)
+      login alice@example.test, password %s; passwords only over TLS;
+      certificate (self-signed): %s
   ClamAV clamd:           %s
   data directory:         %s  (config: %s)
 
@@ -99,7 +114,8 @@ Then:
   go run ./cmd/mailgate -c %s queue list
 
 Press Ctrl-C to stop.
-`, a.InboundAddr(), a.OutboundAddr(), sk.Addr(), down, httpAddr, httpAddr, demoPassword, "admin", "it@example.test", "alice@example.test", clamdNote, abs, cfgPath,
+`, a.InboundAddr(), a.OutboundAddr(), subAddr(a, 0), subAddr(a, 1), sk.Addr(), down, httpAddr, httpAddr, demoPassword, "admin", "it@example.test", "alice@example.test",
+					orNone(a.IMAPAddr()), orNone(a.IMAPTLSAddr()), demoPassword, filepath.Join(abs, "tls", "selfsigned.crt"), clamdNote, abs, cfgPath,
 					host, port, host, port, down, cfgPath, cfgPath)
 			})
 		},
@@ -109,7 +125,19 @@ Press Ctrl-C to stop.
 	c.Flags().StringVar(&outListen, "outbound", "127.0.0.1:10025", "outbound relay address")
 	c.Flags().StringVar(&sinkAddr, "downstream", "127.0.0.1:2526", "address of the stand-in downstream server")
 	c.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "web console, API and metrics address")
+	c.Flags().StringVar(&subListen, "submission", "127.0.0.1:10587", "submission address (STARTTLS, port 587 in production)")
+	c.Flags().StringVar(&subTLSListen, "submission-tls", "127.0.0.1:10465", "submission address with implicit TLS (port 465 in production)")
+	c.Flags().StringVar(&imapAddr, "imap", "127.0.0.1:1143", "IMAP address (STARTTLS); empty: none")
+	c.Flags().StringVar(&imapsAddr, "imaps", "127.0.0.1:1993", "IMAP address with implicit TLS; empty: none")
 	return c
+}
+
+// subAddr is the i-th bound submission address, or "-".
+func subAddr(a *app.App, i int) string {
+	if as := a.SubmissionAddrs(); i < len(as) {
+		return as[i]
+	}
+	return "-"
 }
 
 // seedDemo creates the demo tenant once; later starts keep what is there.
@@ -184,3 +212,11 @@ func seedDemoLogins(ctx context.Context, a *app.App, tenantID int64) error {
 
 // demoPassword is every demo login's password (the demo listens on loopback only).
 const demoPassword = "mailgate-demo"
+
+// orNone shows an empty address as "off".
+func orNone(addr string) string {
+	if addr == "" {
+		return "off"
+	}
+	return addr
+}

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 
 	"github.com/mailgate/mailgate/internal/clock"
+	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/passwd"
@@ -122,6 +123,9 @@ type Service struct {
 	Store      store.Store
 	Queue      Queue
 	Quarantine *quarantine.Manager
+	// Continuity switches domains and hands mail back (mail continuity);
+	// nil on nodes without it.
+	Continuity *continuity.Service
 	// Learn trains a tenant's spam model with one message (feedback).
 	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
 	// Passwords hashes new passwords within the node's memory budget for

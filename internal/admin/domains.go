@@ -37,6 +37,9 @@ type DomainState struct {
 	Name     string        `json:"name"`
 	Verified bool          `json:"verified"`
 	Routes   []store.Route `json:"routes"`
+	// Mode is where a served domain's mail goes: "primary" (its routes)
+	// or "emergency" (mailgate's mailboxes; mail continuity).
+	Mode string `json:"mode,omitempty"`
 	// Record is the TXT record that proves ownership (unverified only).
 	Record *Record `json:"record,omitempty"`
 }
@@ -124,13 +127,25 @@ func (s *Service) Domains(ctx context.Context, a Actor) ([]DomainState, error) {
 	if err != nil {
 		return nil, err
 	}
+	modes, err := s.Store.DomainModes(ctx, tid)
+	if err != nil {
+		return nil, err
+	}
+	mode := map[int64]string{}
+	for _, m := range modes {
+		mode[m.DomainID] = m.Mode
+	}
 	out := []DomainState{}
 	for _, d := range ds {
 		rs, err := s.Store.Routes(ctx, tid, d.ID)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, DomainState{Name: d.Name, Verified: true, Routes: nonNil(rs)})
+		m := mode[d.ID]
+		if m == "" {
+			m = store.ModePrimary
+		}
+		out = append(out, DomainState{Name: d.Name, Verified: true, Routes: nonNil(rs), Mode: m})
 	}
 	cs, err := s.Store.DomainClaims(ctx, tid)
 	if err != nil {

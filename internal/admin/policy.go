@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/scan/lists"
 	"github.com/mailgate/mailgate/internal/store"
@@ -173,11 +174,37 @@ func (s *Service) SetSetting(ctx context.Context, a Actor, scope, owner, key, va
 	if err := s.checkUpstream(ctx, key, value); err != nil {
 		return err
 	}
+	if err := continuitySetting(scope, owner, key, value); err != nil {
+		return err
+	}
 	before := s.settingValue(ctx, tid, scope, owner, key)
 	if err := s.Store.SetSetting(ctx, store.Setting{TenantID: tid, Scope: scope, Owner: owner, Key: key, Value: value}); err != nil {
 		return err
 	}
 	return s.Audit(ctx, a, tid, "policy.set", scope+":"+owner+":"+key, before, value)
+}
+
+// continuitySetting checks a continuity.* value: set for a domain or the
+// tenant, and usable (continuity.ValidateSetting); a canary is a
+// domain's own address, so it is set per domain.
+func continuitySetting(scope, owner, key, value string) error {
+	if !strings.HasPrefix(key, "continuity.") {
+		return nil
+	}
+	if scope != store.ScopeDomain && scope != store.ScopeTenant {
+		return Invalidf("%s is set per domain or for the tenant", key)
+	}
+	if key == continuity.KeyCanary && scope != store.ScopeDomain {
+		return Invalidf("%s is set per domain (an address of that domain)", key)
+	}
+	domain := ""
+	if scope == store.ScopeDomain {
+		domain = owner
+	}
+	if err := continuity.ValidateSetting(key, value, domain); err != nil {
+		return Invalidf("%v", err)
+	}
+	return nil
 }
 
 // UnsetSetting removes one policy value (the less specific one applies).

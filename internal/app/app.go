@@ -1,5 +1,5 @@
 // Package app wires mailgate's stages together from the static configuration
-// and runs them: open the store and spool, recover after a crash, start the
+// and runs them: open the store and the blobs, recover after a crash, start the
 // queue, then the listeners; stop in the reverse order.
 package app
 
@@ -12,37 +12,40 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dnsx"
+	"github.com/mailgate/mailgate/internal/imapd"
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/queue"
 	"github.com/mailgate/mailgate/internal/smtpin"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
 // App is a running mailgate node.
 type App struct {
-	Config   config.Config
-	Log      *slog.Logger
-	Clock    clock.Clock
-	Store    store.Store
-	Spool    *spool.Spool
+	Config config.Config
+	Log    *slog.Logger
+	Clock  clock.Clock
+	Store  store.Store
+	// Spool holds the queue's message bodies.
+	Spool    blob.Store
 	Queue    *queue.Queue
 	Delivery *delivery.Client
 	Resolver dnsx.Resolver
 	// QSpool holds quarantined copies; Quarantine acts on them.
-	QSpool     *spool.Spool
+	QSpool     blob.Store
 	Quarantine *quarantine.Manager
 	Pipeline   *inbound.Pipeline
 	// Passwords bounds every password check of the node (console and SMTP
@@ -51,8 +54,20 @@ type App struct {
 	Passwords     *passwd.Verifier
 	LoginThrottle loginlimit.Limiter
 	APILimit      loginlimit.Limiter
+	// Continuity switches domains between their primary service and
+	// mailgate's mailboxes and hands mail back (continuity.go).
+	Continuity *continuity.Service
+	// Mailboxes are the emergency mailboxes (imap.go).
+	Mailboxes *mailbox.Service
+
+	mailboxBlobs        blob.Store
+	imap                *imapd.Server
+	imapLns, imapTLSLns []net.Listener
 
 	inbound, outbound *smtpin.Server
+	submission        *smtpin.Server
+	submissionAddrs   []string
+	cont              continuityParts
 	listeners         []net.Listener
 	httpSrv           *http.Server
 	serveWG           sync.WaitGroup
@@ -84,10 +99,13 @@ type Options struct {
 	// WallClock is the machine's clock, compared with the database
 	// server's (time.Now when nil; tests skew it).
 	WallClock func() time.Time
+	// Mailboxes is the emergency mailbox store (mail continuity); nil:
+	// domains in emergency mode keep their mail queued.
+	Mailboxes MailboxStore
 }
 
-// Open builds the node and recovers the spool, without listening yet. It is
-// also what the admin CLI uses to act on the same store and queue.
+// Open builds the node without listening yet (Start recovers and listens).
+// It is also what the admin CLI uses to act on the same store and queue.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*App, error) {
 	if log == nil {
 		log = slog.Default()
@@ -105,7 +123,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	if err != nil {
 		return nil, err
 	}
-	sp, err := spool.Open(filepath.Join(cfg.DataDir, "spool"), cfg.Limits.MinFreeBytes, log)
+	sp, err := openBlobs(ctx, cfg, spoolBlobs, cfg.Limits.MinFreeBytes, log)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -129,8 +147,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		cert = &c
 	}
 	dl := delivery.New(cfg.Hostname, cfg.Delivery, res, cert, log.With("stage", "delivery"))
-	qsp, err := spool.Open(filepath.Join(cfg.DataDir, "quarantine"), 0, log)
+	qsp, err := openBlobs(ctx, cfg, quarantineBlobs, 0, log)
 	if err != nil {
+		sp.Close()
 		st.Close()
 		return nil, err
 	}
@@ -148,54 +167,67 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		a.wall = time.Now
 	}
 	a.metrics = newMetrics()
+	if err := a.openMailboxes(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	mb := opt.Mailboxes
+	if mb == nil {
+		mb = mailboxes{a.Mailboxes}
+	}
+	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
 	a.Queue = queue.New(queue.Deps{
-		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(dl),
-		Router: &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost},
+		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
+		Router: router,
 		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
+	a.Mailboxes.Queue = a.Queue // notices (the queue delivers into the mailboxes, so it comes second)
 	a.Pipeline = a.newPipeline(opt.Stages)
+	a.newContinuity(router, mb)
 	return a, nil
 }
 
-// Recover reconciles the spool with the store after an unclean stop: blobs
-// never acknowledged are discarded, damaged ones moved aside and their
-// messages held (and logged), never silently deleted.
+// Recover reconciles this node's blobs with the store after an unclean
+// stop: blobs never acknowledged are discarded, damaged ones moved aside
+// and their messages held (and logged), never silently deleted. Blobs
+// other nodes wrote are theirs to recover (blob.Recover).
 func (a *App) Recover(ctx context.Context) error {
-	pending, err := a.Store.PendingBlobs(ctx)
+	var pending map[string]store.PendingBlob
+	rep, err := blob.Recover(ctx, a.Spool, func(ctx context.Context) (map[string]int64, error) {
+		var err error
+		if pending, err = a.Store.PendingBlobs(ctx); err != nil {
+			return nil, err
+		}
+		sizes := make(map[string]int64, len(pending))
+		for k, p := range pending {
+			sizes[k] = p.Size
+		}
+		return sizes, nil
+	})
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
-	want := spool.Pending{}
-	for k, p := range pending {
-		want[k] = p.Size
-	}
-	rep, err := a.Spool.Recover(ctx, want)
-	if err != nil {
-		return err
-	}
-	for _, k := range append(rep.Missing, rep.Damaged...) {
-		reason := "blob missing after restart"
-		if contains(rep.Damaged, k) {
-			reason = "blob damaged (size differs); moved to " + a.Spool.Dir() + "-corrupt"
-		}
-		a.Log.Error("queued message cannot be delivered", "id", pending[k].MessageID, "reason", reason)
-		if err := a.Store.MarkCorrupt(ctx, pending[k].MessageID, reason); err != nil {
+	hold := func(key, reason string) error {
+		a.Log.Error("queued message cannot be delivered", "id", pending[key].MessageID, "reason", reason)
+		if err := a.Store.MarkCorrupt(ctx, pending[key].MessageID, reason); err != nil {
 			return fmt.Errorf("recover: %w", err)
+		}
+		return nil
+	}
+	for _, k := range rep.Missing {
+		if err := hold(k, "blob missing after restart"); err != nil {
+			return err
+		}
+	}
+	for k, where := range rep.Damaged {
+		if err := hold(k, "blob damaged (size differs); moved to "+where); err != nil {
+			return err
 		}
 	}
 	a.Log.Info("spool recovered", "queued", rep.Kept, "discarded_unacknowledged", rep.Discarded,
 		"missing", len(rep.Missing), "damaged", len(rep.Damaged))
-	return nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
+	return a.recoverMailboxes(ctx)
 }
 
 // Start recovers, starts the queue and opens the listeners.
@@ -252,6 +284,18 @@ func (a *App) Start(ctx context.Context) error {
 				}
 			}()
 		}
+	}
+	if err := a.startSubmission(tlsCfg); err != nil {
+		a.Shutdown(context.Background())
+		return err
+	}
+	if err := a.startIMAP(tlsCfg); err != nil {
+		a.Shutdown(context.Background())
+		return err
+	}
+	if err := a.startContinuity(ctx); err != nil {
+		a.Shutdown(context.Background())
+		return err
 	}
 	if a.Config.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", a.Config.HTTP.Listen)
@@ -310,7 +354,7 @@ func (a *App) OutboundAddr() string {
 // ctx loses nothing: unfinished deliveries resume at the next start.
 func (a *App) Shutdown(ctx context.Context) error {
 	var errs []error
-	for _, s := range []*smtpin.Server{a.inbound, a.outbound} {
+	for _, s := range []*smtpin.Server{a.inbound, a.outbound, a.submission} {
 		if s != nil {
 			if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				errs = append(errs, err)
@@ -326,7 +370,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	for _, l := range a.listeners {
 		l.Close()
 	}
+	a.stopIMAP()
 	a.serveWG.Wait()
+	a.stopContinuity(ctx)
 	if err := a.Queue.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -351,7 +397,7 @@ func (a *App) Close() error {
 		for _, h := range a.history {
 			h.Stop()
 		}
-		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close())
+		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close())
 	})
 	return err
 }

@@ -39,7 +39,7 @@ func (a *App) spamFeedback(ctx context.Context, m store.Message, env *policy.Env
 // learnForwarded trains the tenant's model with the messages forwarded as
 // attachments in a committed feedback mail.
 func (a *App) learnForwarded(ctx context.Context, m store.Message, isSpam bool) string {
-	f, err := a.Spool.Open(m.BlobKey)
+	f, err := a.Spool.Open(ctx, m.BlobKey)
 	if err != nil {
 		return "feedback not read: " + err.Error()
 	}

@@ -48,7 +48,7 @@ func (m *metrics) wrapEnqueuer(q smtpin.Enqueuer, k smtpin.Kind) smtpin.Enqueuer
 }
 
 type countingDeliverer struct {
-	d *delivery.Client
+	d delivery.SMTPDeliverer
 	m *metrics
 }
 
@@ -67,7 +67,7 @@ func (c countingDeliverer) Deliver(ctx context.Context, t []delivery.Target, req
 	return res
 }
 
-func (m *metrics) wrapDeliverer(d *delivery.Client) queue.Deliverer {
+func (m *metrics) wrapDeliverer(d delivery.SMTPDeliverer) queue.Deliverer {
 	return countingDeliverer{d: d, m: m}
 }
 

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -58,6 +60,7 @@ type Config struct {
 
 	Store    StoreConfig    `toml:"store" doc:"Where tenants, policies, the queue's envelopes and the tracking log are kept. The default needs nothing: an embedded SQLite file for a single node. Several nodes share one PostgreSQL database instead (docs/cluster.md)."`
 	Cluster  ClusterConfig  `toml:"cluster" doc:"How the nodes sharing a store keep track of each other (docs/cluster.md)."`
+	Blobs    BlobsConfig    `toml:"blobs" doc:"Where message bodies are kept until delivered, and quarantined copies. The default needs nothing: files in data_dir (spool/, quarantine/), for a single node. Several nodes share an S3-compatible object store instead (docs/cluster.md)."`
 	DNS      DNSConfig      `toml:"dns"`
 	TLS      TLSConfig      `toml:"tls"`
 	Inbound  ListenerConfig `toml:"inbound" doc:"The internet-facing MX listener (port 25)."`
@@ -68,12 +71,16 @@ type Config struct {
 	Checks   ChecksConfig   `toml:"checks"`
 	HTTP     HTTPConfig     `toml:"http"`
 	Auth     AuthConfig     `toml:"auth" doc:"Password checks and delegated logins."`
+
+	Submission SubmissionConfig `toml:"submission" doc:"The submission listener for end users' mail apps (587 with STARTTLS, 465 with implicit TLS): SMTP AUTH with the user's console login, PLAIN and LOGIN only over TLS, the sender must be the user's own address (docs/continuity.md)."`
+	Continuity ContinuityConfig `toml:"continuity" doc:"Mail continuity's background work: failover probes, hand-back to the primary service, retention (docs/continuity.md)."`
+	IMAP       IMAPConfig       `toml:"imap" doc:"IMAP access to the emergency mailboxes (docs/imap.md)."`
 }
 
 // StoreConfig chooses the metadata store.
 type StoreConfig struct {
 	Driver       string `toml:"driver" doc:"sqlite (data_dir/mailgate.db) or postgres."`
-	DSN          string `toml:"dsn" doc:"With postgres: the connection string, e.g. \"postgres://mailgate@db1.example.com:5432/mailgate?sslmode=verify-full\" (or the key=value form). Leave the password out of it: use password_file, or libpq's PGPASSWORD or PGPASSFILE (~/.pgpass), which apply as for psql. pool_max_conns=N sets the connections per node (default 16)."`
+	DSN          string `toml:"dsn" doc:"With postgres: the connection string, e.g. \"postgres://mailgate@db1.example.com:5432/mailgate?sslmode=verify-full\" (or the key=value form). Leave the password out of it: use password_file, or libpq's PGPASSWORD or PGPASSFILE (~/.pgpass), which apply as for psql. pool_max_conns=N sets the connections per node (default 16), connect_timeout=N the seconds allowed to make a connection (default 15)."`
 	PasswordFile string `toml:"password_file" doc:"With postgres: a file whose first line is the database password (a mounted secret, mode 0600); it replaces any password in dsn."`
 }
 
@@ -82,6 +89,20 @@ type ClusterConfig struct {
 	Heartbeat    Duration `toml:"heartbeat" doc:"How often each node records in the store that it is alive (mailgate cluster status, the console's dashboard)."`
 	DeadAfter    Duration `toml:"dead_after" doc:"A node not heard from for this long is shown as dead. Its queue leases are taken over when they expire ([queue] lease), not at this time."`
 	MaxClockSkew Duration `toml:"max_clock_skew" doc:"Largest difference allowed between this node's clock and the PostgreSQL server's: a node beyond it refuses to start, and logs an error at each heartbeat while running. 0 turns the check off. Not checked on SQLite (one node, one clock)."`
+}
+
+// BlobsConfig chooses where message bodies are kept.
+type BlobsConfig struct {
+	Driver          string `toml:"driver" doc:"local (files in data_dir) or s3."`
+	Endpoint        string `toml:"endpoint" doc:"With s3: the store's URL, e.g. \"https://s3.ap-northeast-1.amazonaws.com\" or \"http://minio1.example.com:9000\" (no path)."`
+	Bucket          string `toml:"bucket" doc:"With s3: the bucket, which must exist. Bodies are kept under <prefix>spool/<node_id>/ and quarantined copies under <prefix>quarantine/<node_id>/."`
+	Region          string `toml:"region" doc:"With s3: the bucket's region (AWS); empty: asked from the store."`
+	Prefix          string `toml:"prefix" doc:"With s3: what every key mailgate writes starts with, e.g. \"mailgate/\", so other data may share the bucket."`
+	PathStyle       bool   `toml:"path_style" doc:"With s3: address the bucket in the URL path (http://host/bucket/key), as MinIO, Ceph RGW and versitygw usually need; false: the bucket in the host name where the store supports it (AWS)."`
+	AccessKeyID     string `toml:"access_key_id" doc:"With s3: the access key. Empty: AWS_ACCESS_KEY_ID from the environment."`
+	SecretAccessKey string `toml:"secret_access_key" doc:"With s3: the secret key. Prefer secret_file; empty (and no secret_file): AWS_SECRET_ACCESS_KEY from the environment."`
+	SecretFile      string `toml:"secret_file" doc:"With s3: a file whose first line is the secret key (a mounted secret, mode 0600)."`
+	CAFile          string `toml:"ca_file" doc:"With s3: PEM certificates to trust for an https endpoint besides the system's (a private CA)."`
 }
 
 // ChecksConfig switches the inbound checks on and tells them where their
@@ -228,6 +249,7 @@ func Default() Config {
 		LogLevel: "info",
 		Store:    StoreConfig{Driver: "sqlite"},
 		Cluster:  ClusterConfig{Heartbeat: D(10 * time.Second), DeadAfter: D(30 * time.Second), MaxClockSkew: D(2 * time.Second)},
+		Blobs:    BlobsConfig{Driver: "local"},
 		DNS:      DNSConfig{Timeout: D(5 * time.Second)},
 		Inbound: ListenerConfig{
 			Listen: []string{"0.0.0.0:25"}, BareLF: "reject",
@@ -260,7 +282,10 @@ func Default() Config {
 			SessionIdle: D(30 * time.Minute), SessionMax: D(12 * time.Hour), RequireTOTP: true, ReportMonths: 13,
 			MetricsFrom: []string{"127.0.0.0/8", "::1/128"},
 		},
-		Auth: AuthConfig{PasswordMemoryMiB: DefaultPasswordMemoryMiB},
+		Auth:       AuthConfig{PasswordMemoryMiB: DefaultPasswordMemoryMiB},
+		Submission: defaultSubmission(),
+		Continuity: defaultContinuity(),
+		IMAP:       DefaultIMAP(),
 	}
 }
 
@@ -309,6 +334,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster.MaxClockSkew.Duration < 0 {
 		return fmt.Errorf("cluster.max_clock_skew must not be negative")
+	}
+	if err := c.Blobs.validate(); err != nil {
+		return err
 	}
 	if c.HTTP.ReportZone != "" {
 		if _, err := time.LoadLocation(c.HTTP.ReportZone); err != nil {
@@ -365,6 +393,33 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Auth.validate(); err != nil {
 		return err
+	}
+	if err := c.IMAP.validate(); err != nil {
+		return err
+	}
+	return c.validateContinuity()
+}
+
+func (b *BlobsConfig) validate() error {
+	switch b.Driver {
+	case "", "local":
+		b.Driver = "local"
+	case "s3":
+		if b.Endpoint == "" || b.Bucket == "" {
+			return fmt.Errorf("blobs.endpoint and blobs.bucket are required with driver s3")
+		}
+		u, err := url.Parse(b.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("blobs.endpoint %q: want a URL like https://s3.example.com, without a path", b.Endpoint)
+		}
+		if b.SecretAccessKey != "" && b.SecretFile != "" {
+			return fmt.Errorf("blobs: give secret_access_key or secret_file, not both")
+		}
+		if strings.HasPrefix(b.Prefix, "/") {
+			return fmt.Errorf("blobs.prefix must not start with '/'")
+		}
+	default:
+		return fmt.Errorf("blobs.driver must be local or s3, not %q", b.Driver)
 	}
 	return nil
 }

@@ -46,6 +46,9 @@ type Target struct {
 	Host string // name or IP
 	Port int
 	TLS  string
+	// Mailbox says the target is mailgate's own mailboxes, not an SMTP
+	// host (MailboxTarget, delivered by Dispatcher).
+	Mailbox bool
 }
 
 func (t Target) key() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) + "/" + t.TLS }
@@ -103,6 +106,11 @@ type Request struct {
 	UTF8    bool
 	Body8   bool
 	Body    func() (io.ReadCloser, error) // opened per attempt
+	// The queue message being delivered: a mailbox delivery is
+	// idempotent by its ID, and keeps when it was received.
+	TenantID  int64
+	MessageID string
+	Received  time.Time
 }
 
 // Client delivers messages. Safe for concurrent use.
@@ -334,6 +342,20 @@ func (c *Client) transaction(ctx context.Context, p *pooled, req Request) ([]Res
 
 var errConnBroken = errors.New("connection broken during DATA")
 
+// readErr remembers a read error of the message (not of the connection).
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
 func (c *Client) data(p *pooled, req Request) Result {
 	body, err := req.Body()
 	if err != nil {
@@ -354,8 +376,15 @@ func (c *Client) data(p *pooled, req Request) Result {
 	}
 	// go-smtp's DotWriter writes CRLF line endings and dot-stuffs, whatever
 	// the stored message looks like.
-	if _, err := io.Copy(w, body); err != nil {
-		w.Close()
+	rb := &readErr{r: body}
+	if _, err := io.Copy(w, rb); err != nil {
+		// Never end DATA now: the final dot would have the server accept
+		// the part sent so far. Dropping the connection abandons the
+		// transaction (RFC 5321 3.3: no mail without the end of data).
+		p.conn.Close()
+		if rb.err != nil {
+			return Result{Enhanced: "4.3.0", Text: "local error reading message: " + rb.err.Error(), Remote: p.remote}
+		}
 		return Result{Enhanced: "4.4.2", Text: "sending message: " + err.Error(), Remote: p.remote}
 	}
 	resp, err := w.CloseWithResponse()

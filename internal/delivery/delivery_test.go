@@ -169,3 +169,49 @@ func TestParseTarget(t *testing.T) {
 		t.Error("bad TLS mode accepted")
 	}
 }
+
+// failingBody hands out the first part of a message, then fails (a blob
+// found damaged at its end, a disk error).
+type failingBody struct{ r io.Reader }
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("blob damaged: content does not match its SHA-256")
+	}
+	return n, err
+}
+func (b *failingBody) Close() error { return nil }
+
+// A message whose body cannot be read to its end is not delivered: the
+// transaction is abandoned without the final dot (which would make the
+// server accept the part sent), and the attempt fails temporarily.
+func TestUnreadableBodyIsNotDelivered(t *testing.T) {
+	sk, err := sink.Start("127.0.0.1:0", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Close()
+	target, err := ParseTarget("smtp://"+sk.Addr(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, nil, "")
+	defer c.CloseIdle(true)
+	ctx := context.Background()
+	half := "Subject: pay\r\n\r\nIBAN DE00 1234\r\n" + strings.Repeat("x", 100<<10) + "\r\n"
+	rs := c.Deliver(ctx, []Target{target}, Request{From: "alice@example.test", Rcpts: []string{"bob@partner.test"},
+		Body: func() (io.ReadCloser, error) { return &failingBody{strings.NewReader(half)}, nil }})
+	if rs[0].OK() || rs[0].Permanent || !strings.Contains(rs[0].Text, "blob damaged") {
+		t.Fatalf("result %+v, want a temporary failure naming the read error", rs[0])
+	}
+	// The next message goes out on a working connection; the sink never
+	// got the first one.
+	rs = c.Deliver(ctx, []Target{target}, Request{From: "alice@example.test", Rcpts: []string{"bob@partner.test"}, Body: body("Subject: y\r\n\r\ny\r\n")})
+	if !rs[0].OK() {
+		t.Fatalf("next message: %+v", rs[0])
+	}
+	if n := sk.Count(); n != 1 || !strings.HasPrefix(string(sk.Messages()[0].Data), "Subject: y") {
+		t.Fatalf("sink received %d messages, want only the second", n)
+	}
+}

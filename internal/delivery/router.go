@@ -13,48 +13,27 @@ import (
 // to its configured routes (in priority order; "mx" expands to an MX
 // lookup), anything else to the smart host or the domain's MX.
 type Router struct {
-	Store     store.Store
+	Store     Store
 	Client    *Client
 	SmartHost string // "smtp://host:port" or ""
 }
 
-// Targets resolves the targets for one domain.
+// Targets resolves the targets for one domain. A served domain in
+// emergency mode (mail continuity) goes to mailgate's own mailboxes
+// (MailboxTarget); the mode is read at every attempt, so a switch applies
+// to mail already queued.
 func (r *Router) Targets(ctx context.Context, tenantID int64, domain string) ([]Target, error) {
 	d, err := r.Store.DomainByName(ctx, domain)
 	switch {
 	case err == nil:
-		routes, err := r.Store.Routes(ctx, d.TenantID, d.ID)
+		m, err := r.Store.DomainMode(ctx, d.TenantID, d.ID)
 		if err != nil {
-			return nil, &TempError{fmt.Sprintf("routes of %s: %v", domain, err)}
+			return nil, &TempError{fmt.Sprintf("delivery mode of %s: %v", domain, err)}
 		}
-		if len(routes) == 0 {
-			// Never fall back to MX for a served domain: the MX is us.
-			return nil, &TempError{"no delivery route configured for " + domain}
+		if m.Mode == store.ModeEmergency {
+			return []Target{MailboxTarget}, nil
 		}
-		var out []Target
-		for _, rt := range routes {
-			if rt.Target == "mx" || strings.HasPrefix(rt.Target, "mx:") {
-				// "mx:name" looks up the MX of another name (the customer's
-				// upstream, e.g. its Microsoft 365 host); plain "mx" the
-				// domain's own, for split set-ups where it is not us.
-				name := domain
-				if n, ok := strings.CutPrefix(rt.Target, "mx:"); ok && n != "" {
-					name = n
-				}
-				ts, err := r.Client.MXTargets(ctx, name, rt.TLS)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, ts...)
-				continue
-			}
-			t, err := ParseTarget(rt.Target, rt.TLS)
-			if err != nil {
-				return nil, &TempError{err.Error()}
-			}
-			out = append(out, t)
-		}
-		return out, nil
+		return r.routeTargets(ctx, d)
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, &TempError{fmt.Sprintf("domain lookup %s: %v", domain, err)}
 	}
@@ -66,4 +45,52 @@ func (r *Router) Targets(ctx context.Context, tenantID int64, domain string) ([]
 		return []Target{t}, nil
 	}
 	return r.Client.MXTargets(ctx, domain, TLSOpportunistic)
+}
+
+// PrimaryTargets resolves a served domain's own routes whatever its mode:
+// the customer's primary mail service, which continuity probes and hands
+// mail back to. A domain mailgate does not serve is an error.
+func (r *Router) PrimaryTargets(ctx context.Context, domain string) ([]Target, error) {
+	d, err := r.Store.DomainByName(ctx, domain)
+	if err != nil {
+		return nil, fmt.Errorf("domain %s: %w", domain, err)
+	}
+	return r.routeTargets(ctx, d)
+}
+
+// routeTargets resolves a served domain's configured routes.
+func (r *Router) routeTargets(ctx context.Context, d store.Domain) ([]Target, error) {
+	domain := d.Name
+	routes, err := r.Store.Routes(ctx, d.TenantID, d.ID)
+	if err != nil {
+		return nil, &TempError{fmt.Sprintf("routes of %s: %v", domain, err)}
+	}
+	if len(routes) == 0 {
+		// Never fall back to MX for a served domain: the MX is us.
+		return nil, &TempError{"no delivery route configured for " + domain}
+	}
+	var out []Target
+	for _, rt := range routes {
+		if rt.Target == "mx" || strings.HasPrefix(rt.Target, "mx:") {
+			// "mx:name" looks up the MX of another name (the customer's
+			// upstream, e.g. its Microsoft 365 host); plain "mx" the
+			// domain's own, for split set-ups where it is not us.
+			name := domain
+			if n, ok := strings.CutPrefix(rt.Target, "mx:"); ok && n != "" {
+				name = n
+			}
+			ts, err := r.Client.MXTargets(ctx, name, rt.TLS)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ts...)
+			continue
+		}
+		t, err := ParseTarget(rt.Target, rt.TLS)
+		if err != nil {
+			return nil, &TempError{err.Error()}
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }

@@ -5,18 +5,16 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/policy"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/mgtest"
 )
@@ -44,7 +42,7 @@ func (quotaOf) Stored(context.Context, store.QuarantineItem, policy.Settings) {}
 
 type acceptFixture struct {
 	st      store.Store
-	sp, qsp *spool.Spool
+	sp, qsp blob.Store
 	p       *inbound.Pipeline
 	q       *storeQueue
 	// rewrites counts rewriter calls; failRewrite makes call n fail.
@@ -60,14 +58,8 @@ func newAcceptFixture(t *testing.T) *acceptFixture {
 	t.Helper()
 	dir := t.TempDir()
 	st := mgtest.OpenStore(t, dir)
-	sp, err := spool.Open(filepath.Join(dir, "spool"), 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qsp, err := spool.Open(filepath.Join(dir, "quarantine"), 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := mgtest.OpenBlobs(t, dir, "spool")
+	qsp := mgtest.OpenBlobs(t, dir, "quarantine")
 	f := &acceptFixture{st: st, sp: sp, qsp: qsp, q: &storeQueue{st: st}}
 	check := func(ctx context.Context, m *policy.Message, s policy.Settings) ([]policy.Finding, error) {
 		return []policy.Finding{
@@ -95,15 +87,16 @@ func newAcceptFixture(t *testing.T) *acceptFixture {
 // message spools a message blob as smtpin would and returns its envelope.
 func (f *acceptFixture) message(t *testing.T, id string) (store.Message, []store.Recipient) {
 	t.Helper()
-	w, err := f.sp.Create(id)
+	ctx := context.Background()
+	w, err := f.sp.Create(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(w, "From: s@example.net\r\nSubject: hello\r\n\r\nbody\r\n")
-	if err := w.Commit(); err != nil {
+	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m := store.Message{ID: id, TenantID: 1, Direction: store.Inbound, MailFrom: "s@example.net", BlobKey: id,
+	m := store.Message{ID: id, TenantID: 1, Direction: store.Inbound, MailFrom: "s@example.net", BlobKey: w.Key(),
 		Size: w.Size(), ReceivedAt: time.Now(), ClientIP: "192.0.2.1"}
 	var rs []store.Recipient
 	for _, a := range acceptRcpts {
@@ -112,20 +105,38 @@ func (f *acceptFixture) message(t *testing.T, id string) (store.Message, []store
 	return m, rs
 }
 
-func blobs(t *testing.T, sp *spool.Spool) []string {
+// blobs lists the names of the blobs in bs.
+func blobs(t *testing.T, bs blob.Store) []string {
 	t.Helper()
-	es, err := os.ReadDir(sp.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, e := range es {
-		if !strings.HasPrefix(e.Name(), ".") {
-			out = append(out, e.Name())
+	for in, err := range bs.List(context.Background(), "") {
+		if err != nil {
+			t.Fatal(err)
 		}
+		_, name, _ := blob.Split(in.Key)
+		out = append(out, name)
 	}
 	sort.Strings(out)
 	return out
+}
+
+// failingCommits is a blob store whose commits fail (a full disk, an
+// unreachable object store): nothing is kept.
+type failingCommits struct{ blob.Store }
+
+func (f failingCommits) Create(ctx context.Context, name string) (blob.Writer, error) {
+	w, err := f.Store.Create(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return failingWriter{w}, nil
+}
+
+type failingWriter struct{ blob.Writer }
+
+func (w failingWriter) Commit(context.Context) error {
+	w.Writer.Abort()
+	return errors.New("injected blob commit failure")
 }
 
 // TestAcceptIsAllOrNothing injects a failure at every point where the
@@ -139,7 +150,7 @@ func TestAcceptIsAllOrNothing(t *testing.T) {
 	cases := map[string]func(f *acceptFixture){
 		"first rewritten copy":  func(f *acceptFixture) { f.failRewrite = 1 },
 		"second rewritten copy": func(f *acceptFixture) { f.failRewrite = 2 },
-		"quarantine copies":     func(f *acceptFixture) { os.RemoveAll(f.qsp.Dir()) },
+		"quarantine copies":     func(f *acceptFixture) { f.p.Quarantine = failingCommits{f.qsp} },
 		"quarantine quota":      func(f *acceptFixture) { f.p.Quota = quotaOf(10) },
 		"commit":                func(f *acceptFixture) { f.q.fail = true },
 	}
@@ -157,10 +168,8 @@ func TestAcceptIsAllOrNothing(t *testing.T) {
 			if got := blobs(t, f.sp); len(got) != 1 || got[0] != "m1" {
 				t.Fatalf("queue blobs left after the failure: %v (want only the original)", got)
 			}
-			if _, err := os.Stat(f.qsp.Dir()); err == nil {
-				if got := blobs(t, f.qsp); len(got) != 0 {
-					t.Fatalf("quarantine copies left after the failure: %v", got)
-				}
+			if got := blobs(t, f.qsp); len(got) != 0 {
+				t.Fatalf("quarantine copies left after the failure: %v", got)
 			}
 			if _, _, err := f.st.Message(ctx, 1, "m1"); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("message row after a failed accept: %v", err)
@@ -173,11 +182,11 @@ func TestAcceptIsAllOrNothing(t *testing.T) {
 			if qs, err := f.st.QuarantineItems(ctx, 1, "", "", 10); err != nil || len(qs) != 0 {
 				t.Fatalf("quarantine rows after a failed accept: %v %v", qs, err)
 			}
-			f.sp.Remove("m1") // smtpin's answer to the failure
+			f.sp.Delete(ctx, m.BlobKey) // smtpin's answer to the failure
 
 			// The client retries: a new queue ID, nothing injected.
 			f.failRewrite, f.q.fail, f.p.Quota = 0, false, nil
-			os.MkdirAll(f.qsp.Dir(), 0o700)
+			f.p.Quarantine = f.qsp
 			m, rs = f.message(t, "m2")
 			if err := f.p.Enqueue(ctx, m, rs, nil); err != nil {
 				t.Fatalf("retry: %v", err)

@@ -29,7 +29,7 @@ func (p *Pipeline) trustedHop(ctx context.Context, m store.Message, env *policy.
 			continue
 		}
 		env.TrustedBy = n.Name
-		f, err := p.Spool.Open(m.BlobKey)
+		f, err := p.Spool.Open(ctx, m.BlobKey)
 		if err != nil {
 			return err
 		}

@@ -25,11 +25,11 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -57,9 +57,9 @@ type Interception func(ctx context.Context) string
 
 // Pipeline is the inbound stage.
 type Pipeline struct {
-	Store      store.Store
-	Spool      *spool.Spool // queue blobs
-	Quarantine *spool.Spool // quarantine copies
+	Store      Store
+	Spool      blob.Store // queue blobs
+	Quarantine blob.Store // quarantine copies
 	Queue      Queue
 	Runner     *policy.Runner
 	// Post stages see every check's findings once all have run (the spam
@@ -122,7 +122,7 @@ type plan struct {
 // copyBlob is a durable blob written for this accept (a rewritten copy or
 // a quarantine copy); it is removed unless the accept commits.
 type copyBlob struct {
-	sp  *spool.Spool
+	bs  blob.Store
 	key string
 }
 
@@ -151,8 +151,11 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 	committed := false
 	defer func() {
 		if !committed {
+			dctx := context.WithoutCancel(ctx)
 			for _, b := range blobs {
-				b.sp.Remove(b.key)
+				if err := b.bs.Delete(dctx, b.key); err != nil {
+					log.Warn("removing a copy of a message not accepted", "key", b.key, "err", err)
+				}
 			}
 		}
 	}()
@@ -194,7 +197,7 @@ func (p *Pipeline) judge(ctx context.Context, m store.Message, rcpts []store.Rec
 		return nil, err
 	}
 	j := &judged{m: m, env: env, settings: settings}
-	j.pm = &policy.Message{Env: env, Size: m.Size, Open: func() (io.ReadCloser, error) { return p.Spool.Open(m.BlobKey) }}
+	j.pm = &policy.Message{Env: env, Size: m.Size, Open: func() (io.ReadCloser, error) { return p.Spool.Open(ctx, m.BlobKey) }}
 	j.findings, j.verdicts = p.Runner.Run(ctx, j.pm, settings)
 	if len(p.Post) > 0 {
 		for _, ps := range p.Post {
@@ -298,14 +301,14 @@ func (p *Pipeline) writeCopies(ctx context.Context, log *slog.Logger, j *judged,
 	var copies []store.QueuedMessage
 	for n, idx := range pl.variants {
 		id := fmt.Sprintf("%s-%d", m.ID, n+1)
-		size, err := p.writeVariant(ctx, m, id, &j.verdicts[idx[0]], pl.remove)
+		key, size, err := p.writeVariant(ctx, m, id, &j.verdicts[idx[0]], pl.remove)
 		if err != nil {
 			log.Error("rewriting a copy failed", "err", err)
 			return acc, blobs, err
 		}
-		blobs = append(blobs, copyBlob{p.Spool, id})
+		blobs = append(blobs, copyBlob{p.Spool, key})
 		vm := m
-		vm.ID, vm.BlobKey, vm.Size, vm.Prefix = id, id, size, pl.prefix
+		vm.ID, vm.BlobKey, vm.Size, vm.Prefix = id, key, size, pl.prefix
 		var vr []store.Recipient
 		for _, i := range idx {
 			r := rcpts[i]
@@ -371,7 +374,9 @@ func (p *Pipeline) afterCommit(ctx context.Context, log *slog.Logger, j *judged,
 	}
 	if len(pl.asIs) == 0 {
 		// Nobody gets the original bytes: the row stays for tracking only.
-		p.Spool.Remove(j.m.BlobKey)
+		if err := p.Spool.Delete(ctx, j.m.BlobKey); err != nil {
+			log.Warn("removing the original blob", "err", err)
+		}
 	}
 	if p.Quota != nil {
 		for _, c := range acc.Quarantine {
@@ -522,28 +527,29 @@ func sanitizeValue(v string) string {
 	return v
 }
 
-// writeVariant writes a rewritten copy durably under id and returns its size.
-func (p *Pipeline) writeVariant(ctx context.Context, m store.Message, id string, v *policy.Verdict, remove []string) (int64, error) {
+// writeVariant writes a rewritten copy durably under id and returns its
+// blob key and size.
+func (p *Pipeline) writeVariant(ctx context.Context, m store.Message, id string, v *policy.Verdict, remove []string) (string, int64, error) {
 	if p.Rewrite == nil {
-		return 0, fmt.Errorf("no rewriter configured")
+		return "", 0, fmt.Errorf("no rewriter configured")
 	}
-	src, err := p.Spool.Open(m.BlobKey)
+	src, err := p.Spool.Open(ctx, m.BlobKey)
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	defer src.Close()
-	w, err := p.Spool.Create(id)
+	w, err := p.Spool.Create(ctx, id)
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	if err := p.Rewrite(ctx, w, src, v, remove); err != nil {
 		w.Abort()
-		return 0, fmt.Errorf("rewrite: %w", err)
+		return "", 0, fmt.Errorf("rewrite: %w", err)
 	}
-	if err := w.Commit(); err != nil {
-		return 0, err
+	if err := w.Commit(ctx); err != nil {
+		return "", 0, err
 	}
-	return w.Size(), nil
+	return w.Key(), w.Size(), nil
 }
 
 // formatFrom renders a decoded mailbox as a From header value, quoting the
@@ -570,12 +576,12 @@ func formatFrom(a mailtext.Address) string {
 
 func (p *Pipeline) quarantineCopy(ctx context.Context, m store.Message, prefix string, v *policy.Verdict, s policy.Settings, now time.Time) (store.QuarantineItem, error) {
 	id := store.NewMessageID(now)
-	src, err := p.Spool.Open(m.BlobKey)
+	src, err := p.Spool.Open(ctx, m.BlobKey)
 	if err != nil {
 		return store.QuarantineItem{}, err
 	}
 	defer src.Close()
-	w, err := p.Quarantine.Create(id)
+	w, err := p.Quarantine.Create(ctx, id)
 	if err != nil {
 		return store.QuarantineItem{}, err
 	}
@@ -583,16 +589,15 @@ func (p *Pipeline) quarantineCopy(ctx context.Context, m store.Message, prefix s
 		w.Abort()
 		return store.QuarantineItem{}, err
 	}
-	if err := w.Commit(); err != nil {
-		// A failed commit may leave the file: the caller removes it.
-		return store.QuarantineItem{BlobKey: id}, err
+	if err := w.Commit(ctx); err != nil {
+		return store.QuarantineItem{}, err
 	}
 	var score float64
 	for _, f := range v.Findings {
 		score += f.Score
 	}
 	days := quarantine.RetentionDays(s)
-	return store.QuarantineItem{ID: id, TenantID: m.TenantID, Rcpt: v.Rcpt, MessageID: m.ID, BlobKey: id, MailFrom: m.MailFrom,
+	return store.QuarantineItem{ID: id, TenantID: m.TenantID, Rcpt: v.Rcpt, MessageID: m.ID, BlobKey: w.Key(), MailFrom: m.MailFrom,
 		Subject: m.Subject, Size: w.Size(), Score: score, Reasons: describe(*v), Created: now,
 		Expires: now.Add(time.Duration(days) * 24 * time.Hour), State: store.QHeld}, nil
 }

@@ -17,3 +17,12 @@ func TestAcceptOnPostgres(t *testing.T) {
 	t.Run("AcceptIsAllOrNothing", TestAcceptIsAllOrNothing)
 	t.Run("PerRecipientOutcomes", TestPerRecipientOutcomes)
 }
+
+// TestAcceptOnPostgresAndS3 runs them once more with the message bodies
+// and quarantine copies on S3 as well, as several nodes share them.
+func TestAcceptOnPostgresAndS3(t *testing.T) {
+	mgtest.OnPostgres(t)
+	mgtest.OnS3(t)
+	t.Run("AcceptIsAllOrNothing", TestAcceptIsAllOrNothing)
+	t.Run("PerRecipientOutcomes", TestPerRecipientOutcomes)
+}

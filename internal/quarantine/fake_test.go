@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/blob"
+	"github.com/mailgate/mailgate/internal/blob/local"
 	"github.com/mailgate/mailgate/internal/clock"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -236,7 +237,7 @@ type fixture struct {
 	st    *fakeStore
 	q     *fakeQueue
 	clk   *clock.Fake
-	blobs *spool.Spool
+	blobs blob.Store
 	m     *Manager
 }
 
@@ -244,7 +245,7 @@ var t0 = time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	sp, err := spool.Open(t.TempDir(), 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sp, err := local.Open(t.TempDir(), "node1", 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,18 +261,18 @@ func (f *fixture) hold(t *testing.T, tenant int64, rcpt, raw string, size int64,
 	t.Helper()
 	now := f.clk.Now()
 	id := store.NewMessageID(now)
-	w, err := f.blobs.Create(id)
+	w, err := f.blobs.Create(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(w, raw)
-	if err := w.Commit(); err != nil {
+	if err := w.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if size == 0 {
 		size = w.Size()
 	}
-	it := store.QuarantineItem{ID: id, TenantID: tenant, Rcpt: rcpt, MessageID: "m-" + id, BlobKey: id, MailFrom: "bounce@sender.test",
+	it := store.QuarantineItem{ID: id, TenantID: tenant, Rcpt: rcpt, MessageID: "m-" + id, BlobKey: w.Key(), MailFrom: "bounce@sender.test",
 		Subject: "subject " + id, Size: size, Score: 12.5, Reasons: "quarantine [SPAM(12.5)]", Created: now,
 		Expires: now.Add(time.Duration(days) * 24 * time.Hour), State: store.QHeld}
 	f.st.add(it)

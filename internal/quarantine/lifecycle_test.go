@@ -57,10 +57,10 @@ func TestPurgeFollowsTheClock(t *testing.T) {
 	if got := f.st.items[long.ID].State; got != store.QHeld {
 		t.Fatalf("unexpired copy is %s", got)
 	}
-	if _, err := f.blobs.Open(short.BlobKey); err == nil {
+	if _, err := f.blobs.Open(context.Background(), short.BlobKey); err == nil {
 		t.Fatal("blob of the expired copy is still there")
 	}
-	if _, err := f.blobs.Open(long.BlobKey); err != nil {
+	if _, err := f.blobs.Open(context.Background(), long.BlobKey); err != nil {
 		t.Fatalf("blob of the kept copy: %v", err)
 	}
 	if len(f.st.events) != 1 || f.st.events[0].Kind != "quarantine-expired" || f.st.events[0].MessageID != short.MessageID || f.st.events[0].Rcpt != short.Rcpt {

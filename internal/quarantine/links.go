@@ -244,7 +244,7 @@ func (m *Manager) sender(ctx context.Context, it store.QuarantineItem) (name, ad
 	if it.FromHdr != "" {
 		hdr = []byte("From: " + it.FromHdr + "\r\n")
 	} else if m.Blobs != nil && it.BlobKey != "" {
-		f, err := m.Blobs.Open(it.BlobKey)
+		f, err := m.Blobs.Open(ctx, it.BlobKey)
 		if err != nil {
 			return "", ""
 		}

@@ -95,7 +95,7 @@ func TestApplyLinkBlockSender(t *testing.T) {
 	if f.st.items[it.ID].State != store.QDeleted {
 		t.Fatalf("state %s", f.st.items[it.ID].State)
 	}
-	if _, err := f.blobs.Open(it.BlobKey); err == nil {
+	if _, err := f.blobs.Open(context.Background(), it.BlobKey); err == nil {
 		t.Fatal("blocked copy's blob remains")
 	}
 	if len(f.q.all()) != 0 {

@@ -30,8 +30,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -44,8 +44,8 @@ type Submitter interface {
 // use; every state change is guarded in the store, so several nodes may act
 // on the same copies.
 type Manager struct {
-	Store store.Store
-	Blobs *spool.Spool
+	Store Store
+	Blobs blob.Store
 	Queue Submitter
 	Clock clock.Clock
 	Log   *slog.Logger
@@ -67,7 +67,7 @@ func (m *Manager) Release(ctx context.Context, tenantID int64, id, who string) (
 	if it.State != store.QHeld {
 		return "", ErrNotHeld
 	}
-	f, err := m.Blobs.Open(it.BlobKey)
+	f, err := m.Blobs.Open(ctx, it.BlobKey)
 	if err != nil {
 		return "", fmt.Errorf("quarantine copy: %w", err)
 	}
@@ -92,7 +92,9 @@ func (m *Manager) Release(ctx context.Context, tenantID int64, id, who string) (
 			store.Event{MessageID: it.MessageID, TenantID: it.TenantID, At: m.Clock.Now(), Kind: "release-failed", Rcpt: it.Rcpt, Detail: err.Error()})
 		return "", err
 	}
-	m.Blobs.Remove(it.BlobKey)
+	if err := m.Blobs.Delete(ctx, it.BlobKey); err != nil && m.Log != nil {
+		m.Log.Warn("quarantine release: blob not removed", "id", id, "err", err)
+	}
 	return qid, nil
 }
 
@@ -124,7 +126,7 @@ func (m *Manager) Delete(ctx context.Context, tenantID int64, id, who string) er
 	if !ok {
 		return ErrNotHeld
 	}
-	return m.Blobs.Remove(it.BlobKey)
+	return m.Blobs.Delete(ctx, it.BlobKey)
 }
 
 // Purge deletes held copies past their retention (Expires at or before the
@@ -156,7 +158,7 @@ func (m *Manager) Purge(ctx context.Context) (int, error) {
 			}
 			if ok {
 				progress = true
-				if err := m.Blobs.Remove(it.BlobKey); err != nil && m.Log != nil {
+				if err := m.Blobs.Delete(ctx, it.BlobKey); err != nil && m.Log != nil {
 					m.Log.Warn("quarantine purge: blob not removed", "id", it.ID, "err", err)
 				}
 				n++
@@ -174,7 +176,7 @@ func (m *Manager) Open(ctx context.Context, tenantID int64, id string) (io.ReadC
 	if err != nil {
 		return nil, it, err
 	}
-	f, err := m.Blobs.Open(it.BlobKey)
+	f, err := m.Blobs.Open(ctx, it.BlobKey)
 	return f, it, err
 }
 

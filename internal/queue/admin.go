@@ -107,6 +107,6 @@ func lastReply(r store.Recipient) string {
 func (q *Queue) removeIfDone(ctx context.Context, m store.Message) {
 	m2, _, err := q.d.Store.Message(ctx, m.TenantID, m.ID)
 	if err == nil && m2.Done {
-		q.d.Spool.Remove(m.BlobKey)
+		q.d.Spool.Delete(ctx, m.BlobKey)
 	}
 }

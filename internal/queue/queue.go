@@ -29,11 +29,11 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dsn"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -49,8 +49,8 @@ type Router interface {
 
 // Deps are the queue's collaborators.
 type Deps struct {
-	Store    store.Store
-	Spool    *spool.Spool
+	Store    Store
+	Spool    blob.Store
 	Deliver  Deliverer
 	Router   Router
 	Clock    clock.Clock
@@ -496,15 +496,20 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 	if job = q.stillOurs(ctx, job, log); len(job.Recipients) == 0 {
 		return
 	}
-	f, err := q.d.Spool.Open(m.BlobKey)
-	if err != nil {
-		log.Error("message blob missing; holding message", "err", err)
-		if err := q.d.Store.MarkCorrupt(ctx, m.ID, "blob missing: "+err.Error()); err != nil {
+	// Read through its checksum before any byte goes out: a missing or
+	// damaged blob (moved aside) holds the message instead of delivering
+	// it in part.
+	if err := blob.Check(ctx, q.d.Spool, m.BlobKey); errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrDamaged) {
+		log.Error("message blob missing or damaged; holding message", "err", err)
+		if err := q.d.Store.MarkCorrupt(ctx, m.ID, "blob unreadable: "+err.Error()); err != nil {
 			log.Error("mark corrupt", "err", err)
 		}
 		return
+	} else if err != nil {
+		// Storage unreachable: the lease runs out and the attempt is repeated.
+		log.Error("message blob cannot be read now", "err", err)
+		return
 	}
-	f.Close()
 
 	actx, end := q.begin(ctx, job)
 	defer end()
@@ -547,7 +552,7 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 		if len(rcpts) == 0 {
 			continue
 		}
-		qm, err := q.prepareDSN(m, kind, rcpts)
+		qm, err := q.prepareDSN(ctx, m, kind, rcpts)
 		if err != nil {
 			if kind == dsn.Relayed {
 				// The copy is delivered: attempting it again to retry a
@@ -591,7 +596,7 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 		if res.Notices[i] != nil {
 			queued = append(queued, n.Message)
 			out = append(out, res.Notices[i])
-		} else if err := q.d.Spool.Remove(n.Message.Message.BlobKey); err != nil {
+		} else if err := q.d.Spool.Delete(ctx, n.Message.Message.BlobKey); err != nil {
 			log.Warn("remove unqueued notice", "err", err)
 		}
 	}
@@ -599,7 +604,7 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 		q.handOff(queued, out)
 	}
 	if res.Done {
-		if err := q.d.Spool.Remove(m.BlobKey); err != nil {
+		if err := q.d.Spool.Delete(ctx, m.BlobKey); err != nil {
 			log.Error("remove blob", "err", err)
 		}
 	}
@@ -656,14 +661,15 @@ func (q *Queue) attempt(ctx context.Context, m store.Message, dom string, rs []s
 		return out
 	}
 	req := delivery.Request{From: m.MailFrom, Rcpts: rcpts, ORcpt: orcpt, Notify: notify, EnvID: m.EnvID, RetFull: m.RetFull, UTF8: utf8, Body8: m.Body8Bit,
-		Body: func() (io.ReadCloser, error) { return openWithPrefix(q.d.Spool, m) }}
+		Body: func() (io.ReadCloser, error) { return openWithPrefix(ctx, q.d.Spool, m) }}
+	req.TenantID, req.MessageID, req.Received = m.TenantID, m.ID, m.ReceivedAt // a mailbox delivery is idempotent by them
 	return q.d.Deliver.Deliver(ctx, targets, req)
 }
 
 // openWithPrefix returns the message as delivered: the pipeline's verdict
 // headers (Message.Prefix) followed by the stored blob.
-func openWithPrefix(sp *spool.Spool, m store.Message) (io.ReadCloser, error) {
-	f, err := sp.Open(m.BlobKey)
+func openWithPrefix(ctx context.Context, bs blob.Store, m store.Message) (io.ReadCloser, error) {
+	f, err := bs.Open(ctx, m.BlobKey)
 	if err != nil || m.Prefix == "" {
 		return f, err
 	}
@@ -803,7 +809,7 @@ func diagnostic(r delivery.Result) string {
 // SendDSN builds a delivery status notification about m to its sender and
 // enqueues it from the null sender. It returns the DSN's queue ID.
 func (q *Queue) SendDSN(ctx context.Context, m store.Message, kind dsn.Kind, rcpts []dsn.Recipient) (string, error) {
-	qm, err := q.prepareDSN(m, kind, rcpts)
+	qm, err := q.prepareDSN(ctx, m, kind, rcpts)
 	if err != nil {
 		return "", err
 	}
@@ -811,11 +817,11 @@ func (q *Queue) SendDSN(ctx context.Context, m store.Message, kind dsn.Kind, rcp
 }
 
 // prepareDSN builds a DSN about m and writes its blob; the caller queues it.
-func (q *Queue) prepareDSN(m store.Message, kind dsn.Kind, rcpts []dsn.Recipient) (store.QueuedMessage, error) {
+func (q *Queue) prepareDSN(ctx context.Context, m store.Message, kind dsn.Kind, rcpts []dsn.Recipient) (store.QueuedMessage, error) {
 	if m.MailFrom == "" || m.Direction == store.DSN {
 		return store.QueuedMessage{}, errors.New("no DSN for a null-sender message")
 	}
-	orig, err := q.d.Spool.Open(m.BlobKey)
+	orig, err := q.d.Spool.Open(ctx, m.BlobKey)
 	if err != nil {
 		return store.QueuedMessage{}, fmt.Errorf("open original: %w", err)
 	}
@@ -829,14 +835,14 @@ func (q *Queue) prepareDSN(m store.Message, kind dsn.Kind, rcpts []dsn.Recipient
 	if err != nil {
 		return store.QueuedMessage{}, fmt.Errorf("build DSN: %w", err)
 	}
-	return q.prepare(store.Message{TenantID: m.TenantID, Direction: store.DSN, MailFrom: "", Subject: "Delivery Status Notification (" + kind.String() + ")"},
+	return q.prepare(ctx, store.Message{TenantID: m.TenantID, Direction: store.DSN, MailFrom: "", Subject: "Delivery Status Notification (" + kind.String() + ")"},
 		[]string{m.MailFrom}, bytes.NewReader(body), fmt.Sprintf("%s notice about %s", strings.ToLower(kind.String()), m.ID))
 }
 
 // Submit writes a locally generated message (DSNs, later notices and
 // released quarantine copies) durably and enqueues it.
 func (q *Queue) Submit(ctx context.Context, m store.Message, rcpts []string, body io.Reader, why string) (string, error) {
-	qm, err := q.prepare(m, rcpts, body, why)
+	qm, err := q.prepare(ctx, m, rcpts, body, why)
 	if err != nil {
 		return "", err
 	}
@@ -846,7 +852,7 @@ func (q *Queue) Submit(ctx context.Context, m store.Message, rcpts []string, bod
 // commit queues a prepared message, or removes its blob.
 func (q *Queue) commit(ctx context.Context, qm store.QueuedMessage) (string, error) {
 	if err := q.Enqueue(ctx, qm.Message, qm.Recipients, qm.Events); err != nil {
-		q.d.Spool.Remove(qm.Message.ID)
+		q.d.Spool.Delete(context.WithoutCancel(ctx), qm.Message.BlobKey)
 		return "", err
 	}
 	return qm.Message.ID, nil
@@ -854,25 +860,17 @@ func (q *Queue) commit(ctx context.Context, qm store.QueuedMessage) (string, err
 
 // prepare writes a locally generated message's blob durably and returns
 // its queue entry, not yet committed.
-func (q *Queue) prepare(m store.Message, rcpts []string, body io.Reader, why string) (store.QueuedMessage, error) {
+func (q *Queue) prepare(ctx context.Context, m store.Message, rcpts []string, body io.Reader, why string) (store.QueuedMessage, error) {
 	now := q.d.Clock.Now()
 	m.ID = store.NewMessageID(now)
-	m.BlobKey = m.ID
 	m.ReceivedAt = now
 	m.ClientIP = "local"
 	m.Helo = q.d.Hostname
-	w, err := q.d.Spool.Create(m.ID)
+	key, size, err := blob.Put(ctx, q.d.Spool, m.ID, body)
 	if err != nil {
-		return store.QueuedMessage{}, err
-	}
-	if _, err := io.Copy(w, body); err != nil {
-		w.Abort()
 		return store.QueuedMessage{}, fmt.Errorf("write message: %w", err)
 	}
-	if err := w.Commit(); err != nil {
-		return store.QueuedMessage{}, err
-	}
-	m.Size = w.Size()
+	m.BlobKey, m.Size = key, size
 	var rs []store.Recipient
 	for _, r := range rcpts {
 		if a, err := addr.Parse(r); err == nil {

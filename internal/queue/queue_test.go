@@ -306,7 +306,9 @@ func TestOperatorActions(t *testing.T) {
 	if rs := recipients(t, n, b); rs[0].State != store.Deleted {
 		t.Fatalf("deleted message state %s", rs[0].State)
 	}
-	if _, err := n.Spool.Open(b); err == nil {
+	if mb, _, err := n.Store.Message(ctx, n.Tenant.ID, b); err != nil {
+		t.Fatal(err)
+	} else if _, err := n.Spool.Open(ctx, mb.BlobKey); err == nil {
 		t.Fatal("deleted message's blob kept")
 	}
 	if k, err := n.Queue.Release(ctx, 0, a, "op"); err != nil || k != 1 {

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/blob/local"
 	"github.com/mailgate/mailgate/internal/config"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/store/sqlite"
 )
@@ -77,7 +77,7 @@ func FuzzSession(f *testing.F) {
 	tn, _ := st.CreateTenant(ctx, "acme")
 	st.CreateDomain(ctx, tn.ID, "example.test")
 	st.CreateUser(ctx, tn.ID, "alice@example.test")
-	sp, err := spool.Open(filepath.Join(dir, "spool"), 0, log)
+	sp, err := local.Open(filepath.Join(dir, "spool"), "fuzz", 0, log)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func FuzzSession(f *testing.F) {
 					t.Fatalf("accepted for %q", r.Addr)
 				}
 			}
-			fb, err := sp.Open(m.BlobKey)
+			fb, err := sp.Open(ctx, m.BlobKey)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +129,7 @@ func FuzzSession(f *testing.F) {
 			if bytes.Contains(bytes.ReplaceAll(b, []byte("\r\n"), nil), []byte("\n")) || bytes.Contains(bytes.ReplaceAll(b, []byte("\r\n"), nil), []byte("\r")) {
 				t.Fatalf("accepted message with bare CR/LF: %q", b)
 			}
-			sp.Remove(m.BlobKey)
+			sp.Delete(ctx, m.BlobKey)
 		}
 		q.msgs, q.rcpt = nil, nil
 	})

@@ -19,3 +19,14 @@ func TestRelayOnPostgres(t *testing.T) {
 	t.Run("InboundIsNeverOpenRelay", TestInboundIsNeverOpenRelay)
 	t.Run("RecipientsOfTwoTenantsSplit", TestRecipientsOfTwoTenantsSplit)
 }
+
+// TestRelayOnPostgresAndS3 runs the relay tests with the message bodies on
+// S3 as well, as several nodes share them.
+func TestRelayOnPostgresAndS3(t *testing.T) {
+	mgtest.OnPostgres(t)
+	mgtest.OnS3(t)
+	t.Run("AcceptAndRelayToDownstream", TestAcceptAndRelayToDownstream)
+	t.Run("OutboundRelay", TestOutboundRelay)
+	t.Run("InboundIsNeverOpenRelay", TestInboundIsNeverOpenRelay)
+	t.Run("RecipientsOfTwoTenantsSplit", TestRecipientsOfTwoTenantsSplit)
+}

@@ -20,11 +20,11 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/passwd"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -38,11 +38,19 @@ const (
 	// Outbound is the smart-host relay: clients must come from a registered
 	// network or authenticate, and the sender must be in their tenant's domains.
 	Outbound
+	// Submission is message submission for end users' mail apps (RFC
+	// 6409): SMTP AUTH with the user's console login is required, and the
+	// sender and author must be the user's own address. Mail goes out as
+	// the relay's does.
+	Submission
 )
 
 func (k Kind) String() string {
-	if k == Outbound {
+	switch k {
+	case Outbound:
 		return "outbound"
+	case Submission:
+		return "submission"
 	}
 	return "inbound"
 }
@@ -60,8 +68,8 @@ type Deps struct {
 	Listener config.ListenerConfig
 	Limits   config.LimitsConfig
 	TLS      *tls.Config // nil: no STARTTLS
-	Store    store.Store
-	Spool    *spool.Spool
+	Store    Store
+	Spool    blob.Store // message bodies
 	Queue    Enqueuer
 	Log      *slog.Logger
 	Clock    clock.Clock
@@ -81,6 +89,10 @@ type Deps struct {
 	// AuthThrottle limits SMTP AUTH guessing; the node shares one with the
 	// console. Nil: one of its own, in memory.
 	AuthThrottle AuthThrottle
+	// RequireTOTP is http.require_totp: on the submission listener,
+	// administrators have a second factor, so they authenticate with a
+	// mail app password (store.Account.MailHash).
+	RequireTOTP bool
 }
 
 // Server is one SMTP listener (possibly on several addresses).
@@ -147,6 +159,20 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
+// ServeTLS is Serve for a listener whose clients start with TLS (implicit
+// TLS, RFC 8314: submission on port 465). The handshake runs before the
+// greeting, after the connection limits.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.d.TLS == nil {
+		return errors.New("implicit TLS listener without a certificate")
+	}
+	err := s.smtp.Serve(tls.NewListener(&limitListener{Listener: l, s: s, implicitTLS: true}, s.d.TLS))
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
 // ShutdownGrace is how long sessions may go on after Shutdown before they
 // are told 421 and closed.
 const ShutdownGrace = 5 * time.Second
@@ -194,6 +220,9 @@ func (s *Server) goodbye() {
 type limitListener struct {
 	net.Listener
 	s *Server
+	// implicitTLS: the client speaks first (its TLS hello), which is not
+	// the early talking a plain SMTP client is refused for.
+	implicitTLS bool
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -204,6 +233,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		ip := remoteIP(c.RemoteAddr())
 		if tc, ok := l.s.admit(c, ip); ok {
+			tc.(*trackedConn).greeted = l.implicitTLS
 			return tc, nil
 		}
 	}

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/mailgate/mailgate/internal/addr"
+	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/mailtext"
-	"github.com/mailgate/mailgate/internal/spool"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -44,6 +44,7 @@ type session struct {
 	tls      bool
 	authUser string
 	authTID  int64
+	authAddr string // the authenticated end user's own address (submission)
 	errors   int
 
 	// per transaction
@@ -145,6 +146,11 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 			return se.reject(smtpErr(501, smtp.EnhancedCode{5, 1, 7}, "Bad sender address syntax"))
 		}
 		sender = a
+	}
+	if d.Kind == Submission {
+		if err := se.submissionSender(from, sender); err != nil {
+			return err
+		}
 	}
 	if d.Kind == Outbound {
 		tid, err := se.outboundTenant()
@@ -344,7 +350,9 @@ func (se *session) Data(r io.Reader) error {
 	d := se.s.d
 	now := d.Clock.Now()
 	id := store.NewMessageID(now)
-	w, err := d.Spool.Create(id)
+	// The blob's operations run as long as the connection: a client that
+	// goes away never gets its 250, so nothing needs finishing then.
+	w, err := d.Spool.Create(se.connCtx(), id)
 	if err != nil {
 		se.log.Error("spool create", "err", err)
 		return errTempLocal
@@ -374,25 +382,33 @@ func (se *session) Data(r io.Reader) error {
 	if err := g.finish(); err != nil {
 		return err
 	}
-	if d.Kind == Outbound {
+	switch d.Kind {
+	case Outbound:
 		if err := se.checkAuthor(g); err != nil {
+			return err
+		}
+	case Submission:
+		if err := se.checkOwnAuthor(g); err != nil {
 			return err
 		}
 	}
 	if err := bw.Flush(); err != nil {
 		return se.spoolErr(err)
 	}
-	if err := w.Commit(); err != nil {
+	cctx, ccancel := context.WithTimeout(se.connCtx(), commitTimeout)
+	err = w.Commit(cctx)
+	ccancel()
+	if err != nil {
 		se.log.Error("spool commit", "err", err)
 		return errTempLocal
 	}
 	m := store.Message{
 		ID: id, TenantID: se.tenantID, MailFrom: se.from, EnvID: se.envID, RetFull: se.retFull,
-		Size: w.Size(), BlobKey: id, ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()),
+		Size: w.Size(), BlobKey: w.Key(), ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()),
 		TLS: se.tls, AuthUser: se.authUser, MessageID: g.messageID, Subject: mailtext.DecodeHeader(g.subject),
 		Direction: store.Inbound, SMTPUTF8: se.utf8, Body8Bit: se.body8bit,
 	}
-	if d.Kind == Outbound {
+	if d.Kind == Outbound || d.Kind == Submission {
 		m.Direction = store.Outbound
 	}
 	rcpts := make([]store.Recipient, len(se.rcpts))
@@ -413,7 +429,12 @@ func (se *session) Data(r io.Reader) error {
 	defer cancel()
 	if err := d.Queue.Enqueue(ctx, m, rcpts, ev); err != nil {
 		// The blob is durable but was never acknowledged: remove it.
-		d.Spool.Remove(id)
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		derr := d.Spool.Delete(dctx, w.Key())
+		dcancel()
+		if derr != nil {
+			se.log.Warn("removing the blob of a refused message", "err", derr, "id", id)
+		}
 		var reply *smtp.SMTPError
 		if errors.As(err, &reply) {
 			// A policy verdict (reject, temporary failure) for every recipient.
@@ -531,7 +552,7 @@ func authDetail(u string) string {
 }
 
 func (se *session) spoolErr(err error) error {
-	if errors.Is(err, spool.ErrLowSpace) {
+	if errors.Is(err, blob.ErrLowSpace) {
 		return smtpErr(452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")
 	}
 	se.log.Error("spool write", "err", err)

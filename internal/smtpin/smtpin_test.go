@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/textproto"
@@ -14,6 +15,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
@@ -160,9 +162,17 @@ func TestAcceptAndRelayToDownstream(t *testing.T) {
 	if kinds["received"] != 1 || kinds["delivered"] != 2 {
 		t.Fatalf("tracking events %v", kinds)
 	}
-	// The blob is gone once every recipient is final.
-	if _, err := n.Spool.Open(id); err == nil {
-		t.Fatal("blob still in the spool after delivery")
+	// The blob, named by the node that wrote it, is gone once every
+	// recipient is final.
+	m, _, err := n.Store.Message(context.Background(), n.Tenant.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.BlobKey != n.Config.NodeID+"/"+id {
+		t.Fatalf("blob key %q, want the node's name and the queue ID", m.BlobKey)
+	}
+	if _, err := n.Spool.Open(context.Background(), m.BlobKey); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("blob after delivery: %v", err)
 	}
 }
 

@@ -384,6 +384,8 @@ type Store interface {
 	WebStore
 	ClusterStore
 	ThrottleStore
+	ContinuityStore
+	MailboxStore
 
 	Close() error
 }

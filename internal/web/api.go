@@ -340,6 +340,7 @@ func (s *Server) apiRoutes() {
 		return map[string]any{"today": d.Today, "month": d.Month, "queued": d.Queued, "held": d.Held}, nil
 	})
 	s.quarantineAPI()
+	s.continuityAPI()
 }
 
 func apiTLS(m string) string {

@@ -63,12 +63,12 @@ func (m *matrixEnv) heldMessage(tenantID int64, rcpt, subject string) string {
 	m.t.Helper()
 	now := time.Now()
 	id := store.NewMessageID(now)
-	w, err := m.e.Spool.Create(id)
+	w, err := m.e.Spool.Create(m.ctx, id)
 	m.must(err)
 	io.WriteString(w, "From: sender@example.net\r\nSubject: "+subject+"\r\n\r\nheld\r\n")
-	m.must(w.Commit())
+	m.must(w.Commit(m.ctx))
 	msg := store.Message{ID: id, TenantID: tenantID, Direction: store.Inbound, MailFrom: "sender@example.net", Size: w.Size(),
-		BlobKey: id, ReceivedAt: now, ClientIP: "127.0.0.1", Helo: "client.example.net", MessageID: "<" + id + "@example.net>", Subject: subject}
+		BlobKey: w.Key(), ReceivedAt: now, ClientIP: "127.0.0.1", Helo: "client.example.net", MessageID: "<" + id + "@example.net>", Subject: subject}
 	_, err = m.e.Store.Enqueue(m.ctx, msg, []store.Recipient{{Addr: rcpt, State: store.Held, NextAttempt: now}},
 		[]store.Event{{MessageID: id, TenantID: tenantID, At: now, Kind: "received", Rcpt: rcpt, Detail: "test fixture"}})
 	m.must(err)
@@ -80,11 +80,11 @@ func (m *matrixEnv) quarantined(tenantID int64, rcpt, subject string) string {
 	m.t.Helper()
 	now := time.Now()
 	id := store.NewMessageID(now)
-	w, err := m.e.QSpool.Create(id)
+	w, err := m.e.QSpool.Create(m.ctx, id)
 	m.must(err)
 	io.WriteString(w, quarantinedMail(subject))
-	m.must(w.Commit())
-	it := store.QuarantineItem{ID: id, TenantID: tenantID, Rcpt: rcpt, BlobKey: id, MailFrom: "spam@example.net",
+	m.must(w.Commit(m.ctx))
+	it := store.QuarantineItem{ID: id, TenantID: tenantID, Rcpt: rcpt, BlobKey: w.Key(), MailFrom: "spam@example.net",
 		FromHdr: "Spammer <spam@example.net>", Subject: subject, Size: w.Size(), Score: 99, Reasons: "spam", Created: now,
 		Expires: now.Add(7 * 24 * time.Hour), State: store.QHeld}
 	m.must(m.e.Store.AddQuarantine(m.ctx, it, store.Event{MessageID: id, TenantID: tenantID, At: now, Kind: "quarantined", Rcpt: rcpt}))
@@ -375,6 +375,12 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 		return url.Values{"current": {consoletest.Password}, "password": {consoletest.Password}}, false
 	case "POST /account/lang":
 		return url.Values{"lang": {"en"}}, false
+	case "POST /domains/{name}/continuity/switch":
+		return url.Values{"mode": {"emergency"}, "reason": {"matrix"}}, false
+	case "POST /continuity/credentials":
+		return url.Values{"provider": {"graph"}, "credentials": {`{"tenant":"t1","client_id":"c1","client_secret":"s1"}`}}, false
+	case "POST /continuity/credentials/delete":
+		return url.Values{"provider": {"graph"}}, false
 	}
 	return url.Values{}, false
 }
@@ -400,6 +406,14 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return nil, "scope=tenant&key=test.matrix"
 	case "POST /api/v1/lists":
 		return map[string]string{"Scope": "address", "Owner": consoletest.UserA, "Kind": "deny", "Value": fmt.Sprintf("api%d@spam.test", n), "Action": "reject"}, ""
+	case "POST /api/v1/domains/{name}/continuity":
+		return map[string]string{"mode": "emergency"}, ""
+	case "POST /api/v1/domains/{name}/handback":
+		return map[string]string{}, ""
+	case "PUT /api/v1/continuity/credentials":
+		return map[string]any{"provider": "graph", "credentials": map[string]string{"tenant": "t1", "client_id": "c1", "client_secret": "s1"}}, ""
+	case "GET /api/v1/continuity/credentials", "DELETE /api/v1/continuity/credentials":
+		return nil, "provider=graph"
 	}
 	return nil, ""
 }
@@ -702,6 +716,11 @@ func TestPermissionMatrix(t *testing.T) {
 				case c.role == "":
 					if r.status != http.StatusUnauthorized {
 						t.Errorf("%s: %d, want 401", where, r.status)
+					}
+				case rt.Pattern == "POST /account/app-password" && c.role == store.RoleOperator:
+					// Operators have no mailbox, so no mail app password.
+					if r.status != http.StatusBadRequest {
+						t.Errorf("%s: %d, want 400", where, r.status)
 					}
 				case !allowed:
 					if r.status != http.StatusForbidden {

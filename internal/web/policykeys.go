@@ -42,6 +42,17 @@ var policyKeys = []policyKey{
 	{"console.user_ips", "", "", "Networks end users may log in from (tenant level).", "一般ユーザーのログインを許可するネットワーク（テナント単位）。"},
 	{"console.user_allow", "true", "true, false", "Users may add allow entries to their own list.", "ユーザーが自分の許可リストを編集できるか。"},
 	{"login.method", "local", "local, imap, smtp, oidc", "How end users log in (docs/console.md).", "一般ユーザーのログイン方法（docs/console.md 参照）。"},
+	{"continuity.failover", "off", "on, off", "Probe the primary service and switch the domain to emergency mode when it fails (docs/continuity.md).", "通常の配送先を監視し、応答がなければ緊急モードへ自動で切り替えます（docs/continuity.md 参照）。"},
+	{"continuity.canary", "postmaster@<domain>", "address of the domain", "Address the probe names in RCPT TO (domain level).", "監視で RCPT TO に指定するアドレス（ドメイン単位）。"},
+	{"continuity.probe_interval", "1m", "≥ 30s", "How often the primary service is probed.", "通常の配送先を確認する間隔。"},
+	{"continuity.probe_timeout", "30s", "1s–5m", "How long one probe may take.", "1 回の確認の制限時間。"},
+	{"continuity.fail_after", "10m", "duration", "How long probes must fail before the switch to emergency mode.", "緊急モードへ切り替えるまでに確認が失敗し続ける時間。"},
+	{"continuity.recover_after", "30m", "duration", "How long probes must pass before an automatic switch back.", "自動で戻すまでに確認が成功し続ける時間。"},
+	{"continuity.auto_back", "off", "on, off", "Switch back automatically after an automatic failover.", "自動切替の後、復旧したら自動で通常の配送先に戻します。"},
+	{"continuity.handback", "auto", "auto, manual", "Hand the mail received in emergency mode back when the domain returns to primary.", "通常の配送先に戻したとき、緊急モード中のメールを自動で引き戻すか。"},
+	{"continuity.handback_path", "smtp", "smtp, graph, gmail", "How mail is handed back: SMTP to the routes, or imported through Microsoft Graph or the Gmail API.", "引き戻しの経路: 配送先への SMTP、または Microsoft Graph / Gmail API での取り込み。"},
+	{"continuity.retention_days", "30", "1–3650", "Days local copies stay after they were handed back.", "引き戻し後にコピーを残す日数。"},
+	{"continuity.notify", "", "addresses", "More addresses told of every switch (ideally outside the domain).", "切替を通知する追加のアドレス（ドメイン外が望ましい）。"},
 }
 
 // Desc is the key's description in the page's language.

@@ -18,15 +18,15 @@ func quarantineCopy(t *testing.T, e *consoletest.Env, rcpt, raw string) string {
 	t.Helper()
 	ctx, now := context.Background(), time.Now()
 	id := store.NewMessageID(now)
-	w, err := e.QSpool.Create(id)
+	w, err := e.QSpool.Create(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(w, raw)
-	if err := w.Commit(); err != nil {
+	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	it := store.QuarantineItem{ID: id, TenantID: e.Tenant.ID, Rcpt: rcpt, BlobKey: id, MailFrom: "phish@example.net",
+	it := store.QuarantineItem{ID: id, TenantID: e.Tenant.ID, Rcpt: rcpt, BlobKey: w.Key(), MailFrom: "phish@example.net",
 		FromHdr: "Bank <phish@example.net>", Subject: "links", Size: w.Size(), Score: 99, Reasons: "spam", Created: now,
 		Expires: now.Add(24 * time.Hour), State: store.QHeld}
 	if err := e.Store.AddQuarantine(ctx, it, store.Event{MessageID: id, TenantID: e.Tenant.ID, At: now, Kind: "quarantined", Rcpt: rcpt}); err != nil {

@@ -135,7 +135,8 @@ func (v *view) LoggedIn() bool   { return v.Role != "" }
 
 // notices are the messages a redirect may ask a page to show (?msg=).
 var notices = map[string]bool{"saved": true, "deleted": true, "added": true, "released": true, "done": true,
-	"imported": true, "learned": true, "password_changed": true, "totp_enabled": true, "verified": true}
+	"imported": true, "learned": true, "password_changed": true, "totp_enabled": true, "verified": true,
+	"switched": true, "handback_started": true}
 
 func (s *Server) newView(r *http.Request, p *principal, title string) *view {
 	pref := ""

@@ -374,7 +374,168 @@ CREATE TABLE throttle (
 	full_us INTEGER NOT NULL
 );
 `,
-	// 11: the spam classifier's linear model: a weight per token, and per
+	// 11: mail continuity: each domain's delivery mode (a row once it was
+	// switched), the continuity event log, hand-back jobs with the state of
+	// every message they hand back, and the sealed credentials of the
+	// hand-back paths.
+	`
+CREATE TABLE domain_modes (
+	domain_id INTEGER PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	mode TEXT NOT NULL,
+	changed_us INTEGER NOT NULL,
+	changed_by TEXT NOT NULL DEFAULT '',
+	reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX domain_modes_tenant ON domain_modes(tenant_id);
+CREATE TABLE continuity_events (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL,
+	domain TEXT NOT NULL,
+	at_us INTEGER NOT NULL,
+	kind TEXT NOT NULL,
+	actor TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX continuity_events_domain ON continuity_events(tenant_id, domain, id);
+CREATE INDEX continuity_events_at ON continuity_events(at_us);
+CREATE TABLE handback_jobs (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	domain TEXT NOT NULL,
+	user_addr TEXT NOT NULL DEFAULT '',
+	path TEXT NOT NULL,
+	state TEXT NOT NULL,
+	cursor INTEGER NOT NULL DEFAULT 0,
+	scanned INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL,
+	created_by TEXT NOT NULL DEFAULT '',
+	finished_us INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX handback_jobs_tenant ON handback_jobs(tenant_id, id);
+CREATE INDEX handback_jobs_running ON handback_jobs(state) WHERE state = 'running';
+CREATE TABLE handback_items (
+	tenant_id INTEGER NOT NULL,
+	item_id INTEGER NOT NULL,
+	job_id INTEGER NOT NULL REFERENCES handback_jobs(id) ON DELETE CASCADE,
+	domain TEXT NOT NULL,
+	user_addr TEXT NOT NULL,
+	sent INTEGER NOT NULL DEFAULT 0,
+	state TEXT NOT NULL,
+	attempts INTEGER NOT NULL DEFAULT 0,
+	next_us INTEGER NOT NULL,
+	last_error TEXT NOT NULL DEFAULT '',
+	how TEXT NOT NULL DEFAULT '',
+	lease_owner TEXT NOT NULL DEFAULT '',
+	lease_until_us INTEGER NOT NULL DEFAULT 0,
+	updated_us INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, item_id)
+);
+CREATE INDEX handback_items_job ON handback_items(job_id, state, item_id);
+CREATE INDEX handback_items_due ON handback_items(next_us) WHERE state = 'pending';
+CREATE INDEX handback_items_lease ON handback_items(lease_owner) WHERE lease_owner <> '';
+CREATE TABLE continuity_secrets (
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	provider TEXT NOT NULL,
+	sealed BLOB NOT NULL,
+	updated_us INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, provider)
+);
+`,
+	// 12: emergency mailboxes (internal/mailbox, served over IMAP). A
+	// folder's UIDs and mod-sequences are assigned from its row; expunged
+	// UIDs are kept with their mod-sequence so sessions on any node learn
+	// of them; the decoded texts and raw header are kept once per blob
+	// (copies share it). IDs are never reused (AUTOINCREMENT): a session
+	// holding a deleted folder's ID must not see a new folder, and the
+	// hand-back pages by message ID.
+	`
+CREATE TABLE mailboxes (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	address TEXT NOT NULL,
+	domain TEXT NOT NULL,
+	quota_mb INTEGER NOT NULL DEFAULT 0,
+	used_bytes INTEGER NOT NULL DEFAULT 0,
+	messages INTEGER NOT NULL DEFAULT 0,
+	next_uidvalidity INTEGER NOT NULL,
+	last_login_us INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL,
+	UNIQUE (tenant_id, address)
+);
+CREATE INDEX mailboxes_domain ON mailboxes(tenant_id, domain);
+CREATE TABLE mailbox_folders (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	tenant_id INTEGER NOT NULL,
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	special_use TEXT NOT NULL DEFAULT '',
+	uid_validity INTEGER NOT NULL,
+	uid_next INTEGER NOT NULL DEFAULT 1,
+	highest_modseq INTEGER NOT NULL DEFAULT 1,
+	created_us INTEGER NOT NULL,
+	UNIQUE (mailbox_id, name)
+);
+CREATE TABLE mailbox_subscriptions (
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	PRIMARY KEY (mailbox_id, name)
+) WITHOUT ROWID;
+CREATE TABLE mailbox_messages (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	tenant_id INTEGER NOT NULL,
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	folder_id INTEGER REFERENCES mailbox_folders(id) ON DELETE SET NULL,
+	uid INTEGER,
+	modseq INTEGER NOT NULL,
+	flags TEXT NOT NULL DEFAULT '',
+	internal_us INTEGER NOT NULL,
+	size INTEGER NOT NULL,
+	blob_key TEXT NOT NULL,
+	from_hdr TEXT NOT NULL DEFAULT '',
+	to_hdr TEXT NOT NULL DEFAULT '',
+	subject TEXT NOT NULL DEFAULT '',
+	message_id_hdr TEXT NOT NULL DEFAULT '',
+	date_us INTEGER NOT NULL DEFAULT 0,
+	queue_id TEXT NOT NULL DEFAULT '',
+	mail_from TEXT NOT NULL DEFAULT '',
+	emergency INTEGER NOT NULL DEFAULT 0,
+	handed_back_us INTEGER NOT NULL DEFAULT 0,
+	handback_how TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX mailbox_messages_uid ON mailbox_messages(folder_id, uid);
+CREATE INDEX mailbox_messages_modseq ON mailbox_messages(folder_id, modseq);
+CREATE INDEX mailbox_messages_blob ON mailbox_messages(blob_key);
+CREATE INDEX mailbox_messages_mailbox ON mailbox_messages(mailbox_id);
+CREATE UNIQUE INDEX mailbox_messages_queue ON mailbox_messages(mailbox_id, queue_id) WHERE queue_id <> '';
+CREATE INDEX mailbox_messages_handback ON mailbox_messages(tenant_id, id) WHERE emergency = 1 AND handed_back_us = 0;
+CREATE TABLE mailbox_expunged (
+	folder_id INTEGER NOT NULL REFERENCES mailbox_folders(id) ON DELETE CASCADE,
+	uid INTEGER NOT NULL,
+	modseq INTEGER NOT NULL,
+	PRIMARY KEY (folder_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX mailbox_expunged_modseq ON mailbox_expunged(folder_id, modseq);
+CREATE TABLE mailbox_texts (
+	blob_key TEXT PRIMARY KEY,
+	header BLOB,
+	search_header TEXT NOT NULL DEFAULT '',
+	search_body TEXT NOT NULL DEFAULT ''
+);
+`,
+	// 13: the users' sent mail of an emergency (stored in a \Sent folder
+	// while their domain was in emergency mode), handed back to the
+	// primary service's Sent folders with the mail received.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+`,
+	// 14: a mail app password per account (IMAP and submission for
+	// accounts with a second factor).
+	`
+ALTER TABLE accounts ADD COLUMN app_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN app_created_us INTEGER NOT NULL DEFAULT 0;
+`,
+	// 15: the spam classifier's linear model: a weight per token, and per
 	// trained message the lesson its training added to its tokens' weights.
 	`
 ALTER TABLE spam_tokens ADD COLUMN weight INTEGER NOT NULL DEFAULT 0;

@@ -88,7 +88,15 @@ func Run(t *testing.T, open Opener) {
 		{"SearchQuarantine", testSearchQuarantine},
 		{"SearchQuarantineLiteralTerms", testSearchQuarantineLiteralTerms},
 		{"TimePrecision", testTimePrecision},
+		{"DomainModes", testDomainModes},
+		{"WakeDomain", testWakeDomain},
+		{"ContinuityEvents", testContinuityEvents},
+		{"Handback", testHandback},
+		{"ContinuitySecrets", testContinuitySecrets},
 	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
+	}
+	for _, c := range mailboxTests {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
 }

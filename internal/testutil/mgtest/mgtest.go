@@ -1,11 +1,14 @@
 // Package mgtest starts a complete mailgate node in-process for tests: real
-// listeners on 127.0.0.1, a real store and spool in a temporary directory,
+// listeners on 127.0.0.1, a real store and blob store in a temporary
+// directory (or PostgreSQL and S3, see OnPostgres and OnS3),
 // and sink servers standing in for the customer's server (downstream) and
 // for the internet (smart host, where DSNs and outbound mail go).
 package mgtest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -17,6 +20,9 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/app"
+	"github.com/mailgate/mailgate/internal/blob"
+	"github.com/mailgate/mailgate/internal/blob/local"
+	"github.com/mailgate/mailgate/internal/blob/s3"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/passwd"
@@ -26,6 +32,7 @@ import (
 	"github.com/mailgate/mailgate/internal/store/postgres"
 	"github.com/mailgate/mailgate/internal/store/sqlite"
 	"github.com/mailgate/mailgate/internal/testutil/pgtest"
+	"github.com/mailgate/mailgate/internal/testutil/s3test"
 )
 
 // Node is a running test instance.
@@ -55,6 +62,15 @@ type Options struct {
 	// binary's throwaway PostgreSQL server (see OnPostgres) instead of
 	// SQLite in the node's directory.
 	Postgres bool
+	// S3 keeps the node's message bodies and quarantined copies in a fresh
+	// bucket of the test binary's S3 server (versitygw, see OnS3) instead
+	// of files in the node's directory.
+	S3 bool
+	// Mailboxes is the emergency mailbox store (mail continuity).
+	Mailboxes app.MailboxStore
+	// IMAP starts the IMAP listeners (STARTTLS and implicit TLS) on
+	// 127.0.0.1; see IMAPAddr, IMAPTLSAddr, IMAPClientTLS and MailUser.
+	IMAP bool
 }
 
 // migrated is the template database of every PostgreSQL-backed node.
@@ -77,17 +93,51 @@ func OnPostgres(t testing.TB) {
 	t.Cleanup(func() { onPostgres.Delete(t.Name()) })
 }
 
-func usePostgres(t testing.TB, o Options) bool {
-	if o.Postgres {
-		return true
-	}
+func usePostgres(t testing.TB, o Options) bool { return o.Postgres || marked(&onPostgres, t) }
+
+// onS3 holds the names of tests whose nodes keep their blobs on S3.
+var onS3 sync.Map
+
+// OnS3 makes every node and blob store that t and its subtests start keep
+// their blobs on S3, as if with Options.S3 (like OnPostgres). Without
+// versitygw installed the tests skip (or fail under
+// MAILGATE_REQUIRE_PEERS=1).
+func OnS3(t testing.TB) {
+	onS3.Store(t.Name(), true)
+	t.Cleanup(func() { onS3.Delete(t.Name()) })
+}
+
+func useS3(t testing.TB, o Options) bool { return o.S3 || marked(&onS3, t) }
+
+// marked reports whether t or one of its parents is in m.
+func marked(m *sync.Map, t testing.TB) bool {
 	found := false
-	onPostgres.Range(func(k, _ any) bool {
+	m.Range(func(k, _ any) bool {
 		p := k.(string)
 		found = t.Name() == p || strings.HasPrefix(t.Name(), p+"/")
 		return !found
 	})
 	return found
+}
+
+// OpenBlobs opens an empty blob store for t writing as node "node1": files
+// in dir/namespace, or a fresh S3 bucket when t runs under OnS3.
+func OpenBlobs(t testing.TB, dir, namespace string) blob.Store {
+	t.Helper()
+	var bs blob.Store
+	var err error
+	if useS3(t, Options{}) {
+		cfg := s3test.Bucket(t)
+		cfg.SpillDir = filepath.Join(dir, "blob-spill")
+		bs, err = s3.Open(context.Background(), cfg, namespace, "node1", nil)
+	} else {
+		bs, err = local.Open(filepath.Join(dir, namespace), "node1", 0, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	return bs
 }
 
 // OpenStore opens an empty store for t, closed when t ends: SQLite in dir,
@@ -139,8 +189,17 @@ func Start(t testing.TB, o Options) *Node {
 	if usePostgres(t, o) {
 		cfg.Store.Driver, cfg.Store.DSN = "postgres", pgtest.DB(t, migrated)
 	}
+	if useS3(t, o) {
+		b := s3test.Bucket(t)
+		cfg.Blobs = config.BlobsConfig{Driver: "s3", Endpoint: b.Endpoint, Bucket: b.Bucket, Region: b.Region,
+			PathStyle: b.PathStyle, AccessKeyID: b.AccessKeyID, SecretAccessKey: b.SecretAccessKey}
+	}
 	// Fake upstreams (IMAP, SMTP, identity provider) listen on loopback.
 	cfg.Auth.UpstreamAllow = []string{"127.0.0.0/8", "::1/128"}
+	if o.IMAP {
+		cfg.IMAP.Listen, cfg.IMAP.ListenTLS = []string{"127.0.0.1:0"}, []string{"127.0.0.1:0"}
+		cfg.IMAP.PollInterval = config.D(100 * time.Millisecond)
+	}
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
@@ -152,7 +211,7 @@ func Start(t testing.TB, o Options) *Node {
 	if o.NoChecks {
 		o.Stages = []policy.Stage{}
 	}
-	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages, Passwords: o.Passwords})
+	a, err := app.Open(ctx, cfg, log, app.Options{Clock: o.Clock, Stages: o.Stages, Passwords: o.Passwords, Mailboxes: o.Mailboxes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,5 +259,41 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// IMAPClientTLS trusts the node's self-signed certificate (made at start
+// in its data directory) for its hostname.
+func (n *Node) IMAPClientTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(n.Dir, "tls", "selfsigned.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("node certificate unreadable")
+	}
+	return &tls.Config{RootCAs: pool, ServerName: n.Config.Hostname}
+}
+
+// MailUser gives a user of the node's tenant a console account with a
+// local password, which is also its IMAP login.
+func (n *Node) MailUser(t testing.TB, address, password string) {
+	t.Helper()
+	ctx := context.Background()
+	if ok, err := n.Store.UserExists(ctx, n.Tenant.ID, address); err != nil {
+		t.Fatal(err)
+	} else if !ok {
+		if _, err := n.Store.CreateUser(ctx, n.Tenant.ID, address); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash, err := passwd.Hash(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Store.CreateAccount(ctx, store.Account{TenantID: n.Tenant.ID, Login: address, Role: store.RoleUser, Hash: hash, Created: time.Now()}); err != nil {
+		t.Fatal(err)
 	}
 }
