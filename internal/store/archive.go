@@ -61,12 +61,12 @@ type ArchivePending struct {
 // Archive log entry kinds. Every entry is a leaf of the tenant's Merkle
 // tree; a message's body leaves the store only through a logged deletion.
 const (
-	ArchiveKindMessage   = "message"   // an archived message
-	ArchiveKindDeletion  = "deletion"  // bodies removed (retention, capacity); Meta lists them
-	ArchiveKindGap       = "gap"       // messages not archived (capacity full, errors); Meta says which
-	ArchiveKindSettings  = "settings"  // archiving turned on, off or changed
-	ArchiveKindImportLog = "import"    // an import run (its messages are ArchiveKindMessage with Imported)
-	ArchiveKindHold      = "hold"      // legal hold placed or lifted
+	ArchiveKindMessage   = "message"  // an archived message
+	ArchiveKindDeletion  = "deletion" // bodies removed (retention, capacity); Meta lists them
+	ArchiveKindGap       = "gap"      // messages not archived (capacity full, errors); Meta says which
+	ArchiveKindSettings  = "settings" // archiving turned on, off or changed
+	ArchiveKindImportLog = "import"   // an import run (its messages are ArchiveKindMessage with Imported)
+	ArchiveKindHold      = "hold"     // legal hold placed or lifted
 )
 
 // ArchiveEntry is one entry of a tenant's archive log.
