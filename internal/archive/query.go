@@ -12,13 +12,13 @@ import (
 // value (Tokens: words, CJK bigrams) is in the field; empty fields do not
 // constrain. Times are inclusive of After and exclusive of Before.
 type Query struct {
-	Text       string `json:"text,omitempty"` // anywhere: addresses, subject, body, attachments
-	From       string `json:"from,omitempty"`
-	To         string `json:"to,omitempty"` // To header and envelope recipients
-	Cc         string `json:"cc,omitempty"`
-	Subject    string `json:"subject,omitempty"`
-	Body       string `json:"body,omitempty"`
-	Attachment string `json:"attachment,omitempty"` // attachment names and text
+	Text       string    `json:"text,omitempty"` // anywhere: addresses, subject, body, attachments
+	From       string    `json:"from,omitempty"`
+	To         string    `json:"to,omitempty"` // To header and envelope recipients
+	Cc         string    `json:"cc,omitempty"`
+	Subject    string    `json:"subject,omitempty"`
+	Body       string    `json:"body,omitempty"`
+	Attachment string    `json:"attachment,omitempty"` // attachment names and text
 	After      time.Time `json:"after,omitzero"`
 	Before     time.Time `json:"before,omitzero"`
 	MinSize    int64     `json:"min_size,omitempty"`

@@ -261,7 +261,7 @@ func appendEntries(x tx, a store.ArchiveAppend) (store.ArchiveAppended, error) {
 		return res, fmt.Errorf("archive log: %w", err)
 	}
 	res.Size, res.Root = size, tlog.RootOf(fr)
-	if a.Checkpoint != nil && len(a.Entries) > 0 {
+	if a.Checkpoint != nil {
 		c, err := a.Checkpoint(size, res.Root)
 		if err != nil {
 			return res, err
