@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
