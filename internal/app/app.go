@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/archive"
 	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
@@ -59,6 +60,9 @@ type App struct {
 	Continuity *continuity.Service
 	// Mailboxes are the emergency mailboxes (imap.go).
 	Mailboxes *mailbox.Service
+	// Archive is the audit archive (archive.go); nil until OpenArchive.
+	Archive     *archive.Service
+	stopArchive func()
 
 	mailboxBlobs        blob.Store
 	imap                *imapd.Server
@@ -177,7 +181,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	}
 	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
 	a.Queue = queue.New(queue.Deps{
-		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
+		Store: st, Spool: queueSpool(sp, st), Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
 		Router: router,
 		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
@@ -247,6 +251,10 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.startMaintenance()
 	if a.stopLifecycle, err = a.StartLifecycle(ctx, LifecycleOptions{BaseURL: a.ConsoleURL(), Zone: a.Zone()}); err != nil {
+		a.Queue.Stop(ctx)
+		return err
+	}
+	if err := a.startArchive(ctx); err != nil {
 		a.Queue.Stop(ctx)
 		return err
 	}
@@ -379,6 +387,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if a.stopLifecycle != nil {
 		a.stopLifecycle()
 	}
+	if a.stopArchive != nil {
+		a.stopArchive()
+	}
 	if a.stopMaint != nil {
 		a.stopMaint()
 	}
@@ -397,7 +408,7 @@ func (a *App) Close() error {
 		for _, h := range a.history {
 			h.Stop()
 		}
-		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close())
+		err = errors.Join(a.closeArchive(), a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close())
 	})
 	return err
 }
