@@ -62,6 +62,7 @@ type App struct {
 	Mailboxes *mailbox.Service
 	// Archive is the audit archive (archive.go); nil until OpenArchive.
 	Archive     *archive.Service
+	archiveMu   sync.Mutex
 	stopArchive func()
 
 	mailboxBlobs        blob.Store

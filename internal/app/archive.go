@@ -31,6 +31,20 @@ func queueSpool(sp blob.Store, st store.Store) blob.Store {
 // namespace, the search index ([archive] index) and the installation's
 // signing key. The CLI uses it too.
 func (a *App) OpenArchive(ctx context.Context) (*archive.Service, error) {
+	return a.openArchive(ctx, true)
+}
+
+// OpenArchiveWithoutIndex opens the archive without its search index, for
+// commands that do not search (verify, proof, import while the server
+// holds the embedded index: imported messages are indexed by the server's
+// archiver later).
+func (a *App) OpenArchiveWithoutIndex(ctx context.Context) (*archive.Service, error) {
+	return a.openArchive(ctx, false)
+}
+
+func (a *App) openArchive(ctx context.Context, withIndex bool) (*archive.Service, error) {
+	a.archiveMu.Lock()
+	defer a.archiveMu.Unlock()
 	if a.Archive != nil {
 		return a.Archive, nil
 	}
@@ -44,8 +58,9 @@ func (a *App) OpenArchive(ctx context.Context) (*archive.Service, error) {
 		return nil, err
 	}
 	var idx archive.Index
-	switch a.Config.Archive.Index {
-	case "postgres":
+	switch {
+	case !withIndex:
+	case a.Config.Archive.Index == "postgres":
 		p, ok := a.Store.(interface{ Pool() *pgxpool.Pool })
 		if !ok {
 			bs.Close()
@@ -60,8 +75,11 @@ func (a *App) OpenArchive(ctx context.Context) (*archive.Service, error) {
 		}
 		idx = b
 	}
-	a.Archive = &archive.Service{Store: a.Store, Blobs: bs, Spool: queueSpool(a.Spool, a.Store), Index: idx, Key: key,
+	a.Archive = &archive.Service{Store: a.Store, Blobs: bs, Spool: queueSpool(a.Spool, a.Store), Key: key,
 		Clock: a.Clock, Log: a.Log.With("stage", "archive"), Node: a.Config.NodeID, Notify: a.archiveNotice}
+	if idx != nil {
+		a.Archive.Index = idx
+	}
 	return a.Archive, nil
 }
 

@@ -277,3 +277,17 @@ func (s *Service) SignTouched(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// PublicKeyText is the public key in its published form.
+func (s *Service) PublicKeyText() string { return tlog.EncodeKey(s.PublicKey()) }
+
+// LogEvent appends an event (settings changed, legal hold, import run) to
+// a tenant's log and signs a checkpoint over it.
+func (s *Service) LogEvent(ctx context.Context, tenantID int64, kind string, what map[string]any) error {
+	now := s.now()
+	e := store.ArchiveEntry{ID: store.NewMessageID(now), Kind: kind, At: now, Received: now, Meta: canonical(what)}
+	if _, err := s.Store.AppendArchive(ctx, store.ArchiveAppend{TenantID: tenantID, Entries: []store.ArchiveEntry{e}, Checkpoint: s.checkpoint(tenantID)}); err != nil {
+		return fmt.Errorf("archive log: %w", err)
+	}
+	return nil
+}

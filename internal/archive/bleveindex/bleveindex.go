@@ -71,14 +71,22 @@ func newMapping() mapping.IndexMapping {
 	return m
 }
 
-// Open opens the index in dir, creating it when absent.
+// lockWait bounds the wait for the index's lock: another process (the
+// running server, when the CLI opens it) holds it.
+const lockWait = "2s"
+
+// Open opens the index in dir, creating it when absent. One process at a
+// time may have it open.
 func Open(dir string) (*Index, error) {
-	idx, err := bleve.Open(dir)
+	idx, err := bleve.OpenUsing(dir, map[string]interface{}{"bolt_timeout": lockWait})
 	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
 		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 			return nil, fmt.Errorf("archive index: %w", err)
 		}
-		idx, err = bleve.New(dir, newMapping())
+		idx, err = bleve.NewUsing(dir, newMapping(), bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, map[string]interface{}{"bolt_timeout": lockWait})
+	}
+	if err != nil && strings.Contains(err.Error(), "timeout") {
+		return nil, fmt.Errorf("archive index %s is in use by another mailgate process (the running server?): %w", dir, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("archive index %s: %w", dir, err)
