@@ -22,7 +22,7 @@ import (
 // every action is audited.
 
 // ErrNoArchive: this node has no archive service.
-var ErrNoArchive = errors.New("the archive is not available on this node")
+var ErrNoArchive error = Invalid{Msg: "the archive is not available on this node"}
 
 func (s *Service) archive(ctx context.Context) (*archive.Service, error) {
 	if s.Archive == nil {

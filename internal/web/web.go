@@ -100,6 +100,9 @@ type Deps struct {
 	// DeadAfter is how long a node may be silent before the dashboard
 	// shows it as dead ([cluster] dead_after).
 	DeadAfter time.Duration
+	// MaxMessageBytes is the largest message an archive import takes (the
+	// SMTP limit, [limits] max_message_bytes); 0: 50 MB.
+	MaxMessageBytes int64
 }
 
 // Server is the console and API.
@@ -175,6 +178,7 @@ func New(d Deps) (*Server, error) {
 	}
 	s.consoleRoutes()
 	s.apiRoutes()
+	s.archiveAPIRoutes()
 	for pat, h := range d.Extra {
 		s.mux.Handle(pat, h)
 	}
@@ -197,7 +201,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.d.Config.TLS {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<20)
+	// Archive imports (mbox files) are bounded by their own handler.
+	if r.URL.Path != "/archive/import" {
+		r.Body = http.MaxBytesReader(w, r.Body, 8<<20)
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
