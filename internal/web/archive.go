@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -441,20 +442,33 @@ func (s *Server) archiveResendPost(w http.ResponseWriter, r *http.Request, p *pr
 }
 
 func (s *Server) archiveExport(w http.ResponseWriter, r *http.Request, p *principal) {
+	if err := s.exportTo(w, r, p); err != nil {
+		s.fail(w, r, p, err)
+	}
+}
+
+// exportTo writes the export a search asks for (format zip by default, or
+// mbox). It goes to a temporary file first, so that an error still gets an
+// error answer and memory stays bounded however large the export is.
+func (s *Server) exportTo(w http.ResponseWriter, r *http.Request, p *principal) error {
 	q, err := archiveQuery(r.URL.Query())
 	if err != nil {
-		s.fail(w, r, p, err)
-		return
+		return err
 	}
 	format := r.URL.Query().Get("format")
 	if format == "" {
 		format = "zip"
 	}
-	// Written to memory first: an error must still give an error page.
-	var buf bytes.Buffer
-	if err := s.admin.ExportArchive(r.Context(), who(p), q, format, &buf); err != nil {
-		s.fail(w, r, p, err)
-		return
+	f, err := os.CreateTemp("", "mailgate-export-*")
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer func() { f.Close(); os.Remove(f.Name()) }()
+	if err := s.admin.ExportArchive(r.Context(), who(p), q, format, f); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("export: %w", err)
 	}
 	name := "archive-" + s.d.Clock.Now().Format("20060102-150405")
 	if format == "mbox" {
@@ -466,7 +480,8 @@ func (s *Server) archiveExport(w http.ResponseWriter, r *http.Request, p *princi
 	}
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	w.Header().Set("Cache-Control", "no-store")
-	io.Copy(w, &buf)
+	io.Copy(w, f)
+	return nil
 }
 
 func (s *Server) archiveKey(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -549,10 +564,73 @@ func (s *Server) archiveAPIRoutes() {
 		}
 		return out, nil
 	})
+	s.api("GET /archive/export", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
+		if err := s.exportTo(w, r, p); err != nil {
+			return nil, err
+		}
+		return raw0, nil
+	})
+	s.api("GET /archive/holds", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
+		hs, err := s.admin.ArchiveHolds(r.Context(), who(p))
+		out := []apiHold{}
+		for _, h := range hs {
+			out = append(out, holdOf(h))
+		}
+		return out, err
+	})
+	s.api("POST /archive/holds", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
+		var in struct {
+			Kind   string `json:"kind"`
+			Value  string `json:"value"`
+			Reason string `json:"reason"`
+		}
+		if err := decode(r, &in); err != nil {
+			return nil, err
+		}
+		h, err := s.admin.AddArchiveHold(r.Context(), who(p), in.Kind, in.Value, in.Reason)
+		if err != nil {
+			return nil, err
+		}
+		return created{holdOf(h)}, nil
+	})
+	s.api("DELETE /archive/holds/{hold}", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
+		id, err := strconv.ParseInt(r.PathValue("hold"), 10, 64)
+		if err != nil {
+			return nil, store.ErrNotFound
+		}
+		return nil, s.admin.DeleteArchiveHold(r.Context(), who(p), id)
+	})
+	s.api("GET /archive/access", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
+		gs, err := s.admin.ArchiveAccessList(r.Context(), who(p))
+		return map[string][]string{"principals": nonNil(gs)}, err
+	})
+	s.api("POST /archive/access", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
+		var in struct {
+			Principal string `json:"principal"`
+			On        bool   `json:"on"`
+		}
+		if err := decode(r, &in); err != nil {
+			return nil, err
+		}
+		return nil, s.admin.GrantArchiveAccess(r.Context(), who(p), in.Principal, in.On)
+	})
 	s.api("GET /archive/pubkey", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
 		k, err := s.admin.ArchivePublicKey(r.Context())
 		return map[string]string{"public_key": k}, err
 	})
+}
+
+type apiHold struct {
+	ID      int64     `json:"id"`
+	Kind    string    `json:"kind"`
+	Value   string    `json:"value"`
+	Reason  string    `json:"reason"`
+	By      string    `json:"by"`
+	Created time.Time `json:"created"`
+}
+
+func holdOf(h store.ArchiveHold) apiHold {
+	return apiHold{ID: h.ID, Kind: h.Kind, Value: h.Value, Reason: h.Reason, By: h.By, Created: h.Created}
 }
 
 // raw0 tells the API wrapper that the handler wrote the response itself.

@@ -491,6 +491,10 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return nil, "provider=graph"
 	case "POST /api/v1/archive/messages/{id}/resend":
 		return map[string]any{}, ""
+	case "POST /api/v1/archive/holds":
+		return map[string]string{"kind": "address", "value": fmt.Sprintf("apiheld%d@example.test", n), "reason": "matrix"}, ""
+	case "POST /api/v1/archive/access":
+		return map[string]any{"principal": consoletest.AdminA, "on": true}, ""
 	}
 	return nil, ""
 }
@@ -533,7 +537,7 @@ func (m *matrixEnv) bodyVariants(pattern string, role store.Role) []variant {
 	// then shows to acme: words of tenant other's mail that are no markers.
 	case "GET /archive", "GET /api/v1/archive/search":
 		return []variant{{kind: "filter", form: url.Values{"search": {"1"}, "q": {"archsecret"}}}, {kind: "filter", form: url.Values{"search": {"1"}, "to": {"carol"}}}}
-	case "GET /archive/export":
+	case "GET /archive/export", "GET /api/v1/archive/export":
 		return []variant{{kind: "filter", form: url.Values{"q": {"archsecret"}, "format": {"mbox"}}}}
 	case "GET /queue", "GET /api/v1/queue":
 		return []variant{{kind: "filter", form: url.Values{"state": {"held"}}}}
