@@ -24,7 +24,7 @@ func openStore(ctx context.Context, cfg config.Config, zone *time.Location, log 
 	}
 	switch cfg.Store.Driver {
 	case "postgres":
-		pc, err := postgresConfig(cfg.Store)
+		pc, err := PostgresConfig(cfg.Store)
 		if err != nil {
 			return nil, err
 		}
@@ -42,7 +42,9 @@ func openStore(ctx context.Context, cfg config.Config, zone *time.Location, log 
 	return st, nil
 }
 
-func postgresConfig(c config.StoreConfig) (postgres.Config, error) {
+// PostgresConfig is the PostgreSQL store's connection from [store]: its
+// dsn, and the password read from password_file.
+func PostgresConfig(c config.StoreConfig) (postgres.Config, error) {
 	pc := postgres.Config{DSN: c.DSN}
 	if c.PasswordFile != "" {
 		pw, err := postgres.ReadPasswordFile(c.PasswordFile)
@@ -62,7 +64,7 @@ func MigrateStore(ctx context.Context, cfg config.Config, log *slog.Logger) (bef
 		return 0, 0, err
 	}
 	if cfg.Store.Driver == "postgres" {
-		pc, err := postgresConfig(cfg.Store)
+		pc, err := PostgresConfig(cfg.Store)
 		if err != nil {
 			return 0, 0, err
 		}

@@ -81,7 +81,7 @@ type Config struct {
 // StoreConfig chooses the metadata store.
 type StoreConfig struct {
 	Driver       string `toml:"driver" doc:"sqlite (data_dir/mailgate.db) or postgres."`
-	DSN          string `toml:"dsn" doc:"With postgres: the connection string, e.g. \"postgres://mailgate@db1.example.com:5432/mailgate?sslmode=verify-full\" (or the key=value form). Leave the password out of it: use password_file, or libpq's PGPASSWORD or PGPASSFILE (~/.pgpass), which apply as for psql. pool_max_conns=N sets the connections per node (default 16)."`
+	DSN          string `toml:"dsn" doc:"With postgres: the connection string, e.g. \"postgres://mailgate@db1.example.com:5432/mailgate?sslmode=verify-full\" (or the key=value form). Leave the password out of it: use password_file, or libpq's PGPASSWORD or PGPASSFILE (~/.pgpass), which apply as for psql. pool_max_conns=N sets the connections per node (default 16), connect_timeout=N the seconds allowed to make a connection (default 15)."`
 	PasswordFile string `toml:"password_file" doc:"With postgres: a file whose first line is the database password (a mounted secret, mode 0600); it replaces any password in dsn."`
 }
 

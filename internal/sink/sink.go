@@ -40,6 +40,7 @@ type Message struct {
 	Data  []byte
 	File  string
 	Added time.Time
+	Helo  string // the client's EHLO/HELO name: which node delivered it
 }
 
 // Start listens on addr ("127.0.0.1:0" for tests). keep holds messages in
@@ -95,10 +96,11 @@ func (s *Sink) RejectRcpt(addr string) {
 }
 
 // NewSession implements smtp.Backend.
-func (s *Sink) NewSession(c *smtp.Conn) (smtp.Session, error) { return &session{s: s}, nil }
+func (s *Sink) NewSession(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, c: c}, nil }
 
 type session struct {
 	s    *Sink
+	c    *smtp.Conn
 	from string
 	to   []string
 }
@@ -131,7 +133,7 @@ func (se *session) Data(r io.Reader) error {
 		return err
 	}
 	n := se.s.n.Add(1)
-	m := Message{From: se.from, To: append([]string(nil), se.to...), Data: buf.Bytes(), Added: time.Now()}
+	m := Message{From: se.from, To: append([]string(nil), se.to...), Data: buf.Bytes(), Added: time.Now(), Helo: se.c.Hostname()}
 	if se.s.Dir != "" {
 		name := filepath.Join(se.s.Dir, fmt.Sprintf("%s-%06d.eml", time.Now().UTC().Format("20060102T150405"), n))
 		hdr := fmt.Sprintf("X-Sink-Envelope-From: <%s>\r\nX-Sink-Envelope-To: %s\r\n", se.from, strings.Join(se.to, ", "))

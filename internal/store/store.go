@@ -387,6 +387,7 @@ type Store interface {
 	ThrottleStore
 	ContinuityStore
 	MailboxStore
+	MailingListStore
 	ArchiveStore
 
 	Close() error

@@ -17,6 +17,7 @@ type delivery struct {
 	count    int
 	queueIDs []string    // mailgate queue ID of each copy, from its Received header
 	times    []time.Time // when each copy arrived
+	helos    []string    // the delivering node's host name, per copy
 }
 
 // index counts deliveries at the downstream by token. It reads the sink's
@@ -59,6 +60,7 @@ func (x *index) refresh() {
 		d.count++
 		d.queueIDs = append(d.queueIDs, receivedID(m.Data))
 		d.times = append(d.times, m.Added)
+		d.helos = append(d.helos, m.Helo)
 	}
 	x.seen = len(msgs)
 }
@@ -85,7 +87,8 @@ func (x *index) snapshot() (map[string]delivery, int) {
 }
 
 func (d *delivery) clone() delivery {
-	return delivery{count: d.count, queueIDs: append([]string(nil), d.queueIDs...), times: append([]time.Time(nil), d.times...)}
+	return delivery{count: d.count, queueIDs: append([]string(nil), d.queueIDs...), times: append([]time.Time(nil), d.times...),
+		helos: append([]string(nil), d.helos...)}
 }
 
 func toUs(rcpts []string, domain string) bool {

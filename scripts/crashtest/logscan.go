@@ -79,6 +79,24 @@ func scanLog(r io.Reader) (logReport, error) {
 	return rep, nil
 }
 
+// add sums another log's report into r (one report over several nodes).
+func (r *logReport) add(o logReport) {
+	if r.errorMsgs == nil {
+		r.errorMsgs = map[string]int{}
+	}
+	r.errorLines += o.errorLines
+	for m, n := range o.errorMsgs {
+		r.errorMsgs[m] += n
+	}
+	r.blobLines = append(r.blobLines, o.blobLines...)
+	r.recoveries += o.recoveries
+	r.discarded += o.discarded
+	r.missing += o.missing
+	r.damaged += o.damaged
+	r.released += o.released
+	r.panics = append(r.panics, o.panics...)
+}
+
 // blobTrouble reports whether the log ever mentioned damaged or missing blobs.
 func (r logReport) blobTrouble() bool {
 	return len(r.blobLines) > 0 || r.missing > 0 || r.damaged > 0

@@ -4,10 +4,18 @@
 // It runs a downstream sink in process, starts mailgate on 127.0.0.1 with a
 // temporary data directory, sends messages carrying unique tokens over
 // several SMTP sessions while killing and restarting mailgate, then lets the
-// queue drain and checks every acknowledged token against the sink. The last
-// line of output is
+// queue drain and checks every acknowledged token against the sink.
 //
-//	crash-test: acked=N delivered=N lost=0 duplicates=D
+// With -store postgres the nodes keep their store in a throwaway PostgreSQL
+// server and their message bodies on S3 (a versitygw on loopback), and
+// -nodes N runs N nodes on that store, each with its own node_id, host name
+// and port: the senders spread their sessions over the nodes (moving to the
+// next one when a node does not answer, as an MTA tries the next MX), and
+// each kill takes down one node, which stays down for up to -down, long
+// enough for its leases (-lease) to expire and the other nodes to deliver
+// what it held. The last line of output is
+//
+//	crash-test: store=S acked=N delivered=N lost=0 duplicates=D
 //
 // and the exit status is non-zero when an acknowledged message was lost,
 // nothing was acknowledged, mailgate failed to start, or the run exceeded
@@ -31,6 +39,8 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/sink"
+	"github.com/mailgate/mailgate/internal/testutil/pgtest"
+	"github.com/mailgate/mailgate/internal/testutil/s3test"
 )
 
 type options struct {
@@ -42,6 +52,10 @@ type options struct {
 	drain, timeout   time.Duration
 	workDir          string
 	keep             bool
+	store            string // sqlite or postgres
+	nodes            int
+	down             time.Duration // longest time a killed node stays down
+	lease            time.Duration // [queue] lease of the nodes (0: mailgate's default)
 }
 
 func main() { os.Exit(run()) }
@@ -59,10 +73,29 @@ func run() int {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "hard limit for the whole run")
 	flag.StringVar(&o.workDir, "dir", "", "work directory (default: a new temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory even on success")
+	flag.StringVar(&o.store, "store", "sqlite", "sqlite (SQLite and local files) or postgres (PostgreSQL and S3 on versitygw)")
+	flag.IntVar(&o.nodes, "nodes", 1, "mailgate nodes sharing the store (more than one needs -store postgres)")
+	flag.DurationVar(&o.down, "down", -1, "longest time a killed node stays down before its restart, picked at random from 0 up (default: 0 for one node, twice -lease for several)")
+	flag.DurationVar(&o.lease, "lease", 0, "the nodes' [queue] lease (default: mailgate's, or 3s on postgres)")
 	flag.Parse()
 	if o.bin == "" || o.n <= 0 || o.conc <= 0 || o.killMax <= o.killMin || o.killMin <= 0 {
 		fmt.Fprintln(os.Stderr, "crash-test: need -mailgate BIN, -n > 0, -c > 0 and 0 < -kill-min < -kill-max")
 		return 2
+	}
+	if o.store != "sqlite" && o.store != "postgres" || o.nodes < 1 || o.nodes > 1 && o.store != "postgres" {
+		fmt.Fprintln(os.Stderr, "crash-test: -store is sqlite or postgres, and -nodes > 1 needs -store postgres")
+		return 2
+	}
+	if o.lease == 0 && o.store == "postgres" {
+		// Short, so that the leases of a killed node expire while it is
+		// down and the other nodes take its work over within the run.
+		o.lease = 3 * time.Second
+	}
+	if o.down < 0 {
+		o.down = 0
+		if o.nodes > 1 {
+			o.down = 2 * o.lease
+		}
 	}
 	t := &test{o: o, began: time.Now()}
 	code := t.main()
@@ -74,7 +107,9 @@ type test struct {
 	o     options
 	began time.Time
 	dir   string
-	srv   *server
+	srvs  []*server // the nodes
+	pg    *pgtest.Server
+	s3    *s3test.Server
 	sink  *sink.Sink
 	idx   *index
 	snd   *sender
@@ -100,20 +135,20 @@ func (t *test) main() int {
 	ctx, cancel := context.WithTimeout(ctx, t.o.timeout)
 	defer cancel()
 
+	defer t.stopPeers()
 	if err := t.setup(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "crash-test: setup: %v\n", err)
-		if t.srv != nil {
-			t.srv.kill()
-		}
+		t.killAll()
 		fmt.Printf("crash-test: work directory kept: %s\n", t.dir)
-		fmt.Println("crash-test: acked=0 delivered=0 lost=0 duplicates=0")
+		fmt.Printf("crash-test: store=%s acked=0 delivered=0 lost=0 duplicates=0\n", t.o.store)
 		return 1
 	}
 	// Last resort if something ignores ctx: the process must not outlive its limit.
 	watchdog := time.AfterFunc(t.o.timeout+30*time.Second, func() {
-		t.srv.kill()
+		t.killAll()
+		t.stopPeers()
 		fmt.Println("crash-test: hard timeout exceeded; mailgate killed; work directory kept:", t.dir)
-		fmt.Println("crash-test: acked=0 delivered=0 lost=0 duplicates=0")
+		fmt.Printf("crash-test: store=%s acked=0 delivered=0 lost=0 duplicates=0\n", t.o.store)
 		os.Exit(3)
 	})
 	defer watchdog.Stop()
@@ -139,17 +174,18 @@ func (t *test) main() int {
 	close(sendDone)
 	<-killerDone
 
-	// The final crash and restart: whatever was in flight now is recovered
-	// by the instance that has to drain the queue.
+	// The final crash and restart (of one node): whatever was in flight
+	// there now is recovered by the instance that has to drain the queue.
 	drainStart := time.Now()
 	var queueLeft = -1
 	var queueListing string
 	if len(t.fatalCopy()) == 0 && ctx.Err() == nil {
-		if _, err := t.srv.kill(); err != nil {
+		srv := t.srvs[rand.New(rand.NewPCG(t.o.seed, 0x66696e)).IntN(len(t.srvs))]
+		if _, err := srv.kill(); err != nil {
 			t.fail("final kill: %v", err)
 		} else {
 			t.countKill()
-			if err := t.srv.start(ctx); err != nil {
+			if err := srv.start(ctx); err != nil {
 				t.fail("final restart: %v", err)
 			} else {
 				queueLeft, queueListing = t.drain(ctx)
@@ -158,9 +194,39 @@ func (t *test) main() int {
 	}
 	drainTime := time.Since(drainStart)
 	timedOut := ctx.Err() != nil
-	t.srv.stop()
+	for _, srv := range t.srvs {
+		srv.stop()
+	}
 	t.idx.refresh()
 	return t.report(ctx, sendTime, drainTime, queueLeft, queueListing, timedOut)
+}
+
+// killAll kills every node still running.
+func (t *test) killAll() {
+	for _, srv := range t.srvs {
+		srv.kill()
+	}
+}
+
+// stopPeers stops PostgreSQL and the S3 server (their directories go with
+// them: the work directory keeps the logs that explain a failure).
+func (t *test) stopPeers() {
+	t.mu.Lock()
+	pg, s3 := t.pg, t.s3
+	t.pg, t.s3 = nil, nil
+	t.mu.Unlock()
+	if pg != nil {
+		pg.Stop()
+	}
+	if s3 != nil {
+		s3.Stop()
+	}
+}
+
+// cli runs an admin command against the shared store (the first node's
+// configuration).
+func (t *test) cli(ctx context.Context, args ...string) (string, error) {
+	return t.srvs[0].cli(ctx, args...)
 }
 
 func (t *test) fatalCopy() []string {
@@ -176,8 +242,8 @@ func (t *test) countKill() {
 	t.mu.Unlock()
 }
 
-// setup builds the work directory, sink, config and tenant, and starts
-// the first mailgate.
+// setup builds the work directory, sink, the store's servers (on
+// postgres), the nodes' configs and the tenant, and starts the nodes.
 func (t *test) setup(ctx context.Context) error {
 	t.dir = t.o.workDir
 	if t.dir == "" {
@@ -196,53 +262,134 @@ func (t *test) setup(ctx context.Context) error {
 	t.sink = s
 	const domain = "crash.test"
 	t.idx = newIndex(s, domain)
-	port, err := freePort()
+	storeCfg, err := t.startStore(ctx)
 	if err != nil {
 		return err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cfgPath := filepath.Join(t.dir, "mailgate.toml")
-	// Short retry and poll so messages deferred by a crash come back fast;
-	// min_free_bytes 0 so a small tmpfs does not refuse mail; no inbound
-	// checks: this tests the durability of the relay, and the checks would
-	// (rightly) quarantine a test sender inside the tenant's own domain.
-	cfg := fmt.Sprintf(`hostname = "mailgate.crash.test"
+	var addrs []string
+	for i := range t.o.nodes {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		// One node keeps the layout of earlier runs (mailgate.toml,
+		// data/, mailgate.log in the work directory).
+		name, host, sub, logName := "", "mailgate.crash.test", "", "mailgate.log"
+		if t.o.nodes > 1 {
+			name = fmt.Sprintf("node%d", i+1)
+			host = fmt.Sprintf("mx%d.crash.test", i+1)
+			sub, logName = name, "mailgate-"+name+".log"
+		}
+		nodeDir := filepath.Join(t.dir, sub)
+		if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+			return err
+		}
+		cfgPath := filepath.Join(nodeDir, "mailgate.toml")
+		// Short retry and poll so messages deferred by a crash come back
+		// fast; min_free_bytes 0 so a small tmpfs does not refuse mail; no
+		// inbound checks: this tests the durability of the relay, and the
+		// checks would (rightly) quarantine a test sender inside the
+		// tenant's own domain.
+		cfg := fmt.Sprintf(`hostname = %q
 data_dir = %q
 log_level = "info"
-[inbound]
+`, host, filepath.Join(nodeDir, "data"))
+		if name != "" {
+			cfg += fmt.Sprintf("node_id = %q\n", name)
+		}
+		cfg += fmt.Sprintf(`[inbound]
 listen = [%q]
 [limits]
 min_free_bytes = 0
 [queue]
 retry = ["1s"]
 poll_interval = "200ms"
-[delivery]
+`, addr)
+		if t.o.lease > 0 {
+			cfg += fmt.Sprintf("lease = %q\n", t.o.lease.String())
+		}
+		cfg += fmt.Sprintf(`[delivery]
 smart_host = "smtp://%s"
 [checks]
 enabled = []
-`, filepath.Join(t.dir, "data"), addr, s.Addr())
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return err
+`, s.Addr()) + storeCfg
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			return err
+		}
+		logf, err := os.OpenFile(filepath.Join(t.dir, logName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		label := name
+		if label == "" {
+			label = "mailgate"
+		}
+		t.srvs = append(t.srvs, &server{name: label, host: host, bin: t.o.bin, cfg: cfgPath, addr: addr, log: logf, logPath: logf.Name()})
+		addrs = append(addrs, addr)
 	}
-	logf, err := os.OpenFile(filepath.Join(t.dir, "mailgate.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	t.srv = &server{bin: t.o.bin, cfg: cfgPath, addr: addr, log: logf}
 	rcpts := []string{"r0@" + domain, "r1@" + domain, "r2@" + domain, "r3@" + domain}
 	for _, args := range [][]string{
 		{"tenant", "add", "crash"},
 		{"domain", "add", "crash", domain, "--route", "smtp://" + s.Addr()},
 		append([]string{"user", "add"}, rcpts...),
 	} {
-		if _, err := t.srv.cli(ctx, args...); err != nil {
+		if _, err := t.cli(ctx, args...); err != nil {
 			return err
 		}
 	}
 	rng := rand.New(rand.NewPCG(t.o.seed, uint64(time.Now().UnixNano())))
-	t.snd = &sender{addr: addr, rcpts: rcpts, seed: t.o.seed, n: t.o.n,
+	t.snd = &sender{addrs: addrs, rcpts: rcpts, seed: t.o.seed, n: t.o.n,
 		runID: fmt.Sprintf("ct%d-%04x", t.o.seed, rng.Uint32()&0xffff)}
-	return t.srv.start(ctx)
+	for _, srv := range t.srvs {
+		if err := srv.start(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startStore starts PostgreSQL and versitygw for -store postgres and
+// returns the [store] and [blobs] sections of the nodes' configs ("" on
+// sqlite). PostgreSQL runs with fsync off: this test kills mailgate, not
+// the database server.
+func (t *test) startStore(ctx context.Context) (string, error) {
+	if t.o.store != "postgres" {
+		return "", nil
+	}
+	pg, err := pgtest.Launch(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	t.mu.Lock()
+	t.pg = pg
+	t.mu.Unlock()
+	if err := pg.Exec(ctx, `CREATE DATABASE mailgate TEMPLATE template0`); err != nil {
+		return "", fmt.Errorf("create database: %w", err)
+	}
+	s3, err := s3test.Launch(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	t.mu.Lock()
+	t.s3 = s3
+	t.mu.Unlock()
+	if err := s3.CreateBucket(ctx, "crash"); err != nil {
+		return "", fmt.Errorf("create bucket: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "crash-test: PostgreSQL in %s, S3 (versitygw) at %s\n", pg.Dir(), s3.Endpoint)
+	return fmt.Sprintf(`[store]
+driver = "postgres"
+dsn = %q
+[blobs]
+driver = "s3"
+endpoint = %q
+bucket = "crash"
+region = %q
+path_style = true
+access_key_id = %q
+secret_access_key = %q
+`, pg.DSN("mailgate"), s3.Endpoint, s3.Region, s3.AccessKey, s3.SecretKey), nil
 }
 
 // startSink starts the downstream with its server's error log (one line
@@ -275,8 +422,9 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// killer SIGKILLs and restarts mailgate at seeded random intervals until
-// sending is done and at least minKills kills happened.
+// killer SIGKILLs and restarts a node (mailgate itself when it runs alone)
+// at seeded random intervals until sending is done and at least minKills
+// kills happened. A killed node stays down for a random time up to -down.
 func (t *test) killer(ctx context.Context, sendDone <-chan struct{}) error {
 	rng := rand.New(rand.NewPCG(t.o.seed, 0x6b696c6c))
 	span := int64(t.o.killMax - t.o.killMin)
@@ -297,11 +445,19 @@ func (t *test) killer(ctx context.Context, sendDone <-chan struct{}) error {
 			}
 		default:
 		}
-		if _, err := t.srv.kill(); err != nil {
-			return fmt.Errorf("kill: %w", err)
+		srv := t.srvs[rng.IntN(len(t.srvs))]
+		if _, err := srv.kill(); err != nil {
+			return fmt.Errorf("kill %s: %w", srv.name, err)
 		}
 		t.countKill()
-		if err := t.srv.start(ctx); err != nil {
+		if t.o.down > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Duration(rng.Int64N(int64(t.o.down)))):
+			}
+		}
+		if err := srv.start(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -327,7 +483,7 @@ func (t *test) drain(ctx context.Context) (int, string) {
 			}
 		}
 		var err error
-		n, listing, err = t.srv.queueCount(ctx)
+		n, listing, err = t.srvs[0].queueCount(ctx)
 		if err != nil && ctx.Err() == nil {
 			fmt.Fprintf(os.Stderr, "crash-test: %v\n", err)
 		}
@@ -426,29 +582,66 @@ func (t *test) report(ctx context.Context, sendTime, drainTime time.Duration, qu
 	sort.Strings(dupToks)
 	sort.Strings(multiID)
 
-	logPath := filepath.Join(t.dir, "mailgate.log")
 	var lr logReport
-	if f, err := os.Open(logPath); err == nil {
-		lr, err = scanLog(f)
-		f.Close()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "crash-test: %v\n", err)
+	var logPaths []string
+	for _, srv := range t.srvs {
+		logPaths = append(logPaths, srv.logPath)
+		if f, err := os.Open(srv.logPath); err == nil {
+			r, err := scanLog(f)
+			f.Close()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "crash-test: %v\n", err)
+			}
+			lr.add(r)
+		}
+	}
+
+	// Per node: messages acknowledged, kills and runs, and how many
+	// acknowledged messages a node other than the accepting one delivered
+	// (a copy or the only one: work taken over when the accepting node's
+	// leases expired).
+	ackedBy := map[int]int{}
+	takenOver := 0
+	for _, a := range t.snd.attempts {
+		if a.result != acked {
+			continue
+		}
+		ackedBy[a.node]++
+		for _, h := range t.idx.get(a.token).helos {
+			if h != t.srvs[a.node].host {
+				takenOver++
+				break
+			}
 		}
 	}
 
 	p := func(format string, args ...any) { fmt.Printf("crash-test: "+format+"\n", args...) }
-	p("settings: n=%d sessions=%d seed=%d min-kills=%d kill-interval=%v..%v drain=%v timeout=%v",
-		o.n, o.conc, o.seed, o.minKills, o.killMin, o.killMax, o.drain, o.timeout)
-	p("work directory: %s (log: mailgate.log)", t.dir)
+	p("settings: store=%s nodes=%d n=%d sessions=%d seed=%d min-kills=%d kill-interval=%v..%v down=0..%v lease=%v drain=%v timeout=%v",
+		o.store, o.nodes, o.n, o.conc, o.seed, o.minKills, o.killMin, o.killMax, o.down, o.lease, o.drain, o.timeout)
+	var logNames []string
+	for _, l := range logPaths {
+		logNames = append(logNames, filepath.Base(l))
+	}
+	p("work directory: %s (logs: %s)", t.dir, strings.Join(logNames, ", "))
 	during := 0
 	for _, k := range killTimes {
 		if k <= sendEnd {
 			during++
 		}
 	}
+	runs := 0
+	for _, srv := range t.srvs {
+		runs += srv.runCount()
+	}
 	p("kills: %d (SIGKILL; %d while sending, %d after), mailgate runs: %d, kill times since start: %v",
-		kills, during, kills-during, t.srv.runCount(), killTimes)
-	lo, avg, hi := t.srv.startStats()
+		kills, during, kills-during, runs, killTimes)
+	if len(t.srvs) > 1 {
+		for i, srv := range t.srvs {
+			p("  %s (%s, %s): runs=%d acked=%d", srv.name, srv.host, srv.addr, srv.runCount(), ackedBy[i])
+		}
+		p("acked messages delivered (at least once) by a node other than the one that accepted them: %d", takenOver)
+	}
+	lo, avg, hi := startStats(t.srvs)
 	p("start-up to accepting connections: min %v avg %v max %v", lo, avg, hi)
 	p("sending: %v; acked=%d temp-failed=%d perm-failed=%d connection-broken=%d not-attempted=%d; connects=%d refused=%d",
 		sendTime.Round(time.Millisecond), nAcked, nTemp, nPerm, nConn, nUnsent, t.snd.dials.Load(), t.snd.dialErrs.Load())
@@ -486,8 +679,10 @@ func (t *test) report(ctx context.Context, sendTime, drainTime time.Duration, qu
 	for _, l := range head(lr.panics, 5) {
 		p("  PANIC in log: %s", l)
 	}
-	for _, u := range t.srv.unexpectedExits() {
-		p("  UNEXPECTED EXIT: %s", u)
+	for _, srv := range t.srvs {
+		for _, u := range srv.unexpectedExits() {
+			p("  UNEXPECTED EXIT: %s %s", srv.name, u)
+		}
 	}
 	if queueLeft > 0 {
 		for _, l := range head(strings.Split(strings.TrimSpace(queueListing), "\n"), 12) {
@@ -504,13 +699,15 @@ func (t *test) report(ctx context.Context, sendTime, drainTime time.Duration, qu
 			continue // full evidence for the first few only
 		}
 		// Evidence: the tracking log and the server's log lines for this ID.
-		if out, err := t.srv.cli(context.Background(), "track", a.queueID); err == nil || out != "" {
+		if out, err := t.cli(context.Background(), "track", a.queueID); err == nil || out != "" {
 			for _, l := range head(strings.Split(strings.TrimSpace(out), "\n"), 15) {
 				p("  track: %s", l)
 			}
 		}
-		for _, l := range head(grepFile(logPath, a.queueID), 10) {
-			p("  log: %s", l)
+		for _, lp := range logPaths {
+			for _, l := range head(grepFile(lp, a.queueID), 10) {
+				p("  log %s: %s", filepath.Base(lp), l)
+			}
 		}
 	}
 	for _, f := range fatal {
@@ -527,7 +724,7 @@ func (t *test) report(ctx context.Context, sendTime, drainTime time.Duration, qu
 	} else {
 		os.RemoveAll(t.dir)
 	}
-	fmt.Printf("crash-test: acked=%d delivered=%d lost=%d duplicates=%d\n", nAcked, delivered, len(lost), duplicates)
+	fmt.Printf("crash-test: store=%s acked=%d delivered=%d lost=%d duplicates=%d\n", o.store, nAcked, delivered, len(lost), duplicates)
 	if bad {
 		return 1
 	}

@@ -29,16 +29,24 @@ const (
 type attempt struct {
 	token   string
 	rcpt    string
+	node    int // index of the node the session was with
 	result  outcome
 	queueID string // from "250 2.0.0 OK queued as ID"
 	reply   string // last reply or error, for the summary
 }
 
+// sessionMessages is how many messages a session sends when several nodes
+// share the load, before the worker opens a new one.
+const sessionMessages = 20
+
 // sender sends messages 0..n-1 exactly once each over conc sessions. A
 // worker takes the next message only once it holds a greeted connection, so
-// a dead server costs reconnect attempts, not messages.
+// a dead server costs reconnect attempts, not messages. Worker w opens
+// its sessions with node w mod len(addrs) and moves to the next node
+// whenever a connection cannot be made, as an MTA tries the next of equal
+// MX hosts.
 type sender struct {
-	addr  string
+	addrs []string
 	runID string
 	rcpts []string
 	seed  uint64
@@ -76,12 +84,22 @@ func (s *sender) worker(ctx context.Context, w int) {
 			c.Close()
 		}
 	}()
+	home := w % len(s.addrs)
+	node, sent := home, 0
 	for ctx.Err() == nil {
+		if c != nil && len(s.addrs) > 1 && sent >= sessionMessages {
+			// A new session goes to the worker's own node again, so the
+			// load spreads back over a node that was restarted.
+			c.Quit()
+			c.Close()
+			c, node, sent = nil, home, 0
+		}
 		if c == nil {
 			var err error
-			if c, err = s.dial(); err != nil {
+			if c, err = s.dial(s.addrs[node]); err != nil {
 				c = nil
 				s.dialErrs.Add(1)
+				node = (node + 1) % len(s.addrs)
 				select {
 				case <-ctx.Done():
 				case <-time.After(25 * time.Millisecond):
@@ -94,17 +112,19 @@ func (s *sender) worker(ctx context.Context, w int) {
 			return
 		}
 		a := s.send(c, i, rng)
+		a.node = node
 		s.attempts[i] = a
+		sent++
 		if a.result == connFailed {
 			c.Close()
-			c = nil
+			c, node, sent = nil, home, 0
 		}
 	}
 }
 
-func (s *sender) dial() (*smtp.Client, error) {
+func (s *sender) dial(addr string) (*smtp.Client, error) {
 	s.dials.Add(1)
-	conn, err := net.DialTimeout("tcp", s.addr, 2*time.Second)
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return nil, err
 	}

@@ -19,8 +19,10 @@ import (
 // and data directory, appending every run's stderr to one log file. Methods
 // are safe for concurrent use; start, kill and stop are serialised.
 type server struct {
+	name, host     string // node_id (or "mailgate" alone) and host name
 	bin, cfg, addr string
 	log            *os.File
+	logPath        string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -43,7 +45,7 @@ func (s *server) start(ctx context.Context) error {
 	}
 	s.runs++
 	began := time.Now()
-	fmt.Fprintf(s.log, "=== crash-test: run %d starting at %s\n", s.runs, time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintf(s.log, "=== crash-test: %s run %d starting at %s\n", s.name, s.runs, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(s.bin, "-c", s.cfg, "serve")
 	cmd.Stdout = s.log
 	cmd.Stderr = s.log
@@ -133,20 +135,24 @@ func (s *server) runCount() int {
 	return s.runs
 }
 
-// startStats summarises start-up times (zero when none).
-func (s *server) startStats() (lo, avg, hi time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// startStats summarises the nodes' start-up times (zero when none).
+func startStats(srvs []*server) (lo, avg, hi time.Duration) {
+	var all []time.Duration
+	for _, s := range srvs {
+		s.mu.Lock()
+		all = append(all, s.startups...)
+		s.mu.Unlock()
+	}
 	var sum time.Duration
-	for i, d := range s.startups {
+	for i, d := range all {
 		if i == 0 || d < lo {
 			lo = d
 		}
 		hi = max(hi, d)
 		sum += d
 	}
-	if len(s.startups) > 0 {
-		avg = sum / time.Duration(len(s.startups))
+	if len(all) > 0 {
+		avg = sum / time.Duration(len(all))
 	}
 	return lo.Round(time.Millisecond), avg.Round(time.Millisecond), hi.Round(time.Millisecond)
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailgate/mailgate/internal/archive/tlog"
 	"github.com/mailgate/mailgate/internal/store"
@@ -644,7 +643,3 @@ func (db *DB) ArchiveAccessList(ctx context.Context, tenantID int64) ([]string, 
 	}
 	return out, rows.Err()
 }
-
-// Pool is the store's connection pool, for the archive's PostgreSQL search
-// index (package archive/pgindex), whose table this schema creates.
-func (db *DB) Pool() *pgxpool.Pool { return db.pool }

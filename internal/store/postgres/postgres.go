@@ -51,6 +51,14 @@ type Config struct {
 // holds a connection only for its few statements.
 const defaultMaxConns = 16
 
+// defaultConnectTimeout bounds making one connection when neither the DSN
+// (connect_timeout) nor PGCONNECT_TIMEOUT sets a limit, instead of
+// pgxpool's two minutes: a server that accepts TCP and never answers (a
+// wrong port, a balancer or firewall without a backend) stops a node at
+// start within it, and during an outage a session waits no longer for a
+// connection before its client gets 451.
+var defaultConnectTimeout = 15 * time.Second
+
 // writeTimeout bounds a write transaction once it has started. Its context
 // no longer follows the caller's cancellation: a caller must learn whether
 // its write committed (an Accept that committed must not be reported as
@@ -115,6 +123,12 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return v, nil
 }
 
+// Pool is the store's connection pool, for tools that work on every
+// table as it is (mailgate migrate-store) and for the archive's search
+// index (package archive/pgindex), whose table this schema creates. Text
+// written through it directly must pass through Storable.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
 // Close closes the pool's connections.
 func (db *DB) Close() error {
 	db.pool.Close()
@@ -134,6 +148,9 @@ func connect(ctx context.Context, c Config) (*pgxpool.Pool, error) {
 	if !strings.Contains(c.DSN, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns
 	}
+	if cfg.ConnConfig.ConnectTimeout <= 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	pw := cfg.ConnConfig.Password
 	where := fmt.Sprintf("%s database %s user %s", target(cfg.ConnConfig), cfg.ConnConfig.Database, cfg.ConnConfig.User)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -142,7 +159,11 @@ func connect(ctx context.Context, c Config) (*pgxpool.Pool, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres store: cannot connect to %s: %s", where, oneLine(redact(cause(err), pw)))
+		msg := cause(err)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			msg = fmt.Sprintf("no answer within %s (connect_timeout): is a PostgreSQL server listening there?", cfg.ConnConfig.ConnectTimeout)
+		}
+		return nil, fmt.Errorf("postgres store: cannot connect to %s: %s", where, oneLine(redact(msg, pw)))
 	}
 	return pool, nil
 }

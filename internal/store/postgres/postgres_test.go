@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -112,6 +113,28 @@ func TestConnectErrorsAreOneLineWithoutPassword(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
+	// A server that accepts connections and never answers.
+	sl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	go func() {
+		var held []net.Conn // open and silent until the test ends
+		for {
+			c, err := sl.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	silent := sl.Addr().String()
+	defer func(d time.Duration) { defaultConnectTimeout = d }(defaultConnectTimeout)
+	defaultConnectTimeout = time.Second
 	sock := pgtest.DSN(t, "postgres")
 	host := sock[strings.Index(sock, "host=")+5:]
 	host, _, _ = strings.Cut(host, "&")
@@ -124,6 +147,7 @@ func TestConnectErrorsAreOneLineWithoutPassword(t *testing.T) {
 		{"no database", Config{DSN: "host=" + strings.ReplaceAll(host, "%2F", "/") + " user=postgres dbname=nope password=" + pw}, `database "nope" does not exist`},
 		{"password from file", Config{DSN: "postgres://mailgate@" + closed + "/mailgate?connect_timeout=5", Password: pw}, "cannot connect"},
 		{"bad dsn", Config{DSN: "postgres://mailgate:" + pw + "@host:notaport/db"}, "bad dsn"},
+		{"silent server", Config{DSN: "postgres://mailgate:" + pw + "@" + silent + "/mailgate"}, "cannot connect to server " + silent + " database mailgate user mailgate: no answer within 1s (connect_timeout)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			db, err := Open(ctx, c.cfg, nil)

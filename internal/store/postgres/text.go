@@ -27,6 +27,10 @@ func storable(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
+// Storable is storable for tools that write rows themselves (mailgate
+// migrate-store): what SQLite held is stored as this store would.
+func Storable(s string) string { return storable(s) }
+
 // storableArgs applies storable to string and []string arguments.
 func storableArgs(args []any) []any {
 	out := args

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 )
 
@@ -13,3 +14,8 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	}
 	return v, nil
 }
+
+// SQL is the database's pool of read connections, for tools that read
+// every table as it is (mailgate migrate-store). Nothing may write
+// through it: writes go through the store's single writer.
+func (db *DB) SQL() *sql.DB { return db.r }

@@ -17,8 +17,11 @@
 // The server listens on a Unix socket in its own directory under the
 // system's temporary directory (no TCP port to collide on), trusts every
 // local connection, and runs with fsync off: the tests check behaviour, not
-// durability against power loss. As root, initdb and postgres run as the
-// "postgres" user (they refuse root).
+// durability against power loss. LaunchWith's Durable option keeps
+// PostgreSQL's durable defaults instead (benchmarks; tests that stop the
+// server with Kill, which loses commits not yet written under
+// synchronous_commit off, and start it again with Restart). As root,
+// initdb and postgres run as the "postgres" user (they refuse root).
 //
 // When PostgreSQL is not installed, DB skips the test, or fails it when
 // MAILGATE_REQUIRE_PEERS=1 (as in CI), so a missing package cannot turn the
@@ -59,11 +62,25 @@ const startTimeout = 60 * time.Second
 
 // Server is one running PostgreSQL instance.
 type Server struct {
-	dir    string // run directory: data/, the socket, the log
-	cmd    *exec.Cmd
-	exited chan struct{}
-	admin  *pgx.Conn // to the "postgres" database, for CREATE/DROP DATABASE
-	mu     sync.Mutex
+	dir     string // run directory: data/, the socket, the log
+	bin     string
+	cred    *syscall.Credential
+	durable bool
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	admin   *pgx.Conn // to the "postgres" database, for CREATE/DROP DATABASE
+	mu      sync.Mutex
+}
+
+// Options change how Launch runs the server.
+type Options struct {
+	// Base is the directory the run directory is made in (default: the
+	// system's temporary directory).
+	Base string
+	// Durable runs the server as an operator would: fsync,
+	// full_page_writes and synchronous_commit on (PostgreSQL's defaults),
+	// for benchmarks and tests that crash the server.
+	Durable bool
 }
 
 // DSN returns the connection URL of database db on s.
@@ -75,10 +92,24 @@ func (s *Server) DSN(db string) string {
 // Dir is the server's run directory (its data directory is Dir()/data).
 func (s *Server) Dir() string { return s.dir }
 
+// Pid is the postmaster's process ID (0 when not running), for programs
+// that measure the server's CPU time.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Exec runs one statement on the server's "postgres" database.
 func (s *Server) Exec(ctx context.Context, sql string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.admin == nil {
+		return errors.New("pgtest: server not running")
+	}
 	_, err := s.admin.Exec(ctx, sql)
 	return err
 }
@@ -91,14 +122,15 @@ func (s *Server) Stop() {
 		s.admin.Close(context.Background())
 		s.admin = nil
 	}
+	cmd, exited := s.cmd, s.exited
 	s.mu.Unlock()
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGINT)
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case <-s.exited:
+		case <-exited:
 		case <-time.After(20 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
+			_ = cmd.Process.Kill()
+			<-exited
 		}
 	}
 	os.RemoveAll(s.dir)
@@ -110,6 +142,12 @@ func (s *Server) Stop() {
 // accepts connections. The caller must call Stop. Directories of earlier
 // runs whose process is gone are removed first.
 func Launch(ctx context.Context, base string) (*Server, error) {
+	return LaunchWith(ctx, Options{Base: base})
+}
+
+// LaunchWith is Launch with options.
+func LaunchWith(ctx context.Context, o Options) (*Server, error) {
+	base := o.Base
 	bin := findBinDir()
 	if bin == "" {
 		return nil, ErrNotInstalled
@@ -147,15 +185,21 @@ func Launch(ctx context.Context, base string) (*Server, error) {
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}
 	}
-	s, err := start(ctx, bin, dir, cred)
-	if err != nil {
+	s := &Server{dir: dir, bin: bin, cred: cred, durable: o.Durable}
+	if err := s.initdb(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := s.run(ctx); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	return s, nil
 }
 
-func start(ctx context.Context, bin, dir string, cred *syscall.Credential) (*Server, error) {
+// initdb creates the data directory.
+func (s *Server) initdb(ctx context.Context) error {
+	bin, dir, cred := s.bin, s.dir, s.cred
 	data := filepath.Join(dir, "data")
 	// C.UTF-8 classifies every script's letters (pg_trgm indexes Japanese
 	// only under a UTF-8 LC_CTYPE); plain C where it is missing.
@@ -173,52 +217,112 @@ func start(ctx context.Context, bin, dir string, cred *syscall.Credential) (*Ser
 		os.RemoveAll(data)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, initOut)
+		return fmt.Errorf("pgtest: initdb: %v\n%s", err, initOut)
 	}
+	return nil
+}
+
+// run starts postgres on the data directory and waits until it accepts
+// connections.
+func (s *Server) run(ctx context.Context) error {
+	dir, cred := s.dir, s.cred
 	logPath := filepath.Join(dir, "log")
-	logf, err := os.Create(logPath)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: %w", err)
+		return fmt.Errorf("pgtest: %w", err)
 	}
 	defer logf.Close()
 	if cred != nil {
 		_ = logf.Chown(int(cred.Uid), int(cred.Gid))
 	}
-	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data,
+	args := []string{"-D", filepath.Join(dir, "data"),
 		"-c", "listen_addresses=", "-k", dir, "-c", "unix_socket_permissions=0777",
-		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
-		"-c", "shared_buffers=16MB", "-c", "max_connections=300")
+		"-c", "max_connections=300"}
+	if !s.durable {
+		// Small and forgetful: many test binaries run a server at once.
+		args = append(args, "-c", "shared_buffers=16MB",
+			"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
+	}
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
 	cmd.SysProcAttr = sysProcAttr(cred)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("pgtest: postgres: %w", err)
+		return fmt.Errorf("pgtest: postgres: %w", err)
 	}
-	s := &Server{dir: dir, cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(s.exited) }()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
 	deadline := time.Now().Add(startTimeout)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		conn, err := pgx.Connect(cctx, s.DSN("postgres"))
 		cancel()
 		if err == nil {
+			s.mu.Lock()
 			s.admin = conn
-			return s, nil
+			s.mu.Unlock()
+			return nil
 		}
 		select {
-		case <-s.exited:
+		case <-exited:
 			b, _ := os.ReadFile(logPath)
-			return nil, fmt.Errorf("pgtest: postgres exited at start: %s", b)
+			return fmt.Errorf("pgtest: postgres exited at start: %s", b)
 		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			s.Stop()
+			s.Kill()
 			b, _ := os.ReadFile(logPath)
-			return nil, fmt.Errorf("pgtest: postgres does not accept connections (%v): %s", err, b)
+			return fmt.Errorf("pgtest: postgres does not accept connections (%v): %s", err, b)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Kill stops the server at once, as "pg_ctl stop -m immediate" does
+// (SIGQUIT: every session is cut, nothing is flushed; the next start
+// recovers from the WAL), and waits for it to exit. Its data directory
+// stays: Restart starts it again.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	if s.admin != nil {
+		s.admin.Close(context.Background())
+		s.admin = nil
+	}
+	cmd, exited := s.cmd, s.exited
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// Restart starts a server stopped by Kill again on the same data
+// directory and socket, once it accepts connections.
+func (s *Server) Restart(ctx context.Context) error {
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	if exited != nil {
+		select {
+		case <-exited:
+		default:
+			return errors.New("pgtest: server still running")
+		}
+	}
+	return s.run(ctx)
+}
+
+// Installed reports whether the PostgreSQL server programs are found.
+func Installed() bool { return findBinDir() != "" }
 
 // findBinDir returns the directory of initdb and postgres: the newest
 // version under Debian's /usr/lib/postgresql, else pg_config's, else PATH's.

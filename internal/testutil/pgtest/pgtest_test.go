@@ -155,3 +155,49 @@ func TestHelperServer(t *testing.T) {
 	fmt.Printf("server %s %s\n", s.Dir(), first)
 	time.Sleep(time.Hour) // killed by the parent
 }
+
+// A durable server stopped at once keeps every commit it acknowledged and
+// starts again on the same socket.
+func TestKillAndRestart(t *testing.T) {
+	if findBinDir() == "" {
+		peers.Missing(t, "pgtest: %v", ErrNotInstalled)
+	}
+	ctx := context.Background()
+	s, err := LaunchWith(ctx, Options{Durable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE kept (n int); INSERT INTO kept SELECT generate_series(1, 100)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Kill()
+	if err := conn.Ping(ctx); err == nil {
+		t.Fatal("connection still works after Kill")
+	}
+	conn.Close(ctx)
+	if err := s.Exec(ctx, `SELECT 1`); err == nil {
+		t.Fatal("Exec works on a stopped server")
+	}
+	if err := s.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err = pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM kept`).Scan(&n); err != nil || n != 100 {
+		t.Fatalf("after restart: %d rows, %v", n, err)
+	}
+	var fsync string
+	conn.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&fsync)
+	if fsync != "on" {
+		t.Fatalf("durable server has synchronous_commit %s", fsync)
+	}
+}

@@ -192,6 +192,14 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// Pid is the server's process ID, for programs that measure its CPU time.
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Dir is the directory holding the buckets (one subdirectory each).
 func (s *Server) Dir() string { return filepath.Join(s.dir, "data") }
 
