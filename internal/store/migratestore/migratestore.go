@@ -378,6 +378,11 @@ func (m *mover) copyTable(ctx context.Context, t table) error {
 // UTF-8) as the PostgreSQL store stores it, and blob keys written before
 // keys named their node under the configured node.
 func (m *mover) convert(t table, c column, v any) (any, error) {
+	if b, ok := v.([]byte); (v == nil || ok && b == nil) && t.name == "archive_entries" && c.pgType == "bytea" {
+		// SQLite keeps an empty hash list (an event's chunks) as NULL;
+		// PostgreSQL's column holds it as empty bytes.
+		return []byte{}, nil
+	}
 	if v == nil {
 		return nil, nil
 	}

@@ -205,6 +205,14 @@ func fillSource(t *testing.T, events int) source {
 	if _, err := db.Secret(ctx, "link", func() ([]byte, error) { return []byte{0, 1, 2, 0xff}, nil }); err != nil {
 		t.Fatal(err)
 	}
+	// An audit archive entry the SQLite store's (embedded) index holds.
+	if _, err := db.AppendArchive(ctx, store.ArchiveAppend{TenantID: ten.ID, Entries: []store.ArchiveEntry{{ID: "arch1",
+		Kind: store.ArchiveKindSettings, At: now, Meta: `{"by":"test"}`}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkArchiveIndexed(ctx, ten.ID, []string{"arch1"}); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -293,6 +301,12 @@ func TestCopyResumesAndVerifies(t *testing.T) {
 	conn.QueryRow(ctx, `SELECT detail FROM events WHERE kind = 'deferred' ORDER BY id LIMIT 1`).Scan(&detail)
 	if detail != "try 0 \uFFFD with a NUL" {
 		t.Errorf("text with NUL copied as %q", detail)
+	}
+	// The archive's entries arrive unindexed: the archiver indexes them in
+	// PostgreSQL's index.
+	var indexed bool
+	if err := conn.QueryRow(ctx, `SELECT indexed FROM archive_entries WHERE id = 'arch1'`).Scan(&indexed); err != nil || indexed {
+		t.Errorf("archive entry copied as indexed=%v (%v), want false", indexed, err)
 	}
 	for ns, kb := range map[string]map[string][]byte{
 		"spool":      {s.nodeKey: s.nodeBody, "mx9/001bbb": s.oldBod},
