@@ -32,7 +32,8 @@ func (a *App) startIMAP(tlsCfg *tls.Config) error {
 		return nil
 	}
 	a.imap = imapd.New(imapd.Deps{Mailboxes: a.Mailboxes, TLS: tlsCfg, Passwords: a.Passwords, Throttle: a.LoginThrottle,
-		Clock: a.Clock, Log: a.Log.With("stage", "imap"), Config: c, MaxMessageBytes: a.Config.Limits.MaxMessageBytes})
+		Clock: a.Clock, Log: a.Log.With("stage", "imap"), Config: c, MaxMessageBytes: a.Config.Limits.MaxMessageBytes,
+		RequireTOTP: a.Config.HTTP.RequireTOTP})
 	for _, l := range []struct {
 		addrs    []string
 		implicit bool

@@ -11,12 +11,15 @@ import (
 // server (their protocol front end) reads through the service.
 type Store interface {
 	AccountByLogin(ctx context.Context, login string) (store.Account, error)
+	Accounts(ctx context.Context, tenantID int64) ([]store.Account, error)
 	AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded, error)
 	ClaimMark(ctx context.Context, tenantID int64, key string, old time.Time, at time.Time) (bool, error)
 	CopyMail(ctx context.Context, tenantID int64, fromFolder int64, uids []uint32, toFolder int64, checkQuota bool) (src []uint32, dst []uint32, err error)
 	CreateMailFolder(ctx context.Context, f store.MailFolder) (store.MailFolder, error)
 	CreateMailbox(ctx context.Context, m store.Mailbox, folders []store.MailFolder) (store.Mailbox, error)
 	DeleteMailFolder(ctx context.Context, tenantID int64, folderID int64) (free []string, err error)
+	DomainByName(ctx context.Context, name string) (store.Domain, error)
+	DomainMode(ctx context.Context, tenantID int64, domainID int64) (store.DomainMode, error)
 	ExpungeMail(ctx context.Context, tenantID int64, folderID int64, uids []uint32) (expunged []uint32, free []string, err error)
 	FolderMail(ctx context.Context, tenantID int64, folderID int64) ([]store.MailMessage, error)
 	HandbackMessage(ctx context.Context, tenantID int64, id int64) (store.PendingMail, error)

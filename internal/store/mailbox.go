@@ -26,8 +26,13 @@ type Mailbox struct {
 	LastLogin time.Time // zero: never logged in
 	Created   time.Time
 	// Filled by Mailboxes only: messages received while the domain was in
-	// emergency mode, and those of them not handed back yet.
+	// emergency mode (Emergency) and those of them the user has not read
+	// (EmergencyUnread, counting only messages still in a folder), the
+	// user's sent mail of that time (EmergencySent), and the messages of
+	// both kinds not handed back yet (PendingHandback).
 	Emergency       int64
+	EmergencyUnread int64
+	EmergencySent   int64
 	PendingHandback int64
 }
 
@@ -83,9 +88,13 @@ type MailMessage struct {
 	// Delivery: the queue message it came from ("" for APPEND and copies),
 	// its envelope sender, and whether it arrived while its domain was in
 	// emergency mode (so it is handed back to the primary service).
-	QueueID     string
-	MailFrom    string
-	Emergency   bool
+	QueueID   string
+	MailFrom  string
+	Emergency bool
+	// Sent marks the user's sent mail of the emergency (stored in a \Sent
+	// folder while the domain was in emergency mode); Emergency is set
+	// with it, as it is owed to the primary service's Sent folder too.
+	Sent        bool
 	HandedBack  time.Time
 	HandbackHow string
 }
@@ -104,7 +113,7 @@ func (m MailMessage) HasFlag(flag string) bool {
 type MailInsert struct {
 	// Message fields used: TenantID, MailboxID, FolderID, Flags,
 	// InternalDate, Size, BlobKey, the summary fields, QueueID, MailFrom,
-	// Emergency.
+	// Emergency, Sent.
 	Message MailMessage
 	// Header is the raw header section, kept so header fetches need not
 	// read the blob (nil: not kept).
@@ -230,8 +239,9 @@ type MailChanges struct {
 	Expunged []uint32 // UIDs removed, ascending
 }
 
-// PendingMail is a message received in emergency mode that has not been
-// handed back to the primary service yet.
+// PendingMail is a message received in emergency mode (or sent mail of
+// that time, Message.Sent) that has not been handed back to the primary
+// service yet.
 type PendingMail struct {
 	Message MailMessage
 	Address string // the mailbox's address (the recipient)
@@ -370,14 +380,15 @@ type MailboxStore interface {
 	MailThread(ctx context.Context, tenantID, mailboxID, threadID int64, limit int) ([]MailMessage, error)
 
 	// PendingHandback lists messages received in emergency mode for
-	// addresses of domain, not handed back yet, with ID > afterID, by ID.
+	// addresses of domain, and their users' sent mail of that time, not
+	// handed back yet, with ID > afterID, by ID.
 	PendingHandback(ctx context.Context, tenantID int64, domain string, afterID int64, limit int) ([]PendingMail, error)
 	// MarkHandedBack records that a message was handed back (how: "smtp",
 	// "graph", "gmail", ...); ErrNotFound when it was already, or is gone.
 	// A message the user had deleted goes for good, and its blob is
 	// returned when nothing else refers to it.
-	// HandbackMessage is one emergency-received message not handed back
-	// yet, by ID; ErrNotFound when there is none (handed back, or gone).
+	// HandbackMessage is one emergency message (received or sent) not
+	// handed back yet, by ID; ErrNotFound when there is none (handed back, or gone).
 	HandbackMessage(ctx context.Context, tenantID, id int64) (PendingMail, error)
 	MarkHandedBack(ctx context.Context, tenantID, id int64, how string, at time.Time) (free []string, err error)
 	// PurgeHandedBack deletes messages of the domain's mailboxes handed
