@@ -190,7 +190,17 @@ func TestCrashDuringAppendAndDelivery(t *testing.T) {
 				}
 			}(w)
 		}
-		time.Sleep(time.Duration(300+rnd.IntN(700)) * time.Millisecond)
+		// The kill falls at a random moment after this round's first
+		// acknowledged APPEND and delivery (or 20 s), so a slow machine
+		// still kills a server in the middle of work.
+		before := func() (int, int) { mu.Lock(); defer mu.Unlock(); return len(appended), len(delivered) }
+		a0, d0 := before()
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if a, d := before(); a > a0 && d > d0 {
+				break
+			}
+		}
+		time.Sleep(time.Duration(rnd.IntN(700)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		wg.Wait()
