@@ -70,6 +70,10 @@ type Options struct {
 	// Version is the mailgate version recorded in the manifest.
 	Version string
 	Log     *slog.Logger
+
+	// afterLinks, when set, runs once the store's lock is released and
+	// before anything is copied (tests: mail delivered meanwhile).
+	afterLinks func()
 }
 
 // Manifest lists what a backup holds.
@@ -178,6 +182,9 @@ func Run(ctx context.Context, o Options, dest string) (m Manifest, err error) {
 	}
 	unlock()
 	o.Log.Info("backup: snapshot taken", "blobs", len(staged), "writes_paused", time.Since(start).String())
+	if o.afterLinks != nil {
+		o.afterLinks()
+	}
 
 	m = Manifest{Format: Format, Created: time.Now().UTC(), Version: o.Version, Node: o.Node}
 	if m.Database, err = copyDB(ctx, reader, dest); err != nil {

@@ -318,3 +318,77 @@ func TestBackupOptionsRefusesExternalStores(t *testing.T) {
 		}
 	}
 }
+
+// Messages queued in the snapshot that are delivered, and their bodies
+// removed, while the backup copies are still in it whole: the backup
+// copies from its own links, not from the live files.
+func TestBackupKeepsBodiesDeliveredDuringTheCopy(t *testing.T) {
+	ctx := context.Background()
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
+	n.Down.FailWith(451)
+	s := &sender{addr: n.InboundAddr()}
+	for range 5 {
+		s.send(t, "alice@example.test")
+	}
+	if len(s.acked()) != 5 {
+		t.Fatalf("acknowledged %d of 5", len(s.acked()))
+	}
+	queued, err := n.Store.PendingBlobs(ctx)
+	if err != nil || len(queued) != 5 {
+		t.Fatalf("%d queued bodies (%v), want 5", len(queued), err)
+	}
+	o, err := app.BackupOptions(n.Config, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup.SetAfterLinks(&o, func() {
+		n.Down.FailWith(0)
+		if _, err := n.Queue.Flush(ctx, n.Tenant.ID, "test"); err != nil {
+			t.Error(err)
+		}
+		mgtest.WaitFor(t, 30*time.Second, "queued mail delivered and its bodies removed", func() bool {
+			for k := range queued {
+				if _, err := os.Stat(filepath.Join(n.Dir, "spool", filepath.FromSlash(k))); err == nil {
+					return false
+				}
+			}
+			return n.Down.Count() >= 5
+		})
+	})
+	dest := filepath.Join(t.TempDir(), "backup")
+	m, err := backup.Run(ctx, o, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Missing) > 0 {
+		t.Errorf("missing from the backup: %v", m.Missing)
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	if _, err := backup.Restore(ctx, dest, restored, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := n.Config
+	cfg.DataDir = restored
+	a, err := app.Open(ctx, cfg, nil, app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	pb, err := a.Store.PendingBlobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pb) != 5 {
+		t.Errorf("restored node has %d queued messages, want the 5 queued at the snapshot", len(pb))
+	}
+	for k := range pb {
+		r, err := a.Spool.Open(ctx, k)
+		if err == nil {
+			_, err = io.Copy(io.Discard, r)
+			r.Close()
+		}
+		if err != nil {
+			t.Errorf("restored body %s: %v", k, err)
+		}
+	}
+}
