@@ -99,6 +99,10 @@ func TestCLIAndWebRefuseTheSameInput(t *testing.T) {
 			token: "a-write", method: "PUT", path: "/policy", body: map[string]string{"scope": "domain", "owner": "example.test", "key": "continuity.canary", "value": "victim@other.test"}},
 		{name: "continuity duration", cli: []string{"policy", "set", "--domain", "example.test", "continuity.fail_after=soon"},
 			token: "a-write", method: "PUT", path: "/policy", body: map[string]string{"scope": "domain", "owner": "example.test", "key": "continuity.fail_after", "value": "soon"}},
+		{name: "mailing list posting policy", cli: []string{"ml", "add", "team@example.test", "--posting", "everybody"},
+			token: "a-write", method: "POST", path: "/mailing-lists", body: map[string]string{"address": "team@example.test", "posting": "everybody"}},
+		{name: "mailing list on a user's address", cli: []string{"ml", "add", "alice@example.test"},
+			token: "a-write", method: "POST", path: "/mailing-lists", body: map[string]string{"address": "alice@example.test"}},
 		{name: "hand-back credentials", cli: []string{"continuity", "credentials", "set", "acme", "graph"}, stdin: `{"tenant":"t"}`,
 			token: "a-write", method: "PUT", path: "/continuity/credentials", body: map[string]any{"provider": "graph", "credentials": map[string]string{"tenant": "t"}}},
 	} {
@@ -311,5 +315,33 @@ func TestCLIContinuity(t *testing.T) {
 	}
 	if acts["continuity.switch"] != 2 || acts["continuity.handback_retry"] != 1 || acts["continuity.credentials"] != 2 {
 		t.Fatalf("audit: %v", acts)
+	}
+}
+
+// account app-password prints a new mail app password once, the list
+// shows who has one, and --remove removes it.
+func TestCLIAppPassword(t *testing.T) {
+	c := startCLI(t)
+	ctx := context.Background()
+	out, err := c.run(t, "", "account", "app-password", consoletest.AdminA)
+	m := regexp.MustCompile(`\(shown once\): ([a-z0-9]{16})\n$`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("app-password: %q %v", out, err)
+	}
+	a, err := c.Store.AccountByLogin(ctx, consoletest.AdminA)
+	if err != nil || a.AppHash == "" || strings.Contains(a.AppHash, m[1]) {
+		t.Fatalf("stored: %+v %v", a, err)
+	}
+	if out, err := c.run(t, "", "account", "list", "--tenant", "acme"); err != nil || !regexp.MustCompile(`it@example.test +admin +false +true`).MatchString(out) {
+		t.Fatalf("list: %q %v", out, err)
+	}
+	if _, err := c.run(t, "", "account", "app-password", consoletest.Operator); err == nil {
+		t.Fatal("an operator got a mail app password")
+	}
+	if out, err := c.run(t, "", "account", "app-password", "--remove", consoletest.AdminA); err != nil || !strings.Contains(out, "removed") {
+		t.Fatalf("remove: %q %v", out, err)
+	}
+	if a, _ = c.Store.AccountByLogin(ctx, consoletest.AdminA); a.AppHash != "" {
+		t.Fatalf("not removed: %+v", a)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
@@ -59,6 +60,9 @@ type App struct {
 	Continuity *continuity.Service
 	// Mailboxes are the emergency mailboxes (imap.go).
 	Mailboxes *mailbox.Service
+	// Lists are the mailing lists: expanded by the queue, their posting
+	// policy applied at RCPT.
+	Lists *mlist.Service
 
 	mailboxBlobs        blob.Store
 	imap                *imapd.Server
@@ -177,10 +181,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		mb = mailboxes{a.Mailboxes}
 	}
 	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
+	a.Lists = &mlist.Service{Store: st, Spool: sp, Hostname: cfg.Hostname, Clock: opt.Clock, Log: log.With("stage", "lists")}
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
-		Router: router,
-		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
+		Router: router, Lists: a.Lists,
+		Clock: opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
 	a.Mailboxes.Queue = a.Queue // notices (the queue delivers into the mailboxes, so it comes second)
@@ -262,7 +267,7 @@ func (a *App) Start(ctx context.Context) error {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
 			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Pipeline, kind), Log: a.Log, Clock: a.Clock,
 			Passwords: a.Passwords, AuthThrottle: a.LoginThrottle,
-			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster})
+			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster, Lists: a.Lists})
 	}
 	a.inbound = mk(smtpin.Inbound, a.Config.Inbound)
 	a.outbound = mk(smtpin.Outbound, a.Config.Outbound)

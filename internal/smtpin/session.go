@@ -17,6 +17,7 @@ import (
 	"github.com/mailgate/mailgate/internal/addr"
 	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/mailtext"
+	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -59,6 +60,12 @@ type session struct {
 	// refused are recipients of served domains refused at RCPT (unknown
 	// users), recorded for tracking and reports when the transaction ends.
 	refused []refusedRcpt
+
+	// local is set for a message submitted in-process (SubmitLocal):
+	// there is no connection, and the trace field names the web.
+	local *localSession
+	// accepted is the queue ID of the message Data accepted last.
+	accepted string
 }
 
 type refusedRcpt struct {
@@ -114,6 +121,9 @@ func (se *session) connCtx() context.Context {
 	if se.tc != nil {
 		return se.tc.ctx
 	}
+	if se.local != nil {
+		return se.local.ctx
+	}
 	return se.s.base
 }
 
@@ -133,7 +143,9 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := d.Spool.CheckSpace(); err != nil {
 		return smtpErr(452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")
 	}
-	if d.Listener.RequireTLS && !se.tls {
+	// A local submission has no link to protect: the console's session
+	// authenticated it.
+	if d.Listener.RequireTLS && !se.tls && se.local == nil {
 		return se.reject(smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "Must issue a STARTTLS command first"))
 	}
 	if opts != nil && opts.Size > d.Limits.MaxMessageBytes {
@@ -236,6 +248,10 @@ func (se *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		if err := se.inboundRcpt(a, false); err != nil {
 			return err
 		}
+	} else if _, err := se.listRcpt(a); err != nil {
+		// Relayed and submitted mail to a list follows its posting
+		// policy too.
+		return err
 	}
 	se.addRcpt(a, opts)
 	return nil
@@ -332,6 +348,12 @@ func (se *session) inboundRcpt(a addr.Address, anyUser bool) error {
 		return errTempLocal
 	}
 	if !ok && !anyUser && !strings.EqualFold(a.Local, "postmaster") {
+		if isList, err := se.listRcpt(a); isList || err != nil {
+			if err == nil {
+				se.tenantID = dom.TenantID
+			}
+			return err
+		}
 		// postmaster@ every served domain must work (RFC 5321 4.5.1); the
 		// customer's server is expected to have it.
 		se.log.Info("rcpt refused: unknown user", "rcpt", a.String())
@@ -342,6 +364,39 @@ func (se *session) inboundRcpt(a addr.Address, anyUser bool) error {
 	}
 	se.tenantID = dom.TenantID
 	return nil
+}
+
+// listRcpt applies a mailing list's posting policy when a is a list's
+// address: a refused sender gets 550 now, in the dialogue, rather than a
+// bounce later. A list's bounce address takes mail from anyone.
+func (se *session) listRcpt(a addr.Address) (bool, error) {
+	if se.s.d.Lists == nil {
+		return false, nil
+	}
+	ctx, cancel := se.ctx()
+	defer cancel()
+	p, err := se.s.d.Lists.CheckPost(ctx, se.from, a.Key())
+	if err != nil {
+		se.log.Error("mailing list lookup", "err", err)
+		return false, errTempLocal
+	}
+	var text string
+	switch p.Decision {
+	case mlist.NotList:
+		return false, nil
+	case mlist.Allowed:
+		return true, nil
+	case mlist.MembersOnly:
+		text = "Only members may post to this list"
+	case mlist.DomainOnly:
+		text = "Only senders in the organisation's domains may post to this list"
+	case mlist.NoNullSender:
+		text = "This list takes no mail from the null sender"
+	default:
+		text = "Posting to this list is not allowed"
+	}
+	se.log.Info("rcpt refused: list posting policy", "rcpt", a.String(), "from", se.from, "reason", text)
+	return true, se.reject(smtpErr(550, smtp.EnhancedCode{5, 7, 1}, text))
 }
 
 // Data accepts the message: stream it through the guard into a spool blob,
@@ -404,7 +459,7 @@ func (se *session) Data(r io.Reader) error {
 	}
 	m := store.Message{
 		ID: id, TenantID: se.tenantID, MailFrom: se.from, EnvID: se.envID, RetFull: se.retFull,
-		Size: w.Size(), BlobKey: w.Key(), ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()),
+		Size: w.Size(), BlobKey: w.Key(), ReceivedAt: now, ClientIP: se.ip, Helo: se.helo(),
 		TLS: se.tls, AuthUser: se.authUser, MessageID: g.messageID, Subject: mailtext.DecodeHeader(g.subject),
 		Direction: store.Inbound, SMTPUTF8: se.utf8, Body8Bit: se.body8bit,
 	}
@@ -445,6 +500,7 @@ func (se *session) Data(r io.Reader) error {
 		return errTempLocal
 	}
 	committed = true
+	se.accepted = id
 	se.log.Info("accepted", "id", id, "from", se.from, "rcpts", len(rcpts), "size", m.Size)
 	return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "OK queued as "+id)
 }
@@ -568,7 +624,10 @@ func (se *session) receivedHeader(id string, now time.Time) string {
 	if se.authUser != "" {
 		proto += "A"
 	}
-	h := fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (mailgate) with %s id %s", sanitizeHelo(se.conn.Hostname()), se.ip, se.s.d.Hostname, proto, id)
+	if se.local != nil {
+		proto = se.local.proto
+	}
+	h := fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (mailgate) with %s id %s", se.helo(), se.ip, se.s.d.Hostname, proto, id)
 	if len(se.rcpts) == 1 {
 		h += fmt.Sprintf("\r\n\tfor <%s>", se.rcpts[0].addr.String())
 	}
@@ -649,7 +708,7 @@ func (se *session) recordRefused() {
 	}
 	for _, tid := range order {
 		m := store.Message{ID: store.NewMessageID(now), TenantID: tid, Direction: store.Inbound, MailFrom: se.from,
-			ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()), TLS: se.tls, Done: true}
+			ReceivedAt: now, ClientIP: se.ip, Helo: se.helo(), TLS: se.tls, Done: true}
 		var rcpts []store.Recipient
 		var evs []store.Event
 		for _, a := range byTenant[tid] {

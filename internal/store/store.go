@@ -386,6 +386,7 @@ type Store interface {
 	ThrottleStore
 	ContinuityStore
 	MailboxStore
+	MailingListStore
 
 	Close() error
 }

@@ -523,4 +523,85 @@ CREATE TABLE mailbox_texts (
 	search_body TEXT NOT NULL DEFAULT ''
 );
 `,
+	// 13: the users' sent mail of an emergency (stored in a \Sent folder
+	// while their domain was in emergency mode), handed back to the
+	// primary service's Sent folders with the mail received.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+`,
+	// 14: a mail app password per account (IMAP and submission for
+	// accounts with a second factor).
+	`
+ALTER TABLE accounts ADD COLUMN app_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN app_created_us INTEGER NOT NULL DEFAULT 0;
+`,
+	// 15: the webmail's message list: whether a message has attachments,
+	// its conversation (thread_id: see store.MailMessage.ThreadID; a
+	// message added before is a conversation of its own), indexes for the list's orders, for unread
+	// counts and for conversations, and the normalised From, To and Subject
+	// that field searches look in.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN has_attach INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailbox_messages ADD COLUMN thread_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailbox_texts ADD COLUMN search_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE mailbox_texts ADD COLUMN search_to TEXT NOT NULL DEFAULT '';
+ALTER TABLE mailbox_texts ADD COLUMN search_subject TEXT NOT NULL DEFAULT '';
+UPDATE mailbox_messages SET thread_id = id;
+CREATE INDEX mailbox_messages_date ON mailbox_messages(folder_id, internal_us, id);
+CREATE INDEX mailbox_messages_size ON mailbox_messages(folder_id, size, id);
+CREATE INDEX mailbox_messages_from ON mailbox_messages(folder_id, from_hdr, id);
+CREATE INDEX mailbox_messages_subject ON mailbox_messages(folder_id, subject, id);
+CREATE INDEX mailbox_messages_all ON mailbox_messages(mailbox_id, internal_us, id) WHERE folder_id IS NOT NULL;
+CREATE INDEX mailbox_messages_thread ON mailbox_messages(folder_id, thread_id, internal_us, id);
+CREATE INDEX mailbox_messages_conv ON mailbox_messages(mailbox_id, thread_id);
+CREATE INDEX mailbox_messages_msgid ON mailbox_messages(mailbox_id, message_id_hdr) WHERE message_id_hdr <> '';
+CREATE INDEX mailbox_messages_unseen ON mailbox_messages(mailbox_id, folder_id) WHERE instr(flags, '\Seen') = 0;
+`,
+	// 16: mailing lists (internal/mlist): lists, their members (with the
+	// bounce state of each), their administrators and the serial numbers
+	// given to posts (one row per post, so a post distributed again after
+	// a crash keeps its number). List IDs are never reused.
+	`
+CREATE TABLE ml_lists (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+	address TEXT NOT NULL UNIQUE,
+	name TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	posting TEXT NOT NULL,
+	subject_serial INTEGER NOT NULL DEFAULT 0,
+	reply_to_list INTEGER NOT NULL DEFAULT 0,
+	serial INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL
+);
+CREATE INDEX ml_lists_tenant ON ml_lists(tenant_id);
+CREATE TABLE ml_members (
+	list_id INTEGER NOT NULL REFERENCES ml_lists(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL,
+	address TEXT NOT NULL,
+	comment TEXT NOT NULL DEFAULT '',
+	bounces INTEGER NOT NULL DEFAULT 0,
+	last_bounce_us INTEGER NOT NULL DEFAULT 0,
+	disabled INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL,
+	PRIMARY KEY (list_id, address)
+) WITHOUT ROWID;
+CREATE INDEX ml_members_address ON ml_members(tenant_id, address);
+CREATE TABLE ml_admins (
+	list_id INTEGER NOT NULL REFERENCES ml_lists(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL,
+	address TEXT NOT NULL,
+	PRIMARY KEY (list_id, address)
+) WITHOUT ROWID;
+CREATE INDEX ml_admins_address ON ml_admins(tenant_id, address);
+CREATE TABLE ml_posts (
+	list_id INTEGER NOT NULL REFERENCES ml_lists(id) ON DELETE CASCADE,
+	post TEXT NOT NULL,
+	serial INTEGER NOT NULL,
+	created_us INTEGER NOT NULL,
+	PRIMARY KEY (list_id, post)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX ml_posts_serial ON ml_posts(list_id, serial);
+`,
 }
