@@ -591,4 +591,10 @@ CREATE TABLE ml_posts (
 );
 CREATE UNIQUE INDEX ml_posts_serial ON ml_posts(list_id, serial);
 `,
+	// 13: the spam classifier's linear model: a weight per token, and per
+	// trained message the lesson its training added to its tokens' weights.
+	`
+ALTER TABLE spam_tokens ADD COLUMN weight BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE spam_trained ADD COLUMN lesson BIGINT NOT NULL DEFAULT 0;
+`,
 }

@@ -71,6 +71,7 @@ func Run(t *testing.T, open Opener) {
 		{"Policy", testPolicy},
 		{"QuarantineItems", testQuarantineItems},
 		{"SpamModels", testSpamModels},
+		{"SpamWeights", testSpamWeights},
 		{"SpamApplyConcurrent", testSpamApplyConcurrent},
 		{"ReportAgreesWithEvents", testReportAgreesWithEvents},
 		{"ReportDaysZoneAndPurge", testReportDaysZoneAndPurge},
