@@ -525,7 +525,31 @@ func ReadManifest(dir string) (Manifest, error) {
 	if m.Format != Format {
 		return m, fmt.Errorf("manifest format %d; this mailgate reads %d", m.Format, Format)
 	}
-	return m, nil
+	return m, m.validate()
+}
+
+// validate checks every path of the manifest before anything is copied: a
+// damaged or hostile manifest must not make a restore read or write
+// outside the backup and the data directory.
+func (m Manifest) validate() error {
+	if m.Database.Path != DBName {
+		return fmt.Errorf("manifest: the store's path %q is not %s: it leaves the backup", m.Database.Path, DBName)
+	}
+	for _, f := range m.Files {
+		if _, err := under(f.Path, "files"); err != nil {
+			return err
+		}
+	}
+	for _, b := range m.Blobs {
+		rel, err := under(b.Path, "blobs")
+		if err != nil {
+			return err
+		}
+		if !validNamespace(b.Namespace) || !strings.HasPrefix(rel, b.Namespace+string(filepath.Separator)) {
+			return fmt.Errorf("manifest: blob %q in namespace %q", b.Path, b.Namespace)
+		}
+	}
+	return nil
 }
 
 // mustBeEmpty fails unless dir does not exist or is an empty directory.
@@ -597,9 +621,6 @@ func Restore(ctx context.Context, src, dataDir string, log *slog.Logger) (Manife
 		if err != nil {
 			return m, err
 		}
-		if !validNamespace(b.Namespace) || !strings.HasPrefix(rel, b.Namespace+string(filepath.Separator)) {
-			return m, fmt.Errorf("restore: manifest blob %q in namespace %q", b.Path, b.Namespace)
-		}
 		if err := copyFile(filepath.Join(src, filepath.FromSlash(b.Path)), filepath.Join(tmp, rel)); err != nil {
 			return m, fmt.Errorf("restore: blob %s %s: %w", b.Namespace, b.Key, err)
 		}
@@ -645,7 +666,7 @@ func under(p, prefix string) (string, error) {
 	clean := filepath.Clean(filepath.FromSlash(p))
 	rel, err := filepath.Rel(prefix, clean)
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") || filepath.IsAbs(clean) {
-		return "", fmt.Errorf("restore: manifest path %q is outside %s/", p, prefix)
+		return "", fmt.Errorf("manifest: path %q is outside %s/", p, prefix)
 	}
 	return rel, nil
 }

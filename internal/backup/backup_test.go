@@ -392,3 +392,38 @@ func TestBackupKeepsBodiesDeliveredDuringTheCopy(t *testing.T) {
 		}
 	}
 }
+
+// A manifest naming paths outside the backup or the data directory is
+// refused before anything is written there.
+func TestRestoreRefusesPathsOutside(t *testing.T) {
+	ctx := context.Background()
+	for _, m := range []string{
+		`{"format":1,"node":"n","database":{"path":"../mailgate.db","size":0,"sha256":""}}`,
+		`{"format":1,"node":"n","database":{"path":"mailgate.db","size":0,"sha256":""},"files":[{"path":"files/../../x","size":0,"sha256":""}]}`,
+		`{"format":1,"node":"n","database":{"path":"mailgate.db","size":0,"sha256":""},"blobs":[{"namespace":"../spool","key":"n/a","path":"blobs/../spool/n/a","size":0,"sha256":""}]}`,
+		`{"format":2}`,
+	} {
+		src := t.TempDir()
+		if err := os.WriteFile(filepath.Join(src, backup.ManifestName), []byte(m), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// A valid empty store, so that only the paths are wrong.
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(src, backup.DBName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`CREATE TABLE t(x)`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		target := filepath.Join(t.TempDir(), "restored")
+		_, err = backup.Restore(ctx, src, target, nil)
+		if err == nil || !strings.Contains(err.Error(), "leaves the backup") && !strings.Contains(err.Error(), "is outside") &&
+			!strings.Contains(err.Error(), "in namespace") && !strings.Contains(err.Error(), "format 2") {
+			t.Errorf("manifest %s: %v", m, err)
+		}
+		if _, err := os.Stat(target); !os.IsNotExist(err) {
+			t.Errorf("manifest %s: target written: %v", m, err)
+		}
+	}
+}
