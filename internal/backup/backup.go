@@ -211,7 +211,7 @@ func Run(ctx context.Context, o Options, dest string) (m Manifest, err error) {
 	return m, nil
 }
 
-// staged is one blob file linked into the staging directory.
+// stagedBlob is one blob file linked into the staging directory.
 type stagedBlob struct {
 	ns, key, rel string // rel: path under the namespace directory
 }
