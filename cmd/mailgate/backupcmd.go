@@ -14,8 +14,8 @@ func backupCmd(g *globals) *cobra.Command {
 		Use:   "backup DEST",
 		Short: "Copy the store and message files of this node into DEST, while it runs",
 		Long: `Takes a consistent snapshot of a single node's data_dir (the SQLite store,
-the queued, quarantined and mailbox message files, the self-signed TLS
-certificate) into DEST, which must not exist or be empty. mailgate may keep
+the queued, quarantined, mailbox and archived message files, the self-signed
+TLS certificate; not the archive's search index) into DEST, which must not exist or be empty. mailgate may keep
 running: writes pause only while the message files are linked (milliseconds
 to seconds), never for the copy. Every file is read back and its SHA-256
 recorded in DEST/manifest.json, written last.
