@@ -77,6 +77,7 @@ type App struct {
 	submission        *smtpin.Server
 	submissionAddrs   []string
 	cont              continuityParts
+	certs             *certificate // the listeners' certificate (Reload)
 	listeners         []net.Listener
 	httpSrv           *http.Server
 	serveWG           sync.WaitGroup
@@ -248,10 +249,11 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}
-	tlsCfg, err := loadTLS(a.Config)
+	tlsCfg, certs, err := loadTLS(a.Config)
 	if err != nil {
 		return err
 	}
+	a.certs = certs
 	if err := a.Queue.Start(ctx); err != nil {
 		return err
 	}

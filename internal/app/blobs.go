@@ -12,7 +12,8 @@ import (
 	"github.com/mailgate/mailgate/internal/config"
 )
 
-// Blob namespaces: the queue's message bodies and the quarantine's copies.
+// Blob namespaces: the queue's message bodies, the quarantine's copies and the
+// emergency mailboxes' messages. A new namespace belongs in BackupOptions too.
 const (
 	spoolBlobs      = "spool"
 	quarantineBlobs = "quarantine"

@@ -13,31 +13,52 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/config"
 )
 
-// loadTLS returns the listeners' TLS configuration: the configured
-// certificate, or a self-signed one made once and kept in the data directory
-// (opportunistic STARTTLS between MTAs does not verify certificates, so a
-// self-signed one still encrypts).
-func loadTLS(cfg config.Config) (*tls.Config, error) {
+// certificate is the listeners' certificate. Every handshake takes the
+// current one, so a reload (SIGHUP) reaches new connections and STARTTLS
+// commands at once while established sessions keep theirs.
+type certificate struct {
+	cur atomic.Pointer[tls.Certificate]
+}
+
+func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
+
+// load reads the configured certificate, or the self-signed one made once
+// and kept in the data directory (opportunistic STARTTLS between MTAs does
+// not verify certificates, so a self-signed one still encrypts). On error
+// the current certificate stays.
+func (c *certificate) load(cfg config.Config) error {
 	certFile, keyFile := cfg.TLS.CertFile, cfg.TLS.KeyFile
 	if certFile == "" {
 		certFile = filepath.Join(cfg.DataDir, "tls", "selfsigned.crt")
 		keyFile = filepath.Join(cfg.DataDir, "tls", "selfsigned.key")
 		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
 			if err := makeSelfSigned(cfg.Hostname, certFile, keyFile); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("tls certificate: %w", err)
+		return fmt.Errorf("tls certificate: %w", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	c.cur.Store(&cert)
+	return nil
+}
+
+// loadTLS returns the listeners' TLS configuration, which presents the
+// certificate held by the returned certificate.
+func loadTLS(cfg config.Config) (*tls.Config, *certificate, error) {
+	c := &certificate{}
+	if err := c.load(cfg); err != nil {
+		return nil, nil, err
+	}
+	return &tls.Config{GetCertificate: c.get, MinVersion: tls.VersionTLS12}, c, nil
 }
 
 func makeSelfSigned(host, certFile, keyFile string) error {
