@@ -90,6 +90,10 @@ type Deps struct {
 	// AuthThrottle limits SMTP AUTH guessing; the node shares one with the
 	// console. Nil: one of its own, in memory.
 	AuthThrottle AuthThrottle
+	// RequireTOTP is http.require_totp: on the submission listener,
+	// administrators have a second factor, so they authenticate with a
+	// mail app password (store.Account.MailHash).
+	RequireTOTP bool
 	// Lists answers RCPT for mailing list addresses and their bounce
 	// addresses (mlist.Service) on every listener; nil: no lists.
 	Lists ListChecker
