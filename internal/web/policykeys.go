@@ -58,6 +58,7 @@ var policyKeys = []policyKey{
 	{"webmail.charset", "iso-2022-jp", "iso-2022-jp, utf-8", "Charset of Japanese mail written in the webmail (tenant level).", "ウェブメールで作成する日本語メールの文字コード（テナント単位）。"},
 	{"webmail.attachment_mb", "20", "MB", "Attachments of one webmail message together (tenant level; within limits.max_message_bytes).", "ウェブメールの 1 通あたりの添付ファイル合計（テナント単位、limits.max_message_bytes 以内）。"},
 	{"webmail.time_zone", "the console's", "IANA zone, e.g. Asia/Tokyo", "Time zone of the webmail's dates and of the Date of mail it sends (tenant level).", "ウェブメールの日時表示と送信メールの Date のタイムゾーン（テナント単位）。"},
+	{"submission.send_as", "", "addresses (per user)", "Other addresses of your domains the user may send as through submission (shared or alias addresses).", "サブミッションで利用者が送信者として使える自ドメインの他のアドレス（共有アドレスや別名）。"},
 }
 
 // Desc is the key's description in the page's language.

@@ -275,31 +275,35 @@ func TestBrowserWebmailHostile(t *testing.T) {
 	if len(msgs) != len(files) {
 		t.Fatalf("%d of %d messages delivered", len(msgs), len(files))
 	}
-	p := openTab(t, b, e.URL)
-	p.loginAs(consoletest.UserA, false)
+	// One tab logs in; each message is opened in a tab of its own (the
+	// browser's cookies are shared), watched from its first request.
+	openTab(t, b, e.URL).loginAs(consoletest.UserA, false)
 	for _, m := range msgs {
-		for _, q := range []string{"", "?images=1"} {
-			path := fmt.Sprintf("/mail/f/%d/m/%d%s", inbox, m.UID, q)
-			if st := p.goTo(path); st != http.StatusOK {
-				t.Errorf("%s (%s): %d", path, m.Subject, st)
-				continue
+		t.Run(fmt.Sprintf("uid%d", m.UID), func(t *testing.T) {
+			p := openTab(t, b, e.URL)
+			for _, q := range []string{"", "?images=1"} {
+				path := fmt.Sprintf("/mail/f/%d/m/%d%s", inbox, m.UID, q)
+				if st := p.goTo(path); st != http.StatusOK {
+					t.Fatalf("%s (%s): %d", path, m.Subject, st)
+				}
+				p.frameText("#mail-frame")
+				p.do("settle", chromedp.Sleep(200*time.Millisecond))
 			}
-			p.frameText("#mail-frame")
-			p.do("settle", chromedp.Sleep(200*time.Millisecond))
-		}
-	}
-	for _, c := range p.mon.Console() {
-		if strings.Contains(c, "PAYLOAD") {
-			t.Errorf("payload ran: %s", c)
-		}
-	}
-	if d := p.mon.Dialogs(); len(d) > 0 {
-		t.Errorf("dialogs: %q", d)
-	}
-	// With images allowed by the reader, https: images may be tried (the
-	// trap speaks no TLS); nothing else leaves the console.
-	if out := p.mon.RequestsOutside(p.base+"/", "https:"); len(out) > 0 {
-		t.Errorf("requests outside the console: %q", out)
+			for _, c := range p.mon.Console() {
+				if strings.Contains(c, "PAYLOAD") {
+					t.Errorf("%s: payload ran: %s", m.Subject, c)
+				}
+			}
+			if d := p.mon.Dialogs(); len(d) > 0 {
+				t.Errorf("%s: dialogs: %q", m.Subject, d)
+			}
+			// With images allowed by the reader, https: images may be
+			// tried (the trap speaks no TLS); nothing else leaves the
+			// console.
+			if out := p.mon.RequestsOutside(p.base+"/", "https:"); len(out) > 0 {
+				t.Errorf("%s: requests outside the console: %q", m.Subject, out)
+			}
+		})
 	}
 	if n := trapSeen.Load(); n != 0 {
 		t.Errorf("the trap served %d requests", n)
