@@ -246,18 +246,32 @@ type listMemberJSON struct {
 	Disabled   bool       `json:"disabled"`
 }
 
-// mailingListIn is the body that creates or changes a list.
+// mailingListIn is the body that creates or changes a list. A field left
+// out keeps the list's current value (for a new list: the default), so a
+// client changing one setting does not reset the others.
 type mailingListIn struct {
-	Address       string `json:"address"`
-	Name          string `json:"name"`
-	Description   string `json:"description"`
-	Posting       string `json:"posting"`
-	SubjectSerial bool   `json:"subject_serial"`
-	ReplyToList   bool   `json:"reply_to_list"`
+	Address       string  `json:"address"`
+	Name          string  `json:"name"`
+	Description   *string `json:"description"`
+	Posting       string  `json:"posting"`
+	SubjectSerial *bool   `json:"subject_serial"`
+	ReplyToList   *bool   `json:"reply_to_list"`
 }
 
-func (in mailingListIn) settings() admin.ListSettings {
-	return admin.ListSettings{Name: in.Name, Description: in.Description, Posting: in.Posting, SubjectSerial: in.SubjectSerial, ReplyToList: in.ReplyToList}
+// settings applies the body to cur, the list's settings now (zero for a
+// new list).
+func (in mailingListIn) settings(cur store.MailingList) admin.ListSettings {
+	set := admin.ListSettings{Name: in.Name, Description: cur.Description, Posting: in.Posting, SubjectSerial: cur.SubjectSerial, ReplyToList: cur.ReplyToList}
+	if in.Description != nil {
+		set.Description = *in.Description
+	}
+	if in.SubjectSerial != nil {
+		set.SubjectSerial = *in.SubjectSerial
+	}
+	if in.ReplyToList != nil {
+		set.ReplyToList = *in.ReplyToList
+	}
+	return set
 }
 
 func (s *Server) mlAPI() {
@@ -274,7 +288,7 @@ func (s *Server) mlAPI() {
 		if err := decode(r, &in); err != nil {
 			return nil, err
 		}
-		l, err := s.admin.CreateMailingList(r.Context(), who(p), in.Address, in.settings())
+		l, err := s.admin.CreateMailingList(r.Context(), who(p), in.Address, in.settings(store.MailingList{}))
 		if err != nil {
 			return nil, err
 		}
@@ -292,13 +306,17 @@ func (s *Server) mlAPI() {
 		if err := decode(r, &in); err != nil {
 			return nil, err
 		}
-		if in.Address != "" {
-			return nil, badRequest("a list's address cannot change")
-		}
-		if err := s.admin.UpdateMailingList(r.Context(), who(p), mlID(r), in.settings()); err != nil {
+		cur, err := s.admin.MailingList(r.Context(), who(p), mlID(r))
+		if err != nil {
 			return nil, err
 		}
-		l, err := s.admin.MailingList(r.Context(), who(p), mlID(r))
+		if in.Address != "" && !strings.EqualFold(in.Address, cur.Address) {
+			return nil, badRequest("a list's address cannot change")
+		}
+		if err := s.admin.UpdateMailingList(r.Context(), who(p), cur.ID, in.settings(cur)); err != nil {
+			return nil, err
+		}
+		l, err := s.admin.MailingList(r.Context(), who(p), cur.ID)
 		if err != nil {
 			return nil, err
 		}

@@ -14,31 +14,59 @@ import (
 	"github.com/mailgate/mailgate/internal/testutil/consoletest"
 )
 
-// TestBrowserListAdministrator: alice, an end user named administrator of
-// one list, manages it in the browser in English and Japanese, on a
-// desktop and on a phone-sized screen, and sees no other list.
+// TestBrowserListAdministrator: in the browser, the tenant administrator
+// creates a list and names alice, an end user, its administrator; alice
+// manages it in English and Japanese, on a desktop and on a phone-sized
+// screen, and sees no other list.
 func TestBrowserListAdministrator(t *testing.T) {
 	b := browser.Launch(t)
 	e := consoletest.Start(t, consoletest.Options{})
 	ctx := context.Background()
-	mk := func(address, description string) store.MailingList {
-		l, err := e.Store.CreateMailingList(ctx, store.MailingList{TenantID: e.Tenant.ID, DomainID: e.Domain.ID, Address: address,
-			Name: strings.Split(address, "@")[0], Description: description, Posting: store.PostMembers, SubjectSerial: true}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	sales := mk("sales@example.test", "営業部")
-	mk("board@example.test", "BOARD-SECRET")
-	if err := e.Store.SetListAdmins(ctx, e.Tenant.ID, sales.ID, []string{consoletest.UserA}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Store.AddListMembers(ctx, e.Tenant.ID, sales.ID, []store.ListMember{{Address: "sato@customer.example", Comment: "佐藤様"}}, false); err != nil {
+	board, err := e.Store.CreateMailingList(ctx, store.MailingList{TenantID: e.Tenant.ID, DomainID: e.Domain.ID, Address: "board@example.test",
+		Name: "board", Description: "BOARD-SECRET", Posting: store.PostMembers}, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
 
+	// The tenant administrator creates the list and names alice its
+	// administrator.
 	p := openTab(t, b, e.URL)
+	p.loginAs(consoletest.AdminA, false)
+	if st := p.goTo("/ml"); st != http.StatusOK {
+		t.Fatalf("administrator's lists page: %d", st)
+	}
+	if s := p.text("#ml-count"); s != "1 of 10 mailing lists" {
+		t.Errorf("list count %q", s)
+	}
+	p.fill("#ml-address", "sales@example.test")
+	p.fill("#ml-description", "営業部")
+	p.do("posting and serial", chromedp.SetValue(chromedp.ID("ml-posting"), "domain"), chromedp.Click(chromedp.ID("ml-serial")))
+	p.checkTranslated("lists (administrator)")
+	p.checkLayout("lists (administrator)")
+	p.shot("console-ml-admin-en")
+	if st := p.submit("#ml-create-submit"); st != http.StatusOK || !strings.HasPrefix(p.location(), "/ml/") {
+		t.Fatalf("create: %d at %s", st, p.location())
+	}
+	ls, err := e.Store.MailingListsByAddress(ctx, []string{"sales@example.test"})
+	if err != nil || len(ls) != 1 || ls[0].Posting != store.PostDomain || !ls[0].SubjectSerial || ls[0].Description != "営業部" {
+		t.Fatalf("created %+v %v", ls, err)
+	}
+	sales := ls[0]
+	p.fill(`#ml-admins input[name="admins"]`, consoletest.UserA)
+	if st := p.submit("#ml-admins button"); st != http.StatusOK {
+		t.Fatalf("admins: %d", st)
+	}
+	p.fill("#ml-member-address", "sato@customer.example")
+	p.fill("#ml-member-comment", "佐藤様")
+	if st := p.submit("#ml-member-submit"); st != http.StatusOK {
+		t.Fatalf("add member: %d", st)
+	}
+	p.checkTranslated("list (administrator)")
+	p.checkLayout("list (administrator)")
+	p.shot("console-ml-admin-list-en")
+	p.submit("#logout")
+
+	// Alice, an end user, manages that list only.
 	p.loginAs(consoletest.UserA, false)
 	if st := p.goTo("/ml"); st != http.StatusOK {
 		t.Fatalf("lists page: %d", st)
@@ -89,7 +117,7 @@ func TestBrowserListAdministrator(t *testing.T) {
 	p.shot("console-ml-list-ja-phone")
 
 	// Another list of the tenant stays closed to her.
-	if st := p.goTo("/ml/" + strconv.FormatInt(sales.ID+1, 10)); st != http.StatusForbidden {
+	if st := p.goTo("/ml/" + strconv.FormatInt(board.ID, 10)); st != http.StatusForbidden {
 		t.Errorf("another list: %d", st)
 	}
 	p.checkClean()

@@ -121,9 +121,12 @@ func TestListAPI(t *testing.T) {
 		Address       string
 		BounceAddress string `json:"bounce_address"`
 		Posting       string
+		Description   string
+		SubjectSerial bool `json:"subject_serial"`
+		ReplyToList   bool `json:"reply_to_list"`
 		Admins        []string
 	}
-	a.want(http.StatusCreated, "a-write", "POST", "/mailing-lists", map[string]any{"address": "team@example.test", "posting": "domain", "reply_to_list": true}, &l)
+	a.want(http.StatusCreated, "a-write", "POST", "/mailing-lists", map[string]any{"address": "team@example.test", "posting": "domain", "reply_to_list": true, "description": "Team"}, &l)
 	if l.Address != "team@example.test" || l.BounceAddress != "team-bounces@example.test" || l.Posting != "domain" {
 		t.Fatalf("created %+v", l)
 	}
@@ -146,6 +149,16 @@ func TestListAPI(t *testing.T) {
 		t.Fatalf("members %+v", ms)
 	}
 	a.want(http.StatusOK, "a-write", "PUT", id, map[string]any{"posting": "members", "subject_serial": true}, &l)
+	// A setting left out of the body keeps its value.
+	a.want(http.StatusOK, "a-write", "PUT", id, map[string]any{"posting": "anyone", "address": "Team@example.test"}, &l)
+	if l.Posting != "anyone" || !l.SubjectSerial || !l.ReplyToList || l.Description != "Team" {
+		t.Fatalf("after a partial PUT: %+v", l)
+	}
+	a.want(http.StatusOK, "a-write", "PUT", id, map[string]any{"reply_to_list": false, "description": ""}, &l)
+	if l.Posting != "anyone" || !l.SubjectSerial || l.ReplyToList || l.Description != "" {
+		t.Fatalf("after turning Reply-To off: %+v", l)
+	}
+	a.want(http.StatusBadRequest, "a-write", "PUT", id, map[string]any{"address": "other@example.test"}, nil)
 	a.want(http.StatusBadRequest, "a-write", "PUT", id, map[string]any{"posting": "everybody"}, nil)
 	a.want(http.StatusNoContent, "a-write", "POST", id+"/members/partner@example.net/enable", nil, nil)
 	a.want(http.StatusNotFound, "a-write", "POST", id+"/members/nobody@example.net/enable", nil, nil)
