@@ -230,3 +230,19 @@ func TestNoAttachmentAndFailClosed(t *testing.T) {
 		t.Errorf("%d blobs left after a failed rewrite", n)
 	}
 }
+
+type mapSettings map[string]string
+
+func (m mapSettings) Get(k string) (string, bool) { v, ok := m[k]; return v, ok }
+
+func TestConfigFrom(t *testing.T) {
+	o, err := ConfigFrom(mapSettings{KeyExpiry: "72h", KeyMaxDownloads: "3", KeyLang: "EN"})
+	if err != nil || o.Expiry != 72*time.Hour || o.MaxDownloads != 3 || o.Lang != "en" {
+		t.Fatalf("%+v %v", o, err)
+	}
+	for k, v := range map[string]string{KeyExpiry: "1m", KeyMaxDownloads: "-1", KeyLang: "fr"} {
+		if _, err := ConfigFrom(mapSettings{k: v}); err == nil {
+			t.Errorf("%s=%s accepted", k, v)
+		}
+	}
+}
