@@ -25,6 +25,8 @@ import (
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/mtasts"
+	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
@@ -176,6 +178,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		mb = mailboxes{a.Mailboxes}
 	}
 	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
+	if cfg.Delivery.MTASTS && cfg.DNS.Resolver != "" {
+		// Policy servers are reached through the configured resolver and
+		// never on internal networks (netguard), as any URL a domain names.
+		hc := (&netguard.Dialer{Resolver: res, Timeout: 30 * time.Second}).HTTPClient(30 * time.Second)
+		router.STS = &mtasts.Fetcher{Resolver: res, Client: hc, Log: log.With("stage", "mta-sts")}
+	}
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
 		Router: router,
