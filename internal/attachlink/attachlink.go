@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/blob"
@@ -52,7 +51,6 @@ type Link struct {
 	MaxDownloads int // 0: no limit
 	Downloads    int
 	Revoked      bool
-	Log          []Download
 }
 
 // Download is one entry of a link's download log.
@@ -72,6 +70,7 @@ var (
 
 // Records keeps Link records. Implementations are safe for concurrent
 // use; Count is atomic, so a limit is never exceeded by racing downloads.
+// StoreRecords keeps them in mailgate's store.
 type Records interface {
 	Create(ctx context.Context, l Link) error
 	Get(ctx context.Context, tenantID int64, id string) (Link, error)
@@ -80,8 +79,10 @@ type Records interface {
 	// updated link; otherwise ErrRevoked, ErrExpired or ErrLimit.
 	Count(ctx context.Context, tenantID int64, id string, d Download) (Link, error)
 	Revoke(ctx context.Context, tenantID int64, id string) error
-	// Expired lists the links that expired before t.
-	Expired(ctx context.Context, t time.Time) ([]Link, error)
+	// Downloads is the link's download log, oldest first.
+	Downloads(ctx context.Context, tenantID int64, id string) ([]Download, error)
+	// Expired lists up to limit links that expired before t.
+	Expired(ctx context.Context, t time.Time, limit int) ([]Link, error)
 	Delete(ctx context.Context, tenantID int64, id string) error
 }
 
@@ -268,7 +269,7 @@ func (c *collector) Problem(n *mailtext.Node, p mailtext.Problem) {
 // many links it removed; a blob that cannot be deleted keeps its record
 // for the next sweep.
 func Sweep(ctx context.Context, blobs blob.Store, recs Records, now time.Time) (int, error) {
-	exp, err := recs.Expired(ctx, now)
+	exp, err := recs.Expired(ctx, now, 1000)
 	if err != nil {
 		return 0, fmt.Errorf("attachlink: expired links: %w", err)
 	}
@@ -289,89 +290,4 @@ func Sweep(ctx context.Context, blobs blob.Store, recs Records, now time.Time) (
 		n++
 	}
 	return n, nil
-}
-
-// MemRecords is a Records in memory, for tests and single-process use.
-type MemRecords struct {
-	mu sync.Mutex
-	m  map[string]Link
-}
-
-func memKey(tenantID int64, id string) string { return fmt.Sprint(tenantID, "/", id) }
-
-// Create stores l.
-func (m *MemRecords) Create(ctx context.Context, l Link) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.m == nil {
-		m.m = map[string]Link{}
-	}
-	m.m[memKey(l.TenantID, l.ID)] = l
-	return nil
-}
-
-// Get returns a link.
-func (m *MemRecords) Get(ctx context.Context, tenantID int64, id string) (Link, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l, ok := m.m[memKey(tenantID, id)]
-	if !ok {
-		return Link{}, ErrNotFound
-	}
-	return l, nil
-}
-
-// Count records a download.
-func (m *MemRecords) Count(ctx context.Context, tenantID int64, id string, d Download) (Link, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l, ok := m.m[memKey(tenantID, id)]
-	switch {
-	case !ok:
-		return Link{}, ErrNotFound
-	case l.Revoked:
-		return l, ErrRevoked
-	case !d.At.Before(l.Expires):
-		return l, ErrExpired
-	case l.MaxDownloads > 0 && l.Downloads >= l.MaxDownloads:
-		return l, ErrLimit
-	}
-	l.Downloads++
-	l.Log = append(append([]Download(nil), l.Log...), d)
-	m.m[memKey(tenantID, id)] = l
-	return l, nil
-}
-
-// Revoke makes a link unusable.
-func (m *MemRecords) Revoke(ctx context.Context, tenantID int64, id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l, ok := m.m[memKey(tenantID, id)]
-	if !ok {
-		return ErrNotFound
-	}
-	l.Revoked = true
-	m.m[memKey(tenantID, id)] = l
-	return nil
-}
-
-// Expired lists links that expired before t.
-func (m *MemRecords) Expired(ctx context.Context, t time.Time) ([]Link, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []Link
-	for _, l := range m.m {
-		if l.Expires.Before(t) {
-			out = append(out, l)
-		}
-	}
-	return out, nil
-}
-
-// Delete removes a link.
-func (m *MemRecords) Delete(ctx context.Context, tenantID int64, id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.m, memKey(tenantID, id))
-	return nil
 }

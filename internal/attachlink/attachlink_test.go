@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/mailgate/mailgate/internal/blob/local"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/signedlink"
+	"github.com/mailgate/mailgate/internal/store/sqlite"
 )
 
 type att struct {
@@ -45,7 +47,8 @@ var key = bytes.Repeat([]byte{9}, 32)
 
 type fixture struct {
 	blobs blob.Store
-	recs  *MemRecords
+	recs  StoreRecords
+	st    *sqlite.DB
 	now   time.Time
 	srv   *httptest.Server
 }
@@ -57,7 +60,17 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bs.Close() })
-	f := &fixture{blobs: bs, recs: &MemRecords{}, now: time.Date(2027, 4, 1, 1, 0, 0, 0, time.UTC)}
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for _, name := range []string{"a", "b", "c", "d"} {
+		if _, err := st.CreateTenant(context.Background(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &fixture{blobs: bs, recs: StoreRecords{st}, st: st, now: time.Date(2027, 4, 1, 1, 0, 0, 0, time.UTC)}
 	h := &Handler{Blobs: bs, Records: f.recs, Key: func(context.Context) ([]byte, error) { return key, nil },
 		Now: func() time.Time { return f.now }, Log: slog.New(slog.DiscardHandler)}
 	f.srv = httptest.NewServer(h)
@@ -158,8 +171,9 @@ func TestRewriteAndDownload(t *testing.T) {
 		t.Errorf("page over the limit: %d", code)
 	}
 	l, _ := f.recs.Get(context.Background(), 4, res.Link.ID)
-	if l.Downloads != 2 || len(l.Log) != 2 || l.Log[1].File != files[1].name || l.Log[0].From != "127.0.0.1" {
-		t.Errorf("log %+v", l)
+	log, err := f.recs.Downloads(context.Background(), 4, res.Link.ID)
+	if l.Downloads != 2 || err != nil || len(log) != 2 || log[1].File != files[1].name || log[0].From != "127.0.0.1" {
+		t.Errorf("link %+v, log %+v %v", l, log, err)
 	}
 	if resp, _ = download(t, f.srv.URL+"/dl", tok, 7); resp.StatusCode != http.StatusGone && resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("bad index: %d", resp.StatusCode)
