@@ -61,6 +61,8 @@ type App struct {
 	Continuity *continuity.Service
 	// Mailboxes are the emergency mailboxes (imap.go).
 	Mailboxes *mailbox.Service
+	// Links keeps attachment download links (attachlinks.go).
+	Links *AttachLinks
 
 	mailboxBlobs        blob.Store
 	imap                *imapd.Server
@@ -170,6 +172,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	}
 	a.metrics = newMetrics()
 	if err := a.openMailboxes(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := a.openAttachLinks(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -405,7 +411,7 @@ func (a *App) Close() error {
 		for _, h := range a.history {
 			h.Stop()
 		}
-		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close())
+		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close(), a.Links.Blobs.Close())
 	})
 	return err
 }
