@@ -517,7 +517,37 @@ CREATE TABLE mailbox_texts (
 	search_body TEXT NOT NULL DEFAULT ''
 );
 `,
-	// 9: attachment download links (internal/attachlink): the link's
+	// 9: the users' sent mail of an emergency, as the SQLite store's
+	// migration 13.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN sent BOOLEAN NOT NULL DEFAULT false;
+`,
+	// 10: a mail app password per account, as the SQLite store's
+	// migration 14.
+	`
+ALTER TABLE accounts ADD COLUMN app_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN app_created_us BIGINT NOT NULL DEFAULT 0;
+`,
+	// 11: the webmail's message list, as the SQLite store's migration 15;
+	// the text orders are in byte order (COLLATE "C"), as SQLite's.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN has_attach BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE mailbox_messages ADD COLUMN thread_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE mailbox_texts ADD COLUMN search_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE mailbox_texts ADD COLUMN search_to TEXT NOT NULL DEFAULT '';
+ALTER TABLE mailbox_texts ADD COLUMN search_subject TEXT NOT NULL DEFAULT '';
+UPDATE mailbox_messages SET thread_id = id;
+CREATE INDEX mailbox_messages_date ON mailbox_messages(folder_id, internal_us, id);
+CREATE INDEX mailbox_messages_size ON mailbox_messages(folder_id, size, id);
+CREATE INDEX mailbox_messages_from ON mailbox_messages(folder_id, (from_hdr COLLATE "C"), id);
+CREATE INDEX mailbox_messages_subject ON mailbox_messages(folder_id, (subject COLLATE "C"), id);
+CREATE INDEX mailbox_messages_all ON mailbox_messages(mailbox_id, internal_us, id) WHERE folder_id IS NOT NULL;
+CREATE INDEX mailbox_messages_thread ON mailbox_messages(folder_id, thread_id, internal_us, id);
+CREATE INDEX mailbox_messages_conv ON mailbox_messages(mailbox_id, thread_id);
+CREATE INDEX mailbox_messages_msgid ON mailbox_messages(mailbox_id, message_id_hdr) WHERE message_id_hdr <> '';
+CREATE INDEX mailbox_messages_unseen ON mailbox_messages(mailbox_id, folder_id) WHERE strpos(flags, '\Seen') = 0;
+`,
+	// 12: attachment download links (internal/attachlink): the link's
 	// description as its owner encodes it, its counters, and the download
 	// log.
 	`
