@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/mailgate/mailgate/internal/sealbox"
@@ -231,4 +232,41 @@ func tagValue(rec, tag string) string {
 		}
 	}
 	return ""
+}
+
+// SettingsFor returns the policy settings of a domain (the From domain
+// of the message being signed).
+type SettingsFor func(ctx context.Context, domain string) (Settings, error)
+
+// SignMessage signs msg for the domain of its From address with that
+// domain's keys and writes it to w; a domain that does not sign (no
+// selector), or a message without one From address, is copied unchanged
+// and signed is false. The outbound pipeline calls it last, after every
+// change it makes to the message. An invalid setting is an error, so mail
+// is never sent unsigned by a typo without anyone noticing.
+func SignMessage(ctx context.Context, w io.Writer, msg io.ReadSeeker, settings SettingsFor, s sealbox.SecretStore) (signed bool, err error) {
+	dom, err := FromDomain(msg)
+	if _, serr := msg.Seek(0, io.SeekStart); serr != nil {
+		return false, fmt.Errorf("dkim: %w", serr)
+	}
+	var keys []Key
+	if err == nil {
+		set, err := settings(ctx, dom)
+		if err != nil {
+			return false, fmt.Errorf("dkim: settings of %s: %w", dom, err)
+		}
+		cfg, err := ConfigFrom(set, dom)
+		if err != nil {
+			return false, fmt.Errorf("dkim: %s: %w", dom, err)
+		}
+		if keys, err = cfg.Keys(ctx, s); err != nil {
+			return false, err
+		}
+	} else if !errors.Is(err, ErrNoFrom) {
+		return false, err
+	}
+	if err := Sign(ctx, w, msg, keys); err != nil {
+		return false, err
+	}
+	return len(keys) > 0, nil
 }

@@ -287,3 +287,40 @@ func TestSignEdgeCases(t *testing.T) {
 		t.Error("signed with a cancelled context")
 	}
 }
+
+// SignMessage signs for the From domain with that domain's settings and
+// passes mail of other domains unchanged.
+func TestSignMessage(t *testing.T) {
+	ctx := context.Background()
+	ss := &secrets{}
+	settings := func(_ context.Context, dom string) (Settings, error) {
+		if dom == "example.test" {
+			return mapSettings{KeySelector: "mg1"}, nil
+		}
+		if dom == "typo.test" {
+			return mapSettings{KeySelector: "mg1", KeyAlgorithms: "rsa256"}, nil
+		}
+		return mapSettings{}, nil
+	}
+	var out bytes.Buffer
+	signed, err := SignMessage(ctx, &out, strings.NewReader(testMsg), settings, ss)
+	if err != nil || !signed {
+		t.Fatalf("signed=%v %v", signed, err)
+	}
+	recs, _ := Config{Domain: "example.test", Selector: "mg1", Algorithms: []Algorithm{RSA}}.Records(ctx, ss)
+	vs := verify(t, out.Bytes(), map[string]string{recs[0].Name: recs[0].Value})
+	if len(vs) != 1 || vs[0].Err != nil {
+		t.Fatalf("verification %+v", vs)
+	}
+	other := strings.Replace(testMsg, "yamada@example.test", "yamada@other.test", 1)
+	for _, m := range []string{other, "Subject: no from\r\n\r\nbody\r\n"} {
+		out.Reset()
+		if signed, err := SignMessage(ctx, &out, strings.NewReader(m), settings, ss); err != nil || signed || out.String() != m {
+			t.Errorf("unsigned domain: signed=%v %v", signed, err)
+		}
+	}
+	typo := strings.Replace(testMsg, "yamada@example.test", "yamada@typo.test", 1)
+	if _, err := SignMessage(ctx, &out, strings.NewReader(typo), settings, ss); err == nil {
+		t.Error("invalid setting ignored")
+	}
+}
