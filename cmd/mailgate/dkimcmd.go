@@ -19,7 +19,8 @@ func dkimCmd(g *globals) *cobra.Command {
 		Short: "Show the DKIM records to publish for a domain (keys are generated on first use)",
 		Long: "Shows the TXT records of the domain's signing keys, from its dkim.selector, dkim.algorithms and\n" +
 			"dkim.previous_selector settings (set them with `mailgate policy set --domain`). With --check each\n" +
-			"record is looked up through the configured resolver and compared with the key mailgate signs with.",
+			"record is looked up through the configured resolver and compared with the key mailgate signs with,\n" +
+			"and the domain's SPF and DMARC records are shown with what to publish when they are missing.",
 		Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
 			dom := strings.ToLower(strings.TrimSuffix(args[0], "."))
@@ -59,6 +60,23 @@ func dkimCmd(g *globals) *cobra.Command {
 					} else {
 						failed++
 						fmt.Fprintf(g.stdout, "; published: NO - %s\n", results[i].Problem)
+					}
+				}
+			}
+			if check {
+				spf := dkimsign.CheckSPF(ctx, a.Resolver, dom, a.Config.Hostname)
+				dmarc := dkimsign.CheckDMARC(ctx, a.Resolver, dom, failed == 0)
+				for _, r := range []struct {
+					what string
+					rec  dkimsign.AuthRecord
+				}{{"SPF", spf}, {"DMARC", dmarc}} {
+					switch {
+					case r.rec.OK:
+						fmt.Fprintf(g.stdout, "; %s published: OK\n%s. IN TXT %q\n", r.what, r.rec.Name, r.rec.Published)
+					case r.rec.Published != "":
+						fmt.Fprintf(g.stdout, "; %s published without %s: %q; suggested:\n%s. IN TXT %q\n", r.what, a.Config.Hostname, r.rec.Published, r.rec.Name, r.rec.Suggested)
+					default:
+						fmt.Fprintf(g.stdout, "; %s: none published; suggested:\n%s. IN TXT %q\n", r.what, r.rec.Name, r.rec.Suggested)
 					}
 				}
 			}

@@ -42,7 +42,14 @@ func TestCLIDKIMRecords(t *testing.T) {
 		parts = append(parts, q[1])
 	}
 	c.dns.AddRR(&dns.TXT{Hdr: dns.RR_Header{Name: "mg1._domainkey.example.test.", Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: parts})
-	if out, err = c.run(t, "", "dkim", "records", "--check", "example.test"); err != nil || strings.Contains(out, "NO") {
+	c.dns.Add(`example.test. 60 IN TXT "v=spf1 include:_spf.example.net ~all"`)
+	out, err = c.run(t, "", "dkim", "records", "--check", "example.test")
+	if err != nil || strings.Contains(out, "published: NO") {
 		t.Fatalf("check after publishing: %v\n%s", err, out)
+	}
+	// SPF without mailgate's host, no DMARC: both suggested.
+	if !strings.Contains(out, `example.test. IN TXT "v=spf1 a:mx.mailgate.test include:_spf.example.net ~all"`) ||
+		!strings.Contains(out, `_dmarc.example.test. IN TXT "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.test"`) {
+		t.Errorf("SPF and DMARC suggestions:\n%s", out)
 	}
 }

@@ -324,3 +324,39 @@ func TestSignMessage(t *testing.T) {
 		t.Error("invalid setting ignored")
 	}
 }
+
+type txtMap map[string][]string
+
+func (m txtMap) LookupTXT(_ context.Context, name string) ([]string, error) {
+	if v, ok := m[name]; ok {
+		return v, nil
+	}
+	return nil, errors.New("no such host")
+}
+
+func TestAuthRecords(t *testing.T) {
+	ctx := context.Background()
+	r := txtMap{
+		"ok.test":        {"google-site-verification=x", "v=spf1 include:mx.mailgate.test -all"},
+		"other.test":     {"v=spf1 include:_spf.example.net ~all"},
+		"_dmarc.ok.test": {"v=DMARC1; p=reject"},
+	}
+	if s := CheckSPF(ctx, r, "ok.test", "MX.mailgate.test."); !s.OK || s.Published == "" {
+		t.Errorf("spf ok: %+v", s)
+	}
+	if s := CheckSPF(ctx, r, "other.test", "mx.mailgate.test"); s.OK || s.Suggested != "v=spf1 a:mx.mailgate.test include:_spf.example.net ~all" {
+		t.Errorf("spf other: %+v", s)
+	}
+	if s := CheckSPF(ctx, r, "none.test", "mx.mailgate.test"); s.OK || s.Published != "" || s.Suggested != "v=spf1 a:mx.mailgate.test ~all" {
+		t.Errorf("spf none: %+v", s)
+	}
+	if d := CheckDMARC(ctx, r, "ok.test", true); !d.OK || d.Published != "v=DMARC1; p=reject" {
+		t.Errorf("dmarc ok: %+v", d)
+	}
+	if d := CheckDMARC(ctx, r, "none.test", false); d.OK || d.Suggested != "v=DMARC1; p=none; rua=mailto:postmaster@none.test" {
+		t.Errorf("dmarc none: %+v", d)
+	}
+	if d := CheckDMARC(ctx, r, "none.test", true); !strings.Contains(d.Suggested, "p=quarantine") {
+		t.Errorf("dmarc with DKIM: %+v", d)
+	}
+}
