@@ -25,6 +25,7 @@ import (
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/mtasts"
 	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/passwd"
@@ -61,6 +62,9 @@ type App struct {
 	Continuity *continuity.Service
 	// Mailboxes are the emergency mailboxes (imap.go).
 	Mailboxes *mailbox.Service
+	// Lists are the mailing lists: expanded by the queue, their posting
+	// policy applied at RCPT.
+	Lists *mlist.Service
 	// Links keeps attachment download links (attachlinks.go).
 	Links *AttachLinks
 
@@ -184,6 +188,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		mb = mailboxes{a.Mailboxes}
 	}
 	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
+	a.Lists = &mlist.Service{Store: st, Spool: sp, Hostname: cfg.Hostname, Clock: opt.Clock, Log: log.With("stage", "lists")}
 	if cfg.Delivery.MTASTS && cfg.DNS.Resolver != "" {
 		// Policy servers are reached through the configured resolver and
 		// never on internal networks (netguard), as any URL a domain names.
@@ -192,8 +197,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	}
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
-		Router: router,
-		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
+		Router: router, Lists: a.Lists,
+		Clock: opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
 	a.Mailboxes.Queue = a.Queue // notices (the queue delivers into the mailboxes, so it comes second)
@@ -274,7 +279,7 @@ func (a *App) Start(ctx context.Context) error {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
 			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Pipeline, kind), Log: a.Log, Clock: a.Clock,
 			Passwords: a.Passwords, AuthThrottle: a.LoginThrottle,
-			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster})
+			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster, Lists: a.Lists})
 	}
 	a.inbound = mk(smtpin.Inbound, a.Config.Inbound)
 	a.outbound = mk(smtpin.Outbound, a.Config.Outbound)

@@ -386,6 +386,7 @@ type Store interface {
 	ThrottleStore
 	ContinuityStore
 	MailboxStore
+	MailingListStore
 
 	Close() error
 }
@@ -509,8 +510,18 @@ type PolicyStore interface {
 	SpamStore
 }
 
-// TokenCount is how many spam and ham training messages contained a token.
-type TokenCount struct{ Spam, Ham int64 }
+// TokenCount is how many spam and ham training messages contained a token,
+// and the token's weight in the classifier's linear model (a fixed-point
+// integer the classifier defines; zero in totals).
+type TokenCount struct{ Spam, Ham, Weight int64 }
+
+// SpamTrained is a message trained into a model, by its fingerprint.
+type SpamTrained struct {
+	Label string // "spam" or "ham"
+	// Lesson is what training the message added to the weight of each of
+	// its tokens, kept so that untraining it takes back exactly that.
+	Lesson int64
+}
 
 // SpamStore keeps the spam classifier's models; tenant 0 is the site's
 // global model every tenant's scores include. A model is its token counts,
@@ -525,13 +536,14 @@ type SpamStore interface {
 	SpamLoad(ctx context.Context, tenantID int64, tokens func(token string, c TokenCount), labels func(fingerprint, label string)) (SpamModelInfo, error)
 	// SpamVersion returns the model's version (0 for a model never changed).
 	SpamVersion(ctx context.Context, tenantID int64) (int64, error)
-	// SpamLabels returns the labels of those fingerprints that were trained
-	// into the model.
-	SpamLabels(ctx context.Context, tenantID int64, fingerprints []string) (map[string]string, error)
+	// SpamLabels returns those fingerprints that were trained into the
+	// model, with their labels and lessons.
+	SpamLabels(ctx context.Context, tenantID int64, fingerprints []string) (map[string]SpamTrained, error)
 	// SpamApply makes a change in one commit and returns the new version,
 	// or ErrSpamConflict (changing nothing) when a fingerprint's label is
 	// not the one the change expects. Counts never go below zero; tokens
-	// whose counts both reach zero are deleted.
+	// whose counts both reach zero are deleted (with their weight);
+	// weights are added as they come.
 	SpamApply(ctx context.Context, tenantID int64, ch SpamChange) (int64, error)
 	// SpamReset deletes the model's counts and fingerprints and returns its
 	// new version.
@@ -553,7 +565,10 @@ type SpamChange struct {
 	// Labels sets fingerprints' labels ("" deletes one); Expect holds the
 	// label each must have now ("" for none) for the change to apply.
 	Labels, Expect map[string]string
-	At             time.Time // when the messages were trained
+	// Lessons holds the lesson of each fingerprint Labels gives a label
+	// (absent: 0).
+	Lessons map[string]int64
+	At      time.Time // when the messages were trained
 }
 
 // ErrSpamConflict is SpamApply's answer when the fingerprints' labels

@@ -341,6 +341,7 @@ func (s *Server) apiRoutes() {
 	})
 	s.quarantineAPI()
 	s.continuityAPI()
+	s.mlAPI()
 }
 
 func apiTLS(m string) string {

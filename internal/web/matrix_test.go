@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,6 +38,7 @@ type matrixEnv struct {
 	n   int
 	// Tenant other's objects.
 	bGroup, bList, bMsg, bQuar, bToken, bAdminAcct, bUserAcct string
+	bML                                                       string // tenant other's mailing list
 	// markers are strings only tenant other's data contains.
 	markers []string
 	// Mail of bob (same tenant, another user) and carol (tenant other).
@@ -134,9 +136,38 @@ func (m *matrixEnv) setupOther() {
 	carol, err := e.Store.AccountByLogin(m.ctx, consoletest.UserB)
 	m.must(err)
 	m.bAdminAcct, m.bUserAcct = strconv.FormatInt(boss.ID, 10), strconv.FormatInt(carol.ID, 10)
+	ml, err := e.Store.CreateMailingList(m.ctx, store.MailingList{TenantID: b, DomainID: m.otherDomain(), Address: "b-secret-list@other.test",
+		Name: "bsecret", Description: "B-ML-SECRET", Posting: store.PostMembers}, 0)
+	m.must(err)
+	_, err = e.Store.AddListMembers(m.ctx, b, ml.ID, []store.ListMember{{Address: "b-member@example.net", Comment: "B-MEMBER-SECRET"}}, false)
+	m.must(err)
+	m.must(e.Store.SetListAdmins(m.ctx, b, ml.ID, []string{"carol@other.test"}))
+	m.bML = strconv.FormatInt(ml.ID, 10)
+	// The matrix makes a fresh list per request.
+	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: m.e.Tenant.ID, Scope: "tenant", Key: "ml.max_lists", Value: "100000"}))
 	m.markers = []string{"other.test", "b-team", "b-secret-sender", "B-SECRET-SUBJECT", "機密", "B-QSECRET-SUBJECT",
-		"Carol Secretname", m.bMsg, m.bQuar}
+		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET"}
 	m.setupMail()
+}
+
+func (m *matrixEnv) otherDomain() int64 {
+	d, err := m.e.Store.DomainByName(m.ctx, "other.test")
+	m.must(err)
+	return d.ID
+}
+
+// mlList makes a mailing list of tenant acme administered by admin (a
+// user's address), with one member, and returns its ID.
+func (m *matrixEnv) mlList(admin string) string {
+	m.t.Helper()
+	a := m.e.Tenant.ID
+	l, err := m.e.Store.CreateMailingList(m.ctx, store.MailingList{TenantID: a, DomainID: m.e.Domain.ID,
+		Address: fmt.Sprintf("ml%d@example.test", m.next()), Name: "ml", Posting: store.PostMembers}, 0)
+	m.must(err)
+	_, err = m.e.Store.AddListMembers(m.ctx, a, l.ID, []store.ListMember{{Address: "member@example.net", Comment: "Member"}}, false)
+	m.must(err)
+	m.must(m.e.Store.SetListAdmins(m.ctx, a, l.ID, []string{admin}))
+	return strconv.FormatInt(l.ID, 10)
 }
 
 // tenantState is everything of a tenant the matrix could change.
@@ -158,6 +189,8 @@ type tenantState struct {
 	Audit    int
 	Tenants  []store.Tenant
 	Mail     []store.MailMessage
+	MLists   []store.MailingList
+	MMembers [][]store.ListMember
 }
 
 func (m *matrixEnv) snapshot() tenantState {
@@ -208,6 +241,13 @@ func (m *matrixEnv) snapshot() tenantState {
 		if t.ID == b {
 			s.Tenants = append(s.Tenants, t)
 		}
+	}
+	s.MLists, err = st.MailingLists(ctx, b)
+	m.must(err)
+	for _, l := range s.MLists {
+		ms, err := st.ListMembers(ctx, b, l.ID)
+		m.must(err)
+		s.MMembers = append(s.MMembers, ms)
 	}
 	return s
 }
@@ -262,6 +302,10 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 	a := m.e.Tenant.ID
 	n := m.next()
 	switch {
+	case isML(pattern) && param == "id":
+		return m.mlList(consoletest.UserA) // alice administers it
+	case isML(pattern) && param == "address":
+		return "member@example.net"
 	case param == "action" && strings.Contains(pattern, "/queue/"):
 		return "hold"
 	case param == "action":
@@ -307,10 +351,19 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 	return ""
 }
 
+// isML reports whether a route is a mailing list's.
+func isML(pattern string) bool {
+	return strings.Contains(pattern, " /ml/") || strings.Contains(pattern, "/mailing-lists/")
+}
+
 // otherValues are tenant other's objects for a wildcard (several for
 // actions: each is tried).
 func (m *matrixEnv) otherValues(pattern, param string) []string {
 	switch {
+	case isML(pattern) && param == "id":
+		return []string{m.bML}
+	case isML(pattern) && param == "address":
+		return []string{"b-member@example.net"}
 	case param == "action" && strings.Contains(pattern, "/queue/"):
 		return []string{"hold", "release", "retry", "delete", "bounce"}
 	case param == "action":
@@ -390,6 +443,18 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 		return url.Values{"password": {consoletest.Password}}, false
 	case "POST /continuity/credentials/delete":
 		return url.Values{"provider": {"graph"}}, false
+	case "POST /ml":
+		return url.Values{"address": {fmt.Sprintf("newml%d@example.test", n)}, "posting": {"members"}}, false
+	case "POST /ml/{id}":
+		return url.Values{"name": {"renamed"}, "posting": {"anyone"}, "subject_serial": {"1"}}, false
+	case "POST /ml/{id}/admins":
+		return url.Values{"admins": {consoletest.UserA}}, false
+	case "POST /ml/{id}/members":
+		return url.Values{"address": {fmt.Sprintf("new%d@example.net", n)}, "comment": {"New"}}, false
+	case "POST /ml/{id}/members/remove", "POST /ml/{id}/members/enable":
+		return url.Values{"address": {"member@example.net"}}, false
+	case "POST /ml/{id}/import":
+		return url.Values{"file": {fmt.Sprintf("address,comment\r\nimp%d@example.net,Imported\r\n", n)}}, true
 	}
 	return url.Values{}, false
 }
@@ -423,6 +488,14 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return map[string]any{"provider": "graph", "credentials": map[string]string{"tenant": "t1", "client_id": "c1", "client_secret": "s1"}}, ""
 	case "GET /api/v1/continuity/credentials", "DELETE /api/v1/continuity/credentials":
 		return nil, "provider=graph"
+	case "POST /api/v1/mailing-lists":
+		return map[string]any{"address": fmt.Sprintf("apiml%d@example.test", n), "subject_serial": true}, ""
+	case "PUT /api/v1/mailing-lists/{id}":
+		return map[string]any{"name": "renamed", "posting": "domain"}, ""
+	case "PUT /api/v1/mailing-lists/{id}/admins":
+		return map[string]any{"admins": []string{consoletest.UserA}}, ""
+	case "PUT /api/v1/mailing-lists/{id}/members/{address}":
+		return map[string]any{"comment": "Member, Inc."}, ""
 	}
 	return nil, ""
 }
@@ -535,6 +608,19 @@ func (m *matrixEnv) variants(rt web.Route, c *caller) []variant {
 			}
 			out = append(out, ov)
 		}
+	}
+	// A list of the caller's tenant that someone else administers: an end
+	// user who administers other lists may not touch it.
+	if isML(rt.Pattern) && !rt.API && slices.Contains(ps, "id") {
+		ov := variant{kind: "mlother", path: fill(rt.Pattern, map[string]string{"id": m.mlList("bob@example.test")})}
+		if rt.Write {
+			ov.form, ov.multipart = m.ownForm(rt.Pattern)
+		}
+		out = append(out, ov)
+	}
+	// The other tenant's administrator as a list administrator is refused.
+	if rt.Pattern == "POST /ml/{id}/admins" {
+		out = append(out, variant{kind: "other", path: fill(rt.Pattern, own), form: url.Values{"admins": {"carol@other.test"}}, addrParam: true})
 	}
 	for _, bv := range m.bodyVariants(rt.Pattern, c.role) {
 		if bv.path == "" {
@@ -748,7 +834,11 @@ func TestPermissionMatrix(t *testing.T) {
 					if !refused {
 						t.Errorf("%s: %d %q, want 404 or 403 for tenant other's object", where, r.status, r.location)
 					}
-				case v.kind == "own" && !success:
+				case v.kind == "mlother" && c.role == store.RoleUser:
+					if r.status != http.StatusForbidden && r.status != http.StatusNotFound {
+						t.Errorf("%s: %d %q, want 403 or 404: a list administrator touched another list", where, r.status, r.location)
+					}
+				case (v.kind == "own" || v.kind == "mlother") && !success:
 					t.Errorf("%s: %d %q %.300s, want success on the tenant's own object", where, r.status, r.location, r.body)
 				}
 			}
@@ -776,7 +866,7 @@ func TestPermissionMatrix(t *testing.T) {
 		acts[x.Action] = true
 	}
 	for _, w := range []string{"domain.delete", "user.delete", "group.delete", "list.delete", "queue.hold", "quarantine.report_spam",
-		"token.revoke", "account.delete", "account.password", "policy.unset", "mailbox.quota", "mailbox.invite"} {
+		"token.revoke", "account.delete", "account.password", "policy.unset", "mailbox.quota", "mailbox.invite", "ml.delete", "ml.member.remove", "ml.member.import", "ml.admins"} {
 		if !acts[w] {
 			t.Errorf("no %s on tenant acme: the own-object requests did not work", w)
 		}

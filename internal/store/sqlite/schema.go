@@ -557,7 +557,60 @@ CREATE INDEX mailbox_messages_conv ON mailbox_messages(mailbox_id, thread_id);
 CREATE INDEX mailbox_messages_msgid ON mailbox_messages(mailbox_id, message_id_hdr) WHERE message_id_hdr <> '';
 CREATE INDEX mailbox_messages_unseen ON mailbox_messages(mailbox_id, folder_id) WHERE instr(flags, '\Seen') = 0;
 `,
-	// 16: attachment download links (internal/attachlink): the link's
+	// 16: mailing lists (internal/mlist): lists, their members (with the
+	// bounce state of each), their administrators and the serial numbers
+	// given to posts (one row per post, so a post distributed again after
+	// a crash keeps its number). List IDs are never reused.
+	`
+CREATE TABLE ml_lists (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+	address TEXT NOT NULL UNIQUE,
+	name TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	posting TEXT NOT NULL,
+	subject_serial INTEGER NOT NULL DEFAULT 0,
+	reply_to_list INTEGER NOT NULL DEFAULT 0,
+	serial INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL
+);
+CREATE INDEX ml_lists_tenant ON ml_lists(tenant_id);
+CREATE TABLE ml_members (
+	list_id INTEGER NOT NULL REFERENCES ml_lists(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL,
+	address TEXT NOT NULL,
+	comment TEXT NOT NULL DEFAULT '',
+	bounces INTEGER NOT NULL DEFAULT 0,
+	last_bounce_us INTEGER NOT NULL DEFAULT 0,
+	disabled INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL,
+	PRIMARY KEY (list_id, address)
+) WITHOUT ROWID;
+CREATE INDEX ml_members_address ON ml_members(tenant_id, address);
+CREATE TABLE ml_admins (
+	list_id INTEGER NOT NULL REFERENCES ml_lists(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL,
+	address TEXT NOT NULL,
+	PRIMARY KEY (list_id, address)
+) WITHOUT ROWID;
+CREATE INDEX ml_admins_address ON ml_admins(tenant_id, address);
+CREATE TABLE ml_posts (
+	list_id INTEGER NOT NULL REFERENCES ml_lists(id) ON DELETE CASCADE,
+	post TEXT NOT NULL,
+	serial INTEGER NOT NULL,
+	created_us INTEGER NOT NULL,
+	PRIMARY KEY (list_id, post)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX ml_posts_serial ON ml_posts(list_id, serial);
+`,
+	// 17: the spam classifier's linear model: a weight per token, and per
+	// trained message the lesson its training added to its tokens' weights.
+	`
+ALTER TABLE spam_tokens ADD COLUMN weight INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE spam_trained ADD COLUMN lesson INTEGER NOT NULL DEFAULT 0;
+`,
+	// 18: attachment download links (internal/attachlink): the link's
 	// description as its owner encodes it, its counters, and the download
 	// log.
 	`

@@ -71,6 +71,7 @@ func Run(t *testing.T, open Opener) {
 		{"Policy", testPolicy},
 		{"QuarantineItems", testQuarantineItems},
 		{"SpamModels", testSpamModels},
+		{"SpamWeights", testSpamWeights},
 		{"SpamApplyConcurrent", testSpamApplyConcurrent},
 		{"ReportAgreesWithEvents", testReportAgreesWithEvents},
 		{"ReportDaysZoneAndPurge", testReportDaysZoneAndPurge},
@@ -97,6 +98,9 @@ func Run(t *testing.T, open Opener) {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
 	for _, c := range mailboxTests {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
+	}
+	for _, c := range mlistTests {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
 }
