@@ -56,6 +56,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(policyCmd(g), groupCmd(g), listCmd(g), trustedCmd(g), quarantineCmd(g), spamCmd(g))
 	root.AddCommand(accountCmd(g), tokenCmd(g), reportCmd(g), migrateCmd(g), migrateStoreCmd(g), clusterCmd(g), continuityCmd(g))
 	root.AddCommand(mlCmd(g), dkimCmd(g), linksCmd(g))
+	root.AddCommand(archiveCmd(g))
 	return root
 }
 

@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/mailgate/mailgate/internal/archive"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/dnsx"
@@ -126,6 +127,8 @@ type Service struct {
 	// Continuity switches domains and hands mail back (mail continuity);
 	// nil on nodes without it.
 	Continuity *continuity.Service
+	// Archive opens the node's audit archive (archive.go); nil: none.
+	Archive func(ctx context.Context) (*archive.Service, error)
 	// Learn trains a tenant's spam model with one message (feedback).
 	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
 	// Mailboxes are the users' mailboxes (mailboxes.go); nil on nodes

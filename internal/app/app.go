@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/archive"
 	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
@@ -62,6 +63,10 @@ type App struct {
 	Continuity *continuity.Service
 	// Mailboxes are the emergency mailboxes (imap.go).
 	Mailboxes *mailbox.Service
+	// Archive is the audit archive (archive.go); nil until OpenArchive.
+	Archive     *archive.Service
+	archiveMu   sync.Mutex
+	stopArchive func()
 	// Lists are the mailing lists: expanded by the queue, their posting
 	// policy applied at RCPT.
 	Lists *mlist.Service
@@ -196,7 +201,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		router.STS = &mtasts.Fetcher{Resolver: res, Client: hc, Log: log.With("stage", "mta-sts")}
 	}
 	a.Queue = queue.New(queue.Deps{
-		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
+		Store: st, Spool: queueSpool(sp, st), Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
 		Router: router, Lists: a.Lists,
 		Clock: opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
@@ -266,6 +271,10 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.startMaintenance()
 	if a.stopLifecycle, err = a.StartLifecycle(ctx, LifecycleOptions{BaseURL: a.ConsoleURL(), Zone: a.Zone()}); err != nil {
+		a.Queue.Stop(ctx)
+		return err
+	}
+	if err := a.startArchive(ctx); err != nil {
 		a.Queue.Stop(ctx)
 		return err
 	}
@@ -398,6 +407,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if a.stopLifecycle != nil {
 		a.stopLifecycle()
 	}
+	if a.stopArchive != nil {
+		a.stopArchive()
+	}
 	if a.stopMaint != nil {
 		a.stopMaint()
 	}
@@ -416,7 +428,7 @@ func (a *App) Close() error {
 		for _, h := range a.history {
 			h.Stop()
 		}
-		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close(), a.Links.Blobs.Close())
+		err = errors.Join(a.closeArchive(), a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close(), a.Links.Blobs.Close())
 	})
 	return err
 }

@@ -370,7 +370,8 @@ type Store interface {
 	// retry now, delete) and logs an event; rcpt "" means all recipients.
 	// from limits which current states are changed.
 	SetState(ctx context.Context, tenantID int64, messageID string, from []RcptState, to RcptState, next time.Time, ev Event) (int, error)
-	// PendingBlobs lists blob keys of messages that are not done (recovery).
+	// PendingBlobs lists blob keys of messages that are not done and of
+	// messages waiting to be archived (recovery keeps them).
 	PendingBlobs(ctx context.Context) (map[string]PendingBlob, error) // by blob key
 	// MarkCorrupt takes a message whose blob is missing or damaged out of delivery.
 	MarkCorrupt(ctx context.Context, messageID, reason string) error
@@ -387,6 +388,7 @@ type Store interface {
 	ContinuityStore
 	MailboxStore
 	MailingListStore
+	ArchiveStore
 
 	Close() error
 }

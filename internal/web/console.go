@@ -83,6 +83,7 @@ func (s *Server) consoleRoutes() {
 	s.webmailRoutes()
 	s.mailboxesRoutes()
 	s.mlRoutes()
+	s.archiveRoutes()
 }
 
 // --- login ---

@@ -38,6 +38,7 @@ type matrixEnv struct {
 	n   int
 	// Tenant other's objects.
 	bGroup, bList, bMsg, bQuar, bToken, bAdminAcct, bUserAcct string
+	bArch, bHold                                              string
 	bML                                                       string // tenant other's mailing list
 	// markers are strings only tenant other's data contains.
 	markers []string
@@ -77,6 +78,46 @@ func (m *matrixEnv) heldMessage(tenantID int64, rcpt, subject string) string {
 		[]store.Event{{MessageID: id, TenantID: tenantID, At: now, Kind: "received", Rcpt: rcpt, Detail: "test fixture"}})
 	m.must(err)
 	return id
+}
+
+// archived archives a message with one attachment (queued on hold, then
+// taken by the archiver) and returns its archive ID.
+func (m *matrixEnv) archived(tenantID int64, rcpt, subject string) string {
+	m.t.Helper()
+	now := time.Now()
+	id := store.NewMessageID(now)
+	w, err := m.e.Spool.Create(m.ctx, id)
+	m.must(err)
+	io.WriteString(w, quarantinedMail(subject))
+	m.must(w.Commit(m.ctx))
+	msg := store.Message{ID: id, TenantID: tenantID, Direction: store.Inbound, MailFrom: "spam@example.net", Size: w.Size(),
+		BlobKey: w.Key(), ReceivedAt: now, ClientIP: "127.0.0.1", Helo: "client.example.net", MessageID: "<" + id + "@example.net>", Subject: subject}
+	_, err = m.e.Store.Enqueue(m.ctx, msg, []store.Recipient{{Addr: rcpt, State: store.Held, NextAttempt: now}}, nil)
+	m.must(err)
+	svc, err := m.e.OpenArchive(m.ctx)
+	m.must(err)
+	// The node's own archiver may hold the message's lease for a moment.
+	for i := 0; i < 500; i++ {
+		_, err := svc.RunOnce(m.ctx, 1)
+		m.must(err)
+		es, err := m.e.Store.ArchiveEntries(m.ctx, tenantID, 0, 10000)
+		m.must(err)
+		for _, e := range es {
+			if e.QueueID == id {
+				return e.ID
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m.t.Fatalf("message %s not archived", id)
+	return ""
+}
+
+func (m *matrixEnv) archiveHold(tenantID int64, value string) string {
+	m.t.Helper()
+	h, err := m.e.Store.AddArchiveHold(m.ctx, store.ArchiveHold{TenantID: tenantID, Kind: "address", Value: value, Reason: "matrix", By: "test", Created: time.Now()})
+	m.must(err)
+	return strconv.FormatInt(h.ID, 10)
 }
 
 // quarantined stores a held quarantine copy and returns its ID.
@@ -128,6 +169,11 @@ func (m *matrixEnv) setupOther() {
 	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: b, Scope: "domain", Owner: "other.test", Key: "spam.tag_at", Value: "70"}))
 	m.bMsg = m.heldMessage(b, "carol@other.test", "B-SECRET-SUBJECT 機密")
 	m.bQuar = m.quarantined(b, "carol@other.test", "B-QSECRET-SUBJECT")
+	for _, tid := range []int64{b, m.e.Tenant.ID} {
+		m.must(e.Store.SetArchiveSettings(m.ctx, store.ArchiveSettings{TenantID: tid, Enabled: true}))
+	}
+	m.bArch = m.archived(b, "carol@other.test", "B-ARCHSECRET-SUBJECT")
+	m.bHold = m.archiveHold(b, "carol@other.test")
 	ts, err := e.Store.APITokens(m.ctx, b)
 	m.must(err)
 	m.bToken = strconv.FormatInt(ts[0].ID, 10)
@@ -146,7 +192,7 @@ func (m *matrixEnv) setupOther() {
 	// The matrix makes a fresh list per request.
 	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: m.e.Tenant.ID, Scope: "tenant", Key: "ml.max_lists", Value: "100000"}))
 	m.markers = []string{"other.test", "b-team", "b-secret-sender", "B-SECRET-SUBJECT", "機密", "B-QSECRET-SUBJECT",
-		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET"}
+		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET", "B-ARCHSECRET-SUBJECT", m.bArch}
 	m.setupMail()
 }
 
@@ -188,9 +234,14 @@ type tenantState struct {
 	Quar     store.QuarantineItem
 	Audit    int
 	Tenants  []store.Tenant
-	Mail     []store.MailMessage
-	MLists   []store.MailingList
-	MMembers [][]store.ListMember
+	// The audit archive.
+	Archive      []store.ArchiveEntry
+	ArchHolds    []store.ArchiveHold
+	ArchSettings store.ArchiveSettings
+	ArchGrants   []string
+	Mail         []store.MailMessage
+	MLists       []store.MailingList
+	MMembers     [][]store.ListMember
 }
 
 func (m *matrixEnv) snapshot() tenantState {
@@ -234,6 +285,14 @@ func (m *matrixEnv) snapshot() tenantState {
 	au, err := st.AuditLog(ctx, store.AuditFilter{TenantID: b, Limit: 1000})
 	m.must(err)
 	s.Audit = len(au)
+	s.Archive, err = st.ArchiveEntries(ctx, b, 0, 10000)
+	m.must(err)
+	s.ArchHolds, err = st.ArchiveHolds(ctx, b)
+	m.must(err)
+	s.ArchSettings, err = st.ArchiveSettings(ctx, b)
+	m.must(err)
+	s.ArchGrants, err = st.ArchiveAccessList(ctx, b)
+	m.must(err)
 	s.Mail = m.mailState()
 	ts, err := st.Tenants(ctx)
 	m.must(err)
@@ -312,6 +371,10 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 		return "report-spam"
 	case param == "n":
 		return "0"
+	case strings.Contains(pattern, "/archive") && param == "hold":
+		return m.archiveHold(a, fmt.Sprintf("h%d@example.test", n))
+	case strings.Contains(pattern, "/archive"):
+		return m.archived(a, "bob@example.test", fmt.Sprintf("own archived %d", n))
 	case strings.Contains(pattern, "/tenants/"):
 		t, err := m.e.Store.CreateTenant(m.ctx, fmt.Sprintf("spare%d", n))
 		m.must(err)
@@ -370,6 +433,10 @@ func (m *matrixEnv) otherValues(pattern, param string) []string {
 		return []string{"release", "delete", "release-allow", "block", "report-spam", "report-ham", "forward"}
 	case param == "n":
 		return []string{"0"}
+	case strings.Contains(pattern, "/archive") && param == "hold":
+		return []string{m.bHold}
+	case strings.Contains(pattern, "/archive"):
+		return []string{m.bArch}
 	case strings.Contains(pattern, "/tenants/") && param == "id":
 		return []string{strconv.FormatInt(m.e.TenantB.ID, 10)}
 	case strings.Contains(pattern, "/tenants/"):
@@ -443,6 +510,14 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 		return url.Values{"password": {consoletest.Password}}, false
 	case "POST /continuity/credentials/delete":
 		return url.Values{"provider": {"graph"}}, false
+	case "POST /archive/settings":
+		return url.Values{"enabled": {"1"}, "mode": {"all"}, "on_full": {"stop"}}, false
+	case "POST /archive/access":
+		return url.Values{"principal": {consoletest.AdminA}, "on": {"1"}}, false
+	case "POST /archive/holds":
+		return url.Values{"kind": {"address"}, "value": {fmt.Sprintf("held%d@example.test", n)}, "reason": {"matrix"}}, false
+	case "POST /archive/import":
+		return url.Values{"file": {fmt.Sprintf("From someone@example.net Sat Jan  3 01:05:34 2026\r\nFrom: someone@example.net\r\nSubject: imported %d\r\n\r\nhello\r\n", n)}}, true
 	case "POST /ml":
 		return url.Values{"address": {fmt.Sprintf("newml%d@example.test", n)}, "posting": {"members"}}, false
 	case "POST /ml/{id}":
@@ -488,6 +563,12 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return map[string]any{"provider": "graph", "credentials": map[string]string{"tenant": "t1", "client_id": "c1", "client_secret": "s1"}}, ""
 	case "GET /api/v1/continuity/credentials", "DELETE /api/v1/continuity/credentials":
 		return nil, "provider=graph"
+	case "POST /api/v1/archive/messages/{id}/resend":
+		return map[string]any{}, ""
+	case "POST /api/v1/archive/holds":
+		return map[string]string{"kind": "address", "value": fmt.Sprintf("apiheld%d@example.test", n), "reason": "matrix"}, ""
+	case "POST /api/v1/archive/access":
+		return map[string]any{"principal": consoletest.AdminA, "on": true}, ""
 	case "POST /api/v1/mailing-lists":
 		return map[string]any{"address": fmt.Sprintf("apiml%d@example.test", n), "subject_serial": true}, ""
 	case "PUT /api/v1/mailing-lists/{id}":
@@ -534,6 +615,12 @@ func (m *matrixEnv) bodyVariants(pattern string, role store.Role) []variant {
 		return []variant{{kind: "filter", form: url.Values{"q": {"carol"}}}}
 	case "GET /audit", "GET /api/v1/audit":
 		return []variant{{kind: "filter", form: url.Values{"actor": {consoletest.AdminB}}}}
+	// Archive searches are audited with their text, which the audit log
+	// then shows to acme: words of tenant other's mail that are no markers.
+	case "GET /archive", "GET /api/v1/archive/search":
+		return []variant{{kind: "filter", form: url.Values{"search": {"1"}, "q": {"archsecret"}}}, {kind: "filter", form: url.Values{"search": {"1"}, "to": {"carol"}}}}
+	case "GET /archive/export", "GET /api/v1/archive/export":
+		return []variant{{kind: "filter", form: url.Values{"q": {"archsecret"}, "format": {"mbox"}}}}
 	case "GET /queue", "GET /api/v1/queue":
 		return []variant{{kind: "filter", form: url.Values{"state": {"held"}}}}
 	}
@@ -866,7 +953,9 @@ func TestPermissionMatrix(t *testing.T) {
 		acts[x.Action] = true
 	}
 	for _, w := range []string{"domain.delete", "user.delete", "group.delete", "list.delete", "queue.hold", "quarantine.report_spam",
-		"token.revoke", "account.delete", "account.password", "policy.unset", "mailbox.quota", "mailbox.invite", "ml.delete", "ml.member.remove", "ml.member.import", "ml.admins"} {
+		"token.revoke", "account.delete", "account.password", "policy.unset", "mailbox.quota", "mailbox.invite", "ml.delete", "ml.member.remove", "ml.member.import", "ml.admins",
+		"archive.search", "archive.view", "archive.download", "archive.resend", "archive.export", "archive.proof", "archive.hold", "archive.unhold",
+		"archive.import", "archive.verify"} {
 		if !acts[w] {
 			t.Errorf("no %s on tenant acme: the own-object requests did not work", w)
 		}

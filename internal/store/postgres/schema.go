@@ -597,7 +597,122 @@ CREATE UNIQUE INDEX ml_posts_serial ON ml_posts(list_id, serial);
 ALTER TABLE spam_tokens ADD COLUMN weight BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE spam_trained ADD COLUMN lesson BIGINT NOT NULL DEFAULT 0;
 `,
-	// 14: attachment download links (internal/attachlink): the link's
+	// 14: audit archive: tenants' settings, messages queued for archiving by
+	// Accept, the append-only log with its Merkle frontier and signed
+	// checkpoints, deduplicated body segments, holds, access grants and
+	// the cluster's search index (words and CJK bigrams in a tsvector).
+	`
+CREATE TABLE archive_settings (
+	tenant_id BIGINT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+	enabled BOOLEAN NOT NULL DEFAULT false,
+	mode TEXT NOT NULL DEFAULT 'all',
+	rule TEXT NOT NULL DEFAULT '',
+	retention_days INTEGER NOT NULL DEFAULT 0,
+	capacity_bytes BIGINT NOT NULL DEFAULT 0,
+	on_full TEXT NOT NULL DEFAULT 'stop',
+	user_search BOOLEAN NOT NULL DEFAULT false,
+	updated_us BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE archive_pending (
+	id BIGSERIAL PRIMARY KEY,
+	tenant_id BIGINT NOT NULL,
+	message_id TEXT COLLATE "C" NOT NULL UNIQUE,
+	blob_key TEXT COLLATE "C" NOT NULL,
+	size BIGINT NOT NULL,
+	direction TEXT NOT NULL,
+	created_us BIGINT NOT NULL,
+	attempts INTEGER NOT NULL DEFAULT 0,
+	last_error TEXT NOT NULL DEFAULT '',
+	lease_owner TEXT NOT NULL DEFAULT '',
+	lease_until_us BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX archive_pending_blob ON archive_pending(blob_key);
+CREATE INDEX archive_pending_due ON archive_pending(lease_until_us, id);
+CREATE TABLE archive_log (
+	tenant_id BIGINT PRIMARY KEY,
+	size BIGINT NOT NULL DEFAULT 0,
+	frontier BYTEA NOT NULL DEFAULT ''::bytea
+);
+CREATE TABLE archive_entries (
+	tenant_id BIGINT NOT NULL,
+	seq BIGINT NOT NULL,
+	id TEXT COLLATE "C" NOT NULL,
+	kind TEXT NOT NULL,
+	queue_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+	direction TEXT NOT NULL DEFAULT '',
+	imported BOOLEAN NOT NULL DEFAULT false,
+	at_us BIGINT NOT NULL,
+	received_us BIGINT NOT NULL,
+	size BIGINT NOT NULL DEFAULT 0,
+	sha256 TEXT NOT NULL DEFAULT '',
+	segments TEXT NOT NULL DEFAULT '',
+	meta TEXT NOT NULL DEFAULT '',
+	leaf BYTEA NOT NULL,
+	chunks BYTEA NOT NULL DEFAULT ''::bytea,
+	from_hdr TEXT NOT NULL DEFAULT '',
+	to_hdr TEXT NOT NULL DEFAULT '',
+	cc_hdr TEXT NOT NULL DEFAULT '',
+	subject TEXT NOT NULL DEFAULT '',
+	has_attachment BOOLEAN NOT NULL DEFAULT false,
+	verdict TEXT NOT NULL DEFAULT '',
+	deleted_us BIGINT NOT NULL DEFAULT 0,
+	delivery TEXT NOT NULL DEFAULT '',
+	indexed BOOLEAN NOT NULL DEFAULT false,
+	PRIMARY KEY (tenant_id, seq)
+);
+CREATE UNIQUE INDEX archive_entries_id ON archive_entries(tenant_id, id);
+CREATE UNIQUE INDEX archive_entries_queue ON archive_entries(tenant_id, queue_id) WHERE queue_id <> '';
+CREATE INDEX archive_entries_unindexed ON archive_entries(tenant_id, seq) WHERE NOT indexed;
+CREATE INDEX archive_entries_received ON archive_entries(tenant_id, received_us) WHERE kind = 'message' AND deleted_us = 0;
+CREATE TABLE archive_blobs (
+	tenant_id BIGINT NOT NULL,
+	sha256 TEXT COLLATE "C" NOT NULL,
+	blob_key TEXT COLLATE "C" NOT NULL,
+	size BIGINT NOT NULL,
+	refs BIGINT NOT NULL,
+	PRIMARY KEY (tenant_id, sha256)
+);
+CREATE TABLE archive_checkpoints (
+	id BIGSERIAL PRIMARY KEY,
+	tenant_id BIGINT NOT NULL,
+	size BIGINT NOT NULL,
+	root BYTEA NOT NULL,
+	at_us BIGINT NOT NULL,
+	text TEXT NOT NULL,
+	signature BYTEA NOT NULL,
+	key_id TEXT NOT NULL
+);
+CREATE INDEX archive_checkpoints_tenant ON archive_checkpoints(tenant_id, id);
+CREATE TABLE archive_holds (
+	id BIGSERIAL PRIMARY KEY,
+	tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	kind TEXT NOT NULL,
+	value TEXT NOT NULL,
+	reason TEXT NOT NULL DEFAULT '',
+	by_who TEXT NOT NULL DEFAULT '',
+	created_us BIGINT NOT NULL
+);
+CREATE TABLE archive_access (
+	tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	principal TEXT COLLATE "C" NOT NULL,
+	PRIMARY KEY (tenant_id, principal)
+);
+CREATE TABLE archive_search (
+	tenant_id BIGINT NOT NULL,
+	id TEXT COLLATE "C" NOT NULL,
+	received_us BIGINT NOT NULL,
+	size BIGINT NOT NULL,
+	has_attachment BOOLEAN NOT NULL,
+	direction TEXT NOT NULL,
+	verdict TEXT NOT NULL,
+	imported BOOLEAN NOT NULL,
+	tsv tsvector NOT NULL,
+	PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX archive_search_tsv ON archive_search USING gin (tsv);
+CREATE INDEX archive_search_received ON archive_search(tenant_id, received_us DESC, id DESC);
+`,
+	// 15: attachment download links (internal/attachlink): the link's
 	// description as its owner encodes it, its counters, and the download
 	// log.
 	`

@@ -51,6 +51,10 @@ func Run(t *testing.T, open Opener) {
 		fn   func(*testing.T, Opener)
 	}{
 		{"AcceptAllOrNothing", testAcceptAllOrNothing},
+		{"ArchiveAcceptQueues", testArchiveAcceptQueues},
+		{"ArchiveClaimAndAppend", testArchiveClaimAndAppend},
+		{"ArchiveAppendConcurrent", testArchiveAppendConcurrent},
+		{"ArchiveRetentionAndGrants", testArchiveRetentionAndGrants},
 		{"AcceptQuota", testAcceptQuota},
 		{"AcceptQuotaConcurrent", testAcceptQuotaConcurrent},
 		{"Tenancy", testTenancy},
