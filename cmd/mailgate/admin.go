@@ -238,7 +238,7 @@ func userCmd(g *globals) *cobra.Command {
 			}
 			return nil
 		})})
-	c.AddCommand(&cobra.Command{Use: "import", Short: "Add addresses read from standard input (CSV: address[,display name]; # starts a comment)", Args: cobra.NoArgs,
+	c.AddCommand(&cobra.Command{Use: "import", Short: "Add addresses read from standard input (CSV: address[,display name[,password of the user's login]]; # starts a comment)", Args: cobra.NoArgs,
 		RunE: g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
 			n, err := a.Admin().ImportUsers(ctx, operator(), g.stdin)
 			if err != nil {

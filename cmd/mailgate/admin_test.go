@@ -28,10 +28,15 @@ type cliEnv struct {
 	dns *dnstest.Server
 }
 
-func startCLI(t *testing.T) *cliEnv {
+func startCLI(t *testing.T, more ...func(*config.Config)) *cliEnv {
 	t.Helper()
 	dns := dnstest.Start(t)
-	e := consoletest.Start(t, consoletest.Options{Config: func(c *config.Config) { c.DNS.Resolver = dns.Addr() }})
+	e := consoletest.Start(t, consoletest.Options{Config: func(c *config.Config) {
+		c.DNS.Resolver = dns.Addr()
+		for _, f := range more {
+			f(c)
+		}
+	}})
 	cfg := filepath.Join(t.TempDir(), "mailgate.toml")
 	toml := fmt.Sprintf("hostname = %q\ndata_dir = %q\n[dns]\nresolver = %q\n", "mx.mailgate.test", e.Dir, dns.Addr())
 	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
@@ -252,7 +257,9 @@ func TestCLIQuarantineActions(t *testing.T) {
 // The continuity commands switch a domain, show its state, log and
 // hand-backs, and store credentials, as the operator (audited as cli:…).
 func TestCLIContinuity(t *testing.T) {
-	c := startCLI(t)
+	// The node's own hand-back worker stays out of the way: with nothing to
+	// hand back it would finish the job before the test tries a second one.
+	c := startCLI(t, func(c *config.Config) { c.Continuity.HandbackTick.Duration = time.Hour })
 	ctx := context.Background()
 	run := func(stdin string, args ...string) string {
 		t.Helper()
@@ -343,5 +350,34 @@ func TestCLIAppPassword(t *testing.T) {
 	}
 	if a, _ = c.Store.AccountByLogin(ctx, consoletest.AdminA); a.AppHash != "" {
 		t.Fatalf("not removed: %+v", a)
+	}
+}
+
+// mailbox quota sets a user's allocation; mailbox usage lists the
+// mailboxes and warns when the allocations exceed the contracted disk.
+func TestCLIMailboxQuotaAndContract(t *testing.T) {
+	c := startCLI(t)
+	ctx := context.Background()
+	if _, err := c.run(t, "", "mailbox", "quota", "alice@example.test", "5"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{{"alice@example.test", "-1"}, {"alice@example.test", "5MB"}, {"nobody@nowhere.test", "5"}, {"zed@example.test", "5"}} {
+		if _, err := c.run(t, "", append([]string{"mailbox", "quota"}, bad...)...); err == nil {
+			t.Errorf("quota %v accepted", bad)
+		}
+	}
+	out, err := c.run(t, "", "mailbox", "usage", "acme")
+	if err != nil || !regexp.MustCompile(`alice@example.test +5 +0.0 +0 +-`).MatchString(out) || strings.Contains(out, "WARNING") {
+		t.Fatalf("usage: %q %v", out, err)
+	}
+	if err := c.Store.SetSetting(ctx, store.Setting{TenantID: c.Tenant.ID, Scope: store.ScopeTenant, Key: "mailbox.contract_mb", Value: "4"}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = c.run(t, "", "mailbox", "usage", "acme"); err != nil || !strings.Contains(out, "contract 4 MB") || !strings.Contains(out, "WARNING: the mailboxes' allocations exceed the contracted 4 MB") {
+		t.Fatalf("usage over the contract: %q %v", out, err)
+	}
+	entries, err := c.Store.AuditLog(ctx, store.AuditFilter{TenantID: c.Tenant.ID, Action: "mailbox.quota", Limit: 5})
+	if err != nil || len(entries) != 1 || entries[0].After != "5 MB" {
+		t.Fatalf("audit: %+v %v", entries, err)
 	}
 }

@@ -461,3 +461,74 @@ func TestAppPassword(t *testing.T) {
 		t.Fatalf("audit: %+v %v", entries, err)
 	}
 }
+
+// A third CSV column gives users their login's password: a new login for
+// a user without one, a new password for a user's existing login; weak
+// passwords and logins that are not the tenant's users refuse the whole
+// file first.
+func TestUsersImportWithPasswords(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	alice, err := e.svc.CreateAccount(ctx, e.admin, "alice@example.test", store.RoleUser, "alice's old passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateAccount(ctx, e.admin, "it2@example.test", store.RoleAdmin, "an admin's passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	var inv admin.Invalid
+	for _, bad := range []string{"new@example.test,New,short\n", "new@example.test,,a long passphrase\nit2@example.test,,another long passphrase\n"} {
+		if _, err := e.svc.ImportUsers(ctx, e.admin, strings.NewReader(bad)); !errors.As(err, &inv) {
+			t.Fatalf("import %q: %v", bad, err)
+		}
+		if ok, _ := e.Store.UserExists(ctx, e.Tenant.ID, "new@example.test"); ok {
+			t.Fatal("a refused import added users")
+		}
+	}
+	n, err := e.svc.ImportUsers(ctx, e.admin, strings.NewReader("address,name,password\nnew@example.test,New,\"new user's passphrase, with a comma\"\nalice@example.test,Alice,alice's new passphrase\nplain@example.test\n"))
+	if err != nil || n != 2 {
+		t.Fatalf("import: %d %v", n, err)
+	}
+	pw := passwd.MustNew(passwd.Options{})
+	nu, err := e.Store.AccountByLogin(ctx, "new@example.test")
+	if err != nil || nu.Role != store.RoleUser || nu.TenantID != e.Tenant.ID || pw.Verify(ctx, nu.Hash, "new user's passphrase, with a comma") != nil {
+		t.Fatalf("new login: %+v %v", nu, err)
+	}
+	if a, _ := e.Store.Account(ctx, alice.ID); pw.Verify(ctx, a.Hash, "alice's new passphrase") != nil {
+		t.Fatal("alice's password not changed")
+	}
+	if _, err := e.Store.AccountByLogin(ctx, "plain@example.test"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a row without a password made a login: %v", err)
+	}
+}
+
+// submission.send_as is set per user and lists addresses of the tenant's
+// own domains only, stored normalised.
+func TestSendAsSetting(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	var inv admin.Invalid
+	for _, bad := range []struct{ scope, owner, value string }{
+		{store.ScopeTenant, "", "sales@example.test"},
+		{store.ScopeDomain, "example.test", "sales@example.test"},
+		{store.ScopeAddress, "alice@example.test", "sales@example.test, boss@other.test"},
+		{store.ScopeAddress, "alice@example.test", "not an address"},
+	} {
+		if err := e.svc.SetSetting(ctx, e.admin, bad.scope, bad.owner, "submission.send_as", bad.value); !errors.As(err, &inv) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	if err := e.svc.SetSetting(ctx, e.admin, store.ScopeAddress, "Alice@example.test", "submission.send_as", " Sales@Example.test,info@example.test,alice@example.test,sales@example.test "); err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := e.Store.Settings(ctx, e.Tenant.ID)
+	found := false
+	for _, s := range ss {
+		if s.Key == "submission.send_as" {
+			found = s.Owner == "alice@example.test" && s.Value == "sales@example.test, info@example.test"
+		}
+	}
+	if !found {
+		t.Fatalf("stored: %+v", ss)
+	}
+}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/scan/lists"
+	"github.com/mailgate/mailgate/internal/smtpin"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/web/extauth"
 )
@@ -181,11 +183,43 @@ func (s *Service) SetSetting(ctx context.Context, a Actor, scope, owner, key, va
 	if err := continuitySetting(scope, owner, key, value); err != nil {
 		return err
 	}
+	if key == smtpin.KeySendAs {
+		if value, err = s.sendAsSetting(ctx, a.In(tid), scope, owner, value); err != nil {
+			return err
+		}
+	}
 	before := s.settingValue(ctx, tid, scope, owner, key)
 	if err := s.Store.SetSetting(ctx, store.Setting{TenantID: tid, Scope: scope, Owner: owner, Key: key, Value: value}); err != nil {
 		return err
 	}
 	return s.Audit(ctx, a, tid, "policy.set", scope+":"+owner+":"+key, before, value)
+}
+
+// sendAsSetting checks the addresses a user may send as on the
+// submission listener: set for one user's address, each an address of a
+// domain the tenant serves (not the user's own). It returns the value
+// normalised (lower case, ", " between addresses).
+func (s *Service) sendAsSetting(ctx context.Context, a Actor, scope, owner, value string) (string, error) {
+	if scope != store.ScopeAddress {
+		return "", Invalidf("%s is set per user (address scope)", smtpin.KeySendAs)
+	}
+	var keys []string
+	for _, v := range strings.Split(value, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		_, key, err := s.ownAddress(ctx, a, v)
+		if err != nil {
+			return "", err
+		}
+		if key != owner && !slices.Contains(keys, key) {
+			keys = append(keys, key)
+		}
+	}
+	if len(keys) > 100 {
+		return "", Invalidf("%s: at most 100 addresses", smtpin.KeySendAs)
+	}
+	return strings.Join(keys, ", "), nil
 }
 
 // operatorKey keeps plan limits the operator's: a tenant administrator

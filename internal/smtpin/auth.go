@@ -133,7 +133,7 @@ func (se *session) checkLogin(username, password string, lookup func(context.Con
 		return se.reject(smtp.ErrAuthFailed)
 	}
 	d.AuthThrottle.Refund(ctx, d.Clock.Now(), keys...)
-	se.authUser, se.authTID, se.authAddr = username, l.tenantID, l.address
+	se.authUser, se.authTID, se.authAddr, se.sendAs = username, l.tenantID, l.address, nil
 	se.log.Info("authenticated", "user", username, "tenant", l.tenantID)
 	return nil
 }

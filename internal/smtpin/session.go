@@ -46,7 +46,10 @@ type session struct {
 	authUser string
 	authTID  int64
 	authAddr string // the authenticated end user's own address (submission)
-	errors   int
+	// sendAs are the other addresses the user may send as (KeySendAs),
+	// read at the first use after AUTH; nil: not read yet.
+	sendAs []string
+	errors int
 
 	// per transaction
 	tenantID int64

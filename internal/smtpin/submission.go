@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-smtp"
@@ -16,10 +17,42 @@ import (
 // The submission listener (RFC 6409) takes mail from end users' mail apps
 // during an outage of their primary mail service (and at any time): the
 // user authenticates with their console login (a user's login is their
-// address), and may send only as that address, in the envelope and in
-// From. Accepted mail goes the outbound way, as the relay's does.
+// address), and may send only as that address or the other addresses its
+// administrator gave it (KeySendAs), in the envelope and in From.
+// Accepted mail goes the outbound way, as the relay's does.
 
 var errSenderNotOwn = smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address must be your own address")
+
+// KeySendAs is the address setting that lists, comma-separated, the other
+// addresses of the tenant's domains the user may send as (shared or alias
+// addresses the administrator gives them), in the envelope and in From.
+const KeySendAs = "submission.send_as"
+
+// mayUse reports whether the authenticated user may send as the address
+// key: their own, or one of their KeySendAs addresses.
+func (se *session) mayUse(ctx context.Context, key string) (bool, error) {
+	if key == se.authAddr {
+		return true, nil
+	}
+	if se.sendAs == nil {
+		ss, err := se.s.d.Store.Settings(ctx, se.authTID)
+		if err != nil {
+			return false, fmt.Errorf("settings: %w", err)
+		}
+		se.sendAs = []string{}
+		for _, st := range ss {
+			if st.Scope != store.ScopeAddress || st.Owner != se.authAddr || st.Key != KeySendAs {
+				continue
+			}
+			for _, v := range strings.Split(st.Value, ",") {
+				if a, err := addr.Parse(strings.TrimSpace(v)); err == nil {
+					se.sendAs = append(se.sendAs, a.Key())
+				}
+			}
+		}
+	}
+	return slices.Contains(se.sendAs, key), nil
+}
 
 // userLogin finds an end user's console login that may submit mail: an
 // enabled user or tenant administrator of a tenant whose login is an
@@ -45,12 +78,20 @@ func (se *session) submissionSender(from string, sender addr.Address) error {
 	if se.authUser == "" || se.authAddr == "" {
 		return se.reject(smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required"))
 	}
-	if from == "" || sender.Key() != se.authAddr {
+	ctx, cancel := se.ctx()
+	defer cancel()
+	own := false
+	if from != "" {
+		var err error
+		if own, err = se.mayUse(ctx, sender.Key()); err != nil {
+			se.log.Error("sender check", "err", err)
+			return errTempLocal
+		}
+	}
+	if !own {
 		se.log.Info("sender refused: not the user's address", "user", se.authUser, "from", sender.String())
 		return se.reject(errSenderNotOwn)
 	}
-	ctx, cancel := se.ctx()
-	defer cancel()
 	owned, err := se.ownedBy(ctx, se.authTID, sender.Domain)
 	if err != nil {
 		se.log.Error("sender domain lookup", "err", err)
@@ -82,7 +123,13 @@ func (se *session) checkOwnAuthor(g *guard) error {
 		return refuse()
 	}
 	a, err := addr.Parse(parsed.From[0].Addr)
-	if err != nil || a.Key() != se.authAddr {
+	if err != nil {
+		return refuse()
+	}
+	if own, err := se.mayUse(ctx, a.Key()); err != nil {
+		se.log.Error("author check", "err", err)
+		return errTempLocal
+	} else if !own {
 		return refuse()
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/passwd"
+	"github.com/mailgate/mailgate/internal/smtpin"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/mgtest"
 )
@@ -317,4 +318,43 @@ func (l loginClient) Next(challenge []byte) ([]byte, error) {
 		return []byte(l.user), nil
 	}
 	return []byte(l.pw), nil
+}
+
+// TestSubmissionSendAs: the addresses an administrator gives a user
+// (submission.send_as at the user's address) are theirs to send as, in
+// the envelope and in From; any other address is still refused.
+func TestSubmissionSendAs(t *testing.T) {
+	t.Parallel()
+	n := submissionNode(t)
+	ctx := context.Background()
+	if err := n.Store.SetSetting(ctx, store.Setting{TenantID: n.Tenant.ID, Scope: store.ScopeAddress, Owner: "alice@example.test",
+		Key: smtpin.KeySendAs, Value: "Sales@example.test, info@example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	c := subClient(t, n.SubmissionAddrs()[0], true)
+	if err := c.Auth(sasl.NewPlainClient("", "alice@example.test", userPassword)); err != nil {
+		t.Fatal(err)
+	}
+	if m, d := sendAs(c, "sales@example.test", "Sales <SALES@example.test>", "someone@remote.test", "tag-alias-1"); m != 250 || d != 250 {
+		t.Fatalf("alias: MAIL %d DATA %d", m, d)
+	}
+	if m, d := sendAs(c, "alice@example.test", "<info@example.test>", "someone@remote.test", "tag-alias-2"); m != 250 || d != 250 {
+		t.Fatalf("own envelope, alias From: MAIL %d DATA %d", m, d)
+	}
+	if m, _ := sendAs(c, "ceo@example.test", "<ceo@example.test>", "someone@remote.test", "forged"); m != 553 {
+		t.Fatalf("an address not given: %d", m)
+	}
+	c.Reset()
+	if m, d := sendAs(c, "sales@example.test", "<ceo@example.test>", "someone@remote.test", "forged-from"); m != 250 || d != 550 {
+		t.Fatalf("alias envelope, other From: MAIL %d DATA %d", m, d)
+	}
+	// Another user does not get alice's addresses.
+	c = subClient(t, n.SubmissionAddrs()[0], true)
+	setAppPassword(t, n, "it@example.test")
+	if err := c.Auth(sasl.NewPlainClient("", "it@example.test", appPassword)); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := sendAs(c, "sales@example.test", "<sales@example.test>", "someone@remote.test", "other-user"); m != 553 {
+		t.Fatalf("another user's alias: %d", m)
+	}
 }

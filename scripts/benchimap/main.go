@@ -76,6 +76,12 @@ type opts struct {
 	dir      string
 	only     string
 	skip     map[string]bool
+	// delivery mode: mail delivered into the mailboxes instead of the
+	// IMAP load (see delivery.go).
+	delivery bool
+	n        int
+	sessions int
+	warmup   int
 }
 
 const password = "bench-imap-password"
@@ -92,7 +98,18 @@ func run() error {
 	flag.StringVar(&o.dir, "dir", "", "scratch directory (default: a new temporary one, removed at the end)")
 	flag.StringVar(&o.only, "only", "", "run only this server (mailgate or dovecot); the last line then lacks the ratio")
 	skip := flag.String("skip", "", "comma list of operations left out of each round (e.g. SEARCH)")
+	mode := flag.String("mode", "imap", "imap: the IMAP load; delivery: mail delivered into the mailboxes (mailgate over SMTP with the domain in emergency mode, Dovecot over LMTP)")
+	flag.IntVar(&o.n, "n", 5000, "delivery: messages delivered in the measured run")
+	flag.IntVar(&o.sessions, "sessions", 20, "delivery: concurrent SMTP or LMTP sessions")
+	flag.IntVar(&o.warmup, "warmup", 200, "delivery: messages delivered before the measured run")
 	flag.Parse()
+	switch *mode {
+	case "imap":
+	case "delivery":
+		o.delivery = true
+	default:
+		return fmt.Errorf("-mode: imap or delivery, not %q", *mode)
+	}
 	o.skip = map[string]bool{}
 	for _, s := range strings.Split(*skip, ",") {
 		if s = strings.ToUpper(strings.TrimSpace(s)); s != "" {
@@ -137,28 +154,25 @@ func run() error {
 		users[i] = fmt.Sprintf("user%02d@bench.test", i)
 	}
 
-	type server struct {
-		name string
-		addr string
-		pid  func() []int
-		stop func()
-	}
 	var servers []server
 	if o.only != "dovecot" {
-		addr, pid, stopMG, err := startMailgate(ctx, o, users, hash)
+		addr, smtpAddr, pid, stopMG, err := startMailgate(ctx, o, users, hash)
 		if err != nil {
 			return fmt.Errorf("mailgate: %w", err)
 		}
 		defer stopMG()
-		servers = append(servers, server{"mailgate", addr, func() []int { return []int{pid} }, stopMG})
+		servers = append(servers, server{"mailgate", addr, smtpAddr, false, func() []int { return []int{pid} }, stopMG})
 	}
 	if o.only != "mailgate" {
-		addr, pids, stopDC, err := startDovecot(ctx, o, users, hash)
+		addr, lmtpAddr, pids, stopDC, err := startDovecot(ctx, o, users, hash)
 		if err != nil {
 			return fmt.Errorf("dovecot: %w", err)
 		}
 		defer stopDC()
-		servers = append(servers, server{"dovecot", addr, pids, stopDC})
+		servers = append(servers, server{"dovecot", addr, lmtpAddr, true, pids, stopDC})
+	}
+	if o.delivery {
+		return deliveryBench(ctx, o, servers, clientTLS, users)
 	}
 	for _, s := range servers {
 		t0 := time.Now()
@@ -195,6 +209,18 @@ func run() error {
 	fmt.Printf("imap ops/s: mailgate=%.0f dovecot=%.0f ratio=%.2f peak-rss-mb: mailgate=%.0f dovecot=%.0f\n",
 		results["mailgate"], results["dovecot"], results["mailgate"]/results["dovecot"], rss["mailgate"], rss["dovecot"])
 	return nil
+}
+
+// server is one of the servers under test.
+type server struct {
+	name string
+	addr string // IMAP, implicit TLS
+	// deliverAddr takes mail for the mailboxes: mailgate's inbound SMTP
+	// listener, Dovecot's LMTP listener (lmtp).
+	deliverAddr string
+	lmtp        bool
+	pid         func() []int
+	stop        func()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -253,18 +279,31 @@ func waitGreeting(ctx context.Context, addr string, exited <-chan struct{}) erro
 	return errors.New("no greeting within 60s")
 }
 
-// startMailgate seeds a store with the tenant, users and accounts, writes
-// a config with only the IMAP listener in use, and runs mailgate serve.
-func startMailgate(ctx context.Context, o opts, users []string, hash string) (string, int, func(), error) {
+// startMailgate seeds a store with the tenant, users and accounts (and in
+// delivery mode the domain in emergency mode, so inbound mail goes into
+// the mailboxes), writes a config with the IMAP listener and the inbound
+// SMTP listener, and runs mailgate serve. It returns the IMAP and SMTP
+// addresses.
+func startMailgate(ctx context.Context, o opts, users []string, hash string) (string, string, int, func(), error) {
 	dir := filepath.Join(o.dir, "mailgate")
 	os.MkdirAll(dir, 0o700)
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "mailgate.db"), slog.New(slog.DiscardHandler))
 	if err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
 	tn, err := st.CreateTenant(ctx, "bench")
+	var dom store.Domain
 	if err == nil {
-		_, err = st.CreateDomain(ctx, tn.ID, "bench.test")
+		dom, err = st.CreateDomain(ctx, tn.ID, "bench.test")
+	}
+	if err == nil && o.delivery {
+		// A primary that never answers: mail that went there would stay
+		// queued and the run would not finish.
+		err = st.SetRoutes(ctx, tn.ID, dom.ID, []store.Route{{Priority: 10, Target: "smtp://127.0.0.1:9", TLS: "opportunistic"}})
+		if err == nil {
+			_, err = st.SetDomainMode(ctx, store.DomainMode{TenantID: tn.ID, DomainID: dom.ID, Domain: dom.Name, Mode: store.ModeEmergency,
+				Changed: time.Now(), ChangedBy: "bench", Reason: "bench"}, store.ModePrimary)
+		}
 	}
 	for _, u := range users {
 		if err == nil {
@@ -283,15 +322,15 @@ func startMailgate(ctx context.Context, o opts, users []string, hash string) (st
 	}
 	st.Close()
 	if err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
 	port, err := freePort()
 	if err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
 	smtpPort, err := freePort()
 	if err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := fmt.Sprintf(`hostname = "bench.test"
@@ -304,6 +343,7 @@ cert_file = %q
 key_file = %q
 [inbound]
 listen = ["127.0.0.1:%d"]
+max_conn_per_ip = 1000
 [checks]
 enabled = []
 [limits]
@@ -314,14 +354,14 @@ max_conns_per_user = 1000
 `, dir, filepath.Join(o.dir, "cert.pem"), filepath.Join(o.dir, "key.pem"), smtpPort, addr)
 	cfgPath := filepath.Join(dir, "mailgate.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
 	logf, _ := os.Create(filepath.Join(dir, "mailgate.log"))
 	cmd := exec.Command(o.mailgate, "-c", cfgPath, "serve")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -337,18 +377,18 @@ max_conns_per_user = 1000
 	if err := waitGreeting(ctx, addr, exited); err != nil {
 		stop()
 		b, _ := os.ReadFile(filepath.Join(dir, "mailgate.log"))
-		return "", 0, nil, fmt.Errorf("%w\n%s", err, b)
+		return "", "", 0, nil, fmt.Errorf("%w\n%s", err, b)
 	}
-	return addr, cmd.Process.Pid, stop, nil
+	return addr, fmt.Sprintf("127.0.0.1:%d", smtpPort), cmd.Process.Pid, stop, nil
 }
 
 // startDovecot runs Dovecot with a scratch config: passwd-file users with
 // the same argon2id hash, Maildir, no login penalties, enough connections.
-func startDovecot(ctx context.Context, o opts, users []string, hash string) (string, func() []int, func(), error) {
+func startDovecot(ctx context.Context, o opts, users []string, hash string) (string, string, func() []int, func(), error) {
 	bin, err := exec.LookPath("dovecot")
 	if err != nil {
 		if _, e := os.Stat("/usr/sbin/dovecot"); e != nil {
-			return "", nil, nil, errors.New("dovecot not installed (Debian package dovecot-imapd)")
+			return "", "", nil, nil, errors.New("dovecot not installed (Debian package dovecot-imapd)")
 		}
 		bin = "/usr/sbin/dovecot"
 	}
@@ -360,7 +400,7 @@ func startDovecot(ctx context.Context, o opts, users []string, hash string) (str
 	if os.Geteuid() == 0 {
 		nobody, err := user.Lookup("nobody")
 		if err != nil {
-			return "", nil, nil, err
+			return "", "", nil, nil, err
 		}
 		uid, _ = strconv.Atoi(nobody.Uid)
 		gid, _ = strconv.Atoi(nobody.Gid)
@@ -376,18 +416,33 @@ func startDovecot(ctx context.Context, o opts, users []string, hash string) (str
 	os.WriteFile(filepath.Join(dir, "users"), []byte(pw.String()), 0o644)
 	port, err := freePort()
 	if err != nil {
-		return "", nil, nil, err
+		return "", "", nil, nil, err
 	}
 	port2, err := freePort()
 	if err != nil {
-		return "", nil, nil, err
+		return "", "", nil, nil, err
+	}
+	// In delivery mode, LMTP (Debian's dovecot-lmtpd) on a third port:
+	// how Postfix hands mail to Dovecot's mailboxes.
+	protocols, lmtpConf, lmtpAddr := "imap", "", ""
+	if o.delivery {
+		if _, err := os.Stat("/usr/lib/dovecot/lmtp"); err != nil {
+			return "", "", nil, nil, errors.New("dovecot's LMTP server is not installed (Debian package dovecot-lmtpd)")
+		}
+		port3, err := freePort()
+		if err != nil {
+			return "", "", nil, nil, err
+		}
+		lmtpAddr = fmt.Sprintf("127.0.0.1:%d", port3)
+		protocols = "imap lmtp"
+		lmtpConf = fmt.Sprintf("service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n    port = %d\n  }\n}\n", port3)
 	}
 	logPath := filepath.Join(dir, "dovecot.log")
 	conf := fmt.Sprintf(`base_dir = %[1]s/run
 state_dir = %[1]s/state
 log_path = %[2]s
 info_log_path = %[2]s
-protocols = imap
+protocols = %[11]s
 listen = 127.0.0.1
 default_internal_user = %[3]s
 default_login_user = %[4]s
@@ -426,7 +481,7 @@ service anvil {
     mode = 0
   }
 }
-`, dir, logPath, internal, login, o.dir, uid, gid, home, port, port2)
+`, dir, logPath, internal, login, o.dir, uid, gid, home, port, port2, protocols) + lmtpConf
 	if _, err := os.Stat("/usr/share/dovecot/dh.pem"); err == nil {
 		conf += "ssl_dh = </usr/share/dovecot/dh.pem\n"
 	}
@@ -437,7 +492,7 @@ service anvil {
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return "", nil, nil, err
+		return "", "", nil, nil, err
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -454,10 +509,10 @@ service anvil {
 	if err := waitGreeting(ctx, addr, exited); err != nil {
 		stop()
 		b, _ := os.ReadFile(logPath)
-		return "", nil, nil, fmt.Errorf("%w\n%s", err, b)
+		return "", "", nil, nil, fmt.Errorf("%w\n%s", err, b)
 	}
 	pids := func() []int { return processTree(cmd.Process.Pid) }
-	return addr, pids, stop, nil
+	return addr, lmtpAddr, pids, stop, nil
 }
 
 // processTree is pid and every descendant (from /proc).
