@@ -27,6 +27,8 @@ import (
 	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/mlist"
+	"github.com/mailgate/mailgate/internal/mtasts"
+	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
@@ -68,6 +70,8 @@ type App struct {
 	// Lists are the mailing lists: expanded by the queue, their posting
 	// policy applied at RCPT.
 	Lists *mlist.Service
+	// Links keeps attachment download links (attachlinks.go).
+	Links *AttachLinks
 
 	mailboxBlobs        blob.Store
 	imap                *imapd.Server
@@ -181,12 +185,22 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		st.Close()
 		return nil, err
 	}
+	if err := a.openAttachLinks(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	mb := opt.Mailboxes
 	if mb == nil {
 		mb = mailboxes{a.Mailboxes}
 	}
 	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
 	a.Lists = &mlist.Service{Store: st, Spool: sp, Hostname: cfg.Hostname, Clock: opt.Clock, Log: log.With("stage", "lists")}
+	if cfg.Delivery.MTASTS && cfg.DNS.Resolver != "" {
+		// Policy servers are reached through the configured resolver and
+		// never on internal networks (netguard), as any URL a domain names.
+		hc := (&netguard.Dialer{Resolver: res, Timeout: 30 * time.Second}).HTTPClient(30 * time.Second)
+		router.STS = &mtasts.Fetcher{Resolver: res, Client: hc, Log: log.With("stage", "mta-sts")}
+	}
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: queueSpool(sp, st), Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
 		Router: router, Lists: a.Lists,
@@ -416,7 +430,7 @@ func (a *App) Close() error {
 		for _, h := range a.history {
 			h.Stop()
 		}
-		err = errors.Join(a.closeArchive(), a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close())
+		err = errors.Join(a.closeArchive(), a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close(), a.Links.Blobs.Close())
 	})
 	return err
 }

@@ -54,7 +54,8 @@ func rewriteCopy(ctx context.Context, w io.Writer, r io.Reader, v *policy.Verdic
 }
 
 // startMaintenance runs periodic housekeeping: expired console sessions,
-// full throttle buckets and report counters past their retention. Every
+// full throttle buckets, report counters past their retention and expired
+// attachment links with their files. Every
 // node runs it: each job is a delete by a time bound, so running it twice
 // or on several nodes at once changes nothing more. (The quarantine's jobs run in the
 // lifecycle.)
@@ -81,6 +82,7 @@ func (a *App) startMaintenance() {
 			if _, err := a.Store.PurgeReports(ctx, before.Format("2006-01-02")); err != nil && ctx.Err() == nil {
 				a.Log.Error("report purge", "err", err)
 			}
+			a.sweepLinks(ctx)
 			select {
 			case <-ctx.Done():
 				return

@@ -80,7 +80,9 @@ func (a *App) Web() (*web.Server, error) {
 				}
 				metricsH.ServeHTTP(w, r)
 			}),
-			"GET /healthz": http.HandlerFunc(a.healthz),
+			"GET /healthz":     http.HandlerFunc(a.healthz),
+			"GET " + LinkPath:  a.linkHandler(),
+			"POST " + LinkPath: a.linkHandler(),
 		},
 	})
 }

@@ -222,6 +222,7 @@ type DeliveryConfig struct {
 	ClientKeyFile   string   `toml:"client_key_file" doc:"Key for client_cert_file."`
 	PreferIPv4      bool     `toml:"prefer_ipv4" doc:"Try IPv4 addresses of a destination first."`
 	AllowLoopbackMX bool     `toml:"allow_loopback_mx" doc:"Allow MX answers that point to loopback or private addresses (tests only)."`
+	MTASTS          bool     `toml:"mta_sts" doc:"Honour recipient domains' MTA-STS policies (RFC 8461) when delivering by MX: in enforce mode only the listed MX hosts, over TLS with a verified certificate. Policies are fetched over HTTPS through the configured resolver and cached for their max_age."`
 }
 
 // HTTPConfig is the web console, REST API, metrics and health listener.
@@ -277,7 +278,7 @@ func Default() Config {
 		Delivery: DeliveryConfig{
 			PerDestination: 20, ConnectTimeout: D(30 * time.Second),
 			CommandTimeout: D(5 * time.Minute), DataTimeout: D(10 * time.Minute),
-			IdleReuse: D(30 * time.Second), MaxReuse: 1000,
+			IdleReuse: D(30 * time.Second), MaxReuse: 1000, MTASTS: true,
 		},
 		HTTP: HTTPConfig{
 			SessionIdle: D(30 * time.Minute), SessionMax: D(12 * time.Hour), RequireTOTP: true, ReportMonths: 13,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mailgate/mailgate/internal/mtasts"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -16,6 +17,15 @@ type Router struct {
 	Store     Store
 	Client    *Client
 	SmartHost string // "smtp://host:port" or ""
+	// STS, when set, applies the recipient domain's MTA-STS policy (RFC
+	// 8461) to delivery by MX: in enforce mode only the MX hosts the
+	// policy names are used, over TLS with a verified certificate.
+	STS STSPolicies
+}
+
+// STSPolicies finds a domain's MTA-STS policy (mtasts.Fetcher).
+type STSPolicies interface {
+	Policy(ctx context.Context, domain string) (*mtasts.Policy, error)
 }
 
 // Targets resolves the targets for one domain. A served domain in
@@ -48,7 +58,45 @@ func (r *Router) Targets(ctx context.Context, tenantID int64, domain string) ([]
 		}
 		return []Target{t}, nil
 	}
-	return r.Client.MXTargets(ctx, domain, TLSOpportunistic)
+	ts, err := r.Client.MXTargets(ctx, domain, TLSOpportunistic)
+	if err != nil {
+		return nil, err
+	}
+	return r.applySTS(ctx, domain, ts)
+}
+
+// applySTS applies the domain's MTA-STS policy to its MX targets. Without
+// a policy (none published, or none could be fetched and none is cached)
+// delivery goes on as before, as RFC 8461 §5 says; in testing mode a
+// mismatch is only logged.
+func (r *Router) applySTS(ctx context.Context, domain string, ts []Target) ([]Target, error) {
+	if r.STS == nil {
+		return ts, nil
+	}
+	log := r.Client.log
+	p, err := r.STS.Policy(ctx, domain)
+	if err != nil {
+		log.Warn("mta-sts policy", "domain", domain, "err", err, "cached", p != nil)
+	}
+	if p == nil || p.Mode == mtasts.ModeNone {
+		return ts, nil
+	}
+	var out []Target
+	for _, t := range ts {
+		if !p.Match(t.Host) {
+			log.Warn("mta-sts: MX host not in the policy", "domain", domain, "host", t.Host, "mode", p.Mode)
+			continue
+		}
+		t.TLS = TLSVerify
+		out = append(out, t)
+	}
+	if p.Mode == mtasts.ModeTesting {
+		return ts, nil
+	}
+	if len(out) == 0 {
+		return nil, &TempError{fmt.Sprintf("MTA-STS policy of %s (enforce) names none of its MX hosts", domain)}
+	}
+	return out, nil
 }
 
 // PrimaryTargets resolves a served domain's own routes whatever its mode:

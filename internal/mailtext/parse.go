@@ -109,10 +109,8 @@ func (w *walker) Header(n *Node) (Action, error) {
 	case n.DepthExceeded:
 	case n.Multipart:
 		return Descend, nil
-	case n.Message:
-		p.IsAttachment = p.Disposition == "attachment" || p.Filename != ""
 	default:
-		p.IsAttachment = p.Disposition == "attachment" || p.Filename != "" || !strings.HasPrefix(p.ContentType, "text/")
+		p.IsAttachment = n.IsAttachment()
 	}
 	w.listed[n] = w.addPart(p)
 	return Descend, nil

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"golang.org/x/text/transform"
 )
@@ -104,10 +105,20 @@ type HeaderLineVisitor interface {
 }
 
 // RawLineVisitor is a Visitor given the lines of a multipart that belong to
-// no entity: preamble, delimiters and epilogue, line breaks included. With
-// the header and body lines a visitor reads, they add up to the input.
+// no entity: preamble, delimiters and epilogue, line breaks included
+// (delimiters go to DelimiterVisitor.Delimiter instead when the visitor is
+// one). With the header and body lines a visitor reads, they add up to the
+// input.
 type RawLineVisitor interface {
 	RawLine(line []byte) error
+}
+
+// DelimiterVisitor is a Visitor given the delimiter lines of a multipart
+// (RFC 2046 5.1.1) instead of RawLineVisitor.RawLine: n is the multipart,
+// final is set for its close delimiter. A delimiter that is not final is
+// followed by the Start of the body part it opens.
+type DelimiterVisitor interface {
+	Delimiter(n *Node, line []byte, final bool) error
 }
 
 // EndVisitor is a Visitor told when the walk leaves an entity, after its
@@ -158,6 +169,7 @@ func WalkLines(s *LineReader, lim Limits, v Visitor) error {
 	w.start, _ = v.(StartVisitor)
 	w.lines, _ = v.(HeaderLineVisitor)
 	w.raw, _ = v.(RawLineVisitor)
+	w.delim, _ = v.(DelimiterVisitor)
 	w.end, _ = v.(EndVisitor)
 	w.problems, _ = v.(ProblemVisitor)
 	err := w.entity(s, &Node{Path: "1", Root: true, MsgBody: true})
@@ -173,6 +185,7 @@ type walk struct {
 	start    StartVisitor
 	lines    HeaderLineVisitor
 	raw      RawLineVisitor
+	delim    DelimiterVisitor
 	end      EndVisitor
 	problems ProblemVisitor
 	entities int
@@ -333,7 +346,12 @@ func (w *walk) multipart(s *LineReader, n *Node) error {
 			w.problem(n, ProblemMalformedMIME, n.Section, "multipart closed by an enclosing boundary")
 			return nil
 		}
-		if err := w.rawLine(b); err != nil {
+		if ok && w.delim != nil {
+			err = w.delim.Delimiter(n, b, final)
+		} else {
+			err = w.rawLine(b)
+		}
+		if err != nil {
 			return err
 		}
 		if !ok {
@@ -504,6 +522,21 @@ func (c *countReader) Read(p []byte) (int, error) {
 		return k, io.EOF
 	}
 	return k, err
+}
+
+// IsAttachment reports whether an entity left closed is an attachment
+// rather than text of the body: one with Content-Disposition: attachment or
+// a file name, and any leaf that is not text. An attached message counts
+// only with a disposition or a name (a bare message/rfc822 is read as
+// part of the body). Containers that are opened are never attachments.
+func (n *Node) IsAttachment() bool {
+	if n.Multipart && !n.DepthExceeded {
+		return false
+	}
+	if n.Disposition == "attachment" || n.Filename != "" {
+		return true
+	}
+	return !n.Message && !n.Multipart && !strings.HasPrefix(n.MediaType, "text/")
 }
 
 // AltParent returns the multipart/alternative n is a branch of, at any

@@ -127,3 +127,50 @@ func FuzzStripAgreesWithMailtext(f *testing.F) {
 		}
 	})
 }
+
+// attachmentPaths lists the attachments outside attached messages, as a
+// caller that detaches them would find them.
+type attachmentPaths struct{ paths []string }
+
+func (a *attachmentPaths) Header(n *mailtext.Node) (mailtext.Action, error) {
+	if n.Message {
+		return mailtext.AsLeaf, nil
+	}
+	return mailtext.Descend, nil
+}
+
+func (a *attachmentPaths) Body(n *mailtext.Node, b *mailtext.Body) error {
+	if n.IsAttachment() {
+		a.paths = append(a.paths, n.Path)
+	}
+	return nil
+}
+
+// FuzzDropAppend: dropping every attachment and appending a part never
+// panics, fails only with the documented errors, and leaves a message
+// whose last part is the appended one and that has no other attachment.
+func FuzzDropAppend(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var a attachmentPaths
+		if err := mailtext.Walk(context.Background(), bytes.NewReader(data), fuzzLimits, &a); err != nil {
+			t.Fatal(err)
+		}
+		s := Spec{DropParts: a.paths, AppendParts: []Part{zipPart()}, Limits: fuzzLimits}
+		var out bytes.Buffer
+		err := Apply(context.Background(), &out, bytes.NewReader(data), s)
+		if err != nil {
+			if !errors.Is(err, ErrHeaderTooLarge) && !errors.Is(err, ErrPartNotFound) && !errors.Is(err, ErrBoundaryReused) {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			return
+		}
+		var b attachmentPaths
+		if err := mailtext.Walk(context.Background(), bytes.NewReader(out.Bytes()), fuzzLimits, &b); err != nil {
+			t.Fatal(err)
+		}
+		if len(b.paths) == 0 {
+			t.Fatalf("appended part missing:\n%q", out.Bytes())
+		}
+	})
+}

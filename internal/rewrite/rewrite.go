@@ -65,10 +65,34 @@ type Spec struct {
 	// re-encoded as UTF-8 base64; for HTML the banner is an escaped, styled
 	// <div> after <body>.
 	Banner string
+	// DropParts lists mailtext part paths to remove entirely: header, body
+	// and the delimiter line that opens them, as if they had never been
+	// there. Where that would leave a multipart without any body part
+	// (RFC 2046 5.1.1 wants at least one), a text/plain part carrying
+	// DropNotice takes their place; a listed message body (of the message
+	// or of an attached one) is replaced by that part as StripParts would.
+	DropParts []string
+	// DropNotice is the text of the part that stands in for dropped parts
+	// (see DropParts); "" uses a default English notice.
+	DropNotice string
+	// AppendParts are added after the message's content: as the last body
+	// parts of the top-level multipart/mixed, or, when the body is anything
+	// else, in a new top-level multipart/mixed whose first part is the
+	// original body (its Content-* fields move into that part).
+	AppendParts []Part
 	// Limits bounds the walk; zero fields take mailtext.DefaultLimits. Use
 	// the limits the message was parsed with so part numbering agrees.
 	// MaxDepth, MaxParts and MaxHeaderBytes are used.
 	Limits mailtext.Limits
+}
+
+// Part is a body part Apply adds (Spec.AppendParts). It is written with
+// the given Content-Type and Content-Disposition (values are sanitised and
+// folded as PrependHeaders' are) and its body base64 encoded.
+type Part struct {
+	ContentType string // full value, parameters included
+	Disposition string // full value; "" for none
+	Body        io.Reader
 }
 
 // Empty reports whether Apply with s copies the input unchanged.
@@ -79,7 +103,7 @@ func (s Spec) Empty() bool {
 // changesMessage reports whether anything beyond prepending is asked for.
 func (s Spec) changesMessage() bool {
 	return len(s.RemoveHeaders) > 0 || strings.TrimSpace(sanitizeValue(s.SubjectTag)) != "" ||
-		len(s.StripParts) > 0 || s.Banner != ""
+		len(s.StripParts) > 0 || s.Banner != "" || len(s.DropParts) > 0 || len(s.AppendParts) > 0
 }
 
 // Errors Apply wraps; test with errors.Is.
@@ -90,9 +114,17 @@ var (
 	// ErrPartNotFound: a StripParts path names no part of the message as
 	// walked here.
 	ErrPartNotFound = errors.New("rewrite: part to strip not found")
+	// ErrBoundaryReused: parts were to be appended to a top-level
+	// multipart/mixed that is never closed and holds a multipart with the
+	// same boundary (RFC 2046 5.1.2 forbids it), so no place after its
+	// content can be told apart from the inner multipart's.
+	ErrBoundaryReused = errors.New("rewrite: nested multipart reuses the boundary")
 	// ErrBadHeaderName: a PrependHeaders name is not a valid field name.
 	ErrBadHeaderName = errors.New("rewrite: invalid header field name")
 )
+
+// DefaultDropNotice is the notice used when Spec.DropNotice is "".
+const DefaultDropNotice = "Attachments were removed from this message by the mail gateway.\r\n"
 
 // DefaultStripNotice is the notice used when Spec.StripNotice is nil.
 func DefaultStripNotice(filename string) string {
@@ -111,7 +143,8 @@ func DefaultStripNotice(filename string) string {
 // done (checked on every read), when a header section it must inspect
 // exceeds Limits.MaxHeaderBytes (ErrHeaderTooLarge: a header it cannot see
 // whole could hide what was to be changed), and when a StripParts path was
-// not found (ErrPartNotFound). An invalid PrependHeaders name fails before
+// not found (ErrPartNotFound), and when parts cannot be appended
+// (ErrBoundaryReused). An invalid PrependHeaders name fails before
 // anything is written (ErrBadHeaderName). Apply is safe for concurrent use
 // with different readers and writers.
 func Apply(ctx context.Context, w io.Writer, r io.Reader, s Spec) error {
@@ -144,14 +177,20 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, s Spec) error {
 	for _, f := range s.PrependHeaders {
 		out.writeString(formatField(f.Name, sanitizeValue(f.Value), eol))
 	}
+	var wk *walker
 	if s.changesMessage() {
-		wk := newWalker(&s, src, out, eol)
+		wk = newWalker(&s, src, out, eol)
 		if err := wk.run(); err != nil {
 			return err
 		}
 	}
 	if err := copyRest(src, out); err != nil {
 		return fmt.Errorf("rewrite: copy message: %w", err)
+	}
+	if wk != nil {
+		if err := wk.finish(); err != nil {
+			return err
+		}
 	}
 	if err := out.flush(); err != nil {
 		return fmt.Errorf("rewrite: write message: %w", err)

@@ -73,7 +73,7 @@ func TestEmpty(t *testing.T) {
 	}
 	for _, s := range []Spec{
 		{PrependHeaders: prepend}, {RemoveHeaders: []string{"x"}}, {SubjectTag: "[x]"},
-		{StripParts: []string{"1"}}, {Banner: "b"},
+		{StripParts: []string{"1"}}, {Banner: "b"}, {DropParts: []string{"2"}}, {AppendParts: []Part{{ContentType: "text/plain"}}},
 	} {
 		if s.Empty() {
 			t.Errorf("%+v reported Empty", s)

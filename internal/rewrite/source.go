@@ -45,10 +45,11 @@ func trimEOL(b []byte) []byte {
 // output buffers writes to the destination and keeps the first error, so
 // loops can stop early and the error surfaces once.
 type output struct {
-	w    io.Writer
-	bw   *bufio.Writer
-	err  error
-	last byte // last byte written
+	w     io.Writer
+	bw    *bufio.Writer
+	err   error
+	last  byte // last byte written
+	wrote bool // anything was written (last may be a NUL byte)
 }
 
 func (o *output) Write(p []byte) (int, error) {
@@ -67,7 +68,7 @@ func (o *output) write(p []byte) {
 		o.bw = bufio.NewWriterSize(o.w, 32<<10)
 	}
 	if len(p) > 0 {
-		o.last = p[len(p)-1]
+		o.last, o.wrote = p[len(p)-1], true
 	}
 	_, o.err = o.bw.Write(p)
 }
@@ -80,7 +81,7 @@ func (o *output) writeString(s string) {
 		o.bw = bufio.NewWriterSize(o.w, 32<<10)
 	}
 	if len(s) > 0 {
-		o.last = s[len(s)-1]
+		o.last, o.wrote = s[len(s)-1], true
 	}
 	_, o.err = o.bw.WriteString(s)
 }
@@ -93,7 +94,7 @@ func (o *output) startLine(eol string) {
 		// A line cut off after its CR (the input ended there) only needs
 		// the LF; a second CR would make the line read differently.
 		o.writeString("\n")
-	case o.last != 0 && o.last != '\n':
+	case o.wrote && o.last != '\n':
 		o.writeString(eol)
 	}
 }

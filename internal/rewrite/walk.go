@@ -1,6 +1,8 @@
 package rewrite
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"sort"
@@ -19,8 +21,27 @@ type walker struct {
 	eol     string
 	tag     string
 	strip   map[string]bool // every listed path
+	drop    map[string]bool // every path to drop
 	pending map[string]bool // listed paths not yet replaced
-	banner  bannerState
+	// held is a delimiter line not yet written: it is dropped with the
+	// body part it opens when that part is dropped (heldSet tells an empty
+	// line from none).
+	held    []byte
+	heldSet bool
+	// kids counts the written and dropped body parts of each multipart
+	// that had a part dropped.
+	kids map[*mailtext.Node]*kidCount
+	// rootMixed is the top-level multipart/mixed the appended parts go
+	// into; wrap is set instead when the message is wrapped in a new one
+	// with boundary wrapBoundary. appended is set once they are written.
+	rootMixed    *mailtext.Node
+	wrap         bool
+	wrapBoundary string
+	appended     bool
+	// shadowed is set when a multipart inside rootMixed reuses its
+	// boundary: rootMixed's delimiters can then no longer be told apart.
+	shadowed bool
+	banner   bannerState
 	// rootDone is set once the top-level header was written.
 	rootDone bool
 	// The entity being read: how its header is kept, the header, and what
@@ -36,7 +57,11 @@ var (
 	_ mailtext.HeaderLineVisitor = (*walker)(nil)
 	_ mailtext.RawLineVisitor    = (*walker)(nil)
 	_ mailtext.EndVisitor        = (*walker)(nil)
+	_ mailtext.DelimiterVisitor  = (*walker)(nil)
 )
+
+// kidCount is what became of a multipart's body parts.
+type kidCount struct{ written, dropped int }
 
 // bodyAction is what Body does with an entity left closed.
 type bodyAction int
@@ -45,6 +70,7 @@ const (
 	bodyCopy   bodyAction = iota // as it is
 	bodyStrip                    // replaced by a notice
 	bodyBanner                   // re-encoded with the banner
+	bodyDrop                     // removed with its delimiter
 )
 
 // bannerState tracks which parts get the banner: the first eligible text
@@ -68,11 +94,17 @@ func newWalker(s *Spec, src *source, out *output, eol string) *walker {
 		eol:     eol,
 		tag:     strings.TrimSpace(sanitizeValue(s.SubjectTag)),
 		strip:   map[string]bool{},
+		drop:    map[string]bool{},
+		kids:    map[*mailtext.Node]*kidCount{},
 		pending: map[string]bool{},
 		banner:  bannerState{text: strings.ToValidUTF8(s.Banner, "\ufffd")},
 	}
 	for _, p := range s.StripParts {
 		w.strip[p] = true
+		w.pending[p] = true
+	}
+	for _, p := range s.DropParts {
+		w.drop[p] = true
 		w.pending[p] = true
 	}
 	w.banner.finished = w.banner.text == ""
@@ -85,6 +117,9 @@ func (w *walker) run() error {
 	// Bodies are read raw, so MaxDecodedBytes never stops this walk: only
 	// the bounds that decide part numbering apply.
 	err := mailtext.WalkLines(w.src, w.lim, w)
+	// A delimiter held when the walk stopped (at a bound, or with nothing
+	// left to change) comes before the rest of the input.
+	w.flushHeld()
 	if w.out.err != nil {
 		return fmt.Errorf("rewrite: write message: %w", w.out.err)
 	}
@@ -104,7 +139,15 @@ func (w *walker) run() error {
 
 // idle reports whether nothing is left to change.
 func (w *walker) idle() bool {
-	return w.rootDone && len(w.pending) == 0 && w.banner.finished
+	return w.rootDone && len(w.pending) == 0 && w.banner.finished &&
+		(len(w.spec.AppendParts) == 0 || w.wrap || w.appended)
+}
+
+func (w *walker) flushHeld() {
+	if w.heldSet {
+		w.out.write(w.held)
+		w.held, w.heldSet = w.held[:0], false
+	}
 }
 
 // pendingUnder reports whether a listed path lies inside the entity at path.
@@ -148,7 +191,25 @@ func (w *walker) Start(n *mailtext.Node) error {
 	if w.idle() {
 		return mailtext.ErrStop
 	}
-	listed := w.strip[n.Path]
+	dropped := w.drop[n.Path] && !n.MsgBody
+	if p := n.Parent; p != nil && p.Multipart {
+		k := w.kids[p]
+		if k == nil {
+			k = &kidCount{}
+			w.kids[p] = k
+		}
+		if dropped {
+			k.dropped++
+		} else {
+			k.written++
+		}
+	}
+	if dropped {
+		w.held, w.heldSet = w.held[:0], false
+	} else {
+		w.flushHeld()
+	}
+	listed := w.strip[n.Path] || w.drop[n.Path]
 	w.mode = modePass
 	switch {
 	case n.Root:
@@ -174,7 +235,7 @@ func (w *walker) Header(n *mailtext.Node) (mailtext.Action, error) {
 
 	// A message body's path is its first child's when it is an opened
 	// multipart (RFC 3501 6.4.5); otherwise it names the entity.
-	listed := w.strip[n.Path]
+	listed := w.strip[n.Path] || w.drop[n.Path]
 	stripThis := listed && !(n.MsgBody && n.Multipart && descend)
 	// mailtext decodes a base64 or quoted-printable message/rfc822 and
 	// numbers its insides; they cannot be rewritten in place, so a path
@@ -185,9 +246,25 @@ func (w *walker) Header(n *mailtext.Node) (mailtext.Action, error) {
 	}
 	if n.Root {
 		w.rootDone = true
+		if len(w.spec.AppendParts) > 0 {
+			if n.Multipart && descend && n.MediaType == "multipart/mixed" && n.HeaderEnd == mailtext.HeaderEndBlank {
+				w.rootMixed = n
+			} else {
+				w.wrap = true
+				w.wrapBoundary = newBoundary()
+				w.writeHeader(n, h, editWrap, "multipart/mixed; boundary=\""+w.wrapBoundary+"\"")
+			}
+		}
+	}
+	if descend && n.Multipart && !n.Root && w.rootMixed != nil && n.Params["boundary"] == w.rootMixed.Params["boundary"] {
+		w.shadowed = true
 	}
 	w.action = bodyCopy
 	switch {
+	case stripThis && w.drop[n.Path] && !n.MsgBody && !w.strip[n.Path]:
+		w.replaced(n.Path)
+		w.action = bodyDrop
+		return mailtext.AsLeaf, nil
 	case stripThis:
 		w.replaced(n.Path)
 		w.action = bodyStrip
@@ -211,6 +288,9 @@ func (w *walker) Header(n *mailtext.Node) (mailtext.Action, error) {
 // Body copies, replaces or re-encodes the body of an entity left closed.
 func (w *walker) Body(n *mailtext.Node, b *mailtext.Body) error {
 	switch w.action {
+	case bodyDrop:
+		_, err := io.Copy(io.Discard, b.Raw())
+		return err
 	case bodyStrip:
 		return w.writeStripped(n, w.h, n.Filename, b.Raw())
 	case bodyBanner:
@@ -224,10 +304,106 @@ func (w *walker) Body(n *mailtext.Node, b *mailtext.Body) error {
 	return w.out.err
 }
 
-// RawLine copies preambles, delimiters and epilogues.
+// RawLine copies preambles and epilogues.
 func (w *walker) RawLine(line []byte) error {
+	w.flushHeld()
 	w.out.write(line)
 	return w.out.err
+}
+
+// Delimiter holds a delimiter line until the part it opens is known to
+// stay, and before a close delimiter writes the parts that go there: a
+// stand-in for dropped parts when none is left, and the appended parts at
+// the end of the top-level multipart/mixed.
+func (w *walker) Delimiter(n *mailtext.Node, line []byte, final bool) error {
+	w.flushHeld()
+	if !final {
+		w.held, w.heldSet = append(w.held[:0], line...), true
+		return w.out.err
+	}
+	boundary := n.Params["boundary"]
+	if k := w.kids[n]; k != nil && k.written == 0 && k.dropped > 0 {
+		w.writePart(boundary, w.dropNoticePart())
+	}
+	if n == w.rootMixed && !w.appended {
+		w.appended = true
+		for _, p := range w.spec.AppendParts {
+			w.writePart(boundary, p)
+		}
+	}
+	w.out.write(line)
+	return w.out.err
+}
+
+// finish writes what comes after the input: the appended parts and the
+// close delimiter of a wrapping multipart, or of a top-level
+// multipart/mixed whose own close delimiter was never seen.
+func (w *walker) finish() error {
+	boundary := w.wrapBoundary
+	switch {
+	case w.wrap:
+	case w.rootMixed != nil && !w.appended:
+		if w.shadowed {
+			// Parts written after a nested multipart that reuses the
+			// boundary would read as that multipart's.
+			return fmt.Errorf("%w: %q", ErrBoundaryReused, w.rootMixed.Params["boundary"])
+		}
+		boundary = w.rootMixed.Params["boundary"]
+	default:
+		return nil
+	}
+	w.appended = true
+	for _, p := range w.spec.AppendParts {
+		w.writePart(boundary, p)
+	}
+	w.out.startLine(w.eol)
+	w.out.writeString("--" + boundary + "--" + w.eol)
+	if err := w.out.flush(); err != nil {
+		return fmt.Errorf("rewrite: write message: %w", err)
+	}
+	return nil
+}
+
+func (w *walker) dropNotice() string {
+	if w.spec.DropNotice != "" {
+		return w.spec.DropNotice
+	}
+	return DefaultDropNotice
+}
+
+func (w *walker) dropNoticePart() Part {
+	return Part{ContentType: "text/plain; charset=utf-8", Disposition: "inline",
+		Body: strings.NewReader(strings.ToValidUTF8(w.dropNotice(), "\ufffd"))}
+}
+
+// writePart writes a delimiter of boundary and the part after it, ending
+// where the next delimiter line starts.
+func (w *walker) writePart(boundary string, p Part) {
+	w.out.startLine(w.eol)
+	w.out.writeString("--" + boundary + w.eol)
+	w.out.writeString(formatField("Content-Type", sanitizeValue(p.ContentType), w.eol))
+	if p.Disposition != "" {
+		w.out.writeString(formatField("Content-Disposition", sanitizeValue(p.Disposition), w.eol))
+	}
+	w.out.writeString("Content-Transfer-Encoding: base64" + w.eol + w.eol)
+	enc := newBase64Lines(w.out, w.eol)
+	if p.Body != nil {
+		if _, err := io.Copy(enc, p.Body); err != nil && w.out.err == nil {
+			w.out.err = fmt.Errorf("part to append: %w", err)
+		}
+	}
+	enc.Close()
+	w.out.writeString(w.eol)
+}
+
+// newBoundary returns a multipart boundary that cannot occur in base64 or
+// quoted-printable text ("=_") and is random besides.
+func newBoundary() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // cannot happen on supported systems
+	}
+	return "=_mg_" + hex.EncodeToString(b[:])
 }
 
 // End closes the banner's scope with the alternative that holds it.
@@ -275,6 +451,7 @@ const (
 	editNone   headerEdit = iota
 	editStrip             // Content-* fields replaced by a text/plain notice's
 	editBanner            // Content-Type and Content-Transfer-Encoding replaced
+	editWrap              // the message's own fields, then a wrapping multipart's delimiter
 )
 
 // removed reports whether a top-level field is on the RemoveHeaders list.
@@ -309,8 +486,17 @@ func (w *walker) writeHeader(n *mailtext.Node, h *header, edit headerEdit, conte
 		}
 	}
 	sawSubject, sawMIME, ctDone, cteDone := false, false, false, false
+	// A wrapped message's header is split: its own fields above the new
+	// multipart (editWrap), its Content-* fields in the first part.
+	wrapped := n.Root && w.wrap
+	contentOnly := wrapped && edit != editWrap
 	for _, f := range h.fields {
+		content := strings.HasPrefix(f.name, "Content-")
 		switch {
+		case contentOnly && !content:
+			continue
+		case edit == editWrap && content:
+			continue
 		case f.name == "":
 			put(f.raw)
 			continue
@@ -350,7 +536,7 @@ func (w *walker) writeHeader(n *mailtext.Node, h *header, edit headerEdit, conte
 		put(f.raw)
 	}
 	var adds []string
-	if n.Root && w.tag != "" && !sawSubject {
+	if n.Root && w.tag != "" && !sawSubject && !contentOnly {
 		adds = append(adds, string(tagSubject([]byte("Subject:"), w.tag, w.eol)))
 	}
 	if edit == editStrip {
@@ -364,7 +550,10 @@ func (w *walker) writeHeader(n *mailtext.Node, h *header, edit headerEdit, conte
 			adds = append(adds, "Content-Transfer-Encoding: base64")
 		}
 	}
-	if edit != editNone && n.MsgBody && !sawMIME {
+	if edit == editWrap {
+		adds = append(adds, strings.TrimSuffix(formatField("Content-Type", contentType, w.eol), w.eol))
+	}
+	if edit != editNone && n.MsgBody && !sawMIME && !contentOnly {
 		adds = append(adds, "MIME-Version: 1.0") // RFC 2045 4
 	}
 	if len(adds) > 0 && !endsEOL {
@@ -374,9 +563,17 @@ func (w *walker) writeHeader(n *mailtext.Node, h *header, edit headerEdit, conte
 		w.out.writeString(a)
 		w.out.writeString(w.eol)
 	}
+	if edit == editWrap {
+		w.out.writeString(w.eol + "--" + w.wrapBoundary + w.eol)
+		return
+	}
 	if edit != editNone {
 		w.out.writeString(w.eol)
 		return
+	}
+	if contentOnly && h.term == nil {
+		// The part's header must end before the body that follows.
+		w.out.writeString(w.eol)
 	}
 	w.out.write(h.term)
 }
@@ -404,6 +601,9 @@ func (w *walker) writeStripped(n *mailtext.Node, h *header, filename string, br 
 	notice := DefaultStripNotice
 	if w.spec.StripNotice != nil {
 		notice = w.spec.StripNotice
+	}
+	if w.drop[n.Path] && !w.strip[n.Path] {
+		notice = func(string) string { return w.dropNotice() }
 	}
 	enc := newBase64Lines(w.out, w.eol)
 	io.WriteString(enc, strings.ToValidUTF8(notice(filename), "\ufffd"))

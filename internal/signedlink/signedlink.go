@@ -37,12 +37,15 @@ const (
 	ReleaseAllow Action = "release-allow" // release and allow the sender for the recipient
 	BlockSender  Action = "block-sender"  // deny the sender for the recipient and delete the copy
 	Open         Action = "open"          // show the copy in the console (after login)
+	// Download opens an attachment link's download page (package
+	// attachlink); ItemID is the link's ID and Rcpt is empty.
+	Download Action = "download"
 )
 
 // Valid reports whether a is one of the defined actions.
 func (a Action) Valid() bool {
 	switch a {
-	case Release, ReleaseAllow, BlockSender, Open:
+	case Release, ReleaseAllow, BlockSender, Open, Download:
 		return true
 	}
 	return false

@@ -59,6 +59,20 @@ var policyKeys = []policyKey{
 	{"webmail.attachment_mb", "20", "MB", "Attachments of one webmail message together (tenant level; within limits.max_message_bytes).", "ウェブメールの 1 通あたりの添付ファイル合計（テナント単位、limits.max_message_bytes 以内）。"},
 	{"webmail.time_zone", "the console's", "IANA zone, e.g. Asia/Tokyo", "Time zone of the webmail's dates and of the Date of mail it sends (tenant level).", "ウェブメールの日時表示と送信メールの Date のタイムゾーン（テナント単位）。"},
 	{"submission.send_as", "", "addresses (per user)", "Other addresses of your domains the user may send as through submission (shared or alias addresses).", "サブミッションで利用者が送信者として使える自ドメインの他のアドレス（共有アドレスや別名）。"},
+	{"zip.cipher", "zipcrypto", "zipcrypto, aes256", "Password ZIP encryption: ZipCrypto opens in Windows Explorer; AES-256 needs 7-Zip or similar (docs/outbound-transforms.md).", "パスワード付きZIPの暗号方式。ZipCrypto は Windows 標準で開けます。AES-256 は 7-Zip などが必要です（docs/outbound-transforms.md 参照）。"},
+	{"zip.names", "cp932", "cp932, utf8", "File names in the ZIP: CP932 for Japanese Windows, or UTF-8 with the language flag.", "ZIP 内のファイル名の文字コード。日本語版 Windows 向けの CP932、または UTF-8。"},
+	{"zip.password_length", "12", "8–64", "Length of generated ZIP passwords.", "自動生成するパスワードの長さ。"},
+	{"zip.password_chars", "letters and digits without 0/O/1/l/I", "printable ASCII", "Characters of generated ZIP passwords.", "自動生成するパスワードに使う文字。"},
+	{"zip.password_to", "sender", "sender, recipients", "Who receives the password mail.", "パスワード通知メールの送り先（送信者／受信者）。"},
+	{"zip.password_delay", "0s", "0s–168h", "Wait before the password mail is sent.", "パスワード通知メールを送るまでの待ち時間。"},
+	{"zip.lang", "ja", "ja, en", "Language of the ZIP notice and the password mail.", "ZIP 化のお知らせとパスワード通知の言語。"},
+	{"zip.exceptions", "", "addresses, domains", "Recipients or domains whose copies are never zipped.", "ZIP 化しない宛先アドレスまたはドメイン。"},
+	{"link.expiry", "168h", "1h–2160h", "How long an attachment download link works.", "添付ファイルのダウンロードリンクの有効期間。"},
+	{"link.max_downloads", "0", "0–1000 (0: no limit)", "Downloads allowed per attachment link.", "ダウンロードリンクごとのダウンロード可能回数（0 は無制限）。"},
+	{"link.lang", "ja", "ja, en", "Language of the link notice in the message.", "リンクのお知らせの言語。"},
+	{"dkim.selector", "", "DNS label", "Active DKIM selector of the domain; empty: outbound mail is not signed (domain level).", "ドメインの DKIM セレクタ。空なら送信メールに署名しません（ドメイン単位）。"},
+	{"dkim.algorithms", "rsa", "rsa, ed25519, rsa,ed25519", "Key types that sign; the Ed25519 key is published under the selector plus -ed25519.", "署名に使う鍵の種類。Ed25519 鍵はセレクタ名に -ed25519 を付けた名前で公開します。"},
+	{"dkim.previous_selector", "", "DNS label", "Selector being retired: still published, no longer signing.", "切替前のセレクタ。DNS には残し、署名には使いません。"},
 }
 
 // Desc is the key's description in the page's language.

@@ -712,4 +712,33 @@ CREATE TABLE archive_search (
 CREATE INDEX archive_search_tsv ON archive_search USING gin (tsv);
 CREATE INDEX archive_search_received ON archive_search(tenant_id, received_us DESC, id DESC);
 `,
+	// 15: attachment download links (internal/attachlink): the link's
+	// description as its owner encodes it, its counters, and the download
+	// log.
+	`
+CREATE TABLE attach_links (
+	tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	id TEXT COLLATE "C" NOT NULL,
+	sender TEXT COLLATE "C" NOT NULL DEFAULT '',
+	data BYTEA NOT NULL,
+	created_us BIGINT NOT NULL,
+	expires_us BIGINT NOT NULL,
+	max_downloads BIGINT NOT NULL DEFAULT 0,
+	downloads BIGINT NOT NULL DEFAULT 0,
+	revoked BOOLEAN NOT NULL DEFAULT FALSE,
+	PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX attach_links_expires ON attach_links(expires_us);
+CREATE INDEX attach_links_sender ON attach_links(tenant_id, sender, created_us);
+CREATE TABLE attach_link_downloads (
+	id BIGSERIAL PRIMARY KEY,
+	tenant_id BIGINT NOT NULL,
+	link_id TEXT COLLATE "C" NOT NULL,
+	at_us BIGINT NOT NULL,
+	file TEXT NOT NULL,
+	client TEXT NOT NULL,
+	FOREIGN KEY (tenant_id, link_id) REFERENCES attach_links(tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX attach_link_downloads_link ON attach_link_downloads(tenant_id, link_id, at_us);
+`,
 }

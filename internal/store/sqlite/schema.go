@@ -710,4 +710,33 @@ CREATE TABLE archive_access (
 	PRIMARY KEY (tenant_id, principal)
 ) WITHOUT ROWID;
 `,
+	// 19: attachment download links (internal/attachlink): the link's
+	// description as its owner encodes it, its counters, and the download
+	// log.
+	`
+CREATE TABLE attach_links (
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	id TEXT NOT NULL,
+	sender TEXT NOT NULL DEFAULT '',
+	data BLOB NOT NULL,
+	created_us INTEGER NOT NULL,
+	expires_us INTEGER NOT NULL,
+	max_downloads INTEGER NOT NULL DEFAULT 0,
+	downloads INTEGER NOT NULL DEFAULT 0,
+	revoked INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX attach_links_expires ON attach_links(expires_us);
+CREATE INDEX attach_links_sender ON attach_links(tenant_id, sender, created_us);
+CREATE TABLE attach_link_downloads (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL,
+	link_id TEXT NOT NULL,
+	at_us INTEGER NOT NULL,
+	file TEXT NOT NULL,
+	client TEXT NOT NULL,
+	FOREIGN KEY (tenant_id, link_id) REFERENCES attach_links(tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX attach_link_downloads_link ON attach_link_downloads(tenant_id, link_id, at_us);
+`,
 }

@@ -97,6 +97,7 @@ func Run(t *testing.T, open Opener) {
 		{"ContinuityEvents", testContinuityEvents},
 		{"Handback", testHandback},
 		{"ContinuitySecrets", testContinuitySecrets},
+		{"AttachLinks", testAttachLinks},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
