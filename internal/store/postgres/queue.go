@@ -121,6 +121,11 @@ func (db *DB) Accept(ctx context.Context, a store.Acceptance) ([][]store.Recipie
 				return err
 			}
 		}
+		for _, h := range a.Holds {
+			if err := insertHold(x, h); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
