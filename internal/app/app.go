@@ -25,6 +25,7 @@ import (
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
@@ -59,6 +60,10 @@ type App struct {
 	Continuity *continuity.Service
 	// Mailboxes are the emergency mailboxes (imap.go).
 	Mailboxes *mailbox.Service
+	// OutPipeline checks outbound mail and OutHolds decides about held
+	// and delayed mail (outbound.go).
+	OutPipeline *outbound.Pipeline
+	OutHolds    *outbound.Service
 
 	mailboxBlobs        blob.Store
 	imap                *imapd.Server
@@ -184,6 +189,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
 	a.Mailboxes.Queue = a.Queue // notices (the queue delivers into the mailboxes, so it comes second)
 	a.Pipeline = a.newPipeline(opt.Stages)
+	a.newOutbound()
 	a.newContinuity(router, mb)
 	return a, nil
 }
@@ -256,9 +262,10 @@ func (a *App) Start(ctx context.Context) error {
 			a.Log.Warn("check enabled but its peer is not configured; it does not run", "check", c)
 		}
 	}
+	a.startOutbound()
 	mk := func(kind smtpin.Kind, lc config.ListenerConfig) *smtpin.Server {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
-			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Pipeline, kind), Log: a.Log, Clock: a.Clock,
+			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(kind), kind), Log: a.Log, Clock: a.Clock,
 			Passwords: a.Passwords, AuthThrottle: a.LoginThrottle,
 			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster})
 	}

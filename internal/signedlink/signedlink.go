@@ -37,12 +37,18 @@ const (
 	ReleaseAllow Action = "release-allow" // release and allow the sender for the recipient
 	BlockSender  Action = "block-sender"  // deny the sender for the recipient and delete the copy
 	Open         Action = "open"          // show the copy in the console (after login)
+	// Outbound holds (package outbound): ItemID is the held message's
+	// queue ID and Rcpt the address the link was mailed to (an approver,
+	// or the sender for cancel).
+	Approve Action = "approve" // send a message held for approval
+	Reject  Action = "reject"  // refuse it
+	Cancel  Action = "cancel"  // withdraw a delayed (or held) message
 )
 
 // Valid reports whether a is one of the defined actions.
 func (a Action) Valid() bool {
 	switch a {
-	case Release, ReleaseAllow, BlockSender, Open:
+	case Release, ReleaseAllow, BlockSender, Open, Approve, Reject, Cancel:
 		return true
 	}
 	return false
