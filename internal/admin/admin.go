@@ -29,6 +29,7 @@ import (
 	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/netguard"
+	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/store"
@@ -126,6 +127,11 @@ type Service struct {
 	// Continuity switches domains and hands mail back (mail continuity);
 	// nil on nodes without it.
 	Continuity *continuity.Service
+	// OutHolds decides about held and delayed outbound mail and OutEngine
+	// runs a tenant's outbound rules over a pasted message; nil on nodes
+	// without outbound protection.
+	OutHolds  *outbound.Service
+	OutEngine *outbound.Engine
 	// Learn trains a tenant's spam model with one message (feedback).
 	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
 	// Passwords hashes new passwords within the node's memory budget for

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/netguard"
+	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/scan/lists"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/web/extauth"
@@ -176,6 +177,9 @@ func (s *Service) SetSetting(ctx context.Context, a Actor, scope, owner, key, va
 	}
 	if err := continuitySetting(scope, owner, key, value); err != nil {
 		return err
+	}
+	if err := outbound.CheckSetting(key, value); err != nil {
+		return Invalidf("%v", err)
 	}
 	before := s.settingValue(ctx, tid, scope, owner, key)
 	if err := s.Store.SetSetting(ctx, store.Setting{TenantID: tid, Scope: scope, Owner: owner, Key: key, Value: value}); err != nil {
