@@ -167,9 +167,6 @@ func (s *Service) ReorderOutboundRules(ctx context.Context, a Actor, ids []int64
 	if err != nil {
 		return err
 	}
-	if err := store.CheckReorder(len(rs), ids); err != nil {
-		return Invalidf("%v", err)
-	}
 	known := map[int64]bool{}
 	var before []string
 	for _, r := range rs {
@@ -182,6 +179,9 @@ func (s *Service) ReorderOutboundRules(ctx context.Context, a Actor, ids []int64
 			return fmt.Errorf("outbound rule %d: %w", id, store.ErrNotFound)
 		}
 		after = append(after, strconv.FormatInt(id, 10))
+	}
+	if err := store.CheckReorder(len(rs), ids); err != nil {
+		return Invalidf("%v", err)
 	}
 	tid, _ := a.tenant()
 	if err := s.Store.ReorderOutboundRules(ctx, tid, ids); err != nil {

@@ -78,6 +78,7 @@ func (s *Server) consoleRoutes() {
 	s.handle("POST /account/lang", store.RoleUser, s.ownLang)
 	s.quarantineRoutes()
 	s.continuityRoutes()
+	s.outboundRoutes()
 }
 
 // --- login ---

@@ -37,6 +37,7 @@ type matrixEnv struct {
 	n   int
 	// Tenant other's objects.
 	bGroup, bList, bMsg, bQuar, bToken, bAdminAcct, bUserAcct string
+	bRule, bHold                                              string
 	// markers are strings only tenant other's data contains.
 	markers []string
 }
@@ -91,6 +92,35 @@ func (m *matrixEnv) quarantined(tenantID int64, rcpt, subject string) string {
 	return id
 }
 
+// outRule stores an outbound rule and returns its ID.
+func (m *matrixEnv) outRule(tenantID int64, name string) string {
+	m.t.Helper()
+	r, err := m.e.Store.AddOutboundRule(m.ctx, store.OutboundRule{TenantID: tenantID, Name: name, Enabled: true, Scope: store.ScopeTenant,
+		Spec: `{"conditions":[{"field":"body","op":"contains","values":["` + name + `"]}],"action":"hold"}`})
+	m.must(err)
+	return strconv.FormatInt(r.ID, 10)
+}
+
+// outHold queues an outbound message of sender held for approval and
+// returns its queue ID.
+func (m *matrixEnv) outHold(tenantID int64, sender, subject string) string {
+	m.t.Helper()
+	now := time.Now()
+	id := store.NewMessageID(now)
+	w, err := m.e.Spool.Create(m.ctx, id)
+	m.must(err)
+	io.WriteString(w, "From: "+sender+"\r\nSubject: "+subject+"\r\n\r\nheld\r\n")
+	m.must(w.Commit(m.ctx))
+	msg := store.Message{ID: id, TenantID: tenantID, Direction: store.Outbound, MailFrom: sender, Size: w.Size(), BlobKey: w.Key(),
+		ReceivedAt: now, ClientIP: "127.0.0.1", Helo: "client.example.test", Subject: subject}
+	_, err = m.e.Store.Accept(m.ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: msg,
+		Recipients: []store.Recipient{{Addr: "x@partner.test", State: store.Held, NextAttempt: now}}}},
+		Holds: []store.OutboundHold{{MessageID: id, TenantID: tenantID, Kind: store.HoldApproval, State: store.HoldPending, Sender: sender,
+			Subject: subject, Rcpts: "x@partner.test", Reason: "matrix", ReleaseAt: now.Add(time.Hour), OnTimeout: "reject", Created: now}}})
+	m.must(err)
+	return id
+}
+
 func (m *matrixEnv) listEntry(tenantID int64, scope, owner, value string) string {
 	m.t.Helper()
 	le, err := m.e.Store.AddListEntry(m.ctx, store.ListEntry{TenantID: tenantID, Scope: scope, Owner: owner, Kind: "deny",
@@ -132,8 +162,10 @@ func (m *matrixEnv) setupOther() {
 	carol, err := e.Store.AccountByLogin(m.ctx, consoletest.UserB)
 	m.must(err)
 	m.bAdminAcct, m.bUserAcct = strconv.FormatInt(boss.ID, 10), strconv.FormatInt(carol.ID, 10)
+	m.bRule = m.outRule(b, "B-RULE-SECRET")
+	m.bHold = m.outHold(b, "carol@other.test", "B-HOLD-SECRET")
 	m.markers = []string{"other.test", "b-team", "b-secret-sender", "B-SECRET-SUBJECT", "機密", "B-QSECRET-SUBJECT",
-		"Carol Secretname", m.bMsg, m.bQuar}
+		"Carol Secretname", m.bMsg, m.bQuar, "B-RULE-SECRET", "B-HOLD-SECRET", m.bHold}
 }
 
 // tenantState is everything of a tenant the matrix could change.
@@ -263,6 +295,14 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 		return "report-spam"
 	case param == "n":
 		return "0"
+	case param == "op":
+		return "down"
+	case param == "decision":
+		return "cancel"
+	case strings.Contains(pattern, "/outbound/rules/"):
+		return m.outRule(a, fmt.Sprintf("own rule %d", n))
+	case strings.Contains(pattern, "/outbound/holds/"):
+		return m.outHold(a, consoletest.UserA, fmt.Sprintf("own held %d", n))
 	case strings.Contains(pattern, "/tenants/"):
 		t, err := m.e.Store.CreateTenant(m.ctx, fmt.Sprintf("spare%d", n))
 		m.must(err)
@@ -312,6 +352,14 @@ func (m *matrixEnv) otherValues(pattern, param string) []string {
 		return []string{"release", "delete", "release-allow", "block", "report-spam", "report-ham", "forward"}
 	case param == "n":
 		return []string{"0"}
+	case param == "op":
+		return []string{"delete", "up", "down", "enable", "disable"}
+	case param == "decision":
+		return []string{"approve", "reject", "cancel", "send-now"}
+	case strings.Contains(pattern, "/outbound/rules/"):
+		return []string{m.bRule}
+	case strings.Contains(pattern, "/outbound/holds/"):
+		return []string{m.bHold}
 	case strings.Contains(pattern, "/tenants/") && param == "id":
 		return []string{strconv.FormatInt(m.e.TenantB.ID, 10)}
 	case strings.Contains(pattern, "/tenants/"):
@@ -381,6 +429,11 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 		return url.Values{"provider": {"graph"}, "credentials": {`{"tenant":"t1","client_id":"c1","client_secret":"s1"}`}}, false
 	case "POST /continuity/credentials/delete":
 		return url.Values{"provider": {"graph"}}, false
+	case "POST /outbound/rules", "POST /outbound/rules/{id}":
+		return url.Values{"name": {fmt.Sprintf("r%d", n)}, "enabled": {"1"}, "scope": {"tenant"}, "action": {"hold"},
+			"conditions": {"body contains 社外秘\nrcpt outside"}}, false
+	case "POST /outbound/test":
+		return url.Values{"message": {"From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\n社外秘\r\n"}}, false
 	}
 	return url.Values{}, false
 }
@@ -414,6 +467,19 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return map[string]any{"provider": "graph", "credentials": map[string]string{"tenant": "t1", "client_id": "c1", "client_secret": "s1"}}, ""
 	case "GET /api/v1/continuity/credentials", "DELETE /api/v1/continuity/credentials":
 		return nil, "provider=graph"
+	case "POST /api/v1/outbound/rules", "PUT /api/v1/outbound/rules/{id}":
+		return map[string]any{"name": fmt.Sprintf("api rule %d", n), "enabled": true, "spec": map[string]any{"action": "tag", "tag": "[x]",
+			"conditions": []map[string]any{{"field": "rcpt", "op": "outside"}}}}, ""
+	case "PUT /api/v1/outbound/rules-order":
+		rs, err := m.e.Store.OutboundRules(m.ctx, m.e.Tenant.ID)
+		m.must(err)
+		ids := []int64{}
+		for i := len(rs) - 1; i >= 0; i-- {
+			ids = append(ids, rs[i].ID)
+		}
+		return map[string]any{"ids": ids}, ""
+	case "POST /api/v1/outbound/test":
+		return map[string]any{"message": "From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\nhello\r\n"}, ""
 	}
 	return nil, ""
 }
@@ -442,6 +508,10 @@ func (m *matrixEnv) bodyVariants(pattern string, role store.Role) []variant {
 		return []variant{{kind: "other", body: map[string]string{"Scope": "domain", "Owner": "other.test", "Kind": "allow", "Value": "x@spam.test"}}}
 	case "POST /api/v1/users":
 		return []variant{{kind: "other", body: map[string]string{"address": "new@other.test"}, addrParam: true}}
+	case "PUT /api/v1/outbound/rules-order":
+		return []variant{{kind: "other", body: map[string]any{"ids": []int64{atoi64(m.bRule)}}}}
+	case "POST /outbound/rules":
+		return []variant{{kind: "other", form: url.Values{"name": {"x"}, "scope": {"group"}, "owner": {m.bGroup}, "action": {"hold"}, "conditions": {"rcpt outside"}}}}
 	case "GET /tracking", "GET /api/v1/messages":
 		return []variant{{kind: "filter", form: url.Values{"rcpt": {"carol@other.test"}}}, {kind: "filter", form: url.Values{"subject": {"SECRET"}}}}
 	case "GET /quarantine", "GET /api/v1/quarantine":
@@ -535,6 +605,11 @@ func (m *matrixEnv) variants(rt web.Route, c *caller) []variant {
 		out = append(out, bv)
 	}
 	return out
+}
+
+func atoi64(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
 }
 
 // roleAtLeast mirrors the server's order of roles.

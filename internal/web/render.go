@@ -45,6 +45,7 @@ func funcs(zone *time.Location) template.FuncMap {
 			return fmt.Sprintf("%d B", n)
 		},
 		"join": strings.Join,
+		"list": func(v ...string) []string { return v },
 		"link": link,
 		// fromName and fromAddr split a stored From value ("Name" <addr>).
 		"fromName": func(v string) string {
