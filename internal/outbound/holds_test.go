@@ -186,7 +186,9 @@ func TestDelayAndTimeouts(t *testing.T) {
 	}
 	set(t, n, store.ScopeGroup, "sales", outbound.KeyDelayMinutes, "5")
 	from, to := "alice@example.test", "x@partner.test"
-	mail := func(subject string) string { return "From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject + "\r\n\r\nhello\r\n" }
+	mail := func(subject string) string {
+		return "From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject + "\r\n\r\nhello\r\n"
+	}
 	for _, s := range []string{"later", "cancel me"} {
 		if err := sendOut(t, n, from, []string{to}, mail(s)); err != nil {
 			t.Fatal(err)
