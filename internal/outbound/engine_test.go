@@ -247,3 +247,19 @@ func TestConditionLines(t *testing.T) {
 		}
 	}
 }
+
+// An attachment larger than the reading bound is not read: a block rule
+// on its text holds (unchecked), a rule on its name or size still sees it.
+func TestEvaluateLargeAttachment(t *testing.T) {
+	e := &outbound.Engine{Limits: outbound.ExtractLimits{MaxAttachments: 10, MaxPartBytes: 1 << 20, MaxTotalBytes: 4 << 20, MaxDepth: 2,
+		MaxEntries: 100, MaxRatio: 100, MaxTextBytes: 1 << 20}}
+	rules := []store.OutboundRule{
+		rule(t, 1, "text", outbound.Spec{Action: outbound.ActBlock, Conditions: []outbound.Condition{cond(outbound.FieldAttachText, outbound.OpContains, "顧客リスト")}}),
+		rule(t, 2, "size", outbound.Spec{Action: outbound.ActTag, Tag: "x", Conditions: []outbound.Condition{cond(outbound.FieldAttachSize, outbound.OpGE, "1M")}}),
+	}
+	big := strings.Repeat("顧客リスト\r\n", (2<<20)/17)
+	raw := withAttachments("alice@example.test", "x@partner.test", "big", "x", attachment{"big.txt", "text/plain", []byte(big)})
+	if got := names(e.EvaluateRules(context.Background(), rules, facts(t, "alice@example.test", nil, []string{"x@partner.test"}, raw))); got != "text?,size" {
+		t.Fatalf("matches %q", got)
+	}
+}
