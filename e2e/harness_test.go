@@ -88,6 +88,10 @@ type options struct {
 	outbound        bool   // also start the outbound relay listener
 	http            bool   // also serve the console and API
 	submission      bool   // also start the submission listener (STARTTLS and implicit TLS)
+	imap            bool   // also start the IMAP listeners (STARTTLS and implicit TLS)
+	// extra is appended to the config file (more sections, e.g.
+	// "[continuity]\nhandback_tick = \"200ms\"\n").
+	extra string
 }
 
 // gateway is one mailgate instance under test with its two downstreams.
@@ -101,9 +105,12 @@ type gateway struct {
 	// subAddr and subTLSAddr are the submission listener's STARTTLS and
 	// implicit TLS addresses, "" when disabled.
 	subAddr, subTLSAddr string
-	sink                *sink.Sink
-	smart               *sink.Sink // delivery.smart_host
-	opts                options
+	// imapAddr and imapTLSAddr are the IMAP listeners' STARTTLS and
+	// implicit TLS addresses, "" when disabled.
+	imapAddr, imapTLSAddr string
+	sink                  *sink.Sink
+	smart                 *sink.Sink // delivery.smart_host
+	opts                  options
 
 	mu      sync.Mutex
 	proc    *exec.Cmd
@@ -204,6 +211,11 @@ func (g *gateway) pickPorts() {
 		g.subAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
 		g.subTLSAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
 	}
+	g.imapAddr, g.imapTLSAddr = "", ""
+	if g.opts.imap {
+		g.imapAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
+		g.imapTLSAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
+	}
 	g.webAddr = ""
 	if g.opts.http {
 		g.webAddr = fmt.Sprintf("127.0.0.1:%d", freePort(g.t))
@@ -230,6 +242,9 @@ func (g *gateway) writeConfig() {
 	if g.subAddr != "" {
 		fmt.Fprintf(&b, "[submission]\nlisten = [%q]\nlisten_tls = [%q]\n", g.subAddr, g.subTLSAddr)
 	}
+	if g.imapAddr != "" {
+		fmt.Fprintf(&b, "[imap]\nlisten = [%q]\nlisten_tls = [%q]\npoll_interval = %q\n", g.imapAddr, g.imapTLSAddr, "200ms")
+	}
 	fmt.Fprintf(&b, "[limits]\nmin_free_bytes = 0\n")
 	if o.maxMessageBytes > 0 {
 		fmt.Fprintf(&b, "max_message_bytes = %d\n", o.maxMessageBytes)
@@ -239,6 +254,7 @@ func (g *gateway) writeConfig() {
 	}
 	fmt.Fprintf(&b, "[queue]\nretry = [%q]\njitter = 0.0\npoll_interval = %q\n", retry, "200ms")
 	fmt.Fprintf(&b, "[delivery]\nsmart_host = %q\nconnect_timeout = %q\n", "smtp://"+g.smart.Addr(), "5s")
+	b.WriteString(o.extra)
 	g.cfgPath = filepath.Join(g.dir, "mailgate.toml")
 	if err := os.WriteFile(g.cfgPath, []byte(b.String()), 0o644); err != nil {
 		g.t.Fatal(err)
@@ -317,11 +333,14 @@ func (g *gateway) tryStart() error {
 	if g.subAddr != "" {
 		addrs = append(addrs, g.subAddr)
 	}
+	if g.imapAddr != "" {
+		addrs = append(addrs, g.imapAddr)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, a := range addrs {
 		for {
 			greeting, err := greet(a)
-			if err == nil && strings.HasPrefix(greeting, "220 mailgate.test ") {
+			if err == nil && (strings.HasPrefix(greeting, "220 mailgate.test ") || a == g.imapAddr && strings.HasPrefix(greeting, "* OK ")) {
 				break
 			}
 			select {
@@ -341,8 +360,10 @@ func (g *gateway) tryStart() error {
 	return nil
 }
 
-// greet reads the SMTP greeting at addr, so the harness knows mailgate (and
-// not some other listener) owns the port, then quits politely.
+// greet reads the SMTP (or IMAP) greeting at addr, so the harness knows
+// mailgate (and not some other listener) owns the port, then quits
+// politely (an IMAP server answers the SMTP QUIT with BAD and the client
+// hangs up).
 func greet(addr string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {

@@ -92,9 +92,9 @@ Operators and administrators enrol a TOTP second factor at their first login.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tLOGIN\tROLE\tTOTP\tDISABLED")
+			fmt.Fprintln(tw, "ID\tLOGIN\tROLE\tTOTP\tAPP-PASSWORD\tDISABLED")
 			for _, x := range as {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%v\n", x.ID, x.Login, x.Role, x.TOTPSecret != "", x.Disabled)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%v\t%v\n", x.ID, x.Login, x.Role, x.TOTPSecret != "", x.AppHash != "", x.Disabled)
 			}
 			return tw.Flush()
 		})}
@@ -122,6 +122,35 @@ Operators and administrators enrol a TOTP second factor at their first login.`,
 			}
 			return svc.ResetTOTP(ctx, operator(), acct.ID)
 		})})
+	var removeApp bool
+	appPw := &cobra.Command{Use: "app-password LOGIN", Short: "Make a login's mail app password for IMAP and submission (printed once), or --remove it",
+		Long: `Make a new mail app password for a user's or tenant administrator's login and print it
+once; it replaces the login's previous one. Mail apps (IMAP and submission) cannot ask for
+a second factor, so a login with TOTP (every administrator while http.require_totp is on)
+signs in to them only with this password. A new console password removes it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			svc := a.Admin()
+			acct, err := svc.AccountByLogin(ctx, operator(), args[0])
+			if err != nil {
+				return err
+			}
+			if removeApp {
+				if err := svc.RemoveAppPassword(ctx, operator(), acct.ID); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "mail app password of %s removed\n", acct.Login)
+				return nil
+			}
+			pw, err := svc.NewAppPassword(ctx, operator(), acct.ID)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "mail app password of %s (shown once): %s\n", acct.Login, pw)
+			return nil
+		})}
+	appPw.Flags().BoolVar(&removeApp, "remove", false, "remove the mail app password instead")
+	c.AddCommand(appPw)
 	c.AddCommand(&cobra.Command{Use: "delete LOGIN", Short: "Delete a console login", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
 			svc := a.Admin()

@@ -392,3 +392,31 @@ func TestCLIOutbound(t *testing.T) {
 		t.Fatalf("second decision: %v", err)
 	}
 }
+
+// account app-password prints a new mail app password once, the list
+// shows who has one, and --remove removes it.
+func TestCLIAppPassword(t *testing.T) {
+	c := startCLI(t)
+	ctx := context.Background()
+	out, err := c.run(t, "", "account", "app-password", consoletest.AdminA)
+	m := regexp.MustCompile(`\(shown once\): ([a-z0-9]{16})\n$`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("app-password: %q %v", out, err)
+	}
+	a, err := c.Store.AccountByLogin(ctx, consoletest.AdminA)
+	if err != nil || a.AppHash == "" || strings.Contains(a.AppHash, m[1]) {
+		t.Fatalf("stored: %+v %v", a, err)
+	}
+	if out, err := c.run(t, "", "account", "list", "--tenant", "acme"); err != nil || !regexp.MustCompile(`it@example.test +admin +false +true`).MatchString(out) {
+		t.Fatalf("list: %q %v", out, err)
+	}
+	if _, err := c.run(t, "", "account", "app-password", consoletest.Operator); err == nil {
+		t.Fatal("an operator got a mail app password")
+	}
+	if out, err := c.run(t, "", "account", "app-password", "--remove", consoletest.AdminA); err != nil || !strings.Contains(out, "removed") {
+		t.Fatalf("remove: %q %v", out, err)
+	}
+	if a, _ = c.Store.AccountByLogin(ctx, consoletest.AdminA); a.AppHash != "" {
+		t.Fatalf("not removed: %+v", a)
+	}
+}

@@ -94,11 +94,12 @@ func handbackLine(h continuity.HandbackStatus) string {
 
 func continuitySwitchCmd(g *globals) *cobra.Command {
 	var reason string
-	cmd := &cobra.Command{Use: "switch DOMAIN emergency|primary", Short: "Switch where a domain's mail goes (applies to mail already queued)",
+	cmd := &cobra.Command{Use: "switch DOMAIN emergency|mailbox|primary", Short: "Switch where a domain's mail goes: emergency or hosted (mailbox) mailboxes, or its routes (applies to mail already queued)",
 		Long: `Switch a domain's delivery mode. emergency: its mail goes into mailgate's mailboxes (one is
-created for every user), mail already queued for the primary service included. primary:
-its mail goes to its routes again, and the mail received in emergency mode is handed back
-(unless continuity.handback is manual). The tenant's administrators are told by mail.`,
+created for every user), mail already queued for the primary service included. mailbox:
+the same for good, a domain hosted in mailgate (webmail, IMAP, submission). primary: its
+mail goes to its routes again, and the mail received in emergency mode is handed back
+(unless continuity.handback is manual; a hosted domain's mail is not). The tenant's administrators are told by mail.`,
 		Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
 			res, err := a.Admin().SwitchContinuity(ctx, operator(), args[0], args[1], reason)
@@ -106,7 +107,7 @@ its mail goes to its routes again, and the mail received in emergency mode is ha
 				return err
 			}
 			fmt.Fprintf(g.stdout, "%s: %s → %s; %d queued recipient(s) due now", res.Domain, res.From, res.To, res.Woken)
-			if res.To == store.ModeEmergency {
+			if res.To == store.ModeEmergency || res.To == store.ModeMailbox {
 				fmt.Fprintf(g.stdout, "; %d mailbox(es) created", res.Created)
 			}
 			fmt.Fprintln(g.stdout)

@@ -2,9 +2,12 @@ package admin
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -148,13 +151,7 @@ func (s *Service) DeleteAccount(ctx context.Context, a Actor, id int64) error {
 // SetPassword sets the password of a login (the caller's own, or one it
 // manages) and ends every session of that login.
 func (s *Service) SetPassword(ctx context.Context, a Actor, id int64, password string) error {
-	var acct store.Account
-	var err error
-	if a.AccountID != 0 && id == a.AccountID {
-		acct, err = s.Store.Account(ctx, id) // everyone may change their own
-	} else {
-		acct, err = s.Account(ctx, a, id)
-	}
+	acct, err := s.ownOrManaged(ctx, a, id) // everyone may change their own
 	if err != nil {
 		return err
 	}
@@ -171,7 +168,81 @@ func (s *Service) SetPassword(ctx context.Context, a Actor, id int64, password s
 	if _, err := s.Store.DeleteSessions(ctx, acct.ID); err != nil {
 		return err
 	}
+	// A new password is what ends access after a password leaked, so it
+	// ends the mail apps' too: a mail app password may have been made with
+	// the old one.
+	if acct.AppHash != "" {
+		if err := s.Store.SetAppPassword(ctx, acct.TenantID, acct.ID, "", time.Time{}); err != nil {
+			return err
+		}
+	}
 	return s.Audit(ctx, a, acct.TenantID, "account.password", acct.Login, "", "changed")
+}
+
+// appAlphabet has no letters or digits that read alike (0/o, 1/l/i), so
+// the password can be typed from the screen into a phone.
+const appAlphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+
+// AppPasswordLen is the length of a mail app password: 16 symbols of 31,
+// about 79 bits, far beyond guessing through the login throttle.
+const AppPasswordLen = 16
+
+// NewAppPassword makes a new mail app password for a login (the caller's
+// own, or one it manages), replacing any it had, and returns it: it is
+// shown once and stored only as an argon2id hash. IMAP and submission take
+// it instead of the console password, which an account with a second
+// factor cannot use there (store.Account.MailHash). Only logins that can
+// have a mailbox (a tenant's users and administrators) get one.
+func (s *Service) NewAppPassword(ctx context.Context, a Actor, id int64) (string, error) {
+	acct, err := s.ownOrManaged(ctx, a, id)
+	if err != nil {
+		return "", err
+	}
+	if acct.TenantID == 0 || acct.Role == store.RoleOperator || !strings.Contains(acct.Login, "@") {
+		return "", Invalidf("mail app passwords are for a tenant's users and administrators whose login is their address")
+	}
+	b := make([]byte, AppPasswordLen)
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+		return "", fmt.Errorf("app password: %w", err)
+	}
+	for i := range b {
+		// 256 % 31 = 8: the first symbols are slightly more likely,
+		// which costs under a tenth of a bit in all.
+		b[i] = appAlphabet[int(b[i])%len(appAlphabet)]
+	}
+	pw := string(b)
+	h, err := s.hash(ctx, pw)
+	if err != nil {
+		return "", err
+	}
+	if err := s.Store.SetAppPassword(ctx, acct.TenantID, acct.ID, h, s.now().Now()); err != nil {
+		return "", err
+	}
+	return pw, s.Audit(ctx, a, acct.TenantID, "account.app_password", acct.Login, "", "created")
+}
+
+// RemoveAppPassword removes a login's mail app password: its mail apps
+// are refused from the next login on (sessions already open continue).
+func (s *Service) RemoveAppPassword(ctx context.Context, a Actor, id int64) error {
+	acct, err := s.ownOrManaged(ctx, a, id)
+	if err != nil {
+		return err
+	}
+	if acct.AppHash == "" {
+		return nil
+	}
+	if err := s.Store.SetAppPassword(ctx, acct.TenantID, acct.ID, "", time.Time{}); err != nil {
+		return err
+	}
+	return s.Audit(ctx, a, acct.TenantID, "account.app_password", acct.Login, "created", "removed")
+}
+
+// ownOrManaged loads the caller's own account, or one it manages.
+func (s *Service) ownOrManaged(ctx context.Context, a Actor, id int64) (store.Account, error) {
+	if a.AccountID != 0 && id == a.AccountID {
+		return s.Store.Account(ctx, id)
+	}
+	return s.Account(ctx, a, id)
 }
 
 // ResetTOTP removes a login's second factor (it enrols again at its next

@@ -134,6 +134,12 @@ type Service struct {
 	OutEngine *outbound.Engine
 	// Learn trains a tenant's spam model with one message (feedback).
 	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
+	// Mailboxes are the users' mailboxes (mailboxes.go); nil on nodes
+	// without them.
+	Mailboxes Mailboxes
+	// Mailer queues the mail the administration layer writes
+	// (invitations); nil: none is sent.
+	Mailer Mailer
 	// Passwords hashes new passwords within the node's memory budget for
 	// password work (a *passwd.Verifier; passwd.ErrBusy when it is taken).
 	// nil: passwd.Hash, unbounded, for offline tools.

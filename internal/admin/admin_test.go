@@ -12,6 +12,7 @@ import (
 	"github.com/mailgate/mailgate/internal/admin"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/dnsx/dnstest"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/mgtest"
 )
@@ -388,5 +389,75 @@ func TestUsersExportAndImport(t *testing.T) {
 	// A tenant administrator's import stays in the tenant.
 	if _, err := e.svc.ImportUsers(ctx, e.admin, strings.NewReader("w@other.test\n")); err == nil {
 		t.Fatal("administrator imported an address of another tenant")
+	}
+}
+
+// A mail app password is made by the user for themselves or by their
+// administrator, shown once, kept as a hash, ended by a new console
+// password, and never made for an operator or across tenants.
+func TestAppPassword(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	alice, err := e.svc.CreateAccount(ctx, e.admin, "alice@example.test", store.RoleUser, "a long passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := e.svc.CreateAccount(ctx, e.admin, "bob@example.test", store.RoleUser, "a long passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := admin.Actor{Name: alice.Login, Role: store.RoleUser, TenantID: e.Tenant.ID, AccountID: alice.ID}
+	pw, err := e.svc.NewAppPassword(ctx, self, alice.ID)
+	if err != nil || len(pw) != admin.AppPasswordLen || strings.Trim(pw, "abcdefghjkmnpqrstuvwxyz23456789") != "" {
+		t.Fatalf("own app password %q: %v", pw, err)
+	}
+	got, _ := e.Store.Account(ctx, alice.ID)
+	if err := passwd.MustNew(passwd.Options{}).Verify(ctx, got.AppHash, pw); err != nil || got.AppCreated.IsZero() || strings.Contains(got.AppHash, pw) {
+		t.Fatalf("stored: %+v %v", got, err)
+	}
+	// Another user may not; another tenant's administrator finds nobody.
+	if _, err := e.svc.NewAppPassword(ctx, admin.Actor{Name: bob.Login, Role: store.RoleUser, TenantID: e.Tenant.ID, AccountID: bob.ID}, alice.ID); err == nil {
+		t.Fatal("a user made another's app password")
+	}
+	if _, err := e.svc.NewAppPassword(ctx, admin.Actor{Name: "boss@other.test", Role: store.RoleAdmin, TenantID: e.other.ID}, alice.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("other tenant's administrator: %v", err)
+	}
+	// The administrator makes a new one: the old one no longer verifies.
+	pw2, err := e.svc.NewAppPassword(ctx, e.admin, alice.ID)
+	if err != nil || pw2 == pw {
+		t.Fatalf("administrator's: %q %v", pw2, err)
+	}
+	got, _ = e.Store.Account(ctx, alice.ID)
+	if err := passwd.MustNew(passwd.Options{}).Verify(ctx, got.AppHash, pw); !errors.Is(err, passwd.ErrMismatch) {
+		t.Fatalf("old app password after a new one: %v", err)
+	}
+	// A new console password ends it.
+	if err := e.svc.SetPassword(ctx, self, alice.ID, "another long passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = e.Store.Account(ctx, alice.ID); got.AppHash != "" {
+		t.Fatalf("app password survived a new password: %+v", got)
+	}
+	if _, err := e.svc.NewAppPassword(ctx, self, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.RemoveAppPassword(ctx, self, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = e.Store.Account(ctx, alice.ID); got.AppHash != "" || !got.AppCreated.IsZero() {
+		t.Fatalf("removed: %+v", got)
+	}
+	op := admin.Operator("cli:root")
+	root, err := e.svc.CreateAccount(ctx, op, "root", store.RoleOperator, "a long passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv admin.Invalid
+	if _, err := e.svc.NewAppPassword(ctx, op, root.ID); !errors.As(err, &inv) {
+		t.Fatalf("operator's app password: %v", err)
+	}
+	entries, err := e.Store.AuditLog(ctx, store.AuditFilter{TenantID: e.Tenant.ID, Action: "account.app_password", Limit: 50})
+	if err != nil || len(entries) != 4 {
+		t.Fatalf("audit: %+v %v", entries, err)
 	}
 }

@@ -47,8 +47,9 @@ type sameModeError struct{ Invalid }
 func (e sameModeError) Unwrap() []error { return []error{e.Invalid, continuity.ErrSameMode} }
 
 // SwitchContinuity switches a served domain of a's tenant to mode
-// "emergency" (its mail goes into mailgate's mailboxes) or "primary" (to
-// its routes again; the hand-back starts unless the policy says manual).
+// "emergency" (its mail goes into mailgate's mailboxes), "mailbox" (there
+// for good: a hosted domain) or "primary" (to its routes again; from
+// emergency the hand-back starts unless the policy says manual).
 // reason is kept with the mode, in the audit log and in the notice.
 func (s *Service) SwitchContinuity(ctx context.Context, a Actor, domain, mode, reason string) (continuity.SwitchResult, error) {
 	c, d, err := s.continuityDomain(ctx, a, domain)
@@ -56,8 +57,8 @@ func (s *Service) SwitchContinuity(ctx context.Context, a Actor, domain, mode, r
 		return continuity.SwitchResult{}, err
 	}
 	mode = strings.ToLower(strings.TrimSpace(mode))
-	if mode != store.ModePrimary && mode != store.ModeEmergency {
-		return continuity.SwitchResult{}, Invalidf("mode must be primary or emergency")
+	if mode != store.ModePrimary && mode != store.ModeEmergency && mode != store.ModeMailbox {
+		return continuity.SwitchResult{}, Invalidf("mode must be primary, emergency or mailbox")
 	}
 	reason = strings.TrimSpace(reason)
 	if len(reason) > 500 || strings.ContainsAny(reason, "\r\n\x00") {

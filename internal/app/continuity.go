@@ -152,16 +152,18 @@ func (a *App) ContinuityTick(ctx context.Context) error {
 	return err2
 }
 
-// submissionListeners opens the submission listener's addresses: STARTTLS
-// (587) and implicit TLS (465).
+// startSubmission opens the submission listener's addresses: STARTTLS
+// (587) and implicit TLS (465). The server is made even without them: the
+// webmail submits through it (SubmitWebmail).
 func (a *App) startSubmission(tlsCfg *tls.Config) error {
 	sc := a.Config.Submission
+	a.submission = smtpin.New(smtpin.Deps{Kind: smtpin.Submission, Hostname: a.Config.Hostname, Listener: sc.Listener(), Limits: a.Config.Limits,
+		TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(smtpin.Submission), smtpin.Submission), Log: a.Log, Clock: a.Clock,
+		Passwords: a.Passwords, AuthThrottle: a.LoginThrottle, ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster,
+		RequireTOTP: a.Config.HTTP.RequireTOTP})
 	if len(sc.Listen)+len(sc.ListenTLS) == 0 {
 		return nil
 	}
-	a.submission = smtpin.New(smtpin.Deps{Kind: smtpin.Submission, Hostname: a.Config.Hostname, Listener: sc.Listener(), Limits: a.Config.Limits,
-		TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(smtpin.Submission), smtpin.Submission), Log: a.Log, Clock: a.Clock,
-		Passwords: a.Passwords, AuthThrottle: a.LoginThrottle, ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster})
 	for _, l := range []struct {
 		addrs []string
 		tls   bool

@@ -21,7 +21,7 @@ func (a *App) openMailboxes(ctx context.Context) error {
 	}
 	a.mailboxBlobs = blobs
 	a.Mailboxes = &mailbox.Service{Store: a.Store, Blobs: blobs, Clock: a.Clock,
-		Log: a.Log.With("stage", "mailbox"), Hostname: a.Config.Hostname, Bus: mailbox.NewBus()}
+		Log: a.Log.With("stage", "mailbox"), Hostname: a.Config.Hostname, Bus: mailbox.NewBus(), Learn: a.LearnMessage}
 	return nil
 }
 
@@ -32,7 +32,8 @@ func (a *App) startIMAP(tlsCfg *tls.Config) error {
 		return nil
 	}
 	a.imap = imapd.New(imapd.Deps{Mailboxes: a.Mailboxes, TLS: tlsCfg, Passwords: a.Passwords, Throttle: a.LoginThrottle,
-		Clock: a.Clock, Log: a.Log.With("stage", "imap"), Config: c, MaxMessageBytes: a.Config.Limits.MaxMessageBytes})
+		Clock: a.Clock, Log: a.Log.With("stage", "imap"), Config: c, MaxMessageBytes: a.Config.Limits.MaxMessageBytes,
+		RequireTOTP: a.Config.HTTP.RequireTOTP})
 	for _, l := range []struct {
 		addrs    []string
 		implicit bool

@@ -37,9 +37,13 @@ func (m mailboxes) EnsureMailboxes(ctx context.Context, tenantID int64, domain s
 	return m.s.EnsureMailboxes(ctx, tenantID, domain)
 }
 
+// handbackItem is a mailbox message as the hand-back sees it: mail
+// received in emergency mode, or the user's sent mail of that time (Sent:
+// stored in a \Sent folder then), which goes to the primary service's Sent
+// folder on the API paths.
 func handbackItem(it store.PendingMail) continuity.Item {
-	return continuity.Item{ID: it.Message.ID, User: it.Address, MailFrom: it.Message.MailFrom, QueueID: it.Message.QueueID,
-		Received: it.Message.InternalDate, Seen: it.Message.HasFlag(`\Seen`)}
+	return continuity.Item{ID: it.Message.ID, User: it.Address, Sent: it.Message.Sent, MailFrom: it.Message.MailFrom,
+		QueueID: it.Message.QueueID, Received: it.Message.InternalDate, Seen: it.Message.HasFlag(`\Seen`)}
 }
 
 func (m mailboxes) PendingHandback(ctx context.Context, tenantID int64, domain string, afterID int64, limit int) ([]continuity.Item, error) {
@@ -75,7 +79,8 @@ func (m mailboxes) PurgeHandedBack(ctx context.Context, tenantID int64, domain s
 }
 
 // EmergencyUsage reports each mailbox of the domain: what arrived in
-// emergency mode, how much of it is handed back, the last login.
+// emergency mode and how much of it is unread, what the user sent then,
+// how much of both is handed back, and the last login.
 func (m mailboxes) EmergencyUsage(ctx context.Context, tenantID int64, domain string) ([]continuity.UserUsage, error) {
 	mbs, err := m.s.Store.Mailboxes(ctx, tenantID)
 	if err != nil {
@@ -86,8 +91,8 @@ func (m mailboxes) EmergencyUsage(ctx context.Context, tenantID int64, domain st
 		if mb.Domain != domain {
 			continue
 		}
-		out = append(out, continuity.UserUsage{Address: mb.Address, Received: int(mb.Emergency),
-			HandedBack: int(mb.Emergency - mb.PendingHandback), LastLogin: mb.LastLogin})
+		out = append(out, continuity.UserUsage{Address: mb.Address, Received: int(mb.Emergency), Unread: int(mb.EmergencyUnread),
+			Sent: int(mb.EmergencySent), HandedBack: int(mb.Emergency + mb.EmergencySent - mb.PendingHandback), LastLogin: mb.LastLogin})
 	}
 	return out, nil
 }

@@ -63,6 +63,7 @@ func (a *App) Web() (*web.Server, error) {
 		},
 		Config: a.Config.HTTP, Hostname: a.Config.Hostname, Clock: a.Clock, Log: a.Log.With("stage", "web"), Zone: a.Zone(),
 		DeadAfter: a.Config.Cluster.DeadAfter.Duration,
+		Mailboxes: a.Mailboxes, Submit: a.submitFromWeb, MaxMessageBytes: a.Config.Limits.MaxMessageBytes, ConsoleURL: a.ConsoleURL(),
 		Passwords: a.Passwords, Throttle: a.LoginThrottle, APILimit: a.APILimit, Resolver: a.Resolver,
 		Upstreams: netguard.Policy{Allow: a.Config.Auth.UpstreamNets()},
 		Extra: map[string]http.Handler{

@@ -102,7 +102,7 @@ type Submitter interface {
 // use; every change is guarded in the store, so several nodes may act at
 // once.
 type Service struct {
-	Store store.Store
+	Store Store
 	// Mailboxes is the emergency mailbox store; nil when the node has
 	// none (a switch then works, and mail waits in the queue).
 	Mailboxes Mailboxes
@@ -159,22 +159,33 @@ type SwitchResult struct {
 // (back to primary) the hand-back starts unless the domain's policy says
 // manual. Failures after the switch are reported in Warnings, never undo
 // it: during an outage the switch matters most.
+//
+// Mode mailbox (store.ModeMailbox) keeps a domain in mailgate's mailboxes
+// for good (a hosted domain): it is entered from primary only, like
+// emergency, and left for primary; mail it received is never handed back.
 func (s *Service) Switch(ctx context.Context, d store.Domain, to, actor, reason string) (SwitchResult, error) {
 	var from string
 	switch to {
-	case store.ModeEmergency:
+	case store.ModeEmergency, store.ModeMailbox:
 		from = store.ModePrimary
 	case store.ModePrimary:
-		from = store.ModeEmergency
+		cur, err := s.Store.DomainMode(ctx, d.TenantID, d.ID)
+		if err != nil {
+			return SwitchResult{}, err
+		}
+		if cur.Mode == store.ModePrimary {
+			return SwitchResult{}, ErrSameMode
+		}
+		from = cur.Mode
 	default:
-		return SwitchResult{}, fmt.Errorf("mode %q: want primary or emergency", to)
+		return SwitchResult{}, fmt.Errorf("mode %q: want primary, emergency or mailbox", to)
 	}
 	res := SwitchResult{Domain: d.Name, From: from, To: to, At: s.now(), Warnings: []string{}}
 	pol, err := PolicyFor(ctx, s.Store, d.TenantID, d.Name)
 	if err != nil {
 		return res, err
 	}
-	if to == store.ModeEmergency {
+	if to == store.ModeEmergency || to == store.ModeMailbox {
 		// Before the switch, so the first message finds its mailbox.
 		if s.Mailboxes == nil {
 			res.Warnings = append(res.Warnings, "no mailbox store on this node: mail waits in the queue")
@@ -199,14 +210,14 @@ func (s *Service) Switch(ctx context.Context, d store.Domain, to, actor, reason 
 		res.Warnings = append(res.Warnings, "queued mail is delivered at its next scheduled attempt: "+err.Error())
 	}
 	detail := fmt.Sprintf("%s → %s; %d queued recipient(s) due now", from, to, res.Woken)
-	if to == store.ModeEmergency {
+	if to == store.ModeEmergency || to == store.ModeMailbox {
 		detail += fmt.Sprintf("; %d mailbox(es) created", res.Created)
 	}
 	if reason != "" {
 		detail += "; reason: " + oneLine(reason, 300)
 	}
 	s.event(ctx, d.TenantID, d.Name, EventSwitch, actor, detail)
-	if to == store.ModePrimary && pol.HandbackAuto {
+	if to == store.ModePrimary && from == store.ModeEmergency && pol.HandbackAuto {
 		j, err := s.StartHandback(ctx, d, "", actor)
 		switch {
 		case err == nil:
@@ -281,7 +292,22 @@ func (s *Service) notifySwitch(ctx context.Context, d store.Domain, res SwitchRe
 	}
 	at := res.At.UTC().Format("2006-01-02 15:04:05 MST")
 	var ja, en, subj string
-	if res.To == store.ModeEmergency {
+	switch {
+	case res.To == store.ModeMailbox:
+		subj = fmt.Sprintf("[mailgate] %s: mailgate のメールボックスで運用します / now hosted in mailgate's mailboxes", d.Name)
+		ja = fmt.Sprintf("%s のメールは今後 mailgate のメールボックスに配送されます（通常の配送先への引き戻しはありません）。\n"+
+			"日時: %s\n実行者: %s\nキューにあった %d 件の宛先を直ちに配送します。作成したメールボックス: %d\n"+
+			"利用者はウェブメール、またはメールソフト（IMAP / 送信は submission）で利用できます。\n", d.Name, at, actor, res.Woken, res.Created)
+		en = fmt.Sprintf("Mail for %s now goes into mailgate's mailboxes for good (it is not handed back to another service).\n"+
+			"Time: %s\nBy: %s\n%d queued recipient(s) are delivered now. Mailboxes created: %d\n"+
+			"Users read and send in the webmail or with their mail apps (IMAP, and submission for sending).\n", d.Name, at, actor, res.Woken, res.Created)
+	case res.To == store.ModePrimary && res.From == store.ModeMailbox:
+		subj = fmt.Sprintf("[mailgate] %s: 通常の配送先に切り替えました / switched to its routes", d.Name)
+		ja = fmt.Sprintf("%s のメールは今後ドメインの配送先に送られます。日時: %s\n実行者: %s\n"+
+			"mailgate のメールボックスにあるメールはそのまま残ります。\n", d.Name, at, actor)
+		en = fmt.Sprintf("Mail for %s goes to the domain's routes from now on.\nTime: %s\nBy: %s\n"+
+			"The mail in mailgate's mailboxes stays there.\n", d.Name, at, actor)
+	case res.To == store.ModeEmergency:
 		subj = fmt.Sprintf("[mailgate] %s: 緊急モードに切り替えました / switched to emergency mode", d.Name)
 		ja = fmt.Sprintf("%s のメール配送先を緊急用メールボックスに切り替えました。\n"+
 			"日時: %s\n実行者: %s\n", d.Name, at, actor)
@@ -291,7 +317,7 @@ func (s *Service) notifySwitch(ctx context.Context, d store.Domain, res SwitchRe
 			"利用者はメールソフト（IMAP / 送信は submission）で緊急用メールボックスを利用できます。\n", res.Woken, res.Created)
 		en += fmt.Sprintf("%d queued recipient(s) are delivered now. Mailboxes created: %d\n"+
 			"Users read and send with their mail apps (IMAP, and submission for sending).\n", res.Woken, res.Created)
-	} else {
+	default:
 		subj = fmt.Sprintf("[mailgate] %s: 通常モードに戻しました / switched back to primary", d.Name)
 		ja = fmt.Sprintf("%s のメール配送先を通常の配送先に戻しました。\n日時: %s\n実行者: %s\n", d.Name, at, actor)
 		en = fmt.Sprintf("Mail for %s goes to its primary service again.\nTime: %s\nBy: %s\n", d.Name, at, actor)

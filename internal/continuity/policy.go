@@ -160,7 +160,9 @@ func splitList(s string) []string {
 // PolicyFor reads a domain's continuity policy: the domain's values, else
 // the tenant's, else the defaults. A value that no longer parses (stored
 // before a rule changed) falls back to the default.
-func PolicyFor(ctx context.Context, st store.PolicyStore, tenantID int64, domain string) (Policy, error) {
+func PolicyFor(ctx context.Context, st interface {
+	Settings(ctx context.Context, tenantID int64) ([]store.Setting, error)
+}, tenantID int64, domain string) (Policy, error) {
 	ss, err := st.Settings(ctx, tenantID)
 	if err != nil {
 		return Policy{}, err

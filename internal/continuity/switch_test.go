@@ -139,3 +139,38 @@ func TestSwitchWithoutMailboxStore(t *testing.T) {
 		t.Fatal("warning not logged")
 	}
 }
+
+// TestSwitchHosted: mode mailbox (a hosted domain) is entered from primary
+// like emergency, with the users' mailboxes made; leaving it for primary
+// starts no hand-back (the mail lives in the mailboxes for good), and the
+// notices say which switch it was.
+func TestSwitchHosted(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.st.CreateAccount(e.ctx, store.Account{TenantID: e.tenant.ID, Login: "it@example.test", Role: store.RoleAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.svc.Switch(e.ctx, e.dom, store.ModeMailbox, "it", "hosted plan")
+	if err != nil || res.From != store.ModePrimary || res.To != store.ModeMailbox || res.Created != 2 {
+		t.Fatalf("to mailbox: %+v %v", res, err)
+	}
+	if m := e.mode(); m.Mode != store.ModeMailbox || !e.mb.HasMailbox(e.tenant.ID, "alice@example.test") {
+		t.Fatalf("mode %+v", m)
+	}
+	if _, err := e.svc.Switch(e.ctx, e.dom, store.ModeEmergency, "it", ""); !errors.Is(err, continuity.ErrSameMode) {
+		t.Fatalf("emergency from mailbox: %v", err)
+	}
+	res, err = e.svc.Switch(e.ctx, e.dom, store.ModePrimary, "it", "")
+	if err != nil || res.From != store.ModeMailbox || res.Handback != nil || e.mode().Mode != store.ModePrimary {
+		t.Fatalf("back to primary: %+v %v", res, err)
+	}
+	if n := len(e.events(continuity.EventHandbackStarted)); n != 0 {
+		t.Fatalf("%d hand-backs started", n)
+	}
+	if _, err := e.svc.Switch(e.ctx, e.dom, store.ModePrimary, "it", ""); !errors.Is(err, continuity.ErrSameMode) {
+		t.Fatalf("primary twice: %v", err)
+	}
+	ns := e.queue.all()
+	if len(ns) != 2 || !strings.Contains(ns[0].Body, "for good") {
+		t.Fatalf("notices: %+v", ns)
+	}
+}

@@ -49,6 +49,8 @@ type Target struct {
 	// Mailbox says the target is mailgate's own mailboxes, not an SMTP
 	// host (MailboxTarget, delivered by Dispatcher).
 	Mailbox bool
+	// Hosted marks the mailbox target of a hosted domain (HostedTarget).
+	Hosted bool
 }
 
 func (t Target) key() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) + "/" + t.TLS }

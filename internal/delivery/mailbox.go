@@ -46,6 +46,11 @@ var (
 // goes into mailgate's mailboxes.
 var MailboxTarget = Target{Host: "mailbox", Mailbox: true}
 
+// HostedTarget is the target of a domain that lives in mailgate's
+// mailboxes for good (mode mailbox): its copies are not emergency mail and
+// are never handed back.
+var HostedTarget = Target{Host: "mailbox", Mailbox: true, Hosted: true}
+
 // SMTPDeliverer delivers over SMTP (Client).
 type SMTPDeliverer interface {
 	Deliver(ctx context.Context, targets []Target, req Request) []Result
@@ -71,7 +76,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, targets []Target, req Request)
 	}
 	out := make([]Result, len(req.Rcpts))
 	for i, rcpt := range req.Rcpts {
-		out[i] = d.toMailbox(ctx, req, rcpt)
+		out[i] = d.toMailbox(ctx, req, rcpt, !targets[0].Hosted)
 		out[i].Rcpt = rcpt
 	}
 	return out
@@ -81,7 +86,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, targets []Target, req Request)
 // results and tracking events.
 const MailboxRemote = "mailbox"
 
-func (d *Dispatcher) toMailbox(ctx context.Context, req Request, rcpt string) Result {
+func (d *Dispatcher) toMailbox(ctx context.Context, req Request, rcpt string, emergency bool) Result {
 	if d.Mailbox == nil {
 		return Result{Code: 451, Enhanced: "4.3.0", Text: "mailbox delivery is not available on this node", Remote: MailboxRemote}
 	}
@@ -94,7 +99,7 @@ func (d *Dispatcher) toMailbox(ctx context.Context, req Request, rcpt string) Re
 		return Result{Code: 451, Enhanced: "4.3.0", Text: "local error opening message: " + err.Error(), Remote: MailboxRemote}
 	}
 	defer body.Close()
-	err = d.Mailbox.Deliver(ctx, req.TenantID, rcpt, body, DeliverMeta{QueueID: req.MessageID, MailFrom: req.From, Received: req.Received, Emergency: true})
+	err = d.Mailbox.Deliver(ctx, req.TenantID, rcpt, body, DeliverMeta{QueueID: req.MessageID, MailFrom: req.From, Received: req.Received, Emergency: emergency})
 	switch {
 	case err == nil:
 		return Result{Code: 250, Enhanced: "2.0.0", Text: "delivered to mailbox", Remote: MailboxRemote}

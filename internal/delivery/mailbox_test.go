@@ -86,6 +86,13 @@ func TestDispatcherMailbox(t *testing.T) {
 	if smtp.calls != 0 {
 		t.Fatal("mailbox delivery went to SMTP")
 	}
+	// A hosted domain's copy is not emergency mail (never handed back).
+	d.Deliver(context.Background(), []Target{HostedTarget}, Request{From: "sender@x.test", Rcpts: []string{"another@a.test"},
+		Body: body("x"), TenantID: 7, MessageID: "q2", Received: received})
+	if m := mb.meta[len(mb.meta)-1]; m.QueueID != "q2" || m.Emergency {
+		t.Fatalf("hosted meta: %+v", m)
+	}
+	delete(mb.got, "7 q2 another@a.test")
 	// Without the queue ID the delivery cannot be idempotent: deferred.
 	res = d.Deliver(context.Background(), []Target{MailboxTarget}, Request{Rcpts: []string{"ok@a.test"}, Body: body("x"), TenantID: 7})
 	if res[0].Code != 451 || len(mb.got) != 1 {
@@ -131,6 +138,14 @@ func TestRouterMode(t *testing.T) {
 	ts, err = r.PrimaryTargets(ctx, "a.test")
 	if err != nil || len(ts) != 1 || ts[0].Mailbox || ts[0].Host != "192.0.2.10" {
 		t.Fatalf("primary targets in emergency mode: %+v %v", ts, err)
+	}
+	// A hosted domain (mode mailbox) lives in the mailboxes for good.
+	if ok, err := st.SetDomainMode(ctx, store.DomainMode{TenantID: tn.ID, DomainID: d.ID, Mode: store.ModeMailbox, Changed: time.Now()}, store.ModeEmergency); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	ts, err = r.Targets(ctx, tn.ID, "a.test")
+	if err != nil || len(ts) != 1 || !ts[0].Mailbox || !ts[0].Hosted {
+		t.Fatalf("hosted: %+v %v", ts, err)
 	}
 	// Other domains are not affected.
 	ts, err = r.Targets(ctx, tn.ID, "elsewhere.test")

@@ -13,14 +13,15 @@ import (
 // to its configured routes (in priority order; "mx" expands to an MX
 // lookup), anything else to the smart host or the domain's MX.
 type Router struct {
-	Store     store.Store
+	Store     Store
 	Client    *Client
 	SmartHost string // "smtp://host:port" or ""
 }
 
 // Targets resolves the targets for one domain. A served domain in
 // emergency mode (mail continuity) goes to mailgate's own mailboxes
-// (MailboxTarget); the mode is read at every attempt, so a switch applies
+// (MailboxTarget), as does a hosted domain (mode mailbox: HostedTarget);
+// the mode is read at every attempt, so a switch applies
 // to mail already queued.
 func (r *Router) Targets(ctx context.Context, tenantID int64, domain string) ([]Target, error) {
 	d, err := r.Store.DomainByName(ctx, domain)
@@ -30,8 +31,11 @@ func (r *Router) Targets(ctx context.Context, tenantID int64, domain string) ([]
 		if err != nil {
 			return nil, &TempError{fmt.Sprintf("delivery mode of %s: %v", domain, err)}
 		}
-		if m.Mode == store.ModeEmergency {
+		switch m.Mode {
+		case store.ModeEmergency:
 			return []Target{MailboxTarget}, nil
+		case store.ModeMailbox:
+			return []Target{HostedTarget}, nil
 		}
 		return r.routeTargets(ctx, d)
 	case !errors.Is(err, store.ErrNotFound):

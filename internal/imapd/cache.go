@@ -59,7 +59,7 @@ type cachedFolder struct {
 func newViewCache() *viewCache { return &viewCache{folders: map[int64]*cachedFolder{}} }
 
 // view returns the folder as it is now and a copy of its message list.
-func (c *viewCache) view(ctx context.Context, st store.MailboxStore, tenantID, folderID int64) (store.MailFolder, []msg, error) {
+func (c *viewCache) view(ctx context.Context, st Store, tenantID, folderID int64) (store.MailFolder, []msg, error) {
 	c.mu.Lock()
 	cf := c.folders[folderID]
 	if cf == nil || cf.tenantID != tenantID {

@@ -48,6 +48,7 @@ type node struct {
 	clientTL *tls.Config
 	certDER  []byte
 	throttle *loginlimit.Memory
+	pw       *passwd.Verifier
 }
 
 type nodeOptions struct {
@@ -57,6 +58,8 @@ type nodeOptions struct {
 	// before each password hash (to make checks overlap).
 	throttle   *loginlimit.Memory
 	beforeHash func()
+	// requireTOTP is http.require_totp.
+	requireTOTP bool
 }
 
 func testCert(t testing.TB) tls.Certificate {
@@ -103,12 +106,12 @@ func start(t testing.TB, o nodeOptions) *node {
 	if o.config != nil {
 		o.config(&cfg)
 	}
-	n := &node{Env: env, throttle: loginlimit.New(loginlimit.Options{Burst: 1000})}
+	n := &node{Env: env, throttle: loginlimit.New(loginlimit.Options{Burst: 1000}), pw: pw}
 	if o.throttle != nil {
 		n.throttle = o.throttle
 	}
 	n.srv = imapd.New(imapd.Deps{Mailboxes: env.Svc, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Passwords: pw,
-		Throttle: n.throttle, Config: cfg, MaxMessageBytes: o.maxBytes, Log: testLog()})
+		Throttle: n.throttle, Config: cfg, MaxMessageBytes: o.maxBytes, Log: testLog(), RequireTOTP: o.requireTOTP})
 	pool := x509.NewCertPool()
 	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
 	n.certDER = cert.Certificate[0]

@@ -84,6 +84,51 @@ func TestCapabilitiesAndLoginFailures(t *testing.T) {
 	}
 }
 
+// A mail app cannot give a second factor: an account that has one (TOTP
+// enrolled, or an administrator while require_totp is on) logs in only
+// with its mail app password, and its console password is refused like a
+// wrong one. A user without one keeps logging in with the console password.
+func TestMailAppPasswordForSecondFactor(t *testing.T) {
+	n := start(t, nodeOptions{requireTOTP: true})
+	ctx := context.Background()
+	alice, err := n.Store.AccountByLogin(ctx, "alice@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.TOTPSecret = "JBSWY3DPEHPK3PXP"
+	bob, _ := n.Store.AccountByLogin(ctx, "bob@example.test")
+	bob.Role = store.RoleAdmin
+	for _, a := range []store.Account{alice, bob} {
+		if err := n.Store.UpdateAccount(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := dialRaw(t, n.tlsAddr, n.clientTL)
+	for _, who := range []string{"alice@example.test", "bob@example.test"} {
+		if _, tagged := r.do("LOGIN " + who + " " + quote(password)); !strings.Contains(tagged, "NO [AUTHENTICATIONFAILED]") {
+			t.Fatalf("console password of %s with a second factor: %q", who, tagged)
+		}
+	}
+	const app = "kq7mw3xhz9rtp2vd"
+	h, err := n.pw.Hash(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Store.SetAppPassword(ctx, n.Tenant.ID, alice.ID, h, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, tagged := r.do("LOGIN alice@example.test " + quote(password)); !strings.Contains(tagged, "NO [AUTHENTICATIONFAILED]") {
+		t.Fatalf("console password beside a mail app password: %q", tagged)
+	}
+	r.ok("LOGIN alice@example.test " + app)
+	// Without a second factor, the console password.
+	bob.Role = store.RoleUser
+	if err := n.Store.UpdateAccount(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	dialRaw(t, n.tlsAddr, n.clientTL).ok("LOGIN bob@example.test " + quote(password))
+}
+
 // The login throttle is shared: once a login's attempts are spent, even
 // the right password is refused until it refills.
 func TestLoginThrottle(t *testing.T) {

@@ -78,6 +78,9 @@ type Deps struct {
 	Config    config.IMAPConfig
 	// MaxMessageBytes bounds an APPEND (limits.max_message_bytes).
 	MaxMessageBytes int64
+	// RequireTOTP is http.require_totp: administrators and operators
+	// have a second factor, so they log in with a mail app password.
+	RequireTOTP bool
 }
 
 // Server is an IMAP server over the mailboxes. Safe for concurrent use.

@@ -52,7 +52,7 @@ func (se *session) ctx() (context.Context, context.CancelFunc) {
 }
 
 func (se *session) svc() *mailbox.Service { return se.s.d.Mailboxes }
-func (se *session) st() store.Store       { return se.s.d.Mailboxes.Store }
+func (se *session) st() Store             { return se.s.d.Mailboxes.Store }
 
 // Close ends the session: its slots and its watch of the folder.
 func (se *session) Close() error {
@@ -84,10 +84,12 @@ var (
 	errServer     = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "Temporary server failure; try again"}
 )
 
-// Login checks an end user's console account. Each attempt first takes a
-// token from the throttle for the client's network and for the login; an
-// unknown login costs a dummy check, so it is answered like a wrong
-// password, as slowly. go-imap calls it only over TLS.
+// Login checks an end user's console account with its mail password
+// (store.Account.MailHash: the mail app password of an account with a
+// second factor). Each attempt first takes a token from the throttle for
+// the client's network and for the login; an unknown login costs a dummy
+// check, so it is answered like a wrong password, as slowly. go-imap calls
+// it only over TLS.
 func (se *session) Login(username, password string) error {
 	d := se.s.d
 	login := strings.ToLower(strings.TrimSpace(username))
@@ -99,14 +101,15 @@ func (se *session) Login(username, password string) error {
 		return errThrottled
 	}
 	a, err := se.st().AccountByLogin(ctx, login)
-	usable := err == nil && !a.Disabled && a.Hash != "" && a.TenantID != 0 && strings.Contains(login, "@")
+	hash := a.MailHash(d.RequireTOTP)
+	usable := err == nil && !a.Disabled && hash != "" && a.TenantID != 0 && strings.Contains(login, "@")
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		d.Throttle.Refund(ctx, d.Clock.Now(), keys...)
 		se.log.Error("imap login lookup", "err", err)
 		return errAuthBusy
 	}
 	if usable {
-		err = d.Passwords.Verify(ctx, a.Hash, password)
+		err = d.Passwords.Verify(ctx, hash, password)
 	} else {
 		// Same answer and cost as a wrong password.
 		err = d.Passwords.VerifyDummy(ctx, password)

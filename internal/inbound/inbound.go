@@ -57,7 +57,7 @@ type Interception func(ctx context.Context) string
 
 // Pipeline is the inbound stage.
 type Pipeline struct {
-	Store      store.Store
+	Store      Store
 	Spool      blob.Store // queue blobs
 	Quarantine blob.Store // quarantine copies
 	Queue      Queue

@@ -3,6 +3,7 @@ package mailbox
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/mail"
@@ -31,47 +32,68 @@ type DeliverMeta struct {
 // none yet) and returns once the message is durable. Errors wrap
 // ErrOverQuota (nothing stored; the queue keeps the message and retries)
 // or ErrNoMailbox (rcpt is no user of the tenant). A retry with the same
-// QueueID after a success returns nil and stores nothing.
+// QueueID after a success returns nil and stores nothing. Mail for
+// postmaster@ a domain that has no such user goes to the domain's
+// administrators (deliverPostmaster).
 func (s *Service) Deliver(ctx context.Context, tenantID int64, rcpt string, body io.Reader, meta DeliverMeta) error {
 	mb, err := s.Mailbox(ctx, tenantID, rcpt)
-	if err != nil {
+	if errors.Is(err, ErrNoMailbox) && isPostmaster(rcpt) {
+		return s.deliverPostmaster(ctx, tenantID, rcpt, body, meta)
+	} else if err != nil {
 		return err
 	}
+	_, err = s.deliverInto(ctx, mb, body, meta)
+	return err
+}
+
+// deliverInto stores body in mb's INBOX and returns the message stored
+// (or, for a repeated delivery, the one stored before).
+func (s *Service) deliverInto(ctx context.Context, mb store.Mailbox, body io.Reader, meta DeliverMeta) (store.MailMessage, error) {
 	inbox, err := s.Folder(ctx, mb, "INBOX")
 	if err != nil {
-		return fmt.Errorf("mailbox %s: %w", mb.Address, err)
+		return store.MailMessage{}, fmt.Errorf("mailbox %s: %w", mb.Address, err)
 	}
 	when := meta.Received
 	if when.IsZero() {
 		when = s.now()
 	}
 	in := store.MailInsert{
-		Message: store.MailMessage{TenantID: tenantID, MailboxID: mb.ID, FolderID: inbox.ID, InternalDate: when,
+		Message: store.MailMessage{TenantID: mb.TenantID, MailboxID: mb.ID, FolderID: inbox.ID, InternalDate: when,
 			QueueID: meta.QueueID, MailFrom: meta.MailFrom, Emergency: meta.Emergency},
 		CheckQuota: true,
 	}
 	added, err := s.add(ctx, in, body)
 	if err != nil {
-		return fmt.Errorf("deliver to %s: %w", mb.Address, err)
+		return store.MailMessage{}, fmt.Errorf("deliver to %s: %w", mb.Address, err)
 	}
 	if added.Duplicate {
 		s.log().Info("mailbox delivery already done", "queue_id", meta.QueueID, "rcpt", mb.Address, "uid", added.Message.UID)
-		return nil
+		return added.Message, nil
 	}
 	s.notify(inbox.ID)
 	s.warnIfFull(ctx, mb, added)
-	return nil
+	return added.Message, nil
 }
 
-// Append stores a message a client uploads (IMAP APPEND) in folder, with
-// its flags and internal date (zero = now). The quota is checked with the
-// insert (ErrOverQuota).
+// Append stores a message a client uploads (IMAP APPEND, or the webmail
+// saving what it sent) in folder, with its flags and internal date (zero
+// = now). The quota is checked with the insert (ErrOverQuota). A message
+// stored in a \Sent folder while the mailbox's domain is in emergency
+// mode is the user's sent mail of the outage: it is marked (Sent) to be
+// handed back into the user's Sent folder at the primary service.
 func (s *Service) Append(ctx context.Context, mb store.Mailbox, folder store.MailFolder, body io.Reader, flags []string, date time.Time) (store.MailMessage, error) {
 	if date.IsZero() {
 		date = s.now()
 	}
+	sent := false
+	if strings.EqualFold(folder.SpecialUse, `\Sent`) {
+		var err error
+		if sent, err = s.inEmergency(ctx, mb); err != nil {
+			return store.MailMessage{}, fmt.Errorf("append to %s: %w", folder.Name, err)
+		}
+	}
 	in := store.MailInsert{
-		Message:    store.MailMessage{TenantID: mb.TenantID, MailboxID: mb.ID, FolderID: folder.ID, InternalDate: date, Flags: flags},
+		Message:    store.MailMessage{TenantID: mb.TenantID, MailboxID: mb.ID, FolderID: folder.ID, InternalDate: date, Flags: flags, Sent: sent},
 		CheckQuota: true,
 	}
 	added, err := s.add(ctx, in, body)
@@ -80,6 +102,26 @@ func (s *Service) Append(ctx context.Context, mb store.Mailbox, folder store.Mai
 	}
 	s.notify(folder.ID)
 	return added.Message, nil
+}
+
+// inEmergency reports whether the mailbox's domain is in emergency mode
+// (a domain the tenant no longer serves is not).
+func (s *Service) inEmergency(ctx context.Context, mb store.Mailbox) (bool, error) {
+	domain := mb.Domain
+	if domain == "" {
+		domain = store.MailboxDomain(mb.Address)
+	}
+	d, err := s.Store.DomainByName(ctx, domain)
+	if errors.Is(err, store.ErrNotFound) || err == nil && d.TenantID != mb.TenantID {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("domain %s: %w", domain, err)
+	}
+	m, err := s.Store.DomainMode(ctx, d.TenantID, d.ID)
+	if err != nil {
+		return false, fmt.Errorf("delivery mode of %s: %w", domain, err)
+	}
+	return m.Mode == store.ModeEmergency, nil
 }
 
 // add writes the body to a new blob while decoding it, commits the blob,
@@ -101,7 +143,9 @@ func (s *Service) add(ctx context.Context, in store.MailInsert, body io.Reader) 
 	m := &in.Message
 	m.BlobKey, m.Size = key, n
 	m.From, m.To, m.Subject, m.MessageIDHdr, m.Date = sum.from, sum.to, sum.subject, sum.messageID, sum.date
+	m.HasAttachment = sum.attach
 	in.Header, in.SearchHeader, in.SearchBody = sum.header, sum.searchHeader, sum.searchBody
+	in.SearchFrom, in.SearchTo, in.SearchSubject, in.Parents = sum.searchFrom, sum.searchTo, sum.searchSubject, sum.parents
 	added, err := s.Store.AddMail(ctx, in)
 	if err != nil || added.Duplicate {
 		s.deleteBlobs(context.WithoutCancel(ctx), []string{key})
@@ -115,6 +159,11 @@ type summary struct {
 	date                         time.Time
 	header                       []byte
 	searchHeader, searchBody     string
+	// The fields the webmail's searches look in, its attachment mark and
+	// the Message-IDs the message answers (its conversation).
+	searchFrom, searchTo, searchSubject string
+	attach                              bool
+	parents                             []string
 }
 
 // headerTap keeps the first bytes written, up to the end of the header
@@ -199,6 +248,15 @@ func writeAndDecode(ctx context.Context, w io.Writer, body io.Reader) (summary, 
 		}
 	}
 	sum.searchBody = clip(Fold(text), maxSearchText)
+	sum.searchFrom = clip(Fold(sum.from), 1000)
+	sum.searchTo = clip(Fold(addrList(append(append([]mailtext.Address(nil), msg.To...), msg.Cc...))), 4000)
+	sum.searchSubject = Fold(sum.subject)
+	for _, p := range msg.Parts {
+		if p.Disposition == "attachment" || (p.Filename != "" && p.Disposition != "inline") {
+			sum.attach = true
+		}
+	}
+	sum.parents = Parents(msg.HeaderValues("In-Reply-To"), msg.HeaderValues("References"))
 	return sum, cw.n, nil
 }
 

@@ -165,11 +165,15 @@ func (s *Service) Copy(ctx context.Context, from store.MailFolder, uids []uint32
 	return src, dst, err
 }
 
-// Move moves messages to another folder of the mailbox.
+// Move moves messages to another folder of the mailbox. Into or out of
+// Junk, the moved messages then train the spam model (see Service.Learn).
 func (s *Service) Move(ctx context.Context, from store.MailFolder, uids []uint32, to store.MailFolder) ([]uint32, []uint32, error) {
 	src, dst, err := s.Store.MoveMail(ctx, from.TenantID, from.ID, uids, to.ID)
 	if len(dst) > 0 {
 		s.notify(from.ID, to.ID)
+	}
+	if err == nil {
+		s.learnMoved(ctx, from, to, dst)
 	}
 	return src, dst, err
 }

@@ -77,7 +77,7 @@ var DefaultFolders = []store.MailFolder{
 // Service is the mailbox layer used by delivery, IMAP, the hand-back and
 // the console. Safe for concurrent use; several nodes may share the store.
 type Service struct {
-	Store store.Store
+	Store Store
 	Blobs Blobs
 	// Queue sends the 90 % notices (nil: none are sent).
 	Queue Submitter
@@ -88,6 +88,11 @@ type Service struct {
 	// Bus tells IMAP sessions of this node about changes at once; nil
 	// makes them rely on polling.
 	Bus *Bus
+	// Learn trains the tenant's spam model with one message (feedback):
+	// mail moved into a Junk folder is learned as spam, mail moved out of
+	// it (not to Trash) as not spam, from IMAP and the webmail alike. Nil:
+	// moves teach nothing.
+	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
 }
 
 func (s *Service) now() time.Time {

@@ -279,6 +279,137 @@ func TestHandbackOfDeletedMail(t *testing.T) {
 	}
 }
 
+// Mail the user's mail app stores in the Sent folder while the domain is
+// in emergency mode is owed to the primary service's Sent folder; before
+// the switch, or in another folder, it is not.
+func TestAppendToSentInEmergency(t *testing.T) {
+	e := mailboxtest.New(t)
+	ctx := context.Background()
+	mb, err := e.Svc.Mailbox(ctx, e.Tenant.ID, "alice@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := func(name string) store.MailFolder {
+		f, err := e.Svc.Folder(ctx, mb, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	sent, drafts := folder("Sent"), folder("Drafts")
+	msg := func(subj string) io.Reader {
+		return bytes.NewReader(mailboxtest.EnglishMessage("alice@example.test", "x@remote.test", subj, "body"))
+	}
+	before, err := e.Svc.Append(ctx, mb, sent, msg("before"), []string{`\Seen`}, time.Time{})
+	if err != nil || before.Sent || before.Emergency {
+		t.Fatalf("sent before the switch: %+v %v", before, err)
+	}
+	d, err := e.Store.DomainByName(ctx, "example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := e.Store.SetDomainMode(ctx, store.DomainMode{TenantID: d.TenantID, DomainID: d.ID, Domain: d.Name, Mode: store.ModeEmergency,
+		Changed: e.Clock.Now(), ChangedBy: "test"}, store.ModePrimary); err != nil || !ok {
+		t.Fatalf("switch: %v %v", ok, err)
+	}
+	during, err := e.Svc.Append(ctx, mb, sent, msg("during"), []string{`\Seen`}, time.Time{})
+	if err != nil || !during.Sent || !during.Emergency {
+		t.Fatalf("sent during the emergency: %+v %v", during, err)
+	}
+	if draft, err := e.Svc.Append(ctx, mb, drafts, msg("draft"), nil, time.Time{}); err != nil || draft.Sent || draft.Emergency {
+		t.Fatalf("draft during the emergency: %+v %v", draft, err)
+	}
+	items, err := e.Svc.PendingHandback(ctx, e.Tenant.ID, "example.test", 0, 10)
+	if err != nil || len(items) != 1 || items[0].Message.ID != during.ID || !items[0].Message.Sent || items[0].Folder != "Sent" {
+		t.Fatalf("pending %+v %v", items, err)
+	}
+	u, err := e.Svc.Usage(ctx, e.Tenant.ID)
+	if err != nil || len(u.Mailboxes) != 1 || u.Mailboxes[0].EmergencySent != 1 || u.Mailboxes[0].Emergency != 0 {
+		t.Fatalf("usage %+v %v", u, err)
+	}
+}
+
+// Mail for postmaster@ a domain in emergency mode, where postmaster is no
+// user, goes to the mailboxes of the domain's administrators, once each;
+// without one it waits (ErrNoMailbox). A postmaster who is a user gets it.
+func TestPostmasterToAdministrators(t *testing.T) {
+	e := mailboxtest.New(t)
+	ctx := context.Background()
+	pm := mailbox.DeliverMeta{QueueID: "q-pm", MailFrom: "reporter@remote.test", Emergency: true}
+	msg := mailboxtest.EnglishMessage("reporter@remote.test", "postmaster@example.test", "bounce report", "x")
+	if err := e.Svc.Deliver(ctx, e.Tenant.ID, "postmaster@example.test", bytes.NewReader(msg), pm); !errors.Is(err, mailbox.ErrNoMailbox) {
+		t.Fatalf("without administrators: %v, want ErrNoMailbox", err)
+	}
+	for _, a := range []struct {
+		login    string
+		role     store.Role
+		user     bool
+		disabled bool
+	}{
+		{"it@example.test", store.RoleAdmin, true, false},
+		{"boss@example.test", store.RoleAdmin, true, false},
+		{"nomail@example.test", store.RoleAdmin, false, false},
+		{"gone@example.test", store.RoleAdmin, true, true},
+		{"alice@example.test", store.RoleUser, false, false},
+		{"it@other.test", store.RoleAdmin, true, false},
+	} {
+		if a.user {
+			if _, err := e.Store.CreateUser(ctx, e.Tenant.ID, a.login); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.Store.CreateAccount(ctx, store.Account{TenantID: e.Tenant.ID, Login: a.login, Role: a.role, Disabled: a.disabled, Created: e.Clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ { // the second time is a retry after a crash: nothing more
+		if err := e.Svc.Deliver(ctx, e.Tenant.ID, "Postmaster@Example.test", bytes.NewReader(msg), pm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// it@ was a recipient of the same message as well: still one copy.
+	if err := e.Svc.Deliver(ctx, e.Tenant.ID, "it@example.test", bytes.NewReader(msg), pm); err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]int{"it@example.test": 1, "boss@example.test": 1, "gone@example.test": 0, "it@other.test": 0, "alice@example.test": 0} {
+		_, _, msgs := inbox(t, e, addr)
+		if len(msgs) != want {
+			t.Errorf("%s has %d messages, want %d", addr, len(msgs), want)
+		}
+		for _, m := range msgs {
+			if m.Subject != "bounce report" || !m.Emergency || m.MailFrom != "reporter@remote.test" {
+				t.Errorf("%s: %+v", addr, m)
+			}
+			b, err := e.Svc.OpenBody(ctx, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(b)
+			b.Close()
+			if !bytes.Equal(got, msg) {
+				t.Errorf("%s: body %q", addr, got)
+			}
+		}
+	}
+	items, err := e.Svc.PendingHandback(ctx, e.Tenant.ID, "example.test", 0, 10)
+	if err != nil || len(items) != 2 || items[0].Address == items[1].Address {
+		t.Fatalf("pending %+v %v", items, err)
+	}
+	// A postmaster who is a user reads it in their own mailbox.
+	if _, err := e.Store.CreateUser(ctx, e.Tenant.ID, "postmaster@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Svc.Deliver(ctx, e.Tenant.ID, "postmaster@example.test", bytes.NewReader(msg), mailbox.DeliverMeta{QueueID: "q-pm2", Emergency: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, msgs := inbox(t, e, "postmaster@example.test"); len(msgs) != 1 {
+		t.Fatalf("postmaster's own mailbox: %d messages", len(msgs))
+	}
+	if _, _, msgs := inbox(t, e, "boss@example.test"); len(msgs) != 1 {
+		t.Fatalf("boss: %d messages after mail to a postmaster user", len(msgs))
+	}
+}
+
 func TestUsageAgainstContract(t *testing.T) {
 	e := mailboxtest.New(t)
 	ctx := context.Background()
@@ -345,4 +476,6 @@ func TestOnPostgres(t *testing.T) {
 	t.Run("Idempotent", TestDeliverIdempotent)
 	t.Run("QuotaAndNotice", TestQuotaAndNotice)
 	t.Run("HandbackOfDeletedMail", TestHandbackOfDeletedMail)
+	t.Run("AppendToSentInEmergency", TestAppendToSentInEmergency)
+	t.Run("PostmasterToAdministrators", TestPostmasterToAdministrators)
 }

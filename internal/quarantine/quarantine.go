@@ -44,7 +44,7 @@ type Submitter interface {
 // use; every state change is guarded in the store, so several nodes may act
 // on the same copies.
 type Manager struct {
-	Store store.Store
+	Store Store
 	Blobs blob.Store
 	Queue Submitter
 	Clock clock.Clock

@@ -136,7 +136,7 @@ type tenantSettings struct {
 	memberOf map[string][]string
 }
 
-func loadTenantSettings(ctx context.Context, st store.Store, tenantID int64) (*tenantSettings, error) {
+func loadTenantSettings(ctx context.Context, st Store, tenantID int64) (*tenantSettings, error) {
 	settings, err := st.Settings(ctx, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("settings of tenant %d: %w", tenantID, err)

@@ -49,7 +49,7 @@ type Router interface {
 
 // Deps are the queue's collaborators.
 type Deps struct {
-	Store    store.Store
+	Store    Store
 	Spool    blob.Store
 	Deliver  Deliverer
 	Router   Router

@@ -68,7 +68,7 @@ type Deps struct {
 	Listener config.ListenerConfig
 	Limits   config.LimitsConfig
 	TLS      *tls.Config // nil: no STARTTLS
-	Store    store.Store
+	Store    Store
 	Spool    blob.Store // message bodies
 	Queue    Enqueuer
 	Log      *slog.Logger
@@ -89,6 +89,10 @@ type Deps struct {
 	// AuthThrottle limits SMTP AUTH guessing; the node shares one with the
 	// console. Nil: one of its own, in memory.
 	AuthThrottle AuthThrottle
+	// RequireTOTP is http.require_totp: on the submission listener,
+	// administrators have a second factor, so they authenticate with a
+	// mail app password (store.Account.MailHash).
+	RequireTOTP bool
 }
 
 // Server is one SMTP listener (possibly on several addresses).

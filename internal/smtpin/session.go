@@ -59,6 +59,12 @@ type session struct {
 	// refused are recipients of served domains refused at RCPT (unknown
 	// users), recorded for tracking and reports when the transaction ends.
 	refused []refusedRcpt
+
+	// local is set for a message submitted in-process (SubmitLocal):
+	// there is no connection, and the trace field names the web.
+	local *localSession
+	// accepted is the queue ID of the message Data accepted last.
+	accepted string
 }
 
 type refusedRcpt struct {
@@ -114,6 +120,9 @@ func (se *session) connCtx() context.Context {
 	if se.tc != nil {
 		return se.tc.ctx
 	}
+	if se.local != nil {
+		return se.local.ctx
+	}
 	return se.s.base
 }
 
@@ -133,7 +142,9 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := d.Spool.CheckSpace(); err != nil {
 		return smtpErr(452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")
 	}
-	if d.Listener.RequireTLS && !se.tls {
+	// A local submission has no link to protect: the console's session
+	// authenticated it.
+	if d.Listener.RequireTLS && !se.tls && se.local == nil {
 		return se.reject(smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "Must issue a STARTTLS command first"))
 	}
 	if opts != nil && opts.Size > d.Limits.MaxMessageBytes {
@@ -404,7 +415,7 @@ func (se *session) Data(r io.Reader) error {
 	}
 	m := store.Message{
 		ID: id, TenantID: se.tenantID, MailFrom: se.from, EnvID: se.envID, RetFull: se.retFull,
-		Size: w.Size(), BlobKey: w.Key(), ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()),
+		Size: w.Size(), BlobKey: w.Key(), ReceivedAt: now, ClientIP: se.ip, Helo: se.helo(),
 		TLS: se.tls, AuthUser: se.authUser, MessageID: g.messageID, Subject: mailtext.DecodeHeader(g.subject),
 		Direction: store.Inbound, SMTPUTF8: se.utf8, Body8Bit: se.body8bit,
 	}
@@ -445,6 +456,7 @@ func (se *session) Data(r io.Reader) error {
 		return errTempLocal
 	}
 	committed = true
+	se.accepted = id
 	se.log.Info("accepted", "id", id, "from", se.from, "rcpts", len(rcpts), "size", m.Size)
 	return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "OK queued as "+id)
 }
@@ -568,7 +580,10 @@ func (se *session) receivedHeader(id string, now time.Time) string {
 	if se.authUser != "" {
 		proto += "A"
 	}
-	h := fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (mailgate) with %s id %s", sanitizeHelo(se.conn.Hostname()), se.ip, se.s.d.Hostname, proto, id)
+	if se.local != nil {
+		proto = se.local.proto
+	}
+	h := fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (mailgate) with %s id %s", se.helo(), se.ip, se.s.d.Hostname, proto, id)
 	if len(se.rcpts) == 1 {
 		h += fmt.Sprintf("\r\n\tfor <%s>", se.rcpts[0].addr.String())
 	}
@@ -649,7 +664,7 @@ func (se *session) recordRefused() {
 	}
 	for _, tid := range order {
 		m := store.Message{ID: store.NewMessageID(now), TenantID: tid, Direction: store.Inbound, MailFrom: se.from,
-			ReceivedAt: now, ClientIP: se.ip, Helo: sanitizeHelo(se.conn.Hostname()), TLS: se.tls, Done: true}
+			ReceivedAt: now, ClientIP: se.ip, Helo: se.helo(), TLS: se.tls, Done: true}
 		var rcpts []store.Recipient
 		var evs []store.Event
 		for _, a := range byTenant[tid] {

@@ -23,18 +23,20 @@ var errSenderNotOwn = smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address m
 
 // userLogin finds an end user's console login that may submit mail: an
 // enabled user or tenant administrator of a tenant whose login is an
-// address and who has a local password. Anything else is not found (and
-// costs the dummy check).
+// address and who has a local mail password (store.Account.MailHash: an
+// account with a second factor needs a mail app password). Anything else
+// is not found (and costs the dummy check).
 func (se *session) userLogin(ctx context.Context, username string) (login, error) {
 	a, err := se.s.d.Store.AccountByLogin(ctx, strings.ToLower(strings.TrimSpace(username)))
 	if err != nil {
 		return login{}, err
 	}
 	ad, perr := addr.Parse(a.Login)
-	if a.Disabled || a.Hash == "" || a.TenantID == 0 || (a.Role != store.RoleUser && a.Role != store.RoleAdmin) || perr != nil {
+	hash := a.MailHash(se.s.d.RequireTOTP)
+	if a.Disabled || hash == "" || a.TenantID == 0 || (a.Role != store.RoleUser && a.Role != store.RoleAdmin) || perr != nil {
 		return login{}, fmt.Errorf("login %q: %w", username, store.ErrNotFound)
 	}
-	return login{hash: a.Hash, tenantID: a.TenantID, address: ad.Key()}, nil
+	return login{hash: hash, tenantID: a.TenantID, address: ad.Key()}, nil
 }
 
 // submissionSender checks MAIL FROM on the submission listener: after

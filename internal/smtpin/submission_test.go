@@ -180,13 +180,70 @@ func TestSubmission(t *testing.T) {
 		t.Fatalf("queued as %+v %v", ms, err)
 	}
 	// AUTH LOGIN (the mechanism many mail apps use), by an administrator
-	// with an address login.
+	// with an address login. Administrators have a second factor
+	// (http.require_totp), so theirs is a mail app password.
+	setAppPassword(t, n, "it@example.test")
 	c = subClient(t, addr, true)
-	if err := c.Auth(loginClient{"it@example.test", userPassword}); err != nil {
+	if err := c.Auth(loginClient{"it@example.test", appPassword}); err != nil {
 		t.Fatalf("AUTH LOGIN: %v", err)
 	}
 	if m, d := sendAs(c, "it@example.test", "<it@example.test>", "someone@remote.test", "tag-out-2"); m != 250 || d != 250 {
 		t.Fatalf("administrator's mail: MAIL %d DATA %d", m, d)
+	}
+}
+
+const appPassword = "kq7mw3xhz9rtp2vd"
+
+// setAppPassword gives login the mail app password appPassword.
+func setAppPassword(t *testing.T, n *mgtest.Node, login string) {
+	t.Helper()
+	ctx := context.Background()
+	a, err := n.Store.AccountByLogin(ctx, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := passwd.Hash(appPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Store.SetAppPassword(ctx, a.TenantID, a.ID, h, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSubmissionSecondFactor: a user who enrolled TOTP, or an
+// administrator while http.require_totp is on, cannot give the second
+// factor in a mail app, so the console password alone is refused like a
+// wrong one; the mail app password works, and from then on only it.
+func TestSubmissionSecondFactor(t *testing.T) {
+	t.Parallel()
+	n := submissionNode(t)
+	addr := n.SubmissionAddrs()[0]
+	ctx := context.Background()
+	a, err := n.Store.AccountByLogin(ctx, "alice@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.TOTPSecret = "JBSWY3DPEHPK3PXP"
+	if err := n.Store.UpdateAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	auth := func(pw string) error {
+		c := subClient(t, addr, true)
+		return c.Auth(sasl.NewPlainClient("", "alice@example.test", pw))
+	}
+	if err := subClient(t, addr, true).Auth(loginClient{"it@example.test", userPassword}); code(err) != 535 {
+		t.Fatalf("an administrator's console password: %v", err)
+	}
+	if err := auth(userPassword); code(err) != 535 {
+		t.Fatalf("console password with TOTP enrolled: %v", err)
+	}
+	setAppPassword(t, n, "alice@example.test")
+	if err := auth(userPassword); code(err) != 535 {
+		t.Fatalf("console password beside a mail app password: %v", err)
+	}
+	if err := auth(appPassword); err != nil {
+		t.Fatalf("mail app password: %v", err)
 	}
 }
 

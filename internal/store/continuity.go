@@ -14,6 +14,10 @@ const (
 	// ModeEmergency delivers into mailgate's own mailboxes while the
 	// primary service is down.
 	ModeEmergency = "emergency"
+	// ModeMailbox keeps the domain's mail in mailgate's mailboxes for
+	// good (a hosted domain, the separate-domain plan): delivered there
+	// as in emergency mode, but never handed back to a primary service.
+	ModeMailbox = "mailbox"
 )
 
 // DomainMode is where a served domain's mail goes, and who set it.
@@ -21,7 +25,7 @@ type DomainMode struct {
 	TenantID int64
 	DomainID int64
 	Domain   string
-	Mode     string // ModePrimary or ModeEmergency
+	Mode     string // ModePrimary, ModeEmergency or ModeMailbox
 	// Changed is when the mode was last set (zero: never switched).
 	Changed   time.Time
 	ChangedBy string // the audit log's actor

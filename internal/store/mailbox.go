@@ -26,8 +26,13 @@ type Mailbox struct {
 	LastLogin time.Time // zero: never logged in
 	Created   time.Time
 	// Filled by Mailboxes only: messages received while the domain was in
-	// emergency mode, and those of them not handed back yet.
+	// emergency mode (Emergency) and those of them the user has not read
+	// (EmergencyUnread, counting only messages still in a folder), the
+	// user's sent mail of that time (EmergencySent), and the messages of
+	// both kinds not handed back yet (PendingHandback).
 	Emergency       int64
+	EmergencyUnread int64
+	EmergencySent   int64
 	PendingHandback int64
 }
 
@@ -74,12 +79,22 @@ type MailMessage struct {
 	// Decoded summary fields (Japanese charsets too).
 	From, To, Subject, MessageIDHdr string
 	Date                            time.Time // Date header; zero when absent or unreadable
+	// HasAttachment: the message has parts offered as files.
+	HasAttachment bool
+	// ThreadID names the message's conversation in its mailbox: the
+	// ThreadID of a message it answers (In-Reply-To, References) that the
+	// mailbox held when it was added, else its own ID.
+	ThreadID int64
 	// Delivery: the queue message it came from ("" for APPEND and copies),
 	// its envelope sender, and whether it arrived while its domain was in
 	// emergency mode (so it is handed back to the primary service).
-	QueueID     string
-	MailFrom    string
-	Emergency   bool
+	QueueID   string
+	MailFrom  string
+	Emergency bool
+	// Sent marks the user's sent mail of the emergency (stored in a \Sent
+	// folder while the domain was in emergency mode); Emergency is set
+	// with it, as it is owed to the primary service's Sent folder too.
+	Sent        bool
 	HandedBack  time.Time
 	HandbackHow string
 }
@@ -98,7 +113,7 @@ func (m MailMessage) HasFlag(flag string) bool {
 type MailInsert struct {
 	// Message fields used: TenantID, MailboxID, FolderID, Flags,
 	// InternalDate, Size, BlobKey, the summary fields, QueueID, MailFrom,
-	// Emergency.
+	// Emergency, Sent.
 	Message MailMessage
 	// Header is the raw header section, kept so header fetches need not
 	// read the blob (nil: not kept).
@@ -106,6 +121,14 @@ type MailInsert struct {
 	// SearchHeader and SearchBody are the decoded, normalised texts that
 	// SearchMail looks in.
 	SearchHeader, SearchBody string
+	// SearchFrom, SearchTo (To and Cc) and SearchSubject are the decoded,
+	// normalised fields ListMail's field filters look in.
+	SearchFrom, SearchTo, SearchSubject string
+	// Parents are the Message-IDs (with their angle brackets) the message
+	// answers: In-Reply-To, then References from the nearest. AddMail puts
+	// the message in the conversation of the first of them it finds in
+	// the mailbox.
+	Parents []string
 	// CheckQuota makes the insert conditional on the mailbox's quota: the
 	// mailbox's usage plus this message must fit, checked in the same
 	// transaction (ErrMailboxFull otherwise).
@@ -216,14 +239,64 @@ type MailChanges struct {
 	Expunged []uint32 // UIDs removed, ascending
 }
 
-// PendingMail is a message received in emergency mode that has not been
-// handed back to the primary service yet.
+// PendingMail is a message received in emergency mode (or sent mail of
+// that time, Message.Sent) that has not been handed back to the primary
+// service yet.
 type PendingMail struct {
 	Message MailMessage
 	Address string // the mailbox's address (the recipient)
 	// Folder is where the user keeps it now; "" when the user deleted it
 	// (it is kept until handed back).
 	Folder string
+}
+
+// Orders of ListMail.
+const (
+	MailSortDate    = "date" // arrival (internal date), the default
+	MailSortFrom    = "from"
+	MailSortSubject = "subject"
+	MailSortSize    = "size"
+)
+
+// MailQuery selects and orders messages of one mailbox for a message list
+// or a search, one page at a time.
+type MailQuery struct {
+	TenantID, MailboxID int64
+	// FolderID is the folder listed; 0 searches every folder.
+	FolderID int64
+	Sort     string // MailSort*; "" is MailSortDate
+	Asc      bool   // oldest, A to Z, smallest first; default newest first
+	// After resumes the order after this row (the last of the previous
+	// page); nil starts at the beginning.
+	After *MailCursor
+	Limit int // at most 500; 0 = 50
+	// Threads lists, of each conversation in the folder, only its newest
+	// message, with the conversation's size in the folder (MailListed.
+	// Thread). Only with FolderID set and the date order.
+	Threads bool
+	// Filters, all of which must hold. Texts are normalised as the search
+	// texts are (mailbox.Fold) and match as substrings.
+	From, To, Subject, Body string
+	Text                    string    // anywhere in header or body
+	Since, Before           time.Time // internal date: Since <= t < Before
+	Unseen, Flagged         bool
+}
+
+// MailCursor is the position of a row in a ListMail order: its sort value
+// (Num for date and size, Str for from and subject) and its ID.
+type MailCursor struct {
+	Num int64
+	Str string
+	ID  int64
+}
+
+// MailListed is one row of a ListMail page.
+type MailListed struct {
+	Message MailMessage // every field
+	// Thread counts the messages of the conversation in the folder
+	// (Threads queries; otherwise 1).
+	Thread int
+	Cursor MailCursor // this row's position, to resume after it
 }
 
 // MailboxStore keeps the emergency mailboxes (internal/mailbox): every
@@ -293,16 +366,29 @@ type MailboxStore interface {
 	// SearchMail finds the folder's messages whose normalised text holds
 	// term (already normalised).
 	SearchMail(ctx context.Context, tenantID, folderID int64, where MailTextField, term string) ([]MailTextHit, error)
+	// ListMail returns one page of a mailbox's messages in q's order with
+	// q's filters (the webmail's message list and search), and whether
+	// there are more after it. Messages without a folder (deleted, kept
+	// for the hand-back) are never listed. A mailbox or folder of another
+	// tenant lists nothing.
+	ListMail(ctx context.Context, q MailQuery) (page []MailListed, more bool, err error)
+	// MailFolderCounts counts each folder's messages and unseen messages
+	// (Messages, Unseen and Size of MailFolderStatus) by folder ID.
+	MailFolderCounts(ctx context.Context, tenantID, mailboxID int64) (map[int64]MailFolderStatus, error)
+	// MailThread lists the messages of a conversation in any folder of
+	// the mailbox, oldest first, at most limit.
+	MailThread(ctx context.Context, tenantID, mailboxID, threadID int64, limit int) ([]MailMessage, error)
 
 	// PendingHandback lists messages received in emergency mode for
-	// addresses of domain, not handed back yet, with ID > afterID, by ID.
+	// addresses of domain, and their users' sent mail of that time, not
+	// handed back yet, with ID > afterID, by ID.
 	PendingHandback(ctx context.Context, tenantID int64, domain string, afterID int64, limit int) ([]PendingMail, error)
 	// MarkHandedBack records that a message was handed back (how: "smtp",
 	// "graph", "gmail", ...); ErrNotFound when it was already, or is gone.
 	// A message the user had deleted goes for good, and its blob is
 	// returned when nothing else refers to it.
-	// HandbackMessage is one emergency-received message not handed back
-	// yet, by ID; ErrNotFound when there is none (handed back, or gone).
+	// HandbackMessage is one emergency message (received or sent) not
+	// handed back yet, by ID; ErrNotFound when there is none (handed back, or gone).
 	HandbackMessage(ctx context.Context, tenantID, id int64) (PendingMail, error)
 	MarkHandedBack(ctx context.Context, tenantID, id int64, how string, at time.Time) (free []string, err error)
 	// PurgeHandedBack deletes messages of the domain's mailboxes handed

@@ -29,6 +29,28 @@ type Account struct {
 	// PasswordChanged invalidates sessions created before it.
 	PasswordChanged time.Time
 	Created         time.Time
+	// AppHash is the argon2id hash of the account's mail app password
+	// ("" = none) and AppCreated when it was made. They are read with the
+	// account but written only by SetAppPassword.
+	AppHash    string
+	AppCreated time.Time
+}
+
+// MailHash is the password hash IMAP and submission check for the
+// account. A mail app cannot give a second factor, so an account that
+// has one (TOTP enrolled, or required of its role: requireTOTP for every
+// role but user, as the console asks) signs in to them only with its mail
+// app password, "" (no password works) until it has one. Any account
+// with a mail app password uses that one; others use their console
+// password.
+func (a Account) MailHash(requireTOTP bool) string {
+	switch {
+	case a.AppHash != "":
+		return a.AppHash
+	case a.TOTPSecret != "" || requireTOTP && a.Role != RoleUser:
+		return ""
+	}
+	return a.Hash
 }
 
 // WebSession is a console login session. The cookie holds a random token;
@@ -177,8 +199,12 @@ type WebStore interface {
 	Account(ctx context.Context, id int64) (Account, error)
 	AccountByLogin(ctx context.Context, login string) (Account, error) // crosses tenants
 	Accounts(ctx context.Context, tenantID int64) ([]Account, error)   // 0 = operators
-	// UpdateAccount writes every field of a (matched by ID and TenantID).
+	// UpdateAccount writes every field of a (matched by ID and TenantID)
+	// but the mail app password's.
 	UpdateAccount(ctx context.Context, a Account) error
+	// SetAppPassword sets (hash "" removes) the mail app password of the
+	// tenant's account id, made at at.
+	SetAppPassword(ctx context.Context, tenantID, id int64, hash string, at time.Time) error
 	DeleteAccount(ctx context.Context, tenantID, id int64) error
 
 	CreateSession(ctx context.Context, s WebSession) error

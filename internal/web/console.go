@@ -76,8 +76,12 @@ func (s *Server) consoleRoutes() {
 	s.handle("GET /account", store.RoleUser, s.ownAccountPage)
 	s.handle("POST /account/password", store.RoleUser, s.ownPassword)
 	s.handle("POST /account/lang", store.RoleUser, s.ownLang)
+	s.handle("POST /account/app-password", store.RoleUser, s.ownAppPassword)
+	s.handle("POST /account/app-password/remove", store.RoleUser, s.ownAppPasswordRemove)
 	s.quarantineRoutes()
 	s.continuityRoutes()
+	s.webmailRoutes()
+	s.mailboxesRoutes()
 	s.outboundRoutes()
 }
 
@@ -1043,10 +1047,46 @@ func (s *Server) accountDelete(w http.ResponseWriter, r *http.Request, p *princi
 	done(w, r, "/accounts", "deleted")
 }
 
+// accountData is the own account page: the account, whether it may have
+// a mail app password (a tenant's login that is an address), and a new
+// one to show once.
+type accountData struct {
+	store.Account
+	MailApps    bool
+	AppPassword string
+}
+
 func (s *Server) ownAccountPage(w http.ResponseWriter, r *http.Request, p *principal) {
-	v := s.newView(r, p, "nav_account")
-	v.Data = p.acct
+	s.renderOwnAccount(w, p.acct, "", s.newView(r, p, "nav_account"))
+}
+
+func (s *Server) renderOwnAccount(w http.ResponseWriter, a store.Account, newApp string, v *view) {
+	v.Data = accountData{Account: a, MailApps: a.TenantID != 0 && a.Role != store.RoleOperator && strings.Contains(a.Login, "@"), AppPassword: newApp}
 	s.render(w, http.StatusOK, "account", v)
+}
+
+// ownAppPassword makes the caller's mail app password and shows it once.
+func (s *Server) ownAppPassword(w http.ResponseWriter, r *http.Request, p *principal) {
+	ctx := r.Context()
+	pw, err := s.admin.NewAppPassword(ctx, who(p), p.acct.ID)
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	a, err := s.d.Store.Account(ctx, p.acct.ID)
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	s.renderOwnAccount(w, a, pw, s.newView(r, p, "nav_account"))
+}
+
+func (s *Server) ownAppPasswordRemove(w http.ResponseWriter, r *http.Request, p *principal) {
+	if err := s.admin.RemoveAppPassword(r.Context(), who(p), p.acct.ID); err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	done(w, r, "/account", "deleted")
 }
 
 // ownPassword changes the caller's password after checking the current one;

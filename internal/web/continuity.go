@@ -116,8 +116,12 @@ func (s *Server) switchConfirmPage(w http.ResponseWriter, r *http.Request, p *pr
 		return
 	}
 	to := store.ModeEmergency
-	if st[0].Mode == store.ModeEmergency {
+	switch {
+	case st[0].Mode != store.ModePrimary:
 		to = store.ModePrimary
+	case r.URL.Query().Get("to") == store.ModeMailbox:
+		// A domain hosted in mailgate's mailboxes for good.
+		to = store.ModeMailbox
 	}
 	v := s.newView(r, p, "continuity_switch_title")
 	v.Title = v.T("continuity_switch_title", "Domain", st[0].Domain)

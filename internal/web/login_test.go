@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/consoletest"
 	"github.com/mailgate/mailgate/internal/testutil/fakeidp"
@@ -178,5 +180,43 @@ func TestJapaneseBrowserGetsJapanese(t *testing.T) {
 	}
 	if !strings.Contains(sb.String(), "ログイン") || !strings.Contains(sb.String(), `lang="ja"`) {
 		t.Fatal("a Japanese browser gets the Japanese login page")
+	}
+}
+
+// The own account page makes a mail app password, shows it once and
+// removes it; operators, who have no mailbox, are not offered one.
+func TestOwnAppPassword(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{})
+	ctx := context.Background()
+	c := e.NewClient(t)
+	c.Login(consoletest.AdminA)
+	if _, body := c.Get("/account"); !strings.Contains(body, `id="app-password"`) || strings.Contains(body, `id="new-app-password"`) {
+		t.Fatalf("account page:\n%s", body)
+	}
+	st, _, body := c.Post("/account/app-password", url.Values{})
+	m := regexp.MustCompile(`<code id="new-app-password">([a-z0-9]{16})</code>`).FindStringSubmatch(body)
+	if st != http.StatusOK || m == nil {
+		t.Fatalf("new app password: %d\n%s", st, body)
+	}
+	a, err := e.Store.AccountByLogin(ctx, consoletest.AdminA)
+	if err != nil || passwd.MustNew(passwd.Options{}).Verify(ctx, a.AppHash, m[1]) != nil {
+		t.Fatalf("stored: %+v %v", a, err)
+	}
+	if _, body := c.Get("/account"); strings.Contains(body, m[1]) {
+		t.Fatal("the app password is shown again")
+	}
+	if st, _, _ := c.Post("/account/app-password/remove", url.Values{}); st != http.StatusSeeOther {
+		t.Fatalf("remove: %d", st)
+	}
+	if a, _ = e.Store.AccountByLogin(ctx, consoletest.AdminA); a.AppHash != "" {
+		t.Fatalf("not removed: %+v", a)
+	}
+	op := e.NewClient(t)
+	op.Login(consoletest.Operator)
+	if _, body := op.Get("/account"); strings.Contains(body, `id="app-password"`) {
+		t.Fatal("an operator is offered a mail app password")
+	}
+	if st, _, _ := op.Post("/account/app-password", url.Values{}); st != http.StatusBadRequest {
+		t.Fatalf("operator's app password: %d", st)
 	}
 }

@@ -40,6 +40,8 @@ type matrixEnv struct {
 	bRule, bHold                                              string
 	// markers are strings only tenant other's data contains.
 	markers []string
+	// Mail of bob (same tenant, another user) and carol (tenant other).
+	bobMail, carolMail mailRef
 }
 
 func (m *matrixEnv) next() int { m.n++; return m.n }
@@ -166,6 +168,7 @@ func (m *matrixEnv) setupOther() {
 	m.bHold = m.outHold(b, "carol@other.test", "B-HOLD-SECRET")
 	m.markers = []string{"other.test", "b-team", "b-secret-sender", "B-SECRET-SUBJECT", "機密", "B-QSECRET-SUBJECT",
 		"Carol Secretname", m.bMsg, m.bQuar, "B-RULE-SECRET", "B-HOLD-SECRET", m.bHold}
+	m.setupMail()
 }
 
 // tenantState is everything of a tenant the matrix could change.
@@ -186,6 +189,7 @@ type tenantState struct {
 	Quar     store.QuarantineItem
 	Audit    int
 	Tenants  []store.Tenant
+	Mail     []store.MailMessage
 }
 
 func (m *matrixEnv) snapshot() tenantState {
@@ -229,6 +233,7 @@ func (m *matrixEnv) snapshot() tenantState {
 	au, err := st.AuditLog(ctx, store.AuditFilter{TenantID: b, Limit: 1000})
 	m.must(err)
 	s.Audit = len(au)
+	s.Mail = m.mailState()
 	ts, err := st.Tenants(ctx)
 	m.must(err)
 	for _, t := range ts {
@@ -323,7 +328,7 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 		return fmt.Sprintf("g%d", n)
 	case strings.Contains(pattern, "/groups/"):
 		return consoletest.UserA
-	case strings.Contains(pattern, "/users/"):
+	case strings.Contains(pattern, "/users/"), strings.Contains(pattern, "/mailboxes/"):
 		u, err := m.e.Store.CreateUser(m.ctx, a, fmt.Sprintf("u%d@example.test", n))
 		m.must(err)
 		return u.Address
@@ -370,7 +375,7 @@ func (m *matrixEnv) otherValues(pattern, param string) []string {
 		return []string{m.bGroup}
 	case strings.Contains(pattern, "/groups/"):
 		return []string{consoletest.UserA} // the group is the other tenant's
-	case strings.Contains(pattern, "/users/"):
+	case strings.Contains(pattern, "/users/"), strings.Contains(pattern, "/mailboxes/"):
 		return []string{"carol@other.test"}
 	case strings.Contains(pattern, "/lists/"):
 		return []string{m.bList}
@@ -427,6 +432,10 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 		return url.Values{"mode": {"emergency"}, "reason": {"matrix"}}, false
 	case "POST /continuity/credentials":
 		return url.Values{"provider": {"graph"}, "credentials": {`{"tenant":"t1","client_id":"c1","client_secret":"s1"}`}}, false
+	case "POST /mailboxes/{address}/quota":
+		return url.Values{"quota_mb": {"100"}}, false
+	case "POST /mailboxes/{address}/password":
+		return url.Values{"password": {consoletest.Password}}, false
 	case "POST /continuity/credentials/delete":
 		return url.Values{"provider": {"graph"}}, false
 	case "POST /outbound/rules", "POST /outbound/rules/{id}":
@@ -530,6 +539,9 @@ func (m *matrixEnv) bodyVariants(pattern string, role store.Role) []variant {
 
 // variants lists the requests to make for a route and caller.
 func (m *matrixEnv) variants(rt web.Route, c *caller) []variant {
+	if rt.Mailbox {
+		return m.mailVariants(rt, c)
+	}
 	ps := params(rt.Pattern)
 	var out []variant
 	// Own objects.
@@ -792,6 +804,15 @@ func TestPermissionMatrix(t *testing.T) {
 					if r.status != http.StatusUnauthorized {
 						t.Errorf("%s: %d, want 401", where, r.status)
 					}
+				case rt.Pattern == "POST /account/app-password" && c.role == store.RoleOperator:
+					// Operators have no mailbox, so no mail app password.
+					if r.status != http.StatusBadRequest {
+						t.Errorf("%s: %d, want 400", where, r.status)
+					}
+				case rt.Mailbox && c.role == store.RoleOperator:
+					if r.status != http.StatusNotFound {
+						t.Errorf("%s: %d, want 404 (an operator has no mailbox)", where, r.status)
+					}
 				case !allowed:
 					if r.status != http.StatusForbidden {
 						t.Errorf("%s: %d %q, want 403 (least role %s)", where, r.status, r.location, rt.Min)
@@ -830,7 +851,7 @@ func TestPermissionMatrix(t *testing.T) {
 		acts[x.Action] = true
 	}
 	for _, w := range []string{"domain.delete", "user.delete", "group.delete", "list.delete", "queue.hold", "quarantine.report_spam",
-		"token.revoke", "account.delete", "account.password", "policy.unset"} {
+		"token.revoke", "account.delete", "account.password", "policy.unset", "mailbox.quota", "mailbox.invite"} {
 		if !acts[w] {
 			t.Errorf("no %s on tenant acme: the own-object requests did not work", w)
 		}

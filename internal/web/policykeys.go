@@ -63,6 +63,11 @@ var policyKeys = []policyKey{
 	{"continuity.handback_path", "smtp", "smtp, graph, gmail", "How mail is handed back: SMTP to the routes, or imported through Microsoft Graph or the Gmail API.", "引き戻しの経路: 配送先への SMTP、または Microsoft Graph / Gmail API での取り込み。"},
 	{"continuity.retention_days", "30", "1–3650", "Days local copies stay after they were handed back.", "引き戻し後にコピーを残す日数。"},
 	{"continuity.notify", "", "addresses", "More addresses told of every switch (ideally outside the domain).", "切替を通知する追加のアドレス（ドメイン外が望ましい）。"},
+	{"mailbox.quota_mb", "1024", "MB, 0 = no limit", "Quota a new mailbox gets (docs/webmail.md).", "新しいメールボックスの容量上限（docs/webmail.md 参照）。"},
+	{"mailbox.contract_mb", "", "MB", "Contracted disk: the mailboxes page warns when the quotas add up to more (tenant level).", "契約容量。割り当ての合計が超えるとメールボックス画面で警告します（テナント単位）。"},
+	{"webmail.charset", "iso-2022-jp", "iso-2022-jp, utf-8", "Charset of Japanese mail written in the webmail (tenant level).", "ウェブメールで作成する日本語メールの文字コード（テナント単位）。"},
+	{"webmail.attachment_mb", "20", "MB", "Attachments of one webmail message together (tenant level; within limits.max_message_bytes).", "ウェブメールの 1 通あたりの添付ファイル合計（テナント単位、limits.max_message_bytes 以内）。"},
+	{"webmail.time_zone", "the console's", "IANA zone, e.g. Asia/Tokyo", "Time zone of the webmail's dates and of the Date of mail it sends (tenant level).", "ウェブメールの日時表示と送信メールの Date のタイムゾーン（テナント単位）。"},
 }
 
 // Desc is the key's description in the page's language.

@@ -16,7 +16,7 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/parts/*.html
 var templateFS embed.FS
 
 //go:embed static
@@ -98,7 +98,7 @@ func loadPages(zone *time.Location) (map[string]*pageTemplate, error) {
 		if base == "layout.html" {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs(zone)).ParseFS(templateFS, "templates/layout.html", n)
+		t, err := template.New("layout.html").Funcs(funcs(zone)).ParseFS(templateFS, "templates/layout.html", "templates/parts/*.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", base, err)
 		}
@@ -128,6 +128,8 @@ type view struct {
 	// anonToken: CSRF is the double-submit token of a page without a
 	// session, whose cookie render sets.
 	anonToken bool
+	// Webmail: the caller has a mailbox to read in the console.
+	Webmail bool
 }
 
 func (v *view) IsOperator() bool { return v.Role == store.RoleOperator }
@@ -137,7 +139,9 @@ func (v *view) LoggedIn() bool   { return v.Role != "" }
 // notices are the messages a redirect may ask a page to show (?msg=).
 var notices = map[string]bool{"saved": true, "deleted": true, "added": true, "released": true, "done": true,
 	"imported": true, "learned": true, "password_changed": true, "totp_enabled": true, "verified": true,
-	"switched": true, "handback_started": true}
+	"switched": true, "handback_started": true, "webmail_sent": true, "webmail_sent_not_kept": true, "webmail_draft_saved": true,
+	"webmail_deleted": true, "webmail_moved": true, "webmail_junked": true, "webmail_emptied": true, "webmail_done": true,
+	"invited": true, "hosted": true}
 
 func (s *Server) newView(r *http.Request, p *principal, title string) *view {
 	pref := ""
@@ -161,6 +165,7 @@ func (s *Server) newView(r *http.Request, p *principal, title string) *view {
 		if p.role == store.RoleOperator {
 			v.Tenants, _ = s.d.Store.Tenants(r.Context())
 		}
+		v.Webmail = s.hasWebmail(r.Context(), p)
 	}
 	if v.CSRF == "" {
 		// Forms on pages without a session (login, language switch) carry

@@ -43,6 +43,7 @@ import (
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/quarantine"
@@ -100,6 +101,19 @@ type Deps struct {
 	// DeadAfter is how long a node may be silent before the dashboard
 	// shows it as dead ([cluster] dead_after).
 	DeadAfter time.Duration
+	// Mailboxes are the users' mailboxes the webmail reads (nil: no
+	// webmail on this node).
+	Mailboxes *mailbox.Service
+	// Submit sends a message written in the webmail as its user, through
+	// the submission listener's rules and the outbound path; a refusal is
+	// a *SubmitRefusal.
+	Submit func(ctx context.Context, tenantID int64, address string, rcpts []string, body io.Reader, clientIP string) (string, error)
+	// MaxMessageBytes is the largest message the node accepts ([limits]),
+	// which bounds what the webmail sends.
+	MaxMessageBytes int64
+	// ConsoleURL is the console's public root URL, for the links in
+	// invitation mails ("" : taken from the request).
+	ConsoleURL string
 }
 
 // Server is the console and API.
@@ -126,6 +140,9 @@ type Route struct {
 	API             bool
 	Public          bool // reachable without login (login pages, signed links)
 	Write           bool
+	// Mailbox routes (the webmail) act on the caller's own mailbox: a
+	// caller without one (an operator) is refused with 404.
+	Mailbox bool
 }
 
 // New builds the console. It does not listen.
@@ -157,6 +174,12 @@ func New(d Deps) (*Server, error) {
 		s.admin = &admin.Service{Store: d.Store, Quarantine: d.Quarantine, Learn: d.Learn, Clock: d.Clock, Log: d.Log}
 		if q, ok := d.Queue.(admin.Queue); ok {
 			s.admin.Queue = q
+		}
+		if d.Queue != nil {
+			s.admin.Mailer = d.Queue
+		}
+		if d.Mailboxes != nil {
+			s.admin.Mailboxes = d.Mailboxes
 		}
 	}
 	for _, n := range d.Config.TrustedProxy {
@@ -197,7 +220,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.d.Config.TLS {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<20)
+	limit := int64(8 << 20)
+	if r.Method == http.MethodPost && r.URL.Path == "/mail/compose" {
+		// A message with its attachments, as the browser uploads them.
+		limit = max(limit, s.d.MaxMessageBytes+1<<20)
+		if r.ContentLength > limit {
+			// Said plainly before anything reads the form (its CSRF token
+			// too): the upload is larger than any message may be.
+			http.Error(w, fmt.Sprintf("The message with its attachments is larger than %d MB, the most this server accepts.", limit>>20),
+				http.StatusRequestEntityTooLarge)
+			return
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	s.mux.ServeHTTP(w, r)
 }
 

@@ -27,7 +27,9 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/store/postgres"
 	"github.com/mailgate/mailgate/internal/store/sqlite"
+	"github.com/mailgate/mailgate/internal/testutil/pgtest"
 )
 
 // doneMark is the store mark that says generation finished.
@@ -42,6 +44,7 @@ func main() {
 
 func run() error {
 	dbPath := flag.String("db", "", "store file (created and filled when not complete)")
+	onPG := flag.Bool("postgres", false, "use a throwaway PostgreSQL server (fsync on) instead of -db; generated afresh each run")
 	n := flag.Int("messages", 1000000, "messages in the large tenant (each small tenant gets 2% of it)")
 	seed := flag.Uint64("seed", 1, "data seed")
 	searches := flag.Int("searches", 240, "searches to time (at least 200 for the published figure)")
@@ -49,8 +52,8 @@ func run() error {
 	verbose := flag.Bool("v", false, "print every search with its time and row count")
 	check := flag.Bool("check", false, "only report, by the exit status, whether -db is completely generated")
 	flag.Parse()
-	if *dbPath == "" {
-		return errors.New("-db is required")
+	if *dbPath == "" && !*onPG {
+		return errors.New("-db or -postgres is required")
 	}
 	if *n < 1000 {
 		return errors.New("-messages must be at least 1000")
@@ -58,9 +61,28 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqlite.Open(ctx, *dbPath, log)
-	if err != nil {
-		return err
+	var db benchStore
+	if *onPG {
+		pg, err := pgtest.LaunchWith(ctx, pgtest.Options{Durable: true})
+		if err != nil {
+			return err
+		}
+		defer pg.Stop()
+		if err := pg.Exec(ctx, `CREATE DATABASE bench`); err != nil {
+			return err
+		}
+		pdb, err := postgres.Open(ctx, postgres.Config{DSN: pg.DSN("bench")}, log)
+		if err != nil {
+			return err
+		}
+		db = pdb
+		*dbPath = "PostgreSQL " + pg.Dir()
+	} else {
+		sdb, err := sqlite.Open(ctx, *dbPath, log)
+		if err != nil {
+			return err
+		}
+		db = sdb
 	}
 	defer db.Close()
 	db.SetReportZone(time.UTC)
@@ -135,7 +157,7 @@ func run() error {
 // quarantineSearches times the quarantine page's queries on the big tenant:
 // the administrator's view sorted each way, text searches, and single
 // recipients' boxes (what a user opening the console sees).
-func quarantineSearches(ctx context.Context, db *sqlite.DB, tid int64, verbose bool) error {
+func quarantineSearches(ctx context.Context, db benchStore, tid int64, verbose bool) error {
 	all, total, err := db.SearchQuarantine(ctx, store.QuarantineFilter{TenantID: tid, State: store.QHeld, Limit: 200})
 	if err != nil {
 		return err
@@ -359,7 +381,7 @@ func (g *gen) message(tid int64, ti, i int, t tenantSpec) (store.Message, []stor
 
 // fill writes every tenant's messages with concurrent writers, in time
 // order per tenant, so the group commit batches them as it would a busy relay.
-func (g *gen) fill(ctx context.Context, db *sqlite.DB, workers int) error {
+func (g *gen) fill(ctx context.Context, db benchStore, workers int) error {
 	type job struct {
 		tid    int64
 		ti, i  int
@@ -437,7 +459,7 @@ feed:
 	return ctx.Err()
 }
 
-func (g *gen) write(ctx context.Context, db *sqlite.DB, tid int64, ti, i int, t tenantSpec) error {
+func (g *gen) write(ctx context.Context, db benchStore, tid int64, ti, i int, t tenantSpec) error {
 	m, rs, evs, o := g.message(tid, ti, i, t)
 	out, err := db.Enqueue(ctx, m, rs, evs)
 	if err != nil {
@@ -559,4 +581,10 @@ func (g *gen) searches(tid int64, count int) []search {
 		kinds[len(out)%len(kinds)]()
 	}
 	return out
+}
+
+// benchStore is a store backend with its report zone settable.
+type benchStore interface {
+	store.Store
+	SetReportZone(loc *time.Location)
 }

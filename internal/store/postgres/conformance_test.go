@@ -45,13 +45,14 @@ func (r rawDB) QueryIntSQL(ctx context.Context, q string) (int64, error) {
 }
 
 // SearchPlans forces the tracking search with and without the probe of
-// the newest messages, and with a probe too small to fill a page (so the
-// full query runs after it).
+// the newest messages, with a probe too small to fill a page (so the full
+// query runs after it), and with and without the trigram candidate lookup
+// (and with a bound so small that it gives up).
 func (r rawDB) SearchPlans() []storetest.SearchFunc {
 	var plans []storetest.SearchFunc
-	for _, probe := range []int{0, 7} {
+	for _, p := range []struct{ probe, cand int }{{0, 0}, {7, 0}, {0, 5000}, {7, 5000}, {7, 3}} {
 		plans = append(plans, func(ctx context.Context, f store.TrackFilter) ([]store.TrackRow, error) {
-			return r.search(ctx, f, probe)
+			return r.search(ctx, f, p.probe, p.cand)
 		})
 	}
 	return plans

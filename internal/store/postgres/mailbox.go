@@ -49,7 +49,7 @@ func scanFolder(s rowScanner) (store.MailFolder, error) {
 func mailCols(alias string, full bool) string {
 	c := `@id, @tenant_id, @mailbox_id, coalesce(@folder_id, 0), coalesce(@uid, 0), @modseq, @flags, @internal_us, @size, @blob_key, @date_us`
 	if full {
-		c += `, @from_hdr, @to_hdr, @subject, @message_id_hdr, @queue_id, @mail_from, @emergency, @handed_back_us, @handback_how`
+		c += `, @from_hdr, @to_hdr, @subject, @message_id_hdr, @queue_id, @mail_from, @emergency, @sent, @handed_back_us, @handback_how, @has_attach, @thread_id`
 	}
 	return strings.ReplaceAll(c, "@", alias)
 }
@@ -65,7 +65,7 @@ func scanMail(s rowScanner, full bool, extra ...any) (store.MailMessage, error) 
 	var internal, date, handed, uid, modseq int64
 	dst := []any{&m.ID, &m.TenantID, &m.MailboxID, &m.FolderID, &uid, &modseq, &flags, &internal, &m.Size, &m.BlobKey, &date}
 	if full {
-		dst = append(dst, &m.From, &m.To, &m.Subject, &m.MessageIDHdr, &m.QueueID, &m.MailFrom, &m.Emergency, &handed, &m.HandbackHow)
+		dst = append(dst, &m.From, &m.To, &m.Subject, &m.MessageIDHdr, &m.QueueID, &m.MailFrom, &m.Emergency, &m.Sent, &handed, &m.HandbackHow, &m.HasAttachment, &m.ThreadID)
 	}
 	err := s.Scan(append(dst, extra...)...)
 	m.UID, m.ModSeq = uint32(uid), uint64(modseq)
@@ -147,16 +147,20 @@ func (db *DB) MailboxByAddress(ctx context.Context, tenantID int64, address stri
 	return m, nil
 }
 
-// Mailboxes lists a tenant's mailboxes with their emergency counts.
+// Mailboxes lists a tenant's mailboxes with their emergency counts: one
+// pass over each mailbox's emergency messages (by the mailbox index).
 func (db *DB) Mailboxes(ctx context.Context, tenantID int64) ([]store.Mailbox, error) {
-	rows, err := db.conn.Query(ctx, `SELECT `+mbCols+`,
-		(SELECT count(*) FROM mailbox_messages x WHERE x.mailbox_id = m.id AND x.emergency),
-		(SELECT count(*) FROM mailbox_messages x WHERE x.mailbox_id = m.id AND x.emergency AND x.handed_back_us = 0)
-		FROM mailboxes m WHERE tenant_id = $1 ORDER BY address`, tenantID)
+	rows, err := db.conn.Query(ctx, `SELECT `+strings.ReplaceAll("m."+mbCols, ", ", ", m.")+`,
+		count(x.id) FILTER (WHERE NOT x.sent),
+		count(x.id) FILTER (WHERE NOT x.sent AND x.folder_id IS NOT NULL AND position($1 in ' ' || x.flags || ' ') = 0),
+		count(x.id) FILTER (WHERE x.sent),
+		count(x.id) FILTER (WHERE x.handed_back_us = 0)
+		FROM mailboxes m LEFT JOIN mailbox_messages x ON x.mailbox_id = m.id AND x.emergency
+		WHERE m.tenant_id = $2 GROUP BY m.id ORDER BY m.address`, ` \Seen `, tenantID)
 	out, err := collect(rows, err, func(r pgx.Rows) (store.Mailbox, error) {
-		var e, p int64
-		m, err := scanMailbox(r, &e, &p)
-		m.Emergency, m.PendingHandback = e, p
+		var e, u, sent, p int64
+		m, err := scanMailbox(r, &e, &u, &sent, &p)
+		m.Emergency, m.EmergencyUnread, m.EmergencySent, m.PendingHandback = e, u, sent, p
 		return m, err
 	})
 	if err != nil {
@@ -462,16 +466,31 @@ func (db *DB) AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded
 			return fmt.Errorf("folder %d is not in mailbox %d: %w", m.FolderID, m.MailboxID, store.ErrNotFound)
 		}
 		m.UID, m.ModSeq, m.Flags = uid, modseq, store.ApplyFlags(nil, store.FlagsSet, m.Flags)
+		// Sent mail of the emergency is owed to the primary service too.
+		m.Emergency = m.Emergency || m.Sent
+		thread, err := parentThread(x, m.MailboxID, in.Parents)
+		if err != nil {
+			return err
+		}
+		// A message that answers none of the mailbox's starts its own
+		// conversation: thread_id = its ID.
 		err = x.QueryRow(`INSERT INTO mailbox_messages(tenant_id, mailbox_id, folder_id, uid, modseq, flags, internal_us, size, blob_key,
-			from_hdr, to_hdr, subject, message_id_hdr, date_us, queue_id, mail_from, emergency)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id`,
+			from_hdr, to_hdr, subject, message_id_hdr, date_us, queue_id, mail_from, emergency, sent, has_attach, thread_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id, thread_id`,
 			m.TenantID, m.MailboxID, m.FolderID, int64(m.UID), int64(m.ModSeq), store.JoinFlags(m.Flags), us(m.InternalDate), m.Size, m.BlobKey,
-			m.From, m.To, m.Subject, m.MessageIDHdr, us(m.Date), m.QueueID, m.MailFrom, m.Emergency).Scan(&m.ID)
+			m.From, m.To, m.Subject, m.MessageIDHdr, us(m.Date), m.QueueID, m.MailFrom, m.Emergency, m.Sent, m.HasAttachment, thread).Scan(&m.ID, &m.ThreadID)
 		if err != nil {
 			return fmt.Errorf("add mail: %w", err)
 		}
-		if _, err := x.Exec(`INSERT INTO mailbox_texts(blob_key, header, search_header, search_body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-			m.BlobKey, in.Header, in.SearchHeader, in.SearchBody); err != nil {
+		if m.ThreadID == 0 {
+			m.ThreadID = m.ID
+			if _, err := x.Exec(`UPDATE mailbox_messages SET thread_id = id WHERE id = $1`, m.ID); err != nil {
+				return fmt.Errorf("add mail: %w", err)
+			}
+		}
+		if _, err := x.Exec(`INSERT INTO mailbox_texts(blob_key, header, search_header, search_body, search_from, search_to, search_subject)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+			m.BlobKey, in.Header, in.SearchHeader, in.SearchBody, in.SearchFrom, in.SearchTo, in.SearchSubject); err != nil {
 			return fmt.Errorf("add mail text: %w", err)
 		}
 		if _, err := x.Exec(`UPDATE mailboxes SET used_bytes = used_bytes + $1, messages = messages + 1 WHERE id = $2`, m.Size, m.MailboxID); err != nil {
@@ -735,9 +754,9 @@ func (db *DB) CopyMail(ctx context.Context, tenantID, fromFolder int64, uids []u
 		for i, m := range msgs {
 			uid := first + uint32(i)
 			queue(b, `INSERT INTO mailbox_messages(tenant_id, mailbox_id, folder_id, uid, modseq, flags, internal_us, size, blob_key,
-				from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from)
-				SELECT tenant_id, mailbox_id, $1, $2, $3, flags, internal_us, size, blob_key, from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from
-				FROM mailbox_messages WHERE id = $4`, toFolder, int64(uid), int64(modseq), m.ID)
+				from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from, has_attach, thread_id)
+				SELECT tenant_id, mailbox_id, $1, $2, $3, flags, internal_us, size, blob_key, from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from,
+				has_attach, thread_id FROM mailbox_messages WHERE id = $4`, toFolder, int64(uid), int64(modseq), m.ID)
 			src, dst = append(src, m.UID), append(dst, uid)
 		}
 		queue(b, `UPDATE mailboxes SET used_bytes = used_bytes + $1, messages = messages + $2 WHERE id = $3`, size, len(msgs), mbID)

@@ -40,12 +40,20 @@ const probeRows = 10000
 // is inclusive, To exclusive; BeforeTime and BeforeID continue after the
 // last row of a previous page. Limit defaults to 50, at most 500.
 func (db *DB) SearchMessages(ctx context.Context, f store.TrackFilter) ([]store.TrackRow, error) {
-	return db.search(ctx, f, probeRows)
+	return db.search(ctx, f, probeRows, maxCandidates)
 }
 
-// search is SearchMessages with the probe size as a parameter (0: no
-// probe), so tests can run both plans.
-func (db *DB) search(ctx context.Context, f store.TrackFilter, probeN int) ([]store.TrackRow, error) {
+// maxCandidates bounds the messages a rare term's trigram lookup may
+// return for the search to be run over them alone (by primary key,
+// sorted in memory): a rare term among the newest messages is usually
+// rare in the whole tenant, and walking every message newest first to
+// find its few matches is what made such searches slow.
+const maxCandidates = 5000
+
+// search is SearchMessages with the probe size and the candidate bound as
+// parameters (0: no probe, no candidate lookup), so tests can run every
+// plan.
+func (db *DB) search(ctx context.Context, f store.TrackFilter, probeN, candN int) ([]store.TrackRow, error) {
 	if hasNUL(f.Sender, f.Subject, f.MessageID, f.Recipient) {
 		return nil, nil
 	}
@@ -110,7 +118,71 @@ func (db *DB) search(ctx context.Context, f store.TrackFilter, probeN int) ([]st
 			return rows, err
 		}
 	}
+	if candN > 0 {
+		ids, ok, err := db.candidates(ctx, f, candN)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if len(ids) == 0 {
+				return nil, nil
+			}
+			return db.runSearch(ctx, append(where, `m.id = ANY(`+a.add(ids)+`)`), a, limit)
+		}
+	}
 	return db.runSearch(ctx, where, a, limit)
+}
+
+// candidates looks the longest text term of f (three characters or more,
+// so it has trigrams) up through its trigram index and returns the IDs of
+// the messages it matches, when they are at most n; ok is false when f
+// has no such term or it matches more (the search then walks the tenant's
+// messages newest first). The IDs are a superset of the result: the
+// search applies every filter to them.
+func (db *DB) candidates(ctx context.Context, f store.TrackFilter, n int) ([]string, bool, error) {
+	var a args
+	tenant := ""
+	if !f.All {
+		tenant = ` AND tenant_id = ` + a.add(f.TenantID)
+	}
+	// The longest term has the most trigrams: usually the fewest matches.
+	best, bestLen := -1, 2
+	terms := []string{f.Sender, f.Subject, f.MessageID, f.Recipient}
+	for i, t := range terms {
+		if k := len([]rune(t)); k > bestLen {
+			best, bestLen = i, k
+		}
+	}
+	q := ""
+	if best >= 0 {
+		l := a.add(likeArg(terms[best]))
+		switch best {
+		case 0:
+			q = `SELECT id FROM messages WHERE mail_from ILIKE ` + l + tenant
+		case 1:
+			q = `SELECT id FROM messages WHERE subject ILIKE ` + l + tenant
+		case 2:
+			q = `SELECT id FROM messages WHERE id ILIKE ` + l + tenant + ` UNION SELECT id FROM messages WHERE message_id_hdr ILIKE ` + l + tenant
+		case 3:
+			q = `SELECT DISTINCT message_id AS id FROM recipients WHERE addr ILIKE ` + l + tenant
+		}
+	}
+	if q == "" {
+		return nil, false, nil
+	}
+	rows, err := db.conn.Query(ctx, `SELECT id FROM (`+q+`) c LIMIT `+a.add(n+1), a...)
+	ids, err := collect(rows, err, func(r pgx.Rows) (string, error) {
+		var id string
+		err := r.Scan(&id)
+		return id, err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("search messages: candidates: %w", err)
+	}
+	if len(ids) > n {
+		return nil, false, nil
+	}
+	return ids, true, nil
 }
 
 // probeBound returns the receive time of the probeN-th newest message in

@@ -14,15 +14,15 @@ import (
 
 // --- accounts ---
 
-const accountCols = `id, tenant_id, login, role, hash, totp_secret, lang, disabled, password_changed_us, created_us`
+const accountCols = `id, tenant_id, login, role, hash, totp_secret, lang, disabled, password_changed_us, created_us, app_hash, app_created_us`
 
 func scanAccount(s pgx.Row) (store.Account, error) {
 	var a store.Account
 	var role string
-	var pc, c int64
-	err := s.Scan(&a.ID, &a.TenantID, &a.Login, &role, &a.Hash, &a.TOTPSecret, &a.Lang, &a.Disabled, &pc, &c)
+	var pc, c, ac int64
+	err := s.Scan(&a.ID, &a.TenantID, &a.Login, &role, &a.Hash, &a.TOTPSecret, &a.Lang, &a.Disabled, &pc, &c, &a.AppHash, &ac)
 	a.Role = store.Role(role)
-	a.PasswordChanged, a.Created = fromUS(pc), fromUS(c)
+	a.PasswordChanged, a.Created, a.AppCreated = fromUS(pc), fromUS(c), fromUS(ac)
 	return a, err
 }
 
@@ -92,6 +92,17 @@ func (db *DB) UpdateAccount(ctx context.Context, a store.Account) error {
 			return fmt.Errorf("account %q: %w", a.Login, store.ErrExists)
 		}
 		return affected(tag, err)(fmt.Sprintf("account %d", a.ID))
+	})
+}
+
+// SetAppPassword sets or removes an account's mail app password.
+func (db *DB) SetAppPassword(ctx context.Context, tenantID, id int64, hash string, at time.Time) error {
+	if hash == "" {
+		at = time.Time{}
+	}
+	return db.write(ctx, func(x tx) error {
+		return affected(x.Exec(`UPDATE accounts SET app_hash = $1, app_created_us = $2 WHERE id = $3 AND tenant_id = $4`,
+			hash, us(at), id, tenantID))(fmt.Sprintf("account %d", id))
 	})
 }
 

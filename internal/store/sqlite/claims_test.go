@@ -22,7 +22,7 @@ func TestClaimsMigrationKeepsDomainsServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to schema 5, as a database written by an older mailgate.
-	if _, err := db.w.Exec(`DROP TABLE domain_claims; DROP TABLE spam_trained; ALTER TABLE spam_totals DROP COLUMN version; ALTER TABLE recipients DROP COLUMN lease_token; DROP TABLE nodes; DROP TABLE throttle; DROP TABLE domain_modes; DROP TABLE continuity_events; DROP TABLE handback_items; DROP TABLE handback_jobs; DROP TABLE continuity_secrets; DROP TABLE mailbox_texts; DROP TABLE mailbox_expunged; DROP TABLE mailbox_messages; DROP TABLE mailbox_subscriptions; DROP TABLE mailbox_folders; DROP TABLE mailboxes; UPDATE schema_version SET version = 5`); err != nil {
+	if _, err := db.w.Exec(`DROP TABLE domain_claims; DROP TABLE spam_trained; ALTER TABLE spam_totals DROP COLUMN version; ALTER TABLE recipients DROP COLUMN lease_token; DROP TABLE nodes; DROP TABLE throttle; DROP TABLE domain_modes; DROP TABLE continuity_events; DROP TABLE handback_items; DROP TABLE handback_jobs; DROP TABLE continuity_secrets; DROP TABLE mailbox_texts; DROP TABLE mailbox_expunged; DROP TABLE mailbox_messages; DROP TABLE mailbox_subscriptions; DROP TABLE mailbox_folders; DROP TABLE mailboxes; ALTER TABLE accounts DROP COLUMN app_hash; ALTER TABLE accounts DROP COLUMN app_created_us; DROP TABLE outbound_rules; DROP TABLE outbound_versions; DROP TABLE outbound_holds; UPDATE schema_version SET version = 5`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

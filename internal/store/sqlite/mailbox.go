@@ -43,7 +43,7 @@ func scanFolder(s scanner) (store.MailFolder, error) {
 func mailCols(alias string, full bool) string {
 	c := `@id, @tenant_id, @mailbox_id, coalesce(@folder_id, 0), coalesce(@uid, 0), @modseq, @flags, @internal_us, @size, @blob_key, @date_us`
 	if full {
-		c += `, @from_hdr, @to_hdr, @subject, @message_id_hdr, @queue_id, @mail_from, @emergency, @handed_back_us, @handback_how`
+		c += `, @from_hdr, @to_hdr, @subject, @message_id_hdr, @queue_id, @mail_from, @emergency, @sent, @handed_back_us, @handback_how, @has_attach, @thread_id`
 	}
 	return strings.ReplaceAll(c, "@", alias)
 }
@@ -57,15 +57,15 @@ func scanMail(s scanner, full bool) (store.MailMessage, error) {
 	var m store.MailMessage
 	var flags string
 	var internal, date, handed int64
-	var emergency int
+	var emergency, sent, attach int
 	dst := []any{&m.ID, &m.TenantID, &m.MailboxID, &m.FolderID, &m.UID, &m.ModSeq, &flags, &internal, &m.Size, &m.BlobKey, &date}
 	if full {
-		dst = append(dst, &m.From, &m.To, &m.Subject, &m.MessageIDHdr, &m.QueueID, &m.MailFrom, &emergency, &handed, &m.HandbackHow)
+		dst = append(dst, &m.From, &m.To, &m.Subject, &m.MessageIDHdr, &m.QueueID, &m.MailFrom, &emergency, &sent, &handed, &m.HandbackHow, &attach, &m.ThreadID)
 	}
 	err := s.Scan(dst...)
 	m.Flags = store.SplitFlags(flags)
 	m.InternalDate, m.Date, m.HandedBack = fromUS(internal), fromUS(date), fromUS(handed)
-	m.Emergency = emergency == 1
+	m.Emergency, m.Sent, m.HasAttachment = emergency == 1, sent == 1, attach == 1
 	return m, err
 }
 
@@ -141,24 +141,28 @@ func (db *DB) MailboxByAddress(ctx context.Context, tenantID int64, address stri
 	return m, nil
 }
 
-// Mailboxes lists a tenant's mailboxes with their emergency counts.
+// Mailboxes lists a tenant's mailboxes with their emergency counts: one
+// pass over each mailbox's emergency messages (by the mailbox index).
 func (db *DB) Mailboxes(ctx context.Context, tenantID int64) ([]store.Mailbox, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+mbCols+`,
-		(SELECT count(*) FROM mailbox_messages x WHERE x.mailbox_id = m.id AND x.emergency = 1),
-		(SELECT count(*) FROM mailbox_messages x WHERE x.mailbox_id = m.id AND x.emergency = 1 AND x.handed_back_us = 0)
-		FROM mailboxes m WHERE tenant_id = ? ORDER BY address`, tenantID)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+strings.ReplaceAll("m."+mbCols, ", ", ", m.")+`,
+		coalesce(sum(x.sent = 0), 0),
+		coalesce(sum(x.sent = 0 AND x.folder_id IS NOT NULL AND instr(' ' || x.flags || ' ', ?) = 0), 0),
+		coalesce(sum(x.sent), 0),
+		coalesce(sum(x.handed_back_us = 0), 0)
+		FROM mailboxes m LEFT JOIN mailbox_messages x ON x.mailbox_id = m.id AND x.emergency = 1
+		WHERE m.tenant_id = ? GROUP BY m.id ORDER BY m.address`, ` \Seen `, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("mailboxes: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Mailbox
 	for rows.Next() {
-		var e, p int64
-		m, err := scanMailbox(rows, &e, &p)
+		var e, u, sent, p int64
+		m, err := scanMailbox(rows, &e, &u, &sent, &p)
 		if err != nil {
 			return nil, err
 		}
-		m.Emergency, m.PendingHandback = e, p
+		m.Emergency, m.EmergencyUnread, m.EmergencySent, m.PendingHandback = e, u, sent, p
 		out = append(out, m)
 	}
 	return out, rows.Err()
@@ -460,18 +464,33 @@ func (db *DB) AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded
 			return fmt.Errorf("folder %d is not in mailbox %d: %w", m.FolderID, m.MailboxID, store.ErrNotFound)
 		}
 		m.UID, m.ModSeq, m.Flags = uid, modseq, store.ApplyFlags(nil, store.FlagsSet, m.Flags)
+		// Sent mail of the emergency is owed to the primary service too.
+		m.Emergency = m.Emergency || m.Sent
+		thread, err := parentThread(tx, m.MailboxID, in.Parents)
+		if err != nil {
+			return err
+		}
 		res, err := tx.Exec(`INSERT INTO mailbox_messages(tenant_id, mailbox_id, folder_id, uid, modseq, flags, internal_us, size, blob_key,
-			from_hdr, to_hdr, subject, message_id_hdr, date_us, queue_id, mail_from, emergency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			from_hdr, to_hdr, subject, message_id_hdr, date_us, queue_id, mail_from, emergency, sent, has_attach, thread_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.TenantID, m.MailboxID, m.FolderID, m.UID, m.ModSeq, store.JoinFlags(m.Flags), us(m.InternalDate), m.Size, m.BlobKey,
-			m.From, m.To, m.Subject, m.MessageIDHdr, us(m.Date), m.QueueID, m.MailFrom, b2i(m.Emergency))
+			m.From, m.To, m.Subject, m.MessageIDHdr, us(m.Date), m.QueueID, m.MailFrom, b2i(m.Emergency), b2i(m.Sent), b2i(m.HasAttachment), thread)
 		if err != nil {
 			return fmt.Errorf("add mail: %w", err)
 		}
 		if m.ID, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO mailbox_texts(blob_key, header, search_header, search_body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			m.BlobKey, in.Header, in.SearchHeader, in.SearchBody); err != nil {
+		m.ThreadID = thread
+		if thread == 0 {
+			m.ThreadID = m.ID
+			if _, err := tx.Exec(`UPDATE mailbox_messages SET thread_id = id WHERE id = ?`, m.ID); err != nil {
+				return fmt.Errorf("add mail: %w", err)
+			}
+		}
+		if _, err := tx.Exec(`INSERT INTO mailbox_texts(blob_key, header, search_header, search_body, search_from, search_to, search_subject)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			m.BlobKey, in.Header, in.SearchHeader, in.SearchBody, in.SearchFrom, in.SearchTo, in.SearchSubject); err != nil {
 			return fmt.Errorf("add mail text: %w", err)
 		}
 		if _, err := tx.Exec(`UPDATE mailboxes SET used_bytes = used_bytes + ?, messages = messages + 1 WHERE id = ?`, m.Size, m.MailboxID); err != nil {
@@ -743,9 +762,9 @@ func (db *DB) CopyMail(ctx context.Context, tenantID, fromFolder int64, uids []u
 		for i, m := range msgs {
 			uid := first + uint32(i)
 			if _, err := tx.Exec(`INSERT INTO mailbox_messages(tenant_id, mailbox_id, folder_id, uid, modseq, flags, internal_us, size, blob_key,
-				from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from)
-				SELECT tenant_id, mailbox_id, ?, ?, ?, flags, internal_us, size, blob_key, from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from
-				FROM mailbox_messages WHERE id = ?`, toFolder, uid, modseq, m.ID); err != nil {
+				from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from, has_attach, thread_id)
+				SELECT tenant_id, mailbox_id, ?, ?, ?, flags, internal_us, size, blob_key, from_hdr, to_hdr, subject, message_id_hdr, date_us, mail_from,
+				has_attach, thread_id FROM mailbox_messages WHERE id = ?`, toFolder, uid, modseq, m.ID); err != nil {
 				return fmt.Errorf("copy: %w", err)
 			}
 			src, dst = append(src, m.UID), append(dst, uid)

@@ -523,7 +523,41 @@ CREATE TABLE mailbox_texts (
 	search_body TEXT NOT NULL DEFAULT ''
 );
 `,
-	// 13: outbound protection: each tenant's outbound rules (their
+	// 13: the users' sent mail of an emergency (stored in a \Sent folder
+	// while their domain was in emergency mode), handed back to the
+	// primary service's Sent folders with the mail received.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+`,
+	// 14: a mail app password per account (IMAP and submission for
+	// accounts with a second factor).
+	`
+ALTER TABLE accounts ADD COLUMN app_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN app_created_us INTEGER NOT NULL DEFAULT 0;
+`,
+	// 15: the webmail's message list: whether a message has attachments,
+	// its conversation (thread_id: see store.MailMessage.ThreadID; a
+	// message added before is a conversation of its own), indexes for the list's orders, for unread
+	// counts and for conversations, and the normalised From, To and Subject
+	// that field searches look in.
+	`
+ALTER TABLE mailbox_messages ADD COLUMN has_attach INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailbox_messages ADD COLUMN thread_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailbox_texts ADD COLUMN search_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE mailbox_texts ADD COLUMN search_to TEXT NOT NULL DEFAULT '';
+ALTER TABLE mailbox_texts ADD COLUMN search_subject TEXT NOT NULL DEFAULT '';
+UPDATE mailbox_messages SET thread_id = id;
+CREATE INDEX mailbox_messages_date ON mailbox_messages(folder_id, internal_us, id);
+CREATE INDEX mailbox_messages_size ON mailbox_messages(folder_id, size, id);
+CREATE INDEX mailbox_messages_from ON mailbox_messages(folder_id, from_hdr, id);
+CREATE INDEX mailbox_messages_subject ON mailbox_messages(folder_id, subject, id);
+CREATE INDEX mailbox_messages_all ON mailbox_messages(mailbox_id, internal_us, id) WHERE folder_id IS NOT NULL;
+CREATE INDEX mailbox_messages_thread ON mailbox_messages(folder_id, thread_id, internal_us, id);
+CREATE INDEX mailbox_messages_conv ON mailbox_messages(mailbox_id, thread_id);
+CREATE INDEX mailbox_messages_msgid ON mailbox_messages(mailbox_id, message_id_hdr) WHERE message_id_hdr <> '';
+CREATE INDEX mailbox_messages_unseen ON mailbox_messages(mailbox_id, folder_id) WHERE instr(flags, '\Seen') = 0;
+`,
+	// 16: outbound protection: each tenant's outbound rules (their
 	// definition is package outbound's JSON) with a version that every
 	// change raises, and the outbound messages held for approval or
 	// delayed, one row each, decided by compare-and-set on state.

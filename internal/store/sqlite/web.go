@@ -14,16 +14,16 @@ import (
 
 // --- accounts ---
 
-const accountCols = `id, tenant_id, login, role, hash, totp_secret, lang, disabled, password_changed_us, created_us`
+const accountCols = `id, tenant_id, login, role, hash, totp_secret, lang, disabled, password_changed_us, created_us, app_hash, app_created_us`
 
 func scanAccount(s scanner) (store.Account, error) {
 	var a store.Account
 	var role string
 	var dis int
-	var pc, c int64
-	err := s.Scan(&a.ID, &a.TenantID, &a.Login, &role, &a.Hash, &a.TOTPSecret, &a.Lang, &dis, &pc, &c)
+	var pc, c, ac int64
+	err := s.Scan(&a.ID, &a.TenantID, &a.Login, &role, &a.Hash, &a.TOTPSecret, &a.Lang, &dis, &pc, &c, &a.AppHash, &ac)
 	a.Role, a.Disabled = store.Role(role), dis != 0
-	a.PasswordChanged, a.Created = fromUS(pc), fromUS(c)
+	a.PasswordChanged, a.Created, a.AppCreated = fromUS(pc), fromUS(c), fromUS(ac)
 	return a, err
 }
 
@@ -102,6 +102,17 @@ func (db *DB) UpdateAccount(ctx context.Context, a store.Account) error {
 			return fmt.Errorf("account %q: %w", a.Login, store.ErrExists)
 		}
 		return affected(res, err, fmt.Sprintf("account %d", a.ID))
+	})
+}
+
+// SetAppPassword sets or removes an account's mail app password.
+func (db *DB) SetAppPassword(ctx context.Context, tenantID, id int64, hash string, at time.Time) error {
+	if hash == "" {
+		at = time.Time{}
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE accounts SET app_hash = ?, app_created_us = ? WHERE id = ? AND tenant_id = ?`, hash, us(at), id, tenantID)
+		return affected(res, err, fmt.Sprintf("account %d", id))
 	})
 }
 

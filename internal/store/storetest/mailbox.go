@@ -26,6 +26,7 @@ var mailboxTests = []struct {
 	{"MailCopyMoveExpunge", testMailCopyMoveExpunge},
 	{"MailSearch", testMailSearch},
 	{"MailHandback", testMailHandback},
+	{"MailEmergencySentAndCounts", testMailEmergencySentAndCounts},
 	{"MailTenantIsolation", testMailTenantIsolation},
 }
 
@@ -608,5 +609,86 @@ func testMailTenantIsolation(t *testing.T, open Opener) {
 	}
 	if _, err := st.MarkHandedBack(ctx, b.TenantID, 1, "smtp", t0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("mark across tenants: %v", err)
+	}
+}
+
+// testMailEmergencySentAndCounts: sent mail of the emergency is owed to
+// the primary service with the mail received, and Mailboxes counts each
+// kind, with the received mail still unread.
+func testMailEmergencySentAndCounts(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	mb, fs := newMailbox(t, st, "alice@example.test", 0)
+	in, sentF := fs["INBOX"], fs["Sent"]
+	received := func(flags ...string) func(*store.MailInsert) {
+		return func(m *store.MailInsert) {
+			m.Message.Emergency, m.Message.QueueID, m.Message.Flags = true, "q-"+m.Message.BlobKey, flags
+		}
+	}
+	e1 := addMail(t, st, mb, in, "e1", 10, received())
+	addMail(t, st, mb, in, "e2", 10, received(`\Seen`))
+	e3 := addMail(t, st, mb, in, "e3", 10, received())
+	addMail(t, st, mb, in, "n1", 10, nil)
+	// Sent mail: Sent alone makes it owed to the primary service.
+	s1 := addMail(t, st, mb, sentF, "s1", 10, func(m *store.MailInsert) { m.Message.Sent, m.Message.Flags = true, []string{`\Seen`} })
+	// Sent before the emergency: not owed.
+	addMail(t, st, mb, sentF, "s0", 10, nil)
+	if !s1.Message.Sent || !s1.Message.Emergency {
+		t.Fatalf("added sent mail %+v", s1.Message)
+	}
+	// The user deletes the unread e3: it stays owed but is no longer unread.
+	if _, _, err := st.StoreMailFlags(ctx, mb.TenantID, in.ID, []uint32{e3.Message.UID}, store.FlagsAdd, []string{`\Deleted`}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.ExpungeMail(ctx, mb.TenantID, in.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	counts := func(want [4]int64) {
+		t.Helper()
+		list, err := st.Mailboxes(ctx, mb.TenantID)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("mailboxes %+v %v", list, err)
+		}
+		m := list[0]
+		if got := [4]int64{m.Emergency, m.EmergencyUnread, m.EmergencySent, m.PendingHandback}; got != want {
+			t.Fatalf("received, unread, sent, pending = %v, want %v", got, want)
+		}
+	}
+	counts([4]int64{3, 1, 1, 4})
+
+	items, err := st.PendingHandback(ctx, mb.TenantID, "example.test", 0, 10)
+	if err != nil || len(items) != 4 {
+		t.Fatalf("pending %+v %v", items, err)
+	}
+	last := items[3]
+	if last.Message.ID != s1.Message.ID || !last.Message.Sent || last.Folder != "Sent" || last.Message.QueueID != "" {
+		t.Fatalf("pending sent mail %+v", last)
+	}
+	for _, it := range items[:3] {
+		if it.Message.Sent {
+			t.Fatalf("received mail listed as sent: %+v", it)
+		}
+	}
+	one, err := st.HandbackMessage(ctx, mb.TenantID, s1.Message.ID)
+	if err != nil || !one.Message.Sent || !one.Message.HasFlag(`\Seen`) {
+		t.Fatalf("hand-back message %+v %v", one, err)
+	}
+	// A copy is the user's own: not owed again.
+	if _, dst, err := st.CopyMail(ctx, mb.TenantID, sentF.ID, []uint32{s1.Message.UID}, fs["Trash"].ID, false); err != nil || len(dst) != 1 {
+		t.Fatalf("copy: %v %v", dst, err)
+	} else if c, _ := st.MailByUID(ctx, mb.TenantID, fs["Trash"].ID, dst); len(c) != 1 || c[0].Sent || c[0].Emergency {
+		t.Fatalf("copy of sent mail %+v", c)
+	}
+	counts([4]int64{3, 1, 1, 4})
+
+	if _, _, err := st.StoreMailFlags(ctx, mb.TenantID, in.ID, []uint32{e1.Message.UID}, store.FlagsAdd, []string{`\Seen`}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.MarkHandedBack(ctx, mb.TenantID, s1.Message.ID, "graph", t0); err != nil {
+		t.Fatal(err)
+	}
+	counts([4]int64{3, 0, 1, 3})
+	if items, _ := st.PendingHandback(ctx, mb.TenantID, "example.test", 0, 10); len(items) != 3 {
+		t.Fatalf("pending after the sent mail's hand-back: %+v", items)
 	}
 }

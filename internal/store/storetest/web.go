@@ -43,6 +43,31 @@ func testAccountsAndSessions(t *testing.T, open Opener) {
 	if l, _ := st.Accounts(ctx, 2); len(l) != 0 {
 		t.Fatalf("tenant 2 sees %+v", l)
 	}
+	// The mail app password: written by SetAppPassword only, kept by
+	// UpdateAccount, removed with "".
+	made := time.Unix(1_800_000_100, 0).UTC()
+	if err := st.SetAppPassword(ctx, 2, a.ID, "app1", made); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cross-tenant app password: %v", err)
+	}
+	if err := st.SetAppPassword(ctx, 1, a.ID, "app1", made); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = st.AccountByLogin(ctx, "alice@x.test"); got.AppHash != "app1" || !got.AppCreated.Equal(made) || got.Hash != "h2" {
+		t.Fatalf("app password: %+v", got)
+	}
+	a.Lang = "ja"
+	if err := st.UpdateAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = st.Account(ctx, a.ID); got.AppHash != "app1" || got.Lang != "ja" {
+		t.Fatalf("app password after an update: %+v", got)
+	}
+	if err := st.SetAppPassword(ctx, 1, a.ID, "", made); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := st.Accounts(ctx, 1); len(l) != 1 || l[0].AppHash != "" || !l[0].AppCreated.IsZero() {
+		t.Fatalf("app password removed: %+v", l)
+	}
 
 	now := time.Unix(1_800_000_000, 0).UTC()
 	for i, exp := range []time.Duration{time.Hour, -time.Hour, 2 * time.Hour} {

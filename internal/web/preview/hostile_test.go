@@ -55,6 +55,11 @@ func TestHostileCorpus(t *testing.T) {
 			for _, bad := range checkDocumentLinks(Document(lv), allow, "/link?u=") {
 				t.Errorf("%s (remote=%v, link page): %s", name, allow, bad)
 			}
+			// As the webmail reader shows it: the message's own images too.
+			wv := render(t, raw, Options{AllowRemoteImages: allow, Lang: "ja", LinkURL: testLinkURL, InlineImages: true})
+			for _, bad := range checkDocumentLinks(Document(wv), allow, "/link?u=") {
+				t.Errorf("%s (remote=%v, webmail): %s", name, allow, bad)
+			}
 			low := bytes.ToLower(doc)
 			for _, s := range []string{"<script", "javascript:", "vbscript:", "data:text", "<svg", "srcdoc", "onerror", "onload"} {
 				// Escaped text may mention these words; a tag or

@@ -47,6 +47,12 @@ type Options struct {
 	// click open that page in a new tab (View.FrameSandbox). Nil leaves links
 	// pointing at their targets, which the sandboxed frame never opens.
 	LinkURL func(target string) string
+	// InlineImages shows the message's own images that its HTML names by
+	// cid: URL (RFC 2392: a part with that Content-ID), as inline data in
+	// the document, when they are PNG, GIF, JPEG or WebP by their content,
+	// at most 4 MiB each and 16 MiB together; other cid: images stay
+	// placeholders. Nothing is fetched: the data comes from the message.
+	InlineImages bool
 }
 
 // View is a message prepared for display. Every string is valid UTF-8 and
@@ -69,6 +75,9 @@ type View struct {
 	// placeholder; EmbeddedImages the number of cid: images.
 	RemoteImages   int
 	EmbeddedImages int
+	// InlineImages is the number of cid: images shown from the message
+	// itself (Options.InlineImages).
+	InlineImages int
 	// RemoteImagesAllowed records Options.AllowRemoteImages: Headers opens
 	// the CSP to https: images only then.
 	RemoteImagesAllowed bool
@@ -109,6 +118,8 @@ type Attachment struct {
 	// Suspicious is set when the name hid characters (a right-to-left
 	// override turning "txt.exe" into "exe.txt" is the classic).
 	Suspicious bool
+	// Inline is set for an image the document shows (Options.InlineImages).
+	Inline bool
 }
 
 // Notice is something the reader is told about how the message is shown.
@@ -179,9 +190,16 @@ func Render(ctx context.Context, r io.Reader, opt Options) (*View, error) {
 	var bodies []bodyPart
 	textLeft, htmlLeft := lim.MaxTextBytes, lim.MaxTextBytes
 	var problems []string
+	images := &inlineImages{left: maxInlineTotal}
 	visit := func(l leaf, body io.Reader) error {
 		if !inlineText(l) {
-			n, err := io.Copy(io.Discard, body)
+			var n int64
+			var err error
+			if opt.InlineImages && l.ContentID != "" && strings.HasPrefix(l.ContentType, "image/") {
+				n, err = images.read(l, body)
+			} else {
+				n, err = io.Copy(io.Discard, body)
+			}
 			if err != nil {
 				return err
 			}
@@ -233,7 +251,11 @@ func Render(ctx context.Context, r io.Reader, opt Options) (*View, error) {
 	if err := v.header(ctx, w.rootHeader, lim); err != nil {
 		return nil, err
 	}
-	v.body(bodies, opt)
+	v.body(bodies, opt, images)
+	for i := range v.Attachments {
+		a := &v.Attachments[i]
+		a.Inline = images.shown[a.Path]
+	}
 	return v, nil
 }
 
@@ -285,7 +307,7 @@ func (v *View) header(ctx context.Context, raw []byte, lim mailtext.Limits) erro
 // body chooses what to show. Of a multipart/alternative, the document shows
 // the HTML branch and TextBody the plain one (RFC 2046 5.1.4); other inline
 // text parts are shown in order.
-func (v *View) body(bodies []bodyPart, opt Options) {
+func (v *View) body(bodies []bodyPart, opt Options, images *inlineImages) {
 	hasHTML, hasPlain := map[int]bool{}, map[int]bool{}
 	for _, b := range bodies {
 		if b.alt == 0 {
@@ -302,7 +324,7 @@ func (v *View) body(bodies []bodyPart, opt Options) {
 	anyHTML := false
 	st := &rewriteStats{}
 	policy := newPolicy()
-	rules := resourceRules{allowRemote: opt.AllowRemoteImages, lang: v.Lang, linkURL: opt.LinkURL}
+	rules := resourceRules{allowRemote: opt.AllowRemoteImages, lang: v.Lang, linkURL: opt.LinkURL, images: images}
 	for _, b := range bodies {
 		inAltWithHTML := b.alt != 0 && hasHTML[b.alt]
 		inAltWithPlain := b.alt != 0 && hasPlain[b.alt]
@@ -326,7 +348,7 @@ func (v *View) body(bodies []bodyPart, opt Options) {
 		}
 	}
 	v.TextBody = text.String()
-	v.RemoteImages, v.EmbeddedImages = st.remote, st.embedded
+	v.RemoteImages, v.EmbeddedImages, v.InlineImages = st.remote, st.embedded, st.inline
 	v.Links, v.LinksOpen = st.links, opt.LinkURL != nil
 	if anyHTML {
 		v.HTMLDoc = wrapDocument(v.Lang, doc.Bytes())

@@ -101,12 +101,14 @@ type resourceRules struct {
 	allowRemote bool
 	lang        string
 	linkURL     func(target string) string // Options.LinkURL
+	images      *inlineImages              // the message's own images (Options.InlineImages)
 }
 
 // rewriteStats records what the second pass blocked and kept.
 type rewriteStats struct {
 	remote   int // http(s) images replaced by a placeholder
 	embedded int // cid: images replaced by a placeholder
+	inline   int // cid: images shown from the message
 	links    []Link
 	est      pageEstimate
 }
@@ -228,6 +230,15 @@ func keepImage(tok *xhtml.Token, rules resourceRules, st *rewriteStats, out *byt
 		st.remote++
 		placeholder(out, label(rules.lang, "remote"), alt)
 	case scheme == "cid":
+		if uri := rules.images.dataURI(src); uri != "" {
+			for i := range tok.Attr {
+				if tok.Attr[i].Key == "src" {
+					tok.Attr[i].Val = uri
+				}
+			}
+			st.inline++
+			return true
+		}
 		st.embedded++
 		placeholder(out, label(rules.lang, "embedded"), alt)
 	default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
 )
@@ -22,6 +23,9 @@ type leaf struct {
 	// Alt is the number (from 1) of the innermost multipart/alternative
 	// holding the leaf, 0 when there is none.
 	Alt int
+	// ContentID is the part's Content-ID without its angle brackets
+	// (RFC 2392), "" when it has none.
+	ContentID string
 }
 
 // visitFunc receives each leaf with a reader of its transfer-decoded body,
@@ -87,6 +91,16 @@ func (w *walker) Body(n *mailtext.Node, b *mailtext.Body) error {
 	}
 	if alt := n.AltParent(); alt != nil {
 		l.Alt = w.alts[alt]
+	}
+	for _, f := range n.Fields {
+		if strings.EqualFold(f.Name, "Content-ID") {
+			id := strings.TrimSpace(f.Value)
+			id = strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
+			if len(id) <= 250 {
+				l.ContentID = strings.TrimSpace(id)
+			}
+			break
+		}
 	}
 	return w.visit(l, b.Decoded())
 }

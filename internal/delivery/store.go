@@ -1,0 +1,15 @@
+package delivery
+
+import (
+	"context"
+
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// Store is what routing reads of the store: a domain's tenant, mode and
+// routes. Any store backend satisfies it.
+type Store interface {
+	DomainByName(ctx context.Context, name string) (store.Domain, error)
+	DomainMode(ctx context.Context, tenantID int64, domainID int64) (store.DomainMode, error)
+	Routes(ctx context.Context, tenantID int64, domainID int64) ([]store.Route, error)
+}

@@ -1,0 +1,20 @@
+package smtpin
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// Store is what the SMTP listeners read of the store: who may relay or
+// submit, which domains and users exist, and the legacy enqueue.
+type Store interface {
+	AccountByLogin(ctx context.Context, login string) (store.Account, error)
+	DomainByName(ctx context.Context, name string) (store.Domain, error)
+	Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) ([]store.Recipient, error)
+	RelayLogin(ctx context.Context, username string) (store.RelayLogin, error)
+	Settings(ctx context.Context, tenantID int64) ([]store.Setting, error)
+	TenantForRelayIP(ctx context.Context, ip netip.Addr) (int64, bool, error)
+	UserExists(ctx context.Context, tenantID int64, address string) (bool, error)
+}
