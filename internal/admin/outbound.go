@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -313,9 +314,40 @@ func (s *Service) OutboundHolds(ctx context.Context, a Actor, f store.HoldFilter
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 200
 	}
-	hs, err := s.Store.OutboundHolds(ctx, f)
-	if err != nil {
-		return nil, err
+	var hs []store.OutboundHold
+	if a.may(store.RoleAdmin) {
+		if hs, err = s.Store.OutboundHolds(ctx, f); err != nil {
+			return nil, err
+		}
+	} else {
+		// A user's own holds, then the pending approvals they may see
+		// among the tenant's (each list within the limit).
+		own := f
+		own.Sender = strings.ToLower(a.Address)
+		if own.Sender == "" {
+			return []HoldView{}, nil
+		}
+		if hs, err = s.Store.OutboundHolds(ctx, own); err != nil {
+			return nil, err
+		}
+		if f.Sender == "" && (f.Kind == "" || f.Kind == store.HoldApproval) && (f.State == "" || f.State == store.HoldPending) {
+			appr := f
+			appr.Kind, appr.State = store.HoldApproval, store.HoldPending
+			more, err := s.Store.OutboundHolds(ctx, appr)
+			if err != nil {
+				return nil, err
+			}
+			seen := map[string]bool{}
+			for _, h := range hs {
+				seen[h.MessageID] = true
+			}
+			for _, h := range more {
+				if !seen[h.MessageID] {
+					hs = append(hs, h)
+				}
+			}
+			sort.SliceStable(hs, func(i, j int) bool { return hs[i].Created.After(hs[j].Created) })
+		}
 	}
 	out := []HoldView{}
 	cache := map[string][]string{}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/consoletest"
 	"github.com/mailgate/mailgate/internal/testutil/mgtest"
@@ -86,6 +87,25 @@ func TestOutboundConsole(t *testing.T) {
 	}
 	if st, _ := admin.Get("/outbound/holds/" + first.MessageID); st != http.StatusOK {
 		t.Fatalf("admin's view: %d", st)
+	}
+	// The approver (a user) sees the pending approval, with approve and
+	// reject but not cancel, and not the sender's cancelled one.
+	hash, err := passwd.Hash(consoletest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.CreateAccount(ctx, store.Account{Login: "bob@example.test", Role: store.RoleUser, TenantID: e.Tenant.ID, Hash: hash, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	bob := e.NewClient(t)
+	bob.Login("bob@example.test")
+	st, page = bob.Get("/outbound/holds")
+	if st != http.StatusOK || !strings.Contains(page, first.MessageID+"/approve") || !strings.Contains(page, first.MessageID+"/reject") ||
+		strings.Contains(page, first.MessageID+"/cancel") || strings.Contains(page, second.MessageID) {
+		t.Fatalf("approver's holds: %d %.3000s", st, page)
+	}
+	if st, _ := e.NewClient(t).Get("/outbound/holds/" + first.MessageID); st != http.StatusSeeOther {
+		t.Fatalf("anonymous: %d", st)
 	}
 
 	// The approver's link.
