@@ -292,3 +292,24 @@ func TestBccConversion(t *testing.T) {
 		t.Fatalf("two outside recipients changed:\n%s", head)
 	}
 }
+
+// A message held where nobody is set to approve is still held (the
+// administrators decide in the console, or the timeout does), and its
+// tracking says why nobody was asked.
+func TestHoldWithoutApprover(t *testing.T) {
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
+	addRule(t, n, "all outside", "", "", outbound.Spec{Action: outbound.ActHold,
+		Conditions: []outbound.Condition{{Field: outbound.FieldRcpt, Op: outbound.OpOutside}}})
+	from := "alice@example.test"
+	if err := sendOut(t, n, from, []string{"x@partner.test"}, "From: "+from+"\r\nTo: x@partner.test\r\nSubject: nobody\r\n\r\nx\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	h := holdOf(t, n, "nobody")
+	if ev := events(t, n, h.MessageID); !strings.Contains(ev, "no approver configured") {
+		t.Fatalf("tracking:\n%s", ev)
+	}
+	if h, err := n.OutHolds.Decide(context.Background(), n.Tenant.ID, h.MessageID, outbound.Approve, outbound.Decider{Name: "it", Admin: true}, ""); err != nil || h.State != store.HoldSent {
+		t.Fatalf("an administrator approves: %+v %v", h, err)
+	}
+	waitFor(t, "delivered", func() bool { return len(received(n.Internet, "x@partner.test")) == 1 })
+}

@@ -665,10 +665,12 @@ func (p *Pipeline) holdFor(ctx context.Context, j *judged, pl *plan, acc *store.
 		h.ReleaseAt, h.OnTimeout = now.Add(wait), on
 		h.SelfApproval = j.sp.groupGet("", KeySelfApproval) == "allow"
 		nd.Reason, nd.When = h.Reason, h.ReleaseAt
+		asked := 0
 		for _, a := range approversOf(j.sp, h.Group) {
 			if a == h.Sender && !h.SelfApproval {
 				continue
 			}
+			asked++
 			ad := nd
 			for _, act := range []signedlink.Action{signedlink.Approve, signedlink.Reject} {
 				l := signedlink.Link{Action: act, TenantID: m.TenantID, ItemID: m.ID, Rcpt: a, Expires: h.ReleaseAt}
@@ -687,8 +689,14 @@ func (p *Pipeline) holdFor(ctx context.Context, j *judged, pl *plan, acc *store.
 				return keys, err
 			}
 		}
-		acc.Queue[0].Events = append(acc.Queue[0].Events, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "held",
-			Detail: fmt.Sprintf("held for approval (group %q) until %s: %s", h.Group, h.ReleaseAt.UTC().Format(time.RFC3339), h.Reason)})
+		detail := fmt.Sprintf("held for approval (group %q) until %s: %s", h.Group, h.ReleaseAt.UTC().Format(time.RFC3339), h.Reason)
+		if asked == 0 {
+			// Nobody was mailed: the tenant's administrators decide in
+			// the console, or the timeout does.
+			detail += " (no approver configured: outbound.approvers)"
+			p.log().Warn("outbound message held without an approver to ask", "id", m.ID, "tenant", m.TenantID, "group", h.Group)
+		}
+		acc.Queue[0].Events = append(acc.Queue[0].Events, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "held", Detail: detail})
 	} else {
 		h.Kind = store.HoldDelay
 		h.ReleaseAt = now.Add(pl.delay)
