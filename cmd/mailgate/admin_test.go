@@ -101,6 +101,10 @@ func TestCLIAndWebRefuseTheSameInput(t *testing.T) {
 			token: "a-write", method: "PUT", path: "/policy", body: map[string]string{"scope": "domain", "owner": "example.test", "key": "continuity.canary", "value": "victim@other.test"}},
 		{name: "continuity duration", cli: []string{"policy", "set", "--domain", "example.test", "continuity.fail_after=soon"},
 			token: "a-write", method: "PUT", path: "/policy", body: map[string]string{"scope": "domain", "owner": "example.test", "key": "continuity.fail_after", "value": "soon"}},
+		{name: "mailing list posting policy", cli: []string{"ml", "add", "team@example.test", "--posting", "everybody"},
+			token: "a-write", method: "POST", path: "/mailing-lists", body: map[string]string{"address": "team@example.test", "posting": "everybody"}},
+		{name: "mailing list on a user's address", cli: []string{"ml", "add", "alice@example.test"},
+			token: "a-write", method: "POST", path: "/mailing-lists", body: map[string]string{"address": "alice@example.test"}},
 		{name: "hand-back credentials", cli: []string{"continuity", "credentials", "set", "acme", "graph"}, stdin: `{"tenant":"t"}`,
 			token: "a-write", method: "PUT", path: "/continuity/credentials", body: map[string]any{"provider": "graph", "credentials": map[string]string{"tenant": "t"}}},
 	} {

@@ -64,13 +64,16 @@ func modelName(id int64, tenant string) string {
 func spamTrainCmd(g *globals) *cobra.Command {
 	var mf modelFlags
 	var spamSrc, hamSrc []string
+	var noBuiltin bool
 	c := &cobra.Command{Use: "train", Short: "Train from folders (or mbox files) of spam and ham",
 		Long: `Train the classifier from labelled mail: each --spam/--ham argument is a directory of
 messages (one per file, .eml or raw RFC 822; a leading mbox "From " line is skipped) or an mbox
 file. --tenant trains that tenant's model; --global trains the model every tenant's scores include
 (the same messages give the same scores either way). A message already trained with the same
 label is not counted again; one trained with the other label is moved. Files that cannot be read
-as mail are reported and skipped. The whole set is one commit.`,
+as mail are reported and skipped. The whole set is one commit. The linear model learns what the
+models under the one trained (the shipped one, the global one) miss; --no-builtin trains as if
+there were no shipped model, to measure a site's own training alone with "spam score --no-builtin".`,
 		Args: cobra.NoArgs,
 		RunE: g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
 			id, err := mf.id(ctx, a)
@@ -102,7 +105,11 @@ as mail are reported and skipped. The whole set is one commit.`,
 			var st spam.LearnStats
 			err = a.Admin().ChangeSpamModel(ctx, operator().In(id), "train", func(ctx context.Context) (string, error) {
 				var err error
-				st, err = a.SpamClassifier().Learn(ctx, id, exs)
+				cl := a.SpamClassifier()
+				if noBuiltin {
+					cl = a.NewSpamClassifier(false)
+				}
+				st, err = cl.Learn(ctx, id, exs)
 				return fmt.Sprintf("%d spam, %d ham: %s", n[spam.LabelSpam], n[spam.LabelHam], st), err
 			})
 			if err != nil {
@@ -118,6 +125,7 @@ as mail are reported and skipped. The whole set is one commit.`,
 	mf.register(c, "train")
 	c.Flags().StringArrayVar(&spamSrc, "spam", nil, "directory or mbox of spam (repeatable)")
 	c.Flags().StringArrayVar(&hamSrc, "ham", nil, "directory or mbox of ham (repeatable)")
+	c.Flags().BoolVar(&noBuiltin, "no-builtin", false, "train as if there were no shipped model")
 	return c
 }
 
@@ -222,6 +230,7 @@ are reported and skipped.`,
 					fmt.Fprintf(w, "%s\t%.2f\n", name, pct)
 					if verbose {
 						explain(w, ev)
+						explainWeights(ctx, w, sc, ev)
 					}
 					return nil
 				})
@@ -241,7 +250,7 @@ are reported and skipped.`,
 func explain(w io.Writer, ev spam.Evidence) {
 	r := ev.Result
 	if r.Trained {
-		fmt.Fprintf(w, "  classifier: %.4f, log-odds %.2f (%+.2f points", r.Prob, r.Logit, r.Points)
+		fmt.Fprintf(w, "  classifier: %.4f, log-odds %.2f (counting %.2f, linear margin %.3f; %+.2f points", r.Prob, r.Logit, r.Bayes, r.Margin, r.Points)
 		if r.Coverage < 1 {
 			fmt.Fprintf(w, ": it reads %.0f%% of the text", 100*r.Coverage)
 		}
@@ -283,6 +292,30 @@ func explain(w io.Writer, ev spam.Evidence) {
 			parts = append(parts, fmt.Sprintf("%q=%.3f (%.0f spam, %.0f ham)", t.Token, t.Prob, t.Spam, t.Ham))
 		}
 		fmt.Fprintf(w, "  strongest %s tokens: %s\n", side.name, strings.Join(parts, " "))
+	}
+}
+
+// explainWeights writes the message's features the linear model weighs
+// most, each way.
+func explainWeights(ctx context.Context, w io.Writer, s *scorer, ev spam.Evidence) {
+	ws, err := s.chk.Classifier.LinearWeights(ctx, s.tenant, ev.Tokens)
+	if err != nil || len(ws) == 0 {
+		return
+	}
+	var spammy, hammy []string
+	for _, t := range ws {
+		switch {
+		case t.Weight > 0 && len(spammy) < 10:
+			spammy = append(spammy, fmt.Sprintf("%q=%+.3f", t.Token, t.Weight))
+		case t.Weight < 0 && len(hammy) < 10:
+			hammy = append(hammy, fmt.Sprintf("%q=%+.3f", t.Token, t.Weight))
+		}
+	}
+	if len(spammy) > 0 {
+		fmt.Fprintf(w, "  strongest spam weights: %s\n", strings.Join(spammy, " "))
+	}
+	if len(hammy) > 0 {
+		fmt.Fprintf(w, "  strongest ham weights: %s\n", strings.Join(hammy, " "))
 	}
 }
 

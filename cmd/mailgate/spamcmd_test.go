@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -128,6 +129,32 @@ func TestSpamTrainGlobalOrTenantScoresAlike(t *testing.T) {
 	}
 }
 
+// --no-builtin trains and scores as if there were no shipped model: the
+// linear model then learns all it can from the site's mail, where over
+// the shipped model it learns only what that one misses.
+func TestSpamTrainWithoutBuiltin(t *testing.T) {
+	dir := corpus(t)
+	alone, over := newCLI(t), newCLI(t)
+	for _, c := range []*cli{alone, over} {
+		c.run(false, "tenant", "add", "acme")
+	}
+	alone.run(false, "spam", "train", "--tenant", "acme", "--no-builtin", "--spam", filepath.Join(dir, "spam"), "--ham", filepath.Join(dir, "ham"))
+	over.run(false, "spam", "train", "--tenant", "acme", "--spam", filepath.Join(dir, "spam"), "--ham", filepath.Join(dir, "ham"))
+	margin := regexp.MustCompile(`linear margin (-?[0-9.]+)`)
+	sum := func(c *cli) float64 {
+		out, _ := c.run(false, "spam", "score", "-v", "--no-builtin", "--tenant", "acme", filepath.Join(dir, "spam"))
+		total := 0.0
+		for _, m := range margin.FindAllStringSubmatch(out, -1) {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			total += v
+		}
+		return total
+	}
+	if a, o := sum(alone), sum(over); a <= o || a <= 0 {
+		t.Errorf("spam margins of the site's own training: %.3f alone, %.3f over the shipped model", a, o)
+	}
+}
+
 func TestSpamScoreVerboseAndEval(t *testing.T) {
 	c := newCLI(t)
 	dir := corpus(t)
@@ -141,6 +168,9 @@ func TestSpamScoreVerboseAndEval(t *testing.T) {
 	}
 	if !regexp.MustCompile(`strongest (spam|ham) tokens: "`).MatchString(out) {
 		t.Errorf("score -v shows no tokens:\n%s", out)
+	}
+	if !regexp.MustCompile(`strongest (spam|ham) weights: "`).MatchString(out) || !strings.Contains(out, "linear margin ") {
+		t.Errorf("score -v shows nothing of the linear model:\n%s", out)
 	}
 
 	out, errs := c.run(false, "spam", "eval", "--spam", filepath.Join(dir, "spam"), "--ham", filepath.Join(dir, "ham"))

@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/mailgate/mailgate/internal/archive"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/dnsx"
@@ -132,6 +133,8 @@ type Service struct {
 	// without outbound protection.
 	OutHolds  *outbound.Service
 	OutEngine *outbound.Engine
+	// Archive opens the node's audit archive (archive.go); nil: none.
+	Archive func(ctx context.Context) (*archive.Service, error)
 	// Learn trains a tenant's spam model with one message (feedback).
 	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
 	// Mailboxes are the users' mailboxes (mailboxes.go); nil on nodes

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mailgate/mailgate/internal/continuity"
+	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/scan/lists"
@@ -168,6 +169,9 @@ func (s *Service) SetSetting(ctx context.Context, a Actor, scope, owner, key, va
 	if len(value) > 4096 || strings.ContainsAny(value, "\r\n\x00") {
 		return Invalidf("value too long or has line breaks")
 	}
+	if err := operatorKey(a, key); err != nil {
+		return err
+	}
 	tid, owner, err := s.scopeOwner(ctx, a, scope, owner)
 	if err != nil {
 		return err
@@ -186,6 +190,15 @@ func (s *Service) SetSetting(ctx context.Context, a Actor, scope, owner, key, va
 		return err
 	}
 	return s.Audit(ctx, a, tid, "policy.set", scope+":"+owner+":"+key, before, value)
+}
+
+// operatorKey keeps plan limits the operator's: a tenant administrator
+// does not raise its own.
+func operatorKey(a Actor, key string) error {
+	if key == mlist.KeyMaxLists && a.Role != store.RoleOperator {
+		return Invalidf("%s is the plan's limit, set by the operator", key)
+	}
+	return nil
 }
 
 // continuitySetting checks a continuity.* value: set for a domain or the
@@ -217,6 +230,9 @@ func (s *Service) UnsetSetting(ctx context.Context, a Actor, scope, owner, key s
 		return err
 	}
 	key = strings.TrimSpace(key)
+	if err := operatorKey(a, key); err != nil {
+		return err
+	}
 	tid, owner, err := s.scopeOwner(ctx, a, scope, owner)
 	if err != nil {
 		return err

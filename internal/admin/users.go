@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/addr"
 	"github.com/mailgate/mailgate/internal/csvsafe"
+	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -48,6 +49,9 @@ func (s *Service) AddUser(ctx context.Context, a Actor, address, name string) (s
 	if err != nil {
 		return "", err
 	}
+	if err := s.notListAddress(ctx, key); err != nil {
+		return "", err
+	}
 	name = strings.TrimSpace(name)
 	if err := displayNameOK(name); err != nil {
 		return "", err
@@ -61,6 +65,19 @@ func (s *Service) AddUser(ctx context.Context, a Actor, address, name string) (s
 		}
 	}
 	return key, s.Audit(ctx, a, tid, "user.add", key, "", jsonString(map[string]string{"address": key, "name": name}))
+}
+
+// notListAddress refuses a mailing list's address, or its bounce
+// address, as a user's: the list would take the user's mail.
+func (s *Service) notListAddress(ctx context.Context, key string) error {
+	list, ok, err := mlist.ReservedAddress(ctx, s.Store, key)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return Invalidf("%s belongs to the mailing list %s", key, list)
+	}
+	return nil
 }
 
 func displayNameOK(name string) error {
@@ -151,6 +168,9 @@ func (s *Service) ImportUsers(ctx context.Context, a Actor, r io.Reader) (int, e
 			continue
 		}
 		tid, key, err := s.ownAddress(ctx, a, first)
+		if err == nil {
+			err = s.notListAddress(ctx, key)
+		}
 		if err != nil {
 			return 0, Invalidf("CSV line %d: %v", line, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/archive"
 	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
@@ -25,6 +26,7 @@ import (
 	"github.com/mailgate/mailgate/internal/inbound"
 	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
@@ -64,6 +66,13 @@ type App struct {
 	// and delayed mail (outbound.go).
 	OutPipeline *outbound.Pipeline
 	OutHolds    *outbound.Service
+	// Archive is the audit archive (archive.go); nil until OpenArchive.
+	Archive     *archive.Service
+	archiveMu   sync.Mutex
+	stopArchive func()
+	// Lists are the mailing lists: expanded by the queue, their posting
+	// policy applied at RCPT.
+	Lists *mlist.Service
 
 	mailboxBlobs        blob.Store
 	imap                *imapd.Server
@@ -181,10 +190,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		mb = mailboxes{a.Mailboxes}
 	}
 	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
+	a.Lists = &mlist.Service{Store: st, Spool: sp, Hostname: cfg.Hostname, Clock: opt.Clock, Log: log.With("stage", "lists")}
 	a.Queue = queue.New(queue.Deps{
-		Store: st, Spool: sp, Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
-		Router: router,
-		Clock:  opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
+		Store: st, Spool: queueSpool(sp, st), Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
+		Router: router, Lists: a.Lists,
+		Clock: opt.Clock, Log: log, Config: cfg.Queue, Node: cfg.NodeID, Hostname: cfg.Hostname,
 	})
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
 	a.Mailboxes.Queue = a.Queue // notices (the queue delivers into the mailboxes, so it comes second)
@@ -256,6 +266,10 @@ func (a *App) Start(ctx context.Context) error {
 		a.Queue.Stop(ctx)
 		return err
 	}
+	if err := a.startArchive(ctx); err != nil {
+		a.Queue.Stop(ctx)
+		return err
+	}
 	for _, c := range a.Config.Checks.Enabled {
 		cc := a.Config.Checks
 		if c == "av" && cc.Clamd == "" || c == "rspamd" && cc.Rspamd == "" || c == "spamassassin" && cc.Spamd == "" {
@@ -267,7 +281,7 @@ func (a *App) Start(ctx context.Context) error {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
 			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(kind), kind), Log: a.Log, Clock: a.Clock,
 			Passwords: a.Passwords, AuthThrottle: a.LoginThrottle,
-			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster})
+			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster, Lists: a.Lists})
 	}
 	a.inbound = mk(smtpin.Inbound, a.Config.Inbound)
 	a.outbound = mk(smtpin.Outbound, a.Config.Outbound)
@@ -386,6 +400,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if a.stopLifecycle != nil {
 		a.stopLifecycle()
 	}
+	if a.stopArchive != nil {
+		a.stopArchive()
+	}
 	if a.stopMaint != nil {
 		a.stopMaint()
 	}
@@ -404,7 +421,7 @@ func (a *App) Close() error {
 		for _, h := range a.history {
 			h.Stop()
 		}
-		err = errors.Join(a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close())
+		err = errors.Join(a.closeArchive(), a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close())
 	})
 	return err
 }

@@ -160,7 +160,7 @@ func (a *App) startSubmission(tlsCfg *tls.Config) error {
 	a.submission = smtpin.New(smtpin.Deps{Kind: smtpin.Submission, Hostname: a.Config.Hostname, Listener: sc.Listener(), Limits: a.Config.Limits,
 		TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(smtpin.Submission), smtpin.Submission), Log: a.Log, Clock: a.Clock,
 		Passwords: a.Passwords, AuthThrottle: a.LoginThrottle, ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster,
-		RequireTOTP: a.Config.HTTP.RequireTOTP})
+		RequireTOTP: a.Config.HTTP.RequireTOTP, Lists: a.Lists})
 	if len(sc.Listen)+len(sc.ListenTLS) == 0 {
 		return nil
 	}

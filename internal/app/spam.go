@@ -75,8 +75,13 @@ func (m spamModels) ModelVersion(ctx context.Context, tenantID int64) (int64, er
 	return m.a.Store.SpamVersion(ctx, tenantID)
 }
 
-func (m spamModels) Labels(ctx context.Context, tenantID int64, fps []string) (map[string]string, error) {
-	return m.a.Store.SpamLabels(ctx, tenantID, fps)
+func (m spamModels) Labels(ctx context.Context, tenantID int64, fps []string) (map[string]spam.Trained, error) {
+	got, err := m.a.Store.SpamLabels(ctx, tenantID, fps)
+	out := make(map[string]spam.Trained, len(got))
+	for f, tr := range got {
+		out[f] = spam.Trained(tr)
+	}
+	return out, err
 }
 
 func (m spamModels) Apply(ctx context.Context, tenantID int64, ch spam.Change) (int64, error) {
@@ -85,7 +90,7 @@ func (m spamModels) Apply(ctx context.Context, tenantID int64, ch spam.Change) (
 		d[k] = store.TokenCount(v)
 	}
 	v, err := m.a.Store.SpamApply(ctx, tenantID, store.SpamChange{Deltas: d, Total: store.TokenCount(ch.Total),
-		Labels: ch.Labels, Expect: ch.Expect, At: m.a.Clock.Now()})
+		Labels: ch.Labels, Expect: ch.Expect, Lessons: ch.Lessons, At: m.a.Clock.Now()})
 	if errors.Is(err, store.ErrSpamConflict) {
 		return 0, spam.ErrConflict
 	}

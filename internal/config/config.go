@@ -75,6 +75,7 @@ type Config struct {
 	Submission SubmissionConfig `toml:"submission" doc:"The submission listener for end users' mail apps (587 with STARTTLS, 465 with implicit TLS): SMTP AUTH with the user's console login, PLAIN and LOGIN only over TLS, the sender must be the user's own address (docs/continuity.md)."`
 	Continuity ContinuityConfig `toml:"continuity" doc:"Mail continuity's background work: failover probes, hand-back to the primary service, retention (docs/continuity.md)."`
 	IMAP       IMAPConfig       `toml:"imap" doc:"IMAP access to the emergency mailboxes (docs/imap.md)."`
+	Archive    ArchiveConfig    `toml:"archive" doc:"The audit archive on this node: its search index and archivers (docs/archive.md)."`
 }
 
 // StoreConfig chooses the metadata store.
@@ -286,6 +287,7 @@ func Default() Config {
 		Submission: defaultSubmission(),
 		Continuity: defaultContinuity(),
 		IMAP:       DefaultIMAP(),
+		Archive:    DefaultArchive(),
 	}
 }
 
@@ -395,6 +397,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.IMAP.validate(); err != nil {
+		return err
+	}
+	if err := c.Archive.validate(c.Store.Driver); err != nil {
 		return err
 	}
 	return c.validateContinuity()

@@ -59,6 +59,8 @@ type Deps struct {
 	Node     string // lease owner name
 	Hostname string // for DSNs
 	Rand     func() float64
+	// Lists, when set, takes over mailing list recipients (ListHandler).
+	Lists ListHandler
 }
 
 // Queue schedules deliveries. Enqueue may be used before Start (the CLI
@@ -513,9 +515,13 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 
 	actx, end := q.begin(ctx, job)
 	defer end()
+	taken, listCopies := q.takeLists(actx, m, job.Recipients, log)
 	byDomain := map[string][]store.Recipient{}
 	var order []string
 	for _, r := range job.Recipients {
+		if _, ok := taken[r.ID]; ok {
+			continue
+		}
 		dom := domainOf(r.Addr)
 		if _, ok := byDomain[dom]; !ok {
 			order = append(order, dom)
@@ -526,19 +532,35 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 	var events []store.Event
 	notices := map[dsn.Kind][]dsn.Recipient{}
 	about := map[dsn.Kind][]int64{}
-	for _, dom := range order {
-		rs := byDomain[dom]
-		results := q.attempt(actx, m, dom, rs)
+	record := func(r store.Recipient, res delivery.Result, now time.Time) {
+		u, ev, n := q.outcome(m, r, res, now)
+		updates = append(updates, u)
+		events = append(events, ev)
+		if n.entry != nil {
+			notices[n.kind] = append(notices[n.kind], *n.entry)
+			about[n.kind] = append(about[n.kind], r.ID)
+		}
+	}
+	if len(taken) > 0 {
 		now := q.d.Clock.Now()
-		for i, r := range rs {
-			res := results[i]
-			u, ev, n := q.outcome(m, r, res, now)
-			updates = append(updates, u)
-			events = append(events, ev)
-			if n.entry != nil {
-				notices[n.kind] = append(notices[n.kind], *n.entry)
-				about[n.kind] = append(about[n.kind], r.ID)
+		for _, r := range job.Recipients {
+			if res, ok := taken[r.ID]; ok {
+				record(r, res, now)
 			}
+		}
+	}
+	for _, dom := range order {
+		// RFC 5321 4.5.3.1.8: a server must take 100 recipients in one
+		// transaction and may refuse more (452); a larger group (a
+		// mailing list's members at one provider) goes in several.
+		for rs := byDomain[dom]; len(rs) > 0; {
+			n := min(len(rs), maxRcptsPerTransaction)
+			results := q.attempt(actx, m, dom, rs[:n])
+			now := q.d.Clock.Now()
+			for i, r := range rs[:n] {
+				record(r, results[i], now)
+			}
+			rs = rs[n:]
 		}
 	}
 	if errors.Is(context.Cause(actx), errLeaseLost) {
@@ -546,7 +568,7 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 	}
 	// DSNs are written now and queued in the transaction that records the
 	// outcomes they report: durable together, or not at all.
-	var pending []store.Notice
+	pending := listCopies
 	for _, kind := range []dsn.Kind{dsn.Failure, dsn.Delay, dsn.Relayed} {
 		rcpts := notices[kind]
 		if len(rcpts) == 0 {
@@ -623,6 +645,10 @@ func (q *Queue) running() bool {
 	defer q.mu.Unlock()
 	return q.started && !q.closed
 }
+
+// maxRcptsPerTransaction is how many recipients one SMTP transaction
+// carries at most.
+const maxRcptsPerTransaction = 100
 
 func domainOf(a string) string {
 	if i := strings.LastIndexByte(a, '@'); i >= 0 {

@@ -24,6 +24,7 @@ import (
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/loginlimit"
+	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -93,6 +94,15 @@ type Deps struct {
 	// administrators have a second factor, so they authenticate with a
 	// mail app password (store.Account.MailHash).
 	RequireTOTP bool
+	// Lists answers RCPT for mailing list addresses and their bounce
+	// addresses (mlist.Service) on every listener; nil: no lists.
+	Lists ListChecker
+}
+
+// ListChecker decides whether a sender may send to a mailing list
+// (mlist.Service.CheckPost).
+type ListChecker interface {
+	CheckPost(ctx context.Context, sender, rcpt string) (mlist.Post, error)
 }
 
 // Server is one SMTP listener (possibly on several addresses).

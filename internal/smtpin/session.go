@@ -17,6 +17,7 @@ import (
 	"github.com/mailgate/mailgate/internal/addr"
 	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/mailtext"
+	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -247,6 +248,10 @@ func (se *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		if err := se.inboundRcpt(a, false); err != nil {
 			return err
 		}
+	} else if _, err := se.listRcpt(a); err != nil {
+		// Relayed and submitted mail to a list follows its posting
+		// policy too.
+		return err
 	}
 	se.addRcpt(a, opts)
 	return nil
@@ -343,6 +348,12 @@ func (se *session) inboundRcpt(a addr.Address, anyUser bool) error {
 		return errTempLocal
 	}
 	if !ok && !anyUser && !strings.EqualFold(a.Local, "postmaster") {
+		if isList, err := se.listRcpt(a); isList || err != nil {
+			if err == nil {
+				se.tenantID = dom.TenantID
+			}
+			return err
+		}
 		// postmaster@ every served domain must work (RFC 5321 4.5.1); the
 		// customer's server is expected to have it.
 		se.log.Info("rcpt refused: unknown user", "rcpt", a.String())
@@ -353,6 +364,39 @@ func (se *session) inboundRcpt(a addr.Address, anyUser bool) error {
 	}
 	se.tenantID = dom.TenantID
 	return nil
+}
+
+// listRcpt applies a mailing list's posting policy when a is a list's
+// address: a refused sender gets 550 now, in the dialogue, rather than a
+// bounce later. A list's bounce address takes mail from anyone.
+func (se *session) listRcpt(a addr.Address) (bool, error) {
+	if se.s.d.Lists == nil {
+		return false, nil
+	}
+	ctx, cancel := se.ctx()
+	defer cancel()
+	p, err := se.s.d.Lists.CheckPost(ctx, se.from, a.Key())
+	if err != nil {
+		se.log.Error("mailing list lookup", "err", err)
+		return false, errTempLocal
+	}
+	var text string
+	switch p.Decision {
+	case mlist.NotList:
+		return false, nil
+	case mlist.Allowed:
+		return true, nil
+	case mlist.MembersOnly:
+		text = "Only members may post to this list"
+	case mlist.DomainOnly:
+		text = "Only senders in the organisation's domains may post to this list"
+	case mlist.NoNullSender:
+		text = "This list takes no mail from the null sender"
+	default:
+		text = "Posting to this list is not allowed"
+	}
+	se.log.Info("rcpt refused: list posting policy", "rcpt", a.String(), "from", se.from, "reason", text)
+	return true, se.reject(smtpErr(550, smtp.EnhancedCode{5, 7, 1}, text))
 }
 
 // Data accepts the message: stream it through the guard into a spool blob,

@@ -373,7 +373,8 @@ type Store interface {
 	// retry now, delete) and logs an event; rcpt "" means all recipients.
 	// from limits which current states are changed.
 	SetState(ctx context.Context, tenantID int64, messageID string, from []RcptState, to RcptState, next time.Time, ev Event) (int, error)
-	// PendingBlobs lists blob keys of messages that are not done (recovery).
+	// PendingBlobs lists blob keys of messages that are not done and of
+	// messages waiting to be archived (recovery keeps them).
 	PendingBlobs(ctx context.Context) (map[string]PendingBlob, error) // by blob key
 	// MarkCorrupt takes a message whose blob is missing or damaged out of delivery.
 	MarkCorrupt(ctx context.Context, messageID, reason string) error
@@ -390,6 +391,8 @@ type Store interface {
 	ContinuityStore
 	MailboxStore
 	OutboundStore
+	MailingListStore
+	ArchiveStore
 
 	Close() error
 }
@@ -513,8 +516,18 @@ type PolicyStore interface {
 	SpamStore
 }
 
-// TokenCount is how many spam and ham training messages contained a token.
-type TokenCount struct{ Spam, Ham int64 }
+// TokenCount is how many spam and ham training messages contained a token,
+// and the token's weight in the classifier's linear model (a fixed-point
+// integer the classifier defines; zero in totals).
+type TokenCount struct{ Spam, Ham, Weight int64 }
+
+// SpamTrained is a message trained into a model, by its fingerprint.
+type SpamTrained struct {
+	Label string // "spam" or "ham"
+	// Lesson is what training the message added to the weight of each of
+	// its tokens, kept so that untraining it takes back exactly that.
+	Lesson int64
+}
 
 // SpamStore keeps the spam classifier's models; tenant 0 is the site's
 // global model every tenant's scores include. A model is its token counts,
@@ -529,13 +542,14 @@ type SpamStore interface {
 	SpamLoad(ctx context.Context, tenantID int64, tokens func(token string, c TokenCount), labels func(fingerprint, label string)) (SpamModelInfo, error)
 	// SpamVersion returns the model's version (0 for a model never changed).
 	SpamVersion(ctx context.Context, tenantID int64) (int64, error)
-	// SpamLabels returns the labels of those fingerprints that were trained
-	// into the model.
-	SpamLabels(ctx context.Context, tenantID int64, fingerprints []string) (map[string]string, error)
+	// SpamLabels returns those fingerprints that were trained into the
+	// model, with their labels and lessons.
+	SpamLabels(ctx context.Context, tenantID int64, fingerprints []string) (map[string]SpamTrained, error)
 	// SpamApply makes a change in one commit and returns the new version,
 	// or ErrSpamConflict (changing nothing) when a fingerprint's label is
 	// not the one the change expects. Counts never go below zero; tokens
-	// whose counts both reach zero are deleted.
+	// whose counts both reach zero are deleted (with their weight);
+	// weights are added as they come.
 	SpamApply(ctx context.Context, tenantID int64, ch SpamChange) (int64, error)
 	// SpamReset deletes the model's counts and fingerprints and returns its
 	// new version.
@@ -557,7 +571,10 @@ type SpamChange struct {
 	// Labels sets fingerprints' labels ("" deletes one); Expect holds the
 	// label each must have now ("" for none) for the change to apply.
 	Labels, Expect map[string]string
-	At             time.Time // when the messages were trained
+	// Lessons holds the lesson of each fingerprint Labels gives a label
+	// (absent: 0).
+	Lessons map[string]int64
+	At      time.Time // when the messages were trained
 }
 
 // ErrSpamConflict is SpamApply's answer when the fingerprints' labels

@@ -342,6 +342,7 @@ func (s *Server) apiRoutes() {
 	s.quarantineAPI()
 	s.continuityAPI()
 	s.outboundAPI()
+	s.mlAPI()
 }
 
 func apiTLS(m string) string {

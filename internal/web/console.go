@@ -83,6 +83,8 @@ func (s *Server) consoleRoutes() {
 	s.webmailRoutes()
 	s.mailboxesRoutes()
 	s.outboundRoutes()
+	s.mlRoutes()
+	s.archiveRoutes()
 }
 
 // --- login ---

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,7 +38,9 @@ type matrixEnv struct {
 	n   int
 	// Tenant other's objects.
 	bGroup, bList, bMsg, bQuar, bToken, bAdminAcct, bUserAcct string
-	bRule, bHold                                              string
+	bArch, bHold                                              string
+	bML                                                       string // tenant other's mailing list
+	bRule, bOutHold                                           string // outbound rule and held message
 	// markers are strings only tenant other's data contains.
 	markers []string
 	// Mail of bob (same tenant, another user) and carol (tenant other).
@@ -76,6 +79,46 @@ func (m *matrixEnv) heldMessage(tenantID int64, rcpt, subject string) string {
 		[]store.Event{{MessageID: id, TenantID: tenantID, At: now, Kind: "received", Rcpt: rcpt, Detail: "test fixture"}})
 	m.must(err)
 	return id
+}
+
+// archived archives a message with one attachment (queued on hold, then
+// taken by the archiver) and returns its archive ID.
+func (m *matrixEnv) archived(tenantID int64, rcpt, subject string) string {
+	m.t.Helper()
+	now := time.Now()
+	id := store.NewMessageID(now)
+	w, err := m.e.Spool.Create(m.ctx, id)
+	m.must(err)
+	io.WriteString(w, quarantinedMail(subject))
+	m.must(w.Commit(m.ctx))
+	msg := store.Message{ID: id, TenantID: tenantID, Direction: store.Inbound, MailFrom: "spam@example.net", Size: w.Size(),
+		BlobKey: w.Key(), ReceivedAt: now, ClientIP: "127.0.0.1", Helo: "client.example.net", MessageID: "<" + id + "@example.net>", Subject: subject}
+	_, err = m.e.Store.Enqueue(m.ctx, msg, []store.Recipient{{Addr: rcpt, State: store.Held, NextAttempt: now}}, nil)
+	m.must(err)
+	svc, err := m.e.OpenArchive(m.ctx)
+	m.must(err)
+	// The node's own archiver may hold the message's lease for a moment.
+	for i := 0; i < 500; i++ {
+		_, err := svc.RunOnce(m.ctx, 1)
+		m.must(err)
+		es, err := m.e.Store.ArchiveEntries(m.ctx, tenantID, 0, 10000)
+		m.must(err)
+		for _, e := range es {
+			if e.QueueID == id {
+				return e.ID
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m.t.Fatalf("message %s not archived", id)
+	return ""
+}
+
+func (m *matrixEnv) archiveHold(tenantID int64, value string) string {
+	m.t.Helper()
+	h, err := m.e.Store.AddArchiveHold(m.ctx, store.ArchiveHold{TenantID: tenantID, Kind: "address", Value: value, Reason: "matrix", By: "test", Created: time.Now()})
+	m.must(err)
+	return strconv.FormatInt(h.ID, 10)
 }
 
 // quarantined stores a held quarantine copy and returns its ID.
@@ -156,6 +199,11 @@ func (m *matrixEnv) setupOther() {
 	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: b, Scope: "domain", Owner: "other.test", Key: "spam.tag_at", Value: "70"}))
 	m.bMsg = m.heldMessage(b, "carol@other.test", "B-SECRET-SUBJECT 機密")
 	m.bQuar = m.quarantined(b, "carol@other.test", "B-QSECRET-SUBJECT")
+	for _, tid := range []int64{b, m.e.Tenant.ID} {
+		m.must(e.Store.SetArchiveSettings(m.ctx, store.ArchiveSettings{TenantID: tid, Enabled: true}))
+	}
+	m.bArch = m.archived(b, "carol@other.test", "B-ARCHSECRET-SUBJECT")
+	m.bHold = m.archiveHold(b, "carol@other.test")
 	ts, err := e.Store.APITokens(m.ctx, b)
 	m.must(err)
 	m.bToken = strconv.FormatInt(ts[0].ID, 10)
@@ -164,11 +212,40 @@ func (m *matrixEnv) setupOther() {
 	carol, err := e.Store.AccountByLogin(m.ctx, consoletest.UserB)
 	m.must(err)
 	m.bAdminAcct, m.bUserAcct = strconv.FormatInt(boss.ID, 10), strconv.FormatInt(carol.ID, 10)
+	ml, err := e.Store.CreateMailingList(m.ctx, store.MailingList{TenantID: b, DomainID: m.otherDomain(), Address: "b-secret-list@other.test",
+		Name: "bsecret", Description: "B-ML-SECRET", Posting: store.PostMembers}, 0)
+	m.must(err)
+	_, err = e.Store.AddListMembers(m.ctx, b, ml.ID, []store.ListMember{{Address: "b-member@example.net", Comment: "B-MEMBER-SECRET"}}, false)
+	m.must(err)
+	m.must(e.Store.SetListAdmins(m.ctx, b, ml.ID, []string{"carol@other.test"}))
+	m.bML = strconv.FormatInt(ml.ID, 10)
+	// The matrix makes a fresh list per request.
+	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: m.e.Tenant.ID, Scope: "tenant", Key: "ml.max_lists", Value: "100000"}))
 	m.bRule = m.outRule(b, "B-RULE-SECRET")
-	m.bHold = m.outHold(b, "carol@other.test", "B-HOLD-SECRET")
+	m.bOutHold = m.outHold(b, "carol@other.test", "B-HOLD-SECRET")
 	m.markers = []string{"other.test", "b-team", "b-secret-sender", "B-SECRET-SUBJECT", "機密", "B-QSECRET-SUBJECT",
-		"Carol Secretname", m.bMsg, m.bQuar, "B-RULE-SECRET", "B-HOLD-SECRET", m.bHold}
+		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET", "B-ARCHSECRET-SUBJECT", m.bArch, "B-RULE-SECRET", "B-HOLD-SECRET", m.bOutHold}
 	m.setupMail()
+}
+
+func (m *matrixEnv) otherDomain() int64 {
+	d, err := m.e.Store.DomainByName(m.ctx, "other.test")
+	m.must(err)
+	return d.ID
+}
+
+// mlList makes a mailing list of tenant acme administered by admin (a
+// user's address), with one member, and returns its ID.
+func (m *matrixEnv) mlList(admin string) string {
+	m.t.Helper()
+	a := m.e.Tenant.ID
+	l, err := m.e.Store.CreateMailingList(m.ctx, store.MailingList{TenantID: a, DomainID: m.e.Domain.ID,
+		Address: fmt.Sprintf("ml%d@example.test", m.next()), Name: "ml", Posting: store.PostMembers}, 0)
+	m.must(err)
+	_, err = m.e.Store.AddListMembers(m.ctx, a, l.ID, []store.ListMember{{Address: "member@example.net", Comment: "Member"}}, false)
+	m.must(err)
+	m.must(m.e.Store.SetListAdmins(m.ctx, a, l.ID, []string{admin}))
+	return strconv.FormatInt(l.ID, 10)
 }
 
 // tenantState is everything of a tenant the matrix could change.
@@ -189,7 +266,14 @@ type tenantState struct {
 	Quar     store.QuarantineItem
 	Audit    int
 	Tenants  []store.Tenant
-	Mail     []store.MailMessage
+	// The audit archive.
+	Archive      []store.ArchiveEntry
+	ArchHolds    []store.ArchiveHold
+	ArchSettings store.ArchiveSettings
+	ArchGrants   []string
+	Mail         []store.MailMessage
+	MLists       []store.MailingList
+	MMembers     [][]store.ListMember
 }
 
 func (m *matrixEnv) snapshot() tenantState {
@@ -233,6 +317,14 @@ func (m *matrixEnv) snapshot() tenantState {
 	au, err := st.AuditLog(ctx, store.AuditFilter{TenantID: b, Limit: 1000})
 	m.must(err)
 	s.Audit = len(au)
+	s.Archive, err = st.ArchiveEntries(ctx, b, 0, 10000)
+	m.must(err)
+	s.ArchHolds, err = st.ArchiveHolds(ctx, b)
+	m.must(err)
+	s.ArchSettings, err = st.ArchiveSettings(ctx, b)
+	m.must(err)
+	s.ArchGrants, err = st.ArchiveAccessList(ctx, b)
+	m.must(err)
 	s.Mail = m.mailState()
 	ts, err := st.Tenants(ctx)
 	m.must(err)
@@ -240,6 +332,13 @@ func (m *matrixEnv) snapshot() tenantState {
 		if t.ID == b {
 			s.Tenants = append(s.Tenants, t)
 		}
+	}
+	s.MLists, err = st.MailingLists(ctx, b)
+	m.must(err)
+	for _, l := range s.MLists {
+		ms, err := st.ListMembers(ctx, b, l.ID)
+		m.must(err)
+		s.MMembers = append(s.MMembers, ms)
 	}
 	return s
 }
@@ -294,6 +393,10 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 	a := m.e.Tenant.ID
 	n := m.next()
 	switch {
+	case isML(pattern) && param == "id":
+		return m.mlList(consoletest.UserA) // alice administers it
+	case isML(pattern) && param == "address":
+		return "member@example.net"
 	case param == "action" && strings.Contains(pattern, "/queue/"):
 		return "hold"
 	case param == "action":
@@ -308,6 +411,10 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 		return m.outRule(a, fmt.Sprintf("own rule %d", n))
 	case strings.Contains(pattern, "/outbound/holds/"):
 		return m.outHold(a, consoletest.UserA, fmt.Sprintf("own held %d", n))
+	case strings.Contains(pattern, "/archive") && param == "hold":
+		return m.archiveHold(a, fmt.Sprintf("h%d@example.test", n))
+	case strings.Contains(pattern, "/archive"):
+		return m.archived(a, "bob@example.test", fmt.Sprintf("own archived %d", n))
 	case strings.Contains(pattern, "/tenants/"):
 		t, err := m.e.Store.CreateTenant(m.ctx, fmt.Sprintf("spare%d", n))
 		m.must(err)
@@ -347,10 +454,19 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 	return ""
 }
 
+// isML reports whether a route is a mailing list's.
+func isML(pattern string) bool {
+	return strings.Contains(pattern, " /ml/") || strings.Contains(pattern, "/mailing-lists/")
+}
+
 // otherValues are tenant other's objects for a wildcard (several for
 // actions: each is tried).
 func (m *matrixEnv) otherValues(pattern, param string) []string {
 	switch {
+	case isML(pattern) && param == "id":
+		return []string{m.bML}
+	case isML(pattern) && param == "address":
+		return []string{"b-member@example.net"}
 	case param == "action" && strings.Contains(pattern, "/queue/"):
 		return []string{"hold", "release", "retry", "delete", "bounce"}
 	case param == "action":
@@ -364,7 +480,11 @@ func (m *matrixEnv) otherValues(pattern, param string) []string {
 	case strings.Contains(pattern, "/outbound/rules/"):
 		return []string{m.bRule}
 	case strings.Contains(pattern, "/outbound/holds/"):
+		return []string{m.bOutHold}
+	case strings.Contains(pattern, "/archive") && param == "hold":
 		return []string{m.bHold}
+	case strings.Contains(pattern, "/archive"):
+		return []string{m.bArch}
 	case strings.Contains(pattern, "/tenants/") && param == "id":
 		return []string{strconv.FormatInt(m.e.TenantB.ID, 10)}
 	case strings.Contains(pattern, "/tenants/"):
@@ -443,6 +563,26 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 			"conditions": {"body contains 社外秘\nrcpt outside"}}, false
 	case "POST /outbound/test":
 		return url.Values{"message": {"From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\n社外秘\r\n"}}, false
+	case "POST /archive/settings":
+		return url.Values{"enabled": {"1"}, "mode": {"all"}, "on_full": {"stop"}}, false
+	case "POST /archive/access":
+		return url.Values{"principal": {consoletest.AdminA}, "on": {"1"}}, false
+	case "POST /archive/holds":
+		return url.Values{"kind": {"address"}, "value": {fmt.Sprintf("held%d@example.test", n)}, "reason": {"matrix"}}, false
+	case "POST /archive/import":
+		return url.Values{"file": {fmt.Sprintf("From someone@example.net Sat Jan  3 01:05:34 2026\r\nFrom: someone@example.net\r\nSubject: imported %d\r\n\r\nhello\r\n", n)}}, true
+	case "POST /ml":
+		return url.Values{"address": {fmt.Sprintf("newml%d@example.test", n)}, "posting": {"members"}}, false
+	case "POST /ml/{id}":
+		return url.Values{"name": {"renamed"}, "posting": {"anyone"}, "subject_serial": {"1"}}, false
+	case "POST /ml/{id}/admins":
+		return url.Values{"admins": {consoletest.UserA}}, false
+	case "POST /ml/{id}/members":
+		return url.Values{"address": {fmt.Sprintf("new%d@example.net", n)}, "comment": {"New"}}, false
+	case "POST /ml/{id}/members/remove", "POST /ml/{id}/members/enable":
+		return url.Values{"address": {"member@example.net"}}, false
+	case "POST /ml/{id}/import":
+		return url.Values{"file": {fmt.Sprintf("address,comment\r\nimp%d@example.net,Imported\r\n", n)}}, true
 	}
 	return url.Values{}, false
 }
@@ -489,6 +629,20 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return map[string]any{"ids": ids}, ""
 	case "POST /api/v1/outbound/test":
 		return map[string]any{"message": "From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\nhello\r\n"}, ""
+	case "POST /api/v1/archive/messages/{id}/resend":
+		return map[string]any{}, ""
+	case "POST /api/v1/archive/holds":
+		return map[string]string{"kind": "address", "value": fmt.Sprintf("apiheld%d@example.test", n), "reason": "matrix"}, ""
+	case "POST /api/v1/archive/access":
+		return map[string]any{"principal": consoletest.AdminA, "on": true}, ""
+	case "POST /api/v1/mailing-lists":
+		return map[string]any{"address": fmt.Sprintf("apiml%d@example.test", n), "subject_serial": true}, ""
+	case "PUT /api/v1/mailing-lists/{id}":
+		return map[string]any{"name": "renamed", "posting": "domain"}, ""
+	case "PUT /api/v1/mailing-lists/{id}/admins":
+		return map[string]any{"admins": []string{consoletest.UserA}}, ""
+	case "PUT /api/v1/mailing-lists/{id}/members/{address}":
+		return map[string]any{"comment": "Member, Inc."}, ""
 	}
 	return nil, ""
 }
@@ -531,6 +685,12 @@ func (m *matrixEnv) bodyVariants(pattern string, role store.Role) []variant {
 		return []variant{{kind: "filter", form: url.Values{"q": {"carol"}}}}
 	case "GET /audit", "GET /api/v1/audit":
 		return []variant{{kind: "filter", form: url.Values{"actor": {consoletest.AdminB}}}}
+	// Archive searches are audited with their text, which the audit log
+	// then shows to acme: words of tenant other's mail that are no markers.
+	case "GET /archive", "GET /api/v1/archive/search":
+		return []variant{{kind: "filter", form: url.Values{"search": {"1"}, "q": {"archsecret"}}}, {kind: "filter", form: url.Values{"search": {"1"}, "to": {"carol"}}}}
+	case "GET /archive/export", "GET /api/v1/archive/export":
+		return []variant{{kind: "filter", form: url.Values{"q": {"archsecret"}, "format": {"mbox"}}}}
 	case "GET /queue", "GET /api/v1/queue":
 		return []variant{{kind: "filter", form: url.Values{"state": {"held"}}}}
 	}
@@ -605,6 +765,19 @@ func (m *matrixEnv) variants(rt web.Route, c *caller) []variant {
 			}
 			out = append(out, ov)
 		}
+	}
+	// A list of the caller's tenant that someone else administers: an end
+	// user who administers other lists may not touch it.
+	if isML(rt.Pattern) && !rt.API && slices.Contains(ps, "id") {
+		ov := variant{kind: "mlother", path: fill(rt.Pattern, map[string]string{"id": m.mlList("bob@example.test")})}
+		if rt.Write {
+			ov.form, ov.multipart = m.ownForm(rt.Pattern)
+		}
+		out = append(out, ov)
+	}
+	// The other tenant's administrator as a list administrator is refused.
+	if rt.Pattern == "POST /ml/{id}/admins" {
+		out = append(out, variant{kind: "other", path: fill(rt.Pattern, own), form: url.Values{"admins": {"carol@other.test"}}, addrParam: true})
 	}
 	for _, bv := range m.bodyVariants(rt.Pattern, c.role) {
 		if bv.path == "" {
@@ -823,7 +996,11 @@ func TestPermissionMatrix(t *testing.T) {
 					if !refused {
 						t.Errorf("%s: %d %q, want 404 or 403 for tenant other's object", where, r.status, r.location)
 					}
-				case v.kind == "own" && !success:
+				case v.kind == "mlother" && c.role == store.RoleUser:
+					if r.status != http.StatusForbidden && r.status != http.StatusNotFound {
+						t.Errorf("%s: %d %q, want 403 or 404: a list administrator touched another list", where, r.status, r.location)
+					}
+				case (v.kind == "own" || v.kind == "mlother") && !success:
 					t.Errorf("%s: %d %q %.300s, want success on the tenant's own object", where, r.status, r.location, r.body)
 				}
 			}
@@ -851,7 +1028,9 @@ func TestPermissionMatrix(t *testing.T) {
 		acts[x.Action] = true
 	}
 	for _, w := range []string{"domain.delete", "user.delete", "group.delete", "list.delete", "queue.hold", "quarantine.report_spam",
-		"token.revoke", "account.delete", "account.password", "policy.unset", "mailbox.quota", "mailbox.invite"} {
+		"token.revoke", "account.delete", "account.password", "policy.unset", "mailbox.quota", "mailbox.invite", "ml.delete", "ml.member.remove", "ml.member.import", "ml.admins",
+		"archive.search", "archive.view", "archive.download", "archive.resend", "archive.export", "archive.proof", "archive.hold", "archive.unhold",
+		"archive.import", "archive.verify"} {
 		if !acts[w] {
 			t.Errorf("no %s on tenant acme: the own-object requests did not work", w)
 		}

@@ -198,6 +198,7 @@ func New(d Deps) (*Server, error) {
 	}
 	s.consoleRoutes()
 	s.apiRoutes()
+	s.archiveAPIRoutes()
 	for pat, h := range d.Extra {
 		s.mux.Handle(pat, h)
 	}
@@ -232,7 +233,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	// Archive imports (mbox files) are bounded by their own handler.
+	if r.URL.Path != "/archive/import" {
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

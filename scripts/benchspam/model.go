@@ -67,29 +67,11 @@ func examplesOf(ctx context.Context, files []corpusFile, read func(corpusFile) (
 	return out, nil
 }
 
-// countModel counts examples into a model.
-func countModel(exs []example) *spam.Model {
-	m := spam.NewModel()
-	for _, e := range exs {
-		one := spam.TokenCount{Ham: 1}
-		if e.file.spam {
-			one = spam.TokenCount{Spam: 1}
-		}
-		m.Spam += one.Spam
-		m.Ham += one.Ham
-		for _, t := range e.ex.Tokens {
-			c := m.Tokens[t]
-			c.Spam += one.Spam
-			c.Ham += one.Ham
-			m.Tokens[t] = c
-		}
-	}
-	return m
-}
-
 // cmdBuildModel builds the shipped model from the whole corpus: every
-// message's features (spam.NewExample) counted, tokens seen in fewer than
-// -min-count messages left out, written with spam.EncodeModel.
+// message (spam.NewExample) learned as "mailgate spam train --global" of a
+// fresh install without a shipped model would (counts and linear weights,
+// spam.Classifier.Learn), tokens seen in fewer than -min-count messages
+// left out, written with spam.EncodeModel.
 func cmdBuildModel(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	data := fs.String("corpus", "", "corpus data directory (holds easy-ham-1, spam-1, ...)")
 	out := fs.String("out", "", "model file to write")
@@ -115,7 +97,20 @@ func cmdBuildModel(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	m := countModel(exs)
+	var list []spam.Example
+	for _, e := range exs {
+		list = append(list, e.ex)
+	}
+	st := spam.NewMemoryStore()
+	if _, err := spam.NewClassifier(st, spam.DefaultParams(), spam.Options{}).Learn(ctx, spam.GlobalModel, list); err != nil {
+		return err
+	}
+	m := spam.NewModel()
+	info, err := st.LoadModel(ctx, spam.GlobalModel, func(t string, c spam.TokenCount) { m.Tokens[t] = c }, nil)
+	if err != nil {
+		return err
+	}
+	m.Spam, m.Ham = info.Spam, info.Ham
 	all := len(m.Tokens)
 	for t, c := range m.Tokens {
 		if c.Spam+c.Ham < *minCount {

@@ -127,13 +127,13 @@ func TestScoreSelectsSignificantClues(t *testing.T) {
 	p := DefaultParams()
 	p.MaxClues = 3
 	m := &Model{Spam: 50, Ham: 50, Tokens: map[string]TokenCount{
-		"strong-spam":  {40, 0},
-		"spam":         {8, 0},
-		"weak":         {5, 4}, // |f-0.5| < MinDeviation: ignored
-		"ham":          {0, 9},
-		"strong-ham":   {0, 40},
-		"extra-spam":   {3, 0},
-		"script:latin": {50, 50},
+		"strong-spam":  {Spam: 40, Ham: 0},
+		"spam":         {Spam: 8, Ham: 0},
+		"weak":         {Spam: 5, Ham: 4}, // |f-0.5| < MinDeviation: ignored
+		"ham":          {Spam: 0, Ham: 9},
+		"strong-ham":   {Spam: 0, Ham: 40},
+		"extra-spam":   {Spam: 3, Ham: 0},
+		"script:latin": {Spam: 50, Ham: 50},
 	}}
 	toks := []string{"weak", "spam", "strong-spam", "ham", "strong-ham", "extra-spam", "unseen", "script:latin"}
 	r := p.classify(toks, []layer{{m, 1}})

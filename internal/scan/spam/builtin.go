@@ -18,7 +18,7 @@ import (
 // records the version it was built with, and a test fails when the two
 // differ, so a change to the tokenizer or the rules comes with a rebuilt
 // model (scripts/build-spam-model).
-const FeatureVersion = 4
+const FeatureVersion = 6
 
 // builtinModel is the shipped base model, built by scripts/build-spam-model
 // from the public SpamAssassin corpus (see docs/spam.md for its provenance
@@ -34,6 +34,8 @@ type BuiltinInfo struct {
 	Source string
 	// Bytes is the encoded (compressed) size.
 	Bytes int
+
+	weights bool // the encoding has linear weights
 }
 
 var builtin = sync.OnceValues(func() (*Model, error) {
@@ -63,14 +65,24 @@ func BuiltinDescription() (BuiltinInfo, error) {
 	return info, err
 }
 
-// modelMagic starts an encoded model (after gzip).
-const modelMagic = "MGSPAMMODEL\x01"
+// modelMagic starts an encoded model (after gzip); modelMagicCounts
+// started the format before the linear model, without weights.
+const (
+	modelMagic       = "MGSPAMMODEL\x02"
+	modelMagicCounts = "MGSPAMMODEL\x01"
+)
+
+// weightShift is the resolution of encoded weights: they are written in
+// units of 2^weightShift/WeightUnit (1/16384), far finer than one training
+// step moves them, and compress better than full precision.
+const weightShift = 10
 
 // EncodeModel writes m in the shipped model format: gzip of the magic, the
 // feature version, the source text, the message totals and the tokens in
 // byte order, each as the length of the prefix it shares with the previous
-// token, its remaining bytes and its spam and ham counts, all lengths and
-// counts as unsigned varints. The output is a function of its inputs
+// token, its remaining bytes, its spam and ham counts (all lengths and
+// counts as unsigned varints) and its linear weight in units of
+// 2^weightShift/WeightUnit (a signed varint). The output is a function of its inputs
 // alone (no time stamps), so a rebuild from the same corpus gives the same
 // bytes.
 func EncodeModel(w io.Writer, m *Model, featureVersion int, source string) error {
@@ -105,6 +117,7 @@ func EncodeModel(w io.Writer, m *Model, featureVersion int, source string) error
 		c := m.Tokens[t]
 		uv(uint64(max(c.Spam, 0)))
 		uv(uint64(max(c.Ham, 0)))
+		bw.Write(buf[:binary.PutVarint(buf[:], roundShift(c.Weight, weightShift))])
 		prev = t
 	}
 	if err := bw.Flush(); err != nil {
@@ -114,6 +127,15 @@ func EncodeModel(w io.Writer, m *Model, featureVersion int, source string) error
 		return fmt.Errorf("spam: encode model: %w", err)
 	}
 	return nil
+}
+
+// roundShift divides v by 2^k, rounding half away from zero.
+func roundShift(v int64, k uint) int64 {
+	half := int64(1) << (k - 1)
+	if v < 0 {
+		return -((-v + half) >> k)
+	}
+	return (v + half) >> k
 }
 
 // maxModelTokens bounds what DecodeModel accepts.
@@ -127,9 +149,10 @@ func decodeHeader(r io.Reader) (*bufio.Reader, BuiltinInfo, error) {
 	}
 	br := bufio.NewReader(zr)
 	magic := make([]byte, len(modelMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != modelMagic {
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != modelMagic && string(magic) != modelMagicCounts {
 		return nil, info, errors.New("spam: decode model: not a model file")
 	}
+	info.weights = string(magic) == modelMagic
 	v, err := binary.ReadUvarint(br)
 	if err != nil {
 		return nil, info, fmt.Errorf("spam: decode model: %w", err)
@@ -210,7 +233,16 @@ func DecodeModel(r io.Reader) (*Model, BuiltinInfo, error) {
 		if err != nil {
 			return fail(err)
 		}
-		entries[i] = entry{off, int(shared + rest), TokenCount{Spam: int64(sp), Ham: int64(hm)}}
+		c := TokenCount{Spam: int64(sp), Ham: int64(hm)}
+		if info.weights {
+			w, n := binary.Varint(body)
+			if n <= 0 {
+				return fail(io.ErrUnexpectedEOF)
+			}
+			body = body[n:]
+			c.Weight = w << weightShift
+		}
+		entries[i] = entry{off, int(shared + rest), c}
 		prevOff, prevLen = off, int(shared+rest)
 	}
 	all := string(arena)

@@ -38,7 +38,8 @@ func TestBuiltinModel(t *testing.T) {
 
 func TestEncodeModelRoundTripIsDeterministic(t *testing.T) {
 	m := &Model{Spam: 3, Ham: 5, Tokens: map[string]TokenCount{
-		"free": {3, 1}, "freedom": {0, 2}, "fre": {1, 0}, "日本語": {0, 4}, "": {1, 1}, "url-host:example.com": {2, 5},
+		"free": {3, 1, WeightUnit / 2}, "freedom": {0, 2, -WeightUnit / 4}, "fre": {1, 0, 0}, "日本語": {0, 4, -1 << weightShift},
+		"": {1, 1, 0}, "url-host:example.com": {2, 5, 3 << weightShift},
 	}}
 	var a, b bytes.Buffer
 	if err := EncodeModel(&a, m, 7, "test"); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -56,6 +57,8 @@ const MaxLogit = 8.0
 type Evidence struct {
 	Result Result
 	Rules  []Rule
+	// Tokens are the features the classifier judged (see Features).
+	Tokens []string
 }
 
 // Findings turns evidence into findings (score points are log-odds × 10).
@@ -107,7 +110,12 @@ func Features(msg *mailtext.Message, env *policy.Envelope, now time.Time, lim in
 	toks := Tokenize(msg, lim)
 	for _, r := range rules {
 		if !r.Fixed {
-			toks = append(toks, "rule:"+strings.ToLower(r.Symbol))
+			// In order, so the features stay a sorted set (the classifier
+			// then needs no map to drop duplicates).
+			tok := "rule:" + strings.ToLower(r.Symbol)
+			if i, found := slices.BinarySearch(toks, tok); !found {
+				toks = slices.Insert(toks, i, tok)
+			}
 		}
 	}
 	return toks, rules
@@ -238,13 +246,13 @@ func (c *Check) EvaluateParsed(ctx context.Context, msg *mailtext.Message, env *
 		now = c.Now()
 	}
 	toks, rules := Features(msg, env, now, c.MaxTokens)
-	ev := Evidence{Rules: rules}
+	ev := Evidence{Rules: rules, Tokens: toks}
 	if c.Classifier != nil {
 		tenant := GlobalModel
 		if env != nil {
 			tenant = env.TenantID
 		}
-		res, err := c.Classifier.ClassifyMessage(ctx, tenant, toks, Fingerprint(msg))
+		res, err := c.Classifier.ClassifyParsed(ctx, tenant, toks, msg)
 		if err != nil {
 			return ev, fmt.Errorf("classify: %w", err)
 		}

@@ -1,11 +1,14 @@
 package spam
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,9 +19,23 @@ import (
 // tenant's scores include.
 const GlobalModel int64 = 0
 
-// TokenCount is how many trained spam and ham messages contained a token.
+// TokenCount is how many trained spam and ham messages contained a token,
+// and the token's weight in the linear model in units of 1/WeightUnit (see
+// linear.go; zero in message totals). Weights are integers so that
+// untraining a message takes back exactly what training it added.
 type TokenCount struct {
 	Spam, Ham int64
+	Weight    int64
+}
+
+// Trained is a message a model was trained with, as the model remembers
+// it by its fingerprint.
+type Trained struct {
+	Label string // LabelSpam or LabelHam
+	// Lesson is what training the message added to the linear model's
+	// weight of each of its features (every feature of a message gets the
+	// same), so untraining it takes back exactly that.
+	Lesson int64
 }
 
 // Model is a model's counts in memory: the messages trained per class and,
@@ -45,7 +62,8 @@ func (m *Model) setLabels(labels map[string]string) {
 }
 
 // apply adds deltas and total, keeping every count at zero or above and
-// forgetting tokens whose counts both reach zero.
+// forgetting tokens whose counts both reach zero (their weight with them:
+// no trained message has them any more).
 func (m *Model) apply(deltas map[string]TokenCount, total TokenCount) {
 	m.Spam = max(m.Spam+total.Spam, 0)
 	m.Ham = max(m.Ham+total.Ham, 0)
@@ -53,7 +71,8 @@ func (m *Model) apply(deltas map[string]TokenCount, total TokenCount) {
 		c := m.Tokens[tok]
 		c.Spam = max(c.Spam+d.Spam, 0)
 		c.Ham = max(c.Ham+d.Ham, 0)
-		if c == (TokenCount{}) {
+		c.Weight += d.Weight
+		if c.Spam == 0 && c.Ham == 0 {
 			delete(m.Tokens, tok)
 		} else {
 			m.Tokens[tok] = c
@@ -78,6 +97,9 @@ type Change struct {
 	// if they all still have it, and otherwise returns ErrConflict, so a
 	// message is never counted twice by concurrent learners.
 	Labels, Expect map[string]string
+	// Lessons holds the Trained.Lesson of each fingerprint Labels gives a
+	// label (absent: 0).
+	Lessons map[string]int64
 }
 
 // ErrConflict is returned by ModelStore.Apply when a fingerprint's label
@@ -106,9 +128,9 @@ type ModelStore interface {
 	// ModelVersion returns the version of tenantID's model (0 for a model
 	// never changed).
 	ModelVersion(ctx context.Context, tenantID int64) (int64, error)
-	// Labels returns the label of each given fingerprint trained into
-	// tenantID's model; fingerprints never trained are absent.
-	Labels(ctx context.Context, tenantID int64, fingerprints []string) (map[string]string, error)
+	// Labels returns each given fingerprint trained into tenantID's model
+	// with its label and lesson; fingerprints never trained are absent.
+	Labels(ctx context.Context, tenantID int64, fingerprints []string) (map[string]Trained, error)
 	// Apply makes the change (see Change) and returns the model's new
 	// version, which is the previous one plus one.
 	Apply(ctx context.Context, tenantID int64, ch Change) (version int64, err error)
@@ -126,7 +148,7 @@ type MemoryStore struct {
 
 type memModel struct {
 	m       *Model
-	labels  map[string]string
+	labels  map[string]Trained
 	version int64
 }
 
@@ -138,7 +160,7 @@ func NewMemoryStore() *MemoryStore {
 func (s *MemoryStore) get(tenantID int64) *memModel {
 	mm := s.models[tenantID]
 	if mm == nil {
-		mm = &memModel{m: NewModel(), labels: map[string]string{}}
+		mm = &memModel{m: NewModel(), labels: map[string]Trained{}}
 		s.models[tenantID] = mm
 	}
 	return mm
@@ -160,7 +182,7 @@ func (s *MemoryStore) LoadModel(ctx context.Context, tenantID int64, fn func(str
 	}
 	if labels != nil {
 		for fp, l := range mm.labels {
-			labels(fp, l)
+			labels(fp, l.Label)
 		}
 	}
 	return ModelInfo{Spam: mm.m.Spam, Ham: mm.m.Ham, Tokens: int64(len(mm.m.Tokens)), Messages: int64(len(mm.labels)), Version: mm.version}, nil
@@ -180,13 +202,13 @@ func (s *MemoryStore) ModelVersion(ctx context.Context, tenantID int64) (int64, 
 }
 
 // Labels implements ModelStore.
-func (s *MemoryStore) Labels(ctx context.Context, tenantID int64, fps []string) (map[string]string, error) {
+func (s *MemoryStore) Labels(ctx context.Context, tenantID int64, fps []string) (map[string]Trained, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("spam: labels: %w", err)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := map[string]string{}
+	out := map[string]Trained{}
 	if mm := s.models[tenantID]; mm != nil {
 		for _, fp := range fps {
 			if l, ok := mm.labels[fp]; ok {
@@ -206,7 +228,7 @@ func (s *MemoryStore) Apply(ctx context.Context, tenantID int64, ch Change) (int
 	defer s.mu.Unlock()
 	mm := s.get(tenantID)
 	for fp, want := range ch.Expect {
-		if mm.labels[fp] != want {
+		if mm.labels[fp].Label != want {
 			return 0, ErrConflict
 		}
 	}
@@ -215,7 +237,7 @@ func (s *MemoryStore) Apply(ctx context.Context, tenantID int64, ch Change) (int
 		if l == "" {
 			delete(mm.labels, fp)
 		} else {
-			mm.labels[fp] = l
+			mm.labels[fp] = Trained{Label: l, Lesson: ch.Lessons[fp]}
 		}
 	}
 	mm.version++
@@ -230,7 +252,7 @@ func (s *MemoryStore) Reset(ctx context.Context, tenantID int64) (int64, error) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mm := s.get(tenantID)
-	mm.m, mm.labels = NewModel(), map[string]string{}
+	mm.m, mm.labels = NewModel(), map[string]Trained{}
 	mm.version++
 	return mm.version, nil
 }
@@ -438,16 +460,19 @@ func (c *Classifier) Learn(ctx context.Context, tenantID int64, examples []Examp
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		prev := map[string]string{}
+		prev := map[string]Trained{}
 		if len(fps) > 0 {
 			var err error
 			if prev, err = c.store.Labels(ctx, tenantID, fps); err != nil {
 				return LearnStats{}, fmt.Errorf("spam: learn tenant %d: %w", tenantID, err)
 			}
 		}
-		ch, st := plan(examples, prev)
+		ch, st, fits := plan(examples, prev)
 		if len(ch.Deltas) == 0 && ch.Total == (TokenCount{}) && len(ch.Labels) == 0 {
 			return st, nil
+		}
+		if err := c.fitLinear(ctx, tenantID, &ch, fits); err != nil {
+			return LearnStats{}, fmt.Errorf("spam: learn tenant %d: %w", tenantID, err)
 		}
 		v, err := c.store.Apply(ctx, tenantID, ch)
 		if errors.Is(err, ErrConflict) && attempt < 5 {
@@ -461,13 +486,33 @@ func (c *Classifier) Learn(ctx context.Context, tenantID int64, examples []Examp
 	}
 }
 
-// plan computes the change that takes the model from the labels prev to
-// the examples' labels.
-func plan(examples []Example, prev map[string]string) (Change, LearnStats) {
-	ch := Change{Deltas: map[string]TokenCount{}, Labels: map[string]string{}, Expect: map[string]string{}}
+// plan computes the change that takes the model from the trained
+// messages prev to the examples' labels: the counts' change, the linear
+// model's lessons taken back (those of messages moved or forgotten), and
+// the messages the linear model is to learn.
+func plan(examples []Example, prev map[string]Trained) (Change, LearnStats, []fitExample) {
+	ch := Change{Deltas: map[string]TokenCount{}, Labels: map[string]string{}, Expect: map[string]string{}, Lessons: map[string]int64{}}
 	var st LearnStats
+	var fits []fitExample
+	target := func(label string) int64 {
+		if label == LabelSpam {
+			return 1
+		}
+		return -1
+	}
 	cur := maps.Clone(prev)
-	add := func(tokens []string, label string, d int64) {
+	fitOf := map[string]int{} // fingerprint -> its fit in this change
+	learn := func(ex Example) {
+		if i, ok := fitOf[ex.Fingerprint]; ok && ex.Fingerprint != "" {
+			fits[i].skip = true // the same message given again: the last label wins
+		}
+		if ex.Label == "" {
+			return
+		}
+		fitOf[ex.Fingerprint] = len(fits)
+		fits = append(fits, newFitExample(ex, target(ex.Label)))
+	}
+	add := func(tokens []string, label string, d, lesson int64) {
 		one := TokenCount{Ham: d}
 		if label == LabelSpam {
 			one = TokenCount{Spam: d}
@@ -478,6 +523,9 @@ func plan(examples []Example, prev map[string]string) (Change, LearnStats) {
 			x := ch.Deltas[t]
 			x.Spam += one.Spam
 			x.Ham += one.Ham
+			if lesson != 0 && linearFeature(t) {
+				x.Weight -= lesson
+			}
 			if x == (TokenCount{}) {
 				delete(ch.Deltas, t)
 			} else {
@@ -491,36 +539,85 @@ func plan(examples []Example, prev map[string]string) (Change, LearnStats) {
 		}
 		if ex.Fingerprint == "" {
 			if ex.Label != "" {
-				add(ex.Tokens, ex.Label, +1)
+				add(ex.Tokens, ex.Label, +1, 0)
+				fits = append(fits, newFitExample(ex, target(ex.Label)))
 				st.Learned++
 			}
 			continue
 		}
 		old := cur[ex.Fingerprint]
 		if _, seen := ch.Expect[ex.Fingerprint]; !seen {
-			ch.Expect[ex.Fingerprint] = prev[ex.Fingerprint]
+			ch.Expect[ex.Fingerprint] = prev[ex.Fingerprint].Label
 		}
 		switch {
-		case old == ex.Label:
+		case old.Label == ex.Label:
 			st.Unchanged++
 			continue
-		case old == "":
+		case old.Label == "":
 			st.Learned++
 		case ex.Label == "":
 			st.Forgotten++
 		default:
 			st.Relearned++
 		}
-		if old != "" {
-			add(ex.Tokens, old, -1)
+		if old.Label != "" {
+			add(ex.Tokens, old.Label, -1, old.Lesson)
 		}
 		if ex.Label != "" {
-			add(ex.Tokens, ex.Label, +1)
+			add(ex.Tokens, ex.Label, +1, 0)
 		}
-		cur[ex.Fingerprint] = ex.Label
+		learn(ex)
+		cur[ex.Fingerprint] = Trained{Label: ex.Label}
 		ch.Labels[ex.Fingerprint] = ex.Label
 	}
-	return ch, st
+	return ch, st, fits
+}
+
+// fitLinear adds to ch the linear model's lessons of fits, trained on
+// top of the models tenantID's scores add up (the base, the global model
+// and, for a tenant, its own) as they are now with ch's changes.
+func (c *Classifier) fitLinear(ctx context.Context, tenantID int64, ch *Change, fits []fitExample) error {
+	if c.params.LinearMix < 0 || len(fits) == 0 {
+		return nil
+	}
+	layers := make([]layer, 0, 3)
+	if c.base != nil {
+		layers = append(layers, layer{c.base, 1})
+	}
+	ids := []int64{GlobalModel}
+	if tenantID != GlobalModel {
+		ids = append(ids, tenantID)
+	}
+	for _, id := range ids {
+		e, err := c.model(ctx, id)
+		if err != nil {
+			return err
+		}
+		e.mu.RLock()
+		defer e.mu.RUnlock()
+		layers = append(layers, layer{e.m, 1})
+	}
+	pending := make(map[string]int64, len(ch.Deltas))
+	for t, d := range ch.Deltas {
+		if d.Weight != 0 {
+			pending[t] = d.Weight
+		}
+	}
+	lessons := c.params.fit(layers, pending, fits)
+	for i, f := range fits {
+		if lessons[i] == 0 {
+			continue
+		}
+		for _, t := range f.feats {
+			x := ch.Deltas[t]
+			x.Weight += lessons[i]
+			ch.Deltas[t] = x
+		}
+		if f.fingerprint != "" {
+			ch.Lessons[f.fingerprint] = lessons[i]
+		}
+	}
+	return nil
 }
 
 // Train learns msg as spam (or ham) in tenantID's model; a message
@@ -583,6 +680,17 @@ func (c *Classifier) ClassifyTokens(ctx context.Context, tenantID int64, tokens 
 // so a user's "spam" or "not spam" on a message holds when it comes
 // again, whatever the statistics say.
 func (c *Classifier) ClassifyMessage(ctx context.Context, tenantID int64, tokens []string, fingerprint string) (Result, error) {
+	return c.classify(ctx, tenantID, tokens, func() string { return fingerprint })
+}
+
+// ClassifyParsed is ClassifyMessage for a parsed message, whose
+// fingerprint (a hash of its text) is computed only when a model
+// remembers trained messages to compare it with.
+func (c *Classifier) ClassifyParsed(ctx context.Context, tenantID int64, tokens []string, msg *mailtext.Message) (Result, error) {
+	return c.classify(ctx, tenantID, tokens, func() string { return Fingerprint(msg) })
+}
+
+func (c *Classifier) classify(ctx context.Context, tenantID int64, tokens []string, fingerprint func() string) (Result, error) {
 	tokens = dedup(tokens)
 	layers := make([]layer, 0, 3)
 	if c.base != nil {
@@ -592,7 +700,7 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, tenantID int64, tokens
 	if tenantID != GlobalModel {
 		ids = append(ids, tenantID)
 	}
-	label := ""
+	label, fp := "", ""
 	for _, id := range ids {
 		e, err := c.model(ctx, id)
 		if err != nil {
@@ -603,8 +711,13 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, tenantID int64, tokens
 		if e.m.Spam+e.m.Ham > 0 {
 			layers = append(layers, layer{e.m, c.params.LocalWeight})
 		}
-		if l := e.m.Labels[fingerprint]; fingerprint != "" && l != "" {
-			label = l // the tenant's, when both have one: it comes last
+		if len(e.m.Labels) > 0 {
+			if fp == "" {
+				fp = fingerprint()
+			}
+			if l := e.m.Labels[fp]; fp != "" && l != "" {
+				label = l // the tenant's, when both have one: it comes last
+			}
 		}
 	}
 	res := c.params.classify(tokens, layers)
@@ -617,6 +730,56 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, tenantID int64, tokens
 		}
 	}
 	return res, nil
+}
+
+// TokenWeight is a feature's weight in the linear model, the models a
+// score adds up together.
+type TokenWeight struct {
+	Token  string
+	Weight float64
+}
+
+// LinearWeights returns the linear features among tokens with their
+// weights under the models tenantID's scores add up, strongest first
+// (for explaining a score).
+func (c *Classifier) LinearWeights(ctx context.Context, tenantID int64, tokens []string) ([]TokenWeight, error) {
+	layers := make([]layer, 0, 3)
+	if c.base != nil {
+		layers = append(layers, layer{c.base, 1})
+	}
+	ids := []int64{GlobalModel}
+	if tenantID != GlobalModel {
+		ids = append(ids, tenantID)
+	}
+	for _, id := range ids {
+		e, err := c.model(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("spam: weights: %w", err)
+		}
+		e.mu.RLock()
+		defer e.mu.RUnlock()
+		layers = append(layers, layer{e.m, 1})
+	}
+	var out []TokenWeight
+	for _, t := range dedup(tokens) {
+		if !linearFeature(t) {
+			continue
+		}
+		var w int64
+		for _, l := range layers {
+			w += l.m.Tokens[t].Weight
+		}
+		if w != 0 {
+			out = append(out, TokenWeight{t, float64(w) / WeightUnit})
+		}
+	}
+	slices.SortFunc(out, func(a, b TokenWeight) int {
+		if c := cmp.Compare(math.Abs(b.Weight), math.Abs(a.Weight)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Token, b.Token)
+	})
+	return out, nil
 }
 
 // Stats describes one stored model.

@@ -71,14 +71,24 @@ func TestClassifierSeparatesHeldOut(t *testing.T) {
 	if r := classify(t, c, GlobalModel, held[0].msg); r.Trained || r.Prob != 0.5 {
 		t.Fatalf("empty model: %+v", r)
 	}
-	trainAll(t, c, GlobalModel, train)
+	var exs []Example
+	for _, m := range train {
+		label := LabelHam
+		if m.spam {
+			label = LabelSpam
+		}
+		exs = append(exs, NewExample(m.msg, label))
+	}
+	if _, err := c.Learn(context.Background(), GlobalModel, exs); err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range held {
 		r := classify(t, c, GlobalModel, m.msg)
 		if !r.Trained || len(r.Top) == 0 {
 			t.Fatalf("%s: no evidence: %+v", m.name, r)
 		}
 		if m.spam && r.Prob < 0.8 || !m.spam && r.Prob > 0.2 {
-			t.Errorf("%s (spam=%v): prob %.4f, top %v", m.name, m.spam, r.Prob, topNames(r, 8))
+			t.Errorf("%s (spam=%v): prob %.4f (bayes %.2f margin %.2f), top %v", m.name, m.spam, r.Prob, r.Bayes, r.Margin, topNames(r, 8))
 		}
 	}
 }
@@ -342,8 +352,9 @@ func TestClassifierSeesOtherWriters(t *testing.T) {
 func TestMemoryStore(t *testing.T) {
 	ctx := context.Background()
 	s := NewMemoryStore()
-	v, err := s.Apply(ctx, 3, Change{Deltas: map[string]TokenCount{"a": {1, 0}, "b": {1, 2}, "c": {0, 2}},
-		Total: TokenCount{1, 2}, Labels: map[string]string{"f1": LabelSpam}, Expect: map[string]string{"f1": ""}})
+	v, err := s.Apply(ctx, 3, Change{Deltas: map[string]TokenCount{"a": {Spam: 1, Ham: 0, Weight: 7}, "b": {Spam: 1, Ham: 2, Weight: 7}, "c": {Spam: 0, Ham: 2}},
+		Total: TokenCount{Spam: 1, Ham: 2}, Labels: map[string]string{"f1": LabelSpam}, Expect: map[string]string{"f1": ""},
+		Lessons: map[string]int64{"f1": 7}})
 	if err != nil || v != 1 {
 		t.Fatalf("apply: %d %v", v, err)
 	}
@@ -352,14 +363,14 @@ func TestMemoryStore(t *testing.T) {
 	if err != nil || info != (ModelInfo{Spam: 1, Ham: 2, Tokens: 3, Messages: 1, Version: 1}) {
 		t.Fatalf("load: %+v %v", info, err)
 	}
-	if want := map[string]TokenCount{"a": {1, 0}, "b": {1, 2}, "c": {0, 2}}; !maps.Equal(got, want) {
+	if want := map[string]TokenCount{"a": {Spam: 1, Ham: 0, Weight: 7}, "b": {Spam: 1, Ham: 2, Weight: 7}, "c": {Spam: 0, Ham: 2}}; !maps.Equal(got, want) {
 		t.Errorf("counts %v, want %v", got, want)
 	}
-	if l, _ := s.Labels(ctx, 3, []string{"f1", "f2"}); !maps.Equal(l, map[string]string{"f1": LabelSpam}) {
+	if l, _ := s.Labels(ctx, 3, []string{"f1", "f2"}); !maps.Equal(l, map[string]Trained{"f1": {Label: LabelSpam, Lesson: 7}}) {
 		t.Errorf("labels %v", l)
 	}
 	// A change computed from a stale label is refused whole.
-	if _, err := s.Apply(ctx, 3, Change{Deltas: map[string]TokenCount{"a": {1, 0}}, Labels: map[string]string{"f1": LabelHam},
+	if _, err := s.Apply(ctx, 3, Change{Deltas: map[string]TokenCount{"a": {Spam: 1, Ham: 0}}, Labels: map[string]string{"f1": LabelHam},
 		Expect: map[string]string{"f1": ""}}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale change: %v", err)
 	}
@@ -367,7 +378,7 @@ func TestMemoryStore(t *testing.T) {
 		t.Fatalf("version %d after a refused change", v)
 	}
 	// Unlearning more than was learned stops at zero and forgets the token.
-	if _, err := s.Apply(ctx, 3, Change{Deltas: map[string]TokenCount{"a": {-5, 0}}, Total: TokenCount{-5, 0}}); err != nil {
+	if _, err := s.Apply(ctx, 3, Change{Deltas: map[string]TokenCount{"a": {Spam: -5, Ham: 0}}, Total: TokenCount{Spam: -5, Ham: 0}}); err != nil {
 		t.Fatal(err)
 	}
 	got = map[string]TokenCount{}
@@ -398,7 +409,8 @@ func TestTrainTokensDedups(t *testing.T) {
 	if err := c.TrainTokens(ctx, 1, []string{"x", "y", "x", "x"}, true); err != nil {
 		t.Fatal(err)
 	}
-	if got := snapshot(s)[1].Tokens; got["x"] != (TokenCount{Spam: 1}) || got["y"] != (TokenCount{Spam: 1}) {
+	if got := snapshot(s)[1].Tokens; got["x"].Spam != 1 || got["x"].Ham != 0 || got["y"].Spam != 1 || got["y"].Ham != 0 ||
+		got["x"].Weight <= 0 || got["x"].Weight != got["y"].Weight {
 		t.Errorf("counts %v", got)
 	}
 }

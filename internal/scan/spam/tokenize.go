@@ -67,13 +67,23 @@ func Tokenize(msg *mailtext.Message, lim int) []string {
 	}
 	t := newTokenizer(lim)
 	t.lim-- // keep a slot for link-count, known only at the end
+	t.list = listOf(msg)
 	t.headers(msg)
+	t.shapes(msg)
 	t.structure(msg)
-	t.text("subject:", msg.Subject)
+	subject, text := msg.Subject, msg.Text
+	if t.list != nil {
+		t.add("list:delivered")
+		subject = stripListTag(subject)
+		if i := listFooterStart(text, t.list); i >= 0 {
+			text = text[:i]
+		}
+	}
+	t.text("subject:", subject)
 	for _, l := range msg.HTMLLinks {
 		t.link(l.URL)
 	}
-	t.text("", msg.Text)
+	t.text("", text)
 	t.lim++
 	t.add("link-count:" + bucket(len(t.urls)))
 	for sc, n := range t.scripts {
@@ -102,6 +112,7 @@ func TokenizeText(s string) []string {
 
 type tokenizer struct {
 	lim     int
+	list    *mailingList    // how the message came through a list; nil if it did not
 	scripts [numScripts]int // text tokens per script
 	seen    map[string]struct{}
 	out     []string
@@ -161,14 +172,21 @@ func (t *tokenizer) addp(prefix, s string) {
 
 // headers derives features from the top-level header.
 func (t *tokenizer) headers(msg *mailtext.Message) {
-	hops := 0
+	hops, n := 0, 0
 	for _, h := range msg.Header {
 		name := strings.ToLower(h.Name)
 		if name == "received" {
+			// A list's onward delivery is the list's, not the sender's.
+			if n++; t.list != nil && n-1 < t.list.entry {
+				continue
+			}
 			hops++
 			if hops <= maxReceived {
 				t.received(h.Value)
 			}
+		}
+		if t.list != nil && listHeader(name) {
+			continue
 		}
 		if len(name) <= 40 && isTokenName(name) {
 			t.addp("header:", name)
@@ -195,7 +213,9 @@ func (t *tokenizer) headers(msg *mailtext.Message) {
 	}
 	if len(msg.ReplyTo) > 0 {
 		rd := addrDomain(msg.ReplyTo[0].Addr)
-		t.domain("reply-to-domain:", rd)
+		if !t.list.isListHost(rd) {
+			t.domain("reply-to-domain:", rd)
+		}
 		if rd != fromDom {
 			t.add("reply-to:differs")
 		}
@@ -216,12 +236,17 @@ func (t *tokenizer) received(v string) {
 		return r == ' ' || r == '\t' || r == '(' || r == ')' || r == '[' || r == ']' || r == ';' || r == ',' || r == '<' || r == '>'
 	}) {
 		f = strings.Trim(f, ".:")
-		if ip, err := netip.ParseAddr(f); err == nil {
-			if ip.Is4() {
-				b := ip.As4()
-				t.addp("received-ip:", strconv.Itoa(int(b[0]))+"."+strconv.Itoa(int(b[1])))
-			}
+		if t.list.isListHost(f) {
 			continue
+		}
+		if maybeIP(f) {
+			if ip, err := netip.ParseAddr(f); err == nil {
+				if ip.Is4() {
+					b := ip.As4()
+					t.addp("received-ip:", strconv.Itoa(int(b[0]))+"."+strconv.Itoa(int(b[1])))
+				}
+				continue
+			}
 		}
 		if strings.Contains(f, ".") && isHostname(f) {
 			if rd := regDomain(f); rd != "" {
@@ -402,7 +427,7 @@ func (t *tokenizer) link(raw string) {
 		}
 	}
 	host = strings.Trim(host, ".")
-	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+	if maybeIP(host) && isIPLiteral(strings.Trim(host, "[]")) {
 		t.add("url-host:ip")
 	} else if host != "" {
 		t.domain("url-host:", host)
@@ -497,8 +522,13 @@ func (t *tokenizer) word(prefix, w, cur string, numbers bool) {
 	// Adjacent body words also give a pair ("click here"): phrases
 	// separate spam from ham better than their words alone do.
 	if prefix == "" {
-		if t.prev != "" {
-			t.add(t.prev + " " + w)
+		if t.prev != "" && !t.full() {
+			// Built in the scratch buffer: most pairs of a long text were
+			// seen before, and those need no new string.
+			t.buf = append(append(append(t.buf[:0], t.prev...), ' '), w...)
+			if _, ok := t.seen[string(t.buf)]; !ok {
+				t.add(string(t.buf))
+			}
 		}
 		t.prev = w
 	}
@@ -533,11 +563,43 @@ func (t *tokenizer) cjk(prefix, run string) {
 func fold(s string) string {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
+			if foldStable(s[i:]) {
+				return strings.ToLower(s) // only its ASCII can change
+			}
 			s = strings.ToValidUTF8(s, "\uFFFD")
 			return strings.ToLower(norm.NFKC.String(s))
 		}
 	}
 	return strings.ToLower(s)
+}
+
+// foldStable reports whether s is valid UTF-8 whose non-ASCII characters
+// are all ones NFKC and lower-casing leave alone: hiragana, full-width
+// katakana, the common CJK ideographs and the Japanese punctuation around
+// them, which is most of Japanese text. Checking that is much cheaper than
+// normalising.
+func foldStable(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			return false
+		case 0x3041 <= r && r <= 0x3096, // hiragana
+			0x30A1 <= r && r <= 0x30FA, // katakana
+			0x4E00 <= r && r <= 0x9FFF, // CJK unified ideographs
+			r == 0x3001 || r == 0x3002 || r == 0x30FC || r == 0x30FB || r == 0x3005, // 、。ー・々
+			0x300C <= r && r <= 0x3011: // 「」『』【】
+		default:
+			return false
+		}
+		i += n
+	}
+	return true
 }
 
 func isCJK(r rune) bool {
@@ -595,6 +657,13 @@ func numShape(w string) string {
 		}
 	}
 	return string(b)
+}
+
+// maybeIP reports whether s could be an IP address (literal): it starts
+// with a digit or '[' or holds a ':'. Parsing the rest as one would only
+// build an error.
+func maybeIP(s string) bool {
+	return s != "" && ('0' <= s[0] && s[0] <= '9' || s[0] == '[' || strings.IndexByte(s, ':') >= 0)
 }
 
 // bucket maps a count to 0, 1, 2, 4, 8 or 16 (each the lower end of a

@@ -10,7 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
 )
@@ -228,6 +231,24 @@ func TestTokenizeIsSortedSet(t *testing.T) {
 	}
 }
 
+// Features (tokens and rule tokens) are a sorted set too, so the
+// classifier needs no map to drop duplicates.
+func TestFeaturesAreASortedSet(t *testing.T) {
+	msg := parseMsg(t, []byte("From: a@example.net\r\nSubject: HELLO THERE FRIEND!!!\r\n\r\nhttp://192.0.2.1/x and more words\r\n"))
+	toks, rules := Features(msg, nil, time.Now(), 0)
+	if len(rules) < 3 {
+		t.Fatalf("want several rules, got %v", rules)
+	}
+	for i := 1; i < len(toks); i++ {
+		if toks[i-1] >= toks[i] {
+			t.Fatalf("not a sorted set at %d: %q, %q", i, toks[i-1], toks[i])
+		}
+	}
+	if m := missing(toks, "rule:missing_date", "rule:subject_all_caps"); len(m) > 0 {
+		t.Errorf("missing %q in %q", m, toks)
+	}
+}
+
 func FuzzTokenize(f *testing.F) {
 	files, _ := filepath.Glob("testdata/tokens/*.eml")
 	for _, name := range files {
@@ -280,5 +301,18 @@ func BenchmarkTokenize(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Tokenize(msg, 0)
+	}
+}
+
+// fold's shortcut for text NFKC leaves alone gives what normalising does.
+func TestFoldStableAgreesWithNFKC(t *testing.T) {
+	for _, s := range []string{"次回の会議は来週火曜日の午後三時から", "「見積書」【重要】、確認。ー・々", "Ｆｕｌｌ幅", "ｶﾀｶﾅ", "①②", "ABCあいう", "ガ", "が", "\xff壊れ"} {
+		want := strings.ToLower(norm.NFKC.String(strings.ToValidUTF8(s, "\uFFFD")))
+		if got := fold(s); got != want {
+			t.Errorf("fold(%q) = %q, want %q", s, got, want)
+		}
+	}
+	if !foldStable("次回の会議は来週") || foldStable("ｶﾀｶﾅ") || foldStable("Ｆｕｌｌ") {
+		t.Error("foldStable misjudges")
 	}
 }

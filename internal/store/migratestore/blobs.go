@@ -19,10 +19,13 @@ import (
 
 // namespaces are the blob namespaces a node opens (internal/app) and the
 // rows that refer to their blobs: a queued message's body and rewritten
-// copies until it is done, a quarantined copy while its row exists.
+// copies until it is done or while it waits to be archived, a quarantined
+// copy while its row exists, an archived body while the archive refers to
+// it.
 var namespaces = []struct{ name, keys string }{
-	{"spool", `SELECT DISTINCT blob_key FROM messages WHERE NOT done`},
+	{"spool", `SELECT blob_key FROM messages WHERE NOT done UNION SELECT blob_key FROM archive_pending`},
 	{"quarantine", `SELECT DISTINCT blob_key FROM quarantine`},
+	{"archive", `SELECT DISTINCT blob_key FROM archive_blobs`},
 }
 
 // blobWorkers is how many blobs are copied at once.

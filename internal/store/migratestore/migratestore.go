@@ -378,6 +378,11 @@ func (m *mover) copyTable(ctx context.Context, t table) error {
 // UTF-8) as the PostgreSQL store stores it, and blob keys written before
 // keys named their node under the configured node.
 func (m *mover) convert(t table, c column, v any) (any, error) {
+	if b, ok := v.([]byte); (v == nil || ok && b == nil) && t.name == "archive_entries" && c.pgType == "bytea" {
+		// SQLite keeps an empty hash list (an event's chunks) as NULL;
+		// PostgreSQL's column holds it as empty bytes.
+		return []byte{}, nil
+	}
 	if v == nil {
 		return nil, nil
 	}
@@ -386,6 +391,11 @@ func (m *mover) convert(t table, c column, v any) (any, error) {
 	}
 	switch c.pgType {
 	case "boolean":
+		if t.name == "archive_entries" && c.name == "indexed" {
+			// The SQLite store's archive index is another program's
+			// (bleve): the archiver indexes every entry again in PostgreSQL.
+			return false, nil
+		}
 		switch x := v.(type) {
 		case int64:
 			return x != 0, nil

@@ -131,7 +131,7 @@ func TestSchemaDifferenceStopsTheCopy(t *testing.T) {
 type source struct {
 	dir, path        string
 	nodeKey, oldKey  string // a node-named blob key and a legacy one
-	quarKey          string
+	quarKey, archKey string
 	nodeBody, oldBod []byte
 }
 
@@ -203,6 +203,29 @@ func fillSource(t *testing.T, events int) source {
 		t.Fatal(err)
 	}
 	if _, err := db.Secret(ctx, "link", func() ([]byte, error) { return []byte{0, 1, 2, 0xff}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	// An audit archive entry the SQLite store's (embedded) index holds, and
+	// an archived body.
+	if _, err := db.AppendArchive(ctx, store.ArchiveAppend{TenantID: ten.ID, Entries: []store.ArchiveEntry{{ID: "arch1",
+		Kind: store.ArchiveKindSettings, At: now, Meta: `{"by":"test"}`}}}); err != nil {
+		t.Fatal(err)
+	}
+	as, err := local.Open(filepath.Join(s.dir, "archive"), "mx1", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Close()
+	archBody := "Subject: archived\r\n\r\nkept\r\n"
+	if s.archKey, _, err = blob.Put(ctx, as, "seg1", strings.NewReader(archBody)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AppendArchive(ctx, store.ArchiveAppend{TenantID: ten.ID, Entries: []store.ArchiveEntry{{ID: "arch2",
+		Kind: store.ArchiveKindMessage, At: now, Received: now, Size: int64(len(archBody)), SHA256: "seg1", Segments: []string{"seg1"}, Meta: `{}`}},
+		Blobs: []store.ArchiveBlob{{SHA256: "seg1", Key: s.archKey, Size: int64(len(archBody))}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkArchiveIndexed(ctx, ten.ID, []string{"arch1"}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -280,7 +303,7 @@ func TestCopyResumesAndVerifies(t *testing.T) {
 			t.Errorf("report: %+v", c)
 		}
 	}
-	if rep.Blobs != 3 || rep.Unreferenced != 1 || len(rep.Absent) != 1 || !strings.Contains(rep.Absent[0], "mx1/001ddd (missing)") {
+	if rep.Blobs != 4 || rep.Unreferenced != 1 || len(rep.Absent) != 1 || !strings.Contains(rep.Absent[0], "mx1/001ddd (missing)") {
 		t.Errorf("report: blobs %d copied %d unreferenced %d absent %v", rep.Blobs, rep.Copied, rep.Unreferenced, rep.Absent)
 	}
 
@@ -294,9 +317,16 @@ func TestCopyResumesAndVerifies(t *testing.T) {
 	if detail != "try 0 \uFFFD with a NUL" {
 		t.Errorf("text with NUL copied as %q", detail)
 	}
+	// The archive's entries arrive unindexed: the archiver indexes them in
+	// PostgreSQL's index.
+	var indexed bool
+	if err := conn.QueryRow(ctx, `SELECT indexed FROM archive_entries WHERE id = 'arch1'`).Scan(&indexed); err != nil || indexed {
+		t.Errorf("archive entry copied as indexed=%v (%v), want false", indexed, err)
+	}
 	for ns, kb := range map[string]map[string][]byte{
 		"spool":      {s.nodeKey: s.nodeBody, "mx9/001bbb": s.oldBod},
 		"quarantine": {s.quarKey: []byte("Subject: spam\r\n\r\nbuy\r\n")},
+		"archive":    {s.archKey: []byte("Subject: archived\r\n\r\nkept\r\n")},
 	} {
 		st, err := s3.Open(ctx, cfg, ns, "mx9", nil)
 		if err != nil {
@@ -315,7 +345,7 @@ func TestCopyResumesAndVerifies(t *testing.T) {
 		}
 	}
 	// A third run finds everything in place and writes nothing.
-	if rep, err = Run(ctx, o); err != nil || rep.Copied != 0 || rep.Blobs != 3 {
+	if rep, err = Run(ctx, o); err != nil || rep.Copied != 0 || rep.Blobs != 4 {
 		t.Fatalf("third run: %+v %v", rep, err)
 	}
 	// Sequences continue after the copied keys.

@@ -29,6 +29,7 @@ var (
 	}
 	postgresOnly = map[string]string{
 		"schema_migrations": "the PostgreSQL store's migration record",
+		"archive_search":    "the audit archive's search index in PostgreSQL, which the archiver builds from the archive's entries (copied as not yet indexed)",
 	}
 )
 

@@ -124,8 +124,9 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 // Pool is the store's connection pool, for tools that work on every
-// table as it is (mailgate migrate-store). Text written through it
-// directly must pass through Storable.
+// table as it is (mailgate migrate-store) and for the archive's search
+// index (package archive/pgindex), whose table this schema creates. Text
+// written through it directly must pass through Storable.
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
 // Close closes the pool's connections.

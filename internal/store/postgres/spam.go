@@ -28,14 +28,14 @@ func (db *DB) SpamLoad(ctx context.Context, tenantID int64, fn func(token string
 	if err := t.QueryRow(ctx, `SELECT count(*) FROM spam_trained WHERE tenant_id = $1`, tenantID).Scan(&info.Messages); err != nil {
 		return info, fmt.Errorf("spam load: %w", err)
 	}
-	rows, err := t.Query(ctx, `SELECT token, spam, ham FROM spam_tokens WHERE tenant_id = $1`, tenantID)
+	rows, err := t.Query(ctx, `SELECT token, spam, ham, weight FROM spam_tokens WHERE tenant_id = $1`, tenantID)
 	if err != nil {
 		return info, fmt.Errorf("spam load: %w", err)
 	}
 	for rows.Next() {
 		var tok string
 		var c store.TokenCount
-		if err := rows.Scan(&tok, &c.Spam, &c.Ham); err != nil {
+		if err := rows.Scan(&tok, &c.Spam, &c.Ham, &c.Weight); err != nil {
 			rows.Close()
 			return info, fmt.Errorf("spam load: %w", err)
 		}
@@ -80,23 +80,24 @@ func (db *DB) SpamVersion(ctx context.Context, tenantID int64) (int64, error) {
 	return v, nil
 }
 
-// SpamLabels returns the labels of the trained fingerprints among fps.
-func (db *DB) SpamLabels(ctx context.Context, tenantID int64, fps []string) (map[string]string, error) {
-	out := map[string]string{}
+// SpamLabels returns the trained fingerprints among fps.
+func (db *DB) SpamLabels(ctx context.Context, tenantID int64, fps []string) (map[string]store.SpamTrained, error) {
+	out := map[string]store.SpamTrained{}
 	if len(fps) == 0 {
 		return out, nil
 	}
-	rows, err := db.conn.Query(ctx, `SELECT fingerprint, label FROM spam_trained WHERE tenant_id = $1 AND fingerprint = ANY($2)`, tenantID, fps)
+	rows, err := db.conn.Query(ctx, `SELECT fingerprint, label, lesson FROM spam_trained WHERE tenant_id = $1 AND fingerprint = ANY($2)`, tenantID, fps)
 	if err != nil {
 		return nil, fmt.Errorf("spam labels: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var f, l string
-		if err := rows.Scan(&f, &l); err != nil {
+		var f string
+		var tr store.SpamTrained
+		if err := rows.Scan(&f, &tr.Label, &tr.Lesson); err != nil {
 			return nil, fmt.Errorf("spam labels: %w", err)
 		}
-		out[f] = l
+		out[f] = tr
 	}
 	return out, rows.Err()
 }
@@ -152,9 +153,10 @@ func (db *DB) SpamApply(ctx context.Context, tenantID int64, ch store.SpamChange
 		b := &pgx.Batch{}
 		for _, tok := range toks {
 			d := ch.Deltas[tok]
-			queue(b, `INSERT INTO spam_tokens(tenant_id, token, spam, ham) VALUES ($1, $2, greatest($3::bigint, 0), greatest($4::bigint, 0))
-				ON CONFLICT (tenant_id, token) DO UPDATE SET spam = greatest(spam_tokens.spam + $3::bigint, 0), ham = greatest(spam_tokens.ham + $4::bigint, 0)`,
-				tenantID, tok, d.Spam, d.Ham)
+			queue(b, `INSERT INTO spam_tokens(tenant_id, token, spam, ham, weight) VALUES ($1, $2, greatest($3::bigint, 0), greatest($4::bigint, 0), $5::bigint)
+				ON CONFLICT (tenant_id, token) DO UPDATE SET spam = greatest(spam_tokens.spam + $3::bigint, 0), ham = greatest(spam_tokens.ham + $4::bigint, 0),
+				weight = spam_tokens.weight + $5::bigint`,
+				tenantID, tok, d.Spam, d.Ham, d.Weight)
 			if d.Spam < 0 || d.Ham < 0 {
 				// Tokens no message contains any more carry no information.
 				queue(b, `DELETE FROM spam_tokens WHERE tenant_id = $1 AND token = $2 AND spam = 0 AND ham = 0`, tenantID, tok)
@@ -169,9 +171,9 @@ func (db *DB) SpamApply(ctx context.Context, tenantID int64, ch store.SpamChange
 			if l := ch.Labels[f]; l == "" {
 				queue(b, `DELETE FROM spam_trained WHERE tenant_id = $1 AND fingerprint = $2`, tenantID, f)
 			} else {
-				queue(b, `INSERT INTO spam_trained(tenant_id, fingerprint, label, trained_us) VALUES ($1, $2, $3, $4)
-					ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET label = excluded.label, trained_us = excluded.trained_us`,
-					tenantID, f, l, us(ch.At))
+				queue(b, `INSERT INTO spam_trained(tenant_id, fingerprint, label, trained_us, lesson) VALUES ($1, $2, $3, $4, $5)
+					ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET label = excluded.label, trained_us = excluded.trained_us, lesson = excluded.lesson`,
+					tenantID, f, l, us(ch.At), ch.Lessons[f])
 			}
 		}
 		if b.Len() > 0 {

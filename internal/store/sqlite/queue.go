@@ -94,6 +94,10 @@ func (db *DB) Accept(ctx context.Context, a store.Acceptance) ([][]store.Recipie
 				return err
 			}
 		}
+		// The original message (first) is queued for archiving with it.
+		if len(a.Queue) > 0 {
+			return queueArchive(tx, a.Queue[0].Message)
+		}
 		return nil
 	})
 	if err != nil {
@@ -437,7 +441,8 @@ func (db *DB) SetState(ctx context.Context, tenantID int64, messageID string, fr
 
 // PendingBlobs lists the blobs of messages not yet done.
 func (db *DB) PendingBlobs(ctx context.Context) (map[string]store.PendingBlob, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, blob_key, size FROM messages WHERE done = 0 AND corrupt = ''`)
+	rows, err := db.r.QueryContext(ctx, `SELECT id, blob_key, size FROM messages WHERE done = 0 AND corrupt = ''
+		UNION ALL SELECT message_id, blob_key, size FROM archive_pending`)
 	if err != nil {
 		return nil, fmt.Errorf("pending blobs: %w", err)
 	}

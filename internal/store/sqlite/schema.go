@@ -557,7 +557,160 @@ CREATE INDEX mailbox_messages_conv ON mailbox_messages(mailbox_id, thread_id);
 CREATE INDEX mailbox_messages_msgid ON mailbox_messages(mailbox_id, message_id_hdr) WHERE message_id_hdr <> '';
 CREATE INDEX mailbox_messages_unseen ON mailbox_messages(mailbox_id, folder_id) WHERE instr(flags, '\Seen') = 0;
 `,
-	// 16: outbound protection: each tenant's outbound rules (their
+	// 16: mailing lists (internal/mlist): lists, their members (with the
+	// bounce state of each), their administrators and the serial numbers
+	// given to posts (one row per post, so a post distributed again after
+	// a crash keeps its number). List IDs are never reused.
+	`
+CREATE TABLE ml_lists (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+	address TEXT NOT NULL UNIQUE,
+	name TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	posting TEXT NOT NULL,
+	subject_serial INTEGER NOT NULL DEFAULT 0,
+	reply_to_list INTEGER NOT NULL DEFAULT 0,
+	serial INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL
+);
+CREATE INDEX ml_lists_tenant ON ml_lists(tenant_id);
+CREATE TABLE ml_members (
+	list_id INTEGER NOT NULL REFERENCES ml_lists(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL,
+	address TEXT NOT NULL,
+	comment TEXT NOT NULL DEFAULT '',
+	bounces INTEGER NOT NULL DEFAULT 0,
+	last_bounce_us INTEGER NOT NULL DEFAULT 0,
+	disabled INTEGER NOT NULL DEFAULT 0,
+	created_us INTEGER NOT NULL,
+	PRIMARY KEY (list_id, address)
+) WITHOUT ROWID;
+CREATE INDEX ml_members_address ON ml_members(tenant_id, address);
+CREATE TABLE ml_admins (
+	list_id INTEGER NOT NULL REFERENCES ml_lists(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL,
+	address TEXT NOT NULL,
+	PRIMARY KEY (list_id, address)
+) WITHOUT ROWID;
+CREATE INDEX ml_admins_address ON ml_admins(tenant_id, address);
+CREATE TABLE ml_posts (
+	list_id INTEGER NOT NULL REFERENCES ml_lists(id) ON DELETE CASCADE,
+	post TEXT NOT NULL,
+	serial INTEGER NOT NULL,
+	created_us INTEGER NOT NULL,
+	PRIMARY KEY (list_id, post)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX ml_posts_serial ON ml_posts(list_id, serial);
+`,
+	// 17: the spam classifier's linear model: a weight per token, and per
+	// trained message the lesson its training added to its tokens' weights.
+	`
+ALTER TABLE spam_tokens ADD COLUMN weight INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE spam_trained ADD COLUMN lesson INTEGER NOT NULL DEFAULT 0;
+`,
+	// 18: audit archive: tenants' settings, messages queued for archiving by
+	// Accept, the append-only log with its Merkle frontier and signed
+	// checkpoints, deduplicated body segments, holds and access grants.
+	`
+CREATE TABLE archive_settings (
+	tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+	enabled INTEGER NOT NULL DEFAULT 0,
+	mode TEXT NOT NULL DEFAULT 'all',
+	rule TEXT NOT NULL DEFAULT '',
+	retention_days INTEGER NOT NULL DEFAULT 0,
+	capacity_bytes INTEGER NOT NULL DEFAULT 0,
+	on_full TEXT NOT NULL DEFAULT 'stop',
+	user_search INTEGER NOT NULL DEFAULT 0,
+	updated_us INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE archive_pending (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL,
+	message_id TEXT NOT NULL UNIQUE,
+	blob_key TEXT NOT NULL,
+	size INTEGER NOT NULL,
+	direction TEXT NOT NULL,
+	created_us INTEGER NOT NULL,
+	attempts INTEGER NOT NULL DEFAULT 0,
+	last_error TEXT NOT NULL DEFAULT '',
+	lease_owner TEXT NOT NULL DEFAULT '',
+	lease_until_us INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX archive_pending_blob ON archive_pending(blob_key);
+CREATE INDEX archive_pending_due ON archive_pending(lease_until_us, id);
+CREATE TABLE archive_log (
+	tenant_id INTEGER PRIMARY KEY,
+	size INTEGER NOT NULL DEFAULT 0,
+	frontier BLOB NOT NULL DEFAULT x''
+);
+CREATE TABLE archive_entries (
+	tenant_id INTEGER NOT NULL,
+	seq INTEGER NOT NULL,
+	id TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	queue_id TEXT NOT NULL DEFAULT '',
+	direction TEXT NOT NULL DEFAULT '',
+	imported INTEGER NOT NULL DEFAULT 0,
+	at_us INTEGER NOT NULL,
+	received_us INTEGER NOT NULL,
+	size INTEGER NOT NULL DEFAULT 0,
+	sha256 TEXT NOT NULL DEFAULT '',
+	segments TEXT NOT NULL DEFAULT '',
+	meta TEXT NOT NULL DEFAULT '',
+	leaf BLOB NOT NULL,
+	chunks BLOB NOT NULL DEFAULT x'',
+	from_hdr TEXT NOT NULL DEFAULT '',
+	to_hdr TEXT NOT NULL DEFAULT '',
+	cc_hdr TEXT NOT NULL DEFAULT '',
+	subject TEXT NOT NULL DEFAULT '',
+	has_attachment INTEGER NOT NULL DEFAULT 0,
+	verdict TEXT NOT NULL DEFAULT '',
+	deleted_us INTEGER NOT NULL DEFAULT 0,
+	delivery TEXT NOT NULL DEFAULT '',
+	indexed INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (tenant_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX archive_entries_id ON archive_entries(tenant_id, id);
+CREATE UNIQUE INDEX archive_entries_queue ON archive_entries(tenant_id, queue_id) WHERE queue_id <> '';
+CREATE INDEX archive_entries_unindexed ON archive_entries(tenant_id, seq) WHERE indexed = 0;
+CREATE INDEX archive_entries_received ON archive_entries(tenant_id, received_us) WHERE kind = 'message' AND deleted_us = 0;
+CREATE TABLE archive_blobs (
+	tenant_id INTEGER NOT NULL,
+	sha256 TEXT NOT NULL,
+	blob_key TEXT NOT NULL,
+	size INTEGER NOT NULL,
+	refs INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, sha256)
+) WITHOUT ROWID;
+CREATE TABLE archive_checkpoints (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL,
+	size INTEGER NOT NULL,
+	root BLOB NOT NULL,
+	at_us INTEGER NOT NULL,
+	text TEXT NOT NULL,
+	signature BLOB NOT NULL,
+	key_id TEXT NOT NULL
+);
+CREATE INDEX archive_checkpoints_tenant ON archive_checkpoints(tenant_id, id);
+CREATE TABLE archive_holds (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	kind TEXT NOT NULL,
+	value TEXT NOT NULL,
+	reason TEXT NOT NULL DEFAULT '',
+	by_who TEXT NOT NULL DEFAULT '',
+	created_us INTEGER NOT NULL
+);
+CREATE TABLE archive_access (
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	principal TEXT NOT NULL,
+	PRIMARY KEY (tenant_id, principal)
+) WITHOUT ROWID;
+`,
+	// 19: outbound protection: each tenant's outbound rules (their
 	// definition is package outbound's JSON) with a version that every
 	// change raises, and the outbound messages held for approval or
 	// delayed, one row each, decided by compare-and-set on state.

@@ -30,7 +30,7 @@ func (db *DB) SpamLoad(ctx context.Context, tenantID int64, fn func(token string
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM spam_trained WHERE tenant_id = ?`, tenantID).Scan(&info.Messages); err != nil {
 		return info, fmt.Errorf("spam load: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT token, spam, ham FROM spam_tokens WHERE tenant_id = ?`, tenantID)
+	rows, err := tx.QueryContext(ctx, `SELECT token, spam, ham, weight FROM spam_tokens WHERE tenant_id = ?`, tenantID)
 	if err != nil {
 		return info, fmt.Errorf("spam load: %w", err)
 	}
@@ -38,7 +38,7 @@ func (db *DB) SpamLoad(ctx context.Context, tenantID int64, fn func(token string
 	for rows.Next() {
 		var t string
 		var c store.TokenCount
-		if err := rows.Scan(&t, &c.Spam, &c.Ham); err != nil {
+		if err := rows.Scan(&t, &c.Spam, &c.Ham, &c.Weight); err != nil {
 			return info, fmt.Errorf("spam load: %w", err)
 		}
 		fn(t, c)
@@ -81,9 +81,9 @@ func (db *DB) SpamVersion(ctx context.Context, tenantID int64) (int64, error) {
 	return v, nil
 }
 
-// SpamLabels returns the labels of the trained fingerprints among fps.
-func (db *DB) SpamLabels(ctx context.Context, tenantID int64, fps []string) (map[string]string, error) {
-	out := map[string]string{}
+// SpamLabels returns the trained fingerprints among fps.
+func (db *DB) SpamLabels(ctx context.Context, tenantID int64, fps []string) (map[string]store.SpamTrained, error) {
+	out := map[string]store.SpamTrained{}
 	err := labelsIn(ctx, db.r, tenantID, fps, out)
 	return out, err
 }
@@ -93,7 +93,7 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func labelsIn(ctx context.Context, q querier, tenantID int64, fps []string, out map[string]string) error {
+func labelsIn(ctx context.Context, q querier, tenantID int64, fps []string, out map[string]store.SpamTrained) error {
 	for len(fps) > 0 {
 		n := min(len(fps), spamChunk)
 		chunk := fps[:n]
@@ -103,17 +103,18 @@ func labelsIn(ctx context.Context, q querier, tenantID int64, fps []string, out 
 		for _, f := range chunk {
 			args = append(args, f)
 		}
-		rows, err := q.QueryContext(ctx, `SELECT fingerprint, label FROM spam_trained WHERE tenant_id = ? AND fingerprint IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		rows, err := q.QueryContext(ctx, `SELECT fingerprint, label, lesson FROM spam_trained WHERE tenant_id = ? AND fingerprint IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
 		if err != nil {
 			return fmt.Errorf("spam labels: %w", err)
 		}
 		for rows.Next() {
-			var f, l string
-			if err := rows.Scan(&f, &l); err != nil {
+			var f string
+			var tr store.SpamTrained
+			if err := rows.Scan(&f, &tr.Label, &tr.Lesson); err != nil {
 				rows.Close()
 				return fmt.Errorf("spam labels: %w", err)
 			}
-			out[f] = l
+			out[f] = tr
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -132,26 +133,26 @@ func (db *DB) SpamApply(ctx context.Context, tenantID int64, ch store.SpamChange
 			for f := range ch.Expect {
 				fps = append(fps, f)
 			}
-			have := map[string]string{}
+			have := map[string]store.SpamTrained{}
 			if err := labelsIn(ctx, tx, tenantID, fps, have); err != nil {
 				return err
 			}
 			for f, want := range ch.Expect {
-				if have[f] != want {
+				if have[f].Label != want {
 					return store.ErrSpamConflict
 				}
 			}
 		}
 		if len(ch.Deltas) > 0 {
-			up, err := tx.Prepare(`INSERT INTO spam_tokens(tenant_id, token, spam, ham) VALUES (?, ?, max(?, 0), max(?, 0))
-				ON CONFLICT(tenant_id, token) DO UPDATE SET spam = max(spam + ?, 0), ham = max(ham + ?, 0)`)
+			up, err := tx.Prepare(`INSERT INTO spam_tokens(tenant_id, token, spam, ham, weight) VALUES (?, ?, max(?, 0), max(?, 0), ?)
+				ON CONFLICT(tenant_id, token) DO UPDATE SET spam = max(spam + ?, 0), ham = max(ham + ?, 0), weight = weight + ?`)
 			if err != nil {
 				return fmt.Errorf("spam apply: %w", err)
 			}
 			defer up.Close()
 			var prune *sql.Stmt
 			for tok, d := range ch.Deltas {
-				if _, err := up.Exec(tenantID, tok, d.Spam, d.Ham, d.Spam, d.Ham); err != nil {
+				if _, err := up.Exec(tenantID, tok, d.Spam, d.Ham, d.Weight, d.Spam, d.Ham, d.Weight); err != nil {
 					return fmt.Errorf("spam apply: %w", err)
 				}
 				if d.Spam < 0 || d.Ham < 0 {
@@ -169,8 +170,8 @@ func (db *DB) SpamApply(ctx context.Context, tenantID int64, ch store.SpamChange
 			}
 		}
 		if len(ch.Labels) > 0 {
-			set, err := tx.Prepare(`INSERT INTO spam_trained(tenant_id, fingerprint, label, trained_us) VALUES (?, ?, ?, ?)
-				ON CONFLICT(tenant_id, fingerprint) DO UPDATE SET label = excluded.label, trained_us = excluded.trained_us`)
+			set, err := tx.Prepare(`INSERT INTO spam_trained(tenant_id, fingerprint, label, trained_us, lesson) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT(tenant_id, fingerprint) DO UPDATE SET label = excluded.label, trained_us = excluded.trained_us, lesson = excluded.lesson`)
 			if err != nil {
 				return fmt.Errorf("spam labels: %w", err)
 			}
@@ -184,7 +185,7 @@ func (db *DB) SpamApply(ctx context.Context, tenantID int64, ch store.SpamChange
 				if l == "" {
 					_, err = del.Exec(tenantID, f)
 				} else {
-					_, err = set.Exec(tenantID, f, l, us(ch.At))
+					_, err = set.Exec(tenantID, f, l, us(ch.At), ch.Lessons[f])
 				}
 				if err != nil {
 					return fmt.Errorf("spam labels: %w", err)

@@ -22,7 +22,8 @@ func spamLoad(t *testing.T, s store.Store, tid int64) (map[string]store.TokenCou
 	if int64(len(labels)) != info.Messages {
 		t.Fatalf("SpamLoad gave %d labels, counted %d", len(labels), info.Messages)
 	}
-	if want, err := s.SpamLabels(context.Background(), tid, slices.Collect(maps.Keys(labels))); err != nil || !maps.Equal(want, labels) {
+	want, err := s.SpamLabels(context.Background(), tid, slices.Collect(maps.Keys(labels)))
+	if err != nil || !maps.EqualFunc(want, labels, func(tr store.SpamTrained, l string) bool { return tr.Label == l }) {
 		t.Fatalf("SpamLoad's labels %v, SpamLabels' %v (%v)", labels, want, err)
 	}
 	return got, info
@@ -63,7 +64,7 @@ func testSpamModels(t *testing.T, open Opener) {
 		t.Fatalf("tenant 2: %v", got)
 	}
 	labels, err := s.SpamLabels(ctx, 1, []string{"fp-a", "fp-c", "fp-x"})
-	if err != nil || !maps.Equal(labels, map[string]string{"fp-a": "spam", "fp-c": "ham"}) {
+	if err != nil || !maps.Equal(labels, map[string]store.SpamTrained{"fp-a": {Label: "spam"}, "fp-c": {Label: "ham"}}) {
 		t.Fatalf("labels: %v %v", labels, err)
 	}
 	if l, _ := s.SpamLabels(ctx, 2, []string{"fp-a"}); len(l) != 0 {
@@ -109,5 +110,60 @@ func testSpamModels(t *testing.T, open Opener) {
 	}
 	if got, _ := spamLoad(t, s, 2); len(got) != 1 {
 		t.Fatalf("resetting tenant 1 touched tenant 2: %v", got)
+	}
+}
+
+// testSpamWeights: the linear model's weights add up as they come,
+// negative ones included, and leave with their token; each trained
+// message keeps its lesson until its label changes again.
+func testSpamWeights(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := context.Background()
+	big := int64(1) << 40 // weights are fixed-point integers of any size
+	if _, err := s.SpamApply(ctx, 1, store.SpamChange{
+		Deltas:  map[string]store.TokenCount{"a": {Spam: 1, Weight: big}, "b": {Spam: 1, Weight: -7}, "c": {Ham: 1, Weight: 5}},
+		Total:   store.TokenCount{Spam: 1, Ham: 1},
+		Labels:  map[string]string{"fp-1": "spam", "fp-2": "ham"},
+		Expect:  map[string]string{"fp-1": "", "fp-2": ""},
+		Lessons: map[string]int64{"fp-1": big, "fp-2": -3},
+		At:      t0,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SpamApply(ctx, 1, store.SpamChange{
+		Deltas: map[string]store.TokenCount{"a": {Weight: -1}, "b": {Weight: -7}, "d": {Ham: 1, Weight: 2}},
+		Total:  store.TokenCount{Ham: 1},
+		At:     t0,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := spamLoad(t, s, 1)
+	want := map[string]store.TokenCount{"a": {Spam: 1, Weight: big - 1}, "b": {Spam: 1, Weight: -14}, "c": {Ham: 1, Weight: 5}, "d": {Ham: 1, Weight: 2}}
+	if !maps.Equal(got, want) {
+		t.Fatalf("weights %v, want %v", got, want)
+	}
+	tr, err := s.SpamLabels(ctx, 1, []string{"fp-1", "fp-2"})
+	if err != nil || !maps.Equal(tr, map[string]store.SpamTrained{"fp-1": {Label: "spam", Lesson: big}, "fp-2": {Label: "ham", Lesson: -3}}) {
+		t.Fatalf("lessons %v %v", tr, err)
+	}
+	// Moved: the new lesson replaces the old; a token whose counts reach
+	// zero goes with its weight.
+	if _, err := s.SpamApply(ctx, 1, store.SpamChange{
+		Deltas:  map[string]store.TokenCount{"b": {Spam: -1, Weight: 14}, "c": {Weight: 1}},
+		Total:   store.TokenCount{Spam: -1},
+		Labels:  map[string]string{"fp-1": "ham"},
+		Expect:  map[string]string{"fp-1": "spam"},
+		Lessons: map[string]int64{"fp-1": 9},
+		At:      t0,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = spamLoad(t, s, 1)
+	want = map[string]store.TokenCount{"a": {Spam: 1, Weight: big - 1}, "c": {Ham: 1, Weight: 6}, "d": {Ham: 1, Weight: 2}}
+	if !maps.Equal(got, want) {
+		t.Fatalf("after moving: %v, want %v", got, want)
+	}
+	if tr, _ := s.SpamLabels(ctx, 1, []string{"fp-1"}); tr["fp-1"] != (store.SpamTrained{Label: "ham", Lesson: 9}) {
+		t.Fatalf("moved lesson %v", tr)
 	}
 }

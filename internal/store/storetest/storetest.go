@@ -51,6 +51,10 @@ func Run(t *testing.T, open Opener) {
 		fn   func(*testing.T, Opener)
 	}{
 		{"AcceptAllOrNothing", testAcceptAllOrNothing},
+		{"ArchiveAcceptQueues", testArchiveAcceptQueues},
+		{"ArchiveClaimAndAppend", testArchiveClaimAndAppend},
+		{"ArchiveAppendConcurrent", testArchiveAppendConcurrent},
+		{"ArchiveRetentionAndGrants", testArchiveRetentionAndGrants},
 		{"AcceptQuota", testAcceptQuota},
 		{"AcceptQuotaConcurrent", testAcceptQuotaConcurrent},
 		{"Tenancy", testTenancy},
@@ -71,6 +75,7 @@ func Run(t *testing.T, open Opener) {
 		{"Policy", testPolicy},
 		{"QuarantineItems", testQuarantineItems},
 		{"SpamModels", testSpamModels},
+		{"SpamWeights", testSpamWeights},
 		{"SpamApplyConcurrent", testSpamApplyConcurrent},
 		{"ReportAgreesWithEvents", testReportAgreesWithEvents},
 		{"ReportDaysZoneAndPurge", testReportDaysZoneAndPurge},
@@ -99,6 +104,9 @@ func Run(t *testing.T, open Opener) {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
 	for _, c := range outboundTests {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
+	}
+	for _, c := range mlistTests {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
 }

@@ -52,7 +52,8 @@ type Env struct {
 	lastCode map[string]time.Time
 	mu       sync.Mutex
 	// Tokens: API token secrets by name: "op" (operator, write), "a-write",
-	// "a-read" (tenant acme), "b-write" (tenant other).
+	// "a-read" (tenant acme, both with archive access), "b-write" (tenant
+	// other).
 	Tokens map[string]string
 }
 
@@ -126,6 +127,13 @@ func Start(t testing.TB, o Options) *Env {
 			t.Fatal(err)
 		}
 		e.Tokens[name] = secret
+	}
+	// Tenant acme's administrator and tokens may see its audit archive
+	// (tenant other's administrator and token may not see theirs).
+	for _, who := range []string{AdminA, "api:a-write", "api:a-read"} {
+		if err := st.SetArchiveAccess(ctx, n.Tenant.ID, who, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if e.Web, err = n.App.Web(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/archive"
+)
+
+// The archive from the command line: enable, import an mbox, search in
+// Japanese, verify, print a proof that the reference checker accepts with
+// the printed public key, and audit every step.
+func TestCLIArchive(t *testing.T) {
+	c := newCLI(t)
+	c.run(false, "tenant", "add", "acme")
+	c.run(false, "archive", "enable", "--tenant", "acme", "--retention-days", "365", "--when-full", "delete-oldest")
+	mbox := filepath.Join(t.TempDir(), "Inbox")
+	os.WriteFile(mbox, []byte("From - Mon Nov 02 10:00:00 2026\nFrom: a@example.net\nSubject: =?UTF-8?B?"+
+		"5Lya6K2w44Gu5qGI5YaF"+"?=\nDate: Mon, 2 Nov 2026 10:00:00 +0900\n\n東京で会議\n\nFrom - Tue Nov 03 10:00:00 2026\nFrom: b@example.net\nSubject: other\n\nx\n"), 0o600)
+	out, _ := c.run(false, "archive", "import", "--tenant", "acme", mbox)
+	if !strings.Contains(out, "2 imported") {
+		t.Fatalf("import: %s", out)
+	}
+	out, _ = c.run(false, "archive", "search", "--tenant", "acme", "会議")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], "imp") {
+		t.Fatalf("search: %s", out)
+	}
+	id := strings.Fields(lines[1])[0]
+	out, _ = c.run(false, "archive", "verify", "--tenant", "acme")
+	if !strings.Contains(out, "OK: the archive verifies") {
+		t.Fatalf("verify: %s", out)
+	}
+	pj, _ := c.run(false, "archive", "proof", id)
+	var p archive.Proof
+	if err := json.Unmarshal([]byte(pj), &p); err != nil {
+		t.Fatal(err)
+	}
+	eml, _ := c.run(false, "archive", "show", id)
+	key, _ := c.run(false, "archive", "pubkey")
+	if err := archive.CheckProof(p, []byte(eml), strings.TrimSpace(key)); err != nil {
+		t.Fatal(err)
+	}
+	if py, err := exec.LookPath("python3"); err == nil {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "p.json"), []byte(pj), 0o600)
+		os.WriteFile(filepath.Join(dir, "m.eml"), []byte(eml), 0o600)
+		os.WriteFile(filepath.Join(dir, "k"), []byte(key), 0o600)
+		if out, err := exec.Command(py, filepath.Join("..", "..", "docs", "archive-check.py"), filepath.Join(dir, "p.json"), filepath.Join(dir, "m.eml"), filepath.Join(dir, "k")).CombinedOutput(); err != nil {
+			t.Fatalf("python checker: %s", out)
+		}
+	}
+	c.run(true, "archive", "resend", id)
+	out, _ = c.run(false, "archive", "status", "--tenant", "acme")
+	if !strings.Contains(out, "messages: 2") || !strings.Contains(out, "last verification") || !strings.Contains(out, "ed25519:") {
+		t.Fatalf("status: %s", out)
+	}
+}

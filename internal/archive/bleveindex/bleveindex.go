@@ -1,0 +1,314 @@
+// Package bleveindex is the archive's embedded search index: bleve (scorch
+// segments in a directory of the node) with its CJK analyzer, which
+// indexes Japanese, Chinese and Korean text as overlapping character
+// pairs, so two-character words (会議, 東京) are found without a
+// dictionary, and other text as lower-cased words.
+package bleveindex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
+	"github.com/blevesearch/bleve/v2/analysis/lang/cjk"
+	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/search/query"
+
+	"github.com/mailgate/mailgate/internal/archive"
+)
+
+// Index is an archive.Index on a bleve index directory.
+type Index struct {
+	idx  bleve.Index
+	path string
+}
+
+var _ archive.Index = (*Index)(nil)
+
+// textFields are searched for free words; subject matches weigh more.
+var textFields = []string{"from", "to", "cc", "subject", "body", "attachments"}
+
+func newMapping() mapping.IndexMapping {
+	text := func() *mapping.FieldMapping {
+		f := bleve.NewTextFieldMapping()
+		f.Analyzer = cjk.AnalyzerName
+		f.Store, f.IncludeInAll, f.IncludeTermVectors, f.DocValues = false, false, false, false
+		return f
+	}
+	kw := func() *mapping.FieldMapping {
+		f := bleve.NewKeywordFieldMapping()
+		f.Store, f.IncludeInAll, f.IncludeTermVectors = false, false, false
+		return f
+	}
+	num := func() *mapping.FieldMapping {
+		f := bleve.NewNumericFieldMapping()
+		f.Store, f.IncludeInAll = false, false
+		return f
+	}
+	dm := bleve.NewDocumentStaticMapping()
+	for _, n := range textFields {
+		dm.AddFieldMappingsAt(n, text())
+	}
+	for _, n := range []string{"tenant", "direction", "verdict", "has_attachment", "imported"} {
+		dm.AddFieldMappingsAt(n, kw())
+	}
+	date := bleve.NewDateTimeFieldMapping()
+	date.Store, date.IncludeInAll = false, false
+	dm.AddFieldMappingsAt("date", date)
+	dm.AddFieldMappingsAt("size", num())
+	m := bleve.NewIndexMapping()
+	m.DefaultMapping = dm
+	m.DefaultAnalyzer = keyword.Name
+	m.StoreDynamic, m.IndexDynamic, m.DocValuesDynamic = false, false, false
+	return m
+}
+
+// lockWait bounds the wait for the index's lock: another process (the
+// running server, when the CLI opens it) holds it.
+const lockWait = "2s"
+
+// Open opens the index in dir, creating it when absent. One process at a
+// time may have it open.
+func Open(dir string) (*Index, error) {
+	idx, err := bleve.OpenUsing(dir, map[string]interface{}{"bolt_timeout": lockWait})
+	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+			return nil, fmt.Errorf("archive index: %w", err)
+		}
+		idx, err = bleve.NewUsing(dir, newMapping(), bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, map[string]interface{}{"bolt_timeout": lockWait})
+	}
+	if err != nil && strings.Contains(err.Error(), "timeout") {
+		return nil, fmt.Errorf("archive index %s is in use by another mailgate process (the running server?): %w", dir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("archive index %s: %w", dir, err)
+	}
+	return &Index{idx: idx, path: dir}, nil
+}
+
+func key(tenantID int64, id string) string { return strconv.FormatInt(tenantID, 10) + "/" + id }
+
+type doc struct {
+	Tenant        string    `json:"tenant"`
+	From          string    `json:"from"`
+	To            string    `json:"to"`
+	Cc            string    `json:"cc"`
+	Subject       string    `json:"subject"`
+	Body          string    `json:"body"`
+	Attachments   string    `json:"attachments"`
+	Date          time.Time `json:"date"`
+	Size          float64   `json:"size"`
+	HasAttachment string    `json:"has_attachment"`
+	Direction     string    `json:"direction"`
+	Verdict       []string  `json:"verdict"`
+	Imported      string    `json:"imported"`
+}
+
+func yn(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// Add indexes documents in one batch.
+func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
+	b := x.idx.NewBatch()
+	for _, d := range docs {
+		if err := b.Index(key(d.TenantID, d.ID), doc{Tenant: strconv.FormatInt(d.TenantID, 10), From: d.From, To: d.To, Cc: d.Cc,
+			Subject: d.Subject, Body: d.Body, Attachments: d.Attachments, Date: d.Date.UTC(), Size: float64(d.Size),
+			HasAttachment: yn(d.HasAttachment), Direction: d.Direction, Verdict: strings.Fields(d.Verdict), Imported: yn(d.Imported)}); err != nil {
+			return fmt.Errorf("archive index: %w", err)
+		}
+	}
+	if err := x.idx.Batch(b); err != nil {
+		return fmt.Errorf("archive index: %w", err)
+	}
+	return nil
+}
+
+// Delete removes documents.
+func (x *Index) Delete(ctx context.Context, tenantID int64, ids []string) error {
+	b := x.idx.NewBatch()
+	for _, id := range ids {
+		b.Delete(key(tenantID, id))
+	}
+	if err := x.idx.Batch(b); err != nil {
+		return fmt.Errorf("archive index: %w", err)
+	}
+	return nil
+}
+
+// terms analyses text as the index did.
+func (x *Index) terms(text string) []string {
+	a := x.idx.Mapping().AnalyzerNamed(cjk.AnalyzerName)
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range a.Analyze([]byte(text)) {
+		s := string(t.Term)
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// fieldQuery requires every term of text in one of fields.
+func (x *Index) fieldQuery(text string, fields ...string) (query.Query, bool) {
+	ts := x.terms(text)
+	if len(ts) == 0 {
+		return nil, false
+	}
+	var must []query.Query
+	for _, t := range ts {
+		var any []query.Query
+		for _, f := range fields {
+			tq := query.NewTermQuery(t)
+			tq.SetField(f)
+			if f == "subject" {
+				tq.SetBoost(3)
+			}
+			any = append(any, tq)
+		}
+		if len(any) == 1 {
+			must = append(must, any[0])
+		} else {
+			must = append(must, query.NewDisjunctionQuery(any))
+		}
+	}
+	return query.NewConjunctionQuery(must), true
+}
+
+func term(field, v string) query.Query {
+	q := query.NewTermQuery(v)
+	q.SetField(field)
+	return q
+}
+
+func (x *Index) build(tenantID int64, q archive.Query) (query.Query, bool, bool) {
+	must := []query.Query{term("tenant", strconv.FormatInt(tenantID, 10))}
+	words := false
+	for _, f := range []struct {
+		v      string
+		fields []string
+	}{{q.Text, textFields}, {q.From, []string{"from"}}, {q.To, []string{"to"}}, {q.Cc, []string{"cc"}},
+		{q.Subject, []string{"subject"}}, {q.Body, []string{"body"}}, {q.Attachment, []string{"attachments"}}} {
+		if strings.TrimSpace(f.v) == "" {
+			continue
+		}
+		fq, ok := x.fieldQuery(f.v, f.fields...)
+		if !ok {
+			// Words that analyse to nothing (punctuation) match nothing.
+			return nil, false, false
+		}
+		must = append(must, fq)
+		words = true
+	}
+	if !q.After.IsZero() || !q.Before.IsZero() {
+		incl, excl := true, false
+		dq := query.NewDateRangeInclusiveQuery(q.After.UTC(), q.Before.UTC(), &incl, &excl)
+		dq.SetField("date")
+		must = append(must, dq)
+	}
+	if q.MinSize > 0 || q.MaxSize > 0 {
+		var lo, hi *float64
+		if q.MinSize > 0 {
+			v := float64(q.MinSize)
+			lo = &v
+		}
+		if q.MaxSize > 0 {
+			v := float64(q.MaxSize)
+			hi = &v
+		}
+		t := true
+		nq := query.NewNumericRangeInclusiveQuery(lo, hi, &t, &t)
+		nq.SetField("size")
+		must = append(must, nq)
+	}
+	if q.HasAttachment != "" {
+		must = append(must, term("has_attachment", q.HasAttachment))
+	}
+	if q.Imported != "" {
+		must = append(must, term("imported", q.Imported))
+	}
+	if q.Direction != "" {
+		must = append(must, term("direction", q.Direction))
+	}
+	if q.Verdict != "" {
+		must = append(must, term("verdict", q.Verdict))
+	}
+	return query.NewConjunctionQuery(must), words, true
+}
+
+// Search runs a query for one tenant.
+func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p archive.Page) (archive.Result, error) {
+	bq, words, ok := x.build(tenantID, q)
+	if !ok {
+		return archive.Result{Total: 0}, nil
+	}
+	n := p.Size()
+	req := bleve.NewSearchRequestOptions(bq, n, 0, false)
+	if p.Sort == archive.SortDate || !words {
+		req.SortBy([]string{"-date", "-_id"})
+	} else {
+		req.SortBy([]string{"-_score", "-date", "-_id"})
+	}
+	c, err := archive.DecodeCursor(p.Cursor, len(req.Sort))
+	if err != nil {
+		return archive.Result{}, err
+	}
+	if c.Keys != nil {
+		req.SetSearchAfter(c.Keys)
+	}
+	res, err := x.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return archive.Result{}, fmt.Errorf("archive search: %w", err)
+	}
+	out := archive.Result{Total: int64(res.Total)}
+	prefix := strconv.FormatInt(tenantID, 10) + "/"
+	for _, h := range res.Hits {
+		out.IDs = append(out.IDs, strings.TrimPrefix(h.ID, prefix))
+	}
+	if len(res.Hits) == n {
+		last := res.Hits[n-1]
+		keys := append([]string(nil), last.Sort...)
+		// bleve sorts by score but reports the key as "_score": the page
+		// after needs the score itself.
+		for i, k := range keys {
+			if k == "_score" {
+				keys[i] = strconv.FormatFloat(last.Score, 'g', -1, 64)
+			}
+		}
+		out.Next = archive.EncodeCursor(archive.Cursor{Keys: keys})
+	}
+	return out, nil
+}
+
+// Size is the bytes of the index directory.
+func (x *Index) Size(ctx context.Context) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(x.path, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			if in, err := d.Info(); err == nil {
+				n += in.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Close closes the index.
+func (x *Index) Close() error { return x.idx.Close() }

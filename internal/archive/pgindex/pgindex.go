@@ -1,0 +1,260 @@
+// Package pgindex is the archive's search index in PostgreSQL, for
+// installations whose nodes share one database: every node archives into
+// it and searches it.
+//
+// Each message is one row of archive_search with a tsvector of its terms
+// (archive.Tokens: lower-cased words and CJK character pairs), built here
+// rather than by a text search configuration, so Japanese is found by its
+// two-character words exactly as in the embedded index. Weights carry the
+// field: A subject, B addresses, C attachments, D body; addresses are
+// also kept with a field prefix ("f:", "t:", "c:") for from:, to: and cc:
+// searches. A GIN index answers the words; date, size and the facets are
+// plain columns.
+package pgindex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mailgate/mailgate/internal/archive"
+)
+
+// Index is an archive.Index in the store's PostgreSQL database.
+type Index struct{ pool *pgxpool.Pool }
+
+var _ archive.Index = (*Index)(nil)
+
+// New uses the archive_search table of the store's schema.
+func New(pool *pgxpool.Pool) *Index { return &Index{pool: pool} }
+
+// maxLexemes bounds one document's distinct terms (PostgreSQL keeps a
+// tsvector under 1 MB); the first ones of each field are kept.
+const maxLexemes = 60000
+
+// Position numbers stand for the fields; only their weights matter.
+var weightPos = map[byte]string{'A': "1A", 'B': "2B", 'C': "3C", 'D': "4D"}
+
+func quoteLexeme(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
+}
+
+// vector builds the tsvector literal of a document.
+func vector(d archive.Doc) string {
+	pos := map[string][]byte{}
+	var order []string
+	add := func(tok string, w byte) {
+		ws, ok := pos[tok]
+		if !ok {
+			if len(order) >= maxLexemes {
+				return
+			}
+			order = append(order, tok)
+		}
+		for _, x := range ws {
+			if x == w {
+				return
+			}
+		}
+		pos[tok] = append(ws, w)
+	}
+	for _, f := range []struct {
+		text, prefix string
+	}{{d.From, "f:"}, {d.To, "t:"}, {d.Cc, "c:"}} {
+		for _, t := range archive.Tokens(f.text) {
+			add(t, 'B')
+			add(f.prefix+t, 'B')
+		}
+	}
+	for _, t := range archive.Tokens(d.Subject) {
+		add(t, 'A')
+	}
+	for _, t := range archive.Tokens(d.Attachments) {
+		add(t, 'C')
+	}
+	for _, t := range archive.Tokens(d.Body) {
+		add(t, 'D')
+	}
+	var b strings.Builder
+	for _, t := range order {
+		b.WriteString(quoteLexeme(t))
+		b.WriteByte(':')
+		for i, w := range pos[t] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(weightPos[w])
+		}
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+// tsquery builds the query's word part ("" when it has none); ok is false
+// when a field's words analyse to nothing (nothing can match).
+func tsquery(q archive.Query) (string, bool) {
+	var parts []string
+	for _, f := range []struct {
+		v, prefix, weight string
+	}{{q.Text, "", ""}, {q.From, "f:", ""}, {q.To, "t:", ""}, {q.Cc, "c:", ""},
+		{q.Subject, "", ":A"}, {q.Attachment, "", ":C"}, {q.Body, "", ":D"}} {
+		if strings.TrimSpace(f.v) == "" {
+			continue
+		}
+		ts := archive.Tokens(f.v)
+		if len(ts) == 0 {
+			return "", false
+		}
+		for _, t := range ts {
+			parts = append(parts, quoteLexeme(f.prefix+t)+f.weight)
+		}
+	}
+	return strings.Join(parts, " & "), true
+}
+
+// Add inserts or replaces documents in one round trip.
+func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
+	b := &pgx.Batch{}
+	for _, d := range docs {
+		b.Queue(`INSERT INTO archive_search(tenant_id, id, received_us, size, has_attachment, direction, verdict, imported, tsv)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::tsvector)
+			ON CONFLICT (tenant_id, id) DO UPDATE SET received_us = excluded.received_us, size = excluded.size,
+			has_attachment = excluded.has_attachment, direction = excluded.direction, verdict = excluded.verdict,
+			imported = excluded.imported, tsv = excluded.tsv`,
+			d.TenantID, d.ID, d.Date.UnixMicro(), d.Size, d.HasAttachment, d.Direction, " "+d.Verdict+" ", d.Imported, vector(d))
+	}
+	if err := x.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("archive index: %w", err)
+	}
+	return nil
+}
+
+// Delete removes documents.
+func (x *Index) Delete(ctx context.Context, tenantID int64, ids []string) error {
+	if _, err := x.pool.Exec(ctx, `DELETE FROM archive_search WHERE tenant_id = $1 AND id = ANY($2)`, tenantID, ids); err != nil {
+		return fmt.Errorf("archive index: %w", err)
+	}
+	return nil
+}
+
+// Search runs a query for one tenant.
+func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p archive.Page) (archive.Result, error) {
+	tq, ok := tsquery(q)
+	if !ok {
+		return archive.Result{}, nil
+	}
+	n := p.Size()
+	args := []any{tenantID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	where := []string{"tenant_id = $1"}
+	rank := "0::real"
+	if tq != "" {
+		ph := arg(tq) + "::tsquery"
+		where = append(where, "tsv @@ "+ph)
+		rank = "ts_rank(tsv, " + ph + ")"
+	}
+	if !q.After.IsZero() {
+		where = append(where, "received_us >= "+arg(q.After.UnixMicro()))
+	}
+	if !q.Before.IsZero() {
+		where = append(where, "received_us < "+arg(q.Before.UnixMicro()))
+	}
+	if q.MinSize > 0 {
+		where = append(where, "size >= "+arg(q.MinSize))
+	}
+	if q.MaxSize > 0 {
+		where = append(where, "size <= "+arg(q.MaxSize))
+	}
+	if q.HasAttachment != "" {
+		where = append(where, "has_attachment = "+arg(q.HasAttachment == "yes"))
+	}
+	if q.Imported != "" {
+		where = append(where, "imported = "+arg(q.Imported == "yes"))
+	}
+	if q.Direction != "" {
+		where = append(where, "direction = "+arg(q.Direction))
+	}
+	if q.Verdict != "" {
+		where = append(where, "strpos(verdict, "+arg(" "+q.Verdict+" ")+") > 0")
+	}
+	byRank := tq != "" && p.Sort != archive.SortDate
+	nkeys := 2
+	if byRank {
+		nkeys = 3
+	}
+	c, err := archive.DecodeCursor(p.Cursor, nkeys)
+	if err != nil {
+		return archive.Result{}, err
+	}
+	if c.Keys != nil {
+		d, err1 := strconv.ParseInt(c.Keys[nkeys-2], 10, 64)
+		id := c.Keys[nkeys-1]
+		if err1 != nil {
+			return archive.Result{}, archive.ErrBadCursor
+		}
+		if byRank {
+			r, err := strconv.ParseFloat(c.Keys[0], 32)
+			if err != nil || math.IsNaN(r) {
+				return archive.Result{}, archive.ErrBadCursor
+			}
+			where = append(where, "("+rank+", received_us, id) < ("+arg(float32(r))+"::real, "+arg(d)+", "+arg(id)+")")
+		} else {
+			where = append(where, "(received_us, id) < ("+arg(d)+", "+arg(id)+")")
+		}
+	}
+	order := "received_us DESC, id DESC"
+	if byRank {
+		order = "1 DESC, received_us DESC, id DESC"
+	}
+	rows, err := x.pool.Query(ctx, `SELECT `+rank+`, received_us, id FROM archive_search WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY `+order+` LIMIT `+strconv.Itoa(n), args...)
+	if err != nil {
+		return archive.Result{}, fmt.Errorf("archive search: %w", err)
+	}
+	defer rows.Close()
+	var out archive.Result
+	var last []string
+	for rows.Next() {
+		var r float32
+		var d int64
+		var id string
+		if err := rows.Scan(&r, &d, &id); err != nil {
+			return archive.Result{}, fmt.Errorf("archive search: %w", err)
+		}
+		out.IDs = append(out.IDs, id)
+		last = []string{strconv.FormatInt(d, 10), id}
+		if byRank {
+			last = append([]string{strconv.FormatFloat(float64(r), 'g', -1, 32)}, last...)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return archive.Result{}, fmt.Errorf("archive search: %w", err)
+	}
+	if len(out.IDs) == n {
+		out.Next = archive.EncodeCursor(archive.Cursor{Keys: last})
+	}
+	out.Total = -1
+	return out, nil
+}
+
+// Size is the table's size with its indexes.
+func (x *Index) Size(ctx context.Context) (int64, error) {
+	var n int64
+	err := x.pool.QueryRow(ctx, `SELECT pg_total_relation_size('archive_search')`).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return -1, nil
+	}
+	return n, err
+}
+
+// Close does nothing: the pool belongs to the store.
+func (x *Index) Close() error { return nil }
