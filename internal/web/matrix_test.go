@@ -199,6 +199,9 @@ func (m *matrixEnv) setupOther() {
 	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: b, Scope: "domain", Owner: "other.test", Key: "spam.tag_at", Value: "70"}))
 	m.bMsg = m.heldMessage(b, "carol@other.test", "B-SECRET-SUBJECT 機密")
 	m.bQuar = m.quarantined(b, "carol@other.test", "B-QSECRET-SUBJECT")
+	// Before the archive is on: the held message is not archived later.
+	m.bRule = m.outRule(b, "B-RULE-SECRET")
+	m.bOutHold = m.outHold(b, "carol@other.test", "B-HOLD-SECRET")
 	for _, tid := range []int64{b, m.e.Tenant.ID} {
 		m.must(e.Store.SetArchiveSettings(m.ctx, store.ArchiveSettings{TenantID: tid, Enabled: true}))
 	}
@@ -221,8 +224,6 @@ func (m *matrixEnv) setupOther() {
 	m.bML = strconv.FormatInt(ml.ID, 10)
 	// The matrix makes a fresh list per request.
 	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: m.e.Tenant.ID, Scope: "tenant", Key: "ml.max_lists", Value: "100000"}))
-	m.bRule = m.outRule(b, "B-RULE-SECRET")
-	m.bOutHold = m.outHold(b, "carol@other.test", "B-HOLD-SECRET")
 	m.markers = []string{"other.test", "b-team", "b-secret-sender", "B-SECRET-SUBJECT", "機密", "B-QSECRET-SUBJECT",
 		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET", "B-ARCHSECRET-SUBJECT", m.bArch, "B-RULE-SECRET", "B-HOLD-SECRET", m.bOutHold}
 	m.setupMail()
