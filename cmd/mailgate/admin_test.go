@@ -7,6 +7,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/smtp"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/mailgate/mailgate/internal/dnsx/dnstest"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/consoletest"
+	"github.com/mailgate/mailgate/internal/testutil/mgtest"
 )
 
 // cliEnv runs the CLI in-process against the store of a running node.
@@ -322,6 +324,83 @@ func TestCLIContinuity(t *testing.T) {
 	}
 	if acts["continuity.switch"] != 2 || acts["continuity.handback_retry"] != 1 || acts["continuity.credentials"] != 2 {
 		t.Fatalf("audit: %v", acts)
+	}
+}
+
+// The outbound commands: rules added from flags and listed, a message
+// tested, a held message listed and approved (then delivered).
+func TestCLIOutbound(t *testing.T) {
+	c := startCLI(t)
+	run := func(stdin string, args ...string) string {
+		t.Helper()
+		out, err := c.run(t, stdin, args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	run("", "policy", "set", "--tenant", "acme", "outbound.approvers=bob@example.test")
+	out := run("", "outbound", "rule", "add", "acme", "customer list", "--action", "hold", "--cond", "body contains 顧客リスト",
+		"--cond", "rcpt outside", "--reason-ja", "顧客情報")
+	if !strings.Contains(out, "added at position 1") {
+		t.Fatalf("add: %s", out)
+	}
+	if _, err := c.run(t, "", "outbound", "rule", "add", "acme", "bad", "--action", "hold", "--cond", "body frobs x"); err == nil ||
+		!strings.Contains(err.Error(), `operator "frobs"`) {
+		t.Fatalf("bad condition: %v", err)
+	}
+	if _, err := c.run(t, "", "policy", "set", "--tenant", "acme", "outbound.delay_minutes=soon"); err == nil {
+		t.Fatal("bad outbound setting accepted")
+	}
+	if out := run("", "outbound", "rule", "list", "acme"); !strings.Contains(out, "customer list") || !strings.Contains(out, "顧客リスト") {
+		t.Fatalf("list:\n%s", out)
+	}
+	msg := "From: alice@example.test\r\nTo: x@partner.test\r\nSubject: list\r\n\r\n顧客リストを送ります\r\n"
+	if out := run(msg, "outbound", "test", "acme", "-"); !strings.Contains(out, `"outcome": "hold"`) {
+		t.Fatalf("test:\n%s", out)
+	}
+	sc, err := smtp.Dial(c.OutboundAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sc.Hello("client.example.test")
+	if err == nil {
+		err = sc.Mail("alice@example.test")
+	}
+	if err == nil {
+		err = sc.Rcpt("x@partner.test")
+	}
+	var w io.WriteCloser
+	if err == nil {
+		w, err = sc.Data()
+	}
+	if err == nil {
+		if _, err = w.Write([]byte(msg)); err == nil {
+			err = w.Close()
+		}
+	}
+	sc.Close()
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	out = run("", "outbound", "holds", "acme", "--state", "pending")
+	m := regexp.MustCompile(`(?m)^(\S+)\s+approval\s+pending`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("holds:\n%s", out)
+	}
+	if out := run("", "outbound", "approve", "acme", m[1]); !strings.Contains(out, m[1]+": sent") {
+		t.Fatalf("approve: %s", out)
+	}
+	mgtest.WaitFor(t, 20*time.Second, "approved message delivered", func() bool {
+		for _, x := range c.Internet.Messages() {
+			if strings.Contains(string(x.Data), "Subject: list") {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := c.run(t, "", "outbound", "reject", "acme", m[1]); err == nil || !strings.Contains(err.Error(), "already decided") {
+		t.Fatalf("second decision: %v", err)
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/netguard"
+	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/store"
@@ -127,6 +128,11 @@ type Service struct {
 	// Continuity switches domains and hands mail back (mail continuity);
 	// nil on nodes without it.
 	Continuity *continuity.Service
+	// OutHolds decides about held and delayed outbound mail and OutEngine
+	// runs a tenant's outbound rules over a pasted message; nil on nodes
+	// without outbound protection.
+	OutHolds  *outbound.Service
+	OutEngine *outbound.Engine
 	// Archive opens the node's audit archive (archive.go); nil: none.
 	Archive func(ctx context.Context) (*archive.Service, error)
 	// Learn trains a tenant's spam model with one message (feedback).

@@ -11,6 +11,7 @@ import (
 	"github.com/mailgate/mailgate/internal/continuity"
 	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/netguard"
+	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/scan/lists"
 	"github.com/mailgate/mailgate/internal/smtpin"
 	"github.com/mailgate/mailgate/internal/store"
@@ -187,6 +188,9 @@ func (s *Service) SetSetting(ctx context.Context, a Actor, scope, owner, key, va
 		if value, err = s.sendAsSetting(ctx, a.In(tid), scope, owner, value); err != nil {
 			return err
 		}
+	}
+	if err := outbound.CheckSetting(key, value); err != nil {
+		return Invalidf("%v", err)
 	}
 	before := s.settingValue(ctx, tid, scope, owner, key)
 	if err := s.Store.SetSetting(ctx, store.Setting{TenantID: tid, Scope: scope, Owner: owner, Key: key, Value: value}); err != nil {

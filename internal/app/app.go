@@ -29,6 +29,7 @@ import (
 	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/mtasts"
 	"github.com/mailgate/mailgate/internal/netguard"
+	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
@@ -63,6 +64,10 @@ type App struct {
 	Continuity *continuity.Service
 	// Mailboxes are the emergency mailboxes (imap.go).
 	Mailboxes *mailbox.Service
+	// OutPipeline checks outbound mail and OutHolds decides about held
+	// and delayed mail (outbound.go).
+	OutPipeline *outbound.Pipeline
+	OutHolds    *outbound.Service
 	// Archive is the audit archive (archive.go); nil until OpenArchive.
 	Archive     *archive.Service
 	archiveMu   sync.Mutex
@@ -209,6 +214,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	a.Quarantine = &quarantine.Manager{Store: st, Blobs: qsp, Queue: a.Queue, Clock: opt.Clock, Log: log, Hostname: cfg.Hostname}
 	a.Mailboxes.Queue = a.Queue // notices (the queue delivers into the mailboxes, so it comes second)
 	a.Pipeline = a.newPipeline(opt.Stages)
+	a.newOutbound()
 	a.newContinuity(router, mb)
 	return a, nil
 }
@@ -286,9 +292,10 @@ func (a *App) Start(ctx context.Context) error {
 			a.Log.Warn("check enabled but its peer is not configured; it does not run", "check", c)
 		}
 	}
+	a.startOutbound()
 	mk := func(kind smtpin.Kind, lc config.ListenerConfig) *smtpin.Server {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
-			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.Pipeline, kind), Log: a.Log, Clock: a.Clock,
+			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(kind), kind), Log: a.Log, Clock: a.Clock,
 			Passwords: a.Passwords, AuthThrottle: a.LoginThrottle,
 			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster, Lists: a.Lists})
 	}

@@ -32,20 +32,9 @@ func (a *App) stages() []policy.Stage {
 			out = append(out, policy.Stage{Check: auth.New(auth.Config{Resolver: a.Resolver, Domains: storeDirectory{a.Store},
 				Hostname: a.Config.Hostname, Timeout: cc.Timeout.Duration, Now: a.Clock.Now}), Timeout: cc.Deadline(name)})
 		case "av":
-			if cc.Clamd == "" {
-				continue // Start warns about it
+			if st, ok := a.avCheck(); ok {
+				out = append(out, st)
 			}
-			onErr := policy.TempFail
-			if cc.ClamdOnError == "pass" {
-				onErr = policy.Header
-			}
-			cl := &clamd.Client{Address: cc.Clamd, DialTimeout: 5 * time.Second, ScanTimeout: cc.AVTimeout.Duration}
-			if strings.Contains(cc.Clamd, "/") {
-				cl.Network = "unix"
-			} else {
-				cl.Network = "tcp"
-			}
-			out = append(out, policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.Deadline(name), OnError: onErr})
 		case "spam":
 			out = append(out, policy.Stage{Check: &spam.Check{Classifier: a.SpamClassifier(), Resolver: a.Resolver, Now: a.Clock.Now}, Timeout: cc.Deadline(name)})
 		case "rspamd":
@@ -84,6 +73,26 @@ func (a *App) stages() []policy.Stage {
 		}
 	}
 	return out
+}
+
+// avCheck is the virus scan stage when clamd is configured (Start warns
+// when it is enabled without).
+func (a *App) avCheck() (policy.Stage, bool) {
+	cc := a.Config.Checks
+	if cc.Clamd == "" {
+		return policy.Stage{}, false
+	}
+	onErr := policy.TempFail
+	if cc.ClamdOnError == "pass" {
+		onErr = policy.Header
+	}
+	cl := &clamd.Client{Address: cc.Clamd, DialTimeout: 5 * time.Second, ScanTimeout: cc.AVTimeout.Duration}
+	if strings.Contains(cc.Clamd, "/") {
+		cl.Network = "unix"
+	} else {
+		cl.Network = "tcp"
+	}
+	return policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.Deadline("av"), OnError: onErr}, true
 }
 
 // listSource adapts the store to the list check.

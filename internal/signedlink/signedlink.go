@@ -40,12 +40,18 @@ const (
 	// Download opens an attachment link's download page (package
 	// attachlink); ItemID is the link's ID and Rcpt is empty.
 	Download Action = "download"
+	// Outbound holds (package outbound): ItemID is the held message's
+	// queue ID and Rcpt the address the link was mailed to (an approver,
+	// or the sender for cancel).
+	Approve Action = "approve" // send a message held for approval
+	Reject  Action = "reject"  // refuse it
+	Cancel  Action = "cancel"  // withdraw a delayed (or held) message
 )
 
 // Valid reports whether a is one of the defined actions.
 func (a Action) Valid() bool {
 	switch a {
-	case Release, ReleaseAllow, BlockSender, Open, Download:
+	case Release, ReleaseAllow, BlockSender, Open, Download, Approve, Reject, Cancel:
 		return true
 	}
 	return false

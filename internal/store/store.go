@@ -285,6 +285,9 @@ type QuarantinedCopy struct {
 type Acceptance struct {
 	Queue      []QueuedMessage
 	Quarantine []QuarantinedCopy
+	// Holds are outbound messages of Queue held for approval or delayed
+	// (their recipients inserted Held), committed with them.
+	Holds []OutboundHold
 }
 
 // QueueFilter narrows ListQueue.
@@ -387,6 +390,7 @@ type Store interface {
 	ThrottleStore
 	ContinuityStore
 	MailboxStore
+	OutboundStore
 	MailingListStore
 	ArchiveStore
 

@@ -341,6 +341,7 @@ func (s *Server) apiRoutes() {
 	})
 	s.quarantineAPI()
 	s.continuityAPI()
+	s.outboundAPI()
 	s.mlAPI()
 }
 

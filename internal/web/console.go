@@ -82,6 +82,7 @@ func (s *Server) consoleRoutes() {
 	s.continuityRoutes()
 	s.webmailRoutes()
 	s.mailboxesRoutes()
+	s.outboundRoutes()
 	s.mlRoutes()
 	s.archiveRoutes()
 }

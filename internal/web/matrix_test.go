@@ -40,6 +40,7 @@ type matrixEnv struct {
 	bGroup, bList, bMsg, bQuar, bToken, bAdminAcct, bUserAcct string
 	bArch, bHold                                              string
 	bML                                                       string // tenant other's mailing list
+	bRule, bOutHold                                           string // outbound rule and held message
 	// markers are strings only tenant other's data contains.
 	markers []string
 	// Mail of bob (same tenant, another user) and carol (tenant other).
@@ -136,6 +137,35 @@ func (m *matrixEnv) quarantined(tenantID int64, rcpt, subject string) string {
 	return id
 }
 
+// outRule stores an outbound rule and returns its ID.
+func (m *matrixEnv) outRule(tenantID int64, name string) string {
+	m.t.Helper()
+	r, err := m.e.Store.AddOutboundRule(m.ctx, store.OutboundRule{TenantID: tenantID, Name: name, Enabled: true, Scope: store.ScopeTenant,
+		Spec: `{"conditions":[{"field":"body","op":"contains","values":["` + name + `"]}],"action":"hold"}`})
+	m.must(err)
+	return strconv.FormatInt(r.ID, 10)
+}
+
+// outHold queues an outbound message of sender held for approval and
+// returns its queue ID.
+func (m *matrixEnv) outHold(tenantID int64, sender, subject string) string {
+	m.t.Helper()
+	now := time.Now()
+	id := store.NewMessageID(now)
+	w, err := m.e.Spool.Create(m.ctx, id)
+	m.must(err)
+	io.WriteString(w, "From: "+sender+"\r\nSubject: "+subject+"\r\n\r\nheld\r\n")
+	m.must(w.Commit(m.ctx))
+	msg := store.Message{ID: id, TenantID: tenantID, Direction: store.Outbound, MailFrom: sender, Size: w.Size(), BlobKey: w.Key(),
+		ReceivedAt: now, ClientIP: "127.0.0.1", Helo: "client.example.test", Subject: subject}
+	_, err = m.e.Store.Accept(m.ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: msg,
+		Recipients: []store.Recipient{{Addr: "x@partner.test", State: store.Held, NextAttempt: now}}}},
+		Holds: []store.OutboundHold{{MessageID: id, TenantID: tenantID, Kind: store.HoldApproval, State: store.HoldPending, Sender: sender,
+			Subject: subject, Rcpts: "x@partner.test", Reason: "matrix", ReleaseAt: now.Add(time.Hour), OnTimeout: "reject", Created: now}}})
+	m.must(err)
+	return id
+}
+
 func (m *matrixEnv) listEntry(tenantID int64, scope, owner, value string) string {
 	m.t.Helper()
 	le, err := m.e.Store.AddListEntry(m.ctx, store.ListEntry{TenantID: tenantID, Scope: scope, Owner: owner, Kind: "deny",
@@ -169,6 +199,9 @@ func (m *matrixEnv) setupOther() {
 	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: b, Scope: "domain", Owner: "other.test", Key: "spam.tag_at", Value: "70"}))
 	m.bMsg = m.heldMessage(b, "carol@other.test", "B-SECRET-SUBJECT 機密")
 	m.bQuar = m.quarantined(b, "carol@other.test", "B-QSECRET-SUBJECT")
+	// Before the archive is on: the held message is not archived later.
+	m.bRule = m.outRule(b, "B-RULE-SECRET")
+	m.bOutHold = m.outHold(b, "carol@other.test", "B-HOLD-SECRET")
 	for _, tid := range []int64{b, m.e.Tenant.ID} {
 		m.must(e.Store.SetArchiveSettings(m.ctx, store.ArchiveSettings{TenantID: tid, Enabled: true}))
 	}
@@ -192,7 +225,7 @@ func (m *matrixEnv) setupOther() {
 	// The matrix makes a fresh list per request.
 	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: m.e.Tenant.ID, Scope: "tenant", Key: "ml.max_lists", Value: "100000"}))
 	m.markers = []string{"other.test", "b-team", "b-secret-sender", "B-SECRET-SUBJECT", "機密", "B-QSECRET-SUBJECT",
-		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET", "B-ARCHSECRET-SUBJECT", m.bArch}
+		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET", "B-ARCHSECRET-SUBJECT", m.bArch, "B-RULE-SECRET", "B-HOLD-SECRET", m.bOutHold}
 	m.setupMail()
 }
 
@@ -371,6 +404,14 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 		return "report-spam"
 	case param == "n":
 		return "0"
+	case param == "op":
+		return "down"
+	case param == "decision":
+		return "cancel"
+	case strings.Contains(pattern, "/outbound/rules/"):
+		return m.outRule(a, fmt.Sprintf("own rule %d", n))
+	case strings.Contains(pattern, "/outbound/holds/"):
+		return m.outHold(a, consoletest.UserA, fmt.Sprintf("own held %d", n))
 	case strings.Contains(pattern, "/archive") && param == "hold":
 		return m.archiveHold(a, fmt.Sprintf("h%d@example.test", n))
 	case strings.Contains(pattern, "/archive"):
@@ -433,6 +474,14 @@ func (m *matrixEnv) otherValues(pattern, param string) []string {
 		return []string{"release", "delete", "release-allow", "block", "report-spam", "report-ham", "forward"}
 	case param == "n":
 		return []string{"0"}
+	case param == "op":
+		return []string{"delete", "up", "down", "enable", "disable"}
+	case param == "decision":
+		return []string{"approve", "reject", "cancel", "send-now"}
+	case strings.Contains(pattern, "/outbound/rules/"):
+		return []string{m.bRule}
+	case strings.Contains(pattern, "/outbound/holds/"):
+		return []string{m.bOutHold}
 	case strings.Contains(pattern, "/archive") && param == "hold":
 		return []string{m.bHold}
 	case strings.Contains(pattern, "/archive"):
@@ -510,6 +559,11 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 		return url.Values{"password": {consoletest.Password}}, false
 	case "POST /continuity/credentials/delete":
 		return url.Values{"provider": {"graph"}}, false
+	case "POST /outbound/rules", "POST /outbound/rules/{id}":
+		return url.Values{"name": {fmt.Sprintf("r%d", n)}, "enabled": {"1"}, "scope": {"tenant"}, "action": {"hold"},
+			"conditions": {"body contains 社外秘\nrcpt outside"}}, false
+	case "POST /outbound/test":
+		return url.Values{"message": {"From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\n社外秘\r\n"}}, false
 	case "POST /archive/settings":
 		return url.Values{"enabled": {"1"}, "mode": {"all"}, "on_full": {"stop"}}, false
 	case "POST /archive/access":
@@ -563,6 +617,19 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return map[string]any{"provider": "graph", "credentials": map[string]string{"tenant": "t1", "client_id": "c1", "client_secret": "s1"}}, ""
 	case "GET /api/v1/continuity/credentials", "DELETE /api/v1/continuity/credentials":
 		return nil, "provider=graph"
+	case "POST /api/v1/outbound/rules", "PUT /api/v1/outbound/rules/{id}":
+		return map[string]any{"name": fmt.Sprintf("api rule %d", n), "enabled": true, "spec": map[string]any{"action": "tag", "tag": "[x]",
+			"conditions": []map[string]any{{"field": "rcpt", "op": "outside"}}}}, ""
+	case "PUT /api/v1/outbound/rules-order":
+		rs, err := m.e.Store.OutboundRules(m.ctx, m.e.Tenant.ID)
+		m.must(err)
+		ids := []int64{}
+		for i := len(rs) - 1; i >= 0; i-- {
+			ids = append(ids, rs[i].ID)
+		}
+		return map[string]any{"ids": ids}, ""
+	case "POST /api/v1/outbound/test":
+		return map[string]any{"message": "From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\nhello\r\n"}, ""
 	case "POST /api/v1/archive/messages/{id}/resend":
 		return map[string]any{}, ""
 	case "POST /api/v1/archive/holds":
@@ -605,6 +672,10 @@ func (m *matrixEnv) bodyVariants(pattern string, role store.Role) []variant {
 		return []variant{{kind: "other", body: map[string]string{"Scope": "domain", "Owner": "other.test", "Kind": "allow", "Value": "x@spam.test"}}}
 	case "POST /api/v1/users":
 		return []variant{{kind: "other", body: map[string]string{"address": "new@other.test"}, addrParam: true}}
+	case "PUT /api/v1/outbound/rules-order":
+		return []variant{{kind: "other", body: map[string]any{"ids": []int64{atoi64(m.bRule)}}}}
+	case "POST /outbound/rules":
+		return []variant{{kind: "other", form: url.Values{"name": {"x"}, "scope": {"group"}, "owner": {m.bGroup}, "action": {"hold"}, "conditions": {"rcpt outside"}}}}
 	case "GET /tracking", "GET /api/v1/messages":
 		return []variant{{kind: "filter", form: url.Values{"rcpt": {"carol@other.test"}}}, {kind: "filter", form: url.Values{"subject": {"SECRET"}}}}
 	case "GET /quarantine", "GET /api/v1/quarantine":
@@ -720,6 +791,11 @@ func (m *matrixEnv) variants(rt web.Route, c *caller) []variant {
 		out = append(out, bv)
 	}
 	return out
+}
+
+func atoi64(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
 }
 
 // roleAtLeast mirrors the server's order of roles.

@@ -89,6 +89,11 @@ func (db *DB) Accept(ctx context.Context, a store.Acceptance) ([][]store.Recipie
 				return err
 			}
 		}
+		for _, h := range a.Holds {
+			if err := insertHold(tx, h); err != nil {
+				return err
+			}
+		}
 		// The original message (first) is queued for archiving with it.
 		if len(a.Queue) > 0 {
 			return queueArchive(tx, a.Queue[0].Message)

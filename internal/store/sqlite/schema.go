@@ -739,4 +739,51 @@ CREATE TABLE attach_link_downloads (
 );
 CREATE INDEX attach_link_downloads_link ON attach_link_downloads(tenant_id, link_id, at_us);
 `,
+	// 20: outbound protection: each tenant's outbound rules (their
+	// definition is package outbound's JSON) with a version that every
+	// change raises, and the outbound messages held for approval or
+	// delayed, one row each, decided by compare-and-set on state.
+	`
+CREATE TABLE outbound_rules (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	position INTEGER NOT NULL,
+	name TEXT NOT NULL,
+	enabled INTEGER NOT NULL DEFAULT 1,
+	scope TEXT NOT NULL,
+	owner TEXT NOT NULL DEFAULT '',
+	spec TEXT NOT NULL,
+	updated_us INTEGER NOT NULL,
+	updated_by TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX outbound_rules_tenant ON outbound_rules(tenant_id, position, id);
+CREATE TABLE outbound_versions (
+	tenant_id INTEGER PRIMARY KEY,
+	version INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE outbound_holds (
+	message_id TEXT PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	kind TEXT NOT NULL,
+	state TEXT NOT NULL,
+	sender TEXT NOT NULL,
+	subject TEXT NOT NULL DEFAULT '',
+	rcpts TEXT NOT NULL DEFAULT '',
+	size INTEGER NOT NULL DEFAULT 0,
+	rule TEXT NOT NULL DEFAULT '',
+	reason TEXT NOT NULL DEFAULT '',
+	grp TEXT NOT NULL DEFAULT '',
+	release_us INTEGER NOT NULL,
+	on_timeout TEXT NOT NULL DEFAULT '',
+	self_approval INTEGER NOT NULL DEFAULT 0,
+	related TEXT NOT NULL DEFAULT '[]',
+	created_us INTEGER NOT NULL,
+	decided_us INTEGER NOT NULL DEFAULT 0,
+	decided_by TEXT NOT NULL DEFAULT '',
+	note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX outbound_holds_tenant ON outbound_holds(tenant_id, created_us);
+CREATE INDEX outbound_holds_sender ON outbound_holds(tenant_id, sender, created_us);
+CREATE INDEX outbound_holds_due ON outbound_holds(release_us) WHERE state = 'pending';
+`,
 }

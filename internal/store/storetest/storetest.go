@@ -104,6 +104,9 @@ func Run(t *testing.T, open Opener) {
 	for _, c := range mailboxTests {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
+	for _, c := range outboundTests {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
+	}
 	for _, c := range mlistTests {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
