@@ -495,7 +495,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	for _, st := range pl.transforms {
 		var next []variant
 		for vi, v := range vs {
-			in := TransformInput{TenantID: m.TenantID, MessageID: m.ID, Sender: j.sp.Address, Rcpts: v.rcpts, Params: st.params, Settings: j.sp.settings, Now: now}
+			in := TransformInput{TenantID: m.TenantID, MessageID: m.ID, Sender: j.sp.Address, Subject: m.Subject, Rcpts: v.rcpts, Params: st.params, Settings: j.sp.settings, Now: now}
 			var out TransformOutput
 			key, size, err := p.write(ctx, fmt.Sprintf("%s-%s%d", m.ID, st.action[:1], vi), func(w io.Writer, r io.Reader) error {
 				var err error
