@@ -45,6 +45,11 @@ func (z zipHook) Transform(ctx context.Context, in outbound.TransformInput, r io
 	if len(zipped) == 0 {
 		return outbound.TransformOutput{}, nil
 	}
+	if in.Sender == "" {
+		// Nobody to send the password from or to: refuse for now rather
+		// than send a ZIP nobody can open.
+		return outbound.TransformOutput{}, fmt.Errorf("zip: no sender for the password mail")
+	}
 	cfg.Options.Now = in.Now
 	res, err := zipcrypt.Rewrite(ctx, w, r, cfg.Options)
 	if err != nil {
@@ -59,10 +64,6 @@ func (z zipHook) Transform(ctx context.Context, in outbound.TransformInput, r io
 		cipher = zipcrypt.ZipCrypto
 	}
 	out.Detail = fmt.Sprintf("%d attachments into %s (%s), password to the %s", len(res.Files), res.ZipName, cipher, passwordTo(cfg))
-	if in.Sender == "" {
-		// Nobody to tell: the password would be lost with the mail.
-		return outbound.TransformOutput{}, fmt.Errorf("zip: no sender to send the password to")
-	}
 	to := []string{in.Sender}
 	if cfg.PasswordTo == zipcrypt.PasswordToRecipients {
 		to = zipped

@@ -55,6 +55,8 @@ func TestDKIMOverSMTP(t *testing.T) {
 	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
 	set(t, n, store.ScopeDomain, "example.test", dkimsign.KeySelector, "mg1")
 	set(t, n, store.ScopeDomain, "example.test", dkimsign.KeyAlgorithms, "rsa,ed25519")
+	addRule(t, n, "zip", "", "", outbound.Spec{Action: outbound.ActZip,
+		Conditions: []outbound.Condition{{Field: outbound.FieldSubject, Op: outbound.OpContains, Values: []string{"zipme"}}}})
 	addRule(t, n, "tag outside", "", "", outbound.Spec{Action: outbound.ActTag, Tag: "[社外]",
 		Conditions: []outbound.Condition{{Field: outbound.FieldRcpt, Op: outbound.OpOutside}}})
 	from, to := "alice@example.test", "x@partner.test"
@@ -78,6 +80,23 @@ func TestDKIMOverSMTP(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), "=?") && !strings.Contains(string(raw), "[社外]") {
 		t.Fatalf("subject tag missing:\n%s", raw)
+	}
+
+	// A zipped message and its password mail are signed too, after the
+	// ZIP went in.
+	if err := sendOut(t, n, from, []string{"z@partner.test"}, withAttachments(from, "z@partner.test", "zipme", "x", attachment{"a.txt", "text/plain", []byte("secret\r\n")})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the zipped copy", func() bool { return len(received(n.Internet, "z@partner.test")) == 1 })
+	waitFor(t, "the password mail", func() bool { return len(received(n.Down, from)) == 1 })
+	for _, raw := range [][]byte{received(n.Internet, "z@partner.test")[0].Data, received(n.Down, from)[0].Data} {
+		vs, err := dkim.VerifyWithOptions(bytes.NewReader(raw), &dkim.VerifyOptions{LookupTXT: lookup})
+		if err != nil || len(vs) != 2 || vs[0].Err != nil || vs[1].Err != nil {
+			t.Fatalf("signatures %+v %v:\n%s", vs, err, raw)
+		}
+	}
+	if !bytes.Contains(received(n.Internet, "z@partner.test")[0].Data, []byte(".zip")) {
+		t.Fatal("the signed copy is not the zipped one")
 	}
 
 	// The tenant's other domain has no selector: unsigned.
