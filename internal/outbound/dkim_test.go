@@ -49,8 +49,8 @@ func publish(t *testing.T, n *mgtest.Node, domain, selector, algs string) func(s
 
 // TestDKIMOverSMTP: mail relayed for a domain with dkim.selector reaches
 // the internet with one valid signature per key type, signed after the
-// pipeline's changes (the subject tag); a domain without a selector, and a
-// From domain the tenant does not serve, go out unsigned.
+// pipeline's changes (the subject tag, the ZIP); the password mail is
+// signed too; the tenant's domain without a selector goes out unsigned.
 func TestDKIMOverSMTP(t *testing.T) {
 	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
 	set(t, n, store.ScopeDomain, "example.test", dkimsign.KeySelector, "mg1")
