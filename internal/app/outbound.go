@@ -11,9 +11,8 @@ import (
 
 // newOutbound builds outbound protection: the pipeline the outbound relay
 // and the submission listener hand their messages to, and the service
-// that decides about held and delayed mail. The ZIP, link and archive
-// hooks (OutPipeline.Hooks) are set by whoever provides them, before
-// Start.
+// that decides about held and delayed mail. The "zip" and "link" rule
+// actions are zipcrypt and attachlink (outtransforms.go).
 func (a *App) newOutbound() {
 	cc := a.Config.Checks
 	a.OutPipeline = &outbound.Pipeline{
@@ -23,6 +22,10 @@ func (a *App) newOutbound() {
 		Budget:      cc.ScanBudget(),
 		Hostname:    a.Config.Hostname, BaseURL: a.ConsoleURL(), Zone: a.Zone(),
 		Clock: a.Clock, Log: a.Log.With("stage", "outbound"),
+		Hooks: outbound.Hooks{Zip: zipHook{secrets: a.Store}},
+	}
+	if a.Links != nil {
+		a.OutPipeline.Hooks.Link = linkHook{links: a.Links}
 	}
 	if st, ok := a.avStage(); ok {
 		a.OutPipeline.AV, a.OutPipeline.AVTimeout, a.OutPipeline.AVOnError = st.Check, st.Timeout, st.OnError

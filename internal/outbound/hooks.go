@@ -31,6 +31,7 @@ type TransformInput struct {
 	TenantID  int64
 	MessageID string
 	Sender    string   // the sender's address
+	Subject   string   // the message's decoded Subject
 	Rcpts     []string // envelope recipients
 	// Params are the matching rule's parameters (Spec.Params).
 	Params map[string]string

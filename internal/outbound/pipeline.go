@@ -495,7 +495,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	for _, st := range pl.transforms {
 		var next []variant
 		for vi, v := range vs {
-			in := TransformInput{TenantID: m.TenantID, MessageID: m.ID, Sender: j.sp.Address, Rcpts: v.rcpts, Params: st.params, Settings: j.sp.settings, Now: now}
+			in := TransformInput{TenantID: m.TenantID, MessageID: m.ID, Sender: j.sp.Address, Subject: m.Subject, Rcpts: v.rcpts, Params: st.params, Settings: j.sp.settings, Now: now}
 			var out TransformOutput
 			key, size, err := p.write(ctx, fmt.Sprintf("%s-%s%d", m.ID, st.action[:1], vi), func(w io.Writer, r io.Reader) error {
 				var err error
@@ -534,6 +534,33 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 			followUps = append(followUps, out.FollowUps...)
 		}
 		vs = next
+	}
+	// DKIM signing comes last, after every change above, on the bytes
+	// that are committed and delivered (held and delayed copies too).
+	var fromDom string
+	if pf := j.facts.Parsed; pf != nil && len(pf.From) == 1 {
+		fromDom = domainOf(pf.From[0].Addr)
+	}
+	keys, err := p.signKeys(ctx, j.sp, fromDom)
+	var unsigned []string // unsigned copies written above, replaced
+	if err != nil {
+		log.Error("DKIM keys unavailable; message deferred", "err", err)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
+	}
+	if len(keys) > 0 {
+		for vi, v := range vs {
+			key, size, err := p.signBlob(ctx, fmt.Sprintf("%s-s%d", m.ID, vi), v.key, keys)
+			if err != nil {
+				log.Error("DKIM signing failed; message deferred", "err", err)
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
+			}
+			written = append(written, key)
+			if v.own && !containsKey(vs[vi+1:], v.key) {
+				unsigned = append(unsigned, v.key)
+			}
+			vs[vi] = variant{key: key, size: size, rcpts: v.rcpts, own: true}
+		}
+		pl.notes = append(pl.notes, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "dkim-signed", Detail: "signed by " + keysDomain(keys)})
 	}
 	held := pl.hold != nil || j.verdict.Action == policy.Quarantine
 	delayed := !held && pl.delay > 0
@@ -582,7 +609,15 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	}
 	for n, f := range followUps {
 		id := fmt.Sprintf("%s-p%d", m.ID, n+1)
-		key, size, err := blob.Put(ctx, p.Spool, id, bytes.NewReader(f.Body))
+		body := f.Body
+		if fkeys, err := p.signKeys(ctx, j.sp, fromDomain(body)); err != nil {
+			return fmt.Errorf("follow-up message: %w", err)
+		} else if len(fkeys) > 0 {
+			if body, err = signBytes(ctx, body, fkeys); err != nil {
+				return fmt.Errorf("follow-up message: %w", err)
+			}
+		}
+		key, size, err := blob.Put(ctx, p.Spool, id, bytes.NewReader(body))
 		if err != nil {
 			return fmt.Errorf("follow-up message: %w", err)
 		}
@@ -613,6 +648,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 		return err
 	}
 	committed = true
+	p.removeBlobs(context.WithoutCancel(ctx), unsigned)
 	p.afterCommit(ctx, log, j, pl, vs, all)
 	return nil
 }

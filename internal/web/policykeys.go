@@ -69,7 +69,7 @@ var policyKeys = []policyKey{
 	{"webmail.attachment_mb", "20", "MB", "Attachments of one webmail message together (tenant level; within limits.max_message_bytes).", "ウェブメールの 1 通あたりの添付ファイル合計（テナント単位、limits.max_message_bytes 以内）。"},
 	{"webmail.time_zone", "the console's", "IANA zone, e.g. Asia/Tokyo", "Time zone of the webmail's dates and of the Date of mail it sends (tenant level).", "ウェブメールの日時表示と送信メールの Date のタイムゾーン（テナント単位）。"},
 	{"submission.send_as", "", "addresses (per user)", "Other addresses of your domains the user may send as through submission (shared or alias addresses).", "サブミッションで利用者が送信者として使える自ドメインの他のアドレス（共有アドレスや別名）。"},
-	{"zip.cipher", "zipcrypto", "zipcrypto, aes256", "Password ZIP encryption: ZipCrypto opens in Windows Explorer; AES-256 needs 7-Zip or similar (docs/outbound-transforms.md).", "パスワード付きZIPの暗号方式。ZipCrypto は Windows 標準で開けます。AES-256 は 7-Zip などが必要です（docs/outbound-transforms.md 参照）。"},
+	{"zip.cipher", "zipcrypto", "zipcrypto, aes256", "Password ZIP encryption: ZipCrypto opens in Windows Explorer; AES-256 needs 7-Zip or similar (docs/outbound.md).", "パスワード付きZIPの暗号方式。ZipCrypto は Windows 標準で開けます。AES-256 は 7-Zip などが必要です（docs/outbound.md 参照）。"},
 	{"zip.names", "cp932", "cp932, utf8", "File names in the ZIP: CP932 for Japanese Windows, or UTF-8 with the language flag.", "ZIP 内のファイル名の文字コード。日本語版 Windows 向けの CP932、または UTF-8。"},
 	{"zip.password_length", "12", "8–64", "Length of generated ZIP passwords.", "自動生成するパスワードの長さ。"},
 	{"zip.password_chars", "letters and digits without 0/O/1/l/I", "printable ASCII", "Characters of generated ZIP passwords.", "自動生成するパスワードに使う文字。"},

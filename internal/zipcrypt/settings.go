@@ -12,7 +12,7 @@ import (
 )
 
 // Policy setting keys (tenant, domain, group or address scope, resolved
-// for the sender; docs/outbound-transforms.md).
+// for the sender; docs/outbound.md).
 const (
 	KeyCipher         = "zip.cipher"          // zipcrypto | aes256
 	KeyNames          = "zip.names"           // cp932 | utf8

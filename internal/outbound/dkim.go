@@ -1,0 +1,98 @@
+package outbound
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/mailgate/mailgate/internal/dkimsign"
+	"github.com/mailgate/mailgate/internal/policy"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// signKeys returns the DKIM keys that sign mail From the domain dom: those of
+// its domain when the domain is one of the tenant's and has a
+// dkim.selector (domain setting, else the tenant's), none otherwise. A
+// domain the tenant does not serve is never signed for, whatever the
+// tenant's settings say. Keys are generated on first use.
+func (p *Pipeline) signKeys(ctx context.Context, sp *senderPolicy, dom string) ([]dkimsign.Key, error) {
+	dom = strings.ToLower(strings.TrimSuffix(dom, "."))
+	if dom == "" || !containsFold(sp.domains, dom) {
+		return nil, nil
+	}
+	set := policy.Layered{sp.layers[store.ScopeDomain+"\x00"+dom], sp.layers[store.ScopeTenant+"\x00"]}
+	cfg, err := dkimsign.ConfigFrom(set, dom)
+	if err != nil {
+		return nil, fmt.Errorf("dkim: %s: %w", dom, err)
+	}
+	if cfg.Selector == "" {
+		return nil, nil
+	}
+	return cfg.Keys(ctx, p.Store)
+}
+
+// fromDomain is the domain of a generated message's single From
+// address, "" when it has none or several (such a message is not signed).
+func fromDomain(raw []byte) string {
+	dom, err := dkimsign.FromDomain(bytes.NewReader(raw))
+	if err != nil {
+		return ""
+	}
+	return dom
+}
+
+// signBlob writes a signed copy of the blob at key, named name. The
+// signer reads the message twice, so a blob that cannot seek is first
+// copied to a temporary file (memory stays bounded).
+func (p *Pipeline) signBlob(ctx context.Context, name, key string, keys []dkimsign.Key) (string, int64, error) {
+	return p.write(ctx, name, func(w io.Writer, r io.Reader) error {
+		rs, ok := r.(io.ReadSeeker)
+		if !ok {
+			f, err := os.CreateTemp("", "mailgate-dkim-*")
+			if err != nil {
+				return fmt.Errorf("dkim: %w", err)
+			}
+			defer func() {
+				f.Close()
+				os.Remove(f.Name())
+			}()
+			if _, err := io.Copy(f, r); err != nil {
+				return fmt.Errorf("dkim: spooling: %w", err)
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return fmt.Errorf("dkim: %w", err)
+			}
+			rs = f
+		}
+		return dkimsign.Sign(ctx, w, rs, keys)
+	}, key)
+}
+
+// signBytes signs a generated message (a follow-up) held in memory.
+func signBytes(ctx context.Context, body []byte, keys []dkimsign.Key) ([]byte, error) {
+	var b bytes.Buffer
+	if err := dkimsign.Sign(ctx, &b, bytes.NewReader(body), keys); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func keysDomain(keys []dkimsign.Key) string {
+	var ds []string
+	for _, k := range keys {
+		ds = append(ds, k.Domain+"/"+k.Selector)
+	}
+	return strings.Join(ds, ", ")
+}
+
+func containsKey(vs []variant, key string) bool {
+	for _, v := range vs {
+		if v.key == key {
+			return true
+		}
+	}
+	return false
+}
