@@ -119,7 +119,20 @@ func (p *tab) submit(sel string) int {
 // fill types v into the input sel, as a person would.
 func (p *tab) fill(sel, v string) {
 	p.t.Helper()
-	p.do("type into "+sel, chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), v, chromedp.NodeVisible))
+	p.do("type into "+sel, chromedp.Clear(chromedp.CSS(sel)), typeInto(sel, v))
+}
+
+// typeInto focuses sel and types v as key events: what chromedp.SendKeys
+// does for a text field, without its unlocked read of the node's
+// attributes (a data race with the tab's DOM events under -race).
+func typeInto(sel, v string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := chromedp.Focus(chromedp.CSS(sel), chromedp.NodeVisible)(ctx, t); err != nil {
+			return err
+		}
+		_, err := chromedp.KeyEvent(v)(ctx, t)
+		return err
+	})
 }
 
 func (p *tab) text(sel string) string {

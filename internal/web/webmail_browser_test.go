@@ -150,7 +150,7 @@ func TestBrowserWebmail(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.do("write the reply", chromedp.Focus(chromedp.CSS("#c-body")), chromedp.Evaluate[chromedp.Void](`document.getElementById("c-body").setSelectionRange(0, 0)`),
-		chromedp.SendKeys(chromedp.CSS("#c-body"), "佐藤様\n承知しました。議事録を添付します。", chromedp.NodeVisible),
+		typeInto("#c-body", "佐藤様\n承知しました。議事録を添付します。"),
 		chromedp.SetUploadFiles(chromedp.CSS("#c-attach"), []string{file}))
 	p.checkTranslated("reply (ja)")
 	p.checkFits("reply (ja)")
@@ -211,7 +211,7 @@ func TestBrowserWebmail(t *testing.T) {
 	p.do("compose", chromedp.Click(chromedp.CSS("#mail-compose"), chromedp.NodeVisible), chromedp.WaitVisible(chromedp.CSS("#c-to")))
 	p.fill("#c-to", "bob@example.test")
 	p.fill("#c-subject", "下書きの件")
-	p.do("type the draft", chromedp.SendKeys(chromedp.CSS("#c-body"), "あとで書きます", chromedp.NodeVisible))
+	p.do("type the draft", typeInto("#c-body", "あとで書きます"))
 	if st := p.submit("#c-save"); st != http.StatusOK || !strings.Contains(p.location(), "draft=") {
 		t.Fatalf("save draft: %d at %s", st, p.location())
 	}
