@@ -99,6 +99,8 @@ func TestApproval(t *testing.T) {
 	h1 := send("first")
 	h2 := send("second")
 	waitFor(t, "approval requests", func() bool { return len(received(n.Down, "boss@example.test")) == 2 })
+	// The sender's notices are delivered beside the requests, not before.
+	waitFor(t, "sender's notices", func() bool { return len(received(n.Down, from)) >= 2 })
 	req := received(n.Down, "boss@example.test")[0]
 	ls := links(t, n, text(t, req.Data))
 	if ls[signedlink.Approve].ItemID != h1.MessageID || ls[signedlink.Reject].ItemID != h1.MessageID || ls[signedlink.Approve].Rcpt != "boss@example.test" {
