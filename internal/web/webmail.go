@@ -501,6 +501,16 @@ type mailReadData struct {
 	Date     string
 }
 
+// mailMessageRaw is mailMessageParam with the message's bytes.
+func (s *Server) mailMessageRaw(ctx context.Context, r *http.Request, mb store.Mailbox) (store.MailFolder, store.MailMessage, []byte, error) {
+	f, m, err := s.mailMessageParam(ctx, r, mb)
+	if err != nil {
+		return f, m, nil, err
+	}
+	raw, err := s.readRaw(ctx, m)
+	return f, m, raw, err
+}
+
 // readRaw reads a message's body (bounded by the largest message the node
 // accepts, with room for what a mail app appended).
 func (s *Server) readRaw(ctx context.Context, m store.MailMessage) ([]byte, error) {
@@ -525,12 +535,7 @@ func mailPreviewOptions(base string, remote bool, lang string) preview.Options {
 
 func (s *Server) mailRead(w http.ResponseWriter, r *http.Request, p *principal, mb store.Mailbox) {
 	ctx := r.Context()
-	f, m, err := s.mailMessageParam(ctx, r, mb)
-	if err != nil {
-		s.fail(w, r, p, err)
-		return
-	}
-	raw, err := s.readRaw(ctx, m)
+	f, m, raw, err := s.mailMessageRaw(ctx, r, mb)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -597,12 +602,7 @@ func (s *Server) mailRead(w http.ResponseWriter, r *http.Request, p *principal, 
 // frame, with the preview's own restrictive headers.
 func (s *Server) mailBody(w http.ResponseWriter, r *http.Request, p *principal, mb store.Mailbox) {
 	ctx := r.Context()
-	f, m, err := s.mailMessageParam(ctx, r, mb)
-	if err != nil {
-		s.fail(w, r, p, err)
-		return
-	}
-	raw, err := s.readRaw(ctx, m)
+	f, m, raw, err := s.mailMessageRaw(ctx, r, mb)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -645,12 +645,7 @@ func (s *Server) mailAttachment(w http.ResponseWriter, r *http.Request, p *princ
 // browser.
 func (s *Server) mailRaw(w http.ResponseWriter, r *http.Request, p *principal, mb store.Mailbox) {
 	ctx := r.Context()
-	_, m, err := s.mailMessageParam(ctx, r, mb)
-	if err != nil {
-		s.fail(w, r, p, err)
-		return
-	}
-	raw, err := s.readRaw(ctx, m)
+	_, m, raw, err := s.mailMessageRaw(ctx, r, mb)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -674,12 +669,7 @@ type mailLinkData struct {
 // link of the message leads, before the reader leaves the console.
 func (s *Server) mailLink(w http.ResponseWriter, r *http.Request, p *principal, mb store.Mailbox) {
 	ctx := r.Context()
-	f, m, err := s.mailMessageParam(ctx, r, mb)
-	if err != nil {
-		s.fail(w, r, p, err)
-		return
-	}
-	raw, err := s.readRaw(ctx, m)
+	f, m, raw, err := s.mailMessageRaw(ctx, r, mb)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
