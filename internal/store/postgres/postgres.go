@@ -614,3 +614,6 @@ func (db *DB) RelayLogin(ctx context.Context, username string) (store.RelayLogin
 	}
 	return l, err
 }
+
+// LatestSchema is the schema version this mailgate migrates to.
+func (db *DB) LatestSchema() int { return len(migrations) }

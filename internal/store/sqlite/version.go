@@ -19,3 +19,6 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 // every table as it is (mailgate migrate-store). Nothing may write
 // through it: writes go through the store's single writer.
 func (db *DB) SQL() *sql.DB { return db.r }
+
+// LatestSchema is the schema version this mailgate migrates to.
+func (db *DB) LatestSchema() int { return len(migrations) }
