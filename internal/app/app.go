@@ -186,6 +186,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		a.wall = time.Now
 	}
 	a.metrics = newMetrics()
+	a.metrics.reg.MustRegister(newStatusCollector(st.ClusterStatus, a.metrics.storeErrors.WithLabelValues("status"), time.Now))
 	if err := a.openMailboxes(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -295,7 +296,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.startOutbound()
 	mk := func(kind smtpin.Kind, lc config.ListenerConfig) *smtpin.Server {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
-			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(kind), kind), Log: a.Log, Clock: a.Clock,
+			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(kind), kind), Log: a.Log, Clock: a.Clock, Observer: a.metrics,
 			Passwords: a.Passwords, AuthThrottle: a.LoginThrottle,
 			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster, Lists: a.Lists})
 	}

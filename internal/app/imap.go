@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mailgate/mailgate/internal/imapd"
 	"github.com/mailgate/mailgate/internal/mailbox"
 )
@@ -43,6 +45,7 @@ func (a *App) startIMAP(tlsCfg *tls.Config) error {
 			if err != nil {
 				return fmt.Errorf("imap listen %s: %w", addr, err)
 			}
+			ln = countingListener{Listener: ln, c: a.metrics.imapTotal}
 			if l.implicit {
 				a.imapTLSLns = append(a.imapTLSLns, ln)
 			} else {
@@ -62,6 +65,10 @@ func (a *App) startIMAP(tlsCfg *tls.Config) error {
 			}()
 		}
 	}
+	srv := a.imap
+	// A second Start of the same App keeps the first gauge (Register fails).
+	a.metrics.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: mIMAP, Help: "IMAP connections open now."},
+		func() float64 { return float64(srv.Conns()) }))
 	a.Log.Info("imap listening", "starttls", addrsOf(a.imapLns), "tls", addrsOf(a.imapTLSLns))
 	return nil
 }
