@@ -77,6 +77,24 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
 }
 
+// serveLogger is the server's logger, in log_format at log_level (which
+// a reload may change through the LevelVar).
+func serveLogger(w io.Writer, cfg config.Config) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	setLevel(level, cfg.LogLevel)
+	return slog.New(logHandler(w, cfg.LogFormat, level)), level
+}
+
+// logHandler writes records in the configured log_format: one JSON object
+// per line for "json", key=value text otherwise.
+func logHandler(w io.Writer, format string, level slog.Leveler) slog.Handler {
+	o := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.NewJSONHandler(w, o)
+	}
+	return slog.NewTextHandler(w, o)
+}
+
 // setLevel sets lv from a log_level value (info when unknown).
 func setLevel(lv *slog.LevelVar, level string) {
 	var l slog.Level
@@ -111,9 +129,7 @@ RELOADING=1 during a reload and STOPPING=1 when it starts draining.`,
 			if err != nil {
 				return err
 			}
-			level := new(slog.LevelVar)
-			setLevel(level, cfg.LogLevel)
-			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			log, level := serveLogger(g.stderr, cfg)
 			return serve(cmd.Context(), cfg, serveOptions{log: log, level: level, notify: sdnotify.FromEnv(),
 				reload: func() (config.Config, error) { return g.loadConfig(cmd) }})
 		},
