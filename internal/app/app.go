@@ -185,8 +185,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	if a.wall == nil {
 		a.wall = time.Now
 	}
-	a.metrics = newMetrics()
-	a.metrics.reg.MustRegister(newStatusCollector(st.ClusterStatus, a.metrics.storeErrors.WithLabelValues("status"), time.Now))
+	a.metrics = newMetrics(st.ClusterStatus)
 	if err := a.openMailboxes(ctx); err != nil {
 		st.Close()
 		return nil, err

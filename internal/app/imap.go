@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mailgate/mailgate/internal/imapd"
 	"github.com/mailgate/mailgate/internal/mailbox"
 )
@@ -65,10 +63,7 @@ func (a *App) startIMAP(tlsCfg *tls.Config) error {
 			}()
 		}
 	}
-	srv := a.imap
-	// A second Start of the same App keeps the first gauge (Register fails).
-	a.metrics.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: mIMAP, Help: "IMAP connections open now."},
-		func() float64 { return float64(srv.Conns()) }))
+	a.metrics.imap.Store(a.imap)
 	a.Log.Info("imap listening", "starttls", addrsOf(a.imapLns), "tls", addrsOf(a.imapTLSLns))
 	return nil
 }

@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailgate/mailgate/internal/delivery"
+	"github.com/mailgate/mailgate/internal/imapd"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/queue"
 	"github.com/mailgate/mailgate/internal/smtpin"
@@ -36,6 +38,8 @@ type metrics struct {
 	storeErrors   *prometheus.CounterVec
 	outbound      *prometheus.CounterVec
 	imapTotal     prometheus.Counter
+	// imap is the node's IMAP server once started (its open connections).
+	imap atomic.Pointer[imapd.Server]
 }
 
 // Metric names, listed so the dashboard test can check the panels against
@@ -58,7 +62,9 @@ const (
 	mIMAPTotal     = "mailgate_imap_sessions_total"
 )
 
-func newMetrics() *metrics {
+// newMetrics builds the registry; status reads the queue and archive
+// figures from the store when scraped.
+func newMetrics(status func(ctx context.Context) (store.ClusterStatus, error)) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: mAccepted,
 		Help: "Messages accepted (250) per listener."}, []string{"listener"})
@@ -89,7 +95,14 @@ func newMetrics() *metrics {
 		Help: "IMAP connections accepted."})
 	m.reg.MustRegister(m.accepted, m.delivered, m.sessions, m.sessionsTotal, m.replies, m.verdicts, m.checkSeconds,
 		m.clamdErrors, m.storeErrors, m.outbound, m.imapTotal,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		newStatusCollector(status, m.storeErrors.WithLabelValues("status"), time.Now),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: mIMAP, Help: "IMAP connections open now."}, func() float64 {
+			if s := m.imap.Load(); s != nil {
+				return float64(s.Conns())
+			}
+			return 0
+		}))
 	// Every listener's series exist from the start, so rate() has a zero
 	// to start from.
 	for _, k := range []smtpin.Kind{smtpin.Inbound, smtpin.Outbound, smtpin.Submission} {
