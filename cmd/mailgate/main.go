@@ -59,6 +59,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(mlCmd(g), mailboxCmd(g), dkimCmd(g), linksCmd(g))
 	root.AddCommand(archiveCmd(g))
 	root.AddCommand(backupCmd(g), restoreCmd(g))
+	root.AddCommand(doctorCmd(g))
 	return root
 }
 

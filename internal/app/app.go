@@ -201,10 +201,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
 	a.Lists = &mlist.Service{Store: st, Spool: sp, Hostname: cfg.Hostname, Clock: opt.Clock, Log: log.With("stage", "lists")}
 	if cfg.Delivery.MTASTS && cfg.DNS.Resolver != "" {
-		// Policy servers are reached through the configured resolver and
-		// never on internal networks (netguard), as any URL a domain names.
-		hc := (&netguard.Dialer{Resolver: res, Timeout: 30 * time.Second}).HTTPClient(30 * time.Second)
-		router.STS = &mtasts.Fetcher{Resolver: res, Client: hc, Log: log.With("stage", "mta-sts")}
+		router.STS = MTASTSFetcher(res, log)
 	}
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: queueSpool(sp, st), Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
@@ -217,6 +214,14 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	a.newOutbound()
 	a.newContinuity(router, mb)
 	return a, nil
+}
+
+// MTASTSFetcher fetches MTA-STS policies through the resolver. Policy
+// servers are never reached on internal networks (netguard), as any URL a
+// domain names.
+func MTASTSFetcher(res dnsx.Resolver, log *slog.Logger) *mtasts.Fetcher {
+	hc := (&netguard.Dialer{Resolver: res, Timeout: 30 * time.Second}).HTTPClient(30 * time.Second)
+	return &mtasts.Fetcher{Resolver: res, Client: hc, Log: log.With("stage", "mta-sts")}
 }
 
 // Recover reconciles this node's blobs with the store after an unclean

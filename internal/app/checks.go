@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/scan/auth"
 	"github.com/mailgate/mailgate/internal/scan/av"
@@ -90,10 +91,12 @@ func (a *App) avCheck() (policy.Stage, bool) {
 	return policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.Deadline("av"), OnError: onErr}, true
 }
 
-// clamdClient is the client of checks.clamd (a unix socket path or
+// clamdClient is the client of checks.clamd; false when none is configured.
+func (a *App) clamdClient() (*clamd.Client, bool) { return ClamdClient(a.Config.Checks) }
+
+// ClamdClient is the client of checks.clamd (a unix socket path or
 // host:port); false when none is configured.
-func (a *App) clamdClient() (*clamd.Client, bool) {
-	cc := a.Config.Checks
+func ClamdClient(cc config.ChecksConfig) (*clamd.Client, bool) {
 	if cc.Clamd == "" {
 		return nil, false
 	}

@@ -25,7 +25,9 @@ type fakeStore struct {
 	domains map[int64][]string
 }
 
-func (f *fakeStore) ClusterStatus(context.Context) (store.ClusterStatus, error) { return f.status, f.err }
+func (f *fakeStore) ClusterStatus(context.Context) (store.ClusterStatus, error) {
+	return f.status, f.err
+}
 func (f *fakeStore) Tenants(context.Context) ([]store.Tenant, error) {
 	var out []store.Tenant
 	for id := range f.domains {

@@ -46,6 +46,11 @@ func (r *run) client(ctx context.Context, addr string, withTLS bool) (*smtp.Clie
 	if err != nil {
 		return nil, nil, err
 	}
+	// The handshake happens with the first command after STARTTLS.
+	if err := c.Noop(); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
 	st, _ := c.TLSConnectionState()
 	return c, &st, nil
 }
