@@ -229,7 +229,7 @@ type DeliveryConfig struct {
 
 // HTTPConfig is the web console, REST API, metrics and health listener.
 type HTTPConfig struct {
-	Listen       string   `toml:"listen" doc:"Address of the web console, REST API (/api/v1), /metrics and /healthz, e.g. \"0.0.0.0:8443\". Empty disables."`
+	Listen       string   `toml:"listen" doc:"Address of the web console, REST API (/api/v1), /metrics, /healthz and /readyz, e.g. \"0.0.0.0:8443\". Empty disables."`
 	TLS          bool     `toml:"tls" doc:"Serve HTTPS with the [tls] certificate. Leave false only behind a reverse proxy that terminates TLS, or on loopback."`
 	BaseURL      string   `toml:"base_url" doc:"Public URL of the console, used in digest mails' links, e.g. https://mailgate.example.com. Default: built from hostname and listen."`
 	SessionIdle  Duration `toml:"session_idle" doc:"A console session ends after this long without a request."`
