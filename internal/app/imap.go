@@ -33,7 +33,7 @@ func (a *App) startIMAP(tlsCfg *tls.Config) error {
 	}
 	a.imap = imapd.New(imapd.Deps{Mailboxes: a.Mailboxes, TLS: tlsCfg, Passwords: a.Passwords, Throttle: a.LoginThrottle,
 		Clock: a.Clock, Log: a.Log.With("stage", "imap"), Config: c, MaxMessageBytes: a.Config.Limits.MaxMessageBytes,
-		RequireTOTP: a.Config.HTTP.RequireTOTP})
+		RequireTOTP: a.Config.HTTP.RequireTOTP, Command: a.metrics.imapCommand})
 	for _, l := range []struct {
 		addrs    []string
 		implicit bool

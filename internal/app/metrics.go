@@ -38,6 +38,7 @@ type metrics struct {
 	storeErrors   *prometheus.CounterVec
 	outbound      *prometheus.CounterVec
 	imapTotal     prometheus.Counter
+	imapCommands  *prometheus.CounterVec
 	// imap is the node's IMAP server once started (its open connections).
 	imap atomic.Pointer[imapd.Server]
 }
@@ -60,6 +61,7 @@ const (
 	mArchive       = "mailgate_archive_backlog_messages"
 	mIMAP          = "mailgate_imap_sessions"
 	mIMAPTotal     = "mailgate_imap_sessions_total"
+	mIMAPCommands  = "mailgate_imap_commands_total"
 )
 
 // newMetrics builds the registry; status reads the queue and archive
@@ -93,7 +95,9 @@ func newMetrics(status func(ctx context.Context) (store.ClusterStatus, error)) *
 		[]string{"action"})
 	m.imapTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: mIMAPTotal,
 		Help: "IMAP connections accepted."})
-	m.reg.MustRegister(m.accepted, m.delivered, m.sessions, m.sessionsTotal, m.replies, m.verdicts, m.checkSeconds,
+	m.imapCommands = prometheus.NewCounterVec(prometheus.CounterOpts{Name: mIMAPCommands,
+		Help: "IMAP commands received, by name (OTHER for names the server does not know)."}, []string{"command"})
+	m.reg.MustRegister(m.imapCommands, m.accepted, m.delivered, m.sessions, m.sessionsTotal, m.replies, m.verdicts, m.checkSeconds,
 		m.clamdErrors, m.storeErrors, m.outbound, m.imapTotal,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
 		newStatusCollector(status, m.storeErrors.WithLabelValues("status"), time.Now),
@@ -310,6 +314,27 @@ func (c *statusCollector) status() (store.ClusterStatus, bool) {
 	}
 	c.st, c.at, c.ok = st, now, true
 	return st, true
+}
+
+// imapCommandNames are the commands counted by name; the name comes from
+// the client, so anything else is counted as OTHER.
+var imapCommandNames = map[string]bool{}
+
+func init() {
+	for _, n := range strings.Fields("NOOP CHECK LOGOUT CAPABILITY STARTTLS AUTHENTICATE UNAUTHENTICATE LOGIN ENABLE " +
+		"CREATE DELETE RENAME SUBSCRIBE UNSUBSCRIBE STATUS LIST LSUB NAMESPACE GETQUOTA GETQUOTAROOT ID IDLE SELECT EXAMINE " +
+		"CLOSE UNSELECT APPEND EXPUNGE FETCH STORE COPY MOVE SEARCH") {
+		imapCommandNames[n] = true
+		imapCommandNames["UID "+n] = true
+	}
+}
+
+// imapCommand counts one IMAP command.
+func (m *metrics) imapCommand(name string) {
+	if !imapCommandNames[name] {
+		name = "OTHER"
+	}
+	m.imapCommands.WithLabelValues(name).Inc()
 }
 
 // countingListener counts the connections it accepts.

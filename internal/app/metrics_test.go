@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"bufio"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -114,6 +116,50 @@ func TestMetricsCountASMTPSession(t *testing.T) {
 		`mailgate_queue_recipients{state="held"}`, `mailgate_queue_oldest_age_seconds`, `mailgate_archive_backlog_messages`} {
 		if v, ok := after[series]; !ok || v != 0 {
 			t.Errorf("%s = %v (exposed %v), want 0", series, v, ok)
+		}
+	}
+}
+
+func TestMetricsCountIMAPCommands(t *testing.T) {
+	t.Parallel()
+	n := mgtest.Start(t, mgtest.Options{IMAP: true})
+	before := scrape(t, n)
+	c, err := net.Dial("tcp", n.App.IMAPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	readUntil := func(tag string) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading until %s: %v", tag, err)
+			}
+			if strings.HasPrefix(line, tag) {
+				return
+			}
+		}
+	}
+	readUntil("*") // greeting
+	for _, cmd := range []string{"a1 CAPABILITY", "a2 NOOP"} {
+		io.WriteString(c, cmd+"\r\n")
+		readUntil(strings.Fields(cmd)[0])
+	}
+	// An unknown command before login ends the session.
+	io.WriteString(c, "a3 XYZZY\r\n")
+	readUntil("* BYE")
+	after := scrape(t, n)
+	for series, want := range map[string]float64{
+		`mailgate_imap_sessions_total`:                       1,
+		`mailgate_imap_commands_total{command="CAPABILITY"}`: 1,
+		`mailgate_imap_commands_total{command="NOOP"}`:       1,
+		`mailgate_imap_commands_total{command="OTHER"}`:      1,
+	} {
+		if got := after[series] - before[series]; got != want {
+			t.Errorf("%s moved by %v, want %v", series, got, want)
 		}
 	}
 }
