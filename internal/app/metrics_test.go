@@ -163,3 +163,28 @@ func TestMetricsCountIMAPCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsCountOutboundActions(t *testing.T) {
+	t.Parallel()
+	n := mgtest.Start(t, mgtest.Options{})
+	before := scrape(t, n)
+	c, err := smtp.Dial(n.OutboundAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendMail("alice@example.test", []string{"partner@elsewhere.test"},
+		strings.NewReader("From: alice@example.test\r\nTo: partner@elsewhere.test\r\nSubject: hi\r\n\r\nHello.\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	after := scrape(t, n)
+	for series, want := range map[string]float64{
+		`mailgate_outbound_actions_total{action="continue"}`:                                       1,
+		`mailgate_messages_accepted_total{listener="outbound"}`:                                    1,
+		`mailgate_smtp_replies_total{class="2xx",code="250",enhanced="2.0.0",listener="outbound"}`: 3,
+	} {
+		if got := after[series] - before[series]; got != want {
+			t.Errorf("%s moved by %v, want %v", series, got, want)
+		}
+	}
+}
