@@ -536,6 +536,8 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 	case "POST /policy", "POST /policy/unset":
 		m.must(m.e.Store.SetSetting(m.ctx, store.Setting{TenantID: m.e.Tenant.ID, Scope: "tenant", Key: "test.matrix", Value: "0"}))
 		return url.Values{"scope": {"tenant"}, "key": {"test.matrix"}, "value": {"1"}}, false
+	case "POST /policy/section":
+		return url.Values{"scope": {"tenant"}, "section": {"spam"}, "v.spam.tag": {fmt.Sprintf("[t%d]", n)}}, false
 	case "POST /lists":
 		return url.Values{"scope": {"address"}, "owner": {consoletest.UserA}, "kind": {"deny"}, "value": {fmt.Sprintf("f%d@spam.test", n)}, "action": {"reject"}}, false
 	case "POST /tokens":
@@ -655,6 +657,8 @@ func (m *matrixEnv) bodyVariants(pattern string, role store.Role) []variant {
 	switch pattern {
 	case "POST /policy", "POST /policy/unset":
 		return []variant{{kind: "other", form: polDomain}}
+	case "POST /policy/section":
+		return []variant{{kind: "other", form: url.Values{"scope": {"domain"}, "owner": {"other.test"}, "section": {"spam"}, "v.spam.tag_at": {"1"}}}}
 	case "POST /lists":
 		if role == store.RoleUser {
 			return nil // an end user's entries always go to their own list
