@@ -27,5 +27,8 @@ func (a *App) Admin() *admin.Service {
 	if a.Queue != nil {
 		s.Mailer = a.Queue
 	}
+	if a.Pipeline != nil {
+		s.Rejudge = a.Pipeline.Rejudge
+	}
 	return s
 }
