@@ -58,6 +58,7 @@ func (s *Server) consoleRoutes() {
 	s.handle("POST /policy", store.RoleAdmin, s.policyPost)
 	s.handle("POST /policy/unset", store.RoleAdmin, s.policyUnset)
 	s.handle("POST /policy/section", store.RoleAdmin, s.policySection)
+	s.handle("POST /policy/dry-run", store.RoleAdmin, s.policyDryRun)
 	s.handle("GET /lists", store.RoleUser, s.listsPage)
 	s.handle("POST /lists", store.RoleUser, s.listsPost)
 	s.handle("POST /lists/{id}/delete", store.RoleUser, s.listDelete)

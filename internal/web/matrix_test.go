@@ -566,6 +566,8 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 			"conditions": {"body contains 社外秘\nrcpt outside"}}, false
 	case "POST /outbound/test":
 		return url.Values{"message": {"From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\n社外秘\r\n"}}, false
+	case "POST /policy/dry-run":
+		return url.Values{"scope": {"tenant"}, "section": {"spam"}, "v.spam.quarantine_at": {"100"}, "days": {"7"}}, false
 	case "POST /archive/settings":
 		return url.Values{"enabled": {"1"}, "mode": {"all"}, "on_full": {"stop"}}, false
 	case "POST /archive/access":
@@ -632,6 +634,8 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return map[string]any{"ids": ids}, ""
 	case "POST /api/v1/outbound/test":
 		return map[string]any{"message": "From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\nhello\r\n"}, ""
+	case "POST /api/v1/policy/dry-run":
+		return map[string]any{"scope": "tenant", "values": map[string]string{"spam.quarantine_at": "100"}, "days": 7}, ""
 	case "POST /api/v1/archive/messages/{id}/resend":
 		return map[string]any{}, ""
 	case "POST /api/v1/archive/holds":
@@ -657,8 +661,10 @@ func (m *matrixEnv) bodyVariants(pattern string, role store.Role) []variant {
 	switch pattern {
 	case "POST /policy", "POST /policy/unset":
 		return []variant{{kind: "other", form: polDomain}}
-	case "POST /policy/section":
+	case "POST /policy/section", "POST /policy/dry-run":
 		return []variant{{kind: "other", form: url.Values{"scope": {"domain"}, "owner": {"other.test"}, "section": {"spam"}, "v.spam.tag_at": {"1"}}}}
+	case "POST /api/v1/policy/dry-run":
+		return []variant{{kind: "other", body: map[string]any{"scope": "domain", "owner": "other.test", "values": map[string]string{"spam.tag_at": "1"}}}}
 	case "POST /lists":
 		if role == store.RoleUser {
 			return nil // an end user's entries always go to their own list

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -130,17 +131,7 @@ func (s *Server) policySection(w http.ResponseWriter, r *http.Request, p *princi
 		return
 	}
 	scope, owner, name := r.PostFormValue("scope"), strings.TrimSpace(r.PostFormValue("owner")), r.PostFormValue("section")
-	ch := admin.SettingsChange{}
-	for _, sec := range admin.PolicySections {
-		if sec.Name != name {
-			continue
-		}
-		for _, f := range sec.Fields {
-			if vs, ok := r.PostForm["v."+f.Key]; ok && len(vs) == 1 {
-				ch[f.Key] = vs[0]
-			}
-		}
-	}
+	ch := sectionChange(r, name)
 	if len(ch) == 0 {
 		s.fail(w, r, p, badRequest("unknown policy section %q", name))
 		return
@@ -158,3 +149,79 @@ func (s *Server) policySection(w http.ResponseWriter, r *http.Request, p *princi
 
 // KindName is the field's kind as the template compares it.
 func (f formField) KindName() string { return string(f.Kind) }
+
+// dryRunData is the dry-run result page.
+type dryRunData struct {
+	Scope, Owner, Section string
+	Values                []string // key=value as tried
+	Days                  int
+	Result                admin.DryRunResult
+	Transitions           []dryRunCount
+	Back                  template.URL // the policy page of the scope
+}
+
+type dryRunCount struct {
+	Change string
+	N      int
+}
+
+// sectionChange reads the values of one form section.
+func sectionChange(r *http.Request, name string) admin.SettingsChange {
+	ch := admin.SettingsChange{}
+	for _, sec := range admin.PolicySections {
+		if sec.Name != name {
+			continue
+		}
+		for _, f := range sec.Fields {
+			if vs, ok := r.PostForm["v."+f.Key]; ok && len(vs) == 1 {
+				ch[f.Key] = vs[0]
+			}
+		}
+	}
+	return ch
+}
+
+// policyDryRun shows what a section's values, as typed in the form, would
+// have done to the archived inbound mail; nothing is saved.
+func (s *Server) policyDryRun(w http.ResponseWriter, r *http.Request, p *principal) {
+	if err := r.ParseForm(); err != nil {
+		s.fail(w, r, p, badRequest("form: %v", err))
+		return
+	}
+	scope, owner, name := r.PostFormValue("scope"), strings.TrimSpace(r.PostFormValue("owner")), r.PostFormValue("section")
+	ch := sectionChange(r, name)
+	if len(ch) == 0 {
+		s.fail(w, r, p, badRequest("unknown policy section %q", name))
+		return
+	}
+	days := admin.DryRunDefaultDays
+	if v := r.PostFormValue("days"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			s.fail(w, r, p, badRequest("days: a whole number"))
+			return
+		}
+		days = n
+	}
+	res, err := s.admin.PolicyDryRun(r.Context(), who(p), scope, owner, ch, days, 0)
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	q := url.Values{"scope": {scope}}
+	if owner != "" {
+		q.Set("owner", owner)
+	}
+	d := dryRunData{Scope: scope, Owner: owner, Section: name, Days: days, Result: res, Back: link("/policy", q)}
+	for k, v := range ch {
+		d.Values = append(d.Values, k+"="+v)
+	}
+	sort.Strings(d.Values)
+	for t, n := range res.Transitions {
+		d.Transitions = append(d.Transitions, dryRunCount{t, n})
+	}
+	sort.Slice(d.Transitions, func(i, j int) bool { return d.Transitions[i].N > d.Transitions[j].N })
+	v := s.newView(r, p, "policy_dry_run")
+	v.Data = d
+	s.render(w, http.StatusOK, "policy_dryrun", v)
+}

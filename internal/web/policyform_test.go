@@ -7,12 +7,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/scan/spam"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/browser"
 	"github.com/mailgate/mailgate/internal/testutil/consoletest"
+	"github.com/mailgate/mailgate/internal/testutil/mgtest"
 )
 
 func storedSetting(t *testing.T, e *consoletest.Env, scope, owner, key string) (string, bool) {
@@ -147,4 +151,50 @@ func chosen(p *tab, id string) string {
 		p.t.Fatal(err)
 	}
 	return s
+}
+
+// The dry-run button of a form shows, without saving, which archived
+// inbound mail the typed values would treat differently.
+func TestPolicyDryRunPage(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{Config: func(c *config.Config) {
+		c.Checks.Enabled = []string{"structure", "spam"}
+		c.Archive.Interval = config.D(20 * time.Millisecond)
+	}})
+	ctx := context.Background()
+	if err := e.Store.SetArchiveSettings(ctx, store.ArchiveSettings{TenantID: e.Tenant.ID, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sendSMTP(t, e.InboundAddr(), "promo@spam.example", []string{consoletest.UserA}, message(consoletest.UserA, "今だけの特別価格", spam.GTUBE)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sendSMTP(t, e.InboundAddr(), "sato@example.net", []string{consoletest.UserA}, message(consoletest.UserA, "議事録", "本日の会議の議事録です。")); err != nil {
+		t.Fatal(err)
+	}
+	mgtest.WaitFor(t, 15*time.Second, "archived", func() bool {
+		es, _ := e.Store.ArchiveEntries(ctx, e.Tenant.ID, 0, 10)
+		return len(es) == 2
+	})
+	c := e.NewClient(t)
+	c.Login(consoletest.AdminA)
+	var body string
+	mgtest.WaitFor(t, 15*time.Second, "indexed", func() bool {
+		var st int
+		st, _, body = c.Post("/policy/dry-run", url.Values{"scope": {"domain"}, "owner": {"example.test"}, "section": {"spam"},
+			"v.spam.quarantine_at": {"100"}, "v.spam.tag_at": {""}, "days": {"7"}})
+		if st != http.StatusOK {
+			t.Fatalf("dry run: %d %s", st, body)
+		}
+		return strings.Contains(body, "2 messages (2 recipients)")
+	})
+	for _, want := range []string{`<dd id="dryrun-changed">1</dd>`, "tag → quarantine", "今だけの特別価格", "<code>spam.quarantine_at=100</code>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dry-run page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "議事録") {
+		t.Error("the page lists a message whose outcome does not change")
+	}
+	if _, ok := storedSetting(t, e, store.ScopeDomain, "example.test", "spam.quarantine_at"); ok {
+		t.Fatal("the dry run saved the value")
+	}
 }
