@@ -138,6 +138,9 @@ type Service struct {
 	// Rejudge runs the inbound checks again without writing anything
 	// (policy dry runs); nil on nodes without inbound checks.
 	Rejudge Rejudger
+	// LinkRecords are the attachment download links; nil on nodes
+	// without them.
+	LinkRecords LinkRecords
 	// Learn trains a tenant's spam model with one message (feedback).
 	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
 	// Mailboxes are the users' mailboxes (mailboxes.go); nil on nodes

@@ -356,6 +356,7 @@ func (s *Server) apiRoutes() {
 	s.quarantineAPI()
 	s.continuityAPI()
 	s.outboundAPI()
+	s.linkAPI()
 	s.mlAPI()
 }
 

@@ -85,6 +85,7 @@ func (s *Server) consoleRoutes() {
 	s.webmailRoutes()
 	s.mailboxesRoutes()
 	s.outboundRoutes()
+	s.linkRoutes()
 	s.mlRoutes()
 	s.archiveRoutes()
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/attachlink"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/consoletest"
 	"github.com/mailgate/mailgate/internal/web"
@@ -41,6 +42,7 @@ type matrixEnv struct {
 	bArch, bHold                                              string
 	bML                                                       string // tenant other's mailing list
 	bRule, bOutHold                                           string // outbound rule and held message
+	bLink                                                     string // attachment link of carol's sent mail
 	// markers are strings only tenant other's data contains.
 	markers []string
 	// Mail of bob (same tenant, another user) and carol (tenant other).
@@ -166,6 +168,18 @@ func (m *matrixEnv) outHold(tenantID int64, sender, subject string) string {
 	return id
 }
 
+// attachLink stores an attachment link of sender's sent mail and returns
+// its ID.
+func (m *matrixEnv) attachLink(tenantID int64, sender, subject string) string {
+	m.t.Helper()
+	now := time.Now()
+	id := fmt.Sprintf("lnk%d", m.next())
+	m.must(attachlink.StoreRecords{S: m.e.Store.(store.AttachLinkStore)}.Create(m.ctx, attachlink.Link{ID: id, TenantID: tenantID,
+		Sender: sender, Rcpts: []string{"x@partner.test"}, Subject: subject, Files: []attachlink.File{{Name: subject + ".pdf", Size: 4}},
+		Created: now, Expires: now.Add(time.Hour)}))
+	return id
+}
+
 func (m *matrixEnv) listEntry(tenantID int64, scope, owner, value string) string {
 	m.t.Helper()
 	le, err := m.e.Store.AddListEntry(m.ctx, store.ListEntry{TenantID: tenantID, Scope: scope, Owner: owner, Kind: "deny",
@@ -202,6 +216,7 @@ func (m *matrixEnv) setupOther() {
 	// Before the archive is on: the held message is not archived later.
 	m.bRule = m.outRule(b, "B-RULE-SECRET")
 	m.bOutHold = m.outHold(b, "carol@other.test", "B-HOLD-SECRET")
+	m.bLink = m.attachLink(b, "carol@other.test", "B-LINK-SECRET")
 	for _, tid := range []int64{b, m.e.Tenant.ID} {
 		m.must(e.Store.SetArchiveSettings(m.ctx, store.ArchiveSettings{TenantID: tid, Enabled: true}))
 	}
@@ -225,7 +240,7 @@ func (m *matrixEnv) setupOther() {
 	// The matrix makes a fresh list per request.
 	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: m.e.Tenant.ID, Scope: "tenant", Key: "ml.max_lists", Value: "100000"}))
 	m.markers = []string{"other.test", "b-team", "b-secret-sender", "B-SECRET-SUBJECT", "機密", "B-QSECRET-SUBJECT",
-		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET", "B-ARCHSECRET-SUBJECT", m.bArch, "B-RULE-SECRET", "B-HOLD-SECRET", m.bOutHold}
+		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET", "B-ARCHSECRET-SUBJECT", m.bArch, "B-RULE-SECRET", "B-HOLD-SECRET", m.bOutHold, "B-LINK-SECRET", m.bLink}
 	m.setupMail()
 }
 
@@ -275,6 +290,7 @@ type tenantState struct {
 	Mail         []store.MailMessage
 	MLists       []store.MailingList
 	MMembers     [][]store.ListMember
+	Links        []store.AttachLink
 }
 
 func (m *matrixEnv) snapshot() tenantState {
@@ -341,6 +357,8 @@ func (m *matrixEnv) snapshot() tenantState {
 		m.must(err)
 		s.MMembers = append(s.MMembers, ms)
 	}
+	s.Links, err = st.(store.AttachLinkStore).AttachLinks(ctx, b, "", 100)
+	m.must(err)
 	return s
 }
 
@@ -412,6 +430,8 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 		return m.outRule(a, fmt.Sprintf("own rule %d", n))
 	case strings.Contains(pattern, "/outbound/holds/"):
 		return m.outHold(a, consoletest.UserA, fmt.Sprintf("own held %d", n))
+	case strings.Contains(pattern, "/links/"):
+		return m.attachLink(a, consoletest.UserA, fmt.Sprintf("own link %d", n))
 	case strings.Contains(pattern, "/archive") && param == "hold":
 		return m.archiveHold(a, fmt.Sprintf("h%d@example.test", n))
 	case strings.Contains(pattern, "/archive"):
@@ -482,6 +502,8 @@ func (m *matrixEnv) otherValues(pattern, param string) []string {
 		return []string{m.bRule}
 	case strings.Contains(pattern, "/outbound/holds/"):
 		return []string{m.bOutHold}
+	case strings.Contains(pattern, "/links/"):
+		return []string{m.bLink}
 	case strings.Contains(pattern, "/archive") && param == "hold":
 		return []string{m.bHold}
 	case strings.Contains(pattern, "/archive"):
