@@ -111,15 +111,7 @@ func (r StoreRecords) Expired(ctx context.Context, t time.Time, limit int) ([]Li
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Link, 0, len(ss))
-	for _, s := range ss {
-		l, err := fromStore(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, nil
+	return fromStoreAll(ss)
 }
 
 // Delete removes a link.
@@ -134,6 +126,10 @@ func (r StoreRecords) List(ctx context.Context, tenantID int64, sender string, l
 	if err != nil {
 		return nil, err
 	}
+	return fromStoreAll(ss)
+}
+
+func fromStoreAll(ss []store.AttachLink) ([]Link, error) {
 	out := make([]Link, 0, len(ss))
 	for _, s := range ss {
 		l, err := fromStore(s)

@@ -126,25 +126,16 @@ func spamBands(tag, quarantine, reject string) template.HTML {
 }
 
 func (s *Server) policySection(w http.ResponseWriter, r *http.Request, p *principal) {
-	if err := r.ParseForm(); err != nil {
-		s.fail(w, r, p, badRequest("form: %v", err))
-		return
-	}
-	scope, owner, name := r.PostFormValue("scope"), strings.TrimSpace(r.PostFormValue("owner")), r.PostFormValue("section")
-	ch := sectionChange(r, name)
-	if len(ch) == 0 {
-		s.fail(w, r, p, badRequest("unknown policy section %q", name))
+	scope, owner, ch, err := sectionForm(r)
+	if err != nil {
+		s.fail(w, r, p, err)
 		return
 	}
 	if _, err := s.admin.ApplySettings(r.Context(), who(p), scope, owner, ch); err != nil {
 		s.fail(w, r, p, err)
 		return
 	}
-	q := url.Values{"scope": {scope}}
-	if owner != "" {
-		q.Set("owner", owner)
-	}
-	done(w, r, string(link("/policy", q)), "saved")
+	done(w, r, string(policyURL(scope, owner)), "saved")
 }
 
 // KindName is the field's kind as the template compares it.
@@ -152,17 +143,38 @@ func (f formField) KindName() string { return string(f.Kind) }
 
 // dryRunData is the dry-run result page.
 type dryRunData struct {
-	Scope, Owner, Section string
-	Values                []string // key=value as tried
-	Days                  int
-	Result                admin.DryRunResult
-	Transitions           []dryRunCount
-	Back                  template.URL // the policy page of the scope
+	Scope, Owner string
+	Values       []string // key=value as tried
+	Days         int
+	Result       admin.DryRunResult
+	Transitions  []dryRunCount
+	Back         template.URL // the policy page of the scope
 }
 
 type dryRunCount struct {
 	Change string
 	N      int
+}
+
+// sectionForm reads a posted policy form: its scope, owner and values.
+func sectionForm(r *http.Request) (scope, owner string, ch admin.SettingsChange, err error) {
+	if err := r.ParseForm(); err != nil {
+		return "", "", nil, badRequest("form: %v", err)
+	}
+	name := r.PostFormValue("section")
+	if ch = sectionChange(r, name); len(ch) == 0 {
+		return "", "", nil, badRequest("unknown policy section %q", name)
+	}
+	return r.PostFormValue("scope"), strings.TrimSpace(r.PostFormValue("owner")), ch, nil
+}
+
+// policyURL is the policy page of a scope.
+func policyURL(scope, owner string) template.URL {
+	q := url.Values{"scope": {scope}}
+	if owner != "" {
+		q.Set("owner", owner)
+	}
+	return link("/policy", q)
 }
 
 // sectionChange reads the values of one form section.
@@ -184,14 +196,9 @@ func sectionChange(r *http.Request, name string) admin.SettingsChange {
 // policyDryRun shows what a section's values, as typed in the form, would
 // have done to the archived inbound mail; nothing is saved.
 func (s *Server) policyDryRun(w http.ResponseWriter, r *http.Request, p *principal) {
-	if err := r.ParseForm(); err != nil {
-		s.fail(w, r, p, badRequest("form: %v", err))
-		return
-	}
-	scope, owner, name := r.PostFormValue("scope"), strings.TrimSpace(r.PostFormValue("owner")), r.PostFormValue("section")
-	ch := sectionChange(r, name)
-	if len(ch) == 0 {
-		s.fail(w, r, p, badRequest("unknown policy section %q", name))
+	scope, owner, ch, err := sectionForm(r)
+	if err != nil {
+		s.fail(w, r, p, err)
 		return
 	}
 	days := admin.DryRunDefaultDays
@@ -208,11 +215,7 @@ func (s *Server) policyDryRun(w http.ResponseWriter, r *http.Request, p *princip
 		s.fail(w, r, p, err)
 		return
 	}
-	q := url.Values{"scope": {scope}}
-	if owner != "" {
-		q.Set("owner", owner)
-	}
-	d := dryRunData{Scope: scope, Owner: owner, Section: name, Days: days, Result: res, Back: link("/policy", q)}
+	d := dryRunData{Scope: scope, Owner: owner, Days: days, Result: res, Back: policyURL(scope, owner)}
 	for k, v := range ch {
 		d.Values = append(d.Values, k+"="+v)
 	}
