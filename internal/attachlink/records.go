@@ -126,3 +126,21 @@ func (r StoreRecords) Expired(ctx context.Context, t time.Time, limit int) ([]Li
 func (r StoreRecords) Delete(ctx context.Context, tenantID int64, id string) error {
 	return r.S.DeleteAttachLink(ctx, tenantID, id)
 }
+
+// List returns a tenant's links, newest first; sender "" lists every
+// sender's.
+func (r StoreRecords) List(ctx context.Context, tenantID int64, sender string, limit int) ([]Link, error) {
+	ss, err := r.S.AttachLinks(ctx, tenantID, sender, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Link, 0, len(ss))
+	for _, s := range ss {
+		l, err := fromStore(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
