@@ -203,6 +203,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	if cfg.Delivery.MTASTS && cfg.DNS.Resolver != "" {
 		router.STS = MTASTSFetcher(res, log)
 	}
+	if cfg.Delivery.DANE && cfg.DNS.Resolver != "" {
+		if sr, ok := res.(delivery.SecureResolver); ok {
+			router.DANE = sr
+		}
+	}
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: queueSpool(sp, st), Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
 		Router: router, Lists: a.Lists,
