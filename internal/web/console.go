@@ -380,7 +380,9 @@ type dashData struct {
 	Metrics      []string
 	// Cluster is shown to operators only: node names and addresses are
 	// the operator's, not a tenant's.
-	Cluster *clusterView `json:"-"`	// Onboarding lists the domains whose onboarding wizard is not finished.
+	Cluster *clusterView `json:"-"`
+
+	// Onboarding lists the domains whose onboarding wizard is not finished.
 	Onboarding []admin.OnboardRow `json:"-"`
 }
 

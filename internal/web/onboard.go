@@ -30,7 +30,9 @@ type onboardView struct {
 }
 
 // ServiceName names a primary service in lang.
-func (onboardView) ServiceName(service, lang string) string { return onboard.ServiceName(service).In(lang) }
+func (onboardView) ServiceName(service, lang string) string {
+	return onboard.ServiceName(service).In(lang)
+}
 
 // MXRecords are the records of the last step.
 func (v onboardView) MXRecords() []string { return onboard.MXRecords(v.Domain, v.Facts.Hostname) }
