@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// TTL returns the smallest TTL among the qtype records of name (and the
-// CNAMEs followed to them), as the resolver answered: a recursive
+// TTL returns the smallest TTL among the qtype records of name (at the end
+// of its CNAME chain), as the resolver answered: a recursive
 // resolver counts a cached answer's TTL down from the zone's value, so
 // this is at most what the zone publishes. Errors are as for the lookups
 // of [Resolver].
