@@ -72,6 +72,21 @@ func (t *TestMessage) Delivered() bool {
 	return true
 }
 
+// OnboardRefusal is a wizard action that cannot be done yet, with the
+// reason in both languages of the console; it is an Invalid.
+type OnboardRefusal struct{ onboard.Text }
+
+func (e OnboardRefusal) Error() string { return e.En }
+
+// Unwrap makes the refusal an Invalid for errors.As.
+func (e OnboardRefusal) Unwrap() error { return Invalid{e.En} }
+
+func refuse(en, ja string) error { return OnboardRefusal{onboard.Text{En: en, Ja: ja}} }
+
+func notVerified(domain string) error {
+	return refuse(domain+" is not verified yet: complete the ownership step first", domain+" はまだ所有確認が済んでいません。先に所有確認の手順を完了してください")
+}
+
 // OnboardRow is a domain whose onboarding is not finished.
 type OnboardRow struct {
 	Domain string       `json:"domain"`
@@ -233,30 +248,31 @@ func (s *Service) OnboardComplete(ctx context.Context, a Actor, domain string, s
 	switch step {
 	case onboard.StepOwnership:
 		if !w.Verified {
-			return Invalidf("%s is not verified yet: publish %s TXT %q, then verify", w.Domain, w.Record.Name, w.Record.Value)
+			return refuse(fmt.Sprintf("%s is not verified yet: publish %s TXT %q, then verify", w.Domain, w.Record.Name, w.Record.Value),
+				fmt.Sprintf("%s はまだ所有確認が済んでいません。%s に TXT %q を公開してから確認してください", w.Domain, w.Record.Name, w.Record.Value))
 		}
 	case onboard.StepService:
 		if w.Service == "" {
-			return Invalidf("choose the primary mail service first")
+			return refuse("choose the primary mail service first", "先にメールサービスを選んでください")
 		}
 	case onboard.StepAuth, onboard.StepTTL, onboard.StepTest:
 		if !w.Verified {
-			return Invalidf("%s is not verified yet: complete the ownership step first", w.Domain)
+			return notVerified(w.Domain)
 		}
 	case onboard.StepMX:
 		if !w.Verified {
-			return Invalidf("%s is not verified yet: complete the ownership step first", w.Domain)
+			return notVerified(w.Domain)
 		}
 		if s.Resolver == nil {
 			return Invalidf("no DNS resolver is configured on this server ([dns] resolver)")
 		}
 		c := onboard.CheckMX(ctx, s.Resolver, w.Domain, s.OnboardEnv.Hostname)
 		if !c.OK() {
-			var why []string
+			var en, ja []string
 			for _, n := range c.Notes {
-				why = append(why, n.En)
+				en, ja = append(en, n.En), append(ja, n.Ja)
 			}
-			return Invalidf("%s", strings.Join(why, " "))
+			return refuse(strings.Join(en, " "), strings.Join(ja, ""))
 		}
 		w.State.Finished = s.now().Now()
 	default:
@@ -281,7 +297,7 @@ func (s *Service) OnboardSendTest(ctx context.Context, a Actor, domain, rcpt str
 		return "", err
 	}
 	if !w.Verified {
-		return "", Invalidf("%s is not verified yet: complete the ownership step first", w.Domain)
+		return "", notVerified(w.Domain)
 	}
 	if s.Mailer == nil {
 		return "", Invalidf("this node cannot send mail")
@@ -291,7 +307,8 @@ func (s *Service) OnboardSendTest(ctx context.Context, a Actor, domain, rcpt str
 		return "", Invalidf("recipient %q: %v", rcpt, err)
 	}
 	if !strings.EqualFold(to.Domain, w.Domain) {
-		return "", Invalidf("the test message goes to an address of %s, not %s", w.Domain, to.String())
+		return "", refuse(fmt.Sprintf("the test message goes to an address of %s, not %s", w.Domain, to.String()),
+			fmt.Sprintf("テストメールの宛先は %s ではなく %s のアドレスにしてください", to.String(), w.Domain))
 	}
 	now := s.now().Now()
 	host := s.OnboardEnv.Hostname

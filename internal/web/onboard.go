@@ -72,10 +72,14 @@ func (s *Server) renderOnboard(w http.ResponseWriter, r *http.Request, p *princi
 
 // onboardProblem is a refused step's reason in the page's language.
 func (s *Server) onboardProblem(r *http.Request, p *principal, err error) string {
+	lang := s.i18n.lang(r, s.cookieName(langCookie), p.acct.Lang)
 	var ve *admin.VerifyError
-	if errors.As(err, &ve) {
-		tr := s.i18n.translator(s.i18n.lang(r, s.cookieName(langCookie), p.acct.Lang))
-		return tr.T("domain_verify_"+string(ve.Reason), "Name", ve.Record.Name, "Value", ve.Record.Value)
+	var ref admin.OnboardRefusal
+	switch {
+	case errors.As(err, &ve):
+		return s.i18n.translator(lang).T("domain_verify_"+string(ve.Reason), "Name", ve.Record.Name, "Value", ve.Record.Value)
+	case errors.As(err, &ref):
+		return ref.In(lang)
 	}
 	return err.Error()
 }

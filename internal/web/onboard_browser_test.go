@@ -167,7 +167,7 @@ func TestBrowserOnboardingWizard(t *testing.T) {
 				!strings.Contains(p.text("#check-mta_sts"), "mx: mx.mailgate.test") || !strings.Contains(p.text("#check-mta_sts"), tc.want["mta-sts"]) {
 				t.Fatalf("step 6: %q", p.text("#onboard-step"))
 			}
-			if st := p.submit("#step-done"); st != http.StatusBadRequest || !strings.Contains(p.text("main"), "mail."+d) {
+			if st := p.submit("#step-done"); st != http.StatusBadRequest || !strings.Contains(p.text("p.error"), tc.want["mx"]) {
 				t.Fatalf("finish before the switch: %d %q", st, p.text("main"))
 			}
 			dns.Remove(d+".", 15)
