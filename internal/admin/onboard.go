@@ -289,7 +289,7 @@ func (s *Service) OnboardComplete(ctx context.Context, a Actor, domain string, s
 }
 
 // OnboardSendTest sends a test message through mailgate's delivery path
-// to rcpt, an address of the domain, so it reaches the primary service by
+// to rcpt, an address of the domain (or a local part of it), so it reaches the primary service by
 // the domain's routes; the wizard then shows its tracking.
 func (s *Service) OnboardSendTest(ctx context.Context, a Actor, domain, rcpt string) (string, error) {
 	w, tid, err := s.onboardTarget(ctx, a, domain)
@@ -302,7 +302,11 @@ func (s *Service) OnboardSendTest(ctx context.Context, a Actor, domain, rcpt str
 	if s.Mailer == nil {
 		return "", Invalidf("this node cannot send mail")
 	}
-	to, err := addr.Parse(strings.TrimSpace(rcpt))
+	rcpt = strings.TrimSpace(rcpt)
+	if rcpt != "" && !strings.Contains(rcpt, "@") {
+		rcpt += "@" + w.Domain // a local part of the domain
+	}
+	to, err := addr.Parse(rcpt)
 	if err != nil {
 		return "", Invalidf("recipient %q: %v", rcpt, err)
 	}
