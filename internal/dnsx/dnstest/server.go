@@ -425,23 +425,3 @@ func (s *Server) addSOA(resp *dns.Msg, name string) {
 		n = n[i+1:]
 	}
 }
-
-// Remove deletes the records of type qtype (a dns.Type constant;
-// dns.TypeANY: every type) at name, so a test can change what a name
-// answers between steps.
-func (s *Server) Remove(name string, qtype uint16) {
-	n := canonical(name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var keep []dns.RR
-	for _, rr := range s.records[n] {
-		if qtype != dns.TypeANY && rr.Header().Rrtype != qtype {
-			keep = append(keep, rr)
-		}
-	}
-	if len(keep) == 0 {
-		delete(s.records, n)
-		return
-	}
-	s.records[n] = keep
-}
