@@ -279,7 +279,7 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}
-	tlsCfg, certs, err := loadTLS(a.Config)
+	tlsCfg, certs, err := loadTLS(a.Config, a.Log.With("stage", "tls"))
 	if err != nil {
 		return err
 	}
@@ -356,11 +356,12 @@ func (a *App) Start(ctx context.Context) error {
 			a.Shutdown(context.Background())
 			return fmt.Errorf("web console: %w", err)
 		}
-		a.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		a.httpSrv = &http.Server{Handler: a.certs.acme.handler(h), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 			WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn)}
 		a.listeners = append(a.listeners, ln)
 		if a.Config.HTTP.TLS {
 			a.httpSrv.TLSConfig = tlsCfg.Clone()
+			a.certs.acme.consoleTLS(a.httpSrv.TLSConfig)
 			go a.httpSrv.ServeTLS(ln, "", "")
 		} else {
 			go a.httpSrv.Serve(ln)

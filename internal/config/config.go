@@ -171,6 +171,12 @@ type DNSConfig struct {
 type TLSConfig struct {
 	CertFile string `toml:"cert_file" doc:"PEM certificate chain. Empty: a self-signed certificate for hostname is generated in data_dir on first start."`
 	KeyFile  string `toml:"key_file" doc:"PEM private key for cert_file."`
+
+	ACME          bool     `toml:"acme" doc:"Get and renew certificates for acme_names from an ACME certificate authority (RFC 8555, e.g. Let's Encrypt). The SMTP, IMAP and console listeners present them (SMTP clients that send no server name get the hostname's); until one is issued, and for other names, they present cert_file or the self-signed certificate. The CA validates on the console listener ([http] listen), which must be reachable from the internet at each name on port 443 with [http] tls = true (TLS-ALPN-01), or on port 80 with tls = false (HTTP-01). Certificates and the account key are kept in data_dir/acme."`
+	ACMEDirectory string   `toml:"acme_directory" doc:"The ACME directory URL of the certificate authority."`
+	ACMEEmail     string   `toml:"acme_email" doc:"Contact address given to the certificate authority for expiry and account notices. Empty: none."`
+	ACMENames     []string `toml:"acme_names" doc:"Names to get certificates for. Empty: the hostname, and the host of [http] base_url when it differs."`
+	ACMECAFile    string   `toml:"acme_ca_file" doc:"PEM certificates to trust for the ACME directory's HTTPS besides the system's (a private ACME CA)."`
 }
 
 // ListenerConfig describes one SMTP listener.
@@ -257,6 +263,7 @@ func Default() Config {
 		Cluster:   ClusterConfig{Heartbeat: D(10 * time.Second), DeadAfter: D(30 * time.Second), MaxClockSkew: D(2 * time.Second)},
 		Blobs:     BlobsConfig{Driver: "local"},
 		DNS:       DNSConfig{Timeout: D(5 * time.Second)},
+		TLS:       TLSConfig{ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory"},
 		Inbound: ListenerConfig{
 			Listen: []string{"0.0.0.0:25"}, BareLF: "reject",
 			MaxConnPerIP: 50, MaxConns: 1000, // Postfix's smtpd_client_connection_count_limit
@@ -351,6 +358,14 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Blobs.validate(); err != nil {
 		return err
+	}
+	if c.TLS.ACME {
+		if c.HTTP.Listen == "" {
+			return fmt.Errorf("tls.acme needs the console listener ([http] listen): the certificate authority validates the names there")
+		}
+		if c.TLS.ACMEDirectory == "" {
+			return fmt.Errorf("tls.acme needs tls.acme_directory")
+		}
 	}
 	if c.HTTP.ReportZone != "" {
 		if _, err := time.LoadLocation(c.HTTP.ReportZone); err != nil {
