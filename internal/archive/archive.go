@@ -78,7 +78,6 @@ type Service struct {
 	mu      sync.Mutex
 	touched map[int64]bool       // tenants appended to since the last checkpoint
 	usageOf map[int64]usageCache // stored bytes and capacity per tenant
-	docs    []Doc                // archived since the last index batch
 }
 
 func (s *Service) now() time.Time {

@@ -1,0 +1,164 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/blob"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+var errInjected = errors.New("injected failure")
+
+// faultyStore fails the archiver's appends as a node that dies in the
+// middle of a batch would: after its bodies are stored, before (or
+// instead of) the commit, without recording anything.
+type faultyStore struct {
+	store.Store
+	failBatch atomic.Int32 // AppendArchiveBatch calls left to fail
+	dead      bool         // every append and retry record fails
+}
+
+func (f *faultyStore) AppendArchiveBatch(ctx context.Context, as []store.ArchiveAppend) ([]store.ArchiveAppended, error) {
+	if f.dead || f.failBatch.Add(-1) >= 0 {
+		return nil, errInjected
+	}
+	return f.Store.AppendArchiveBatch(ctx, as)
+}
+
+func (f *faultyStore) AppendArchive(ctx context.Context, a store.ArchiveAppend) (store.ArchiveAppended, error) {
+	if f.dead && a.PendingID != 0 {
+		return store.ArchiveAppended{}, errInjected
+	}
+	return f.Store.AppendArchive(ctx, a)
+}
+
+func (f *faultyStore) FailArchivePending(ctx context.Context, id int64, owner, reason string, retryAt time.Time) error {
+	if f.dead {
+		return errInjected
+	}
+	return f.Store.FailArchivePending(ctx, id, owner, reason, retryAt)
+}
+
+// faultyBlobs fails the body write of one chosen message.
+type faultyBlobs struct {
+	blob.Store
+	mu   sync.Mutex
+	fail string // a content hash whose blob write fails once
+}
+
+func (f *faultyBlobs) Create(ctx context.Context, name string) (blob.Writer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != "" && strings.HasSuffix(name, f.fail) {
+		f.fail = ""
+		return nil, errInjected
+	}
+	return f.Store.Create(ctx, name)
+}
+
+func (h *harness) archiveBlobs() int {
+	h.t.Helper()
+	n := 0
+	for _, err := range h.blobs.List(context.Background(), "") {
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+func (h *harness) checkOnce(ids []string) {
+	h.t.Helper()
+	seen := map[string]int{}
+	for _, e := range h.entries() {
+		seen[e.QueueID]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			h.t.Fatalf("%s archived %d times", id, seen[id])
+		}
+	}
+	if r := h.verify(); !r.OK() {
+		h.t.Fatalf("%+v", r.Problems)
+	}
+}
+
+// A node that dies in the middle of a batch, after storing the bodies and
+// before its commit, leaves the messages pending under its lease; after
+// the lease another node archives every one of them once, reusing the
+// bodies already stored.
+func TestArchiveBatchCrashBeforeCommit(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, store.ArchiveSettings{Enabled: true})
+	var ids []string
+	for i := 0; i < 20; i++ {
+		ids = append(ids, h.accept(store.Inbound, "Subject: batch\r\n\r\nbody "+strings.Repeat("y", i)+"\r\n", "u@example.test"))
+	}
+	dead := h.service("dead")
+	dead.Store = &faultyStore{Store: h.st, dead: true}
+	if n, err := dead.RunOnce(ctx, 3); err != nil || n != 0 {
+		t.Fatalf("dying node archived %d: %v", n, err)
+	}
+	if got := len(h.entries()); got != 0 {
+		t.Fatalf("%d entries logged by a batch that never committed", got)
+	}
+	if got := h.archiveBlobs(); got != 20 {
+		t.Fatalf("%d bodies stored before the commit, want 20", got)
+	}
+	// The lease holds: nobody else takes the rows meanwhile.
+	if n := h.run(); n != 0 {
+		t.Fatalf("archived %d under another node's lease", n)
+	}
+	h.clock.Advance(leaseFor + time.Second)
+	if n := h.run(); n != 20 {
+		t.Fatalf("caught up %d of 20", n)
+	}
+	h.checkOnce(ids)
+	if got := h.archiveBlobs(); got != 20 {
+		t.Fatalf("%d archive blobs after the catch-up, want 20 (one per body)", got)
+	}
+	hits, err := h.svc.Search(ctx, h.tenant, Query{Subject: "batch"}, Page{Limit: 100})
+	if err != nil || hits.Total != 20 {
+		t.Fatalf("search after the catch-up: %d %v", hits.Total, err)
+	}
+	if n := h.run(); n != 0 {
+		t.Fatalf("archived %d more on a second run", n)
+	}
+}
+
+// A body that cannot be stored fails only its own message (retried
+// later); a failed batch commit falls back to one transaction per message.
+func TestArchiveBatchPartialFailure(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, store.ArchiveSettings{Enabled: true})
+	var ids []string
+	var raws []string
+	for i := 0; i < 12; i++ {
+		raw := "Subject: part\r\n\r\nbody " + strings.Repeat("z", i) + "\r\n"
+		raws = append(raws, raw)
+		ids = append(ids, h.accept(store.Inbound, raw, "u@example.test"))
+	}
+	fb := &faultyBlobs{Store: h.blobs, fail: sha([]byte(raws[5]))}
+	fs := &faultyStore{Store: h.st}
+	fs.failBatch.Store(1)
+	h.svc.Blobs, h.svc.Store = fb, fs
+	if n := h.run(); n != 11 {
+		t.Fatalf("archived %d of 11", n)
+	}
+	if ps, _ := h.st.ClaimArchivePending(ctx, "peek", t0.Add(time.Hour), t0.Add(time.Hour), 10); len(ps) != 1 || ps[0].MessageID != ids[5] || ps[0].Attempts != 1 {
+		t.Fatalf("pending after the failure: %+v", ps)
+	}
+	h.svc.Store = h.st
+	h.clock.Advance(2 * time.Hour)
+	if n := h.run(); n != 1 {
+		t.Fatalf("retry archived %d", n)
+	}
+	h.checkOnce(ids)
+}
