@@ -384,7 +384,7 @@ func (s *Service) prepare(ctx context.Context, p store.ArchivePending, settings 
 		meta.Attachment = append(meta.Attachment, a.Name)
 	}
 	now := s.now()
-	e := store.ArchiveEntry{ID: store.NewMessageID(now), Kind: store.ArchiveKindMessage, QueueID: p.MessageID, Direction: p.Direction,
+	e := store.ArchiveEntry{TenantID: p.TenantID, ID: store.NewMessageID(now), Kind: store.ArchiveKindMessage, QueueID: p.MessageID, Direction: p.Direction,
 		At: now, Received: p.Created, Size: int64(len(raw)), SHA256: sha(raw), Chunks: chunkHashes(raw),
 		FromHdr: strings.Join(x.From, ", "), ToHdr: strings.Join(x.To, ", "), CcHdr: strings.Join(x.Cc, ", "), Subject: x.Subject,
 		HasAttachment: x.HasAttachment, Verdict: verdictOf(meta.Findings, meta.Rcpts)}

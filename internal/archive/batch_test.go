@@ -162,3 +162,33 @@ func TestArchiveBatchPartialFailure(t *testing.T) {
 	}
 	h.checkOnce(ids)
 }
+
+// The archiver indexes what it archives under the message's tenant, once:
+// nothing is left for the catch-up indexer, and the index holds no
+// document outside the tenant.
+func TestArchiveIndexesOnceUnderTheTenant(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, store.ArchiveSettings{Enabled: true})
+	for i := 0; i < 5; i++ {
+		h.accept(store.Inbound, "Subject: once\r\n\r\nbody "+strings.Repeat("w", i)+"\r\n", "u@example.test")
+	}
+	ps, err := h.st.ClaimArchivePending(ctx, "n1", t0, t0.Add(leaseFor), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := h.svc.archiveBatch(ctx, ps, 2); err != nil || n != 5 {
+		t.Fatalf("archived %d: %v", n, err)
+	}
+	if es, err := h.st.UnindexedArchive(ctx, 10); err != nil || len(es) != 0 {
+		t.Fatalf("%d entries left unindexed after the archiver indexed them: %v", len(es), err)
+	}
+	idx := h.svc.Index.(*memIndex)
+	if len(idx.docs) != 5 {
+		t.Fatalf("%d documents indexed for 5 messages", len(idx.docs))
+	}
+	for k, d := range idx.docs {
+		if d.TenantID != h.tenant {
+			t.Fatalf("document %s indexed under tenant %d", k, d.TenantID)
+		}
+	}
+}
