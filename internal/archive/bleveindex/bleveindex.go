@@ -58,8 +58,13 @@ func newMapping() mapping.IndexMapping {
 		dm.AddFieldMappingsAt(n, text())
 	}
 	for _, n := range []string{"tenant", "direction", "verdict", "has_attachment", "imported"} {
-		dm.AddFieldMappingsAt(n, kw())
+		f := kw()
+		f.DocValues = false // filtered on, never sorted by
+		dm.AddFieldMappingsAt(n, f)
 	}
+	// The archive ID again, as a sort key: a field's doc values are read
+	// per hit far cheaper than bleve's own document ID (a stored field).
+	dm.AddFieldMappingsAt("id", kw())
 	date := bleve.NewDateTimeFieldMapping()
 	date.Store, date.IncludeInAll = false, false
 	dm.AddFieldMappingsAt("date", date)
@@ -98,6 +103,7 @@ func key(tenantID int64, id string) string { return strconv.FormatInt(tenantID, 
 
 type doc struct {
 	Tenant        string    `json:"tenant"`
+	ID            string    `json:"id"`
 	From          string    `json:"from"`
 	To            string    `json:"to"`
 	Cc            string    `json:"cc"`
@@ -123,7 +129,7 @@ func yn(b bool) string {
 func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
 	b := x.idx.NewBatch()
 	for _, d := range docs {
-		if err := b.Index(key(d.TenantID, d.ID), doc{Tenant: strconv.FormatInt(d.TenantID, 10), From: d.From, To: d.To, Cc: d.Cc,
+		if err := b.Index(key(d.TenantID, d.ID), doc{Tenant: strconv.FormatInt(d.TenantID, 10), ID: d.ID, From: d.From, To: d.To, Cc: d.Cc,
 			Subject: d.Subject, Body: d.Body, Attachments: d.Attachments, Date: d.Date.UTC(), Size: float64(d.Size),
 			HasAttachment: yn(d.HasAttachment), Direction: d.Direction, Verdict: strings.Fields(d.Verdict), Imported: yn(d.Imported)}); err != nil {
 			return fmt.Errorf("archive index: %w", err)
@@ -194,9 +200,12 @@ func term(field, v string) query.Query {
 	return q
 }
 
-func (x *Index) build(tenantID int64, q archive.Query) (query.Query, bool, bool) {
-	must := []query.Query{term("tenant", strconv.FormatInt(tenantID, 10))}
-	words := false
+// build makes the query: the words, which are scored, and the filters
+// (tenant, dates, sizes, flags), which only select. It reports whether
+// there are words, and false when the query can match nothing.
+func (x *Index) build(tenantID int64, q archive.Query) (words query.Query, filter query.Query, ok bool) {
+	filters := []query.Query{term("tenant", strconv.FormatInt(tenantID, 10))}
+	var must []query.Query
 	for _, f := range []struct {
 		v      string
 		fields []string
@@ -208,16 +217,15 @@ func (x *Index) build(tenantID int64, q archive.Query) (query.Query, bool, bool)
 		fq, ok := x.fieldQuery(f.v, f.fields...)
 		if !ok {
 			// Words that analyse to nothing (punctuation) match nothing.
-			return nil, false, false
+			return nil, nil, false
 		}
 		must = append(must, fq)
-		words = true
 	}
 	if !q.After.IsZero() || !q.Before.IsZero() {
 		incl, excl := true, false
 		dq := query.NewDateRangeInclusiveQuery(q.After.UTC(), q.Before.UTC(), &incl, &excl)
 		dq.SetField("date")
-		must = append(must, dq)
+		filters = append(filters, dq)
 	}
 	if q.MinSize > 0 || q.MaxSize > 0 {
 		var lo, hi *float64
@@ -232,35 +240,46 @@ func (x *Index) build(tenantID int64, q archive.Query) (query.Query, bool, bool)
 		t := true
 		nq := query.NewNumericRangeInclusiveQuery(lo, hi, &t, &t)
 		nq.SetField("size")
-		must = append(must, nq)
+		filters = append(filters, nq)
 	}
 	if q.HasAttachment != "" {
-		must = append(must, term("has_attachment", q.HasAttachment))
+		filters = append(filters, term("has_attachment", q.HasAttachment))
 	}
 	if q.Imported != "" {
-		must = append(must, term("imported", q.Imported))
+		filters = append(filters, term("imported", q.Imported))
 	}
 	if q.Direction != "" {
-		must = append(must, term("direction", q.Direction))
+		filters = append(filters, term("direction", q.Direction))
 	}
 	if q.Verdict != "" {
-		must = append(must, term("verdict", q.Verdict))
+		filters = append(filters, term("verdict", q.Verdict))
 	}
-	return query.NewConjunctionQuery(must), words, true
+	filter = query.NewConjunctionQuery(filters)
+	if len(must) > 0 {
+		words = query.NewConjunctionQuery(must)
+	}
+	return words, filter, true
 }
 
 // Search runs a query for one tenant.
 func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p archive.Page) (archive.Result, error) {
-	bq, words, ok := x.build(tenantID, q)
+	words, filter, ok := x.build(tenantID, q)
 	if !ok {
 		return archive.Result{Total: 0}, nil
 	}
 	n := p.Size()
+	bq := filter
+	if words != nil {
+		b := query.NewBooleanQuery([]query.Query{words}, nil, nil)
+		b.AddFilter(filter)
+		bq = b
+	}
 	req := bleve.NewSearchRequestOptions(bq, n, 0, false)
-	if p.Sort == archive.SortDate || !words {
-		req.SortBy([]string{"-date", "-_id"})
+	if p.Sort == archive.SortDate || words == nil {
+		req.SortBy([]string{"-date", "-id"})
+		req.Score = bleve.ScoreNone // the order needs no scores
 	} else {
-		req.SortBy([]string{"-_score", "-date", "-_id"})
+		req.SortBy([]string{"-_score", "-date", "-id"})
 	}
 	c, err := archive.DecodeCursor(p.Cursor, len(req.Sort))
 	if err != nil {
