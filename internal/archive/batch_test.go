@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,5 +191,42 @@ func TestArchiveIndexesOnceUnderTheTenant(t *testing.T) {
 		if d.TenantID != h.tenant {
 			t.Fatalf("document %s indexed under tenant %d", k, d.TenantID)
 		}
+	}
+}
+
+// Reindex rebuilds an index lost (not in a backup) from the stored
+// messages, and forgets messages whose body was deleted.
+func TestArchiveReindex(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, store.ArchiveSettings{Enabled: true})
+	for i := 0; i < 300; i++ {
+		h.accept(store.Inbound, "Subject: rebuilt\r\n\r\nbody "+strings.Repeat("v", i)+"\r\n", "u@example.test")
+	}
+	if n := h.run(); n != 300 {
+		t.Fatalf("archived %d", n)
+	}
+	es := h.entries()
+	if _, _, err := h.st.DeleteArchiveBodies(ctx, h.tenant, []string{es[7].ID}, store.ArchiveAppend{}); err != nil {
+		t.Fatal(err)
+	}
+	// The restored node starts with an empty index, holding a stale document.
+	idx := &memIndex{docs: map[string]Doc{}}
+	idx.Add(ctx, []Doc{{TenantID: h.tenant, ID: es[7].ID, Subject: "rebuilt"}})
+	h.svc.Index = idx
+	n, err := h.svc.Reindex(ctx, 0)
+	if err != nil || n != 299 {
+		t.Fatalf("reindexed %d: %v", n, err)
+	}
+	hits, err := h.svc.Search(ctx, h.tenant, Query{Subject: "rebuilt"}, Page{Limit: 500})
+	if err != nil || hits.Total != 299 {
+		t.Fatalf("search after the reindex: %d %v", hits.Total, err)
+	}
+	for _, e := range hits.Entries {
+		if e.ID == es[7].ID {
+			t.Fatal("a message whose body was deleted is still found")
+		}
+	}
+	if d := idx.docs[fmt.Sprint(h.tenant, "/", es[8].ID)]; !strings.Contains(d.Body, "body") {
+		t.Fatalf("document rebuilt without its body: %+v", d)
 	}
 }
