@@ -297,7 +297,7 @@ func appendOne(x tx, a store.ArchiveAppend) (store.ArchiveAppended, error) {
 		}
 		res.SpoolFree = free
 		var n int
-		if err := x.QueryRow(`SELECT COUNT(*) FROM archive_entries WHERE tenant_id = $1 AND queue_id = $2`, a.TenantID, qid).Scan(&n); err != nil {
+		if err := x.QueryRow(`SELECT COUNT(*) FROM archive_entries WHERE tenant_id = $1 AND queue_id = $2 AND queue_id <> ''`, a.TenantID, qid).Scan(&n); err != nil {
 			return res, err
 		}
 		if n > 0 {

@@ -280,6 +280,14 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
+// Lookups that SQLite's planner, without statistics, would answer by
+// reading the tenant's whole log (its primary key): the partial index on
+// queue IDs needs its condition in the query, and the ID index is named.
+const (
+	archivedQueueQuery = `SELECT COUNT(*) FROM archive_entries WHERE tenant_id = ? AND queue_id = ? AND queue_id <> ''`
+	entriesByIDQuery   = `SELECT ` + entryCols + ` FROM archive_entries INDEXED BY archive_entries_id WHERE tenant_id = ? AND id IN (?`
+)
+
 // appendOne is one AppendArchive inside a transaction.
 func appendOne(tx *sql.Tx, a store.ArchiveAppend) (store.ArchiveAppended, error) {
 	var res store.ArchiveAppended
@@ -297,7 +305,7 @@ func appendOne(tx *sql.Tx, a store.ArchiveAppend) (store.ArchiveAppended, error)
 		}
 		res.SpoolFree = free
 		var n int
-		if err := tx.QueryRow(`SELECT COUNT(*) FROM archive_entries WHERE tenant_id = ? AND queue_id = ?`, a.TenantID, qid).Scan(&n); err != nil {
+		if err := tx.QueryRow(archivedQueueQuery, a.TenantID, qid).Scan(&n); err != nil {
 			return res, err
 		}
 		if n > 0 {
@@ -392,7 +400,7 @@ func (db *DB) ArchiveEntriesByID(ctx context.Context, tenantID int64, ids []stri
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	got, err := db.entries(ctx, `SELECT `+entryCols+` FROM archive_entries WHERE tenant_id = ? AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+	got, err := db.entries(ctx, entriesByIDQuery+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
 	if err != nil {
 		return nil, err
 	}
