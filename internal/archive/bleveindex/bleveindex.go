@@ -14,12 +14,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
 	"github.com/blevesearch/bleve/v2/analysis/lang/cjk"
 	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/numeric"
 	"github.com/blevesearch/bleve/v2/search/query"
 
 	"github.com/mailgate/mailgate/internal/archive"
@@ -29,6 +31,9 @@ import (
 type Index struct {
 	idx  bleve.Index
 	path string
+
+	mu     sync.Mutex
+	newest map[int64]time.Time // per tenant: the newest message's date (see window)
 }
 
 var _ archive.Index = (*Index)(nil)
@@ -65,6 +70,12 @@ func newMapping() mapping.IndexMapping {
 	// The archive ID again, as a sort key: a field's doc values are read
 	// per hit far cheaper than bleve's own document ID (a stored field).
 	dm.AddFieldMappingsAt("id", kw())
+	// The month of the date ("2026-03"): a window of recent months is a
+	// disjunction of a few terms, which leads a search through only the
+	// matches of those months.
+	month := kw()
+	month.DocValues = false
+	dm.AddFieldMappingsAt("month", month)
 	date := bleve.NewDateTimeFieldMapping()
 	date.Store, date.IncludeInAll = false, false
 	dm.AddFieldMappingsAt("date", date)
@@ -96,7 +107,7 @@ func Open(dir string) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive index %s: %w", dir, err)
 	}
-	return &Index{idx: idx, path: dir}, nil
+	return &Index{idx: idx, path: dir, newest: map[int64]time.Time{}}, nil
 }
 
 func key(tenantID int64, id string) string { return strconv.FormatInt(tenantID, 10) + "/" + id }
@@ -104,6 +115,7 @@ func key(tenantID int64, id string) string { return strconv.FormatInt(tenantID, 
 type doc struct {
 	Tenant        string    `json:"tenant"`
 	ID            string    `json:"id"`
+	Month         string    `json:"month"`
 	From          string    `json:"from"`
 	To            string    `json:"to"`
 	Cc            string    `json:"cc"`
@@ -129,7 +141,7 @@ func yn(b bool) string {
 func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
 	b := x.idx.NewBatch()
 	for _, d := range docs {
-		if err := b.Index(key(d.TenantID, d.ID), doc{Tenant: strconv.FormatInt(d.TenantID, 10), ID: d.ID, From: d.From, To: d.To, Cc: d.Cc,
+		if err := b.Index(key(d.TenantID, d.ID), doc{Tenant: strconv.FormatInt(d.TenantID, 10), ID: d.ID, Month: d.Date.UTC().Format(monthLayout), From: d.From, To: d.To, Cc: d.Cc,
 			Subject: d.Subject, Body: d.Body, Attachments: d.Attachments, Date: d.Date.UTC(), Size: float64(d.Size),
 			HasAttachment: yn(d.HasAttachment), Direction: d.Direction, Verdict: strings.Fields(d.Verdict), Imported: yn(d.Imported)}); err != nil {
 			return fmt.Errorf("archive index: %w", err)
@@ -138,6 +150,13 @@ func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
 	if err := x.idx.Batch(b); err != nil {
 		return fmt.Errorf("archive index: %w", err)
 	}
+	x.mu.Lock()
+	for _, d := range docs {
+		if t, ok := x.newest[d.TenantID]; ok && d.Date.After(t) {
+			x.newest[d.TenantID] = d.Date
+		}
+	}
+	x.mu.Unlock()
 	return nil
 }
 
@@ -261,6 +280,79 @@ func (x *Index) build(tenantID int64, q archive.Query) (words query.Query, filte
 	return words, filter, true
 }
 
+const monthLayout = "2006-01"
+
+// A search with very many matches would score and sort every one of them
+// (time in proportion to the archive). It is answered from a window of
+// recent months instead when that window holds enough matches: the
+// newest month, then the newest three, then twelve, before the upper
+// bound (the newest message, the query's "before", the page cursor's
+// date). In date order this changes nothing but the cost; in relevance
+// order the window's matches are ranked first, and the older ones follow
+// once the window's pages are done. Total is then -1 (not counted).
+var (
+	windowMonths   = []int{1, 3, 12}
+	windowRelevant = 500 // matches a window holds before relevance order keeps to it
+)
+
+// newestDate returns the date of the tenant's newest document (zero when
+// it has none), found once and then kept up to date by Add.
+func (x *Index) newestDate(ctx context.Context, tenantID int64) (time.Time, error) {
+	x.mu.Lock()
+	t, ok := x.newest[tenantID]
+	x.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	req := bleve.NewSearchRequestOptions(term("tenant", strconv.FormatInt(tenantID, 10)), 1, 0, false)
+	req.SortBy([]string{"-date"})
+	req.Score = bleve.ScoreNone
+	req.Fields = []string{}
+	res, err := x.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return t, fmt.Errorf("archive search: %w", err)
+	}
+	if len(res.Hits) > 0 && len(res.Hits[0].Sort) > 0 {
+		if ns, err := numericSortKey(res.Hits[0].Sort[0]); err == nil {
+			t = time.Unix(0, ns).UTC()
+		}
+	}
+	x.mu.Lock()
+	if cur, ok := x.newest[tenantID]; !ok || t.After(cur) {
+		x.newest[tenantID] = t
+	} else {
+		t = cur
+	}
+	x.mu.Unlock()
+	return t, nil
+}
+
+// numericSortKey decodes a date sort key as bleve reports it (Unix
+// nanoseconds, prefix-coded).
+func numericSortKey(k string) (int64, error) {
+	return numeric.PrefixCoded(k).Int64()
+}
+
+// months is the window of n months ending with upper's: their terms.
+func months(upper time.Time, n int) query.Query {
+	var qs []query.Query
+	m := time.Date(upper.Year(), upper.Month(), 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i++ {
+		qs = append(qs, term("month", m.AddDate(0, -i, 0).Format(monthLayout)))
+	}
+	return query.NewDisjunctionQuery(qs)
+}
+
+// olderThan selects documents before the month of since (the part of the
+// archive a relevance window left for later).
+func olderThan(since time.Time) query.Query {
+	m := time.Date(since.Year(), since.Month(), 1, 0, 0, 0, 0, time.UTC)
+	f := false
+	dq := query.NewDateRangeInclusiveQuery(time.Time{}, m, nil, &f)
+	dq.SetField("date")
+	return dq
+}
+
 // Search runs a query for one tenant.
 func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p archive.Page) (archive.Result, error) {
 	words, filter, ok := x.build(tenantID, q)
@@ -268,31 +360,111 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 		return archive.Result{Total: 0}, nil
 	}
 	n := p.Size()
-	bq := filter
+	byScore := p.Sort != archive.SortDate && words != nil
+	// Cursor keys: the sort keys of the last hit, and for relevance order
+	// the window ("" everything, else its first month).
+	nkeys := 2
+	if byScore {
+		nkeys = 4
+	}
+	c, err := archive.DecodeCursor(p.Cursor, nkeys)
+	if err != nil {
+		return archive.Result{}, err
+	}
+	var after []string
+	if c.Keys != nil {
+		after = c.Keys[:len(c.Keys):len(c.Keys)]
+		if byScore {
+			after = c.Keys[:3]
+		}
+	}
+	// The window's upper bound.
+	upper, err := x.newestDate(ctx, tenantID)
+	if err != nil {
+		return archive.Result{}, err
+	}
+	if !q.Before.IsZero() && q.Before.Before(upper) {
+		upper = q.Before
+	}
+	if !byScore && after != nil {
+		if ns, err := numericSortKey(after[0]); err == nil && time.Unix(0, ns).Before(upper) {
+			upper = time.Unix(0, ns).UTC()
+		}
+	}
+	var windowQ query.Query // nil: the whole archive
+	window := ""
+	if byScore && c.Keys != nil {
+		window = c.Keys[3]
+		if strings.HasPrefix(window, "<") {
+			// The older part, after the window's pages.
+			t, err := time.Parse(monthLayout, window[1:])
+			if err != nil {
+				return archive.Result{}, archive.ErrBadCursor
+			}
+			windowQ = olderThan(t)
+			if after[0] == "" {
+				after = nil // its first page
+			}
+		} else if window != "" {
+			t, err := time.Parse(monthLayout, window)
+			if err != nil {
+				return archive.Result{}, archive.ErrBadCursor
+			}
+			windowQ = query.NewDisjunctionQuery(nil)
+			for m := t; !m.After(upper); m = m.AddDate(0, 1, 0) {
+				windowQ.(*query.DisjunctionQuery).AddQuery(term("month", m.Format(monthLayout)))
+			}
+		}
+	} else if !upper.IsZero() && (c.Keys == nil || !byScore) {
+		// Find the smallest window with enough matches.
+		need := n
+		if byScore {
+			need = windowRelevant
+		}
+		for _, k := range windowMonths {
+			wq := months(upper, k)
+			cnt, err := x.count(ctx, words, filter, wq, after, !byScore)
+			if err != nil {
+				return archive.Result{}, err
+			}
+			if cnt >= uint64(need) {
+				windowQ = wq
+				window = time.Date(upper.Year(), upper.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -(k - 1), 0).Format(monthLayout)
+				break
+			}
+		}
+	}
+	must := []query.Query{}
 	if words != nil {
-		b := query.NewBooleanQuery([]query.Query{words}, nil, nil)
+		must = append(must, words)
+	}
+	if windowQ != nil {
+		must = append(must, windowQ)
+	}
+	var bq query.Query = filter
+	if len(must) > 0 {
+		b := query.NewBooleanQuery(must, nil, nil)
 		b.AddFilter(filter)
 		bq = b
 	}
 	req := bleve.NewSearchRequestOptions(bq, n, 0, false)
-	if p.Sort == archive.SortDate || words == nil {
+	if byScore {
+		req.SortBy([]string{"-_score", "-date", "-id"})
+	} else {
 		req.SortBy([]string{"-date", "-id"})
 		req.Score = bleve.ScoreNone // the order needs no scores
-	} else {
-		req.SortBy([]string{"-_score", "-date", "-id"})
 	}
-	c, err := archive.DecodeCursor(p.Cursor, len(req.Sort))
-	if err != nil {
-		return archive.Result{}, err
-	}
-	if c.Keys != nil {
-		req.SetSearchAfter(c.Keys)
+	if after != nil {
+		req.SetSearchAfter(after)
 	}
 	res, err := x.idx.SearchInContext(ctx, req)
 	if err != nil {
 		return archive.Result{}, fmt.Errorf("archive search: %w", err)
 	}
 	out := archive.Result{Total: int64(res.Total)}
+	if windowQ != nil || c.Keys != nil {
+		out.Total = -1
+	}
 	prefix := strconv.FormatInt(tenantID, 10) + "/"
 	for _, h := range res.Hits {
 		out.IDs = append(out.IDs, strings.TrimPrefix(h.ID, prefix))
@@ -307,9 +479,44 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 				keys[i] = strconv.FormatFloat(last.Score, 'g', -1, 64)
 			}
 		}
+		if byScore {
+			keys = append(keys, window)
+		}
 		out.Next = archive.EncodeCursor(archive.Cursor{Keys: keys})
+	} else if byScore && window != "" && !strings.HasPrefix(window, "<") {
+		// The window is done: the older matches follow.
+		out.Next = archive.EncodeCursor(archive.Cursor{Keys: []string{"", "", "", "<" + window}})
 	}
 	return out, nil
+}
+
+// count says how many documents match within a window (after a page
+// cursor in date order), stopping at what it needs to know.
+func (x *Index) count(ctx context.Context, words, filter, window query.Query, after []string, dateOrder bool) (uint64, error) {
+	must := []query.Query{window}
+	if words != nil {
+		must = append(must, words)
+	}
+	b := query.NewBooleanQuery(must, nil, nil)
+	b.AddFilter(filter)
+	var q query.Query = b
+	if dateOrder && after != nil {
+		// Only what sorts after the cursor counts: older than its date.
+		ns, err := numericSortKey(after[0])
+		if err == nil {
+			t := true
+			dq := query.NewDateRangeInclusiveQuery(time.Time{}, time.Unix(0, ns).UTC(), nil, &t)
+			dq.SetField("date")
+			b.AddFilter(query.NewConjunctionQuery([]query.Query{filter, dq}))
+		}
+	}
+	req := bleve.NewSearchRequestOptions(q, 0, 0, false)
+	req.Score = bleve.ScoreNone
+	res, err := x.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("archive search: %w", err)
+	}
+	return res.Total, nil
 }
 
 // Size is the bytes of the index directory.
