@@ -407,17 +407,14 @@ func (s *Service) prepare(ctx context.Context, p store.ArchivePending, settings 
 	if full {
 		return settle(s.gap(ctx, p, "archive capacity full"))
 	}
-	seg, wrote, err := s.storeSegment(ctx, p.TenantID, raw)
+	segs, blobs, err := s.storeMessage(ctx, p.TenantID, raw)
 	if err != nil {
 		return settle(err)
 	}
-	e.Segments = []string{seg.SHA256}
+	e.Segments = segs
 	e.Meta = canonical(meta)
 	e.Delivery = deliveryOf(meta.Rcpts)
-	it.a = store.ArchiveAppend{TenantID: p.TenantID, PendingID: p.ID, Owner: s.Node, Entries: []store.ArchiveEntry{e}}
-	if wrote {
-		it.a.Blobs = []store.ArchiveBlob{seg}
-	}
+	it.a = store.ArchiveAppend{TenantID: p.TenantID, PendingID: p.ID, Owner: s.Node, Entries: []store.ArchiveEntry{e}, Blobs: blobs}
 	return it
 }
 

@@ -230,3 +230,82 @@ func TestArchiveReindex(t *testing.T) {
 		t.Fatalf("document rebuilt without its body: %+v", d)
 	}
 }
+
+// An attachment sent in several messages is stored once: each message
+// keeps its own bytes around it, reads back whole, verifies, and outlives
+// the deletion of the others.
+func TestArchiveDeduplicatesAttachments(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, store.ArchiveSettings{Enabled: true})
+	att := []byte(strings.Repeat("見積書の内容をご確認ください。quarterly figures\n", 300))
+	var raws []string
+	for i := 0; i < 3; i++ {
+		raws = append(raws, withAttachment(fmt.Sprintf("quote %d", i), fmt.Sprintf("body %d", i), "quote.txt", att))
+		h.accept(store.Inbound, raws[i], "u@example.test")
+	}
+	if n := h.run(); n != 3 {
+		t.Fatalf("archived %d", n)
+	}
+	u, err := h.st.ArchiveUsage(ctx, h.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := int64(len(raws[0])) - 400 // the attachment's encoded body is most of each message
+	if u.LogicalBytes != int64(len(raws[0])+len(raws[1])+len(raws[2])) || u.Bytes > u.LogicalBytes-2*enc {
+		t.Fatalf("stored %d bytes for %d of messages sharing one attachment", u.Bytes, u.LogicalBytes)
+	}
+	es := h.entries()
+	for i, e := range es {
+		if len(e.Segments) < 2 || e.Segments[1] != es[0].Segments[1] {
+			t.Fatalf("message %d segments %v", i, e.Segments)
+		}
+		got, err := h.svc.ReadMessage(ctx, e)
+		if err != nil || string(got) != raws[i] {
+			t.Fatalf("message %d read back: %v", i, err)
+		}
+	}
+	if r := h.verify(); !r.OK() {
+		t.Fatalf("%+v", r.Problems)
+	}
+	// Deleting two of them keeps the shared attachment for the third.
+	free, _, err := h.st.DeleteArchiveBodies(ctx, h.tenant, []string{es[0].ID, es[1].ID}, store.ArchiveAppend{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range free {
+		if err := h.blobs.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := h.svc.ReadMessage(ctx, es[2]); err != nil || string(got) != raws[2] {
+		t.Fatalf("the remaining message after the others' deletion: %v", err)
+	}
+}
+
+// segmentsOf cuts a message only where its concatenated segments are the
+// message again, and leaves a message it cannot account for whole.
+func TestSegmentsOf(t *testing.T) {
+	ctx := context.Background()
+	att := []byte(strings.Repeat("x", 9000))
+	for _, raw := range []string{
+		withAttachment("s", "body", "a.bin", att),
+		strings.ReplaceAll(withAttachment("s", "body", "a.bin", att), "\r\n", "\n"),
+		"Subject: plain\r\n\r\n" + strings.Repeat("text\r\n", 3000),
+		"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Disposition: attachment\r\n\r\n" + strings.Repeat("y", 9000), // unterminated
+	} {
+		segs := segmentsOf(ctx, []byte(raw))
+		var b []byte
+		for _, s := range segs {
+			if len(s) == 0 {
+				t.Fatal("empty segment")
+			}
+			b = append(b, s...)
+		}
+		if string(b) != raw {
+			t.Fatalf("segments do not make the message again (%d segments)", len(segs))
+		}
+	}
+	if n := len(segmentsOf(ctx, []byte(withAttachment("s", "body", "a.bin", att)))); n != 3 {
+		t.Fatalf("%d segments for a message with one attachment", n)
+	}
+}
