@@ -70,12 +70,12 @@ func newMapping() mapping.IndexMapping {
 	// The archive ID again, as a sort key: a field's doc values are read
 	// per hit far cheaper than bleve's own document ID (a stored field).
 	dm.AddFieldMappingsAt("id", kw())
-	// The month of the date ("2026-03"): a window of recent months is a
+	// The day of the date ("2026-03-14"): a window of recent days is a
 	// disjunction of a few terms, which leads a search through only the
-	// matches of those months.
-	month := kw()
-	month.DocValues = false
-	dm.AddFieldMappingsAt("month", month)
+	// matches of those days.
+	day := kw()
+	day.DocValues = false
+	dm.AddFieldMappingsAt("day", day)
 	date := bleve.NewDateTimeFieldMapping()
 	date.Store, date.IncludeInAll = false, false
 	dm.AddFieldMappingsAt("date", date)
@@ -115,7 +115,7 @@ func key(tenantID int64, id string) string { return strconv.FormatInt(tenantID, 
 type doc struct {
 	Tenant        string    `json:"tenant"`
 	ID            string    `json:"id"`
-	Month         string    `json:"month"`
+	Day           string    `json:"day"`
 	From          string    `json:"from"`
 	To            string    `json:"to"`
 	Cc            string    `json:"cc"`
@@ -141,7 +141,7 @@ func yn(b bool) string {
 func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
 	b := x.idx.NewBatch()
 	for _, d := range docs {
-		if err := b.Index(key(d.TenantID, d.ID), doc{Tenant: strconv.FormatInt(d.TenantID, 10), ID: d.ID, Month: d.Date.UTC().Format(monthLayout), From: d.From, To: d.To, Cc: d.Cc,
+		if err := b.Index(key(d.TenantID, d.ID), doc{Tenant: strconv.FormatInt(d.TenantID, 10), ID: d.ID, Day: d.Date.UTC().Format(dayLayout), From: d.From, To: d.To, Cc: d.Cc,
 			Subject: d.Subject, Body: d.Body, Attachments: d.Attachments, Date: d.Date.UTC(), Size: float64(d.Size),
 			HasAttachment: yn(d.HasAttachment), Direction: d.Direction, Verdict: strings.Fields(d.Verdict), Imported: yn(d.Imported)}); err != nil {
 			return fmt.Errorf("archive index: %w", err)
@@ -219,20 +219,30 @@ func term(field, v string) query.Query {
 	return q
 }
 
+type wordField struct {
+	v      string
+	fields []string
+}
+
+// wordFields lists the query's words with the fields each is looked for in.
+func (x *Index) wordFields(q archive.Query) []wordField {
+	var out []wordField
+	for _, f := range []wordField{{q.Text, textFields}, {q.From, []string{"from"}}, {q.To, []string{"to"}}, {q.Cc, []string{"cc"}},
+		{q.Subject, []string{"subject"}}, {q.Body, []string{"body"}}, {q.Attachment, []string{"attachments"}}} {
+		if strings.TrimSpace(f.v) != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // build makes the query: the words, which are scored, and the filters
 // (tenant, dates, sizes, flags), which only select. It reports whether
 // there are words, and false when the query can match nothing.
 func (x *Index) build(tenantID int64, q archive.Query) (words query.Query, filter query.Query, ok bool) {
 	filters := []query.Query{term("tenant", strconv.FormatInt(tenantID, 10))}
 	var must []query.Query
-	for _, f := range []struct {
-		v      string
-		fields []string
-	}{{q.Text, textFields}, {q.From, []string{"from"}}, {q.To, []string{"to"}}, {q.Cc, []string{"cc"}},
-		{q.Subject, []string{"subject"}}, {q.Body, []string{"body"}}, {q.Attachment, []string{"attachments"}}} {
-		if strings.TrimSpace(f.v) == "" {
-			continue
-		}
+	for _, f := range x.wordFields(q) {
 		fq, ok := x.fieldQuery(f.v, f.fields...)
 		if !ok {
 			// Words that analyse to nothing (punctuation) match nothing.
@@ -280,18 +290,20 @@ func (x *Index) build(tenantID int64, q archive.Query) (words query.Query, filte
 	return words, filter, true
 }
 
-const monthLayout = "2006-01"
+const dayLayout = "2006-01-02"
 
 // A search with very many matches would score and sort every one of them
-// (time in proportion to the archive). It is answered from a window of
-// recent months instead when that window holds enough matches: the
-// newest month, then the newest three, then twelve, before the upper
-// bound (the newest message, the query's "before", the page cursor's
-// date). In date order this changes nothing but the cost; in relevance
-// order the window's matches are ranked first, and the older ones follow
-// once the window's pages are done. Total is then -1 (not counted).
+// (time in proportion to the archive). When each of its words is that
+// common (windowFrom documents or more), it is answered from a window of
+// recent days instead, the first of the newest day, seven, 31 or 365 days
+// (before the upper bound: the newest message, the query's "before", the
+// page cursor's date) that holds enough matches. In date order this
+// changes nothing but the cost; in relevance order the window's matches
+// are ranked first and the older ones follow once the window's pages are
+// done. Total is then -1 (not counted).
 var (
-	windowMonths   = []int{1, 3, 12}
+	windowDays     = []int{1, 7, 31, 365}
+	windowFrom     = uint64(20000)
 	windowRelevant = 500 // matches a window holds before relevance order keeps to it
 )
 
@@ -307,7 +319,6 @@ func (x *Index) newestDate(ctx context.Context, tenantID int64) (time.Time, erro
 	req := bleve.NewSearchRequestOptions(term("tenant", strconv.FormatInt(tenantID, 10)), 1, 0, false)
 	req.SortBy([]string{"-date"})
 	req.Score = bleve.ScoreNone
-	req.Fields = []string{}
 	res, err := x.idx.SearchInContext(ctx, req)
 	if err != nil {
 		return t, fmt.Errorf("archive search: %w", err)
@@ -333,24 +344,60 @@ func numericSortKey(k string) (int64, error) {
 	return numeric.PrefixCoded(k).Int64()
 }
 
-// months is the window of n months ending with upper's: their terms.
-func months(upper time.Time, n int) query.Query {
+// days is the window of the n days up to upper's, as day terms.
+func days(from, upper time.Time) query.Query {
 	var qs []query.Query
-	m := time.Date(upper.Year(), upper.Month(), 1, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < n; i++ {
-		qs = append(qs, term("month", m.AddDate(0, -i, 0).Format(monthLayout)))
+	for d := from; !d.After(upper); d = d.AddDate(0, 0, 1) {
+		qs = append(qs, term("day", d.Format(dayLayout)))
 	}
 	return query.NewDisjunctionQuery(qs)
 }
 
-// olderThan selects documents before the month of since (the part of the
-// archive a relevance window left for later).
+func dayOf(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// olderThan selects documents before the day since.
 func olderThan(since time.Time) query.Query {
-	m := time.Date(since.Year(), since.Month(), 1, 0, 0, 0, 0, time.UTC)
 	f := false
-	dq := query.NewDateRangeInclusiveQuery(time.Time{}, m, nil, &f)
+	dq := query.NewDateRangeInclusiveQuery(time.Time{}, since, nil, &f)
 	dq.SetField("date")
 	return dq
+}
+
+// common reports whether every word of q is in windowFrom documents or
+// more (of all tenants: an upper bound), read from the terms' posting
+// list lengths, which costs no search.
+func (x *Index) common(ctx context.Context, q archive.Query) bool {
+	adv, err := x.idx.Advanced()
+	if err != nil {
+		return false
+	}
+	r, err := adv.Reader()
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	any := false
+	for _, f := range x.wordFields(q) {
+		for _, t := range x.terms(f.v) {
+			var n uint64
+			for _, field := range f.fields {
+				tr, err := r.TermFieldReader(ctx, []byte(t), field, false, false, false)
+				if err != nil {
+					return false
+				}
+				n += tr.Count()
+				tr.Close()
+			}
+			if n < windowFrom {
+				return false
+			}
+			any = true
+		}
+	}
+	return any
 }
 
 // Search runs a query for one tenant.
@@ -362,7 +409,8 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 	n := p.Size()
 	byScore := p.Sort != archive.SortDate && words != nil
 	// Cursor keys: the sort keys of the last hit, and for relevance order
-	// the window ("" everything, else its first month).
+	// the window ("" everything, a day its first, "<" and a day the older
+	// part after it).
 	nkeys := 2
 	if byScore {
 		nkeys = 4
@@ -378,91 +426,95 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 			after = c.Keys[:3]
 		}
 	}
-	// The window's upper bound.
-	upper, err := x.newestDate(ctx, tenantID)
-	if err != nil {
-		return archive.Result{}, err
-	}
-	if !q.Before.IsZero() && q.Before.Before(upper) {
-		upper = q.Before
-	}
-	if !byScore && after != nil {
-		if ns, err := numericSortKey(after[0]); err == nil && time.Unix(0, ns).Before(upper) {
-			upper = time.Unix(0, ns).UTC()
+	run := func(window query.Query) (*bleve.SearchResult, error) {
+		must := []query.Query{}
+		if words != nil {
+			must = append(must, words)
 		}
-	}
-	var windowQ query.Query // nil: the whole archive
-	window := ""
-	if byScore && c.Keys != nil {
-		window = c.Keys[3]
-		if strings.HasPrefix(window, "<") {
-			// The older part, after the window's pages.
-			t, err := time.Parse(monthLayout, window[1:])
-			if err != nil {
-				return archive.Result{}, archive.ErrBadCursor
-			}
-			windowQ = olderThan(t)
-			if after[0] == "" {
-				after = nil // its first page
-			}
-		} else if window != "" {
-			t, err := time.Parse(monthLayout, window)
-			if err != nil {
-				return archive.Result{}, archive.ErrBadCursor
-			}
-			windowQ = query.NewDisjunctionQuery(nil)
-			for m := t; !m.After(upper); m = m.AddDate(0, 1, 0) {
-				windowQ.(*query.DisjunctionQuery).AddQuery(term("month", m.Format(monthLayout)))
-			}
+		if window != nil {
+			must = append(must, window)
 		}
-	} else if !upper.IsZero() && (c.Keys == nil || !byScore) {
-		// Find the smallest window with enough matches.
-		need := n
+		var bq query.Query = filter
+		if len(must) > 0 {
+			b := query.NewBooleanQuery(must, nil, nil)
+			b.AddFilter(filter)
+			bq = b
+		}
+		req := bleve.NewSearchRequestOptions(bq, n, 0, false)
 		if byScore {
-			need = windowRelevant
+			req.SortBy([]string{"-_score", "-date", "-id"})
+		} else {
+			req.SortBy([]string{"-date", "-id"})
+			req.Score = bleve.ScoreNone // the order needs no scores
 		}
-		for _, k := range windowMonths {
-			wq := months(upper, k)
-			cnt, err := x.count(ctx, words, filter, wq, after, !byScore)
+		if after != nil && after[0] != "" {
+			req.SetSearchAfter(after)
+		}
+		res, err := x.idx.SearchInContext(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("archive search: %w", err)
+		}
+		return res, nil
+	}
+	window := ""
+	var res *bleve.SearchResult
+	switch {
+	case byScore && c.Keys != nil && c.Keys[3] != "":
+		// A page of a window, or of what is older than one.
+		w := c.Keys[3]
+		since, err := time.Parse(dayLayout, strings.TrimPrefix(w, "<"))
+		if err != nil {
+			return archive.Result{}, archive.ErrBadCursor
+		}
+		window = w
+		if strings.HasPrefix(w, "<") {
+			res, err = run(olderThan(since))
+		} else {
+			upper, uerr := x.newestDate(ctx, tenantID)
+			if uerr != nil {
+				return archive.Result{}, uerr
+			}
+			res, err = run(days(since, dayOf(upper)))
+		}
+		if err != nil {
+			return archive.Result{}, err
+		}
+	case (c.Keys == nil || !byScore) && words != nil && x.common(ctx, q):
+		upper, err := x.newestDate(ctx, tenantID)
+		if err != nil {
+			return archive.Result{}, err
+		}
+		if !q.Before.IsZero() && q.Before.Before(upper) {
+			upper = q.Before
+		}
+		if after != nil {
+			if ns, err := numericSortKey(after[0]); err == nil && time.Unix(0, ns).Before(upper) {
+				upper = time.Unix(0, ns)
+			}
+		}
+		need := uint64(n)
+		if byScore {
+			need = uint64(windowRelevant)
+		}
+		for _, k := range windowDays {
+			since := dayOf(upper).AddDate(0, 0, -(k - 1))
+			r, err := run(days(since, dayOf(upper)))
 			if err != nil {
 				return archive.Result{}, err
 			}
-			if cnt >= uint64(need) {
-				windowQ = wq
-				window = time.Date(upper.Year(), upper.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -(k - 1), 0).Format(monthLayout)
+			if r.Total >= need {
+				res, window = r, since.Format(dayLayout)
 				break
 			}
 		}
 	}
-	must := []query.Query{}
-	if words != nil {
-		must = append(must, words)
-	}
-	if windowQ != nil {
-		must = append(must, windowQ)
-	}
-	var bq query.Query = filter
-	if len(must) > 0 {
-		b := query.NewBooleanQuery(must, nil, nil)
-		b.AddFilter(filter)
-		bq = b
-	}
-	req := bleve.NewSearchRequestOptions(bq, n, 0, false)
-	if byScore {
-		req.SortBy([]string{"-_score", "-date", "-id"})
-	} else {
-		req.SortBy([]string{"-date", "-id"})
-		req.Score = bleve.ScoreNone // the order needs no scores
-	}
-	if after != nil {
-		req.SetSearchAfter(after)
-	}
-	res, err := x.idx.SearchInContext(ctx, req)
-	if err != nil {
-		return archive.Result{}, fmt.Errorf("archive search: %w", err)
+	if res == nil {
+		if res, err = run(nil); err != nil {
+			return archive.Result{}, err
+		}
 	}
 	out := archive.Result{Total: int64(res.Total)}
-	if windowQ != nil || c.Keys != nil {
+	if window != "" {
 		out.Total = -1
 	}
 	prefix := strconv.FormatInt(tenantID, 10) + "/"
@@ -488,35 +540,6 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 		out.Next = archive.EncodeCursor(archive.Cursor{Keys: []string{"", "", "", "<" + window}})
 	}
 	return out, nil
-}
-
-// count says how many documents match within a window (after a page
-// cursor in date order), stopping at what it needs to know.
-func (x *Index) count(ctx context.Context, words, filter, window query.Query, after []string, dateOrder bool) (uint64, error) {
-	must := []query.Query{window}
-	if words != nil {
-		must = append(must, words)
-	}
-	b := query.NewBooleanQuery(must, nil, nil)
-	b.AddFilter(filter)
-	var q query.Query = b
-	if dateOrder && after != nil {
-		// Only what sorts after the cursor counts: older than its date.
-		ns, err := numericSortKey(after[0])
-		if err == nil {
-			t := true
-			dq := query.NewDateRangeInclusiveQuery(time.Time{}, time.Unix(0, ns).UTC(), nil, &t)
-			dq.SetField("date")
-			b.AddFilter(query.NewConjunctionQuery([]query.Query{filter, dq}))
-		}
-	}
-	req := bleve.NewSearchRequestOptions(q, 0, 0, false)
-	req.Score = bleve.ScoreNone
-	res, err := x.idx.SearchInContext(ctx, req)
-	if err != nil {
-		return 0, fmt.Errorf("archive search: %w", err)
-	}
-	return res.Total, nil
 }
 
 // Size is the bytes of the index directory.
