@@ -294,7 +294,8 @@ const dayLayout = "2006-01-02"
 
 // A search with very many matches would score and sort every one of them
 // (time in proportion to the archive). When each of its words is that
-// common (windowFrom documents or more), it is answered from a window of
+// common (windowFrom documents or more), or it has no words and the
+// tenant that many messages, it is answered from a window of
 // recent days instead, the first of the newest day, seven, 31 or 365 days
 // (before the upper bound: the newest message, the query's "before", the
 // page cursor's date) that holds enough matches. In date order this
@@ -367,9 +368,10 @@ func olderThan(since time.Time) query.Query {
 }
 
 // common reports whether every word of q is in windowFrom documents or
-// more (of all tenants: an upper bound), read from the terms' posting
-// list lengths, which costs no search.
-func (x *Index) common(ctx context.Context, q archive.Query) bool {
+// more (of all tenants: an upper bound), or, without words, whether the
+// tenant has that many; read from the terms' posting list lengths, which
+// costs no search.
+func (x *Index) common(ctx context.Context, tenantID int64, q archive.Query) bool {
 	adv, err := x.idx.Advanced()
 	if err != nil {
 		return false
@@ -379,8 +381,17 @@ func (x *Index) common(ctx context.Context, q archive.Query) bool {
 		return false
 	}
 	defer r.Close()
+	wf := x.wordFields(q)
+	if len(wf) == 0 {
+		tr, err := r.TermFieldReader(ctx, []byte(strconv.FormatInt(tenantID, 10)), "tenant", false, false, false)
+		if err != nil {
+			return false
+		}
+		defer tr.Close()
+		return tr.Count() >= windowFrom
+	}
 	any := false
-	for _, f := range x.wordFields(q) {
+	for _, f := range wf {
 		for _, t := range x.terms(f.v) {
 			var n uint64
 			for _, field := range f.fields {
@@ -479,7 +490,7 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 		if err != nil {
 			return archive.Result{}, err
 		}
-	case (c.Keys == nil || !byScore) && words != nil && x.common(ctx, q):
+	case (c.Keys == nil || !byScore) && x.common(ctx, tenantID, q):
 		upper, err := x.newestDate(ctx, tenantID)
 		if err != nil {
 			return archive.Result{}, err

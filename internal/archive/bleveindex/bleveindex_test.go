@@ -78,6 +78,10 @@ func TestWindowedSearch(t *testing.T) {
 	if totals[0] != -1 {
 		t.Fatalf("a windowed page counted %d matches", totals[0])
 	}
+	// Without words (the listing of everything) likewise.
+	if got, totals = pages(archive.Query{}, archive.SortRelevance); !slices.Equal(got, newestFirst) || totals[0] != -1 {
+		t.Fatalf("listing: %v (total %d)", got, totals[0])
+	}
 	got, _ = pages(archive.Query{Text: "budget"}, archive.SortRelevance)
 	sorted := slices.Clone(got)
 	slices.Sort(sorted)
