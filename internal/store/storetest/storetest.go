@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		{"AcceptAllOrNothing", testAcceptAllOrNothing},
 		{"ArchiveAcceptQueues", testArchiveAcceptQueues},
 		{"ArchiveClaimAndAppend", testArchiveClaimAndAppend},
+		{"ArchiveAppendBatch", testArchiveAppendBatch},
 		{"ArchiveAppendConcurrent", testArchiveAppendConcurrent},
 		{"ArchiveRetentionAndGrants", testArchiveRetentionAndGrants},
 		{"AcceptQuota", testAcceptQuota},
