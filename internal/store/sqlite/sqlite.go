@@ -72,6 +72,10 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	}
 	db.wg.Add(1)
 	go db.writer()
+	if err := db.backfillTextIndex(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 

@@ -1,0 +1,180 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// Mailbox search index.
+//
+// The decoded, normalised text of every kept message (mailbox_texts) is
+// indexed once, when the text is stored, in two contentless FTS5 tables
+// keyed by mailbox_text_ids.id (a stable integer: the rowid of a table with
+// a TEXT primary key may change on VACUUM), both without positions, which
+// keeps them small and their lists quick to read:
+//
+//   - mailbox_text_bi, every distinct character and pair of adjacent
+//     characters of a text as a token (see gramToken): a term of one or
+//     two characters, such as the Japanese word 会議, is one token, and a
+//     text holds the term exactly when it holds that token, so these
+//     searches are answered from the index alone;
+//   - mailbox_text_tri, the trigram tokenizer without case folding (the
+//     stored texts and the terms are folded already): a text that holds a
+//     longer term holds all of its trigrams, so the texts holding a
+//     covering set of them are the candidates, and the exact substring
+//     test on those candidates gives the answer.
+//
+// Either way only the texts of candidates are read, not every text of
+// the folder.
+
+// gramToken encodes runes as one token of the ASCII tokenizer: four
+// base-36 digits a character (36^4 > U+10FFFF), so a character and a pair
+// of characters never give the same token.
+func gramToken(rs ...rune) string {
+	var b strings.Builder
+	for _, r := range rs {
+		s := strconv.FormatInt(int64(r), 36)
+		b.WriteString("0000"[len(s):])
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// textGrams is the bigram document of s: its distinct characters and
+// pairs of adjacent characters as tokens, space separated.
+func textGrams(s string) string {
+	seen := map[string]bool{}
+	var toks []string
+	add := func(t string) {
+		if !seen[t] {
+			seen[t] = true
+			toks = append(toks, t)
+		}
+	}
+	prev := rune(-1)
+	for _, r := range s {
+		add(gramToken(r))
+		if prev >= 0 {
+			add(gramToken(prev, r))
+		}
+		prev = r
+	}
+	slices.Sort(toks)
+	return strings.Join(toks, " ")
+}
+
+// ftsQuery is the FTS5 table and MATCH expression that find the texts
+// holding term in the given fields, and whether the answer is exact (else
+// it is a superset to check).
+func ftsQuery(where store.MailTextField, term string) (table, match string, exact bool) {
+	col := map[store.MailTextField]string{store.InHeader: "hdr : ", store.InBody: "body : "}[where]
+	rs := []rune(term)
+	if len(rs) <= 2 {
+		return "mailbox_text_bi", col + `"` + gramToken(rs...) + `"`, true
+	}
+	// Trigrams at every third character and the last one cover the term.
+	var q []string
+	for i := 0; i+3 <= len(rs); i += 3 {
+		q = append(q, trigram(rs[i:i+3]))
+	}
+	if len(rs)%3 != 0 {
+		q = append(q, trigram(rs[len(rs)-3:]))
+	}
+	return "mailbox_text_tri", col + "(" + strings.Join(q, " AND ") + ")", false
+}
+
+func trigram(rs []rune) string { return `"` + strings.ReplaceAll(string(rs), `"`, `""`) + `"` }
+
+// indexText indexes a newly stored text.
+func indexText(tx *sql.Tx, blobKey, header, body string) error {
+	var id int64
+	if err := tx.QueryRow(`INSERT INTO mailbox_text_ids(blob_key, indexed) VALUES (?, 1) RETURNING id`, blobKey).Scan(&id); err != nil {
+		return fmt.Errorf("index mail text: %w", err)
+	}
+	return writeTextIndex(tx, id, header, body)
+}
+
+func writeTextIndex(tx *sql.Tx, id int64, header, body string) error {
+	if _, err := tx.Exec(`INSERT INTO mailbox_text_tri(rowid, hdr, body) VALUES (?, ?, ?)`, id, header, body); err != nil {
+		return fmt.Errorf("index mail text: %w", err)
+	}
+	if _, err := tx.Exec(`INSERT INTO mailbox_text_bi(rowid, hdr, body) VALUES (?, ?, ?)`, id, textGrams(header), textGrams(body)); err != nil {
+		return fmt.Errorf("index mail text: %w", err)
+	}
+	return nil
+}
+
+// unindexText drops a text's index entries (the text is being dropped).
+func unindexText(tx *sql.Tx, blobKey string) error {
+	var id int64
+	err := tx.QueryRow(`DELETE FROM mailbox_text_ids WHERE blob_key = ? RETURNING id`, blobKey).Scan(&id)
+	if err == sql.ErrNoRows {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("unindex mail text: %w", err)
+	}
+	for _, t := range []string{"mailbox_text_tri", "mailbox_text_bi"} {
+		if _, err := tx.Exec(`DELETE FROM `+t+` WHERE rowid = ?`, id); err != nil {
+			return fmt.Errorf("unindex mail text: %w", err)
+		}
+	}
+	return nil
+}
+
+// backfillTextIndex indexes the texts stored before the index existed
+// (the migration lists them in mailbox_text_ids with indexed = 0), a batch
+// a transaction, before the store serves anything.
+func (db *DB) backfillTextIndex(ctx context.Context) error {
+	for {
+		n := 0
+		err := db.write(ctx, func(tx *sql.Tx) error {
+			n = 0
+			rows, err := tx.Query(`SELECT i.id, t.search_header, t.search_body FROM mailbox_text_ids i JOIN mailbox_texts t ON t.blob_key = i.blob_key
+				WHERE i.indexed = 0 ORDER BY i.id LIMIT 200`)
+			if err != nil {
+				return fmt.Errorf("index mail texts: %w", err)
+			}
+			type text struct {
+				id   int64
+				h, b string
+			}
+			var batch []text
+			for rows.Next() {
+				var t text
+				if err := rows.Scan(&t.id, &t.h, &t.b); err != nil {
+					rows.Close()
+					return fmt.Errorf("index mail texts: %w", err)
+				}
+				batch = append(batch, t)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("index mail texts: %w", err)
+			}
+			for _, t := range batch {
+				if err := writeTextIndex(tx, t.id, t.h, t.b); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(`UPDATE mailbox_text_ids SET indexed = 1 WHERE id = ?`, t.id); err != nil {
+					return fmt.Errorf("index mail texts: %w", err)
+				}
+			}
+			n = len(batch)
+			return nil
+		})
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+}
+
+// validTerm reports whether term can be looked up in the index: valid
+// UTF-8 (the stored texts are), so characters map to tokens one to one.
+func validTerm(term string) bool { return term != "" && utf8.ValidString(term) }
