@@ -549,8 +549,12 @@ func testMailSearchIndexExact(t *testing.T, open Opener) {
 	d := doc{"subject: 予算\n", "会議"}
 	a := addMail(t, st, mb, in, "k3", 10, func(m *store.MailInsert) { m.SearchHeader, m.SearchBody = d.hdr, d.body })
 	docs[a.Message.UID] = d
+	// Every piece of "abcd" and "会議事録" is there, the whole word is not.
+	d = doc{"abc-bcd", "会議事 議事録 abcabcd"}
+	a = addMail(t, st, mb, in, "k99", 10, func(m *store.MailInsert) { m.SearchHeader, m.SearchBody = d.hdr, d.body })
+	docs[a.Message.UID] = d
 
-	terms := []string{"会", "会議", "議事録", "東京予算", "a", "ab", "abc", "%", "_", " ", "\n", "\"", "'", "の会", "x", "会議会議会議会議"}
+	terms := []string{"会", "会議", "議事録", "会議事録", "abcd", "bcabc", "東京予算", "a", "ab", "abc", "%", "_", " ", "\n", "\"", "'", "の会", "x", "会議会議会議会議"}
 	for _, dd := range docs {
 		for _, s := range []string{dd.hdr, dd.body} {
 			rs := []rune(s)
