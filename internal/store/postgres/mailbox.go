@@ -804,19 +804,22 @@ func (db *DB) MoveMail(ctx context.Context, tenantID, fromFolder int64, uids []u
 	return src, dst, err
 }
 
-// SearchMail finds messages whose kept text holds term.
+// SearchMail finds messages whose kept text holds term: the gram indexes
+// name the candidate texts (see mail_grams in the schema), the exact
+// strpos test decides.
 func (db *DB) SearchMail(ctx context.Context, tenantID, folderID int64, where store.MailTextField, term string) ([]store.MailTextHit, error) {
 	cond := map[store.MailTextField]string{
-		store.InHeader: `strpos(t.search_header, $3) > 0`,
-		store.InBody:   `strpos(t.search_body, $3) > 0`,
-		store.InText:   `(strpos(t.search_header, $3) > 0 OR strpos(t.search_body, $3) > 0)`,
+		store.InHeader: `mail_grams(t.search_header) @> $4 AND strpos(t.search_header, $3) > 0`,
+		store.InBody:   `mail_grams(t.search_body) @> $4 AND strpos(t.search_body, $3) > 0`,
+		store.InText: `(mail_grams(t.search_header) @> $4 AND strpos(t.search_header, $3) > 0
+			OR mail_grams(t.search_body) @> $4 AND strpos(t.search_body, $3) > 0)`,
 	}[where]
 	hdr := `''`
 	if where == store.InHeader {
 		hdr = `t.search_header`
 	}
 	rows, err := db.conn.Query(ctx, `SELECT m.uid, `+hdr+` FROM mailbox_messages m JOIN mailbox_texts t ON t.blob_key = m.blob_key
-		WHERE m.tenant_id = $1 AND m.folder_id = $2 AND `+cond+` ORDER BY m.uid`, tenantID, folderID, term)
+		WHERE m.tenant_id = $1 AND m.folder_id = $2 AND `+cond+` ORDER BY m.uid`, tenantID, folderID, term, termGrams(term))
 	out, err := collect(rows, err, func(r pgx.Rows) (store.MailTextHit, error) {
 		var h store.MailTextHit
 		var u int64
@@ -828,6 +831,21 @@ func (db *DB) SearchMail(ctx context.Context, tenantID, folderID int64, where st
 		return nil, fmt.Errorf("search mail: %w", err)
 	}
 	return out, nil
+}
+
+// termGrams are the grams every text holding term holds: its pairs of
+// adjacent characters, or the character itself (mail_grams in the schema).
+func termGrams(term string) []string {
+	rs := []rune(term)
+	if len(rs) < 2 {
+		return []string{term}
+	}
+	var out []string
+	for i := 0; i+1 < len(rs); i++ {
+		out = append(out, string(rs[i:i+2]))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // PendingHandback lists emergency mail not handed back yet.
