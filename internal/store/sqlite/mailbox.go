@@ -439,6 +439,7 @@ func advance(tx *sql.Tx, tenantID, folderID int64, n int) (firstUID uint32, mods
 func (db *DB) AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded, error) {
 	var out store.MailAdded
 	m := in.Message
+	x := newTextIndex(in.SearchHeader, in.SearchBody)
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		out = store.MailAdded{}
 		if m.QueueID != "" {
@@ -500,7 +501,7 @@ func (db *DB) AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("add mail text: %w", err)
 		} else if n == 1 {
-			if err := indexText(tx, m.BlobKey, in.SearchHeader, in.SearchBody); err != nil {
+			if err := indexText(tx, m.BlobKey, x); err != nil {
 				return err
 			}
 		}

@@ -50,24 +50,34 @@ func gramToken(rs ...rune) string {
 // textGrams is the bigram document of s: its distinct characters and
 // pairs of adjacent characters as tokens, space separated.
 func textGrams(s string) string {
-	seen := map[string]bool{}
-	var toks []string
-	add := func(t string) {
-		if !seen[t] {
-			seen[t] = true
-			toks = append(toks, t)
-		}
-	}
+	// A character c is the key c, a pair (a, b) is a<<21|b + 1<<42.
+	seen := map[uint64]struct{}{}
 	prev := rune(-1)
 	for _, r := range s {
-		add(gramToken(r))
+		seen[uint64(r)] = struct{}{}
 		if prev >= 0 {
-			add(gramToken(prev, r))
+			seen[1<<42|uint64(prev)<<21|uint64(r)] = struct{}{}
 		}
 		prev = r
 	}
-	slices.Sort(toks)
-	return strings.Join(toks, " ")
+	keys := make([]uint64, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.Grow(len(keys) * 9)
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if k < 1<<42 {
+			b.WriteString(gramToken(rune(k)))
+		} else {
+			b.WriteString(gramToken(rune(k>>21&(1<<21-1)), rune(k&(1<<21-1))))
+		}
+	}
+	return b.String()
 }
 
 // ftsQuery is the FTS5 table and MATCH expression that find the texts
@@ -92,20 +102,29 @@ func ftsQuery(where store.MailTextField, term string) (table, match string, exac
 
 func trigram(rs []rune) string { return `"` + strings.ReplaceAll(string(rs), `"`, `""`) + `"` }
 
+// textIndex is what the index holds of one text: the texts themselves
+// (for the trigram tokenizer) and their bigram documents, made before the
+// write transaction so the single writer does not spend time on them.
+type textIndex struct{ header, body, headerGrams, bodyGrams string }
+
+func newTextIndex(header, body string) textIndex {
+	return textIndex{header, body, textGrams(header), textGrams(body)}
+}
+
 // indexText indexes a newly stored text.
-func indexText(tx *sql.Tx, blobKey, header, body string) error {
+func indexText(tx *sql.Tx, blobKey string, x textIndex) error {
 	var id int64
 	if err := tx.QueryRow(`INSERT INTO mailbox_text_ids(blob_key, indexed) VALUES (?, 1) RETURNING id`, blobKey).Scan(&id); err != nil {
 		return fmt.Errorf("index mail text: %w", err)
 	}
-	return writeTextIndex(tx, id, header, body)
+	return writeTextIndex(tx, id, x)
 }
 
-func writeTextIndex(tx *sql.Tx, id int64, header, body string) error {
-	if _, err := tx.Exec(`INSERT INTO mailbox_text_tri(rowid, hdr, body) VALUES (?, ?, ?)`, id, header, body); err != nil {
+func writeTextIndex(tx *sql.Tx, id int64, x textIndex) error {
+	if _, err := tx.Exec(`INSERT INTO mailbox_text_tri(rowid, hdr, body) VALUES (?, ?, ?)`, id, x.header, x.body); err != nil {
 		return fmt.Errorf("index mail text: %w", err)
 	}
-	if _, err := tx.Exec(`INSERT INTO mailbox_text_bi(rowid, hdr, body) VALUES (?, ?, ?)`, id, textGrams(header), textGrams(body)); err != nil {
+	if _, err := tx.Exec(`INSERT INTO mailbox_text_bi(rowid, hdr, body) VALUES (?, ?, ?)`, id, x.headerGrams, x.bodyGrams); err != nil {
 		return fmt.Errorf("index mail text: %w", err)
 	}
 	return nil
@@ -159,7 +178,7 @@ func (db *DB) backfillTextIndex(ctx context.Context) error {
 				return fmt.Errorf("index mail texts: %w", err)
 			}
 			for _, t := range batch {
-				if err := writeTextIndex(tx, t.id, t.h, t.b); err != nil {
+				if err := writeTextIndex(tx, t.id, newTextIndex(t.h, t.b)); err != nil {
 					return err
 				}
 				if _, err := tx.Exec(`UPDATE mailbox_text_ids SET indexed = 1 WHERE id = ?`, t.id); err != nil {
