@@ -786,7 +786,8 @@ CREATE INDEX outbound_holds_sender ON outbound_holds(tenant_id, sender, created_
 CREATE INDEX outbound_holds_due ON outbound_holds(release_us) WHERE state = 'pending';
 `,
 	// The mailbox search index: the distinct characters and pairs of
-	// adjacent characters of every kept text (mail_grams), in GIN
+	// adjacent characters of every kept text (mail_grams: one pass over
+	// the characters, as substr would walk the text anew for each), in GIN
 	// expression indexes, so existing texts are indexed by the CREATE
 	// INDEX and new ones as they are stored. A text holding a term holds
 	// all of the term's pairs (or, for one character, that character): the
@@ -795,9 +796,10 @@ CREATE INDEX outbound_holds_due ON outbound_holds(release_us) WHERE state = 'pen
 	`
 CREATE FUNCTION mail_grams(s text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 	SELECT coalesce(array_agg(DISTINCT g), '{}') FROM (
-		SELECT substr(s, i, 2) AS g FROM generate_series(1, length(s)) AS i
+		SELECT c || lead(c) OVER (ORDER BY i) AS g FROM unnest(regexp_split_to_array(s, '')) WITH ORDINALITY AS t(c, i)
 		UNION ALL
-		SELECT substr(s, i, 1) FROM generate_series(1, length(s)) AS i) AS x
+		SELECT c FROM unnest(regexp_split_to_array(s, '')) AS c) AS x
+	WHERE g IS NOT NULL
 $$;
 CREATE INDEX mailbox_texts_header_grams ON mailbox_texts USING gin (mail_grams(search_header));
 CREATE INDEX mailbox_texts_body_grams ON mailbox_texts USING gin (mail_grams(search_body));
