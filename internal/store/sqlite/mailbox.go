@@ -439,7 +439,6 @@ func advance(tx *sql.Tx, tenantID, folderID int64, n int) (firstUID uint32, mods
 func (db *DB) AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded, error) {
 	var out store.MailAdded
 	m := in.Message
-	x := newTextIndex(in.SearchHeader, in.SearchBody)
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		out = store.MailAdded{}
 		if m.QueueID != "" {
@@ -501,7 +500,7 @@ func (db *DB) AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("add mail text: %w", err)
 		} else if n == 1 {
-			if err := indexText(tx, m.BlobKey, x); err != nil {
+			if err := listText(tx, m.BlobKey); err != nil {
 				return err
 			}
 		}
@@ -511,6 +510,9 @@ func (db *DB) AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded
 		out.Message, out.UsedBytes, out.QuotaBytes = m, used+m.Size, quota
 		return nil
 	})
+	if err == nil {
+		db.kickIndexer()
+	}
 	return out, err
 }
 
@@ -869,18 +871,17 @@ func (db *DB) SearchMail(ctx context.Context, tenantID, folderID int64, where st
 			WHERE m.tenant_id = ?2 AND m.folder_id = ?3 AND `+cond+` ORDER BY m.uid`, term, tenantID, folderID)
 	}
 	table, match, exact := ftsQuery(where, term)
+	// A text not indexed yet is a candidate to check.
+	cand := `(+i.id IN (SELECT rowid FROM ` + table + ` WHERE ` + table + ` MATCH ?4) OR i.indexed = 0) AND ` + cond
 	if exact {
-		cond = `1`
-		if where != store.InHeader {
-			join = ``
-		}
+		cand = `(+i.id IN (SELECT rowid FROM ` + table + ` WHERE ` + table + ` MATCH ?4) OR i.indexed = 0 AND ` + cond + `)`
 	}
 	// The folder's messages are walked in UID order and each is kept if
 	// its text is among the candidates (gathered once: the unary + keeps
 	// SQLite from probing the ID index per candidate and message); only
 	// then is its text read (CROSS JOIN fixes that order).
 	return db.searchMail(ctx, `SELECT m.uid, `+hdr+` FROM mailbox_messages m CROSS JOIN mailbox_text_ids i ON i.blob_key = m.blob_key`+join+`
-		WHERE m.tenant_id = ?2 AND m.folder_id = ?3 AND +i.id IN (SELECT rowid FROM `+table+` WHERE `+table+` MATCH ?4) AND `+cond+` ORDER BY m.uid`,
+		WHERE m.tenant_id = ?2 AND m.folder_id = ?3 AND `+cand+` ORDER BY m.uid`,
 		term, tenantID, folderID, match)
 }
 

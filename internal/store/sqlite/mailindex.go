@@ -33,6 +33,14 @@ import (
 //
 // Either way only the texts of candidates are read, not every text of
 // the folder.
+//
+// Indexing is not part of the transaction that stores a message: that
+// transaction only lists the text as unindexed (mailbox_text_ids.indexed
+// = 0), so the single writer, which every APPEND, STORE and delivery waits
+// for, does not tokenise texts. The indexer goroutine indexes listed texts
+// in small batches soon after (and, at start, texts kept before the index
+// existed); until then SearchMail reads those texts, so results never
+// depend on the indexer having caught up.
 
 // gramToken encodes runes as one token of the ASCII tokenizer: four
 // base-36 digits a character (36^4 > U+10FFFF), so a character and a pair
@@ -111,13 +119,12 @@ func newTextIndex(header, body string) textIndex {
 	return textIndex{header, body, textGrams(header), textGrams(body)}
 }
 
-// indexText indexes a newly stored text.
-func indexText(tx *sql.Tx, blobKey string, x textIndex) error {
-	var id int64
-	if err := tx.QueryRow(`INSERT INTO mailbox_text_ids(blob_key, indexed) VALUES (?, 1) RETURNING id`, blobKey).Scan(&id); err != nil {
-		return fmt.Errorf("index mail text: %w", err)
+// listText lists a newly stored text for the indexer.
+func listText(tx *sql.Tx, blobKey string) error {
+	if _, err := tx.Exec(`INSERT INTO mailbox_text_ids(blob_key) VALUES (?)`, blobKey); err != nil {
+		return fmt.Errorf("list mail text: %w", err)
 	}
-	return writeTextIndex(tx, id, x)
+	return nil
 }
 
 func writeTextIndex(tx *sql.Tx, id int64, x textIndex) error {
@@ -132,9 +139,9 @@ func writeTextIndex(tx *sql.Tx, id int64, x textIndex) error {
 
 // unindexText drops a text's index entries (the text is being dropped).
 func unindexText(tx *sql.Tx, blobKey string) error {
-	var id int64
-	err := tx.QueryRow(`DELETE FROM mailbox_text_ids WHERE blob_key = ? RETURNING id`, blobKey).Scan(&id)
-	if err == sql.ErrNoRows {
+	var id, indexed int64
+	err := tx.QueryRow(`DELETE FROM mailbox_text_ids WHERE blob_key = ? RETURNING id, indexed`, blobKey).Scan(&id, &indexed)
+	if err == sql.ErrNoRows || err == nil && indexed == 0 {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("unindex mail text: %w", err)
@@ -147,51 +154,90 @@ func unindexText(tx *sql.Tx, blobKey string) error {
 	return nil
 }
 
-// backfillTextIndex indexes the texts stored before the index existed
-// (the migration lists them in mailbox_text_ids with indexed = 0), a batch
-// a transaction, before the store serves anything.
-func (db *DB) backfillTextIndex(ctx context.Context) error {
+// indexBatch bounds the texts one indexing transaction writes, and so how
+// long the writer's other callers wait behind it.
+const indexBatch = 32
+
+// indexer indexes listed texts whenever kicked (and once at start) until
+// the store closes.
+func (db *DB) indexer() {
+	defer db.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-db.stop; cancel() }()
 	for {
-		n := 0
-		err := db.write(ctx, func(tx *sql.Tx) error {
-			n = 0
-			rows, err := tx.Query(`SELECT i.id, t.search_header, t.search_body FROM mailbox_text_ids i JOIN mailbox_texts t ON t.blob_key = i.blob_key
-				WHERE i.indexed = 0 ORDER BY i.id LIMIT 200`)
+		for {
+			n, err := db.indexPending(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					db.log.Warn("mailbox search index", "err", err)
+				}
+				break
+			}
+			if n == 0 {
+				break
+			}
+		}
+		select {
+		case <-db.stop:
+			return
+		case <-db.indexKick:
+		}
+	}
+}
+
+// kickIndexer wakes the indexer without waiting for it.
+func (db *DB) kickIndexer() {
+	select {
+	case db.indexKick <- struct{}{}:
+	default:
+	}
+}
+
+// indexPending indexes up to indexBatch listed texts and reports how many
+// it found: read and tokenised outside the write transaction, written in
+// one, each only if still listed (a text dropped meanwhile is skipped).
+func (db *DB) indexPending(ctx context.Context) (int, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT i.id, t.search_header, t.search_body FROM mailbox_text_ids i JOIN mailbox_texts t ON t.blob_key = i.blob_key
+		WHERE i.indexed = 0 ORDER BY i.id LIMIT ?`, indexBatch)
+	if err != nil {
+		return 0, fmt.Errorf("index mail texts: %w", err)
+	}
+	type pending struct {
+		id int64
+		x  textIndex
+	}
+	var batch []pending
+	for rows.Next() {
+		var p pending
+		var h, b string
+		if err := rows.Scan(&p.id, &h, &b); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("index mail texts: %w", err)
+		}
+		p.x = newTextIndex(h, b)
+		batch = append(batch, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(batch) == 0 {
+		return 0, err
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		for _, p := range batch {
+			res, err := tx.Exec(`UPDATE mailbox_text_ids SET indexed = 1 WHERE id = ? AND indexed = 0`, p.id)
 			if err != nil {
 				return fmt.Errorf("index mail texts: %w", err)
 			}
-			type text struct {
-				id   int64
-				h, b string
-			}
-			var batch []text
-			for rows.Next() {
-				var t text
-				if err := rows.Scan(&t.id, &t.h, &t.b); err != nil {
-					rows.Close()
-					return fmt.Errorf("index mail texts: %w", err)
-				}
-				batch = append(batch, t)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+			if n, err := res.RowsAffected(); err != nil {
 				return fmt.Errorf("index mail texts: %w", err)
-			}
-			for _, t := range batch {
-				if err := writeTextIndex(tx, t.id, newTextIndex(t.h, t.b)); err != nil {
+			} else if n == 1 {
+				if err := writeTextIndex(tx, p.id, p.x); err != nil {
 					return err
 				}
-				if _, err := tx.Exec(`UPDATE mailbox_text_ids SET indexed = 1 WHERE id = ?`, t.id); err != nil {
-					return fmt.Errorf("index mail texts: %w", err)
-				}
 			}
-			n = len(batch)
-			return nil
-		})
-		if err != nil || n == 0 {
-			return err
 		}
-	}
+		return nil
+	})
+	return len(batch), err
 }
 
 // validTerm reports whether term can be looked up in the index: valid

@@ -789,8 +789,8 @@ CREATE INDEX outbound_holds_due ON outbound_holds(release_us) WHERE state = 'pen
 	// The mailbox search index (mailindex.go): a stable integer key per
 	// kept text and two contentless FTS5 tables without positions, the
 	// trigrams of the texts and their distinct characters and character
-	// pairs. Texts kept before are listed unindexed here and indexed when
-	// the store opens.
+	// pairs. Texts kept before are listed unindexed here; the indexer
+	// indexes them after the store opens.
 	`
 CREATE TABLE mailbox_text_ids (
 	id INTEGER PRIMARY KEY,
