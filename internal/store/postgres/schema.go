@@ -799,4 +799,23 @@ CREATE TABLE domain_onboarding (
 	PRIMARY KEY (tenant_id, domain)
 );
 `,
+	// The mailbox search index: the distinct characters and pairs of
+	// adjacent characters of every kept text (mail_grams: one pass over
+	// the characters, as substr would walk the text anew for each), in GIN
+	// expression indexes, so existing texts are indexed by the CREATE
+	// INDEX and new ones as they are stored. A text holding a term holds
+	// all of the term's pairs (or, for one character, that character): the
+	// index names candidates in any script, two-character Japanese words
+	// included, and the exact strpos test decides.
+	`
+CREATE FUNCTION mail_grams(s text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+	SELECT coalesce(array_agg(DISTINCT g), '{}') FROM (
+		SELECT c || lead(c) OVER (ORDER BY i) AS g FROM unnest(regexp_split_to_array(s, '')) WITH ORDINALITY AS t(c, i)
+		UNION ALL
+		SELECT c FROM unnest(regexp_split_to_array(s, '')) AS c) AS x
+	WHERE g IS NOT NULL
+$$;
+CREATE INDEX mailbox_texts_header_grams ON mailbox_texts USING gin (mail_grams(search_header));
+CREATE INDEX mailbox_texts_body_grams ON mailbox_texts USING gin (mail_grams(search_body));
+`,
 }

@@ -237,6 +237,9 @@ func freeBlobs(tx *sql.Tx, keys []string) ([]string, error) {
 		var one int
 		err := tx.QueryRow(`SELECT 1 FROM mailbox_messages WHERE blob_key = ? LIMIT 1`, k).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
+			if err := unindexText(tx, k); err != nil {
+				return nil, err
+			}
 			if _, err := tx.Exec(`DELETE FROM mailbox_texts WHERE blob_key = ?`, k); err != nil {
 				return nil, fmt.Errorf("free blob: %w", err)
 			}
@@ -488,10 +491,18 @@ func (db *DB) AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded
 				return fmt.Errorf("add mail: %w", err)
 			}
 		}
-		if _, err := tx.Exec(`INSERT INTO mailbox_texts(blob_key, header, search_header, search_body, search_from, search_to, search_subject)
+		res, err = tx.Exec(`INSERT INTO mailbox_texts(blob_key, header, search_header, search_body, search_from, search_to, search_subject)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			m.BlobKey, in.Header, in.SearchHeader, in.SearchBody, in.SearchFrom, in.SearchTo, in.SearchSubject); err != nil {
+			m.BlobKey, in.Header, in.SearchHeader, in.SearchBody, in.SearchFrom, in.SearchTo, in.SearchSubject)
+		if err != nil {
 			return fmt.Errorf("add mail text: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("add mail text: %w", err)
+		} else if n == 1 {
+			if err := listText(tx, m.BlobKey); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(`UPDATE mailboxes SET used_bytes = used_bytes + ?, messages = messages + 1 WHERE id = ?`, m.Size, m.MailboxID); err != nil {
 			return fmt.Errorf("add mail: %w", err)
@@ -499,6 +510,9 @@ func (db *DB) AddMail(ctx context.Context, in store.MailInsert) (store.MailAdded
 		out.Message, out.UsedBytes, out.QuotaBytes = m, used+m.Size, quota
 		return nil
 	})
+	if err == nil {
+		db.kickIndexer()
+	}
 	return out, err
 }
 
@@ -838,24 +852,37 @@ func (db *DB) MoveMail(ctx context.Context, tenantID, fromFolder int64, uids []u
 	return src, dst, err
 }
 
-// SearchMail finds messages whose kept text holds term.
+// SearchMail finds messages whose kept text holds term: the search index
+// (see mailindex.go) names the candidates, whose texts are then checked
+// unless the index alone is exact. A term that is not valid UTF-8 (which
+// no decoded text holds) is looked for in every text of the folder.
 func (db *DB) SearchMail(ctx context.Context, tenantID, folderID int64, where store.MailTextField, term string) ([]store.MailTextHit, error) {
 	cond := map[store.MailTextField]string{
-		store.InHeader: `instr(t.search_header, ?) > 0`,
-		store.InBody:   `instr(t.search_body, ?) > 0`,
+		store.InHeader: `instr(t.search_header, ?1) > 0`,
+		store.InBody:   `instr(t.search_body, ?1) > 0`,
 		store.InText:   `(instr(t.search_header, ?1) > 0 OR instr(t.search_body, ?1) > 0)`,
 	}[where]
-	hdr := `''`
+	hdr, join := `''`, ` CROSS JOIN mailbox_texts t ON t.blob_key = m.blob_key`
 	if where == store.InHeader {
 		hdr = `t.search_header`
 	}
-	if where == store.InText {
-		cond = strings.ReplaceAll(cond, "?1", "?")
-		return db.searchMail(ctx, `SELECT m.uid, `+hdr+` FROM mailbox_messages m JOIN mailbox_texts t ON t.blob_key = m.blob_key
-			WHERE m.tenant_id = ? AND m.folder_id = ? AND `+cond+` ORDER BY m.uid`, tenantID, folderID, term, term)
+	if !validTerm(term) {
+		return db.searchMail(ctx, `SELECT m.uid, `+hdr+` FROM mailbox_messages m`+join+`
+			WHERE m.tenant_id = ?2 AND m.folder_id = ?3 AND `+cond+` ORDER BY m.uid`, term, tenantID, folderID)
 	}
-	return db.searchMail(ctx, `SELECT m.uid, `+hdr+` FROM mailbox_messages m JOIN mailbox_texts t ON t.blob_key = m.blob_key
-		WHERE m.tenant_id = ? AND m.folder_id = ? AND `+cond+` ORDER BY m.uid`, tenantID, folderID, term)
+	table, match, exact := ftsQuery(where, term)
+	// A text not indexed yet is a candidate to check.
+	cand := `(+i.id IN (SELECT rowid FROM ` + table + ` WHERE ` + table + ` MATCH ?4) OR i.indexed = 0) AND ` + cond
+	if exact {
+		cand = `(+i.id IN (SELECT rowid FROM ` + table + ` WHERE ` + table + ` MATCH ?4) OR i.indexed = 0 AND ` + cond + `)`
+	}
+	// The folder's messages are walked in UID order and each is kept if
+	// its text is among the candidates (gathered once: the unary + keeps
+	// SQLite from probing the ID index per candidate and message); only
+	// then is its text read (CROSS JOIN fixes that order).
+	return db.searchMail(ctx, `SELECT m.uid, `+hdr+` FROM mailbox_messages m CROSS JOIN mailbox_text_ids i ON i.blob_key = m.blob_key`+join+`
+		WHERE m.tenant_id = ?2 AND m.folder_id = ?3 AND `+cand+` ORDER BY m.uid`,
+		term, tenantID, folderID, match)
 }
 
 func (db *DB) searchMail(ctx context.Context, q string, args ...any) ([]store.MailTextHit, error) {

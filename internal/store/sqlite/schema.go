@@ -800,4 +800,22 @@ CREATE TABLE domain_onboarding (
 	PRIMARY KEY (tenant_id, domain)
 );
 `,
+	// The mailbox search index (mailindex.go): a stable integer key per
+	// kept text and two contentless FTS5 tables without positions, the
+	// trigrams of the texts and their distinct characters and character
+	// pairs. Texts kept before are listed unindexed here; the indexer
+	// indexes them after the store opens.
+	`
+CREATE TABLE mailbox_text_ids (
+	id INTEGER PRIMARY KEY,
+	blob_key TEXT NOT NULL UNIQUE,
+	indexed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX mailbox_text_ids_pending ON mailbox_text_ids(id) WHERE indexed = 0;
+CREATE VIRTUAL TABLE mailbox_text_tri USING fts5(hdr, body,
+	content='', contentless_delete=1, tokenize='trigram case_sensitive 1', detail='column');
+CREATE VIRTUAL TABLE mailbox_text_bi USING fts5(hdr, body,
+	content='', contentless_delete=1, tokenize='ascii', detail='column');
+INSERT INTO mailbox_text_ids(blob_key) SELECT blob_key FROM mailbox_texts ORDER BY rowid;
+`,
 }

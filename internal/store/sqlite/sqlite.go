@@ -32,15 +32,17 @@ type writeOp struct {
 
 // DB is a store.Store backed by one SQLite file.
 type DB struct {
-	w       *sql.DB // exactly one connection: SQLite has one writer
-	r       *sql.DB // readers (WAL lets them run beside the writer)
-	ops     chan writeOp
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	log     *slog.Logger
-	closeMu sync.Once
-	zone    atomic.Pointer[time.Location] // report days; nil = time.Local (stats.go)
-	stmts   sync.Map                      // query text -> *sql.Stmt on r (stmt.go)
+	w    *sql.DB // exactly one connection: SQLite has one writer
+	r    *sql.DB // readers (WAL lets them run beside the writer)
+	ops  chan writeOp
+	stop chan struct{}
+	// indexKick wakes the mailbox search indexer (mailindex.go).
+	indexKick chan struct{}
+	wg        sync.WaitGroup
+	log       *slog.Logger
+	closeMu   sync.Once
+	zone      atomic.Pointer[time.Location] // report days; nil = time.Local (stats.go)
+	stmts     sync.Map                      // query text -> *sql.Stmt on r (stmt.go)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -61,14 +63,15 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	r := sql.OpenDB(conns)
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8) // keep connections, and the statements prepared on them
-	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), stop: make(chan struct{}), log: log}
+	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), stop: make(chan struct{}), indexKick: make(chan struct{}, 1), log: log}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
 		return nil, err
 	}
-	db.wg.Add(1)
+	db.wg.Add(2)
 	go db.writer()
+	go db.indexer()
 	return db, nil
 }
 

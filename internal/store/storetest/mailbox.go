@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +27,7 @@ var mailboxTests = []struct {
 	{"MailFlagsAndChanges", testMailFlagsAndChanges},
 	{"MailCopyMoveExpunge", testMailCopyMoveExpunge},
 	{"MailSearch", testMailSearch},
+	{"MailSearchIndexExact", testMailSearchIndexExact},
 	{"MailHandback", testMailHandback},
 	{"MailEmergencySentAndCounts", testMailEmergencySentAndCounts},
 	{"MailTenantIsolation", testMailTenantIsolation},
@@ -494,6 +497,105 @@ func testMailSearch(t *testing.T, open Opener) {
 			t.Errorf("header search %q returned no header text", c.term)
 		}
 	}
+}
+
+// testMailSearchIndexExact checks the store's text search against a
+// plain substring test over many texts and terms: terms of one, two and
+// more characters (Japanese, ASCII, punctuation, spaces), terms at the very
+// start and end of a text, texts shared by copies in two folders, and texts
+// dropped with their last message.
+func testMailSearchIndexExact(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	mb, fs := newMailbox(t, st, "alice@example.test", 0)
+	in, arch := fs["INBOX"], fs["Trash"]
+	alphabet := []rune("会議事録東京予算のをにはabcd%_ \n.-\"'ｶ①")
+	r := rand.New(rand.NewPCG(13, 1))
+	text := func(n int) string {
+		rs := make([]rune, n)
+		for i := range rs {
+			rs[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		return string(rs)
+	}
+	type doc struct{ hdr, body string }
+	docs := map[uint32]doc{}
+	for i := 0; i < 60; i++ {
+		d := doc{text(r.IntN(40)), text(r.IntN(120))}
+		a := addMail(t, st, mb, in, fmt.Sprintf("k%d", i), 10, func(m *store.MailInsert) { m.SearchHeader, m.SearchBody = d.hdr, d.body })
+		docs[a.Message.UID] = d
+	}
+	expunge := func(uids ...uint32) {
+		t.Helper()
+		if _, _, err := st.StoreMailFlags(ctx, mb.TenantID, in.ID, uids, store.FlagsAdd, []string{`\Deleted`}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, err := st.ExpungeMail(ctx, mb.TenantID, in.ID, uids); err != nil || len(got) != len(uids) {
+			t.Fatalf("expunge %v: %v %v", uids, got, err)
+		}
+	}
+	// Copies share their text; expunged originals leave it to the copies.
+	if _, _, err := st.CopyMail(ctx, mb.TenantID, in.ID, []uint32{1, 2, 3}, arch.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	expunge(1, 2)
+	archDocs := map[uint32]doc{1: docs[1], 2: docs[2], 3: docs[3]}
+	delete(docs, 1)
+	delete(docs, 2)
+	// A text dropped with its last message is found no more, and a new
+	// message under the same key is found by its own text.
+	expunge(4)
+	delete(docs, 4)
+	d := doc{"subject: 予算\n", "会議"}
+	a := addMail(t, st, mb, in, "k3", 10, func(m *store.MailInsert) { m.SearchHeader, m.SearchBody = d.hdr, d.body })
+	docs[a.Message.UID] = d
+	// Every piece of "abcd" and "会議事録" is there, the whole word is not.
+	d = doc{"abc-bcd", "会議事 議事録 abcabcd"}
+	a = addMail(t, st, mb, in, "k99", 10, func(m *store.MailInsert) { m.SearchHeader, m.SearchBody = d.hdr, d.body })
+	docs[a.Message.UID] = d
+
+	terms := []string{"会", "会議", "議事録", "会議事録", "abcd", "bcabc", "東京予算", "a", "ab", "abc", "%", "_", " ", "\n", "\"", "'", "の会", "x", "会議会議会議会議"}
+	for _, dd := range docs {
+		for _, s := range []string{dd.hdr, dd.body} {
+			rs := []rune(s)
+			if len(rs) == 0 {
+				continue
+			}
+			i := r.IntN(len(rs))
+			j := min(len(rs), i+1+r.IntN(5))
+			terms = append(terms, string(rs[i:j]), string(rs[:min(2, len(rs))]), string(rs[max(0, len(rs)-2):]))
+		}
+	}
+	for i := 0; i < 40; i++ {
+		terms = append(terms, text(1+r.IntN(4)))
+	}
+	check := func(folder store.MailFolder, docs map[uint32]doc) {
+		for _, term := range terms {
+			for _, where := range []store.MailTextField{store.InHeader, store.InBody, store.InText} {
+				var want []uint32
+				for uid, d := range docs {
+					h, b := strings.Contains(d.hdr, term), strings.Contains(d.body, term)
+					if where == store.InHeader && h || where == store.InBody && b || where == store.InText && (h || b) {
+						want = append(want, uid)
+					}
+				}
+				slices.Sort(want)
+				hs, err := st.SearchMail(ctx, mb.TenantID, folder.ID, where, term)
+				var got []uint32
+				for _, h := range hs {
+					got = append(got, h.UID)
+					if where == store.InHeader && h.Header != docs[h.UID].hdr {
+						t.Errorf("header search %q: uid %d header %q, want %q", term, h.UID, h.Header, docs[h.UID].hdr)
+					}
+				}
+				if err != nil || !slices.Equal(got, want) {
+					t.Fatalf("search %s %d %q: %v %v, want %v", folder.Name, where, term, got, err, want)
+				}
+			}
+		}
+	}
+	check(in, docs)
+	check(arch, archDocs)
 }
 
 func testMailHandback(t *testing.T, open Opener) {
