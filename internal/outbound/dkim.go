@@ -31,7 +31,7 @@ func (p *Pipeline) signKeys(ctx context.Context, sp *senderPolicy, dom string) (
 	if cfg.Selector == "" {
 		return nil, nil
 	}
-	return cfg.Keys(ctx, p.Store)
+	return p.dkimKeys.Keys(ctx, p.Store, cfg)
 }
 
 // fromDomain is the domain of a generated message's single From

@@ -35,6 +35,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
+	"github.com/mailgate/mailgate/internal/dkimsign"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/rewrite"
@@ -78,6 +79,8 @@ type Pipeline struct {
 	Zone     *time.Location
 	Clock    clock.Clock
 	Log      *slog.Logger
+
+	dkimKeys dkimsign.KeyCache // the signing keys, opened once
 }
 
 // commitTimeout bounds the accept transaction, on its own deadline.
