@@ -458,12 +458,14 @@ func isPlainASCII(s string) bool {
 	return true
 }
 
-// variant is the bytes one group of recipients gets.
+// variant is the bytes one group of recipients gets: the message as
+// received (key), or a copy changed here (tmp) until the final copies are
+// written to the spool (key).
 type variant struct {
-	key   string // blob key
+	key   string   // spool blob key, when tmp is nil
+	tmp   *scratch // the changed copy, not yet in the spool
 	size  int64
 	rcpts []string
-	own   bool // written here (removed unless committed)
 }
 
 // accept writes what an accepted message becomes and commits it.
@@ -473,41 +475,52 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	m := j.m
 	var written []string
 	committed := false
+	var scratches []*scratch
 	defer func() {
+		for _, s := range scratches {
+			s.close()
+		}
 		if !committed {
 			p.removeBlobs(context.WithoutCancel(ctx), written)
 		}
 	}()
+	newScratch := func() *scratch {
+		s := &scratch{}
+		scratches = append(scratches, s)
+		return s
+	}
 	all := make([]string, 0, len(j.rcpts)+len(pl.bcc))
 	for _, r := range j.rcpts {
 		all = append(all, r.Addr)
 	}
 	all = append(all, pl.bcc...)
+	// Each step reads the copy the step before made; only the final
+	// copies reach the spool, below.
 	vs := []variant{{key: m.BlobKey, size: m.Size, rcpts: all}}
 	// Header changes apply to every copy.
 	if !pl.spec.Empty() {
-		key, size, err := p.write(ctx, m.ID+"-r", func(w io.Writer, r io.Reader) error { return rewrite.Apply(ctx, w, r, pl.spec) }, m.BlobKey)
-		if err != nil {
+		s := newScratch()
+		if err := p.step(ctx, vs[0], s, func(w io.Writer, r io.Reader) error { return rewrite.Apply(ctx, w, r, pl.spec) }); err != nil {
 			log.Error("rewriting an outbound message failed", "err", err)
 			return err
 		}
-		written = append(written, key)
-		vs[0] = variant{key: key, size: size, rcpts: all, own: true}
+		vs[0] = variant{tmp: s, size: s.size, rcpts: all}
 	}
 	var followUps []FollowUp
 	for _, st := range pl.transforms {
 		var next []variant
-		for vi, v := range vs {
+		for _, v := range vs {
 			in := TransformInput{TenantID: m.TenantID, MessageID: m.ID, Sender: j.sp.Address, Subject: m.Subject, Rcpts: v.rcpts, Params: st.params, Settings: j.sp.settings, Now: now}
 			var out TransformOutput
-			key, size, err := p.write(ctx, fmt.Sprintf("%s-%s%d", m.ID, st.action[:1], vi), func(w io.Writer, r io.Reader) error {
+			s := newScratch()
+			err := p.step(ctx, v, s, func(w io.Writer, r io.Reader) error {
 				var err error
 				out, err = st.t.Transform(ctx, in, r, w)
 				if err == nil && !out.Changed {
 					return errUnchanged
 				}
 				return err
-			}, v.key)
+			})
 			if errors.Is(err, errUnchanged) {
 				next = append(next, v)
 				continue
@@ -516,7 +529,6 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 				log.Error("outbound transformation failed; message deferred", "action", st.action, "err", err)
 				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
 			}
-			written = append(written, key)
 			var kept, changed []string
 			for _, r := range v.rcpts {
 				if containsFold(out.Skip, r) {
@@ -525,9 +537,9 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 					changed = append(changed, r)
 				}
 			}
-			next = append(next, variant{key: key, size: size, rcpts: changed, own: true})
+			next = append(next, variant{tmp: s, size: s.size, rcpts: changed})
 			if len(kept) > 0 {
-				next = append(next, variant{key: v.key, size: v.size, rcpts: kept, own: v.own})
+				next = append(next, variant{key: v.key, tmp: v.tmp, size: v.size, rcpts: kept})
 			}
 			kind := "zipped"
 			if st.action == ActLink {
@@ -545,24 +557,29 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 		fromDom = domainOf(pf.From[0].Addr)
 	}
 	keys, err := p.signKeys(ctx, j.sp, fromDom)
-	var unsigned []string // unsigned copies written above, replaced
 	if err != nil {
 		log.Error("DKIM keys unavailable; message deferred", "err", err)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
 	}
-	if len(keys) > 0 {
-		for vi, v := range vs {
-			key, size, err := p.signBlob(ctx, fmt.Sprintf("%s-s%d", m.ID, vi), v.key, keys)
-			if err != nil {
-				log.Error("DKIM signing failed; message deferred", "err", err)
-				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
-			}
-			written = append(written, key)
-			if v.own && !containsKey(vs[vi+1:], v.key) {
-				unsigned = append(unsigned, v.key)
-			}
-			vs[vi] = variant{key: key, size: size, rcpts: v.rcpts, own: true}
+	// The final copies go to the spool, each made durable once; the
+	// message as received stays where it is unless it is signed.
+	for vi, v := range vs {
+		if v.tmp == nil && len(keys) == 0 {
+			continue
 		}
+		name := fmt.Sprintf("%s-c%d", m.ID, vi)
+		if len(keys) > 0 {
+			name = fmt.Sprintf("%s-s%d", m.ID, vi)
+		}
+		key, size, err := p.final(ctx, name, v, keys, newScratch)
+		if err != nil {
+			log.Error("writing an outbound copy failed; message deferred", "err", err)
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
+		}
+		written = append(written, key)
+		vs[vi] = variant{key: key, size: size, rcpts: v.rcpts}
+	}
+	if len(keys) > 0 {
 		pl.notes = append(pl.notes, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "dkim-signed", Detail: "signed by " + keysDomain(keys)})
 	}
 	held := pl.hold != nil || j.verdict.Action == policy.Quarantine
@@ -651,7 +668,6 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 		return err
 	}
 	committed = true
-	p.removeBlobs(context.WithoutCancel(ctx), unsigned)
 	p.afterCommit(ctx, log, j, pl, vs, all)
 	return nil
 }
@@ -797,18 +813,39 @@ func buildNotice(ctx context.Context, spool blob.Store, hostname string, zone *t
 	return store.QueuedMessage{Message: m, Recipients: rs, Events: ev}, key, nil
 }
 
-// write makes a rewritten copy durable.
-func (p *Pipeline) write(ctx context.Context, name string, fn func(w io.Writer, r io.Reader) error, from string) (string, int64, error) {
-	src, err := p.Spool.Open(ctx, from)
+// step runs fn over v's bytes, writing to w.
+func (p *Pipeline) step(ctx context.Context, v variant, w io.Writer, fn func(w io.Writer, r io.Reader) error) error {
+	if v.tmp != nil {
+		return fn(w, v.tmp.reader())
+	}
+	src, err := p.Spool.Open(ctx, v.key)
 	if err != nil {
-		return "", 0, err
+		return err
 	}
 	defer src.Close()
+	return fn(w, src)
+}
+
+// final writes v to the spool under name, signed with keys (when there
+// are any): the stored bytes are the signed bytes. The signer reads the
+// message twice, so the message as received is first read into a
+// scratch.
+func (p *Pipeline) final(ctx context.Context, name string, v variant, keys []dkimsign.Key, newScratch func() *scratch) (string, int64, error) {
+	src := v.tmp
+	if src == nil {
+		src = newScratch()
+		if err := p.step(ctx, v, src, func(w io.Writer, r io.Reader) error {
+			_, err := io.Copy(w, r)
+			return err
+		}); err != nil {
+			return "", 0, err
+		}
+	}
 	w, err := p.Spool.Create(ctx, name)
 	if err != nil {
 		return "", 0, err
 	}
-	if err := fn(w, src); err != nil {
+	if err := dkimsign.Sign(ctx, w, src.reader(), keys); err != nil {
 		w.Abort()
 		return "", 0, err
 	}
