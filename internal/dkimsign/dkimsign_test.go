@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -422,5 +423,42 @@ func TestKeyCache(t *testing.T) {
 	}
 	if ks, err := c.Keys(ctx, ss, Config{Domain: "example.test"}); err != nil || ks != nil {
 		t.Fatalf("no selector: %v %v", ks, err)
+	}
+}
+
+// TestSignatureInFront: Signature reads a message once (a reader that
+// cannot seek) and its fields, written in front of the message, verify
+// for both key types; the fields sign the header section Signature read
+// (an oversigned field added after breaks them).
+func TestSignatureInFront(t *testing.T) {
+	_, recs, cfg, ss := signedFixture(t)
+	keys, err := cfg.Keys(context.Background(), ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "X-Added: by a rule\r\n" + testMsg
+	fields, err := Signature(context.Background(), io.MultiReader(strings.NewReader(msg)), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(fields, "DKIM-Signature:") != 2 || !strings.HasSuffix(fields, "\r\n") {
+		t.Fatalf("fields:\n%s", fields)
+	}
+	vs := verify(t, []byte(fields+msg), recs)
+	if len(vs) != 2 {
+		t.Fatalf("%d signatures", len(vs))
+	}
+	for _, v := range vs {
+		if v.Err != nil {
+			t.Errorf("signature %s: %v", v.Domain, v.Err)
+		}
+	}
+	for _, v := range verify(t, []byte(fields+"Subject: other\r\n"+msg), recs) {
+		if v.Err == nil {
+			t.Error("an added Subject still verifies")
+		}
+	}
+	if f, err := Signature(context.Background(), strings.NewReader(msg), nil); f != "" || err != nil {
+		t.Errorf("no keys: %q %v", f, err)
 	}
 }
