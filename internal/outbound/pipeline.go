@@ -458,14 +458,15 @@ func isPlainASCII(s string) bool {
 	return true
 }
 
-// variant is the bytes one group of recipients gets: the message as
-// received (key), or a copy changed here (tmp) until the final copies are
-// written to the spool (key).
+// variant is the bytes one group of recipients gets: prefix followed by
+// the message as received or a final copy (key), or a copy changed here
+// (tmp) until the final copies are written to the spool.
 type variant struct {
-	key   string   // spool blob key, when tmp is nil
-	tmp   *scratch // the changed copy, not yet in the spool
-	size  int64
-	rcpts []string
+	key    string   // spool blob key, when tmp is nil
+	prefix string   // header lines delivered before key's bytes (store.Message.Prefix)
+	tmp    *scratch // the changed copy, not yet in the spool
+	size   int64    // prefix and blob together
+	rcpts  []string
 }
 
 // accept writes what an accepted message becomes and commits it.
@@ -496,9 +497,23 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	all = append(all, pl.bcc...)
 	// Each step reads the copy the step before made; only the final
 	// copies reach the spool, below.
-	vs := []variant{{key: m.BlobKey, size: m.Size, rcpts: all}}
-	// Header changes apply to every copy.
-	if !pl.spec.Empty() {
+	vs := []variant{{key: m.BlobKey, prefix: m.Prefix, size: m.Size, rcpts: all}}
+	// Header changes apply to every copy. Header fields that are only
+	// added are kept in front of the message as received, as the
+	// message's Prefix: no copy of it is written.
+	kept := false
+	if pl.spec.PrependsOnly() && len(pl.spec.PrependHeaders) > 0 && m.Prefix == "" {
+		lines, ok, err := p.prepended(ctx, m.BlobKey, pl.spec.PrependHeaders)
+		if err != nil {
+			log.Error("rewriting an outbound message failed", "err", err)
+			return err
+		}
+		if ok {
+			vs[0] = variant{key: m.BlobKey, prefix: lines, size: int64(len(lines)) + m.Size, rcpts: all}
+			kept = true
+		}
+	}
+	if !pl.spec.Empty() && !kept {
 		s := newScratch()
 		if err := p.step(ctx, vs[0], s, func(w io.Writer, r io.Reader) error { return rewrite.Apply(ctx, w, r, pl.spec) }); err != nil {
 			log.Error("rewriting an outbound message failed", "err", err)
@@ -539,7 +554,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 			}
 			next = append(next, variant{tmp: s, size: s.size, rcpts: changed})
 			if len(kept) > 0 {
-				next = append(next, variant{key: v.key, tmp: v.tmp, size: v.size, rcpts: kept})
+				next = append(next, variant{key: v.key, prefix: v.prefix, tmp: v.tmp, size: v.size, rcpts: kept})
 			}
 			kind := "zipped"
 			if st.action == ActLink {
@@ -561,17 +576,26 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 		log.Error("DKIM keys unavailable; message deferred", "err", err)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
 	}
-	// The final copies go to the spool, each made durable once; the
-	// message as received stays where it is unless it is signed.
+	// The final copies go to the spool, each made durable once. The
+	// message as received stays where it is: its signature joins its
+	// prefix.
 	for vi, v := range vs {
-		if v.tmp == nil && len(keys) == 0 {
+		if v.tmp == nil {
+			if len(keys) > 0 {
+				sig, err := p.signature(ctx, v, keys)
+				if err != nil {
+					log.Error("DKIM signing failed; message deferred", "err", err)
+					return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
+				}
+				vs[vi].prefix, vs[vi].size = sig+v.prefix, int64(len(sig))+v.size
+			}
 			continue
 		}
 		name := fmt.Sprintf("%s-c%d", m.ID, vi)
 		if len(keys) > 0 {
 			name = fmt.Sprintf("%s-s%d", m.ID, vi)
 		}
-		key, size, err := p.final(ctx, name, v, keys, newScratch)
+		key, size, err := p.final(ctx, name, v, keys)
 		if err != nil {
 			log.Error("writing an outbound copy failed; message deferred", "err", err)
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
@@ -591,7 +615,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	// The message row: the first variant's recipients get its bytes; the
 	// others are Split (their copies are rows of their own).
 	main := m
-	main.BlobKey, main.Size = vs[0].key, vs[0].size
+	main.BlobKey, main.Size, main.Prefix = vs[0].key, vs[0].size, vs[0].prefix
 	evs := append([]store.Event(nil), j.events...)
 	evs = append(evs, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "verdict", Detail: describe(j.verdict)})
 	evs = append(evs, pl.notes...)
@@ -614,7 +638,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	for n, v := range vs[1:] {
 		id := fmt.Sprintf("%s-%d", m.ID, n+1)
 		c := m
-		c.ID, c.BlobKey, c.Size = id, v.key, v.size
+		c.ID, c.BlobKey, c.Size, c.Prefix = id, v.key, v.size, v.prefix
 		var rs []store.Recipient
 		for _, a := range v.rcpts {
 			r := rcptRow(a, state)
@@ -823,29 +847,44 @@ func (p *Pipeline) step(ctx context.Context, v variant, w io.Writer, fn func(w i
 		return err
 	}
 	defer src.Close()
-	return fn(w, src)
+	return fn(w, io.MultiReader(strings.NewReader(v.prefix), src))
 }
 
-// final writes v to the spool under name, signed with keys (when there
-// are any): the stored bytes are the signed bytes. The signer reads the
-// message twice, so the message as received is first read into a
-// scratch.
-func (p *Pipeline) final(ctx context.Context, name string, v variant, keys []dkimsign.Key, newScratch func() *scratch) (string, int64, error) {
-	src := v.tmp
-	if src == nil {
-		src = newScratch()
-		if err := p.step(ctx, v, src, func(w io.Writer, r io.Reader) error {
-			_, err := io.Copy(w, r)
-			return err
-		}); err != nil {
-			return "", 0, err
-		}
+// prepended returns the header lines that put fields in front of the
+// blob at key, or ok false when they cannot be kept apart from it
+// (rewrite.Prepended).
+func (p *Pipeline) prepended(ctx context.Context, key string, fields []rewrite.HeaderField) (string, bool, error) {
+	src, err := p.Spool.Open(ctx, key)
+	if err != nil {
+		return "", false, err
 	}
+	defer src.Close()
+	start, err := io.ReadAll(io.LimitReader(src, rewrite.PeekSize))
+	if err != nil {
+		return "", false, err
+	}
+	return rewrite.Prepended(start, fields)
+}
+
+// signature returns the DKIM-Signature fields of a variant kept in the
+// spool as it is (its prefix and blob).
+func (p *Pipeline) signature(ctx context.Context, v variant, keys []dkimsign.Key) (string, error) {
+	src, err := p.Spool.Open(ctx, v.key)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	return dkimsign.Signature(ctx, io.MultiReader(strings.NewReader(v.prefix), src), keys)
+}
+
+// final writes a changed copy to the spool under name, signed with keys
+// (when there are any): the stored bytes are the signed bytes.
+func (p *Pipeline) final(ctx context.Context, name string, v variant, keys []dkimsign.Key) (string, int64, error) {
 	w, err := p.Spool.Create(ctx, name)
 	if err != nil {
 		return "", 0, err
 	}
-	if err := dkimsign.Sign(ctx, w, src.reader(), keys); err != nil {
+	if err := dkimsign.Sign(ctx, w, v.tmp.reader(), keys); err != nil {
 		w.Abort()
 		return "", 0, err
 	}
