@@ -157,14 +157,11 @@ func (p *Pipeline) judge(ctx context.Context, m store.Message, rcpts []store.Rec
 	// The sender is known from the From header: parse before the checks
 	// (they share the parse).
 	parsed, _ := j.pm.Parsed(ctx)
-	sp, err := loadPolicy(ctx, p.Store, m.TenantID, "")
+	td, err := loadTenant(ctx, p.Store, m.TenantID)
 	if err != nil {
 		return nil, err
 	}
-	sender := senderOf(m, parsed, sp.inside)
-	if sp, err = loadPolicy(ctx, p.Store, m.TenantID, sender); err != nil {
-		return nil, err
-	}
+	sp := td.policy(senderOf(m, parsed, td.policy("").inside))
 	j.sp = sp
 	j.facts = &Facts{Sender: sp.Sender, MailFrom: m.MailFrom, Size: m.Size, Parsed: parsed, Inside: sp.inside, Open: j.pm.Open}
 	for _, r := range rcpts {
