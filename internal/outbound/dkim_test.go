@@ -99,6 +99,25 @@ func TestDKIMOverSMTP(t *testing.T) {
 	if !bytes.Contains(received(n.Internet, "z@partner.test")[0].Data, []byte(".zip")) {
 		t.Fatal("the signed copy is not the zipped one")
 	}
+	// Tracking shows the signing of both.
+	ms, err := n.Store.FindMessages(context.Background(), n.Tenant.ID, "zipme", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zipID string
+	for _, m := range ms {
+		if m.Subject == "zipme" {
+			zipID = m.ID
+		}
+	}
+	if zipID == "" {
+		t.Fatalf("messages %+v", ms)
+	}
+	for _, id := range []string{zipID, zipID + "-p1"} {
+		if ev := events(t, n, id); !strings.Contains(ev, "dkim-signed") {
+			t.Errorf("tracking of %s:\n%s", id, ev)
+		}
+	}
 
 	// The tenant's other domain has no selector: unsigned.
 	if _, err := n.Store.CreateDomain(context.Background(), n.Tenant.ID, "other.test"); err != nil {

@@ -651,12 +651,15 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	for n, f := range followUps {
 		id := fmt.Sprintf("%s-p%d", m.ID, n+1)
 		body := f.Body
+		fevs := []store.Event{{MessageID: id, TenantID: m.TenantID, At: now,
+			Kind: "received", Remote: "local", Detail: "follow-up of " + m.ID + " to " + strings.Join(f.Rcpts, ",")}}
 		if fkeys, err := p.signKeys(ctx, j.sp, fromDomain(body)); err != nil {
 			return fmt.Errorf("follow-up message: %w", err)
 		} else if len(fkeys) > 0 {
 			if body, err = signBytes(ctx, body, fkeys); err != nil {
 				return fmt.Errorf("follow-up message: %w", err)
 			}
+			fevs = append(fevs, store.Event{MessageID: id, TenantID: m.TenantID, At: now, Kind: "dkim-signed", Detail: "signed by " + keysDomain(fkeys)})
 		}
 		key, size, err := blob.Put(ctx, p.Spool, id, bytes.NewReader(body))
 		if err != nil {
@@ -673,8 +676,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 		for _, a := range f.Rcpts {
 			rs = append(rs, store.Recipient{Addr: a, State: fst, NextAttempt: now.Add(f.Delay)})
 		}
-		copies = append(copies, store.QueuedMessage{Message: c, Recipients: rs, Events: []store.Event{{MessageID: id, TenantID: m.TenantID, At: now,
-			Kind: "received", Remote: "local", Detail: "follow-up of " + m.ID + " to " + strings.Join(f.Rcpts, ",")}}})
+		copies = append(copies, store.QueuedMessage{Message: c, Recipients: rs, Events: fevs})
 		related = append(related, store.HoldRelated{MessageID: id, Delay: f.Delay})
 	}
 	acc.Queue = append([]store.QueuedMessage{{Message: main, Recipients: mainRcpts, Events: evs}}, copies...)
