@@ -39,6 +39,9 @@ type ruleSet struct {
 	version int64
 	checked time.Time
 	rules   []*crule
+	// needText: some rule reads attachment text; without one, attachments
+	// are read for their names and types only.
+	needText bool
 }
 
 type crule struct {
@@ -114,6 +117,11 @@ func Compile(rules []store.OutboundRule) *ruleSet {
 					break
 				}
 				cr.exceptions = append(cr.exceptions, cc)
+			}
+		}
+		if cr.Enabled && cr.bad == nil {
+			for _, c := range append(append([]*ccond(nil), cr.conds...), cr.exceptions...) {
+				rs.needText = rs.needText || c.Field == FieldAttachText
 			}
 		}
 		rs.rules = append(rs.rules, cr)
@@ -192,10 +200,11 @@ type Facts struct {
 	Open   func() (io.ReadCloser, error)
 	Limits mailtext.Limits
 
-	once     sync.Once
-	attach   []Attachment
-	attachEr error
-	view     view
+	attachRead bool // attach and attachEr are set
+	attachText bool // with the attachments' text
+	attach     []Attachment
+	attachEr   error
+	view       view
 }
 
 // view is the message as the rules compare it: each text normalised
@@ -211,21 +220,24 @@ type view struct {
 	short          map[string]string // addresses, names: short texts by value
 }
 
-// attachments reads the attachments once.
-func (f *Facts) attachments(ctx context.Context, lim ExtractLimits) ([]Attachment, error) {
-	f.once.Do(func() {
-		if f.Open == nil || f.Parsed == nil {
-			f.attachEr = fmt.Errorf("message not readable")
-			return
-		}
-		r, err := f.Open()
-		if err != nil {
-			f.attachEr = err
-			return
-		}
-		defer r.Close()
-		f.attach, f.attachEr = readAttachments(ctx, r, f.Limits, f.Parsed.Parts, lim)
-	})
+// attachments reads the attachments once (again only when their text is
+// asked for after a read without it).
+func (f *Facts) attachments(ctx context.Context, lim ExtractLimits, text bool) ([]Attachment, error) {
+	if f.attachRead && (f.attachText || !text) {
+		return f.attach, f.attachEr
+	}
+	f.attachRead, f.attachText, f.view.attachTextDone = true, text, false
+	if f.Open == nil || f.Parsed == nil {
+		f.attach, f.attachEr = nil, fmt.Errorf("message not readable")
+		return f.attach, f.attachEr
+	}
+	r, err := f.Open()
+	if err != nil {
+		f.attach, f.attachEr = nil, err
+		return f.attach, f.attachEr
+	}
+	defer r.Close()
+	f.attach, f.attachEr = readAttachments(ctx, r, f.Limits, f.Parsed.Parts, lim, text)
 	return f.attach, f.attachEr
 }
 
@@ -276,7 +288,7 @@ func (e *Engine) limits() ExtractLimits {
 }
 
 func (e *Engine) evaluate(ctx context.Context, rs *ruleSet, f *Facts) []Match {
-	ev := &evaluator{ctx: ctx, f: f, lim: e.limits()}
+	ev := &evaluator{ctx: ctx, f: f, lim: e.limits(), needText: rs.needText}
 	var out []Match
 	for _, r := range rs.rules {
 		if !r.Enabled || r.bad != nil || !applies(r.OutboundRule, f.Sender) {
@@ -317,9 +329,10 @@ func applies(r store.OutboundRule, s Sender) bool {
 }
 
 type evaluator struct {
-	ctx context.Context
-	f   *Facts
-	lim ExtractLimits
+	ctx      context.Context
+	f        *Facts
+	lim      ExtractLimits
+	needText bool // read the attachments' text (some rule of the set does)
 }
 
 // rule evaluates one rule: its conditions joined by Match, then its
@@ -628,12 +641,12 @@ func (ev *evaluator) attach(c *ccond) (tri, string) {
 	var err error
 	switch c.Field {
 	case FieldAttachType, FieldAttachText:
-		as, err = ev.f.attachments(ev.ctx, ev.lim)
+		as, err = ev.f.attachments(ev.ctx, ev.lim, ev.needText)
 		if err != nil {
 			return unknown, "attachments unreadable: " + err.Error()
 		}
 	case FieldAttachName:
-		as, err = ev.f.attachments(ev.ctx, ev.lim)
+		as, err = ev.f.attachments(ev.ctx, ev.lim, ev.needText)
 		if err != nil {
 			// Names are known without reading: only archives' members
 			// are then missing.
