@@ -858,9 +858,20 @@ func (p *Pipeline) prepended(ctx context.Context, key string, fields []rewrite.H
 		return "", false, err
 	}
 	defer src.Close()
-	start, err := io.ReadAll(io.LimitReader(src, rewrite.PeekSize))
-	if err != nil {
-		return "", false, err
+	// The first line is what counts: read on only while there is none.
+	start := make([]byte, 0, 4096)
+	for len(start) < rewrite.PeekSize && bytes.IndexByte(start, '\n') < 0 {
+		if len(start) == cap(start) {
+			start = append(start, 0)[:len(start)]
+		}
+		n, err := src.Read(start[len(start):min(cap(start), rewrite.PeekSize)])
+		start = start[:len(start)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", false, err
+		}
 	}
 	return rewrite.Prepended(start, fields)
 }
