@@ -51,6 +51,10 @@ type Target struct {
 	Mailbox bool
 	// Hosted marks the mailbox target of a hosted domain (HostedTarget).
 	Hosted bool
+	// TLSA are the host's usable DANE records (TLS mode TLSDANE) in
+	// presentation form, "usage selector type hex" joined by ";" (a string
+	// keeps Target comparable).
+	TLSA string
 }
 
 func (t Target) key() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) + "/" + t.TLS }
@@ -87,6 +91,10 @@ type Result struct {
 	Text      string // the reply text, or our description of a local/network error
 	Remote    string // host that answered
 	Permanent bool   // 5xx: bounce now
+	// TLS says how the connection was protected ("TLS 1.3
+	// TLS_AES_128_GCM_SHA256, verified by DANE", "none"); "" when no
+	// connection was made.
+	TLS string
 	// NextHopDSN says the host that took the message advertised DSN
 	// (RFC 3461), so it was handed each recipient's NOTIFY and ORCPT and
 	// reports on the message from there on; when false, a recipient that
@@ -135,6 +143,7 @@ type pooled struct {
 	uses   int
 	idleAt time.Time
 	remote string
+	tls    string // Result.TLS of the connection
 }
 
 // New builds a client. cert may be nil.
@@ -269,6 +278,9 @@ func (c *Client) deliverTo(ctx context.Context, t Target, req Request) ([]Result
 	if err != nil {
 		p.conn.Close()
 		return nil, err
+	}
+	for i := range res {
+		res[i].TLS = p.tls
 	}
 	c.put(t, p)
 	return res, nil
@@ -538,7 +550,30 @@ func (c *Client) dialAddr(ctx context.Context, t Target, ip net.IP, mode string)
 		cl.Close()
 		return nil, fmt.Errorf("greeting from %s: %w", addr, err)
 	}
-	return &pooled{c: cl, conn: conn, remote: t.Host}, nil
+	return &pooled{c: cl, conn: conn, remote: t.Host, tls: describeTLS(netConn, mode)}, nil
+}
+
+// describeTLS says how a connection is protected, for tracking: the TLS
+// version and cipher suite and how the server was authenticated, or
+// "none" for plaintext.
+func describeTLS(c net.Conn, mode string) string {
+	rc, ok := c.(*replayConn)
+	if !ok {
+		return "none"
+	}
+	tc, ok := rc.Conn.(*tls.Conn)
+	if !ok {
+		return "none"
+	}
+	cs := tc.ConnectionState()
+	auth := "not verified"
+	switch mode {
+	case TLSVerify:
+		auth = "verified"
+	case TLSDANE:
+		auth = "verified by DANE"
+	}
+	return tls.VersionName(cs.Version) + " " + tls.CipherSuiteName(cs.CipherSuite) + ", " + auth
 }
 
 // startTLS does the plaintext part of the dialogue itself (greeting, EHLO,
@@ -586,7 +621,11 @@ func (c *Client) startTLS(conn net.Conn, t Target, mode string) (net.Conn, error
 		return nil, fmt.Errorf("%w: STARTTLS refused: %s", errTLSFailed, msg)
 	}
 	cfg := &tls.Config{ServerName: t.Host, MinVersion: tls.VersionTLS12}
-	if mode != TLSVerify {
+	if mode == TLSDANE {
+		// The TLSA records, not the web PKI, say which certificate is right.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = daneVerify(t.Host, parseTLSA(t.TLSA), time.Now)
+	} else if mode != TLSVerify {
 		// Opportunistic and "encrypt" TLS do not authenticate the peer
 		// (RFC 7435); "verify" does.
 		cfg.InsecureSkipVerify = true
