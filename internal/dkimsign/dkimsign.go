@@ -18,6 +18,7 @@ package dkimsign
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -269,12 +270,33 @@ func Sign(ctx context.Context, w io.Writer, msg io.ReadSeeker, keys []Key) error
 		_, err := io.Copy(w, msg)
 		return err
 	}
-	h, err := readHeader(msg)
+	fields, err := Signature(ctx, msg, keys)
 	if err != nil {
 		return err
 	}
 	if _, err := msg.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("dkim: %w", err)
+	}
+	if _, err := io.WriteString(w, fields); err != nil {
+		return err
+	}
+	_, err = io.Copy(w, ctxReader{ctx, msg})
+	return err
+}
+
+// Signature reads msg once and returns its DKIM-Signature fields, one per
+// key, CRLF-terminated: written in front of exactly the bytes read, they
+// make the signed message. "" with no keys.
+func Signature(ctx context.Context, msg io.Reader, keys []Key) (string, error) {
+	if len(keys) == 0 {
+		return "", nil
+	}
+	// The header section chooses the fields to sign; what was read of
+	// it goes to the signers first.
+	var head bytes.Buffer
+	h, err := readHeader(io.TeeReader(msg, &head))
+	if err != nil {
+		return "", err
 	}
 	hk := headerKeys(h)
 	signers := make([]*dkim.Signer, 0, len(keys))
@@ -291,30 +313,23 @@ func Sign(ctx context.Context, w io.Writer, msg io.ReadSeeker, keys []Key) error
 			HeaderKeys: hk,
 		})
 		if err != nil {
-			return fmt.Errorf("dkim: %s/%s: %w", k.Domain, k.Selector, err)
+			return "", fmt.Errorf("dkim: %s/%s: %w", k.Domain, k.Selector, err)
 		}
 		signers = append(signers, s)
 		ws = append(ws, s)
 	}
-	if _, err := io.Copy(io.MultiWriter(ws...), ctxReader{ctx, msg}); err != nil {
-		return fmt.Errorf("dkim: sign: %w", err)
+	if _, err := io.Copy(io.MultiWriter(ws...), ctxReader{ctx, io.MultiReader(&head, msg)}); err != nil {
+		return "", fmt.Errorf("dkim: sign: %w", err)
 	}
 	var fields strings.Builder
 	for i, s := range signers {
 		if err := s.Close(); err != nil {
-			return fmt.Errorf("dkim: %s/%s: %w", keys[i].Domain, keys[i].Selector, err)
+			return "", fmt.Errorf("dkim: %s/%s: %w", keys[i].Domain, keys[i].Selector, err)
 		}
 		fields.WriteString(s.Signature())
 	}
 	signers = nil
-	if _, err := msg.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("dkim: %w", err)
-	}
-	if _, err := io.WriteString(w, fields.String()); err != nil {
-		return err
-	}
-	_, err = io.Copy(w, ctxReader{ctx, msg})
-	return err
+	return fields.String(), nil
 }
 
 // ctxReader stops reading once ctx ends.

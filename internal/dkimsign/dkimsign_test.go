@@ -3,13 +3,16 @@ package dkimsign
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/miekg/dns"
@@ -358,5 +361,104 @@ func TestAuthRecords(t *testing.T) {
 	}
 	if d := CheckDMARC(ctx, r, "none.test", true); !strings.Contains(d.Suggested, "p=quarantine") {
 		t.Errorf("dmarc with DKIM: %+v", d)
+	}
+}
+
+// countingSecrets counts the reads of a secret store.
+type countingSecrets struct {
+	secrets
+	reads int
+}
+
+func (s *countingSecrets) Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.secrets.Secret(ctx, name, gen)
+}
+
+// TestKeyCache: the cache returns the stored keys (the ones Config.Keys
+// returns), reads the store once for them, and again after its time.
+func TestKeyCache(t *testing.T) {
+	ctx := context.Background()
+	ss := &countingSecrets{}
+	cfg, err := ConfigFrom(mapSettings{KeySelector: "s1", KeyAlgorithms: "rsa,ed25519"}, "example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := cfg.Keys(ctx, ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := &KeyCache{Now: func() time.Time { return now }}
+	ss.reads = 0
+	for i := 0; i < 3; i++ {
+		got, err := c.Keys(ctx, ss, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 {
+			t.Fatalf("keys: %+v", got)
+		}
+		for j := range got {
+			if got[j].Selector != want[j].Selector || got[j].Algorithm != want[j].Algorithm {
+				t.Fatalf("key %d: %+v, want %+v", j, got[j], want[j])
+			}
+			if !got[j].Signer.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(want[j].Signer.Public()) {
+				t.Fatalf("key %d is not the stored key", j)
+			}
+		}
+	}
+	first := ss.reads
+	if first == 0 {
+		t.Fatal("the store was never read")
+	}
+	if _, err := c.Keys(ctx, ss, cfg); err != nil || ss.reads != first {
+		t.Fatalf("a cached key read the store again: %d reads, then %d (%v)", first, ss.reads, err)
+	}
+	now = now.Add(keyCacheTTL)
+	if _, err := c.Keys(ctx, ss, cfg); err != nil || ss.reads == first {
+		t.Fatalf("an expired key was not read again: %d reads (%v)", ss.reads, err)
+	}
+	if ks, err := c.Keys(ctx, ss, Config{Domain: "example.test"}); err != nil || ks != nil {
+		t.Fatalf("no selector: %v %v", ks, err)
+	}
+}
+
+// TestSignatureInFront: Signature reads a message once (a reader that
+// cannot seek) and its fields, written in front of the message, verify
+// for both key types; the fields sign the header section Signature read
+// (an oversigned field added after breaks them).
+func TestSignatureInFront(t *testing.T) {
+	_, recs, cfg, ss := signedFixture(t)
+	keys, err := cfg.Keys(context.Background(), ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "X-Added: by a rule\r\n" + testMsg
+	fields, err := Signature(context.Background(), io.MultiReader(strings.NewReader(msg)), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(fields, "DKIM-Signature:") != 2 || !strings.HasSuffix(fields, "\r\n") {
+		t.Fatalf("fields:\n%s", fields)
+	}
+	vs := verify(t, []byte(fields+msg), recs)
+	if len(vs) != 2 {
+		t.Fatalf("%d signatures", len(vs))
+	}
+	for _, v := range vs {
+		if v.Err != nil {
+			t.Errorf("signature %s: %v", v.Domain, v.Err)
+		}
+	}
+	for _, v := range verify(t, []byte(fields+"Subject: other\r\n"+msg), recs) {
+		if v.Err == nil {
+			t.Error("an added Subject still verifies")
+		}
+	}
+	if f, err := Signature(context.Background(), strings.NewReader(msg), nil); f != "" || err != nil {
+		t.Errorf("no keys: %q %v", f, err)
 	}
 }

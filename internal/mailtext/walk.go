@@ -7,12 +7,14 @@ package mailtext
 // the same entity in every other visitor.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/text/transform"
 )
@@ -152,7 +154,15 @@ type ProblemVisitor interface {
 // reading r fails, ctx is done, or v fails.
 func Walk(ctx context.Context, r io.Reader, lim Limits, v Visitor) error {
 	in := NewContextReader(ctx, r)
-	err := WalkLines(NewLineReader(in, LineBufSize), lim, v)
+	// The line buffer is the walk's largest allocation; nothing of it is
+	// reachable once the walk returns, so walks share them.
+	br := lineBufs.Get().(*bufio.Reader)
+	br.Reset(in)
+	defer func() {
+		br.Reset(nil)
+		lineBufs.Put(br)
+	}()
+	err := WalkLines(&LineReader{br: br, nextAtStart: true}, lim, v)
 	if err == nil {
 		// A visitor that swallowed a read error cannot hide that the
 		// message was not read.
@@ -160,6 +170,9 @@ func Walk(ctx context.Context, r io.Reader, lim Limits, v Visitor) error {
 	}
 	return err
 }
+
+// lineBufs holds the line buffers of finished walks.
+var lineBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, LineBufSize) }}
 
 // WalkLines is Walk over a LineReader the caller made, which it may read on
 // from after the walk (what a stopped walk left unread). Use LineBufSize so

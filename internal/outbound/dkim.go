@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/mailgate/mailgate/internal/dkimsign"
@@ -31,7 +29,7 @@ func (p *Pipeline) signKeys(ctx context.Context, sp *senderPolicy, dom string) (
 	if cfg.Selector == "" {
 		return nil, nil
 	}
-	return cfg.Keys(ctx, p.Store)
+	return p.dkimKeys.Keys(ctx, p.Store, cfg)
 }
 
 // fromDomain is the domain of a generated message's single From
@@ -42,33 +40,6 @@ func fromDomain(raw []byte) string {
 		return ""
 	}
 	return dom
-}
-
-// signBlob writes a signed copy of the blob at key, named name. The
-// signer reads the message twice, so a blob that cannot seek is first
-// copied to a temporary file (memory stays bounded).
-func (p *Pipeline) signBlob(ctx context.Context, name, key string, keys []dkimsign.Key) (string, int64, error) {
-	return p.write(ctx, name, func(w io.Writer, r io.Reader) error {
-		rs, ok := r.(io.ReadSeeker)
-		if !ok {
-			f, err := os.CreateTemp("", "mailgate-dkim-*")
-			if err != nil {
-				return fmt.Errorf("dkim: %w", err)
-			}
-			defer func() {
-				f.Close()
-				os.Remove(f.Name())
-			}()
-			if _, err := io.Copy(f, r); err != nil {
-				return fmt.Errorf("dkim: spooling: %w", err)
-			}
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				return fmt.Errorf("dkim: %w", err)
-			}
-			rs = f
-		}
-		return dkimsign.Sign(ctx, w, rs, keys)
-	}, key)
 }
 
 // signBytes signs a generated message (a follow-up) held in memory.
@@ -86,13 +57,4 @@ func keysDomain(keys []dkimsign.Key) string {
 		ds = append(ds, k.Domain+"/"+k.Selector)
 	}
 	return strings.Join(ds, ", ")
-}
-
-func containsKey(vs []variant, key string) bool {
-	for _, v := range vs {
-		if v.key == key {
-			return true
-		}
-	}
-	return false
 }

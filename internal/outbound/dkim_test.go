@@ -3,6 +3,7 @@ package outbound_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
@@ -98,6 +99,25 @@ func TestDKIMOverSMTP(t *testing.T) {
 	if !bytes.Contains(received(n.Internet, "z@partner.test")[0].Data, []byte(".zip")) {
 		t.Fatal("the signed copy is not the zipped one")
 	}
+	// Tracking shows the signing of both.
+	ms, err := n.Store.FindMessages(context.Background(), n.Tenant.ID, "zipme", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zipID string
+	for _, m := range ms {
+		if m.Subject == "zipme" {
+			zipID = m.ID
+		}
+	}
+	if zipID == "" {
+		t.Fatalf("messages %+v", ms)
+	}
+	for _, id := range []string{zipID, zipID + "-p1"} {
+		if ev := events(t, n, id); !strings.Contains(ev, "dkim-signed") {
+			t.Errorf("tracking of %s:\n%s", id, ev)
+		}
+	}
 
 	// The tenant's other domain has no selector: unsigned.
 	if _, err := n.Store.CreateDomain(context.Background(), n.Tenant.ID, "other.test"); err != nil {
@@ -110,4 +130,66 @@ func TestDKIMOverSMTP(t *testing.T) {
 	if raw := received(n.Internet, "y@partner.test")[0].Data; bytes.Contains(raw, []byte("DKIM-Signature")) {
 		t.Fatalf("a domain without a selector was signed:\n%s", raw)
 	}
+}
+
+// TestAddedHeaderKeptApart: a rule that only adds a header field, on a
+// domain that signs, writes no copy of the message: the field and the
+// signatures are kept in front of the message as received (its Prefix),
+// the delivered message verifies, and the stored bytes are the client's.
+func TestAddedHeaderKeptApart(t *testing.T) {
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
+	set(t, n, store.ScopeDomain, "example.test", dkimsign.KeySelector, "mg1")
+	set(t, n, store.ScopeDomain, "example.test", dkimsign.KeyAlgorithms, "rsa,ed25519")
+	addRule(t, n, "header", "", "", outbound.Spec{Action: outbound.ActHeader, Header: "X-Checked", HeaderValue: "yes",
+		Conditions: []outbound.Condition{{Field: outbound.FieldRcpt, Op: outbound.OpOutside}}})
+	lookup := publish(t, n, "example.test", "mg1", "rsa,ed25519")
+	from, to := "alice@example.test", "x@partner.test"
+	msg := func(subject string) string {
+		return "From: Alice <" + from + ">\r\nTo: " + to + "\r\nSubject: " + subject + "\r\nMessage-ID: <" + subject + "@example.test>\r\n\r\nsigned body\r\n"
+	}
+	checkSigned := func(raw []byte) {
+		t.Helper()
+		vs, err := dkim.VerifyWithOptions(bytes.NewReader(raw), &dkim.VerifyOptions{LookupTXT: lookup})
+		if err != nil || len(vs) != 2 || vs[0].Err != nil || vs[1].Err != nil {
+			t.Fatalf("signatures %+v %v:\n%s", vs, err, raw)
+		}
+		if !bytes.Contains(raw, []byte("\r\nX-Checked: yes\r\n")) {
+			t.Fatalf("added field missing:\n%s", raw)
+		}
+	}
+	if err := sendOut(t, n, from, []string{to}, msg("first")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delivery", func() bool { return len(received(n.Internet, to)) == 1 })
+	checkSigned(received(n.Internet, to)[0].Data)
+
+	// A delayed message stays in the queue: its row shows what is stored.
+	set(t, n, store.ScopeTenant, "", outbound.KeyDelayMinutes, "10")
+	if err := sendOut(t, n, from, []string{to}, msg("second")); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := n.Store.FindMessages(context.Background(), n.Tenant.ID, "second", 10)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("messages %+v %v", ms, err)
+	}
+	m := ms[0]
+	if !strings.Contains(m.Prefix, "DKIM-Signature:") || !strings.Contains(m.Prefix, "X-Checked: yes\r\n") {
+		t.Fatalf("prefix %q", m.Prefix)
+	}
+	r, err := n.Spool.Open(context.Background(), m.BlobKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(stored), msg("second")) || bytes.Contains(stored, []byte("X-Checked")) || bytes.Contains(stored, []byte("DKIM-Signature")) {
+		t.Fatalf("stored bytes are not the client's:\n%s", stored)
+	}
+	if m.Size != int64(len(m.Prefix)+len(stored)) {
+		t.Fatalf("size %d, prefix %d + stored %d", m.Size, len(m.Prefix), len(stored))
+	}
+	checkSigned(append([]byte(m.Prefix), stored...))
 }

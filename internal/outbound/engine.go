@@ -39,6 +39,9 @@ type ruleSet struct {
 	version int64
 	checked time.Time
 	rules   []*crule
+	// needText: some rule reads attachment text; without one, attachments
+	// are read for their names and types only.
+	needText bool
 }
 
 type crule struct {
@@ -114,6 +117,11 @@ func Compile(rules []store.OutboundRule) *ruleSet {
 					break
 				}
 				cr.exceptions = append(cr.exceptions, cc)
+			}
+		}
+		if cr.Enabled && cr.bad == nil {
+			for _, c := range append(append([]*ccond(nil), cr.conds...), cr.exceptions...) {
+				rs.needText = rs.needText || c.Field == FieldAttachText
 			}
 		}
 		rs.rules = append(rs.rules, cr)
@@ -192,27 +200,44 @@ type Facts struct {
 	Open   func() (io.ReadCloser, error)
 	Limits mailtext.Limits
 
-	once     sync.Once
-	attach   []Attachment
-	attachEr error
-	norm     map[string]string
+	attachRead bool // attach and attachEr are set
+	attachText bool // with the attachments' text
+	attach     []Attachment
+	attachEr   error
+	view       view
 }
 
-// attachments reads the attachments once.
-func (f *Facts) attachments(ctx context.Context, lim ExtractLimits) ([]Attachment, error) {
-	f.once.Do(func() {
-		if f.Open == nil || f.Parsed == nil {
-			f.attachEr = fmt.Errorf("message not readable")
-			return
-		}
-		r, err := f.Open()
-		if err != nil {
-			f.attachEr = err
-			return
-		}
-		defer r.Close()
-		f.attach, f.attachEr = readAttachments(ctx, r, f.Limits, f.Parsed.Parts, lim)
-	})
+// view is the message as the rules compare it: each text normalised
+// (lists.Normalize) once, on first need, and shared by every rule, so
+// that a rule set of any size folds a long body or attachment text once
+// per message. Filled by the one goroutine that evaluates the rules.
+type view struct {
+	subject, body  *string
+	headerLines    []string // "Name: Value", normalised, in header order
+	headerValues   []string // the values alone, normalised
+	attachText     []string // per attachment of Facts.attachments
+	attachTextDone bool
+	short          map[string]string // addresses, names: short texts by value
+}
+
+// attachments reads the attachments once (again only when their text is
+// asked for after a read without it).
+func (f *Facts) attachments(ctx context.Context, lim ExtractLimits, text bool) ([]Attachment, error) {
+	if f.attachRead && (f.attachText || !text) {
+		return f.attach, f.attachEr
+	}
+	f.attachRead, f.attachText, f.view.attachTextDone = true, text, false
+	if f.Open == nil || f.Parsed == nil {
+		f.attach, f.attachEr = nil, fmt.Errorf("message not readable")
+		return f.attach, f.attachEr
+	}
+	r, err := f.Open()
+	if err != nil {
+		f.attach, f.attachEr = nil, err
+		return f.attach, f.attachEr
+	}
+	defer r.Close()
+	f.attach, f.attachEr = readAttachments(ctx, r, f.Limits, f.Parsed.Parts, lim, text)
 	return f.attach, f.attachEr
 }
 
@@ -263,7 +288,7 @@ func (e *Engine) limits() ExtractLimits {
 }
 
 func (e *Engine) evaluate(ctx context.Context, rs *ruleSet, f *Facts) []Match {
-	ev := &evaluator{ctx: ctx, f: f, lim: e.limits()}
+	ev := &evaluator{ctx: ctx, f: f, lim: e.limits(), needText: rs.needText}
 	var out []Match
 	for _, r := range rs.rules {
 		if !r.Enabled || r.bad != nil || !applies(r.OutboundRule, f.Sender) {
@@ -304,9 +329,10 @@ func applies(r store.OutboundRule, s Sender) bool {
 }
 
 type evaluator struct {
-	ctx context.Context
-	f   *Facts
-	lim ExtractLimits
+	ctx      context.Context
+	f        *Facts
+	lim      ExtractLimits
+	needText bool // read the attachments' text (some rule of the set does)
 }
 
 // rule evaluates one rule: its conditions joined by Match, then its
@@ -366,18 +392,69 @@ func (ev *evaluator) cond(c *ccond) (tri, string) {
 	return v, why
 }
 
+// norm normalises a short text (an address, a file name), remembering
+// it for the other rules; long texts have their own slots in the view.
 func (ev *evaluator) norm(s string) string {
-	if ev.f.norm == nil {
-		ev.f.norm = map[string]string{}
+	v := &ev.f.view
+	if v.short == nil {
+		v.short = map[string]string{}
 	}
-	if n, ok := ev.f.norm[s]; ok {
+	if n, ok := v.short[s]; ok {
 		return n
 	}
 	n := lists.Normalize(s)
 	if len(s) < 4096 {
-		ev.f.norm[s] = n
+		v.short[s] = n
 	}
 	return n
+}
+
+// normOnce normalises *slot's text on first need.
+func normOnce(slot **string, s string) string {
+	if *slot == nil {
+		n := lists.Normalize(s)
+		*slot = &n
+	}
+	return **slot
+}
+
+// headerTexts returns the normalised header fields a condition reads:
+// every field as "Name: Value" when it names none, else the values of
+// the fields of its name.
+func (ev *evaluator) headerTexts(p *mailtext.Message, name string) []string {
+	v := &ev.f.view
+	if v.headerLines == nil {
+		v.headerLines = make([]string, len(p.Header))
+		v.headerValues = make([]string, len(p.Header))
+		for i, h := range p.Header {
+			v.headerValues[i] = lists.Normalize(h.Value)
+			v.headerLines[i] = lists.Normalize(h.Name + ": " + h.Value)
+		}
+	}
+	if name == "" {
+		return v.headerLines
+	}
+	var out []string
+	for i, h := range p.Header {
+		if strings.EqualFold(h.Name, name) {
+			out = append(out, v.headerValues[i])
+		}
+	}
+	return out
+}
+
+// attachTexts returns the normalised text of each attachment in as (the
+// result of Facts.attachments).
+func (ev *evaluator) attachTexts(as []Attachment) []string {
+	v := &ev.f.view
+	if !v.attachTextDone {
+		v.attachTextDone = true
+		v.attachText = make([]string, len(as))
+		for i, a := range as {
+			v.attachText[i] = lists.Normalize(a.Text)
+		}
+	}
+	return v.attachText
 }
 
 // eval evaluates a condition before Not.
@@ -416,27 +493,17 @@ func (ev *evaluator) eval(c *ccond) (tri, string) {
 		if p == nil {
 			return unknown, "message unreadable"
 		}
-		return ev.text(c, []string{p.Subject}, false, "subject")
+		return ev.text(c, []string{normOnce(&f.view.subject, p.Subject)}, false, "subject")
 	case FieldHeader:
 		if p == nil {
 			return unknown, "message unreadable"
 		}
-		var vs []string
-		for _, h := range p.Header {
-			if c.Header == "" || strings.EqualFold(h.Name, c.Header) {
-				if c.Header == "" {
-					vs = append(vs, h.Name+": "+h.Value)
-				} else {
-					vs = append(vs, h.Value)
-				}
-			}
-		}
-		return ev.text(c, vs, p.HasProblem(mailtext.ProblemHeaderTooLarge), "header")
+		return ev.text(c, ev.headerTexts(p, c.Header), p.HasProblem(mailtext.ProblemHeaderTooLarge), "header")
 	case FieldBody:
 		if p == nil {
 			return unknown, "message unreadable"
 		}
-		return ev.text(c, []string{p.Text}, p.Unscannable, "body")
+		return ev.text(c, []string{normOnce(&f.view.body, p.Text)}, p.Unscannable, "body")
 	case FieldAttachName, FieldAttachText, FieldAttachType, FieldAttachSize, FieldAttachCount:
 		return ev.attach(c)
 	}
@@ -509,7 +576,11 @@ func (ev *evaluator) addrs(c *ccond, as []string) (tri, string) {
 		}
 		return no, ""
 	}
-	return ev.text(c, as, false, c.Field)
+	ns := make([]string, len(as))
+	for i, a := range as {
+		ns[i] = ev.norm(a)
+	}
+	return ev.text(c, ns, false, c.Field)
 }
 
 func (ev *evaluator) number(c *ccond, n int64) (tri, string) {
@@ -523,14 +594,13 @@ func (ev *evaluator) number(c *ccond, n int64) (tri, string) {
 	return no, ""
 }
 
-// text matches normalised texts against the condition's values; partial
-// means the texts are known to be incomplete.
+// text matches texts, already normalised, against the condition's
+// values; partial means the texts are known to be incomplete.
 func (ev *evaluator) text(c *ccond, texts []string, partial bool, what string) (tri, string) {
-	for _, t := range texts {
+	for _, n := range texts {
 		if ev.ctx.Err() != nil {
 			return unknown, what + ": time up"
 		}
-		n := ev.norm(t)
 		if c.Op == OpRegex {
 			for i, re := range c.res {
 				if re.MatchString(n) {
@@ -571,12 +641,12 @@ func (ev *evaluator) attach(c *ccond) (tri, string) {
 	var err error
 	switch c.Field {
 	case FieldAttachType, FieldAttachText:
-		as, err = ev.f.attachments(ev.ctx, ev.lim)
+		as, err = ev.f.attachments(ev.ctx, ev.lim, ev.needText)
 		if err != nil {
 			return unknown, "attachments unreadable: " + err.Error()
 		}
 	case FieldAttachName:
-		as, err = ev.f.attachments(ev.ctx, ev.lim)
+		as, err = ev.f.attachments(ev.ctx, ev.lim, ev.needText)
 		if err != nil {
 			// Names are known without reading: only archives' members
 			// are then missing.
@@ -620,18 +690,19 @@ func (ev *evaluator) attach(c *ccond) (tri, string) {
 	case FieldAttachName:
 		var names []string
 		for _, a := range as {
-			names = append(names, a.Name)
-			names = append(names, a.Names...)
+			names = append(names, ev.norm(a.Name))
+			for _, n := range a.Names {
+				names = append(names, ev.norm(n))
+			}
 			if a.Unread != "" && (a.hasType(TypeZip) || strings.HasPrefix(a.Unread, "unread")) && !strings.HasPrefix(a.Unread, "encrypted") {
 				partial = true
 			}
 		}
 		return ev.text(c, names, partial, "attachment name")
 	case FieldAttachText:
-		var texts []string
+		texts := ev.attachTexts(as)
 		var unread []string
 		for _, a := range as {
-			texts = append(texts, a.Text)
 			if a.Unread != "" {
 				unread = append(unread, a.Name+": "+a.Unread)
 			}

@@ -74,6 +74,7 @@ func (a *Attachment) hasType(t string) bool { return contains(a.Types, t) }
 type extractor struct {
 	ctx     context.Context
 	lim     ExtractLimits
+	noText  bool // names and types only
 	used    int64
 	entries int
 }
@@ -87,8 +88,9 @@ func (x *extractor) take(n int64) bool {
 }
 
 // readAttachments walks the message once and reads the attachments
-// listed in parts (by path).
-func readAttachments(ctx context.Context, r io.Reader, mlim mailtext.Limits, parts []mailtext.Part, lim ExtractLimits) ([]Attachment, error) {
+// listed in parts (by path): their types, archive members' names and,
+// with text, the text inside.
+func readAttachments(ctx context.Context, r io.Reader, mlim mailtext.Limits, parts []mailtext.Part, lim ExtractLimits, text bool) ([]Attachment, error) {
 	want := map[string]int{}
 	var out []Attachment
 	for _, p := range parts {
@@ -107,7 +109,7 @@ func readAttachments(ctx context.Context, r io.Reader, mlim mailtext.Limits, par
 	if len(want) == 0 {
 		return out, nil
 	}
-	x := &extractor{ctx: ctx, lim: lim}
+	x := &extractor{ctx: ctx, lim: lim, noText: !text}
 	v := &attachVisitor{x: x, want: want, out: out, parts: parts}
 	if err := mailtext.Walk(ctx, r, mlim, v); err != nil {
 		return out, err
@@ -186,6 +188,7 @@ func (x *extractor) content(data []byte, declared, charset, name string, depth i
 	switch {
 	case contains(r.types, TypeZip):
 		x.zip(data, depth, &r)
+	case x.noText:
 	case contains(r.types, TypeHTML):
 		if charset == "" {
 			charset = mailtext.MetaCharset(head(data))
@@ -268,7 +271,7 @@ func (x *extractor) zip(data []byte, depth int, r *contentResult) {
 			note("encrypted archive member " + name)
 			continue
 		}
-		if hasCT && office != "" && office != "?" && !officeText(f.Name) {
+		if hasCT && office != "" && office != "?" && (x.noText || !officeText(f.Name)) {
 			continue
 		}
 		if f.CompressedSize64 > 0 && f.UncompressedSize64/f.CompressedSize64 > uint64(x.lim.MaxRatio) && f.UncompressedSize64 > 1<<20 {

@@ -35,6 +35,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/blob"
 	"github.com/mailgate/mailgate/internal/clock"
+	"github.com/mailgate/mailgate/internal/dkimsign"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/rewrite"
@@ -80,6 +81,8 @@ type Pipeline struct {
 	Log      *slog.Logger
 	// Judged, when set, is told each checked message's action (metrics).
 	Judged func(policy.Action)
+
+	dkimKeys dkimsign.KeyCache // the signing keys, opened once
 }
 
 // commitTimeout bounds the accept transaction, on its own deadline.
@@ -159,14 +162,11 @@ func (p *Pipeline) judge(ctx context.Context, m store.Message, rcpts []store.Rec
 	// The sender is known from the From header: parse before the checks
 	// (they share the parse).
 	parsed, _ := j.pm.Parsed(ctx)
-	sp, err := loadPolicy(ctx, p.Store, m.TenantID, "")
+	td, err := loadTenant(ctx, p.Store, m.TenantID)
 	if err != nil {
 		return nil, err
 	}
-	sender := senderOf(m, parsed, sp.inside)
-	if sp, err = loadPolicy(ctx, p.Store, m.TenantID, sender); err != nil {
-		return nil, err
-	}
+	sp := td.policy(senderOf(m, parsed, td.policy("").inside))
 	j.sp = sp
 	j.facts = &Facts{Sender: sp.Sender, MailFrom: m.MailFrom, Size: m.Size, Parsed: parsed, Inside: sp.inside, Open: j.pm.Open}
 	for _, r := range rcpts {
@@ -460,12 +460,15 @@ func isPlainASCII(s string) bool {
 	return true
 }
 
-// variant is the bytes one group of recipients gets.
+// variant is the bytes one group of recipients gets: prefix followed by
+// the message as received or a final copy (key), or a copy changed here
+// (tmp) until the final copies are written to the spool.
 type variant struct {
-	key   string // blob key
-	size  int64
-	rcpts []string
-	own   bool // written here (removed unless committed)
+	key    string   // spool blob key, when tmp is nil
+	prefix string   // header lines delivered before key's bytes (store.Message.Prefix)
+	tmp    *scratch // the changed copy, not yet in the spool
+	size   int64    // prefix and blob together
+	rcpts  []string
 }
 
 // accept writes what an accepted message becomes and commits it.
@@ -475,41 +478,66 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	m := j.m
 	var written []string
 	committed := false
+	var scratches []*scratch
 	defer func() {
+		for _, s := range scratches {
+			s.close()
+		}
 		if !committed {
 			p.removeBlobs(context.WithoutCancel(ctx), written)
 		}
 	}()
+	newScratch := func() *scratch {
+		s := &scratch{}
+		scratches = append(scratches, s)
+		return s
+	}
 	all := make([]string, 0, len(j.rcpts)+len(pl.bcc))
 	for _, r := range j.rcpts {
 		all = append(all, r.Addr)
 	}
 	all = append(all, pl.bcc...)
-	vs := []variant{{key: m.BlobKey, size: m.Size, rcpts: all}}
-	// Header changes apply to every copy.
-	if !pl.spec.Empty() {
-		key, size, err := p.write(ctx, m.ID+"-r", func(w io.Writer, r io.Reader) error { return rewrite.Apply(ctx, w, r, pl.spec) }, m.BlobKey)
+	// Each step reads the copy the step before made; only the final
+	// copies reach the spool, below.
+	vs := []variant{{key: m.BlobKey, prefix: m.Prefix, size: m.Size, rcpts: all}}
+	// Header changes apply to every copy. Header fields that are only
+	// added are kept in front of the message as received, as the
+	// message's Prefix: no copy of it is written.
+	kept := false
+	if pl.spec.PrependsOnly() && len(pl.spec.PrependHeaders) > 0 && m.Prefix == "" {
+		lines, ok, err := p.prepended(ctx, m.BlobKey, pl.spec.PrependHeaders)
 		if err != nil {
 			log.Error("rewriting an outbound message failed", "err", err)
 			return err
 		}
-		written = append(written, key)
-		vs[0] = variant{key: key, size: size, rcpts: all, own: true}
+		if ok {
+			vs[0] = variant{key: m.BlobKey, prefix: lines, size: int64(len(lines)) + m.Size, rcpts: all}
+			kept = true
+		}
+	}
+	if !pl.spec.Empty() && !kept {
+		s := newScratch()
+		if err := p.step(ctx, vs[0], s, func(w io.Writer, r io.Reader) error { return rewrite.Apply(ctx, w, r, pl.spec) }); err != nil {
+			log.Error("rewriting an outbound message failed", "err", err)
+			return err
+		}
+		vs[0] = variant{tmp: s, size: s.size, rcpts: all}
 	}
 	var followUps []FollowUp
 	for _, st := range pl.transforms {
 		var next []variant
-		for vi, v := range vs {
+		for _, v := range vs {
 			in := TransformInput{TenantID: m.TenantID, MessageID: m.ID, Sender: j.sp.Address, Subject: m.Subject, Rcpts: v.rcpts, Params: st.params, Settings: j.sp.settings, Now: now}
 			var out TransformOutput
-			key, size, err := p.write(ctx, fmt.Sprintf("%s-%s%d", m.ID, st.action[:1], vi), func(w io.Writer, r io.Reader) error {
+			s := newScratch()
+			err := p.step(ctx, v, s, func(w io.Writer, r io.Reader) error {
 				var err error
 				out, err = st.t.Transform(ctx, in, r, w)
 				if err == nil && !out.Changed {
 					return errUnchanged
 				}
 				return err
-			}, v.key)
+			})
 			if errors.Is(err, errUnchanged) {
 				next = append(next, v)
 				continue
@@ -518,7 +546,6 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 				log.Error("outbound transformation failed; message deferred", "action", st.action, "err", err)
 				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
 			}
-			written = append(written, key)
 			var kept, changed []string
 			for _, r := range v.rcpts {
 				if containsFold(out.Skip, r) {
@@ -527,9 +554,9 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 					changed = append(changed, r)
 				}
 			}
-			next = append(next, variant{key: key, size: size, rcpts: changed, own: true})
+			next = append(next, variant{tmp: s, size: s.size, rcpts: changed})
 			if len(kept) > 0 {
-				next = append(next, variant{key: v.key, size: v.size, rcpts: kept, own: v.own})
+				next = append(next, variant{key: v.key, prefix: v.prefix, tmp: v.tmp, size: v.size, rcpts: kept})
 			}
 			kind := "zipped"
 			if st.action == ActLink {
@@ -547,24 +574,38 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 		fromDom = domainOf(pf.From[0].Addr)
 	}
 	keys, err := p.signKeys(ctx, j.sp, fromDom)
-	var unsigned []string // unsigned copies written above, replaced
 	if err != nil {
 		log.Error("DKIM keys unavailable; message deferred", "err", err)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
 	}
-	if len(keys) > 0 {
-		for vi, v := range vs {
-			key, size, err := p.signBlob(ctx, fmt.Sprintf("%s-s%d", m.ID, vi), v.key, keys)
-			if err != nil {
-				log.Error("DKIM signing failed; message deferred", "err", err)
-				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
+	// The final copies go to the spool, each made durable once. The
+	// message as received stays where it is: its signature joins its
+	// prefix.
+	for vi, v := range vs {
+		if v.tmp == nil {
+			if len(keys) > 0 {
+				sig, err := p.signature(ctx, v, keys)
+				if err != nil {
+					log.Error("DKIM signing failed; message deferred", "err", err)
+					return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
+				}
+				vs[vi].prefix, vs[vi].size = sig+v.prefix, int64(len(sig))+v.size
 			}
-			written = append(written, key)
-			if v.own && !containsKey(vs[vi+1:], v.key) {
-				unsigned = append(unsigned, v.key)
-			}
-			vs[vi] = variant{key: key, size: size, rcpts: v.rcpts, own: true}
+			continue
 		}
+		name := fmt.Sprintf("%s-c%d", m.ID, vi)
+		if len(keys) > 0 {
+			name = fmt.Sprintf("%s-s%d", m.ID, vi)
+		}
+		key, size, err := p.final(ctx, name, v, keys)
+		if err != nil {
+			log.Error("writing an outbound copy failed; message deferred", "err", err)
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
+		}
+		written = append(written, key)
+		vs[vi] = variant{key: key, size: size, rcpts: v.rcpts}
+	}
+	if len(keys) > 0 {
 		pl.notes = append(pl.notes, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "dkim-signed", Detail: "signed by " + keysDomain(keys)})
 	}
 	held := pl.hold != nil || j.verdict.Action == policy.Quarantine
@@ -576,7 +617,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	// The message row: the first variant's recipients get its bytes; the
 	// others are Split (their copies are rows of their own).
 	main := m
-	main.BlobKey, main.Size = vs[0].key, vs[0].size
+	main.BlobKey, main.Size, main.Prefix = vs[0].key, vs[0].size, vs[0].prefix
 	evs := append([]store.Event(nil), j.events...)
 	evs = append(evs, store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Kind: "verdict", Detail: describe(j.verdict)})
 	evs = append(evs, pl.notes...)
@@ -599,7 +640,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	for n, v := range vs[1:] {
 		id := fmt.Sprintf("%s-%d", m.ID, n+1)
 		c := m
-		c.ID, c.BlobKey, c.Size = id, v.key, v.size
+		c.ID, c.BlobKey, c.Size, c.Prefix = id, v.key, v.size, v.prefix
 		var rs []store.Recipient
 		for _, a := range v.rcpts {
 			r := rcptRow(a, state)
@@ -615,12 +656,15 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	for n, f := range followUps {
 		id := fmt.Sprintf("%s-p%d", m.ID, n+1)
 		body := f.Body
+		fevs := []store.Event{{MessageID: id, TenantID: m.TenantID, At: now,
+			Kind: "received", Remote: "local", Detail: "follow-up of " + m.ID + " to " + strings.Join(f.Rcpts, ",")}}
 		if fkeys, err := p.signKeys(ctx, j.sp, fromDomain(body)); err != nil {
 			return fmt.Errorf("follow-up message: %w", err)
 		} else if len(fkeys) > 0 {
 			if body, err = signBytes(ctx, body, fkeys); err != nil {
 				return fmt.Errorf("follow-up message: %w", err)
 			}
+			fevs = append(fevs, store.Event{MessageID: id, TenantID: m.TenantID, At: now, Kind: "dkim-signed", Detail: "signed by " + keysDomain(fkeys)})
 		}
 		key, size, err := blob.Put(ctx, p.Spool, id, bytes.NewReader(body))
 		if err != nil {
@@ -637,8 +681,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 		for _, a := range f.Rcpts {
 			rs = append(rs, store.Recipient{Addr: a, State: fst, NextAttempt: now.Add(f.Delay)})
 		}
-		copies = append(copies, store.QueuedMessage{Message: c, Recipients: rs, Events: []store.Event{{MessageID: id, TenantID: m.TenantID, At: now,
-			Kind: "received", Remote: "local", Detail: "follow-up of " + m.ID + " to " + strings.Join(f.Rcpts, ",")}}})
+		copies = append(copies, store.QueuedMessage{Message: c, Recipients: rs, Events: fevs})
 		related = append(related, store.HoldRelated{MessageID: id, Delay: f.Delay})
 	}
 	acc.Queue = append([]store.QueuedMessage{{Message: main, Recipients: mainRcpts, Events: evs}}, copies...)
@@ -653,7 +696,6 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 		return err
 	}
 	committed = true
-	p.removeBlobs(context.WithoutCancel(ctx), unsigned)
 	p.afterCommit(ctx, log, j, pl, vs, all)
 	return nil
 }
@@ -799,18 +841,65 @@ func buildNotice(ctx context.Context, spool blob.Store, hostname string, zone *t
 	return store.QueuedMessage{Message: m, Recipients: rs, Events: ev}, key, nil
 }
 
-// write makes a rewritten copy durable.
-func (p *Pipeline) write(ctx context.Context, name string, fn func(w io.Writer, r io.Reader) error, from string) (string, int64, error) {
-	src, err := p.Spool.Open(ctx, from)
+// step runs fn over v's bytes, writing to w.
+func (p *Pipeline) step(ctx context.Context, v variant, w io.Writer, fn func(w io.Writer, r io.Reader) error) error {
+	if v.tmp != nil {
+		return fn(w, v.tmp.reader())
+	}
+	src, err := p.Spool.Open(ctx, v.key)
 	if err != nil {
-		return "", 0, err
+		return err
 	}
 	defer src.Close()
+	return fn(w, io.MultiReader(strings.NewReader(v.prefix), src))
+}
+
+// prepended returns the header lines that put fields in front of the
+// blob at key, or ok false when they cannot be kept apart from it
+// (rewrite.Prepended).
+func (p *Pipeline) prepended(ctx context.Context, key string, fields []rewrite.HeaderField) (string, bool, error) {
+	src, err := p.Spool.Open(ctx, key)
+	if err != nil {
+		return "", false, err
+	}
+	defer src.Close()
+	// The first line is what counts: read on only while there is none.
+	start := make([]byte, 0, 4096)
+	for len(start) < rewrite.PeekSize && bytes.IndexByte(start, '\n') < 0 {
+		if len(start) == cap(start) {
+			start = append(start, 0)[:len(start)]
+		}
+		n, err := src.Read(start[len(start):min(cap(start), rewrite.PeekSize)])
+		start = start[:len(start)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", false, err
+		}
+	}
+	return rewrite.Prepended(start, fields)
+}
+
+// signature returns the DKIM-Signature fields of a variant kept in the
+// spool as it is (its prefix and blob).
+func (p *Pipeline) signature(ctx context.Context, v variant, keys []dkimsign.Key) (string, error) {
+	src, err := p.Spool.Open(ctx, v.key)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	return dkimsign.Signature(ctx, io.MultiReader(strings.NewReader(v.prefix), src), keys)
+}
+
+// final writes a changed copy to the spool under name, signed with keys
+// (when there are any): the stored bytes are the signed bytes.
+func (p *Pipeline) final(ctx context.Context, name string, v variant, keys []dkimsign.Key) (string, int64, error) {
 	w, err := p.Spool.Create(ctx, name)
 	if err != nil {
 		return "", 0, err
 	}
-	if err := fn(w, src); err != nil {
+	if err := dkimsign.Sign(ctx, w, v.tmp.reader(), keys); err != nil {
 		w.Abort()
 		return "", 0, err
 	}

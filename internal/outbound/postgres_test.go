@@ -17,4 +17,5 @@ func TestOutboundOnPostgres(t *testing.T) {
 	t.Run("RulesOverSMTP", TestRulesOverSMTP)
 	t.Run("Approval", TestApproval)
 	t.Run("DelayAndTimeouts", TestDelayAndTimeouts)
+	t.Run("OutboundActionsInReports", TestOutboundActionsInReports)
 }

@@ -89,28 +89,48 @@ type PolicyStore interface {
 }
 
 func loadPolicy(ctx context.Context, st PolicyStore, tenantID int64, sender string) (*senderPolicy, error) {
-	sender = strings.ToLower(sender)
-	settings, err := st.Settings(ctx, tenantID)
+	td, err := loadTenant(ctx, st, tenantID)
 	if err != nil {
+		return nil, err
+	}
+	return td.policy(sender), nil
+}
+
+// tenantData is what a sender's policy is built from: the tenant's
+// settings, groups and domains, read once per message.
+type tenantData struct {
+	settings []store.Setting
+	groups   []store.Group
+	domains  []store.Domain
+}
+
+func loadTenant(ctx context.Context, st PolicyStore, tenantID int64) (*tenantData, error) {
+	var td tenantData
+	var err error
+	if td.settings, err = st.Settings(ctx, tenantID); err != nil {
 		return nil, fmt.Errorf("settings: %w", err)
 	}
-	groups, err := st.Groups(ctx, tenantID)
-	if err != nil {
+	if td.groups, err = st.Groups(ctx, tenantID); err != nil {
 		return nil, fmt.Errorf("groups: %w", err)
 	}
-	doms, err := st.Domains(ctx, tenantID)
-	if err != nil {
+	if td.domains, err = st.Domains(ctx, tenantID); err != nil {
 		return nil, fmt.Errorf("domains: %w", err)
 	}
+	return &td, nil
+}
+
+// policy is the policy of sender ("" for the tenant's alone).
+func (td *tenantData) policy(sender string) *senderPolicy {
+	sender = strings.ToLower(sender)
 	sp := &senderPolicy{Sender: Sender{Address: sender}, layers: map[string]map[string]string{}}
-	for _, s := range settings {
+	for _, s := range td.settings {
 		k := s.Scope + "\x00" + s.Owner
 		if sp.layers[k] == nil {
 			sp.layers[k] = map[string]string{}
 		}
 		sp.layers[k][s.Key] = s.Value
 	}
-	for _, g := range groups {
+	for _, g := range td.groups {
 		for _, m := range g.Members {
 			if strings.EqualFold(m, sender) {
 				sp.Groups = append(sp.Groups, g.Name)
@@ -118,7 +138,7 @@ func loadPolicy(ctx context.Context, st PolicyStore, tenantID int64, sender stri
 		}
 	}
 	sort.Strings(sp.Groups)
-	for _, d := range doms {
+	for _, d := range td.domains {
 		sp.domains = append(sp.domains, d.Name)
 	}
 	sp.settings = policy.Layered{sp.layers[store.ScopeAddress+"\x00"+sender]}
@@ -126,7 +146,7 @@ func loadPolicy(ctx context.Context, st PolicyStore, tenantID int64, sender stri
 		sp.settings = append(sp.settings, sp.layers[store.ScopeGroup+"\x00"+g])
 	}
 	sp.settings = append(sp.settings, sp.layers[store.ScopeDomain+"\x00"+domainOf(sender)], sp.layers[store.ScopeTenant+"\x00"])
-	return sp, nil
+	return sp
 }
 
 // approverGroup is the group whose approvers decide about the sender's

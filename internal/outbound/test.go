@@ -114,7 +114,7 @@ func (e *Engine) Test(ctx context.Context, st PolicyStore, tenantID int64, raw [
 			res.Outcome = "delay"
 		}
 	}
-	if as, err := f.attachments(ctx, e.limits()); err == nil {
+	if as, err := f.attachments(ctx, e.limits(), true); err == nil {
 		for _, a := range as {
 			res.Attachments = append(res.Attachments, TestAttach{Name: a.Name, Size: a.Size, Types: a.Types, Names: a.Names,
 				Text: strings.TrimSpace(truncUTF8(a.Text, 300)), Unread: a.Unread})

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/flate"
+	"context"
 	"encoding/base64"
 	"hash/crc32"
 	"io"
@@ -19,7 +20,9 @@ import (
 
 	"github.com/mailgate/mailgate/internal/attachlink"
 	"github.com/mailgate/mailgate/internal/outbound"
+	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/mgtest"
+	"github.com/mailgate/mailgate/internal/zipcrypt"
 )
 
 // parts returns the attachments of a multipart/mixed message by file name.
@@ -191,4 +194,50 @@ func keys(m map[string][]byte) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// spoolKeys lists the node's spool blobs.
+func spoolKeys(t *testing.T, n *mgtest.Node) []string {
+	t.Helper()
+	var ks []string
+	for info, err := range n.Spool.List(context.Background(), "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks = append(ks, info.Key)
+	}
+	return ks
+}
+
+// TestNoCopyLeftInSpool: messages whose header is rewritten for every
+// recipient and whose attachment is then zipped, for every recipient or
+// for some (one recipient is on the ZIP exception list), leave nothing in
+// the spool once every copy and the password mails are delivered: the
+// intermediate copies are never spool blobs, and the final ones go with
+// their deliveries.
+func TestNoCopyLeftInSpool(t *testing.T) {
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true})
+	addRule(t, n, "header", "", "", outbound.Spec{Action: outbound.ActHeader, Header: "X-Checked", HeaderValue: "yes",
+		Conditions: []outbound.Condition{{Field: outbound.FieldRcpt, Op: outbound.OpOutside}}})
+	addRule(t, n, "zip outside", "", "", outbound.Spec{Action: outbound.ActZip,
+		Conditions: []outbound.Condition{{Field: outbound.FieldRcpt, Op: outbound.OpOutside}}})
+	set(t, n, store.ScopeTenant, "", zipcrypt.KeyExceptions, "trusted.test")
+	from, to := "alice@example.test", []string{"x@partner.test", "y@trusted.test"}
+	msg := withAttachments(from, strings.Join(to, ", "), "quote", "see attached", attachment{"quote.txt", "text/plain", []byte("quote\r\n")})
+	if err := sendOut(t, n, from, to[:1], msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := sendOut(t, n, from, to, msg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the copies and the password mails", func() bool {
+		return len(received(n.Internet, to[0])) == 2 && len(received(n.Internet, to[1])) == 1 && len(received(n.Down, from)) == 2
+	})
+	if atts := parts(t, received(n.Internet, to[1])[0].Data); atts["quote.txt"] == nil {
+		t.Fatalf("the excepted recipient's copy: %v", keys(atts))
+	}
+	if raw := string(received(n.Internet, to[1])[0].Data); !strings.Contains(raw, "X-Checked: yes") {
+		t.Fatalf("the excepted recipient's copy lost the header:\n%s", raw)
+	}
+	waitFor(t, "an empty spool", func() bool { return len(spoolKeys(t, n)) == 0 })
 }

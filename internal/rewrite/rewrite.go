@@ -100,6 +100,36 @@ func (s Spec) Empty() bool {
 	return len(s.PrependHeaders) == 0 && !s.changesMessage()
 }
 
+// PrependsOnly reports whether s asks for nothing but PrependHeaders.
+func (s Spec) PrependsOnly() bool { return !s.changesMessage() }
+
+// PeekSize is how much of the start of a message Prepended needs.
+const PeekSize = lineBufSize
+
+// Prepended returns the header lines Apply, with a Spec that only
+// prepends fields, writes in front of the message whose first bytes are
+// start (at least PeekSize of them, or the whole message): the rest of
+// its output is the message byte for byte, so these lines can be kept
+// apart from the message and written before it. ok is false when Apply
+// would write more than lines in front (the message starts with an mbox
+// "From " line, which stays first).
+func Prepended(start []byte, fields []HeaderField) (lines string, ok bool, err error) {
+	for _, f := range fields {
+		if !mailtext.ValidFieldName(f.Name) {
+			return "", false, fmt.Errorf("%w: %q", ErrBadHeaderName, f.Name)
+		}
+	}
+	if bytes.HasPrefix(start, []byte("From ")) {
+		return "", false, nil
+	}
+	eol := eolOf(start[:min(len(start), lineBufSize)])
+	var b strings.Builder
+	for _, f := range fields {
+		b.WriteString(formatField(f.Name, sanitizeValue(f.Value), eol))
+	}
+	return b.String(), true, nil
+}
+
 // changesMessage reports whether anything beyond prepending is asked for.
 func (s Spec) changesMessage() bool {
 	return len(s.RemoveHeaders) > 0 || strings.TrimSpace(sanitizeValue(s.SubjectTag)) != "" ||

@@ -689,3 +689,34 @@ func mustRead(t *testing.T, r io.Reader) []byte {
 	}
 	return b
 }
+
+// TestPrependedIsApply: Prepended's lines followed by the message are
+// Apply's output for the fixtures, for messages with LF line endings and
+// with a first line longer than PeekSize, and it declines an mbox "From "
+// line, which Apply keeps in front.
+func TestPrependedIsApply(t *testing.T) {
+	inputs := fixtures(t)
+	inputs["lf"] = []byte("Subject: x\n\nbody\n")
+	inputs["long first line"] = []byte("X-Long: " + strings.Repeat("a", 2*PeekSize) + "\n\nbody\n")
+	inputs["empty"] = nil
+	fields := append([]HeaderField{{Name: "X-Value", Value: "two\r\nlines and " + strings.Repeat("folded ", 20)}}, prepend...)
+	for name, in := range inputs {
+		lines, ok, err := Prepended(in, fields)
+		if err != nil || !ok {
+			t.Fatalf("%s: %v %v", name, ok, err)
+		}
+		got := apply(t, in, Spec{PrependHeaders: fields})
+		if !bytes.Equal(got, append([]byte(lines), in...)) {
+			t.Errorf("%s: Apply wrote %q..., Prepended %q", name, got[:min(len(got), len(lines)+20)], lines)
+		}
+	}
+	if _, ok, err := Prepended([]byte("From a@b Mon Jan  1 00:00:00 2026\r\nSubject: x\r\n\r\n"), prepend); ok || err != nil {
+		t.Errorf("mbox From line: ok=%v err=%v", ok, err)
+	}
+	if _, _, err := Prepended(nil, []HeaderField{{Name: "Bad Name", Value: "x"}}); !errors.Is(err, ErrBadHeaderName) {
+		t.Errorf("bad name: %v", err)
+	}
+	if !(Spec{PrependHeaders: prepend}).PrependsOnly() || (Spec{PrependHeaders: prepend, SubjectTag: "[x]"}).PrependsOnly() {
+		t.Error("PrependsOnly")
+	}
+}

@@ -31,6 +31,12 @@ func copyRest(s *source, o *output) error {
 // in a bare LF.
 func detectEOL(s *source) string {
 	b, _ := s.Peek(lineBufSize)
+	return eolOf(b)
+}
+
+// eolOf is the line ending of the message starting with b: that of its
+// first line.
+func eolOf(b []byte) string {
 	if i := bytes.IndexByte(b, '\n'); i >= 0 && (i == 0 || b[i-1] != '\r') {
 		return "\n"
 	}

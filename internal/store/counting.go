@@ -30,6 +30,17 @@ import (
 // those addresses, so per-address rows would grow with every guess of a
 // dictionary attack. Tracking still keeps each of them.
 //
+// Outbound protection counts messages, not recipients, under the
+// message's sender (OutboundSender) on the day of the action:
+//
+//	out_blocked, out_held, out_delayed, out_converted, out_zipped,
+//	out_linked   an outbound Enqueue whose events are "blocked", "held",
+//	             "delayed", "converted", "zipped", "linked" (once each)
+//	out_approved, out_rejected, out_cancelled
+//	             a decided hold (DecisionCounts): sent after being held
+//	             for approval (by an approver or at the timeout),
+//	             rejected, cancelled
+//
 // The quarantine life cycle (quarantined, released, deleted) is written by
 // AddQuarantine and SetQuarantineState, which only log events; those
 // metrics are summed from the events themselves (QuarantineEventKinds), so
@@ -103,6 +114,22 @@ func ReportDay(t time.Time, loc *time.Location) string {
 // inbound message's recipients and verdicts.
 func EnqueueCounts(m Message, rcpts []Recipient, events []Event, loc *time.Location) ReportCounts {
 	c := ReportCounts{}
+	if m.Direction == Outbound {
+		seen := map[string]bool{}
+		for _, e := range events {
+			metric := outboundEventMetric[e.Kind]
+			if metric == "" || seen[metric] || e.MessageID != "" && e.MessageID != m.ID {
+				continue
+			}
+			seen[metric] = true
+			at := e.At
+			if at.IsZero() {
+				at = m.ReceivedAt
+			}
+			c.add(m.TenantID, at, loc, OutboundSender(m.MailFrom, m.AuthUser), metric)
+		}
+		return c
+	}
 	if m.Direction != Inbound {
 		return c
 	}
@@ -146,6 +173,40 @@ func EnqueueCounts(m Message, rcpts []Recipient, events []Event, loc *time.Locat
 				c.add(m.TenantID, e.At, loc, e.Rcpt, MetricVirus)
 			}
 		}
+	}
+	return c
+}
+
+// outboundEventMetric maps the outbound pipeline's tracking events to
+// their metrics.
+var outboundEventMetric = map[string]string{"blocked": MetricOutBlocked, "held": MetricOutHeld, "delayed": MetricOutDelayed,
+	"converted": MetricOutConverted, "zipped": MetricOutZipped, "linked": MetricOutLinked}
+
+// OutboundSender is the address outbound metrics count under: the login
+// of the submission listener when it is an address, else the envelope
+// sender.
+func OutboundSender(mailFrom, authUser string) string {
+	if strings.Contains(authUser, "@") {
+		return authUser
+	}
+	return mailFrom
+}
+
+// DecisionCounts is what deciding hold h (before the decision) as d adds,
+// for the held message's envelope sender and login.
+func DecisionCounts(h OutboundHold, d HoldDecision, mailFrom, authUser string, loc *time.Location) ReportCounts {
+	c := ReportCounts{}
+	metric := ""
+	switch {
+	case d.To == HoldSent && h.Kind == HoldApproval:
+		metric = MetricOutApproved
+	case d.To == HoldRejected:
+		metric = MetricOutRejected
+	case d.To == HoldCancelled:
+		metric = MetricOutCancelled
+	}
+	if metric != "" {
+		c.add(h.TenantID, d.At, loc, OutboundSender(mailFrom, authUser), metric)
 	}
 	return c
 }

@@ -149,11 +149,24 @@ const (
 	MetricDeleted     = "deleted" // quarantine copies deleted or expired
 	MetricBounced     = "bounced"
 	MetricDiscarded   = "discarded"
+
+	// Outbound protection, per message under its sender (counting.go).
+	MetricOutBlocked   = "out_blocked"
+	MetricOutHeld      = "out_held"
+	MetricOutApproved  = "out_approved"
+	MetricOutRejected  = "out_rejected"
+	MetricOutDelayed   = "out_delayed"
+	MetricOutCancelled = "out_cancelled"
+	MetricOutConverted = "out_converted"
+	MetricOutZipped    = "out_zipped"
+	MetricOutLinked    = "out_linked"
 )
 
 // Metrics lists every report metric in column order.
 var Metrics = []string{MetricReceived, MetricDelivered, MetricSpam, MetricVirus, MetricQuarantined,
-	MetricReleased, MetricRejected, MetricDeleted, MetricBounced, MetricDiscarded}
+	MetricReleased, MetricRejected, MetricDeleted, MetricBounced, MetricDiscarded,
+	MetricOutBlocked, MetricOutHeld, MetricOutApproved, MetricOutRejected, MetricOutDelayed, MetricOutCancelled,
+	MetricOutConverted, MetricOutZipped, MetricOutLinked}
 
 // ReportFilter narrows Report. Days are "YYYY-MM-DD" in the report time zone.
 type ReportFilter struct {

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -70,10 +71,11 @@ func (a *archive) add(name string, r io.Reader) (string, error) {
 	if _, err := a.scratch.Seek(0, io.SeekStart); err != nil {
 		return "", fmt.Errorf("scratch file: %w", err)
 	}
-	fw, err := flate.NewWriter(a.scratch, a.level)
+	fw, err := newFlate(a.scratch, a.level)
 	if err != nil {
 		return "", err
 	}
+	defer putFlate(fw, a.level)
 	var raw countWriter
 	if _, err := io.Copy(io.MultiWriter(fw, &raw), r); err != nil {
 		return "", err
@@ -182,4 +184,25 @@ func (a *archive) close() error {
 		return fmt.Errorf("zip directory: %w", err)
 	}
 	return nil
+}
+
+// defaultFlates holds compressors of flate.DefaultCompression between
+// entries: each is over half a megabyte to set up.
+var defaultFlates sync.Pool
+
+func newFlate(w io.Writer, level int) (*flate.Writer, error) {
+	if level == flate.DefaultCompression {
+		if fw, ok := defaultFlates.Get().(*flate.Writer); ok {
+			fw.Reset(w)
+			return fw, nil
+		}
+	}
+	return flate.NewWriter(w, level)
+}
+
+func putFlate(fw *flate.Writer, level int) {
+	if level == flate.DefaultCompression {
+		fw.Reset(io.Discard)
+		defaultFlates.Put(fw)
+	}
 }

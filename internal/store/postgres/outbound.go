@@ -252,6 +252,13 @@ func (db *DB) DecideHold(ctx context.Context, d store.HoldDecision) (store.Outbo
 			d.To, us(d.At), d.By, d.Note, d.MessageID, d.TenantID); err != nil {
 			return fmt.Errorf("decide hold: %w", err)
 		}
+		var mailFrom, authUser string
+		if err := x.QueryRow(`SELECT mail_from, auth_user FROM messages WHERE id = $1 AND tenant_id = $2`, d.MessageID, d.TenantID).Scan(&mailFrom, &authUser); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("decide hold: %w", err)
+		}
+		if err := writeCounts(x, store.DecisionCounts(h, d, mailFrom, authUser, db.reportZone())); err != nil {
+			return err
+		}
 		h.State, h.Decided, h.DecidedBy, h.Note = d.To, d.At, d.By, d.Note
 		release := func(id string, next time.Time) error {
 			if _, _, found, err := lockMessage(x, id); err != nil || !found {

@@ -267,6 +267,13 @@ func (db *DB) DecideHold(ctx context.Context, d store.HoldDecision) (store.Outbo
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("outbound hold %s is %s: %w", d.MessageID, h.State, store.ErrHoldDecided)
 		}
+		var mailFrom, authUser string
+		if err := tx.QueryRow(`SELECT mail_from, auth_user FROM messages WHERE id = ? AND tenant_id = ?`, d.MessageID, d.TenantID).Scan(&mailFrom, &authUser); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("decide hold: %w", err)
+		}
+		if err := writeCounts(tx, store.DecisionCounts(h, d, mailFrom, authUser, db.reportZone())); err != nil {
+			return err
+		}
 		h.State, h.Decided, h.DecidedBy, h.Note = d.To, d.At, d.By, d.Note
 		release := func(id string, next time.Time) error {
 			if _, err := tx.Exec(`UPDATE recipients SET state = ?, next_us = ?, lease_owner = '', lease_until_us = 0, updated_us = ?

@@ -216,8 +216,13 @@ func testReportAgreesWithEvents(t *testing.T, open Opener) {
 			}
 		}
 	}
-	// Every metric occurred, so the comparison covered all of them.
+	// Every metric occurred, so the comparison covered all of them (the
+	// history is inbound mail: the outbound protection's metrics are
+	// checked where outbound mail is sent, in package outbound).
 	for _, mt := range store.Metrics {
+		if strings.HasPrefix(mt, "out_") {
+			continue
+		}
 		found := false
 		for k := range want {
 			if k.metric == mt {
