@@ -785,4 +785,30 @@ CREATE INDEX outbound_holds_tenant ON outbound_holds(tenant_id, created_us);
 CREATE INDEX outbound_holds_sender ON outbound_holds(tenant_id, sender, created_us);
 CREATE INDEX outbound_holds_due ON outbound_holds(release_us) WHERE state = 'pending';
 `,
+	// 17: recipient verification, as the SQLite store's migration 21.
+	`
+CREATE TABLE recipient_checks (
+	domain_id BIGINT PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	mode TEXT COLLATE "C" NOT NULL DEFAULT 'none',
+	source TEXT COLLATE "C" NOT NULL DEFAULT '',
+	admin TEXT COLLATE "C" NOT NULL DEFAULT '',
+	synced_us BIGINT NOT NULL DEFAULT 0,
+	entries BIGINT NOT NULL DEFAULT 0,
+	attempted_us BIGINT NOT NULL DEFAULT 0,
+	error TEXT NOT NULL DEFAULT '',
+	held BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX recipient_checks_tenant ON recipient_checks(tenant_id);
+CREATE TABLE directory_entries (
+	domain_id BIGINT NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	address TEXT COLLATE "C" NOT NULL,
+	kind TEXT COLLATE "C" NOT NULL,
+	target TEXT COLLATE "C" NOT NULL DEFAULT '',
+	name TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (domain_id, address)
+);
+CREATE INDEX directory_entries_address ON directory_entries(tenant_id, address);
+`,
 }

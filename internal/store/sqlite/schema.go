@@ -786,4 +786,32 @@ CREATE INDEX outbound_holds_tenant ON outbound_holds(tenant_id, created_us);
 CREATE INDEX outbound_holds_sender ON outbound_holds(tenant_id, sender, created_us);
 CREATE INDEX outbound_holds_due ON outbound_holds(release_us) WHERE state = 'pending';
 `,
+	// 21: recipient verification: each domain's recipient check (none,
+	// directory, callout) with the state of its directory synchronisation,
+	// and the synchronised addresses (users, aliases, groups).
+	`
+CREATE TABLE recipient_checks (
+	domain_id INTEGER PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	mode TEXT NOT NULL DEFAULT 'none',
+	source TEXT NOT NULL DEFAULT '',
+	admin TEXT NOT NULL DEFAULT '',
+	synced_us INTEGER NOT NULL DEFAULT 0,
+	entries INTEGER NOT NULL DEFAULT 0,
+	attempted_us INTEGER NOT NULL DEFAULT 0,
+	error TEXT NOT NULL DEFAULT '',
+	held INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX recipient_checks_tenant ON recipient_checks(tenant_id);
+CREATE TABLE directory_entries (
+	domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	address TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	target TEXT NOT NULL DEFAULT '',
+	name TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (domain_id, address)
+);
+CREATE INDEX directory_entries_address ON directory_entries(tenant_id, address);
+`,
 }

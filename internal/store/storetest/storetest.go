@@ -98,6 +98,7 @@ func Run(t *testing.T, open Opener) {
 		{"Handback", testHandback},
 		{"ContinuitySecrets", testContinuitySecrets},
 		{"AttachLinks", testAttachLinks},
+		{"Directory", testDirectory},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
