@@ -40,13 +40,13 @@ type RecipientCheck struct {
 	// Written by the synchronisation. Synced is when the directory was
 	// last replaced, Entries how many addresses it holds. Attempted and
 	// Error are the last attempt and its failure ("" when it worked).
-	// Held > 0 is the size of the last list fetched but not applied
-	// because it removed too much; it waits for a confirmed sync.
+	// Held says the last list fetched was not applied because it was
+	// empty or removed too much; it waits for a confirmed sync.
 	Synced    time.Time
 	Entries   int
 	Attempted time.Time
 	Error     string
-	Held      int
+	Held      bool
 }
 
 // Kinds of directory entries.
@@ -82,9 +82,9 @@ type DirectoryStore interface {
 	// Attempted, Entries; Error and Held cleared).
 	ReplaceDirectory(ctx context.Context, tenantID, domainID int64, entries []DirectoryEntry, at time.Time) error
 	// RecordDirectoryAttempt records a synchronisation that did not
-	// replace the directory: its time, its error and the size of a list
-	// held for confirmation (0: none). The directory is kept.
-	RecordDirectoryAttempt(ctx context.Context, tenantID, domainID int64, at time.Time, errText string, held int) error
+	// replace the directory: its time, its error and whether its list is
+	// held for confirmation. The directory is kept.
+	RecordDirectoryAttempt(ctx context.Context, tenantID, domainID int64, at time.Time, errText string, held bool) error
 	// Directory lists a domain's entries by address.
 	Directory(ctx context.Context, tenantID, domainID int64) ([]DirectoryEntry, error)
 	// DirectoryHas reports whether address is in a directory of the tenant.

@@ -17,9 +17,9 @@ const rcptCheckCols = `tenant_id, domain_id, mode, source, admin, synced_us, ent
 
 func scanRcptCheck(sc interface{ Scan(...any) error }) (store.RecipientCheck, error) {
 	var c store.RecipientCheck
-	var synced, attempted, entries, held int64
-	err := sc.Scan(&c.TenantID, &c.DomainID, &c.Mode, &c.Source, &c.Admin, &synced, &entries, &attempted, &c.Error, &held)
-	c.Synced, c.Attempted, c.Entries, c.Held = fromUS(synced), fromUS(attempted), int(entries), int(held)
+	var synced, attempted, entries int64
+	err := sc.Scan(&c.TenantID, &c.DomainID, &c.Mode, &c.Source, &c.Admin, &synced, &entries, &attempted, &c.Error, &c.Held)
+	c.Synced, c.Attempted, c.Entries = fromUS(synced), fromUS(attempted), int(entries)
 	return c, err
 }
 
@@ -98,14 +98,14 @@ func (db *DB) ReplaceDirectory(ctx context.Context, tenantID, domainID int64, en
 			}
 			n += int(tag.RowsAffected())
 		}
-		_, err := x.Exec(`UPDATE recipient_checks SET synced_us = $1, attempted_us = $1, entries = $2, error = '', held = 0 WHERE domain_id = $3 AND tenant_id = $4`,
+		_, err := x.Exec(`UPDATE recipient_checks SET synced_us = $1, attempted_us = $1, entries = $2, error = '', held = FALSE WHERE domain_id = $3 AND tenant_id = $4`,
 			us(at), n, domainID, tenantID)
 		return err
 	})
 }
 
 // RecordDirectoryAttempt records a synchronisation that changed nothing.
-func (db *DB) RecordDirectoryAttempt(ctx context.Context, tenantID, domainID int64, at time.Time, errText string, held int) error {
+func (db *DB) RecordDirectoryAttempt(ctx context.Context, tenantID, domainID int64, at time.Time, errText string, held bool) error {
 	return db.write(ctx, func(x tx) error {
 		if err := ensureRcptCheck(x, tenantID, domainID); err != nil {
 			return err

@@ -797,7 +797,7 @@ CREATE TABLE recipient_checks (
 	entries BIGINT NOT NULL DEFAULT 0,
 	attempted_us BIGINT NOT NULL DEFAULT 0,
 	error TEXT NOT NULL DEFAULT '',
-	held BIGINT NOT NULL DEFAULT 0
+	held BOOLEAN NOT NULL DEFAULT false
 );
 CREATE INDEX recipient_checks_tenant ON recipient_checks(tenant_id);
 CREATE TABLE directory_entries (

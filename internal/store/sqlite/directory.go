@@ -17,8 +17,9 @@ const rcptCheckCols = `tenant_id, domain_id, mode, source, admin, synced_us, ent
 func scanRcptCheck(sc interface{ Scan(...any) error }) (store.RecipientCheck, error) {
 	var c store.RecipientCheck
 	var synced, attempted int64
-	err := sc.Scan(&c.TenantID, &c.DomainID, &c.Mode, &c.Source, &c.Admin, &synced, &c.Entries, &attempted, &c.Error, &c.Held)
-	c.Synced, c.Attempted = fromUS(synced), fromUS(attempted)
+	var held int
+	err := sc.Scan(&c.TenantID, &c.DomainID, &c.Mode, &c.Source, &c.Admin, &synced, &c.Entries, &attempted, &c.Error, &held)
+	c.Synced, c.Attempted, c.Held = fromUS(synced), fromUS(attempted), held != 0
 	return c, err
 }
 
@@ -113,13 +114,13 @@ func (db *DB) ReplaceDirectory(ctx context.Context, tenantID, domainID int64, en
 }
 
 // RecordDirectoryAttempt records a synchronisation that changed nothing.
-func (db *DB) RecordDirectoryAttempt(ctx context.Context, tenantID, domainID int64, at time.Time, errText string, held int) error {
+func (db *DB) RecordDirectoryAttempt(ctx context.Context, tenantID, domainID int64, at time.Time, errText string, held bool) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		if err := ensureRcptCheck(tx, tenantID, domainID); err != nil {
 			return err
 		}
 		_, err := tx.Exec(`UPDATE recipient_checks SET attempted_us = ?, error = ?, held = ? WHERE domain_id = ? AND tenant_id = ?`,
-			us(at), errText, held, domainID, tenantID)
+			us(at), errText, boolInt(held), domainID, tenantID)
 		return err
 	})
 }
@@ -152,4 +153,11 @@ func (db *DB) DirectoryHas(ctx context.Context, tenantID int64, address string) 
 		return false, fmt.Errorf("directory lookup: %w", err)
 	}
 	return true, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -55,7 +55,7 @@ func testDirectory(t *testing.T, open Opener) {
 	}
 	c, err = db.RecipientCheck(ctx, a.ID, da.ID)
 	if err != nil || c.Mode != store.RcptCheckDirectory || c.Source != store.DirectoryGoogle || c.Admin != "admin@a.test" ||
-		!c.Synced.Equal(at) || !c.Attempted.Equal(at) || c.Entries != 3 || c.Error != "" || c.Held != 0 {
+		!c.Synced.Equal(at) || !c.Attempted.Equal(at) || c.Entries != 3 || c.Error != "" || c.Held {
 		t.Fatalf("after sync: %+v %v", c, err)
 	}
 	got, err := db.Directory(ctx, a.ID, da.ID)
@@ -74,14 +74,14 @@ func testDirectory(t *testing.T, open Opener) {
 	}
 	// A failed or held attempt keeps the directory and the last sync.
 	later := at.Add(time.Hour)
-	if err := db.RecordDirectoryAttempt(ctx, a.ID, da.ID, later, "held: 0 addresses upstream", 0); err != nil {
+	if err := db.RecordDirectoryAttempt(ctx, a.ID, da.ID, later, "held: 0 addresses upstream", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RecordDirectoryAttempt(ctx, a.ID, da.ID, later, "held: 1 of 3 addresses upstream", 1); err != nil {
+	if err := db.RecordDirectoryAttempt(ctx, a.ID, da.ID, later, "held: 1 of 3 addresses upstream", true); err != nil {
 		t.Fatal(err)
 	}
 	c, _ = db.RecipientCheck(ctx, a.ID, da.ID)
-	if !c.Synced.Equal(at) || !c.Attempted.Equal(later) || c.Error != "held: 1 of 3 addresses upstream" || c.Held != 1 || c.Entries != 3 {
+	if !c.Synced.Equal(at) || !c.Attempted.Equal(later) || c.Error != "held: 1 of 3 addresses upstream" || !c.Held || c.Entries != 3 {
 		t.Fatalf("after a held attempt: %+v", c)
 	}
 	if ok, _ := db.DirectoryHas(ctx, a.ID, "alice@a.test"); !ok {
@@ -91,7 +91,7 @@ func testDirectory(t *testing.T, open Opener) {
 	if err := db.SetRecipientCheck(ctx, store.RecipientCheck{TenantID: a.ID, DomainID: da.ID, Mode: store.RcptCheckDirectory, Source: store.DirectoryGraph}); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ = db.RecipientCheck(ctx, a.ID, da.ID); c.Source != store.DirectoryGraph || c.Admin != "" || c.Entries != 3 || c.Held != 1 {
+	if c, _ = db.RecipientCheck(ctx, a.ID, da.ID); c.Source != store.DirectoryGraph || c.Admin != "" || c.Entries != 3 || !c.Held {
 		t.Fatalf("after a mode change: %+v", c)
 	}
 	if err := db.ReplaceDirectory(ctx, a.ID, da.ID, []store.DirectoryEntry{{Address: "alicia@a.test", Kind: store.DirUser}}, later); err != nil {
@@ -100,7 +100,7 @@ func testDirectory(t *testing.T, open Opener) {
 	if got, _ := db.Directory(ctx, a.ID, da.ID); len(got) != 1 || got[0].Address != "alicia@a.test" {
 		t.Fatalf("after a second sync: %+v", got)
 	}
-	if c, _ = db.RecipientCheck(ctx, a.ID, da.ID); c.Entries != 1 || c.Held != 0 || c.Error != "" {
+	if c, _ = db.RecipientCheck(ctx, a.ID, da.ID); c.Entries != 1 || c.Held || c.Error != "" {
 		t.Fatalf("state after a second sync: %+v", c)
 	}
 	cs, err := db.RecipientChecks(ctx, a.ID)
