@@ -97,6 +97,18 @@ type Deps struct {
 	// Lists answers RCPT for mailing list addresses and their bounce
 	// addresses (mlist.Service) on every listener; nil: no lists.
 	Lists ListChecker
+	// Recipients answers on the inbound listener for an address of a
+	// served domain that neither the tenant's user list nor a mailing
+	// list knows, by the domain's recipient check (dirsync.Verifier:
+	// directory or callout); nil: such an address is unknown.
+	Recipients RecipientVerifier
+}
+
+// RecipientVerifier decides whether a served domain's address exists at
+// the customer's primary service. An error means it cannot tell now: the
+// recipient is deferred (450), never refused.
+type RecipientVerifier interface {
+	VerifyRecipient(ctx context.Context, d store.Domain, address string) (bool, error)
 }
 
 // ListChecker decides whether a sender may send to a mailing list
