@@ -33,7 +33,8 @@ func (a *App) newDirectory(router *delivery.Router) {
 	}
 	cfg := a.Config.Continuity
 	api := &continuity.API{Service: a.Continuity, HTTP: &http.Client{Timeout: 5 * time.Minute},
-		Endpoints: continuity.Endpoints{GraphURL: cfg.GraphURL, GraphLoginURL: cfg.GraphLoginURL, GmailURL: cfg.GmailURL, GoogleTokenURL: cfg.GoogleTokenURL}}
+		Endpoints: continuity.Endpoints{GraphURL: cfg.GraphURL, GraphLoginURL: cfg.GraphLoginURL, GmailURL: cfg.GmailURL, GoogleTokenURL: cfg.GoogleTokenURL,
+			GoogleAdminURL: cfg.GoogleAdminURL}}
 	a.dir.syncer = &dirsync.Syncer{Store: ds, API: api, Clock: a.Clock, Log: a.Log.With("stage", "dirsync")}
 	callout := &dirsync.Callout{Router: router, Probe: a.Delivery.Probe, Clock: a.Clock, Log: a.Log.With("stage", "callout")}
 	a.dir.verifier = &dirsync.Verifier{Store: ds, Callout: callout}
