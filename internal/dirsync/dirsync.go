@@ -45,6 +45,20 @@ type Store interface {
 // is not "directory".
 var ErrNotDirectory = errors.New("the domain's recipient check is not directory")
 
+// FetchError is a synchronisation whose source failed (an API error, a
+// refused token, bad credentials): it is recorded with the domain, and
+// the last list stays.
+type FetchError struct {
+	Domain, Source string
+	Err            error
+}
+
+func (e *FetchError) Error() string {
+	return fmt.Sprintf("directory of %s from %s: %v", e.Domain, e.Source, e.Err)
+}
+
+func (e *FetchError) Unwrap() error { return e.Err }
+
 // MaxEntries bounds one domain's directory (a larger answer is an error,
 // the last good list stays).
 const MaxEntries = 500000
@@ -108,7 +122,7 @@ func (s *Syncer) Sync(ctx context.Context, d store.Domain, confirm bool) (Result
 	entries, err := s.fetch(ctx, d, rc)
 	now := s.now()
 	if err != nil {
-		err = fmt.Errorf("directory of %s from %s: %w", d.Name, rc.Source, err)
+		err = &FetchError{Domain: d.Name, Source: rc.Source, Err: err}
 		s.log().Warn("directory sync failed; the last list stays", "domain", d.Name, "source", rc.Source, "err", err)
 		if rerr := s.Store.RecordDirectoryAttempt(ctx, d.TenantID, d.ID, now, oneLine(err.Error(), 500), false); rerr != nil {
 			return res, errors.Join(err, rerr)

@@ -341,6 +341,7 @@ func (s *Server) apiRoutes() {
 	})
 	s.quarantineAPI()
 	s.continuityAPI()
+	s.directoryAPI()
 	s.outboundAPI()
 	s.mlAPI()
 }
