@@ -195,21 +195,3 @@ func (c *Callout) callout(ctx context.Context, d store.Domain, address string) (
 	c.Log.Warn("callout: no answer", "rcpt", address, "err", err)
 	return false, fmt.Errorf("%w: %v", ErrUnverified, err)
 }
-
-// Forget drops the cached answers of a tenant's addresses (all of the
-// tenant's when address is ""), for instance after the primary service's
-// users changed.
-func (c *Callout) Forget(tenantID int64, address string) int {
-	c.setup()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	prefix := fmt.Sprintf("%d/", tenantID)
-	for k := range c.cache {
-		if k == prefix+address || (address == "" && len(k) > len(prefix) && k[:len(prefix)] == prefix) {
-			delete(c.cache, k)
-			n++
-		}
-	}
-	return n
-}
