@@ -211,7 +211,7 @@ type collector struct {
 func (c *collector) add(address, kind, target, name string) {
 	a := strings.ToLower(strings.TrimSpace(address))
 	at := strings.LastIndexByte(a, '@')
-	if at <= 0 || a[at+1:] != c.domain || strings.ContainsAny(a, " \t\r\n<>") {
+	if at <= 0 || a[at+1:] != c.domain || strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '<' || r == '>' }) {
 		return // another domain's address (or none): not this directory's
 	}
 	if c.by == nil {
@@ -240,8 +240,16 @@ func (c *collector) entries() []store.DirectoryEntry {
 	return out
 }
 
-// oneLine bounds a text to one line of at most n bytes.
+// oneLine bounds a text to one line of at most n bytes. Control
+// characters (NUL included, which PostgreSQL does not store) become
+// spaces.
 func oneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > n {
 		s = s[:n]

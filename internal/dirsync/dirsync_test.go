@@ -97,8 +97,9 @@ func TestGraphSync(t *testing.T) {
 	e.must(e.st.SetRecipientCheck(e.ctx, store.RecipientCheck{TenantID: e.tenant.ID, DomainID: e.dom.ID, Mode: store.RcptCheckDirectory, Source: store.DirectoryGraph}))
 	g.Set([]dirsynctest.GraphObject{
 		{DisplayName: "Alice", Mail: "alice@example.test", ProxyAddresses: []string{"SMTP:Alice@Example.test", "smtp:a.smith@example.test", "smtp:alice@contoso.onmicrosoft.com", "SIP:alice@example.test"}},
-		{DisplayName: "Bob", Mail: "bob@example.test", ProxyAddresses: []string{"SMTP:bob@example.test"}},
+		{DisplayName: "Bob\x00 Jones\r\n", Mail: "bob@example.test", ProxyAddresses: []string{"SMTP:bob@example.test"}},
 		{DisplayName: "Carol", Mail: "carol@example.test"},
+		{DisplayName: "Bad", Mail: "bad\x00@example.test"},
 		{DisplayName: "No mailbox"},
 		{DisplayName: "Dave", Mail: "dave@other.test", ProxyAddresses: []string{"SMTP:dave@other.test"}},
 	}, []dirsynctest.GraphObject{
@@ -115,6 +116,10 @@ func TestGraphSync(t *testing.T) {
 		"eigyo@example.test alias sales@example.test", "sales@example.test group")
 	if got := e.addresses(); got != want {
 		t.Fatalf("directory:\n%s\nwant:\n%s", got, want)
+	}
+	es, _ := e.st.Directory(e.ctx, e.tenant.ID, e.dom.ID)
+	if es[2].Address != "bob@example.test" || es[2].Name != "Bob Jones" {
+		t.Errorf("control characters kept: %+v", es[2])
 	}
 	if g.Lists() != 4 { // users: 3 pages of 2, groups: 1 page
 		t.Errorf("%d listing pages, want 4", g.Lists())

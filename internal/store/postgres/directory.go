@@ -89,12 +89,21 @@ func (db *DB) ReplaceDirectory(ctx context.Context, tenantID, domainID int64, en
 		if _, err := x.Exec(`DELETE FROM directory_entries WHERE domain_id = $1 AND tenant_id = $2`, domainID, tenantID); err != nil {
 			return fmt.Errorf("directory: %w", err)
 		}
+		// A directory of many thousand addresses goes in a few statements
+		// (one round trip per chunk), well inside the write deadline.
 		n := 0
-		for _, e := range entries {
-			tag, err := x.Exec(`INSERT INTO directory_entries(domain_id, tenant_id, address, kind, target, name) VALUES ($1, $2, $3, $4, $5, $6)
-				ON CONFLICT (domain_id, address) DO NOTHING`, domainID, tenantID, e.Address, e.Kind, e.Target, e.Name)
+		for start := 0; start < len(entries); start += 5000 {
+			chunk := entries[start:min(start+5000, len(entries))]
+			cols := make([][]string, 4)
+			for _, e := range chunk {
+				cols[0], cols[1] = append(cols[0], e.Address), append(cols[1], e.Kind)
+				cols[2], cols[3] = append(cols[2], e.Target), append(cols[3], e.Name)
+			}
+			tag, err := x.Exec(`INSERT INTO directory_entries(domain_id, tenant_id, address, kind, target, name)
+				SELECT $1, $2, a, k, t, n FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS u(a, k, t, n)
+				ON CONFLICT (domain_id, address) DO NOTHING`, domainID, tenantID, cols[0], cols[1], cols[2], cols[3])
 			if err != nil {
-				return fmt.Errorf("directory entry %s: %w", e.Address, err)
+				return fmt.Errorf("directory entries: %w", err)
 			}
 			n += int(tag.RowsAffected())
 		}
