@@ -174,6 +174,7 @@ domain without it (the operator vouches for the tenant).`}
 			return nil
 		})})
 	c.AddCommand(domainOnboardCmd(g))
+	c.AddCommand(domainRecipientCheckCmd(g), domainSyncCmd(g), domainDirectoryCmd(g))
 	return c
 }
 

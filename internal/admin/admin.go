@@ -28,6 +28,7 @@ import (
 	"github.com/mailgate/mailgate/internal/archive"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/continuity"
+	"github.com/mailgate/mailgate/internal/dirsync"
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/netguard"
 	"github.com/mailgate/mailgate/internal/outbound"
@@ -128,6 +129,9 @@ type Service struct {
 	// Continuity switches domains and hands mail back (mail continuity);
 	// nil on nodes without it.
 	Continuity *continuity.Service
+	// DirSync synchronises domains' directories (recipient
+	// verification); nil on nodes without it.
+	DirSync *dirsync.Syncer
 	// OutHolds decides about held and delayed outbound mail and OutEngine
 	// runs a tenant's outbound rules over a pasted message; nil on nodes
 	// without outbound protection.

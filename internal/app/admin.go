@@ -25,6 +25,9 @@ func (a *App) Admin() *admin.Service {
 	if a.Mailboxes != nil {
 		s.Mailboxes = a.Mailboxes
 	}
+	if a.dir.syncer != nil {
+		s.DirSync = a.dir.syncer
+	}
 	if a.Queue != nil {
 		s.Mailer = a.Queue
 	}

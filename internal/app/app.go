@@ -86,6 +86,7 @@ type App struct {
 	submission        *smtpin.Server
 	submissionAddrs   []string
 	cont              continuityParts
+	dir               directoryParts
 	certs             *certificate // the listeners' certificate (Reload)
 	listeners         []net.Listener
 	httpSrv           *http.Server
@@ -218,6 +219,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	a.Pipeline = a.newPipeline(opt.Stages)
 	a.newOutbound()
 	a.newContinuity(router, mb)
+	a.newDirectory(router)
 	return a, nil
 }
 
@@ -307,7 +309,7 @@ func (a *App) Start(ctx context.Context) error {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
 			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(kind), kind), Log: a.Log, Clock: a.Clock, Observer: a.metrics,
 			Passwords: a.Passwords, AuthThrottle: a.LoginThrottle,
-			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster, Lists: a.Lists})
+			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster, Lists: a.Lists, Recipients: a.recipients()})
 	}
 	a.inbound = mk(smtpin.Inbound, a.Config.Inbound)
 	a.outbound = mk(smtpin.Outbound, a.Config.Outbound)

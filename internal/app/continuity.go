@@ -99,6 +99,7 @@ func (a *App) startContinuity(ctx context.Context) error {
 	every("probes", cfg.ProbeTick.Duration, func(ctx context.Context) error { _, err := c.prober.Tick(ctx); return err })
 	every("hand-back", cfg.HandbackTick.Duration, func(ctx context.Context) error { _, err := c.handback.Tick(ctx); return err })
 	every("retention", time.Hour, a.continuityRetention)
+	every("directory sync", time.Minute, a.directoryTick)
 	return nil
 }
 

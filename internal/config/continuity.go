@@ -35,10 +35,11 @@ type ContinuityConfig struct {
 	HandbackWorkers int      `toml:"handback_workers" doc:"Messages one node hands back at once."`
 	Lease           Duration `toml:"lease" doc:"How long a node owns a message it is handing back before another node may take it over."`
 	EventDays       int      `toml:"event_days" doc:"Days the continuity event log (probe failures, switches, hand-backs) is kept."`
-	GraphURL        string   `toml:"graph_url" doc:"Microsoft Graph's address for the graph hand-back path (national clouds have their own)."`
-	GraphLoginURL   string   `toml:"graph_login_url" doc:"Microsoft Entra ID's token service for the graph hand-back path."`
+	GraphURL        string   `toml:"graph_url" doc:"Microsoft Graph's address for the graph hand-back path and the directory synchronisation (national clouds have their own)."`
+	GraphLoginURL   string   `toml:"graph_login_url" doc:"Microsoft Entra ID's token service for the graph hand-back path and the directory synchronisation."`
 	GmailURL        string   `toml:"gmail_url" doc:"The Gmail API's address for the gmail hand-back path."`
-	GoogleTokenURL  string   `toml:"google_token_url" doc:"Google's token endpoint for the gmail hand-back path."`
+	GoogleTokenURL  string   `toml:"google_token_url" doc:"Google's token endpoint for the gmail hand-back path and the directory synchronisation."`
+	GoogleAdminURL  string   `toml:"google_admin_url" doc:"The Google Directory API's address for the directory synchronisation (recipient verification)."`
 }
 
 func defaultSubmission() SubmissionConfig {
@@ -48,7 +49,7 @@ func defaultSubmission() SubmissionConfig {
 func defaultContinuity() ContinuityConfig {
 	return ContinuityConfig{ProbeTick: D(15 * time.Second), HandbackTick: D(5 * time.Second), HandbackWorkers: 4, Lease: D(5 * time.Minute),
 		EventDays: 365, GraphURL: "https://graph.microsoft.com", GraphLoginURL: "https://login.microsoftonline.com",
-		GmailURL: "https://gmail.googleapis.com", GoogleTokenURL: "https://oauth2.googleapis.com/token"}
+		GmailURL: "https://gmail.googleapis.com", GoogleTokenURL: "https://oauth2.googleapis.com/token", GoogleAdminURL: "https://admin.googleapis.com"}
 }
 
 func (c *Config) validateContinuity() error {
@@ -72,7 +73,8 @@ func (c *Config) validateContinuity() error {
 	if k.HandbackWorkers < 1 || k.HandbackWorkers > 100 {
 		return fmt.Errorf("continuity.handback_workers must be between 1 and 100")
 	}
-	for name, v := range map[string]string{"graph_url": k.GraphURL, "graph_login_url": k.GraphLoginURL, "gmail_url": k.GmailURL, "google_token_url": k.GoogleTokenURL} {
+	for name, v := range map[string]string{"graph_url": k.GraphURL, "graph_login_url": k.GraphLoginURL, "gmail_url": k.GmailURL, "google_token_url": k.GoogleTokenURL,
+		"google_admin_url": k.GoogleAdminURL} {
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return fmt.Errorf("continuity.%s: %q is not an https:// URL", name, v)

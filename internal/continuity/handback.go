@@ -83,6 +83,7 @@ type Endpoints struct {
 	GraphLoginURL  string // https://login.microsoftonline.com
 	GmailURL       string // https://gmail.googleapis.com
 	GoogleTokenURL string // https://oauth2.googleapis.com/token
+	GoogleAdminURL string // https://admin.googleapis.com (Directory API)
 }
 
 func (e Endpoints) withDefaults() Endpoints {
@@ -96,6 +97,7 @@ func (e Endpoints) withDefaults() Endpoints {
 	def(&e.GraphLoginURL, "https://login.microsoftonline.com")
 	def(&e.GmailURL, "https://gmail.googleapis.com")
 	def(&e.GoogleTokenURL, "https://oauth2.googleapis.com/token")
+	def(&e.GoogleAdminURL, "https://admin.googleapis.com")
 	return e
 }
 

@@ -48,9 +48,11 @@ type tokenCache struct {
 	m  map[string]oauth2.TokenSource
 }
 
-func (h *Handback) httpClient() *http.Client {
-	if h.HTTP != nil {
-		return h.HTTP
+func (h *Handback) httpClient() *http.Client { return orDefault(h.HTTP) }
+
+func orDefault(c *http.Client) *http.Client {
+	if c != nil {
+		return c
 	}
 	return http.DefaultClient
 }
@@ -58,24 +60,72 @@ func (h *Handback) httpClient() *http.Client {
 // tokenSource returns a cached token source for the credentials of
 // tenantID's provider, for user (gmail) or the whole organisation (graph).
 func (h *Handback) tokenSource(ctx context.Context, tenantID int64, provider, user string) (oauth2.TokenSource, error) {
-	plain, at, err := h.credentials(ctx, tenantID, provider)
+	return tokenSourceFor(ctx, h.Service, h.httpClient(), h.Endpoints, &h.tokens, tenantID, provider, user, nil)
+}
+
+func (h *Handback) apiCall(ctx context.Context, ts oauth2.TokenSource, method, u, ctype string, body io.Reader) ([]byte, error) {
+	return apiCall(ctx, h.httpClient(), ts, method, u, ctype, body)
+}
+
+// API makes authenticated requests to Microsoft Graph and Google's APIs
+// with a tenant's stored hand-back credentials, for the other parts of
+// mailgate that read the primary service (the directory synchronisation):
+// one credential store, one token code. Its zero value (with Service set)
+// uses the public clouds' endpoints.
+type API struct {
+	Service   *Service
+	HTTP      *http.Client // nil: http.DefaultClient
+	Endpoints Endpoints
+	tokens    tokenCache
+}
+
+// URLs are the endpoints in use (the defaults filled in).
+func (a *API) URLs() Endpoints { return a.Endpoints.withDefaults() }
+
+// TokenSource returns a cached token source for tenantID's credentials
+// of provider (PathGraph: the organisation's application token, scopes
+// ignored; PathGmail: the service account acting as subject with scopes).
+// ErrNoCredentials (wrapped) when there are none.
+func (a *API) TokenSource(ctx context.Context, tenantID int64, provider, subject string, scopes []string) (oauth2.TokenSource, error) {
+	return tokenSourceFor(ctx, a.Service, orDefault(a.HTTP), a.Endpoints, &a.tokens, tenantID, provider, subject, scopes)
+}
+
+// Get sends a GET with ts's token and returns (at most 1 MiB of) the
+// body of a 2xx answer; other answers are errors naming the status and
+// the API's error text (IsPermanent for 400, 404 and 413).
+func (a *API) Get(ctx context.Context, ts oauth2.TokenSource, u string) ([]byte, error) {
+	return apiCall(ctx, orDefault(a.HTTP), ts, http.MethodGet, u, "", nil)
+}
+
+// IsPermanent reports whether an API error will not go away by trying
+// again (a request the API refuses as such).
+func IsPermanent(err error) bool {
+	var p *permanent
+	return errors.As(err, &p)
+}
+
+// tokenSourceFor returns a cached token source for the credentials of
+// tenantID's provider, for user (gmail) or the whole organisation
+// (graph); scopes nil are the hand-back's.
+func tokenSourceFor(ctx context.Context, s *Service, hc *http.Client, endpoints Endpoints, cache *tokenCache, tenantID int64, provider, user string, scopes []string) (oauth2.TokenSource, error) {
+	plain, at, err := s.credentials(ctx, tenantID, provider)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w (%s)", ErrNoCredentials, provider)
 	} else if err != nil {
 		return nil, err
 	}
-	key := fmt.Sprintf("%d/%s/%s/%d", tenantID, provider, user, at.UnixNano())
-	h.tokens.mu.Lock()
-	defer h.tokens.mu.Unlock()
-	if ts := h.tokens.m[key]; ts != nil {
+	key := fmt.Sprintf("%d/%s/%s/%d/%s", tenantID, provider, user, at.UnixNano(), strings.Join(scopes, " "))
+	cache.mu.Lock()
+	defer cache.mu.Unlock()
+	if ts := cache.m[key]; ts != nil {
 		return ts, nil
 	}
-	if h.tokens.m == nil || len(h.tokens.m) > 10000 {
-		h.tokens.m = map[string]oauth2.TokenSource{}
+	if cache.m == nil || len(cache.m) > 10000 {
+		cache.m = map[string]oauth2.TokenSource{}
 	}
 	// Token requests outlive the request that first needed them.
-	bg := context.WithValue(context.Background(), oauth2.HTTPClient, h.httpClient())
-	ep := h.Endpoints.withDefaults()
+	bg := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
+	ep := endpoints.withDefaults()
 	var ts oauth2.TokenSource
 	switch provider {
 	case PathGraph:
@@ -91,14 +141,17 @@ func (h *Handback) tokenSource(ctx context.Context, tenantID int64, provider, us
 		if err := json.Unmarshal(plain, &c); err != nil {
 			return nil, err
 		}
+		if scopes == nil {
+			scopes = gmailScopes
+		}
 		jc := jwt.Config{Email: c.ClientEmail, PrivateKey: []byte(c.PrivateKey), PrivateKeyID: c.PrivateKeyID,
-			Scopes: gmailScopes, TokenURL: ep.GoogleTokenURL, Subject: user}
+			Scopes: scopes, TokenURL: ep.GoogleTokenURL, Subject: user}
 		ts = jc.TokenSource(bg)
 	default:
 		return nil, fmt.Errorf("no token for %q", provider)
 	}
 	ts = oauth2.ReuseTokenSource(nil, ts)
-	h.tokens.m[key] = ts
+	cache.m[key] = ts
 	return ts, nil
 }
 
@@ -107,7 +160,7 @@ func (h *Handback) tokenSource(ctx context.Context, tenantID int64, provider, us
 // 400, 404 and 413 are permanent; the rest (throttling, server errors,
 // refused tokens and permissions, which an administrator fixes) are
 // temporary.
-func (h *Handback) apiCall(ctx context.Context, ts oauth2.TokenSource, method, u, ctype string, body io.Reader) ([]byte, error) {
+func apiCall(ctx context.Context, hc *http.Client, ts oauth2.TokenSource, method, u, ctype string, body io.Reader) ([]byte, error) {
 	tok, err := ts.Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
@@ -124,7 +177,7 @@ func (h *Handback) apiCall(ctx context.Context, ts oauth2.TokenSource, method, u
 		req.Header.Set("Content-Type", ctype)
 	}
 	tok.SetAuthHeader(req)
-	resp, err := h.httpClient().Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,16 @@ func (c *Client) Probe(ctx context.Context, targets []Target, rcpt string) (stri
 	return "", errors.Join(errs...)
 }
 
+// RcptRefused is a target's permanent (5xx) refusal of a probe's
+// recipient: the service is up and does not take mail for it (a callout's
+// "unknown user"). A probe error wraps it when a target answered so.
+type RcptRefused struct {
+	Code int
+	Text string
+}
+
+func (e *RcptRefused) Error() string { return fmt.Sprintf("%d %s", e.Code, e.Text) }
+
 func (c *Client) probe(ctx context.Context, t Target, rcpt string) error {
 	p, err := c.dial(ctx, t)
 	if err != nil {
@@ -50,6 +60,9 @@ func (c *Client) probe(ctx context.Context, t Target, rcpt string) error {
 	}
 	if err := p.c.Rcpt(rcpt, nil); err != nil {
 		var se *smtp.SMTPError
+		if errors.As(err, &se) && se.Code/100 == 5 {
+			return fmt.Errorf("RCPT TO:<%s>: %w", rcpt, &RcptRefused{Code: se.Code, Text: se.Message})
+		}
 		if errors.As(err, &se) {
 			return fmt.Errorf("RCPT TO:<%s>: %d %s", rcpt, se.Code, se.Message)
 		}

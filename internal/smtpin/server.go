@@ -99,6 +99,18 @@ type Deps struct {
 	Lists ListChecker
 	// Observer, when set, hears of sessions and replies (metrics).
 	Observer Observer
+	// Recipients answers on the inbound listener for an address of a
+	// served domain that neither the tenant's user list nor a mailing
+	// list knows, by the domain's recipient check (dirsync.Verifier:
+	// directory or callout); nil: such an address is unknown.
+	Recipients RecipientVerifier
+}
+
+// RecipientVerifier decides whether a served domain's address exists at
+// the customer's primary service. An error means it cannot tell now: the
+// recipient is deferred (450), never refused.
+type RecipientVerifier interface {
+	VerifyRecipient(ctx context.Context, d store.Domain, address string) (bool, error)
 }
 
 // ListChecker decides whether a sender may send to a mailing list

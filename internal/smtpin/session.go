@@ -361,6 +361,18 @@ func (se *session) inboundRcpt(a addr.Address, anyUser bool) error {
 			}
 			return err
 		}
+		if v := se.s.d.Recipients; v != nil {
+			known, err := v.VerifyRecipient(ctx, dom, a.Key())
+			if err != nil {
+				// Never 550 on a failed check, never accept and bounce.
+				se.log.Warn("rcpt deferred: recipient not verified", "rcpt", a.String(), "err", err)
+				return smtpErr(450, smtp.EnhancedCode{4, 4, 3}, "Recipient verification unavailable, try again later")
+			}
+			if known {
+				se.tenantID = dom.TenantID
+				return nil
+			}
+		}
 		// postmaster@ every served domain must work (RFC 5321 4.5.1); the
 		// customer's server is expected to have it.
 		se.log.Info("rcpt refused: unknown user", "rcpt", a.String())

@@ -355,6 +355,7 @@ func (s *Server) apiRoutes() {
 	})
 	s.quarantineAPI()
 	s.continuityAPI()
+	s.directoryAPI()
 	s.outboundAPI()
 	s.linkAPI()
 	s.mlAPI()

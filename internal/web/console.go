@@ -83,6 +83,7 @@ func (s *Server) consoleRoutes() {
 	s.handle("POST /account/app-password/remove", store.RoleUser, s.ownAppPasswordRemove)
 	s.quarantineRoutes()
 	s.continuityRoutes()
+	s.directoryRoutes()
 	s.webmailRoutes()
 	s.mailboxesRoutes()
 	s.outboundRoutes()

@@ -446,6 +446,12 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 	case strings.Contains(pattern, "/domains/"):
 		d, err := m.e.Store.CreateDomain(m.ctx, a, fmt.Sprintf("d%d.acme-spare.test", n))
 		m.must(err)
+		if strings.HasSuffix(pattern, "/directory/sync") {
+			// A Google directory without its administrator: the sync fails
+			// at once (recorded, no request leaves the machine).
+			m.must(m.e.Store.(store.DirectoryStore).SetRecipientCheck(m.ctx, store.RecipientCheck{TenantID: a, DomainID: d.ID,
+				Mode: store.RcptCheckDirectory, Source: store.DirectoryGoogle}))
+		}
 		return d.Name
 	case strings.Contains(pattern, "/groups/") && param == "name":
 		_, err := m.e.Store.CreateGroup(m.ctx, a, fmt.Sprintf("g%d", n))
@@ -581,6 +587,8 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 		return url.Values{"step": {"3"}}, false
 	case "POST /domains/{name}/continuity/switch":
 		return url.Values{"mode": {"emergency"}, "reason": {"matrix"}}, false
+	case "POST /domains/{name}/recipient-check":
+		return url.Values{"mode": {"none"}}, false
 	case "POST /continuity/credentials":
 		return url.Values{"provider": {"graph"}, "credentials": {`{"tenant":"t1","client_id":"c1","client_secret":"s1"}`}}, false
 	case "POST /mailboxes/{address}/quota":
@@ -643,6 +651,10 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return map[string]string{"Scope": "address", "Owner": consoletest.UserA, "Kind": "deny", "Value": fmt.Sprintf("api%d@spam.test", n), "Action": "reject"}, ""
 	case "POST /api/v1/domains/{name}/continuity":
 		return map[string]string{"mode": "emergency"}, ""
+	case "PUT /api/v1/domains/{name}/recipient-check":
+		return map[string]string{"mode": "none"}, ""
+	case "POST /api/v1/domains/{name}/directory/sync":
+		return map[string]any{"confirm": false}, ""
 	case "POST /api/v1/domains/{name}/handback":
 		return map[string]string{}, ""
 	case "PUT /api/v1/continuity/credentials":

@@ -818,4 +818,30 @@ $$;
 CREATE INDEX mailbox_texts_header_grams ON mailbox_texts USING gin (mail_grams(search_header));
 CREATE INDEX mailbox_texts_body_grams ON mailbox_texts USING gin (mail_grams(search_body));
 `,
+	// Recipient verification, as in the SQLite store.
+	`
+CREATE TABLE recipient_checks (
+	domain_id BIGINT PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	mode TEXT COLLATE "C" NOT NULL DEFAULT 'none',
+	source TEXT COLLATE "C" NOT NULL DEFAULT '',
+	admin TEXT COLLATE "C" NOT NULL DEFAULT '',
+	synced_us BIGINT NOT NULL DEFAULT 0,
+	entries BIGINT NOT NULL DEFAULT 0,
+	attempted_us BIGINT NOT NULL DEFAULT 0,
+	error TEXT NOT NULL DEFAULT '',
+	held BOOLEAN NOT NULL DEFAULT false
+);
+CREATE INDEX recipient_checks_tenant ON recipient_checks(tenant_id);
+CREATE TABLE directory_entries (
+	domain_id BIGINT NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	address TEXT COLLATE "C" NOT NULL,
+	kind TEXT COLLATE "C" NOT NULL,
+	target TEXT COLLATE "C" NOT NULL DEFAULT '',
+	name TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (domain_id, address)
+);
+CREATE INDEX directory_entries_address ON directory_entries(tenant_id, address);
+`,
 }

@@ -818,4 +818,32 @@ CREATE VIRTUAL TABLE mailbox_text_bi USING fts5(hdr, body,
 	content='', contentless_delete=1, tokenize='ascii', detail='column');
 INSERT INTO mailbox_text_ids(blob_key) SELECT blob_key FROM mailbox_texts ORDER BY rowid;
 `,
+	// Recipient verification: each domain's recipient check (none,
+	// directory, callout) with the state of its directory synchronisation,
+	// and the synchronised addresses (users, aliases, groups).
+	`
+CREATE TABLE recipient_checks (
+	domain_id INTEGER PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	mode TEXT NOT NULL DEFAULT 'none',
+	source TEXT NOT NULL DEFAULT '',
+	admin TEXT NOT NULL DEFAULT '',
+	synced_us INTEGER NOT NULL DEFAULT 0,
+	entries INTEGER NOT NULL DEFAULT 0,
+	attempted_us INTEGER NOT NULL DEFAULT 0,
+	error TEXT NOT NULL DEFAULT '',
+	held INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX recipient_checks_tenant ON recipient_checks(tenant_id);
+CREATE TABLE directory_entries (
+	domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	address TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	target TEXT NOT NULL DEFAULT '',
+	name TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (domain_id, address)
+);
+CREATE INDEX directory_entries_address ON directory_entries(tenant_id, address);
+`,
 }

@@ -100,6 +100,7 @@ func Run(t *testing.T, open Opener) {
 		{"ContinuitySecrets", testContinuitySecrets},
 		{"AttachLinks", testAttachLinks},
 		{"Onboarding", testOnboarding},
+		{"Directory", testDirectory},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
