@@ -130,6 +130,7 @@ type Server struct {
 	proxies      []netip.Prefix
 	i18n         *catalog
 	pages        map[string]*pageTemplate
+	views        viewCache // the webmail reader's rendered messages
 }
 
 // Route describes one registered endpoint, for the permission matrix test

@@ -518,3 +518,30 @@ func httptestServer(t *testing.T, hits *atomic.Int64) string {
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
 }
+
+// TestWebmailReaderRendersOnce: opening a message is the reading page and
+// its frame's document; the message is read and sanitised once, for the
+// page, and the frame is served from that rendering. The body is taken
+// away between the two requests to show it is not read again; another
+// option (remote images) is another rendering, read anew.
+func TestWebmailReaderRendersOnce(t *testing.T) {
+	e := webmailEnv(t)
+	alice := e.NewClient(t)
+	alice.Login(consoletest.UserA)
+	inbox := folderID(t, e, e.Tenant.ID, consoletest.UserA, "INBOX")
+	m := folderMsgs(t, e, e.Tenant.ID, inbox)[0]
+	read := fmt.Sprintf("/mail/f/%d/m/%d", inbox, m.UID)
+	if st, body := alice.Get(read); st != http.StatusOK || !strings.Contains(body, read+"/body") {
+		t.Fatalf("read page: %d\n%s", st, body)
+	}
+	if err := e.Mailboxes.Blobs.Delete(context.Background(), m.BlobKey); err != nil {
+		t.Fatal(err)
+	}
+	st, doc := alice.Get(read + "/body")
+	if st != http.StatusOK || !strings.Contains(doc, "来週の会議の資料です") || !strings.Contains(doc, `src="data:image/png;base64,`) {
+		t.Fatalf("frame after the page: %d\n%s", st, doc)
+	}
+	if st, _ := alice.Get(read + "/body?images=1"); st == http.StatusOK {
+		t.Fatalf("a rendering with remote images was served without reading the body")
+	}
+}
