@@ -60,3 +60,26 @@ func TestCLIArchive(t *testing.T) {
 		t.Fatalf("status: %s", out)
 	}
 }
+
+// A policy dry run from the command line: imported mail has no envelope
+// to judge and is left out (the judging itself is tested over SMTP in
+// internal/app); a bad value is refused before anything is judged.
+func TestCLIPolicyDryRun(t *testing.T) {
+	c := newCLI(t)
+	c.run(false, "tenant", "add", "acme")
+	c.run(false, "domain", "add", "acme", "example.test", "--route", "mx")
+	c.run(false, "archive", "enable", "--tenant", "acme")
+	mbox := filepath.Join(t.TempDir(), "Inbox")
+	os.WriteFile(mbox, []byte("From - Mon Nov 02 10:00:00 2026\nFrom: a@example.net\nSubject: x\nDate: Mon, 2 Nov 2026 10:00:00 +0900\n\nbody\n"), 0o600)
+	c.run(false, "archive", "import", "--tenant", "acme", mbox)
+	out, _ := c.run(false, "policy", "dry-run", "--domain", "example.test", "--days", "366", "spam.quarantine_at=100")
+	if !strings.Contains(out, "0 messages (0 recipients) since") || !strings.Contains(out, "0 skipped") || !strings.Contains(out, "0 outcomes would change") {
+		t.Fatalf("dry run: %s", out)
+	}
+	js, _ := c.run(false, "policy", "dry-run", "--domain", "example.test", "--days", "366", "--json", "spam.tag_at=")
+	var res struct{ Skipped, Messages int }
+	if err := json.Unmarshal([]byte(js), &res); err != nil || res.Skipped != 0 || res.Messages != 0 {
+		t.Fatalf("json: %s (%v)", js, err)
+	}
+	c.run(true, "policy", "dry-run", "--domain", "example.test", "spam.quarantine_at=lots")
+}

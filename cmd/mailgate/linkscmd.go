@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mailgate/mailgate/internal/app"
-	"github.com/mailgate/mailgate/internal/store"
 )
 
 func linksCmd(g *globals) *cobra.Command {
@@ -18,30 +17,17 @@ func linksCmd(g *globals) *cobra.Command {
 	var limit int
 	list := &cobra.Command{Use: "list TENANT", Short: "List a tenant's links, newest first", Args: cobra.ExactArgs(1),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
+			op, _, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			ls, err := a.Store.(store.AttachLinkStore).AttachLinks(ctx, t.ID, strings.ToLower(sender), limit)
+			ls, err := a.Admin().Links(ctx, op, sender, limit)
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSENDER\tCREATED\tEXPIRES\tDOWNLOADS\tSTATE\tFILES")
-			for _, s := range ls {
-				l, err := a.Links.Records.Get(ctx, t.ID, s.ID)
-				if err != nil {
-					return err
-				}
-				state := "active"
-				switch {
-				case l.Revoked:
-					state = "revoked"
-				case !a.Clock.Now().Before(l.Expires):
-					state = "expired"
-				case l.MaxDownloads > 0 && l.Downloads >= l.MaxDownloads:
-					state = "used up"
-				}
+			for _, l := range ls {
 				var names []string
 				for _, f := range l.Files {
 					names = append(names, f.Name)
@@ -51,7 +37,7 @@ func linksCmd(g *globals) *cobra.Command {
 					dl += fmt.Sprintf("/%d", l.MaxDownloads)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.Sender, l.Created.Format("2006-01-02 15:04"),
-					l.Expires.Format("2006-01-02 15:04"), dl, state, strings.Join(names, ", "))
+					l.Expires.Format("2006-01-02 15:04"), dl, strings.ReplaceAll(l.State, "_", " "), strings.Join(names, ", "))
 			}
 			return tw.Flush()
 		})}
@@ -60,14 +46,11 @@ func linksCmd(g *globals) *cobra.Command {
 	c.AddCommand(list)
 	c.AddCommand(&cobra.Command{Use: "log TENANT ID", Short: "Show a link's download log", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			t, err := tenantOf(ctx, a, args[0])
+			op, _, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			if _, err := a.Links.Records.Get(ctx, t.ID, args[1]); err != nil {
-				return err
-			}
-			ds, err := a.Links.Records.Downloads(ctx, t.ID, args[1])
+			_, ds, err := a.Admin().Link(ctx, op, args[1])
 			if err != nil {
 				return err
 			}
@@ -80,14 +63,11 @@ func linksCmd(g *globals) *cobra.Command {
 		})})
 	c.AddCommand(&cobra.Command{Use: "revoke TENANT ID", Short: "Make a link unusable at once", Args: cobra.ExactArgs(2),
 		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
-			op, t, err := inTenant(ctx, a, args[0])
+			op, _, err := inTenant(ctx, a, args[0])
 			if err != nil {
 				return err
 			}
-			if err := a.Links.Records.Revoke(ctx, t.ID, args[1]); err != nil {
-				return err
-			}
-			if err := a.Admin().Audit(ctx, op, t.ID, "link.revoke", args[1], "", ""); err != nil {
+			if err := a.Admin().RevokeLink(ctx, op, args[1]); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "link %s revoked\n", args[1])

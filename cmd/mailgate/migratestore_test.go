@@ -150,7 +150,7 @@ dead_after = "1s"
 	if err := src.LearnMessage(ctx, ten.ID, []byte("Subject: cheap pills\r\n\r\nbuy cheap pills now, limited offer\r\n"), true); err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Admin().SetSetting(ctx, op, "domain", "example.test", "quarantine.retention_days", "20"); err != nil {
+	if err := src.Admin().SetSetting(ctx, op, "domain", "example.test", "quarantine.retention_days", "10"); err != nil {
 		t.Fatal(err)
 	}
 	in := src.InboundAddr()

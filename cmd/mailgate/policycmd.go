@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -122,7 +124,72 @@ See docs/inbound.md for every key and its default.`}
 			}
 			return tw.Flush()
 		})}
-	c.AddCommand(set, unset, show)
+	c.AddCommand(set, unset, show, policyDryRunCmd(g))
+	return c
+}
+
+func policyDryRunCmd(g *globals) *cobra.Command {
+	var sf scopeFlags
+	var days, limit int
+	var asJSON bool
+	c := &cobra.Command{Use: "dry-run KEY=VALUE...", Short: "Show what a policy change would have done to the archived inbound mail",
+		Long: `Judge the inbound mail archived in the last --days again with today's checks, once under
+today's policy and once with the given values set at the scope (KEY= removes a value), and
+list the recipients whose outcome would change. Nothing is written and no mail is touched.
+Needs the tenant's archive. Example:
+  mailgate policy dry-run --domain example.com --days 30 spam.quarantine_at=80`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: g.withApp(func(ctx context.Context, a *app.App, args []string) error {
+			op, scope, owner, err := sf.resolve(ctx, a)
+			if err != nil {
+				return err
+			}
+			ch := admin.SettingsChange{}
+			for _, kv := range args {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("%q: want KEY=VALUE (or KEY= to remove)", kv)
+				}
+				ch[k] = v
+			}
+			res, err := a.Admin().PolicyDryRun(ctx, op, scope, owner, ch, days, limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			more := ""
+			if res.Truncated {
+				more = " (limit reached: older mail not judged)"
+			}
+			fmt.Fprintf(g.stdout, "%d messages (%d recipients) since %s judged, %d skipped%s: %d outcomes would change\n",
+				res.Messages, res.Recipients, res.Since.Format(time.DateOnly), res.Skipped, more, len(res.Changes))
+			var ts []string
+			for t := range res.Transitions {
+				ts = append(ts, t)
+			}
+			sort.Strings(ts)
+			for _, t := range ts {
+				fmt.Fprintf(g.stdout, "  %s: %d\n", t, res.Transitions[t])
+			}
+			if len(res.Changes) == 0 {
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RECEIVED\tRECIPIENT\tFROM\tSUBJECT\tNOW\tAFTER\tDECIDED BY\tARCHIVE ID")
+			for _, c := range res.Changes {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Received.Format("2006-01-02 15:04"), c.Rcpt, oneLine(c.From, 40),
+					oneLine(c.Subject, 50), c.Before, c.After, c.Reason, c.ArchiveID)
+			}
+			return tw.Flush()
+		})}
+	sf.add(c)
+	c.Flags().IntVar(&days, "days", admin.DryRunDefaultDays, "days of archived mail to judge again")
+	c.Flags().IntVar(&limit, "limit", admin.DryRunDefaultLimit, "at most this many messages, newest first")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }
 

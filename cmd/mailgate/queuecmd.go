@@ -112,10 +112,12 @@ func optTenant(ctx context.Context, a *app.App, name string) (int64, error) {
 	return t.ID, err
 }
 
+// oneLine shortens mail text for a table cell: one line, at most n
+// characters (never a Japanese character cut in half).
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n] + "…"
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
 	}
 	return s
 }

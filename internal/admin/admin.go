@@ -135,6 +135,12 @@ type Service struct {
 	OutEngine *outbound.Engine
 	// Archive opens the node's audit archive (archive.go); nil: none.
 	Archive func(ctx context.Context) (*archive.Service, error)
+	// Rejudge runs the inbound checks again without writing anything
+	// (policy dry runs); nil on nodes without inbound checks.
+	Rejudge Rejudger
+	// LinkRecords are the attachment download links; nil on nodes
+	// without them.
+	LinkRecords LinkRecords
 	// Learn trains a tenant's spam model with one message (feedback).
 	Learn func(ctx context.Context, tenantID int64, raw []byte, spam bool) error
 	// Mailboxes are the users' mailboxes (mailboxes.go); nil on nodes

@@ -192,6 +192,9 @@ func (s *Service) SetSetting(ctx context.Context, a Actor, scope, owner, key, va
 	if err := outbound.CheckSetting(key, value); err != nil {
 		return Invalidf("%v", err)
 	}
+	if value, err = CheckPolicyValue(key, value); err != nil {
+		return err
+	}
 	before := s.settingValue(ctx, tid, scope, owner, key)
 	if err := s.Store.SetSetting(ctx, store.Setting{TenantID: tid, Scope: scope, Owner: owner, Key: key, Value: value}); err != nil {
 		return err

@@ -27,5 +27,13 @@ func (a *App) Admin() *admin.Service {
 	if a.Queue != nil {
 		s.Mailer = a.Queue
 	}
+	if a.Links != nil {
+		if r, ok := a.Links.Records.(admin.LinkRecords); ok {
+			s.LinkRecords = r
+		}
+	}
+	if a.Pipeline != nil {
+		s.Rejudge = a.Pipeline.Rejudge
+	}
 	return s
 }

@@ -206,6 +206,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 		hc := (&netguard.Dialer{Resolver: res, Timeout: 30 * time.Second}).HTTPClient(30 * time.Second)
 		router.STS = &mtasts.Fetcher{Resolver: res, Client: hc, Log: log.With("stage", "mta-sts")}
 	}
+	if cfg.Delivery.DANE && cfg.DNS.Resolver != "" {
+		if sr, ok := res.(delivery.SecureResolver); ok {
+			router.DANE = sr
+		}
+	}
 	a.Queue = queue.New(queue.Deps{
 		Store: st, Spool: queueSpool(sp, st), Deliver: a.metrics.wrapDeliverer(a.deliverer(dl, mb)),
 		Router: router, Lists: a.Lists,

@@ -111,6 +111,25 @@ func (r StoreRecords) Expired(ctx context.Context, t time.Time, limit int) ([]Li
 	if err != nil {
 		return nil, err
 	}
+	return fromStoreAll(ss)
+}
+
+// Delete removes a link.
+func (r StoreRecords) Delete(ctx context.Context, tenantID int64, id string) error {
+	return r.S.DeleteAttachLink(ctx, tenantID, id)
+}
+
+// List returns a tenant's links, newest first; sender "" lists every
+// sender's.
+func (r StoreRecords) List(ctx context.Context, tenantID int64, sender string, limit int) ([]Link, error) {
+	ss, err := r.S.AttachLinks(ctx, tenantID, sender, limit)
+	if err != nil {
+		return nil, err
+	}
+	return fromStoreAll(ss)
+}
+
+func fromStoreAll(ss []store.AttachLink) ([]Link, error) {
 	out := make([]Link, 0, len(ss))
 	for _, s := range ss {
 		l, err := fromStore(s)
@@ -120,9 +139,4 @@ func (r StoreRecords) Expired(ctx context.Context, t time.Time, limit int) ([]Li
 		out = append(out, l)
 	}
 	return out, nil
-}
-
-// Delete removes a link.
-func (r StoreRecords) Delete(ctx context.Context, tenantID int64, id string) error {
-	return r.S.DeleteAttachLink(ctx, tenantID, id)
 }

@@ -222,6 +222,7 @@ type DeliveryConfig struct {
 	ClientKeyFile   string   `toml:"client_key_file" doc:"Key for client_cert_file."`
 	PreferIPv4      bool     `toml:"prefer_ipv4" doc:"Try IPv4 addresses of a destination first."`
 	AllowLoopbackMX bool     `toml:"allow_loopback_mx" doc:"Allow MX answers that point to loopback or private addresses (tests only)."`
+	DANE            bool     `toml:"dane" doc:"Apply DANE (RFC 7672) when delivering by MX: a domain whose MX and TLSA records are DNSSEC-secure is reached only over TLS with a certificate matching its TLSA records (DANE-TA or DANE-EE), never in plaintext. Needs a validating resolver you trust ([dns] resolver on this host or network): its AD bit decides what is secure. Takes precedence over MTA-STS."`
 	MTASTS          bool     `toml:"mta_sts" doc:"Honour recipient domains' MTA-STS policies (RFC 8461) when delivering by MX: in enforce mode only the listed MX hosts, over TLS with a verified certificate. Policies are fetched over HTTPS through the configured resolver and cached for their max_age."`
 }
 

@@ -51,6 +51,10 @@ type Target struct {
 	Mailbox bool
 	// Hosted marks the mailbox target of a hosted domain (HostedTarget).
 	Hosted bool
+	// TLSA are the host's usable DANE records (TLS mode TLSDANE) in
+	// presentation form, "usage selector type hex" joined by ";" (a string
+	// keeps Target comparable).
+	TLSA string
 }
 
 func (t Target) key() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) + "/" + t.TLS }
@@ -586,7 +590,11 @@ func (c *Client) startTLS(conn net.Conn, t Target, mode string) (net.Conn, error
 		return nil, fmt.Errorf("%w: STARTTLS refused: %s", errTLSFailed, msg)
 	}
 	cfg := &tls.Config{ServerName: t.Host, MinVersion: tls.VersionTLS12}
-	if mode != TLSVerify {
+	if mode == TLSDANE {
+		// The TLSA records, not the web PKI, say which certificate is right.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = daneVerify(t.Host, parseTLSA(t.TLSA), time.Now)
+	} else if mode != TLSVerify {
 		// Opportunistic and "encrypt" TLS do not authenticate the peer
 		// (RFC 7435); "verify" does.
 		cfg.InsecureSkipVerify = true

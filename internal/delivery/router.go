@@ -21,6 +21,10 @@ type Router struct {
 	// 8461) to delivery by MX: in enforce mode only the MX hosts the
 	// policy names are used, over TLS with a verified certificate.
 	STS STSPolicies
+	// DANE, when set, applies DANE (RFC 7672) to delivery by MX: it must be
+	// a validating resolver whose answers the operator trusts. DANE takes
+	// precedence over MTA-STS for a domain that has both (RFC 8461 2).
+	DANE SecureResolver
 }
 
 // STSPolicies finds a domain's MTA-STS policy (mtasts.Fetcher).
@@ -61,6 +65,10 @@ func (r *Router) Targets(ctx context.Context, tenantID int64, domain string) ([]
 	ts, err := r.Client.MXTargets(ctx, domain, TLSOpportunistic)
 	if err != nil {
 		return nil, err
+	}
+	ts, dane, err := r.applyDANE(ctx, domain, ts)
+	if err != nil || dane {
+		return ts, err
 	}
 	return r.applySTS(ctx, domain, ts)
 }

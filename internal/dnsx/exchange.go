@@ -17,11 +17,18 @@ var errMismatch = errors.New("dnsx: response does not match the question")
 // timeouts and transport failures. It returns the server's response whatever
 // its RCODE; interpreting it is the caller's job.
 func (c *Client) exchange(ctx context.Context, fqdn string, qtype uint16) (*dns.Msg, error) {
+	return c.exchangeAD(ctx, fqdn, qtype, false)
+}
+
+// exchangeAD is exchange; with ad the question asks whether the resolver
+// validated the answer (the AD bit, RFC 6840 5.7).
+func (c *Client) exchangeAD(ctx context.Context, fqdn string, qtype uint16, ad bool) (*dns.Msg, error) {
 	var lastErr error
 	for attempt := 0; attempt <= c.retries; attempt++ {
 		m := new(dns.Msg)
 		m.SetQuestion(fqdn, qtype) // fresh random ID each attempt
 		m.RecursionDesired = true
+		m.AuthenticatedData = ad
 		m.SetEdns0(ednsSize, false)
 
 		resp, err := c.attempt(ctx, m)

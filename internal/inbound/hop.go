@@ -16,7 +16,7 @@ import (
 // mailgate (the MX points to another filter). When the client is
 // in one of the tenant's trusted networks, the sender is judged by the hop
 // before it: the IP and HELO in the Received header that service added.
-func (p *Pipeline) trustedHop(ctx context.Context, m store.Message, env *policy.Envelope) error {
+func (p *Pipeline) trustedHop(ctx context.Context, m store.Message, env *policy.Envelope, open func() (io.ReadCloser, error)) error {
 	if !env.ClientIP.IsValid() {
 		return nil
 	}
@@ -29,7 +29,10 @@ func (p *Pipeline) trustedHop(ctx context.Context, m store.Message, env *policy.
 			continue
 		}
 		env.TrustedBy = n.Name
-		f, err := p.Spool.Open(ctx, m.BlobKey)
+		if open == nil {
+			open = func() (io.ReadCloser, error) { return p.Spool.Open(ctx, m.BlobKey) }
+		}
+		f, err := open()
 		if err != nil {
 			return err
 		}

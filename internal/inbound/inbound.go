@@ -615,11 +615,21 @@ func (p *Pipeline) SettingsFor(ctx context.Context, tenantID int64, address stri
 }
 
 func (p *Pipeline) envelope(ctx context.Context, m store.Message, rcpts []store.Recipient) (*policy.Envelope, policy.PerRcpt, error) {
+	return p.envelopeWith(ctx, m, rcpts, nil, nil)
+}
+
+// envelopeWith is envelope for a message read through open (nil: the
+// spool blob) under the tenant's settings as change returns them (nil:
+// as stored).
+func (p *Pipeline) envelopeWith(ctx context.Context, m store.Message, rcpts []store.Recipient, open func() (io.ReadCloser, error), change func([]store.Setting) []store.Setting) (*policy.Envelope, policy.PerRcpt, error) {
 	env := &policy.Envelope{TenantID: m.TenantID, Helo: m.Helo, TLS: m.TLS, AuthUser: m.AuthUser, MailFrom: m.MailFrom}
 	env.ClientIP, _ = netip.ParseAddr(m.ClientIP)
 	settings, err := p.Store.Settings(ctx, m.TenantID)
 	if err != nil {
 		return nil, policy.PerRcpt{}, fmt.Errorf("settings: %w", err)
+	}
+	if change != nil {
+		settings = change(settings)
 	}
 	groups, err := p.Store.Groups(ctx, m.TenantID)
 	if err != nil {
@@ -659,7 +669,7 @@ func (p *Pipeline) envelope(ctx context.Context, m store.Message, rcpts []store.
 	} else {
 		per.Message = policy.Layered{tenant}
 	}
-	if err := p.trustedHop(ctx, m, env); err != nil {
+	if err := p.trustedHop(ctx, m, env, open); err != nil {
 		return nil, per, err
 	}
 	return env, per, nil

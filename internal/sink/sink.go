@@ -5,6 +5,7 @@ package sink
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,11 @@ type Message struct {
 // Start listens on addr ("127.0.0.1:0" for tests). keep holds messages in
 // memory for Messages().
 func Start(addr, dir string, keep bool) (*Sink, error) {
+	return StartTLS(addr, dir, keep, nil)
+}
+
+// StartTLS is Start with STARTTLS offered under cfg (nil: not offered).
+func StartTLS(addr, dir string, keep bool, cfg *tls.Config) (*Sink, error) {
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("sink: %w", err)
@@ -60,6 +66,7 @@ func Start(addr, dir string, keep bool) (*Sink, error) {
 	srv.EnableDSN = true
 	srv.ReadTimeout = time.Minute
 	srv.WriteTimeout = time.Minute
+	srv.TLSConfig = cfg
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sink listen: %w", err)

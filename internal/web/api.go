@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/admin"
 	"github.com/mailgate/mailgate/internal/loginlimit"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -280,6 +281,19 @@ func (s *Server) apiRoutes() {
 		q := r.URL.Query()
 		return nil, s.opUnsetSetting(r.Context(), p, q.Get("scope"), q.Get("owner"), q.Get("key"))
 	})
+	s.api("POST /policy/dry-run", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
+		var in struct {
+			Scope  string            `json:"scope"`
+			Owner  string            `json:"owner"`
+			Values map[string]string `json:"values"`
+			Days   int               `json:"days"`
+			Limit  int               `json:"limit"`
+		}
+		if err := decode(r, &in); err != nil {
+			return nil, err
+		}
+		return s.admin.PolicyDryRun(r.Context(), who(p), in.Scope, in.Owner, admin.SettingsChange(in.Values), in.Days, in.Limit)
+	})
 
 	s.api("GET /lists", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
 		es, err := s.d.Store.ListEntries(r.Context(), p.tenantID)
@@ -342,6 +356,7 @@ func (s *Server) apiRoutes() {
 	s.quarantineAPI()
 	s.continuityAPI()
 	s.outboundAPI()
+	s.linkAPI()
 	s.mlAPI()
 }
 

@@ -180,7 +180,7 @@ func (p *tab) shot(name string) { p.t.Helper(); browser.Screenshot(p.ctx, p.t, n
 // rawKey matches a message ID shown instead of its translation (the
 // translator falls back to the ID): lower-case words joined by "_" that are
 // not part of a dotted policy key.
-var rawKey = regexp.MustCompile(`(?:^|[^.\w@])((?:nav|webmail|m|ml|v|q|role|scope|kind|sort|msg|link|login|totp|error|lang|domain)_[a-z0-9_]+)\b`)
+var rawKey = regexp.MustCompile(`(?:^|[^.\w@])((?:nav|webmail|m|ml|v|q|role|scope|kind|sort|msg|link|login|totp|error|lang|domain|pf|pv|policy|band)_[a-z0-9_]+)\b`)
 
 // checkTranslated fails when the visible page shows a raw message ID.
 func (p *tab) checkTranslated(page string) {

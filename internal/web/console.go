@@ -57,6 +57,8 @@ func (s *Server) consoleRoutes() {
 	s.handle("GET /policy", store.RoleAdmin, s.policyPage)
 	s.handle("POST /policy", store.RoleAdmin, s.policyPost)
 	s.handle("POST /policy/unset", store.RoleAdmin, s.policyUnset)
+	s.handle("POST /policy/section", store.RoleAdmin, s.policySection)
+	s.handle("POST /policy/dry-run", store.RoleAdmin, s.policyDryRun)
 	s.handle("GET /lists", store.RoleUser, s.listsPage)
 	s.handle("POST /lists", store.RoleUser, s.listsPost)
 	s.handle("POST /lists/{id}/delete", store.RoleUser, s.listDelete)
@@ -83,6 +85,7 @@ func (s *Server) consoleRoutes() {
 	s.webmailRoutes()
 	s.mailboxesRoutes()
 	s.outboundRoutes()
+	s.linkRoutes()
 	s.mlRoutes()
 	s.archiveRoutes()
 }
@@ -667,6 +670,9 @@ type policyData struct {
 	Keys     []policyKey
 	Domains  []store.Domain
 	Groups   []store.Group
+	// Scope and Owner are what the structured forms edit.
+	Scope, Owner string
+	Forms        []formSection
 }
 
 func (s *Server) policyPage(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -692,8 +698,15 @@ func (s *Server) policyPage(w http.ResponseWriter, r *http.Request, p *principal
 	})
 	ds, _ := s.d.Store.Domains(r.Context(), tid)
 	gs, _ := s.d.Store.Groups(r.Context(), tid)
+	scope, owner := r.URL.Query().Get("scope"), strings.TrimSpace(r.URL.Query().Get("owner"))
+	switch scope {
+	case store.ScopeDomain, store.ScopeGroup, store.ScopeAddress:
+	default:
+		scope, owner = store.ScopeTenant, ""
+	}
 	v := s.newView(r, p, "nav_policy")
-	v.Data = policyData{Settings: ss, Keys: policyKeys, Domains: ds, Groups: gs}
+	v.Data = policyData{Settings: ss, Keys: policyKeys, Domains: ds, Groups: gs,
+		Scope: scope, Owner: owner, Forms: policyForms(ss, scope, owner, v.Lang)}
 	s.render(w, http.StatusOK, "policy", v)
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/attachlink"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/consoletest"
 	"github.com/mailgate/mailgate/internal/web"
@@ -41,6 +42,7 @@ type matrixEnv struct {
 	bArch, bHold                                              string
 	bML                                                       string // tenant other's mailing list
 	bRule, bOutHold                                           string // outbound rule and held message
+	bLink                                                     string // attachment link of carol's sent mail
 	// markers are strings only tenant other's data contains.
 	markers []string
 	// Mail of bob (same tenant, another user) and carol (tenant other).
@@ -166,6 +168,18 @@ func (m *matrixEnv) outHold(tenantID int64, sender, subject string) string {
 	return id
 }
 
+// attachLink stores an attachment link of sender's sent mail and returns
+// its ID.
+func (m *matrixEnv) attachLink(tenantID int64, sender, subject string) string {
+	m.t.Helper()
+	now := time.Now()
+	id := fmt.Sprintf("lnk%d", m.next())
+	m.must(attachlink.StoreRecords{S: m.e.Store.(store.AttachLinkStore)}.Create(m.ctx, attachlink.Link{ID: id, TenantID: tenantID,
+		Sender: sender, Rcpts: []string{"x@partner.test"}, Subject: subject, Files: []attachlink.File{{Name: subject + ".pdf", Size: 4}},
+		Created: now, Expires: now.Add(time.Hour)}))
+	return id
+}
+
 func (m *matrixEnv) listEntry(tenantID int64, scope, owner, value string) string {
 	m.t.Helper()
 	le, err := m.e.Store.AddListEntry(m.ctx, store.ListEntry{TenantID: tenantID, Scope: scope, Owner: owner, Kind: "deny",
@@ -202,6 +216,7 @@ func (m *matrixEnv) setupOther() {
 	// Before the archive is on: the held message is not archived later.
 	m.bRule = m.outRule(b, "B-RULE-SECRET")
 	m.bOutHold = m.outHold(b, "carol@other.test", "B-HOLD-SECRET")
+	m.bLink = m.attachLink(b, "carol@other.test", "B-LINK-SECRET")
 	for _, tid := range []int64{b, m.e.Tenant.ID} {
 		m.must(e.Store.SetArchiveSettings(m.ctx, store.ArchiveSettings{TenantID: tid, Enabled: true}))
 	}
@@ -225,7 +240,7 @@ func (m *matrixEnv) setupOther() {
 	// The matrix makes a fresh list per request.
 	m.must(e.Store.SetSetting(m.ctx, store.Setting{TenantID: m.e.Tenant.ID, Scope: "tenant", Key: "ml.max_lists", Value: "100000"}))
 	m.markers = []string{"other.test", "b-team", "b-secret-sender", "B-SECRET-SUBJECT", "機密", "B-QSECRET-SUBJECT",
-		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET", "B-ARCHSECRET-SUBJECT", m.bArch, "B-RULE-SECRET", "B-HOLD-SECRET", m.bOutHold}
+		"Carol Secretname", m.bMsg, m.bQuar, "B-ML-SECRET", "B-MEMBER-SECRET", "B-ARCHSECRET-SUBJECT", m.bArch, "B-RULE-SECRET", "B-HOLD-SECRET", m.bOutHold, "B-LINK-SECRET", m.bLink}
 	m.setupMail()
 }
 
@@ -275,6 +290,7 @@ type tenantState struct {
 	Mail         []store.MailMessage
 	MLists       []store.MailingList
 	MMembers     [][]store.ListMember
+	Links        []store.AttachLink
 }
 
 func (m *matrixEnv) snapshot() tenantState {
@@ -341,6 +357,8 @@ func (m *matrixEnv) snapshot() tenantState {
 		m.must(err)
 		s.MMembers = append(s.MMembers, ms)
 	}
+	s.Links, err = st.(store.AttachLinkStore).AttachLinks(ctx, b, "", 100)
+	m.must(err)
 	return s
 }
 
@@ -412,6 +430,8 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 		return m.outRule(a, fmt.Sprintf("own rule %d", n))
 	case strings.Contains(pattern, "/outbound/holds/"):
 		return m.outHold(a, consoletest.UserA, fmt.Sprintf("own held %d", n))
+	case strings.Contains(pattern, "/links/"):
+		return m.attachLink(a, consoletest.UserA, fmt.Sprintf("own link %d", n))
 	case strings.Contains(pattern, "/archive") && param == "hold":
 		return m.archiveHold(a, fmt.Sprintf("h%d@example.test", n))
 	case strings.Contains(pattern, "/archive"):
@@ -482,6 +502,8 @@ func (m *matrixEnv) otherValues(pattern, param string) []string {
 		return []string{m.bRule}
 	case strings.Contains(pattern, "/outbound/holds/"):
 		return []string{m.bOutHold}
+	case strings.Contains(pattern, "/links/"):
+		return []string{m.bLink}
 	case strings.Contains(pattern, "/archive") && param == "hold":
 		return []string{m.bHold}
 	case strings.Contains(pattern, "/archive"):
@@ -536,6 +558,8 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 	case "POST /policy", "POST /policy/unset":
 		m.must(m.e.Store.SetSetting(m.ctx, store.Setting{TenantID: m.e.Tenant.ID, Scope: "tenant", Key: "test.matrix", Value: "0"}))
 		return url.Values{"scope": {"tenant"}, "key": {"test.matrix"}, "value": {"1"}}, false
+	case "POST /policy/section":
+		return url.Values{"scope": {"tenant"}, "section": {"spam"}, "v.spam.tag": {fmt.Sprintf("[t%d]", n)}}, false
 	case "POST /lists":
 		return url.Values{"scope": {"address"}, "owner": {consoletest.UserA}, "kind": {"deny"}, "value": {fmt.Sprintf("f%d@spam.test", n)}, "action": {"reject"}}, false
 	case "POST /tokens":
@@ -564,6 +588,8 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 			"conditions": {"body contains 社外秘\nrcpt outside"}}, false
 	case "POST /outbound/test":
 		return url.Values{"message": {"From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\n社外秘\r\n"}}, false
+	case "POST /policy/dry-run":
+		return url.Values{"scope": {"tenant"}, "section": {"spam"}, "v.spam.quarantine_at": {"100"}, "days": {"7"}}, false
 	case "POST /archive/settings":
 		return url.Values{"enabled": {"1"}, "mode": {"all"}, "on_full": {"stop"}}, false
 	case "POST /archive/access":
@@ -630,6 +656,8 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return map[string]any{"ids": ids}, ""
 	case "POST /api/v1/outbound/test":
 		return map[string]any{"message": "From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\nhello\r\n"}, ""
+	case "POST /api/v1/policy/dry-run":
+		return map[string]any{"scope": "tenant", "values": map[string]string{"spam.quarantine_at": "100"}, "days": 7}, ""
 	case "POST /api/v1/archive/messages/{id}/resend":
 		return map[string]any{}, ""
 	case "POST /api/v1/archive/holds":
@@ -655,6 +683,10 @@ func (m *matrixEnv) bodyVariants(pattern string, role store.Role) []variant {
 	switch pattern {
 	case "POST /policy", "POST /policy/unset":
 		return []variant{{kind: "other", form: polDomain}}
+	case "POST /policy/section", "POST /policy/dry-run":
+		return []variant{{kind: "other", form: url.Values{"scope": {"domain"}, "owner": {"other.test"}, "section": {"spam"}, "v.spam.tag_at": {"1"}}}}
+	case "POST /api/v1/policy/dry-run":
+		return []variant{{kind: "other", body: map[string]any{"scope": "domain", "owner": "other.test", "values": map[string]string{"spam.tag_at": "1"}}}}
 	case "POST /lists":
 		if role == store.RoleUser {
 			return nil // an end user's entries always go to their own list

@@ -93,13 +93,17 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	mixes := fs.String("linear-mix", "-1,4,8,16,32,64", "candidate values of Params.LinearMix (-1: the counting half alone)")
 	epochs := fs.String("linear-epochs", "10,20", "candidate values of Params.LinearEpochs")
 	rates := fs.String("linear-rate", "0.25,0.5,1,2", "candidate values of Params.LinearRate")
-	// The default threshold must flag at most 0.1 % of held-out ham. On
-	// the folds that rate is two of 2,625 ham: an estimate resting on two
-	// messages, from mail of the training period only. The threshold is
-	// therefore put where the folds flag half that rate (one ham), a
-	// safety factor of two for the estimate's sampling error and for mail
-	// of another period.
-	maxFP := fs.Float64("max-fp", 0.0005, "false-positive rate on the folds of the operating point put on the default threshold (half the 0.1 % goal, see above)")
+	// The default threshold must flag at most 0.1 % of held-out ham, and
+	// the folds only estimate that rate: 2,625 ham, of the training
+	// period. The threshold is therefore put where the folds flag few
+	// enough ham that the rate's one-sided upper confidence bound
+	// (Clopper-Pearson, -confidence) is still within the goal: with 2,625
+	// ham and 90 %, none may be flagged (one flagged gives a bound of
+	// 0.15 %). Flagging half the goal's ham on the folds (one of 2,625)
+	// was too little margin: held-out mail of another period then had
+	// 0.13 %.
+	fpGoal := fs.Float64("fp-goal", 0.001, "false-positive rate the default threshold must keep on mail it was not chosen on")
+	conf := fs.Float64("confidence", 0.9, "confidence that the folds' false-positive rate at the default threshold is within -fp-goal")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -168,13 +172,15 @@ func cmdTune(ctx context.Context, fs *flag.FlagSet, args []string) error {
 									}
 								}
 								c := cand{p: p, obj: meanRecall(spS, hmS, 12)}
-								if t, ok := spam.ThresholdFor(spS, hmS, *maxFP); ok {
+								if k := allowedFP(len(hmS), *fpGoal, *conf); k < 0 {
+									// No number of flagged ham is within the goal at this confidence.
+								} else if t, ok := spam.ThresholdFor(spS, hmS, (float64(k)+0.5)/float64(len(hmS))); ok {
 									c.rec, c.thr, c.ok = spam.RatesAt(spS, hmS, t).Recall, t, true
 								}
 								cands = append(cands, c)
 								fmt.Printf("cv: max-tokens=%d strength=%g min-deviation=%g min-clues=%d linear-mix=%g linear-epochs=%d linear-rate=%g: "+
-									"mean recall at 1-12 ham flagged %.2f%%; recall %.2f%% at log-odds %.2f (<= %g%% FP)\n",
-									int(lim), s, d, int(mc), mix, int(ep), rate, 100*c.obj, 100*c.rec, c.thr, 100**maxFP)
+									"mean recall at 1-12 ham flagged %.2f%%; recall %.2f%% at log-odds %.2f (%d ham flagged: FP <= %g%% at %g%% confidence)\n",
+									int(lim), s, d, int(mc), mix, int(ep), rate, 100*c.obj, 100*c.rec, c.thr, allowedFP(len(hmS), *fpGoal, *conf), 100**fpGoal, 100**conf)
 							}
 						}
 					}
@@ -352,4 +358,54 @@ func floats(s string) []float64 {
 		}
 	}
 	return out
+}
+
+// allowedFP returns how many of n ham the folds may flag at the default
+// threshold: the largest k whose one-sided Clopper-Pearson upper bound at
+// confidence conf on the false-positive rate is at most goal, or -1 when
+// not even k = 0 is (n too small for the goal).
+func allowedFP(n int, goal, conf float64) int {
+	k := -1
+	for k+1 <= n && fpUpperBound(k+1, n, conf) <= goal {
+		k++
+	}
+	return k
+}
+
+// fpUpperBound is the rate p at which k or fewer of n ham flagged has
+// probability 1-conf: the binomial CDF is decreasing in p, so bisect.
+func fpUpperBound(k, n int, conf float64) float64 {
+	lo, hi := 0.0, 1.0
+	for range 100 {
+		mid := (lo + hi) / 2
+		if binomCDF(k, n, mid) > 1-conf {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}
+
+// binomCDF is P(X <= k) for X ~ Binomial(n, p), summed in log space.
+func binomCDF(k, n int, p float64) float64 {
+	if p <= 0 {
+		return 1
+	}
+	if p >= 1 {
+		if k >= n {
+			return 1
+		}
+		return 0
+	}
+	sum := 0.0
+	ln1p := math.Log1p(-p)
+	lp := math.Log(p)
+	lgN, _ := math.Lgamma(float64(n + 1))
+	for i := 0; i <= k && i <= n; i++ {
+		a, _ := math.Lgamma(float64(i + 1))
+		b, _ := math.Lgamma(float64(n - i + 1))
+		sum += math.Exp(lgN - a - b + float64(i)*lp + float64(n-i)*ln1p)
+	}
+	return sum
 }

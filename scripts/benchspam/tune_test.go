@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"testing"
 
 	"github.com/mailgate/mailgate/internal/scan/spam"
@@ -45,5 +46,31 @@ func TestOneSE(t *testing.T) {
 	}
 	if near != wantNear {
 		t.Errorf("near = %d, want %d", near, wantNear)
+	}
+}
+
+func TestAllowedFP(t *testing.T) {
+	// With none flagged the bound is 1-(1-conf)^(1/n): with 2,625 ham,
+	// 0.088 % at 90 % (within 0.1 %) and 0.114 % at 95 % (not).
+	if got, want := fpUpperBound(0, 2625, 0.9), 1-math.Pow(0.1, 1.0/2625); math.Abs(got-want) > 1e-9 {
+		t.Errorf("bound with none flagged: %v, want %v", got, want)
+	}
+	// One flagged of 2,625: the exact bound is about 0.148 % at 90 %.
+	if got := fpUpperBound(1, 2625, 0.9); got < 0.00147 || got > 0.00149 {
+		t.Errorf("bound with one flagged: %v", got)
+	}
+	for _, c := range []struct {
+		n          int
+		goal, conf float64
+		want       int
+	}{
+		{2625, 0.001, 0.9, 0},
+		{2625, 0.001, 0.95, -1},
+		{100000, 0.001, 0.9, 86}, // many ham: close to the goal's 100
+		{10, 0.001, 0.9, -1},
+	} {
+		if got := allowedFP(c.n, c.goal, c.conf); got != c.want {
+			t.Errorf("allowedFP(%d, %g, %g) = %d, want %d", c.n, c.goal, c.conf, got, c.want)
+		}
 	}
 }

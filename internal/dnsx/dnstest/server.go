@@ -51,6 +51,7 @@ type Server struct {
 	records map[string][]dns.RR // by lowercased owner name
 	rcodes  map[Question]int
 	delays  map[string]time.Duration
+	secure  map[string]bool // zones whose answers are DNSSEC-validated
 	queries map[Question]int
 }
 
@@ -99,6 +100,7 @@ func newServer(t testing.TB) (*Server, error) {
 		records: make(map[string][]dns.RR),
 		rcodes:  make(map[Question]int),
 		delays:  make(map[string]time.Duration),
+		secure:  make(map[string]bool),
 		queries: make(map[Question]int),
 	}
 	pc, ln, err := listenPair()
@@ -200,6 +202,25 @@ func (s *Server) AddRR(rrs ...dns.RR) {
 	}
 }
 
+// Remove deletes the records of name with type qtype (dns.TypeANY: all
+// of name's records).
+func (s *Server) Remove(name string, qtype uint16) {
+	n := canonical(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keep []dns.RR
+	for _, rr := range s.records[n] {
+		if qtype != dns.TypeANY && rr.Header().Rrtype != qtype {
+			keep = append(keep, rr)
+		}
+	}
+	if len(keep) == 0 {
+		delete(s.records, n)
+		return
+	}
+	s.records[n] = keep
+}
+
 // SetRcode makes the server answer questions for name and qtype (a dns.Type
 // constant; dns.TypeANY means every type) with rcode and no records, for
 // example dns.RcodeServerFailure. dns.RcodeSuccess removes the override.
@@ -212,6 +233,33 @@ func (s *Server) SetRcode(name string, qtype uint16, rcode int) {
 		return
 	}
 	s.rcodes[k] = rcode
+}
+
+// Secure makes answers for zone and the names below it come back as a
+// validating resolver gives DNSSEC-secure data: with the AD bit set, when
+// the question asked for it (AD or DO, RFC 6840 5.7). secure false makes
+// the zone insecure again.
+func (s *Server) Secure(zone string, secure bool) {
+	z := canonical(zone)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !secure {
+		delete(s.secure, z)
+		return
+	}
+	s.secure[z] = true
+}
+
+// isSecure reports whether name is in a zone made secure.
+func (s *Server) isSecure(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for z := range s.secure {
+		if name == z || strings.HasSuffix(name, "."+z) || z == "." {
+			return true
+		}
+	}
+	return false
 }
 
 // Delay makes the server wait d before answering any question for name;
@@ -276,6 +324,10 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg, udp bool) {
 	resp.Authoritative = true
 	resp.RecursionAvailable = true
 	s.answer(resp, name, q.Qtype)
+	if do := req.IsEdns0() != nil && req.IsEdns0().Do(); (req.AuthenticatedData || do) && s.isSecure(name) &&
+		(resp.Rcode == dns.RcodeSuccess || resp.Rcode == dns.RcodeNameError) {
+		resp.AuthenticatedData = true
+	}
 
 	size := dns.MinMsgSize
 	if opt := req.IsEdns0(); opt != nil {

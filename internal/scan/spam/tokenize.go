@@ -185,7 +185,7 @@ func (t *tokenizer) headers(msg *mailtext.Message) {
 				t.received(h.Value)
 			}
 		}
-		if t.list != nil && listHeader(name) {
+		if t.list != nil && listHeader(name) || mailboxHeader(name) {
 			continue
 		}
 		if len(name) <= 40 && isTokenName(name) {
@@ -224,6 +224,22 @@ func (t *tokenizer) headers(msg *mailtext.Message) {
 	for _, p := range msg.Problems {
 		t.addp("problem:", string(p.Kind))
 	}
+}
+
+// mailboxHeader reports whether a field is written after delivery, by the
+// recipient's delivery agent or mail client (Return-Path and Delivery-Date
+// at final delivery, RFC 5321 §4.4; Status, X-Status, X-Keywords, X-UID and
+// the like as mailbox state). A gateway meets mail before any of that, so
+// such a field says how a training message was stored, not who sent it: in
+// a corpus kept in several mailboxes it is a clue to the mailbox, and so to
+// the class, that real mail never carries.
+func mailboxHeader(name string) bool {
+	switch name {
+	case "return-path", "delivery-date", "status", "x-status", "x-keywords", "x-uid", "x-uidl",
+		"x-mozilla-status", "x-mozilla-status2", "x-mozilla-keys", "x-imap", "x-imapbase":
+		return true
+	}
+	return false
 }
 
 // received adds the relays a Received field names: the registrable

@@ -49,22 +49,12 @@ func b2i(b bool) int {
 }
 
 func insertEvents(tx *sql.Tx, events []store.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	// Prepared once for the whole list: a list copy's outcomes are a
-	// thousand rows, and parsing the statement each time cost as much
-	// as the inserts.
-	ins, err := tx.Prepare(`INSERT INTO events(message_id, tenant_id, at_us, kind, rcpt, detail, remote) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("insert event: %w", err)
-	}
-	defer ins.Close()
 	for _, e := range events {
 		if e.At.IsZero() {
 			e.At = time.Now()
 		}
-		if _, err := ins.Exec(e.MessageID, e.TenantID, us(e.At), e.Kind, e.Rcpt, e.Detail, e.Remote); err != nil {
+		if _, err := tx.Exec(`INSERT INTO events(message_id, tenant_id, at_us, kind, rcpt, detail, remote) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			e.MessageID, e.TenantID, us(e.At), e.Kind, e.Rcpt, e.Detail, e.Remote); err != nil {
 			return fmt.Errorf("insert event: %w", err)
 		}
 	}
@@ -128,13 +118,6 @@ func insertQueued(tx *sql.Tx, db *DB, q store.QueuedMessage) ([]store.Recipient,
 		m.ClientIP, m.Helo, b2i(m.TLS), m.AuthUser, m.MessageID, m.Subject, m.Prefix, b2i(m.SMTPUTF8), b2i(m.Body8Bit)); err != nil {
 		return nil, fmt.Errorf("insert message: %w", err)
 	}
-	// Prepared once per message: a mailing list's copy has a recipient
-	// per member.
-	ins, err := tx.Prepare(`INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, lease_token, updated_us, last_code, last_reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("insert recipient: %w", err)
-	}
-	defer ins.Close()
 	for i := range out {
 		r := &out[i]
 		r.MessageID, r.TenantID = m.ID, m.TenantID
@@ -142,7 +125,8 @@ func insertQueued(tx *sql.Tx, db *DB, q store.QueuedMessage) ([]store.Recipient,
 			r.State = store.Queued
 		}
 		r.LeaseToken = store.InsertToken(*r)
-		res, err := ins.Exec(m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), r.LeaseToken, us(m.ReceivedAt), r.LastCode, r.LastReply)
+		res, err := tx.Exec(`INSERT INTO recipients(message_id, tenant_id, addr, orcpt, notify, state, next_us, lease_owner, lease_until_us, lease_token, updated_us, last_code, last_reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			m.ID, m.TenantID, r.Addr, r.ORcpt, r.Notify, string(r.State), us(r.NextAttempt), r.LeaseOwner, us(r.LeaseUntil), r.LeaseToken, us(m.ReceivedAt), r.LastCode, r.LastReply)
 		if err != nil {
 			return nil, fmt.Errorf("insert recipient: %w", err)
 		}
@@ -258,17 +242,12 @@ func (db *DB) Complete(ctx context.Context, c store.Completion) (store.Completed
 		now := us(time.Now())
 		var finals []store.FinalRecipient
 		var applied store.Applied
-		// Prepared once: a list copy's outcomes are a row per member.
-		upd, err := tx.Prepare(`UPDATE recipients SET state = ?, next_us = ?, last_code = ?, last_reply = ?, remote_mta = ?,
-				delay_notified = ?, attempts = attempts + ?, lease_owner = '', lease_until_us = 0, updated_us = ?
-				WHERE id = ? AND tenant_id = ? AND message_id = ? AND state IN ('queued', 'held') AND lease_token = ? RETURNING addr`)
-		if err != nil {
-			return fmt.Errorf("complete: %w", err)
-		}
-		defer upd.Close()
 		for _, u := range c.Updates {
 			var addr string
-			err := upd.QueryRow(string(u.State), us(u.NextAttempt), u.LastCode, u.LastReply, u.RemoteMTA, b2i(u.DelayNotified), b2i(u.CountAttempt), now,
+			err := tx.QueryRow(`UPDATE recipients SET state = ?, next_us = ?, last_code = ?, last_reply = ?, remote_mta = ?,
+				delay_notified = ?, attempts = attempts + ?, lease_owner = '', lease_until_us = 0, updated_us = ?
+				WHERE id = ? AND tenant_id = ? AND message_id = ? AND state IN ('queued', 'held') AND lease_token = ? RETURNING addr`,
+				string(u.State), us(u.NextAttempt), u.LastCode, u.LastReply, u.RemoteMTA, b2i(u.DelayNotified), b2i(u.CountAttempt), now,
 				u.ID, c.TenantID, c.MessageID, u.LeaseToken).Scan(&addr)
 			if errors.Is(err, sql.ErrNoRows) {
 				// Claimed again since (this outcome is not ours to write, even
@@ -309,6 +288,7 @@ func (db *DB) Complete(ctx context.Context, c store.Completion) (store.Completed
 			}
 			out.Notices[i] = rs
 		}
+		var err error
 		out.Done, err = markDoneIfFinal(tx, c.TenantID, c.MessageID)
 		return err
 	})

@@ -57,17 +57,17 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	// temp_store(MEMORY): the savepoint each write of a group commit runs
+	// in keeps its sub-journal in memory instead of a temporary file
+	// written page by page (it is never needed after a crash: the WAL is).
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(15000)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"
-	w, err := sql.Open("sqlite", dsn)
+	conns, err := newCachingConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	w := sql.OpenDB(conns)
 	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
+	r := sql.OpenDB(conns)
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8) // keep connections, and the statements prepared on them
 	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), accepts: make(chan writeOp, maxBatch), stop: make(chan struct{}), log: log}
