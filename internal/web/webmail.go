@@ -168,7 +168,7 @@ var specialOrder = map[string]int{"": 6, `\Drafts`: 1, `\Sent`: 2, `\Archive`: 3
 // folderViews lists mb's folders with their counts, INBOX first, then the
 // special folders, then the others by name.
 func (s *Server) folderViews(ctx context.Context, v *view, mb store.Mailbox, current int64) ([]mailFolder, error) {
-	fs, counts, err := s.d.Mailboxes.Folders(ctx, mb)
+	fs, counts, err := s.mailFolders(ctx, mb)
 	if err != nil {
 		return nil, err
 	}

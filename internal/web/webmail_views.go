@@ -127,3 +127,64 @@ func (s *Server) mailView(ctx context.Context, m store.MailMessage, base string,
 	s.views.put(k, v)
 	return v, nil
 }
+
+// Every webmail page shows the folders with their counts, and counting a
+// folder of tens of thousands of messages reads as many index entries.
+// The counts are kept per mailbox with the state of its folders they were
+// counted at (each folder's next UID and highest mod-sequence, which every
+// delivery, flag change, move and expunge advances, on any node): while
+// that state is the same, so are the counts.
+
+// maxCountedMailboxes bounds the mailboxes whose counts are kept.
+const maxCountedMailboxes = 10000
+
+type countsEntry struct {
+	state  string
+	counts map[int64]store.MailFolderStatus
+}
+
+// folderCounts is the zero-value-ready cache of folder counts.
+type folderCounts struct {
+	mu sync.Mutex
+	m  map[int64]countsEntry // by mailbox ID
+}
+
+// folderState names the state of a mailbox's folders the counts depend on.
+func folderState(fs []store.MailFolder) string {
+	b := make([]byte, 0, len(fs)*24)
+	for _, f := range fs {
+		b = fmt.Appendf(b, "%d:%d:%d;", f.ID, f.UIDNext, f.HighestModSeq)
+	}
+	return string(b)
+}
+
+// mailFolders lists mb's folders with their counts, counting again only when
+// a folder changed since the last count.
+func (s *Server) mailFolders(ctx context.Context, mb store.Mailbox) ([]store.MailFolder, map[int64]store.MailFolderStatus, error) {
+	st := s.d.Mailboxes.Store
+	fs, err := st.MailFolders(ctx, mb.TenantID, mb.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	state := folderState(fs)
+	c := &s.counts
+	c.mu.Lock()
+	e, ok := c.m[mb.ID]
+	c.mu.Unlock()
+	if ok && e.state == state {
+		return fs, e.counts, nil
+	}
+	// Counted after the folders were read: a change in between is in the
+	// counts and moves the state on, so the next page counts again.
+	counts, err := st.MailFolderCounts(ctx, mb.TenantID, mb.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCountedMailboxes {
+		c.m = map[int64]countsEntry{}
+	}
+	c.m[mb.ID] = countsEntry{state: state, counts: counts}
+	c.mu.Unlock()
+	return fs, counts, nil
+}
