@@ -173,6 +173,7 @@ domain without it (the operator vouches for the tenant).`}
 			fmt.Fprintf(g.stdout, "domain %s deleted\n", strings.ToLower(args[1]))
 			return nil
 		})})
+	c.AddCommand(domainOnboardCmd(g))
 	return c
 }
 

@@ -26,7 +26,7 @@ func archiveCmd(g *globals) *cobra.Command {
 (docs/archive.md). Every command acts as an operator and is audited.`}
 	c.AddCommand(archiveEnableCmd(g), archiveDisableCmd(g), archiveStatusCmd(g), archiveGrantCmd(g, true), archiveGrantCmd(g, false),
 		archiveVerifyCmd(g), archiveProofCmd(g), archivePubkeyCmd(g), archiveSearchCmd(g), archiveShowCmd(g),
-		archiveImportCmd(g), archiveExportCmd(g), archiveHoldCmd(g), archiveRunCmd(g), archiveResendCmd(g))
+		archiveImportCmd(g), archiveExportCmd(g), archiveHoldCmd(g), archiveRunCmd(g), archiveResendCmd(g), archiveReindexCmd(g))
 	return c
 }
 
@@ -536,6 +536,30 @@ func archiveRunCmd(g *globals) *cobra.Command {
 		}
 		d, err := s.RetainAll(ctx)
 		fmt.Fprintf(g.stdout, "%d archived, %d deleted by retention\n", n, d)
+		return err
+	})
+	return c
+}
+
+func archiveReindexCmd(g *globals) *cobra.Command {
+	var tenant string
+	c := &cobra.Command{Use: "reindex", Short: "Rebuild the archive's search index from the archived messages (after a restore: the index is not in a backup)", Args: cobra.NoArgs}
+	c.Flags().StringVar(&tenant, "tenant", "", "only this tenant (default: every tenant)")
+	c.RunE = g.withApp(func(ctx context.Context, a *app.App, _ []string) error {
+		var tid int64
+		if tenant != "" {
+			act, _, err := inTenant(ctx, a, tenant)
+			if err != nil {
+				return err
+			}
+			tid = act.TenantID
+		}
+		s, err := a.OpenArchive(ctx)
+		if err != nil {
+			return err
+		}
+		n, err := s.Reindex(ctx, tid)
+		fmt.Fprintf(g.stdout, "%d messages indexed\n", n)
 		return err
 	})
 	return c

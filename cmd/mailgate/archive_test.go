@@ -31,6 +31,19 @@ func TestCLIArchive(t *testing.T) {
 		t.Fatalf("search: %s", out)
 	}
 	id := strings.Fields(lines[1])[0]
+	// The search index is not in a backup: a restored node rebuilds it.
+	if err := os.RemoveAll(filepath.Join(filepath.Dir(c.conf), "data", "archive-index")); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ = c.run(false, "archive", "search", "--tenant", "acme", "会議"); strings.Contains(out, id) {
+		t.Fatalf("found without an index: %s", out)
+	}
+	if out, _ = c.run(false, "archive", "reindex"); !strings.Contains(out, "2 messages indexed") {
+		t.Fatalf("reindex: %s", out)
+	}
+	if out, _ = c.run(false, "archive", "search", "--tenant", "acme", "会議"); !strings.Contains(out, id) {
+		t.Fatalf("search after the reindex: %s", out)
+	}
 	out, _ = c.run(false, "archive", "verify", "--tenant", "acme")
 	if !strings.Contains(out, "OK: the archive verifies") {
 		t.Fatalf("verify: %s", out)

@@ -28,20 +28,12 @@ func dkimCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("domain %s: %w", dom, err)
 			}
-			s, err := a.Pipeline.SettingsFor(ctx, d.TenantID, "postmaster@"+dom)
+			recs, err := a.DKIMRecords(ctx, d.TenantID, dom)
 			if err != nil {
 				return err
 			}
-			cfg, err := dkimsign.ConfigFrom(s, dom)
-			if err != nil {
-				return err
-			}
-			if cfg.Selector == "" {
+			if len(recs) == 0 {
 				return fmt.Errorf("%s does not sign: set %s for it first (mailgate policy set --domain %s %s NAME)", dom, dkimsign.KeySelector, dom, dkimsign.KeySelector)
-			}
-			recs, err := cfg.Records(ctx, a.Store)
-			if err != nil {
-				return err
 			}
 			var results []dkimsign.CheckResult
 			if check {

@@ -59,6 +59,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(mlCmd(g), mailboxCmd(g), dkimCmd(g), linksCmd(g))
 	root.AddCommand(archiveCmd(g))
 	root.AddCommand(backupCmd(g), restoreCmd(g))
+	root.AddCommand(doctorCmd(g))
 	return root
 }
 
@@ -75,6 +76,24 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	lv := new(slog.LevelVar)
 	setLevel(lv, level)
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
+}
+
+// serveLogger is the server's logger, in log_format at log_level (which
+// a reload may change through the LevelVar).
+func serveLogger(w io.Writer, cfg config.Config) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	setLevel(level, cfg.LogLevel)
+	return slog.New(logHandler(w, cfg.LogFormat, level)), level
+}
+
+// logHandler writes records in the configured log_format: one JSON object
+// per line for "json", key=value text otherwise.
+func logHandler(w io.Writer, format string, level slog.Leveler) slog.Handler {
+	o := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.NewJSONHandler(w, o)
+	}
+	return slog.NewTextHandler(w, o)
 }
 
 // setLevel sets lv from a log_level value (info when unknown).
@@ -111,9 +130,7 @@ RELOADING=1 during a reload and STOPPING=1 when it starts draining.`,
 			if err != nil {
 				return err
 			}
-			level := new(slog.LevelVar)
-			setLevel(level, cfg.LogLevel)
-			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			log, level := serveLogger(g.stderr, cfg)
 			return serve(cmd.Context(), cfg, serveOptions{log: log, level: level, notify: sdnotify.FromEnv(),
 				reload: func() (config.Config, error) { return g.loadConfig(cmd) }})
 		},

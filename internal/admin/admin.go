@@ -166,6 +166,9 @@ type Service struct {
 	Resolver dnsx.Resolver
 	Clock    clock.Clock
 	Log      *slog.Logger
+
+	// OnboardEnv are the node's values the onboarding wizard fills in.
+	OnboardEnv OnboardEnv
 }
 
 func (s *Service) now() clock.Clock {

@@ -189,6 +189,9 @@ func (s *Service) AddDomain(ctx context.Context, a Actor, name string, routes []
 		if err != nil {
 			return DomainState{}, err
 		}
+		if err := s.startOnboarding(ctx, a, tid, n); err != nil {
+			return DomainState{}, err
+		}
 		return claimState(c), s.Audit(ctx, a, tid, "domain.add", n, "", jsonString(map[string]any{"domain": n, "routes": rs, "state": "unverified"}))
 	}
 	claim, cerr := s.claim(ctx, tid, n)
@@ -211,6 +214,9 @@ func (s *Service) AddDomain(ctx context.Context, a Actor, name string, routes []
 		if err := s.Store.DeleteDomainClaim(ctx, tid, n); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return DomainState{}, err
 		}
+	}
+	if err := s.startOnboarding(ctx, a, tid, n); err != nil {
+		return DomainState{}, err
 	}
 	return DomainState{Name: n, Verified: true, Routes: nonNil(rs)},
 		s.Audit(ctx, a, tid, "domain.add", n, "", jsonString(map[string]any{"domain": n, "routes": rs, "state": "verified"}))
@@ -369,12 +375,18 @@ func (s *Service) DeleteDomain(ctx context.Context, a Actor, domain string) erro
 		if err := s.Store.DeleteDomainClaim(ctx, a.TenantID, n); err != nil {
 			return err
 		}
+		if err := s.Store.DeleteOnboarding(ctx, a.TenantID, n); err != nil {
+			return err
+		}
 		return s.Audit(ctx, a, a.TenantID, "domain.delete", n, "unverified", "")
 	}
 	if err != nil {
 		return err
 	}
 	if err := s.Store.DeleteDomain(ctx, d.TenantID, d.Name); err != nil {
+		return err
+	}
+	if err := s.Store.DeleteOnboarding(ctx, d.TenantID, d.Name); err != nil {
 		return err
 	}
 	return s.Audit(ctx, a, d.TenantID, "domain.delete", d.Name, d.Name, "")

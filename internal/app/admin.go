@@ -21,6 +21,7 @@ func (a *App) Admin() *admin.Service {
 	s := &admin.Service{Store: a.Store, Queue: a.Queue, Quarantine: a.Quarantine, Continuity: a.Continuity, Archive: a.OpenArchive,
 		OutHolds: a.OutHolds, OutEngine: a.OutPipeline.Engine, Learn: a.LearnMessage,
 		Passwords: a.Passwords, Upstreams: netguard.Policy{Allow: a.Config.Auth.UpstreamNets()}, Resolver: res, Clock: a.Clock, Log: a.Log.With("stage", "admin")}
+	s.OnboardEnv = a.onboardEnv()
 	if a.Mailboxes != nil {
 		s.Mailboxes = a.Mailboxes
 	}

@@ -185,7 +185,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	if a.wall == nil {
 		a.wall = time.Now
 	}
-	a.metrics = newMetrics()
+	a.metrics = newMetrics(st.ClusterStatus)
 	if err := a.openMailboxes(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -201,10 +201,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
 	a.Lists = &mlist.Service{Store: st, Spool: sp, Hostname: cfg.Hostname, Clock: opt.Clock, Log: log.With("stage", "lists")}
 	if cfg.Delivery.MTASTS && cfg.DNS.Resolver != "" {
-		// Policy servers are reached through the configured resolver and
-		// never on internal networks (netguard), as any URL a domain names.
-		hc := (&netguard.Dialer{Resolver: res, Timeout: 30 * time.Second}).HTTPClient(30 * time.Second)
-		router.STS = &mtasts.Fetcher{Resolver: res, Client: hc, Log: log.With("stage", "mta-sts")}
+		router.STS = MTASTSFetcher(res, log)
 	}
 	if cfg.Delivery.DANE && cfg.DNS.Resolver != "" {
 		if sr, ok := res.(delivery.SecureResolver); ok {
@@ -222,6 +219,14 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	a.newOutbound()
 	a.newContinuity(router, mb)
 	return a, nil
+}
+
+// MTASTSFetcher fetches MTA-STS policies through the resolver. Policy
+// servers are never reached on internal networks (netguard), as any URL a
+// domain names.
+func MTASTSFetcher(res dnsx.Resolver, log *slog.Logger) *mtasts.Fetcher {
+	hc := (&netguard.Dialer{Resolver: res, Timeout: 30 * time.Second}).HTTPClient(30 * time.Second)
+	return &mtasts.Fetcher{Resolver: res, Client: hc, Log: log.With("stage", "mta-sts")}
 }
 
 // Recover reconciles this node's blobs with the store after an unclean
@@ -274,7 +279,7 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}
-	tlsCfg, certs, err := loadTLS(a.Config)
+	tlsCfg, certs, err := loadTLS(a.Config, a.Log.With("stage", "tls"))
 	if err != nil {
 		return err
 	}
@@ -300,7 +305,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.startOutbound()
 	mk := func(kind smtpin.Kind, lc config.ListenerConfig) *smtpin.Server {
 		return smtpin.New(smtpin.Deps{Kind: kind, Hostname: a.Config.Hostname, Listener: lc, Limits: a.Config.Limits,
-			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(kind), kind), Log: a.Log, Clock: a.Clock,
+			TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(kind), kind), Log: a.Log, Clock: a.Clock, Observer: a.metrics,
 			Passwords: a.Passwords, AuthThrottle: a.LoginThrottle,
 			ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster, Lists: a.Lists})
 	}
@@ -351,11 +356,12 @@ func (a *App) Start(ctx context.Context) error {
 			a.Shutdown(context.Background())
 			return fmt.Errorf("web console: %w", err)
 		}
-		a.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		a.httpSrv = &http.Server{Handler: a.certs.acme.handler(h), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 			WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn)}
 		a.listeners = append(a.listeners, ln)
 		if a.Config.HTTP.TLS {
 			a.httpSrv.TLSConfig = tlsCfg.Clone()
+			a.certs.acme.consoleTLS(a.httpSrv.TLSConfig)
 			go a.httpSrv.ServeTLS(ln, "", "")
 		} else {
 			go a.httpSrv.Serve(ln)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/scan/auth"
 	"github.com/mailgate/mailgate/internal/scan/av"
@@ -30,7 +31,7 @@ func (a *App) stages() []policy.Stage {
 			out = append(out, policy.Stage{Check: lists.New(listSource{a.Store}, lists.Options{Clock: a.Clock, Log: a.Log}), Timeout: cc.Deadline(name)})
 		case "auth":
 			out = append(out, policy.Stage{Check: auth.New(auth.Config{Resolver: a.Resolver, Domains: storeDirectory{a.Store},
-				Hostname: a.Config.Hostname, Timeout: cc.Timeout.Duration, Now: a.Clock.Now}), Timeout: cc.Deadline(name)})
+				Hostname: a.Config.Hostname, Timeout: cc.Timeout.Duration, Now: a.Clock.Now, Took: a.metrics.partTook}), Timeout: cc.Deadline(name)})
 		case "av":
 			if st, ok := a.avCheck(); ok {
 				out = append(out, st)
@@ -79,12 +80,25 @@ func (a *App) stages() []policy.Stage {
 // when it is enabled without).
 func (a *App) avCheck() (policy.Stage, bool) {
 	cc := a.Config.Checks
-	if cc.Clamd == "" {
+	cl, ok := a.clamdClient()
+	if !ok {
 		return policy.Stage{}, false
 	}
 	onErr := policy.TempFail
 	if cc.ClamdOnError == "pass" {
 		onErr = policy.Header
+	}
+	return policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.Deadline("av"), OnError: onErr}, true
+}
+
+// clamdClient is the client of checks.clamd; false when none is configured.
+func (a *App) clamdClient() (*clamd.Client, bool) { return ClamdClient(a.Config.Checks) }
+
+// ClamdClient is the client of checks.clamd (a unix socket path or
+// host:port); false when none is configured.
+func ClamdClient(cc config.ChecksConfig) (*clamd.Client, bool) {
+	if cc.Clamd == "" {
+		return nil, false
 	}
 	cl := &clamd.Client{Address: cc.Clamd, DialTimeout: 5 * time.Second, ScanTimeout: cc.AVTimeout.Duration}
 	if strings.Contains(cc.Clamd, "/") {
@@ -92,7 +106,7 @@ func (a *App) avCheck() (policy.Stage, bool) {
 	} else {
 		cl.Network = "tcp"
 	}
-	return policy.Stage{Check: av.New(av.Config{Client: cl, Timeout: cc.AVTimeout.Duration}), Timeout: cc.Deadline("av"), OnError: onErr}, true
+	return cl, true
 }
 
 // listSource adapts the store to the list check.

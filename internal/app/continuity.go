@@ -158,7 +158,7 @@ func (a *App) ContinuityTick(ctx context.Context) error {
 func (a *App) startSubmission(tlsCfg *tls.Config) error {
 	sc := a.Config.Submission
 	a.submission = smtpin.New(smtpin.Deps{Kind: smtpin.Submission, Hostname: a.Config.Hostname, Listener: sc.Listener(), Limits: a.Config.Limits,
-		TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(smtpin.Submission), smtpin.Submission), Log: a.Log, Clock: a.Clock,
+		TLS: tlsCfg, Store: a.Store, Spool: a.Spool, Queue: a.metrics.wrapEnqueuer(a.enqueuer(smtpin.Submission), smtpin.Submission), Log: a.Log, Clock: a.Clock, Observer: a.metrics,
 		Passwords: a.Passwords, AuthThrottle: a.LoginThrottle, ScanBudget: a.Config.Checks.ScanBudget(), Postmaster: a.Config.Postmaster,
 		RequireTOTP: a.Config.HTTP.RequireTOTP, Lists: a.Lists})
 	if len(sc.Listen)+len(sc.ListenTLS) == 0 {

@@ -33,7 +33,7 @@ func (a *App) startIMAP(tlsCfg *tls.Config) error {
 	}
 	a.imap = imapd.New(imapd.Deps{Mailboxes: a.Mailboxes, TLS: tlsCfg, Passwords: a.Passwords, Throttle: a.LoginThrottle,
 		Clock: a.Clock, Log: a.Log.With("stage", "imap"), Config: c, MaxMessageBytes: a.Config.Limits.MaxMessageBytes,
-		RequireTOTP: a.Config.HTTP.RequireTOTP})
+		RequireTOTP: a.Config.HTTP.RequireTOTP, Command: a.metrics.imapCommand})
 	for _, l := range []struct {
 		addrs    []string
 		implicit bool
@@ -43,6 +43,7 @@ func (a *App) startIMAP(tlsCfg *tls.Config) error {
 			if err != nil {
 				return fmt.Errorf("imap listen %s: %w", addr, err)
 			}
+			ln = countingListener{Listener: ln, c: a.metrics.imapTotal}
 			if l.implicit {
 				a.imapTLSLns = append(a.imapTLSLns, ln)
 			} else {
@@ -62,6 +63,7 @@ func (a *App) startIMAP(tlsCfg *tls.Config) error {
 			}()
 		}
 	}
+	a.metrics.imap.Store(a.imap)
 	a.Log.Info("imap listening", "starttls", addrsOf(a.imapLns), "tls", addrsOf(a.imapTLSLns))
 	return nil
 }

@@ -22,7 +22,8 @@ func (a *App) newOutbound() {
 		Budget:      cc.ScanBudget(),
 		Hostname:    a.Config.Hostname, BaseURL: a.ConsoleURL(), Zone: a.Zone(),
 		Clock: a.Clock, Log: a.Log.With("stage", "outbound"),
-		Hooks: outbound.Hooks{Zip: zipHook{secrets: a.Store}},
+		Hooks:  outbound.Hooks{Zip: zipHook{secrets: a.Store}},
+		Judged: a.metrics.outboundJudged,
 	}
 	if a.Links != nil {
 		a.OutPipeline.Hooks.Link = linkHook{links: a.Links}

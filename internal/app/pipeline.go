@@ -41,7 +41,7 @@ func (a *App) newPipeline(stages []policy.Stage) *inbound.Pipeline {
 		Intercept:    a.spamFeedback,
 		Post:         post,
 		Store:        a.Store, Spool: queueSpool(a.Spool, a.Store), Quarantine: a.QSpool, Queue: a.Queue,
-		Runner:   &policy.Runner{Stages: stages, Budget: a.Config.Checks.ScanBudget(), Log: a.Log.With("stage", "policy")},
+		Runner:   &policy.Runner{Stages: stages, Budget: a.Config.Checks.ScanBudget(), Log: a.Log.With("stage", "policy"), Observer: a.metrics},
 		Rewrite:  rewriteCopy,
 		Hostname: a.Config.Hostname, Clock: a.Clock, Log: a.Log.With("stage", "inbound"),
 	}

@@ -32,7 +32,11 @@ func (a *App) Reload(cfg config.Config) (restart []string, err error) {
 	if err := a.certs.load(cfg); err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
-	return changedKeys(a.Config, cfg, "tls", "log_level"), nil
+	restart = changedKeys(a.Config, cfg, "tls", "log_level")
+	if acmeChanged(a.Config.TLS, cfg.TLS) {
+		restart = append(restart, "tls.acme")
+	}
+	return restart, nil
 }
 
 // changedKeys lists the top-level keys (sections) whose values differ

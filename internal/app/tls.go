@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -24,9 +25,18 @@ import (
 // commands at once while established sessions keep theirs.
 type certificate struct {
 	cur atomic.Pointer[tls.Certificate]
+	// acme are the certificates of [tls] acme (acme.go); nil when off.
+	acme *acmeCerts
 }
 
-func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
+func (c *certificate) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if c.acme != nil {
+		if cert, ok, err := c.acme.get(hello); ok {
+			return cert, err
+		}
+	}
+	return c.cur.Load(), nil
+}
 
 // load reads the configured certificate, or the self-signed one made once
 // and kept in the data directory (opportunistic STARTTLS between MTAs does
@@ -53,9 +63,13 @@ func (c *certificate) load(cfg config.Config) error {
 
 // loadTLS returns the listeners' TLS configuration, which presents the
 // certificate held by the returned certificate.
-func loadTLS(cfg config.Config) (*tls.Config, *certificate, error) {
+func loadTLS(cfg config.Config, log *slog.Logger) (*tls.Config, *certificate, error) {
 	c := &certificate{}
 	if err := c.load(cfg); err != nil {
+		return nil, nil, err
+	}
+	var err error
+	if c.acme, err = newACME(cfg, log); err != nil {
 		return nil, nil, err
 	}
 	return &tls.Config{GetCertificate: c.get, MinVersion: tls.VersionTLS12}, c, nil

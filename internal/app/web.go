@@ -81,6 +81,7 @@ func (a *App) Web() (*web.Server, error) {
 				metricsH.ServeHTTP(w, r)
 			}),
 			"GET /healthz":     http.HandlerFunc(a.healthz),
+			"GET /readyz":      http.HandlerFunc(a.readyz),
 			"GET " + LinkPath:  a.linkHandler(),
 			"POST " + LinkPath: a.linkHandler(),
 		},

@@ -15,6 +15,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -25,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -78,7 +78,7 @@ type Service struct {
 	mu      sync.Mutex
 	touched map[int64]bool       // tenants appended to since the last checkpoint
 	usageOf map[int64]usageCache // stored bytes and capacity per tenant
-	docs    []Doc                // archived since the last index batch
+	writing map[string]*nameLock // blob names being written (storeSegment)
 }
 
 func (s *Service) now() time.Time {
@@ -147,6 +147,9 @@ func sha(b []byte) string {
 func blobName(tenantID int64, sum string) string { return fmt.Sprintf("a%d-%s", tenantID, sum) }
 
 // storeSegment makes a segment durable unless the tenant has it already.
+// Writers of one name on this node take turns (the same attachment in
+// messages archived side by side): the second finds the first's blob
+// complete, or writes it itself when the first failed.
 func (s *Service) storeSegment(ctx context.Context, tenantID int64, data []byte) (store.ArchiveBlob, bool, error) {
 	sum := sha(data)
 	if b, err := s.Store.ArchiveBlobBySHA(ctx, tenantID, sum); err == nil {
@@ -155,16 +158,73 @@ func (s *Service) storeSegment(ctx context.Context, tenantID int64, data []byte)
 		return store.ArchiveBlob{}, false, err
 	}
 	name := blobName(tenantID, sum)
-	key, size, err := blob.Put(ctx, s.Blobs, name, strings.NewReader(string(data)))
+	unlock := s.lockName(name)
+	defer unlock()
+	key, size, err := blob.Put(ctx, s.Blobs, name, bytes.NewReader(data))
 	if errors.Is(err, blob.ErrExists) {
-		// Written by an attempt that crashed before its commit: same name,
-		// same content.
-		return store.ArchiveBlob{SHA256: sum, Key: blob.Key(s.Blobs.Node(), name), Size: int64(len(data))}, true, nil
+		// Written before: by another message of this batch, or by an
+		// attempt that crashed before its commit; same name, same content.
+		// A write that crashed half-way is no blob (its temporary file is
+		// swept at the next start): retried then.
+		key = blob.Key(s.Blobs.Node(), name)
+		r, oerr := s.Blobs.Open(ctx, key)
+		if oerr != nil {
+			return store.ArchiveBlob{}, false, fmt.Errorf("archive blob %s: %w", name, oerr)
+		}
+		r.Close()
+		return store.ArchiveBlob{SHA256: sum, Key: key, Size: int64(len(data))}, true, nil
 	}
 	if err != nil {
 		return store.ArchiveBlob{}, false, fmt.Errorf("archive blob: %w", err)
 	}
 	return store.ArchiveBlob{SHA256: sum, Key: key, Size: size}, true, nil
+}
+
+// storeMessage stores a message's segments (segmentsOf) and returns their
+// hashes in order and the blobs it wrote.
+func (s *Service) storeMessage(ctx context.Context, tenantID int64, raw []byte) ([]string, []store.ArchiveBlob, error) {
+	var sums []string
+	var wrote []store.ArchiveBlob
+	for _, part := range segmentsOf(ctx, raw) {
+		seg, w, err := s.storeSegment(ctx, tenantID, part)
+		if err != nil {
+			return nil, nil, err
+		}
+		sums = append(sums, seg.SHA256)
+		if w {
+			wrote = append(wrote, seg)
+		}
+	}
+	return sums, wrote, nil
+}
+
+// lockName serialises this node's writers of one blob name.
+func (s *Service) lockName(name string) (unlock func()) {
+	s.mu.Lock()
+	if s.writing == nil {
+		s.writing = map[string]*nameLock{}
+	}
+	l := s.writing[name]
+	if l == nil {
+		l = &nameLock{}
+		s.writing[name] = l
+	}
+	l.users++
+	s.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(s.writing, name)
+		}
+		s.mu.Unlock()
+	}
+}
+
+type nameLock struct {
+	mu    sync.Mutex
+	users int
 }
 
 // ReadMessage returns an archived message's original bytes, verified

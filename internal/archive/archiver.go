@@ -16,9 +16,13 @@ import (
 
 // Archiver settings.
 const (
-	leaseFor    = 5 * time.Minute // a claim; an archiver that dies loses its rows after it
-	batchSize   = 32              // pending rows claimed at once
-	retryAfter  = time.Minute     // a failed attempt is retried after this (doubling up to maxRetry)
+	leaseFor  = 5 * time.Minute // a claim; an archiver that dies loses its rows after it
+	batchSize = 64              // pending rows claimed per worker at once
+	// appendBatch bounds the appends of one store transaction: the
+	// single-writer store (SQLite) holds its writer, and the mail's
+	// accepts wait behind it, for the length of one.
+	appendBatch = 64
+	retryAfter  = time.Minute // a failed attempt is retried after this (doubling up to maxRetry)
 	maxRetry    = time.Hour
 	maxAttempts = 20 // then the message is logged as a gap
 	maxMessage  = 200 << 20
@@ -49,9 +53,18 @@ func (g Guard) Delete(ctx context.Context, key string) error {
 	return g.Store.Delete(ctx, key)
 }
 
-// RunOnce claims and archives pending messages with workers goroutines
-// until none is due, then indexes what is not indexed yet and signs the
-// checkpoints of the logs that grew. It returns how many it archived.
+// RunOnce claims and archives pending messages until none is due, then
+// indexes what is not indexed yet and signs the checkpoints of the logs
+// that grew. It returns how many it archived.
+//
+// Each claim is archived as a batch: workers goroutines read, parse and
+// store the bodies (each its own blob, content-addressed, so a body
+// written before a crash is found again by the retry), then the entries
+// are appended to the logs in one store transaction per appendBatch and
+// indexed in one index batch. A crash anywhere before the commit leaves
+// the rows pending under their lease, and the next claim after it archives
+// them; the commit drops the pending rows with the entries, so nothing is
+// archived twice.
 func (s *Service) RunOnce(ctx context.Context, workers int) (int, error) {
 	if workers < 1 {
 		workers = 1
@@ -66,45 +79,124 @@ func (s *Service) RunOnce(ctx context.Context, workers int) (int, error) {
 		if len(ps) == 0 {
 			break
 		}
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		next := 0
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					mu.Lock()
-					if next >= len(ps) || ctx.Err() != nil {
-						mu.Unlock()
-						return
-					}
-					p := ps[next]
-					next++
-					mu.Unlock()
-					ok, err := s.archiveOne(ctx, p)
-					if err != nil {
-						s.fail(ctx, p, err)
-						continue
-					}
-					if ok {
-						mu.Lock()
-						total++
-						mu.Unlock()
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if err := ctx.Err(); err != nil {
+		n, err := s.archiveBatch(ctx, ps, workers)
+		total += n
+		if err != nil {
 			return total, err
 		}
-		s.flushDocs(ctx)
 	}
 	if _, err := s.IndexPending(ctx); err != nil {
 		s.log().Warn("archive indexing", "err", err)
 	}
 	return total, s.SignTouched(ctx)
+}
+
+// prepared is a claimed message ready to be appended: its body stored,
+// its entry and search document made.
+type prepared struct {
+	p    store.ArchivePending
+	a    store.ArchiveAppend
+	doc  Doc
+	err  error // preparing failed: retried later
+	done bool  // settled on its own (a gap, a message the rule leaves out)
+}
+
+// archiveBatch archives claimed messages and returns how many it logged.
+func (s *Service) archiveBatch(ctx context.Context, ps []store.ArchivePending, workers int) (int, error) {
+	settings := map[int64]store.ArchiveSettings{}
+	for _, p := range ps {
+		if _, ok := settings[p.TenantID]; ok {
+			continue
+		}
+		st, err := s.Store.ArchiveSettings(ctx, p.TenantID)
+		if err != nil {
+			return 0, fmt.Errorf("archive settings: %w", err)
+		}
+		settings[p.TenantID] = st
+	}
+	items := make([]prepared, len(ps))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	next := 0
+	for w := 0; w < min(workers, len(ps)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= len(ps) || ctx.Err() != nil {
+					return
+				}
+				items[i] = s.prepare(ctx, ps[i], settings[ps[i].TenantID])
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		// Stopped: the rows stay leased and are archived after the lease.
+		return 0, err
+	}
+	var todo []prepared
+	for _, it := range items {
+		switch {
+		case it.err != nil:
+			s.fail(ctx, it.p, it.err)
+		case !it.done:
+			todo = append(todo, it)
+		}
+	}
+	// One order of the tenants' logs for every node's transactions.
+	sort.SliceStable(todo, func(i, j int) bool { return todo[i].p.TenantID < todo[j].p.TenantID })
+	var docs []Doc
+	for len(todo) > 0 {
+		part := todo[:min(appendBatch, len(todo))]
+		todo = todo[len(part):]
+		docs = append(docs, s.appendBatch(ctx, part)...)
+	}
+	s.indexDocs(ctx, docs)
+	return len(docs), nil
+}
+
+// appendBatch appends prepared messages in one transaction and returns the
+// search documents of those it logged. When the batch fails, each is
+// appended on its own, so that one bad message does not hold up the rest.
+func (s *Service) appendBatch(ctx context.Context, items []prepared) []Doc {
+	as := make([]store.ArchiveAppend, len(items))
+	for i, it := range items {
+		as[i] = it.a
+	}
+	res, err := s.Store.AppendArchiveBatch(ctx, as)
+	if err != nil {
+		s.log().Warn("archive batch failed; appending its messages one by one", "messages", len(items), "err", err)
+		res = make([]store.ArchiveAppended, len(items))
+		for i, it := range items {
+			r, err := s.Store.AppendArchive(ctx, it.a)
+			if err != nil {
+				s.fail(ctx, it.p, err)
+				res[i] = store.ArchiveAppended{Lost: true}
+				continue
+			}
+			res[i] = r
+		}
+	}
+	var docs []Doc
+	for i, it := range items {
+		r := res[i]
+		if r.Lost {
+			continue // another node has it now, or it failed and is retried
+		}
+		s.afterAppend(ctx, it.p, r)
+		if r.Duplicate {
+			s.log().Info("archive: already archived by another attempt", "tenant", it.p.TenantID, "queue_id", it.p.MessageID)
+			continue
+		}
+		s.noteTouched(it.p.TenantID)
+		docs = append(docs, it.doc)
+	}
+	return docs
 }
 
 // Run archives until ctx ends: every interval, and when woken.
@@ -265,89 +357,70 @@ func DocOf(e store.ArchiveEntry, x Extracted, meta Meta) Doc {
 		HasAttachment: x.HasAttachment, Direction: string(e.Direction), Verdict: e.Verdict, Imported: e.Imported}
 }
 
-// archiveOne archives one pending message; false when it was not logged
-// as a message (a rule did not select it, a gap, a duplicate).
-func (s *Service) archiveOne(ctx context.Context, p store.ArchivePending) (bool, error) {
-	log := s.log().With("tenant", p.TenantID, "queue_id", p.MessageID)
-	settings, err := s.Store.ArchiveSettings(ctx, p.TenantID)
-	if err != nil {
-		return false, err
+// prepare stores a claimed message's body and makes its log entry and
+// search document; a message to log as a gap, or that the tenant's rule
+// leaves out, is settled here on its own.
+func (s *Service) prepare(ctx context.Context, p store.ArchivePending, settings store.ArchiveSettings) prepared {
+	it := prepared{p: p}
+	settle := func(err error) prepared {
+		it.done, it.err = err == nil, err
+		return it
 	}
+	log := s.log().With("tenant", p.TenantID, "queue_id", p.MessageID)
 	raw, err := s.readSpool(ctx, p.BlobKey)
 	if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrDamaged) {
 		log.Error("archive: message body unreadable; logging a gap", "err", err)
-		return false, s.gap(ctx, p, "message body unreadable in the spool: "+err.Error())
+		return settle(s.gap(ctx, p, "message body unreadable in the spool: "+err.Error()))
 	}
 	if err != nil {
-		return false, err
+		return settle(err)
 	}
 	meta, err := s.envelope(ctx, p)
 	if err != nil {
-		return false, err
+		return settle(err)
 	}
 	x := Extract(ctx, raw)
 	for _, a := range x.Attachments {
 		meta.Attachment = append(meta.Attachment, a.Name)
 	}
 	now := s.now()
-	e := store.ArchiveEntry{ID: store.NewMessageID(now), Kind: store.ArchiveKindMessage, QueueID: p.MessageID, Direction: p.Direction,
+	e := store.ArchiveEntry{TenantID: p.TenantID, ID: store.NewMessageID(now), Kind: store.ArchiveKindMessage, QueueID: p.MessageID, Direction: p.Direction,
 		At: now, Received: p.Created, Size: int64(len(raw)), SHA256: sha(raw), Chunks: chunkHashes(raw),
 		FromHdr: strings.Join(x.From, ", "), ToHdr: strings.Join(x.To, ", "), CcHdr: strings.Join(x.Cc, ", "), Subject: x.Subject,
 		HasAttachment: x.HasAttachment, Verdict: verdictOf(meta.Findings, meta.Rcpts)}
 	meta.Size = e.Size
-	doc := DocOf(e, x, meta)
+	it.doc = DocOf(e, x, meta)
 	if settings.Mode == store.ArchiveRule {
 		q, err := ParseQuery(settings.Rule)
-		if err != nil || !Match(q, doc) {
+		if err != nil || !Match(q, it.doc) {
 			free, err := s.Store.DropArchivePending(ctx, p.ID, s.Node)
-			if err != nil {
-				return false, err
+			if err == nil {
+				s.afterAppend(ctx, p, store.ArchiveAppended{SpoolFree: free})
 			}
-			s.afterAppend(ctx, p, store.ArchiveAppended{SpoolFree: free})
-			return false, nil
+			return settle(err)
 		}
 	}
 	full, err := s.makeRoom(ctx, p.TenantID, settings, e.Size)
 	if err != nil {
-		return false, err
+		return settle(err)
 	}
 	if full {
-		return false, s.gap(ctx, p, "archive capacity full")
+		return settle(s.gap(ctx, p, "archive capacity full"))
 	}
-	seg, wrote, err := s.storeSegment(ctx, p.TenantID, raw)
+	segs, blobs, err := s.storeMessage(ctx, p.TenantID, raw)
 	if err != nil {
-		return false, err
+		return settle(err)
 	}
-	e.Segments = []string{seg.SHA256}
+	e.Segments = segs
 	e.Meta = canonical(meta)
 	e.Delivery = deliveryOf(meta.Rcpts)
-	a := store.ArchiveAppend{TenantID: p.TenantID, PendingID: p.ID, Owner: s.Node, Entries: []store.ArchiveEntry{e}}
-	if wrote {
-		a.Blobs = []store.ArchiveBlob{seg}
-	}
-	res, err := s.Store.AppendArchive(ctx, a)
-	if err != nil {
-		return false, err
-	}
-	s.afterAppend(ctx, p, res)
-	if res.Duplicate {
-		log.Info("archive: already archived by another attempt")
-		return false, nil
-	}
-	s.noteTouched(p.TenantID)
-	s.mu.Lock()
-	s.docs = append(s.docs, doc)
-	s.mu.Unlock()
-	return true, nil
+	it.a = store.ArchiveAppend{TenantID: p.TenantID, PendingID: p.ID, Owner: s.Node, Entries: []store.ArchiveEntry{e}, Blobs: blobs}
+	return it
 }
 
-// flushDocs indexes what this node archived since the last call in one
-// batch; what fails stays for IndexPending.
-func (s *Service) flushDocs(ctx context.Context) {
-	s.mu.Lock()
-	docs := s.docs
-	s.docs = nil
-	s.mu.Unlock()
+// indexDocs indexes documents in one batch and records them as indexed;
+// what fails stays for IndexPending.
+func (s *Service) indexDocs(ctx context.Context, docs []Doc) {
 	if len(docs) == 0 || s.Index == nil {
 		return
 	}

@@ -69,18 +69,15 @@ func (s *Service) Import(ctx context.Context, tid int64, by, source string, raw 
 	if full {
 		return store.ArchiveEntry{}, fmt.Errorf("%s: archive capacity full", source)
 	}
-	seg, wrote, err := s.storeSegment(ctx, tid, raw)
+	segs, blobs, err := s.storeMessage(ctx, tid, raw)
 	if err != nil {
 		return store.ArchiveEntry{}, err
 	}
 	e := store.ArchiveEntry{ID: store.NewMessageID(now), Kind: store.ArchiveKindMessage, Imported: true, At: now, Received: received,
-		Size: int64(len(raw)), SHA256: seg.SHA256, Segments: []string{seg.SHA256}, Meta: canonical(meta), Chunks: chunkHashes(raw),
+		Size: int64(len(raw)), SHA256: sha(raw), Segments: segs, Meta: canonical(meta), Chunks: chunkHashes(raw),
 		FromHdr: strings.Join(x.From, ", "), ToHdr: strings.Join(x.To, ", "), CcHdr: strings.Join(x.Cc, ", "), Subject: x.Subject,
 		HasAttachment: x.HasAttachment, Verdict: "imported"}
-	a := store.ArchiveAppend{TenantID: tid, Entries: []store.ArchiveEntry{e}}
-	if wrote {
-		a.Blobs = []store.ArchiveBlob{seg}
-	}
+	a := store.ArchiveAppend{TenantID: tid, Entries: []store.ArchiveEntry{e}, Blobs: blobs}
 	res, err := s.Store.AppendArchive(ctx, a)
 	if err != nil {
 		return store.ArchiveEntry{}, err

@@ -55,6 +55,8 @@ type Config struct {
 	DataDir  string `toml:"data_dir" doc:"Directory holding the database, the spool and the generated TLS certificate. Created if missing."`
 	NodeID   string `toml:"node_id" doc:"Stable name of this node; queue leases are taken in its name. Default: the hostname."`
 	LogLevel string `toml:"log_level" doc:"debug, info, warn or error."`
+	// LogFormat is applied at start; a reload leaves it as it was.
+	LogFormat string `toml:"log_format" doc:"text (key=value lines) or json (one JSON object per line, for a log collector). Takes effect at the next start."`
 
 	Postmaster string `toml:"postmaster" doc:"Where mail to the bare <Postmaster> (RFC 5321 4.5.1: no domain) arriving on the inbound listener goes: an address in a served domain, which it then reaches through that domain's route and checks like any mail to it. Empty: postmaster@ the served domain the hostname is in (mx.example.com: example.com, or the hostname itself when it is served). When neither is served, <Postmaster> gets 451 4.3.5 and an error is logged. postmaster@ every served domain is always accepted."`
 
@@ -169,6 +171,12 @@ type DNSConfig struct {
 type TLSConfig struct {
 	CertFile string `toml:"cert_file" doc:"PEM certificate chain. Empty: a self-signed certificate for hostname is generated in data_dir on first start."`
 	KeyFile  string `toml:"key_file" doc:"PEM private key for cert_file."`
+
+	ACME          bool     `toml:"acme" doc:"Get and renew certificates for acme_names from an ACME certificate authority (RFC 8555, e.g. Let's Encrypt). The SMTP, IMAP and console listeners present them (SMTP clients that send no server name get the hostname's); until one is issued, and for other names, they present cert_file or the self-signed certificate. The CA validates on the console listener ([http] listen), which must be reachable from the internet at each name on port 443 with [http] tls = true (TLS-ALPN-01), or on port 80 with tls = false (HTTP-01). Certificates and the account key are kept in data_dir/acme."`
+	ACMEDirectory string   `toml:"acme_directory" doc:"The ACME directory URL of the certificate authority."`
+	ACMEEmail     string   `toml:"acme_email" doc:"Contact address given to the certificate authority for expiry and account notices. Empty: none."`
+	ACMENames     []string `toml:"acme_names" doc:"Names to get certificates for. Empty: the hostname, and the host of [http] base_url when it differs."`
+	ACMECAFile    string   `toml:"acme_ca_file" doc:"PEM certificates to trust for the ACME directory's HTTPS besides the system's (a private ACME CA)."`
 }
 
 // ListenerConfig describes one SMTP listener.
@@ -228,7 +236,7 @@ type DeliveryConfig struct {
 
 // HTTPConfig is the web console, REST API, metrics and health listener.
 type HTTPConfig struct {
-	Listen       string   `toml:"listen" doc:"Address of the web console, REST API (/api/v1), /metrics and /healthz, e.g. \"0.0.0.0:8443\". Empty disables."`
+	Listen       string   `toml:"listen" doc:"Address of the web console, REST API (/api/v1), /metrics, /healthz and /readyz, e.g. \"0.0.0.0:8443\". Empty disables."`
 	TLS          bool     `toml:"tls" doc:"Serve HTTPS with the [tls] certificate. Leave false only behind a reverse proxy that terminates TLS, or on loopback."`
 	BaseURL      string   `toml:"base_url" doc:"Public URL of the console, used in digest mails' links, e.g. https://mailgate.example.com. Default: built from hostname and listen."`
 	SessionIdle  Duration `toml:"session_idle" doc:"A console session ends after this long without a request."`
@@ -247,13 +255,15 @@ func Default() Config {
 		host = "localhost"
 	}
 	return Config{
-		Hostname: host,
-		DataDir:  "data",
-		LogLevel: "info",
-		Store:    StoreConfig{Driver: "sqlite"},
-		Cluster:  ClusterConfig{Heartbeat: D(10 * time.Second), DeadAfter: D(30 * time.Second), MaxClockSkew: D(2 * time.Second)},
-		Blobs:    BlobsConfig{Driver: "local"},
-		DNS:      DNSConfig{Timeout: D(5 * time.Second)},
+		Hostname:  host,
+		DataDir:   "data",
+		LogLevel:  "info",
+		LogFormat: "text",
+		Store:     StoreConfig{Driver: "sqlite"},
+		Cluster:   ClusterConfig{Heartbeat: D(10 * time.Second), DeadAfter: D(30 * time.Second), MaxClockSkew: D(2 * time.Second)},
+		Blobs:     BlobsConfig{Driver: "local"},
+		DNS:       DNSConfig{Timeout: D(5 * time.Second)},
+		TLS:       TLSConfig{ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory"},
 		Inbound: ListenerConfig{
 			Listen: []string{"0.0.0.0:25"}, BareLF: "reject",
 			MaxConnPerIP: 50, MaxConns: 1000, // Postfix's smtpd_client_connection_count_limit
@@ -315,6 +325,13 @@ func (c *Config) Validate() error {
 	if c.NodeID == "" {
 		c.NodeID = c.Hostname
 	}
+	switch c.LogFormat {
+	case "":
+		c.LogFormat = "text"
+	case "text", "json":
+	default:
+		return fmt.Errorf("log_format %q: text or json", c.LogFormat)
+	}
 	if c.Postmaster != "" {
 		if _, err := addr.Parse(c.Postmaster); err != nil {
 			return fmt.Errorf("postmaster %q: %w", c.Postmaster, err)
@@ -341,6 +358,14 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Blobs.validate(); err != nil {
 		return err
+	}
+	if c.TLS.ACME {
+		if c.HTTP.Listen == "" {
+			return fmt.Errorf("tls.acme needs the console listener ([http] listen): the certificate authority validates the names there")
+		}
+		if c.TLS.ACMEDirectory == "" {
+			return fmt.Errorf("tls.acme needs tls.acme_directory")
+		}
 	}
 	if c.HTTP.ReportZone != "" {
 		if _, err := time.LoadLocation(c.HTTP.ReportZone); err != nil {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,13 +101,13 @@ func TestDANEEndEntity(t *testing.T) {
 	// Not secure (no DNSSEC): TLSA records are ignored; opportunistic TLS.
 	srv.Add("_25._tcp.mx.dane.test. 300 IN TLSA 3 1 1 " + spkiSHA256(leaf))
 	ts, res, err := deliverTo(t, r, "dane.test")
-	if err != nil || ts[0].TLS != TLSOpportunistic || !res.OK() {
+	if err != nil || ts[0].TLS != TLSOpportunistic || !res.OK() || !strings.HasSuffix(res.TLS, ", not verified") || !strings.HasPrefix(res.TLS, "TLS 1.") {
 		t.Fatalf("insecure zone: %+v %+v %v", ts, res, err)
 	}
 
 	srv.Secure("dane.test", true)
 	ts, res, err = deliverTo(t, r, "dane.test")
-	if err != nil || ts[0].TLS != TLSDANE || !res.OK() {
+	if err != nil || ts[0].TLS != TLSDANE || !res.OK() || !strings.HasSuffix(res.TLS, ", verified by DANE") {
 		t.Fatalf("secure matching TLSA: %+v %+v %v", ts, res, err)
 	}
 	if sk.Count() != 2 {

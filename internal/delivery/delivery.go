@@ -91,6 +91,10 @@ type Result struct {
 	Text      string // the reply text, or our description of a local/network error
 	Remote    string // host that answered
 	Permanent bool   // 5xx: bounce now
+	// TLS says how the connection was protected ("TLS 1.3
+	// TLS_AES_128_GCM_SHA256, verified by DANE", "none"); "" when no
+	// connection was made.
+	TLS string
 	// NextHopDSN says the host that took the message advertised DSN
 	// (RFC 3461), so it was handed each recipient's NOTIFY and ORCPT and
 	// reports on the message from there on; when false, a recipient that
@@ -139,6 +143,7 @@ type pooled struct {
 	uses   int
 	idleAt time.Time
 	remote string
+	tls    string // Result.TLS of the connection
 }
 
 // New builds a client. cert may be nil.
@@ -273,6 +278,9 @@ func (c *Client) deliverTo(ctx context.Context, t Target, req Request) ([]Result
 	if err != nil {
 		p.conn.Close()
 		return nil, err
+	}
+	for i := range res {
+		res[i].TLS = p.tls
 	}
 	c.put(t, p)
 	return res, nil
@@ -542,7 +550,30 @@ func (c *Client) dialAddr(ctx context.Context, t Target, ip net.IP, mode string)
 		cl.Close()
 		return nil, fmt.Errorf("greeting from %s: %w", addr, err)
 	}
-	return &pooled{c: cl, conn: conn, remote: t.Host}, nil
+	return &pooled{c: cl, conn: conn, remote: t.Host, tls: describeTLS(netConn, mode)}, nil
+}
+
+// describeTLS says how a connection is protected, for tracking: the TLS
+// version and cipher suite and how the server was authenticated, or
+// "none" for plaintext.
+func describeTLS(c net.Conn, mode string) string {
+	rc, ok := c.(*replayConn)
+	if !ok {
+		return "none"
+	}
+	tc, ok := rc.Conn.(*tls.Conn)
+	if !ok {
+		return "none"
+	}
+	cs := tc.ConnectionState()
+	auth := "not verified"
+	switch mode {
+	case TLSVerify:
+		auth = "verified"
+	case TLSDANE:
+		auth = "verified by DANE"
+	}
+	return tls.VersionName(cs.Version) + " " + tls.CipherSuiteName(cs.CipherSuite) + ", " + auth
 }
 
 // startTLS does the plaintext part of the dialogue itself (greeting, EHLO,

@@ -136,7 +136,7 @@ func TestTLSModes(t *testing.T) {
 	ctx := context.Background()
 	req := Request{From: "a@example.test", Rcpts: []string{"b@partner.test"}, Body: body("Subject: t\r\n\r\nt\r\n")}
 	// Opportunistic: plaintext when STARTTLS is not offered.
-	if rs := c.Deliver(ctx, []Target{{Host: host, Port: port, TLS: TLSOpportunistic}}, req); !rs[0].OK() {
+	if rs := c.Deliver(ctx, []Target{{Host: host, Port: port, TLS: TLSOpportunistic}}, req); !rs[0].OK() || rs[0].TLS != "none" {
 		t.Fatalf("opportunistic: %+v", rs[0])
 	}
 	// Required: never sent in the clear.

@@ -12,6 +12,9 @@ type AuthRecord struct {
 	Published string // the record found, "" when none
 	Suggested string // what to publish when Published is missing or does not fit
 	OK        bool   // Published fits mail sent through mailgate
+	// Found is every record of the kind at Name: more than one makes the
+	// domain's SPF (RFC 7208 4.5) or DMARC (RFC 7489 6.6.3) unusable.
+	Found []string
 }
 
 // CheckSPF looks up the domain's SPF record (RFC 7208) and says whether
@@ -26,6 +29,7 @@ func CheckSPF(ctx context.Context, r Resolver, domain, hostname string) AuthReco
 	for _, t := range txts {
 		if f := strings.Fields(strings.ToLower(t)); len(f) > 0 && f[0] == "v=spf1" {
 			rec.Published = t
+			rec.Found = append(rec.Found, t)
 			for _, m := range f[1:] {
 				m = strings.TrimLeft(m, "+")
 				if m == "a:"+hostname || m == "include:"+hostname {
@@ -56,6 +60,7 @@ func CheckDMARC(ctx context.Context, r Resolver, domain string, dkimOK bool) Aut
 	for _, t := range txts {
 		if strings.HasPrefix(strings.TrimSpace(t), "v=DMARC1") {
 			rec.Published, rec.OK = t, true
+			rec.Found = append(rec.Found, t)
 		}
 	}
 	return rec

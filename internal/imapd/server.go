@@ -81,6 +81,8 @@ type Deps struct {
 	// RequireTOTP is http.require_totp: administrators and operators
 	// have a second factor, so they log in with a mail app password.
 	RequireTOTP bool
+	// Command, when set, is told each command's name (metrics).
+	Command func(name string)
 }
 
 // Server is an IMAP server over the mailboxes. Safe for concurrent use.
@@ -137,6 +139,7 @@ func New(d Deps) *Server {
 		TLSConfig:      d.TLS,
 		IdleTimeout:    d.Config.IdleTimeout.Duration,
 		CommandTimeout: d.Config.CommandTimeout.Duration,
+		Command:        d.Command,
 	})
 	return s
 }

@@ -78,6 +78,8 @@ type Pipeline struct {
 	Zone     *time.Location
 	Clock    clock.Clock
 	Log      *slog.Logger
+	// Judged, when set, is told each checked message's action (metrics).
+	Judged func(policy.Action)
 }
 
 // commitTimeout bounds the accept transaction, on its own deadline.
@@ -121,6 +123,9 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 		return err
 	}
 	log := p.log().With("id", m.ID, "tenant", m.TenantID, "sender", j.sp.Address)
+	if p.Judged != nil {
+		p.Judged(j.verdict.Action)
+	}
 	switch j.verdict.Action {
 	case policy.TempFail:
 		log.Warn("outbound message deferred", "reason", j.verdict.Decider.Reason)

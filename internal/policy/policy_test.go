@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -134,5 +135,42 @@ func TestLayeredAndPerRcpt(t *testing.T) {
 	}
 	if _, ok := ForRcpt(p, "other@d.test").Get("zzz"); ok {
 		t.Error("missing key found")
+	}
+}
+
+type stageRecord struct {
+	fs  []Finding
+	err error
+}
+
+type recorder struct {
+	mu   sync.Mutex
+	seen map[string]stageRecord
+}
+
+func (r *recorder) StageDone(check string, took time.Duration, fs []Finding, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen[check] = stageRecord{fs, err}
+}
+
+// The observer hears every stage once, with its findings or why it could
+// not judge (error, panic) and then the failure policy's findings.
+func TestRunnerObserver(t *testing.T) {
+	rec := &recorder{seen: map[string]stageRecord{}}
+	r := &Runner{Observer: rec, Stages: []Stage{
+		{Check: fakeCheck{name: "ok", fs: []Finding{{Symbol: "X", Action: Tag}}}},
+		{Check: fakeCheck{name: "down", err: errors.New("scanner unreachable")}},
+		{Check: fakeCheck{name: "bug", panic: true}},
+	}}
+	r.Run(context.Background(), msg(), PerRcpt{})
+	if got := rec.seen["ok"]; got.err != nil || len(got.fs) != 1 || got.fs[0].Check != "ok" {
+		t.Fatalf("ok stage %+v", got)
+	}
+	if got := rec.seen["down"]; got.err == nil || got.err.Error() != "scanner unreachable" || got.fs[0].Symbol != "CHECK_FAILED" {
+		t.Fatalf("down stage %+v", got)
+	}
+	if got := rec.seen["bug"]; got.err == nil || !strings.Contains(got.err.Error(), "panic") {
+		t.Fatalf("panicking stage %+v", got)
 	}
 }

@@ -36,6 +36,16 @@ type Runner struct {
 	// running when it is used up fails with its OnError action.
 	Budget time.Duration
 	Log    *slog.Logger
+	// Observer, when set, hears of every stage's outcome (metrics).
+	Observer Observer
+}
+
+// Observer hears how long each stage took and what it found; err is set
+// when the stage could not judge (its error, its deadline, a panic), and
+// its findings are then the failure policy's. Called from the stages'
+// goroutines; it must not block.
+type Observer interface {
+	StageDone(check string, took time.Duration, findings []Finding, err error)
 }
 
 // Run runs every stage and returns the merged findings and one verdict per
@@ -56,7 +66,7 @@ func (r *Runner) Run(ctx context.Context, m *Message, s RcptSettings) ([]Finding
 		wg.Add(1)
 		go func(i int, st Stage) {
 			defer wg.Done()
-			results[i] = runStage(ctx, st, m, s, log)
+			results[i] = runStage(ctx, st, m, s, log, r.Observer)
 		}(i, st)
 	}
 	wg.Wait()
@@ -67,8 +77,19 @@ func (r *Runner) Run(ctx context.Context, m *Message, s RcptSettings) ([]Finding
 	return all, Resolve(m.Env.Rcpts, all)
 }
 
-func runStage(ctx context.Context, st Stage, m *Message, s Settings, log *slog.Logger) (out []Finding) {
+func runStage(ctx context.Context, st Stage, m *Message, s Settings, log *slog.Logger, obs Observer) []Finding {
 	name := st.Check.Name()
+	start := time.Now()
+	out, err := judgeStage(ctx, st, m, s, log, name)
+	if obs != nil {
+		obs.StageDone(name, time.Since(start), out, err)
+	}
+	return out
+}
+
+// judgeStage runs one stage; err is why it could not judge, and the
+// findings are then its failure policy's.
+func judgeStage(ctx context.Context, st Stage, m *Message, s Settings, log *slog.Logger, name string) (out []Finding, err error) {
 	timeout := st.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
@@ -79,7 +100,8 @@ func runStage(ctx context.Context, st Stage, m *Message, s Settings, log *slog.L
 		// A check that panics is a bug; the message must still get a safe verdict.
 		if p := recover(); p != nil {
 			log.Error("check panicked", "check", name, "panic", p)
-			out = []Finding{failure(st, name, fmt.Errorf("panic: %v", p))}
+			err = fmt.Errorf("panic: %v", p)
+			out = []Finding{failure(st, name, err)}
 		}
 	}()
 	type res struct {
@@ -104,14 +126,14 @@ func runStage(ctx context.Context, st Stage, m *Message, s Settings, log *slog.L
 	}
 	if r.err != nil {
 		log.Warn("check could not judge", "check", name, "err", r.err)
-		return []Finding{failure(st, name, r.err)}
+		return []Finding{failure(st, name, r.err)}, r.err
 	}
 	for i := range r.fs {
 		if r.fs[i].Check == "" {
 			r.fs[i].Check = name
 		}
 	}
-	return r.fs
+	return r.fs, nil
 }
 
 func failure(st Stage, name string, err error) Finding {

@@ -727,6 +727,10 @@ func (q *Queue) outcome(m store.Message, r store.Recipient, res delivery.Result,
 	cfg := q.d.Config
 	u := store.RecipientUpdate{ID: r.ID, LeaseToken: r.LeaseToken, LastCode: res.Code, LastReply: replyText(res), RemoteMTA: res.Remote, CountAttempt: true, DelayNotified: r.DelayNotified}
 	ev := store.Event{MessageID: m.ID, TenantID: m.TenantID, At: now, Rcpt: r.Addr, Remote: res.Remote, Detail: replyText(res)}
+	if res.TLS != "" {
+		// Tracking shows how each delivery attempt was protected.
+		ev.Detail += " [TLS: " + res.TLS + "]"
+	}
 	entry := func(status string) *dsn.Recipient {
 		if status == "" {
 			status = res.Enhanced

@@ -97,6 +97,8 @@ type Deps struct {
 	// Lists answers RCPT for mailing list addresses and their bounce
 	// addresses (mlist.Service) on every listener; nil: no lists.
 	Lists ListChecker
+	// Observer, when set, hears of sessions and replies (metrics).
+	Observer Observer
 }
 
 // ListChecker decides whether a sender may send to a mailing list
@@ -223,6 +225,7 @@ func (s *Server) goodbye() {
 	for _, c := range conns {
 		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 		io.WriteString(c.Conn, "421 4.3.2 Service shutting down, try again later\r\n")
+		s.observeReply(421, "4.3.2")
 		c.Close()
 	}
 }
@@ -263,6 +266,7 @@ func (s *Server) admit(c net.Conn, ip string) (net.Conn, bool) {
 		s.log.Info("connection refused: limit reached", "client", ip)
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		io.WriteString(c, "421 4.7.0 Too many connections, try again later\r\n")
+		s.observeReply(421, "4.7.0")
 		c.Close()
 		return nil, false
 	}
@@ -271,7 +275,17 @@ func (s *Server) admit(c net.Conn, ip string) (net.Conn, bool) {
 	s.mu.Lock()
 	s.live[tc] = struct{}{}
 	s.mu.Unlock()
+	if o := s.d.Observer; o != nil {
+		o.SessionOpened(s.d.Kind)
+	}
 	return tc, true
+}
+
+// observeReply tells the observer of a reply written outside a session.
+func (s *Server) observeReply(code int, enhanced string) {
+	if o := s.d.Observer; o != nil {
+		o.Reply(s.d.Kind, code, enhanced)
+	}
 }
 
 func (s *Server) release(ip string, tc *trackedConn) {
@@ -333,6 +347,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 			c.early = true
 			c.s.log.Info("client talked before greeting", "client", c.ip)
 			io.WriteString(c.Conn, "554 5.5.0 Protocol error: data sent before greeting\r\n")
+			c.s.observeReply(554, "5.5.0")
 			return len(p), nil
 		}
 	}
@@ -355,6 +370,9 @@ func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.cancel()
 		c.s.release(c.ip, c)
+		if o := c.s.d.Observer; o != nil {
+			o.SessionClosed(c.s.d.Kind)
+		}
 	})
 	return c.Conn.Close()
 }

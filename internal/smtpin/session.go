@@ -91,8 +91,12 @@ func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		id = tc.id
 	}
 	_, isTLS := c.TLSConnectionState()
-	return &session{s: s, conn: c, tc: tc, ip: ip, tls: isTLS,
-		log: s.log.With("conn", id, "client", ip)}, nil
+	se := &session{s: s, conn: c, tc: tc, ip: ip, tls: isTLS,
+		log: s.log.With("conn", id, "client", ip)}
+	if s.d.Observer != nil {
+		return observedSession{se}, nil
+	}
+	return se, nil
 }
 
 func smtpErr(code int, ec smtp.EnhancedCode, msg string) *smtp.SMTPError {

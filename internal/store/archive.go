@@ -142,9 +142,12 @@ type ArchiveAppended struct {
 	// SpoolFree: the pending row's spool blob is needed by nobody now
 	// (its queue message is done, or gone): the caller deletes it.
 	SpoolFree bool
-	Unused    []string // blob keys written by the caller but not used
-	Size      int64    // tree size after the append
-	Root      []byte
+	// Lost (AppendArchiveBatch only): the pending row is no longer leased
+	// to Owner (another node has it); nothing was done for this append.
+	Lost   bool
+	Unused []string // blob keys written by the caller but not used
+	Size   int64    // tree size after the append
+	Root   []byte
 }
 
 // ArchiveCheckpoint is a signed tree head of a tenant's log.
@@ -230,6 +233,12 @@ type ArchiveStore interface {
 	// AppendArchive appends entries to the tenant's log in one transaction
 	// (appends to one tenant's log are serialised across nodes).
 	AppendArchive(ctx context.Context, a ArchiveAppend) (ArchiveAppended, error)
+	// AppendArchiveBatch makes several appends in one transaction, in the
+	// order given (callers order them by tenant, so that nodes lock the
+	// tenants' logs in one order); results are in the same order. An
+	// append whose pending row lost its lease is skipped (Lost); any
+	// other failure fails the whole batch and nothing is appended.
+	AppendArchiveBatch(ctx context.Context, as []ArchiveAppend) ([]ArchiveAppended, error)
 	// ArchiveBlobBySHA returns the stored segment with that hash.
 	ArchiveBlobBySHA(ctx context.Context, tenantID int64, sha string) (ArchiveBlob, error)
 	// ArchiveEntries lists the tenant's log from seq fromSeq on, in order.

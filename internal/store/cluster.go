@@ -37,6 +37,11 @@ type ClusterStatus struct {
 	// failed attempt (waiting for the next one), Held by an operator or
 	// for a damaged message.
 	Queued, Deferred, Held int
+	// Oldest is when the oldest message still waiting for delivery (a
+	// queued recipient, not held) was received; zero when none waits.
+	Oldest time.Time
+	// ArchivePending counts the messages waiting to be archived.
+	ArchivePending int
 }
 
 // NodeState is a node with what the cluster status says of it.

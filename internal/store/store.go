@@ -393,6 +393,7 @@ type Store interface {
 	OutboundStore
 	MailingListStore
 	ArchiveStore
+	OnboardingStore
 
 	Close() error
 }

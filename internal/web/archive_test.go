@@ -174,6 +174,10 @@ func TestArchiveAccessByGrant(t *testing.T) {
 	aud.Login(auditor)
 	user := e.NewClient(t)
 	user.Login(consoletest.UserA)
+	// The menu offers the archive only to those who may open it.
+	if st, body := aud.Get("/dashboard"); st != http.StatusOK || strings.Contains(body, `href="/archive"`) {
+		t.Errorf("dashboard of an administrator without the grant: %d, archive in the menu: %v", st, strings.Contains(body, `href="/archive"`))
+	}
 	for _, c := range []*consoletest.Client{aud, user} {
 		for _, path := range []string{"/archive", "/archive?search=1&q=budget", "/archive/" + es[1].ID, "/archive/" + es[1].ID + "/eml", "/archive/export?q=budget"} {
 			if st, body := c.Get(path); st != http.StatusForbidden || strings.Contains(body, archENSubject) {
@@ -191,8 +195,8 @@ func TestArchiveAccessByGrant(t *testing.T) {
 	if st, loc, _ := admin.Post("/archive/access", url.Values{"principal": {auditor}, "on": {"1"}}); st != http.StatusSeeOther || !strings.HasPrefix(loc, "/archive") {
 		t.Fatalf("grant: %d %q", st, loc)
 	}
-	if st, body := aud.Get("/archive?search=1&q=budget"); st != http.StatusOK || !strings.Contains(body, archENSubject) {
-		t.Fatalf("with the grant: %d", st)
+	if st, body := aud.Get("/archive?search=1&q=budget"); st != http.StatusOK || !strings.Contains(body, archENSubject) || !strings.Contains(body, `href="/archive"`) {
+		t.Fatalf("with the grant: %d, archive in the menu: %v", st, strings.Contains(body, `href="/archive"`))
 	}
 	// Grants are for administrators only.
 	if st, _, _ := admin.Post("/archive/access", url.Values{"principal": {consoletest.UserA}, "on": {"1"}}); st != http.StatusBadRequest {

@@ -45,6 +45,7 @@ func (s *Server) consoleRoutes() {
 	s.handle("POST /domains/{name}/routes", store.RoleAdmin, s.domainRoutes)
 	s.handle("POST /domains/{name}/delete", store.RoleAdmin, s.domainDelete)
 	s.handle("POST /domains/{name}/verify", store.RoleAdmin, s.domainVerify)
+	s.onboardRoutes()
 	s.handle("GET /users", store.RoleAdmin, s.usersPage)
 	s.handle("GET /users.csv", store.RoleAdmin, s.usersCSV)
 	s.handle("POST /users", store.RoleAdmin, s.usersPost)
@@ -383,6 +384,9 @@ type dashData struct {
 	// Cluster is shown to operators only: node names and addresses are
 	// the operator's, not a tenant's.
 	Cluster *clusterView `json:"-"`
+
+	// Onboarding lists the domains whose onboarding wizard is not finished.
+	Onboarding []admin.OnboardRow `json:"-"`
 }
 
 // clusterView is the dashboard's cluster section.
@@ -406,6 +410,9 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, p *principal)
 	d, err := s.dashboardData(r, tid)
 	if err == nil && p.role == store.RoleOperator {
 		d.Cluster, err = s.clusterData(r)
+	}
+	if err == nil {
+		d.Onboarding, err = s.admin.OnboardPending(r.Context(), who(p))
 	}
 	if err != nil {
 		s.fail(w, r, p, err)

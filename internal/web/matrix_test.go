@@ -573,6 +573,12 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 		return url.Values{"current": {consoletest.Password}, "password": {consoletest.Password}}, false
 	case "POST /account/lang":
 		return url.Values{"lang": {"en"}}, false
+	case "POST /domains/{name}/onboard/service":
+		return url.Values{"service": {"m365"}}, false
+	case "POST /domains/{name}/onboard/test":
+		return url.Values{"rcpt": {"postmaster"}}, false
+	case "POST /domains/{name}/onboard/done":
+		return url.Values{"step": {"3"}}, false
 	case "POST /domains/{name}/continuity/switch":
 		return url.Values{"mode": {"emergency"}, "reason": {"matrix"}}, false
 	case "POST /continuity/credentials":

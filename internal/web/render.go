@@ -130,6 +130,8 @@ type view struct {
 	anonToken bool
 	// Webmail: the caller has a mailbox to read in the console.
 	Webmail bool
+	// Archive: the caller may open the audit archive (the menu shows it).
+	Archive bool
 }
 
 func (v *view) IsOperator() bool { return v.Role == store.RoleOperator }
@@ -166,6 +168,7 @@ func (s *Server) newView(r *http.Request, p *principal, title string) *view {
 			v.Tenants, _ = s.d.Store.Tenants(r.Context())
 		}
 		v.Webmail = s.hasWebmail(r.Context(), p)
+		v.Archive = v.IsAdmin() && s.admin.MayUseArchive(r.Context(), who(p))
 	}
 	if v.CSRF == "" {
 		// Forms on pages without a session (login, language switch) carry

@@ -210,3 +210,27 @@ func TestNewAddRRAndClose(t *testing.T) {
 		t.Fatal("closed server still answers over TCP")
 	}
 }
+
+// Remove takes one type's records away (the others stay), or every record
+// of the name with TypeANY, so a test can change a zone between steps.
+func TestRemove(t *testing.T) {
+	t.Parallel()
+	srv := dnstest.Start(t)
+	srv.Add("example.com. 3600 IN MX 10 old.example.com.")
+	srv.Add(`example.com. 300 IN TXT "v=spf1 -all"`)
+	srv.Remove("example.com.", dns.TypeMX)
+	if r := ask(t, srv, "udp", "example.com.", dns.TypeMX, 0); len(r.Answer) != 0 || r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("MX after Remove: %v %s", r.Answer, dns.RcodeToString[r.Rcode])
+	}
+	if r := ask(t, srv, "udp", "example.com.", dns.TypeTXT, 0); len(r.Answer) != 1 {
+		t.Fatalf("TXT kept: %v", r.Answer)
+	}
+	srv.Add("example.com. 300 IN MX 10 new.example.com.")
+	if r := ask(t, srv, "udp", "example.com.", dns.TypeMX, 0); len(r.Answer) != 1 || r.Answer[0].(*dns.MX).Mx != "new.example.com." {
+		t.Fatalf("MX after Add: %v", r.Answer)
+	}
+	srv.Remove("EXAMPLE.com.", dns.TypeANY)
+	if r := ask(t, srv, "udp", "example.com.", dns.TypeTXT, 0); r.Rcode != dns.RcodeNameError {
+		t.Fatalf("after removing everything: %v %s", r.Answer, dns.RcodeToString[r.Rcode])
+	}
+}

@@ -280,44 +280,70 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
+// appendOne is one AppendArchive inside a transaction.
+func appendOne(x tx, a store.ArchiveAppend) (store.ArchiveAppended, error) {
+	var res store.ArchiveAppended
+	if a.PendingID != 0 {
+		var qid string
+		if err := x.QueryRow(`SELECT message_id FROM archive_pending WHERE id = $1 AND lease_owner = $2`, a.PendingID, a.Owner).Scan(&qid); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return res, store.ErrArchiveLease
+			}
+			return res, err
+		}
+		_, free, err := dropPending(x, a.PendingID, a.Owner)
+		if err != nil {
+			return res, err
+		}
+		res.SpoolFree = free
+		var n int
+		if err := x.QueryRow(`SELECT COUNT(*) FROM archive_entries WHERE tenant_id = $1 AND queue_id = $2 AND queue_id <> ''`, a.TenantID, qid).Scan(&n); err != nil {
+			return res, err
+		}
+		if n > 0 {
+			res.Duplicate = true
+			for _, b := range a.Blobs {
+				res.Unused = append(res.Unused, b.Key)
+			}
+			return res, nil
+		}
+	}
+	r, err := appendEntries(x, a)
+	if err != nil {
+		return res, err
+	}
+	r.SpoolFree, r.Duplicate = res.SpoolFree, false
+	return r, nil
+}
+
 func (db *DB) AppendArchive(ctx context.Context, a store.ArchiveAppend) (store.ArchiveAppended, error) {
 	var res store.ArchiveAppended
 	err := db.write(ctx, func(x tx) error {
-		res = store.ArchiveAppended{}
-		if a.PendingID != 0 {
-			var qid string
-			if err := x.QueryRow(`SELECT message_id FROM archive_pending WHERE id = $1 AND lease_owner = $2`, a.PendingID, a.Owner).Scan(&qid); err != nil {
-				if errors.Is(err, pgx.ErrNoRows) {
-					return store.ErrArchiveLease
-				}
-				return err
+		var err error
+		res, err = appendOne(x, a)
+		return err
+	})
+	return res, err
+}
+
+func (db *DB) AppendArchiveBatch(ctx context.Context, as []store.ArchiveAppend) ([]store.ArchiveAppended, error) {
+	var out []store.ArchiveAppended
+	err := db.write(ctx, func(x tx) error {
+		out = make([]store.ArchiveAppended, len(as))
+		for i, a := range as {
+			r, err := appendOne(x, a)
+			if errors.Is(err, store.ErrArchiveLease) {
+				out[i] = store.ArchiveAppended{Lost: true}
+				continue
 			}
-			_, free, err := dropPending(x, a.PendingID, a.Owner)
 			if err != nil {
 				return err
 			}
-			res.SpoolFree = free
-			var n int
-			if err := x.QueryRow(`SELECT COUNT(*) FROM archive_entries WHERE tenant_id = $1 AND queue_id = $2`, a.TenantID, qid).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				res.Duplicate = true
-				for _, b := range a.Blobs {
-					res.Unused = append(res.Unused, b.Key)
-				}
-				return nil
-			}
+			out[i] = r
 		}
-		r, err := appendEntries(x, a)
-		if err != nil {
-			return err
-		}
-		r.SpoolFree, r.Duplicate = res.SpoolFree, false
-		res = r
 		return nil
 	})
-	return res, err
+	return out, err
 }
 
 func (db *DB) ArchiveBlobBySHA(ctx context.Context, tenantID int64, sha string) (store.ArchiveBlob, error) {

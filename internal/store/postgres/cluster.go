@@ -86,6 +86,18 @@ func (db *DB) ClusterStatus(ctx context.Context) (store.ClusterStatus, error) {
 	if err != nil {
 		return c, fmt.Errorf("cluster status: %w", err)
 	}
+	var oldest int64
+	err = db.conn.QueryRow(ctx, `SELECT coalesce(min(received_us), 0) FROM messages m WHERE NOT done
+		AND EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state = 'queued')`).Scan(&oldest)
+	if err != nil {
+		return c, fmt.Errorf("cluster status: %w", err)
+	}
+	if oldest > 0 {
+		c.Oldest = fromUS(oldest)
+	}
+	if err := db.conn.QueryRow(ctx, `SELECT count(*) FROM archive_pending`).Scan(&c.ArchivePending); err != nil {
+		return c, fmt.Errorf("cluster status: %w", err)
+	}
 	return c, nil
 }
 

@@ -614,3 +614,20 @@ func (db *DB) RelayLogin(ctx context.Context, username string) (store.RelayLogin
 	}
 	return l, err
 }
+
+// LatestSchema is the schema version this mailgate migrates to.
+func (db *DB) LatestSchema() int { return len(migrations) }
+
+// Schema reads the database's schema version without migrating it, and
+// returns it with the version this mailgate migrates to (mailgate doctor).
+func Schema(ctx context.Context, c Config) (have, want int, err error) {
+	pool, err := connect(ctx, c)
+	if err != nil {
+		return 0, len(migrations), err
+	}
+	defer pool.Close()
+	if err := pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return 0, len(migrations), fmt.Errorf("schema version: %w", err)
+	}
+	return have, len(migrations), nil
+}

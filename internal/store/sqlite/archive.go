@@ -280,44 +280,78 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
+// Lookups that SQLite's planner, without statistics, would answer by
+// reading the tenant's whole log (its primary key): the partial index on
+// queue IDs needs its condition in the query, and the ID index is named.
+const (
+	archivedQueueQuery = `SELECT COUNT(*) FROM archive_entries WHERE tenant_id = ? AND queue_id = ? AND queue_id <> ''`
+	entriesByIDQuery   = `SELECT ` + entryCols + ` FROM archive_entries INDEXED BY archive_entries_id WHERE tenant_id = ? AND id IN (?`
+)
+
+// appendOne is one AppendArchive inside a transaction.
+func appendOne(tx *sql.Tx, a store.ArchiveAppend) (store.ArchiveAppended, error) {
+	var res store.ArchiveAppended
+	if a.PendingID != 0 {
+		var qid string
+		if err := tx.QueryRow(`SELECT message_id FROM archive_pending WHERE id = ? AND lease_owner = ?`, a.PendingID, a.Owner).Scan(&qid); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return res, store.ErrArchiveLease
+			}
+			return res, err
+		}
+		_, free, err := dropPending(tx, a.PendingID, a.Owner)
+		if err != nil {
+			return res, err
+		}
+		res.SpoolFree = free
+		var n int
+		if err := tx.QueryRow(archivedQueueQuery, a.TenantID, qid).Scan(&n); err != nil {
+			return res, err
+		}
+		if n > 0 {
+			res.Duplicate = true
+			for _, b := range a.Blobs {
+				res.Unused = append(res.Unused, b.Key)
+			}
+			return res, nil
+		}
+	}
+	r, err := appendEntries(tx, a)
+	if err != nil {
+		return res, err
+	}
+	r.SpoolFree, r.Duplicate = res.SpoolFree, false
+	return r, nil
+}
+
 func (db *DB) AppendArchive(ctx context.Context, a store.ArchiveAppend) (store.ArchiveAppended, error) {
 	var res store.ArchiveAppended
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res = store.ArchiveAppended{}
-		if a.PendingID != 0 {
-			var qid string
-			if err := tx.QueryRow(`SELECT message_id FROM archive_pending WHERE id = ? AND lease_owner = ?`, a.PendingID, a.Owner).Scan(&qid); err != nil {
-				if errors.Is(err, sql.ErrNoRows) {
-					return store.ErrArchiveLease
-				}
-				return err
+		var err error
+		res, err = appendOne(tx, a)
+		return err
+	})
+	return res, err
+}
+
+func (db *DB) AppendArchiveBatch(ctx context.Context, as []store.ArchiveAppend) ([]store.ArchiveAppended, error) {
+	var out []store.ArchiveAppended
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		out = make([]store.ArchiveAppended, len(as))
+		for i, a := range as {
+			r, err := appendOne(tx, a)
+			if errors.Is(err, store.ErrArchiveLease) {
+				out[i] = store.ArchiveAppended{Lost: true}
+				continue
 			}
-			_, free, err := dropPending(tx, a.PendingID, a.Owner)
 			if err != nil {
 				return err
 			}
-			res.SpoolFree = free
-			var n int
-			if err := tx.QueryRow(`SELECT COUNT(*) FROM archive_entries WHERE tenant_id = ? AND queue_id = ?`, a.TenantID, qid).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				res.Duplicate = true
-				for _, b := range a.Blobs {
-					res.Unused = append(res.Unused, b.Key)
-				}
-				return nil
-			}
+			out[i] = r
 		}
-		r, err := appendEntries(tx, a)
-		if err != nil {
-			return err
-		}
-		r.SpoolFree, r.Duplicate = res.SpoolFree, false
-		res = r
 		return nil
 	})
-	return res, err
+	return out, err
 }
 
 func (db *DB) ArchiveBlobBySHA(ctx context.Context, tenantID int64, sha string) (store.ArchiveBlob, error) {
@@ -366,7 +400,7 @@ func (db *DB) ArchiveEntriesByID(ctx context.Context, tenantID int64, ids []stri
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	got, err := db.entries(ctx, `SELECT `+entryCols+` FROM archive_entries WHERE tenant_id = ? AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+	got, err := db.entries(ctx, entriesByIDQuery+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -786,4 +786,18 @@ CREATE INDEX outbound_holds_tenant ON outbound_holds(tenant_id, created_us);
 CREATE INDEX outbound_holds_sender ON outbound_holds(tenant_id, sender, created_us);
 CREATE INDEX outbound_holds_due ON outbound_holds(release_us) WHERE state = 'pending';
 `,
+	// The onboarding wizard's state per domain.
+	`
+CREATE TABLE domain_onboarding (
+	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	domain TEXT NOT NULL,
+	service TEXT NOT NULL DEFAULT '',
+	done INTEGER NOT NULL DEFAULT 0,
+	test_message TEXT NOT NULL DEFAULT '',
+	finished_us INTEGER NOT NULL DEFAULT 0,
+	updated_us INTEGER NOT NULL,
+	updated_by TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (tenant_id, domain)
+);
+`,
 }

@@ -401,3 +401,85 @@ func testArchiveRetentionAndGrants(t *testing.T, open Opener) {
 		t.Fatalf("still unindexed %v", un)
 	}
 }
+
+// A batch of appends is one transaction: a failure in the middle of it
+// leaves nothing appended and every pending row still there; a row whose
+// lease was lost is skipped; the rest are logged in order, each once.
+func testArchiveAppendBatch(t *testing.T, open Opener) {
+	ctx := context.Background()
+	st := open(t)
+	tid := archiveTenant(t, st, "t", store.ArchiveSettings{Enabled: true})
+	for _, id := range []string{"b1", "b2", "b3", "b4"} {
+		if _, err := st.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{archiveMsg(tid, id, store.Inbound)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, err := st.ClaimArchivePending(ctx, "node-a", t0, t0.Add(time.Minute), 10)
+	if err != nil || len(ps) != 4 {
+		t.Fatalf("claim: %v %v", ps, err)
+	}
+	sum := func(p store.ArchivePending) string { return fmt.Sprintf("%064x", 1000+p.ID) }
+	app := func(p store.ArchivePending) store.ArchiveAppend {
+		return store.ArchiveAppend{TenantID: tid, PendingID: p.ID, Owner: "node-a",
+			Entries: []store.ArchiveEntry{{ID: "A" + p.MessageID, Kind: store.ArchiveKindMessage, QueueID: p.MessageID, Direction: p.Direction,
+				At: t0, Received: t0, Size: p.Size, SHA256: sum(p), Segments: []string{sum(p)}, Meta: `{"m":1}`}},
+			Blobs: []store.ArchiveBlob{{SHA256: sum(p), Key: "a/" + p.MessageID, Size: p.Size}}}
+	}
+	// The third append refers to a segment nobody stored: the batch fails
+	// as a whole.
+	bad := app(ps[2])
+	bad.Blobs = nil
+	if _, err := st.AppendArchiveBatch(ctx, []store.ArchiveAppend{app(ps[0]), app(ps[1]), bad, app(ps[3])}); err == nil {
+		t.Fatal("a batch with a broken append succeeded")
+	}
+	if size, _, _ := st.ArchiveTree(ctx, tid); size != 0 {
+		t.Fatalf("log size %d after a failed batch", size)
+	}
+	for _, p := range ps {
+		if ok, err := st.ArchivePendingBlob(ctx, p.BlobKey); err != nil || !ok {
+			t.Fatalf("pending row of %s gone after a failed batch: %v", p.MessageID, err)
+		}
+	}
+	// Another node takes the first row over once node-a's lease has run
+	// out: node-a's append of it is skipped, the others are logged.
+	if b, err := st.ClaimArchivePending(ctx, "node-b", t0.Add(2*time.Minute), t0.Add(3*time.Minute), 1); err != nil || len(b) != 1 || b[0].ID != ps[0].ID {
+		t.Fatalf("claim by node-b: %v %v", b, err)
+	}
+	res, err := st.AppendArchiveBatch(ctx, []store.ArchiveAppend{app(ps[0]), app(ps[1]), app(ps[2]), app(ps[3])})
+	if err != nil || len(res) != 4 {
+		t.Fatalf("batch: %+v %v", res, err)
+	}
+	if !res[0].Lost || len(res[0].Entries) != 0 {
+		t.Fatalf("stale append in a batch: %+v", res[0])
+	}
+	for i, r := range res[1:] {
+		if r.Lost || r.Duplicate || len(r.Entries) != 1 || r.Entries[0].Seq != int64(i) || r.Size != int64(i+1) {
+			t.Fatalf("append %d: %+v", i+1, r)
+		}
+	}
+	es, err := st.ArchiveEntries(ctx, tid, 0, 10)
+	if err != nil || len(es) != 3 {
+		t.Fatalf("entries %v %v", es, err)
+	}
+	var leaves [][]byte
+	for i, e := range es {
+		if e.QueueID != ps[i+1].MessageID {
+			t.Fatalf("entry %d is %s", i, e.QueueID)
+		}
+		leaves = append(leaves, e.Leaf)
+	}
+	if !bytes.Equal(res[3].Root, tlog.Root(leaves)) {
+		t.Fatal("root differs from the tree of the stored leaves")
+	}
+	if ok, _ := st.ArchivePendingBlob(ctx, ps[0].BlobKey); !ok {
+		t.Fatal("node-b's pending row was dropped by node-a's batch")
+	}
+	if ok, _ := st.ArchivePendingBlob(ctx, ps[1].BlobKey); ok {
+		t.Fatal("archived pending row left")
+	}
+	// Appended again (a retry after a crash that committed): duplicates.
+	again, err := st.AppendArchiveBatch(ctx, []store.ArchiveAppend{app(ps[1])})
+	if err != nil || !again[0].Lost {
+		t.Fatalf("append of a dropped row: %+v %v", again, err)
+	}
+}

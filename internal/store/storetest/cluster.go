@@ -97,6 +97,10 @@ func testNodes(t *testing.T, open Opener) {
 	if c.Queued != 4 || c.Deferred != 1 || c.Held != 1 {
 		t.Fatalf("depth queued=%d deferred=%d held=%d, want 4 1 1", c.Queued, c.Deferred, c.Held)
 	}
+	// The oldest waiting message is m1 (m6, as old, is deleted).
+	if !c.Oldest.Equal(past) || c.ArchivePending != 0 {
+		t.Fatalf("oldest %v (want %v), archive pending %d", c.Oldest, past, c.ArchivePending)
+	}
 	states := c.States(30 * time.Second)
 	got := names(states, func(s store.NodeState) string {
 		return fmt.Sprintf("%s:%v:%d/%d", s.ID, s.Alive, s.Leases.Recipients, s.Leases.Expired)

@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		{"AcceptAllOrNothing", testAcceptAllOrNothing},
 		{"ArchiveAcceptQueues", testArchiveAcceptQueues},
 		{"ArchiveClaimAndAppend", testArchiveClaimAndAppend},
+		{"ArchiveAppendBatch", testArchiveAppendBatch},
 		{"ArchiveAppendConcurrent", testArchiveAppendConcurrent},
 		{"ArchiveRetentionAndGrants", testArchiveRetentionAndGrants},
 		{"AcceptQuota", testAcceptQuota},
@@ -98,6 +99,7 @@ func Run(t *testing.T, open Opener) {
 		{"Handback", testHandback},
 		{"ContinuitySecrets", testContinuitySecrets},
 		{"AttachLinks", testAttachLinks},
+		{"Onboarding", testOnboarding},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}

@@ -248,6 +248,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 		name = "UID " + strings.ToUpper(subName)
 	}
+	if c.server.options.Command != nil {
+		c.server.options.Command(name)
+	}
 
 	// TODO: handle multiple commands concurrently
 	sendOK := true

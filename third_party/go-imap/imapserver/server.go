@@ -65,6 +65,10 @@ type Options struct {
 	// MaxBadCommands closes the connection after that many commands in a
 	// row were answered BAD (20 when zero; negative: never).
 	MaxBadCommands int
+	// Command, when set, is called with each command's name (upper case,
+	// "UID FETCH" for UID commands) before it runs: the server's metrics.
+	// The name comes from the client: unknown names are possible.
+	Command func(name string)
 }
 
 func (options *Options) wrapReadWriter(rw io.ReadWriter) io.ReadWriter {
