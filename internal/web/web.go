@@ -130,6 +130,8 @@ type Server struct {
 	proxies      []netip.Prefix
 	i18n         *catalog
 	pages        map[string]*pageTemplate
+	views        viewCache    // the webmail reader's rendered messages
+	counts       folderCounts // the webmail's folder counts
 }
 
 // Route describes one registered endpoint, for the permission matrix test

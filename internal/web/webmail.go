@@ -168,7 +168,7 @@ var specialOrder = map[string]int{"": 6, `\Drafts`: 1, `\Sent`: 2, `\Archive`: 3
 // folderViews lists mb's folders with their counts, INBOX first, then the
 // special folders, then the others by name.
 func (s *Server) folderViews(ctx context.Context, v *view, mb store.Mailbox, current int64) ([]mailFolder, error) {
-	fs, counts, err := s.d.Mailboxes.Folders(ctx, mb)
+	fs, counts, err := s.mailFolders(ctx, mb)
 	if err != nil {
 		return nil, err
 	}
@@ -535,7 +535,7 @@ func mailPreviewOptions(base string, remote bool, lang string) preview.Options {
 
 func (s *Server) mailRead(w http.ResponseWriter, r *http.Request, p *principal, mb store.Mailbox) {
 	ctx := r.Context()
-	f, m, raw, err := s.mailMessageRaw(ctx, r, mb)
+	f, m, err := s.mailMessageParam(ctx, r, mb)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -543,7 +543,7 @@ func (s *Server) mailRead(w http.ResponseWriter, r *http.Request, p *principal, 
 	v := s.newView(r, p, "webmail_title")
 	base := mailURL(f.ID, m.UID)
 	remote := r.URL.Query().Get("images") == "1"
-	pv, err := preview.Render(ctx, strings.NewReader(string(raw)), mailPreviewOptions(base, remote, v.Lang))
+	pv, err := s.mailView(ctx, m, base, remote, v.Lang)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -599,16 +599,17 @@ func (s *Server) mailRead(w http.ResponseWriter, r *http.Request, p *principal, 
 }
 
 // mailBody serves the sanitised document for the reader's sandboxed
-// frame, with the preview's own restrictive headers.
+// frame, with the preview's own restrictive headers; the reading page
+// just rendered it (mailView).
 func (s *Server) mailBody(w http.ResponseWriter, r *http.Request, p *principal, mb store.Mailbox) {
 	ctx := r.Context()
-	f, m, raw, err := s.mailMessageRaw(ctx, r, mb)
+	f, m, err := s.mailMessageParam(ctx, r, mb)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
 	}
 	lang := s.i18n.lang(r, s.cookieName(langCookie), p.acct.Lang)
-	pv, err := preview.Render(ctx, strings.NewReader(string(raw)), mailPreviewOptions(mailURL(f.ID, m.UID), r.URL.Query().Get("images") == "1", lang))
+	pv, err := s.mailView(ctx, m, mailURL(f.ID, m.UID), r.URL.Query().Get("images") == "1", lang)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return

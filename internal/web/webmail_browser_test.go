@@ -19,6 +19,7 @@ import (
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/dnsx/dnstest"
 	"github.com/mailgate/mailgate/internal/mailtext"
+	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/browser"
 	"github.com/mailgate/mailgate/internal/testutil/consoletest"
@@ -307,5 +308,68 @@ func TestBrowserWebmailHostile(t *testing.T) {
 	}
 	if n := trapSeen.Load(); n != 0 {
 		t.Errorf("the trap served %d requests", n)
+	}
+}
+
+// TestBrowserPhoneWidth: on a 375-px-wide phone screen no console page is
+// wider than the screen, in Japanese and English: the webmail's list and
+// reader and administration pages, for a tenant administrator with a long
+// address (whose mailbox the webmail shows) and for the operator, whose
+// header chooses among tenants with long names. Tables and the folder row
+// scroll inside the page; the page itself never scrolls sideways.
+func TestBrowserPhoneWidth(t *testing.T) {
+	b := browser.Launch(t)
+	e := consoletest.Start(t, consoletest.Options{})
+	ctx := context.Background()
+	if _, err := e.Continuity.Switch(ctx, e.Domain, store.ModeEmergency, consoletest.AdminA, "outage"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.CreateTenant(ctx, "kabushiki-gaisha-nihon-international-trading-holdings-tokyo"); err != nil {
+		t.Fatal(err)
+	}
+	admin := "yamada.taro.international-sales-department@example.test"
+	hash, err := passwd.Hash(consoletest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.CreateAccount(ctx, store.Account{Login: admin, Role: store.RoleAdmin, TenantID: e.Tenant.ID, Hash: hash, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.CreateUser(ctx, e.Tenant.ID, admin); err != nil {
+		t.Fatal(err)
+	}
+	deliverTo(t, e, admin, "q-phone", japaneseHTMLMail(admin, "<phone-1@partner.example>"))
+	inbox := folderID(t, e, e.Tenant.ID, admin, "INBOX")
+	read := fmt.Sprintf("/mail/f/%d/m/%d", inbox, folderMsgs(t, e, e.Tenant.ID, inbox)[0].UID)
+
+	for _, who := range []struct {
+		login, shot string
+		pages       []string
+	}{
+		{admin, "admin-domains", []string{fmt.Sprintf("/mail/f/%d", inbox), read, "/mailboxes", "/domains"}},
+		{consoletest.Operator, "operator-account", []string{"/tenants", "/account"}},
+	} {
+		p := openTab(t, b, e.URL)
+		// A phone: the layout viewport is the device's width.
+		p.do("phone viewport", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+		p.loginAs(who.login, false)
+		for _, lang := range []string{"ja", "en"} {
+			if n, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll("#lang-`+lang+`").length`)); err == nil && n == 1 {
+				p.submit("#lang-" + lang)
+			}
+			for _, path := range who.pages {
+				if st := p.goTo(path); st != http.StatusOK {
+					t.Fatalf("%s %s: %d", who.login, path, st)
+				}
+				w, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if w > 375 {
+					t.Errorf("%s %s (%s) is %d px wide on a 375-px screen", who.login, path, lang, w)
+				}
+			}
+			p.shot("phone-" + who.shot + "-" + lang)
+		}
 	}
 }

@@ -518,3 +518,94 @@ func httptestServer(t *testing.T, hits *atomic.Int64) string {
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
 }
+
+// TestWebmailReaderRendersOnce: opening a message is the reading page and
+// its frame's document; the message is read and sanitised once, for the
+// page, and the frame is served from that rendering. The body is taken
+// away between the two requests to show it is not read again; another
+// option (remote images) is another rendering, read anew.
+func TestWebmailReaderRendersOnce(t *testing.T) {
+	e := webmailEnv(t)
+	alice := e.NewClient(t)
+	alice.Login(consoletest.UserA)
+	inbox := folderID(t, e, e.Tenant.ID, consoletest.UserA, "INBOX")
+	m := folderMsgs(t, e, e.Tenant.ID, inbox)[0]
+	read := fmt.Sprintf("/mail/f/%d/m/%d", inbox, m.UID)
+	if st, body := alice.Get(read); st != http.StatusOK || !strings.Contains(body, read+"/body") {
+		t.Fatalf("read page: %d\n%s", st, body)
+	}
+	if err := e.Mailboxes.Blobs.Delete(context.Background(), m.BlobKey); err != nil {
+		t.Fatal(err)
+	}
+	st, doc := alice.Get(read + "/body")
+	if st != http.StatusOK || !strings.Contains(doc, "来週の会議の資料です") || !strings.Contains(doc, `src="data:image/png;base64,`) {
+		t.Fatalf("frame after the page: %d\n%s", st, doc)
+	}
+	if st, _ := alice.Get(read + "/body?images=1"); st == http.StatusOK {
+		t.Fatalf("a rendering with remote images was served without reading the body")
+	}
+}
+
+// TestWebmailFolderCountsFollowChanges: the unread counts every webmail
+// page shows (kept between pages while the folders do not change) follow
+// each change: reading, marking unread, a new delivery, a move.
+func TestWebmailFolderCountsFollowChanges(t *testing.T) {
+	e := webmailEnv(t)
+	alice := e.NewClient(t)
+	alice.Login(consoletest.UserA)
+	inbox := folderID(t, e, e.Tenant.ID, consoletest.UserA, "INBOX")
+	archive := folderID(t, e, e.Tenant.ID, consoletest.UserA, `\Archive`)
+	list := fmt.Sprintf("/mail/f/%d", inbox)
+	unread := func(folder int64) string {
+		t.Helper()
+		st, body := alice.Get(list)
+		if st != http.StatusOK {
+			t.Fatalf("list: %d", st)
+		}
+		i := strings.Index(body, fmt.Sprintf(`href="/mail/f/%d" class="mail-folder`, folder))
+		if i < 0 {
+			t.Fatalf("folder %d not listed:\n%s", folder, body)
+		}
+		a := body[i:]
+		a = a[:strings.Index(a, "</a>")]
+		if j := strings.Index(a, `<span class="mail-unseen"`); j >= 0 {
+			a = a[j:]
+			return a[strings.Index(a, ">")+1 : strings.Index(a, "</span>")]
+		}
+		return "0"
+	}
+	act := func(action string, uid uint32, extra ...string) {
+		t.Helper()
+		f := url.Values{"uid": {strconv.FormatUint(uint64(uid), 10)}, "action": {action}}
+		if len(extra) == 2 {
+			f.Set(extra[0], extra[1])
+		}
+		if st, _, _ := alice.Post(list+"/act", f); st != http.StatusOK && st != http.StatusSeeOther {
+			t.Fatalf("%s: %d", action, st)
+		}
+	}
+	uid := folderMsgs(t, e, e.Tenant.ID, inbox)[0].UID
+	steps := []struct {
+		what          string
+		do            func()
+		inbox, archiv string
+	}{
+		{"at first", func() {}, "1", "0"},
+		{"again, nothing changed", func() {}, "1", "0"},
+		{"read", func() { act("read", uid) }, "0", "0"},
+		{"marked unread", func() { act("unread", uid) }, "1", "0"},
+		{"a new delivery", func() {
+			deliverTo(t, e, consoletest.UserA, "q-2", japaneseHTMLMail(consoletest.UserA, "<orig-2@partner.example>"))
+		}, "2", "0"},
+		{"moved to the archive", func() { act("move", uid, "to", strconv.FormatInt(archive, 10)) }, "1", "1"},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := unread(inbox); got != s.inbox {
+			t.Errorf("%s: inbox unread %s, want %s", s.what, got, s.inbox)
+		}
+		if got := unread(archive); got != s.archiv {
+			t.Errorf("%s: archive unread %s, want %s", s.what, got, s.archiv)
+		}
+	}
+}

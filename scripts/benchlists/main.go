@@ -14,7 +14,10 @@
 //
 // The time runs from the first post's MAIL to the last member copy at a
 // sink. Each member must get each post exactly once; anything else is
-// printed and makes the exit status 1. The last line of output is exactly
+// printed and makes the exit status 1. The line before the last gives the
+// p50 and p95 of a post's acceptance (MAIL FROM to the answer after its
+// data) while earlier posts are distributed. The last line of output is
+// exactly
 //
 //	list expansion msgs/s=P copies/s=C for a N-member list
 //
@@ -32,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -195,7 +199,8 @@ enabled = []
 
 	logf("sending %d posts to a %d-member list", o.posts, o.members)
 	start := time.Now()
-	if err := send(addr, o.posts); err != nil {
+	accept, err := send(addr, o.posts)
+	if err != nil {
 		return err
 	}
 	sent := time.Since(start)
@@ -250,39 +255,57 @@ enabled = []
 	}
 	took := last.Sub(start)
 	logf("posts accepted in %v; every member had every post after %v", sent.Round(time.Millisecond), took.Round(time.Millisecond))
+	fmt.Printf("post accepted p50=%.0f ms p95=%.0f ms (MAIL FROM to the answer after the data)\n",
+		ms(percentile(accept, 50)), ms(percentile(accept, 95)))
 	fmt.Printf("list expansion msgs/s=%.1f copies/s=%.0f for a %d-member list\n",
 		float64(o.posts)/took.Seconds(), float64(total)/took.Seconds(), o.members)
 	return nil
 }
 
-// send posts n messages to the list over one SMTP connection.
-func send(addr string, n int) error {
+// send posts n messages to the list over one SMTP connection and returns
+// how long each post took from MAIL FROM to the answer after its data.
+func send(addr string, n int) ([]time.Duration, error) {
 	c, err := smtp.Dial(addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.Close()
 	if err := c.Hello("bench.example.net"); err != nil {
-		return err
+		return nil, err
 	}
+	var took []time.Duration
 	for i := range n {
+		start := time.Now()
 		if err := c.Mail("poster@example.org"); err != nil {
-			return fmt.Errorf("post %d: MAIL: %w", i, err)
+			return nil, fmt.Errorf("post %d: MAIL: %w", i, err)
 		}
 		if err := c.Rcpt("all@example.test"); err != nil {
-			return fmt.Errorf("post %d: RCPT: %w", i, err)
+			return nil, fmt.Errorf("post %d: RCPT: %w", i, err)
 		}
 		w, err := c.Data()
 		if err != nil {
-			return fmt.Errorf("post %d: DATA: %w", i, err)
+			return nil, fmt.Errorf("post %d: DATA: %w", i, err)
 		}
 		fmt.Fprintf(w, "From: <poster@example.org>\r\nTo: <all@example.test>\r\nSubject: Post %d\r\nMessage-ID: <post-%d@bench.example.net>\r\n"+
 			"X-Bench-Post: %d\r\n\r\nPost %d to the list.\r\n%s", i, i, i, i, strings.Repeat("A line of the post's body text.\r\n", 60))
 		if err := w.Close(); err != nil {
-			return fmt.Errorf("post %d: %w", i, err)
+			return nil, fmt.Errorf("post %d: %w", i, err)
 		}
+		took = append(took, time.Since(start))
 	}
-	return c.Quit()
+	return took, c.Quit()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// percentile is the p-th percentile of ds (sorted in place).
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := (len(ds)*p+99)/100 - 1
+	return ds[max(0, min(i, len(ds)-1))]
 }
 
 // copies counts, per member recipient, the copies of each post the sinks

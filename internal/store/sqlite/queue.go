@@ -73,9 +73,10 @@ func (db *DB) Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipi
 
 // Accept inserts every message, recipient, event and quarantine copy of an
 // acceptance inside one savepoint of one group commit: all or nothing.
+// Acceptances commit ahead of other waiting writes (writeAccept).
 func (db *DB) Accept(ctx context.Context, a store.Acceptance) ([][]store.Recipient, error) {
 	var out [][]store.Recipient
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.writeAccept(ctx, func(tx *sql.Tx) error {
 		out = make([][]store.Recipient, len(a.Queue))
 		for i, q := range a.Queue {
 			rs, err := insertQueued(tx, db, q)

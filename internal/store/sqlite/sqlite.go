@@ -32,10 +32,16 @@ type writeOp struct {
 
 // DB is a store.Store backed by one SQLite file.
 type DB struct {
-	w    *sql.DB // exactly one connection: SQLite has one writer
-	r    *sql.DB // readers (WAL lets them run beside the writer)
-	ops  chan writeOp
-	stop chan struct{}
+	w   *sql.DB // exactly one connection: SQLite has one writer
+	r   *sql.DB // readers (WAL lets them run beside the writer)
+	ops chan writeOp
+	// accepts are acceptances a client waits for (an SMTP transaction's
+	// answer): the writer commits them in batches of their own, taking
+	// turns with the other writes (writer), so accepting a message never
+	// waits behind a backlog of deliveries' bulk writes (a mailing list's
+	// thousand outcomes).
+	accepts chan writeOp
+	stop    chan struct{}
 	// indexKick wakes the mailbox search indexer (mailindex.go).
 	indexKick chan struct{}
 	wg        sync.WaitGroup
@@ -53,7 +59,10 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(15000)&_pragma=foreign_keys(1)&_txlock=immediate"
+	// temp_store(MEMORY): the savepoint each write of a group commit runs
+	// in keeps its sub-journal in memory instead of a temporary file
+	// written page by page (it is never needed after a crash: the WAL is).
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(15000)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	conns, err := newCachingConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -63,7 +72,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	r := sql.OpenDB(conns)
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8) // keep connections, and the statements prepared on them
-	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), stop: make(chan struct{}), indexKick: make(chan struct{}, 1), log: log}
+	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), accepts: make(chan writeOp, maxBatch), stop: make(chan struct{}), indexKick: make(chan struct{}, 1), log: log}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
@@ -126,9 +135,19 @@ func (db *DB) Close() error {
 // its write committed (an Enqueue that committed must not be reported as
 // failed, or the client would resend and we would deliver twice).
 func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.writeTo(ctx, db.ops, fn)
+}
+
+// writeAccept is write for an acceptance: committed ahead of the writes
+// already waiting (DB.accepts).
+func (db *DB) writeAccept(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.writeTo(ctx, db.accepts, fn)
+}
+
+func (db *DB) writeTo(ctx context.Context, ops chan writeOp, fn func(*sql.Tx) error) error {
 	op := writeOp{fn: fn, done: make(chan error, 1)}
 	select {
-	case db.ops <- op:
+	case ops <- op:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-db.stop:
@@ -139,61 +158,81 @@ func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 
 func (db *DB) writer() {
 	defer db.wg.Done()
+	// When both kinds wait, they take turns: an acceptance waits for at
+	// most one batch of other writes, and a stream of acceptances never
+	// holds deliveries' outcomes back until their leases run out.
+	preferAccepts := true
 	for {
+		prefer, other := db.accepts, db.ops
+		if !preferAccepts {
+			prefer, other = db.ops, db.accepts
+		}
 		var first writeOp
+		var ops chan writeOp
 		select {
-		case first = <-db.ops:
-		case <-db.stop:
-			// Drain whatever was submitted before the stop.
-			for {
-				select {
-				case op := <-db.ops:
-					db.commit([]writeOp{op})
-				default:
-					return
+		case first = <-prefer:
+			ops = prefer
+		default:
+			select {
+			case first = <-prefer:
+				ops = prefer
+			case first = <-other:
+				ops = other
+			case <-db.stop:
+				// Drain whatever was submitted before the stop.
+				for {
+					select {
+					case op := <-db.accepts:
+						db.commit(op, none)
+					case op := <-db.ops:
+						db.commit(op, none)
+					default:
+						return
+					}
 				}
 			}
 		}
-		batch := []writeOp{first}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case op := <-db.ops:
-				batch = append(batch, op)
-			default:
-				break fill
+		preferAccepts = ops != db.accepts
+		// A batch is of one kind, and takes the ops of its kind that are
+		// waiting, up to maxBatch. A batch of other writes stops taking
+		// more once an acceptance waits: it commits what it has, and the
+		// acceptance goes next.
+		db.commit(first, func() (writeOp, bool) {
+			if ops == db.ops && len(db.accepts) > 0 {
+				return writeOp{}, false
 			}
-		}
-		db.commit(batch)
+			select {
+			case op := <-ops:
+				return op, true
+			default:
+				return writeOp{}, false
+			}
+		})
 	}
 }
 
-// commit runs a batch in one transaction. Each op runs inside a savepoint so
-// one failing op (a unique-key violation, say) does not undo the others.
-func (db *DB) commit(batch []writeOp) {
+func none() (writeOp, bool) { return writeOp{}, false }
+
+// commit runs first, then each op next hands out (until it has none, or
+// maxBatch ops ran), in one transaction. Each op runs inside a savepoint
+// so one failing op (a unique-key violation, say) does not undo the
+// others.
+func (db *DB) commit(first writeOp, next func() (writeOp, bool)) {
 	ctx := context.Background()
-	results := make([]error, len(batch))
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		for _, op := range batch {
-			op.done <- fmt.Errorf("begin: %w", err)
-		}
+		first.done <- fmt.Errorf("begin: %w", err)
 		return
 	}
-	for i, op := range batch {
-		if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
-			results[i] = fmt.Errorf("savepoint: %w", err)
-			continue
+	batch := []writeOp{first}
+	results := []error{runOp(tx, first)}
+	for len(batch) < maxBatch {
+		op, ok := next()
+		if !ok {
+			break
 		}
-		if err := op.fn(tx); err != nil {
-			results[i] = err
-			if _, rerr := tx.Exec(`ROLLBACK TO op`); rerr != nil {
-				results[i] = errors.Join(err, rerr)
-			}
-		}
-		if _, err := tx.Exec(`RELEASE op`); err != nil && results[i] == nil {
-			results[i] = fmt.Errorf("release savepoint: %w", err)
-		}
+		batch = append(batch, op)
+		results = append(results, runOp(tx, op))
 	}
 	if err := tx.Commit(); err != nil {
 		// Nothing in the batch is durable; every caller must hear so.
@@ -206,6 +245,24 @@ func (db *DB) commit(batch []writeOp) {
 	for i, op := range batch {
 		op.done <- results[i]
 	}
+}
+
+// runOp runs one op of a batch inside its own savepoint.
+func runOp(tx *sql.Tx, op writeOp) error {
+	if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	var res error
+	if err := op.fn(tx); err != nil {
+		res = err
+		if _, rerr := tx.Exec(`ROLLBACK TO op`); rerr != nil {
+			res = errors.Join(err, rerr)
+		}
+	}
+	if _, err := tx.Exec(`RELEASE op`); err != nil && res == nil {
+		res = fmt.Errorf("release savepoint: %w", err)
+	}
+	return res
 }
 
 func us(t time.Time) int64 {
