@@ -178,6 +178,9 @@ func TestBrowserOnboardingWizard(t *testing.T) {
 			if !strings.Contains(p.text("#recipient-check"), map[string]string{"en": "recipient verification", "ja": "ユーザ存在確認"}[tc.lang]) {
 				t.Errorf("recipient verification pointer: %q", p.text("#recipient-check"))
 			}
+			if href := p.attr("#onboard-recipients-link", "href"); href != "/domains/"+d+"/directory" {
+				t.Errorf("recipient verification link %q", href)
+			}
 			p.checkTranslated("wizard: finished")
 			p.checkLayout("wizard: finished")
 			p.shot("console-onboard-done-" + tc.lang)
