@@ -159,3 +159,65 @@ func TestMailTextIndexAnswers(t *testing.T) {
 		}
 	}
 }
+
+// The webmail's list with a search term reads its candidates from the
+// index, and stays exact: every term finds what a substring test finds;
+// a text whose index entries are gone (as if unindexed yet still marked
+// indexed) is no longer found, which shows the index decides the
+// candidates.
+func TestListMailSearchUsesTheIndex(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "m.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tn, _ := db.CreateTenant(ctx, "a")
+	mb, err := db.CreateMailbox(ctx, store.Mailbox{TenantID: tn.ID, Address: "u@x.test"}, []store.MailFolder{{Name: "INBOX"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _ := db.MailFolders(ctx, tn.ID, mb.ID)
+	docs := [][2]string{{"subject: 予算\n", "来週の会議の議事録"}, {"subject: abc-bcd\n", "会議事 議事録 abcabcd"}, {"subject: 東京\n", "本社で会議"}}
+	for i, d := range docs {
+		if _, err := db.AddMail(ctx, store.MailInsert{Message: store.MailMessage{TenantID: tn.ID, MailboxID: mb.ID, FolderID: fs[0].ID,
+			BlobKey: fmt.Sprintf("b%d", i), Size: 10, InternalDate: time.Now().Add(time.Duration(i) * time.Second)}, SearchHeader: d[0], SearchBody: d[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIndexed(t, db)
+	list := func(q store.MailQuery) []string {
+		t.Helper()
+		q.TenantID, q.MailboxID = tn.ID, mb.ID
+		ls, _, err := db.ListMail(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, l := range ls {
+			keys = append(keys, l.Message.BlobKey)
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	for _, c := range []struct {
+		q    store.MailQuery
+		want []string
+	}{
+		{store.MailQuery{Text: "会議"}, []string{"b0", "b1", "b2"}},
+		{store.MailQuery{Body: "議事録"}, []string{"b0", "b1"}},
+		{store.MailQuery{Body: "会議事録"}, nil}, // every piece is in b1, the word is not
+		{store.MailQuery{Text: "abcd"}, []string{"b1"}},
+		{store.MailQuery{Text: "東京", Body: "会議"}, []string{"b2"}},
+	} {
+		if got := list(c.q); !slices.Equal(got, c.want) {
+			t.Errorf("%+v: %v, want %v", c.q, got, c.want)
+		}
+	}
+	if _, err := db.w.Exec(`DELETE FROM mailbox_text_bi WHERE rowid = (SELECT id FROM mailbox_text_ids WHERE blob_key = 'b2')`); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(store.MailQuery{Text: "会議"}); !slices.Equal(got, []string{"b0", "b1"}) {
+		t.Fatalf("after removing b2's index entries: %v, want the index to decide", got)
+	}
+}

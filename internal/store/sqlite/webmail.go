@@ -93,6 +93,23 @@ func (db *DB) ListMail(ctx context.Context, q store.MailQuery) ([]store.MailList
 	textCond("instr(t.search_subject, ?) > 0", q.Subject)
 	textCond("instr(t.search_body, ?) > 0", q.Body)
 	textCond("(instr(t.search_header, ?) > 0 OR instr(t.search_body, ?) > 0)", q.Text)
+	// The search index (mailindex.go) narrows each term to the texts that
+	// may hold it (and those not indexed yet); the exact tests above
+	// decide. A rare word then reads a few texts, not the whole mailbox.
+	for _, c := range []struct {
+		where store.MailTextField
+		term  string
+	}{{store.InHeader, q.From}, {store.InHeader, q.To}, {store.InHeader, q.Subject}, {store.InBody, q.Body}, {store.InText, q.Text}} {
+		if !validTerm(c.term) {
+			continue
+		}
+		if !strings.Contains(join, "mailbox_text_ids") {
+			join += " JOIN mailbox_text_ids i ON i.blob_key = m.blob_key"
+		}
+		table, match, _ := ftsQuery(c.where, c.term)
+		where = append(where, "(+i.id IN (SELECT rowid FROM "+table+" WHERE "+table+" MATCH ?) OR i.indexed = 0)")
+		args = append(args, match)
+	}
 	if !q.Since.IsZero() {
 		where = append(where, "m.internal_us >= ?")
 		args = append(args, us(q.Since))
