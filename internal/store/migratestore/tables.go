@@ -24,8 +24,9 @@ import (
 // stores later is copied without a change here, or the test says why not.
 var (
 	sqliteOnly = map[string]string{
-		"schema_version": "the SQLite store's migration counter (PostgreSQL has its own schema_migrations)",
-		"track_ids":      "row numbers of the tracking search index (FTS5); PostgreSQL searches messages through trigram indexes",
+		"schema_version":   "the SQLite store's migration counter (PostgreSQL has its own schema_migrations)",
+		"track_ids":        "row numbers of the tracking search index (FTS5); PostgreSQL searches messages through trigram indexes",
+		"mailbox_text_ids": "keys of the mailbox search index (FTS5); PostgreSQL indexes the mailbox texts with GIN expression indexes",
 	}
 	postgresOnly = map[string]string{
 		"schema_migrations": "the PostgreSQL store's migration record",
