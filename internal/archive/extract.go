@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ledongthuc/pdf"
-
 	"github.com/mailgate/mailgate/internal/mailtext"
 )
 
@@ -48,6 +46,9 @@ const (
 	maxAttachmentRead = 32 << 20 // decoded bytes of one attachment read for text
 	maxZipEntryRead   = 16 << 20 // decompressed bytes read from one OOXML part
 	maxZipEntries     = 2000
+	// pdfTimeout bounds the reading of one PDF's text: a crafted document
+	// must not stall the archiver.
+	pdfTimeout = 30 * time.Second
 )
 
 // Extracted is the decoded view of a message for the archive.
@@ -215,7 +216,7 @@ func attachmentText(p mailtext.Part, data []byte) (string, string) {
 		}
 		return t, ""
 	case ext == ".pdf" || p.ContentType == "application/pdf":
-		t, err := pdfText(data)
+		t, err := mailtext.PDFText(data, maxAttachmentText, pdfTimeout)
 		if err != nil {
 			return t, "pdf: " + err.Error()
 		}
@@ -303,27 +304,6 @@ func xmlText(b *strings.Builder, r io.Reader) (int64, error) {
 			}
 		}
 	}
-}
-
-// pdfText extracts a PDF's text with a pure-Go reader. A damaged PDF
-// makes that reader panic at times: the panic becomes an error here, in
-// the goroutine that called it.
-func pdfText(data []byte) (text string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("damaged document (%v)", r)
-		}
-	}()
-	r, err := pdf.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return "", err
-	}
-	tr, err := r.GetPlainText()
-	if err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(io.LimitReader(tr, maxAttachmentText))
-	return string(bytes.ToValidUTF8(b, []byte("\uFFFD"))), err
 }
 
 func truncUTF8(s string, n int) string {

@@ -263,3 +263,30 @@ func TestEvaluateLargeAttachment(t *testing.T) {
 		t.Fatalf("matches %q", got)
 	}
 }
+
+// The text of PDF attachments is read for rules; a PDF whose text cannot
+// be read makes block and hold rules on attachment text apply unchecked.
+func TestEvaluatePDFText(t *testing.T) {
+	e := &outbound.Engine{}
+	ctx := context.Background()
+	from, to := "alice@example.test", "x@partner.test"
+	textRule := []outbound.Condition{cond(outbound.FieldAttachText, outbound.OpContains, "customer list")}
+	rules := []store.OutboundRule{
+		rule(t, 1, "hold list", outbound.Spec{Action: outbound.ActHold, Conditions: textRule}),
+		rule(t, 2, "tag list", outbound.Spec{Action: outbound.ActTag, Tag: "x", Conditions: textRule}),
+	}
+	for _, c := range []struct {
+		name string
+		att  attachment
+		want string
+	}{
+		{"pdf with the words", attachment{"list.pdf", "application/pdf", pdfDoc("Q3 CUSTOMER LIST, do not forward")}, "hold list,tag list"},
+		{"pdf without them", attachment{"memo.pdf", "application/octet-stream", pdfDoc("Lunch menu for Friday")}, ""},
+		{"damaged pdf", attachment{"x.pdf", "application/pdf", []byte("%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\ntrailer << /Root 1 0 R /Size 99999 >>\n%%EOF garbage")}, "hold list?"},
+	} {
+		raw := withAttachments(from, to, c.name, "see attached", c.att)
+		if got := names(e.EvaluateRules(ctx, rules, facts(t, from, nil, []string{to}, raw))); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
@@ -48,6 +49,10 @@ type ExtractLimits struct {
 	MaxRatio       int64 // uncompressed:compressed of one member above which it is not read
 	MaxTextBytes   int64 // text kept per attachment
 }
+
+// pdfTimeout bounds the reading of one PDF's text while the client waits
+// for its answer.
+const pdfTimeout = 5 * time.Second
 
 // DefaultExtractLimits fit ordinary office mail with a wide margin.
 func DefaultExtractLimits() ExtractLimits {
@@ -199,6 +204,13 @@ func (x *extractor) content(data []byte, declared, charset, name string, depth i
 	case contains(r.types, TypeText):
 		s, _ := mailtext.DecodeCharset(charset, data)
 		r.text = s
+	case contains(r.types, TypePDF):
+		t, err := mailtext.PDFText(data, x.lim.MaxTextBytes+1, pdfTimeout)
+		if err != nil {
+			// Unread: a block or hold rule on attachment text holds it.
+			r.unread = "PDF text not readable: " + err.Error()
+		}
+		r.text = t
 	}
 	if int64(len(r.text)) > x.lim.MaxTextBytes {
 		r.text = truncUTF8(r.text, int(x.lim.MaxTextBytes))
