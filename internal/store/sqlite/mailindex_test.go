@@ -114,17 +114,7 @@ func TestMailTextIndexBackfill(t *testing.T) {
 // terms, and texts holding every trigram of a term but not the term.
 func TestMailTextIndexAnswers(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "m.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tn, _ := db.CreateTenant(ctx, "a")
-	mb, err := db.CreateMailbox(ctx, store.Mailbox{TenantID: tn.ID, Address: "u@x.test"}, []store.MailFolder{{Name: "INBOX"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, _ := db.MailFolders(ctx, tn.ID, mb.ID)
+	db, tn, mb, fs := oneMailbox(t)
 	alphabet := []rune("会議事録東京のabcd% \n\"")
 	r := rand.New(rand.NewPCG(7, 7))
 	text := func(n int) string {
@@ -176,17 +166,7 @@ func TestMailTextIndexAnswers(t *testing.T) {
 // candidates.
 func TestListMailSearchUsesTheIndex(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "m.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tn, _ := db.CreateTenant(ctx, "a")
-	mb, err := db.CreateMailbox(ctx, store.Mailbox{TenantID: tn.ID, Address: "u@x.test"}, []store.MailFolder{{Name: "INBOX"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, _ := db.MailFolders(ctx, tn.ID, mb.ID)
+	db, tn, mb, fs := oneMailbox(t)
 	docs := [][2]string{{"subject: 予算\n", "来週の会議の議事録"}, {"subject: abc-bcd\n", "会議事 議事録 abcabcd"}, {"subject: 東京\n", "本社で会議"}}
 	for i, d := range docs {
 		if _, err := db.AddMail(ctx, store.MailInsert{Message: store.MailMessage{TenantID: tn.ID, MailboxID: mb.ID, FolderID: fs[0].ID,
@@ -229,4 +209,23 @@ func TestListMailSearchUsesTheIndex(t *testing.T) {
 	if got := list(store.MailQuery{Text: "会議"}); !slices.Equal(got, []string{"b0", "b1"}) {
 		t.Fatalf("after removing b2's index entries: %v, want the index to decide", got)
 	}
+}
+
+// oneMailbox opens a fresh store with one tenant and one mailbox (an
+// INBOX); the store is closed when the test ends.
+func oneMailbox(t *testing.T) (*DB, store.Tenant, store.Mailbox, []store.MailFolder) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "m.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tn, _ := db.CreateTenant(ctx, "a")
+	mb, err := db.CreateMailbox(ctx, store.Mailbox{TenantID: tn.ID, Address: "u@x.test"}, []store.MailFolder{{Name: "INBOX"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _ := db.MailFolders(ctx, tn.ID, mb.ID)
+	return db, tn, mb, fs
 }
