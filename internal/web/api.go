@@ -358,6 +358,7 @@ func (s *Server) apiRoutes() {
 	s.directoryAPI()
 	s.outboundAPI()
 	s.linkAPI()
+	s.onboardAPI()
 	s.mlAPI()
 }
 

@@ -674,6 +674,8 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return map[string]any{"ids": ids}, ""
 	case "POST /api/v1/outbound/test":
 		return map[string]any{"message": "From: alice@example.test\r\nTo: x@partner.test\r\nSubject: t\r\n\r\nhello\r\n"}, ""
+	case "POST /api/v1/domains/{name}/onboarding":
+		return map[string]any{"action": "service", "service": "google"}, ""
 	case "POST /api/v1/policy/dry-run":
 		return map[string]any{"scope": "tenant", "values": map[string]string{"spam.quarantine_at": "100"}, "days": 7}, ""
 	case "POST /api/v1/archive/messages/{id}/resend":

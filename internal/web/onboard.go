@@ -123,3 +123,46 @@ func (s *Server) onboardDone(w http.ResponseWriter, r *http.Request, p *principa
 	}
 	s.after(w, r, p, step, next, err)
 }
+
+// onboardAPI is the wizard for API tokens: GET shows a step with its
+// checks run now; POST takes one of the console's actions and answers
+// with the wizard at the step it concerns.
+func (s *Server) onboardAPI() {
+	s.api("GET /domains/{name}/onboarding", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
+		step, _ := strconv.Atoi(r.URL.Query().Get("step"))
+		return s.admin.Onboard(r.Context(), who(p), r.PathValue("name"), step)
+	})
+	s.api("POST /domains/{name}/onboarding", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
+		var in struct {
+			Action  string `json:"action"` // verify, service, test, done
+			Service string `json:"service"`
+			Rcpt    string `json:"rcpt"`
+			Step    int    `json:"step"`
+		}
+		if err := decode(r, &in); err != nil {
+			return nil, err
+		}
+		ctx, a, domain := r.Context(), who(p), r.PathValue("name")
+		var err error
+		step := in.Step
+		switch in.Action {
+		case "verify":
+			err = s.admin.OnboardVerify(ctx, a, domain)
+			step = onboard.StepOwnership
+		case "service":
+			err = s.admin.OnboardService(ctx, a, domain, in.Service)
+			step = onboard.StepService
+		case "test":
+			_, err = s.admin.OnboardSendTest(ctx, a, domain, in.Rcpt)
+			step = onboard.StepTest
+		case "done":
+			err = s.admin.OnboardComplete(ctx, a, domain, in.Step)
+		default:
+			return nil, badRequest("action: verify, service, test or done")
+		}
+		if err != nil {
+			return nil, err
+		}
+		return s.admin.Onboard(ctx, a, domain, step)
+	})
+}

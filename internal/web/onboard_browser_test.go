@@ -206,3 +206,31 @@ func (p *tab) attr(sel, name string) string {
 func jsString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
+
+// The wizard through the API: a token reads a domain's steps and chooses
+// its primary service; an unknown action and another tenant's domain are
+// refused.
+func TestOnboardingAPI(t *testing.T) {
+	e := consoletest.Start(t, consoletest.Options{})
+	a := newAPIClient(t, e)
+	var wz struct {
+		Domain  string `json:"domain"`
+		Service string `json:"service"`
+		Step    int    `json:"step"`
+		Steps   []struct {
+			N    int  `json:"n"`
+			Done bool `json:"done"`
+		} `json:"steps"`
+	}
+	a.want(http.StatusOK, "a-read", "GET", "/domains/example.test/onboarding", nil, &wz)
+	if wz.Domain != "example.test" || len(wz.Steps) != 6 || wz.Service != "" {
+		t.Fatalf("wizard %+v", wz)
+	}
+	a.want(http.StatusOK, "a-write", "POST", "/domains/example.test/onboarding", map[string]any{"action": "service", "service": "google"}, &wz)
+	if wz.Service != "google" || wz.Step != 2 {
+		t.Fatalf("after choosing the service: %+v", wz)
+	}
+	a.want(http.StatusForbidden, "a-read", "POST", "/domains/example.test/onboarding", map[string]any{"action": "service", "service": "m365"}, nil)
+	a.want(http.StatusBadRequest, "a-write", "POST", "/domains/example.test/onboarding", map[string]any{"action": "launch"}, nil)
+	a.want(http.StatusNotFound, "a-write", "GET", "/domains/other.test/onboarding", nil, nil)
+}
