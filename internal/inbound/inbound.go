@@ -234,7 +234,7 @@ func (p *Pipeline) refusal(ctx context.Context, log *slog.Logger, j *judged, rcp
 	for i := range j.verdicts {
 		if j.verdicts[i].Action == policy.TempFail {
 			log.Warn("message deferred by policy", "reason", j.verdicts[i].Decider.Reason)
-			return reply(j.verdicts[i].Decider, 451, "4.7.0")
+			return policy.Refusal(j.verdicts[i].Decider, 451, "4.7.0")
 		}
 	}
 	for i := range j.verdicts {
@@ -246,7 +246,7 @@ func (p *Pipeline) refusal(ctx context.Context, log *slog.Logger, j *judged, rcp
 	log.Info("message rejected by policy", "symbol", d.Symbol, "reason", d.Reason)
 	p.recordRejection(ctx, j.m, rcpts, events, j.verdicts, now)
 	p.afterVerdict(ctx, j)
-	return reply(d, 550, "5.7.1")
+	return policy.Refusal(d, 550, "5.7.1")
 }
 
 // plan sorts the recipients by what their copy is and sets each
@@ -409,25 +409,6 @@ func (p *Pipeline) recordRejection(ctx context.Context, m store.Message, rcpts [
 	if err := p.commit(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: m, Recipients: rs, Events: evs}}}); err != nil {
 		p.Log.Error("recording a rejected message failed", "id", m.ID, "err", err)
 	}
-}
-
-func reply(d *policy.Finding, code int, enhanced string) error {
-	if d.Code != 0 {
-		code = d.Code
-	}
-	if d.Enhanced != "" {
-		enhanced = d.Enhanced
-	}
-	text := d.Public
-	if text == "" {
-		text = "Message refused by policy"
-		if code/100 == 4 {
-			text = "Message cannot be accepted now, please try again later"
-		}
-	}
-	var ec smtp.EnhancedCode
-	fmt.Sscanf(enhanced, "%d.%d.%d", &ec[0], &ec[1], &ec[2])
-	return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: text}
 }
 
 // ownHeaderPrefix starts the names of the headers mailgate adds.

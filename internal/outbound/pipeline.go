@@ -132,7 +132,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, m store.Message, rcpts []store.R
 	switch j.verdict.Action {
 	case policy.TempFail:
 		log.Warn("outbound message deferred", "reason", j.verdict.Decider.Reason)
-		return reply(j.verdict.Decider, 451, "4.7.0")
+		return policy.Refusal(j.verdict.Decider, 451, "4.7.0")
 	case policy.Reject, policy.Discard:
 		return p.refuse(ctx, log, j)
 	}
@@ -235,7 +235,7 @@ func (p *Pipeline) refuse(ctx context.Context, log *slog.Logger, j *judged) erro
 		p.removeBlobs(ctx, blobs)
 	}
 	log.Info("outbound message blocked", "symbol", d.Symbol, "reason", d.Reason)
-	return reply(d, 550, "5.7.1")
+	return policy.Refusal(d, 550, "5.7.1")
 }
 
 // reasonText is the reason the sender and approvers read.
@@ -960,25 +960,6 @@ func rcptList(rs []store.Recipient) string {
 		as[i] = r.Addr
 	}
 	return strings.Join(as, ", ")
-}
-
-func reply(d *policy.Finding, code int, enhanced string) error {
-	if d.Code != 0 {
-		code = d.Code
-	}
-	if d.Enhanced != "" {
-		enhanced = d.Enhanced
-	}
-	text := d.Public
-	if text == "" {
-		text = "Message refused by policy"
-		if code/100 == 4 {
-			text = "Message cannot be accepted now, please try again later"
-		}
-	}
-	var ec smtp.EnhancedCode
-	fmt.Sscanf(enhanced, "%d.%d.%d", &ec[0], &ec[1], &ec[2])
-	return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: text}
 }
 
 // describe summarises a verdict for tracking: "action[: reason] [SYM ...]".
