@@ -176,6 +176,16 @@ func serve(ctx context.Context, cfg config.Config, o serveOptions) error {
 		a.Close()
 		return err
 	}
+	if cfg.Debug.PprofListen != "" {
+		_, stop, err := startPprof(cfg.Debug.PprofListen, log)
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			a.Shutdown(sctx)
+			return err
+		}
+		defer stop()
+	}
 	log.Info("mailgate running", "listeners", strings.Join(a.Addrs(), " "), "data", cfg.DataDir, "version", version)
 	if o.ready != nil {
 		o.ready(a)

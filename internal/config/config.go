@@ -78,6 +78,7 @@ type Config struct {
 	Continuity ContinuityConfig `toml:"continuity" doc:"Mail continuity's background work: failover probes, hand-back to the primary service, retention (docs/continuity.md)."`
 	IMAP       IMAPConfig       `toml:"imap" doc:"IMAP access to the emergency mailboxes (docs/imap.md)."`
 	Archive    ArchiveConfig    `toml:"archive" doc:"The audit archive on this node: its search index and archivers (docs/archive.md)."`
+	Debug      DebugConfig      `toml:"debug" doc:"Diagnostics for operators; everything here is off by default."`
 }
 
 // StoreConfig chooses the metadata store.
@@ -248,6 +249,28 @@ type HTTPConfig struct {
 	ReportZone   string   `toml:"report_zone" doc:"Time zone of report days, digest hours and the dashboard, e.g. Asia/Tokyo. Default: the system's."`
 }
 
+// DebugConfig holds diagnostics that are off unless asked for.
+type DebugConfig struct {
+	PprofListen string `toml:"pprof_listen" doc:"Loopback address (e.g. \"127.0.0.1:6060\") serving Go's runtime profiles under /debug/pprof/ (CPU: /debug/pprof/profile?seconds=30, read with go tool pprof). No login: only a loopback IP address is accepted. Empty (default): off. Takes effect at the next start."`
+}
+
+// validate accepts an empty address or a loopback IP literal with a port:
+// the profiles show message data in memory and have no login.
+func (d DebugConfig) validate() error {
+	if d.PprofListen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(d.PprofListen)
+	if err != nil {
+		return fmt.Errorf("debug.pprof_listen %q: %w", d.PprofListen, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("debug.pprof_listen %q: must be a loopback IP address (127.0.0.1 or ::1) with a port", d.PprofListen)
+	}
+	return nil
+}
+
 // Default returns the configuration used when a key is absent.
 func Default() Config {
 	host, _ := os.Hostname()
@@ -357,6 +380,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster.max_clock_skew must not be negative")
 	}
 	if err := c.Blobs.validate(); err != nil {
+		return err
+	}
+	if err := c.Debug.validate(); err != nil {
 		return err
 	}
 	if c.TLS.ACME {

@@ -28,3 +28,18 @@ func TestScanBudget(t *testing.T) {
 		t.Fatalf("configured budget %v not used", got)
 	}
 }
+
+func TestPprofListenLoopbackOnly(t *testing.T) {
+	t.Parallel()
+	for addr, ok := range map[string]bool{
+		"": true, "127.0.0.1:6060": true, "[::1]:6060": true, "127.0.0.2:0": true,
+		"0.0.0.0:6060": false, ":6060": false, "localhost:6060": false, "192.0.2.1:6060": false,
+		"[::]:6060": false, "127.0.0.1": false,
+	} {
+		c := Default()
+		c.Debug.PprofListen = addr
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("pprof_listen %q: err %v, want accepted=%v", addr, err, ok)
+		}
+	}
+}
