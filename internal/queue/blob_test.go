@@ -2,12 +2,19 @@ package queue_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/blob"
+	"github.com/mailgate/mailgate/internal/clock"
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/delivery"
+	"github.com/mailgate/mailgate/internal/queue"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/mgtest"
 )
@@ -56,4 +63,95 @@ func TestDamagedBlobIsHeldNotDelivered(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(n.Dir, "spool-corrupt", filepath.FromSlash(m.BlobKey))); err != nil {
 		t.Fatalf("damaged blob not kept aside: %v", err)
 	}
+}
+
+// countingSpool counts the opens of each blob.
+type countingSpool struct {
+	blob.Store
+	mu    sync.Mutex
+	opens map[string]int
+}
+
+func (s *countingSpool) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	s.mu.Lock()
+	s.opens[key]++
+	s.mu.Unlock()
+	return s.Store.Open(ctx, key)
+}
+
+func (s *countingSpool) count(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opens[key]
+}
+
+// A small message is read from the spool once per attempt: the bytes
+// whose checksum was verified are the bytes delivered, with the message's
+// prefix in front.
+func TestSmallMessageReadOncePerAttempt(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(t0)
+	n := mgtest.Start(t, mgtest.Options{Clock: clk, NoStart: true, NoChecks: true})
+	cfg := config.Default().Queue
+	cfg.Workers, cfg.Jitter, cfg.PollInterval = 1, 0, config.D(time.Hour)
+	spool := &countingSpool{Store: n.Spool, opens: map[string]int{}}
+	d := &recordingDeliverer{}
+	q := queue.New(queue.Deps{Store: n.Store, Spool: spool, Deliver: d, Router: oneTarget{}, Clock: clk,
+		Config: cfg, Node: "node-a", Hostname: "mx.mailgate.test"})
+	ctx := context.Background()
+	body := "Subject: x\r\n\r\n" + strings.Repeat("a line of the body\r\n", 500)
+	key, size, err := blob.Put(ctx, n.Spool, "small-msg", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := store.Message{ID: "small-msg", TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: "s@example.net",
+		BlobKey: key, Size: size + 12, Prefix: "X-Prefix: 1\r\n", ReceivedAt: t0}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Stop(context.Background()) })
+	if err := q.Enqueue(ctx, m, []store.Recipient{{Addr: "alice@example.test", State: store.Queued}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	mgtest.WaitFor(t, 10*time.Second, "message delivered", func() bool {
+		return recipients(t, n, m.ID)[0].State == store.Delivered
+	})
+	if got := d.body(); got != m.Prefix+body {
+		t.Fatalf("delivered %d bytes, want the prefix and the blob (%d bytes)", len(got), len(m.Prefix+body))
+	}
+	if c := spool.count(key); c != 1 {
+		t.Fatalf("blob opened %d times for one attempt, want 1", c)
+	}
+}
+
+// recordingDeliverer accepts everything and keeps the last body sent.
+type recordingDeliverer struct {
+	mu   sync.Mutex
+	last string
+}
+
+func (d *recordingDeliverer) Deliver(_ context.Context, _ []delivery.Target, req delivery.Request) []delivery.Result {
+	out := make([]delivery.Result, len(req.Rcpts))
+	for i, r := range req.Rcpts {
+		out[i] = delivery.Result{Rcpt: r, Code: 250, Enhanced: "2.0.0", Remote: "next.hop.test"}
+	}
+	rc, err := req.Body()
+	if err != nil {
+		for i := range out {
+			out[i] = delivery.Result{Rcpt: req.Rcpts[i], Enhanced: "4.3.0", Text: err.Error()}
+		}
+		return out
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	d.mu.Lock()
+	d.last = string(b)
+	d.mu.Unlock()
+	return out
+}
+
+func (d *recordingDeliverer) body() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last
 }

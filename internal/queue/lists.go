@@ -32,9 +32,10 @@ type Taken struct {
 	Copy *store.QueuedMessage
 }
 
-// takeLists runs the list handler on a job. It returns the results of
-// the recipients it took, by ID, and the copies to queue with them.
-func (q *Queue) takeLists(ctx context.Context, m store.Message, rs []store.Recipient, log *slog.Logger) (map[int64]delivery.Result, []store.Notice) {
+// takeLists runs the list handler on a job; open returns the message as
+// delivered. It returns the results of the recipients it took, by ID, and
+// the copies to queue with them.
+func (q *Queue) takeLists(ctx context.Context, m store.Message, rs []store.Recipient, open func() (io.ReadCloser, error), log *slog.Logger) (map[int64]delivery.Result, []store.Notice) {
 	if q.d.Lists == nil {
 		return nil, nil
 	}
@@ -42,7 +43,7 @@ func (q *Queue) takeLists(ctx context.Context, m store.Message, rs []store.Recip
 	for _, r := range rs {
 		ids[r.ID] = true
 	}
-	taken := q.d.Lists.Take(ctx, m, rs, func() (io.ReadCloser, error) { return openWithPrefix(ctx, q.d.Spool, m) })
+	taken := q.d.Lists.Take(ctx, m, rs, open)
 	if len(taken) == 0 {
 		return nil, nil
 	}

@@ -501,7 +501,8 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 	// Read through its checksum before any byte goes out: a missing or
 	// damaged blob (moved aside) holds the message instead of delivering
 	// it in part.
-	if err := blob.Check(ctx, q.d.Spool, m.BlobKey); errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrDamaged) {
+	body, err := q.load(ctx, m)
+	if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrDamaged) {
 		log.Error("message blob missing or damaged; holding message", "err", err)
 		if err := q.d.Store.MarkCorrupt(ctx, m.ID, "blob unreadable: "+err.Error()); err != nil {
 			log.Error("mark corrupt", "err", err)
@@ -515,7 +516,13 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 
 	actx, end := q.begin(ctx, job)
 	defer end()
-	taken, listCopies := q.takeLists(actx, m, job.Recipients, log)
+	open := func() (io.ReadCloser, error) { return openWithPrefix(ctx, q.d.Spool, m) }
+	if body != nil {
+		open = func() (io.ReadCloser, error) {
+			return io.NopCloser(io.MultiReader(strings.NewReader(m.Prefix), bytes.NewReader(body))), nil
+		}
+	}
+	taken, listCopies := q.takeLists(actx, m, job.Recipients, open, log)
 	byDomain := map[string][]store.Recipient{}
 	var order []string
 	for _, r := range job.Recipients {
@@ -555,7 +562,7 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 		// mailing list's members at one provider) goes in several.
 		for rs := byDomain[dom]; len(rs) > 0; {
 			n := min(len(rs), maxRcptsPerTransaction)
-			results := q.attempt(actx, m, dom, rs[:n])
+			results := q.attempt(actx, m, dom, rs[:n], open)
 			now := q.d.Clock.Now()
 			for i, r := range rs[:n] {
 				record(r, results[i], now)
@@ -657,8 +664,39 @@ func domainOf(a string) string {
 	return ""
 }
 
-// attempt resolves the route and delivers to one domain's recipients.
-func (q *Queue) attempt(ctx context.Context, m store.Message, dom string, rs []store.Recipient) []delivery.Result {
+// memBodyMax is the largest message an attempt keeps in memory: read once
+// through its checksum, the bytes checked are the bytes sent, and the
+// spool is not read a second time for the delivery. Larger messages are
+// checked, then streamed from the spool.
+const memBodyMax = 256 << 10
+
+// load reads m's blob through its checksum before an attempt. It returns
+// the blob's bytes when m is small enough to keep (memBodyMax), else nil
+// once the whole blob has been read and found intact. A damaged blob is
+// moved aside (blob.Check) and its error returned.
+func (q *Queue) load(ctx context.Context, m store.Message) ([]byte, error) {
+	if m.Size <= 0 || m.Size > memBodyMax {
+		return nil, blob.Check(ctx, q.d.Spool, m.BlobKey)
+	}
+	r, err := q.d.Spool.Open(ctx, m.BlobKey)
+	if err != nil {
+		return nil, err
+	}
+	b := bytes.NewBuffer(make([]byte, 0, m.Size+512))
+	_, err = b.ReadFrom(r)
+	r.Close()
+	if errors.Is(err, blob.ErrDamaged) {
+		return nil, blob.Check(ctx, q.d.Spool, m.BlobKey)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// attempt resolves the route and delivers to one domain's recipients;
+// open returns the message as delivered.
+func (q *Queue) attempt(ctx context.Context, m store.Message, dom string, rs []store.Recipient, open func() (io.ReadCloser, error)) []delivery.Result {
 	rcpts := make([]string, len(rs))
 	orcpt := make([]string, len(rs))
 	notify := make([]string, len(rs))
@@ -687,7 +725,7 @@ func (q *Queue) attempt(ctx context.Context, m store.Message, dom string, rs []s
 		return out
 	}
 	req := delivery.Request{From: m.MailFrom, Rcpts: rcpts, ORcpt: orcpt, Notify: notify, EnvID: m.EnvID, RetFull: m.RetFull, UTF8: utf8, Body8: m.Body8Bit,
-		Body: func() (io.ReadCloser, error) { return openWithPrefix(ctx, q.d.Spool, m) }}
+		Body: open}
 	req.TenantID, req.MessageID, req.Received = m.TenantID, m.ID, m.ReceivedAt // a mailbox delivery is idempotent by them
 	return q.d.Deliver.Deliver(ctx, targets, req)
 }
