@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -69,5 +71,101 @@ func TestAcceptanceGoesBeforeWaitingWrites(t *testing.T) {
 		if n != 1 {
 			t.Errorf("write %d waiting before the acceptance ran before it", i)
 		}
+	}
+}
+
+// TestGroupCommitWritesTrackingIndexOnce: the acceptances sharing a group
+// commit write their tracking-search rows as one FTS5 index segment, not
+// one per acceptance (each op's savepoint would otherwise flush FTS5's
+// pending rows), and an acceptance that fails inside the batch leaves no
+// search row behind, while the others are found.
+func TestGroupCommitWritesTrackingIndexOnce(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	tn, err := db.CreateTenant(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := store.Message{ID: store.NewMessageID(time.Now()), TenantID: tn.ID, Direction: store.Outbound, MailFrom: "a@example.net",
+		BlobKey: "k", ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: "first of its id"}
+	if _, err := db.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: dup}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The FTS5 data rows of index segments have rowids with the segment
+	// number above bit 37 (rowid 1 and 10 are the averages and the
+	// structure record).
+	segments := func() map[int64]bool {
+		t.Helper()
+		rows, err := db.r.Query(`SELECT id >> 37 FROM track_fts_data WHERE id >> 37 > 0`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[int64]bool{}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			out[id] = true
+		}
+		return out
+	}
+	before := segments()
+	started, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		db.write(ctx, func(*sql.Tx) error { close(started); <-release; return nil })
+	}()
+	<-started
+	const n = 40
+	for i := range n {
+		m := store.Message{ID: store.NewMessageID(time.Now()), TenantID: tn.ID, Direction: store.Outbound, MailFrom: "a@example.net",
+			BlobKey: "k", ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: fmt.Sprintf("quarterly figures %03d", i)}
+		want := error(nil)
+		if i == n/2 {
+			// Same ID as a committed message: this acceptance fails.
+			m.ID, m.Subject = dup.ID, "refusedduplicate"
+			want = errors.New("unique")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := db.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: m,
+				Recipients: []store.Recipient{{Addr: "b@example.test", State: store.Queued, NextAttempt: time.Now()}}}}})
+			if (err == nil) != (want == nil) {
+				t.Errorf("acceptance %d: err %v", i, err)
+			}
+		}()
+	}
+	for len(db.accepts) < n {
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	var added []int64
+	for id := range segments() {
+		if !before[id] {
+			added = append(added, id)
+		}
+	}
+	if len(added) != 1 {
+		t.Errorf("%d acceptances in one commit left %d new FTS5 index segments, want 1", n, len(added))
+	}
+	count := func(match string) int {
+		t.Helper()
+		var c int
+		if err := db.r.QueryRow(`SELECT count(*) FROM track_fts WHERE track_fts MATCH ?`, match).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := count(`subject:"quarterly figures"`); c != n-1 {
+		t.Errorf("%d search rows for the %d accepted messages", c, n-1)
+	}
+	if c := count(`subject:"refusedduplicate"`); c != 0 {
+		t.Errorf("the refused acceptance left %d search rows", c)
 	}
 }

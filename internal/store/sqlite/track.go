@@ -39,8 +39,9 @@ import (
 // every candidate would.
 const candidateCap = 10000
 
-// trackMessage indexes a new message for SearchMessages.
-func trackMessage(tx *sql.Tx, m store.Message, rcpts []store.Recipient) error {
+// trackMessage indexes a new message for SearchMessages. The FTS row is
+// written after the group commit's last op (DB.afterOps).
+func trackMessage(tx *sql.Tx, db *DB, m store.Message, rcpts []store.Recipient) error {
 	res, err := tx.Exec(`INSERT INTO track_ids(message_id) VALUES (?)`, m.ID)
 	if err != nil {
 		return fmt.Errorf("track message: %w", err)
@@ -55,11 +56,14 @@ func trackMessage(tx *sql.Tx, m store.Message, rcpts []store.Recipient) error {
 	}
 	// Newlines keep trigrams from spanning two values in the common case;
 	// the exact predicates drop any match that still does.
-	if _, err := tx.Exec(`INSERT INTO track_fts(rowid, sender, rcpt, subject, mid) VALUES (?, ?, ?, ?, ?)`,
-		seq, m.MailFrom, strings.Join(addrs, "\n"), m.Subject, m.ID+"\n"+m.MessageID); err != nil {
-		return fmt.Errorf("track message: %w", err)
-	}
-	return nil
+	rcpt := strings.Join(addrs, "\n")
+	return db.afterOps(tx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO track_fts(rowid, sender, rcpt, subject, mid) VALUES (?, ?, ?, ?, ?)`,
+			seq, m.MailFrom, rcpt, m.Subject, m.ID+"\n"+m.MessageID); err != nil {
+			return fmt.Errorf("track message: %w", err)
+		}
+		return nil
+	})
 }
 
 // trackFindings records the findings named by verdict events.
