@@ -169,3 +169,73 @@ func TestGroupCommitWritesTrackingIndexOnce(t *testing.T) {
 		t.Errorf("the refused acceptance left %d search rows", c)
 	}
 }
+
+// TestSmallCompletionSharesAcceptanceCommit: the outcome of an attempt
+// for a few recipients waits with the acceptances and commits with them
+// (one fsync for both); a large one waits with the other writes.
+func TestSmallCompletionSharesAcceptanceCommit(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	tn, err := db.CreateTenant(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := store.Message{ID: store.NewMessageID(time.Now()), TenantID: tn.ID, Direction: store.Outbound, MailFrom: "a@example.net",
+		BlobKey: "k", ReceivedAt: time.Now(), ClientIP: "127.0.0.1"}
+	var rcpts []store.Recipient
+	for i := range smallCompletion + 2 {
+		rcpts = append(rcpts, store.Recipient{Addr: fmt.Sprintf("r%d@example.test", i), State: store.Queued, NextAttempt: time.Now()})
+	}
+	out, err := db.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: m, Recipients: rcpts}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := out[0]
+	update := func(r store.Recipient) store.RecipientUpdate {
+		return store.RecipientUpdate{ID: r.ID, LeaseToken: r.LeaseToken, State: store.Delivered, LastCode: 250, CountAttempt: true}
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		db.write(ctx, func(*sql.Tx) error { close(started); <-release; return nil })
+	}()
+	<-started
+	complete := func(us []store.RecipientUpdate) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := db.Complete(ctx, store.Completion{TenantID: tn.ID, MessageID: m.ID, Updates: us}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	waiting := func(n int) {
+		for len(db.accepts)+len(db.ops) < n {
+			runtime.Gosched()
+		}
+	}
+	complete([]store.RecipientUpdate{update(rs[0])})
+	waiting(1)
+	var large []store.RecipientUpdate
+	for _, r := range rs[1:] {
+		large = append(large, update(r))
+	}
+	complete(large)
+	waiting(2)
+	if len(db.accepts) != 1 || len(db.ops) != 1 {
+		t.Errorf("waiting: %d with the acceptances, %d with the other writes; want the small completion with the acceptances", len(db.accepts), len(db.ops))
+	}
+	close(release)
+	wg.Wait()
+	_, got, err := db.Message(ctx, tn.ID, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got {
+		if r.State != store.Delivered {
+			t.Errorf("%s: %s after both completions", r.Addr, r.State)
+		}
+	}
+}

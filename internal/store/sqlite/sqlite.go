@@ -43,7 +43,8 @@ type DB struct {
 	r   *sql.DB // readers (WAL lets them run beside the writer)
 	ops chan writeOp
 	// accepts are acceptances a client waits for (an SMTP transaction's
-	// answer): the writer commits them in batches of their own, taking
+	// answer), and small delivery outcomes that share their commits
+	// (Complete): the writer commits them in batches of their own, taking
 	// turns with the other writes (writer), so accepting a message never
 	// waits behind a backlog of deliveries' bulk writes (a mailing list's
 	// thousand outcomes).
