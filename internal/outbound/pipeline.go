@@ -113,6 +113,42 @@ type judged struct {
 	findings []policy.Finding
 	verdict  policy.Verdict
 	matches  []Match
+	// body is the blob as received, read once through its checksum when
+	// it is small (memBodyMax); nil: each reader opens the spool.
+	body []byte
+}
+
+// memBodyMax is the largest message the pipeline keeps in memory while
+// it checks, rewrites and signs it: the rules, the header step and the
+// signature then read the one copy instead of opening the spool each.
+const memBodyMax = 256 << 10
+
+// readSmall returns the blob at key when size is at most memBodyMax, read
+// once through its checksum; nil otherwise, or when it cannot be read now
+// (the readers then open the spool and report the error themselves).
+func (p *Pipeline) readSmall(ctx context.Context, key string, size int64) []byte {
+	if size <= 0 || size > memBodyMax {
+		return nil
+	}
+	r, err := p.Spool.Open(ctx, key)
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	b := bytes.NewBuffer(make([]byte, 0, size+512))
+	if _, err := b.ReadFrom(r); err != nil {
+		return nil
+	}
+	return b.Bytes()
+}
+
+// open returns the blob at key: from memory when it is the message as
+// received and that was read (judged.body).
+func (p *Pipeline) open(ctx context.Context, j *judged, key string) (io.ReadCloser, error) {
+	if j.body != nil && key == j.m.BlobKey {
+		return io.NopCloser(bytes.NewReader(j.body)), nil
+	}
+	return p.Spool.Open(ctx, key)
 }
 
 // Enqueue checks an outbound message and commits, holds, delays or
@@ -154,8 +190,9 @@ func senderOf(m store.Message, parsed *mailtext.Message, inside func(string) boo
 
 func (p *Pipeline) judge(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) (*judged, error) {
 	j := &judged{m: m, rcpts: rcpts, events: events}
+	j.body = p.readSmall(ctx, m.BlobKey, m.Size)
 	j.pm = &policy.Message{Env: &policy.Envelope{TenantID: m.TenantID, Outbound: true, Helo: m.Helo, TLS: m.TLS, AuthUser: m.AuthUser, MailFrom: m.MailFrom},
-		Size: m.Size, Open: func() (io.ReadCloser, error) { return p.Spool.Open(ctx, m.BlobKey) }}
+		Size: m.Size, Open: func() (io.ReadCloser, error) { return p.open(ctx, j, m.BlobKey) }}
 	for _, r := range rcpts {
 		j.pm.Env.Rcpts = append(j.pm.Env.Rcpts, policy.Rcpt{Addr: r.Addr, Domain: domainOf(r.Addr)})
 	}
@@ -505,7 +542,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	// message's Prefix: no copy of it is written.
 	kept := false
 	if pl.spec.PrependsOnly() && len(pl.spec.PrependHeaders) > 0 && m.Prefix == "" {
-		lines, ok, err := p.prepended(ctx, m.BlobKey, pl.spec.PrependHeaders)
+		lines, ok, err := p.prepended(ctx, j, m.BlobKey, pl.spec.PrependHeaders)
 		if err != nil {
 			log.Error("rewriting an outbound message failed", "err", err)
 			return err
@@ -517,7 +554,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	}
 	if !pl.spec.Empty() && !kept {
 		s := newScratch()
-		if err := p.step(ctx, vs[0], s, func(w io.Writer, r io.Reader) error { return rewrite.Apply(ctx, w, r, pl.spec) }); err != nil {
+		if err := p.step(ctx, j, vs[0], s, func(w io.Writer, r io.Reader) error { return rewrite.Apply(ctx, w, r, pl.spec) }); err != nil {
 			log.Error("rewriting an outbound message failed", "err", err)
 			return err
 		}
@@ -530,7 +567,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 			in := TransformInput{TenantID: m.TenantID, MessageID: m.ID, Sender: j.sp.Address, Subject: m.Subject, Rcpts: v.rcpts, Params: st.params, Settings: j.sp.settings, Now: now}
 			var out TransformOutput
 			s := newScratch()
-			err := p.step(ctx, v, s, func(w io.Writer, r io.Reader) error {
+			err := p.step(ctx, j, v, s, func(w io.Writer, r io.Reader) error {
 				var err error
 				out, err = st.t.Transform(ctx, in, r, w)
 				if err == nil && !out.Changed {
@@ -584,7 +621,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	for vi, v := range vs {
 		if v.tmp == nil {
 			if len(keys) > 0 {
-				sig, err := p.signature(ctx, v, keys)
+				sig, err := p.signature(ctx, j, v, keys)
 				if err != nil {
 					log.Error("DKIM signing failed; message deferred", "err", err)
 					return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message could not be prepared for sending now, please try again later"}
@@ -842,11 +879,11 @@ func buildNotice(ctx context.Context, spool blob.Store, hostname string, zone *t
 }
 
 // step runs fn over v's bytes, writing to w.
-func (p *Pipeline) step(ctx context.Context, v variant, w io.Writer, fn func(w io.Writer, r io.Reader) error) error {
+func (p *Pipeline) step(ctx context.Context, j *judged, v variant, w io.Writer, fn func(w io.Writer, r io.Reader) error) error {
 	if v.tmp != nil {
 		return fn(w, v.tmp.reader())
 	}
-	src, err := p.Spool.Open(ctx, v.key)
+	src, err := p.open(ctx, j, v.key)
 	if err != nil {
 		return err
 	}
@@ -857,8 +894,8 @@ func (p *Pipeline) step(ctx context.Context, v variant, w io.Writer, fn func(w i
 // prepended returns the header lines that put fields in front of the
 // blob at key, or ok false when they cannot be kept apart from it
 // (rewrite.Prepended).
-func (p *Pipeline) prepended(ctx context.Context, key string, fields []rewrite.HeaderField) (string, bool, error) {
-	src, err := p.Spool.Open(ctx, key)
+func (p *Pipeline) prepended(ctx context.Context, j *judged, key string, fields []rewrite.HeaderField) (string, bool, error) {
+	src, err := p.open(ctx, j, key)
 	if err != nil {
 		return "", false, err
 	}
@@ -883,8 +920,8 @@ func (p *Pipeline) prepended(ctx context.Context, key string, fields []rewrite.H
 
 // signature returns the DKIM-Signature fields of a variant kept in the
 // spool as it is (its prefix and blob).
-func (p *Pipeline) signature(ctx context.Context, v variant, keys []dkimsign.Key) (string, error) {
-	src, err := p.Spool.Open(ctx, v.key)
+func (p *Pipeline) signature(ctx context.Context, j *judged, v variant, keys []dkimsign.Key) (string, error) {
+	src, err := p.open(ctx, j, v.key)
 	if err != nil {
 		return "", err
 	}
@@ -925,7 +962,7 @@ func (p *Pipeline) afterCommit(ctx context.Context, log *slog.Logger, j *judged,
 		detail := "archived"
 		if p.Hooks.Archive == nil {
 			detail = "archive asked for, but no archive is configured on this node"
-		} else if err := p.Hooks.Archive.Archive(ctx, j.m, all, func() (io.ReadCloser, error) { return p.Spool.Open(ctx, j.m.BlobKey) }); err != nil {
+		} else if err := p.Hooks.Archive.Archive(ctx, j.m, all, func() (io.ReadCloser, error) { return p.open(ctx, j, j.m.BlobKey) }); err != nil {
 			log.Error("archiving an outbound message failed", "err", err)
 			detail = "archive failed: " + err.Error()
 		}
