@@ -1,0 +1,83 @@
+package outbound_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/blob"
+	"github.com/mailgate/mailgate/internal/dkimsign"
+	"github.com/mailgate/mailgate/internal/outbound"
+	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/testutil/mgtest"
+)
+
+// countingSpool counts the opens of each blob.
+type countingSpool struct {
+	blob.Store
+	mu    sync.Mutex
+	opens map[string]int
+}
+
+func (s *countingSpool) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	s.mu.Lock()
+	s.opens[key]++
+	s.mu.Unlock()
+	return s.Store.Open(ctx, key)
+}
+
+// acceptances keeps what the pipeline commits.
+type acceptances struct {
+	mu  sync.Mutex
+	got []store.Acceptance
+}
+
+func (a *acceptances) Accept(_ context.Context, acc store.Acceptance) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.got = append(a.got, acc)
+	return nil
+}
+
+// A small message is read from the spool once on its way through the
+// pipeline: the rules (attachment text included), the added header field
+// and the DKIM signature all read that one copy.
+func TestSmallMessageReadOnceThroughPipeline(t *testing.T) {
+	t.Parallel()
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, NoStart: true})
+	ctx := context.Background()
+	set(t, n, store.ScopeDomain, "example.test", dkimsign.KeySelector, "mg1")
+	set(t, n, store.ScopeDomain, "example.test", dkimsign.KeyAlgorithms, "rsa")
+	addRule(t, n, "header", "", "", outbound.Spec{Action: outbound.ActHeader, Header: "X-Checked", HeaderValue: "yes",
+		Conditions: []outbound.Condition{{Field: outbound.FieldRcpt, Op: outbound.OpOutside}}})
+	addRule(t, n, "attachment text", "", "", outbound.Spec{Action: outbound.ActBlock,
+		Conditions: []outbound.Condition{{Field: outbound.FieldAttachText, Op: outbound.OpContains, Values: []string{"顧客リスト"}}}})
+	from := "alice@example.test"
+	msg := withAttachments(from, "user@dest.test", "figures", "Hello, the figures are attached.",
+		attachment{"figures.txt", "text/plain; charset=utf-8", []byte(strings.Repeat("Quarterly figures, nothing secret.\n", 200))})
+	key, size, err := blob.Put(ctx, n.Spool, "read-once", strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool := &countingSpool{Store: n.Spool, opens: map[string]int{}}
+	q := &acceptances{}
+	p := &outbound.Pipeline{Store: n.Store, Spool: spool, Queue: q, Engine: &outbound.Engine{Store: n.Store}, Hostname: "mx.mailgate.test"}
+	m := store.Message{ID: "read-once", TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
+		ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: "figures"}
+	if err := p.Enqueue(ctx, m, []store.Recipient{{Addr: "user@dest.test", State: store.Queued}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.got) != 1 || len(q.got[0].Queue) != 1 {
+		t.Fatalf("committed %+v", q.got)
+	}
+	main := q.got[0].Queue[0].Message
+	if main.BlobKey != key || !strings.Contains(main.Prefix, "DKIM-Signature:") || !strings.Contains(main.Prefix, "X-Checked: yes\r\n") {
+		t.Fatalf("committed blob %s with prefix %q; want the received blob with the header field and the signature in front", main.BlobKey, main.Prefix)
+	}
+	if c := spool.opens[key]; c != 1 {
+		t.Fatalf("the received blob was opened %d times, want 1", c)
+	}
+}
