@@ -133,15 +133,7 @@ func TestSealVerifiesWithDkimpy(t *testing.T) {
 		peers.Missing(t, "dkimpy not installed (Debian: python3-dkim python3-nacl python3-authres)")
 	}
 	d := newTestDNS(t)
-	dir := filepath.Join("testdata", "arc")
-	raw, err := os.ReadFile(filepath.Join(dir, "dkimpy-chain.eml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zone, err := os.ReadFile(filepath.Join(dir, "dkimpy-chain.zone"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw, zone := dkimpyChain(t)
 	k := rsaKey(t, 2048)
 	s := newSealer(t, d, k)
 	zone = append(zone, []byte("arc1._domainkey.gw.example "+k.record+"\n")...)
