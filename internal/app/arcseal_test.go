@@ -52,17 +52,32 @@ func TestARCSealedCopies(t *testing.T) {
 
 	// alice's copy is tagged (any score reaches her spam tag threshold);
 	// bob's is the original bytes.
-	for _, kv := range [][2]string{{"spam.tag_at", "1"}} {
-		if err := n.Store.SetSetting(ctx, store.Setting{TenantID: n.Tenant.ID, Scope: store.ScopeAddress, Owner: "alice@example.test", Key: kv[0], Value: kv[1]}); err != nil {
+	set := func(who, key, value string) {
+		if err := n.Store.SetSetting(ctx, store.Setting{TenantID: n.Tenant.ID, Scope: store.ScopeAddress, Owner: who, Key: key, Value: value}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := send(t, n, "sender@example.net", []string{"alice@example.test", "bob@example.test"},
-		"From: Sender <sender@example.net>\r\nTo: alice@example.test, bob@example.test\r\nSubject: quarterly figures\r\n"+
-			"Date: Mon, 07 Dec 2026 09:00:00 +0900\r\nMessage-ID: <q1@example.net>\r\n\r\nThe figures are attached.\r\n"); err != nil {
+	set("alice@example.test", "spam.tag_at", "1")
+	msg := "From: Sender <sender@example.net>\r\nTo: alice@example.test, bob@example.test\r\nSubject: quarterly figures\r\n" +
+		"Date: Mon, 07 Dec 2026 09:00:00 +0900\r\nMessage-ID: <q1@example.net>\r\n\r\nThe figures are attached.\r\n"
+	if err := send(t, n, "sender@example.net", []string{"alice@example.test", "bob@example.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
-	mgtest.WaitFor(t, 10*time.Second, "both copies", func() bool { return n.Down.Count() == 2 })
+	mgtest.WaitFor(t, 10*time.Second, "two copies", func() bool { return n.Down.Count() == 2 })
+	// A copy held in quarantine and released later is sealed too.
+	set("bob@example.test", "spam.quarantine_at", "1")
+	if err := send(t, n, "sender@example.net", []string{"bob@example.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	var held []store.QuarantineItem
+	mgtest.WaitFor(t, 10*time.Second, "bob's copy held", func() bool {
+		held, _ = n.Store.QuarantineItems(ctx, n.Tenant.ID, "bob@example.test", store.QHeld, 10)
+		return len(held) == 1
+	})
+	if _, err := n.Quarantine.Release(ctx, n.Tenant.ID, held[0].ID, "bob@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	mgtest.WaitFor(t, 10*time.Second, "three copies", func() bool { return n.Down.Count() == 3 })
 	res, err := dnsx.New(dns.Addr(), dnsx.WithTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +86,11 @@ func TestARCSealedCopies(t *testing.T) {
 	dir := t.TempDir()
 	for i, m := range n.Down.Messages() {
 		data := m.Data
+		// A released copy starts with X-Mailgate-Released, then the seal.
+		if _, rest, ok := bytes.Cut(data, []byte("X-Mailgate-Released: ")); ok && i == 2 {
+			_, data, _ = bytes.Cut(rest, []byte("\r\n"))
+			data = append([]byte(nil), data...)
+		}
 		if !bytes.HasPrefix(data, []byte("ARC-Seal: i=1; a=rsa-sha256; ")) {
 			t.Fatalf("copy for %v does not start with mailgate's seal:\n%.400s", m.To, data)
 		}
@@ -105,7 +125,7 @@ for p in sys.argv[2:]:
     if cv != b"pass":
         sys.exit(1)
 `
-	out, err := exec.Command(py, "-c", script, rec.Value, filepath.Join(dir, "copy0.eml"), filepath.Join(dir, "copy1.eml")).CombinedOutput()
+	out, err := exec.Command(py, "-c", script, rec.Value, filepath.Join(dir, "copy0.eml"), filepath.Join(dir, "copy1.eml"), filepath.Join(dir, "copy2.eml")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("dkimpy: %v\n%s", err, out)
 	}

@@ -325,6 +325,12 @@ func (p *Pipeline) writeCopies(ctx context.Context, log *slog.Logger, j *judged,
 			Events: []store.Event{{MessageID: id, TenantID: m.TenantID, At: now, Kind: "received", Remote: "local",
 				Detail: "modified copy of " + m.ID + ": " + describe(j.verdicts[idx[0]])}}})
 	}
+	// The original's copies (as-is and quarantined) share one seal: they
+	// are the same bytes, prefix then the original blob.
+	origPrefix := pl.prefix
+	if len(pl.asIs) > 0 || len(pl.quarantined) > 0 {
+		origPrefix = p.sealed(ctx, log, m.BlobKey, pl.prefix, j.findings)
+	}
 	fromHdr := ""
 	if len(pl.quarantined) > 0 {
 		// The decoded From is kept with each copy: the console, digests and
@@ -335,7 +341,7 @@ func (p *Pipeline) writeCopies(ctx context.Context, log *slog.Logger, j *judged,
 	}
 	for _, i := range pl.quarantined {
 		s := j.settings.ForRcpt(j.verdicts[i].Rcpt)
-		it, err := p.quarantineCopy(ctx, m, pl.prefix, &j.verdicts[i], s, now)
+		it, err := p.quarantineCopy(ctx, m, origPrefix, &j.verdicts[i], s, now)
 		if it.BlobKey != "" {
 			blobs = append(blobs, copyBlob{p.Quarantine, it.BlobKey})
 		}
@@ -354,7 +360,7 @@ func (p *Pipeline) writeCopies(ctx context.Context, log *slog.Logger, j *judged,
 	// The original message row carries every recipient's outcome.
 	m.Prefix = pl.prefix
 	if len(pl.asIs) > 0 {
-		m.Prefix = p.sealed(ctx, log, m.BlobKey, pl.prefix, j.findings)
+		m.Prefix = origPrefix
 	}
 	acc.Queue = append([]store.QueuedMessage{{Message: m, Recipients: rcpts, Events: evs}}, copies...)
 	return acc, blobs, nil
