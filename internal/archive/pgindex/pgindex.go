@@ -9,7 +9,8 @@
 // field: A subject, B addresses, C attachments, D body; addresses are
 // also kept with a field prefix ("f:", "t:", "c:") for from:, to: and cc:
 // searches. A GIN index answers the words; date, size and the facets are
-// plain columns.
+// plain columns; the exact addresses (archive.Doc.Addresses) are an array
+// with a GIN index of its own, matched whole.
 package pgindex
 
 import (
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,16 +120,28 @@ func tsquery(q archive.Query) (string, bool) {
 	return strings.Join(parts, " & "), true
 }
 
+// addrs is a document's exact addresses, normalised, never nil (the
+// column is NOT NULL).
+func addrs(as []string) []string {
+	out := []string{}
+	for _, a := range as {
+		if a = archive.NormAddr(a); a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Add inserts or replaces documents in one round trip.
 func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
 	b := &pgx.Batch{}
 	for _, d := range docs {
-		b.Queue(`INSERT INTO archive_search(tenant_id, id, received_us, size, has_attachment, direction, verdict, imported, tsv)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::tsvector)
+		b.Queue(`INSERT INTO archive_search(tenant_id, id, received_us, size, has_attachment, direction, verdict, imported, tsv, addrs)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::tsvector, $10)
 			ON CONFLICT (tenant_id, id) DO UPDATE SET received_us = excluded.received_us, size = excluded.size,
 			has_attachment = excluded.has_attachment, direction = excluded.direction, verdict = excluded.verdict,
-			imported = excluded.imported, tsv = excluded.tsv`,
-			d.TenantID, d.ID, d.Date.UnixMicro(), d.Size, d.HasAttachment, d.Direction, " "+d.Verdict+" ", d.Imported, vector(d))
+			imported = excluded.imported, tsv = excluded.tsv, addrs = excluded.addrs`,
+			d.TenantID, d.ID, d.Date.UnixMicro(), d.Size, d.HasAttachment, d.Direction, " "+d.Verdict+" ", d.Imported, vector(d), addrs(d.Addresses))
 	}
 	if err := x.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("archive index: %w", err)
@@ -185,6 +199,9 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 	}
 	if q.Verdict != "" {
 		where = append(where, "strpos(verdict, "+arg(" "+q.Verdict+" ")+") > 0")
+	}
+	if q.Addr != "" {
+		where = append(where, "addrs @> ARRAY["+arg(archive.NormAddr(q.Addr))+"::text]")
 	}
 	byRank := tq != "" && p.Sort != archive.SortDate
 	nkeys := 2
