@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/testutil/browser"
 	"github.com/mailgate/mailgate/internal/testutil/consoletest"
 )
 
@@ -217,4 +218,55 @@ func TestArchiveEndUserOwnMail(t *testing.T) {
 	if st, _ := user.Get("/archive/" + toAlice); st != http.StatusForbidden {
 		t.Errorf("after turning it off: %d", st)
 	}
+}
+
+// An end user's archive in the browser, in English and Japanese: the menu
+// item, the search form, their own messages only, the safe preview.
+func TestBrowserArchiveEndUser(t *testing.T) {
+	b := browser.Launch(t)
+	e, es := archiveEnv(t) // two messages to alice
+	ctx := context.Background()
+	if err := e.Store.SetArchiveSettings(ctx, store.ArchiveSettings{TenantID: e.Tenant.ID, Enabled: true, UserSearch: true}); err != nil {
+		t.Fatal(err)
+	}
+	other := archiveMsg(t, e, e.Tenant.ID, store.Inbound, "sato@example.net", []string{"malice@example.test"},
+		mailText("From: sato@example.net\r\nTo: malice@example.test\r\nSubject: NOT-FOR-ALICE budget\r\n", "budget alice@example.test"))
+	p := openTab(t, b, e.URL)
+	p.loginAs(consoletest.UserA, false)
+	if st := p.goTo("/quarantine"); st != http.StatusOK {
+		t.Fatalf("quarantine: %d", st)
+	}
+	if st := p.submit("#nav-archive"); st != http.StatusOK || p.location() != "/archive" {
+		t.Fatalf("menu: %d at %s", st, p.location())
+	}
+	p.checkTranslated("end user's archive page")
+	p.checkLayout("end user's archive page")
+	p.fill("#arch-q", "budget")
+	if st := p.submit("#arch-submit"); st != http.StatusOK {
+		t.Fatalf("search: %d", st)
+	}
+	res := p.text("#arch-results")
+	if !strings.Contains(res, archENSubject) || strings.Contains(res, "NOT-FOR-ALICE") {
+		t.Fatalf("alice's search for budget shows %q", res)
+	}
+	p.shot("console-archive-end-user")
+	if st := p.submit("#arch-results a.arch-subject"); st != http.StatusOK || p.location() != "/archive/"+es[1].ID {
+		t.Fatalf("open: %d at %s", st, p.location())
+	}
+	if fb := p.frameText("#arch-frame"); !strings.Contains(fb, "budget figures") {
+		t.Errorf("preview frame shows %q", fb)
+	}
+	p.checkTranslated("end user's archived message")
+	if st := p.goTo("/archive/" + other); st != http.StatusNotFound {
+		t.Errorf("another address's message: %d", st)
+	}
+	p.goTo("/archive")
+	p.submit("#lang-ja")
+	p.fill("#arch-q", "会議")
+	p.submit("#arch-submit")
+	if res := p.text("#arch-results"); !strings.Contains(res, archJASubject) {
+		t.Fatalf("search 会議 shows %q", res)
+	}
+	p.checkTranslated("end user's archive page (ja)")
+	p.checkClean()
 }
