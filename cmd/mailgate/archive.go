@@ -324,7 +324,8 @@ func archiveSearchCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "search QUERY...", Short: "Search a tenant's archive",
 		Long: `Words (anywhere) and field:value terms: from: to: cc: subject: body: attachment:
 after:YYYY-MM-DD before:YYYY-MM-DD larger:SIZE smaller:SIZE has:attachment dir:in|out verdict:NAME
-imported:yes|no. Japanese words of two characters or more are found (会議, 東京). The search is
+imported:yes|no addr:ADDRESS (that exact address as envelope sender or recipient, From, To or Cc).
+Japanese words of two characters or more are found (会議, 東京). The search is
 audited. The embedded index is held by the running server: search from the console there.`,
 		Args: cobra.ArbitraryArgs}
 	c.Flags().StringVar(&tenant, "tenant", "", "tenant")
