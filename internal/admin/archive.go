@@ -247,9 +247,9 @@ func (s *Service) SearchArchive(ctx context.Context, a Actor, q archive.Query, p
 		return archive.Hits{}, Invalidf("%v", err)
 	}
 	var h archive.Hits
-	if own != "" && q.Addr != "" && archive.NormAddr(q.Addr) != own {
-		// Another address's mail: nothing (audited all the same).
-	} else {
+	// An end user asking for another address's mail finds nothing (the
+	// search is audited all the same).
+	if others := own != "" && q.Addr != "" && archive.NormAddr(q.Addr) != own; !others {
 		if own != "" {
 			q.Addr = own
 		}
