@@ -66,6 +66,11 @@ type Params struct {
 	// LinearEpochs is how many passes training makes over the messages
 	// it is given.
 	LinearEpochs int
+	// LinearHamMargin is the margin a ham message must reach on the ham
+	// side before training stops pushing it (a spam message's is 1): the
+	// score's errors that matter most are ham scored as spam, so ham is
+	// held further from the threshold than spam.
+	LinearHamMargin float64
 }
 
 // DefaultParams returns the defaults. Strength, MinDeviation, LinearMix,
@@ -96,6 +101,7 @@ func DefaultParams() Params {
 		LinearMix:         4,
 		LinearRate:        0.25,
 		LinearEpochs:      10,
+		LinearHamMargin:   1,
 	}
 }
 
@@ -136,6 +142,9 @@ func (p Params) withDefaults() Params {
 	}
 	if p.LinearEpochs <= 0 {
 		p.LinearEpochs = d.LinearEpochs
+	}
+	if p.LinearHamMargin <= 0 {
+		p.LinearHamMargin = d.LinearHamMargin
 	}
 	return p
 }
