@@ -116,15 +116,30 @@ func (w *walker) Header(n *Node) (Action, error) {
 	return Descend, nil
 }
 
-// Body keeps the text of text leaves; the walk reads the rest.
+// Body keeps the first bytes of every leaf and the text of text leaves;
+// the walk reads the rest.
 func (w *walker) Body(n *Node, b *Body) error {
-	if n.DepthExceeded || !strings.HasPrefix(n.MediaType, "text/") {
+	if n.DepthExceeded {
 		return nil
 	}
-	if n.MediaType == "text/html" {
-		return w.htmlText(w.listed[n], b.Decoded(), n.Params["charset"])
+	var head [HeadLen]byte
+	dec := b.Decoded()
+	k, err := io.ReadFull(dec, head[:])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return err
 	}
-	return w.plainText(w.listed[n], b.Decoded(), n.Params["charset"])
+	i, listed := w.listed[n]
+	if listed {
+		w.msg.Parts[i].Head = string(head[:k])
+	}
+	if !strings.HasPrefix(n.MediaType, "text/") {
+		return nil
+	}
+	body := io.MultiReader(bytes.NewReader(head[:k]), dec)
+	if n.MediaType == "text/html" {
+		return w.htmlText(i, body, n.Params["charset"])
+	}
+	return w.plainText(i, body, n.Params["charset"])
 }
 
 // End records sizes and picks the branch of an alternative that counts.

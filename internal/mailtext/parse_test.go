@@ -194,3 +194,42 @@ func TestParseContextAndReadErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestPartHeadIsTheDecodedStart(t *testing.T) {
+	t.Parallel()
+	zip := base64.StdEncoding.EncodeToString([]byte("PK\x03\x04rest of an archive"))
+	m := parseString(t, `From: a@example.com
+Subject: head
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary=b
+
+--b
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+caf=C3=A9 au lait
+--b
+Content-Type: text/plain; name=notes.txt
+Content-Transfer-Encoding: base64
+
+`+zip+`
+--b
+Content-Type: application/octet-stream
+
+ab
+--b--
+`)
+	want := map[string]string{"1": "café au", "2": "PK\x03\x04rest", "3": "ab"}
+	if len(m.Parts) != len(want) {
+		t.Fatalf("parts = %+v", m.Parts)
+	}
+	for _, p := range m.Parts {
+		if p.Head != want[p.Path] {
+			t.Errorf("part %s: Head = %q, want %q", p.Path, p.Head, want[p.Path])
+		}
+	}
+	// Reading the head must not take it from the text.
+	if !strings.Contains(m.Text, "café au lait") || !strings.Contains(m.Text, "PK\x03\x04rest of an archive") {
+		t.Errorf("Text = %q", m.Text)
+	}
+}
