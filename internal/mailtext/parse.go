@@ -419,17 +419,31 @@ func (w *walker) htmlText(i int, r io.Reader, declared string) error {
 
 // finish assembles Message.Text from the parts chosen for it.
 func (w *walker) finish() {
-	var b strings.Builder
+	// The text parts joined by newlines; one part is used as it is.
+	size, n, last := 0, 0, ""
 	for i, p := range w.msg.Parts {
-		if !w.inText[i] || p.Text == "" {
-			continue
+		if w.inText[i] && p.Text != "" {
+			size += len(p.Text) + 1
+			n++
+			last = p.Text
 		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(p.Text)
 	}
-	w.msg.Text = truncUTF8(b.String(), int(w.lim.MaxTextBytes))
+	text := last
+	if n > 1 {
+		var b strings.Builder
+		b.Grow(size)
+		for i, p := range w.msg.Parts {
+			if !w.inText[i] || p.Text == "" {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(p.Text)
+		}
+		text = b.String()
+	}
+	w.msg.Text = truncUTF8(text, int(w.lim.MaxTextBytes))
 	if w.msg.Parts == nil {
 		w.msg.Parts = []Part{}
 	}
