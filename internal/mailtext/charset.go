@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
@@ -129,11 +130,32 @@ func decodeCharset(cs string, b []byte) (string, string, error) {
 	if name == csUTF8 {
 		return strings.ToValidUTF8(string(b), "\ufffd"), name, nil
 	}
-	out, err := io.ReadAll(r)
-	if err != nil {
+	buf := getTextBuf()
+	defer putTextBuf(buf)
+	buf.Grow(len(b) + len(b)/2) // Japanese double-byte text grows by half in UTF-8
+	if _, err := buf.ReadFrom(r); err != nil {
 		return fallbackDecode(b), fallbackName(b), fmt.Errorf("mailtext: decode %q: %w", cs, err)
 	}
-	return strings.ToValidUTF8(string(out), "\ufffd"), name, nil
+	return strings.ToValidUTF8(buf.String(), "\ufffd"), name, nil
+}
+
+// textBufs holds the scratch buffers of text decoding: the bytes read and
+// decoded are copied into the strings Parse returns, never kept.
+var textBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledTextBuf keeps the rare huge text part's buffer out of the pool.
+const maxPooledTextBuf = 1 << 20
+
+func getTextBuf() *bytes.Buffer {
+	b := textBufs.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putTextBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledTextBuf {
+		textBufs.Put(b)
+	}
 }
 
 // resolveLabel returns the label to decode with: the declared one, or a

@@ -315,10 +315,12 @@ func normalizeNewlines(s string) string {
 func (w *walker) plainText(i int, r io.Reader, declared string) error {
 	path := w.msg.Parts[i].Path
 	left := w.textLeft
-	raw, err := io.ReadAll(io.LimitReader(r, left+1))
-	if err != nil {
+	buf := getTextBuf()
+	defer putTextBuf(buf)
+	if _, err := buf.ReadFrom(io.LimitReader(r, left+1)); err != nil {
 		return err
 	}
+	raw := buf.Bytes()
 	truncated := int64(len(raw)) > left
 	if truncated {
 		raw = raw[:left]

@@ -233,3 +233,24 @@ ab
 		t.Errorf("Text = %q", m.Text)
 	}
 }
+
+// Text decoding reuses scratch buffers between parses; what one parse
+// returned must not change when the next reuses them.
+func TestParsedTextSurvivesTheNextParse(t *testing.T) {
+	t.Parallel()
+	mk := func(charset, body string) string {
+		return "From: a@example.com\nSubject: s\nContent-Type: text/plain; charset=" + charset + "\n\n" + body + "\n"
+	}
+	first := parseString(t, mk("utf-8", "first message, plain UTF-8 text"))
+	firstJP := parseString(t, mk("iso-2022-jp", "\x1b$B$3$s$K$A$O\x1b(B first"))
+	for i := 0; i < 50; i++ {
+		parseString(t, mk("utf-8", strings.Repeat("x", 100+i)))
+		parseString(t, mk("iso-2022-jp", "\x1b$B$5$h$&$J$i\x1b(B "+strings.Repeat("y", i)))
+	}
+	if first.Text != "first message, plain UTF-8 text\n" || first.Parts[0].Text != first.Text {
+		t.Errorf("first text changed: %q / %q", first.Text, first.Parts[0].Text)
+	}
+	if firstJP.Text != "こんにちは first\n" {
+		t.Errorf("first Japanese text changed: %q", firstJP.Text)
+	}
+}
