@@ -73,24 +73,36 @@ func charsetReader(label string, r io.Reader) (io.Reader, string, bool) {
 		// Undeclared UTF-8 in a us-ascii part is common; invalid bytes become
 		// U+FFFD at the end of the pipeline.
 		return r, csUTF8, true
-	case "iso-8859-1", "latin1", "iso_8859-1", "l1":
-		// Senders label windows-1252 text as Latin-1 (WHATWG does the same).
-		return transform.NewReader(r, charmap.Windows1252.NewDecoder()), csWin1252, true
-	}
-	if enc, name, ok := japaneseEncoding(label); ok {
-		return transform.NewReader(r, enc.NewDecoder()), name, true
-	}
-	switch label {
-	case "utf-7", "utf7", "unicode-1-1-utf-7", "csunicode11utf7", "x-unicode-2-0-utf-7":
-		return transform.NewReader(r, &utf7Decoder{}), csUTF7, true
 	case "":
 		return nil, "", false
+	}
+	if t, name, ok := charsetTransformer(label); ok {
+		return transform.NewReader(r, t), name, true
 	}
 	dr, err := charset.Reader(label, r)
 	if err != nil {
 		return nil, "", false
 	}
 	return dr, label, true
+}
+
+// charsetTransformer returns the decoder of the charsets mailgate decodes
+// itself (Latin-1 as windows-1252, the Japanese ones, UTF-7) for a
+// normalised label; others go through go-message's charset package.
+func charsetTransformer(label string) (transform.Transformer, string, bool) {
+	switch label {
+	case "iso-8859-1", "latin1", "iso_8859-1", "l1":
+		// Senders label windows-1252 text as Latin-1 (WHATWG does the same).
+		return charmap.Windows1252.NewDecoder(), csWin1252, true
+	}
+	if enc, name, ok := japaneseEncoding(label); ok {
+		return enc.NewDecoder(), name, true
+	}
+	switch label {
+	case "utf-7", "utf7", "unicode-1-1-utf-7", "csunicode11utf7", "x-unicode-2-0-utf-7":
+		return &utf7Decoder{}, csUTF7, true
+	}
+	return nil, "", false
 }
 
 // CharsetName returns the name DecodeCharset and Part.Charset use for the
@@ -123,6 +135,15 @@ func DecodeCharset(cs string, b []byte) (string, error) {
 // decodeCharset is DecodeCharset that also reports the charset actually used.
 func decodeCharset(cs string, b []byte) (string, string, error) {
 	label := resolveLabel(cs, b)
+	if t, name, ok := charsetTransformer(normalizeLabel(label)); ok {
+		// The whole input is here: decode it in one call, without a
+		// streaming reader's buffers (header words are a few bytes).
+		out, _, err := transform.Bytes(t, b)
+		if err != nil {
+			return fallbackDecode(b), fallbackName(b), fmt.Errorf("mailtext: decode %q: %w", cs, err)
+		}
+		return strings.ToValidUTF8(string(out), "\ufffd"), name, nil
+	}
 	r, name, ok := charsetReader(label, bytes.NewReader(b))
 	if !ok {
 		return fallbackDecode(b), fallbackName(b), fmt.Errorf("mailtext: decode %q: %w", cs, errUnknownCharset)
