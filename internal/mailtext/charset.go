@@ -68,12 +68,12 @@ func japaneseEncoding(label string) (encoding.Encoding, string, bool) {
 // report, or ok=false when the label is unknown.
 func charsetReader(label string, r io.Reader) (io.Reader, string, bool) {
 	label = normalizeLabel(label)
-	switch label {
-	case "utf-8", "utf8", "us-ascii", "ascii", "x-utf_8j", "unicode-1-1-utf-8":
+	switch {
+	case isUTF8Label(label):
 		// Undeclared UTF-8 in a us-ascii part is common; invalid bytes become
 		// U+FFFD at the end of the pipeline.
 		return r, csUTF8, true
-	case "":
+	case label == "":
 		return nil, "", false
 	}
 	if t, name, ok := charsetTransformer(label); ok {
@@ -134,7 +134,20 @@ func DecodeCharset(cs string, b []byte) (string, error) {
 
 // decodeCharset is DecodeCharset that also reports the charset actually used.
 func decodeCharset(cs string, b []byte) (string, string, error) {
-	label := resolveLabel(cs, b)
+	return decodeResolved(cs, resolveLabel(cs, b), b)
+}
+
+// isUTF8Label reports whether a resolved label is read as UTF-8.
+func isUTF8Label(label string) bool {
+	switch normalizeLabel(label) {
+	case "utf-8", "utf8", "us-ascii", "ascii", "x-utf_8j", "unicode-1-1-utf-8":
+		return true
+	}
+	return false
+}
+
+// decodeResolved is decodeCharset with the label resolveLabel chose.
+func decodeResolved(cs, label string, b []byte) (string, string, error) {
 	if t, name, ok := charsetTransformer(normalizeLabel(label)); ok {
 		// The whole input is here: decode it in one call, without a
 		// streaming reader's buffers (header words are a few bytes).

@@ -70,3 +70,19 @@ func TestHTMLTextWordsMatchRunes(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalizeNewlinesBytesMatchesStrings(t *testing.T) {
+	t.Parallel()
+	pieces := []string{"\r", "\n", "\r\n", "\n\r", "a", "会", "\xff", "\r\r\n"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 5000; i++ {
+		var in []byte
+		for k := rng.IntN(10); k >= 0; k-- {
+			in = append(in, pieces[rng.IntN(len(pieces))]...)
+		}
+		want := normalizeNewlines(string(in))
+		if got := string(normalizeNewlinesBytes(append([]byte(nil), in...))); got != want {
+			t.Fatalf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}

@@ -312,6 +312,27 @@ func normalizeNewlines(s string) string {
 	return strings.ReplaceAll(s, "\r", "\n")
 }
 
+// normalizeNewlinesBytes is normalizeNewlines in place: CRLF and lone CR
+// become LF. Only for ASCII-compatible text, where those bytes are always
+// line breaks.
+func normalizeNewlinesBytes(b []byte) []byte {
+	if bytes.IndexByte(b, '\r') < 0 {
+		return b
+	}
+	out := b[:0]
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '\r' {
+			if i+1 < len(b) && b[i+1] == '\n' {
+				continue // CRLF: the LF is kept
+			}
+			c = '\n'
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 func (w *walker) plainText(i int, r io.Reader, declared string) error {
 	path := w.msg.Parts[i].Path
 	left := w.textLeft
@@ -325,7 +346,13 @@ func (w *walker) plainText(i int, r io.Reader, declared string) error {
 	if truncated {
 		raw = raw[:left]
 	}
-	text, used, derr := decodeCharset(declared, raw)
+	label := resolveLabel(declared, raw)
+	if isUTF8Label(label) {
+		// Line breaks normalised before the one copy into a string rather
+		// than after it; the same text, one copy less.
+		raw = normalizeNewlinesBytes(raw)
+	}
+	text, used, derr := decodeResolved(declared, label, raw)
 	w.noteCharset(path, declared, used, derr != nil)
 	text = normalizeNewlines(text)
 	if int64(len(text)) > left {
