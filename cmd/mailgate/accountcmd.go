@@ -87,7 +87,9 @@ Operators and administrators enrol a TOTP second factor at their first login.`,
 				}
 				tid = t.ID
 			}
-			as, err := a.Store.Accounts(ctx, tid)
+			op := operator()
+			op.TenantID = tid
+			as, err := a.Admin().Accounts(ctx, op)
 			if err != nil {
 				return err
 			}

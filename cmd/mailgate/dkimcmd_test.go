@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -51,5 +52,43 @@ func TestCLIDKIMRecords(t *testing.T) {
 	if !strings.Contains(out, `example.test. IN TXT "v=spf1 a:mx.mailgate.test include:_spf.example.net ~all"`) ||
 		!strings.Contains(out, `_dmarc.example.test. IN TXT "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.test"`) {
 		t.Errorf("SPF and DMARC suggestions:\n%s", out)
+	}
+}
+
+// The ARC record is refused while sealing is off and shown, stable, when
+// it is on; --check compares it with DNS.
+func TestCLIARCRecord(t *testing.T) {
+	c := startCLI(t)
+	if _, err := c.run(t, "", "arc", "record"); err == nil || !strings.Contains(err.Error(), "ARC sealing is off") {
+		t.Fatalf("sealing off: %v", err)
+	}
+	f, err := os.OpenFile(c.cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("[arc]\nseal = true\nselector = \"arc2027\"\n")
+	f.Close()
+	out, err := c.run(t, "", "arc", "record")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// The registered domain of mx.mailgate.test is mailgate.test.
+	m := regexp.MustCompile(`arc2027\._domainkey\.mailgate\.test\. IN TXT \( (.*) \)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("record:\n%s", out)
+	}
+	if again, _ := c.run(t, "", "arc", "record"); again != out {
+		t.Fatal("record changed between runs: key regenerated")
+	}
+	if out, err := c.run(t, "", "arc", "record", "--check"); err == nil || !strings.Contains(out, "published: NO") {
+		t.Fatalf("unpublished: %v\n%s", err, out)
+	}
+	var parts []string
+	for _, q := range regexp.MustCompile(`"([^"]*)"`).FindAllStringSubmatch(m[1], -1) {
+		parts = append(parts, q[1])
+	}
+	c.dns.AddRR(&dns.TXT{Hdr: dns.RR_Header{Name: "arc2027._domainkey.mailgate.test.", Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: parts})
+	if out, err := c.run(t, "", "arc", "record", "--check"); err != nil || !strings.Contains(out, "published: OK") {
+		t.Fatalf("published: %v\n%s", err, out)
 	}
 }

@@ -56,7 +56,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(tenantCmd(g), domainCmd(g), routeCmd(g), userCmd(g), relayCmd(g), queueCmd(g), trackCmd(g))
 	root.AddCommand(policyCmd(g), groupCmd(g), listCmd(g), trustedCmd(g), quarantineCmd(g), spamCmd(g))
 	root.AddCommand(accountCmd(g), tokenCmd(g), reportCmd(g), migrateCmd(g), migrateStoreCmd(g), clusterCmd(g), continuityCmd(g), outboundCmd(g))
-	root.AddCommand(mlCmd(g), mailboxCmd(g), dkimCmd(g), linksCmd(g))
+	root.AddCommand(mlCmd(g), mailboxCmd(g), dkimCmd(g), arcCmd(g), linksCmd(g))
 	root.AddCommand(archiveCmd(g))
 	root.AddCommand(backupCmd(g), restoreCmd(g))
 	root.AddCommand(doctorCmd(g))

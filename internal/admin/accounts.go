@@ -101,6 +101,15 @@ func (s *Service) CreateAccount(ctx context.Context, a Actor, login string, role
 	return acct, s.Audit(ctx, a, tid, "account.add", login, "", string(role))
 }
 
+// Accounts lists the console logins a manages: its tenant's, or for an
+// operator with no tenant selected, the operators'.
+func (s *Service) Accounts(ctx context.Context, a Actor) ([]store.Account, error) {
+	if err := a.require(store.RoleAdmin); err != nil {
+		return nil, err
+	}
+	return s.Store.Accounts(ctx, a.TenantID)
+}
+
 // Account loads an account a may manage: an administrator's of their own
 // tenant except operators; an operator's of the selected tenant, or any
 // with none selected. Anything else is not found.

@@ -24,6 +24,9 @@ type OnboardEnv struct {
 	// DKIM returns the DKIM records of a domain, nil when it does not
 	// sign (no dkim.selector).
 	DKIM func(ctx context.Context, tenantID int64, domain string) ([]dkimsign.Published, error)
+	// ARC returns the record of the ARC sealing key, nil when mailgate
+	// does not seal.
+	ARC func(ctx context.Context) (*dkimsign.Published, error)
 }
 
 // Wizard is a domain's onboarding wizard at one step.
@@ -144,6 +147,14 @@ func (w *Wizard) stepDone(n int) bool {
 // facts are mailgate's values, its addresses looked up now.
 func (s *Service) facts(ctx context.Context) onboard.Facts {
 	f := onboard.Facts{Hostname: s.OnboardEnv.Hostname, CertName: s.OnboardEnv.CertName, SpamHeader: "X-Mailgate-Spam", SpamValue: "yes", RelayPort: s.OnboardEnv.RelayPort}
+	if s.OnboardEnv.ARC != nil {
+		if rec, err := s.OnboardEnv.ARC(ctx); err != nil {
+			s.Log.Warn("onboarding: the ARC sealing key", "err", err)
+		} else if rec != nil {
+			domain := strings.TrimPrefix(rec.Name, rec.Selector+"._domainkey.")
+			f.ARC = &onboard.ARCKey{Domain: domain, Name: rec.Name, Value: rec.Value}
+		}
+	}
 	if s.Resolver != nil && f.Hostname != "" {
 		if ips, err := s.Resolver.LookupIPAddr(ctx, f.Hostname); err == nil {
 			for _, ip := range ips {

@@ -34,6 +34,7 @@ import (
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/queue"
+	"github.com/mailgate/mailgate/internal/scan/auth"
 	"github.com/mailgate/mailgate/internal/smtpin"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -201,6 +202,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options)
 	}
 	router := &delivery.Router{Store: st, Client: dl, SmartHost: cfg.Delivery.SmartHost}
 	a.Lists = &mlist.Service{Store: st, Spool: sp, Hostname: cfg.Hostname, Clock: opt.Clock, Log: log.With("stage", "lists")}
+	if cfg.DNS.Resolver != "" {
+		// Without a resolver no policy can be read, and mailgate delivers
+		// nothing by MX either: list copies keep the author's From.
+		a.Lists.DMARC = auth.New(auth.Config{Resolver: res, Hostname: cfg.Hostname}).PublishedPolicy
+	}
 	if cfg.Delivery.MTASTS && cfg.DNS.Resolver != "" {
 		router.STS = MTASTSFetcher(res, log)
 	}

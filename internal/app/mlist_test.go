@@ -18,6 +18,7 @@ import (
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/dnsx/dnstest"
 	"github.com/mailgate/mailgate/internal/dsn"
 	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/sink"
@@ -488,5 +489,45 @@ func TestListThousandsOfMembers(t *testing.T) {
 				t.Fatalf("%d recipients in one transaction", len(m.To))
 			}
 		}
+	}
+}
+
+// A post whose author's domain publishes DMARC reject goes out From the
+// list (receivers would refuse the changed copy sent by mailgate); a post
+// from a domain without such a policy keeps its From.
+func TestListPostUnderDMARC(t *testing.T) {
+	t.Parallel()
+	dns := dnstest.Start(t)
+	dns.Add(`_dmarc.example.net. 300 IN TXT "v=DMARC1; p=reject"`)
+	dns.Add(`_dmarc.example.org. 300 IN TXT "v=DMARC1; p=none"`)
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, Config: func(c *config.Config) { c.DNS.Resolver = dns.Addr() }})
+	mkList(t, n.Store, n, "sales", nil, "customer@example.com")
+	if err := send(t, n, "taro@example.net", []string{"sales@example.test"}, post("Order 1")); err != nil {
+		t.Fatal(err)
+	}
+	open := strings.ReplaceAll(post("Order 2"), "taro@example.net", "jiro@example.org")
+	if err := send(t, n, "jiro@example.org", []string{"sales@example.test"}, open); err != nil {
+		t.Fatal(err)
+	}
+	mgtest.WaitFor(t, 10*time.Second, "two copies", func() bool { return n.Internet.Count() == 2 })
+	bySubject := map[string][]byte{}
+	for _, m := range n.Internet.Messages() {
+		bySubject[header(m.Data, "Subject")[0]] = m.Data
+	}
+	strict, soft := bySubject["Order 1"], bySubject["Order 2"]
+	for name, want := range map[string]string{
+		"From":            `"Taro via sales" <sales@example.test>`,
+		"X-Original-From": "Taro <taro@example.net>",
+		"Reply-To":        "taro-private@example.net", // the author's own
+	} {
+		if h := header(strict, name); len(h) != 1 || h[0] != want {
+			t.Errorf("p=reject author: %s %q, want %q\n%s", name, h, want, strict)
+		}
+	}
+	if h := header(soft, "From"); len(h) != 1 || h[0] != "Taro <jiro@example.org>" {
+		t.Errorf("p=none author: From %q", h)
+	}
+	if h := header(soft, "X-Original-From"); len(h) != 0 {
+		t.Errorf("p=none author: X-Original-From %q", h)
 	}
 }

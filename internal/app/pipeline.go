@@ -43,6 +43,7 @@ func (a *App) newPipeline(stages []policy.Stage) *inbound.Pipeline {
 		Store:        a.Store, Spool: queueSpool(a.Spool, a.Store), Quarantine: a.QSpool, Queue: a.Queue,
 		Runner:   &policy.Runner{Stages: stages, Budget: a.Config.Checks.ScanBudget(), Log: a.Log.With("stage", "policy"), Observer: a.metrics},
 		Rewrite:  rewriteCopy,
+		Seal:     a.arcSealer(),
 		Hostname: a.Config.Hostname, Clock: a.Clock, Log: a.Log.With("stage", "inbound"),
 	}
 }

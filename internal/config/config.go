@@ -78,6 +78,7 @@ type Config struct {
 	Continuity ContinuityConfig `toml:"continuity" doc:"Mail continuity's background work: failover probes, hand-back to the primary service, retention (docs/continuity.md)."`
 	IMAP       IMAPConfig       `toml:"imap" doc:"IMAP access to the emergency mailboxes (docs/imap.md)."`
 	Archive    ArchiveConfig    `toml:"archive" doc:"The audit archive on this node: its search index and archivers (docs/archive.md)."`
+	ARC        ARCConfig        `toml:"arc" doc:"ARC sealing (RFC 8617) of the inbound copies mailgate delivers (docs/inbound.md)."`
 }
 
 // StoreConfig chooses the metadata store.
@@ -300,6 +301,7 @@ func Default() Config {
 		Continuity: defaultContinuity(),
 		IMAP:       DefaultIMAP(),
 		Archive:    DefaultArchive(),
+		ARC:        DefaultARC(),
 	}
 }
 
@@ -424,6 +426,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.IMAP.validate(); err != nil {
+		return err
+	}
+	if err := c.ARC.validate(c.Hostname, c.Checks.Enabled); err != nil {
 		return err
 	}
 	if err := c.Archive.validate(c.Store.Driver); err != nil {

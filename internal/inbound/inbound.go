@@ -82,6 +82,10 @@ type Pipeline struct {
 	// Quota, when set, is each recipient's quarantine capacity
 	// (quarantine.Manager).
 	Quota QuarantineQuota
+	// Seal, when set, returns the ARC set to put above a copy read from r
+	// (the copy exactly as delivered below the set), recording results,
+	// the checks' authentication results (auth.Sealer).
+	Seal func(ctx context.Context, r io.Reader, results []string) (string, error)
 }
 
 // QuarantineQuota is the per-address quarantine capacity: Limit is the
@@ -197,7 +201,8 @@ func (p *Pipeline) judge(ctx context.Context, m store.Message, rcpts []store.Rec
 		return nil, err
 	}
 	j := &judged{m: m, env: env, settings: settings}
-	j.pm = &policy.Message{Env: env, Size: m.Size, Open: func() (io.ReadCloser, error) { return p.Spool.Open(ctx, m.BlobKey) }}
+	blob := newMemBlob(func() (io.ReadCloser, error) { return p.Spool.Open(ctx, m.BlobKey) }, m.Size)
+	j.pm = &policy.Message{Env: env, Size: m.Size, Open: blob.Open}
 	j.findings, j.verdicts = p.Runner.Run(ctx, j.pm, settings)
 	if len(p.Post) > 0 {
 		for _, ps := range p.Post {
@@ -308,7 +313,7 @@ func (p *Pipeline) writeCopies(ctx context.Context, log *slog.Logger, j *judged,
 		}
 		blobs = append(blobs, copyBlob{p.Spool, key})
 		vm := m
-		vm.ID, vm.BlobKey, vm.Size, vm.Prefix = id, key, size, pl.prefix
+		vm.ID, vm.BlobKey, vm.Size, vm.Prefix = id, key, size, p.sealed(ctx, log, key, pl.prefix, j.findings)
 		var vr []store.Recipient
 		for _, i := range idx {
 			r := rcpts[i]
@@ -321,6 +326,12 @@ func (p *Pipeline) writeCopies(ctx context.Context, log *slog.Logger, j *judged,
 			Events: []store.Event{{MessageID: id, TenantID: m.TenantID, At: now, Kind: "received", Remote: "local",
 				Detail: "modified copy of " + m.ID + ": " + describe(j.verdicts[idx[0]])}}})
 	}
+	// The original's copies (as-is and quarantined) share one seal: they
+	// are the same bytes, prefix then the original blob.
+	origPrefix := pl.prefix
+	if len(pl.asIs) > 0 || len(pl.quarantined) > 0 {
+		origPrefix = p.sealed(ctx, log, m.BlobKey, pl.prefix, j.findings)
+	}
 	fromHdr := ""
 	if len(pl.quarantined) > 0 {
 		// The decoded From is kept with each copy: the console, digests and
@@ -331,7 +342,7 @@ func (p *Pipeline) writeCopies(ctx context.Context, log *slog.Logger, j *judged,
 	}
 	for _, i := range pl.quarantined {
 		s := j.settings.ForRcpt(j.verdicts[i].Rcpt)
-		it, err := p.quarantineCopy(ctx, m, pl.prefix, &j.verdicts[i], s, now)
+		it, err := p.quarantineCopy(ctx, m, origPrefix, &j.verdicts[i], s, now)
 		if it.BlobKey != "" {
 			blobs = append(blobs, copyBlob{p.Quarantine, it.BlobKey})
 		}
@@ -349,6 +360,9 @@ func (p *Pipeline) writeCopies(ctx context.Context, log *slog.Logger, j *judged,
 	}
 	// The original message row carries every recipient's outcome.
 	m.Prefix = pl.prefix
+	if len(pl.asIs) > 0 {
+		m.Prefix = origPrefix
+	}
 	acc.Queue = append([]store.QueuedMessage{{Message: m, Recipients: rcpts, Events: evs}}, copies...)
 	return acc, blobs, nil
 }
@@ -455,16 +469,44 @@ func describe(v policy.Verdict) string {
 	return out
 }
 
-// prefix builds the header lines every delivered copy gets: one
-// Authentication-Results header and the checks' own headers, deduplicated.
-func (p *Pipeline) prefix(findings []policy.Finding) string {
-	var b strings.Builder
+// authResults are the checks' results for Authentication-Results.
+func authResults(findings []policy.Finding) []string {
 	var results []string
 	for _, f := range findings {
 		if f.AuthResult != "" {
 			results = append(results, f.AuthResult)
 		}
 	}
+	return results
+}
+
+// sealed returns prefix with an ARC set above it, sealed over the copy
+// stored under key as it will be delivered: prefix, then the blob. Sealing
+// is best effort: a copy that cannot be sealed is delivered as it is, and
+// the failure is logged.
+func (p *Pipeline) sealed(ctx context.Context, log *slog.Logger, key, prefix string, findings []policy.Finding) string {
+	if p.Seal == nil {
+		return prefix
+	}
+	rc, err := p.Spool.Open(ctx, key)
+	if err != nil {
+		log.Warn("ARC sealing: reading the copy failed; delivered unsealed", "err", err)
+		return prefix
+	}
+	defer rc.Close()
+	set, err := p.Seal(ctx, io.MultiReader(strings.NewReader(prefix), rc), authResults(findings))
+	if err != nil {
+		log.Warn("ARC sealing failed; delivered unsealed", "err", err)
+		return prefix
+	}
+	return set + prefix
+}
+
+// prefix builds the header lines every delivered copy gets: one
+// Authentication-Results header and the checks' own headers, deduplicated.
+func (p *Pipeline) prefix(findings []policy.Finding) string {
+	var b strings.Builder
+	results := authResults(findings)
 	if len(results) > 0 {
 		b.WriteString("Authentication-Results: " + p.Hostname)
 		for _, r := range results {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"regexp"
 	"strings"
@@ -114,6 +115,9 @@ func (s *Service) distribute(ctx context.Context, m store.Message, r store.Recip
 		}
 	}
 	spec, subject := copySpec(l, hdr, serial)
+	if s.fromNeedsList(ctx, log, hdr) {
+		mungeFrom(&spec, l, hdr)
+	}
 	now := s.now()
 	id := store.NewMessageID(now)
 	key, size, err := s.writeCopy(ctx, id, spec, body)
@@ -272,6 +276,73 @@ func copySpec(l store.MailingList, hdr []mailtext.RawField, serial int64) (rewri
 	}
 	spec.PrependHeaders = append(spec.PrependHeaders, rewrite.HeaderField{Name: "Subject", Value: v})
 	return spec, subject
+}
+
+// fromNeedsList reports whether the post's From domain publishes a DMARC
+// policy of quarantine or reject, so that the list's copy must not carry
+// its address in From. When the policy cannot be read (DNS trouble) the
+// answer is yes: a copy From the list is delivered either way.
+func (s *Service) fromNeedsList(ctx context.Context, log *slog.Logger, hdr []mailtext.RawField) bool {
+	if s.DMARC == nil {
+		return false
+	}
+	raw, _ := mailtext.Lookup(hdr, "From")
+	from := mailtext.ParseAddressList(raw)
+	if len(from) != 1 {
+		return true // no single author domain to judge: the list's own From is the safe one
+	}
+	_, domain, ok := strings.Cut(from[0].Addr, "@")
+	if !ok {
+		return true
+	}
+	p, err := s.DMARC(ctx, domain)
+	if err != nil {
+		log.Warn("reading the author's DMARC policy; the copy goes out From the list", "domain", domain, "err", err)
+		return true
+	}
+	return p == "quarantine" || p == "reject"
+}
+
+// mungeFrom makes the list the copy's author: From is the list address
+// with the author's name ("Alice via sales"), and replies still reach the
+// author (Reply-To, next to the list when replies go to the list). The
+// original From is kept in X-Original-From.
+func mungeFrom(spec *rewrite.Spec, l store.MailingList, hdr []mailtext.RawField) {
+	raw, _ := mailtext.Lookup(hdr, "From")
+	var author mailtext.Address
+	if as := mailtext.ParseAddressList(raw); len(as) > 0 {
+		author = as[0]
+	}
+	name := strings.TrimSpace(author.Name)
+	if name == "" {
+		name, _, _ = strings.Cut(author.Addr, "@")
+	}
+	if name == "" {
+		name = "?"
+	}
+	spec.RemoveHeaders = append(spec.RemoveHeaders, "From", "X-Original-From")
+	spec.PrependHeaders = append(spec.PrependHeaders,
+		rewrite.HeaderField{Name: "From", Value: phrase(name+" via "+l.Name) + " <" + l.Address + ">"},
+		rewrite.HeaderField{Name: "X-Original-From", Value: strings.TrimSpace(raw)})
+	if author.Addr == "" {
+		return
+	}
+	authorBox := "<" + author.Addr + ">"
+	if n := strings.TrimSpace(author.Name); n != "" {
+		authorBox = phrase(n) + " " + authorBox
+	}
+	if l.ReplyToList {
+		// copySpec already set Reply-To to the list alone.
+		for i, f := range spec.PrependHeaders {
+			if f.Name == "Reply-To" {
+				spec.PrependHeaders[i].Value = f.Value + ", " + authorBox
+			}
+		}
+		return
+	}
+	if _, ok := mailtext.Lookup(hdr, "Reply-To"); !ok {
+		spec.PrependHeaders = append(spec.PrependHeaders, rewrite.HeaderField{Name: "Reply-To", Value: authorBox})
+	}
 }
 
 // phrase is a display name as a header phrase: quoted when ASCII,

@@ -83,6 +83,12 @@ type Service struct {
 	Hostname string
 	Clock    clock.Clock
 	Log      *slog.Logger
+	// DMARC, when set, returns the DMARC policy the domain of a post's
+	// From publishes ("none", "quarantine", "reject" or ""). A post from a
+	// domain asking for quarantine or reject goes out From the list
+	// (mungeFrom): the list's copy breaks the author's DKIM signature
+	// and comes from mailgate, so receivers would otherwise refuse it.
+	DMARC func(ctx context.Context, domain string) (string, error)
 }
 
 func (s *Service) now() time.Time {

@@ -3,6 +3,7 @@ package mlist
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"path/filepath"
 	"slices"
@@ -279,5 +280,76 @@ func TestCopyHeaders(t *testing.T) {
 	}
 	if listIDOf(get("List-Id")[0]) != "sales.example.test" {
 		t.Error("list-id not read back")
+	}
+}
+
+// A post from a domain publishing DMARC quarantine or reject goes out From
+// the list, with replies still reaching the author; other posts keep
+// their From.
+func TestCopyFromUnderDMARC(t *testing.T) {
+	policies := map[string]string{"strict.example": "reject", "soft.example": "quarantine", "open.example": "none"}
+	s := &Service{DMARC: func(_ context.Context, domain string) (string, error) {
+		if domain == "broken.example" {
+			return "", errors.New("SERVFAIL")
+		}
+		return policies[domain], nil
+	}}
+	log := s.log()
+	for _, c := range []struct {
+		from  string
+		munge bool
+	}{
+		{"Alice <alice@strict.example>", true},
+		{"bob@soft.example", true},
+		{"carol@open.example", false},
+		{"dave@unpublished.example", false},
+		{"erin@broken.example", true}, // unknown policy: the list's From is the safe one
+		{"a@open.example, b@open.example", true},
+	} {
+		msg := "From: " + c.from + "\r\nSubject: hi\r\n\r\nbody\r\n"
+		if got := s.fromNeedsList(context.Background(), log, headerOf(t, []byte(msg))); got != c.munge {
+			t.Errorf("From %q: munge %v, want %v", c.from, got, c.munge)
+		}
+	}
+
+	// 山田 花子 in ISO-2022-JP, as a Japanese mailer writes the name.
+	const yamada = "=?ISO-2022-JP?B?GyRCOzNFRCAyVjtSGyhC?="
+	boxes := func(raw string) string {
+		var out []string
+		for _, a := range mailtext.ParseAddressList(raw) {
+			out = append(out, a.Name+" <"+a.Addr+">")
+		}
+		return strings.Join(out, ", ")
+	}
+	for _, c := range []struct {
+		replyToList           bool
+		msg                   string
+		from, replyTo, origin string
+	}{
+		{false, "From: " + yamada + " <hanako@strict.example>\r\nSubject: hi\r\n\r\nbody\r\n",
+			"山田 花子 via sales <sales@example.test>", "山田 花子 <hanako@strict.example>", yamada + " <hanako@strict.example>"},
+		// The author's own Reply-To stays.
+		{false, "From: hanako@strict.example\r\nReply-To: desk@strict.example\r\nSubject: hi\r\n\r\nbody\r\n",
+			"hanako via sales <sales@example.test>", " <desk@strict.example>", "hanako@strict.example"},
+		{true, "From: \"Alice A\" <alice@strict.example>\r\nSubject: hi\r\n\r\nbody\r\n",
+			"Alice A via sales <sales@example.test>", " <sales@example.test>, Alice A <alice@strict.example>", "\"Alice A\" <alice@strict.example>"},
+	} {
+		l := store.MailingList{Address: "sales@example.test", Name: "sales", ReplyToList: c.replyToList}
+		hdr := headerOf(t, []byte(c.msg))
+		spec, _ := copySpec(l, hdr, 0)
+		mungeFrom(&spec, l, hdr)
+		out := applySpec(t, spec, c.msg)
+		h := headerOf(t, out)
+		froms := headerValues(h, "From")
+		if len(froms) != 1 || boxes(froms[0]) != c.from {
+			t.Errorf("From: %q, want one %q\n%s", froms, c.from, out)
+		}
+		rts := headerValues(h, "Reply-To")
+		if len(rts) != 1 || boxes(rts[0]) != c.replyTo {
+			t.Errorf("Reply-To: %q, want one %q\n%s", rts, c.replyTo, out)
+		}
+		if of := headerValues(h, "X-Original-From"); len(of) != 1 || of[0] != c.origin {
+			t.Errorf("X-Original-From: %q, want %q", of, c.origin)
+		}
 	}
 }

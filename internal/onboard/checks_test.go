@@ -183,6 +183,24 @@ func TestInstructionsFilledIn(t *testing.T) {
 			t.Errorf("Google Workspace lacks %q", want)
 		}
 	}
+	// The sealer step says sealing must be turned on, or where its key goes.
+	arcNote := func(f Facts) string {
+		for _, i := range Instructions(M365, f, "ex.test") {
+			if strings.Contains(i.Title.En, "ARC") && len(i.Notes) == 1 {
+				return i.Notes[0].En + "|" + i.Values[0].Value
+			}
+		}
+		return ""
+	}
+	if n := arcNote(f); !strings.Contains(n, "[arc] seal = true") {
+		t.Errorf("sealing off: ARC step note %q", n)
+	}
+	f.ARC = &ARCKey{Domain: "seal.test", Name: "arc1._domainkey.seal.test", Value: "v=DKIM1; k=rsa; p=AAAA"}
+	if n := arcNote(f); !strings.Contains(n, "arc1._domainkey.seal.test with the text v=DKIM1; k=rsa; p=AAAA|seal.test") {
+		t.Errorf("sealing on: ARC step note %q", n)
+	}
+	f.ARC = nil
+
 	f.CertName, f.RelayPort = "", 2525
 	is := Instructions(M365, f, "ex.test")
 	if len(is[0].Notes) == 0 || !strings.Contains(is[0].Notes[0].En, "client_cert_file") || len(is[1].Notes) == 0 || !strings.Contains(is[1].Notes[0].En, "port 2525") {

@@ -103,6 +103,16 @@ type Facts struct {
 	// RelayPort is the port of mailgate's outbound (relay) listener; 0
 	// when it has none.
 	RelayPort int
+	// ARC is the sealing key's DNS record when mailgate seals the copies
+	// it delivers ([arc] seal); nil when it does not.
+	ARC *ARCKey `json:",omitempty"`
+}
+
+// ARCKey is mailgate's ARC sealing identity and the record publishing its key.
+type ARCKey struct {
+	Domain string // d=
+	Name   string // the TXT record's name
+	Value  string // the TXT record's text
 }
 
 // IPList is the addresses joined for a form field, or a placeholder when

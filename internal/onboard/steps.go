@@ -23,9 +23,12 @@ type Value struct {
 	Value string `json:"value"`
 }
 
-// SealerDomain is the domain to list as a trusted ARC sealer: the
-// registered domain of mailgate's hostname.
+// SealerDomain is the domain to list as a trusted ARC sealer: the sealing
+// domain when mailgate seals, else the registered domain of its hostname.
 func (f Facts) SealerDomain() string {
+	if f.ARC != nil {
+		return f.ARC.Domain
+	}
 	if d, err := publicsuffix.EffectiveTLDPlusOne(f.Hostname); err == nil {
 		return d
 	}
@@ -97,6 +100,7 @@ func Instructions(service string, f Facts, domain string) []Instruction {
 					"Microsoft Defender portal → Email & collaboration → Policies & rules → Threat policies → Email authentication settings → ARC → Add trusted ARC sealers. The list shows the sealing domains Microsoft 365 trusts the authentication results of.",
 					"Microsoft Defender ポータル → メールとコラボレーション → ポリシーとルール → 脅威ポリシー → メール認証の設定 → ARC → 信頼された ARC シーラーを追加。Microsoft 365 が認証結果を信頼する封印ドメインの一覧が表示されます。"},
 				Values: []Value{{Text{"Trusted ARC sealer", "信頼された ARC シーラー"}, f.SealerDomain()}},
+				Notes:  arcNotes(f),
 			},
 			{
 				Title: Text{"The domain as Authoritative", "ドメインを「権限あり」に"},
@@ -152,4 +156,17 @@ func Instructions(service string, f Facts, domain string) []Instruction {
 			Notes:  relay,
 		},
 	}
+}
+
+// arcNotes say what listing mailgate as a sealer needs: the sealing key
+// published in DNS, or sealing turned on first.
+func arcNotes(f Facts) []Text {
+	if f.ARC == nil {
+		return []Text{{
+			"mailgate seals the copies it delivers only with [arc] seal = true in its configuration (an operator's setting). Until then Microsoft 365 finds no ARC seal of mailgate's to trust: turn it on and publish the key first.",
+			"mailgate が配送するメールに ARC シールを付けるのは、設定ファイルで [arc] seal = true のときだけです（運用者の設定）。それまでは Microsoft 365 が信頼できる mailgate の ARC シールはありません。先に有効にして鍵を公開してください。"}}
+	}
+	return []Text{{
+		"The sealing key must be published in DNS first: a TXT record named " + f.ARC.Name + " with the text " + f.ARC.Value,
+		"先に封印鍵を DNS に公開してください。TXT レコード名 " + f.ARC.Name + "、値 " + f.ARC.Value}}
 }

@@ -237,6 +237,8 @@ func (s *Server) apiRoutes() {
 		return nil, s.opDeleteUser(r.Context(), p, r.PathValue("address"))
 	})
 
+	s.accountAPIRoutes()
+
 	s.api("GET /groups", store.RoleAdmin, func(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
 		gs, err := s.d.Store.Groups(r.Context(), p.tenantID)
 		return nonNil(gs), err

@@ -1024,7 +1024,7 @@ func (s *Server) tokenRevoke(w http.ResponseWriter, r *http.Request, p *principa
 // --- accounts ---
 
 func (s *Server) accountsPage(w http.ResponseWriter, r *http.Request, p *principal) {
-	as, err := s.d.Store.Accounts(r.Context(), p.tenantID)
+	as, err := s.admin.Accounts(r.Context(), who(p))
 	if err != nil {
 		s.fail(w, r, p, err)
 		return

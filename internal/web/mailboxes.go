@@ -83,12 +83,16 @@ func (s *Server) consoleBase(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-func (s *Server) mailboxInvitePost(w http.ResponseWriter, r *http.Request, p *principal) {
+// inviteLink makes an invitation's one-time link to the console.
+func (s *Server) inviteLink(r *http.Request) func(address, token string) string {
 	base := s.consoleBase(r)
-	link := func(address, token string) string {
+	return func(address, token string) string {
 		return base + "/invite?" + url.Values{"a": {address}, "t": {token}}.Encode()
 	}
-	if err := s.admin.Invite(r.Context(), who(p), r.PathValue("address"), link, s.d.Hostname); err != nil {
+}
+
+func (s *Server) mailboxInvitePost(w http.ResponseWriter, r *http.Request, p *principal) {
+	if err := s.admin.Invite(r.Context(), who(p), r.PathValue("address"), s.inviteLink(r), s.d.Hostname); err != nil {
 		s.fail(w, r, p, err)
 		return
 	}

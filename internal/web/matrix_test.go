@@ -474,6 +474,9 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 		return m.quarantined(a, consoletest.UserA, fmt.Sprintf("own spam %d", n))
 	case strings.Contains(pattern, "/tokens/"):
 		return m.token(a, fmt.Sprintf("tok%d", n))
+	case strings.Contains(pattern, "/accounts/") && strings.HasSuffix(pattern, "/app-password"):
+		// Mail app passwords are for logins that are an address.
+		return m.account(a, fmt.Sprintf("spare%d@example.test", n), store.RoleUser)
 	case strings.Contains(pattern, "/accounts/"):
 		return m.account(a, fmt.Sprintf("spare%d", n), store.RoleAdmin)
 	}
@@ -640,6 +643,12 @@ func (m *matrixEnv) ownBody(pattern string) (any, string) {
 		return map[string]any{"routes": []string{"mx"}}, ""
 	case "POST /api/v1/users":
 		return map[string]string{"address": fmt.Sprintf("api%d@example.test", n)}, ""
+	case "POST /api/v1/accounts":
+		return map[string]string{"login": fmt.Sprintf("apiacct%d@example.test", n), "role": "user", "password": consoletest.Password}, ""
+	case "PUT /api/v1/accounts/{id}/password", "PUT /api/v1/mailboxes/{address}/password":
+		return map[string]string{"password": consoletest.Password}, ""
+	case "PUT /api/v1/mailboxes/{address}/quota":
+		return map[string]int{"quota_mb": 100}, ""
 	case "POST /api/v1/groups":
 		return map[string]string{"name": fmt.Sprintf("apig%d", n)}, ""
 	case "PUT /api/v1/policy":
@@ -724,6 +733,8 @@ func (m *matrixEnv) bodyVariants(pattern string, role store.Role) []variant {
 		return []variant{{kind: "other", body: map[string]string{"Scope": "domain", "Owner": "other.test", "Kind": "allow", "Value": "x@spam.test"}}}
 	case "POST /api/v1/users":
 		return []variant{{kind: "other", body: map[string]string{"address": "new@other.test"}, addrParam: true}}
+	case "POST /api/v1/accounts":
+		return []variant{{kind: "other", body: map[string]string{"login": "dave@other.test", "role": "user", "password": consoletest.Password}, addrParam: true}}
 	case "PUT /api/v1/outbound/rules-order":
 		return []variant{{kind: "other", body: map[string]any{"ids": []int64{atoi64(m.bRule)}}}}
 	case "POST /outbound/rules":

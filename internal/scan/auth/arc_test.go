@@ -270,17 +270,24 @@ func TestARCChain(t *testing.T) {
 	})
 }
 
+// dkimpyChain is a message sealed twice by dkimpy and the zone of its keys.
+func dkimpyChain(t testing.TB) (msg, zone []byte) {
+	t.Helper()
+	dir := filepath.Join("testdata", "arc")
+	msg, err := os.ReadFile(filepath.Join(dir, "dkimpy-chain.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zone, err = os.ReadFile(filepath.Join(dir, "dkimpy-chain.zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg, zone
+}
+
 func TestARCInterop(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join("testdata", "arc")
-	raw, err := os.ReadFile(filepath.Join(dir, "dkimpy-chain.eml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zone, err := os.ReadFile(filepath.Join(dir, "dkimpy-chain.zone"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw, zone := dkimpyChain(t)
 	d := newTestDNS(t)
 	for _, line := range strings.Split(strings.TrimSpace(string(zone)), "\n") {
 		name, value, _ := strings.Cut(line, " ")
