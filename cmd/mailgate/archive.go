@@ -56,6 +56,7 @@ type settingsFlags struct {
 	mode, rule, onFull string
 	retention          int
 	capacity           string
+	userSearch         bool
 }
 
 func (f *settingsFlags) register(c *cobra.Command) {
@@ -64,6 +65,7 @@ func (f *settingsFlags) register(c *cobra.Command) {
 	c.Flags().IntVar(&f.retention, "retention-days", -1, "days bodies are kept (0 = default 183)")
 	c.Flags().StringVar(&f.capacity, "capacity", "", "capacity, e.g. 20G (0 = 10G per 10 addresses)")
 	c.Flags().StringVar(&f.onFull, "when-full", "", "stop (log the gap, mail still flows) or delete-oldest (delete the oldest day)")
+	c.Flags().BoolVar(&f.userSearch, "user-search", false, "let end users search, view and download their own archived mail in the console (--user-search=false: not)")
 }
 
 func (f *settingsFlags) apply(c *cobra.Command, s *store.ArchiveSettings) error {
@@ -85,6 +87,9 @@ func (f *settingsFlags) apply(c *cobra.Command, s *store.ArchiveSettings) error 
 	}
 	if c.Flags().Changed("when-full") {
 		s.OnFull = f.onFull
+	}
+	if c.Flags().Changed("user-search") {
+		s.UserSearch = f.userSearch
 	}
 	return nil
 }
@@ -156,7 +161,7 @@ func archiveStatusCmd(g *globals) *cobra.Command {
 			return err
 		}
 		s := o.Settings
-		fmt.Fprintf(g.stdout, "enabled: %v\nmode: %s %s\nretention: %d days\nwhen full: %s\n", s.Enabled, s.Mode, s.Rule, orDefault(s.RetentionDays), s.OnFull)
+		fmt.Fprintf(g.stdout, "enabled: %v\nmode: %s %s\nretention: %d days\nwhen full: %s\nend users search their own mail: %v\n", s.Enabled, s.Mode, s.Rule, orDefault(s.RetentionDays), s.OnFull, s.UserSearch)
 		u := o.Stats.Usage
 		fmt.Fprintf(g.stdout, "messages: %d (%d in, %d out, %d imported), log entries: %d, waiting: %d\n", u.Messages, o.Stats.Inbound, o.Stats.Outbound, o.Stats.Imported, u.Entries, u.Pending)
 		fmt.Fprintf(g.stdout, "stored: %d bytes of %d (%.1f%%); messages' total size %d bytes\n", u.Bytes, o.Capacity, pct(u.Bytes, o.Capacity), u.LogicalBytes)
@@ -319,7 +324,8 @@ func archiveSearchCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "search QUERY...", Short: "Search a tenant's archive",
 		Long: `Words (anywhere) and field:value terms: from: to: cc: subject: body: attachment:
 after:YYYY-MM-DD before:YYYY-MM-DD larger:SIZE smaller:SIZE has:attachment dir:in|out verdict:NAME
-imported:yes|no. Japanese words of two characters or more are found (会議, 東京). The search is
+imported:yes|no addr:ADDRESS (that exact address as envelope sender or recipient, From, To or Cc).
+Japanese words of two characters or more are found (会議, 東京). The search is
 audited. The embedded index is held by the running server: search from the console there.`,
 		Args: cobra.ArbitraryArgs}
 	c.Flags().StringVar(&tenant, "tenant", "", "tenant")

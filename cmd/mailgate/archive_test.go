@@ -44,6 +44,17 @@ func TestCLIArchive(t *testing.T) {
 	if out, _ = c.run(false, "archive", "search", "--tenant", "acme", "会議"); !strings.Contains(out, id) {
 		t.Fatalf("search after the reindex: %s", out)
 	}
+	// Exact addresses: the From header's whole address only.
+	if out, _ = c.run(false, "archive", "search", "--tenant", "acme", "addr:A@Example.NET"); !strings.Contains(out, id) || strings.Count(strings.TrimSpace(out), "\n") != 1 {
+		t.Fatalf("addr: search: %s", out)
+	}
+	if out, _ = c.run(false, "archive", "search", "--tenant", "acme", "addr:xa@example.net"); strings.Contains(out, id) {
+		t.Fatalf("addr: found a longer address: %s", out)
+	}
+	c.run(false, "archive", "enable", "--tenant", "acme", "--user-search")
+	if out, _ = c.run(false, "archive", "status", "--tenant", "acme"); !strings.Contains(out, "end users search their own mail: true") || !strings.Contains(out, "retention: 365 days") {
+		t.Fatalf("status after --user-search: %s", out)
+	}
 	out, _ = c.run(false, "archive", "verify", "--tenant", "acme")
 	if !strings.Contains(out, "OK: the archive verifies") {
 		t.Fatalf("verify: %s", out)

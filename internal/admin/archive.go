@@ -18,8 +18,11 @@ import (
 // API token, by its audit name "api:<name>") sees and acts on the archive
 // only when granted archive access for the tenant, by an operator or by an
 // administrator who holds the grant. Operators always have access. End
-// users have none. Every read (search, view, download, proof, export) and
-// every action is audited.
+// users search, view and download their own mail only, and only when the
+// tenant allows it (ArchiveSettings.UserSearch): the messages their
+// address is exactly the envelope sender or a recipient of, or in From,
+// To or Cc (archive.Participants). Every read (search, view, download,
+// proof, export) and every action is audited.
 
 // ErrNoArchive: this node has no archive service.
 var ErrNoArchive error = Invalid{Msg: "the archive is not available on this node"}
@@ -55,6 +58,73 @@ func (s *Service) archiveAccess(ctx context.Context, a Actor) error {
 		}
 	}
 	return ErrForbidden
+}
+
+// archiveReader returns what a may read of its tenant's archive: every
+// message (own "") with archive access, or only the messages of its own
+// address (own, normalised) for an end user of a tenant that allows it.
+func (s *Service) archiveReader(ctx context.Context, a Actor) (own string, err error) {
+	err = s.archiveAccess(ctx, a)
+	if !errors.Is(err, ErrForbidden) {
+		return "", err
+	}
+	own = archive.NormAddr(a.Address)
+	if a.Role != store.RoleUser || a.TenantID == 0 || !strings.Contains(own, "@") {
+		return "", ErrForbidden
+	}
+	set, err := s.Store.ArchiveSettings(ctx, a.TenantID)
+	if err != nil {
+		return "", err
+	}
+	if !set.UserSearch {
+		return "", ErrForbidden
+	}
+	return own, nil
+}
+
+// ArchiveOwnMail reports how a reads the archive: false with archive
+// access (every message of the tenant), true for an end user who may
+// search their own mail; ErrForbidden when a may not read it at all.
+func (s *Service) ArchiveOwnMail(ctx context.Context, a Actor) (bool, error) {
+	own, err := s.archiveReader(ctx, a)
+	return own != "", err
+}
+
+// ownView keeps, of an archived message's envelope and delivery, what an
+// end user may see: everything when they sent it, else their own
+// recipient line only (the other envelope recipients may be blind copies).
+func ownView(e store.ArchiveEntry, own string) store.ArchiveEntry {
+	var meta archive.Meta
+	if json.Unmarshal([]byte(e.Meta), &meta) != nil {
+		e.Meta, e.Delivery = "{}", ""
+		return e
+	}
+	if archive.NormAddr(meta.MailFrom) == own {
+		return e
+	}
+	var rs []archive.MetaRcpt
+	for _, r := range meta.Rcpts {
+		if archive.NormAddr(r.Addr) == own {
+			rs = append(rs, r)
+		}
+	}
+	var vs []string
+	for _, v := range meta.Verdicts {
+		if rcpt, _, ok := strings.Cut(v, ": "); ok && archive.NormAddr(rcpt) == own {
+			vs = append(vs, v)
+		}
+	}
+	meta.Rcpts, meta.Verdicts = rs, vs
+	b, _ := json.Marshal(meta)
+	e.Meta = string(b)
+	var ds []string
+	for _, d := range strings.Fields(e.Delivery) {
+		if addr, _, ok := strings.Cut(d, "="); ok && archive.NormAddr(addr) == own {
+			ds = append(ds, d)
+		}
+	}
+	e.Delivery = strings.Join(ds, " ")
+	return e
 }
 
 // ArchiveSettings returns the tenant's archive settings.
@@ -117,7 +187,7 @@ func (s *Service) SetArchiveSettings(ctx context.Context, a Actor, in store.Arch
 
 func settingsView(s store.ArchiveSettings) map[string]any {
 	return map[string]any{"enabled": s.Enabled, "mode": s.Mode, "rule": s.Rule, "retention_days": s.RetentionDays,
-		"capacity_bytes": s.CapacityBytes, "on_full": s.OnFull}
+		"capacity_bytes": s.CapacityBytes, "on_full": s.OnFull, "user_search": s.UserSearch}
 }
 
 // GrantArchiveAccess gives or takes a principal's archive access in a's
@@ -160,8 +230,13 @@ func (s *Service) ArchiveAccessList(ctx context.Context, a Actor) ([]string, err
 
 // SearchArchive searches a's tenant's archive; every search is audited
 // with its query.
+//
+// An end user's search (ArchiveOwnMail) is kept to their own address: the
+// query's addr: is set to it (a search for another address finds
+// nothing), and each hit's envelope shows their own part only.
 func (s *Service) SearchArchive(ctx context.Context, a Actor, q archive.Query, p archive.Page) (archive.Hits, error) {
-	if err := s.archiveAccess(ctx, a); err != nil {
+	own, err := s.archiveReader(ctx, a)
+	if err != nil {
 		return archive.Hits{}, err
 	}
 	svc, err := s.archive(ctx)
@@ -171,12 +246,25 @@ func (s *Service) SearchArchive(ctx context.Context, a Actor, q archive.Query, p
 	if err := q.Check(); err != nil {
 		return archive.Hits{}, Invalidf("%v", err)
 	}
-	h, err := svc.Search(ctx, a.TenantID, q, p)
-	if errors.Is(err, archive.ErrBadCursor) {
-		return h, Invalidf("invalid page cursor")
+	var h archive.Hits
+	// An end user asking for another address's mail finds nothing (the
+	// search is audited all the same).
+	if others := own != "" && q.Addr != "" && archive.NormAddr(q.Addr) != own; !others {
+		if own != "" {
+			q.Addr = own
+		}
+		h, err = svc.Search(ctx, a.TenantID, q, p)
+		if errors.Is(err, archive.ErrBadCursor) {
+			return h, Invalidf("invalid page cursor")
+		}
+		if err != nil {
+			return h, err
+		}
 	}
-	if err != nil {
-		return h, err
+	if own != "" {
+		for i := range h.Entries {
+			h.Entries[i] = ownView(h.Entries[i], own)
+		}
 	}
 	if err := s.Audit(ctx, a, a.TenantID, "archive.search", q.String(), "", fmt.Sprintf("%d results", len(h.Entries))); err != nil {
 		return archive.Hits{}, err
@@ -186,8 +274,12 @@ func (s *Service) SearchArchive(ctx context.Context, a Actor, q archive.Query, p
 
 // ArchiveMessage returns one archived message and its bytes (view and
 // download: what names the audit action).
+//
+// An end user gets only a message of their own address (archive.Participants):
+// any other is not found, as if it did not exist.
 func (s *Service) ArchiveMessage(ctx context.Context, a Actor, id, action string) (store.ArchiveEntry, []byte, error) {
-	if err := s.archiveAccess(ctx, a); err != nil {
+	own, err := s.archiveReader(ctx, a)
+	if err != nil {
 		return store.ArchiveEntry{}, nil, err
 	}
 	svc, err := s.archive(ctx)
@@ -203,6 +295,14 @@ func (s *Service) ArchiveMessage(ctx context.Context, a Actor, id, action string
 		if raw, err = svc.ReadMessage(ctx, e); err != nil {
 			return e, nil, err
 		}
+	}
+	if own != "" {
+		var meta archive.Meta
+		_ = json.Unmarshal([]byte(e.Meta), &meta)
+		if e.Kind != store.ArchiveKindMessage || !archive.IsParticipant(archive.Participants(ctx, raw, meta), own) {
+			return store.ArchiveEntry{}, nil, fmt.Errorf("archived message %s: %w", id, store.ErrNotFound)
+		}
+		e = ownView(e, own)
 	}
 	if action != "view" && action != "download" {
 		action = "view"

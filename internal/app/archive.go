@@ -73,6 +73,9 @@ func (a *App) openArchive(ctx context.Context, withIndex bool) (*archive.Service
 			bs.Close()
 			return nil, err
 		}
+		if b.Stale() {
+			a.Log.Warn("the archive's search index was made by an earlier version: run 'mailgate archive reindex' with the server stopped (until then, searches by exact address find nothing)")
+		}
 		idx = b
 	}
 	a.Archive = &archive.Service{Store: a.Store, Blobs: bs, Spool: queueSpool(a.Spool, a.Store), Key: key,

@@ -183,6 +183,10 @@ type asyncHistory struct {
 	now     func() time.Time
 	mu      sync.Mutex
 	pending map[senderKey]time.Time
+	// seen are senders the store has confirmed: history is never deleted
+	// (only with its tenant), so a yes stays true and needs no second read.
+	// Bounded by maxSeenSenders; emptied when full.
+	seen map[senderKey]struct{}
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -190,19 +194,34 @@ type asyncHistory struct {
 }
 
 func newAsyncHistory(s store.Store, log *slog.Logger, now func() time.Time) *asyncHistory {
-	return &asyncHistory{s: s, log: log, now: now, pending: map[senderKey]time.Time{},
+	return &asyncHistory{s: s, log: log, now: now, pending: map[senderKey]time.Time{}, seen: map[senderKey]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (h *asyncHistory) SeenSender(ctx context.Context, tenantID int64, sender string) (bool, error) {
+	k := senderKey{tenantID, sender}
 	h.mu.Lock()
-	_, queued := h.pending[senderKey{tenantID, sender}]
+	_, queued := h.pending[k]
+	_, known := h.seen[k]
 	h.mu.Unlock()
-	if queued {
+	if queued || known {
 		return true, nil
 	}
-	return h.s.SeenSender(ctx, tenantID, sender)
+	ok, err := h.s.SeenSender(ctx, tenantID, sender)
+	if ok && err == nil {
+		h.mu.Lock()
+		if len(h.seen) >= maxSeenSenders {
+			h.seen = map[senderKey]struct{}{}
+		}
+		h.seen[k] = struct{}{}
+		h.mu.Unlock()
+	}
+	return ok, err
 }
+
+// maxSeenSenders bounds the confirmed senders kept in memory (about 100
+// bytes each).
+const maxSeenSenders = 200_000
 
 func (h *asyncHistory) RecordSender(ctx context.Context, tenantID int64, sender string) error {
 	h.mu.Lock()

@@ -130,3 +130,46 @@ func TestSenderHistoryRoundIsWrittenTogether(t *testing.T) {
 		t.Fatal("a round's records were written one after another, each its own commit")
 	}
 }
+
+// seenStore answers SeenSender from a set of tenant 1's senders and counts
+// the reads.
+type seenStore struct {
+	store.Store
+	mu    sync.Mutex
+	known map[string]bool
+	reads int
+}
+
+func (s *seenStore) SeenSender(_ context.Context, tenantID int64, sender string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	return tenantID == 1 && s.known[sender], nil
+}
+
+// A sender the store confirmed is not read again; one it did not know is
+// asked again, as it may have been recorded since (by another node).
+func TestSenderHistoryRemembersConfirmedSenders(t *testing.T) {
+	t.Parallel()
+	st := &seenStore{known: map[string]bool{"old@x.test": true}}
+	h := newAsyncHistory(st, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if ok, err := h.SeenSender(ctx, 1, "old@x.test"); !ok || err != nil {
+			t.Fatalf("known sender: %v %v", ok, err)
+		}
+		if ok, _ := h.SeenSender(ctx, 1, "new@x.test"); ok {
+			t.Fatal("unknown sender reported seen")
+		}
+	}
+	if st.reads != 4 {
+		t.Fatalf("%d store reads, want 4 (1 for the confirmed sender, 3 for the unknown one)", st.reads)
+	}
+	st.known["new@x.test"] = true // recorded by another node
+	if ok, _ := h.SeenSender(ctx, 1, "new@x.test"); !ok {
+		t.Fatal("a sender recorded meanwhile is still reported new")
+	}
+	if ok, _ := h.SeenSender(ctx, 2, "old@x.test"); ok {
+		t.Fatal("another tenant's sender reported seen")
+	}
+}

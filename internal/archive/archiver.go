@@ -354,7 +354,8 @@ func DocOf(e store.ArchiveEntry, x Extracted, meta Meta) Doc {
 	}
 	return Doc{TenantID: e.TenantID, ID: e.ID, From: from, To: to, Cc: strings.Join(x.Cc, ", "), Subject: x.Subject, Body: x.Body,
 		Attachments: strings.Join(names, " ") + "\n" + strings.Join(atext, "\n"), Date: e.Received, Size: e.Size,
-		HasAttachment: x.HasAttachment, Direction: string(e.Direction), Verdict: e.Verdict, Imported: e.Imported}
+		HasAttachment: x.HasAttachment, Direction: string(e.Direction), Verdict: e.Verdict, Imported: e.Imported,
+		Addresses: addressSet(x.Addrs, meta)}
 }
 
 // prepare stores a claimed message's body and makes its log entry and

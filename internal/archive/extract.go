@@ -29,7 +29,12 @@ type Doc struct {
 	Subject      string
 	Body         string
 	// Attachments holds the attachments' file names and extracted text.
-	Attachments   string
+	Attachments string
+	// Addresses are the exact addresses the message is from or to, lower
+	// case: the envelope sender and recipients and the From, To and Cc
+	// headers' addresses (Participants). The query's Addr matches one of
+	// them whole, never part of one.
+	Addresses     []string
 	Date          time.Time // received (imports: the Date header)
 	Size          int64
 	HasAttachment bool
@@ -53,8 +58,10 @@ const (
 
 // Extracted is the decoded view of a message for the archive.
 type Extracted struct {
-	Subject       string
-	From, To, Cc  []string // "Name <addr>" or addr
+	Subject      string
+	From, To, Cc []string // "Name <addr>" or addr
+	// Addrs are the From, To and Cc headers' addresses, lower case.
+	Addrs         []string
 	Date          time.Time
 	MessageID     string
 	Body          string
@@ -102,6 +109,7 @@ func Extract(ctx context.Context, raw []byte) Extracted {
 	}
 	x.Subject = m.Subject
 	x.From, x.To, x.Cc = formatAddrs(m.From), formatAddrs(m.To), formatAddrs(m.Cc)
+	x.Addrs = headerAddrs(m)
 	if v := m.HeaderValues("Message-ID"); len(v) > 0 {
 		x.MessageID = strings.TrimSpace(v[0])
 	}

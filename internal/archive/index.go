@@ -25,6 +25,15 @@ type Index interface {
 	Close() error
 }
 
+// Rebuilder is an index whose field layout is fixed when it is made (the
+// embedded one): Stale reports one made by an earlier version that lacks a
+// field, and Reset empties it and makes it again with the current layout.
+// Reindex does that before indexing every tenant again.
+type Rebuilder interface {
+	Stale() bool
+	Reset(ctx context.Context) error
+}
+
 // Sort orders of a search.
 const (
 	SortRelevance = "relevance" // best match first (words weigh more in the subject); date order without words

@@ -28,20 +28,25 @@ type Query struct {
 	Direction     string `json:"direction,omitempty"` // "in", "out" or ""
 	Verdict       string `json:"verdict,omitempty"`   // a finding or outcome: "spam", "virus", "quarantined", "clean", ...
 	Imported      string `json:"imported,omitempty"`  // "yes", "no" or ""
+	// Addr is one exact address the message must be from or to (envelope
+	// sender or recipient, From, To or Cc), ignoring case: never a part of
+	// a longer address, never the address written in a body. End users'
+	// searches always carry their own.
+	Addr string `json:"addr,omitempty"`
 }
 
 // Empty reports whether q matches everything.
 func (q Query) Empty() bool { return q == Query{} }
 
 // Fields of the query language, field:value.
-var queryFields = []string{"from", "to", "cc", "subject", "body", "attachment", "after", "before", "larger", "smaller", "has", "dir", "verdict", "imported"}
+var queryFields = []string{"from", "to", "cc", "subject", "body", "attachment", "after", "before", "larger", "smaller", "has", "dir", "verdict", "imported", "addr"}
 
 // ParseQuery reads the search language of the console, the API and the
 // CLI: words (anywhere), "quoted phrases", and field:value or
 // field:"value" with the fields from, to, cc, subject, body, attachment,
 // after:YYYY-MM-DD, before:YYYY-MM-DD, larger:SIZE, smaller:SIZE (with
 // k, M or G), has:attachment, has:noattachment, dir:in|out,
-// verdict:NAME, imported:yes|no.
+// verdict:NAME, imported:yes|no, addr:ADDRESS (exact; one per search).
 func ParseQuery(s string) (Query, error) {
 	var q Query
 	var text []string
@@ -97,6 +102,15 @@ func ParseQuery(s string) (Query, error) {
 			q.Verdict = strings.ToLower(val)
 		case "imported":
 			q.Imported, err = yesNo(val)
+		case "addr":
+			a := NormAddr(val)
+			switch {
+			case !strings.Contains(a, "@"):
+				err = fmt.Errorf("addr:%s: give a whole address", val)
+			case q.Addr != "" && q.Addr != a:
+				err = fmt.Errorf("one addr: per search")
+			}
+			q.Addr = a
 		}
 		if err != nil {
 			return q, err
@@ -118,6 +132,9 @@ func (q Query) Check() error {
 	}
 	if q.Direction != "" && q.Direction != "in" && q.Direction != "out" {
 		return fmt.Errorf("direction %q: use in or out", q.Direction)
+	}
+	if q.Addr != "" && (!strings.Contains(q.Addr, "@") || strings.ContainsAny(NormAddr(q.Addr), " \t\"")) {
+		return fmt.Errorf("addr %q: give one whole address", q.Addr)
 	}
 	if q.MinSize < 0 || q.MaxSize < 0 {
 		return fmt.Errorf("negative size")
@@ -170,6 +187,7 @@ func (q Query) String() string {
 	add("dir", q.Direction)
 	add("verdict", q.Verdict)
 	add("imported", q.Imported)
+	add("addr", q.Addr)
 	return strings.Join(parts, " ")
 }
 
@@ -288,6 +306,8 @@ func Match(q Query, d Doc) bool {
 	case q.Direction != "" && d.Direction != q.Direction:
 		return false
 	case q.Verdict != "" && !containsWord(d.Verdict, q.Verdict):
+		return false
+	case q.Addr != "" && !IsParticipant(d.Addresses, q.Addr):
 		return false
 	}
 	return true

@@ -14,10 +14,21 @@ const reindexPage = 256
 // archive when tenantID is 0) from the stored messages: every kept
 // message is indexed again and the index forgets those whose body was
 // deleted. The index is not part of a backup: after a restore, this makes
-// it again. It returns how many messages it indexed.
+// it again. An index of an earlier layout (Rebuilder.Stale) is emptied and
+// rebuilt for every tenant whatever tenantID says. It returns how many
+// messages it indexed.
 func (s *Service) Reindex(ctx context.Context, tenantID int64) (int, error) {
 	if s.Index == nil {
 		return 0, ErrNoIndex
+	}
+	if rb, ok := s.Index.(Rebuilder); ok && rb.Stale() {
+		// A layout without a field the searches need: the whole index is
+		// made again, for every tenant.
+		s.log().Info("archive reindex: the search index was made by an earlier version; rebuilding it for every tenant")
+		if err := rb.Reset(ctx); err != nil {
+			return 0, fmt.Errorf("archive reindex: %w", err)
+		}
+		tenantID = 0
 	}
 	var tids []int64
 	if tenantID != 0 {

@@ -147,42 +147,57 @@ func Rewrite(ctx context.Context, w io.Writer, r io.Reader, blobs blob.Store, re
 	}
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
 
-	c := &collector{ctx: ctx, blobs: blobs, id: id}
+	// Each attachment is stored as it comes.
+	var files []File
 	defer func() {
 		if err != nil {
-			for _, f := range c.files {
+			for _, f := range files {
 				blobs.Delete(context.WithoutCancel(ctx), f.BlobKey)
 			}
 		}
 	}()
 	lim := o.Limits.WithDefaults()
-	in := io.TeeReader(mailtext.NewContextReader(ctx, r), tmp)
-	if err := mailtext.Walk(ctx, in, lim, c); err != nil {
+	found, err := mailtext.TakeAttachments(ctx, r, tmp, lim, func(n *mailtext.Node, i int, body io.Reader) error {
+		name, ctype := n.Filename, n.MediaType
+		if n.Message {
+			ctype = "message/rfc822"
+			if name == "" {
+				name = fmt.Sprintf("message-%d.eml", i)
+			}
+		}
+		if name == "" {
+			name = fmt.Sprintf("attachment-%d", i)
+		}
+		key, size, err := blob.Put(ctx, blobs, fmt.Sprintf("link-%s-%d", id, i), body)
+		if err != nil {
+			return fmt.Errorf("store attachment %d: %w", i, err)
+		}
+		files = append(files, File{Name: name, ContentType: ctype, Size: size, BlobKey: key})
+		return nil
+	})
+	if err != nil {
 		return Result{}, fmt.Errorf("attachlink: %w", err)
 	}
-	if c.problem != "" {
-		return Result{}, fmt.Errorf("%w (%s): not linked", ErrUnreadable, c.problem)
-	}
-	if _, err := io.Copy(tmp, mailtext.NewContextReader(ctx, r)); err != nil {
-		return Result{}, fmt.Errorf("attachlink: read message: %w", err)
+	if found.Problem != "" {
+		return Result{}, fmt.Errorf("%w (%s): not linked", ErrUnreadable, found.Problem)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return Result{}, fmt.Errorf("attachlink: %w", err)
 	}
-	if len(c.paths) == 0 {
+	if len(found.Paths) == 0 {
 		if _, err := io.Copy(w, tmp); err != nil {
 			return Result{}, fmt.Errorf("attachlink: copy message: %w", err)
 		}
 		return Result{}, nil
 	}
-	l := Link{ID: id, TenantID: o.TenantID, Sender: o.Sender, Rcpts: o.Rcpts, Subject: o.Subject, Files: c.files,
+	l := Link{ID: id, TenantID: o.TenantID, Sender: o.Sender, Rcpts: o.Rcpts, Subject: o.Subject, Files: files,
 		Created: o.Now, Expires: o.Now.Add(o.Expiry).Truncate(time.Second), MaxDownloads: o.MaxDownloads}
 	if err := recs.Create(ctx, l); err != nil {
 		return Result{}, fmt.Errorf("attachlink: record: %w", err)
 	}
 	u := LinkURL(o.BaseURL, o.Key, l)
 	notice := Notice(o.Lang, u, l)
-	spec := rewrite.Spec{DropParts: c.paths, DropNotice: notice, Banner: notice, Limits: lim}
+	spec := rewrite.Spec{DropParts: found.Paths, DropNotice: notice, Banner: notice, Limits: lim}
 	if err := rewrite.Apply(ctx, w, tmp, spec); err != nil {
 		recs.Delete(context.WithoutCancel(ctx), l.TenantID, l.ID)
 		return Result{}, fmt.Errorf("attachlink: %w", err)
@@ -206,63 +221,6 @@ func newID() (string, error) {
 		return "", fmt.Errorf("attachlink: random: %w", err)
 	}
 	return hex.EncodeToString(b[:]), nil
-}
-
-// collector stores each attachment as it comes.
-type collector struct {
-	ctx     context.Context
-	blobs   blob.Store
-	id      string
-	paths   []string
-	files   []File
-	problem string
-}
-
-var _ mailtext.ProblemVisitor = (*collector)(nil)
-
-func (c *collector) Header(n *mailtext.Node) (mailtext.Action, error) {
-	if n.Message {
-		return mailtext.AsLeaf, nil // an attached message is stored whole
-	}
-	return mailtext.Descend, nil
-}
-
-func (c *collector) Body(n *mailtext.Node, b *mailtext.Body) error {
-	if c.problem != "" || !(n.IsAttachment() || n.Message) {
-		return nil
-	}
-	i := len(c.files) + 1
-	name := n.Filename
-	ctype := n.MediaType
-	if n.Message {
-		ctype = "message/rfc822"
-		if name == "" {
-			name = fmt.Sprintf("message-%d.eml", i)
-		}
-	}
-	if name == "" {
-		name = fmt.Sprintf("attachment-%d", i)
-	}
-	key, size, err := blob.Put(c.ctx, c.blobs, fmt.Sprintf("link-%s-%d", c.id, i), b.Decoded())
-	if err != nil {
-		return fmt.Errorf("store attachment %d: %w", i, err)
-	}
-	c.paths = append(c.paths, n.Path)
-	c.files = append(c.files, File{Name: name, ContentType: ctype, Size: size, BlobKey: key})
-	return nil
-}
-
-// Problem notes the bounds that could hide an attachment.
-func (c *collector) Problem(n *mailtext.Node, p mailtext.Problem) {
-	switch p.Kind {
-	case mailtext.ProblemDepthExceeded, mailtext.ProblemTooManyParts, mailtext.ProblemDecodedLimit, mailtext.ProblemHeaderTooLarge:
-		if c.problem == "" {
-			c.problem = p.Detail
-			if c.problem == "" {
-				c.problem = string(p.Kind)
-			}
-		}
-	}
 }
 
 // Sweep deletes the expired links and their stored files. It returns how

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
@@ -67,29 +68,41 @@ func japaneseEncoding(label string) (encoding.Encoding, string, bool) {
 // report, or ok=false when the label is unknown.
 func charsetReader(label string, r io.Reader) (io.Reader, string, bool) {
 	label = normalizeLabel(label)
-	switch label {
-	case "utf-8", "utf8", "us-ascii", "ascii", "x-utf_8j", "unicode-1-1-utf-8":
+	switch {
+	case isUTF8Label(label):
 		// Undeclared UTF-8 in a us-ascii part is common; invalid bytes become
 		// U+FFFD at the end of the pipeline.
 		return r, csUTF8, true
-	case "iso-8859-1", "latin1", "iso_8859-1", "l1":
-		// Senders label windows-1252 text as Latin-1 (WHATWG does the same).
-		return transform.NewReader(r, charmap.Windows1252.NewDecoder()), csWin1252, true
-	}
-	if enc, name, ok := japaneseEncoding(label); ok {
-		return transform.NewReader(r, enc.NewDecoder()), name, true
-	}
-	switch label {
-	case "utf-7", "utf7", "unicode-1-1-utf-7", "csunicode11utf7", "x-unicode-2-0-utf-7":
-		return transform.NewReader(r, &utf7Decoder{}), csUTF7, true
-	case "":
+	case label == "":
 		return nil, "", false
+	}
+	if t, name, ok := charsetTransformer(label); ok {
+		return transform.NewReader(r, t), name, true
 	}
 	dr, err := charset.Reader(label, r)
 	if err != nil {
 		return nil, "", false
 	}
 	return dr, label, true
+}
+
+// charsetTransformer returns the decoder of the charsets mailgate decodes
+// itself (Latin-1 as windows-1252, the Japanese ones, UTF-7) for a
+// normalised label; others go through go-message's charset package.
+func charsetTransformer(label string) (transform.Transformer, string, bool) {
+	switch label {
+	case "iso-8859-1", "latin1", "iso_8859-1", "l1":
+		// Senders label windows-1252 text as Latin-1 (WHATWG does the same).
+		return charmap.Windows1252.NewDecoder(), csWin1252, true
+	}
+	if enc, name, ok := japaneseEncoding(label); ok {
+		return enc.NewDecoder(), name, true
+	}
+	switch label {
+	case "utf-7", "utf7", "unicode-1-1-utf-7", "csunicode11utf7", "x-unicode-2-0-utf-7":
+		return &utf7Decoder{}, csUTF7, true
+	}
+	return nil, "", false
 }
 
 // CharsetName returns the name DecodeCharset and Part.Charset use for the
@@ -121,7 +134,29 @@ func DecodeCharset(cs string, b []byte) (string, error) {
 
 // decodeCharset is DecodeCharset that also reports the charset actually used.
 func decodeCharset(cs string, b []byte) (string, string, error) {
-	label := resolveLabel(cs, b)
+	return decodeResolved(cs, resolveLabel(cs, b), b)
+}
+
+// isUTF8Label reports whether a resolved label is read as UTF-8.
+func isUTF8Label(label string) bool {
+	switch normalizeLabel(label) {
+	case "utf-8", "utf8", "us-ascii", "ascii", "x-utf_8j", "unicode-1-1-utf-8":
+		return true
+	}
+	return false
+}
+
+// decodeResolved is decodeCharset with the label resolveLabel chose.
+func decodeResolved(cs, label string, b []byte) (string, string, error) {
+	if t, name, ok := charsetTransformer(normalizeLabel(label)); ok {
+		// The whole input is here: decode it in one call, without a
+		// streaming reader's buffers (header words are a few bytes).
+		out, _, err := transform.Bytes(t, b)
+		if err != nil {
+			return fallbackDecode(b), fallbackName(b), fmt.Errorf("mailtext: decode %q: %w", cs, err)
+		}
+		return strings.ToValidUTF8(string(out), "\ufffd"), name, nil
+	}
 	r, name, ok := charsetReader(label, bytes.NewReader(b))
 	if !ok {
 		return fallbackDecode(b), fallbackName(b), fmt.Errorf("mailtext: decode %q: %w", cs, errUnknownCharset)
@@ -129,11 +164,32 @@ func decodeCharset(cs string, b []byte) (string, string, error) {
 	if name == csUTF8 {
 		return strings.ToValidUTF8(string(b), "\ufffd"), name, nil
 	}
-	out, err := io.ReadAll(r)
-	if err != nil {
+	buf := getTextBuf()
+	defer putTextBuf(buf)
+	buf.Grow(len(b) + len(b)/2) // Japanese double-byte text grows by half in UTF-8
+	if _, err := buf.ReadFrom(r); err != nil {
 		return fallbackDecode(b), fallbackName(b), fmt.Errorf("mailtext: decode %q: %w", cs, err)
 	}
-	return strings.ToValidUTF8(string(out), "\ufffd"), name, nil
+	return strings.ToValidUTF8(buf.String(), "\ufffd"), name, nil
+}
+
+// textBufs holds the scratch buffers of text decoding: the bytes read and
+// decoded are copied into the strings Parse returns, never kept.
+var textBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledTextBuf keeps the rare huge text part's buffer out of the pool.
+const maxPooledTextBuf = 1 << 20
+
+func getTextBuf() *bytes.Buffer {
+	b := textBufs.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putTextBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledTextBuf {
+		textBufs.Put(b)
+	}
 }
 
 // resolveLabel returns the label to decode with: the declared one, or a

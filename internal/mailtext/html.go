@@ -195,6 +195,15 @@ func isHTMLSpace(r rune) bool {
 
 func (c *htmlConverter) text(b []byte) {
 	for len(b) > 0 {
+		// A word outside a link goes to the output in one piece, as the
+		// rune-by-rune path below would write it.
+		if !c.inLink && !c.truncated {
+			if n := wordLen(b); n > 0 {
+				c.word(b[:n])
+				b = b[n:]
+				continue
+			}
+		}
 		r, n := utf8.DecodeRune(b)
 		b = b[n:]
 		if r == 0 {
@@ -229,6 +238,56 @@ func (c *htmlConverter) text(b []byte) {
 		c.out.WriteString(sep)
 		c.out.WriteRune(r)
 	}
+}
+
+// word writes w, valid UTF-8 without NUL or HTML space, after the
+// pending separator, keeping what fits within max.
+func (c *htmlConverter) word(w []byte) {
+	var sep string
+	if c.out.Len() > 0 {
+		if c.newline {
+			sep = "\n"
+		} else if c.space {
+			sep = " "
+		}
+	}
+	fit := c.max - int64(c.out.Len()+len(sep))
+	if fit < int64(len(w)) {
+		c.truncated = true
+		k := max(fit, 0)
+		for k > 0 && !utf8.RuneStart(w[k]) {
+			k--
+		}
+		w = w[:k]
+		if len(w) == 0 {
+			return
+		}
+	}
+	c.space, c.newline = false, false
+	c.out.WriteString(sep)
+	c.out.Write(w)
+}
+
+// wordLen returns the length of the longest prefix of b that is valid
+// UTF-8 without NUL or HTML space (isHTMLSpace).
+func wordLen(b []byte) int {
+	i := 0
+	for i < len(b) {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			if c == 0 || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' {
+				return i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 || r == 0xa0 {
+			return i
+		}
+		i += n
+	}
+	return i
 }
 
 func collapseSpace(s string) string {

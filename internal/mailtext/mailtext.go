@@ -149,7 +149,14 @@ type Part struct {
 	IsAttachment bool          `json:"is_attachment"`
 	Text         string        `json:"text,omitempty"` // text/* parts only; HTML rendered as text
 	Problems     []ProblemKind `json:"problems,omitempty"`
+	// Head is the first bytes (at most HeadLen) of a leaf's body after
+	// transfer decoding, for sniffing content whatever its declared type
+	// (an archive sent as text/plain); empty for an opened message.
+	Head string `json:"-"`
 }
+
+// HeadLen is the most bytes Part.Head keeps.
+const HeadLen = 8
 
 // Message is the decoded view of one message. Every string is valid UTF-8.
 type Message struct {

@@ -116,15 +116,30 @@ func (w *walker) Header(n *Node) (Action, error) {
 	return Descend, nil
 }
 
-// Body keeps the text of text leaves; the walk reads the rest.
+// Body keeps the first bytes of every leaf and the text of text leaves;
+// the walk reads the rest.
 func (w *walker) Body(n *Node, b *Body) error {
-	if n.DepthExceeded || !strings.HasPrefix(n.MediaType, "text/") {
+	if n.DepthExceeded {
 		return nil
 	}
-	if n.MediaType == "text/html" {
-		return w.htmlText(w.listed[n], b.Decoded(), n.Params["charset"])
+	var head [HeadLen]byte
+	dec := b.Decoded()
+	k, err := io.ReadFull(dec, head[:])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return err
 	}
-	return w.plainText(w.listed[n], b.Decoded(), n.Params["charset"])
+	i, listed := w.listed[n]
+	if listed {
+		w.msg.Parts[i].Head = string(head[:k])
+	}
+	if !strings.HasPrefix(n.MediaType, "text/") {
+		return nil
+	}
+	body := io.MultiReader(bytes.NewReader(head[:k]), dec)
+	if n.MediaType == "text/html" {
+		return w.htmlText(i, body, n.Params["charset"])
+	}
+	return w.plainText(i, body, n.Params["charset"])
 }
 
 // End records sizes and picks the branch of an alternative that counts.
@@ -297,18 +312,47 @@ func normalizeNewlines(s string) string {
 	return strings.ReplaceAll(s, "\r", "\n")
 }
 
+// normalizeNewlinesBytes is normalizeNewlines in place: CRLF and lone CR
+// become LF. Only for ASCII-compatible text, where those bytes are always
+// line breaks.
+func normalizeNewlinesBytes(b []byte) []byte {
+	if bytes.IndexByte(b, '\r') < 0 {
+		return b
+	}
+	out := b[:0]
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '\r' {
+			if i+1 < len(b) && b[i+1] == '\n' {
+				continue // CRLF: the LF is kept
+			}
+			c = '\n'
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 func (w *walker) plainText(i int, r io.Reader, declared string) error {
 	path := w.msg.Parts[i].Path
 	left := w.textLeft
-	raw, err := io.ReadAll(io.LimitReader(r, left+1))
-	if err != nil {
+	buf := getTextBuf()
+	defer putTextBuf(buf)
+	if _, err := buf.ReadFrom(io.LimitReader(r, left+1)); err != nil {
 		return err
 	}
+	raw := buf.Bytes()
 	truncated := int64(len(raw)) > left
 	if truncated {
 		raw = raw[:left]
 	}
-	text, used, derr := decodeCharset(declared, raw)
+	label := resolveLabel(declared, raw)
+	if isUTF8Label(label) {
+		// Line breaks normalised before the one copy into a string rather
+		// than after it; the same text, one copy less.
+		raw = normalizeNewlinesBytes(raw)
+	}
+	text, used, derr := decodeResolved(declared, label, raw)
 	w.noteCharset(path, declared, used, derr != nil)
 	text = normalizeNewlines(text)
 	if int64(len(text)) > left {
@@ -404,17 +448,31 @@ func (w *walker) htmlText(i int, r io.Reader, declared string) error {
 
 // finish assembles Message.Text from the parts chosen for it.
 func (w *walker) finish() {
-	var b strings.Builder
+	// The text parts joined by newlines; one part is used as it is.
+	size, n, last := 0, 0, ""
 	for i, p := range w.msg.Parts {
-		if !w.inText[i] || p.Text == "" {
-			continue
+		if w.inText[i] && p.Text != "" {
+			size += len(p.Text) + 1
+			n++
+			last = p.Text
 		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(p.Text)
 	}
-	w.msg.Text = truncUTF8(b.String(), int(w.lim.MaxTextBytes))
+	text := last
+	if n > 1 {
+		var b strings.Builder
+		b.Grow(size)
+		for i, p := range w.msg.Parts {
+			if !w.inText[i] || p.Text == "" {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(p.Text)
+		}
+		text = b.String()
+	}
+	w.msg.Text = truncUTF8(text, int(w.lim.MaxTextBytes))
 	if w.msg.Parts == nil {
 		w.msg.Parts = []Part{}
 	}

@@ -194,3 +194,63 @@ func TestParseContextAndReadErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestPartHeadIsTheDecodedStart(t *testing.T) {
+	t.Parallel()
+	zip := base64.StdEncoding.EncodeToString([]byte("PK\x03\x04rest of an archive"))
+	m := parseString(t, `From: a@example.com
+Subject: head
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary=b
+
+--b
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+caf=C3=A9 au lait
+--b
+Content-Type: text/plain; name=notes.txt
+Content-Transfer-Encoding: base64
+
+`+zip+`
+--b
+Content-Type: application/octet-stream
+
+ab
+--b--
+`)
+	want := map[string]string{"1": "café au", "2": "PK\x03\x04rest", "3": "ab"}
+	if len(m.Parts) != len(want) {
+		t.Fatalf("parts = %+v", m.Parts)
+	}
+	for _, p := range m.Parts {
+		if p.Head != want[p.Path] {
+			t.Errorf("part %s: Head = %q, want %q", p.Path, p.Head, want[p.Path])
+		}
+	}
+	// Reading the head must not take it from the text.
+	if !strings.Contains(m.Text, "café au lait") || !strings.Contains(m.Text, "PK\x03\x04rest of an archive") {
+		t.Errorf("Text = %q", m.Text)
+	}
+}
+
+// Text decoding reuses scratch buffers between parses; what one parse
+// returned must not change when the next reuses them.
+func TestParsedTextSurvivesTheNextParse(t *testing.T) {
+	t.Parallel()
+	mk := func(charset, body string) string {
+		return "From: a@example.com\nSubject: s\nContent-Type: text/plain; charset=" + charset + "\n\n" + body + "\n"
+	}
+	first := parseString(t, mk("utf-8", "first message, plain UTF-8 text"))
+	firstJP := parseString(t, mk("iso-2022-jp", "\x1b$B$3$s$K$A$O\x1b(B first"))
+	for i := 0; i < 50; i++ {
+		parseString(t, mk("utf-8", strings.Repeat("x", 100+i)))
+		parseString(t, mk("iso-2022-jp", "\x1b$B$5$h$&$J$i\x1b(B "+strings.Repeat("y", i)))
+	}
+	if first.Text != "first message, plain UTF-8 text\n" || first.Parts[0].Text != first.Text {
+		t.Errorf("first text changed: %q / %q", first.Text, first.Parts[0].Text)
+	}
+	if firstJP.Text != "こんにちは first\n" {
+		t.Errorf("first Japanese text changed: %q", firstJP.Text)
+	}
+}

@@ -20,13 +20,17 @@ import (
 	"github.com/mailgate/mailgate/internal/web/preview"
 )
 
-// The audit archive's console pages and API. Every route needs an
-// administrator; the administration layer then asks for the tenant's
-// archive grant (admin.archiveAccess), so an administrator without it is
-// refused (403) like a user.
+// The audit archive's console pages and API. The administration layer
+// decides who reads what: administrators need the tenant's archive grant
+// (an administrator without it is refused, 403); end users may search,
+// view and download their own mail only, when the tenant allows it
+// (admin.ArchiveOwnMail), so the search page, the message page, its
+// preview frame, attachments and .eml are open to users at the route and
+// refused (403) or not found (404) below it. Everything else stays with
+// administrators.
 
 func (s *Server) archiveRoutes() {
-	s.handle("GET /archive", store.RoleAdmin, s.archivePage)
+	s.handle("GET /archive", store.RoleUser, s.archivePage)
 	s.handle("GET /archive/stats", store.RoleAdmin, s.archiveStatsPage)
 	s.handle("GET /archive/export", store.RoleAdmin, s.archiveExport)
 	s.handle("POST /archive/settings", store.RoleAdmin, s.archiveSettingsPost)
@@ -35,10 +39,10 @@ func (s *Server) archiveRoutes() {
 	s.handle("POST /archive/access", store.RoleAdmin, s.archiveAccessPost)
 	s.handle("POST /archive/holds", store.RoleAdmin, s.archiveHoldPost)
 	s.handle("POST /archive/holds/{hold}/delete", store.RoleAdmin, s.archiveHoldDelete)
-	s.handle("GET /archive/{id}", store.RoleAdmin, s.archiveMessagePage)
-	s.handle("GET /archive/{id}/body", store.RoleAdmin, s.archiveBody)
-	s.handle("GET /archive/{id}/att/{n}", store.RoleAdmin, s.archiveAttachment)
-	s.handle("GET /archive/{id}/eml", store.RoleAdmin, s.archiveEML)
+	s.handle("GET /archive/{id}", store.RoleUser, s.archiveMessagePage)
+	s.handle("GET /archive/{id}/body", store.RoleUser, s.archiveBody)
+	s.handle("GET /archive/{id}/att/{n}", store.RoleUser, s.archiveAttachment)
+	s.handle("GET /archive/{id}/eml", store.RoleUser, s.archiveEML)
 	s.handle("GET /archive/{id}/proof", store.RoleAdmin, s.archiveProofGet)
 	s.handle("POST /archive/{id}/resend", store.RoleAdmin, s.archiveResendPost)
 	// The checkpoint key is public: auditors get it from any login.
@@ -122,6 +126,9 @@ type archiveData struct {
 	Modes                 []string
 	CapacityGB            string // the tenant's own capacity; "" = the default
 	AuditLink             url.Values
+	// Own: an end user's page, their own mail only (no status, settings,
+	// holds, grants, import or export).
+	Own bool
 }
 
 // newArchiveData fills what every archive page shows.
@@ -156,12 +163,20 @@ func searchForm(v url.Values, format string) url.Values {
 
 func (s *Server) archivePage(w http.ResponseWriter, r *http.Request, p *principal) {
 	ctx := r.Context()
-	o, err := s.admin.ArchiveOverview(ctx, who(p))
+	own, err := s.admin.ArchiveOwnMail(ctx, who(p))
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
 	}
+	var o admin.ArchiveOverview
+	if !own {
+		if o, err = s.admin.ArchiveOverview(ctx, who(p)); err != nil {
+			s.fail(w, r, p, err)
+			return
+		}
+	}
 	d := newArchiveData(o)
+	d.Own = own
 	d.Form = r.URL.Query()
 	if r.URL.Query().Get("search") != "" {
 		q, err := archiveQuery(r.URL.Query())
@@ -213,6 +228,7 @@ func (s *Server) archiveSettingsPost(w http.ResponseWriter, r *http.Request, p *
 		return
 	}
 	in.Enabled = r.PostFormValue("enabled") == "1"
+	in.UserSearch = r.PostFormValue("user_search") == "1"
 	in.Mode, in.Rule, in.OnFull = r.PostFormValue("mode"), r.PostFormValue("rule"), r.PostFormValue("on_full")
 	// Empty fields return to the defaults.
 	in.RetentionDays, in.CapacityBytes = 0, 0
@@ -330,6 +346,7 @@ type archiveMsgData struct {
 	Remote   bool
 	Deleted  bool
 	Imported bool
+	Own      bool // an end user's view: no proof, re-send or forward
 }
 
 func (s *Server) archiveMessagePage(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -339,7 +356,12 @@ func (s *Server) archiveMessagePage(w http.ResponseWriter, r *http.Request, p *p
 		s.fail(w, r, p, err)
 		return
 	}
-	d := archiveMsgData{Entry: e, Deleted: raw == nil, Imported: e.Imported}
+	own, err := s.admin.ArchiveOwnMail(ctx, who(p))
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	d := archiveMsgData{Entry: e, Deleted: raw == nil, Imported: e.Imported, Own: own}
 	_ = json.Unmarshal([]byte(e.Meta), &d.Meta)
 	if raw != nil {
 		d.Remote = r.URL.Query().Get("images") == "1"

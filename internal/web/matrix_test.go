@@ -217,8 +217,9 @@ func (m *matrixEnv) setupOther() {
 	m.bRule = m.outRule(b, "B-RULE-SECRET")
 	m.bOutHold = m.outHold(b, "carol@other.test", "B-HOLD-SECRET")
 	m.bLink = m.attachLink(b, "carol@other.test", "B-LINK-SECRET")
+	// Acme's end users may search their own archived mail; other's may not.
 	for _, tid := range []int64{b, m.e.Tenant.ID} {
-		m.must(e.Store.SetArchiveSettings(m.ctx, store.ArchiveSettings{TenantID: tid, Enabled: true}))
+		m.must(e.Store.SetArchiveSettings(m.ctx, store.ArchiveSettings{TenantID: tid, Enabled: true, UserSearch: tid != b}))
 	}
 	m.bArch = m.archived(b, "carol@other.test", "B-ARCHSECRET-SUBJECT")
 	m.bHold = m.archiveHold(b, "carol@other.test")
@@ -435,7 +436,8 @@ func (m *matrixEnv) ownValue(pattern, param string) string {
 	case strings.Contains(pattern, "/archive") && param == "hold":
 		return m.archiveHold(a, fmt.Sprintf("h%d@example.test", n))
 	case strings.Contains(pattern, "/archive"):
-		return m.archived(a, "bob@example.test", fmt.Sprintf("own archived %d", n))
+		// Alice's: the end user in the matrix reads her own archived mail.
+		return m.archived(a, consoletest.UserA, fmt.Sprintf("own archived %d", n))
 	case strings.Contains(pattern, "/tenants/"):
 		t, err := m.e.Store.CreateTenant(m.ctx, fmt.Sprintf("spare%d", n))
 		m.must(err)
@@ -608,7 +610,7 @@ func (m *matrixEnv) ownForm(pattern string) (url.Values, bool) {
 	case "POST /policy/dry-run":
 		return url.Values{"scope": {"tenant"}, "section": {"spam"}, "v.spam.quarantine_at": {"100"}, "days": {"7"}}, false
 	case "POST /archive/settings":
-		return url.Values{"enabled": {"1"}, "mode": {"all"}, "on_full": {"stop"}}, false
+		return url.Values{"enabled": {"1"}, "mode": {"all"}, "on_full": {"stop"}, "user_search": {"1"}}, false
 	case "POST /archive/access":
 		return url.Values{"principal": {consoletest.AdminA}, "on": {"1"}}, false
 	case "POST /archive/holds":
@@ -839,6 +841,11 @@ func (m *matrixEnv) variants(rt web.Route, c *caller) []variant {
 		}
 		out = append(out, ov)
 	}
+	// An archived message of another user of the caller's tenant: an end
+	// user may not read it (administrators may).
+	if strings.HasPrefix(rt.Pattern, "GET /archive/{id}") {
+		out = append(out, variant{kind: "peer", path: fill(rt.Pattern, map[string]string{"id": m.archived(m.e.Tenant.ID, "bob@example.test", "bob's archived"), "n": "0"})})
+	}
 	// The other tenant's administrator as a list administrator is refused.
 	if rt.Pattern == "POST /ml/{id}/admins" {
 		out = append(out, variant{kind: "other", path: fill(rt.Pattern, own), form: url.Values{"admins": {"carol@other.test"}}, addrParam: true})
@@ -1060,11 +1067,15 @@ func TestPermissionMatrix(t *testing.T) {
 					if !refused {
 						t.Errorf("%s: %d %q, want 404 or 403 for tenant other's object", where, r.status, r.location)
 					}
+				case v.kind == "peer" && c.role == store.RoleUser:
+					if r.status != http.StatusNotFound {
+						t.Errorf("%s: %d %q, want 404: an end user read another user's archived mail", where, r.status, r.location)
+					}
 				case v.kind == "mlother" && c.role == store.RoleUser:
 					if r.status != http.StatusForbidden && r.status != http.StatusNotFound {
 						t.Errorf("%s: %d %q, want 403 or 404: a list administrator touched another list", where, r.status, r.location)
 					}
-				case (v.kind == "own" || v.kind == "mlother") && !success:
+				case (v.kind == "own" || v.kind == "mlother" || v.kind == "peer") && !success:
 					t.Errorf("%s: %d %q %.300s, want success on the tenant's own object", where, r.status, r.location, r.body)
 				}
 			}

@@ -168,7 +168,14 @@ func (s *Server) newView(r *http.Request, p *principal, title string) *view {
 			v.Tenants, _ = s.d.Store.Tenants(r.Context())
 		}
 		v.Webmail = s.hasWebmail(r.Context(), p)
-		v.Archive = v.IsAdmin() && s.admin.MayUseArchive(r.Context(), who(p))
+		switch {
+		case v.IsAdmin():
+			v.Archive = s.admin.MayUseArchive(r.Context(), who(p))
+		case p.role == store.RoleUser:
+			// End users search their own mail when the tenant allows it.
+			_, err := s.admin.ArchiveOwnMail(r.Context(), who(p))
+			v.Archive = err == nil
+		}
 	}
 	if v.CSRF == "" {
 		// Forms on pages without a session (login, language switch) carry

@@ -151,29 +151,37 @@ func Rewrite(ctx context.Context, w io.Writer, r io.Reader, o Options) (Result, 
 	defer tmp.remove()
 
 	// Pass 1: keep the message and encrypt each attachment as it comes.
-	c := &collector{a: newArchive(tmp.zip, tmp.scratch, o.Cipher, o.Names, pw, o.Now)}
+	a := newArchive(tmp.zip, tmp.scratch, o.Cipher, o.Names, pw, o.Now)
+	var files []string
 	lim := o.Limits.WithDefaults()
-	in := io.TeeReader(mailtext.NewContextReader(ctx, r), tmp.msg)
-	if err := mailtext.Walk(ctx, in, lim, c); err != nil {
+	found, err := mailtext.TakeAttachments(ctx, r, tmp.msg, lim, func(n *mailtext.Node, i int, body io.Reader) error {
+		name := cleanName(n.Filename, fallbackName(i, n.MediaType, n.Message))
+		if n.Message && !strings.EqualFold(path.Ext(name), ".eml") {
+			name += ".eml"
+		}
+		got, err := a.add(name, body)
+		if err != nil {
+			return err
+		}
+		files = append(files, got)
+		return nil
+	})
+	if err != nil {
 		return Result{}, fmt.Errorf("zipcrypt: %w", err)
 	}
-	if c.problem != "" {
-		return Result{}, fmt.Errorf("%w (%s): not encrypted", ErrUnreadable, c.problem)
-	}
-	// What a finished walk left unread (an epilogue) is kept too.
-	if _, err := io.Copy(tmp.msg, mailtext.NewContextReader(ctx, r)); err != nil {
-		return Result{}, fmt.Errorf("zipcrypt: read message: %w", err)
+	if found.Problem != "" {
+		return Result{}, fmt.Errorf("%w (%s): not encrypted", ErrUnreadable, found.Problem)
 	}
 	if _, err := tmp.msg.Seek(0, io.SeekStart); err != nil {
 		return Result{}, fmt.Errorf("zipcrypt: %w", err)
 	}
-	if len(c.paths) == 0 {
+	if len(found.Paths) == 0 {
 		if _, err := io.Copy(w, tmp.msg); err != nil {
 			return Result{}, fmt.Errorf("zipcrypt: copy message: %w", err)
 		}
 		return Result{}, nil
 	}
-	if err := c.a.close(); err != nil {
+	if err := a.close(); err != nil {
 		return Result{}, fmt.Errorf("zipcrypt: %w", err)
 	}
 	size, err := tmp.zip.Seek(0, io.SeekCurrent)
@@ -183,12 +191,12 @@ func Rewrite(ctx context.Context, w io.Writer, r io.Reader, o Options) (Result, 
 	if _, err := tmp.zip.Seek(0, io.SeekStart); err != nil {
 		return Result{}, fmt.Errorf("zipcrypt: %w", err)
 	}
-	res := Result{Zipped: true, Password: pw, Files: c.files, ZipSize: size, ZipName: zipName(o.ZipName, c.files)}
+	res := Result{Zipped: true, Password: pw, Files: files, ZipSize: size, ZipName: zipName(o.ZipName, files)}
 
 	// Pass 2: the attachments out, the ZIP in, the notice on top.
 	notice := BodyNotice(o.Lang, res.ZipName, o.PasswordTo)
 	spec := rewrite.Spec{
-		DropParts:   c.paths,
+		DropParts:   found.Paths,
 		DropNotice:  notice,
 		Banner:      notice,
 		AppendParts: []rewrite.Part{AttachmentPart("application/zip", res.ZipName, tmp.zip)},
@@ -232,55 +240,6 @@ func AttachmentPart(mediaType, filename string, body io.Reader) rewrite.Part {
 		cd = "attachment"
 	}
 	return rewrite.Part{ContentType: ct, Disposition: cd, Body: body}
-}
-
-// collector is pass 1's visitor: it adds each attachment to the archive
-// and records its path.
-type collector struct {
-	a       *archive
-	paths   []string
-	files   []string
-	problem string
-}
-
-var _ mailtext.ProblemVisitor = (*collector)(nil)
-
-func (c *collector) Header(n *mailtext.Node) (mailtext.Action, error) {
-	if n.Message {
-		return mailtext.AsLeaf, nil // an attached message goes in whole
-	}
-	return mailtext.Descend, nil
-}
-
-func (c *collector) Body(n *mailtext.Node, b *mailtext.Body) error {
-	if c.problem != "" || !(n.IsAttachment() || n.Message) {
-		return nil
-	}
-	i := len(c.paths) + 1
-	name := cleanName(n.Filename, fallbackName(i, n.MediaType, n.Message))
-	if n.Message && !strings.EqualFold(path.Ext(name), ".eml") {
-		name += ".eml"
-	}
-	got, err := c.a.add(name, b.Decoded())
-	if err != nil {
-		return err
-	}
-	c.paths = append(c.paths, n.Path)
-	c.files = append(c.files, got)
-	return nil
-}
-
-// Problem notes the bounds that could hide an attachment.
-func (c *collector) Problem(n *mailtext.Node, p mailtext.Problem) {
-	switch p.Kind {
-	case mailtext.ProblemDepthExceeded, mailtext.ProblemTooManyParts, mailtext.ProblemDecodedLimit, mailtext.ProblemHeaderTooLarge:
-		if c.problem == "" {
-			c.problem = p.Detail
-			if c.problem == "" {
-				c.problem = string(p.Kind)
-			}
-		}
-	}
 }
 
 // tempFiles are Rewrite's temporary files.

@@ -25,6 +25,7 @@ type instance struct {
 	sink                    string // downstream host:port
 	cmd                     *exec.Cmd
 	exited                  chan struct{}
+	profPath                string // CPU profile of the measured window, or ""
 }
 
 // instanceConfig is what differs between the runs.
@@ -35,6 +36,9 @@ type instanceConfig struct {
 	sink     string
 	logLevel string
 	maxPerIP int
+	// cpuProfile: where a mailgate built with -tags benchprof writes its
+	// CPU profile (see cmd/mailgate/benchprof.go), or "".
+	cpuProfile string
 }
 
 func newInstance(bin, dir string, ic instanceConfig) (*instance, error) {
@@ -43,7 +47,8 @@ func newInstance(bin, dir string, ic instanceConfig) (*instance, error) {
 		return nil, err
 	}
 	in := &instance{bin: bin, dir: dir, conf: filepath.Join(dir, "mailgate.toml"), logPath: filepath.Join(dir, "mailgate.log"),
-		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), sink: ic.sink}
+		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), sink: ic.sink,
+		profPath: ic.cpuProfile}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("mailgate dir: %w", err)
 	}
@@ -99,6 +104,10 @@ func (in *instance) start(ctx context.Context) error {
 	defer logf.Close()
 	in.cmd = exec.Command(in.bin, "-c", in.conf, "serve")
 	in.cmd.Stderr = logf
+	if in.profPath != "" {
+		_ = os.Remove(in.profPath)
+		in.cmd.Env = append(os.Environ(), "MAILGATE_BENCH_CPUPROFILE="+in.profPath)
+	}
 	in.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := in.cmd.Start(); err != nil {
 		return fmt.Errorf("starting mailgate: %w", err)
@@ -131,6 +140,29 @@ func (in *instance) start(ctx context.Context) error {
 }
 
 func (in *instance) pid() int { return in.cmd.Process.Pid }
+
+// profile starts (SIGUSR1) or stops (SIGUSR2) the CPU profile of a
+// mailgate built with -tags benchprof; stopping waits for the file.
+func (in *instance) profile(start bool) error {
+	if in.profPath == "" {
+		return nil
+	}
+	if start {
+		if err := in.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			return fmt.Errorf("starting the CPU profile: %w", err)
+		}
+		return nil
+	}
+	if err := in.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		return fmt.Errorf("stopping the CPU profile: %w", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(in.profPath); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("no CPU profile in %s after 10s (is mailgate built with -tags benchprof?)", in.profPath)
+}
 
 // alive reports whether the server process is still running.
 func (in *instance) alive() bool {

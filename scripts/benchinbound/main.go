@@ -58,6 +58,7 @@ type options struct {
 	keep     bool
 	logLevel string
 	runs     string
+	profDir  string
 }
 
 func main() { os.Exit(run()) }
@@ -77,6 +78,7 @@ func run() int {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, data)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "mailgate log_level")
 	flag.StringVar(&o.runs, "runs", "pipeline,relay-only", "runs to do, comma-separated")
+	flag.StringVar(&o.profDir, "cpuprofile", "", "write mailgate's CPU profile of each measured window to DIR/RUN.pprof (needs a mailgate built with -tags benchprof)")
 	flag.Parse()
 	if o.bin == "" || o.n <= 0 || o.sessions <= 0 || o.warmup < 0 || o.perConn <= 0 || o.entries < 20 {
 		fmt.Fprintln(os.Stderr, "bench-inbound: need -mailgate BIN, -n > 0, -sessions > 0, -warmup >= 0, -per-conn > 0, -entries >= 20")
@@ -265,8 +267,17 @@ func (b *bench) runOne(ctx context.Context, name, dirName string, checks []strin
 		return r
 	}
 	defer sk.Close()
-	in, err := newInstance(b.o.bin, filepath.Join(b.dir, dirName), instanceConfig{checks: checks, clamd: b.clamd.Socket(),
-		resolver: b.dns.Addr(), sink: sk.Addr(), logLevel: b.o.logLevel, maxPerIP: max(50, 2*b.o.sessions)})
+	ic := instanceConfig{checks: checks, clamd: b.clamd.Socket(),
+		resolver: b.dns.Addr(), sink: sk.Addr(), logLevel: b.o.logLevel, maxPerIP: max(50, 2*b.o.sessions)}
+	if b.o.profDir != "" {
+		abs, err := filepath.Abs(filepath.Join(b.o.profDir, name+".pprof"))
+		if err != nil {
+			r.failed = err
+			return r
+		}
+		ic.cpuProfile = abs
+	}
+	in, err := newInstance(b.o.bin, filepath.Join(b.dir, dirName), ic)
 	if err != nil {
 		r.failed = err
 		return r
@@ -306,6 +317,10 @@ func (b *bench) runOne(ctx context.Context, name, dirName string, checks []strin
 	}
 	clamd0, _ := cpuTicks(b.clamd.Pid())
 	self0, _ := cpuTicks(os.Getpid())
+	if err := in.profile(true); err != nil {
+		r.failed = err
+		return r
+	}
 	logf("%s: measuring, %d messages over %d sessions", name, len(b.msgs), b.o.sessions)
 	r.replies, r.start = snd.run(ctx, b.msgs)
 	var lats []float64
@@ -345,6 +360,11 @@ func (b *bench) runOne(ctx context.Context, name, dirName string, checks []strin
 	// would arrive within a queue poll or two.
 	time.Sleep(time.Second)
 	tr.refresh()
+	if err := in.profile(false); err != nil {
+		logf("%s: %v", name, err)
+	} else if in.profPath != "" {
+		logf("%s: CPU profile in %s", name, in.profPath)
+	}
 	cpu1, err := cpuTicks(in.pid())
 	if err == nil {
 		r.cpuMs = float64(cpu1-cpu0) * 1000 / b.hz / float64(len(b.msgs))

@@ -62,7 +62,9 @@ func newMapping() mapping.IndexMapping {
 	for _, n := range textFields {
 		dm.AddFieldMappingsAt(n, text())
 	}
-	for _, n := range []string{"tenant", "direction", "verdict", "has_attachment", "imported"} {
+	// addr holds the exact addresses (archive.Doc.Addresses), one term
+	// each: a keyword, so alice@example.jp never matches malice@example.jp.
+	for _, n := range []string{"tenant", "direction", "verdict", "has_attachment", "imported", "addr"} {
 		f := kw()
 		f.DocValues = false // filtered on, never sorted by
 		dm.AddFieldMappingsAt(n, f)
@@ -110,6 +112,46 @@ func Open(dir string) (*Index, error) {
 	return &Index{idx: idx, path: dir, newest: map[int64]time.Time{}}, nil
 }
 
+var _ archive.Rebuilder = (*Index)(nil)
+
+// Stale reports whether the index was made by an earlier version whose
+// field layout lacks a field this one indexes and searches (an index
+// keeps the layout it was created with): archive.Service.Reindex then
+// makes it again.
+func (x *Index) Stale() bool {
+	have, ok := x.idx.Mapping().(*mapping.IndexMappingImpl)
+	want := newMapping().(*mapping.IndexMappingImpl)
+	if !ok || have.DefaultMapping == nil {
+		return true
+	}
+	for name := range want.DefaultMapping.Properties {
+		if _, ok := have.DefaultMapping.Properties[name]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Reset empties the index and makes it again with the current layout. It
+// must not run while the index is in use (the reindex command runs with
+// the server stopped: the server holds the index's lock).
+func (x *Index) Reset(ctx context.Context) error {
+	if err := x.idx.Close(); err != nil {
+		return fmt.Errorf("archive index: %w", err)
+	}
+	if err := os.RemoveAll(x.path); err != nil {
+		return fmt.Errorf("archive index: %w", err)
+	}
+	idx, err := bleve.NewUsing(x.path, newMapping(), bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, map[string]interface{}{"bolt_timeout": lockWait})
+	if err != nil {
+		return fmt.Errorf("archive index %s: %w", x.path, err)
+	}
+	x.mu.Lock()
+	x.idx, x.newest = idx, map[int64]time.Time{}
+	x.mu.Unlock()
+	return nil
+}
+
 func key(tenantID int64, id string) string { return strconv.FormatInt(tenantID, 10) + "/" + id }
 
 type doc struct {
@@ -128,6 +170,17 @@ type doc struct {
 	Direction     string    `json:"direction"`
 	Verdict       []string  `json:"verdict"`
 	Imported      string    `json:"imported"`
+	Addr          []string  `json:"addr"`
+}
+
+func normAddrs(as []string) []string {
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		if a = archive.NormAddr(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func yn(b bool) string {
@@ -143,7 +196,8 @@ func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
 	for _, d := range docs {
 		if err := b.Index(key(d.TenantID, d.ID), doc{Tenant: strconv.FormatInt(d.TenantID, 10), ID: d.ID, Day: d.Date.UTC().Format(dayLayout), From: d.From, To: d.To, Cc: d.Cc,
 			Subject: d.Subject, Body: d.Body, Attachments: d.Attachments, Date: d.Date.UTC(), Size: float64(d.Size),
-			HasAttachment: yn(d.HasAttachment), Direction: d.Direction, Verdict: strings.Fields(d.Verdict), Imported: yn(d.Imported)}); err != nil {
+			HasAttachment: yn(d.HasAttachment), Direction: d.Direction, Verdict: strings.Fields(d.Verdict), Imported: yn(d.Imported),
+			Addr: normAddrs(d.Addresses)}); err != nil {
 			return fmt.Errorf("archive index: %w", err)
 		}
 	}
@@ -282,6 +336,9 @@ func (x *Index) build(tenantID int64, q archive.Query) (words query.Query, filte
 	}
 	if q.Verdict != "" {
 		filters = append(filters, term("verdict", q.Verdict))
+	}
+	if q.Addr != "" {
+		filters = append(filters, term("addr", archive.NormAddr(q.Addr)))
 	}
 	filter = query.NewConjunctionQuery(filters)
 	if len(must) > 0 {

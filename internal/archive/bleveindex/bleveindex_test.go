@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/mapping"
+
 	"github.com/mailgate/mailgate/internal/archive"
 	"github.com/mailgate/mailgate/internal/archive/indextest"
 )
@@ -105,5 +108,52 @@ func TestWindowedSearch(t *testing.T) {
 	r, err := x.Search(ctx, 1, archive.Query{Subject: "budget", Before: time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)}, archive.Page{Limit: 50})
 	if err != nil || r.Total != 2 || !slices.Equal(r.IDs, []string{"m07", "m00"}) {
 		t.Fatalf("few matches: %d %v %v", r.Total, r.IDs, err)
+	}
+}
+
+// An index made before the exact-address field existed keeps its old
+// layout (bleve stores it with the index): it reports itself stale, and
+// after Reset it indexes and finds the addresses.
+func TestStaleLayoutReset(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "idx")
+	old := newMapping().(*mapping.IndexMappingImpl)
+	delete(old.DefaultMapping.Properties, "addr")
+	b, err := bleve.New(dir, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	x, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { x.Close() }()
+	d := archive.Doc{TenantID: 1, ID: "a1", From: "alice@example.jp", Subject: "hello", Date: time.Now(), Addresses: []string{"alice@example.jp"}}
+	if err := x.Add(ctx, []archive.Doc{d}); err != nil {
+		t.Fatal(err)
+	}
+	if !x.Stale() {
+		t.Fatal("an index without the addr field is not reported stale")
+	}
+	if r, err := x.Search(ctx, 1, archive.Query{Addr: "alice@example.jp"}, archive.Page{}); err != nil || len(r.IDs) != 0 {
+		t.Fatalf("the old layout found %v (%v): the test does not test the old layout", r.IDs, err)
+	}
+	if err := x.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if x.Stale() {
+		t.Fatal("stale after Reset")
+	}
+	if err := x.Add(ctx, []archive.Doc{d}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := x.Search(ctx, 1, archive.Query{Addr: "Alice@Example.JP"}, archive.Page{}); err != nil || !slices.Equal(r.IDs, []string{"a1"}) {
+		t.Fatalf("after Reset: %v %v", r.IDs, err)
+	}
+	// The reset index is on disk: it opens again, current.
+	x.Close()
+	if x, err = Open(dir); err != nil || x.Stale() {
+		t.Fatalf("reopened: stale=%v %v", err == nil && x.Stale(), err)
 	}
 }

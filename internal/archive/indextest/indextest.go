@@ -25,18 +25,26 @@ func Corpus() []archive.Doc {
 	return []archive.Doc{
 		{TenantID: 1, ID: "m01", From: "山田太郎 <yamada@example.co.jp>", To: "sato@customer.example", Subject: "来週の会議について",
 			Body: "東京本社で会議を行います。資料を添付します。", Attachments: "agenda.docx 議事次第 予算 承認", HasAttachment: true,
-			Date: day, Size: 12000, Direction: "out", Verdict: "clean"},
+			Date: day, Size: 12000, Direction: "out", Verdict: "clean",
+			Addresses: []string{"sato@customer.example", "yamada@example.co.jp"}},
 		{TenantID: 1, ID: "m02", From: "sato@customer.example", To: "yamada@example.co.jp", Cc: "boss@example.co.jp", Subject: "Re: 来週の会議について",
-			Body: "承知しました。京都支店からも参加します。", Date: day.Add(24 * time.Hour), Size: 3000, Direction: "in", Verdict: "clean"},
-		{TenantID: 1, ID: "m03", From: "newsletter@shop.example", To: "yamada@example.co.jp", Subject: "Quarterly report",
-			Body: "The quarterly report is attached. Revenue grew in Tokyo.", Attachments: "report.pdf revenue forecast confidential",
-			HasAttachment: true, Date: day.Add(48 * time.Hour), Size: 250000, Direction: "in", Verdict: "spam quarantined"},
+			Body: "承知しました。京都支店からも参加します。", Date: day.Add(24 * time.Hour), Size: 3000, Direction: "in", Verdict: "clean",
+			// A blind copy: the envelope's recipient in no header.
+			Addresses: []string{"boss@example.co.jp", "hidden@example.co.jp", "sato@customer.example", "yamada@example.co.jp"}},
+		{TenantID: 1, ID: "m03", From: "newsletter@shop.example", To: "yamada@example.co.jp, malice@partner.example", Subject: "Quarterly report",
+			Body: "The quarterly report is attached. Revenue grew in Tokyo. Ask alice@partner.example.", Attachments: "report.pdf revenue forecast confidential",
+			HasAttachment: true, Date: day.Add(48 * time.Hour), Size: 250000, Direction: "in", Verdict: "spam quarantined",
+			Addresses: []string{"malice@partner.example", "newsletter@shop.example", "yamada@example.co.jp"}},
 		{TenantID: 1, ID: "m04", From: "alice@partner.example", To: "yamada@example.co.jp", Subject: "Lunch",
-			Body: "Shall we meet for lunch? The report can wait.", Date: day.Add(72 * time.Hour), Size: 1500, Direction: "in", Verdict: "clean"},
+			Body: "Shall we meet for lunch? The report can wait.", Date: day.Add(72 * time.Hour), Size: 1500, Direction: "in", Verdict: "clean",
+			Addresses: []string{"alice@partner.example", "yamada@example.co.jp"}},
 		{TenantID: 1, ID: "m05", From: "yamada@example.co.jp", To: "alice@partner.example", Subject: "report", Body: "ok",
-			Date: day.Add(96 * time.Hour), Size: 900, Direction: "out", Verdict: "clean", Imported: true},
+			Date: day.Add(96 * time.Hour), Size: 900, Direction: "out", Verdict: "clean", Imported: true,
+			// As a document may hold them: any case (indexes compare without it).
+			Addresses: []string{"Alice@Partner.Example", "yamada@example.co.jp"}},
 		{TenantID: 2, ID: "x01", From: "other@tenant.example", To: "yamada@example.co.jp", Subject: "会議 report",
-			Body: "会議 東京 report", Date: day, Size: 100, Direction: "in", Verdict: "clean"},
+			Body: "会議 東京 report", Date: day, Size: 100, Direction: "in", Verdict: "clean",
+			Addresses: []string{"alice@partner.example", "other@tenant.example", "yamada@example.co.jp"}},
 	}
 }
 
@@ -75,6 +83,16 @@ func Cases() []struct {
 		{"verdict", archive.Query{Verdict: "spam"}, []string{"m03"}},
 		{"verdict outcome", archive.Query{Verdict: "quarantined"}, []string{"m03"}},
 		{"imported", archive.Query{Imported: "yes"}, []string{"m05"}},
+		// Exact addresses: the whole address in any case, never a longer
+		// one that ends with it, never one only written in the body.
+		{"exact address", archive.Query{Addr: "alice@partner.example"}, []string{"m04", "m05"}},
+		{"exact address any case", archive.Query{Addr: "ALICE@partner.EXAMPLE"}, []string{"m04", "m05"}},
+		{"exact address is not a substring", archive.Query{Addr: "lice@partner.example"}, nil},
+		{"exact address of a longer one", archive.Query{Addr: "malice@partner.example"}, []string{"m03"}},
+		{"exact address of a blind copy", archive.Query{Addr: "hidden@example.co.jp"}, []string{"m02"}},
+		{"exact address with words", archive.Query{Addr: "boss@example.co.jp", Text: "京都"}, []string{"m02"}},
+		{"exact address with words, none", archive.Query{Addr: "boss@example.co.jp", Text: "report"}, nil},
+		{"exact address with a date range", archive.Query{Addr: "sato@customer.example", After: d(1)}, []string{"m02"}},
 		{"nothing", archive.Query{Text: "zebra"}, nil},
 		{"punctuation only", archive.Query{Text: "!!"}, nil},
 		{"everything", archive.Query{}, []string{"m01", "m02", "m03", "m04", "m05"}},

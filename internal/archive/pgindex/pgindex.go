@@ -9,7 +9,8 @@
 // field: A subject, B addresses, C attachments, D body; addresses are
 // also kept with a field prefix ("f:", "t:", "c:") for from:, to: and cc:
 // searches. A GIN index answers the words; date, size and the facets are
-// plain columns.
+// plain columns; the exact addresses (archive.Doc.Addresses) are an array
+// with a GIN index of its own, matched whole.
 package pgindex
 
 import (
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,16 +120,28 @@ func tsquery(q archive.Query) (string, bool) {
 	return strings.Join(parts, " & "), true
 }
 
+// addrs is a document's exact addresses, normalised, never nil (the
+// column is NOT NULL).
+func addrs(as []string) []string {
+	out := []string{}
+	for _, a := range as {
+		if a = archive.NormAddr(a); a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Add inserts or replaces documents in one round trip.
 func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
 	b := &pgx.Batch{}
 	for _, d := range docs {
-		b.Queue(`INSERT INTO archive_search(tenant_id, id, received_us, size, has_attachment, direction, verdict, imported, tsv)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::tsvector)
+		b.Queue(`INSERT INTO archive_search(tenant_id, id, received_us, size, has_attachment, direction, verdict, imported, tsv, addrs)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::tsvector, $10)
 			ON CONFLICT (tenant_id, id) DO UPDATE SET received_us = excluded.received_us, size = excluded.size,
 			has_attachment = excluded.has_attachment, direction = excluded.direction, verdict = excluded.verdict,
-			imported = excluded.imported, tsv = excluded.tsv`,
-			d.TenantID, d.ID, d.Date.UnixMicro(), d.Size, d.HasAttachment, d.Direction, " "+d.Verdict+" ", d.Imported, vector(d))
+			imported = excluded.imported, tsv = excluded.tsv, addrs = excluded.addrs`,
+			d.TenantID, d.ID, d.Date.UnixMicro(), d.Size, d.HasAttachment, d.Direction, " "+d.Verdict+" ", d.Imported, vector(d), addrs(d.Addresses))
 	}
 	if err := x.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("archive index: %w", err)
@@ -186,55 +200,39 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 	if q.Verdict != "" {
 		where = append(where, "strpos(verdict, "+arg(" "+q.Verdict+" ")+") > 0")
 	}
-	byRank := tq != "" && p.Sort != archive.SortDate
-	nkeys := 2
-	if byRank {
-		nkeys = 3
+	if q.Addr != "" {
+		where = append(where, "addrs @> ARRAY["+arg(archive.NormAddr(q.Addr))+"::text]")
 	}
-	c, err := archive.DecodeCursor(p.Cursor, nkeys)
+	if tq != "" && p.Sort != archive.SortDate {
+		return x.searchByRank(ctx, where, args, rank, n, p.Cursor)
+	}
+	c, err := archive.DecodeCursor(p.Cursor, 2)
 	if err != nil {
 		return archive.Result{}, err
 	}
 	if c.Keys != nil {
-		d, err1 := strconv.ParseInt(c.Keys[nkeys-2], 10, 64)
-		id := c.Keys[nkeys-1]
-		if err1 != nil {
+		d, err := strconv.ParseInt(c.Keys[0], 10, 64)
+		if err != nil {
 			return archive.Result{}, archive.ErrBadCursor
 		}
-		if byRank {
-			r, err := strconv.ParseFloat(c.Keys[0], 32)
-			if err != nil || math.IsNaN(r) {
-				return archive.Result{}, archive.ErrBadCursor
-			}
-			where = append(where, "("+rank+", received_us, id) < ("+arg(float32(r))+"::real, "+arg(d)+", "+arg(id)+")")
-		} else {
-			where = append(where, "(received_us, id) < ("+arg(d)+", "+arg(id)+")")
-		}
+		where = append(where, "(received_us, id) < ("+arg(d)+", "+arg(c.Keys[1])+")")
 	}
-	order := "received_us DESC, id DESC"
-	if byRank {
-		order = "1 DESC, received_us DESC, id DESC"
-	}
-	rows, err := x.pool.Query(ctx, `SELECT `+rank+`, received_us, id FROM archive_search WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY `+order+` LIMIT `+strconv.Itoa(n), args...)
+	rows, err := x.pool.Query(ctx, `SELECT received_us, id FROM archive_search WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY received_us DESC, id DESC LIMIT `+strconv.Itoa(n), args...)
 	if err != nil {
 		return archive.Result{}, fmt.Errorf("archive search: %w", err)
 	}
 	defer rows.Close()
-	var out archive.Result
+	out := archive.Result{Total: -1}
 	var last []string
 	for rows.Next() {
-		var r float32
 		var d int64
 		var id string
-		if err := rows.Scan(&r, &d, &id); err != nil {
+		if err := rows.Scan(&d, &id); err != nil {
 			return archive.Result{}, fmt.Errorf("archive search: %w", err)
 		}
 		out.IDs = append(out.IDs, id)
 		last = []string{strconv.FormatInt(d, 10), id}
-		if byRank {
-			last = append([]string{strconv.FormatFloat(float64(r), 'g', -1, 32)}, last...)
-		}
 	}
 	if err := rows.Err(); err != nil {
 		return archive.Result{}, fmt.Errorf("archive search: %w", err)
@@ -242,7 +240,96 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 	if len(out.IDs) == n {
 		out.Next = archive.EncodeCursor(archive.Cursor{Keys: last})
 	}
-	out.Total = -1
+	return out, nil
+}
+
+// rankWindow bounds the matches ranked at once. Relevance order ranks the
+// newest rankWindow matches (the date index finds them without looking at
+// the older ones) and pages through them best first; the next older
+// rankWindow matches follow, ranked among themselves, and so on. A common
+// word in a large archive thus costs one window per page, not a rank of
+// every match; a search with fewer matches than the window is ranked over
+// all of them.
+var rankWindow = 1000
+
+// searchByRank answers a relevance-ordered search. Its cursor holds the
+// last hit's rank, date and ID, and the window's upper bound (the date
+// and ID its matches are older than; "" for the newest window).
+func (x *Index) searchByRank(ctx context.Context, where []string, args []any, rank string, n int, cursor string) (archive.Result, error) {
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	c, err := archive.DecodeCursor(cursor, 5)
+	if err != nil {
+		return archive.Result{}, err
+	}
+	var after string
+	if c.Keys != nil {
+		if c.Keys[3] != "" {
+			d, err := strconv.ParseInt(c.Keys[3], 10, 64)
+			if err != nil {
+				return archive.Result{}, archive.ErrBadCursor
+			}
+			where = append(where, "(received_us, id) < ("+arg(d)+", "+arg(c.Keys[4])+")")
+		}
+		if c.Keys[0] != "" {
+			r, err1 := strconv.ParseFloat(c.Keys[0], 32)
+			d, err2 := strconv.ParseInt(c.Keys[1], 10, 64)
+			if err1 != nil || err2 != nil || math.IsNaN(r) {
+				return archive.Result{}, archive.ErrBadCursor
+			}
+			after = " WHERE (r, received_us, id) < (" + arg(float32(r)) + "::real, " + arg(d) + ", " + arg(c.Keys[2]) + ")"
+		}
+	}
+	// One more than a page tells whether the window goes on.
+	rows, err := x.pool.Query(ctx, `WITH cand AS MATERIALIZED (
+		SELECT received_us, id, tsv FROM archive_search WHERE `+strings.Join(where, " AND ")+`
+		ORDER BY received_us DESC, id DESC LIMIT `+strconv.Itoa(rankWindow)+`)
+		SELECT r, received_us, id, (SELECT count(*) FROM cand) AS in_window,
+			(SELECT received_us FROM cand ORDER BY received_us, id LIMIT 1) AS edge_us,
+			(SELECT id FROM cand ORDER BY received_us, id LIMIT 1) AS edge_id
+		FROM (SELECT `+rank+` AS r, received_us, id FROM cand) AS ranked`+after+`
+		ORDER BY r DESC, received_us DESC, id DESC LIMIT `+strconv.Itoa(n+1), args...)
+	if err != nil {
+		return archive.Result{}, fmt.Errorf("archive search: %w", err)
+	}
+	defer rows.Close()
+	out := archive.Result{Total: -1}
+	var last []string
+	var inWindow int64
+	var edgeD int64
+	var edgeID string
+	more := false
+	for rows.Next() {
+		var r float32
+		var d int64
+		var id string
+		if err := rows.Scan(&r, &d, &id, &inWindow, &edgeD, &edgeID); err != nil {
+			return archive.Result{}, fmt.Errorf("archive search: %w", err)
+		}
+		if len(out.IDs) == n {
+			more = true
+			break
+		}
+		out.IDs = append(out.IDs, id)
+		last = []string{strconv.FormatFloat(float64(r), 'g', -1, 32), strconv.FormatInt(d, 10), id}
+	}
+	if err := rows.Err(); err != nil {
+		return archive.Result{}, fmt.Errorf("archive search: %w", err)
+	}
+	bound := []string{"", ""}
+	if c.Keys != nil {
+		bound = c.Keys[3:5]
+	}
+	switch {
+	case more:
+		out.Next = archive.EncodeCursor(archive.Cursor{Keys: append(last, bound...)})
+	case inWindow == int64(rankWindow):
+		// The window is done and may not hold every match: the older
+		// ones follow, from the first page of the next window.
+		out.Next = archive.EncodeCursor(archive.Cursor{Keys: []string{"", "", "", strconv.FormatInt(edgeD, 10), edgeID}})
+	}
 	return out, nil
 }
 

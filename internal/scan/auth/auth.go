@@ -35,6 +35,9 @@ type Config struct {
 	// Domains lists the tenant's own domains; nil disables the own-domain
 	// spoof rule.
 	Domains Domains
+	// DomainsTTL is how long a tenant's domains are reused; zero means
+	// DefaultDomainsTTL, negative reads them for every message.
+	DomainsTTL time.Duration
 	// Hostname is the authserv-id of the Authentication-Results header
 	// (Check.HeaderValue) and is used to spot incoming headers that claim to
 	// come from this gateway.
@@ -54,7 +57,7 @@ type Config struct {
 type Check struct {
 	res      dnsx.Resolver
 	spf      *spf.Checker
-	domains  Domains
+	domains  *ownDomains // nil: no own-domain rule
 	hostname string
 	timeout  time.Duration
 	now      func() time.Time
@@ -67,7 +70,6 @@ var _ policy.BodyCheck = (*Check)(nil)
 func New(cfg Config) *Check {
 	c := &Check{
 		res:      cfg.Resolver,
-		domains:  cfg.Domains,
 		hostname: cfg.Hostname,
 		timeout:  cfg.Timeout,
 		now:      cfg.Now,
@@ -81,6 +83,13 @@ func New(cfg Config) *Check {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if cfg.Domains != nil {
+		ttl := cfg.DomainsTTL
+		if ttl == 0 {
+			ttl = DefaultDomainsTTL
+		}
+		c.domains = &ownDomains{src: cfg.Domains, ttl: ttl, now: c.now}
 	}
 	c.spf = &spf.Checker{Resolver: c.res, Timeout: c.timeout}
 	return c
@@ -313,16 +322,10 @@ func (c *Check) ownDomain(ctx context.Context, env *policy.Envelope, from fromId
 		// hop: the message started inside.
 		return nil
 	}
-	list, err := c.domains.TenantDomains(ctx, env.TenantID)
+	own, err := c.domains.get(ctx, env.TenantID)
 	if err != nil {
 		return &policy.Finding{Check: "auth", Symbol: "OWN_DOMAIN_UNKNOWN",
 			Reason: "own-domain rule skipped: " + err.Error()}
-	}
-	var own []string
-	for _, d := range list {
-		if cd, ok := cleanDomain(d); ok {
-			own = append(own, cd)
-		}
 	}
 	isOwn := func(d string) bool {
 		for _, o := range own {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -303,6 +304,73 @@ func TestOwnDomainSpoof(t *testing.T) {
 			t.Fatalf("got %+v", fs)
 		}
 	})
+}
+
+// changingDomains answers from a list that tests change, counting reads;
+// fail makes the next reads fail.
+type changingDomains struct {
+	mu    sync.Mutex
+	list  []string
+	fail  bool
+	reads int
+}
+
+func (c *changingDomains) TenantDomains(context.Context, int64) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads++
+	if c.fail {
+		return nil, errors.New("store down")
+	}
+	return append([]string(nil), c.list...), nil
+}
+
+func TestOwnDomainsCachedForTheTTL(t *testing.T) {
+	t.Parallel()
+	d := newTestDNS(t)
+	src := &changingDomains{}
+	now := time.Date(2025, 6, 2, 9, 0, 0, 0, time.UTC)
+	var clockMu sync.Mutex
+	clk := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
+	c := New(Config{Resolver: d.res, Domains: src, Now: clk, Timeout: 10 * time.Second})
+	spoof := basicMail("CEO <ceo@tenant.example>")
+	spoofed := func() bool {
+		return bySymbol(run(t, c, spoof, envelope(""), nil), "OWN_DOMAIN_SPOOF") != nil
+	}
+
+	if spoofed() || spoofed() {
+		t.Fatal("own-domain finding without any own domain")
+	}
+	if src.reads != 1 {
+		t.Fatalf("domains read %d times for two messages, want 1", src.reads)
+	}
+	// A domain added now counts once the TTL has passed.
+	src.mu.Lock()
+	src.list = []string{"tenant.example"}
+	src.mu.Unlock()
+	advance(DefaultDomainsTTL - time.Second)
+	if spoofed() {
+		t.Fatal("cached list not used within the TTL")
+	}
+	advance(time.Second)
+	if !spoofed() || src.reads != 2 {
+		t.Fatalf("after the TTL: no finding or %d reads, want 2", src.reads)
+	}
+	// A failed read is not cached: the next message asks again.
+	src.mu.Lock()
+	src.fail = true
+	src.mu.Unlock()
+	advance(DefaultDomainsTTL)
+	if fs := run(t, c, spoof, envelope(""), nil); bySymbol(fs, "OWN_DOMAIN_UNKNOWN") == nil {
+		t.Fatalf("store failure not reported: %+v", fs)
+	}
+	src.mu.Lock()
+	src.fail = false
+	src.mu.Unlock()
+	if !spoofed() || src.reads != 4 {
+		t.Fatalf("after a failure: no finding or %d reads, want 4", src.reads)
+	}
 }
 
 type failingDomains struct{}

@@ -12,7 +12,9 @@
 //     Encrypted entries (general purpose flag bit 0, or AES method 99) are
 //     noted. This runs before clamd because clamd (1.4, default limits)
 //     spends many seconds unpacking a nested bomb of a few kilobytes and
-//     may then answer OK.
+//     may then answer OK. When the message's parsed view (Part.Head and
+//     the declared types) shows no leaf that may be a ZIP, and no bound
+//     was hit, there is nothing to inspect and the walk is skipped.
 //  2. Within budget, the whole raw message is streamed to clamd, which
 //     unpacks MIME and archives itself. Over budget, clamd is given every
 //     part except the ZIP archives, one by one, so that a virus beside a
@@ -312,10 +314,14 @@ func (c *Checker) Check(ctx context.Context, m *policy.Message, s policy.Setting
 
 	// The archive budget runs before clamd: clamd unpacks a nested bomb of
 	// a few kilobytes for many seconds and may then call it clean.
-	pre, err := c.walk(ctx, m, st, walkOpts{inspect: true})
-	if err != nil {
-		return nil, err
+	pre, ok := noArchives(ctx, m)
+	if !ok {
+		var err error
+		if pre, err = c.walk(ctx, m, st, walkOpts{inspect: true}); err != nil {
+			return nil, err
+		}
 	}
+	var err error
 	var v verdict
 	if pre.arch.unscannable == "" {
 		v.whole, err = c.scanMessage(ctx, m)
@@ -489,6 +495,23 @@ func (c *Checker) walk(ctx context.Context, m *policy.Message, st settings, o wa
 	}
 	ws.res = res
 	return ws, nil
+}
+
+// noArchives answers the archive inspection from the message's parsed
+// view, which the other checks need anyway, when it shows the inspection
+// has nothing to do: every leaf was seen (no bound hit) and none is
+// declared or sniffed as a ZIP. Otherwise ok is false and the caller walks.
+func noArchives(ctx context.Context, m *policy.Message) (*walkState, bool) {
+	parsed, err := m.Parsed(ctx)
+	if err != nil || parsed == nil || parsed.Unscannable {
+		return nil, false
+	}
+	for _, p := range parsed.Parts {
+		if zipType(p.ContentType) || looksLikeZip([]byte(p.Head)) {
+			return nil, false
+		}
+	}
+	return &walkState{}, true
 }
 
 func zipType(ct string) bool {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,6 +216,49 @@ func TestCheckRealClamd(t *testing.T) {
 		fs = check(t, c, raw, policy.MapSettings{KeyUnscannableAction: "reject"})
 		if f := find(fs, SymbolUnscannable); f == nil || f.Action != policy.Reject || f.Public == "" {
 			t.Fatalf("findings %s", describe(fs))
+		}
+	})
+
+	t.Run("zip bomb under another type", func(t *testing.T) {
+		t.Parallel()
+		// Neither declared as a ZIP nor named like one: only its first
+		// bytes give it away, in the parsed view as in the walk.
+		for i, ct := range []string{"text/plain", "application/octet-stream", "image/png"} {
+			raw := message("disguised bomb", multipart("mixed", fmt.Sprintf("b%d", 20+i), body,
+				attachment("photo", ct, zipBomb(t, 1<<30, 2))))
+			fs := check(t, c, raw, nil)
+			if f := find(fs, SymbolUnscannable); f == nil || !strings.Contains(f.Reason, "over 100:1") || find(fs, SymbolClean) != nil {
+				t.Fatalf("%s: findings %s", ct, describe(fs))
+			}
+		}
+	})
+
+	t.Run("no archive: no second read for the archive budget", func(t *testing.T) {
+		t.Parallel()
+		raw := message("no archive", multipart("mixed", "b30", body,
+			attachment("data.bin", "application/octet-stream", []byte("\x00\x01harmless\x02"))))
+		pm := policyMessage(raw)
+		opens := 0
+		var mu sync.Mutex
+		open := pm.Open
+		pm.Open = func() (io.ReadCloser, error) {
+			mu.Lock()
+			opens++
+			mu.Unlock()
+			return open()
+		}
+		// Another check parsed the message already, as in the pipeline.
+		if _, err := pm.Parsed(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		opens = 0
+		fs, err := c.Check(context.Background(), pm, nil)
+		if err != nil || find(fs, SymbolClean) == nil {
+			t.Fatalf("findings %s, %v", describe(fs), err)
+		}
+		// Only clamd's copy.
+		if opens != 1 {
+			t.Fatalf("message read %d times, want 1", opens)
 		}
 	})
 

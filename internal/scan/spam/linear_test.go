@@ -126,3 +126,45 @@ func TestLinearModelLearnsOnTopOfTheOnesUnder(t *testing.T) {
 		}
 	}
 }
+
+// linearMargin trains one message alone into a fresh model with p and
+// returns its margin afterwards.
+func linearMargin(t *testing.T, p Params, label string) float64 {
+	t.Helper()
+	ctx := context.Background()
+	toks := []string{"rule:a", "rule:b", "rule:c", "rule:d"} // no script: never neutral
+	cl := NewClassifier(NewMemoryStore(), p, Options{})
+	// One message of the other class, so the model is trained at all.
+	other := map[string]string{LabelSpam: LabelHam, LabelHam: LabelSpam}[label]
+	if _, err := cl.Learn(ctx, GlobalModel, []Example{{Tokens: toks, Label: label}, {Tokens: []string{"rule:other"}, Label: other}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := cl.ClassifyTokens(ctx, GlobalModel, toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Margin
+}
+
+// The weights kept are the average over the training visits, not the
+// last ones: a message alone, whose running margin reaches 1 in four
+// steps of 0.25 (visits 1 to 4; visit 5 moves nothing and ends training),
+// keeps the lesson 4u − u·(1+2+3+4)/5 = 2u, a margin of 0.5.
+func TestLinearWeightsAreAveraged(t *testing.T) {
+	p := Params{LinearRate: 0.25, LinearEpochs: 10, LinearHamMargin: 1}
+	if m := linearMargin(t, p, LabelSpam); math.Abs(m-0.5) > 1e-6 {
+		t.Errorf("spam margin %g, want 0.5 (the average, not the last weights' 1)", m)
+	}
+}
+
+// Ham is pushed until its margin reaches LinearHamMargin on the ham side:
+// with 2, eight steps of 0.25 (visit 9 ends training), an averaged lesson
+// of 8u − u·36/9 = 4u, a margin of −1; with 1, −0.5.
+func TestLinearHamMargin(t *testing.T) {
+	for hm, want := range map[float64]float64{1: -0.5, 2: -1} {
+		p := Params{LinearRate: 0.25, LinearEpochs: 20, LinearHamMargin: hm}
+		if m := linearMargin(t, p, LabelHam); math.Abs(m-want) > 1e-6 {
+			t.Errorf("LinearHamMargin %g: ham margin %g, want %g", hm, m, want)
+		}
+	}
+}

@@ -844,4 +844,21 @@ CREATE TABLE directory_entries (
 );
 CREATE INDEX directory_entries_address ON directory_entries(tenant_id, address);
 `,
+	// The archive index's exact addresses (envelope sender and recipients,
+	// From, To and Cc; lower case), which end users' searches are kept to.
+	// Rows indexed before get their envelope addresses here; 'mailgate
+	// archive reindex' adds the header ones.
+	`
+ALTER TABLE archive_search ADD COLUMN addrs TEXT[] NOT NULL DEFAULT '{}';
+UPDATE archive_search s SET addrs = e.addrs FROM (
+	SELECT tenant_id, id, coalesce((SELECT array_agg(DISTINCT a ORDER BY a) FROM (
+		SELECT lower(btrim(m->>'mail_from', ' <>')) AS a
+		UNION ALL
+		SELECT lower(btrim(r->>'addr', ' <>')) FROM jsonb_array_elements(
+			CASE WHEN jsonb_typeof(m->'rcpts') = 'array' THEN m->'rcpts' ELSE '[]'::jsonb END) AS r
+	) AS x WHERE a LIKE '%_@_%'), '{}') AS addrs
+	FROM (SELECT tenant_id, id, meta::jsonb AS m FROM archive_entries WHERE kind = 'message' AND meta LIKE '{%') AS j
+) AS e WHERE e.tenant_id = s.tenant_id AND e.id = s.id;
+CREATE INDEX archive_search_addrs ON archive_search USING gin (addrs);
+`,
 }
