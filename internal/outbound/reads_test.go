@@ -2,32 +2,18 @@ package outbound_test
 
 import (
 	"context"
-	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/blob"
+	"github.com/mailgate/mailgate/internal/blob/blobtest"
 	"github.com/mailgate/mailgate/internal/dkimsign"
 	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/testutil/mgtest"
 )
-
-// countingSpool counts the opens of each blob.
-type countingSpool struct {
-	blob.Store
-	mu    sync.Mutex
-	opens map[string]int
-}
-
-func (s *countingSpool) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	s.mu.Lock()
-	s.opens[key]++
-	s.mu.Unlock()
-	return s.Store.Open(ctx, key)
-}
 
 // acceptances keeps what the pipeline commits.
 type acceptances struct {
@@ -62,7 +48,7 @@ func TestSmallMessageReadOnceThroughPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spool := &countingSpool{Store: n.Spool, opens: map[string]int{}}
+	spool := blobtest.NewCounting(n.Spool)
 	q := &acceptances{}
 	p := &outbound.Pipeline{Store: n.Store, Spool: spool, Queue: q, Engine: &outbound.Engine{Store: n.Store}, Hostname: "mx.mailgate.test"}
 	m := store.Message{ID: "read-once", TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
@@ -77,7 +63,7 @@ func TestSmallMessageReadOnceThroughPipeline(t *testing.T) {
 	if main.BlobKey != key || !strings.Contains(main.Prefix, "DKIM-Signature:") || !strings.Contains(main.Prefix, "X-Checked: yes\r\n") {
 		t.Fatalf("committed blob %s with prefix %q; want the received blob with the header field and the signature in front", main.BlobKey, main.Prefix)
 	}
-	if c := spool.opens[key]; c != 1 {
+	if c := spool.Opens(key); c != 1 {
 		t.Fatalf("the received blob was opened %d times, want 1", c)
 	}
 }

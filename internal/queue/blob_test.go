@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/blob"
+	"github.com/mailgate/mailgate/internal/blob/blobtest"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/delivery"
@@ -65,26 +66,6 @@ func TestDamagedBlobIsHeldNotDelivered(t *testing.T) {
 	}
 }
 
-// countingSpool counts the opens of each blob.
-type countingSpool struct {
-	blob.Store
-	mu    sync.Mutex
-	opens map[string]int
-}
-
-func (s *countingSpool) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	s.mu.Lock()
-	s.opens[key]++
-	s.mu.Unlock()
-	return s.Store.Open(ctx, key)
-}
-
-func (s *countingSpool) count(key string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.opens[key]
-}
-
 // A small message is read from the spool once per attempt: the bytes
 // whose checksum was verified are the bytes delivered, with the message's
 // prefix in front.
@@ -94,7 +75,7 @@ func TestSmallMessageReadOncePerAttempt(t *testing.T) {
 	n := mgtest.Start(t, mgtest.Options{Clock: clk, NoStart: true, NoChecks: true})
 	cfg := config.Default().Queue
 	cfg.Workers, cfg.Jitter, cfg.PollInterval = 1, 0, config.D(time.Hour)
-	spool := &countingSpool{Store: n.Spool, opens: map[string]int{}}
+	spool := blobtest.NewCounting(n.Spool)
 	d := &recordingDeliverer{}
 	q := queue.New(queue.Deps{Store: n.Store, Spool: spool, Deliver: d, Router: oneTarget{}, Clock: clk,
 		Config: cfg, Node: "node-a", Hostname: "mx.mailgate.test"})
@@ -119,7 +100,7 @@ func TestSmallMessageReadOncePerAttempt(t *testing.T) {
 	if got := d.body(); got != m.Prefix+body {
 		t.Fatalf("delivered %d bytes, want the prefix and the blob (%d bytes)", len(got), len(m.Prefix+body))
 	}
-	if c := spool.count(key); c != 1 {
+	if c := spool.Opens(key); c != 1 {
 		t.Fatalf("blob opened %d times for one attempt, want 1", c)
 	}
 }
