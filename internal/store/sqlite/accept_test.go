@@ -18,12 +18,8 @@ import (
 // for the writer, and a batch of those writes that is running stops
 // taking more once an acceptance waits.
 func TestAcceptanceGoesBeforeWaitingWrites(t *testing.T) {
-	db := open(t)
+	db, tn := openWithTenant(t)
 	ctx := context.Background()
-	tn, err := db.CreateTenant(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The writer is busy with a write that waits for release.
 	started, release := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
@@ -37,8 +33,7 @@ func TestAcceptanceGoesBeforeWaitingWrites(t *testing.T) {
 	// acceptance is already in.
 	const waiting = 5
 	saw := make([]int, waiting)
-	m := store.Message{ID: store.NewMessageID(time.Now()), TenantID: tn.ID, Direction: store.Inbound, MailFrom: "a@example.net",
-		BlobKey: "k", ReceivedAt: time.Now(), ClientIP: "127.0.0.1"}
+	m := testMessage(tn, store.Inbound, "")
 	for i := range waiting {
 		wg.Add(1)
 		go func() {
@@ -80,14 +75,9 @@ func TestAcceptanceGoesBeforeWaitingWrites(t *testing.T) {
 // pending rows), and an acceptance that fails inside the batch leaves no
 // search row behind, while the others are found.
 func TestGroupCommitWritesTrackingIndexOnce(t *testing.T) {
-	db := open(t)
+	db, tn := openWithTenant(t)
 	ctx := context.Background()
-	tn, err := db.CreateTenant(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dup := store.Message{ID: store.NewMessageID(time.Now()), TenantID: tn.ID, Direction: store.Outbound, MailFrom: "a@example.net",
-		BlobKey: "k", ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: "first of its id"}
+	dup := testMessage(tn, store.Outbound, "first of its id")
 	if _, err := db.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: dup}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +112,7 @@ func TestGroupCommitWritesTrackingIndexOnce(t *testing.T) {
 	<-started
 	const n = 40
 	for i := range n {
-		m := store.Message{ID: store.NewMessageID(time.Now()), TenantID: tn.ID, Direction: store.Outbound, MailFrom: "a@example.net",
-			BlobKey: "k", ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: fmt.Sprintf("quarterly figures %03d", i)}
+		m := testMessage(tn, store.Outbound, fmt.Sprintf("quarterly figures %03d", i))
 		want := error(nil)
 		if i == n/2 {
 			// Same ID as a committed message: this acceptance fails.
@@ -174,14 +163,9 @@ func TestGroupCommitWritesTrackingIndexOnce(t *testing.T) {
 // for a few recipients waits with the acceptances and commits with them
 // (one fsync for both); a large one waits with the other writes.
 func TestSmallCompletionSharesAcceptanceCommit(t *testing.T) {
-	db := open(t)
+	db, tn := openWithTenant(t)
 	ctx := context.Background()
-	tn, err := db.CreateTenant(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := store.Message{ID: store.NewMessageID(time.Now()), TenantID: tn.ID, Direction: store.Outbound, MailFrom: "a@example.net",
-		BlobKey: "k", ReceivedAt: time.Now(), ClientIP: "127.0.0.1"}
+	m := testMessage(tn, store.Outbound, "")
 	var rcpts []store.Recipient
 	for i := range smallCompletion + 2 {
 		rcpts = append(rcpts, store.Recipient{Addr: fmt.Sprintf("r%d@example.test", i), State: store.Queued, NextAttempt: time.Now()})
@@ -238,4 +222,21 @@ func TestSmallCompletionSharesAcceptanceCommit(t *testing.T) {
 			t.Errorf("%s: %s after both completions", r.Addr, r.State)
 		}
 	}
+}
+
+// openWithTenant opens a store with the tenant acme.
+func openWithTenant(t *testing.T) (*DB, store.Tenant) {
+	t.Helper()
+	db := open(t)
+	tn, err := db.CreateTenant(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, tn
+}
+
+// testMessage is a message of tn received now, with a fresh ID.
+func testMessage(tn store.Tenant, dir store.Direction, subject string) store.Message {
+	return store.Message{ID: store.NewMessageID(time.Now()), TenantID: tn.ID, Direction: dir, MailFrom: "a@example.net",
+		BlobKey: "k", ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: subject}
 }
