@@ -24,9 +24,10 @@ type OnboardEnv struct {
 	// DKIM returns the DKIM records of a domain, nil when it does not
 	// sign (no dkim.selector).
 	DKIM func(ctx context.Context, tenantID int64, domain string) ([]dkimsign.Published, error)
-	// ARC returns the record of the ARC sealing key, nil when mailgate
-	// does not seal.
-	ARC func(ctx context.Context) (*dkimsign.Published, error)
+	// Sealer is the ARC sealing domain; ARC returns the record of the
+	// sealing key, nil when mailgate does not seal.
+	Sealer string
+	ARC    func(ctx context.Context) (*dkimsign.Published, error)
 }
 
 // Wizard is a domain's onboarding wizard at one step.
@@ -146,13 +147,13 @@ func (w *Wizard) stepDone(n int) bool {
 
 // facts are mailgate's values, its addresses looked up now.
 func (s *Service) facts(ctx context.Context) onboard.Facts {
-	f := onboard.Facts{Hostname: s.OnboardEnv.Hostname, CertName: s.OnboardEnv.CertName, SpamHeader: "X-Mailgate-Spam", SpamValue: "yes", RelayPort: s.OnboardEnv.RelayPort}
+	f := onboard.Facts{Hostname: s.OnboardEnv.Hostname, CertName: s.OnboardEnv.CertName, SpamHeader: "X-Mailgate-Spam", SpamValue: "yes", RelayPort: s.OnboardEnv.RelayPort,
+		Sealer: s.OnboardEnv.Sealer}
 	if s.OnboardEnv.ARC != nil {
 		if rec, err := s.OnboardEnv.ARC(ctx); err != nil {
 			s.Log.Warn("onboarding: the ARC sealing key", "err", err)
 		} else if rec != nil {
-			domain := strings.TrimPrefix(rec.Name, rec.Selector+"._domainkey.")
-			f.ARC = &onboard.ARCKey{Domain: domain, Name: rec.Name, Value: rec.Value}
+			f.ARC = &onboard.ARCKey{Name: rec.Name, Value: rec.Value}
 		}
 	}
 	if s.Resolver != nil && f.Hostname != "" {

@@ -12,7 +12,7 @@ import (
 
 // onboardEnv are this node's values for the onboarding wizard.
 func (a *App) onboardEnv() admin.OnboardEnv {
-	e := admin.OnboardEnv{Hostname: a.Config.Hostname, DKIM: a.DKIMRecords, ARC: a.ARCRecord}
+	e := admin.OnboardEnv{Hostname: a.Config.Hostname, DKIM: a.DKIMRecords, Sealer: a.Config.ARC.Domain, ARC: a.ARCRecord}
 	if len(a.Config.Outbound.Listen) > 0 {
 		if _, p, err := net.SplitHostPort(a.Config.Outbound.Listen[0]); err == nil {
 			e.RelayPort, _ = strconv.Atoi(p)

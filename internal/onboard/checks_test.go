@@ -159,7 +159,7 @@ func TestCheckDKIM(t *testing.T) {
 }
 
 func TestInstructionsFilledIn(t *testing.T) {
-	f := Facts{Hostname: host, CertName: "smtp.gate.test", IPs: []string{"192.0.2.10", "2001:db8::10"}, SpamHeader: "X-Mailgate-Spam", SpamValue: "yes", RelayPort: 25}
+	f := Facts{Hostname: host, CertName: "smtp.gate.test", IPs: []string{"192.0.2.10", "2001:db8::10"}, SpamHeader: "X-Mailgate-Spam", SpamValue: "yes", RelayPort: 25, Sealer: "gate.test"}
 	all := func(is []Instruction) string {
 		var b strings.Builder
 		for _, i := range is {
@@ -195,11 +195,11 @@ func TestInstructionsFilledIn(t *testing.T) {
 	if n := arcNote(f); !strings.Contains(n, "[arc] seal = true") {
 		t.Errorf("sealing off: ARC step note %q", n)
 	}
-	f.ARC = &ARCKey{Domain: "seal.test", Name: "arc1._domainkey.seal.test", Value: "v=DKIM1; k=rsa; p=AAAA"}
+	f.Sealer, f.ARC = "seal.test", &ARCKey{Name: "arc1._domainkey.seal.test", Value: "v=DKIM1; k=rsa; p=AAAA"}
 	if n := arcNote(f); !strings.Contains(n, "arc1._domainkey.seal.test with the text v=DKIM1; k=rsa; p=AAAA|seal.test") {
 		t.Errorf("sealing on: ARC step note %q", n)
 	}
-	f.ARC = nil
+	f.Sealer, f.ARC = "gate.test", nil
 
 	f.CertName, f.RelayPort = "", 2525
 	is := Instructions(M365, f, "ex.test")

@@ -103,16 +103,18 @@ type Facts struct {
 	// RelayPort is the port of mailgate's outbound (relay) listener; 0
 	// when it has none.
 	RelayPort int
+	// Sealer is mailgate's ARC sealing domain ([arc] domain), the one to
+	// list as a trusted ARC sealer.
+	Sealer string
 	// ARC is the sealing key's DNS record when mailgate seals the copies
 	// it delivers ([arc] seal); nil when it does not.
 	ARC *ARCKey `json:",omitempty"`
 }
 
-// ARCKey is mailgate's ARC sealing identity and the record publishing its key.
+// ARCKey is the DNS record publishing mailgate's ARC sealing key.
 type ARCKey struct {
-	Domain string // d=
-	Name   string // the TXT record's name
-	Value  string // the TXT record's text
+	Name  string // the TXT record's name
+	Value string // the TXT record's text
 }
 
 // IPList is the addresses joined for a form field, or a placeholder when

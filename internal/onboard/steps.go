@@ -3,8 +3,6 @@ package onboard
 import (
 	"fmt"
 	"strconv"
-
-	"golang.org/x/net/publicsuffix"
 )
 
 // Instruction is one setting to make at the primary service: where the
@@ -21,18 +19,6 @@ type Instruction struct {
 type Value struct {
 	Field Text   `json:"field"`
 	Value string `json:"value"`
-}
-
-// SealerDomain is the domain to list as a trusted ARC sealer: the sealing
-// domain when mailgate seals, else the registered domain of its hostname.
-func (f Facts) SealerDomain() string {
-	if f.ARC != nil {
-		return f.ARC.Domain
-	}
-	if d, err := publicsuffix.EffectiveTLDPlusOne(f.Hostname); err == nil {
-		return d
-	}
-	return f.Hostname
 }
 
 // exchangeOnlineNets are Exchange Online's sending networks as Microsoft
@@ -99,7 +85,7 @@ func Instructions(service string, f Facts, domain string) []Instruction {
 				Screen: Text{
 					"Microsoft Defender portal → Email & collaboration → Policies & rules → Threat policies → Email authentication settings → ARC → Add trusted ARC sealers. The list shows the sealing domains Microsoft 365 trusts the authentication results of.",
 					"Microsoft Defender ポータル → メールとコラボレーション → ポリシーとルール → 脅威ポリシー → メール認証の設定 → ARC → 信頼された ARC シーラーを追加。Microsoft 365 が認証結果を信頼する封印ドメインの一覧が表示されます。"},
-				Values: []Value{{Text{"Trusted ARC sealer", "信頼された ARC シーラー"}, f.SealerDomain()}},
+				Values: []Value{{Text{"Trusted ARC sealer", "信頼された ARC シーラー"}, f.Sealer}},
 				Notes:  arcNotes(f),
 			},
 			{
