@@ -174,6 +174,25 @@ func Run(t *testing.T, open Opener) {
 			t.Fatalf("tenant 2: %v %v", got2, err)
 		}
 	})
+	t.Run("one batch with two versions of a document keeps the last", func(t *testing.T) {
+		d := archive.Doc{TenantID: 3, ID: "v1", Subject: "first draft", Date: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC),
+			Direction: "in", Verdict: "clean", Addresses: []string{`odd"quote\\back@example.com`}}
+		d2 := d
+		d2.Subject = "second draft"
+		if err := idx.Add(ctx, []archive.Doc{d, d2}); err != nil {
+			t.Fatal(err)
+		}
+		for q, want := range map[string]int{"first": 0, "second": 1, "draft": 1} {
+			r, err := idx.Search(ctx, 3, archive.Query{Text: q}, archive.Page{})
+			if err != nil || len(r.IDs) != want {
+				t.Fatalf("%s: %v %v, want %d hits", q, r.IDs, err, want)
+			}
+		}
+		r, err := idx.Search(ctx, 3, archive.Query{Addr: `odd"quote\\back@example.com`}, archive.Page{})
+		if err != nil || !slices.Equal(r.IDs, []string{"v1"}) {
+			t.Fatalf("address with a quote and a backslash: %v %v", r.IDs, err)
+		}
+	})
 	if n, err := idx.Size(ctx); err != nil || n == 0 {
 		t.Fatalf("size %d %v", n, err)
 	}

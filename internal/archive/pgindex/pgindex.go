@@ -132,18 +132,59 @@ func addrs(as []string) []string {
 	return out
 }
 
-// Add inserts or replaces documents in one round trip.
-func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
-	b := &pgx.Batch{}
-	for _, d := range docs {
-		b.Queue(`INSERT INTO archive_search(tenant_id, id, received_us, size, has_attachment, direction, verdict, imported, tsv, addrs)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::tsvector, $10)
-			ON CONFLICT (tenant_id, id) DO UPDATE SET received_us = excluded.received_us, size = excluded.size,
-			has_attachment = excluded.has_attachment, direction = excluded.direction, verdict = excluded.verdict,
-			imported = excluded.imported, tsv = excluded.tsv, addrs = excluded.addrs`,
-			d.TenantID, d.ID, d.Date.UnixMicro(), d.Size, d.HasAttachment, d.Direction, " "+d.Verdict+" ", d.Imported, vector(d), addrs(d.Addresses))
+// arrayLiteral is a text[] literal of ss, every element quoted: a
+// document's addresses travel as one text of a text[] parameter.
+func arrayLiteral(ss []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`))
+		b.WriteByte('"')
 	}
-	if err := x.pool.SendBatch(ctx, b).Close(); err != nil {
+	b.WriteByte('}')
+	return b.String()
+}
+
+// Add inserts or replaces documents with one statement: the documents
+// travel as arrays, a column each, so the server plans and executes once
+// per batch instead of once per document.
+func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
+	// A statement cannot update one row twice: the last of a document's
+	// versions wins, as it would one statement after another.
+	last := map[[2]string]int{}
+	for i, d := range docs {
+		last[[2]string{strconv.FormatInt(d.TenantID, 10), d.ID}] = i
+	}
+	var (
+		tids, recs, sizes []int64
+		ids, dirs, verds  []string
+		tsvs, as          []string
+		atts, imps        []bool
+	)
+	for i, d := range docs {
+		if last[[2]string{strconv.FormatInt(d.TenantID, 10), d.ID}] != i {
+			continue
+		}
+		tids, ids, recs, sizes = append(tids, d.TenantID), append(ids, d.ID), append(recs, d.Date.UnixMicro()), append(sizes, d.Size)
+		atts, dirs, verds, imps = append(atts, d.HasAttachment), append(dirs, d.Direction), append(verds, " "+d.Verdict+" "), append(imps, d.Imported)
+		tsvs, as = append(tsvs, vector(d)), append(as, arrayLiteral(addrs(d.Addresses)))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := x.pool.Exec(ctx, `INSERT INTO archive_search(tenant_id, id, received_us, size, has_attachment, direction, verdict, imported, tsv, addrs)
+		SELECT t, i, r, s, h, d, v, m, w::tsvector, a::text[]
+		FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::boolean[], $6::text[], $7::text[], $8::boolean[], $9::text[], $10::text[])
+			AS u(t, i, r, s, h, d, v, m, w, a)
+		ON CONFLICT (tenant_id, id) DO UPDATE SET received_us = excluded.received_us, size = excluded.size,
+		has_attachment = excluded.has_attachment, direction = excluded.direction, verdict = excluded.verdict,
+		imported = excluded.imported, tsv = excluded.tsv, addrs = excluded.addrs`,
+		tids, ids, recs, sizes, atts, dirs, verds, imps, tsvs, as)
+	if err != nil {
 		return fmt.Errorf("archive index: %w", err)
 	}
 	return nil
