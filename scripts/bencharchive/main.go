@@ -25,7 +25,9 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,6 +60,7 @@ func run() error {
 	seed := flag.Uint64("seed", 1, "data seed")
 	workers := flag.Int("workers", 2, "archiver workers ([archive] workers)")
 	chunk := flag.Int("chunk", 5000, "messages accepted before each archiver run (bounds the spool)")
+	sessions := flag.Int("sessions", 8, "messages accepted at once, as by that many SMTP sessions")
 	verbose := flag.Bool("v", false, "print every search with its time and hits")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ingest to this file")
 	searchOnly := flag.Bool("search-only", false, "search the archive a previous run left in -dir (same -messages and -seed) without ingesting")
@@ -74,6 +77,7 @@ func run() error {
 
 	var st store.Store
 	var idx archive.Index
+	serverPid := 0 // the PostgreSQL server this program started
 	idxDir := filepath.Join(*dir, "archive-index")
 	switch *index {
 	case "bleve":
@@ -101,6 +105,7 @@ func run() error {
 			}
 			defer srv.Stop()
 			*dsn = srv.DSN("postgres")
+			serverPid = srv.Pid()
 		}
 		db, err := postgres.Open(ctx, postgres.Config{DSN: *dsn}, log)
 		if err != nil {
@@ -157,29 +162,57 @@ func run() error {
 		return err
 	}
 
-	var archiveTime, acceptTime, archiveCPU time.Duration
-	var logical int64
+	var archiveTime, acceptTime, archiveCPU, acceptServer, archiveServer time.Duration
+	var logical atomic.Int64
 	done := 0
 	report := time.Now()
 	for done < *n {
 		m := min(*chunk, *n-done)
-		t0 := time.Now()
-		for i := 0; i < m; i++ {
-			raw, when, dir := g.message(done + i)
-			logical += int64(len(raw))
-			id := store.NewMessageID(when)
-			k, size, err := blob.Put(ctx, spool, id, strings.NewReader(raw))
-			if err != nil {
-				return err
-			}
-			msg := store.Message{ID: id, TenantID: tn.ID, Direction: dir, MailFrom: g.sender(done + i), BlobKey: k, Size: size,
-				ReceivedAt: when, ClientIP: "192.0.2.7", Helo: "mx.example.net"}
-			rs := []store.Recipient{{Addr: g.rcpt(done + i), State: store.Delivered, NextAttempt: when}}
-			if _, err := st.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: msg, Recipients: rs}}}); err != nil {
-				return err
+		t0, s0 := time.Now(), treeCPU(serverPid)
+		// The messages of a chunk are accepted by concurrent sessions,
+		// as the SMTP server does: one transaction each.
+		var next atomic.Int64
+		errs := make(chan error, *sessions)
+		for w := 0; w < max(1, *sessions); w++ {
+			go func() {
+				for {
+					k := int(next.Add(1)) - 1
+					if k >= m {
+						errs <- nil
+						return
+					}
+					i := done + k
+					raw, when, dir := g.message(i)
+					logical.Add(int64(len(raw)))
+					id := store.NewMessageID(when)
+					key, size, err := blob.Put(ctx, spool, id, strings.NewReader(raw))
+					if err != nil {
+						errs <- err
+						return
+					}
+					msg := store.Message{ID: id, TenantID: tn.ID, Direction: dir, MailFrom: g.sender(i), BlobKey: key, Size: size,
+						ReceivedAt: when, ClientIP: "192.0.2.7", Helo: "mx.example.net"}
+					rs := []store.Recipient{{Addr: g.rcpt(i), State: store.Delivered, NextAttempt: when}}
+					if _, err := st.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: msg, Recipients: rs}}}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		var acceptErr error
+		for w := 0; w < max(1, *sessions); w++ {
+			if err := <-errs; err != nil && acceptErr == nil {
+				acceptErr = err
+				next.Store(int64(m)) // the others stop
 			}
 		}
+		if acceptErr != nil {
+			return acceptErr
+		}
 		acceptTime += time.Since(t0)
+		s1 := treeCPU(serverPid)
+		acceptServer += s1 - s0
 		t1, c1 := time.Now(), cpuTime()
 		got, err := svc.RunOnce(ctx, *workers)
 		if err != nil {
@@ -190,6 +223,7 @@ func run() error {
 		}
 		archiveTime += time.Since(t1)
 		archiveCPU += cpuTime() - c1
+		archiveServer += treeCPU(serverPid) - s1
 		if got != m {
 			return fmt.Errorf("archived %d of %d messages", got, m)
 		}
@@ -213,13 +247,17 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("accept (spool + store, not the archiver): %.0f msgs/s\n", float64(*n)/acceptTime.Seconds())
+	fmt.Printf("accept (spool + store, not the archiver, %d sessions): %.0f msgs/s\n", *sessions, float64(*n)/acceptTime.Seconds())
 	// The machine may be shared: the CPU the archiver used says what it
 	// would do with the cores to itself.
 	cpuMS := float64(archiveCPU.Microseconds()) / 1000 / float64(*n)
 	fmt.Printf("archiver CPU: %.2f ms per message (user + system, all threads): %.0f msgs/s per free core\n", cpuMS, 1000/cpuMS)
+	if serverPid != 0 {
+		perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(*n) }
+		fmt.Printf("PostgreSQL server CPU: accept %.2f ms per message, archiver %.2f ms per message\n", perMsg(acceptServer), perMsg(archiveServer))
+	}
 	fmt.Printf("search CPU (the process's, per search): p50-ms=%.1f p95-ms=%.1f\n", pct(cpu, 0.50), pct(cpu, 0.95))
-	fmt.Printf("archived bytes: %s of messages stored as %s (deduplicated)\n", mb(logical), mb(u.Bytes))
+	fmt.Printf("archived bytes: %s of messages stored as %s (deduplicated)\n", mb(logical.Load()), mb(u.Bytes))
 	if *index == "bleve" {
 		sz := dirSize(idxDir)
 		fmt.Printf("index size: %s, %.0f bytes per message; 10 M messages: about %s\n", mb(sz), float64(sz)/float64(*n), mb(sz*10_000_000/int64(*n)))
@@ -260,6 +298,57 @@ func searches(ctx context.Context, svc *archive.Service, tid int64, g *gen, verb
 	sort.Float64s(lat)
 	sort.Float64s(cpu)
 	return lat, cpu, nil
+}
+
+// treeCPU is the CPU time process pid and its children have used, the
+// children that ended included (Linux; 0 elsewhere or for pid 0): the
+// PostgreSQL server's postmaster and its backends.
+func treeCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	ticks := func(stat string, self bool) int64 {
+		// The fields after the command name, which may hold spaces.
+		i := strings.LastIndexByte(stat, ')')
+		if i < 0 {
+			return 0
+		}
+		f := strings.Fields(stat[i+1:])
+		if len(f) < 15 {
+			return 0
+		}
+		var t int64
+		last := 13 // utime, stime
+		if self {
+			last = 15 // and the ended children's
+		}
+		for _, x := range f[11:last] {
+			v, _ := strconv.ParseInt(x, 10, 64)
+			t += v
+		}
+		return t
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	total := ticks(string(b), true)
+	ps, _ := os.ReadDir("/proc")
+	want := strconv.Itoa(pid)
+	for _, p := range ps {
+		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 {
+			if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == want {
+				total += ticks(s, false)
+			}
+		}
+	}
+	// The kernel counts in USER_HZ, 100 a second on Linux.
+	return time.Duration(total) * 10 * time.Millisecond
 }
 
 func pct(lat []float64, p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }

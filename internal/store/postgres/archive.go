@@ -333,19 +333,9 @@ func (db *DB) AppendArchive(ctx context.Context, a store.ArchiveAppend) (store.A
 func (db *DB) AppendArchiveBatch(ctx context.Context, as []store.ArchiveAppend) ([]store.ArchiveAppended, error) {
 	var out []store.ArchiveAppended
 	err := db.write(ctx, func(x tx) error {
-		out = make([]store.ArchiveAppended, len(as))
-		for i, a := range as {
-			r, err := appendOne(x, a)
-			if errors.Is(err, store.ErrArchiveLease) {
-				out[i] = store.ArchiveAppended{Lost: true}
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			out[i] = r
-		}
-		return nil
+		var err error
+		out, err = appendBatch(x, as)
+		return err
 	})
 	return out, err
 }
