@@ -17,7 +17,19 @@ const maxTokenBytes = 64
 // pairs of characters (bigrams), so any word of two characters or more
 // (会議, 東京) is found without a dictionary.
 func cjk(r rune) bool {
+	if r < 0x1100 { // below Hangul Jamo, the first of them
+		return false
+	}
 	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) || r == 'ー' || r == '々'
+}
+
+// wordRune reports whether r belongs in a word: a letter, a digit or a
+// combining mark.
+func wordRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+	}
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
 }
 
 // Tokens splits text into the terms the archive's indexes keep and
@@ -25,51 +37,59 @@ func cjk(r rune) bool {
 // their usual forms), lower-cased words of letters and digits, and
 // bigrams of CJK runs (a lone CJK character stands alone). The embedded
 // index's CJK analyzer makes the same terms; the PostgreSQL index and
-// the archive rules use this function.
+// the archive rules use this function. The terms are slices of the
+// folded text where they can be (no copy per term: archiving tokenizes
+// every message).
 func Tokens(text string) []string {
 	text = norm.NFKC.String(text)
 	var out []string
-	var word []rune
-	var run []rune
-	flushWord := func() {
-		if len(word) > 0 {
-			w := strings.ToLower(string(word))
+	word := -1    // where the current word starts
+	var run []int // where the current CJK run's characters start
+	flushWord := func(end int) {
+		if word >= 0 {
+			w := strings.ToLower(text[word:end])
 			if len(w) > maxTokenBytes {
 				w = truncUTF8(w, maxTokenBytes)
 			}
 			out = append(out, w)
-			word = word[:0]
+			word = -1
 		}
 	}
-	flushRun := func() {
+	flushRun := func(end int) {
 		switch len(run) {
 		case 0:
 		case 1:
-			out = append(out, string(run))
+			out = append(out, text[run[0]:end])
 		default:
 			for i := 0; i+1 < len(run); i++ {
-				out = append(out, string(run[i:i+2]))
+				e := end
+				if i+2 < len(run) {
+					e = run[i+2]
+				}
+				out = append(out, text[run[i]:e])
 			}
 		}
 		run = run[:0]
 	}
-	for len(text) > 0 {
-		r, n := utf8.DecodeRuneInString(text)
-		text = text[n:]
+	for i := 0; i < len(text); {
+		r, n := utf8.DecodeRuneInString(text[i:])
 		switch {
 		case cjk(r):
-			flushWord()
-			run = append(run, r)
-		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r):
-			flushRun()
-			word = append(word, r)
+			flushWord(i)
+			run = append(run, i)
+		case wordRune(r):
+			flushRun(i)
+			if word < 0 {
+				word = i
+			}
 		default:
-			flushWord()
-			flushRun()
+			flushWord(i)
+			flushRun(i)
 		}
+		i += n
 	}
-	flushWord()
-	flushRun()
+	flushWord(len(text))
+	flushRun(len(text))
 	return out
 }
 

@@ -18,9 +18,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -165,13 +168,27 @@ func (x *Index) Add(ctx context.Context, docs []archive.Doc) error {
 		tsvs, as          []string
 		atts, imps        []bool
 	)
+	// The vectors are most of the work on this side: made on every core.
+	vecs := make([]string, len(docs))
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(docs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(docs); i = int(next.Add(1)) - 1 {
+				vecs[i] = vector(docs[i])
+			}
+		}()
+	}
+	wg.Wait()
 	for i, d := range docs {
 		if last[[2]string{strconv.FormatInt(d.TenantID, 10), d.ID}] != i {
 			continue
 		}
 		tids, ids, recs, sizes = append(tids, d.TenantID), append(ids, d.ID), append(recs, d.Date.UnixMicro()), append(sizes, d.Size)
 		atts, dirs, verds, imps = append(atts, d.HasAttachment), append(dirs, d.Direction), append(verds, " "+d.Verdict+" "), append(imps, d.Imported)
-		tsvs, as = append(tsvs, vector(d)), append(as, arrayLiteral(addrs(d.Addresses)))
+		tsvs, as = append(tsvs, vecs[i]), append(as, arrayLiteral(addrs(d.Addresses)))
 	}
 	if len(ids) == 0 {
 		return nil
