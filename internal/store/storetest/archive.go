@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -481,5 +482,71 @@ func testArchiveAppendBatch(t *testing.T, open Opener) {
 	again, err := st.AppendArchiveBatch(ctx, []store.ArchiveAppend{app(ps[1])})
 	if err != nil || !again[0].Lost {
 		t.Fatalf("append of a dropped row: %+v %v", again, err)
+	}
+}
+
+// A batch settles each append as if it ran alone, in order: a queue
+// message archived before is a duplicate; a spool blob two pending rows
+// share is free after the last of them only; a segment two appends of one
+// tenant stored keeps the first key (the second is unused), while another
+// tenant's copy is its own.
+func testArchiveAppendBatchSettles(t *testing.T, open Opener) {
+	ctx := context.Background()
+	st := open(t)
+	t1 := archiveTenant(t, st, "t1", store.ArchiveSettings{Enabled: true})
+	t2 := archiveTenant(t, st, "t2", store.ArchiveSettings{Enabled: true})
+	for _, m := range []struct {
+		tid     int64
+		id, key string
+	}{{t1, "m1", "n1/shared"}, {t1, "m2", "n1/shared"}, {t2, "m3", "n1/m3"}, {t1, "m4", "n1/m4"}} {
+		q := archiveMsg(m.tid, m.id, store.Inbound)
+		q.Message.BlobKey = m.key
+		q.Recipients[0].State = store.Delivered
+		if _, err := st.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{q}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps := pendingIDs(t, st)
+	seg := fmt.Sprintf("%064x", 7)
+	entry := func(id, qid, seg string) store.ArchiveEntry {
+		return store.ArchiveEntry{ID: id, Kind: store.ArchiveKindMessage, QueueID: qid, Direction: store.Inbound,
+			At: t0, Received: t0, Size: 10, SHA256: seg, Segments: []string{seg}, Meta: `{"m":1}`}
+	}
+	// m4 was archived by an earlier attempt.
+	seg0 := fmt.Sprintf("%064x", 6)
+	if _, err := st.AppendArchive(ctx, store.ArchiveAppend{TenantID: t1, Entries: []store.ArchiveEntry{entry("A0", "m4", seg0)},
+		Blobs: []store.ArchiveBlob{{SHA256: seg0, Key: "a/0", Size: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	app := func(tid int64, qid, key string) store.ArchiveAppend {
+		return store.ArchiveAppend{TenantID: tid, PendingID: ps[qid].ID, Owner: "peek", Entries: []store.ArchiveEntry{entry("A"+qid, qid, seg)},
+			Blobs: []store.ArchiveBlob{{SHA256: seg, Key: key, Size: 10}}}
+	}
+	res, err := st.AppendArchiveBatch(ctx, []store.ArchiveAppend{app(t1, "m4", "a/4"), app(t1, "m1", "a/1"), app(t1, "m2", "a/2"), app(t2, "m3", "a/3")})
+	if err != nil || len(res) != 4 {
+		t.Fatalf("batch: %+v %v", res, err)
+	}
+	if r := res[0]; !r.Duplicate || !r.SpoolFree || len(r.Entries) != 0 || !slices.Equal(r.Unused, []string{"a/4"}) {
+		t.Fatalf("the message archived before: %+v", r)
+	}
+	if r := res[1]; r.Duplicate || r.SpoolFree || len(r.Unused) != 0 || r.Size != 2 || r.Entries[0].Seq != 1 {
+		t.Fatalf("the first of two on one spool blob: %+v", r)
+	}
+	if r := res[2]; r.Duplicate || !r.SpoolFree || !slices.Equal(r.Unused, []string{"a/2"}) || r.Size != 3 || r.Entries[0].Seq != 2 {
+		t.Fatalf("the last of two on one spool blob: %+v", r)
+	}
+	if r := res[3]; r.Duplicate || !r.SpoolFree || len(r.Unused) != 0 || r.Size != 1 || r.Entries[0].Seq != 0 {
+		t.Fatalf("the other tenant's: %+v", r)
+	}
+	if b, err := st.ArchiveBlobBySHA(ctx, t1, seg); err != nil || b.Key != "a/1" {
+		t.Fatalf("tenant 1's segment: %+v %v", b, err)
+	}
+	if b, err := st.ArchiveBlobBySHA(ctx, t2, seg); err != nil || b.Key != "a/3" {
+		t.Fatalf("tenant 2's segment: %+v %v", b, err)
+	}
+	for tid, want := range map[int64]int{t1: 3, t2: 1} {
+		if es, err := st.ArchiveEntries(ctx, tid, 0, 10); err != nil || len(es) != want {
+			t.Fatalf("tenant %d: entries %v %v", tid, es, err)
+		}
 	}
 }

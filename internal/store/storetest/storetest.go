@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"ArchiveAcceptQueues", testArchiveAcceptQueues},
 		{"ArchiveClaimAndAppend", testArchiveClaimAndAppend},
 		{"ArchiveAppendBatch", testArchiveAppendBatch},
+		{"ArchiveAppendBatchSettles", testArchiveAppendBatchSettles},
 		{"ArchiveAppendConcurrent", testArchiveAppendConcurrent},
 		{"ArchiveRetentionAndGrants", testArchiveRetentionAndGrants},
 		{"AcceptQuota", testAcceptQuota},
