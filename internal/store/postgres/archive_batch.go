@@ -95,7 +95,7 @@ func appendBatch(x tx, as []store.ArchiveAppend) ([]store.ArchiveAppended, error
 	archived := map[[2]string]bool{}
 	if len(qids) > 0 {
 		rows, err := x.Query(`SELECT e.tenant_id, e.queue_id FROM archive_entries e JOIN unnest($1::bigint[], $2::text[]) AS u(t, q)
-			ON e.tenant_id = u.t AND e.queue_id = u.q WHERE u.q <> ''`, qtids, qids)
+			ON e.tenant_id = u.t AND e.queue_id = u.q WHERE e.queue_id <> ''`, qtids, qids) // the predicate of the unique index on queue IDs
 		if err != nil {
 			return nil, fmt.Errorf("archive entries: %w", err)
 		}
