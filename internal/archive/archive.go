@@ -78,6 +78,9 @@ type Service struct {
 	mu      sync.Mutex
 	touched map[int64]bool       // tenants appended to since the last checkpoint
 	usageOf map[int64]usageCache // stored bytes and capacity per tenant
+	// refresh lets one worker at a time read a usage from the store: the
+	// others wait for its answer instead of asking the same.
+	refresh sync.Mutex
 	writing map[string]*nameLock // blob names being written (storeSegment)
 }
 

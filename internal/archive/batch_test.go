@@ -309,3 +309,36 @@ func TestSegmentsOf(t *testing.T) {
 		t.Fatalf("%d segments for a message with one attachment", n)
 	}
 }
+
+// countingUsage counts the store's usage reads.
+type countingUsage struct {
+	store.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingUsage) ArchiveUsage(ctx context.Context, tid int64) (store.ArchiveUsage, error) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.Store.ArchiveUsage(ctx, tid)
+}
+
+// The workers of a batch that all find the tenant's usage out of date
+// read it from the store once between them: the read counts the whole
+// archive, and a large archive makes it slow.
+func TestArchiveUsageReadOncePerRefresh(t *testing.T) {
+	h := newHarness(t, store.ArchiveSettings{Enabled: true})
+	for i := 0; i < 32; i++ {
+		h.accept(store.Inbound, fmt.Sprintf("From: a@example.net\r\nSubject: m%d\r\n\r\nbody %d\r\n", i, i), "u@example.test")
+	}
+	c := &countingUsage{Store: h.st}
+	h.svc.Store = c
+	n, err := h.svc.RunOnce(context.Background(), 8)
+	if err != nil || n != 32 {
+		t.Fatalf("archived %d: %v", n, err)
+	}
+	if c.n != 1 {
+		t.Fatalf("usage read %d times within one refresh interval", c.n)
+	}
+}

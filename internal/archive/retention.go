@@ -48,6 +48,14 @@ func (s *Service) usage(ctx context.Context, st store.ArchiveSettings) (usageCac
 	if ok && s.now().Sub(u.at) < usageRefresh {
 		return u, nil
 	}
+	s.refresh.Lock()
+	defer s.refresh.Unlock()
+	s.mu.Lock()
+	u, ok = s.usageOf[st.TenantID]
+	s.mu.Unlock()
+	if ok && s.now().Sub(u.at) < usageRefresh {
+		return u, nil // read meanwhile
+	}
 	got, err := s.Store.ArchiveUsage(ctx, st.TenantID)
 	if err != nil {
 		return u, err
