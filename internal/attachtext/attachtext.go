@@ -137,7 +137,7 @@ func Read(ctx context.Context, r io.Reader, mlim mailtext.Limits, parts []mailte
 	x := &reader{ctx: ctx, lim: lim, noText: !text}
 	v := &visitor{x: x, want: want, out: out}
 	if err := mailtext.Walk(ctx, r, mlim, v); err != nil {
-		return out, fmt.Errorf("read attachments: %w", err)
+		return out, fmt.Errorf("read message: %w", err)
 	}
 	for path, i := range want {
 		if !v.seen[path] && out[i].Unread == "" {
