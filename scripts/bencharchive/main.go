@@ -63,6 +63,7 @@ func run() error {
 	sessions := flag.Int("sessions", 8, "messages accepted at once, as by that many SMTP sessions")
 	verbose := flag.Bool("v", false, "print every search with its time and hits")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ingest to this file")
+	searchAfter := flag.String("search-after", "", "before the searches, wait until this file exists (to time them on a machine that has become quiet, after an ingest that shared it)")
 	searchOnly := flag.Bool("search-only", false, "search the archive a previous run left in -dir (same -messages and -seed) without ingesting")
 	flag.Parse()
 	if *dir == "" {
@@ -237,6 +238,19 @@ func run() error {
 
 	if *index == "bleve" {
 		settle(idxDir)
+	}
+	if *searchAfter != "" {
+		fmt.Fprintf(os.Stderr, "[bencharchive] ingest done; searching once %s exists\n", *searchAfter)
+		for {
+			if _, err := os.Stat(*searchAfter); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Second):
+			}
+		}
 	}
 	lat, cpu, err := searches(ctx, svc, tn.ID, g, *verbose)
 	if err != nil {
