@@ -861,4 +861,9 @@ UPDATE archive_search s SET addrs = e.addrs FROM (
 ) AS e WHERE e.tenant_id = s.tenant_id AND e.id = s.id;
 CREATE INDEX archive_search_addrs ON archive_search USING gin (addrs);
 `,
+	// The policy version: bumped with every write to a tenant's settings,
+	// groups, group members or trusted networks, so the inbound pipeline
+	// can keep them in memory and still see a change made by another
+	// process or node.
+	`ALTER TABLE tenant_versions ADD COLUMN policy BIGINT NOT NULL DEFAULT 0;`,
 }
