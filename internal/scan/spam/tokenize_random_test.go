@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailgate/mailgate/internal/mailtext"
 )
 
 // randomTokensFile holds, for each message randomMessage generates, the
@@ -163,5 +165,17 @@ func TestTokenizeRandomUnchanged(t *testing.T) {
 	}
 	if bad > 0 {
 		t.Fatalf("%d of %d tokenizations changed", bad, len(got))
+	}
+}
+
+// BenchmarkTokenizeRandom tokenizes the comparison set's messages.
+func BenchmarkTokenizeRandom(b *testing.B) {
+	var msgs []*mailtext.Message
+	for i := range 50 {
+		msgs = append(msgs, parseMsg(b, randomMessage(i)))
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		Tokenize(msgs[i%len(msgs)], 0)
 	}
 }
