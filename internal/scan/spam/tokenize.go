@@ -409,23 +409,19 @@ func (t *tokenizer) chunk(prefix, c string) {
 
 // urlStart finds the first "http://", "https://" or "www." in c.
 func urlStart(c string) int {
-	best := -1
-	for k := 0; k < len(c); {
-		i := strings.Index(c[k:], "http")
-		if i < 0 {
-			break
+	for i := 0; i+4 <= len(c); i++ {
+		switch c[i] {
+		case 'h':
+			if r := c[i:]; strings.HasPrefix(r, "http://") || strings.HasPrefix(r, "https://") {
+				return i
+			}
+		case 'w':
+			if strings.HasPrefix(c[i:], "www.") {
+				return i
+			}
 		}
-		r := c[k+i:]
-		if strings.HasPrefix(r, "http://") || strings.HasPrefix(r, "https://") {
-			best = k + i
-			break
-		}
-		k += i + 4
 	}
-	if i := strings.Index(c, "www."); i >= 0 && (best < 0 || i < best) {
-		best = i
-	}
-	return best
+	return -1
 }
 
 // link adds the features of one URL: scheme, host, registrable domain and
