@@ -646,9 +646,19 @@ func isCJK(r rune) bool {
 	if r < 0x1100 {
 		return false
 	}
+	if commonKana(r) {
+		return true
+	}
 	// U+30FC (prolonged sound mark) is script Common but belongs inside
 	// katakana words such as "セール".
 	return r == 0x30FC || unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
+}
+
+// commonKana reports whether r is in the hiragana, katakana or CJK
+// unified ideograph ranges that are Hiragana, Katakana or Han throughout:
+// most of Japanese text, answered without searching the script tables.
+func commonKana(r rune) bool {
+	return 0x4E00 <= r && r <= 0x9FFF || 0x3041 <= r && r <= 0x3096 || 0x30A1 <= r && r <= 0x30FA
 }
 
 func isWordRune(r rune) bool {

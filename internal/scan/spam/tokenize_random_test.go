@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
 )
@@ -177,5 +178,19 @@ func BenchmarkTokenizeRandom(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		Tokenize(msgs[i%len(msgs)], 0)
+	}
+}
+
+// The shortcut for the common Japanese ranges answers as the script
+// tables do, for every code point.
+func TestCJKShortcutAgreesWithTables(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		wantCJK := r >= 0x1100 && (r == 0x30FC || unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul))
+		if got := isCJK(r); got != wantCJK {
+			t.Fatalf("isCJK(%U) = %v, want %v", r, got, wantCJK)
+		}
+		if commonKana(r) && runeScript(r) != scriptCJK {
+			t.Fatalf("runeScript(%U) = %v, want CJK", r, runeScript(r))
+		}
 	}
 }
