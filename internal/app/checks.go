@@ -103,6 +103,9 @@ func ClamdClient(cc config.ChecksConfig) (*clamd.Client, bool) {
 	cl := &clamd.Client{Address: cc.Clamd, DialTimeout: 5 * time.Second, ScanTimeout: cc.AVTimeout.Duration}
 	if strings.Contains(cc.Clamd, "/") {
 		cl.Network = "unix"
+		// A local clamd reads the message from a passed memory file,
+		// which costs it less than copying a stream to a file first.
+		cl.FDPassMax = clamd.DefaultFDPassMax
 	} else {
 		cl.Network = "tcp"
 	}

@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -79,6 +81,36 @@ func TestArchiveInboundAndOutbound(t *testing.T) {
 	}
 	if r := h.verify(); !r.OK() || r.Messages != 2 {
 		t.Fatalf("untouched archive does not verify: %+v", r)
+	}
+}
+
+// The text of files inside a ZIP attachment is searchable: a Word document
+// in a ZIP is found by a word of its text, and the ZIP's member names by
+// attachment name.
+func TestArchiveSearchesInsideZip(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, store.ArchiveSettings{Enabled: true})
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create("見積/quotation.docx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(docx("Kickoff budget for 社外秘 project Hyacinth"))
+	zw.Close()
+	zipped := h.accept(store.Inbound, withAttachment("documents", "see the zip", "docs.zip", buf.Bytes()), "x@example.test")
+	h.accept(store.Inbound, withAttachment("other", "see the doc", "other.docx", docx("Lunch menu")), "x@example.test")
+	if n := h.run(); n != 2 {
+		t.Fatalf("archived %d of 2", n)
+	}
+	for _, q := range []Query{{Attachment: "Hyacinth"}, {Attachment: "社外秘"}, {Text: "hyacinth"}, {Attachment: "quotation"}} {
+		hits, err := h.svc.Search(ctx, h.tenant, q, Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hits.Entries) != 1 || hits.Entries[0].QueueID != zipped {
+			t.Fatalf("%+v: %v", q, hits.Entries)
+		}
 	}
 }
 

@@ -338,6 +338,7 @@ func DocOf(e store.ArchiveEntry, x Extracted, meta Meta) Doc {
 	var atext []string
 	for _, a := range x.Attachments {
 		names = append(names, a.Name)
+		names = append(names, a.Names...) // an archive's members
 		if a.Text != "" {
 			atext = append(atext, a.Text)
 		}

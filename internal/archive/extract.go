@@ -1,18 +1,13 @@
 package archive
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
-	"fmt"
-	"io"
-	"path"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/attachtext"
 	"github.com/mailgate/mailgate/internal/mailtext"
 )
 
@@ -47,12 +42,9 @@ type Doc struct {
 // index gets what fits.
 const (
 	maxBodyText       = 4 << 20
-	maxAttachmentText = 4 << 20
-	maxAttachmentRead = 32 << 20 // decoded bytes of one attachment read for text
-	maxZipEntryRead   = 16 << 20 // decompressed bytes read from one OOXML part
-	maxZipEntries     = 2000
+	maxAttachmentText = 4 << 20 // over all attachments of a message
 	// pdfTimeout bounds the reading of one PDF's text: a crafted document
-	// must not stall the archiver.
+	// must not stall the archiver, but nobody waits for it either.
 	pdfTimeout = 30 * time.Second
 )
 
@@ -70,15 +62,11 @@ type Extracted struct {
 	Problems      []string
 }
 
-// Attachment is one attachment's name, type and extracted text.
-type Attachment struct {
-	Name string
-	Type string
-	Size int64
-	Text string
-	// Note says why no text was extracted (type not supported, damaged).
-	Note string
-}
+// Attachment is one attachment's name, types by content, size and text
+// (attachtext's reading, bounded by its default limits); an attached
+// message is listed by its name only, its own attachments are
+// read. Unread says why the text may be incomplete.
+type Attachment = attachtext.Attachment
 
 func formatAddrs(as []mailtext.Address) []string {
 	out := make([]string, 0, len(as))
@@ -144,174 +132,37 @@ func parseDate(s string) (time.Time, error) {
 	return time.Time{}, errors.New("unparsed date")
 }
 
-// attachments walks the message once more for the attachments' decoded
-// bytes and extracts their text by type.
+// attachments walks the message once more and reads its attachments'
+// text within attachtext's bounds: a ZIP bomb or a damaged document gives
+// partial text, never an error.
 func attachments(ctx context.Context, raw []byte, m *mailtext.Message) []Attachment {
-	byPath := map[string]mailtext.Part{}
-	for _, p := range m.Parts {
-		if p.IsAttachment {
-			byPath[p.Path] = p
-		}
+	lim := attachtext.DefaultLimits()
+	lim.PDFTimeout = pdfTimeout
+	read, _ := attachtext.Read(ctx, bytes.NewReader(raw), mailtext.Limits{}, m.Parts, lim, true)
+	byPath := make(map[string]Attachment, len(read))
+	for _, a := range read {
+		byPath[a.Path] = a
 	}
-	if len(byPath) == 0 {
-		return nil
-	}
-	v := &attVisitor{parts: byPath}
-	_ = mailtext.Walk(ctx, bytes.NewReader(raw), mailtext.Limits{}, v)
+	var out []Attachment
 	total := 0
-	for i := range v.out {
-		if total+len(v.out[i].Text) > maxAttachmentText {
-			v.out[i].Text = truncUTF8(v.out[i].Text, maxAttachmentText-total)
-			v.out[i].Note = "text truncated"
-		}
-		total += len(v.out[i].Text)
-	}
-	return v.out
-}
-
-type attVisitor struct {
-	parts map[string]mailtext.Part
-	out   []Attachment
-}
-
-func (v *attVisitor) Header(n *mailtext.Node) (mailtext.Action, error) {
-	// Attached messages stay closed: they are attachments here.
-	if _, ok := v.parts[n.Path]; ok {
-		return mailtext.AsLeaf, nil
-	}
-	return mailtext.Descend, nil
-}
-
-func (v *attVisitor) Body(n *mailtext.Node, b *mailtext.Body) error {
-	p, ok := v.parts[n.Path]
-	if !ok {
-		return nil
-	}
-	a := Attachment{Name: p.Filename, Type: p.ContentType, Size: p.Size}
-	data, err := io.ReadAll(io.LimitReader(b.Decoded(), maxAttachmentRead+1))
-	switch {
-	case err != nil:
-		a.Note = "unreadable: " + err.Error()
-	case len(data) > maxAttachmentRead:
-		a.Note = "too large for text extraction"
-	default:
-		a.Size = int64(len(data))
-		a.Text, a.Note = attachmentText(p, data)
-	}
-	v.out = append(v.out, a)
-	return nil
-}
-
-func attachmentText(p mailtext.Part, data []byte) (string, string) {
-	name := strings.ToLower(p.Filename)
-	ext := path.Ext(name)
-	switch {
-	case p.Text != "":
-		return p.Text, ""
-	case strings.HasPrefix(p.ContentType, "text/html") || ext == ".html" || ext == ".htm":
-		t, _ := mailtext.HTMLToText(bytes.NewReader(data), maxAttachmentText)
-		return t, ""
-	case strings.HasPrefix(p.ContentType, "text/") || ext == ".txt" || ext == ".csv":
-		s, err := mailtext.DecodeCharset(p.Charset, data)
-		if err != nil {
-			return string(bytes.ToValidUTF8(data, []byte("\uFFFD"))), ""
-		}
-		return s, ""
-	case ext == ".docx" || ext == ".xlsx" || ext == ".pptx" || strings.Contains(p.ContentType, "openxmlformats"):
-		t, err := ooxmlText(data)
-		if err != nil {
-			return t, "office document: " + err.Error()
-		}
-		return t, ""
-	case ext == ".pdf" || p.ContentType == "application/pdf":
-		t, err := mailtext.PDFText(data, maxAttachmentText, pdfTimeout)
-		if err != nil {
-			return t, "pdf: " + err.Error()
-		}
-		return t, ""
-	}
-	return "", "no text extracted from this type"
-}
-
-// ooxmlText reads the text of a Word, Excel or PowerPoint (Office Open
-// XML) file: the character data of its document parts, read through
-// bounded readers so a compression bomb cannot exhaust memory.
-func ooxmlText(data []byte) (string, error) {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return "", fmt.Errorf("not a zip file: %w", err)
-	}
-	if len(zr.File) > maxZipEntries {
-		return "", fmt.Errorf("%d entries", len(zr.File))
-	}
-	var names []string
-	for _, f := range zr.File {
-		n := f.Name
-		if n == "word/document.xml" || strings.HasPrefix(n, "word/header") || strings.HasPrefix(n, "word/footer") ||
-			n == "xl/sharedStrings.xml" || strings.HasPrefix(n, "xl/worksheets/sheet") ||
-			strings.HasPrefix(n, "ppt/slides/slide") && strings.HasSuffix(n, ".xml") {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	budget := int64(maxZipEntryRead)
-	for _, n := range names {
-		f, err := zr.Open(n)
-		if err != nil {
+	for _, p := range m.Parts {
+		if !p.IsAttachment {
 			continue
 		}
-		read, err := xmlText(&b, io.LimitReader(f, budget))
-		f.Close()
-		budget -= read
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-			return b.String(), fmt.Errorf("%s: %w", n, err)
+		a, ok := byPath[p.Path]
+		if !ok {
+			// An attached message, by name (its own attachments are
+			// listed too).
+			a = Attachment{Path: p.Path, Name: p.Filename, Size: p.Size}
 		}
-		if budget <= 0 || b.Len() > maxAttachmentText {
-			return b.String(), errors.New("text beyond the extraction bound left out")
+		if total+len(a.Text) > maxAttachmentText {
+			a.Text = truncUTF8(a.Text, maxAttachmentText-total)
+			a.Unread = "text beyond the index's bound"
 		}
+		total += len(a.Text)
+		out = append(out, a)
 	}
-	if len(names) == 0 {
-		return "", errors.New("no document parts")
-	}
-	return b.String(), nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// xmlText appends the character data of an XML document, a space after
-// each element (paragraphs, cells and runs then stay apart).
-func xmlText(b *strings.Builder, r io.Reader) (int64, error) {
-	cr := &countingReader{r: r}
-	d := xml.NewDecoder(cr)
-	d.Strict = false
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			return cr.n, nil
-		}
-		if err != nil {
-			return cr.n, err
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			b.Write(bytes.TrimSpace(t))
-		case xml.EndElement:
-			switch t.Name.Local {
-			case "p", "t", "v", "si", "c", "tc", "br", "tab":
-				b.WriteByte(' ')
-			}
-		}
-	}
+	return out
 }
 
 func truncUTF8(s string, n int) string {

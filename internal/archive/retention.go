@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -162,12 +163,9 @@ func (s *Service) holdsFor(ctx context.Context, tid int64) (func(store.ArchiveEn
 	return func(e store.ArchiveEntry) bool {
 		var meta Meta
 		_ = jsonUnmarshal(e.Meta, &meta)
-		parties := strings.ToLower(e.FromHdr + " " + e.ToHdr + " " + e.CcHdr + " " + meta.MailFrom)
-		for _, r := range meta.Rcpts {
-			parties += " " + strings.ToLower(r.Addr)
-		}
+		parties, unparsed := entryParties(e, meta)
 		for _, a := range addrs {
-			if strings.Contains(parties, a) {
+			if IsParticipant(parties, a) || unparsed != "" && strings.Contains(unparsed, a) {
 				return true
 			}
 		}
@@ -181,6 +179,27 @@ func (s *Service) holdsFor(ctx context.Context, tid int64) (func(store.ArchiveEn
 		}
 		return false
 	}, nil
+}
+
+// entryParties returns the exact addresses an archived message is from or
+// to, as its entry records them: the envelope sender and recipients and
+// the addresses of the From, To and Cc headers. A header with an "@" that
+// did not parse as part of an address is returned whole, lower case, in
+// unparsed, for a substring test: a hold then keeps more, never less.
+func entryParties(e store.ArchiveEntry, meta Meta) (parties []string, unparsed string) {
+	var header []string
+	for _, h := range []string{e.FromHdr, e.ToHdr, e.CcHdr} {
+		as := mailtext.ParseAddressList(h)
+		ats := 0
+		for _, a := range as {
+			header = append(header, a.Addr)
+			ats += strings.Count(a.Addr, "@")
+		}
+		if strings.Count(h, "@") > ats {
+			unparsed += strings.ToLower(h) + "\n"
+		}
+	}
+	return addressSet(header, meta), unparsed
 }
 
 // deleteOldestDay deletes the bodies of the oldest day's messages that are

@@ -115,7 +115,7 @@ type BlobsConfig struct {
 // domain, group or address with "mailgate policy set" (docs/inbound.md).
 type ChecksConfig struct {
 	Enabled        []string `toml:"enabled" doc:"Inbound checks to run, in the order their findings merge: lists, structure (MIME that cannot be fully read), auth (SPF/DKIM/DMARC/ARC), av (ClamAV), bec (impersonation), spam (classifier and heuristics; also combines every check's evidence into the spam score); optionally rspamd and spamassassin (external engines, see rspamd and spamd)."`
-	Clamd          string   `toml:"clamd" doc:"clamd socket: a path (unix socket) or host:port. Empty: no anti-virus check, even when av is enabled."`
+	Clamd          string   `toml:"clamd" doc:"clamd socket: a path (unix socket) or host:port. Empty: no anti-virus check, even when av is enabled. On a unix socket, messages up to 25 MiB are passed to clamd as a file descriptor (FILDES; longer ones are streamed); if clamd refuses descriptors, mailgate logs it once and streams."`
 	ClamdOnError   string   `toml:"clamd_on_error" doc:"When clamd is down or too slow: tempfail (451, the client retries; default) or pass (accept with an X-Mailgate-Unchecked header)."`
 	Rspamd         string   `toml:"rspamd" doc:"URL of an rspamd normal worker (e.g. http://127.0.0.1:11333) for sites that run one; used when \"rspamd\" is in enabled."`
 	RspamdPassword string   `toml:"rspamd_password" doc:"Password for rspamd, if it asks for one."`

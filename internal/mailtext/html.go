@@ -294,7 +294,10 @@ func collapseSpace(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// truncUTF8 cuts s to at most n bytes without splitting a character.
+// TruncUTF8 cuts s to at most n bytes (n >= 0) without splitting a
+// character.
+func TruncUTF8(s string, n int) string { return truncUTF8(s, n) }
+
 func truncUTF8(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/attachtext"
 	"github.com/mailgate/mailgate/internal/clock"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/scan/lists"
@@ -237,7 +238,7 @@ func (f *Facts) attachments(ctx context.Context, lim ExtractLimits, text bool) (
 		return f.attach, f.attachEr
 	}
 	defer r.Close()
-	f.attach, f.attachEr = readAttachments(ctx, r, f.Limits, f.Parsed.Parts, lim, text)
+	f.attach, f.attachEr = attachtext.Read(ctx, r, f.Limits, f.Parsed.Parts, lim, text)
 	return f.attach, f.attachEr
 }
 
@@ -679,7 +680,7 @@ func (ev *evaluator) attach(c *ccond) (tri, string) {
 	case FieldAttachType:
 		for _, a := range as {
 			for _, t := range c.vals {
-				if a.hasType(t) {
+				if a.HasType(t) {
 					return yes, "attachment " + a.Name + " is " + t
 				}
 			}
@@ -694,7 +695,7 @@ func (ev *evaluator) attach(c *ccond) (tri, string) {
 			for _, n := range a.Names {
 				names = append(names, ev.norm(n))
 			}
-			if a.Unread != "" && (a.hasType(TypeZip) || strings.HasPrefix(a.Unread, "unread")) && !strings.HasPrefix(a.Unread, "encrypted") {
+			if a.Unread != "" && (a.HasType(TypeZip) || strings.HasPrefix(a.Unread, "unread")) && !strings.HasPrefix(a.Unread, "encrypted") {
 				partial = true
 			}
 		}

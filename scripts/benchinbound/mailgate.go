@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,9 @@ type instance struct {
 	sink                    string // downstream host:port
 	cmd                     *exec.Cmd
 	exited                  chan struct{}
-	profPath                string // CPU profile of the measured window, or ""
+	profPath                string   // CPU profile of the measured window, or ""
+	pprofAddr               string   // [debug] pprof_listen when profiling
+	prof                    net.Conn // the profile request while it runs
 }
 
 // instanceConfig is what differs between the runs.
@@ -36,8 +39,8 @@ type instanceConfig struct {
 	sink     string
 	logLevel string
 	maxPerIP int
-	// cpuProfile: where a mailgate built with -tags benchprof writes its
-	// CPU profile (see cmd/mailgate/benchprof.go), or "".
+	// cpuProfile: where the CPU profile of the measured window goes, taken
+	// through mailgate's [debug] pprof_listen, or "".
 	cpuProfile string
 }
 
@@ -49,6 +52,13 @@ func newInstance(bin, dir string, ic instanceConfig) (*instance, error) {
 	in := &instance{bin: bin, dir: dir, conf: filepath.Join(dir, "mailgate.toml"), logPath: filepath.Join(dir, "mailgate.log"),
 		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), sink: ic.sink,
 		profPath: ic.cpuProfile}
+	if in.profPath != "" {
+		pport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		in.pprofAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(pport))
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("mailgate dir: %w", err)
 	}
@@ -75,6 +85,9 @@ smart_host = "smtp://%s"
 enabled = [%s]
 clamd = %q
 `, filepath.Join(dir, "data"), ic.logLevel, ic.resolver, in.addr, ic.maxPerIP, ic.sink, strings.Join(quoted, ", "), ic.clamd)
+	if in.pprofAddr != "" {
+		conf += fmt.Sprintf("[debug]\npprof_listen = %q\n", in.pprofAddr)
+	}
 	if err := os.WriteFile(in.conf, []byte(conf), 0o644); err != nil {
 		return nil, fmt.Errorf("mailgate config: %w", err)
 	}
@@ -106,7 +119,6 @@ func (in *instance) start(ctx context.Context) error {
 	in.cmd.Stderr = logf
 	if in.profPath != "" {
 		_ = os.Remove(in.profPath)
-		in.cmd.Env = append(os.Environ(), "MAILGATE_BENCH_CPUPROFILE="+in.profPath)
 	}
 	in.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := in.cmd.Start(); err != nil {
@@ -141,27 +153,58 @@ func (in *instance) start(ctx context.Context) error {
 
 func (in *instance) pid() int { return in.cmd.Process.Pid }
 
-// profile starts (SIGUSR1) or stops (SIGUSR2) the CPU profile of a
-// mailgate built with -tags benchprof; stopping waits for the file.
-func (in *instance) profile(start bool) error {
+// profile starts or stops the CPU profile of the measured window, through
+// mailgate's pprof listener: start sends the request for a profile longer
+// than the benchmark can last; stop half-closes the connection, which ends
+// the profile at once (the server cancels the request when its client
+// stops sending), and writes the profile the server then answers with.
+func (in *instance) profile(start bool, limit time.Duration) error {
 	if in.profPath == "" {
 		return nil
 	}
 	if start {
-		if err := in.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		c, err := net.DialTimeout("tcp", in.pprofAddr, 5*time.Second)
+		if err != nil {
 			return fmt.Errorf("starting the CPU profile: %w", err)
 		}
+		secs := int((limit + time.Minute).Seconds())
+		if _, err := fmt.Fprintf(c, "GET /debug/pprof/profile?seconds=%d HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", secs, in.pprofAddr); err != nil {
+			c.Close()
+			return fmt.Errorf("starting the CPU profile: %w", err)
+		}
+		in.prof = c
 		return nil
 	}
-	if err := in.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+	c := in.prof
+	if c == nil {
+		return fmt.Errorf("no CPU profile running")
+	}
+	in.prof = nil
+	defer c.Close()
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
 		return fmt.Errorf("stopping the CPU profile: %w", err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(in.profPath); err == nil {
-			return nil
-		}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return fmt.Errorf("reading the CPU profile: %w", err)
 	}
-	return fmt.Errorf("no CPU profile in %s after 10s (is mailgate built with -tags benchprof?)", in.profPath)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading the CPU profile: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("CPU profile: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	// Written aside and renamed: a reader never sees a partial profile.
+	if err := os.WriteFile(in.profPath+".tmp", body, 0o644); err != nil {
+		return fmt.Errorf("writing the CPU profile: %w", err)
+	}
+	if err := os.Rename(in.profPath+".tmp", in.profPath); err != nil {
+		return fmt.Errorf("writing the CPU profile: %w", err)
+	}
+	return nil
 }
 
 // alive reports whether the server process is still running.

@@ -78,7 +78,7 @@ func run() int {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, data)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "mailgate log_level")
 	flag.StringVar(&o.runs, "runs", "pipeline,relay-only", "runs to do, comma-separated")
-	flag.StringVar(&o.profDir, "cpuprofile", "", "write mailgate's CPU profile of each measured window to DIR/RUN.pprof (needs a mailgate built with -tags benchprof)")
+	flag.StringVar(&o.profDir, "cpuprofile", "", "write mailgate's CPU profile of each measured window to DIR/RUN.pprof (taken through [debug] pprof_listen)")
 	flag.Parse()
 	if o.bin == "" || o.n <= 0 || o.sessions <= 0 || o.warmup < 0 || o.perConn <= 0 || o.entries < 20 {
 		fmt.Fprintln(os.Stderr, "bench-inbound: need -mailgate BIN, -n > 0, -sessions > 0, -warmup >= 0, -per-conn > 0, -entries >= 20")
@@ -317,7 +317,7 @@ func (b *bench) runOne(ctx context.Context, name, dirName string, checks []strin
 	}
 	clamd0, _ := cpuTicks(b.clamd.Pid())
 	self0, _ := cpuTicks(os.Getpid())
-	if err := in.profile(true); err != nil {
+	if err := in.profile(true, b.o.timeout); err != nil {
 		r.failed = err
 		return r
 	}
@@ -360,7 +360,7 @@ func (b *bench) runOne(ctx context.Context, name, dirName string, checks []strin
 	// would arrive within a queue poll or two.
 	time.Sleep(time.Second)
 	tr.refresh()
-	if err := in.profile(false); err != nil {
+	if err := in.profile(false, 0); err != nil {
 		logf("%s: %v", name, err)
 	} else if in.profPath != "" {
 		logf("%s: CPU profile in %s", name, in.profPath)

@@ -1,5 +1,6 @@
 // Package clamd is a client for the ClamAV daemon's socket protocol
-// (clamd(8)): PING, VERSION and INSTREAM, all in the NUL-delimited "z" form.
+// (clamd(8)): PING, VERSION, INSTREAM and FILDES, all in the NUL-delimited
+// "z" form.
 //
 // A Client holds only configuration and opens one connection per command.
 // clamd closes a connection after each command unless IDSESSION is used, and
@@ -15,7 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,6 +27,11 @@ import (
 // DefaultChunkSize is the INSTREAM chunk size used when Client.ChunkSize is
 // zero or negative.
 const DefaultChunkSize = 64 << 10
+
+// DefaultFDPassMax is a FDPassMax for a clamd of default configuration: its
+// StreamMaxLength, 25 MiB, so that the messages it would refuse as too long
+// to stream are still streamed and refused.
+const DefaultFDPassMax = 25 << 20
 
 // maxChunkSize keeps chunks well inside the protocol's 32-bit length field
 // and bounds the per-scan buffer.
@@ -52,6 +60,22 @@ type Client struct {
 	// Dialer, if set, replaces net.Dialer (tests, proxies). DialTimeout
 	// still applies through the context passed to it.
 	Dialer ContextDialer
+	// FDPassMax, when positive and the socket is a local (unix) one, makes
+	// Scan hand clamd a message of up to this many bytes as an open file
+	// descriptor (FILDES) instead of streaming it (INSTREAM). clamd then
+	// scans the memory file in place instead of first copying the stream
+	// into a temporary file of its own, which costs it about a third less
+	// CPU per ordinary message. Longer messages are streamed, so with
+	// FDPassMax at clamd's StreamMaxLength a message clamd would refuse is
+	// still refused. Where descriptors cannot be passed (not Linux, a
+	// custom Dialer) the message is streamed; when clamd answers FILDES
+	// with an error and then scans the same message streamed (an old clamd,
+	// a confinement policy refusing the descriptor), the Client logs it
+	// once and streams every later message.
+	FDPassMax int64
+
+	// fdpassOff is set once FILDES has failed where INSTREAM worked.
+	fdpassOff atomic.Bool
 }
 
 // ContextDialer opens connections; *net.Dialer implements it.
@@ -192,10 +216,13 @@ type replyResult struct {
 // failed; a reply it sent before closing is already in our socket buffer.
 const replyGrace = time.Second
 
-// Scan streams r to clamd with INSTREAM and returns its verdict.
+// Scan gives r to clamd and returns its verdict: streamed with INSTREAM, or
+// as a descriptor of a memory file holding it when FDPassMax allows.
 //
-// r is read sequentially, one ChunkSize buffer at a time, and never held in
-// memory whole; Scan returns only after it has stopped reading r. A Read on r
+// Streamed, r is read sequentially, one ChunkSize buffer at a time, and never
+// held in memory whole; passed as a descriptor, up to FDPassMax bytes of it
+// are held in a memory file for the scan. Scan returns only after it has
+// stopped reading r. A Read on r
 // that blocks is not interrupted by ctx, so r must not block indefinitely.
 //
 // Errors:
@@ -211,6 +238,118 @@ const replyGrace = time.Second
 // A verdict is only taken from a reply that follows the whole message: a
 // non-error reply arriving earlier is reported as a *ProtocolError.
 func (c *Client) Scan(ctx context.Context, r io.Reader) (Result, error) {
+	if c.FDPassMax > 0 && c.network() == "unix" && c.Dialer == nil && !c.fdpassOff.Load() {
+		return c.scanFD(ctx, r)
+	}
+	return c.stream(ctx, r)
+}
+
+// scanFD copies r into a memory file and passes its descriptor to clamd,
+// falling back to streaming when r is longer than FDPassMax, when the
+// platform has no memory files, or when clamd refuses the descriptor.
+func (c *Client) scanFD(ctx context.Context, r io.Reader) (Result, error) {
+	f, err := memFile()
+	if err != nil {
+		c.fdpassOff.Store(true)
+		return c.stream(ctx, r)
+	}
+	defer f.Close()
+	// One chunk at a time, as when streaming, so that cancelling stops the
+	// reading of r within a chunk.
+	buf := make([]byte, min(int64(c.chunkSize()), c.FDPassMax+1))
+	n, err := io.CopyBuffer(fileWriter{f}, ctxReader{ctx, io.LimitReader(r, c.FDPassMax+1)}, buf)
+	if err != nil {
+		var we *writeError
+		switch {
+		case ctx.Err() != nil:
+			return Result{}, fmt.Errorf("clamd scan: %w", ctx.Err())
+		case errors.As(err, &we):
+			return Result{}, fmt.Errorf("clamd scan: memory file: %w", we.err)
+		}
+		return Result{}, fmt.Errorf("clamd scan: reading message: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Result{}, fmt.Errorf("clamd scan: memory file: %w", err)
+	}
+	if n > c.FDPassMax {
+		return c.stream(ctx, io.MultiReader(f, r))
+	}
+	res, err := c.fildes(ctx, f)
+	var re *ReplyError
+	if !errors.As(err, &re) {
+		return res, err
+	}
+	// clamd could not use the descriptor. Stream the same bytes; if that
+	// works, descriptor passing is what failed, so stop trying it.
+	if _, serr := f.Seek(0, io.SeekStart); serr != nil {
+		return Result{}, fmt.Errorf("clamd scan: memory file: %w", serr)
+	}
+	res, serr := c.stream(ctx, f)
+	if serr == nil && !c.fdpassOff.Swap(true) {
+		slog.WarnContext(ctx, "clamd refused a passed file descriptor; streaming messages from now on",
+			"address", c.Address, "reply", clip(re.Reply))
+	}
+	return res, serr
+}
+
+// fildes sends "zFILDES\0" and then f's descriptor (with one byte of data,
+// as ancillary data needs) and reads clamd's verdict.
+func (c *Client) fildes(ctx context.Context, f *os.File) (Result, error) {
+	conn, stop, err := c.dial(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer conn.Close()
+	defer stop()
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return Result{}, &ProtocolError{Reason: "FILDES needs a unix socket"}
+	}
+	if _, err := io.WriteString(uc, "zFILDES\x00"); err != nil {
+		return Result{}, c.ioError(ctx, "write", err)
+	}
+	if err := sendFD(uc, f); err != nil {
+		return Result{}, c.ioError(ctx, "write", err)
+	}
+	reply, err := readReply(conn)
+	if err != nil {
+		return Result{}, c.ioError(ctx, "read", err)
+	}
+	return parseScanReply(reply)
+}
+
+// fileWriter marks errors writing the memory file, so that they are not
+// taken for errors reading the message.
+type fileWriter struct{ f *os.File }
+
+func (w fileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		err = &writeError{err}
+	}
+	return n, err
+}
+
+type writeError struct{ err error }
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// stream scans r with INSTREAM.
+func (c *Client) stream(ctx context.Context, r io.Reader) (Result, error) {
 	conn, stop, err := c.dial(ctx)
 	if err != nil {
 		return Result{}, err

@@ -47,8 +47,9 @@ const (
 	limitsPrefix    = "Heuristics.Limits.Exceeded"
 )
 
-// parseScanReply interprets the reply to zINSTREAM, NUL already removed.
-// The forms clamd sends (clamd(8), and ClamAV 1.4 as observed in tests):
+// parseScanReply interprets the reply to zINSTREAM or zFILDES, NUL already
+// removed. The forms clamd sends (clamd(8), and ClamAV 1.4 as observed in
+// tests), with "fd[<n>]: " in place of "stream: " for FILDES:
 //
 //	stream: OK
 //	stream: <name> FOUND
@@ -60,7 +61,10 @@ func parseScanReply(raw string) (Result, error) {
 	}
 	rest, ok := strings.CutPrefix(raw, "stream: ")
 	if !ok {
-		return Result{}, &ProtocolError{Reason: `reply does not start with "stream: "`, Reply: clip(raw)}
+		rest, ok = cutFDPrefix(raw)
+	}
+	if !ok {
+		return Result{}, &ProtocolError{Reason: `reply does not start with "stream: " or "fd[n]: "`, Reply: clip(raw)}
 	}
 	if rest == "OK" {
 		return Result{Raw: raw}, nil
@@ -83,6 +87,19 @@ func parseScanReply(raw string) (Result, error) {
 		res.Infected = true
 	}
 	return res, nil
+}
+
+// cutFDPrefix removes the "fd[<n>]: " that starts a reply to FILDES.
+func cutFDPrefix(raw string) (string, bool) {
+	rest, ok := strings.CutPrefix(raw, "fd[")
+	if !ok {
+		return raw, false
+	}
+	n, rest, ok := strings.Cut(rest, "]: ")
+	if !ok || n == "" || !isDigits(n) {
+		return raw, false
+	}
+	return rest, true
 }
 
 // stripExtendedInfo removes the "(hash:size)" that ExtendedDetectionInfo

@@ -39,6 +39,13 @@ func TestParseScanReply(t *testing.T) {
 		{raw: "stream: Tab\tName FOUND", err: "protocol"},
 		{raw: "stream: Ünicode FOUND", err: "protocol"},
 		{raw: "1: stream: OK", err: "protocol"},
+		// Replies to FILDES name the descriptor instead of "stream".
+		{raw: "fd[12]: OK"},
+		{raw: "fd[7]: Mailgate.Test.EICAR.Body.UNOFFICIAL FOUND", infected: true, sig: "Mailgate.Test.EICAR.Body.UNOFFICIAL"},
+		{raw: "fd[7]: Heuristics.Limits.Exceeded.MaxScanSize FOUND", limits: true, sig: "Heuristics.Limits.Exceeded.MaxScanSize"},
+		{raw: "fd[]: OK", err: "protocol"},
+		{raw: "fd[x]: OK", err: "protocol"},
+		{raw: "fd[3] OK", err: "protocol"},
 	}
 	for _, tc := range cases {
 		res, err := parseScanReply(tc.raw)

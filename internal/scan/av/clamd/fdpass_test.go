@@ -1,0 +1,197 @@
+//go:build linux
+
+package clamd_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/scan/av/clamd"
+	"github.com/mailgate/mailgate/internal/testutil/clamdtest"
+)
+
+// A real clamd reads a passed descriptor: its reply names the descriptor,
+// a virus in it is found, and clamd's StreamMaxLength (which only bounds
+// streams) does not apply to it, while a message longer than FDPassMax is
+// streamed and refused by that limit as before.
+func TestScanFDPassRealClamd(t *testing.T) {
+	t.Parallel()
+	d := clamdtest.Start(t, clamdtest.WithStreamMaxLength(64<<10))
+	c := &clamd.Client{Network: "unix", Address: d.Socket(), DialTimeout: 5 * time.Second, ScanTimeout: 60 * time.Second, FDPassMax: 256 << 10}
+	ctx := context.Background()
+
+	res, err := c.Scan(ctx, bytes.NewReader(clamdtest.EICAR()))
+	if err != nil || !res.Infected || !strings.HasPrefix(res.Raw, "fd[") {
+		t.Fatalf("EICAR by descriptor: %+v, %v", res, err)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef\n"), 8<<10) // 136 KiB: over StreamMaxLength, under FDPassMax
+	res, err = c.Scan(ctx, bytes.NewReader(big))
+	if err != nil || !res.Clean() || !strings.HasPrefix(res.Raw, "fd[") {
+		t.Fatalf("136 KiB by descriptor: %+v, %v", res, err)
+	}
+	huge := bytes.Repeat(big, 3) // 408 KiB: over FDPassMax, so streamed
+	if _, err := c.Scan(ctx, bytes.NewReader(huge)); !errors.Is(err, clamd.ErrSizeLimit) {
+		t.Fatalf("408 KiB: got %v, want the stream's size limit", err)
+	}
+	// The same client still passes descriptors afterwards.
+	res, err = c.Scan(ctx, strings.NewReader("hello"))
+	if err != nil || !strings.HasPrefix(res.Raw, "fd[") {
+		t.Fatalf("after a streamed message: %+v, %v", res, err)
+	}
+}
+
+// unixFake is a clamd on a unix socket that refuses FILDES with an ERROR
+// (as a clamd whose confinement drops the descriptor does) and scans
+// streams; it records the commands it got and the descriptor's contents.
+type unixFake struct {
+	mu       sync.Mutex
+	commands []string
+	fdData   [][]byte
+	streams  [][]byte
+}
+
+func startUnixFake(t *testing.T, refuseFD bool) (*unixFake, string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "clamd.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &unixFake{}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			conn, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				f.serve(t, conn, refuseFD)
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return f, sock
+}
+
+func (f *unixFake) serve(t *testing.T, conn *net.UnixConn, refuseFD bool) {
+	// One byte per read, each with room for ancillary data, so that the
+	// descriptor is never read (and dropped) with ordinary data.
+	var cmd []byte
+	var fds []int
+	for {
+		b, oob := make([]byte, 1), make([]byte, 64)
+		n, oobn, _, _, err := conn.ReadMsgUnix(b, oob)
+		if err != nil || n == 0 {
+			return
+		}
+		if oobn > 0 {
+			msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+			if err != nil || len(msgs) != 1 {
+				t.Errorf("fake: control messages %v, %v", msgs, err)
+				return
+			}
+			got, err := syscall.ParseUnixRights(&msgs[0])
+			if err != nil {
+				t.Errorf("fake: rights: %v", err)
+				return
+			}
+			fds = append(fds, got...)
+		}
+		if len(fds) > 0 {
+			break // FILDES: the byte carrying the descriptor ends the request
+		}
+		cmd = append(cmd, b[0])
+		if string(cmd) == "zINSTREAM\x00" {
+			break
+		}
+		if b[0] == 0 && string(cmd) != "zFILDES\x00" {
+			break
+		}
+	}
+	f.mu.Lock()
+	f.commands = append(f.commands, strings.TrimSuffix(string(cmd), "\x00"))
+	f.mu.Unlock()
+	switch string(cmd) {
+	case "zFILDES\x00":
+		if len(fds) != 1 {
+			t.Errorf("fake: %d descriptors after FILDES", len(fds))
+			return
+		}
+		file := os.NewFile(uintptr(fds[0]), "passed")
+		data, err := io.ReadAll(file)
+		file.Close()
+		if err != nil {
+			t.Errorf("fake: reading passed file: %v", err)
+			return
+		}
+		f.mu.Lock()
+		f.fdData = append(f.fdData, data)
+		f.mu.Unlock()
+		if refuseFD {
+			io.WriteString(conn, "fd[0]: Permission denied. ERROR\x00")
+			return
+		}
+		io.WriteString(conn, "fd[9]: OK\x00")
+	case "zINSTREAM\x00":
+		data, _, err := readInstream(io.MultiReader(bytes.NewReader(cmd), conn))
+		if err != nil {
+			t.Errorf("fake: %v", err)
+			return
+		}
+		f.mu.Lock()
+		f.streams = append(f.streams, data)
+		f.mu.Unlock()
+		io.WriteString(conn, "stream: OK\x00")
+	default:
+		io.WriteString(conn, "UNKNOWN COMMAND\x00")
+	}
+}
+
+// The descriptor carries exactly the message, from its first byte.
+func TestScanFDPassContents(t *testing.T) {
+	t.Parallel()
+	f, sock := startUnixFake(t, false)
+	c := &clamd.Client{Address: sock, FDPassMax: 1 << 20, ChunkSize: 1000, ScanTimeout: 10 * time.Second}
+	msg := bytes.Repeat([]byte("Subject: x\r\n\r\nbody line\r\n"), 500)
+	res, err := c.Scan(context.Background(), &oneByteReader{bytes.NewReader(msg)})
+	if err != nil || !res.Clean() || res.Raw != "fd[9]: OK" {
+		t.Fatalf("Scan: %+v, %v", res, err)
+	}
+	if len(f.fdData) != 1 || !bytes.Equal(f.fdData[0], msg) || len(f.streams) != 0 {
+		t.Fatalf("fake got %d descriptors (first %d bytes) and %d streams", len(f.fdData), len(f.fdData[0]), len(f.streams))
+	}
+}
+
+// clamd refusing the descriptor: the same message is streamed and scanned,
+// and the client streams from then on instead of asking again.
+func TestScanFDPassRefusedFallsBack(t *testing.T) {
+	t.Parallel()
+	f, sock := startUnixFake(t, true)
+	c := &clamd.Client{Address: sock, FDPassMax: 1 << 20, ScanTimeout: 10 * time.Second}
+	ctx := context.Background()
+	for i, msg := range []string{"first message", "second message"} {
+		res, err := c.Scan(ctx, strings.NewReader(msg))
+		if err != nil || res.Raw != "stream: OK" {
+			t.Fatalf("scan %d: %+v, %v", i, res, err)
+		}
+	}
+	want := []string{"zFILDES", "zINSTREAM", "zINSTREAM"}
+	if strings.Join(f.commands, ",") != strings.Join(want, ",") {
+		t.Fatalf("commands %q, want %q", f.commands, want)
+	}
+	if len(f.streams) != 2 || string(f.streams[0]) != "first message" || string(f.streams[1]) != "second message" {
+		t.Fatalf("streams %q", f.streams)
+	}
+}
