@@ -239,21 +239,8 @@ type layer struct {
 // its unweighted number of messages and its linear weight (the layers'
 // weights added up: each learned what the ones under it missed).
 func counts(layers []layer, tok string) (spam, ham, n float64, w int64) {
-	return countsFrom(layers, tok, nil)
-}
-
-// countsFrom is counts with the first layer's answer already looked up
-// (pre, nil when it was not).
-func countsFrom(layers []layer, tok string, pre *frozenResult) (spam, ham, n float64, w int64) {
-	for i, l := range layers {
-		var c TokenCount
-		var ok bool
-		if i == 0 && pre != nil {
-			c, ok = pre.c, pre.ok
-		} else {
-			c, ok = l.m.count(tok)
-		}
-		if ok {
+	for _, l := range layers {
+		if c, ok := l.m.count(tok); ok {
 			spam += l.w * float64(c.Spam)
 			ham += l.w * float64(c.Ham)
 			n += float64(c.Spam + c.Ham)
@@ -307,11 +294,7 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 	clues := make([]TokenProb, 0, 64)
 	var wsum int64 // the linear model's sum over the features read
 	nlin := 0
-	var pre []frozenResult
-	if len(layers) > 0 && layers[0].m.frozen != nil {
-		pre = layers[0].m.frozen.getAll(tokens)
-	}
-	for ti, tok := range tokens {
+	for _, tok := range tokens {
 		if strings.HasPrefix(tok, ScriptTokenPrefix) {
 			continue
 		}
@@ -327,13 +310,7 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 				continue
 			}
 		}
-		var s, h, n float64
-		var w int64
-		if pre != nil {
-			s, h, n, w = countsFrom(layers, tok, &pre[ti])
-		} else {
-			s, h, n, w = counts(layers, tok)
-		}
+		s, h, n, w := counts(layers, tok)
 		if p.LinearMix > 0 && linearFeature(tok) {
 			wsum += w
 			nlin++

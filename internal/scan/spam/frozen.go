@@ -70,54 +70,6 @@ func (f *frozenTokens) get(tok string) (TokenCount, bool) {
 	}
 }
 
-// frozenResult is one token's answer from getAll.
-type frozenResult struct {
-	c  TokenCount
-	ok bool
-}
-
-// getAll is get for every token. The tokens' first slots are all read
-// before any is compared: the reads do not wait on one another, so the
-// memory system serves many at once, where get's lookups, one after the
-// other, each waited for its own (the table is larger than the caches,
-// and that wait was most of a lookup).
-func (f *frozenTokens) getAll(tokens []string) []frozenResult {
-	hs := make([]uint64, len(tokens))
-	slots := make([]uint64, len(tokens))
-	for i, tok := range tokens {
-		h := maphash.String(f.seed, tok)
-		hs[i] = h
-		slots[i] = f.slots[h&f.mask]
-	}
-	// The same for the entries the first slots name (mostly the token's).
-	ents := make([]frozenEntry, len(tokens))
-	for i, s := range slots {
-		if s != 0 && s&^0xFFFFFFFF == hs[i]&^0xFFFFFFFF {
-			ents[i] = f.ents[uint32(s)-1]
-		}
-	}
-	out := make([]frozenResult, len(tokens))
-	for i, tok := range tokens {
-		h := hs[i]
-		tag := h &^ 0xFFFFFFFF
-		s, e := slots[i], &ents[i]
-		for j := h & f.mask; s != 0; {
-			if s&^0xFFFFFFFF == tag {
-				if string(f.text[e.off:e.off+e.n]) == tok {
-					out[i] = frozenResult{e.c, true}
-					break
-				}
-			}
-			j = (j + 1) & f.mask
-			s = f.slots[j]
-			if s != 0 {
-				e = &f.ents[uint32(s)-1]
-			}
-		}
-	}
-	return out
-}
-
 // count returns tok's counts in m.
 func (m *Model) count(tok string) (TokenCount, bool) {
 	if m.frozen != nil {
