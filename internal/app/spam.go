@@ -36,7 +36,7 @@ func (a *App) SpamClassifier() *spam.Classifier {
 func (a *App) NewSpamClassifier(builtin bool) *spam.Classifier {
 	var base *spam.Model
 	if builtin {
-		m, err := spam.Builtin()
+		m, err := spam.BuiltinBase()
 		if err != nil {
 			a.Log.Error("spam: the shipped model cannot be read; scoring without it", "err", err)
 		} else {

@@ -3,7 +3,6 @@ package inbound
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net/netip"
 	"strings"
@@ -16,13 +15,9 @@ import (
 // mailgate (the MX points to another filter). When the client is
 // in one of the tenant's trusted networks, the sender is judged by the hop
 // before it: the IP and HELO in the Received header that service added.
-func (p *Pipeline) trustedHop(ctx context.Context, m store.Message, env *policy.Envelope, open func() (io.ReadCloser, error)) error {
+func (p *Pipeline) trustedHop(ctx context.Context, m store.Message, env *policy.Envelope, nets []store.TrustedNet, open func() (io.ReadCloser, error)) error {
 	if !env.ClientIP.IsValid() {
 		return nil
-	}
-	nets, err := p.Store.TrustedNets(ctx, m.TenantID)
-	if err != nil {
-		return fmt.Errorf("trusted networks: %w", err)
 	}
 	for _, n := range nets {
 		if !n.Prefix.Contains(env.ClientIP.Unmap()) {

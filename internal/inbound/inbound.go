@@ -19,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"sort"
 	"strings"
 	"time"
 
@@ -86,6 +85,8 @@ type Pipeline struct {
 	// (the copy exactly as delivered below the set), recording results,
 	// the checks' authentication results (auth.Sealer).
 	Seal func(ctx context.Context, r io.Reader, results []string) (string, error)
+
+	policies policyCache
 }
 
 // QuarantineQuota is the per-address quarantine capacity: Limit is the
@@ -647,38 +648,20 @@ func (p *Pipeline) envelope(ctx context.Context, m store.Message, rcpts []store.
 func (p *Pipeline) envelopeWith(ctx context.Context, m store.Message, rcpts []store.Recipient, open func() (io.ReadCloser, error), change func([]store.Setting) []store.Setting) (*policy.Envelope, policy.PerRcpt, error) {
 	env := &policy.Envelope{TenantID: m.TenantID, Helo: m.Helo, TLS: m.TLS, AuthUser: m.AuthUser, MailFrom: m.MailFrom}
 	env.ClientIP, _ = netip.ParseAddr(m.ClientIP)
-	settings, err := p.Store.Settings(ctx, m.TenantID)
+	tp, err := p.policy(ctx, m.TenantID)
 	if err != nil {
-		return nil, policy.PerRcpt{}, fmt.Errorf("settings: %w", err)
+		return nil, policy.PerRcpt{}, err
 	}
 	if change != nil {
-		settings = change(settings)
+		tp = tp.withSettings(change)
 	}
-	groups, err := p.Store.Groups(ctx, m.TenantID)
-	if err != nil {
-		return nil, policy.PerRcpt{}, fmt.Errorf("groups: %w", err)
-	}
-	layers := map[string]map[string]string{} // "scope\x00owner" → values
-	for _, s := range settings {
-		k := s.Scope + "\x00" + s.Owner
-		if layers[k] == nil {
-			layers[k] = map[string]string{}
-		}
-		layers[k][s.Key] = s.Value
-	}
-	memberOf := map[string][]string{}
-	for _, g := range groups {
-		for _, a := range g.Members {
-			memberOf[a] = append(memberOf[a], g.Name)
-		}
-	}
+	layers, memberOf := tp.layers, tp.memberOf
 	tenant := layers[store.ScopeTenant+"\x00"]
 	per := policy.PerRcpt{Rcpt: map[string]policy.Settings{}}
 	for _, r := range rcpts {
 		key := strings.ToLower(r.Addr)
 		dom := key[strings.LastIndexByte(key, '@')+1:]
-		gs := memberOf[key]
-		sort.Strings(gs)
+		gs := memberOf[key] // sorted; shared with other messages, read only
 		env.Rcpts = append(env.Rcpts, policy.Rcpt{Addr: r.Addr, Domain: dom, Groups: gs})
 		l := policy.Layered{layers[store.ScopeAddress+"\x00"+key]}
 		for _, g := range gs {
@@ -692,7 +675,7 @@ func (p *Pipeline) envelopeWith(ctx context.Context, m store.Message, rcpts []st
 	} else {
 		per.Message = policy.Layered{tenant}
 	}
-	if err := p.trustedHop(ctx, m, env, open); err != nil {
+	if err := p.trustedHop(ctx, m, env, tp.nets, open); err != nil {
 		return nil, per, err
 	}
 	return env, per, nil

@@ -494,6 +494,10 @@ type PolicyStore interface {
 	AddGroupMember(ctx context.Context, tenantID int64, group, address string) error
 	RemoveGroupMember(ctx context.Context, tenantID int64, group, address string) error
 	Groups(ctx context.Context, tenantID int64) ([]Group, error)
+	// PolicyVersion changes whenever the tenant's settings, groups, group
+	// members or trusted networks change, in the transaction that changes
+	// them (0 when they never did).
+	PolicyVersion(ctx context.Context, tenantID int64) (int64, error)
 
 	AddListEntry(ctx context.Context, e ListEntry) (ListEntry, error)
 	DeleteListEntry(ctx context.Context, tenantID, id int64) error

@@ -240,7 +240,7 @@ type layer struct {
 // weights added up: each learned what the ones under it missed).
 func counts(layers []layer, tok string) (spam, ham, n float64, w int64) {
 	for _, l := range layers {
-		if c, ok := l.m.Tokens[tok]; ok {
+		if c, ok := l.m.count(tok); ok {
 			spam += l.w * float64(c.Spam)
 			ham += l.w * float64(c.Ham)
 			n += float64(c.Spam + c.Ham)
@@ -279,7 +279,7 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 		st.computed = true
 		tok := ScriptTokenPrefix + scriptNames[sc]
 		for _, l := range layers {
-			if c, ok := l.m.Tokens[tok]; ok {
+			if c, ok := l.m.count(tok); ok {
 				st.spam += l.w * float64(c.Spam)
 				st.ham += l.w * float64(c.Ham)
 				st.uspam += c.Spam

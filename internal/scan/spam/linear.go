@@ -119,7 +119,8 @@ func (p Params) fit(layers []layer, pending map[string]int64, examples []fitExam
 			var sum int64
 			for _, t := range ex.feats {
 				for _, l := range layers {
-					sum += l.m.Tokens[t].Weight
+					c, _ := l.m.count(t)
+					sum += c.Weight
 				}
 				sum += delta[t]
 			}

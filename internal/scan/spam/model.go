@@ -45,6 +45,8 @@ type Model struct {
 	Spam, Ham int64
 	Tokens    map[string]TokenCount
 	Labels    map[string]string
+	// frozen, when set, holds the counts instead of Tokens (BuiltinBase).
+	frozen *frozenTokens
 }
 
 // NewModel returns an empty model.
@@ -767,7 +769,8 @@ func (c *Classifier) LinearWeights(ctx context.Context, tenantID int64, tokens [
 		}
 		var w int64
 		for _, l := range layers {
-			w += l.m.Tokens[t].Weight
+			c, _ := l.m.count(t)
+			w += c.Weight
 		}
 		if w != 0 {
 			out = append(out, TokenWeight{t, float64(w) / WeightUnit})

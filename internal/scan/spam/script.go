@@ -56,7 +56,7 @@ func runeScript(r rune) script {
 			return scriptLatin
 		}
 		return scriptNone
-	case r == 0x30FC || unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana):
+	case commonKana(r) || r == 0x30FC || unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana):
 		return scriptCJK
 	case unicode.Is(unicode.Hangul, r):
 		return scriptHangul

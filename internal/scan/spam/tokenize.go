@@ -144,14 +144,21 @@ func (t *tokenizer) add(tok string) {
 	if tok == "" || len(t.out) >= t.lim {
 		return
 	}
-	if _, ok := t.seen[tok]; ok {
+	if !utf8.ValidString(tok) {
+		if _, ok := t.seen[tok]; ok {
+			return
+		}
+		tok = strings.ToValidUTF8(tok, "\uFFFD")
+		t.seen[tok] = struct{}{}
+		t.out = append(t.out, tok)
 		return
 	}
-	if !utf8.ValidString(tok) {
-		tok = strings.ToValidUTF8(tok, "\uFFFD")
-	}
+	// One hash: inserting a token already there leaves the set's size.
+	n := len(t.seen)
 	t.seen[tok] = struct{}{}
-	t.out = append(t.out, tok)
+	if len(t.seen) > n {
+		t.out = append(t.out, tok)
+	}
 }
 
 // addp adds prefix+s, building the string only when it is new.
@@ -323,12 +330,12 @@ func (t *tokenizer) domain(prefix, host string) {
 func (t *tokenizer) text(prefix, s string) {
 	t.prev = ""
 	for len(s) > 0 && !t.full() {
-		i := strings.IndexFunc(s, notSpace)
+		i := indexSpace(s, false)
 		if i < 0 {
 			return
 		}
 		s = s[i:]
-		j := strings.IndexFunc(s, unicode.IsSpace)
+		j := indexSpace(s, true)
 		if j < 0 {
 			j = len(s)
 		}
@@ -337,7 +344,28 @@ func (t *tokenizer) text(prefix, s string) {
 	}
 }
 
-func notSpace(r rune) bool { return !unicode.IsSpace(r) }
+// indexSpace is strings.IndexFunc(s, unicode.IsSpace) when space is set,
+// of its negation when not, with ASCII looked up in a table.
+func indexSpace(s string, space bool) int {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if asciiSpace[c] == space {
+				return i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if unicode.IsSpace(r) == space {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// asciiSpace is unicode.IsSpace for ASCII.
+var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
 
 // chunk handles one whitespace-free piece of folded text.
 func (t *tokenizer) chunk(prefix, c string) {
@@ -381,23 +409,19 @@ func (t *tokenizer) chunk(prefix, c string) {
 
 // urlStart finds the first "http://", "https://" or "www." in c.
 func urlStart(c string) int {
-	best := -1
-	for k := 0; k < len(c); {
-		i := strings.Index(c[k:], "http")
-		if i < 0 {
-			break
+	for i := 0; i+4 <= len(c); i++ {
+		switch c[i] {
+		case 'h':
+			if r := c[i:]; strings.HasPrefix(r, "http://") || strings.HasPrefix(r, "https://") {
+				return i
+			}
+		case 'w':
+			if strings.HasPrefix(c[i:], "www.") {
+				return i
+			}
 		}
-		r := c[k+i:]
-		if strings.HasPrefix(r, "http://") || strings.HasPrefix(r, "https://") {
-			best = k + i
-			break
-		}
-		k += i + 4
 	}
-	if i := strings.Index(c, "www."); i >= 0 && (best < 0 || i < best) {
-		best = i
-	}
-	return best
+	return -1
 }
 
 // link adds the features of one URL: scheme, host, registrable domain and
@@ -622,9 +646,19 @@ func isCJK(r rune) bool {
 	if r < 0x1100 {
 		return false
 	}
+	if commonKana(r) {
+		return true
+	}
 	// U+30FC (prolonged sound mark) is script Common but belongs inside
 	// katakana words such as "セール".
 	return r == 0x30FC || unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
+}
+
+// commonKana reports whether r is in the hiragana, katakana or CJK
+// unified ideograph ranges that are Hiragana, Katakana or Han throughout:
+// most of Japanese text, answered without searching the script tables.
+func commonKana(r rune) bool {
+	return 0x4E00 <= r && r <= 0x9FFF || 0x3041 <= r && r <= 0x3096 || 0x30A1 <= r && r <= 0x30FA
 }
 
 func isWordRune(r rune) bool {

@@ -21,15 +21,18 @@ func (db *DB) SetSetting(ctx context.Context, s store.Setting) error {
 			ON CONFLICT (tenant_id, scope, owner, key) DO UPDATE SET value = excluded.value`, s.TenantID, s.Scope, s.Owner, s.Key, s.Value); err != nil {
 			return fmt.Errorf("set setting: %w", err)
 		}
-		return nil
+		return bumpPolicy(x, s.TenantID)
 	})
 }
 
 // DeleteSetting removes one policy value (the less specific one applies again).
 func (db *DB) DeleteSetting(ctx context.Context, s store.Setting) error {
 	return db.write(ctx, func(x tx) error {
-		return affected(x.Exec(`DELETE FROM settings WHERE tenant_id = $1 AND scope = $2 AND owner = $3 AND key = $4`,
-			s.TenantID, s.Scope, s.Owner, s.Key))("setting " + s.Key)
+		if err := affected(x.Exec(`DELETE FROM settings WHERE tenant_id = $1 AND scope = $2 AND owner = $3 AND key = $4`,
+			s.TenantID, s.Scope, s.Owner, s.Key))("setting " + s.Key); err != nil {
+			return err
+		}
+		return bumpPolicy(x, s.TenantID)
 	})
 }
 
@@ -57,7 +60,7 @@ func (db *DB) CreateGroup(ctx context.Context, tenantID int64, name string) (sto
 		} else if err != nil {
 			return fmt.Errorf("create group: %w", err)
 		}
-		return nil
+		return bumpPolicy(x, tenantID)
 	})
 	return g, err
 }
@@ -65,7 +68,10 @@ func (db *DB) CreateGroup(ctx context.Context, tenantID int64, name string) (sto
 // DeleteGroup removes a group and its memberships.
 func (db *DB) DeleteGroup(ctx context.Context, tenantID int64, name string) error {
 	return db.write(ctx, func(x tx) error {
-		return affected(x.Exec(`DELETE FROM groups WHERE tenant_id = $1 AND name = $2`, tenantID, name))("group " + name)
+		if err := affected(x.Exec(`DELETE FROM groups WHERE tenant_id = $1 AND name = $2`, tenantID, name))("group " + name); err != nil {
+			return err
+		}
+		return bumpPolicy(x, tenantID)
 	})
 }
 
@@ -86,8 +92,10 @@ func (db *DB) AddGroupMember(ctx context.Context, tenantID int64, group, address
 		if err != nil {
 			return err
 		}
-		_, err = x.Exec(`INSERT INTO group_members(group_id, tenant_id, address) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, id, tenantID, address)
-		return err
+		if _, err = x.Exec(`INSERT INTO group_members(group_id, tenant_id, address) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, id, tenantID, address); err != nil {
+			return err
+		}
+		return bumpPolicy(x, tenantID)
 	})
 }
 
@@ -98,7 +106,10 @@ func (db *DB) RemoveGroupMember(ctx context.Context, tenantID int64, group, addr
 		if err != nil {
 			return err
 		}
-		return affected(x.Exec(`DELETE FROM group_members WHERE group_id = $1 AND address = $2`, id, address))("member " + address)
+		if err := affected(x.Exec(`DELETE FROM group_members WHERE group_id = $1 AND address = $2`, id, address))("member " + address); err != nil {
+			return err
+		}
+		return bumpPolicy(x, tenantID)
 	})
 }
 
@@ -126,6 +137,31 @@ func (db *DB) Groups(ctx context.Context, tenantID int64) ([]store.Group, error)
 		}
 	}
 	return out, rows.Err()
+}
+
+// bumpPolicy changes the tenant's policy version (PolicyVersion) in the
+// transaction that writes its settings, groups or trusted networks.
+func bumpPolicy(x tx, tenantID int64) error {
+	_, err := x.Exec(`INSERT INTO tenant_versions(tenant_id, policy) VALUES ($1, 1)
+		ON CONFLICT (tenant_id) DO UPDATE SET policy = tenant_versions.policy + 1`, tenantID)
+	if err != nil {
+		return fmt.Errorf("policy version: %w", err)
+	}
+	return nil
+}
+
+// PolicyVersion changes whenever the tenant's settings, groups, group
+// members or trusted networks change (0 when they never did).
+func (db *DB) PolicyVersion(ctx context.Context, tenantID int64) (int64, error) {
+	var v int64
+	err := db.conn.QueryRow(ctx, `SELECT policy FROM tenant_versions WHERE tenant_id = $1`, tenantID).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("policy version: %w", err)
+	}
+	return v, nil
 }
 
 func bumpLists(x tx, tenantID int64) error {
@@ -332,8 +368,10 @@ func (db *DB) AddTrustedNet(ctx context.Context, n store.TrustedNet) error {
 		_, err := x.Exec(`INSERT INTO trusted_nets(tenant_id, prefix, name) VALUES ($1, $2, $3)`, n.TenantID, n.Prefix.Masked().String(), n.Name)
 		if isUnique(err) {
 			return fmt.Errorf("trusted net %s: %w", n.Prefix, store.ErrExists)
+		} else if err != nil {
+			return err
 		}
-		return err
+		return bumpPolicy(x, n.TenantID)
 	})
 }
 

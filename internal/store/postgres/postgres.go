@@ -377,7 +377,12 @@ func (db *DB) Tenants(ctx context.Context) ([]store.Tenant, error) {
 // messages stay until delivered or deleted.
 func (db *DB) DeleteTenant(ctx context.Context, id int64) error {
 	return db.write(ctx, func(x tx) error {
-		return affected(x.Exec(`DELETE FROM tenants WHERE id = $1`, id))("tenant")
+		if err := affected(x.Exec(`DELETE FROM tenants WHERE id = $1`, id))("tenant"); err != nil {
+			return err
+		}
+		// Its settings, groups and networks went with it: a tenant
+		// created later under the same id must not see them in a cache.
+		return bumpPolicy(x, id)
 	})
 }
 

@@ -869,4 +869,9 @@ CREATE INDEX archive_entries_live ON archive_entries(tenant_id, received_us) INC
 DROP INDEX archive_entries_received;
 ALTER INDEX archive_entries_live RENAME TO archive_entries_received;
 `,
+	// The policy version: bumped with every write to a tenant's settings,
+	// groups, group members or trusted networks, so the inbound pipeline
+	// can keep them in memory and still see a change made by another
+	// process or node.
+	`ALTER TABLE tenant_versions ADD COLUMN policy BIGINT NOT NULL DEFAULT 0;`,
 }

@@ -69,6 +69,21 @@ func TestMailTextIndexBackfill(t *testing.T) {
 		t.Fatal("no migration creates the mailbox search index")
 	}
 	drop := "DROP TABLE mailbox_text_bi; DROP TABLE mailbox_text_tri; DROP TABLE mailbox_text_ids;"
+	created := map[string]bool{}
+	for _, m := range migrations[idx+1:] {
+		for _, f := range regexp.MustCompile(`CREATE TABLE (\w+)`).FindAllStringSubmatch(m, -1) {
+			created[f[1]] = true
+		}
+	}
+	var alters []string // columns later migrations added to older tables, dropped first
+	for _, m := range migrations[idx+1:] {
+		for _, f := range regexp.MustCompile(`ALTER TABLE (\w+) ADD COLUMN (\w+)`).FindAllStringSubmatch(m, -1) {
+			if !created[f[1]] {
+				alters = append(alters, " ALTER TABLE "+f[1]+" DROP COLUMN "+f[2]+";")
+			}
+		}
+	}
+	drop = strings.Join(alters, "") + drop
 	for _, m := range migrations[idx+1:] {
 		for _, f := range regexp.MustCompile(`CREATE TABLE (\w+)`).FindAllStringSubmatch(m, -1) {
 			drop += " DROP TABLE " + f[1] + ";"

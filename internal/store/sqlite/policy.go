@@ -19,7 +19,7 @@ func (db *DB) SetSetting(ctx context.Context, s store.Setting) error {
 		if err != nil {
 			return fmt.Errorf("set setting: %w", err)
 		}
-		return nil
+		return bumpPolicy(tx, s.TenantID)
 	})
 }
 
@@ -27,7 +27,10 @@ func (db *DB) SetSetting(ctx context.Context, s store.Setting) error {
 func (db *DB) DeleteSetting(ctx context.Context, s store.Setting) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`DELETE FROM settings WHERE tenant_id = ? AND scope = ? AND owner = ? AND key = ?`, s.TenantID, s.Scope, s.Owner, s.Key)
-		return affected(res, err, "setting "+s.Key)
+		if err := affected(res, err, "setting "+s.Key); err != nil {
+			return err
+		}
+		return bumpPolicy(tx, s.TenantID)
 	})
 }
 
@@ -59,8 +62,10 @@ func (db *DB) CreateGroup(ctx context.Context, tenantID int64, name string) (sto
 		} else if err != nil {
 			return fmt.Errorf("create group: %w", err)
 		}
-		g.ID, err = res.LastInsertId()
-		return err
+		if g.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		return bumpPolicy(tx, tenantID)
 	})
 	return g, err
 }
@@ -69,7 +74,10 @@ func (db *DB) CreateGroup(ctx context.Context, tenantID int64, name string) (sto
 func (db *DB) DeleteGroup(ctx context.Context, tenantID int64, name string) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`DELETE FROM groups WHERE tenant_id = ? AND name = ?`, tenantID, name)
-		return affected(res, err, "group "+name)
+		if err := affected(res, err, "group "+name); err != nil {
+			return err
+		}
+		return bumpPolicy(tx, tenantID)
 	})
 }
 
@@ -89,8 +97,10 @@ func (db *DB) AddGroupMember(ctx context.Context, tenantID int64, group, address
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(`INSERT OR IGNORE INTO group_members(group_id, tenant_id, address) VALUES (?, ?, ?)`, id, tenantID, address)
-		return err
+		if _, err = tx.Exec(`INSERT OR IGNORE INTO group_members(group_id, tenant_id, address) VALUES (?, ?, ?)`, id, tenantID, address); err != nil {
+			return err
+		}
+		return bumpPolicy(tx, tenantID)
 	})
 }
 
@@ -102,7 +112,10 @@ func (db *DB) RemoveGroupMember(ctx context.Context, tenantID int64, group, addr
 			return err
 		}
 		res, err := tx.Exec(`DELETE FROM group_members WHERE group_id = ? AND address = ?`, id, address)
-		return affected(res, err, "member "+address)
+		if err := affected(res, err, "member "+address); err != nil {
+			return err
+		}
+		return bumpPolicy(tx, tenantID)
 	})
 }
 
@@ -130,6 +143,31 @@ func (db *DB) Groups(ctx context.Context, tenantID int64) ([]store.Group, error)
 		}
 	}
 	return out, rows.Err()
+}
+
+// bumpPolicy changes the tenant's policy version (PolicyVersion) in the
+// transaction that writes its settings, groups or trusted networks.
+func bumpPolicy(tx *sql.Tx, tenantID int64) error {
+	_, err := tx.Exec(`INSERT INTO tenant_versions(tenant_id, policy) VALUES (?, 1)
+		ON CONFLICT(tenant_id) DO UPDATE SET policy = policy + 1`, tenantID)
+	if err != nil {
+		return fmt.Errorf("policy version: %w", err)
+	}
+	return nil
+}
+
+// PolicyVersion changes whenever the tenant's settings, groups, group
+// members or trusted networks change (0 when they never did).
+func (db *DB) PolicyVersion(ctx context.Context, tenantID int64) (int64, error) {
+	var v int64
+	err := db.queryRow(ctx, `SELECT policy FROM tenant_versions WHERE tenant_id = ?`, tenantID).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("policy version: %w", err)
+	}
+	return v, nil
 }
 
 func bumpLists(tx *sql.Tx, tenantID int64) error {
@@ -316,8 +354,10 @@ func (db *DB) AddTrustedNet(ctx context.Context, n store.TrustedNet) error {
 		_, err := tx.Exec(`INSERT INTO trusted_nets(tenant_id, prefix, name) VALUES (?, ?, ?)`, n.TenantID, n.Prefix.Masked().String(), n.Name)
 		if isUnique(err) {
 			return fmt.Errorf("trusted net %s: %w", n.Prefix, store.ErrExists)
+		} else if err != nil {
+			return err
 		}
-		return err
+		return bumpPolicy(tx, n.TenantID)
 	})
 }
 

@@ -846,4 +846,9 @@ CREATE TABLE directory_entries (
 );
 CREATE INDEX directory_entries_address ON directory_entries(tenant_id, address);
 `,
+	// The policy version: bumped with every write to a tenant's settings,
+	// groups, group members or trusted networks, so the inbound pipeline
+	// can keep them in memory and still see a change made by another
+	// process.
+	`ALTER TABLE tenant_versions ADD COLUMN policy INTEGER NOT NULL DEFAULT 0;`,
 }

@@ -380,7 +380,12 @@ func (db *DB) Tenants(ctx context.Context) ([]store.Tenant, error) {
 func (db *DB) DeleteTenant(ctx context.Context, id int64) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`DELETE FROM tenants WHERE id = ?`, id)
-		return affected(res, err, "tenant")
+		if err := affected(res, err, "tenant"); err != nil {
+			return err
+		}
+		// Its settings, groups and networks went with it: a tenant
+		// created later under the same id must not see them in a cache.
+		return bumpPolicy(tx, id)
 	})
 }
 

@@ -75,6 +75,7 @@ func Run(t *testing.T, open Opener) {
 		{"EventsAndFind", testEventsAndFind},
 		{"OddBytes", testOddBytes},
 		{"Policy", testPolicy},
+		{"PolicyVersion", testPolicyVersion},
 		{"QuarantineItems", testQuarantineItems},
 		{"SpamModels", testSpamModels},
 		{"SpamWeights", testSpamWeights},
