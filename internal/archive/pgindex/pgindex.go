@@ -276,7 +276,7 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 		where = append(where, "(received_us, id) < ("+arg(d)+", "+arg(c.Keys[1])+")")
 	}
 	rows, err := x.pool.Query(ctx, `SELECT received_us, id FROM archive_search WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY received_us DESC, id DESC LIMIT `+strconv.Itoa(n), args...)
+		` ORDER BY received_us DESC, id DESC LIMIT `+strconv.Itoa(n), planned(args)...)
 	if err != nil {
 		return archive.Result{}, fmt.Errorf("archive search: %w", err)
 	}
@@ -299,6 +299,16 @@ func (x *Index) Search(ctx context.Context, tenantID int64, q archive.Query, p a
 		out.Next = archive.EncodeCursor(archive.Cursor{Keys: last})
 	}
 	return out, nil
+}
+
+// planned makes a search's statement planned for its own words every
+// time. A cached statement gets a generic plan after five runs, which
+// cannot see how common a word is: for a word in most messages it then
+// collects every match through the word index and sorts them (seconds at a
+// million messages) instead of walking the date index newest first until
+// it has enough (milliseconds).
+func planned(args []any) []any {
+	return append([]any{pgx.QueryExecModeExec}, args...)
 }
 
 // rankWindow bounds the matches ranked at once. Relevance order ranks the
@@ -348,7 +358,7 @@ func (x *Index) searchByRank(ctx context.Context, where []string, args []any, ra
 			(SELECT received_us FROM cand ORDER BY received_us, id LIMIT 1) AS edge_us,
 			(SELECT id FROM cand ORDER BY received_us, id LIMIT 1) AS edge_id
 		FROM (SELECT `+rank+` AS r, received_us, id FROM cand) AS ranked`+after+`
-		ORDER BY r DESC, received_us DESC, id DESC LIMIT `+strconv.Itoa(n+1), args...)
+		ORDER BY r DESC, received_us DESC, id DESC LIMIT `+strconv.Itoa(n+1), planned(args)...)
 	if err != nil {
 		return archive.Result{}, fmt.Errorf("archive search: %w", err)
 	}
