@@ -370,9 +370,10 @@ func prepareDirs(dir string, cred *syscall.Credential) error {
 		return nil
 	}
 	// Under Start, dir and its parent are the per-test directories made by
-	// t.TempDir.
+	// t.TempDir. Under Launch the parent is the caller's (it may be /tmp):
+	// only the search bits are added, every other bit is kept.
 	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o711); err != nil {
+		if err := addSearch(d); err != nil {
 			return fmt.Errorf("opening %s to the clamav user: %w", d, err)
 		}
 	}
@@ -380,6 +381,18 @@ func prepareDirs(dir string, cred *syscall.Credential) error {
 		if err := os.Chown(d, int(cred.Uid), int(cred.Gid)); err != nil {
 			return fmt.Errorf("handing %s to the clamav user: %w", d, err)
 		}
+	}
+	return nil
+}
+
+// addSearch lets every user traverse d (adds the x bits to its mode).
+func addSearch(d string) error {
+	fi, err := os.Stat(d)
+	if err != nil {
+		return err
+	}
+	if m := fi.Mode(); m.Perm()&0o011 != 0o011 {
+		return os.Chmod(d, m.Perm()|0o011|m&(os.ModeSticky|os.ModeSetuid|os.ModeSetgid))
 	}
 	return nil
 }

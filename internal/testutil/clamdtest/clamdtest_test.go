@@ -141,12 +141,20 @@ func TestLaunch(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(base), 0o711); err != nil {
 		t.Fatal(err)
 	}
+	// The parent of a program's directory may be a shared one like /tmp
+	// (sticky, writable by all): Launch must leave its mode as it is.
+	if err := os.Chmod(base, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
 	dir := filepath.Join(base, "clamd")
 	c, err := Launch(context.Background(), dir, WithMaxThreads(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Stop()
+	if fi, err := os.Stat(base); err != nil || fi.Mode()&(os.ModePerm|os.ModeSticky) != 0o777|os.ModeSticky {
+		t.Fatalf("Launch changed its parent directory's mode to %v (%v)", fi.Mode(), err)
+	}
 	if c.Dir() != dir || !strings.HasPrefix(c.Socket(), dir+string(filepath.Separator)) {
 		t.Fatalf("Dir %q, Socket %q: not under %q", c.Dir(), c.Socket(), dir)
 	}
