@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 )
 
@@ -105,7 +106,7 @@ func asciiText(s string) string {
 			b.WriteRune(r)
 		}
 	}
-	return strings.TrimSpace(truncUTF8(b.String(), 200))
+	return strings.TrimSpace(mailtext.TruncUTF8(b.String(), 200))
 }
 
 // avCheck is the virus scan on the way out: a virus anywhere blocks the

@@ -29,8 +29,8 @@ type RuleStore interface {
 type Engine struct {
 	Store   RuleStore
 	Clock   clock.Clock
-	Refresh time.Duration // default 1 s
-	Limits  ExtractLimits // zero: DefaultExtractLimits
+	Refresh time.Duration     // default 1 s
+	Limits  attachtext.Limits // zero: attachtext.DefaultLimits
 
 	mu    sync.Mutex
 	cache map[int64]*ruleSet
@@ -203,7 +203,7 @@ type Facts struct {
 
 	attachRead bool // attach and attachEr are set
 	attachText bool // with the attachments' text
-	attach     []Attachment
+	attach     []attachtext.Attachment
 	attachEr   error
 	view       view
 }
@@ -223,7 +223,7 @@ type view struct {
 
 // attachments reads the attachments once (again only when their text is
 // asked for after a read without it).
-func (f *Facts) attachments(ctx context.Context, lim ExtractLimits, text bool) ([]Attachment, error) {
+func (f *Facts) attachments(ctx context.Context, lim attachtext.Limits, text bool) ([]attachtext.Attachment, error) {
 	if f.attachRead && (f.attachText || !text) {
 		return f.attach, f.attachEr
 	}
@@ -281,9 +281,9 @@ func (e *Engine) EvaluateRules(ctx context.Context, rules []store.OutboundRule, 
 	return e.evaluate(ctx, Compile(rules), f)
 }
 
-func (e *Engine) limits() ExtractLimits {
-	if e.Limits == (ExtractLimits{}) {
-		return DefaultExtractLimits()
+func (e *Engine) limits() attachtext.Limits {
+	if e.Limits == (attachtext.Limits{}) {
+		return attachtext.DefaultLimits()
 	}
 	return e.Limits
 }
@@ -332,7 +332,7 @@ func applies(r store.OutboundRule, s Sender) bool {
 type evaluator struct {
 	ctx      context.Context
 	f        *Facts
-	lim      ExtractLimits
+	lim      attachtext.Limits
 	needText bool // read the attachments' text (some rule of the set does)
 }
 
@@ -446,7 +446,7 @@ func (ev *evaluator) headerTexts(p *mailtext.Message, name string) []string {
 
 // attachTexts returns the normalised text of each attachment in as (the
 // result of Facts.attachments).
-func (ev *evaluator) attachTexts(as []Attachment) []string {
+func (ev *evaluator) attachTexts(as []attachtext.Attachment) []string {
 	v := &ev.f.view
 	if !v.attachTextDone {
 		v.attachTextDone = true
@@ -638,7 +638,7 @@ func (ev *evaluator) attach(c *ccond) (tri, string) {
 	if p == nil {
 		return unknown, "message unreadable"
 	}
-	var as []Attachment
+	var as []attachtext.Attachment
 	var err error
 	switch c.Field {
 	case FieldAttachType, FieldAttachText:
@@ -654,14 +654,14 @@ func (ev *evaluator) attach(c *ccond) (tri, string) {
 			as = nil
 			for _, pt := range p.Parts {
 				if pt.IsAttachment {
-					as = append(as, Attachment{Name: pt.Filename, Unread: "unread"})
+					as = append(as, attachtext.Attachment{Name: pt.Filename, Unread: "unread"})
 				}
 			}
 		}
 	default:
 		for _, pt := range p.Parts {
 			if pt.IsAttachment && pt.ContentType != "message/rfc822" {
-				as = append(as, Attachment{Name: pt.Filename, Size: pt.Size})
+				as = append(as, attachtext.Attachment{Name: pt.Filename, Size: pt.Size})
 			}
 		}
 	}
@@ -695,7 +695,7 @@ func (ev *evaluator) attach(c *ccond) (tri, string) {
 			for _, n := range a.Names {
 				names = append(names, ev.norm(n))
 			}
-			if a.Unread != "" && (a.HasType(TypeZip) || strings.HasPrefix(a.Unread, "unread")) && !strings.HasPrefix(a.Unread, "encrypted") {
+			if a.Unread != "" && (a.HasType(attachtext.TypeZip) || strings.HasPrefix(a.Unread, "unread")) && !strings.HasPrefix(a.Unread, "encrypted") {
 				partial = true
 			}
 		}

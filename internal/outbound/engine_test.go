@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailgate/mailgate/internal/attachtext"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/store"
@@ -251,7 +252,7 @@ func TestConditionLines(t *testing.T) {
 // An attachment larger than the reading bound is not read: a block rule
 // on its text holds (unchecked), a rule on its name or size still sees it.
 func TestEvaluateLargeAttachment(t *testing.T) {
-	e := &outbound.Engine{Limits: outbound.ExtractLimits{MaxAttachments: 10, MaxPartBytes: 1 << 20, MaxTotalBytes: 4 << 20, MaxDepth: 2,
+	e := &outbound.Engine{Limits: attachtext.Limits{MaxAttachments: 10, MaxPartBytes: 1 << 20, MaxTotalBytes: 4 << 20, MaxDepth: 2,
 		MaxEntries: 100, MaxRatio: 100, MaxTextBytes: 1 << 20}}
 	rules := []store.OutboundRule{
 		rule(t, 1, "text", outbound.Spec{Action: outbound.ActBlock, Conditions: []outbound.Condition{cond(outbound.FieldAttachText, outbound.OpContains, "顧客リスト")}}),

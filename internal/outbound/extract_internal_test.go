@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailgate/mailgate/internal/attachtext"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -47,7 +48,7 @@ func TestTextReadOnlyWhenARuleNeedsIt(t *testing.T) {
 	if len(ms) != 1 || ms[0].Unchecked {
 		t.Fatalf("name rule: %+v", ms)
 	}
-	if len(f.attach) != 2 || f.attach[0].Text != "" || f.attach[1].Text != "" || !contains(f.attach[1].Types, TypeZip) || !contains(f.attach[0].Types, TypeText) {
+	if len(f.attach) != 2 || f.attach[0].Text != "" || f.attach[1].Text != "" || !contains(f.attach[1].Types, attachtext.TypeZip) || !contains(f.attach[0].Types, attachtext.TypeText) {
 		t.Fatalf("attachments read without a text rule: %+v", f.attach)
 	}
 	ms = e.EvaluateRules(context.Background(), []store.OutboundRule{rule(Condition{Field: FieldAttachText, Op: OpContains, Values: []string{"顧客リスト"}})}, f)

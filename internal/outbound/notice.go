@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/signedlink"
 )
@@ -72,7 +73,7 @@ func clean(s string, max int) string {
 		return r
 	}, s)
 	s = strings.Join(strings.Fields(s), " ")
-	return truncUTF8(s, max)
+	return mailtext.TruncUTF8(s, max)
 }
 
 func renderNotice(hostname, lang string, zone *time.Location, to []string, k noticeKind, d noticeData, now time.Time) []byte {

@@ -752,8 +752,8 @@ func containsFold(list []string, v string) bool {
 // returns the notices' blob keys.
 func (p *Pipeline) holdFor(ctx context.Context, j *judged, pl *plan, acc *store.Acceptance, related []store.HoldRelated, approval bool, now time.Time) ([]string, error) {
 	m := j.m
-	h := store.OutboundHold{MessageID: m.ID, TenantID: m.TenantID, Sender: j.sp.Address, Subject: truncUTF8(m.Subject, 1000),
-		Rcpts: truncUTF8(rcptList(j.rcpts), 4000), Size: m.Size, Related: related, Created: now, State: store.HoldPending}
+	h := store.OutboundHold{MessageID: m.ID, TenantID: m.TenantID, Sender: j.sp.Address, Subject: mailtext.TruncUTF8(m.Subject, 1000),
+		Rcpts: mailtext.TruncUTF8(rcptList(j.rcpts), 4000), Size: m.Size, Related: related, Created: now, State: store.HoldPending}
 	lang := j.sp.get(KeyLang)
 	var keys []string
 	key, err := signedlink.LoadKey(ctx, p.Store)
@@ -779,7 +779,7 @@ func (p *Pipeline) holdFor(ctx context.Context, j *judged, pl *plan, acc *store.
 		} else if j.verdict.Decider != nil {
 			h.Rule = j.verdict.Decider.Check
 		}
-		h.Reason = truncUTF8(pl.holdReason, 1000)
+		h.Reason = mailtext.TruncUTF8(pl.holdReason, 1000)
 		h.Group = j.sp.approverGroup(spec.ApproverGroup)
 		wait, on := j.sp.approvalWait(spec)
 		h.ReleaseAt, h.OnTimeout = now.Add(wait), on

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/mailgate/mailgate/internal/attachtext"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -260,8 +261,8 @@ func (c Condition) validate() error {
 			return fmt.Errorf("attachment_type: operator is")
 		}
 		for _, v := range c.Values {
-			if !contains(Types, strings.ToLower(v)) {
-				return fmt.Errorf("attachment_type %q: use one of %s", v, strings.Join(Types, ", "))
+			if !contains(attachtext.Types, strings.ToLower(v)) {
+				return fmt.Errorf("attachment_type %q: use one of %s", v, strings.Join(attachtext.Types, ", "))
 			}
 		}
 	case FieldOutsideCount, FieldOutsideDomains, FieldAttachSize, FieldAttachCount, FieldSize:

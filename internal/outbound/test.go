@@ -117,7 +117,7 @@ func (e *Engine) Test(ctx context.Context, st PolicyStore, tenantID int64, raw [
 	if as, err := f.attachments(ctx, e.limits(), true); err == nil {
 		for _, a := range as {
 			res.Attachments = append(res.Attachments, TestAttach{Name: a.Name, Size: a.Size, Types: a.Types, Names: a.Names,
-				Text: strings.TrimSpace(truncUTF8(a.Text, 300)), Unread: a.Unread})
+				Text: strings.TrimSpace(mailtext.TruncUTF8(a.Text, 300)), Unread: a.Unread})
 		}
 	}
 	for _, p := range parsed.Problems {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/admin"
+	"github.com/mailgate/mailgate/internal/attachtext"
 	"github.com/mailgate/mailgate/internal/outbound"
 	"github.com/mailgate/mailgate/internal/signedlink"
 	"github.com/mailgate/mailgate/internal/store"
@@ -119,7 +120,7 @@ func (s *Server) outRulesPage(w http.ResponseWriter, r *http.Request, p *princip
 		return
 	}
 	d := outRulesData{New: ruleForm{Enabled: true, Scope: store.ScopeTenant, Spec: outbound.Spec{Action: outbound.ActHold}},
-		Actions: outbound.Actions, Fields: outbound.Fields, Types: outbound.Types}
+		Actions: outbound.Actions, Fields: outbound.Fields, Types: attachtext.Types}
 	for _, x := range rs {
 		d.Rules = append(d.Rules, toRuleForm(x))
 	}
@@ -147,7 +148,7 @@ func (s *Server) outRuleEditPage(w http.ResponseWriter, r *http.Request, p *prin
 		return
 	}
 	v := s.newView(r, p, "out_rule_edit")
-	v.Data = outRulesData{Edit: true, New: toRuleForm(rule), Actions: outbound.Actions, Fields: outbound.Fields, Types: outbound.Types}
+	v.Data = outRulesData{Edit: true, New: toRuleForm(rule), Actions: outbound.Actions, Fields: outbound.Fields, Types: attachtext.Types}
 	s.render(w, http.StatusOK, "outbound_rules", v)
 }
 
