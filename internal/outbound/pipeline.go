@@ -51,6 +51,9 @@ type Queue interface {
 // Store is what the pipeline reads and writes besides the queue.
 type Store interface {
 	PolicyStore
+	// PolicyVersion changes with the tenant's settings and groups
+	// (store.PolicyStore.PolicyVersion).
+	PolicyVersion(ctx context.Context, tenantID int64) (int64, error)
 	RuleStore
 	signedlink.SecretStore
 	AddEvents(ctx context.Context, events []store.Event) error
@@ -83,6 +86,7 @@ type Pipeline struct {
 	Judged func(policy.Action)
 
 	dkimKeys dkimsign.KeyCache // the signing keys, opened once
+	policies policyCache       // the tenants' settings and groups
 }
 
 // commitTimeout bounds the accept transaction, on its own deadline.
@@ -199,7 +203,7 @@ func (p *Pipeline) judge(ctx context.Context, m store.Message, rcpts []store.Rec
 	// The sender is known from the From header: parse before the checks
 	// (they share the parse).
 	parsed, _ := j.pm.Parsed(ctx)
-	td, err := loadTenant(ctx, p.Store, m.TenantID)
+	td, err := p.tenant(ctx, m.TenantID)
 	if err != nil {
 		return nil, err
 	}

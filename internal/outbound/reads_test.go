@@ -67,3 +67,67 @@ func TestSmallMessageReadOnceThroughPipeline(t *testing.T) {
 		t.Fatalf("the received blob was opened %d times, want 1", c)
 	}
 }
+
+// settingsReads counts the reads of a tenant's settings.
+type settingsReads struct {
+	store.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (s *settingsReads) Settings(ctx context.Context, tenantID int64) ([]store.Setting, error) {
+	s.mu.Lock()
+	s.n++
+	s.mu.Unlock()
+	return s.Store.Settings(ctx, tenantID)
+}
+
+func (s *settingsReads) reads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// The tenant's settings are read once per policy version, not for every
+// message, and a change applies from the next message on.
+func TestTenantSettingsReadOncePerPolicyVersion(t *testing.T) {
+	t.Parallel()
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, NoStart: true})
+	ctx := context.Background()
+	st := &settingsReads{Store: n.Store}
+	q := &acceptances{}
+	p := &outbound.Pipeline{Store: st, Spool: n.Spool, Queue: q, Engine: &outbound.Engine{Store: n.Store}, Hostname: "mx.mailgate.test"}
+	from := "alice@example.test"
+	send := func(id string) store.Acceptance {
+		t.Helper()
+		msg := withAttachments(from, "user@dest.test", "figures", "Hello.")
+		key, size, err := blob.Put(ctx, n.Spool, id, strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := store.Message{ID: id, TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
+			ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: "figures"}
+		if err := p.Enqueue(ctx, m, []store.Recipient{{Addr: "user@dest.test", State: store.Queued}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.got[len(q.got)-1]
+	}
+	for _, id := range []string{"first", "second"} {
+		if acc := send(id); len(acc.Holds) != 0 || acc.Queue[0].Recipients[0].State != store.Queued {
+			t.Fatalf("%s message: %+v, want it queued", id, acc)
+		}
+	}
+	if r := st.reads(); r != 1 {
+		t.Fatalf("settings read %d times for two messages, want once", r)
+	}
+	set(t, n, store.ScopeTenant, "", outbound.KeyDelayMinutes, "5")
+	acc := send("third")
+	if len(acc.Holds) != 1 || acc.Holds[0].Kind != store.HoldDelay || acc.Queue[0].Recipients[0].State != store.Held {
+		t.Fatalf("after outbound.delay_minutes was set: %+v, want the message delayed", acc)
+	}
+	if r := st.reads(); r != 2 {
+		t.Fatalf("settings read %d times, want once more after the change", r)
+	}
+}

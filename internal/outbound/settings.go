@@ -97,14 +97,28 @@ func loadPolicy(ctx context.Context, st PolicyStore, tenantID int64, sender stri
 }
 
 // tenantData is what a sender's policy is built from: the tenant's
-// settings, groups and domains, read once per message.
+// settings, groups and domains. Never modified once built: the policy
+// cache shares one among messages.
 type tenantData struct {
 	settings []store.Setting
 	groups   []store.Group
 	domains  []store.Domain
+	layers   map[string]map[string]string // settings by "scope\x00owner"
 }
 
 func loadTenant(ctx context.Context, st PolicyStore, tenantID int64) (*tenantData, error) {
+	td, err := loadSettings(ctx, st, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	if td.domains, err = st.Domains(ctx, tenantID); err != nil {
+		return nil, fmt.Errorf("domains: %w", err)
+	}
+	return td, nil
+}
+
+// loadSettings reads the tenant's settings and groups (no domains).
+func loadSettings(ctx context.Context, st PolicyStore, tenantID int64) (*tenantData, error) {
 	var td tenantData
 	var err error
 	if td.settings, err = st.Settings(ctx, tenantID); err != nil {
@@ -113,23 +127,22 @@ func loadTenant(ctx context.Context, st PolicyStore, tenantID int64) (*tenantDat
 	if td.groups, err = st.Groups(ctx, tenantID); err != nil {
 		return nil, fmt.Errorf("groups: %w", err)
 	}
-	if td.domains, err = st.Domains(ctx, tenantID); err != nil {
-		return nil, fmt.Errorf("domains: %w", err)
+	td.layers = map[string]map[string]string{}
+	for _, s := range td.settings {
+		k := s.Scope + "\x00" + s.Owner
+		if td.layers[k] == nil {
+			td.layers[k] = map[string]string{}
+		}
+		td.layers[k][s.Key] = s.Value
 	}
 	return &td, nil
 }
 
-// policy is the policy of sender ("" for the tenant's alone).
+// policy is the policy of sender ("" for the tenant's alone). The layers
+// are td's: read only.
 func (td *tenantData) policy(sender string) *senderPolicy {
 	sender = strings.ToLower(sender)
-	sp := &senderPolicy{Sender: Sender{Address: sender}, layers: map[string]map[string]string{}}
-	for _, s := range td.settings {
-		k := s.Scope + "\x00" + s.Owner
-		if sp.layers[k] == nil {
-			sp.layers[k] = map[string]string{}
-		}
-		sp.layers[k][s.Key] = s.Value
-	}
+	sp := &senderPolicy{Sender: Sender{Address: sender}, layers: td.layers}
 	for _, g := range td.groups {
 		for _, m := range g.Members {
 			if strings.EqualFold(m, sender) {
