@@ -135,6 +135,8 @@ type Client struct {
 	mu   sync.Mutex
 	sem  map[string]chan struct{}
 	idle map[string][]*pooled
+	// sweeping: a timer to close expired idle connections is pending.
+	sweeping bool
 }
 
 type pooled struct {
@@ -305,6 +307,11 @@ func (c *Client) transaction(ctx context.Context, p *pooled, req Request) ([]Res
 	}
 	if err := p.c.Mail(req.From, mopts); err != nil {
 		var se *smtp.SMTPError
+		if errors.As(err, &se) && se.Code == 421 && p.uses > 1 {
+			// A cached connection the server is closing (an idle
+			// timeout, a restart): the caller tries a fresh one.
+			return nil, fmt.Errorf("%w: %d %s", errClosing, se.Code, se.Message)
+		}
 		if errors.As(err, &se) {
 			// The sender was refused: that answer is for every recipient.
 			p.c.Reset()
@@ -355,6 +362,10 @@ func (c *Client) transaction(ctx context.Context, p *pooled, req Request) ([]Res
 }
 
 var errConnBroken = errors.New("connection broken during DATA")
+
+// errClosing is a 421 reply to MAIL on a cached connection: nothing of the
+// message was sent, and the server is closing the connection.
+var errClosing = errors.New("cached connection closed by the server")
 
 // readErr remembers a read error of the message (not of the connection).
 type readErr struct {
@@ -476,7 +487,27 @@ func (c *Client) put(t Target, p *pooled) {
 	p.idleAt = time.Now()
 	c.mu.Lock()
 	c.idle[t.key()] = append(c.idle[t.key()], p)
+	if !c.sweeping {
+		c.sweeping = true
+		time.AfterFunc(c.cfg.IdleReuse.Duration, c.sweep)
+	}
 	c.mu.Unlock()
+}
+
+// sweep closes the connections idle for IdleReuse, and runs again while
+// any stay cached: an idle connection is never kept much longer than
+// IdleReuse, so a destination that gets no more mail gets its QUIT.
+func (c *Client) sweep() {
+	c.CloseIdle(false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.idle {
+		if len(l) > 0 {
+			time.AfterFunc(c.cfg.IdleReuse.Duration, c.sweep)
+			return
+		}
+	}
+	c.sweeping = false
 }
 
 // CloseIdle closes cached connections (at shutdown, or idle ones periodically).
