@@ -168,6 +168,7 @@ func serve(ctx context.Context, cfg config.Config, o serveOptions) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
+	tuneGCFromEnv(cfg.Runtime, log)
 	a, err := app.Open(ctx, cfg, log, app.Options{Version: version})
 	if err != nil {
 		return err
