@@ -23,6 +23,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailgate/mailgate/internal/bufpool"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -402,7 +403,7 @@ func (c *Client) data(p *pooled, req Request) Result {
 	// go-smtp's DotWriter writes CRLF line endings and dot-stuffs, whatever
 	// the stored message looks like.
 	rb := &readErr{r: body}
-	if _, err := io.Copy(w, rb); err != nil {
+	if _, err := bufpool.Copy(w, rb); err != nil {
 		// Never end DATA now: the final dot would have the server accept
 		// the part sent so far. Dropping the connection abandons the
 		// transaction (RFC 5321 3.3: no mail without the end of data).

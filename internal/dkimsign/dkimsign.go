@@ -36,6 +36,7 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mailgate/mailgate/internal/bufpool"
 	"github.com/mailgate/mailgate/internal/sealbox"
 )
 
@@ -280,7 +281,7 @@ func Sign(ctx context.Context, w io.Writer, msg io.ReadSeeker, keys []Key) error
 	if _, err := io.WriteString(w, fields); err != nil {
 		return err
 	}
-	_, err = io.Copy(w, ctxReader{ctx, msg})
+	_, err = bufpool.Copy(w, ctxReader{ctx, msg})
 	return err
 }
 
@@ -318,7 +319,7 @@ func Signature(ctx context.Context, msg io.Reader, keys []Key) (string, error) {
 		signers = append(signers, s)
 		ws = append(ws, s)
 	}
-	if _, err := io.Copy(io.MultiWriter(ws...), ctxReader{ctx, io.MultiReader(&head, msg)}); err != nil {
+	if _, err := bufpool.Copy(io.MultiWriter(ws...), ctxReader{ctx, io.MultiReader(&head, msg)}); err != nil {
 		return "", fmt.Errorf("dkim: sign: %w", err)
 	}
 	var fields strings.Builder

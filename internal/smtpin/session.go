@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/addr"
 	"github.com/mailgate/mailgate/internal/blob"
+	"github.com/mailgate/mailgate/internal/bufpool"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/store"
@@ -418,6 +420,9 @@ func (se *session) listRcpt(a addr.Address) (bool, error) {
 	return true, se.reject(smtpErr(550, smtp.EnhancedCode{5, 7, 1}, text))
 }
 
+// spoolWriters are the buffers between DATA and the spool blob.
+var spoolWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
 // Data accepts the message: stream it through the guard into a spool blob,
 // fsync, commit the envelope, then answer 250 with the queue ID.
 func (se *session) Data(r io.Reader) error {
@@ -437,12 +442,22 @@ func (se *session) Data(r io.Reader) error {
 			w.Abort()
 		}
 	}()
-	bw := bufio.NewWriterSize(w, 64<<10)
+	// The buffers are lent for the message: allocating them for each one
+	// was most of what a message allocated here.
+	bw := spoolWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		spoolWriters.Put(bw)
+	}()
 	if _, err := io.WriteString(bw, se.receivedHeader(id, now)); err != nil {
 		return se.spoolErr(err)
 	}
 	g := newGuard(bw, d.Listener.BareLF == "normalize", d.Limits.MaxLineBytes, d.Limits.MaxHeaderBytes, d.Limits.MaxReceived, d.Limits.MinDataRate)
-	if _, err := io.Copy(g, r); err != nil {
+	scratch := bufpool.Get()
+	defer bufpool.Put(scratch)
+	g.outScratch = (*scratch)[:0]
+	if _, err := bufpool.Copy(g, r); err != nil {
 		var se2 *smtp.SMTPError
 		if errors.As(err, &se2) {
 			se.log.Info("message refused", "reason", se2.Message)
