@@ -48,6 +48,13 @@ type Queue interface {
 	Accept(ctx context.Context, a store.Acceptance) error
 }
 
+// BodyKeeper is a Queue that takes the bytes of a blob the pipeline
+// holds, so that their delivery does not read them back from the spool
+// (queue.Queue.Remember).
+type BodyKeeper interface {
+	Remember(key string, body []byte)
+}
+
 // Store is what the pipeline reads and writes besides the queue.
 type Store interface {
 	PolicyStore
@@ -732,6 +739,11 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 		if err != nil {
 			return err
 		}
+	}
+	if bk, ok := p.Queue.(BodyKeeper); ok && j.body != nil && vs[0].key == m.BlobKey && !held && !delayed {
+		// The bytes read through the blob's checksum for the checks are
+		// the ones delivered first.
+		bk.Remember(m.BlobKey, j.body)
 	}
 	if err := p.commit(ctx, acc); err != nil {
 		return err

@@ -131,3 +131,63 @@ func TestTenantSettingsReadOncePerPolicyVersion(t *testing.T) {
 		t.Fatalf("settings read %d times, want once more after the change", r)
 	}
 }
+
+// keepingQueue is a queue that takes the bytes of the blobs it is given.
+type keepingQueue struct {
+	acceptances
+	kept map[string]string
+}
+
+func (k *keepingQueue) Remember(key string, body []byte) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.kept == nil {
+		k.kept = map[string]string{}
+	}
+	k.kept[key] = string(body)
+}
+
+// The bytes the pipeline read for its checks are handed to the queue with
+// the message, so that its delivery need not read the blob again; a held
+// message's are not (its delivery may be days away).
+func TestPipelineHandsTheBodyToTheQueue(t *testing.T) {
+	t.Parallel()
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, NoStart: true})
+	ctx := context.Background()
+	addRule(t, n, "header", "", "", outbound.Spec{Action: outbound.ActHeader, Header: "X-Checked", HeaderValue: "yes",
+		Conditions: []outbound.Condition{{Field: outbound.FieldRcpt, Op: outbound.OpOutside}}})
+	addRule(t, n, "hold", "", "", outbound.Spec{Action: outbound.ActHold,
+		Conditions: []outbound.Condition{{Field: outbound.FieldSubject, Op: outbound.OpContains, Values: []string{"HOLD"}}}})
+	q := &keepingQueue{}
+	p := &outbound.Pipeline{Store: n.Store, Spool: n.Spool, Queue: q, Engine: &outbound.Engine{Store: n.Store}, Hostname: "mx.mailgate.test"}
+	from := "alice@example.test"
+	send := func(id, subject string) (string, string) {
+		t.Helper()
+		msg := withAttachments(from, "user@dest.test", subject, "Hello.")
+		key, size, err := blob.Put(ctx, n.Spool, id, strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := store.Message{ID: id, TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
+			ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: subject}
+		if err := p.Enqueue(ctx, m, []store.Recipient{{Addr: "user@dest.test", State: store.Queued}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		return key, msg
+	}
+	key, msg := send("plain", "figures")
+	q.mu.Lock()
+	main := q.got[len(q.got)-1].Queue[0].Message
+	got, ok := q.kept[key]
+	q.mu.Unlock()
+	if main.BlobKey != key || !ok || got != msg {
+		t.Fatalf("queued blob %s, handed over %v (%d bytes); want the received blob's %d bytes", main.BlobKey, ok, len(got), len(msg))
+	}
+	key, _ = send("held", "HOLD this")
+	q.mu.Lock()
+	_, ok = q.kept[key]
+	q.mu.Unlock()
+	if ok {
+		t.Fatal("the bytes of a held message were handed to the queue")
+	}
+}

@@ -136,3 +136,51 @@ func (d *recordingDeliverer) body() string {
 	defer d.mu.Unlock()
 	return d.last
 }
+
+// A message whose bytes its writer handed over (Remember) is delivered
+// from them on its first attempt, without opening the spool; bytes that
+// do not fit the message's size are not used.
+func TestRememberedBodyDeliveredWithoutReadingTheSpool(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(t0)
+	n := mgtest.Start(t, mgtest.Options{Clock: clk, NoStart: true, NoChecks: true})
+	cfg := config.Default().Queue
+	cfg.Workers, cfg.Jitter, cfg.PollInterval = 1, 0, config.D(time.Hour)
+	spool := blobtest.NewCounting(n.Spool)
+	d := &recordingDeliverer{}
+	q := queue.New(queue.Deps{Store: n.Store, Spool: spool, Deliver: d, Router: oneTarget{}, Clock: clk,
+		Config: cfg, Node: "node-a", Hostname: "mx.mailgate.test"})
+	ctx := context.Background()
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Stop(context.Background()) })
+	for _, c := range []struct {
+		id, remembered string
+		opens          int
+	}{
+		{"kept", "Subject: x\r\n\r\n" + strings.Repeat("a line of the body\r\n", 500), 0},
+		{"short", "Subject: x\r\n\r\n", 1},
+	} {
+		body := "Subject: x\r\n\r\n" + strings.Repeat("a line of the body\r\n", 500)
+		key, size, err := blob.Put(ctx, n.Spool, c.id, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := store.Message{ID: c.id, TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: "s@example.net",
+			BlobKey: key, Size: size + 13, Prefix: "X-Prefix: 1\r\n", ReceivedAt: t0}
+		q.Remember(key, []byte(c.remembered))
+		if err := q.Enqueue(ctx, m, []store.Recipient{{Addr: "alice@example.test", State: store.Queued}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		mgtest.WaitFor(t, 10*time.Second, "message delivered", func() bool {
+			return recipients(t, n, m.ID)[0].State == store.Delivered
+		})
+		if got := d.body(); got != m.Prefix+body {
+			t.Fatalf("%s: delivered %q..., want the prefix and the blob", c.id, got[:min(len(got), 40)])
+		}
+		if o := spool.Opens(key); o != c.opens {
+			t.Fatalf("%s: blob opened %d times, want %d", c.id, o, c.opens)
+		}
+	}
+}

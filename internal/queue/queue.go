@@ -84,6 +84,8 @@ type Queue struct {
 	// extends.
 	attemptsMu sync.Mutex
 	attempts   map[*attempt]struct{}
+
+	bodies bodies // blobs' bytes handed over by their writer (Remember)
 }
 
 // attempt is one job being delivered.
@@ -670,11 +672,15 @@ func domainOf(a string) string {
 // checked, then streamed from the spool.
 const memBodyMax = 256 << 10
 
-// load reads m's blob through its checksum before an attempt. It returns
+// load reads m's blob through its checksum before an attempt, unless its
+// writer handed its bytes over (Remember). It returns
 // the blob's bytes when m is small enough to keep (memBodyMax), else nil
 // once the whole blob has been read and found intact. A damaged blob is
 // moved aside (blob.Check) and its error returned.
 func (q *Queue) load(ctx context.Context, m store.Message) ([]byte, error) {
+	if b := q.recall(m.BlobKey); b != nil && int64(len(m.Prefix)+len(b)) == m.Size {
+		return b, nil
+	}
 	if m.Size <= 0 || m.Size > memBodyMax {
 		return nil, blob.Check(ctx, q.d.Spool, m.BlobKey)
 	}
