@@ -134,12 +134,18 @@ type judged struct {
 // signature then read the one copy instead of opening the spool each.
 const memBodyMax = 256 << 10
 
-// readSmall returns the blob at key when size is at most memBodyMax, read
-// once through its checksum; nil otherwise, or when it cannot be read now
-// (the readers then open the spool and report the error themselves).
+// readSmall returns the blob at key when size is at most memBodyMax: the
+// bytes the listener wrote to it when the request carries them
+// (blob.Written), else read once through its checksum; nil otherwise, or
+// when it cannot be read now (the readers then open the spool and report
+// the error themselves).
 func (p *Pipeline) readSmall(ctx context.Context, key string, size int64) []byte {
 	if size <= 0 || size > memBodyMax {
 		return nil
+	}
+	if b := blob.Written(ctx, key); int64(len(b)) == size {
+		// The listener's copy of the bytes it wrote and made durable.
+		return b
 	}
 	r, err := p.Spool.Open(ctx, key)
 	if err != nil {

@@ -191,3 +191,43 @@ func TestPipelineHandsTheBodyToTheQueue(t *testing.T) {
 		t.Fatal("the bytes of a held message were handed to the queue")
 	}
 }
+
+// The bytes the listener wrote, carried by the request (blob.Written),
+// are the ones the pipeline checks and signs: it does not open the blob.
+func TestWrittenBytesCheckedWithoutOpeningTheBlob(t *testing.T) {
+	t.Parallel()
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, NoStart: true})
+	ctx := context.Background()
+	set(t, n, store.ScopeDomain, "example.test", dkimsign.KeySelector, "mg1")
+	set(t, n, store.ScopeDomain, "example.test", dkimsign.KeyAlgorithms, "rsa")
+	addRule(t, n, "attachment text", "", "", outbound.Spec{Action: outbound.ActBlock,
+		Conditions: []outbound.Condition{{Field: outbound.FieldAttachText, Op: outbound.OpContains, Values: []string{"顧客リスト"}}}})
+	from := "alice@example.test"
+	spool := blobtest.NewCounting(n.Spool)
+	q := &acceptances{}
+	p := &outbound.Pipeline{Store: n.Store, Spool: spool, Queue: q, Engine: &outbound.Engine{Store: n.Store}, Hostname: "mx.mailgate.test"}
+	for _, c := range []struct {
+		id, text string
+		refused  bool
+	}{{"clean", "Quarterly figures, nothing secret.\n", false}, {"secret", "顧客リスト: 山田, 佐藤\n", true}} {
+		msg := withAttachments(from, "user@dest.test", "figures", "Hello.", attachment{"list.txt", "text/plain; charset=utf-8", []byte(c.text)})
+		key, size, err := blob.Put(ctx, n.Spool, c.id, strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := store.Message{ID: c.id, TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
+			ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: "figures"}
+		err = p.Enqueue(blob.WithWritten(ctx, key, []byte(msg)), m, []store.Recipient{{Addr: "user@dest.test", State: store.Queued}}, nil)
+		if (err != nil) != c.refused {
+			t.Fatalf("%s: Enqueue: %v, want refused %v", c.id, err, c.refused)
+		}
+		if o := spool.Opens(key); o != 0 {
+			t.Fatalf("%s: blob opened %d times", c.id, o)
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if main := q.got[0].Queue[0].Message; !strings.Contains(main.Prefix, "DKIM-Signature:") {
+		t.Fatalf("clean message committed with prefix %q, want a signature", main.Prefix)
+	}
+}

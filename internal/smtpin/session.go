@@ -420,6 +420,31 @@ func (se *session) listRcpt(a addr.Address) (bool, error) {
 	return true, se.reject(smtpErr(550, smtp.EnhancedCode{5, 7, 1}, text))
 }
 
+// keepMax is the largest message whose bytes DATA keeps for the outbound
+// pipeline (its own limit for reading a message whole).
+const keepMax = 256 << 10
+
+// keepWriter writes to w and keeps a copy of what it wrote, up to max
+// bytes; past max it keeps nothing (b nil).
+type keepWriter struct {
+	w    io.Writer
+	b    []byte
+	max  int
+	over bool
+}
+
+func (k *keepWriter) Write(p []byte) (int, error) {
+	n, err := k.w.Write(p)
+	if !k.over {
+		if len(k.b)+n > k.max {
+			k.over, k.b = true, nil
+		} else {
+			k.b = append(k.b, p[:n]...)
+		}
+	}
+	return n, err
+}
+
 // spoolWriters are the buffers between DATA and the spool blob.
 var spoolWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
@@ -445,7 +470,15 @@ func (se *session) Data(r io.Reader) error {
 	// The buffers are lent for the message: allocating them for each one
 	// was most of what a message allocated here.
 	bw := spoolWriters.Get().(*bufio.Writer)
-	bw.Reset(w)
+	// The outbound pipeline reads a small message whole; it gets the
+	// bytes written instead of reading the blob back (blob.Written).
+	var kept *keepWriter
+	if d.Kind == Outbound || d.Kind == Submission {
+		kept = &keepWriter{w: w, max: keepMax}
+		bw.Reset(kept)
+	} else {
+		bw.Reset(w)
+	}
 	defer func() {
 		bw.Reset(nil)
 		spoolWriters.Put(bw)
@@ -516,6 +549,9 @@ func (se *session) Data(r io.Reader) error {
 	// send it again); a commit already under way completes.
 	ctx, cancel := context.WithTimeout(se.connCtx(), d.ScanBudget+commitTimeout)
 	defer cancel()
+	if kept != nil && kept.b != nil && int64(len(kept.b)) == m.Size {
+		ctx = blob.WithWritten(ctx, m.BlobKey, kept.b)
+	}
 	if err := d.Queue.Enqueue(ctx, m, rcpts, ev); err != nil {
 		// The blob is durable but was never acknowledged: remove it.
 		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
