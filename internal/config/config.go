@@ -226,7 +226,7 @@ type DeliveryConfig struct {
 	ConnectTimeout  Duration `toml:"connect_timeout" doc:"TCP connect timeout."`
 	CommandTimeout  Duration `toml:"command_timeout" doc:"Timeout for each SMTP reply from the destination."`
 	DataTimeout     Duration `toml:"data_timeout" doc:"Timeout for the whole DATA transfer."`
-	IdleReuse       Duration `toml:"idle_reuse" doc:"How long an idle connection is kept for reuse."`
+	IdleReuse       Duration `toml:"idle_reuse" doc:"How long an idle connection to a destination is kept for the next message to it; then it gets its QUIT. A cached connection the server closed meanwhile (silently or with 421) is replaced by a fresh one for the message."`
 	MaxReuse        int      `toml:"max_reuse" doc:"Messages sent over one connection before it is closed."`
 	SmartHost       string   `toml:"smart_host" doc:"smtp://host:port that all mail leaving for domains mailgate does not serve (outbound relay, DSNs) goes to. Empty: MX lookup."`
 	ClientCertFile  string   `toml:"client_cert_file" doc:"Certificate presented on STARTTLS to destinations (Microsoft 365 partner connectors identify gateways by it)."`
