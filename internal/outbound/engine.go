@@ -290,6 +290,7 @@ func (e *Engine) limits() attachtext.Limits {
 
 func (e *Engine) evaluate(ctx context.Context, rs *ruleSet, f *Facts) []Match {
 	ev := &evaluator{ctx: ctx, f: f, lim: e.limits(), needText: rs.needText}
+	defer ev.sets.release()
 	var out []Match
 	for _, r := range rs.rules {
 		if !r.Enabled || r.bad != nil || !applies(r.OutboundRule, f.Sender) {
@@ -333,7 +334,8 @@ type evaluator struct {
 	ctx      context.Context
 	f        *Facts
 	lim      attachtext.Limits
-	needText bool // read the attachments' text (some rule of the set does)
+	needText bool     // read the attachments' text (some rule of the set does)
+	sets     textSets // byte pairs of the long texts keywords are looked for in
 }
 
 // rule evaluates one rule: its conditions joined by Match, then its
@@ -603,18 +605,28 @@ func (ev *evaluator) text(c *ccond, texts []string, partial bool, what string) (
 			return unknown, what + ": time up"
 		}
 		if c.Op == OpRegex {
+			set := ev.sets.of(n)
 			for i, re := range c.res {
+				// Every match starts with the expression's literal
+				// prefix: a text without it has none.
+				if p, _ := re.LiteralPrefix(); set != nil && p != "" && set.lacks(p) {
+					continue
+				}
 				if re.MatchString(n) {
 					return yes, what + " matches " + c.Values[i]
 				}
 			}
 			continue
 		}
+		var set *bigrams
+		if c.Op == OpContains {
+			set = ev.sets.of(n)
+		}
 		for _, v := range c.vals {
 			var ok bool
 			switch c.Op {
 			case OpContains:
-				ok = strings.Contains(n, v)
+				ok = (set == nil || !set.lacks(v)) && strings.Contains(n, v)
 			case OpExact:
 				ok = n == v
 			case OpPrefix:

@@ -291,3 +291,37 @@ func TestEvaluatePDFText(t *testing.T) {
 		}
 	}
 }
+
+// Keywords are found anywhere in a long text (where a set of its byte
+// pairs rules out the others first), and only there.
+func TestContainsInLongTexts(t *testing.T) {
+	filler := strings.Repeat("Quarterly figures for the bench, nothing secret in this line at all.\n", 60)
+	cond := func(v ...string) []outbound.Condition {
+		return []outbound.Condition{{Field: outbound.FieldBody, Op: outbound.OpContains, Values: v}}
+	}
+	rules := []store.OutboundRule{
+		rule(t, 1, "end", outbound.Spec{Action: outbound.ActBlock, Conditions: cond("顧客リスト7", "社外秘")}),
+		rule(t, 2, "one byte", outbound.Spec{Action: outbound.ActTag, Tag: "[x]", Conditions: cond("#")}),
+		rule(t, 3, "absent", outbound.Spec{Action: outbound.ActBlock, Conditions: cond("顧客リスト8", "confidential-1")}),
+		rule(t, 4, "regex", outbound.Spec{Action: outbound.ActHold, Conditions: []outbound.Condition{{Field: outbound.FieldBody, Op: outbound.OpRegex, Values: []string{"極秘[0-9]+-9", "(?i)TOP SECRET"}}}}),
+	}
+	for _, c := range []struct {
+		body string
+		want string
+	}{
+		{filler + "社外秘", "end"},
+		{"社外秘" + filler, "end"},
+		{filler + "顧客リスト7", "end"},
+		{filler + "#", "one byte"},
+		{filler + "極秘12-9", "regex"},
+		{filler + "top secret", "regex"},
+		{filler + "極秘12-8", ""},
+		{filler, ""},
+	} {
+		raw := "From: a@example.test\r\nTo: b@partner.test\r\nSubject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + strings.ReplaceAll(c.body, "\n", "\r\n")
+		f := facts(t, "a@example.test", nil, []string{"b@partner.test"}, raw)
+		if got := names((&outbound.Engine{}).EvaluateRules(context.Background(), rules, f)); got != c.want {
+			t.Errorf("body ending %q: rules %q, want %q", c.body[max(0, len(c.body)-20):], got, c.want)
+		}
+	}
+}
