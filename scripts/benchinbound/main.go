@@ -26,6 +26,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -45,20 +46,21 @@ import (
 )
 
 type options struct {
-	bin      string
-	n        int
-	sessions int
-	warmup   int
-	perConn  int
-	seed     uint64
-	entries  int
-	timeout  time.Duration
-	drain    time.Duration
-	dir      string
-	keep     bool
-	logLevel string
-	runs     string
-	profDir  string
+	bin        string
+	n          int
+	sessions   int
+	warmup     int
+	perConn    int
+	seed       uint64
+	entries    int
+	timeout    time.Duration
+	drain      time.Duration
+	dir        string
+	keep       bool
+	logLevel   string
+	runs       string
+	profDir    string
+	clamdTmpfs bool
 }
 
 func main() { os.Exit(run()) }
@@ -78,6 +80,7 @@ func run() int {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, data)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "mailgate log_level")
 	flag.StringVar(&o.runs, "runs", "pipeline,relay-only", "runs to do, comma-separated")
+	flag.BoolVar(&o.clamdTmpfs, "clamd-tmpfs", true, "give clamd a temporary directory on tmpfs ("+shmDir+") when there is one")
 	flag.StringVar(&o.profDir, "cpuprofile", "", "write mailgate's CPU profile of each measured window to DIR/RUN.pprof (taken through [debug] pprof_listen)")
 	flag.Parse()
 	if o.bin == "" || o.n <= 0 || o.sessions <= 0 || o.warmup < 0 || o.perConn <= 0 || o.entries < 20 {
@@ -90,17 +93,18 @@ func run() int {
 
 // bench is one benchmark: shared DNS, clamd and message mix, and the runs.
 type bench struct {
-	o       options
-	dir     string
-	dns     *fakeDNS
-	clamd   *clamdtest.Clamd
-	ds      []*senderDomain
-	people  []person
-	warm    []*message
-	msgs    []*message
-	csv     []byte
-	hz      float64
-	results []*runResult
+	o        options
+	dir      string
+	dns      *fakeDNS
+	clamd    *clamdtest.Clamd
+	clamdTmp string // clamd's temporary directory on tmpfs, removed at the end
+	ds       []*senderDomain
+	people   []person
+	warm     []*message
+	msgs     []*message
+	csv      []byte
+	hz       float64
+	results  []*runResult
 }
 
 // runResult is what one run measured.
@@ -186,6 +190,9 @@ func (b *bench) main() int {
 	if b.clamd != nil {
 		b.clamd.Stop()
 	}
+	if b.clamdTmp != "" {
+		os.RemoveAll(b.clamdTmp)
+	}
 	if b.dns != nil {
 		if err := b.dns.Close(); err != nil {
 			logf("fake DNS: %v", err)
@@ -231,11 +238,22 @@ func (b *bench) setup(ctx context.Context) error {
 	// Only the EICAR signatures, so the scanning cost measured is clamd's
 	// protocol, MIME and archive handling, not the matching of a full
 	// database; clamd's own thread pool, as a packaged daemon has.
-	b.clamd, err = clamdtest.Launch(ctx, filepath.Join(b.dir, "clamd"), clamdtest.WithMaxThreads(0))
+	opts := []clamdtest.Option{clamdtest.WithMaxThreads(0)}
+	tmp := ""
+	if b.o.clamdTmpfs {
+		if tmp, err = clamdScratch(); err != nil {
+			return err
+		}
+	}
+	if tmp != "" {
+		b.clamdTmp = tmp
+		opts = append(opts, clamdtest.WithTemporaryDirectory(tmp))
+	}
+	b.clamd, err = clamdtest.Launch(ctx, filepath.Join(b.dir, "clamd"), opts...)
 	if err != nil {
 		return err
 	}
-	logf("clamd running (pid %d)", b.clamd.Pid())
+	logf("clamd running (pid %d), temporary files in %s", b.clamd.Pid(), cmp.Or(tmp, "the scratch directory (no tmpfs at "+shmDir+")"))
 	mx := &mixer{ds: ds, people: b.people, seed: b.o.seed, base: time.Date(2025, 6, 2, 9, 0, 0, 0, time.FixedZone("JST", 9*3600))}
 	all, err := mx.generate(b.o.warmup + b.o.n)
 	if err != nil {

@@ -60,6 +60,7 @@ type config struct {
 	maxRecursion    int
 	maxThreads      int
 	alertExceedsMax bool
+	tempDir         string
 }
 
 // WithMaxFileSize sets clamd's MaxFileSize in bytes: larger files (also
@@ -82,6 +83,12 @@ func WithMaxScanTime(d time.Duration) Option { return func(c *config) { c.maxSca
 // once (default here 4). Zero or less leaves it out of clamd.conf, so clamd
 // uses its own default, as a packaged daemon does.
 func WithMaxThreads(n int) Option { return func(c *config) { c.maxThreads = n } }
+
+// WithTemporaryDirectory sets clamd's TemporaryDirectory, where it writes
+// each message's decoded parts and unpacked archive members while it
+// scans (default here: a directory beside clamd.conf). The directory is
+// created if needed and handed to the clamav user when clamd runs as it.
+func WithTemporaryDirectory(dir string) Option { return func(c *config) { c.tempDir = dir } }
 
 // Clamd is a running clamd started by Start or Launch. Its methods are safe
 // for concurrent use.
@@ -151,7 +158,10 @@ func Launch(ctx context.Context, dir string, opts ...Option) (*Clamd, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareDirs(dir, cred); err != nil {
+	if cfg.tempDir == "" {
+		cfg.tempDir = filepath.Join(dir, "run", "tmp")
+	}
+	if err := prepareDirs(dir, cfg.tempDir, cred); err != nil {
 		return nil, err
 	}
 	if err := writeDatabase(filepath.Join(dir, "db")); err != nil {
@@ -281,7 +291,11 @@ func (c *Clamd) conf(dir string, port int, cfg config) string {
 	line("TCPSocket", port)
 	line("TCPAddr", "127.0.0.1")
 	line("DatabaseDirectory", filepath.Join(dir, "db"))
-	line("TemporaryDirectory", filepath.Join(run, "tmp"))
+	tmp := cfg.tempDir
+	if tmp == "" {
+		tmp = filepath.Join(run, "tmp")
+	}
+	line("TemporaryDirectory", tmp)
 	line("LogFile", c.logPath)
 	line("LogTime", "yes")
 	if cfg.maxThreads > 0 {
@@ -359,9 +373,9 @@ func daemonCredential() (*syscall.Credential, error) {
 // socket, log and temporary files). When clamd runs as another user, dir
 // and its parent are opened for traversal and run/ is handed to that user;
 // t.TempDir and os.MkdirTemp create them 0700.
-func prepareDirs(dir string, cred *syscall.Credential) error {
+func prepareDirs(dir, tmp string, cred *syscall.Credential) error {
 	run := filepath.Join(dir, "run")
-	for _, d := range []string{filepath.Join(dir, "db"), run, filepath.Join(run, "tmp")} {
+	for _, d := range []string{filepath.Join(dir, "db"), run, tmp} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}
@@ -377,7 +391,7 @@ func prepareDirs(dir string, cred *syscall.Credential) error {
 			return fmt.Errorf("opening %s to the clamav user: %w", d, err)
 		}
 	}
-	for _, d := range []string{run, filepath.Join(run, "tmp")} {
+	for _, d := range []string{run, tmp} {
 		if err := os.Chown(d, int(cred.Uid), int(cred.Gid)); err != nil {
 			return fmt.Errorf("handing %s to the clamav user: %w", d, err)
 		}

@@ -3,9 +3,13 @@ package clamdtest
 import (
 	"context"
 	"crypto/md5"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -210,4 +214,52 @@ func TestConfMaxThreads(t *testing.T) {
 			t.Errorf("%d options: want %q in:\n%s", len(tc.opts), tc.want, conf)
 		}
 	}
+}
+
+// TestTemporaryDirectory: clamd writes a message's parts to the directory
+// given, which Launch creates for it, and still finds what they hold.
+func TestTemporaryDirectory(t *testing.T) {
+	t.Parallel()
+	tmp := filepath.Join(t.TempDir(), "scratch", "clamd-tmp")
+	c := Start(t, WithTemporaryDirectory(tmp))
+	conf, err := os.ReadFile(filepath.Join(c.Dir(), "clamd.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(conf), "\nTemporaryDirectory "+tmp+"\n") {
+		t.Fatalf("clamd.conf lacks TemporaryDirectory %s:\n%s", tmp, conf)
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("temporary directory not created: %v", err)
+	}
+	// EICAR in a base64 attachment: clamd decodes the part into a file of
+	// the temporary directory before matching it.
+	msg := "From: a@example.test\r\nTo: b@example.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n" +
+		"Content-Disposition: attachment; filename=\"t.com\"\r\n\r\n" + base64.StdEncoding.EncodeToString(EICAR()) + "\r\n--b--\r\n"
+	reply, err := instream(c.Addr(), []byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(reply, "FOUND") {
+		t.Fatalf("clamd answered %q for EICAR in an attachment", reply)
+	}
+}
+
+// instream sends data to clamd's TCP port with INSTREAM and returns the reply.
+func instream(addr string, data []byte) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(data)))
+	if _, err := conn.Write(append(append(append([]byte("zINSTREAM\x00"), n[:]...), data...), 0, 0, 0, 0)); err != nil {
+		return "", err
+	}
+	reply, err := io.ReadAll(conn)
+	return strings.TrimRight(string(reply), "\x00\n"), err
 }
