@@ -113,10 +113,17 @@ else
 fi
 
 declare -A USED_PORTS=()
+# Ports are drawn below the kernel's ephemeral range (32768-60999 by
+# default): a port in it can become the local port of an outgoing
+# connection between the check and the server's bind.
+EPHEMERAL_LOW=32768
+read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+PORT_LOW=10000
+((EPHEMERAL_LOW - PORT_LOW >= 2000)) || PORT_LOW=1024
 free_port() { # sets FREE_PORT to a loopback TCP port nobody listens on
 	local p i
 	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((PORT_LOW + RANDOM % (EPHEMERAL_LOW - PORT_LOW)))
 		[[ -z ${USED_PORTS[$p]:-} ]] || continue
 		if ! listening "$p"; then
 			USED_PORTS[$p]=1
