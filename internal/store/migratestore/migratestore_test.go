@@ -320,6 +320,13 @@ func TestCopyResumesAndVerifies(t *testing.T) {
 	if rep.Blobs != 4 || rep.Unreferenced != 1 || len(rep.Absent) != 1 || !strings.Contains(rep.Absent[0], "mx1/001ddd (missing)") {
 		t.Errorf("report: blobs %d copied %d unreferenced %d absent %v", rep.Blobs, rep.Copied, rep.Unreferenced, rep.Absent)
 	}
+	// The copied tables have the planner's statistics before any node runs.
+	for _, tb := range []string{"messages", "recipients", "events"} {
+		var analyzed bool
+		if err := conn.QueryRow(ctx, `SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = $1`, tb).Scan(&analyzed); err != nil || !analyzed {
+			t.Errorf("table %s not analyzed after the copy (%v)", tb, err)
+		}
+	}
 
 	// Rows point at the blobs under their new keys, and S3 holds them.
 	var oldKey, detail string
