@@ -30,6 +30,7 @@ import (
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/versioned"
 )
 
 // Queue is what the pipeline needs of the queue: one commit of everything
@@ -86,7 +87,7 @@ type Pipeline struct {
 	// the checks' authentication results (auth.Sealer).
 	Seal func(ctx context.Context, r io.Reader, results []string) (string, error)
 
-	policies policyCache
+	policies versioned.Cache[*tenantPolicy] // each tenant's policy per policy version
 }
 
 // QuarantineQuota is the per-address quarantine capacity: Limit is the

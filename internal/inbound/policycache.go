@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
 
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -23,46 +22,22 @@ type tenantPolicy struct {
 	nets     []store.TrustedNet
 }
 
-// policyCache keeps each tenant's tenantPolicy in memory. Every message
-// asks the store for the tenant's policy version (one read of one row)
-// and reloads when it changed, so a change made by the CLI, the console or
-// another node applies from the next message on, as when every message
-// read the tables. The version is read before the tables: a change that
-// lands between the two is in the tables read and bumps the version again,
-// so the next message reloads; the cache is never older than the version
-// it was read at.
-type policyCache struct {
-	mu      sync.Mutex
-	tenants map[int64]*tenantPolicy
+// policy returns the tenant's current policy: kept in memory per policy
+// version (p.policies), so every message reads one row of the store
+// instead of the tables.
+func (p *Pipeline) policy(ctx context.Context, tenantID int64) (*tenantPolicy, error) {
+	return p.policies.Get(ctx, tenantID, p.policyVersion, func(ctx context.Context, v int64) (*tenantPolicy, error) {
+		return p.loadPolicy(ctx, tenantID, v)
+	})
 }
 
-// policy returns the tenant's current policy.
-func (p *Pipeline) policy(ctx context.Context, tenantID int64) (*tenantPolicy, error) {
+// policyVersion is the store's policy version with the error's context.
+func (p *Pipeline) policyVersion(ctx context.Context, tenantID int64) (int64, error) {
 	v, err := p.Store.PolicyVersion(ctx, tenantID)
 	if err != nil {
-		return nil, fmt.Errorf("policy version: %w", err)
+		return 0, fmt.Errorf("policy version: %w", err)
 	}
-	c := &p.policies
-	c.mu.Lock()
-	tp := c.tenants[tenantID]
-	c.mu.Unlock()
-	if tp != nil && tp.version == v {
-		return tp, nil
-	}
-	// Concurrent messages of a tenant whose policy just changed may each
-	// read it: rare, and cheaper than making them wait for one another.
-	if tp, err = p.loadPolicy(ctx, tenantID, v); err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.tenants == nil {
-		c.tenants = map[int64]*tenantPolicy{}
-	}
-	if cur := c.tenants[tenantID]; cur == nil || cur.version <= v {
-		c.tenants[tenantID] = tp
-	}
-	c.mu.Unlock()
-	return tp, nil
+	return v, nil
 }
 
 // loadPolicy reads the tenant's settings, groups and trusted networks,

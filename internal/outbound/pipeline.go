@@ -41,6 +41,7 @@ import (
 	"github.com/mailgate/mailgate/internal/rewrite"
 	"github.com/mailgate/mailgate/internal/signedlink"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/versioned"
 )
 
 // Queue commits everything a message becomes (queue.Queue.Accept).
@@ -92,8 +93,8 @@ type Pipeline struct {
 	// Judged, when set, is told each checked message's action (metrics).
 	Judged func(policy.Action)
 
-	dkimKeys dkimsign.KeyCache // the signing keys, opened once
-	policies policyCache       // the tenants' settings and groups
+	dkimKeys dkimsign.KeyCache            // the signing keys, opened once
+	policies versioned.Cache[*tenantData] // the tenants' settings and groups per policy version
 }
 
 // commitTimeout bounds the accept transaction, on its own deadline.

@@ -1,0 +1,59 @@
+// Package versioned keeps per-tenant values read from the store at a
+// version the store bumps with every change to what they were read from.
+package versioned
+
+import (
+	"context"
+	"sync"
+)
+
+// Cache holds one value per tenant with the version it was read at. Every
+// Get asks for the tenant's current version (one read of one row) and
+// loads the value again when it changed, so a change made by the CLI, the
+// console or another node applies from the next Get on. The version is
+// read before the value: a change landing between the two is in what was
+// loaded and bumps the version again, so a value is never older than the
+// version it is kept at. The zero Cache is ready to use.
+type Cache[T any] struct {
+	mu sync.Mutex
+	m  map[int64]entry[T]
+}
+
+type entry[T any] struct {
+	version int64
+	value   T
+}
+
+// Get returns the tenant's value at its current version (version), loaded
+// by load when the cache holds none at that version. Concurrent Gets of a
+// tenant whose version just changed may each load: rare, and cheaper than
+// making them wait for one another.
+func (c *Cache[T]) Get(ctx context.Context, tenantID int64,
+	version func(ctx context.Context, tenantID int64) (int64, error),
+	load func(ctx context.Context, version int64) (T, error)) (T, error) {
+	v, err := version(ctx, tenantID)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	c.mu.Lock()
+	cur, ok := c.m[tenantID]
+	c.mu.Unlock()
+	if ok && cur.version == v {
+		return cur.value, nil
+	}
+	val, err := load(ctx, v)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[int64]entry[T]{}
+	}
+	if old, ok := c.m[tenantID]; !ok || old.version <= v {
+		c.m[tenantID] = entry[T]{version: v, value: val}
+	}
+	c.mu.Unlock()
+	return val, nil
+}
