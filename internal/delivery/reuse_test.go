@@ -125,30 +125,16 @@ func reuseClient(idle time.Duration) *Client {
 }
 
 // Two messages to one destination, one after the other, go over one
-// connection.
+// connection. A cached connection the server has dropped, silently or
+// with a 421, is replaced by a fresh one: the message is delivered once,
+// not lost, not twice.
 func TestMessagesToOneDestinationShareAConnection(t *testing.T) {
-	s := startConnServer(t, "")
-	c := reuseClient(time.Minute)
-	defer c.CloseIdle(true)
-	ctx := context.Background()
-	for _, subj := range []string{"one", "two"} {
-		rs := c.Deliver(ctx, []Target{s.target()}, Request{From: "a@example.test", Rcpts: []string{"b@partner.test"}, Body: body("Subject: " + subj + "\r\n\r\nx\r\n")})
-		if !rs[0].OK() {
-			t.Fatalf("message %s: %+v", subj, rs[0])
-		}
-	}
-	if conns, _, msgs := s.counts(); conns != 1 || strings.Join(msgs, ",") != "one,two" {
-		t.Fatalf("%d connections for messages %v, want one connection for one,two", conns, msgs)
-	}
-}
-
-// A cached connection the server has dropped, silently or with a 421, is
-// replaced by a fresh one: the message is delivered once, not lost, not
-// twice.
-func TestDroppedCachedConnectionRetriedOnAFreshOne(t *testing.T) {
-	for _, drop := range []string{"close", "421"} {
-		t.Run(drop, func(t *testing.T) {
-			s := startConnServer(t, drop)
+	for _, tc := range []struct {
+		drop  string // what the server does after the first message
+		conns int
+	}{{"", 1}, {"close", 2}, {"421", 2}} {
+		t.Run("drop="+tc.drop, func(t *testing.T) {
+			s := startConnServer(t, tc.drop)
 			c := reuseClient(time.Minute)
 			defer c.CloseIdle(true)
 			ctx := context.Background()
@@ -158,8 +144,8 @@ func TestDroppedCachedConnectionRetriedOnAFreshOne(t *testing.T) {
 					t.Fatalf("message %s: %+v", subj, rs[0])
 				}
 			}
-			if conns, _, msgs := s.counts(); conns != 2 || strings.Join(msgs, ",") != "one,two" {
-				t.Fatalf("%d connections for messages %v, want two connections for one,two", conns, msgs)
+			if conns, _, msgs := s.counts(); conns != tc.conns || strings.Join(msgs, ",") != "one,two" {
+				t.Fatalf("%d connections for messages %v, want %d for one,two", conns, msgs, tc.conns)
 			}
 		})
 	}
