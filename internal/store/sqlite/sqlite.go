@@ -50,6 +50,9 @@ type DB struct {
 	// thousand outcomes).
 	accepts chan writeOp
 	stop    chan struct{}
+	// writerDone is closed when the writer has returned: every op it took
+	// has its answer by then, and an op still in a channel never will.
+	writerDone chan struct{}
 	// indexKick wakes the mailbox search indexer (mailindex.go).
 	indexKick chan struct{}
 	wg        sync.WaitGroup
@@ -82,7 +85,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	r := sql.OpenDB(conns)
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8) // keep connections, and the statements prepared on them
-	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), accepts: make(chan writeOp, maxBatch), stop: make(chan struct{}), indexKick: make(chan struct{}, 1), log: log}
+	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), accepts: make(chan writeOp, maxBatch), stop: make(chan struct{}), writerDone: make(chan struct{}), indexKick: make(chan struct{}, 1), log: log}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
@@ -163,11 +166,24 @@ func (db *DB) writeTo(ctx context.Context, ops chan writeOp, fn func(*sql.Tx) er
 	case <-db.stop:
 		return errors.New("store closed")
 	}
-	return <-op.done
+	// The send can win over a closed stop (both were ready) after the
+	// writer's last drain: that op is never taken, never committed.
+	select {
+	case err := <-op.done:
+		return err
+	case <-db.writerDone:
+		select {
+		case err := <-op.done:
+			return err
+		default:
+			return errors.New("store closed")
+		}
+	}
 }
 
 func (db *DB) writer() {
 	defer db.wg.Done()
+	defer close(db.writerDone)
 	// When both kinds wait, they take turns: an acceptance waits for at
 	// most one batch of other writes, and a stream of acceptances never
 	// holds deliveries' outcomes back until their leases run out.

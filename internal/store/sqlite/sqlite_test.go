@@ -2,11 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -76,5 +78,39 @@ func TestReopenKeepsData(t *testing.T) {
 	got, err := db.TenantByName(ctx, "acme")
 	if err != nil || got.ID != tn.ID {
 		t.Fatalf("after reopen: %+v %v", got, err)
+	}
+}
+
+// A write submitted while the store closes gets an answer: committed, or
+// "store closed". Its send into the writer's buffered channel can win over
+// the closed stop after the writer's last drain; it used to wait for an
+// answer forever, and Close with it, for the mailbox indexer's writes.
+func TestWriteAfterCloseAnswers(t *testing.T) {
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		// Each try picks the send or the stop at random: 30 tries make
+		// the send win at least once, but for one chance in 2^30.
+		for range 30 {
+			if err := db.write(context.Background(), func(*sql.Tx) error { return nil }); err == nil {
+				answered <- errors.New("a write after Close reported success")
+				return
+			}
+		}
+		answered <- nil
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a write after Close never got an answer")
 	}
 }
