@@ -66,11 +66,9 @@ func TestDamagedBlobIsHeldNotDelivered(t *testing.T) {
 	}
 }
 
-// A small message is read from the spool once per attempt: the bytes
-// whose checksum was verified are the bytes delivered, with the message's
-// prefix in front.
-func TestSmallMessageReadOncePerAttempt(t *testing.T) {
-	t.Parallel()
+// countingQueue is a queue of one worker over n's spool, counting the
+// spool's reads, delivering to a recordingDeliverer; not started.
+func countingQueue(t *testing.T) (*mgtest.Node, *blobtest.Counting, *recordingDeliverer, *queue.Queue) {
 	clk := clock.NewFake(t0)
 	n := mgtest.Start(t, mgtest.Options{Clock: clk, NoStart: true, NoChecks: true})
 	cfg := config.Default().Queue
@@ -79,6 +77,15 @@ func TestSmallMessageReadOncePerAttempt(t *testing.T) {
 	d := &recordingDeliverer{}
 	q := queue.New(queue.Deps{Store: n.Store, Spool: spool, Deliver: d, Router: oneTarget{}, Clock: clk,
 		Config: cfg, Node: "node-a", Hostname: "mx.mailgate.test"})
+	return n, spool, d, q
+}
+
+// A small message is read from the spool once per attempt: the bytes
+// whose checksum was verified are the bytes delivered, with the message's
+// prefix in front.
+func TestSmallMessageReadOncePerAttempt(t *testing.T) {
+	t.Parallel()
+	n, spool, d, q := countingQueue(t)
 	ctx := context.Background()
 	body := "Subject: x\r\n\r\n" + strings.Repeat("a line of the body\r\n", 500)
 	key, size, err := blob.Put(ctx, n.Spool, "small-msg", strings.NewReader(body))
@@ -142,14 +149,7 @@ func (d *recordingDeliverer) body() string {
 // do not fit the message's size are not used.
 func TestRememberedBodyDeliveredWithoutReadingTheSpool(t *testing.T) {
 	t.Parallel()
-	clk := clock.NewFake(t0)
-	n := mgtest.Start(t, mgtest.Options{Clock: clk, NoStart: true, NoChecks: true})
-	cfg := config.Default().Queue
-	cfg.Workers, cfg.Jitter, cfg.PollInterval = 1, 0, config.D(time.Hour)
-	spool := blobtest.NewCounting(n.Spool)
-	d := &recordingDeliverer{}
-	q := queue.New(queue.Deps{Store: n.Store, Spool: spool, Deliver: d, Router: oneTarget{}, Clock: clk,
-		Config: cfg, Node: "node-a", Hostname: "mx.mailgate.test"})
+	n, spool, d, q := countingQueue(t)
 	ctx := context.Background()
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
