@@ -657,22 +657,22 @@ func (p *Pipeline) envelopeWith(ctx context.Context, m store.Message, rcpts []st
 		tp = tp.withSettings(change)
 	}
 	layers, memberOf := tp.layers, tp.memberOf
-	tenant := layers[store.ScopeTenant+"\x00"]
+	tenant := layers.Of(store.ScopeTenant, "")
 	per := policy.PerRcpt{Rcpt: map[string]policy.Settings{}}
 	for _, r := range rcpts {
 		key := strings.ToLower(r.Addr)
 		dom := key[strings.LastIndexByte(key, '@')+1:]
 		gs := memberOf[key] // sorted; shared with other messages, read only
 		env.Rcpts = append(env.Rcpts, policy.Rcpt{Addr: r.Addr, Domain: dom, Groups: gs})
-		l := policy.Layered{layers[store.ScopeAddress+"\x00"+key]}
+		l := policy.Layered{layers.Of(store.ScopeAddress, key)}
 		for _, g := range gs {
-			l = append(l, layers[store.ScopeGroup+"\x00"+g])
+			l = append(l, layers.Of(store.ScopeGroup, g))
 		}
-		l = append(l, layers[store.ScopeDomain+"\x00"+dom], tenant)
+		l = append(l, layers.Of(store.ScopeDomain, dom), tenant)
 		per.Rcpt[r.Addr] = l
 	}
 	if len(env.Rcpts) > 0 {
-		per.Message = policy.Layered{layers[store.ScopeDomain+"\x00"+env.Rcpts[0].Domain], tenant}
+		per.Message = policy.Layered{layers.Of(store.ScopeDomain, env.Rcpts[0].Domain), tenant}
 	} else {
 		per.Message = policy.Layered{tenant}
 	}

@@ -17,8 +17,8 @@ type tenantPolicy struct {
 	version  int64
 	settings []store.Setting
 	groups   []store.Group
-	layers   map[string]map[string]string // "scope\x00owner" → values
-	memberOf map[string][]string          // address → its groups, sorted
+	layers   store.SettingLayers
+	memberOf map[string][]string // address → its groups, sorted
 	nets     []store.TrustedNet
 }
 
@@ -70,14 +70,7 @@ func (tp *tenantPolicy) withSettings(change func([]store.Setting) []store.Settin
 
 // index builds the layers and memberships from the rows.
 func (tp *tenantPolicy) index() {
-	tp.layers = map[string]map[string]string{}
-	for _, s := range tp.settings {
-		k := s.Scope + "\x00" + s.Owner
-		if tp.layers[k] == nil {
-			tp.layers[k] = map[string]string{}
-		}
-		tp.layers[k][s.Key] = s.Value
-	}
+	tp.layers = store.IndexSettings(tp.settings)
 	tp.memberOf = map[string][]string{}
 	for _, g := range tp.groups {
 		for _, a := range g.Members {

@@ -21,7 +21,7 @@ func (p *Pipeline) signKeys(ctx context.Context, sp *senderPolicy, dom string) (
 	if dom == "" || !containsFold(sp.domains, dom) {
 		return nil, nil
 	}
-	set := policy.Layered{sp.layers[store.ScopeDomain+"\x00"+dom], sp.layers[store.ScopeTenant+"\x00"]}
+	set := policy.Layered{sp.layers.Of(store.ScopeDomain, dom), sp.layers.Of(store.ScopeTenant, "")}
 	cfg, err := dkimsign.ConfigFrom(set, dom)
 	if err != nil {
 		return nil, fmt.Errorf("dkim: %s: %w", dom, err)

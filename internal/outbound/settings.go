@@ -51,8 +51,8 @@ const (
 type senderPolicy struct {
 	Sender
 	settings policy.Layered
-	// layers by scope\x00owner, for reading one group's approvers.
-	layers  map[string]map[string]string
+	// layers, for reading one group's approvers.
+	layers  store.SettingLayers
 	domains []string
 }
 
@@ -64,11 +64,11 @@ func (sp *senderPolicy) get(key string) string {
 // groupGet reads key at the group's scope, else the tenant's.
 func (sp *senderPolicy) groupGet(group, key string) string {
 	if group != "" {
-		if v, ok := sp.layers[store.ScopeGroup+"\x00"+group][key]; ok {
+		if v, ok := sp.layers.Of(store.ScopeGroup, group)[key]; ok {
 			return strings.TrimSpace(v)
 		}
 	}
-	return strings.TrimSpace(sp.layers[store.ScopeTenant+"\x00"][key])
+	return strings.TrimSpace(sp.layers.Of(store.ScopeTenant, "")[key])
 }
 
 func (sp *senderPolicy) inside(domain string) bool {
@@ -103,7 +103,7 @@ type tenantData struct {
 	settings []store.Setting
 	groups   []store.Group
 	domains  []store.Domain
-	layers   map[string]map[string]string // settings by "scope\x00owner"
+	layers   store.SettingLayers
 }
 
 func loadTenant(ctx context.Context, st PolicyStore, tenantID int64) (*tenantData, error) {
@@ -127,14 +127,7 @@ func loadSettings(ctx context.Context, st PolicyStore, tenantID int64) (*tenantD
 	if td.groups, err = st.Groups(ctx, tenantID); err != nil {
 		return nil, fmt.Errorf("groups: %w", err)
 	}
-	td.layers = map[string]map[string]string{}
-	for _, s := range td.settings {
-		k := s.Scope + "\x00" + s.Owner
-		if td.layers[k] == nil {
-			td.layers[k] = map[string]string{}
-		}
-		td.layers[k][s.Key] = s.Value
-	}
+	td.layers = store.IndexSettings(td.settings)
 	return &td, nil
 }
 
@@ -154,11 +147,11 @@ func (td *tenantData) policy(sender string) *senderPolicy {
 	for _, d := range td.domains {
 		sp.domains = append(sp.domains, d.Name)
 	}
-	sp.settings = policy.Layered{sp.layers[store.ScopeAddress+"\x00"+sender]}
+	sp.settings = policy.Layered{sp.layers.Of(store.ScopeAddress, sender)}
 	for _, g := range sp.Groups {
-		sp.settings = append(sp.settings, sp.layers[store.ScopeGroup+"\x00"+g])
+		sp.settings = append(sp.settings, sp.layers.Of(store.ScopeGroup, g))
 	}
-	sp.settings = append(sp.settings, sp.layers[store.ScopeDomain+"\x00"+domainOf(sender)], sp.layers[store.ScopeTenant+"\x00"])
+	sp.settings = append(sp.settings, sp.layers.Of(store.ScopeDomain, domainOf(sender)), sp.layers.Of(store.ScopeTenant, ""))
 	return sp
 }
 
@@ -170,7 +163,7 @@ func (sp *senderPolicy) approverGroup(rule string) string {
 		return rule
 	}
 	for _, g := range sp.Groups {
-		if v, ok := sp.layers[store.ScopeGroup+"\x00"+g][KeyApprovers]; ok && strings.TrimSpace(v) != "" {
+		if v, ok := sp.layers.Of(store.ScopeGroup, g)[KeyApprovers]; ok && strings.TrimSpace(v) != "" {
 			return g
 		}
 	}

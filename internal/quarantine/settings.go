@@ -132,7 +132,7 @@ func digestLang(s policy.Settings) string {
 // tenantSettings resolves settings for addresses of one tenant outside the
 // pipeline (scheduled jobs), with the pipeline's layering.
 type tenantSettings struct {
-	layers   map[string]map[string]string // "scope\x00owner" → values
+	layers   store.SettingLayers
 	memberOf map[string][]string
 }
 
@@ -145,14 +145,7 @@ func loadTenantSettings(ctx context.Context, st Store, tenantID int64) (*tenantS
 	if err != nil {
 		return nil, fmt.Errorf("groups of tenant %d: %w", tenantID, err)
 	}
-	ts := &tenantSettings{layers: map[string]map[string]string{}, memberOf: map[string][]string{}}
-	for _, s := range settings {
-		k := s.Scope + "\x00" + s.Owner
-		if ts.layers[k] == nil {
-			ts.layers[k] = map[string]string{}
-		}
-		ts.layers[k][s.Key] = s.Value
-	}
+	ts := &tenantSettings{layers: store.IndexSettings(settings), memberOf: map[string][]string{}}
 	for _, g := range groups {
 		for _, a := range g.Members {
 			ts.memberOf[strings.ToLower(a)] = append(ts.memberOf[strings.ToLower(a)], g.Name)
@@ -163,18 +156,18 @@ func loadTenantSettings(ctx context.Context, st Store, tenantID int64) (*tenantS
 
 // tenant is the tenant-scope view.
 func (ts *tenantSettings) tenant() policy.Settings {
-	return policy.Layered{ts.layers[store.ScopeTenant+"\x00"]}
+	return policy.Layered{ts.layers.Of(store.ScopeTenant, "")}
 }
 
 // forAddr is one address's view: address, its groups, its domain, tenant.
 func (ts *tenantSettings) forAddr(addr string) policy.Settings {
 	key := strings.ToLower(addr)
 	dom := key[strings.LastIndexByte(key, '@')+1:]
-	l := policy.Layered{ts.layers[store.ScopeAddress+"\x00"+key]}
+	l := policy.Layered{ts.layers.Of(store.ScopeAddress, key)}
 	gs := append([]string(nil), ts.memberOf[key]...)
 	sort.Strings(gs) // the pipeline's order, so both read the same value
 	for _, g := range gs {
-		l = append(l, ts.layers[store.ScopeGroup+"\x00"+g])
+		l = append(l, ts.layers.Of(store.ScopeGroup, g))
 	}
-	return append(l, ts.layers[store.ScopeDomain+"\x00"+dom], ts.layers[store.ScopeTenant+"\x00"])
+	return append(l, ts.layers.Of(store.ScopeDomain, dom), ts.layers.Of(store.ScopeTenant, ""))
 }
