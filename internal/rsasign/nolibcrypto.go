@@ -2,10 +2,7 @@
 
 package rsasign
 
-import (
-	"crypto/rsa"
-	"errors"
-)
+import "crypto/rsa"
 
 // Without cgo (the static release builds) libcrypto cannot be loaded:
 // every key signs with Go.
@@ -13,12 +10,10 @@ import (
 // cgoBuild: this build can load libcrypto.
 const cgoBuild = false
 
-var errNoCgo = errors.New("built without cgo")
-
-func load(string) (string, error) { return "", errNoCgo }
+func load(string) (string, error) { return "", ErrNotBuilt }
 
 type lcKey struct{}
 
-func convert(*rsa.PrivateKey) (*lcKey, error) { return nil, errNoCgo }
+func convert(*rsa.PrivateKey) (*lcKey, error) { return nil, ErrNotBuilt }
 
-func (*lcKey) sign(int, []byte) ([]byte, error) { return nil, errNoCgo }
+func (*lcKey) sign(int, []byte) ([]byte, error) { return nil, ErrNotBuilt }

@@ -60,6 +60,10 @@ func Use(e Engine) (string, error) {
 	return "libcrypto (" + version + ")", nil
 }
 
+// ErrNotBuilt is Available's error in a build without cgo, which cannot
+// load libcrypto.
+var ErrNotBuilt = errors.New("built without cgo")
+
 // Available reports whether libcrypto is loaded (and why not), whatever
 // the engine chosen with Use.
 func Available() (version string, err error) { return library() }

@@ -25,7 +25,7 @@ import (
 type Sealer struct {
 	Domain     string        // d=: the sealing domain
 	Selector   string        // s=: its key is published at Selector._domainkey.Domain
-	Signer     crypto.Signer // *rsa.PrivateKey or ed25519.PrivateKey
+	Signer     crypto.Signer // an RSA or Ed25519 key (by its Public)
 	AuthServID string        // the authserv-id of the ARC-Authentication-Results
 	Now        func() time.Time
 }
@@ -53,11 +53,13 @@ func (s *Sealer) Seal(ctx context.Context, r io.Reader, cv string, results []str
 	if s == nil || s.Signer == nil {
 		return "", errors.New("arc seal: no key")
 	}
+	// The public key tells the algorithm: an RSA key may come wrapped
+	// for another signing engine (package rsasign).
 	var alg string
-	switch s.Signer.(type) {
-	case *rsa.PrivateKey:
+	switch s.Signer.Public().(type) {
+	case *rsa.PublicKey:
 		alg = "rsa-sha256"
-	case ed25519.PrivateKey:
+	case ed25519.PublicKey:
 		alg = "ed25519-sha256"
 	default:
 		return "", fmt.Errorf("arc seal: unsupported key %T", s.Signer)
@@ -181,15 +183,12 @@ func (s *Sealer) Seal(ctx context.Context, r io.Reader, cv string, results []str
 }
 
 func (s *Sealer) sign(digest []byte) (string, error) {
-	var sig []byte
-	var err error
-	switch k := s.Signer.(type) {
-	case ed25519.PrivateKey:
-		// RFC 8463 3: Ed25519 signs the SHA-256 hash.
-		sig = ed25519.Sign(k, digest)
-	default:
-		sig, err = s.Signer.Sign(rand.Reader, digest, crypto.SHA256)
+	var opts crypto.SignerOpts = crypto.SHA256
+	if _, ok := s.Signer.Public().(ed25519.PublicKey); ok {
+		// RFC 8463 3: Ed25519 signs the SHA-256 hash as its message.
+		opts = crypto.Hash(0)
 	}
+	sig, err := s.Signer.Sign(rand.Reader, digest, opts)
 	if err != nil {
 		return "", fmt.Errorf("arc seal: sign: %w", err)
 	}

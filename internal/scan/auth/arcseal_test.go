@@ -3,6 +3,8 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/rsasign"
 	"github.com/mailgate/mailgate/internal/testutil/peers"
 )
 
@@ -31,12 +34,28 @@ func seal(t testing.TB, s *Sealer, msg []byte, cv string, results ...string) []b
 	return append([]byte(set), msg...)
 }
 
+// libcryptoKey is an RSA-2048 key that signs through libcrypto, as the
+// node's key cache gives it to the sealer. In a build without cgo, or
+// without libcrypto.so.3 (a missing peer), it is a plain Go key.
+func libcryptoKey(t testing.TB) key {
+	k := rsaKey(t, 2048)
+	s := rsasign.Signer(k.signer.(*rsa.PrivateKey))
+	if _, err := rsasign.Available(); err != nil {
+		if !errors.Is(err, rsasign.ErrNotBuilt) && peers.Required() {
+			t.Fatalf("libcrypto.so.3 (%s=1): %v", peers.Env, err)
+		}
+	} else if !rsasign.Libcrypto(s) {
+		t.Fatalf("rsasign.Signer gave a %T that does not sign through libcrypto", s)
+	}
+	return key{s, k.record}
+}
+
 func TestSealFirstSet(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		k    func(testing.TB) key
-	}{{"rsa", func(t testing.TB) key { return rsaKey(t, 2048) }}, {"ed25519", edKey}} {
+	}{{"rsa", func(t testing.TB) key { return rsaKey(t, 2048) }}, {"ed25519", edKey}, {"rsa-libcrypto", libcryptoKey}} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newTestDNS(t)
 			s := newSealer(t, d, tc.k(t))
