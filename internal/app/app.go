@@ -34,6 +34,7 @@ import (
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/quarantine"
 	"github.com/mailgate/mailgate/internal/queue"
+	"github.com/mailgate/mailgate/internal/rsasign"
 	"github.com/mailgate/mailgate/internal/scan/auth"
 	"github.com/mailgate/mailgate/internal/smtpin"
 	"github.com/mailgate/mailgate/internal/store"
@@ -281,6 +282,13 @@ func (a *App) Recover(ctx context.Context) error {
 
 // Start recovers, starts the queue and opens the listeners.
 func (a *App) Start(ctx context.Context) error {
+	// The RSA engine is chosen before any key is loaded: keys are
+	// wrapped for libcrypto when the signing key cache opens them.
+	engine, err := rsasign.Use(rsasign.Engine(a.Config.DKIM.RSAEngine))
+	if err != nil {
+		return err
+	}
+	a.Log.Info("rsa signing", "engine", engine, "for", "DKIM, ARC")
 	if err := a.joinCluster(ctx); err != nil {
 		return err
 	}

@@ -79,6 +79,7 @@ type Config struct {
 	IMAP       IMAPConfig       `toml:"imap" doc:"IMAP access to the emergency mailboxes (docs/imap.md)."`
 	Archive    ArchiveConfig    `toml:"archive" doc:"The audit archive on this node: its search index and archivers (docs/archive.md)."`
 	ARC        ARCConfig        `toml:"arc" doc:"ARC sealing (RFC 8617) of the inbound copies mailgate delivers (docs/inbound.md)."`
+	DKIM       DKIMConfig       `toml:"dkim" doc:"How this node makes RSA signatures for DKIM and ARC. Which domains sign, with which keys and selectors, is policy (docs/outbound.md)."`
 	Debug      DebugConfig      `toml:"debug" doc:"Diagnostics for operators; everything here is off by default."`
 	Runtime    RuntimeConfig    `toml:"runtime" doc:"The Go runtime's garbage collector in mailgate serve."`
 }
@@ -342,6 +343,7 @@ func Default() Config {
 		IMAP:       DefaultIMAP(),
 		Archive:    DefaultArchive(),
 		ARC:        DefaultARC(),
+		DKIM:       DefaultDKIM(),
 		Runtime:    RuntimeConfig{GCPercent: 300},
 	}
 }
@@ -476,6 +478,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.ARC.validate(c.Hostname, c.Checks.Enabled); err != nil {
+		return err
+	}
+	if err := c.DKIM.validate(); err != nil {
 		return err
 	}
 	if err := c.Archive.validate(c.Store.Driver); err != nil {

@@ -43,3 +43,24 @@ func TestPprofListenLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestDKIMRSAEngine(t *testing.T) {
+	t.Parallel()
+	for engine, want := range map[string]string{"": "auto", "auto": "auto", "go": "go", "openssl": "", "Go": ""} {
+		c := Default()
+		c.DKIM.RSAEngine = engine
+		err := c.Validate()
+		if want == "" {
+			if err == nil || !strings.Contains(err.Error(), "dkim.rsa_engine") {
+				t.Errorf("rsa_engine %q accepted: %v", engine, err)
+			}
+			continue
+		}
+		if err != nil || c.DKIM.RSAEngine != want {
+			t.Errorf("rsa_engine %q: %q, %v; want %q", engine, c.DKIM.RSAEngine, err, want)
+		}
+	}
+	if Default().DKIM.RSAEngine != "auto" {
+		t.Error("the default engine is not auto")
+	}
+}

@@ -3,9 +3,11 @@ package dkimsign
 import (
 	"context"
 	"crypto"
+	"crypto/rsa"
 	"sync"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/rsasign"
 	"github.com/mailgate/mailgate/internal/sealbox"
 )
 
@@ -17,6 +19,7 @@ const keyCacheTTL = 5 * time.Minute
 
 // KeyCache keeps the signing keys of one store, opened and parsed, so
 // that signing a message costs no store read, unsealing or key parsing.
+// RSA keys sign through libcrypto where the node can (rsasign.Signer).
 // The zero value is ready; safe for concurrent use.
 type KeyCache struct {
 	// Now is the clock (time.Now when nil).
@@ -68,6 +71,12 @@ func (c *KeyCache) load(ctx context.Context, s sealbox.SecretStore, domain, sele
 	k, err := LoadKey(ctx, s, domain, selector, alg)
 	if err != nil {
 		return nil, err
+	}
+	if rk, ok := k.(*rsa.PrivateKey); ok {
+		// Converted once per load for the faster engine (package
+		// rsasign); Public() stays the *rsa.PublicKey, which is what
+		// the DKIM signer and the ARC sealer choose rsa-sha256 by.
+		k = rsasign.Signer(rk)
 	}
 	c.mu.Lock()
 	if c.m == nil {
