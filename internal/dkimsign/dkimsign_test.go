@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/dnsx"
 	"github.com/mailgate/mailgate/internal/dnsx/dnstest"
+	"github.com/mailgate/mailgate/internal/rsasign"
 	"github.com/mailgate/mailgate/internal/testutil/peers"
 )
 
@@ -58,6 +59,18 @@ const testMsg = "From: =?ISO-2022-JP?B?GyRCOzNFRBsoQg==?= <yamada@example.test>\
 	"\r\n" +
 	"お世話になっております。  \r\n見積書を送ります。\r\n\r\n\r\n"
 
+// libcrypto reports whether RSA keys should sign through libcrypto here:
+// not in a build without cgo; a machine without libcrypto.so.3 signs with
+// Go, which fails the test under MAILGATE_REQUIRE_PEERS=1.
+func libcrypto(t testing.TB) bool {
+	t.Helper()
+	_, err := rsasign.Available()
+	if err != nil && !errors.Is(err, rsasign.ErrNotBuilt) && peers.Required() {
+		t.Fatalf("libcrypto.so.3 (%s=1): %v", peers.Env, err)
+	}
+	return err == nil
+}
+
 // signedFixture signs testMsg with both key types and returns the message
 // and the records that publish the keys.
 func signedFixture(t *testing.T) ([]byte, map[string]string, Config, *secrets) {
@@ -67,9 +80,14 @@ func signedFixture(t *testing.T) ([]byte, map[string]string, Config, *secrets) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := cfg.Keys(context.Background(), ss)
+	// The key cache is what the outbound pipeline signs with: its RSA
+	// key signs through libcrypto where the machine has it.
+	keys, err := (&KeyCache{}).Keys(context.Background(), ss, cfg)
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("keys %v, %v", keys, err)
+	}
+	if libcrypto(t) && !rsasign.Libcrypto(keys[0].Signer) {
+		t.Fatalf("the cached RSA key is a %T, not a libcrypto signer", keys[0].Signer)
 	}
 	dom, err := FromDomain(strings.NewReader(testMsg))
 	if err != nil || dom != "example.test" {
