@@ -7,6 +7,13 @@ package rsasign
 // and a machine without libcrypto still runs the binary. Every call that
 // can leave an error in OpenSSL's per-thread error queue reads and clears
 // it in the same C call: the next cgo call may run on another thread.
+//
+// Concurrency: one EVP_PKEY per key, shared by every signer, and a new
+// EVP_PKEY_CTX per signature. openssl-threads(7): objects are safe to use
+// from many threads as long as none modifies them, and two threads may
+// sign with two contexts; RSA blinding state inside the key is locked by
+// OpenSSL. The key is never modified after the self-check that follows
+// its conversion (newKey), which also fills any cache OpenSSL keeps in it.
 
 /*
 #cgo LDFLAGS: -ldl
