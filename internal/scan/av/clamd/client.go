@@ -18,7 +18,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -76,6 +75,10 @@ type Client struct {
 
 	// fdpassOff is set once FILDES has failed where INSTREAM worked.
 	fdpassOff atomic.Bool
+	// sessions and files keep IDSESSION connections and memory files
+	// between descriptor-passing scans.
+	sessions sessionPool
+	files    filePool
 }
 
 // ContextDialer opens connections; *net.Dialer implements it.
@@ -112,8 +115,24 @@ func (c *Client) unavailable(op string, err error) error {
 // The returned stop function must be called (before Close) to release the
 // context hook.
 func (c *Client) dial(ctx context.Context) (net.Conn, func() bool, error) {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.ScanTimeout > 0 {
+		if err := conn.SetDeadline(time.Now().Add(c.ScanTimeout)); err != nil {
+			conn.Close()
+			return nil, nil, c.unavailable("dial", err)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	return conn, stop, nil
+}
+
+// connect opens a connection to clamd within DialTimeout.
+func (c *Client) connect(ctx context.Context) (net.Conn, error) {
 	if c.Address == "" {
-		return nil, nil, errors.New("clamd: no address configured")
+		return nil, errors.New("clamd: no address configured")
 	}
 	dctx := ctx
 	if c.DialTimeout > 0 {
@@ -128,21 +147,14 @@ func (c *Client) dial(ctx context.Context) (net.Conn, func() bool, error) {
 	conn, err := d.DialContext(dctx, c.network(), c.Address)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("clamd dial: %w", ctx.Err())
+			return nil, fmt.Errorf("clamd dial: %w", ctx.Err())
 		}
 		if dctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 		}
-		return nil, nil, c.unavailable("dial", err)
+		return nil, c.unavailable("dial", err)
 	}
-	if c.ScanTimeout > 0 {
-		if err := conn.SetDeadline(time.Now().Add(c.ScanTimeout)); err != nil {
-			conn.Close()
-			return nil, nil, c.unavailable("dial", err)
-		}
-	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	return conn, stop, nil
+	return conn, nil
 }
 
 // ioError classifies a failed read or write on the connection: the caller's
@@ -248,16 +260,26 @@ func (c *Client) Scan(ctx context.Context, r io.Reader) (Result, error) {
 // falling back to streaming when r is longer than FDPassMax, when the
 // platform has no memory files, or when clamd refuses the descriptor.
 func (c *Client) scanFD(ctx context.Context, r io.Reader) (Result, error) {
-	f, err := memFile()
+	f, err := c.files.get()
 	if err != nil {
 		c.fdpassOff.Store(true)
 		return c.stream(ctx, r)
 	}
-	defer f.Close()
+	// f goes back to the pool only once clamd is done with it.
+	done := false
+	var size int64
+	defer func() {
+		if done {
+			c.files.put(f, size)
+		} else {
+			f.Close()
+		}
+	}()
 	// One chunk at a time, as when streaming, so that cancelling stops the
-	// reading of r within a chunk.
+	// reading of r within a chunk. A kept file is overwritten from its
+	// start and cut to the new length.
 	buf := make([]byte, min(int64(c.chunkSize()), c.FDPassMax+1))
-	n, err := io.CopyBuffer(fileWriter{f}, ctxReader{ctx, io.LimitReader(r, c.FDPassMax+1)}, buf)
+	n, err := io.CopyBuffer(fileWriter{io.NewOffsetWriter(f, 0)}, ctxReader{ctx, io.LimitReader(r, c.FDPassMax+1)}, buf)
 	if err != nil {
 		var we *writeError
 		switch {
@@ -268,23 +290,28 @@ func (c *Client) scanFD(ctx context.Context, r io.Reader) (Result, error) {
 		}
 		return Result{}, fmt.Errorf("clamd scan: reading message: %w", err)
 	}
+	if err := f.Truncate(n); err != nil {
+		return Result{}, fmt.Errorf("clamd scan: memory file: %w", err)
+	}
+	// clamd shares the file's offset; start it at the beginning whatever
+	// an earlier scan left it at.
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return Result{}, fmt.Errorf("clamd scan: memory file: %w", err)
 	}
+	size = n
 	if n > c.FDPassMax {
-		return c.stream(ctx, io.MultiReader(f, r))
+		done = true // clamd never sees this file
+		return c.stream(ctx, io.MultiReader(io.NewSectionReader(f, 0, n), r))
 	}
-	res, err := c.fildes(ctx, f)
+	res, replied, err := c.fildes(ctx, f)
+	done = replied
 	var re *ReplyError
 	if !errors.As(err, &re) {
 		return res, err
 	}
 	// clamd could not use the descriptor. Stream the same bytes; if that
 	// works, descriptor passing is what failed, so stop trying it.
-	if _, serr := f.Seek(0, io.SeekStart); serr != nil {
-		return Result{}, fmt.Errorf("clamd scan: memory file: %w", serr)
-	}
-	res, serr := c.stream(ctx, f)
+	res, serr := c.stream(ctx, io.NewSectionReader(f, 0, n))
 	if serr == nil && !c.fdpassOff.Swap(true) {
 		slog.WarnContext(ctx, "clamd refused a passed file descriptor; streaming messages from now on",
 			"address", c.Address, "reply", clip(re.Reply))
@@ -292,38 +319,12 @@ func (c *Client) scanFD(ctx context.Context, r io.Reader) (Result, error) {
 	return res, serr
 }
 
-// fildes sends "zFILDES\0" and then f's descriptor (with one byte of data,
-// as ancillary data needs) and reads clamd's verdict.
-func (c *Client) fildes(ctx context.Context, f *os.File) (Result, error) {
-	conn, stop, err := c.dial(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	defer conn.Close()
-	defer stop()
-	uc, ok := conn.(*net.UnixConn)
-	if !ok {
-		return Result{}, &ProtocolError{Reason: "FILDES needs a unix socket"}
-	}
-	if _, err := io.WriteString(uc, "zFILDES\x00"); err != nil {
-		return Result{}, c.ioError(ctx, "write", err)
-	}
-	if err := sendFD(uc, f); err != nil {
-		return Result{}, c.ioError(ctx, "write", err)
-	}
-	reply, err := readReply(conn)
-	if err != nil {
-		return Result{}, c.ioError(ctx, "read", err)
-	}
-	return parseScanReply(reply)
-}
-
 // fileWriter marks errors writing the memory file, so that they are not
 // taken for errors reading the message.
-type fileWriter struct{ f *os.File }
+type fileWriter struct{ w io.Writer }
 
 func (w fileWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
+	n, err := w.w.Write(p)
 	if err != nil {
 		err = &writeError{err}
 	}
