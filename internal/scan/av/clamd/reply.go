@@ -3,6 +3,7 @@ package clamd
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"unicode"
@@ -194,7 +195,9 @@ func readReplyTail(r io.Reader) (reply string, trailing bool, err error) {
 		}
 		if err != nil {
 			if string(buf) == idleNotice {
-				return "", false, errClosedIdle
+				// A reset says our command was still unread when clamd
+				// closed; the end of the stream, that clamd had read it.
+				return "", false, fmt.Errorf("%w: %w", errClosedIdle, err)
 			}
 			if errors.Is(err, io.EOF) {
 				if len(buf) == 0 {

@@ -50,6 +50,8 @@ type sessionPool struct {
 	idle  []*session
 	timer *time.Timer // runs expire while sessions are idle
 	armed bool
+	// idleCheck replaces connIdle in tests that hand out closed sessions.
+	idleCheck func(*net.UnixConn) bool
 }
 
 // get returns an idle session that clamd has not closed, or nil.
@@ -68,7 +70,11 @@ func (p *sessionPool) get() *session {
 		// clamd closes a session after its ReadTimeout, on restart and
 		// when it gives up on a group of commands; what it wrote before
 		// closing (or the end of the stream) is waiting to be read.
-		if time.Since(s.idle) < sessionIdle && connIdle(s.conn) {
+		check := connIdle
+		if p.idleCheck != nil {
+			check = p.idleCheck
+		}
+		if time.Since(s.idle) < sessionIdle && check(s.conn) {
 			return s
 		}
 		s.conn.Close()
@@ -116,7 +122,7 @@ func (p *sessionPool) expire() {
 	}
 	old = append(old, p.idle[:i]...)
 	p.idle = append(p.idle[:0], p.idle[i:]...)
-	if len(p.idle) > 0 {
+	if len(p.idle) > 0 && p.timer != nil {
 		p.timer.Reset(sessionIdle - now.Sub(p.idle[0].idle))
 	} else {
 		p.armed = false
@@ -221,9 +227,12 @@ type fdOutcome struct {
 	keep bool
 	// replied: clamd answered, so it is done with the descriptor.
 	replied bool
-	// closed: the connection was found closed before any reply (a write
-	// failed, or the end of the stream or a reset came first), so no
-	// verdict was given on it.
+	// closed: clamd closed the connection before taking the command (a
+	// write failed, a read found it reset with the command unread) or
+	// closed it without a word. Not set when clamd took the command and
+	// then closed for its ReadTimeout ("COMMAND READ TIMED OUT" and the
+	// end of the stream): it applies that timeout to a session's scan too,
+	// and the same scan would only run into it again.
 	closed bool
 }
 
@@ -300,7 +309,7 @@ func (c *Client) fildesOn(ctx context.Context, s *session, f *os.File, deadline 
 	reply, trailing, err := readReplyTail(s.conn)
 	if err != nil {
 		o.err = c.ioError(ctx, "read", err)
-		o.closed = errors.Is(err, errNoReply) || errors.Is(err, errClosedIdle) || brokenConn(err)
+		o.closed = errors.Is(err, errNoReply) || brokenConn(err)
 		return o
 	}
 	rest, ok := strings.CutPrefix(reply, strconv.FormatUint(s.n, 10)+": ")
