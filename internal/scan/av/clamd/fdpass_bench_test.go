@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/testutil/clamdtest"
 )
@@ -306,6 +307,7 @@ func BenchmarkFDPassCPU(b *testing.B) {
 		name        string
 		ps          protoScanner
 		clamd, self int64
+		wall        time.Duration
 		n           int
 	}
 	vs := []*variant{
@@ -347,7 +349,7 @@ func BenchmarkFDPassCPU(b *testing.B) {
 	for done := 0; done < b.N; done += round {
 		n := min(round, b.N-done)
 		for _, v := range vs {
-			c0, s0 := cpuTicks(b, d.Pid()), selfCPU()
+			c0, s0, w0 := cpuTicks(b, d.Pid()), selfCPU(), time.Now()
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			left := n
@@ -374,6 +376,7 @@ func BenchmarkFDPassCPU(b *testing.B) {
 			wg.Wait()
 			v.clamd += cpuTicks(b, d.Pid()) - c0
 			v.self += selfCPU() - s0
+			v.wall += time.Since(w0)
 			v.n += n
 		}
 	}
@@ -382,5 +385,6 @@ func BenchmarkFDPassCPU(b *testing.B) {
 		v.ps.close()
 		b.ReportMetric(float64(v.clamd)*1e6/clkTck/float64(v.n), v.name+"-clamd-µs/op")
 		b.ReportMetric(float64(v.self)/1e3/float64(v.n), v.name+"-client-µs/op")
+		b.ReportMetric(float64(v.wall.Microseconds())/float64(v.n), v.name+"-wall-µs/op")
 	}
 }
