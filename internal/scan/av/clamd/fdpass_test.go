@@ -62,6 +62,14 @@ type unixFake struct {
 }
 
 func startUnixFake(t *testing.T, refuseFD bool) (*unixFake, string) {
+	return startUnixFakeTimingOut(t, refuseFD, 0)
+}
+
+// startUnixFakeTimingOut is startUnixFake whose sessions, at their
+// timeoutAt-th FILDES, read the descriptor and then write clamd's
+// "COMMAND READ TIMED OUT" and close, as clamd does when a session's scan
+// outlasts its ReadTimeout.
+func startUnixFakeTimingOut(t *testing.T, refuseFD bool, timeoutAt int) (*unixFake, string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "clamd.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
@@ -78,7 +86,7 @@ func startUnixFake(t *testing.T, refuseFD bool) (*unixFake, string) {
 			}
 			wg.Go(func() {
 				defer conn.Close()
-				f.serve(t, conn, refuseFD)
+				f.serve(t, conn, refuseFD, timeoutAt)
 			})
 		}
 	})
@@ -86,10 +94,10 @@ func startUnixFake(t *testing.T, refuseFD bool) (*unixFake, string) {
 	return f, sock
 }
 
-func (f *unixFake) serve(t *testing.T, conn *net.UnixConn, refuseFD bool) {
+func (f *unixFake) serve(t *testing.T, conn *net.UnixConn, refuseFD bool, timeoutAt int) {
 	// A session (IDSESSION) numbers its replies and lasts until END or the
 	// end of the connection; any other command is answered and ends it.
-	session, n := false, 0
+	session, n, fildes := false, 0, 0
 	reply := func(s string) {
 		if session {
 			s = strconv.Itoa(n) + ": " + s
@@ -132,6 +140,10 @@ func (f *unixFake) serve(t *testing.T, conn *net.UnixConn, refuseFD bool) {
 			f.mu.Unlock()
 			if refuseFD {
 				reply("fd[0]: Permission denied. ERROR")
+				return
+			}
+			if fildes++; fildes == timeoutAt {
+				io.WriteString(conn, "COMMAND READ TIMED OUT\n")
 				return
 			}
 			reply("fd[9]: OK")
@@ -242,5 +254,30 @@ func TestScanFDPassRefusedFallsBack(t *testing.T) {
 	}
 	if len(f.streams) != 2 || string(f.streams[0]) != "first message" || string(f.streams[1]) != "second message" {
 		t.Fatalf("streams %q", f.streams)
+	}
+}
+
+// clamd ending a session after it took the command (its ReadTimeout runs
+// during a session's scan too) makes the scan unavailable: it is not sent
+// again, since the same scan would only run into the same limit.
+func TestScanFDPassSessionTimedOutNotRetried(t *testing.T) {
+	t.Parallel()
+	f, sock := startUnixFakeTimingOut(t, false, 2)
+	c := &clamd.Client{Address: sock, FDPassMax: 1 << 20, ScanTimeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	ctx := context.Background()
+	if res, err := c.Scan(ctx, strings.NewReader("first")); err != nil || res.Raw != "fd[9]: OK" {
+		t.Fatalf("first scan: %+v, %v", res, err)
+	}
+	_, err := c.Scan(ctx, strings.NewReader("second"))
+	var ue *clamd.UnavailableError
+	if !errors.As(err, &ue) || ue.Op != "read" || !strings.Contains(err.Error(), "COMMAND READ TIMED OUT") {
+		t.Fatalf("second scan: got %v, want clamd unavailable after COMMAND READ TIMED OUT", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	want := []string{"zIDSESSION", "zFILDES", "zFILDES"}
+	if strings.Join(f.commands, ",") != strings.Join(want, ",") {
+		t.Fatalf("commands %q, want %q", f.commands, want)
 	}
 }
