@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,7 +94,7 @@ func (p *sessionPool) put(s *session) {
 	p.mu.Lock()
 	if len(p.idle) >= maxIdle {
 		drop = p.idle[0]
-		p.idle = append(p.idle[:0], p.idle[1:]...)
+		p.idle = slices.Delete(p.idle, 0, 1)
 	}
 	p.idle = append(p.idle, s)
 	if !p.armed {
@@ -121,7 +122,7 @@ func (p *sessionPool) expire() {
 		i++
 	}
 	old = append(old, p.idle[:i]...)
-	p.idle = append(p.idle[:0], p.idle[i:]...)
+	p.idle = slices.Delete(p.idle, 0, i)
 	if len(p.idle) > 0 && p.timer != nil {
 		p.timer.Reset(sessionIdle - now.Sub(p.idle[0].idle))
 	} else {
