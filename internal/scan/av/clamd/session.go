@@ -244,16 +244,17 @@ type fdOutcome struct {
 // gets exactly one. done reports whether clamd is certainly finished with
 // f, so that f may be rewritten for another message.
 func (c *Client) fildes(ctx context.Context, f *os.File) (res Result, done bool, err error) {
-	var deadline time.Time
-	if c.ScanTimeout > 0 {
-		deadline = time.Now().Add(c.ScanTimeout)
-	}
 	s := c.sessions.get()
 	reused := s != nil
 	if !reused {
 		if s, err = c.openSession(ctx); err != nil {
 			return Result{}, true, err
 		}
+	}
+	// As for a connection per command, ScanTimeout starts once connected.
+	var deadline time.Time
+	if c.ScanTimeout > 0 {
+		deadline = time.Now().Add(c.ScanTimeout)
 	}
 	o := c.fildesOn(ctx, s, f, deadline)
 	c.release(s, o.keep)
