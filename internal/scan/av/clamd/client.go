@@ -19,9 +19,9 @@
 // seconds, well below clamd's ReadTimeout (120 s by default) after which
 // clamd closes an idle session itself. A pooled session that clamd has
 // closed (its ReadTimeout, a restart) is noticed before use, or, if clamd
-// closes it just as it is used, the scan is sent again once on a new
-// connection: clamd gave no verdict on the first, so each message still
-// gets exactly one. A memory file is reused only after clamd has answered
+// closes it just as it is used, before taking the command, the scan is
+// sent again once on a new connection: clamd gave no verdict on the first,
+// so each message still gets exactly one. A memory file is reused only after clamd has answered
 // for it, since clamd scans the file and then replies, and never reads it
 // after that.
 package clamd
