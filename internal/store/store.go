@@ -394,6 +394,7 @@ type Store interface {
 	MailingListStore
 	ArchiveStore
 	OnboardingStore
+	AddressingStore
 
 	Close() error
 }
