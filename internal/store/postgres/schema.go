@@ -884,10 +884,10 @@ CREATE TABLE store_versions (
 	name TEXT COLLATE "C" PRIMARY KEY,
 	version BIGINT NOT NULL
 );
-INSERT INTO store_versions(name, version) VALUES ('addressing', 0);
 CREATE FUNCTION bump_addressing() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	UPDATE store_versions SET version = version + 1 WHERE name = 'addressing';
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT (name) DO UPDATE SET version = store_versions.version + 1;
 	RETURN NULL;
 END
 $$;

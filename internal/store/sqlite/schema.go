@@ -861,33 +861,41 @@ CREATE TABLE store_versions (
 	name TEXT PRIMARY KEY,
 	version INTEGER NOT NULL
 );
-INSERT INTO store_versions(name, version) VALUES ('addressing', 0);
 CREATE TRIGGER domains_addressing_ins AFTER INSERT ON domains BEGIN
-	UPDATE store_versions SET version = version + 1 WHERE name = 'addressing';
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
 END;
 CREATE TRIGGER domains_addressing_del AFTER DELETE ON domains BEGIN
-	UPDATE store_versions SET version = version + 1 WHERE name = 'addressing';
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
 END;
 CREATE TRIGGER domains_addressing_upd AFTER UPDATE OF tenant_id, name ON domains BEGIN
-	UPDATE store_versions SET version = version + 1 WHERE name = 'addressing';
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
 END;
 CREATE TRIGGER relay_nets_addressing_ins AFTER INSERT ON relay_nets BEGIN
-	UPDATE store_versions SET version = version + 1 WHERE name = 'addressing';
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
 END;
 CREATE TRIGGER relay_nets_addressing_del AFTER DELETE ON relay_nets BEGIN
-	UPDATE store_versions SET version = version + 1 WHERE name = 'addressing';
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
 END;
 CREATE TRIGGER relay_nets_addressing_upd AFTER UPDATE OF tenant_id, prefix ON relay_nets BEGIN
-	UPDATE store_versions SET version = version + 1 WHERE name = 'addressing';
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
 END;
 CREATE TRIGGER ml_lists_addressing_ins AFTER INSERT ON ml_lists BEGIN
-	UPDATE store_versions SET version = version + 1 WHERE name = 'addressing';
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
 END;
 CREATE TRIGGER ml_lists_addressing_del AFTER DELETE ON ml_lists BEGIN
-	UPDATE store_versions SET version = version + 1 WHERE name = 'addressing';
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
 END;
 CREATE TRIGGER ml_lists_addressing_upd AFTER UPDATE OF tenant_id, address ON ml_lists BEGIN
-	UPDATE store_versions SET version = version + 1 WHERE name = 'addressing';
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
 END;
 `,
 }
