@@ -27,6 +27,7 @@ import (
 	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/versioned"
 )
 
 // Kind says which listener a server is.
@@ -133,6 +134,13 @@ type Server struct {
 	// it once the sessions are told to go.
 	base     context.Context
 	stopBase context.CancelFunc
+
+	// addressing is the served domains and relay networks at the store's
+	// addressing version; settings the tenants' settings at their policy
+	// versions. Each message reads the versions once (its session's
+	// versioned.Memo) instead of the tables.
+	addressing store.AddressingCache
+	settings   versioned.Cache[store.SettingLayers]
 }
 
 // New builds a server; call Serve with each listener.
