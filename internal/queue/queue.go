@@ -35,6 +35,7 @@ import (
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dsn"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/versioned"
 )
 
 // Deliverer sends one message to a list of targets (delivery.Client).
@@ -516,7 +517,8 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 		return
 	}
 
-	actx, end := q.begin(ctx, job)
+	// The attempt's lookups (lists, routes) read each store version once.
+	actx, end := q.begin(versioned.WithMemo(ctx), job)
 	defer end()
 	open := func() (io.ReadCloser, error) { return openWithPrefix(ctx, q.d.Spool, m) }
 	if body != nil {
