@@ -80,6 +80,11 @@ func (c *readCounts) AddressingVersion(ctx context.Context) (int64, error) {
 	return c.Store.AddressingVersion(ctx)
 }
 
+func (c *readCounts) Versions(ctx context.Context, tenantID int64) (int64, int64, error) {
+	c.count("Versions")
+	return c.Store.Versions(ctx, tenantID)
+}
+
 func (c *readCounts) Addressing(ctx context.Context) (store.Addressing, error) {
 	c.count("Addressing")
 	return c.Store.Addressing(ctx)
@@ -101,9 +106,9 @@ func (a *accepted) Accept(_ context.Context, acc store.Acceptance) error {
 // A message relayed through the outbound listener and its pipeline reads
 // two versions of the store, once each — the addressing version (relay
 // networks, domains, list addresses) and the tenant's policy version —
-// and none of the tables behind them while those do not change. A change
-// made through the store, as the CLI makes it, applies from the next
-// message on.
+// and none of the tables behind them while those do not change; after
+// the session's first message, both in one query. A change made through
+// the store, as the CLI makes it, applies from the next message on.
 func TestRelayedMessageReadsVersionsOnly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -166,18 +171,37 @@ func TestRelayedMessageReadsVersionsOnly(t *testing.T) {
 	if err := send("alice@example.test", "partner@dest.test", "alice@example.test"); err != nil {
 		t.Fatalf("second message: %v", err)
 	}
-	got := st.take()
-	want := map[string]int{"AddressingVersion": 1, "PolicyVersion": 1}
-	for name, n := range got {
-		if n != want[name] {
-			t.Errorf("the second message read %s %d times, want %d (all reads: %v)", name, n, want[name], got)
+	checkReads := func(what string, want map[string]int) {
+		t.Helper()
+		got := st.take()
+		for name, n := range got {
+			if n != want[name] {
+				t.Errorf("%s read %s %d times, want %d (all reads: %v)", what, name, n, want[name], got)
+			}
+		}
+		for name, n := range want {
+			if got[name] != n {
+				t.Errorf("%s read %s %d times, want %d (all reads: %v)", what, name, got[name], n, got)
+			}
 		}
 	}
-	for name, n := range want {
-		if got[name] != n {
-			t.Errorf("the second message read %s %d times, want %d (all reads: %v)", name, got[name], n, got)
+	checkReads("a session's first message", map[string]int{"AddressingVersion": 1, "PolicyVersion": 1})
+	// Two messages in one session: the second reads both versions at once.
+	c, err := smtp.Dial(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := c.SendMail("alice@example.test", []string{"partner@dest.test"},
+			strings.NewReader("From: alice@example.test\r\nSubject: reads\r\n\r\nbody\r\n")); err != nil {
+			t.Fatalf("message %d of one session: %v", i, err)
+		}
+		if i == 0 {
+			st.take()
 		}
 	}
+	c.Close()
+	checkReads("a session's second message", map[string]int{"Versions": 1})
 
 	// A domain added to the tenant: its author is the tenant's from the
 	// next message on.
@@ -214,7 +238,7 @@ func TestRelayedMessageReadsVersionsOnly(t *testing.T) {
 	}
 	acc.mu.Lock()
 	defer acc.mu.Unlock()
-	if len(acc.got) != 4 {
-		t.Fatalf("%d messages accepted, want 4", len(acc.got))
+	if len(acc.got) != 6 {
+		t.Fatalf("%d messages accepted, want 6", len(acc.got))
 	}
 }

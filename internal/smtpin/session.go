@@ -204,6 +204,9 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		sender = a
 	}
+	if d.Kind != Inbound {
+		se.prefetchVersions()
+	}
 	if d.Kind == Submission {
 		if err := se.submissionSender(from, sender); err != nil {
 			return err
@@ -242,6 +245,27 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 		se.body8bit = opts.Body == smtp.Body8BitMIME
 	}
 	return nil
+}
+
+// prefetchVersions reads, in one query, the two versions the lookups of a
+// relayed or submitted message and its pipeline ask for: the addressing
+// version and the policy version of the tenant the session authenticated
+// as or sent its previous message for, nearly always this message's
+// tenant too. Nothing for a session's first message by network, whose
+// tenant is not known yet; a failure is left to the lookups to report.
+func (se *session) prefetchVersions() {
+	tid := se.tenantID
+	if se.authUser != "" {
+		tid = se.authTID
+	}
+	if tid == 0 {
+		return
+	}
+	ctx, cancel := se.ctx()
+	defer cancel()
+	if err := store.PrefetchVersions(ctx, se.s.d.Store, tid); err != nil {
+		se.log.Debug("versions not read ahead", "err", err)
+	}
 }
 
 // outboundTenant finds the tenant allowed to relay: by SMTP AUTH or by client network.

@@ -13,6 +13,7 @@ import (
 // settings (PolicyVersion) are kept in memory at their versions.
 type Store interface {
 	store.AddressingStore
+	store.VersionsStore
 	PolicyVersion(ctx context.Context, tenantID int64) (int64, error)
 	AccountByLogin(ctx context.Context, login string) (store.Account, error)
 	DomainByName(ctx context.Context, name string) (store.Domain, error)

@@ -24,6 +24,13 @@ type AddressingStore interface {
 	Addressing(ctx context.Context) (Addressing, error)
 }
 
+// VersionsStore reads the versions a message's caches are kept at.
+type VersionsStore interface {
+	// Versions reads the AddressingVersion and the tenant's
+	// PolicyVersion at once (0 for a tenant without one).
+	Versions(ctx context.Context, tenantID int64) (addressing, policy int64, err error)
+}
+
 // Addressing is the store's served domains, relay networks and mailing
 // list addresses, all tenants'.
 type Addressing struct {
@@ -148,4 +155,23 @@ func MemoPolicyVersion(ctx context.Context, st interface {
 		return 0, fmt.Errorf("policy version: %w", err)
 	}
 	return v, nil
+}
+
+// PrefetchVersions reads the addressing version and the tenant's policy
+// version in one query into ctx's versioned.Memo, for a message whose
+// tenant is known or likely (the one of its session's previous message)
+// before either is asked for; the caches then find them there. Without a
+// Memo it reads nothing. An error leaves the Memo as it was: the caches
+// read the versions themselves and report it.
+func PrefetchVersions(ctx context.Context, st VersionsStore, tenantID int64) error {
+	if !versioned.HasMemo(ctx) {
+		return nil
+	}
+	a, p, err := st.Versions(ctx, tenantID)
+	if err != nil {
+		return fmt.Errorf("versions: %w", err)
+	}
+	versioned.Remember(ctx, memoAddressing, 0, a)
+	versioned.Remember(ctx, memoPolicy, tenantID, p)
+	return nil
 }

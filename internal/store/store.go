@@ -395,6 +395,7 @@ type Store interface {
 	ArchiveStore
 	OnboardingStore
 	AddressingStore
+	VersionsStore
 
 	Close() error
 }

@@ -124,3 +124,29 @@ func Memoized(ctx context.Context, kind string, tenantID int64,
 	m.mu.Unlock()
 	return v, nil
 }
+
+// Remember records v as the version of (kind, tenantID) in ctx's Memo,
+// unless it holds one already: a read of several versions at once fills
+// in what the steps of the message ask for next. Without a Memo it does
+// nothing, and reports whether there was one to fill.
+func Remember(ctx context.Context, kind string, tenantID, v int64) bool {
+	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[memoKey]int64{}
+	}
+	if _, ok := m.m[memoKey{kind, tenantID}]; !ok {
+		m.m[memoKey{kind, tenantID}] = v
+	}
+	return true
+}
+
+// HasMemo reports whether ctx carries a Memo.
+func HasMemo(ctx context.Context) bool {
+	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
+	return m != nil
+}

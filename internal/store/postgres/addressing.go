@@ -25,6 +25,17 @@ func (db *DB) AddressingVersion(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
+// Versions reads the addressing version and the tenant's policy version
+// in one query.
+func (db *DB) Versions(ctx context.Context, tenantID int64) (addressing, policy int64, err error) {
+	err = db.conn.QueryRow(ctx, `SELECT COALESCE((SELECT version FROM store_versions WHERE name = 'addressing'), 0),
+		COALESCE((SELECT policy FROM tenant_versions WHERE tenant_id = $1), 0)`, tenantID).Scan(&addressing, &policy)
+	if err != nil {
+		return 0, 0, fmt.Errorf("versions: %w", err)
+	}
+	return addressing, policy, nil
+}
+
 // Addressing reads every tenant's domains, relay networks and mailing
 // list addresses.
 func (db *DB) Addressing(ctx context.Context) (store.Addressing, error) {

@@ -94,6 +94,17 @@ func testAddressingVersion(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	compareAddressing(t, st)
+	if err := st.SetSetting(ctx, store.Setting{TenantID: b.ID, Scope: store.ScopeTenant, Key: "spam.action", Value: "tag"}); err != nil {
+		t.Fatal(err)
+	}
+	// Versions reads both versions at once.
+	for _, tid := range []int64{a.ID, b.ID, 999} {
+		av, pv, err := st.Versions(ctx, tid)
+		wp, _ := st.PolicyVersion(ctx, tid)
+		if err != nil || av != version() || pv != wp {
+			t.Errorf("tenant %d's versions %d %d %v, want %d %d", tid, av, pv, err, version(), wp)
+		}
+	}
 
 	// The domain's list goes with it, and the tenant's domains and
 	// networks with the tenant: the database's cascades count as changes.
