@@ -107,7 +107,7 @@ func (a *accepted) Accept(_ context.Context, acc store.Acceptance) error {
 // two versions of the store, once each — the addressing version (relay
 // networks, domains, list addresses) and the tenant's policy version —
 // and none of the tables behind them while those do not change; after
-// the session's first message, both in one query. A change made through
+// the client's first message, both in one query. A change made through
 // the store, as the CLI makes it, applies from the next message on.
 func TestRelayedMessageReadsVersionsOnly(t *testing.T) {
 	t.Parallel()
@@ -167,7 +167,7 @@ func TestRelayedMessageReadsVersionsOnly(t *testing.T) {
 	if err := send("alice@example.test", "partner@dest.test", "alice@example.test"); err != nil {
 		t.Fatalf("first message: %v", err)
 	}
-	st.take()
+	first := st.take()
 	if err := send("alice@example.test", "partner@dest.test", "alice@example.test"); err != nil {
 		t.Fatalf("second message: %v", err)
 	}
@@ -185,8 +185,14 @@ func TestRelayedMessageReadsVersionsOnly(t *testing.T) {
 			}
 		}
 	}
-	checkReads("a session's first message", map[string]int{"AddressingVersion": 1, "PolicyVersion": 1})
-	// Two messages in one session: the second reads both versions at once.
+	checkReads("the client's second message", map[string]int{"Versions": 1})
+	// The client's first message: its tenant is not known before the
+	// relay networks are read.
+	if first["AddressingVersion"] != 1 || first["PolicyVersion"] != 1 || first["Versions"] != 0 {
+		t.Errorf("the client's first message read %v, want each version once", first)
+	}
+	// Two messages in one session: the second reads both versions at once
+	// too.
 	c, err := smtp.Dial(ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

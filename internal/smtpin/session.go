@@ -250,13 +250,17 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 // prefetchVersions reads, in one query, the two versions the lookups of a
 // relayed or submitted message and its pipeline ask for: the addressing
 // version and the policy version of the tenant the session authenticated
-// as or sent its previous message for, nearly always this message's
-// tenant too. Nothing for a session's first message by network, whose
-// tenant is not known yet; a failure is left to the lookups to report.
+// as, or else the one the client sent its previous message for (in this
+// session or an earlier one), nearly always this message's tenant too.
+// Nothing for a client's first message; a failure is left to the lookups
+// to report.
 func (se *session) prefetchVersions() {
 	tid := se.tenantID
 	if se.authUser != "" {
 		tid = se.authTID
+	}
+	if tid == 0 {
+		tid = se.s.likelyTenant(se.ip)
 	}
 	if tid == 0 {
 		return
@@ -283,6 +287,7 @@ func (se *session) outboundTenant() (int64, error) {
 			return 0, errTempLocal
 		}
 		if tid, ok := ix.TenantForRelayIP(ip); ok {
+			se.s.rememberTenant(se.ip, tid)
 			return tid, nil
 		}
 	}
