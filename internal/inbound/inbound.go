@@ -203,8 +203,8 @@ func (p *Pipeline) judge(ctx context.Context, m store.Message, rcpts []store.Rec
 		return nil, err
 	}
 	j := &judged{m: m, env: env, settings: settings}
-	blob := newMemBlob(func() (io.ReadCloser, error) { return p.Spool.Open(ctx, m.BlobKey) }, m.Size)
-	j.pm = &policy.Message{Env: env, Size: m.Size, Open: blob.Open}
+	mb := newMemBlob(func() (io.ReadCloser, error) { return p.Spool.Open(ctx, m.BlobKey) }, m.Size, blob.Written(ctx, m.BlobKey))
+	j.pm = &policy.Message{Env: env, Size: m.Size, Open: mb.Open}
 	j.findings, j.verdicts = p.Runner.Run(ctx, j.pm, settings)
 	if len(p.Post) > 0 {
 		for _, ps := range p.Post {

@@ -26,8 +26,17 @@ type memBlob struct {
 	err    error
 }
 
-func newMemBlob(open func() (io.ReadCloser, error), size int64) *memBlob {
-	return &memBlob{open: open, size: size}
+// newMemBlob reads the message through open when first asked. written,
+// when it holds size bytes, is the message as DATA wrote it to the spool
+// (blob.Written): the checks then share those bytes and the spool is not
+// read at all.
+func newMemBlob(open func() (io.ReadCloser, error), size int64, written []byte) *memBlob {
+	b := &memBlob{open: open, size: size}
+	if written != nil && int64(len(written)) == size && size <= memBlobMax {
+		b.data = written
+		b.once.Do(func() {})
+	}
+	return b
 }
 
 // Open returns a fresh reader of the message.

@@ -29,7 +29,7 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func TestMemBlobReadsTheSpoolOnce(t *testing.T) {
 	msg := []byte("Subject: x\r\n\r\nbody\r\n")
 	opens := 0
-	b := newMemBlob(countingOpen(msg, nil, &opens), int64(len(msg)))
+	b := newMemBlob(countingOpen(msg, nil, &opens), int64(len(msg)), nil)
 	for i := 0; i < 3; i++ {
 		r, err := b.Open()
 		if err != nil {
@@ -49,7 +49,7 @@ func TestMemBlobReadsTheSpoolOnce(t *testing.T) {
 func TestMemBlobDamagedFailsEveryOpen(t *testing.T) {
 	damaged := errors.New("damaged blob")
 	opens := 0
-	b := newMemBlob(countingOpen([]byte("Subject: x\r\n\r\n"), damaged, &opens), 14)
+	b := newMemBlob(countingOpen([]byte("Subject: x\r\n\r\n"), damaged, &opens), 14, nil)
 	for i := 0; i < 2; i++ {
 		if _, err := b.Open(); !errors.Is(err, damaged) {
 			t.Fatalf("open %d: err %v, want the damage", i, err)
@@ -61,7 +61,7 @@ func TestMemBlobLargeStreamsFromTheSpool(t *testing.T) {
 	big := []byte(strings.Repeat("a", memBlobMax+10))
 	for _, size := range []int64{int64(len(big)), 100} { // recorded size right, and understated
 		opens := 0
-		b := newMemBlob(countingOpen(big, nil, &opens), size)
+		b := newMemBlob(countingOpen(big, nil, &opens), size, nil)
 		for i := 0; i < 2; i++ {
 			r, err := b.Open()
 			if err != nil {

@@ -2,8 +2,21 @@ package smtpin
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	gosmtp "net/smtp"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/mailgate/mailgate/internal/blob"
+	"github.com/mailgate/mailgate/internal/blob/local"
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/store/sqlite"
 )
 
 // keepWriter passes everything on and keeps a copy up to its limit, and
@@ -25,5 +38,83 @@ func TestKeepWriter(t *testing.T) {
 	big.Write([]byte(strings.Repeat("z", 5)))
 	if big.b != nil {
 		t.Fatalf("kept %q of a write larger than the limit", big.b)
+	}
+}
+
+// writtenQueue records, for each message, the bytes the request carries
+// for its blob (blob.Written) and the blob's own bytes.
+type writtenQueue struct {
+	sp      blob.Store
+	mu      sync.Mutex
+	written [][]byte
+	stored  [][]byte
+}
+
+func (q *writtenQueue) Enqueue(ctx context.Context, m store.Message, _ []store.Recipient, _ []store.Event) error {
+	r, err := q.sp.Open(ctx, m.BlobKey)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.written = append(q.written, blob.Written(ctx, m.BlobKey))
+	q.stored = append(q.stored, b)
+	q.mu.Unlock()
+	return nil
+}
+
+// Inbound DATA hands the pipeline the bytes it wrote to the spool, the
+// same bytes the blob holds, for messages up to keepMax; a larger one is
+// read from the spool.
+func TestInboundDataCarriesWrittenBytes(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tn, _ := st.CreateTenant(ctx, "acme")
+	st.CreateDomain(ctx, tn.ID, "example.test")
+	st.CreateUser(ctx, tn.ID, "alice@example.test")
+	sp, err := local.Open(filepath.Join(dir, "spool"), "keep", 0, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &writtenQueue{sp: sp}
+	lim := config.Default().Limits
+	lim.MinFreeBytes = 0
+	lim.MaxMessageBytes = 4 << 20
+	lim.RejectTalkFirst = false
+	srv := New(Deps{Kind: Inbound, Hostname: "mx.test", Listener: config.Default().Inbound, Limits: lim,
+		Store: st, Spool: sp, Queue: q, Log: log})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(ctx)
+	small := "From: s@example.net\r\nSubject: small\r\n\r\nbody\r\n"
+	large := "From: s@example.net\r\nSubject: large\r\n\r\n" + strings.Repeat(strings.Repeat("x", 76)+"\r\n", keepMax/78+10)
+	for _, body := range []string{small, large} {
+		if err := gosmtp.SendMail(ln.Addr().String(), nil, "s@example.net", []string{"alice@example.test"}, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.stored) != 2 {
+		t.Fatalf("%d messages queued, want 2", len(q.stored))
+	}
+	if q.written[0] == nil || !bytes.Equal(q.written[0], q.stored[0]) {
+		t.Errorf("small message: carried %d bytes, blob holds %d; want the same bytes", len(q.written[0]), len(q.stored[0]))
+	}
+	if q.written[1] != nil {
+		t.Errorf("large message (%d bytes): carried %d bytes, want none above %d", len(q.stored[1]), len(q.written[1]), keepMax)
 	}
 }

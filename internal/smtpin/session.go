@@ -485,8 +485,9 @@ func (se *session) listRcpt(a addr.Address) (bool, error) {
 	return true, se.reject(smtpErr(550, smtp.EnhancedCode{5, 7, 1}, text))
 }
 
-// keepMax is the largest message whose bytes DATA keeps for the outbound
-// pipeline (its own limit for reading a message whole).
+// keepMax is the largest message whose bytes DATA keeps for the
+// pipelines: the outbound one's limit for reading a message whole, and
+// beyond what inbound mail mostly is.
 const keepMax = 256 << 10
 
 // keepWriter writes to w and keeps a copy of what it wrote, up to max
@@ -535,15 +536,10 @@ func (se *session) Data(r io.Reader) error {
 	// The buffers are lent for the message: allocating them for each one
 	// was most of what a message allocated here.
 	bw := spoolWriters.Get().(*bufio.Writer)
-	// The outbound pipeline reads a small message whole; it gets the
-	// bytes written instead of reading the blob back (blob.Written).
-	var kept *keepWriter
-	if d.Kind == Outbound || d.Kind == Submission {
-		kept = &keepWriter{w: w, max: keepMax}
-		bw.Reset(kept)
-	} else {
-		bw.Reset(w)
-	}
+	// The pipelines read a small message whole; they get the bytes
+	// written instead of reading the blob back (blob.Written).
+	kept := &keepWriter{w: w, max: keepMax}
+	bw.Reset(kept)
 	defer func() {
 		bw.Reset(nil)
 		spoolWriters.Put(bw)
@@ -614,7 +610,7 @@ func (se *session) Data(r io.Reader) error {
 	// send it again); a commit already under way completes.
 	ctx, cancel := context.WithTimeout(se.memo.Context(se.connCtx()), d.ScanBudget+commitTimeout)
 	defer cancel()
-	if kept != nil && kept.b != nil && int64(len(kept.b)) == m.Size {
+	if kept.b != nil && int64(len(kept.b)) == m.Size {
 		ctx = blob.WithWritten(ctx, m.BlobKey, kept.b)
 	}
 	if err := d.Queue.Enqueue(ctx, m, rcpts, ev); err != nil {

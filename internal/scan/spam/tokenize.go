@@ -119,6 +119,10 @@ type tokenizer struct {
 	urls    map[string]struct{} // distinct URLs seen, for link-count
 	buf     []byte              // scratch for building prefixed tokens
 	prev    string              // previous body word, for word pairs
+	// inWords is set while words runs: its tokens are cut from decoded
+	// runes only (an invalid byte is never part of a word), so they are
+	// valid UTF-8 and add need not check them.
+	inWords bool
 }
 
 func newTokenizer(lim int) *tokenizer {
@@ -127,7 +131,7 @@ func newTokenizer(lim int) *tokenizer {
 	}
 	return &tokenizer{
 		lim:  lim,
-		seen: make(map[string]struct{}, min(lim, 256)),
+		seen: make(map[string]struct{}, lim),
 		urls: make(map[string]struct{}),
 	}
 }
@@ -144,7 +148,7 @@ func (t *tokenizer) add(tok string) {
 	if tok == "" || len(t.out) >= t.lim {
 		return
 	}
-	if !utf8.ValidString(tok) {
+	if !t.inWords && !utf8.ValidString(tok) {
 		if _, ok := t.seen[tok]; ok {
 			return
 		}
@@ -495,6 +499,8 @@ func (t *tokenizer) link(raw string) {
 // digit runs become shape buckets; header values (numbers=false) keep them
 // as words, since a mailer version is a useful literal.
 func (t *tokenizer) words(prefix, s string, numbers bool) {
+	t.inWords = true
+	defer func() { t.inWords = false }()
 	for i := 0; i < len(s) && !t.full(); {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
@@ -604,13 +610,32 @@ func fold(s string) string {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			if foldStable(s[i:]) {
-				return strings.ToLower(s) // only its ASCII can change
+				return asciiLower(s) // only its ASCII can change
 			}
 			s = strings.ToValidUTF8(s, "\uFFFD")
 			return strings.ToLower(norm.NFKC.String(s))
 		}
 	}
 	return strings.ToLower(s)
+}
+
+// asciiLower lower-cases the ASCII letters of s and leaves every other
+// byte alone; s itself when it has no capital.
+func asciiLower(s string) string {
+	i := 0
+	for i < len(s) && (s[i] < 'A' || s[i] > 'Z') {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // foldStable reports whether s is valid UTF-8 whose non-ASCII characters

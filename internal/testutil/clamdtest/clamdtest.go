@@ -61,6 +61,7 @@ type config struct {
 	maxThreads      int
 	alertExceedsMax bool
 	tempDir         string
+	readTimeout     time.Duration
 }
 
 // WithMaxFileSize sets clamd's MaxFileSize in bytes: larger files (also
@@ -89,6 +90,12 @@ func WithMaxThreads(n int) Option { return func(c *config) { c.maxThreads = n } 
 // scans (default here: a directory beside clamd.conf). The directory is
 // created if needed and handed to the clamav user when clamd runs as it.
 func WithTemporaryDirectory(dir string) Option { return func(c *config) { c.tempDir = dir } }
+
+// WithReadTimeout sets clamd's ReadTimeout (second resolution, at least
+// one): clamd closes a connection that has sent no command for that long,
+// including an idle IDSESSION connection, after writing
+// "COMMAND READ TIMED OUT". clamd's default is 120 seconds.
+func WithReadTimeout(d time.Duration) Option { return func(c *config) { c.readTimeout = d } }
 
 // Clamd is a running clamd started by Start or Launch. Its methods are safe
 // for concurrent use.
@@ -313,6 +320,9 @@ func (c *Clamd) conf(dir string, port int, cfg config) string {
 	}
 	if cfg.streamMaxLength > 0 {
 		line("StreamMaxLength", cfg.streamMaxLength)
+	}
+	if cfg.readTimeout > 0 {
+		line("ReadTimeout", max(int64(cfg.readTimeout/time.Second), 1))
 	}
 	if cfg.maxScanTime > 0 {
 		line("MaxScanTime", max(cfg.maxScanTime.Milliseconds(), 1))

@@ -33,3 +33,21 @@ func sendFD(uc *net.UnixConn, f *os.File) error {
 	}
 	return werr
 }
+
+// connIdle reports whether uc is open with nothing to read, as an idle
+// IDSESSION connection must be: clamd has not closed it nor written to it.
+// It peeks without blocking.
+func connIdle(uc *net.UnixConn) bool {
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	idle := false
+	err = raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		idle = rerr == unix.EAGAIN
+		return true
+	})
+	return err == nil && idle
+}

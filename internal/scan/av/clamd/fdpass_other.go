@@ -14,3 +14,6 @@ var errNoMemFile = errors.New("clamd: passing a memory file needs Linux")
 func memFile() (*os.File, error) { return nil, errNoMemFile }
 
 func sendFD(*net.UnixConn, *os.File) error { return errNoMemFile }
+
+// connIdle is never reached where memory files are unavailable.
+func connIdle(*net.UnixConn) bool { return false }

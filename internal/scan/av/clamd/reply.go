@@ -3,6 +3,7 @@ package clamd
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"unicode"
@@ -153,10 +154,27 @@ func isDigits(s string) bool {
 // clamd died or dropped us, which is unavailability, not a protocol error.
 var errNoReply = errors.New("connection closed without a reply")
 
+// idleNotice is what clamd writes, newline-terminated, before closing a
+// connection that sent no command within its ReadTimeout or
+// CommandReadTimeout.
+const idleNotice = "COMMAND READ TIMED OUT\n"
+
+// errClosedIdle marks a connection clamd closed for sending no command in
+// time: like errNoReply, unavailability rather than a protocol error.
+var errClosedIdle = errors.New("connection closed by clamd: COMMAND READ TIMED OUT")
+
 // readReply reads one NUL-terminated reply and returns it without the NUL.
-// Bytes after the NUL are ignored: commands here are sent outside IDSESSION,
-// so clamd sends one reply and closes.
+// Bytes after the NUL are ignored: outside IDSESSION clamd sends one reply
+// and closes.
 func readReply(r io.Reader) (string, error) {
+	reply, _, err := readReplyTail(r)
+	return reply, err
+}
+
+// readReplyTail is readReply that also reports whether bytes followed the
+// NUL, which on an IDSESSION connection carrying one command at a time
+// means the connection is out of step.
+func readReplyTail(r io.Reader) (reply string, trailing bool, err error) {
 	buf := make([]byte, 0, 256)
 	var tmp [512]byte
 	for {
@@ -166,23 +184,28 @@ func readReply(r io.Reader) (string, error) {
 			if i := bytes.IndexByte(chunk, 0); i >= 0 {
 				buf = append(buf, chunk[:i]...)
 				if len(buf) > maxReplyLen {
-					return "", &ProtocolError{Reason: "reply too long", Reply: clip(string(buf))}
+					return "", false, &ProtocolError{Reason: "reply too long", Reply: clip(string(buf))}
 				}
-				return string(buf), nil
+				return string(buf), i+1 < n, nil
 			}
 			buf = append(buf, chunk...)
 			if len(buf) > maxReplyLen {
-				return "", &ProtocolError{Reason: "reply too long", Reply: clip(string(buf))}
+				return "", false, &ProtocolError{Reason: "reply too long", Reply: clip(string(buf))}
 			}
 		}
 		if err != nil {
+			if string(buf) == idleNotice {
+				// A reset says our command was still unread when clamd
+				// closed; the end of the stream, that clamd had read it.
+				return "", false, fmt.Errorf("%w: %w", errClosedIdle, err)
+			}
 			if errors.Is(err, io.EOF) {
 				if len(buf) == 0 {
-					return "", errNoReply
+					return "", false, errNoReply
 				}
-				return "", &ProtocolError{Reason: "reply not NUL-terminated", Reply: clip(string(buf))}
+				return "", false, &ProtocolError{Reason: "reply not NUL-terminated", Reply: clip(string(buf))}
 			}
-			return "", err
+			return "", false, err
 		}
 	}
 }
