@@ -53,6 +53,18 @@ func (g Guard) Delete(ctx context.Context, key string) error {
 	return g.Store.Delete(ctx, key)
 }
 
+// DeleteSettled removes the blob of a message the queue is done with,
+// unless archiveHolds: whether the archive still needs it, as the store's
+// transaction that finished the message found (store.Completed). It asks
+// the store nothing more: the answer is as fresh as Delete's, which reads
+// it just after that commit.
+func (g Guard) DeleteSettled(ctx context.Context, key string, archiveHolds bool) error {
+	if archiveHolds {
+		return nil
+	}
+	return g.Store.Delete(ctx, key)
+}
+
 // RunOnce claims and archives pending messages until none is due, then
 // indexes what is not indexed yet and signs the checkpoints of the logs
 // that grew. It returns how many it archived.

@@ -25,6 +25,20 @@ type Router struct {
 	// a validating resolver whose answers the operator trusts. DANE takes
 	// precedence over MTA-STS for a domain that has both (RFC 8461 2).
 	DANE SecureResolver
+
+	// addressing answers which domains are served, at the store's
+	// addressing version (read once per attempt under the queue's
+	// versioned.Memo).
+	addressing store.AddressingCache
+}
+
+// domain is the served domain name (store.ErrNotFound for none).
+func (r *Router) domain(ctx context.Context, name string) (store.Domain, error) {
+	ix, err := r.addressing.Get(ctx, r.Store)
+	if err != nil {
+		return store.Domain{}, err
+	}
+	return ix.DomainByName(name)
 }
 
 // STSPolicies finds a domain's MTA-STS policy (mtasts.Fetcher).
@@ -38,7 +52,7 @@ type STSPolicies interface {
 // the mode is read at every attempt, so a switch applies
 // to mail already queued.
 func (r *Router) Targets(ctx context.Context, tenantID int64, domain string) ([]Target, error) {
-	d, err := r.Store.DomainByName(ctx, domain)
+	d, err := r.domain(ctx, domain)
 	switch {
 	case err == nil:
 		m, err := r.Store.DomainMode(ctx, d.TenantID, d.ID)
@@ -111,7 +125,7 @@ func (r *Router) applySTS(ctx context.Context, domain string, ts []Target) ([]Ta
 // the customer's primary mail service, which continuity probes and hands
 // mail back to. A domain mailgate does not serve is an error.
 func (r *Router) PrimaryTargets(ctx context.Context, domain string) ([]Target, error) {
-	d, err := r.Store.DomainByName(ctx, domain)
+	d, err := r.domain(ctx, domain)
 	if err != nil {
 		return nil, fmt.Errorf("domain %s: %w", domain, err)
 	}

@@ -21,8 +21,10 @@ func (s stsStub) Policy(context.Context, string) (*mtasts.Policy, error) { retur
 // notServed is a store that serves no domain: Router.Targets goes to MX.
 type notServed struct{ store.Store }
 
-func (notServed) DomainByName(context.Context, string) (store.Domain, error) {
-	return store.Domain{}, store.ErrNotFound
+func (notServed) AddressingVersion(context.Context) (int64, error) { return 0, nil }
+
+func (notServed) Addressing(context.Context) (store.Addressing, error) {
+	return store.Addressing{}, nil
 }
 
 // MTA-STS in enforce mode keeps only the MX hosts the policy names and

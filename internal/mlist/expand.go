@@ -38,7 +38,7 @@ func (s *Service) Take(ctx context.Context, m store.Message, rcpts []store.Recip
 			cands = append(cands, base)
 		}
 	}
-	ls, err := s.Store.MailingListsByAddress(ctx, cands)
+	ls, err := s.listsByAddress(ctx, cands)
 	if err != nil {
 		// The recipients cannot be told from others now: all wait.
 		s.log().Error("list lookup failed; the message waits", "id", m.ID, "err", err)

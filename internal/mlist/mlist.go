@@ -89,6 +89,25 @@ type Service struct {
 	// (mungeFrom): the list's copy breaks the author's DKIM signature
 	// and comes from mailgate, so receivers would otherwise refuse it.
 	DMARC func(ctx context.Context, domain string) (string, error)
+
+	// addressing knows every list address at the store's addressing
+	// version: most messages go to no list, and are told so without a
+	// query of the lists.
+	addressing store.AddressingCache
+}
+
+// listsByAddress is the store's MailingListsByAddress, asked only for
+// those of addresses that are list addresses.
+func (s *Service) listsByAddress(ctx context.Context, addresses []string) ([]store.MailingList, error) {
+	ix, err := s.addressing.Get(ctx, s.Store)
+	if err != nil {
+		return nil, err
+	}
+	hits := ix.Lists(addresses)
+	if len(hits) == 0 {
+		return nil, nil
+	}
+	return s.Store.MailingListsByAddress(ctx, hits)
 }
 
 func (s *Service) now() time.Time {

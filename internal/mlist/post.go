@@ -50,7 +50,7 @@ func (s *Service) CheckPost(ctx context.Context, sender, rcpt string) (Post, err
 	if isBounce {
 		cands = append(cands, base)
 	}
-	ls, err := s.Store.MailingListsByAddress(ctx, cands)
+	ls, err := s.listsByAddress(ctx, cands)
 	if err != nil {
 		return Post{}, fmt.Errorf("list lookup: %w", err)
 	}

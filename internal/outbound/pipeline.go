@@ -62,6 +62,8 @@ type Store interface {
 	// PolicyVersion changes with the tenant's settings and groups
 	// (store.PolicyStore.PolicyVersion).
 	PolicyVersion(ctx context.Context, tenantID int64) (int64, error)
+	// The tenants' domains are kept at the store's addressing version.
+	store.AddressingStore
 	RuleStore
 	signedlink.SecretStore
 	AddEvents(ctx context.Context, events []store.Event) error
@@ -95,6 +97,9 @@ type Pipeline struct {
 
 	dkimKeys dkimsign.KeyCache            // the signing keys, opened once
 	policies versioned.Cache[*tenantData] // the tenants' settings and groups per policy version
+
+	// addressing holds the tenants' domains per addressing version.
+	addressing store.AddressingCache
 }
 
 // commitTimeout bounds the accept transaction, on its own deadline.

@@ -231,3 +231,64 @@ func TestWrittenBytesCheckedWithoutOpeningTheBlob(t *testing.T) {
 		t.Fatalf("clean message committed with prefix %q, want a signature", main.Prefix)
 	}
 }
+
+// domainsReads counts the reads of a tenant's domains.
+type domainsReads struct {
+	store.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (s *domainsReads) Domains(ctx context.Context, tenantID int64) ([]store.Domain, error) {
+	s.mu.Lock()
+	s.n++
+	s.mu.Unlock()
+	return s.Store.Domains(ctx, tenantID)
+}
+
+// The tenant's domains (what is inside) are kept at the addressing
+// version, not read for every message, and a domain added through the
+// store is inside from the next message on.
+func TestTenantDomainsKeptAtAddressingVersion(t *testing.T) {
+	t.Parallel()
+	n := mgtest.Start(t, mgtest.Options{NoChecks: true, NoStart: true})
+	ctx := context.Background()
+	addRule(t, n, "inside", "", "", outbound.Spec{Action: outbound.ActHeader, Header: "X-Inside", HeaderValue: "yes",
+		Conditions: []outbound.Condition{{Field: outbound.FieldRcpt, Op: outbound.OpInside}}})
+	st := &domainsReads{Store: n.Store}
+	q := &acceptances{}
+	p := &outbound.Pipeline{Store: st, Spool: n.Spool, Queue: q, Engine: &outbound.Engine{Store: n.Store}, Hostname: "mx.mailgate.test"}
+	from := "alice@example.test"
+	send := func(id string) string {
+		t.Helper()
+		msg := withAttachments(from, "bob@partner.test", "figures", "Hello.")
+		key, size, err := blob.Put(ctx, n.Spool, id, strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := store.Message{ID: id, TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
+			ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: "figures"}
+		if err := p.Enqueue(ctx, m, []store.Recipient{{Addr: "bob@partner.test", State: store.Queued}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.got[len(q.got)-1].Queue[0].Message.Prefix
+	}
+	for _, id := range []string{"first", "second"} {
+		if prefix := send(id); strings.Contains(prefix, "X-Inside") {
+			t.Fatalf("%s message: a partner's recipient counted as inside: %q", id, prefix)
+		}
+	}
+	if _, err := n.Store.CreateDomain(ctx, n.Tenant.ID, "partner.test"); err != nil {
+		t.Fatal(err)
+	}
+	if prefix := send("third"); !strings.Contains(prefix, "X-Inside: yes\r\n") {
+		t.Fatalf("after partner.test became the tenant's: prefix %q, want the recipient inside", prefix)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.n != 0 {
+		t.Fatalf("the tenant's domains were read %d times, want none (kept at the addressing version)", st.n)
+	}
+}

@@ -35,6 +35,7 @@ import (
 	"github.com/mailgate/mailgate/internal/delivery"
 	"github.com/mailgate/mailgate/internal/dsn"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/versioned"
 )
 
 // Deliverer sends one message to a list of targets (delivery.Client).
@@ -492,6 +493,21 @@ func (q *Queue) deferAfterPanic(ctx context.Context, job store.Job, p any, stack
 	q.logStale(log, res.Stale)
 }
 
+// settledDeleter is a spool that keeps blobs the archive still needs
+// (archive.Guard) and can be told whether it does, as the transaction that
+// finished their message found.
+type settledDeleter interface {
+	DeleteSettled(ctx context.Context, key string, archiveHolds bool) error
+}
+
+// deleteDone removes the blob of a message that is done (store.Completed).
+func (q *Queue) deleteDone(ctx context.Context, key string, archiveHolds bool) error {
+	if sd, ok := q.d.Spool.(settledDeleter); ok {
+		return sd.DeleteSettled(ctx, key, archiveHolds)
+	}
+	return q.d.Spool.Delete(ctx, key)
+}
+
 // Process makes one delivery attempt for a job's recipients and records the
 // outcome. Exported for tests that drive the queue synchronously.
 func (q *Queue) Process(ctx context.Context, job store.Job) {
@@ -516,7 +532,8 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 		return
 	}
 
-	actx, end := q.begin(ctx, job)
+	// The attempt's lookups (lists, routes) read each store version once.
+	actx, end := q.begin(versioned.WithMemo(ctx), job)
 	defer end()
 	open := func() (io.ReadCloser, error) { return openWithPrefix(ctx, q.d.Spool, m) }
 	if body != nil {
@@ -635,7 +652,7 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 		q.handOff(queued, out)
 	}
 	if res.Done {
-		if err := q.d.Spool.Delete(ctx, m.BlobKey); err != nil {
+		if err := q.deleteDone(ctx, m.BlobKey, res.ArchiveHolds); err != nil {
 			log.Error("remove blob", "err", err)
 		}
 	}

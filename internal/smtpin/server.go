@@ -27,6 +27,7 @@ import (
 	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/passwd"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/versioned"
 )
 
 // Kind says which listener a server is.
@@ -133,6 +134,40 @@ type Server struct {
 	// it once the sessions are told to go.
 	base     context.Context
 	stopBase context.CancelFunc
+
+	// addressing is the served domains and relay networks at the store's
+	// addressing version; settings the tenants' settings at their policy
+	// versions. Each message reads the versions once (its session's
+	// versioned.Memo) instead of the tables.
+	addressing store.AddressingCache
+	settings   versioned.Cache[store.SettingLayers]
+
+	// lastTenant is the tenant each client address relayed or submitted
+	// for last (at most maxLastTenants of them): the likely tenant of its
+	// next message, whose versions a transaction reads ahead. Only a
+	// guess: the lookups decide the tenant.
+	lastMu     sync.Mutex
+	lastTenant map[string]int64
+}
+
+// maxLastTenants bounds Server.lastTenant; past it, it starts again.
+const maxLastTenants = 10000
+
+// rememberTenant notes the tenant a client address sent for.
+func (s *Server) rememberTenant(ip string, tenantID int64) {
+	s.lastMu.Lock()
+	defer s.lastMu.Unlock()
+	if s.lastTenant == nil || len(s.lastTenant) >= maxLastTenants {
+		s.lastTenant = map[string]int64{}
+	}
+	s.lastTenant[ip] = tenantID
+}
+
+// likelyTenant is the tenant a client address sent for last, 0 for none.
+func (s *Server) likelyTenant(ip string) int64 {
+	s.lastMu.Lock()
+	defer s.lastMu.Unlock()
+	return s.lastTenant[ip]
 }
 
 // New builds a server; call Serve with each listener.

@@ -21,6 +21,7 @@ import (
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/mlist"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/versioned"
 )
 
 // lookupTimeout bounds each store lookup made during the dialogue
@@ -65,6 +66,11 @@ type session struct {
 	// refused are recipients of served domains refused at RCPT (unknown
 	// users), recorded for tracking and reports when the transaction ends.
 	refused []refusedRcpt
+
+	// memo is the transaction's versions (versioned.Memo): the lookups of
+	// one message, and the pipeline its DATA hands it to, read each
+	// version once. A new one with every transaction.
+	memo *versioned.Memo
 
 	// local is set for a message submitted in-process (SubmitLocal):
 	// there is no connection, and the trace field names the web.
@@ -138,7 +144,37 @@ func (se *session) connCtx() context.Context {
 
 // ctx is the context of one store lookup.
 func (se *session) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(se.connCtx(), lookupTimeout)
+	return context.WithTimeout(se.memo.Context(se.connCtx()), lookupTimeout)
+}
+
+// addressing returns the served domains and relay networks, at the
+// version the transaction read.
+func (se *session) addressing(ctx context.Context) (*store.AddressIndex, error) {
+	return se.s.addressing.Get(ctx, se.s.d.Store)
+}
+
+// domainByName is the store's DomainByName, answered from the addressing.
+func (se *session) domainByName(ctx context.Context, name string) (store.Domain, error) {
+	ix, err := se.addressing(ctx)
+	if err != nil {
+		return store.Domain{}, err
+	}
+	return ix.DomainByName(name)
+}
+
+// settings returns the tenant's settings by layer, at the policy version
+// the transaction read.
+func (se *session) settings(ctx context.Context, tenantID int64) (store.SettingLayers, error) {
+	st := se.s.d.Store
+	return se.s.settings.Get(ctx, tenantID, func(ctx context.Context, tid int64) (int64, error) {
+		return store.MemoPolicyVersion(ctx, st, tid)
+	}, func(ctx context.Context, _ int64) (store.SettingLayers, error) {
+		ss, err := st.Settings(ctx, tenantID)
+		if err != nil {
+			return nil, fmt.Errorf("settings: %w", err)
+		}
+		return store.IndexSettings(ss), nil
+	})
 }
 
 // Mail starts a transaction.
@@ -167,6 +203,9 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 			return se.reject(smtpErr(501, smtp.EnhancedCode{5, 1, 7}, "Bad sender address syntax"))
 		}
 		sender = a
+	}
+	if d.Kind != Inbound {
+		se.prefetchVersions()
 	}
 	if d.Kind == Submission {
 		if err := se.submissionSender(from, sender); err != nil {
@@ -208,6 +247,31 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
+// prefetchVersions reads, in one query, the two versions the lookups of a
+// relayed or submitted message and its pipeline ask for: the addressing
+// version and the policy version of the tenant the session authenticated
+// as, or else the one the client sent its previous message for (in this
+// session or an earlier one), nearly always this message's tenant too.
+// Nothing for a client's first message; a failure is left to the lookups
+// to report.
+func (se *session) prefetchVersions() {
+	tid := se.tenantID
+	if se.authUser != "" {
+		tid = se.authTID
+	}
+	if tid == 0 {
+		tid = se.s.likelyTenant(se.ip)
+	}
+	if tid == 0 {
+		return
+	}
+	ctx, cancel := se.ctx()
+	defer cancel()
+	if err := store.PrefetchVersions(ctx, se.s.d.Store, tid); err != nil {
+		se.log.Debug("versions not read ahead", "err", err)
+	}
+}
+
 // outboundTenant finds the tenant allowed to relay: by SMTP AUTH or by client network.
 func (se *session) outboundTenant() (int64, error) {
 	if se.authUser != "" {
@@ -216,13 +280,14 @@ func (se *session) outboundTenant() (int64, error) {
 	ip, err := netip.ParseAddr(se.ip)
 	if err == nil {
 		ctx, cancel := se.ctx()
-		tid, ok, err := se.s.d.Store.TenantForRelayIP(ctx, ip)
+		ix, err := se.addressing(ctx)
 		cancel()
 		if err != nil {
 			se.log.Error("relay network lookup", "err", err)
 			return 0, errTempLocal
 		}
-		if ok {
+		if tid, ok := ix.TenantForRelayIP(ip); ok {
+			se.s.rememberTenant(se.ip, tid)
 			return tid, nil
 		}
 	}
@@ -314,7 +379,7 @@ func (se *session) postmasterAddress(ctx context.Context) (addr.Address, error) 
 		if err != nil {
 			return addr.Address{}, fmt.Errorf("postmaster %q: %w", pm, err)
 		}
-		if _, err := se.s.d.Store.DomainByName(ctx, a.Domain); err != nil {
+		if _, err := se.domainByName(ctx, a.Domain); err != nil {
 			return addr.Address{}, fmt.Errorf("postmaster %q: domain: %w", pm, err)
 		}
 		return a, nil
@@ -322,7 +387,7 @@ func (se *session) postmasterAddress(ctx context.Context) (addr.Address, error) 
 	labels := strings.Split(strings.ToLower(strings.TrimSuffix(se.s.d.Hostname, ".")), ".")
 	for i := 0; i < len(labels)-1; i++ {
 		dom := strings.Join(labels[i:], ".")
-		_, err := se.s.d.Store.DomainByName(ctx, dom)
+		_, err := se.domainByName(ctx, dom)
 		if err == nil {
 			return addr.Parse("postmaster@" + dom)
 		}
@@ -339,7 +404,7 @@ func (se *session) postmasterAddress(ctx context.Context) (addr.Address, error) 
 func (se *session) inboundRcpt(a addr.Address, anyUser bool) error {
 	ctx, cancel := se.ctx()
 	defer cancel()
-	dom, err := se.s.d.Store.DomainByName(ctx, a.Domain)
+	dom, err := se.domainByName(ctx, a.Domain)
 	if errors.Is(err, store.ErrNotFound) {
 		se.log.Info("rcpt refused: relay denied", "rcpt", a.String())
 		return se.reject(errRelayDenied)
@@ -543,7 +608,7 @@ func (se *session) Data(r io.Reader) error {
 	// ends early when the connection goes, e.g. at shutdown: checks still
 	// running then fail, and the message is refused (the client, gone, will
 	// send it again); a commit already under way completes.
-	ctx, cancel := context.WithTimeout(se.connCtx(), d.ScanBudget+commitTimeout)
+	ctx, cancel := context.WithTimeout(se.memo.Context(se.connCtx()), d.ScanBudget+commitTimeout)
 	defer cancel()
 	if kept.b != nil && int64(len(kept.b)) == m.Size {
 		ctx = blob.WithWritten(ctx, m.BlobKey, kept.b)
@@ -628,16 +693,11 @@ func (se *session) checkAuthor(g *guard) error {
 
 // foreignFromAllowed reads the tenant's relay.foreign_from policy value.
 func (se *session) foreignFromAllowed(ctx context.Context) (bool, error) {
-	settings, err := se.s.d.Store.Settings(ctx, se.tenantID)
+	layers, err := se.settings(ctx, se.tenantID)
 	if err != nil {
 		return false, err
 	}
-	for _, s := range settings {
-		if s.Scope == store.ScopeTenant && s.Owner == "" && s.Key == foreignFromKey {
-			return strings.EqualFold(strings.TrimSpace(s.Value), "allow"), nil
-		}
-	}
-	return false, nil
+	return strings.EqualFold(strings.TrimSpace(layers.Of(store.ScopeTenant, "")[foreignFromKey]), "allow"), nil
 }
 
 // ownedBy reports whether domain is the tenant's: the most specific of it
@@ -647,7 +707,7 @@ func (se *session) foreignFromAllowed(ctx context.Context) (bool, error) {
 // end the search: nobody owns all of .com.
 func (se *session) ownedBy(ctx context.Context, tenantID int64, domain string) (bool, error) {
 	for d := domain; d != ""; {
-		dom, err := se.s.d.Store.DomainByName(ctx, d)
+		dom, err := se.domainByName(ctx, d)
 		if err == nil {
 			return dom.TenantID == tenantID, nil
 		}
@@ -736,6 +796,7 @@ func xtextSafe(s string) string {
 // Reset clears the transaction.
 func (se *session) Reset() {
 	se.recordRefused()
+	se.memo = new(versioned.Memo)
 	se.from, se.hasFrom, se.envID, se.retFull, se.rcpts = "", false, "", false, nil
 	se.utf8, se.body8bit = false, false
 	if se.s.d.Kind == Inbound {

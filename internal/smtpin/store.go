@@ -8,8 +8,13 @@ import (
 )
 
 // Store is what the SMTP listeners read of the store: who may relay or
-// submit, which domains and users exist, and the legacy enqueue.
+// submit, which domains and users exist, and the legacy enqueue. The
+// domains, relay networks (store.AddressingStore) and the tenants'
+// settings (PolicyVersion) are kept in memory at their versions.
 type Store interface {
+	store.AddressingStore
+	store.VersionsStore
+	PolicyVersion(ctx context.Context, tenantID int64) (int64, error)
 	AccountByLogin(ctx context.Context, login string) (store.Account, error)
 	DomainByName(ctx context.Context, name string) (store.Domain, error)
 	Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) ([]store.Recipient, error)

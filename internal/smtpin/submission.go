@@ -35,19 +35,14 @@ func (se *session) mayUse(ctx context.Context, key string) (bool, error) {
 		return true, nil
 	}
 	if se.sendAs == nil {
-		ss, err := se.s.d.Store.Settings(ctx, se.authTID)
+		layers, err := se.settings(ctx, se.authTID)
 		if err != nil {
-			return false, fmt.Errorf("settings: %w", err)
+			return false, err
 		}
 		se.sendAs = []string{}
-		for _, st := range ss {
-			if st.Scope != store.ScopeAddress || st.Owner != se.authAddr || st.Key != KeySendAs {
-				continue
-			}
-			for _, v := range strings.Split(st.Value, ",") {
-				if a, err := addr.Parse(strings.TrimSpace(v)); err == nil {
-					se.sendAs = append(se.sendAs, a.Key())
-				}
+		for _, v := range strings.Split(layers.Of(store.ScopeAddress, se.authAddr)[KeySendAs], ",") {
+			if a, err := addr.Parse(strings.TrimSpace(v)); err == nil {
+				se.sendAs = append(se.sendAs, a.Key())
 			}
 		}
 	}

@@ -247,6 +247,11 @@ type Notice struct {
 // Completed is Complete's result.
 type Completed struct {
 	Done bool // every recipient is final now (the blob can be removed)
+	// ArchiveHolds, with Done, reports that the message's blob still
+	// waits to be archived (an archive-pending row names it), as the
+	// transaction that made it done found: the queue leaves the blob to
+	// the archiver without asking again (archive.Guard.DeleteSettled).
+	ArchiveHolds bool
 	// Stale are the updates refused because their lease token is no
 	// longer current: another claim owns those recipients.
 	Stale []int64
@@ -394,6 +399,8 @@ type Store interface {
 	MailingListStore
 	ArchiveStore
 	OnboardingStore
+	AddressingStore
+	VersionsStore
 
 	Close() error
 }

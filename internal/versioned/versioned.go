@@ -57,3 +57,96 @@ func (c *Cache[T]) Get(ctx context.Context, tenantID int64,
 	c.mu.Unlock()
 	return val, nil
 }
+
+// Memo is the versions read for one message (or one delivery attempt):
+// under a context carrying it (Context, WithMemo), Memoized reads each
+// version once, so the message's listener, pipeline and caches share one
+// read of each version they ask for instead of reading it at every step.
+// A memo must not outlive its message: a change made meanwhile applies
+// from the next message on, which gets a new memo. The zero Memo is ready
+// to use; it is safe for concurrent use.
+type Memo struct {
+	mu sync.Mutex
+	m  map[memoKey]int64
+}
+
+type memoKey struct {
+	kind     string
+	tenantID int64
+}
+
+type memoCtxKey struct{}
+
+// Context returns ctx carrying m; a nil m returns ctx as it is.
+func (m *Memo) Context(ctx context.Context) context.Context {
+	if m == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, memoCtxKey{}, m)
+}
+
+// WithMemo returns ctx carrying a new Memo.
+func WithMemo(ctx context.Context) context.Context {
+	return new(Memo).Context(ctx)
+}
+
+// Memoized returns the version read answers for (kind, tenantID): under
+// a context carrying a Memo, the one read first under it; otherwise
+// read's answer now. Errors are not remembered.
+func Memoized(ctx context.Context, kind string, tenantID int64,
+	read func(ctx context.Context, tenantID int64) (int64, error)) (int64, error) {
+	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
+	if m == nil {
+		return read(ctx, tenantID)
+	}
+	k := memoKey{kind, tenantID}
+	m.mu.Lock()
+	v, ok := m.m[k]
+	m.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := read(ctx, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	if m.m == nil {
+		m.m = map[memoKey]int64{}
+	}
+	if first, ok := m.m[k]; ok {
+		// Another step of the message read it meanwhile: all of them
+		// keep to one version.
+		v = first
+	} else {
+		m.m[k] = v
+	}
+	m.mu.Unlock()
+	return v, nil
+}
+
+// Remember records v as the version of (kind, tenantID) in ctx's Memo,
+// unless it holds one already: a read of several versions at once fills
+// in what the steps of the message ask for next. Without a Memo it does
+// nothing, and reports whether there was one to fill.
+func Remember(ctx context.Context, kind string, tenantID, v int64) bool {
+	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[memoKey]int64{}
+	}
+	if _, ok := m.m[memoKey{kind, tenantID}]; !ok {
+		m.m[memoKey{kind, tenantID}] = v
+	}
+	return true
+}
+
+// HasMemo reports whether ctx carries a Memo.
+func HasMemo(ctx context.Context) bool {
+	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
+	return m != nil
+}

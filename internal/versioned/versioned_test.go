@@ -66,3 +66,51 @@ func TestGet(t *testing.T) {
 		t.Fatalf("a failed load changed the cache: %q", got)
 	}
 }
+
+// Memoized reads each version once per memo, per kind and tenant, and
+// every read when the context has no memo; an error is not remembered.
+func TestMemoized(t *testing.T) {
+	reads := map[int64]int{}
+	version := map[int64]int64{1: 5, 2: 9}
+	fail := false
+	read := func(_ context.Context, tid int64) (int64, error) {
+		if fail {
+			return 0, errors.New("down")
+		}
+		reads[tid]++
+		return version[tid], nil
+	}
+	bg := context.Background()
+	for i := 0; i < 2; i++ {
+		if v, err := Memoized(bg, "policy", 1, read); err != nil || v != 5 {
+			t.Fatalf("without a memo: %d %v", v, err)
+		}
+	}
+	if reads[1] != 2 {
+		t.Fatalf("%d reads without a memo, want 2", reads[1])
+	}
+	ctx := WithMemo(bg)
+	fail = true
+	if _, err := Memoized(ctx, "policy", 1, read); err == nil {
+		t.Fatal("a read error was not returned")
+	}
+	fail = false
+	for i := 0; i < 3; i++ {
+		if v, _ := Memoized(ctx, "policy", 1, read); v != 5 {
+			t.Fatalf("memoized %d", v)
+		}
+		version[1] = 6 // a change during the message applies to the next one
+	}
+	if reads[1] != 3 {
+		t.Fatalf("%d reads, want one more under the memo", reads[1])
+	}
+	if v, _ := Memoized(ctx, "policy", 2, read); v != 9 || reads[2] != 1 {
+		t.Fatalf("tenant 2: %d after %d reads", v, reads[2])
+	}
+	if v, _ := Memoized(ctx, "lists", 1, read); v != 6 || reads[1] != 4 {
+		t.Fatalf("another kind: %d after %d reads", v, reads[1])
+	}
+	if v, _ := Memoized(WithMemo(bg), "policy", 1, read); v != 6 {
+		t.Fatalf("the next message's memo: %d", v)
+	}
+}

@@ -372,8 +372,14 @@ func (db *DB) Complete(ctx context.Context, c store.Completion) (store.Completed
 			}
 			out.Notices[i] = rs
 		}
-		out.Done, err = markDoneIfFinal(x, c.TenantID, c.MessageID)
-		return err
+		if out.Done, err = markDoneIfFinal(x, c.TenantID, c.MessageID); err != nil || !out.Done {
+			return err
+		}
+		if err := x.QueryRow(`SELECT EXISTS (SELECT 1 FROM archive_pending WHERE blob_key =
+			(SELECT blob_key FROM messages WHERE id = $1 AND tenant_id = $2))`, c.MessageID, c.TenantID).Scan(&out.ArchiveHolds); err != nil {
+			return fmt.Errorf("complete: archive check: %w", err)
+		}
+		return nil
 	})
 	return out, err
 }

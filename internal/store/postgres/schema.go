@@ -874,4 +874,28 @@ ALTER INDEX archive_entries_live RENAME TO archive_entries_received;
 	// can keep them in memory and still see a change made by another
 	// process or node.
 	`ALTER TABLE tenant_versions ADD COLUMN policy BIGINT NOT NULL DEFAULT 0;`,
+	// The addressing version (AddressingVersion): bumped by the database
+	// itself with every change to a domain, a relay network or a mailing
+	// list's address, including the rows a deleted tenant or domain takes
+	// with it, so the listeners and the queue can keep them in memory and
+	// still see a change made by another process or node.
+	`
+CREATE TABLE store_versions (
+	name TEXT COLLATE "C" PRIMARY KEY,
+	version BIGINT NOT NULL
+);
+CREATE FUNCTION bump_addressing() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT (name) DO UPDATE SET version = store_versions.version + 1;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER domains_addressing AFTER INSERT OR DELETE OR UPDATE OF tenant_id, name ON domains
+	FOR EACH ROW EXECUTE FUNCTION bump_addressing();
+CREATE TRIGGER relay_nets_addressing AFTER INSERT OR DELETE OR UPDATE OF tenant_id, prefix ON relay_nets
+	FOR EACH ROW EXECUTE FUNCTION bump_addressing();
+CREATE TRIGGER ml_lists_addressing AFTER INSERT OR DELETE OR UPDATE OF tenant_id, address ON ml_lists
+	FOR EACH ROW EXECUTE FUNCTION bump_addressing();
+`,
 }

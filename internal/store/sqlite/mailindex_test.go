@@ -85,6 +85,11 @@ func TestMailTextIndexBackfill(t *testing.T) {
 	}
 	drop = strings.Join(alters, "") + drop
 	for _, m := range migrations[idx+1:] {
+		for _, f := range regexp.MustCompile(`CREATE TRIGGER (\w+)`).FindAllStringSubmatch(m, -1) {
+			drop = " DROP TRIGGER " + f[1] + ";" + drop
+		}
+	}
+	for _, m := range migrations[idx+1:] {
 		for _, f := range regexp.MustCompile(`CREATE TABLE (\w+)`).FindAllStringSubmatch(m, -1) {
 			drop += " DROP TABLE " + f[1] + ";"
 		}

@@ -302,8 +302,16 @@ func (db *DB) Complete(ctx context.Context, c store.Completion) (store.Completed
 			out.Notices[i] = rs
 		}
 		var err error
-		out.Done, err = markDoneIfFinal(tx, c.TenantID, c.MessageID)
-		return err
+		if out.Done, err = markDoneIfFinal(tx, c.TenantID, c.MessageID); err != nil || !out.Done {
+			return err
+		}
+		// In the writer's transaction, whose pages are at hand: a read
+		// of its own after the commit would cost more.
+		if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM archive_pending WHERE blob_key =
+			(SELECT blob_key FROM messages WHERE id = ? AND tenant_id = ?))`, c.MessageID, c.TenantID).Scan(&out.ArchiveHolds); err != nil {
+			return fmt.Errorf("complete: archive check: %w", err)
+		}
+		return nil
 	})
 	return out, err
 }

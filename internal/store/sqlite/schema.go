@@ -851,4 +851,51 @@ CREATE INDEX directory_entries_address ON directory_entries(tenant_id, address);
 	// can keep them in memory and still see a change made by another
 	// process.
 	`ALTER TABLE tenant_versions ADD COLUMN policy INTEGER NOT NULL DEFAULT 0;`,
+	// The addressing version (AddressingVersion): bumped by the database
+	// itself with every change to a domain, a relay network or a mailing
+	// list's address, including the rows a deleted tenant or domain takes
+	// with it, so the listeners and the queue can keep them in memory and
+	// still see a change made by another process.
+	`
+CREATE TABLE store_versions (
+	name TEXT PRIMARY KEY,
+	version INTEGER NOT NULL
+);
+CREATE TRIGGER domains_addressing_ins AFTER INSERT ON domains BEGIN
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER domains_addressing_del AFTER DELETE ON domains BEGIN
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER domains_addressing_upd AFTER UPDATE OF tenant_id, name ON domains BEGIN
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER relay_nets_addressing_ins AFTER INSERT ON relay_nets BEGIN
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER relay_nets_addressing_del AFTER DELETE ON relay_nets BEGIN
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER relay_nets_addressing_upd AFTER UPDATE OF tenant_id, prefix ON relay_nets BEGIN
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER ml_lists_addressing_ins AFTER INSERT ON ml_lists BEGIN
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER ml_lists_addressing_del AFTER DELETE ON ml_lists BEGIN
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER ml_lists_addressing_upd AFTER UPDATE OF tenant_id, address ON ml_lists BEGIN
+	INSERT INTO store_versions(name, version) VALUES ('addressing', 1)
+		ON CONFLICT(name) DO UPDATE SET version = version + 1;
+END;
+`,
 }

@@ -106,6 +106,24 @@ func testArchiveAcceptQueues(t *testing.T, open Opener) {
 	if ok, _ := st.ArchivePendingBlob(ctx, "n1/o1"); ok {
 		t.Fatal("ArchivePendingBlob(o1) = true")
 	}
+	// Completing a message reports whether the archive still needs its
+	// blob, read in the same transaction.
+	for _, c := range []struct {
+		tid   int64
+		id    string
+		holds bool
+	}{{all, "c1", true}, {off, "c2", false}} {
+		out, err := st.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{archiveMsg(c.tid, c.id, store.Inbound)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := out[0][0]
+		res, err := st.Complete(ctx, store.Completion{TenantID: c.tid, MessageID: c.id, Updates: []store.RecipientUpdate{{ID: r.ID,
+			LeaseToken: r.LeaseToken, State: store.Delivered, LastReply: "250 ok"}}})
+		if err != nil || !res.Done || res.ArchiveHolds != c.holds {
+			t.Fatalf("complete %s: %+v %v, want done with ArchiveHolds %v", c.id, res, err, c.holds)
+		}
+	}
 	// A failed accept queues nothing.
 	dup := archiveMsg(all, "a2", store.Inbound)
 	if _, err := st.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{dup}}); err == nil {

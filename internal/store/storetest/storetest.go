@@ -76,6 +76,7 @@ func Run(t *testing.T, open Opener) {
 		{"OddBytes", testOddBytes},
 		{"Policy", testPolicy},
 		{"PolicyVersion", testPolicyVersion},
+		{"AddressingVersion", testAddressingVersion},
 		{"QuarantineItems", testQuarantineItems},
 		{"SpamModels", testSpamModels},
 		{"SpamWeights", testSpamWeights},
