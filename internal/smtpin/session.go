@@ -505,6 +505,13 @@ func (k *keepWriter) Write(p []byte) (int, error) {
 		if len(k.b)+n > k.max {
 			k.over, k.b = true, nil
 		} else {
+			if len(k.b)+n > cap(k.b) {
+				// Doubling: append grows large slices by a quarter at a
+				// time, which for a message of tens of KB is a dozen copies.
+				nb := make([]byte, len(k.b), min(max(2*cap(k.b), len(k.b)+n, 4<<10), k.max))
+				copy(nb, k.b)
+				k.b = nb
+			}
 			k.b = append(k.b, p[:n]...)
 		}
 	}
