@@ -109,17 +109,11 @@ type perConn struct {
 }
 
 func (p *perConn) scan(msg []byte) (Result, error) {
-	var f *os.File
-	if p.reuseMem {
-		f = p.mem.get()
-		defer p.mem.put(f)
-	} else {
-		var err error
-		if f, err = memFile(); err != nil {
-			return Result{}, err
-		}
-		defer f.Close()
+	f, done, err := p.mem.file(p.reuseMem)
+	if err != nil {
+		return Result{}, err
 	}
+	defer done()
 	fill(f, msg, p.reuseMem)
 	conn, err := net.Dial("unix", p.addr)
 	if err != nil {
@@ -167,6 +161,20 @@ func (m *memfds) put(f *os.File) {
 	m.mu.Lock()
 	m.free = append(m.free, f)
 	m.mu.Unlock()
+}
+
+// file is a memory file from the free list when reuse is set, a new one
+// otherwise; done gives it back or closes it.
+func (m *memfds) file(reuse bool) (*os.File, func(), error) {
+	if reuse {
+		f := m.get()
+		return f, func() { m.put(f) }, nil
+	}
+	f, err := memFile()
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
 }
 
 func (m *memfds) close() {
@@ -229,17 +237,11 @@ func (p *protoSession) getConn() *protoConn {
 }
 
 func (p *protoSession) scan(msg []byte) (Result, error) {
-	var f *os.File
-	if p.reuseMem {
-		f = p.mem.get()
-		defer p.mem.put(f)
-	} else {
-		var err error
-		if f, err = memFile(); err != nil {
-			return Result{}, err
-		}
-		defer f.Close()
+	f, done, err := p.mem.file(p.reuseMem)
+	if err != nil {
+		return Result{}, err
 	}
+	defer done()
 	fill(f, msg, p.reuseMem)
 	c := p.getConn()
 	c.id++
