@@ -28,6 +28,21 @@ func (a *acceptances) Accept(_ context.Context, acc store.Acceptance) error {
 	return nil
 }
 
+// spooled writes msg to n's spool as the outbound listener would and
+// returns its envelope: an outbound message of n's tenant from from.
+func spooled(t *testing.T, n *mgtest.Node, id, from, subject, msg string) store.Message {
+	t.Helper()
+	key, size, err := blob.Put(context.Background(), n.Spool, id, strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.Message{ID: id, TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
+		ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: subject}
+}
+
+// queuedTo is one queued recipient.
+func queuedTo(addr string) []store.Recipient { return []store.Recipient{{Addr: addr, State: store.Queued}} }
+
 // A small message is read from the spool once on its way through the
 // pipeline: the rules (attachment text included), the added header field
 // and the DKIM signature all read that one copy.
@@ -44,16 +59,12 @@ func TestSmallMessageReadOnceThroughPipeline(t *testing.T) {
 	from := "alice@example.test"
 	msg := withAttachments(from, "user@dest.test", "figures", "Hello, the figures are attached.",
 		attachment{"figures.txt", "text/plain; charset=utf-8", []byte(strings.Repeat("Quarterly figures, nothing secret.\n", 200))})
-	key, size, err := blob.Put(ctx, n.Spool, "read-once", strings.NewReader(msg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := spooled(t, n, "read-once", from, "figures", msg)
+	key := m.BlobKey
 	spool := blobtest.NewCounting(n.Spool)
 	q := &acceptances{}
 	p := &outbound.Pipeline{Store: n.Store, Spool: spool, Queue: q, Engine: &outbound.Engine{Store: n.Store}, Hostname: "mx.mailgate.test"}
-	m := store.Message{ID: "read-once", TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
-		ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: "figures"}
-	if err := p.Enqueue(ctx, m, []store.Recipient{{Addr: "user@dest.test", State: store.Queued}}, nil); err != nil {
+	if err := p.Enqueue(ctx, m, queuedTo("user@dest.test"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(q.got) != 1 || len(q.got[0].Queue) != 1 {
@@ -100,14 +111,8 @@ func TestTenantSettingsReadOncePerPolicyVersion(t *testing.T) {
 	from := "alice@example.test"
 	send := func(id string) store.Acceptance {
 		t.Helper()
-		msg := withAttachments(from, "user@dest.test", "figures", "Hello.")
-		key, size, err := blob.Put(ctx, n.Spool, id, strings.NewReader(msg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := store.Message{ID: id, TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
-			ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: "figures"}
-		if err := p.Enqueue(ctx, m, []store.Recipient{{Addr: "user@dest.test", State: store.Queued}}, nil); err != nil {
+		m := spooled(t, n, id, from, "figures", withAttachments(from, "user@dest.test", "figures", "Hello."))
+		if err := p.Enqueue(ctx, m, queuedTo("user@dest.test"), nil); err != nil {
 			t.Fatal(err)
 		}
 		q.mu.Lock()
@@ -164,16 +169,11 @@ func TestPipelineHandsTheBodyToTheQueue(t *testing.T) {
 	send := func(id, subject string) (string, string) {
 		t.Helper()
 		msg := withAttachments(from, "user@dest.test", subject, "Hello.")
-		key, size, err := blob.Put(ctx, n.Spool, id, strings.NewReader(msg))
-		if err != nil {
+		m := spooled(t, n, id, from, subject, msg)
+		if err := p.Enqueue(ctx, m, queuedTo("user@dest.test"), nil); err != nil {
 			t.Fatal(err)
 		}
-		m := store.Message{ID: id, TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
-			ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: subject}
-		if err := p.Enqueue(ctx, m, []store.Recipient{{Addr: "user@dest.test", State: store.Queued}}, nil); err != nil {
-			t.Fatal(err)
-		}
-		return key, msg
+		return m.BlobKey, msg
 	}
 	key, msg := send("plain", "figures")
 	q.mu.Lock()
@@ -211,13 +211,9 @@ func TestWrittenBytesCheckedWithoutOpeningTheBlob(t *testing.T) {
 		refused  bool
 	}{{"clean", "Quarterly figures, nothing secret.\n", false}, {"secret", "顧客リスト: 山田, 佐藤\n", true}} {
 		msg := withAttachments(from, "user@dest.test", "figures", "Hello.", attachment{"list.txt", "text/plain; charset=utf-8", []byte(c.text)})
-		key, size, err := blob.Put(ctx, n.Spool, c.id, strings.NewReader(msg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := store.Message{ID: c.id, TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
-			ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: "figures"}
-		err = p.Enqueue(blob.WithWritten(ctx, key, []byte(msg)), m, []store.Recipient{{Addr: "user@dest.test", State: store.Queued}}, nil)
+		m := spooled(t, n, c.id, from, "figures", msg)
+		key := m.BlobKey
+		err := p.Enqueue(blob.WithWritten(ctx, key, []byte(msg)), m, queuedTo("user@dest.test"), nil)
 		if (err != nil) != c.refused {
 			t.Fatalf("%s: Enqueue: %v, want refused %v", c.id, err, c.refused)
 		}
@@ -261,14 +257,8 @@ func TestTenantDomainsKeptAtAddressingVersion(t *testing.T) {
 	from := "alice@example.test"
 	send := func(id string) string {
 		t.Helper()
-		msg := withAttachments(from, "bob@partner.test", "figures", "Hello.")
-		key, size, err := blob.Put(ctx, n.Spool, id, strings.NewReader(msg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := store.Message{ID: id, TenantID: n.Tenant.ID, Direction: store.Outbound, MailFrom: from, BlobKey: key, Size: size,
-			ReceivedAt: time.Now(), ClientIP: "127.0.0.1", Subject: "figures"}
-		if err := p.Enqueue(ctx, m, []store.Recipient{{Addr: "bob@partner.test", State: store.Queued}}, nil); err != nil {
+		m := spooled(t, n, id, from, "figures", withAttachments(from, "bob@partner.test", "figures", "Hello."))
+		if err := p.Enqueue(ctx, m, queuedTo("bob@partner.test"), nil); err != nil {
 			t.Fatal(err)
 		}
 		q.mu.Lock()
