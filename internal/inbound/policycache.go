@@ -26,18 +26,11 @@ type tenantPolicy struct {
 // version (p.policies), so every message reads one row of the store
 // instead of the tables.
 func (p *Pipeline) policy(ctx context.Context, tenantID int64) (*tenantPolicy, error) {
-	return p.policies.Get(ctx, tenantID, p.policyVersion, func(ctx context.Context, v int64) (*tenantPolicy, error) {
+	return p.policies.Get(ctx, tenantID, func(ctx context.Context, tid int64) (int64, error) {
+		return store.MemoPolicyVersion(ctx, p.Store, tid)
+	}, func(ctx context.Context, v int64) (*tenantPolicy, error) {
 		return p.loadPolicy(ctx, tenantID, v)
 	})
-}
-
-// policyVersion is the store's policy version with the error's context.
-func (p *Pipeline) policyVersion(ctx context.Context, tenantID int64) (int64, error) {
-	v, err := p.Store.PolicyVersion(ctx, tenantID)
-	if err != nil {
-		return 0, fmt.Errorf("policy version: %w", err)
-	}
-	return v, nil
 }
 
 // loadPolicy reads the tenant's settings, groups and trusted networks,

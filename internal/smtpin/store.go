@@ -2,7 +2,6 @@ package smtpin
 
 import (
 	"context"
-	"net/netip"
 
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -16,10 +15,8 @@ type Store interface {
 	store.VersionsStore
 	PolicyVersion(ctx context.Context, tenantID int64) (int64, error)
 	AccountByLogin(ctx context.Context, login string) (store.Account, error)
-	DomainByName(ctx context.Context, name string) (store.Domain, error)
 	Enqueue(ctx context.Context, m store.Message, rcpts []store.Recipient, events []store.Event) ([]store.Recipient, error)
 	RelayLogin(ctx context.Context, username string) (store.RelayLogin, error)
 	Settings(ctx context.Context, tenantID int64) ([]store.Setting, error)
-	TenantForRelayIP(ctx context.Context, ip netip.Addr) (int64, bool, error)
 	UserExists(ctx context.Context, tenantID int64, address string) (bool, error)
 }
