@@ -34,7 +34,7 @@ func newMemBlob(open func() (io.ReadCloser, error), size int64, written []byte) 
 	b := &memBlob{open: open, size: size}
 	if written != nil && int64(len(written)) == size && size <= memBlobMax {
 		b.data = written
-		b.once.Do(func() {})
+		b.once.Do(func() {}) // loaded already: Open never reads the spool
 	}
 	return b
 }

@@ -128,11 +128,11 @@ func Memoized(ctx context.Context, kind string, tenantID int64,
 // Remember records v as the version of (kind, tenantID) in ctx's Memo,
 // unless it holds one already: a read of several versions at once fills
 // in what the steps of the message ask for next. Without a Memo it does
-// nothing, and reports whether there was one to fill.
-func Remember(ctx context.Context, kind string, tenantID, v int64) bool {
+// nothing.
+func Remember(ctx context.Context, kind string, tenantID, v int64) {
 	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
 	if m == nil {
-		return false
+		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -142,7 +142,6 @@ func Remember(ctx context.Context, kind string, tenantID, v int64) bool {
 	if _, ok := m.m[memoKey{kind, tenantID}]; !ok {
 		m.m[memoKey{kind, tenantID}] = v
 	}
-	return true
 }
 
 // HasMemo reports whether ctx carries a Memo.
