@@ -161,7 +161,8 @@ const idleNotice = "COMMAND READ TIMED OUT\n"
 
 // errClosedIdle marks a connection clamd closed for sending no command in
 // time: like errNoReply, unavailability rather than a protocol error.
-var errClosedIdle = errors.New("connection closed by clamd: COMMAND READ TIMED OUT")
+var errClosedIdle = errors.New("connection closed by clamd: COMMAND READ TIMED OUT " +
+	"(clamd's ReadTimeout, which on a kept connection also limits a scan: set it above checks.av_timeout)")
 
 // readReply reads one NUL-terminated reply and returns it without the NUL.
 // Bytes after the NUL are ignored: outside IDSESSION clamd sends one reply
