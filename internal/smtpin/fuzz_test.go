@@ -4,18 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/mailgate/mailgate/internal/blob/local"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/store"
-	"github.com/mailgate/mailgate/internal/store/sqlite"
 )
 
 // pipeListener hands net.Pipe server ends to the SMTP server.
@@ -40,7 +36,6 @@ type recordingQueue struct {
 	mu   sync.Mutex
 	msgs []store.Message
 	rcpt [][]store.Recipient
-	st   store.Store
 }
 
 func (q *recordingQueue) Enqueue(ctx context.Context, m store.Message, rs []store.Recipient, ev []store.Event) error {
@@ -66,29 +61,12 @@ func FuzzSession(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
-	dir := f.TempDir()
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"), log)
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer st.Close()
-	tn, _ := st.CreateTenant(ctx, "acme")
-	st.CreateDomain(ctx, tn.ID, "example.test")
-	st.CreateUser(ctx, tn.ID, "alice@example.test")
-	sp, err := local.Open(filepath.Join(dir, "spool"), "fuzz", 0, log)
-	if err != nil {
-		f.Fatal(err)
-	}
-	q := &recordingQueue{st: st}
-	lim := config.Default().Limits
-	lim.MinFreeBytes = 0
-	lim.MaxMessageBytes = 1 << 20
-	lim.CommandTimeout = config.D(2 * time.Second)
-	lim.RejectTalkFirst = false
-	srv := New(Deps{Kind: Inbound, Hostname: "mx.test", Listener: config.Default().Inbound, Limits: lim,
-		Store: st, Spool: sp, Queue: q, Log: log})
+	q := &recordingQueue{}
+	d := inboundDeps(f, q, 1<<20)
+	d.Limits.CommandTimeout = config.D(2 * time.Second)
+	sp := d.Spool
+	srv := New(d)
 	ln := &pipeListener{ch: make(chan net.Conn), done: make(chan struct{})}
 	go srv.Serve(ln)
 	defer srv.Shutdown(ctx)

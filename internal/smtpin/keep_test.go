@@ -4,19 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	gosmtp "net/smtp"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/mailgate/mailgate/internal/blob"
-	"github.com/mailgate/mailgate/internal/blob/local"
-	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/store"
-	"github.com/mailgate/mailgate/internal/store/sqlite"
 )
 
 // keepWriter passes everything on and keeps a copy up to its limit, and
@@ -71,28 +66,11 @@ func (q *writtenQueue) Enqueue(ctx context.Context, m store.Message, _ []store.R
 // same bytes the blob holds, for messages up to keepMax; a larger one is
 // read from the spool.
 func TestInboundDataCarriesWrittenBytes(t *testing.T) {
-	dir := t.TempDir()
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tn, _ := st.CreateTenant(ctx, "acme")
-	st.CreateDomain(ctx, tn.ID, "example.test")
-	st.CreateUser(ctx, tn.ID, "alice@example.test")
-	sp, err := local.Open(filepath.Join(dir, "spool"), "keep", 0, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := &writtenQueue{sp: sp}
-	lim := config.Default().Limits
-	lim.MinFreeBytes = 0
-	lim.MaxMessageBytes = 4 << 20
-	lim.RejectTalkFirst = false
-	srv := New(Deps{Kind: Inbound, Hostname: "mx.test", Listener: config.Default().Inbound, Limits: lim,
-		Store: st, Spool: sp, Queue: q, Log: log})
+	q := &writtenQueue{}
+	d := inboundDeps(t, q, 4<<20)
+	q.sp = d.Spool
+	srv := New(d)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
