@@ -202,91 +202,14 @@ func fill(f *os.File, msg []byte, reuse bool) {
 	}
 }
 
-// protoSession: IDSESSION connections, one command at a time each.
-type protoSession struct {
-	addr     string
-	reuseMem bool
-	mem      memfds
-	mu       sync.Mutex
-	idle     []*protoConn
-}
-
-type protoConn struct {
-	uc *net.UnixConn
-	id int
-}
-
-func (p *protoSession) getConn() *protoConn {
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		c := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		return c
-	}
-	p.mu.Unlock()
-	conn, err := net.Dial("unix", p.addr)
-	if err != nil {
-		panic(err)
-	}
-	uc := conn.(*net.UnixConn)
-	if _, err := uc.Write([]byte("zIDSESSION\x00")); err != nil {
-		panic(err)
-	}
-	return &protoConn{uc: uc}
-}
-
-func (p *protoSession) scan(msg []byte) (Result, error) {
-	f, done, err := p.mem.file(p.reuseMem)
-	if err != nil {
-		return Result{}, err
-	}
-	defer done()
-	fill(f, msg, p.reuseMem)
-	c := p.getConn()
-	c.id++
-	raw, _ := f.SyscallConn()
-	var werr error
-	raw.Control(func(fd uintptr) {
-		if _, werr = c.uc.Write([]byte("zFILDES\x00")); werr == nil {
-			_, _, werr = c.uc.WriteMsgUnix([]byte{0}, syscall.UnixRights(int(fd)), nil)
-		}
-	})
-	if werr != nil {
-		return Result{}, werr
-	}
-	reply, err := readReply(c.uc)
-	if err != nil {
-		return Result{}, err
-	}
-	prefix := strconv.Itoa(c.id) + ": "
-	if !strings.HasPrefix(reply, prefix) {
-		return Result{}, fmt.Errorf("reply %q lacks %q", reply, prefix)
-	}
-	p.mu.Lock()
-	p.idle = append(p.idle, c)
-	p.mu.Unlock()
-	return parseScanReply(reply[len(prefix):])
-}
-
-func (p *protoSession) close() {
-	for _, c := range p.idle {
-		c.uc.Write([]byte("zEND\x00"))
-		c.uc.Close()
-	}
-	p.mem.close()
-}
-
 // BenchmarkFDPassCPU measures the CPU that passing ~20 KB MIME messages to a
 // real clamd costs mailgate's side (client-µs/op, from getrusage, so with
 // the benchmark's own share) and clamd (clamd-µs/op, from /proc/PID/stat),
 // for each way of doing it:
 //
 //	a       a new connection and a new memory file per scan
-//	b       pooled IDSESSION connections, a new memory file per scan
 //	c       a new connection per scan, memory files reused
-//	bc      both pooled
-//	client  the Client (which does bc)
+//	client  the Client: pooled IDSESSION connections and memory files
 //
 // The variants run in alternating rounds of 200 scans, so that load from
 // other processes spreads evenly over them. Every message is distinct, so
@@ -314,9 +237,7 @@ func BenchmarkFDPassCPU(b *testing.B) {
 	}
 	vs := []*variant{
 		{name: "a", ps: &perConn{addr: d.Socket()}},
-		{name: "b", ps: &protoSession{addr: d.Socket()}},
 		{name: "c", ps: &perConn{addr: d.Socket(), reuseMem: true}},
-		{name: "bc", ps: &protoSession{addr: d.Socket(), reuseMem: true}},
 		{name: "client", ps: client{c}},
 	}
 	if only := os.Getenv("ONLY"); only != "" {
