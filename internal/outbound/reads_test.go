@@ -41,7 +41,9 @@ func spooled(t *testing.T, n *mgtest.Node, id, from, subject, msg string) store.
 }
 
 // queuedTo is one queued recipient.
-func queuedTo(addr string) []store.Recipient { return []store.Recipient{{Addr: addr, State: store.Queued}} }
+func queuedTo(addr string) []store.Recipient {
+	return []store.Recipient{{Addr: addr, State: store.Queued}}
+}
 
 // A small message is read from the spool once on its way through the
 // pipeline: the rules (attachment text included), the added header field
