@@ -290,7 +290,9 @@ func (c *Client) deliverTo(ctx context.Context, t Target, req Request) ([]Result
 }
 
 // transaction runs MAIL, RCPT..., DATA on a connection. It returns an error
-// only for network/protocol failures before any recipient got an answer.
+// for network/protocol failures before any recipient got an answer, and
+// errConnBroken with the results when the connection must not be used
+// again.
 func (c *Client) transaction(ctx context.Context, p *pooled, req Request) ([]Result, error) {
 	stop := context.AfterFunc(ctx, func() { p.conn.SetDeadline(time.Now()) })
 	defer stop()
@@ -306,35 +308,48 @@ func (c *Client) transaction(ctx context.Context, p *pooled, req Request) ([]Res
 	if req.RetFull {
 		mopts.Return = smtp.DSNReturnFull
 	}
-	if err := p.c.Mail(req.From, mopts); err != nil {
-		var se *smtp.SMTPError
+	ropts := make([]*smtp.RcptOptions, len(req.Rcpts))
+	for i := range req.Rcpts {
+		if i < len(req.Notify) && req.Notify[i] != "" || i < len(req.ORcpt) && req.ORcpt[i] != "" {
+			ropts[i] = rcptOptions(req, i)
+		}
+	}
+	// The message is opened before anything is sent: once the server has
+	// taken DATA, the transaction can only be abandoned by dropping the
+	// connection.
+	body, err := req.Body()
+	if err != nil {
+		return allResults(req.Rcpts, Result{Enhanced: "4.3.0", Text: "local error opening message: " + err.Error(), Remote: p.remote}), nil
+	}
+	defer body.Close()
+	// One round trip for the whole envelope where the server pipelines.
+	env, err := p.c.SendEnvelope(req.From, mopts, req.Rcpts, ropts)
+	var se *smtp.SMTPError
+	switch {
+	case err != nil && len(env.Rcpts) == 0:
 		if errors.As(err, &se) && se.Code == 421 && p.uses > 1 {
 			// A cached connection the server is closing (an idle
 			// timeout, a restart): the caller tries a fresh one.
 			return nil, fmt.Errorf("%w: %d %s", errClosing, se.Code, se.Message)
 		}
 		if errors.As(err, &se) {
-			// The sender was refused: that answer is for every recipient.
-			p.c.Reset()
-			return allResults(req.Rcpts, fromSMTPError(se, p.remote)), nil
+			// A 421: the server is closing this connection, with
+			// replies to the pipelined commands maybe still unread.
+			return allResults(req.Rcpts, fromSMTPError(se, p.remote)), errConnBroken
 		}
 		return nil, err
+	case err != nil && len(env.Rcpts) < len(req.Rcpts):
+		return allResults(req.Rcpts, Result{Enhanced: "4.4.2", Text: "connection lost during RCPT: " + err.Error(), Remote: p.remote}), errConnBroken
+	case env.Mail != nil:
+		// The sender was refused: that answer is for every recipient.
+		errors.As(env.Mail, &se)
+		p.c.Reset()
+		return allResults(req.Rcpts, fromSMTPError(se, p.remote)), nil
 	}
 	accepted := 0
 	for i, rc := range req.Rcpts {
-		var ropts *smtp.RcptOptions
-		if i < len(req.Notify) && req.Notify[i] != "" || i < len(req.ORcpt) && req.ORcpt[i] != "" {
-			ropts = rcptOptions(req, i)
-		}
-		err := p.c.Rcpt(rc, ropts)
-		if err != nil {
-			var se *smtp.SMTPError
-			if !errors.As(err, &se) {
-				if accepted == 0 && i == 0 {
-					return nil, err
-				}
-				return allResults(req.Rcpts, Result{Enhanced: "4.4.2", Text: "connection lost during RCPT: " + err.Error(), Remote: p.remote}), nil
-			}
+		if rerr := env.Rcpts[i]; rerr != nil {
+			errors.As(rerr, &se)
 			results[i] = fromSMTPError(se, p.remote)
 			results[i].Rcpt = rc
 			continue
@@ -343,10 +358,29 @@ func (c *Client) transaction(ctx context.Context, p *pooled, req Request) ([]Res
 		accepted++
 	}
 	if accepted == 0 {
+		if err != nil {
+			return results, errConnBroken
+		}
 		p.c.Reset()
 		return results, nil
 	}
-	dataRes := c.data(p, req)
+	var dataRes Result
+	switch {
+	case err != nil:
+		// Every recipient answered, then the connection failed at DATA.
+		dataRes = Result{Enhanced: "4.4.2", Text: "DATA: " + err.Error(), Remote: p.remote}
+		if errors.As(err, &se) {
+			dataRes = fromSMTPError(se, p.remote)
+		}
+	case env.DataErr != nil:
+		dataRes = Result{Enhanced: "4.4.2", Text: "DATA: " + env.DataErr.Error(), Remote: p.remote}
+		if errors.As(env.DataErr, &se) {
+			dataRes = fromSMTPError(se, p.remote)
+		}
+		p.c.Reset()
+	default:
+		dataRes = c.data(p, env.Data, body)
+	}
 	dataRes.NextHopDSN, _ = p.c.Extension("DSN")
 	for i := range results {
 		if results[i].Code == 250 && results[i].Enhanced == "2.1.5" {
@@ -355,14 +389,16 @@ func (c *Client) transaction(ctx context.Context, p *pooled, req Request) ([]Res
 			results[i] = r
 		}
 	}
-	if dataRes.Code == 0 {
+	if err != nil || dataRes.Code == 0 {
 		// The connection is in an unknown state.
 		return results, errConnBroken
 	}
 	return results, nil
 }
 
-var errConnBroken = errors.New("connection broken during DATA")
+// errConnBroken: the transaction's results stand, but the connection is
+// out of step or closed and must not be used again.
+var errConnBroken = errors.New("connection broken")
 
 // errClosing is a 421 reply to MAIL on a cached connection: nothing of the
 // message was sent, and the server is closing the connection.
@@ -382,23 +418,10 @@ func (r *readErr) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *Client) data(p *pooled, req Request) Result {
-	body, err := req.Body()
-	if err != nil {
-		p.c.Reset()
-		return Result{Enhanced: "4.3.0", Text: "local error opening message: " + err.Error(), Remote: p.remote}
-	}
-	defer body.Close()
+// data sends the message body over the DATA command the server took.
+func (c *Client) data(p *pooled, w *smtp.DataCommand, body io.Reader) Result {
 	if d := c.cfg.DataTimeout.Duration; d > 0 {
 		p.c.SubmissionTimeout = d
-	}
-	w, err := p.c.Data()
-	if err != nil {
-		var se *smtp.SMTPError
-		if errors.As(err, &se) {
-			return fromSMTPError(se, p.remote)
-		}
-		return Result{Enhanced: "4.4.2", Text: "DATA: " + err.Error(), Remote: p.remote}
 	}
 	// go-smtp's DotWriter writes CRLF line endings and dot-stuffs, whatever
 	// the stored message looks like.
