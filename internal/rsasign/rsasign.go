@@ -10,9 +10,13 @@
 // every key signs with Go.
 //
 // PKCS #1 v1.5 signatures are deterministic, so both engines produce the
-// same bytes. Every signature libcrypto makes is verified with Go before
-// it is returned; a libcrypto error or a signature that does not verify is
-// logged once and the key signs with Go from then on.
+// same bytes. libcrypto checks each of its CRT results against the public
+// exponent itself and recomputes a faulty one, so a fault cannot leak the
+// key; what Go checks for is a binding error (a key or digest handed over
+// wrongly), which shows on every signature of a key. So each key's first
+// VerifyFirst signatures, and one in VerifyEvery after them, are verified
+// with Go before they are returned; a libcrypto error or a signature that
+// does not verify is logged once and the key signs with Go from then on.
 package rsasign
 
 import (
@@ -114,10 +118,23 @@ func Libcrypto(s crypto.Signer) bool {
 // Key is an RSA private key that signs through libcrypto. Safe for
 // concurrent use.
 type Key struct {
-	priv *rsa.PrivateKey
-	lc   *lcKey
-	off  atomic.Bool // a libcrypto signature failed: Go signs
+	priv   *rsa.PrivateKey
+	lc     *lcKey
+	off    atomic.Bool   // a libcrypto signature failed: Go signs
+	signed atomic.Uint64 // libcrypto signatures made
 }
+
+// Which libcrypto signatures of a key Go verifies: all of the first
+// VerifyFirst, then one in VerifyEvery (about a tenth of the cost of
+// signing when every one is verified).
+const (
+	VerifyFirst = 100
+	VerifyEvery = 10
+)
+
+// verify reports whether the n-th libcrypto signature of a key (from 1)
+// is checked with Go.
+func verify(n uint64) bool { return n <= VerifyFirst || n%VerifyEvery == 0 }
 
 // Public returns the *rsa.PublicKey.
 func (k *Key) Public() crypto.PublicKey { return &k.priv.PublicKey }
@@ -141,9 +158,7 @@ func (k *Key) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 	if err == nil && testCorrupt != nil {
 		testCorrupt(sig)
 	}
-	if err == nil {
-		// A fault in the private-key operation (or a binding bug) must
-		// never send a signature that leaks the key or fails to verify.
+	if err == nil && verify(k.signed.Add(1)) {
 		if err = rsa.VerifyPKCS1v15(&k.priv.PublicKey, h, digest, sig); err != nil {
 			err = fmt.Errorf("libcrypto signature does not verify: %w", err)
 		}

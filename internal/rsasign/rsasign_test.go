@@ -216,6 +216,46 @@ func TestFallback(t *testing.T) {
 	}
 }
 
+// TestVerifySampling: Go checks each of a key's first VerifyFirst
+// libcrypto signatures and one in VerifyEvery after them, so a binding
+// error that starts late is caught at the next checked signature, which
+// then comes from Go.
+func TestVerifySampling(t *testing.T) {
+	needLibcrypto(t)
+	k := testKeys(t)[1]
+	for _, start := range []int{VerifyFirst / 2, VerifyFirst + 1} {
+		t.Run(fmt.Sprint("corrupt from ", start), func(t *testing.T) {
+			captureLog(t)
+			s := Signer(k)
+			n := 0
+			testCorrupt = func(sig []byte) {
+				if n >= start {
+					sig[len(sig)/2] ^= 1
+				}
+			}
+			defer func() { testCorrupt = nil }()
+			want := start
+			for want > VerifyFirst && want%VerifyEvery != 0 {
+				want++
+			}
+			for n = 1; n <= want+5; n++ {
+				d := digestOf(crypto.SHA256, fmt.Sprint("sampling ", n))
+				sig, err := s.Sign(rand.Reader, d, crypto.SHA256)
+				if err != nil {
+					t.Fatal(err)
+				}
+				valid := rsa.VerifyPKCS1v15(&k.PublicKey, crypto.SHA256, d, sig) == nil
+				if valid != (n < start || n >= want) {
+					t.Fatalf("signature %d valid=%v (corrupt from %d, caught at %d)", n, valid, start, want)
+				}
+				if Libcrypto(s) != (n < want) {
+					t.Fatalf("after signature %d libcrypto=%v, want the fallback at %d", n, Libcrypto(s), want)
+				}
+			}
+		})
+	}
+}
+
 // TestUse: the engine switch, and a build or machine without libcrypto.
 func TestUse(t *testing.T) {
 	k := testKeys(t)[0]
