@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"slices"
@@ -333,6 +334,29 @@ func TestTokenizeLeavesMailboxFieldsOut(t *testing.T) {
 		"header:x-keywords", "header:x-uid", "header:x-mozilla-status"} {
 		if slices.Contains(toks, bad) {
 			t.Errorf("%q is written after delivery, but was tokenized: %q", bad, toks)
+		}
+	}
+}
+
+// sortTokens orders exactly as slices.Sort: tokens that differ only past
+// their eighth byte, tokens that are prefixes of others, zero bytes.
+func TestSortTokensAsSort(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	const alphabet = "\x00ab:\xff"
+	for n := 0; n < 300; n++ {
+		ss := make([]string, rng.Intn(60))
+		for i := range ss {
+			b := make([]byte, rng.Intn(12))
+			for j := range b {
+				b[j] = alphabet[rng.Intn(len(alphabet))]
+			}
+			ss[i] = string(b)
+		}
+		want := slices.Clone(ss)
+		slices.Sort(want)
+		sortTokens(ss)
+		if !slices.Equal(ss, want) {
+			t.Fatalf("case %d: %q, want %q", n, ss, want)
 		}
 	}
 }
