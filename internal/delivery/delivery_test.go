@@ -112,13 +112,7 @@ func TestDeliverByMXWithFallbackAndPerRecipientResults(t *testing.T) {
 	if !rs[0].OK() {
 		t.Fatalf("second message: %+v", rs[0])
 	}
-	c.mu.Lock()
-	idle := 0
-	for _, l := range c.idle {
-		idle += len(l)
-	}
-	c.mu.Unlock()
-	if idle != 1 {
+	if idle := idleConns(c); idle != 1 {
 		t.Fatalf("%d idle connections, want the one reused", idle)
 	}
 	c.CloseIdle(true)
