@@ -22,6 +22,10 @@ func startSMTPSink(t *testing.T, args ...string) (Target, string) {
 	t.Helper()
 	bin, err := exec.LookPath("smtp-sink")
 	if err != nil {
+		// Debian installs it in /usr/sbin, which a user's PATH may lack.
+		bin, err = exec.LookPath("/usr/sbin/smtp-sink")
+	}
+	if err != nil {
 		peers.Missing(t, "smtp-sink (Debian package postfix) is not installed")
 		return Target{}, ""
 	}
