@@ -7,66 +7,64 @@ import (
 )
 
 // frozenTokens holds a model's token counts that never change (the
-// shipped model's) without a pointer: an open-addressing table of hashes
-// over one array of counts and one of token bytes. The garbage collector
+// shipped model's) without a pointer: an open-addressing table whose slot
+// holds a token's 64-bit hash beside its counts. The garbage collector
 // skips it, where it walked the shipped model's 150,000 map keys on every
-// cycle of a busy server. A lookup is not faster than the map's (three
-// reads of memory the caches rarely hold, against about two).
+// cycle of a busy server, and a lookup reads one place in memory the
+// caches rarely hold (linear probing stays within it or the next slots),
+// where a map or a table of references reads two or three.
+//
+// A token is known by its hash alone: the token bytes are not kept. The
+// hash is seeded afresh by each process (hash/maphash), so nobody can
+// choose a token that collides; two different tokens share a hash about
+// once in 2^64 lookups, and then one token's counts would stand for the
+// other's in one message's score.
 type frozenTokens struct {
 	seed  maphash.Seed
 	mask  uint64
-	slots []uint64 // high 32 bits of the hash | entry index+1; 0 = empty
-	ents  []frozenEntry
-	text  []byte
+	slots []frozenSlot
 }
 
-type frozenEntry struct {
-	c      TokenCount
-	off, n uint32 // the token's bytes in text
+type frozenSlot struct {
+	hash uint64 // never 0; 0 marks an empty slot
+	c    TokenCount
 }
 
-// freeze builds the table of tokens (at most 2^32-1 of them and 4 GiB of
-// token bytes), with at least 1.25 slots a token: 2 MiB of slots for the
-// shipped model, which linear probing keeps short at that load.
+// freeze builds the table of tokens with at least 1.25 slots a token
+// (8 MiB for the shipped model), which linear probing keeps short at that
+// load.
 func freeze(tokens map[string]TokenCount) *frozenTokens {
 	size := 1
 	for size*4 < len(tokens)*5 {
 		size <<= 1
 	}
-	f := &frozenTokens{seed: maphash.MakeSeed(), mask: uint64(size - 1), slots: make([]uint64, size),
-		ents: make([]frozenEntry, 0, len(tokens))}
-	n := 0
-	for tok := range tokens {
-		n += len(tok)
-	}
-	f.text = make([]byte, 0, n)
+	f := &frozenTokens{seed: maphash.MakeSeed(), mask: uint64(size - 1), slots: make([]frozenSlot, size)}
 	for tok, c := range tokens {
-		h := maphash.String(f.seed, tok)
-		f.ents = append(f.ents, frozenEntry{c: c, off: uint32(len(f.text)), n: uint32(len(tok))})
-		f.text = append(f.text, tok...)
+		h := f.hash(tok)
 		i := h & f.mask
-		for f.slots[i] != 0 {
+		for f.slots[i].hash != 0 {
 			i = (i + 1) & f.mask
 		}
-		f.slots[i] = h&^0xFFFFFFFF | uint64(len(f.ents))
+		f.slots[i] = frozenSlot{hash: h, c: c}
 	}
 	return f
 }
 
+// hash is tok's hash in the table, never 0.
+func (f *frozenTokens) hash(tok string) uint64 {
+	return max(maphash.String(f.seed, tok), 1)
+}
+
 // get returns tok's counts.
 func (f *frozenTokens) get(tok string) (TokenCount, bool) {
-	h := maphash.String(f.seed, tok)
-	tag := h &^ 0xFFFFFFFF
+	h := f.hash(tok)
 	for i := h & f.mask; ; i = (i + 1) & f.mask {
-		s := f.slots[i]
-		if s == 0 {
+		s := &f.slots[i]
+		switch s.hash {
+		case h:
+			return s.c, true
+		case 0:
 			return TokenCount{}, false
-		}
-		if s&^0xFFFFFFFF == tag {
-			e := &f.ents[uint32(s)-1]
-			if string(f.text[e.off:e.off+e.n]) == tok {
-				return e.c, true
-			}
 		}
 	}
 }
