@@ -30,8 +30,9 @@ func startSMTPSink(t *testing.T, args ...string) (Target, string) {
 		return Target{}, ""
 	}
 	// The sink drops to an unprivileged user when started as root, and
-	// that user writes the dumps.
-	dir, err := os.MkdirTemp("", "smtpsink")
+	// that user writes the dumps: in /tmp, which every user can reach
+	// (TMPDIR may be private to ours).
+	dir, err := os.MkdirTemp("/tmp", "smtpsink")
 	if err != nil {
 		t.Fatal(err)
 	}
