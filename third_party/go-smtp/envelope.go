@@ -28,9 +28,10 @@ type Envelope struct {
 // recipient (ropts, when not nil, holds each one's options, nil for none)
 // and, once a recipient is accepted, DATA.
 //
-// When the server supports PIPELINING (RFC 2920), the commands go out in
-// one write and their replies are read afterwards, in order: one round
-// trip instead of one per command. A server that takes DATA although no
+// When the server supports PIPELINING (RFC 2920), the commands go out
+// together and their replies are read afterwards, in order: one round
+// trip instead of one per command (a long envelope takes one round trip
+// for each 4 KB of commands). A server that takes DATA although no
 // recipient was accepted (RFC 2920 3.1 says it must refuse it) gets an
 // empty message's final dot, whose reply is read and ignored. Without
 // PIPELINING the commands go one at a time, as Mail, Rcpt and Data do.
@@ -74,67 +75,96 @@ func (c *Client) SendEnvelope(from string, mopts *MailOptions, rcpts []string, r
 	c.conn.SetDeadline(time.Now().Add(c.CommandTimeout))
 	defer c.conn.SetDeadline(time.Time{})
 	w := c.text.Writer.W
-	for _, l := range lines {
-		w.WriteString(l)
-		w.WriteString("\r\n")
-	}
-	if err := w.Flush(); err != nil {
-		return &Envelope{}, err
-	}
-
 	env := &Envelope{}
 	c.rcpts = nil
-	if _, _, err := c.readResponse(250); err != nil {
-		if !isReply(err) || isClosing(err) {
-			return env, err
+	// The commands go in groups that fit a small TCP window, each group's
+	// replies read before the next is sent: with blocking writes, a group
+	// larger than the window could leave both sides writing and neither
+	// reading (RFC 2920 3.1). Most envelopes are one group.
+	for start := 0; start < len(lines); {
+		end, size := start, 0
+		for end < len(lines) && (end == start || size+len(lines[end])+2 <= pipelineWindow) {
+			size += len(lines[end]) + 2
+			end++
 		}
-		// Every RCPT and DATA is refused too (503): read their replies
-		// so the connection stays in step.
-		env.Mail = err
-		for i := 0; i <= len(rcpts); i++ {
-			if _, _, err := c.readResponse(0); err != nil && (!isReply(err) || isClosing(err)) {
-				return env, err
-			}
-		}
-		return env, nil
-	}
-	for i := range rcpts {
-		_, _, err := c.readResponse(25)
-		if err != nil && (!isReply(err) || isClosing(err)) {
-			if isClosing(err) {
-				for len(env.Rcpts) < len(rcpts) {
-					env.Rcpts = append(env.Rcpts, err)
-				}
-			}
-			return env, err
-		}
-		env.Rcpts = append(env.Rcpts, err)
-		if err == nil {
-			c.rcpts = append(c.rcpts, rcpts[i])
-		}
-	}
-	_, _, err = c.readResponse(354)
-	switch {
-	case err != nil && (!isReply(err) || isClosing(err)):
-		return env, err
-	case err != nil:
-		env.DataErr = err
-	case len(c.rcpts) == 0:
-		// DATA taken without a recipient: end the empty message at once.
-		if _, err := w.WriteString(".\r\n"); err != nil {
-			return env, err
+		for _, l := range lines[start:end] {
+			w.WriteString(l)
+			w.WriteString("\r\n")
 		}
 		if err := w.Flush(); err != nil {
 			return env, err
 		}
+		for i := start; i < end; i++ {
+			switch {
+			case i == 0:
+				if _, _, err := c.readResponse(250); err != nil {
+					if !isReply(err) || isClosing(err) {
+						return env, err
+					}
+					env.Mail = err
+				}
+			case i < len(lines)-1:
+				_, _, err := c.readResponse(25)
+				if err != nil && (!isReply(err) || isClosing(err)) {
+					if isClosing(err) && env.Mail == nil {
+						for len(env.Rcpts) < len(rcpts) {
+							env.Rcpts = append(env.Rcpts, err)
+						}
+					}
+					return env, err
+				}
+				if env.Mail != nil {
+					// Refused for want of MAIL (503): not the recipient's answer.
+					continue
+				}
+				env.Rcpts = append(env.Rcpts, err)
+				if err == nil {
+					c.rcpts = append(c.rcpts, rcpts[i-1])
+				}
+			default:
+				return env, c.dataReply(env)
+			}
+		}
+		if env.Mail != nil {
+			// The rest of the envelope is not sent: the server refused
+			// the transaction.
+			return env, nil
+		}
+		start = end
+	}
+	return env, nil
+}
+
+// pipelineWindow bounds the bytes of one group of pipelined commands: the
+// TCP window RFC 2920 3.1 says to assume.
+const pipelineWindow = 4096
+
+// dataReply reads the reply to a pipelined DATA and sets env.Data or
+// env.DataErr. A server that takes DATA without an accepted recipient
+// gets an empty message's final dot at once.
+func (c *Client) dataReply(env *Envelope) error {
+	_, _, err := c.readResponse(354)
+	switch {
+	case err != nil && (!isReply(err) || isClosing(err)):
+		return err
+	case err != nil:
+		if env.Mail == nil {
+			env.DataErr = err
+		}
+	case env.Mail != nil || len(c.rcpts) == 0:
+		w := c.text.Writer.W
+		w.WriteString(".\r\n")
+		if err := w.Flush(); err != nil {
+			return err
+		}
 		if _, _, err := c.readResponse(0); err != nil && (!isReply(err) || isClosing(err)) {
-			return env, err
+			return err
 		}
 		env.DataErr = fmt.Errorf("smtp: DATA accepted without a valid recipient; ended empty")
 	default:
 		env.Data = &DataCommand{client: c, wc: c.text.DotWriter()}
 	}
-	return env, nil
+	return nil
 }
 
 // envelopeInTurn is SendEnvelope for a server without PIPELINING.

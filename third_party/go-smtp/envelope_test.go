@@ -3,6 +3,7 @@ package smtp
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -206,5 +207,113 @@ func TestSendEnvelopeInTurn(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A long envelope goes in groups that fit RFC 2920's assumed TCP window,
+// each group's replies read before the next is sent. The server here
+// takes what the client wrote at once as a group, checks its size, and
+// answers all of it before reading on.
+func TestSendEnvelopeGroups(t *testing.T) {
+	cc, sc := net.Pipe()
+	rcpts := make([]string, 300)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("user%03d@example.test", i)
+	}
+	done := make(chan error, 1)
+	var groups []int
+	go func() {
+		defer sc.Close()
+		r := bufio.NewReaderSize(sc, 1<<16)
+		say := func(s string) { io.WriteString(sc, s+"\r\n") }
+		say("220 test ESMTP")
+		if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "EHLO") {
+			done <- fmt.Errorf("no EHLO: %q %v", l, err)
+			return
+		}
+		say("250-test")
+		say("250 PIPELINING")
+		for {
+			var group []string
+			n := 0
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					done <- err
+					return
+				}
+				group = append(group, strings.TrimSpace(l))
+				n += len(l)
+				if r.Buffered() == 0 {
+					break
+				}
+			}
+			groups = append(groups, n)
+			for _, l := range group {
+				k := -1
+				if strings.HasPrefix(l, "RCPT") {
+					fmt.Sscanf(l, "RCPT TO:<user%d@", &k)
+				}
+				switch {
+				case strings.HasPrefix(l, "MAIL"):
+					say("250 ok")
+				case k%2 == 1:
+					say("550 5.1.1 no")
+				case strings.HasPrefix(l, "RCPT"):
+					say("250 ok")
+				case l == "DATA":
+					say("354 go")
+					for {
+						l, err := r.ReadString('\n')
+						if err != nil {
+							done <- err
+							return
+						}
+						if l == ".\r\n" {
+							break
+						}
+					}
+					say("250 queued")
+					done <- nil
+					return
+				default:
+					done <- fmt.Errorf("unexpected %q", l)
+					return
+				}
+			}
+		}
+	}()
+	c := NewClient(cc)
+	c.CommandTimeout = 5 * time.Second
+	c.SubmissionTimeout = 5 * time.Second
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	env, err := c.SendEnvelope("s@example.test", nil, rcpts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.Data == nil || len(env.Rcpts) != len(rcpts) || len(c.rcpts) != len(rcpts)/2 {
+		t.Fatalf("envelope %+v, %d accepted", env, len(c.rcpts))
+	}
+	for i, err := range env.Rcpts {
+		if (i%2 == 1) != (replyCode(err) == 550) || (i%2 == 0) != (err == nil) {
+			t.Fatalf("recipient %d: %v", i, err)
+		}
+	}
+	io.WriteString(env.Data, "x\r\n")
+	if err := env.Data.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) < 2 {
+		t.Fatalf("groups of %v bytes, want the envelope split", groups)
+	}
+	for _, n := range groups {
+		if n > pipelineWindow {
+			t.Fatalf("groups of %v bytes, want at most %d each", groups, pipelineWindow)
+		}
 	}
 }
