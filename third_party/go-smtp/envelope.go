@@ -97,20 +97,15 @@ func (c *Client) SendEnvelope(from string, mopts *MailOptions, rcpts []string, r
 		for i := start; i < end; i++ {
 			switch {
 			case i == 0:
-				if _, _, err := c.readResponse(250); err != nil {
-					if !isReply(err) || isClosing(err) {
-						return env, err
-					}
+				if _, _, err := c.readResponse(250); endsExchange(err) {
+					return env, err
+				} else if err != nil {
 					env.Mail = err
 				}
 			case i < len(lines)-1:
 				_, _, err := c.readResponse(25)
-				if err != nil && (!isReply(err) || isClosing(err)) {
-					if isClosing(err) && env.Mail == nil {
-						for len(env.Rcpts) < len(rcpts) {
-							env.Rcpts = append(env.Rcpts, err)
-						}
-					}
+				if endsExchange(err) {
+					env.closingFrom(i-1, len(rcpts), err)
 					return env, err
 				}
 				if env.Mail != nil {
@@ -145,7 +140,7 @@ const pipelineWindow = 4096
 func (c *Client) dataReply(env *Envelope) error {
 	_, _, err := c.readResponse(354)
 	switch {
-	case err != nil && (!isReply(err) || isClosing(err)):
+	case endsExchange(err):
 		return err
 	case err != nil:
 		if env.Mail == nil {
@@ -157,7 +152,7 @@ func (c *Client) dataReply(env *Envelope) error {
 		if err := w.Flush(); err != nil {
 			return err
 		}
-		if _, _, err := c.readResponse(0); err != nil && (!isReply(err) || isClosing(err)) {
+		if _, _, err := c.readResponse(0); endsExchange(err) {
 			return err
 		}
 		env.DataErr = fmt.Errorf("smtp: DATA accepted without a valid recipient; ended empty")
@@ -170,16 +165,16 @@ func (c *Client) dataReply(env *Envelope) error {
 // envelopeInTurn is SendEnvelope for a server without PIPELINING.
 func (c *Client) envelopeInTurn(from string, mopts *MailOptions, rcpts []string, opt func(int) *RcptOptions) (*Envelope, error) {
 	env := &Envelope{}
-	if err := c.Mail(from, mopts); err != nil {
-		if !isReply(err) || isClosing(err) {
-			return env, err
-		}
+	if err := c.Mail(from, mopts); endsExchange(err) {
+		return env, err
+	} else if err != nil {
 		env.Mail = err
 		return env, nil
 	}
 	for i, to := range rcpts {
 		err := c.Rcpt(to, opt(i))
-		if err != nil && (!isReply(err) || isClosing(err)) {
+		if endsExchange(err) {
+			env.closingFrom(i, len(rcpts), err)
 			return env, err
 		}
 		env.Rcpts = append(env.Rcpts, err)
@@ -188,10 +183,9 @@ func (c *Client) envelopeInTurn(from string, mopts *MailOptions, rcpts []string,
 		return env, nil
 	}
 	d, err := c.Data()
-	if err != nil {
-		if !isReply(err) || isClosing(err) {
-			return env, err
-		}
+	if endsExchange(err) {
+		return env, err
+	} else if err != nil {
 		env.DataErr = err
 		return env, nil
 	}
@@ -199,14 +193,27 @@ func (c *Client) envelopeInTurn(from string, mopts *MailOptions, rcpts []string,
 	return env, nil
 }
 
-// isReply reports whether err is the server's reply (an *SMTPError).
-func isReply(err error) bool {
+// endsExchange reports whether err ends the exchange on this connection:
+// it is not a reply of the server's (the connection failed), or it is a
+// 421, after which the server closes the connection.
+func endsExchange(err error) bool {
 	var se *SMTPError
-	return errors.As(err, &se)
+	return err != nil && (!errors.As(err, &se) || se.Code == 421)
 }
 
-// isClosing reports whether err is a 421 reply: the server closes the
-// connection after it.
+// closingFrom records a 421 reply to the i-th RCPT (from 0) for it and
+// every recipient after it, when MAIL was accepted.
+func (env *Envelope) closingFrom(i, n int, err error) {
+	if env.Mail != nil || !isClosing(err) {
+		return
+	}
+	env.Rcpts = env.Rcpts[:i]
+	for len(env.Rcpts) < n {
+		env.Rcpts = append(env.Rcpts, err)
+	}
+}
+
+// isClosing reports whether err is a 421 reply.
 func isClosing(err error) bool {
 	var se *SMTPError
 	return errors.As(err, &se) && se.Code == 421

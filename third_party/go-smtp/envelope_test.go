@@ -317,3 +317,29 @@ func TestSendEnvelopeGroups(t *testing.T) {
 		}
 	}
 }
+
+// A 421 to a RCPT stands for it and the recipients after it, with or
+// without PIPELINING.
+func TestSendEnvelopeClosingAtRcpt(t *testing.T) {
+	rcpts := []string{"a@x.test", "b@x.test", "c@x.test"}
+	for _, ext := range []string{"PIPELINING", ""} {
+		steps := []scriptStep{{read: []string{"MAIL", "RCPT TO:<a@", "RCPT TO:<b@"}, replies: []string{"250 ok", "250 ok", "421 4.3.2 bye"}}}
+		if ext == "" {
+			steps = []scriptStep{
+				{read: []string{"MAIL"}, replies: []string{"250 ok"}},
+				{read: []string{"RCPT TO:<a@"}, replies: []string{"250 ok"}},
+				{read: []string{"RCPT TO:<b@"}, replies: []string{"421 4.3.2 bye"}},
+			}
+		}
+		c, done := runScript(t, ext, ext == "", steps)
+		env, err := c.SendEnvelope("s@x.test", nil, rcpts, nil)
+		if replyCode(err) != 421 || env.Data != nil || len(env.Rcpts) != 3 ||
+			env.Rcpts[0] != nil || replyCode(env.Rcpts[1]) != 421 || replyCode(env.Rcpts[2]) != 421 {
+			t.Fatalf("%q: envelope %+v, error %v", ext, env, err)
+		}
+		c.conn.Close()
+		if err := <-done; err != nil {
+			t.Fatalf("%q: %v", ext, err)
+		}
+	}
+}
