@@ -368,15 +368,9 @@ func (c *Client) transaction(ctx context.Context, p *pooled, req Request) ([]Res
 	switch {
 	case err != nil:
 		// Every recipient answered, then the connection failed at DATA.
-		dataRes = Result{Enhanced: "4.4.2", Text: "DATA: " + err.Error(), Remote: p.remote}
-		if errors.As(err, &se) {
-			dataRes = fromSMTPError(se, p.remote)
-		}
+		dataRes = dataFailure(p, err)
 	case env.DataErr != nil:
-		dataRes = Result{Enhanced: "4.4.2", Text: "DATA: " + env.DataErr.Error(), Remote: p.remote}
-		if errors.As(env.DataErr, &se) {
-			dataRes = fromSMTPError(se, p.remote)
-		}
+		dataRes = dataFailure(p, env.DataErr)
 		p.c.Reset()
 	default:
 		dataRes = c.data(p, env.Data, body)
@@ -416,6 +410,16 @@ func (r *readErr) Read(p []byte) (int, error) {
 		r.err = err
 	}
 	return n, err
+}
+
+// dataFailure is the result of a DATA command that failed: the server's
+// reply, or a temporary failure naming the error.
+func dataFailure(p *pooled, err error) Result {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return fromSMTPError(se, p.remote)
+	}
+	return Result{Enhanced: "4.4.2", Text: "DATA: " + err.Error(), Remote: p.remote}
 }
 
 // data sends the message body over the DATA command the server took.
