@@ -14,7 +14,7 @@
 // exponent itself and recomputes a faulty one, so a fault cannot leak the
 // key; what Go checks for is a binding error (a key or digest handed over
 // wrongly), which shows on every signature of a key. So each key's first
-// VerifyFirst signatures, and one in VerifyEvery after them, are verified
+// verifyFirst signatures, and one in verifyEvery after them, are verified
 // with Go before they are returned; a libcrypto error or a signature that
 // does not verify is logged once and the key signs with Go from then on.
 package rsasign
@@ -125,16 +125,16 @@ type Key struct {
 }
 
 // Which libcrypto signatures of a key Go verifies: all of the first
-// VerifyFirst, then one in VerifyEvery (about a tenth of the cost of
-// signing when every one is verified).
+// verifyFirst, then one in verifyEvery (the checks then cost a tenth of
+// what checking every signature did).
 const (
-	VerifyFirst = 100
-	VerifyEvery = 10
+	verifyFirst = 100
+	verifyEvery = 10
 )
 
 // verify reports whether the n-th libcrypto signature of a key (from 1)
 // is checked with Go.
-func verify(n uint64) bool { return n <= VerifyFirst || n%VerifyEvery == 0 }
+func verify(n uint64) bool { return n <= verifyFirst || n%verifyEvery == 0 }
 
 // Public returns the *rsa.PublicKey.
 func (k *Key) Public() crypto.PublicKey { return &k.priv.PublicKey }

@@ -216,14 +216,14 @@ func TestFallback(t *testing.T) {
 	}
 }
 
-// TestVerifySampling: Go checks each of a key's first VerifyFirst
-// libcrypto signatures and one in VerifyEvery after them, so a binding
+// TestVerifySampling: Go checks each of a key's first verifyFirst
+// libcrypto signatures and one in verifyEvery after them, so a binding
 // error that starts late is caught at the next checked signature, which
 // then comes from Go.
 func TestVerifySampling(t *testing.T) {
 	needLibcrypto(t)
 	k := testKeys(t)[1]
-	for _, start := range []int{VerifyFirst / 2, VerifyFirst + 1} {
+	for _, start := range []int{verifyFirst / 2, verifyFirst + 1} {
 		t.Run(fmt.Sprint("corrupt from ", start), func(t *testing.T) {
 			captureLog(t)
 			s := Signer(k)
@@ -235,7 +235,7 @@ func TestVerifySampling(t *testing.T) {
 			}
 			defer func() { testCorrupt = nil }()
 			want := start
-			for want > VerifyFirst && want%VerifyEvery != 0 {
+			for want > verifyFirst && want%verifyEvery != 0 {
 				want++
 			}
 			for n = 1; n <= want+5; n++ {
