@@ -28,7 +28,9 @@ import (
 type Store interface {
 	// Create starts a new blob named name (lower-case letters, digits and
 	// '-') under this node. Nothing is visible under its key before
-	// Writer.Commit returns nil. Creating a name that exists fails.
+	// Writer.Commit returns nil. A name that exists is refused, at Create
+	// or at the latest by Commit (ErrExists); a committed blob is never
+	// replaced.
 	Create(ctx context.Context, name string) (Writer, error)
 	// Open returns the content of the blob with the given key. Reading it
 	// to the end verifies its checksum: a blob found truncated or altered

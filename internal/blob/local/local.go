@@ -170,13 +170,13 @@ func tmpName(name string) string { return "." + name + ".tmp" }
 
 // writer writes one blob to a temporary file in the node directory.
 type writer struct {
-	s     *Store
-	key   string
-	final string
-	f     *os.File
-	h     hash.Hash
-	n     int64
-	done  bool
+	s    *Store
+	key  string
+	name string
+	f    *os.File
+	h    hash.Hash
+	n    int64
+	done bool
 }
 
 // Create starts a new blob.
@@ -187,11 +187,9 @@ func (s *Store) Create(ctx context.Context, name string) (blob.Writer, error) {
 	if !blob.ValidName(name) {
 		return nil, fmt.Errorf("blobs: invalid name %q", name)
 	}
-	final := filepath.Join(s.nodeDir, name)
-	if _, err := os.Lstat(final); err == nil {
-		return nil, fmt.Errorf("blobs: %s: %w", name, blob.ErrExists)
-	}
-	// O_EXCL on the temporary name: one writer per name at a time.
+	// O_EXCL on the temporary name: one writer per name at a time. A
+	// committed blob of the same name is found by Commit, whose rename
+	// never replaces one.
 	f, err := os.OpenFile(filepath.Join(s.nodeDir, tmpName(name)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -199,7 +197,7 @@ func (s *Store) Create(ctx context.Context, name string) (blob.Writer, error) {
 		}
 		return nil, fmt.Errorf("blobs create: %w", err)
 	}
-	w := &writer{s: s, key: blob.Key(s.node, name), final: final, f: f, h: sha256.New()}
+	w := &writer{s: s, key: blob.Key(s.node, name), name: name, f: f, h: sha256.New()}
 	// The header is written last, over this placeholder.
 	if _, err := f.Write(make([]byte, headerLen)); err != nil {
 		w.Abort()
@@ -257,12 +255,15 @@ func (w *writer) Commit(ctx context.Context) error {
 		os.Remove(tmp)
 		return w.s.fail("close "+w.key, err)
 	}
-	if err := os.Rename(tmp, w.final); err != nil {
+	if err := renameNoReplace(w.s.dirF, tmpName(w.name), w.name); err != nil {
 		os.Remove(tmp)
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("blobs: %s: %w", w.name, blob.ErrExists)
+		}
 		return fmt.Errorf("blobs commit %s: %w", w.key, err)
 	}
 	if err := w.s.syncDir(); err != nil {
-		os.Remove(w.final)
+		os.Remove(filepath.Join(w.s.nodeDir, w.name))
 		return w.s.fail("fsync blob directory", err)
 	}
 	return nil
@@ -508,4 +509,15 @@ func (s *Store) Sweep(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// renameChecked renames oldName to newName in dir unless newName exists.
+// The check and the rename are two steps; the callers' names are unique to
+// one writer, so nothing comes between them.
+func renameChecked(dir, oldName, newName string) error {
+	dst := filepath.Join(dir, newName)
+	if _, err := os.Lstat(dst); err == nil {
+		return &os.LinkError{Op: "rename", Old: oldName, New: newName, Err: os.ErrExist}
+	}
+	return os.Rename(filepath.Join(dir, oldName), dst)
 }

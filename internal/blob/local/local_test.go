@@ -188,3 +188,51 @@ func TestCheckSpace(t *testing.T) {
 		t.Fatalf("CheckSpace with 1 byte minimum: %v", err)
 	}
 }
+
+// A second blob under a committed name fails at Commit with ErrExists,
+// leaves the first untouched and no temporary file behind; the fallback
+// for file systems without an atomic no-replace rename refuses the same.
+func TestCommitNeverReplaces(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	s := open(t, dir, "node1", 0)
+	ctx := context.Background()
+	key := put(t, s, "m1", "first")
+	w, err := s.Create(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "second")
+	if err := w.Commit(ctx); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("commit over a committed blob: %v, want ErrExists", err)
+	}
+	r, err := s.Open(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || string(b) != "first" {
+		t.Fatalf("first blob after the refused commit: %q, %v", b, err)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "node1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "m1" {
+		t.Fatalf("node directory holds %v, want only m1", entries)
+	}
+
+	nd := filepath.Join(dir, "node1")
+	if err := os.WriteFile(filepath.Join(nd, "x.tmp"), []byte("y"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := renameChecked(nd, "x.tmp", "m1"); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("fallback rename over m1: %v, want ErrExist", err)
+	}
+	if err := renameChecked(nd, "x.tmp", "m2"); err != nil {
+		t.Fatalf("fallback rename to a free name: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(nd, "m2")); err != nil || string(b) != "y" {
+		t.Fatalf("m2 after the fallback rename: %q, %v", b, err)
+	}
+}
