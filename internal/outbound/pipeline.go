@@ -40,6 +40,7 @@ import (
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/rewrite"
 	"github.com/mailgate/mailgate/internal/signedlink"
+	"github.com/mailgate/mailgate/internal/spill"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/versioned"
 )
@@ -520,14 +521,18 @@ func isPlainASCII(s string) bool {
 	return true
 }
 
+// scratchMemory is how much of an intermediate copy is held in memory;
+// the rest goes to a temporary file.
+const scratchMemory = 1 << 20
+
 // variant is the bytes one group of recipients gets: prefix followed by
 // the message as received or a final copy (key), or a copy changed here
 // (tmp) until the final copies are written to the spool.
 type variant struct {
-	key    string   // spool blob key, when tmp is nil
-	prefix string   // header lines delivered before key's bytes (store.Message.Prefix)
-	tmp    *scratch // the changed copy, not yet in the spool
-	size   int64    // prefix and blob together
+	key    string        // spool blob key, when tmp is nil
+	prefix string        // header lines delivered before key's bytes (store.Message.Prefix)
+	tmp    *spill.Buffer // the changed copy, not yet in the spool
+	size   int64         // prefix and blob together
 	rcpts  []string
 }
 
@@ -538,17 +543,21 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 	m := j.m
 	var written []string
 	committed := false
-	var scratches []*scratch
+	var scratches []*spill.Buffer
 	defer func() {
 		for _, s := range scratches {
-			s.close()
+			s.Close()
 		}
 		if !committed {
 			p.removeBlobs(context.WithoutCancel(ctx), written)
 		}
 	}()
-	newScratch := func() *scratch {
-		s := &scratch{}
+	// An intermediate copy (rewritten, zipped, not yet signed) is never
+	// what a delivery reads, so it needs no fsync and nothing of it
+	// outlives the process: only the final copies are written to the
+	// spool, made durable once each.
+	newScratch := func() *spill.Buffer {
+		s := spill.New("", scratchMemory)
 		scratches = append(scratches, s)
 		return s
 	}
@@ -581,7 +590,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 			log.Error("rewriting an outbound message failed", "err", err)
 			return err
 		}
-		vs[0] = variant{tmp: s, size: s.size, rcpts: all}
+		vs[0] = variant{tmp: s, size: s.Size(), rcpts: all}
 	}
 	var followUps []FollowUp
 	for _, st := range pl.transforms {
@@ -614,7 +623,7 @@ func (p *Pipeline) accept(ctx context.Context, log *slog.Logger, j *judged) erro
 					changed = append(changed, r)
 				}
 			}
-			next = append(next, variant{tmp: s, size: s.size, rcpts: changed})
+			next = append(next, variant{tmp: s, size: s.Size(), rcpts: changed})
 			if len(kept) > 0 {
 				next = append(next, variant{key: v.key, prefix: v.prefix, tmp: v.tmp, size: v.size, rcpts: kept})
 			}
@@ -909,7 +918,7 @@ func buildNotice(ctx context.Context, spool blob.Store, hostname string, zone *t
 // step runs fn over v's bytes, writing to w.
 func (p *Pipeline) step(ctx context.Context, j *judged, v variant, w io.Writer, fn func(w io.Writer, r io.Reader) error) error {
 	if v.tmp != nil {
-		return fn(w, v.tmp.reader())
+		return fn(w, v.tmp.Reader())
 	}
 	src, err := p.open(ctx, j, v.key)
 	if err != nil {
@@ -964,7 +973,7 @@ func (p *Pipeline) final(ctx context.Context, name string, v variant, keys []dki
 	if err != nil {
 		return "", 0, err
 	}
-	if err := dkimsign.Sign(ctx, w, v.tmp.reader(), keys); err != nil {
+	if err := dkimsign.Sign(ctx, w, v.tmp.Reader(), keys); err != nil {
 		w.Abort()
 		return "", 0, err
 	}

@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
 	"sync"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/spill"
 )
 
 // Cipher is the ZIP encryption method.
@@ -27,14 +28,14 @@ const (
 )
 
 // archive writes an encrypted ZIP with one entry per attachment. Each
-// entry is compressed into a scratch file first, so its CRC-32 and sizes
+// entry is compressed into a scratch buffer first, so its CRC-32 and sizes
 // are known before its header: the local headers then carry them and no
 // data descriptor is needed (APPNOTE 4.3.9), which keeps the ZipCrypto
 // check byte the CRC's, as every reader expects. Memory stays bounded
 // whatever the attachments' sizes.
 type archive struct {
 	zw       *zip.Writer
-	scratch  *os.File
+	scratch  *spill.Buffer
 	cipher   Cipher
 	names    NameEncoding
 	password []byte
@@ -44,7 +45,7 @@ type archive struct {
 	level    int
 }
 
-func newArchive(w io.Writer, scratch *os.File, c Cipher, names NameEncoding, password string, modTime time.Time) *archive {
+func newArchive(w io.Writer, scratch *spill.Buffer, c Cipher, names NameEncoding, password string, modTime time.Time) *archive {
 	return &archive{zw: zip.NewWriter(w), scratch: scratch, cipher: c, names: names, password: []byte(password),
 		modTime: modTime, rand: rand.Reader, seen: nameSet{}, level: flate.DefaultCompression}
 }
@@ -65,11 +66,8 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // (already cleaned). It returns the name used, made unique.
 func (a *archive) add(name string, r io.Reader) (string, error) {
 	name = a.seen.unique(name)
-	if err := a.scratch.Truncate(0); err != nil {
-		return "", fmt.Errorf("scratch file: %w", err)
-	}
-	if _, err := a.scratch.Seek(0, io.SeekStart); err != nil {
-		return "", fmt.Errorf("scratch file: %w", err)
+	if err := a.scratch.Reset(); err != nil {
+		return "", err
 	}
 	fw, err := newFlate(a.scratch, a.level)
 	if err != nil {
@@ -83,13 +81,7 @@ func (a *archive) add(name string, r io.Reader) (string, error) {
 	if err := fw.Close(); err != nil {
 		return "", fmt.Errorf("compress %s: %w", name, err)
 	}
-	compressed, err := a.scratch.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return "", err
-	}
-	if _, err := a.scratch.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
+	compressed := a.scratch.Size()
 
 	fh := &zip.FileHeader{Method: zip.Deflate, Flags: 0x1, UncompressedSize64: uint64(raw.n)}
 	a.setName(fh, name)
@@ -113,7 +105,7 @@ func (a *archive) add(name string, r io.Reader) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("zip entry %s: %w", name, err)
 	}
-	data := io.LimitReader(a.scratch, compressed)
+	data := a.scratch.Reader()
 	switch a.cipher {
 	case AES256:
 		salt := make([]byte, aesSaltLen)

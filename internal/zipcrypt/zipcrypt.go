@@ -32,13 +32,13 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"os"
 	"path"
 	"strings"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/rewrite"
+	"github.com/mailgate/mailgate/internal/spill"
 )
 
 // Who receives the password mail.
@@ -66,7 +66,8 @@ type Options struct {
 	// attachment (見積書.pdf → 見積書.zip), or "attachments.zip" when that
 	// name is unusable.
 	ZipName string
-	// TempDir holds the temporary files ("" is os.TempDir()).
+	// TempDir holds the temporary files of intermediate copies larger
+	// than tempMemory ("" is os.TempDir()).
 	TempDir string
 	// Now is the entries' modification time (zero: time.Now()), written
 	// as local time of its location, as Windows shows it.
@@ -144,10 +145,7 @@ func Rewrite(ctx context.Context, w io.Writer, r io.Reader, o Options) (Result, 
 			return Result{}, fmt.Errorf("zipcrypt: %w", err)
 		}
 	}
-	tmp, err := newTempFiles(o.TempDir)
-	if err != nil {
-		return Result{}, err
-	}
+	tmp := newTempFiles(o.TempDir)
 	defer tmp.remove()
 
 	// Pass 1: keep the message and encrypt each attachment as it comes.
@@ -172,11 +170,8 @@ func Rewrite(ctx context.Context, w io.Writer, r io.Reader, o Options) (Result, 
 	if found.Problem != "" {
 		return Result{}, fmt.Errorf("%w (%s): not encrypted", ErrUnreadable, found.Problem)
 	}
-	if _, err := tmp.msg.Seek(0, io.SeekStart); err != nil {
-		return Result{}, fmt.Errorf("zipcrypt: %w", err)
-	}
 	if len(found.Paths) == 0 {
-		if _, err := io.Copy(w, tmp.msg); err != nil {
+		if _, err := io.Copy(w, tmp.msg.Reader()); err != nil {
 			return Result{}, fmt.Errorf("zipcrypt: copy message: %w", err)
 		}
 		return Result{}, nil
@@ -184,14 +179,7 @@ func Rewrite(ctx context.Context, w io.Writer, r io.Reader, o Options) (Result, 
 	if err := a.close(); err != nil {
 		return Result{}, fmt.Errorf("zipcrypt: %w", err)
 	}
-	size, err := tmp.zip.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return Result{}, fmt.Errorf("zipcrypt: %w", err)
-	}
-	if _, err := tmp.zip.Seek(0, io.SeekStart); err != nil {
-		return Result{}, fmt.Errorf("zipcrypt: %w", err)
-	}
-	res := Result{Zipped: true, Password: pw, Files: files, ZipSize: size, ZipName: zipName(o.ZipName, files)}
+	res := Result{Zipped: true, Password: pw, Files: files, ZipSize: tmp.zip.Size(), ZipName: zipName(o.ZipName, files)}
 
 	// Pass 2: the attachments out, the ZIP in, the notice on top.
 	notice := BodyNotice(o.Lang, res.ZipName, o.PasswordTo)
@@ -199,10 +187,10 @@ func Rewrite(ctx context.Context, w io.Writer, r io.Reader, o Options) (Result, 
 		DropParts:   found.Paths,
 		DropNotice:  notice,
 		Banner:      notice,
-		AppendParts: []rewrite.Part{AttachmentPart("application/zip", res.ZipName, tmp.zip)},
+		AppendParts: []rewrite.Part{AttachmentPart("application/zip", res.ZipName, tmp.zip.Reader())},
 		Limits:      lim,
 	}
-	if err := rewrite.Apply(ctx, w, tmp.msg, spec); err != nil {
+	if err := rewrite.Apply(ctx, w, tmp.msg.Reader(), spec); err != nil {
 		return Result{}, fmt.Errorf("zipcrypt: %w", err)
 	}
 	return res, nil
@@ -242,26 +230,20 @@ func AttachmentPart(mediaType, filename string, body io.Reader) rewrite.Part {
 	return rewrite.Part{ContentType: ct, Disposition: cd, Body: body}
 }
 
-// tempFiles are Rewrite's temporary files.
-type tempFiles struct{ msg, scratch, zip *os.File }
+// tempMemory is how much of each of Rewrite's intermediate copies is
+// held in memory; the rest goes to a temporary file.
+const tempMemory = 1 << 20
 
-func newTempFiles(dir string) (*tempFiles, error) {
-	t := &tempFiles{}
-	for _, f := range []**os.File{&t.msg, &t.scratch, &t.zip} {
-		var err error
-		if *f, err = os.CreateTemp(dir, "zipcrypt-*"); err != nil {
-			t.remove()
-			return nil, fmt.Errorf("zipcrypt: temporary file: %w", err)
-		}
-	}
-	return t, nil
+// tempFiles are Rewrite's intermediate copies: the message without its
+// attachments, one compressed entry, the ZIP.
+type tempFiles struct{ msg, scratch, zip *spill.Buffer }
+
+func newTempFiles(dir string) *tempFiles {
+	return &tempFiles{spill.New(dir, tempMemory), spill.New(dir, tempMemory), spill.New(dir, tempMemory)}
 }
 
 func (t *tempFiles) remove() {
-	for _, f := range []*os.File{t.msg, t.scratch, t.zip} {
-		if f != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}
+	t.msg.Close()
+	t.scratch.Close()
+	t.zip.Close()
 }

@@ -84,6 +84,7 @@ import (
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/scan/av/clamd"
+	"github.com/mailgate/mailgate/internal/spill"
 )
 
 // Name is the check's name in findings and configuration.
@@ -463,14 +464,16 @@ func (c *Checker) walk(ctx context.Context, m *policy.Message, st settings, o wa
 		if !(maybeZip && o.inspect) && !o.scan {
 			return nil
 		}
-		sp, err := fillSpool(br, c.cfg.PartMemory, c.cfg.TempDir)
-		if err != nil {
+		// The part as sent (not anything extracted from it), readable
+		// again and at random offsets, as archive/zip needs.
+		sp := spill.New(c.cfg.TempDir, c.cfg.PartMemory)
+		defer sp.Close()
+		if _, err := io.Copy(sp, br); err != nil {
 			return fmt.Errorf("av: reading part %s: %w", p.Path, err)
 		}
-		defer sp.Close()
 		isZip := maybeZip && (looksLikeZip(head) || zipEndPresent(sp))
 		if isZip && o.inspect {
-			if err := run.inspect(ctx, sp.ReaderAt(), sp.size, "part "+p.Path, &ws.arch); err != nil {
+			if err := run.inspect(ctx, sp.ReaderAt(), sp.Size(), "part "+p.Path, &ws.arch); err != nil {
 				return err
 			}
 		}
@@ -486,7 +489,7 @@ func (c *Checker) walk(ctx context.Context, m *policy.Message, st settings, o wa
 		case res.LimitsExceeded:
 			ws.limitedParts = append(ws.limitedParts, "part "+p.Path+": clamd stopped at a limit: "+res.Signature)
 		}
-		ws.parts = append(ws.parts, partScan{leafPart: p, size: sp.size, result: res})
+		ws.parts = append(ws.parts, partScan{leafPart: p, size: sp.Size(), result: res})
 		return nil
 	}
 	res, err := walkParts(ctx, r, limitsFrom(m.Limits), visit)
@@ -525,10 +528,10 @@ func zipType(ct string) bool {
 // zipEndPresent reports whether a part declared as ZIP but not starting
 // like one (self-extracting, or data prepended) ends like one, so that
 // archive/zip can still read it.
-func zipEndPresent(sp *partSpool) bool {
+func zipEndPresent(sp *spill.Buffer) bool {
 	const tail = 64<<10 + 22 // end record plus the longest comment
-	off := max(sp.size-tail, 0)
-	b := make([]byte, sp.size-off)
+	off := max(sp.Size()-tail, 0)
+	b := make([]byte, sp.Size()-off)
 	n, _ := sp.ReaderAt().ReadAt(b, off)
 	return strings.Contains(string(b[:n]), string(zipEmptyMagic))
 }
