@@ -72,7 +72,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	pending []store.Job
+	pending []pendingJob
 	started bool
 	closed  bool
 	wg      sync.WaitGroup
@@ -191,7 +191,7 @@ func (q *Queue) Accept(ctx context.Context, a store.Acceptance) error {
 		return err
 	}
 	if running {
-		q.handOff(a.Queue, out)
+		q.handOff(versioned.MemoOf(ctx), a.Queue, out)
 	}
 	return nil
 }
@@ -213,8 +213,11 @@ func (q *Queue) leaseNew(rcpts []store.Recipient, running bool) {
 
 // handOff gives the workers the queued recipients just committed (out[k]
 // are msgs[k]'s, nil when it was not queued) that are leased to this node.
-func (q *Queue) handOff(msgs []store.QueuedMessage, out [][]store.Recipient) {
-	var jobs []store.Job
+// memo holds the versions the acceptance read (nil: none): the first
+// attempt, which follows within moments, is part of the same message and
+// reads them from there instead of from the store again.
+func (q *Queue) handOff(memo *versioned.Memo, msgs []store.QueuedMessage, out [][]store.Recipient) {
+	var jobs []pendingJob
 	for k, rs := range out {
 		job := store.Job{Message: msgs[k].Message}
 		for _, r := range rs {
@@ -223,7 +226,7 @@ func (q *Queue) handOff(msgs []store.QueuedMessage, out [][]store.Recipient) {
 			}
 		}
 		if len(job.Recipients) > 0 {
-			jobs = append(jobs, job)
+			jobs = append(jobs, pendingJob{job, memo})
 		}
 	}
 	if len(jobs) > 0 {
@@ -231,7 +234,14 @@ func (q *Queue) handOff(msgs []store.QueuedMessage, out [][]store.Recipient) {
 	}
 }
 
-func (q *Queue) push(jobs ...store.Job) {
+// pendingJob is a job waiting for a worker, with the versions its
+// message's acceptance read when it comes from the in-memory hand-off.
+type pendingJob struct {
+	store.Job
+	memo *versioned.Memo
+}
+
+func (q *Queue) push(jobs ...pendingJob) {
 	q.mu.Lock()
 	if !q.closed {
 		q.pending = append(q.pending, jobs...)
@@ -289,8 +299,8 @@ func (q *Queue) ClaimDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(jobs) > 0 {
-		q.push(jobs...)
+	for _, j := range jobs {
+		q.push(pendingJob{Job: j})
 	}
 	return len(jobs), nil
 }
@@ -435,10 +445,10 @@ func (q *Queue) worker(ctx context.Context) {
 			return
 		}
 		job := q.pending[0]
-		q.pending[0] = store.Job{}
+		q.pending[0] = pendingJob{}
 		q.pending = q.pending[1:]
 		q.mu.Unlock()
-		q.processSafely(ctx, job)
+		q.processSafely(job.memo.Context(ctx), job.Job)
 	}
 }
 
@@ -532,8 +542,13 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 		return
 	}
 
-	// The attempt's lookups (lists, routes) read each store version once.
-	actx, end := q.begin(versioned.WithMemo(ctx), job)
+	// The attempt's lookups (lists, routes) read each store version once:
+	// a first attempt handed over at acceptance keeps the versions the
+	// acceptance read (its ctx carries them), any other reads them anew.
+	if !versioned.HasMemo(ctx) {
+		ctx = versioned.WithMemo(ctx)
+	}
+	actx, end := q.begin(ctx, job)
 	defer end()
 	open := func() (io.ReadCloser, error) { return openWithPrefix(ctx, q.d.Spool, m) }
 	if body != nil {
@@ -649,7 +664,7 @@ func (q *Queue) Process(ctx context.Context, job store.Job) {
 		}
 	}
 	if len(queued) > 0 && q.running() {
-		q.handOff(queued, out)
+		q.handOff(nil, queued, out)
 	}
 	if res.Done {
 		if err := q.deleteDone(ctx, m.BlobKey, res.ArchiveHolds); err != nil {

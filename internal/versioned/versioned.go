@@ -144,6 +144,12 @@ func Remember(ctx context.Context, kind string, tenantID, v int64) {
 	}
 }
 
+// MemoOf returns the Memo ctx carries, nil for none.
+func MemoOf(ctx context.Context) *Memo {
+	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
+	return m
+}
+
 // HasMemo reports whether ctx carries a Memo.
 func HasMemo(ctx context.Context) bool {
 	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
