@@ -26,6 +26,7 @@ var (
 	sqliteOnly = map[string]string{
 		"schema_version":   "the SQLite store's migration counter (PostgreSQL has its own schema_migrations)",
 		"track_ids":        "row numbers of the tracking search index (FTS5); PostgreSQL searches messages through trigram indexes",
+		"track_indexed":    "how far the tracking search index (FTS5) has got",
 		"mailbox_text_ids": "keys of the mailbox search index (FTS5); PostgreSQL indexes the mailbox texts with GIN expression indexes",
 	}
 	postgresOnly = map[string]string{

@@ -69,18 +69,19 @@ func TestAcceptanceGoesBeforeWaitingWrites(t *testing.T) {
 	}
 }
 
-// TestGroupCommitWritesTrackingIndexOnce: the acceptances sharing a group
-// commit write their tracking-search rows as one FTS5 index segment, not
-// one per acceptance (each op's savepoint would otherwise flush FTS5's
-// pending rows), and an acceptance that fails inside the batch leaves no
-// search row behind, while the others are found.
-func TestGroupCommitWritesTrackingIndexOnce(t *testing.T) {
+// TestTrackingIndexedInBatches: acceptances write no tracking-search
+// document of their own; the tracking indexer adds the documents of many
+// acceptances as one FTS5 index segment. Before it has, the search finds
+// the messages all the same (by every plan), and an acceptance that failed
+// leaves nothing to find.
+func TestTrackingIndexedInBatches(t *testing.T) {
 	db, tn := openWithTenant(t)
 	ctx := context.Background()
 	dup := testMessage(tn, store.Outbound, "first of its id")
 	if _, err := db.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{Message: dup}}}); err != nil {
 		t.Fatal(err)
 	}
+	waitTracked(t, db)
 	// The FTS5 data rows of index segments have rowids with the segment
 	// number above bit 37 (rowid 1 and 10 are the averages and the
 	// structure record).
@@ -101,16 +102,26 @@ func TestGroupCommitWritesTrackingIndexOnce(t *testing.T) {
 		}
 		return out
 	}
+	count := func(match string) int {
+		t.Helper()
+		var c int
+		if err := db.r.QueryRow(`SELECT count(*) FROM track_fts WHERE track_fts MATCH ?`, match).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	found := func(capN, probeN int) int {
+		t.Helper()
+		rows, err := db.search(ctx, store.TrackFilter{TenantID: tn.ID, Subject: "quarterly figures", Limit: 500}, capN, probeN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rows)
+	}
 	before := segments()
-	started, release := make(chan struct{}), make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		db.write(ctx, func(*sql.Tx) error { close(started); <-release; return nil })
-	}()
-	<-started
+	db.trackPaused.Store(true)
 	const n = 40
+	var wg sync.WaitGroup
 	for i := range n {
 		m := testMessage(tn, store.Outbound, fmt.Sprintf("quarterly figures %03d", i))
 		want := error(nil)
@@ -129,11 +140,18 @@ func TestGroupCommitWritesTrackingIndexOnce(t *testing.T) {
 			}
 		}()
 	}
-	for len(db.accepts) < n {
-		runtime.Gosched()
-	}
-	close(release)
 	wg.Wait()
+	if c := count(`subject:"quarterly figures"`); c != 0 {
+		t.Errorf("%d documents written by the acceptances themselves", c)
+	}
+	for _, plan := range [][2]int{{candidateCap, 0}, {candidateCap, probeRows}, {0, 0}} {
+		if got := found(plan[0], plan[1]); got != n-1 {
+			t.Errorf("before indexing, plan %v: found %d of the %d accepted messages", plan, got, n-1)
+		}
+	}
+	db.trackPaused.Store(false)
+	db.trackKick <- struct{}{}
+	waitTracked(t, db)
 	var added []int64
 	for id := range segments() {
 		if !before[id] {
@@ -141,21 +159,36 @@ func TestGroupCommitWritesTrackingIndexOnce(t *testing.T) {
 		}
 	}
 	if len(added) != 1 {
-		t.Errorf("%d acceptances in one commit left %d new FTS5 index segments, want 1", n, len(added))
-	}
-	count := func(match string) int {
-		t.Helper()
-		var c int
-		if err := db.r.QueryRow(`SELECT count(*) FROM track_fts WHERE track_fts MATCH ?`, match).Scan(&c); err != nil {
-			t.Fatal(err)
-		}
-		return c
+		t.Errorf("%d acceptances indexed as %d new FTS5 segments, want 1", n-1, len(added))
 	}
 	if c := count(`subject:"quarterly figures"`); c != n-1 {
-		t.Errorf("%d search rows for the %d accepted messages", c, n-1)
+		t.Errorf("%d search documents for the %d accepted messages", c, n-1)
 	}
 	if c := count(`subject:"refusedduplicate"`); c != 0 {
-		t.Errorf("the refused acceptance left %d search rows", c)
+		t.Errorf("the refused acceptance left %d search documents", c)
+	}
+	if got := found(candidateCap, 0); got != n-1 {
+		t.Errorf("after indexing: found %d of the %d accepted messages", got, n-1)
+	}
+}
+
+// waitTracked waits until the tracking indexer has reached every listed
+// message.
+func waitTracked(t *testing.T, db *DB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var mark, top int64
+		if err := db.r.QueryRow(`SELECT (SELECT seq FROM track_indexed), (SELECT coalesce(max(seq), 0) FROM track_ids)`).Scan(&mark, &top); err != nil {
+			t.Fatal(err)
+		}
+		if mark == top {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tracking index at %d of %d after 10s", mark, top)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -138,7 +138,7 @@ func insertQueued(tx *sql.Tx, db *DB, q store.QueuedMessage) ([]store.Recipient,
 		return nil, err
 	}
 	// Search index and report counters commit with the message (track.go, stats.go).
-	if err := trackMessage(tx, db, m, out); err != nil {
+	if err := trackMessage(tx, db, m); err != nil {
 		return nil, err
 	}
 	if err := db.countEnqueue(tx, m, out, q.Events); err != nil {

@@ -898,4 +898,14 @@ CREATE TRIGGER ml_lists_addressing_upd AFTER UPDATE OF tenant_id, address ON ml_
 		ON CONFLICT(name) DO UPDATE SET version = version + 1;
 END;
 `,
+	// The tracking search's documents are added by the tracking indexer
+	// (track.go) up to this watermark; every message listed so far is
+	// indexed already.
+	`
+CREATE TABLE track_indexed (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL
+);
+INSERT INTO track_indexed(id, seq) VALUES (1, (SELECT coalesce(max(seq), 0) FROM track_ids));
+`,
 }

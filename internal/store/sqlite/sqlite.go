@@ -30,13 +30,6 @@ type writeOp struct {
 	done chan error
 }
 
-// batch is the group commit being written: its transaction and the writes
-// its ops left for after the last op (DB.afterOps).
-type batch struct {
-	tx    *sql.Tx
-	after []func(*sql.Tx) error
-}
-
 // DB is a store.Store backed by one SQLite file.
 type DB struct {
 	w   *sql.DB // exactly one connection: SQLite has one writer
@@ -55,13 +48,15 @@ type DB struct {
 	writerDone chan struct{}
 	// indexKick wakes the mailbox search indexer (mailindex.go).
 	indexKick chan struct{}
-	wg        sync.WaitGroup
-	log       *slog.Logger
-	closeMu   sync.Once
-	zone      atomic.Pointer[time.Location] // report days; nil = time.Local (stats.go)
-	stmts     sync.Map                      // query text -> *sql.Stmt on r (stmt.go)
-	// cur is the group commit the writer is running, nil between them.
-	cur atomic.Pointer[batch]
+	// trackKick wakes the tracking search indexer (track.go);
+	// trackPaused holds it (tests).
+	trackKick   chan struct{}
+	trackPaused atomic.Bool
+	wg          sync.WaitGroup
+	log         *slog.Logger
+	closeMu     sync.Once
+	zone        atomic.Pointer[time.Location] // report days; nil = time.Local (stats.go)
+	stmts       sync.Map                      // query text -> *sql.Stmt on r (stmt.go)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -85,15 +80,16 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	r := sql.OpenDB(conns)
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8) // keep connections, and the statements prepared on them
-	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), accepts: make(chan writeOp, maxBatch), stop: make(chan struct{}), writerDone: make(chan struct{}), indexKick: make(chan struct{}, 1), log: log}
+	db := &DB{w: w, r: r, ops: make(chan writeOp, maxBatch), accepts: make(chan writeOp, maxBatch), stop: make(chan struct{}), writerDone: make(chan struct{}), indexKick: make(chan struct{}, 1), trackKick: make(chan struct{}, 1), log: log}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
 		return nil, err
 	}
-	db.wg.Add(2)
+	db.wg.Add(3)
 	go db.writer()
 	go db.indexer()
+	go db.trackIndexer()
 	return db, nil
 }
 
@@ -239,23 +235,6 @@ func (db *DB) writer() {
 
 func none() (writeOp, bool) { return writeOp{}, false }
 
-// afterOps runs fn in tx after every op of the group commit tx belongs to,
-// just before the commit, when the op calling it succeeds (an op rolled
-// back to its savepoint drops what it left). It is for writes to FTS5
-// tables: FTS5 keeps new rows in memory until a savepoint or the commit,
-// and writes them out as a new index segment then, so rows written inside
-// each op's savepoint cost a segment (and later merges) per op, where
-// rows written after the last savepoint share one. fn failing fails the
-// whole commit: every op's caller hears it, nothing is durable. Outside
-// a group commit fn runs at once.
-func (db *DB) afterOps(tx *sql.Tx, fn func(*sql.Tx) error) error {
-	if b := db.cur.Load(); b != nil && b.tx == tx {
-		b.after = append(b.after, fn)
-		return nil
-	}
-	return fn(tx)
-}
-
 // commit runs first, then each op next hands out (until it has none, or
 // maxBatch ops ran), in one transaction. Each op runs inside a savepoint
 // so one failing op (a unique-key violation, say) does not undo the
@@ -267,28 +246,15 @@ func (db *DB) commit(first writeOp, next func() (writeOp, bool)) {
 		first.done <- fmt.Errorf("begin: %w", err)
 		return
 	}
-	b := &batch{tx: tx}
-	db.cur.Store(b)
-	defer db.cur.Store(nil)
 	ops := []writeOp{first}
-	results := []error{runOp(tx, first, b)}
+	results := []error{runOp(tx, first)}
 	for len(ops) < maxBatch {
 		op, ok := next()
 		if !ok {
 			break
 		}
 		ops = append(ops, op)
-		results = append(results, runOp(tx, op, b))
-	}
-	for _, fn := range b.after {
-		if err := fn(tx); err != nil {
-			tx.Rollback()
-			db.log.Error("store commit failed", "err", err, "batch", len(ops))
-			for _, op := range ops {
-				op.done <- fmt.Errorf("commit: %w", err)
-			}
-			return
-		}
+		results = append(results, runOp(tx, op))
 	}
 	if err := tx.Commit(); err != nil {
 		// Nothing in the batch is durable; every caller must hear so.
@@ -304,15 +270,13 @@ func (db *DB) commit(first writeOp, next func() (writeOp, bool)) {
 }
 
 // runOp runs one op of a batch inside its own savepoint.
-func runOp(tx *sql.Tx, op writeOp, b *batch) error {
+func runOp(tx *sql.Tx, op writeOp) error {
 	if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
 	var res error
-	after := len(b.after)
 	if err := op.fn(tx); err != nil {
 		res = err
-		b.after = b.after[:after]
 		if _, rerr := tx.Exec(`ROLLBACK TO op`); rerr != nil {
 			res = errors.Join(err, rerr)
 		}

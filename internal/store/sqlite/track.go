@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -22,8 +23,17 @@ import (
 // sender, the recipients, the decoded subject and the IDs. A trigram phrase
 // query finds substrings of three or more characters in any script,
 // Japanese included, without scanning. Findings (spam, virus, ...) parsed
-// from verdict events go to track_findings. All of it is written in the
-// transaction that writes the message or the events.
+// from verdict events go to track_findings, in the transaction that writes
+// the events.
+//
+// The track_ids row is written with the message; its document is not. FTS5
+// writes a new index segment, rewrites its structure record and merges
+// segments at every commit that adds rows, a fixed cost that a group commit
+// of one or two acceptances would pay for each: the tracking indexer
+// (trackIndexer) adds the documents of the messages above the watermark
+// (track_indexed.seq) in batches instead, a moment after they commit. Until
+// it has, the search takes the messages above the watermark as candidates
+// too, so results never depend on the indexer having caught up.
 //
 // SearchMessages runs one SQL query, newest first, with every filter as an
 // exact predicate (LIKE, EXISTS), so results never depend on the index
@@ -39,31 +49,114 @@ import (
 // every candidate would.
 const candidateCap = 10000
 
-// trackMessage indexes a new message for SearchMessages. The FTS row is
-// written after the group commit's last op (DB.afterOps).
-func trackMessage(tx *sql.Tx, db *DB, m store.Message, rcpts []store.Recipient) error {
-	res, err := tx.Exec(`INSERT INTO track_ids(message_id) VALUES (?)`, m.ID)
-	if err != nil {
+// trackMessage lists a new message for SearchMessages; the tracking
+// indexer adds its document after the commit.
+func trackMessage(tx *sql.Tx, db *DB, m store.Message) error {
+	if _, err := tx.Exec(`INSERT INTO track_ids(message_id) VALUES (?)`, m.ID); err != nil {
 		return fmt.Errorf("track message: %w", err)
 	}
-	seq, err := res.LastInsertId()
+	// The indexer's write queues behind this commit, so it finds the row.
+	select {
+	case db.trackKick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// trackIndexDelay is how long the tracking indexer lets new messages
+// gather before it indexes them: one FTS5 segment for the messages of a
+// quarter of a second, not one per group commit.
+const trackIndexDelay = 250 * time.Millisecond
+
+// trackIndexBatch bounds the documents one indexing write adds.
+const trackIndexBatch = 1000
+
+// trackIndexer adds the documents of listed messages to track_fts, soon
+// after they commit and, at start, those a stop left unindexed.
+func (db *DB) trackIndexer() {
+	defer db.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-db.stop; cancel() }()
+	for {
+		for !db.trackPaused.Load() {
+			n, err := db.indexTracking(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					db.log.Warn("tracking search index", "err", err)
+				}
+				break
+			}
+			if n < trackIndexBatch {
+				break
+			}
+		}
+		select {
+		case <-db.stop:
+			return
+		case <-db.trackKick:
+		}
+		select {
+		case <-db.stop:
+			return
+		case <-time.After(trackIndexDelay):
+		}
+	}
+}
+
+// indexTracking adds the documents of up to trackIndexBatch messages above
+// the watermark and moves it past them; it reports how many it added. The
+// rows are read outside the writer; the write adds them only if the
+// watermark is still the one read (another process sharing the file may
+// have indexed them meanwhile). Row numbers above the watermark are only
+// ever given to messages committed after the rows read, so none is missed.
+func (db *DB) indexTracking(ctx context.Context) (int, error) {
+	var mark int64
+	if err := db.r.QueryRowContext(ctx, `SELECT seq FROM track_indexed WHERE id = 1`).Scan(&mark); err != nil {
+		return 0, fmt.Errorf("track index: %w", err)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT t.seq, m.mail_from,
+			coalesce((SELECT group_concat(r.addr, char(10)) FROM recipients r WHERE r.message_id = m.id), ''),
+			m.subject, m.id || char(10) || m.message_id_hdr
+		FROM track_ids t JOIN messages m ON m.id = t.message_id WHERE t.seq > ? ORDER BY t.seq LIMIT ?`, mark, trackIndexBatch)
 	if err != nil {
-		return fmt.Errorf("track message: %w", err)
+		return 0, fmt.Errorf("track index: %w", err)
 	}
-	addrs := make([]string, len(rcpts))
-	for i, r := range rcpts {
-		addrs[i] = r.Addr
+	type doc struct {
+		seq                       int64
+		sender, rcpt, subject, id string
 	}
-	// Newlines keep trigrams from spanning two values in the common case;
-	// the exact predicates drop any match that still does.
-	rcpt := strings.Join(addrs, "\n")
-	return db.afterOps(tx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`INSERT INTO track_fts(rowid, sender, rcpt, subject, mid) VALUES (?, ?, ?, ?, ?)`,
-			seq, m.MailFrom, rcpt, m.Subject, m.ID+"\n"+m.MessageID); err != nil {
-			return fmt.Errorf("track message: %w", err)
+	var docs []doc
+	for rows.Next() {
+		var d doc
+		if err := rows.Scan(&d.seq, &d.sender, &d.rcpt, &d.subject, &d.id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("track index: %w", err)
+		}
+		docs = append(docs, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(docs) == 0 {
+		return 0, err
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE track_indexed SET seq = ? WHERE id = 1 AND seq = ?`, docs[len(docs)-1].seq, mark)
+		if err != nil {
+			return fmt.Errorf("track index: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return err
+		}
+		// Newlines keep trigrams from spanning two values in the common
+		// case; the exact predicates drop any match that still does.
+		for _, d := range docs {
+			if _, err := tx.Exec(`INSERT INTO track_fts(rowid, sender, rcpt, subject, mid) VALUES (?, ?, ?, ?, ?)`,
+				d.seq, d.sender, d.rcpt, d.subject, d.id); err != nil {
+				return fmt.Errorf("track index: %w", err)
+			}
 		}
 		return nil
 	})
+	return len(docs), err
 }
 
 // trackFindings records the findings named by verdict events.
@@ -278,11 +371,37 @@ func (db *DB) runSearch(ctx context.Context, from string, fromArgs []any, where 
 func (db *DB) candidates(ctx context.Context, f store.TrackFilter, fts []ftsTerm, capN int) ([]string, error) {
 	var sets [][]string
 	if len(fts) > 0 {
+		// The messages the indexer has not reached yet are candidates too
+		// (the exact predicates decide). They are read first: a message
+		// the indexer adds in between is then found by one read or both,
+		// never by neither.
+		tail, err := db.capped(ctx, capN, `SELECT message_id FROM track_ids
+			WHERE seq > (SELECT seq FROM track_indexed WHERE id = 1) LIMIT ?`, capN+1)
+		if err != nil {
+			return nil, fmt.Errorf("search messages: text index: %w", err)
+		}
 		expr := ftsExpr(fts)
 		ids, err := db.capped(ctx, capN, `SELECT t.message_id FROM track_fts CROSS JOIN track_ids t ON t.seq = track_fts.rowid
 			WHERE track_fts MATCH ? LIMIT ?`, expr, capN+1)
 		if err != nil {
 			return nil, fmt.Errorf("search messages: text index: %w", err)
+		}
+		if ids != nil && tail != nil {
+			seen := make(map[string]bool, len(ids))
+			for _, id := range ids {
+				seen[id] = true
+			}
+			for _, id := range tail {
+				if !seen[id] {
+					ids = append(ids, id)
+				}
+			}
+			if len(ids) > capN {
+				ids = nil
+			}
+		}
+		if tail == nil {
+			ids = nil // too many to hand over: walk instead
 		}
 		if ids != nil {
 			sets = append(sets, ids)
