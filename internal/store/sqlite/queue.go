@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -144,9 +145,13 @@ func insertQueued(tx *sql.Tx, db *DB, q store.QueuedMessage) ([]store.Recipient,
 	if err := db.countEnqueue(tx, m, out, q.Events); err != nil {
 		return nil, err
 	}
-	// A message whose recipients were all settled by the pipeline is done at once.
-	if _, err := markDoneIfFinal(tx, m.TenantID, m.ID); err != nil {
-		return nil, err
+	// A message whose recipients were all settled by the pipeline is done
+	// at once. Its recipients are the ones just inserted, so there is
+	// nothing to count.
+	if !slices.ContainsFunc(out, func(r store.Recipient) bool { return r.State == store.Queued || r.State == store.Held }) {
+		if _, err := tx.Exec(`UPDATE messages SET done = 1 WHERE id = ? AND tenant_id = ?`, m.ID, m.TenantID); err != nil {
+			return nil, fmt.Errorf("mark done: %w", err)
+		}
 	}
 	return out, nil
 }
@@ -316,19 +321,20 @@ func (db *DB) Complete(ctx context.Context, c store.Completion) (store.Completed
 	return out, err
 }
 
+// markDoneIfFinal marks the message done when none of its recipients is
+// queued or held any more, and reports whether it did so now (one
+// statement: the check and the update).
 func markDoneIfFinal(tx *sql.Tx, tenantID int64, messageID string) (bool, error) {
-	var open int
-	if err := tx.QueryRow(`SELECT count(*) FROM recipients WHERE message_id = ? AND tenant_id = ? AND state IN ('queued', 'held')`, messageID, tenantID).Scan(&open); err != nil {
-		return false, fmt.Errorf("open recipients: %w", err)
-	}
-	if open > 0 {
-		return false, nil
-	}
-	res, err := tx.Exec(`UPDATE messages SET done = 1 WHERE id = ? AND tenant_id = ? AND done = 0`, messageID, tenantID)
+	res, err := tx.Exec(`UPDATE messages SET done = 1 WHERE id = ? AND tenant_id = ? AND done = 0
+		AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND tenant_id = ? AND state IN ('queued', 'held'))`,
+		messageID, tenantID, messageID, tenantID)
 	if err != nil {
 		return false, fmt.Errorf("mark done: %w", err)
 	}
-	n, _ := res.RowsAffected()
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("mark done: %w", err)
+	}
 	return n > 0, nil
 }
 
