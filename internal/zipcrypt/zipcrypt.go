@@ -232,7 +232,7 @@ func AttachmentPart(mediaType, filename string, body io.Reader) rewrite.Part {
 
 // tempMemory is how much of each of Rewrite's intermediate copies is
 // held in memory; the rest goes to a temporary file.
-const tempMemory = 1 << 20
+const tempMemory = 256 << 10
 
 // tempFiles are Rewrite's intermediate copies: the message without its
 // attachments, one compressed entry, the ZIP.
