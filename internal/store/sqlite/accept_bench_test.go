@@ -17,15 +17,7 @@ import (
 // the process's CPU time per message, whatever the group commits' sizes.
 func BenchmarkAcceptAndComplete(b *testing.B) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(b.TempDir(), "b.db"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	ten, err := db.CreateTenant(ctx, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	db, ten := openBench(b)
 	cpu := func() time.Duration {
 		var ru syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -59,4 +51,20 @@ func BenchmarkAcceptAndComplete(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64((cpu()-start).Microseconds())/float64(b.N), "cpu-us/op")
+}
+
+// openBench opens a fresh store with one tenant for a benchmark.
+func openBench(b *testing.B) (*DB, store.Tenant) {
+	b.Helper()
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(b.TempDir(), "b.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	ten, err := db.CreateTenant(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return db, ten
 }

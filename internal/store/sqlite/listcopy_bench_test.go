@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,15 +13,7 @@ import (
 // members' copy queued with its recipients, then their outcomes recorded.
 func BenchmarkListCopy(b *testing.B) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(b.TempDir(), "b.db"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	ten, err := db.CreateTenant(ctx, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	db, ten := openBench(b)
 	var acc, comp time.Duration
 	for i := 0; b.Loop(); i++ {
 		now := time.Now()
