@@ -214,10 +214,11 @@ func (q *Queue) leaseNew(rcpts []store.Recipient, running bool) {
 // handOff gives the workers the queued recipients just committed (out[k]
 // are msgs[k]'s, nil when it was not queued) that are leased to this node.
 // memo holds the versions the acceptance read (nil: none): the first
-// attempt, which follows within moments, is part of the same message and
-// reads them from there instead of from the store again.
+// attempt, when it follows within memoFresh, is part of the same message
+// and reads them from there instead of from the store again.
 func (q *Queue) handOff(memo *versioned.Memo, msgs []store.QueuedMessage, out [][]store.Recipient) {
 	var jobs []pendingJob
+	now := q.d.Clock.Now()
 	for k, rs := range out {
 		job := store.Job{Message: msgs[k].Message}
 		for _, r := range rs {
@@ -226,7 +227,7 @@ func (q *Queue) handOff(memo *versioned.Memo, msgs []store.QueuedMessage, out []
 			}
 		}
 		if len(job.Recipients) > 0 {
-			jobs = append(jobs, pendingJob{job, memo})
+			jobs = append(jobs, pendingJob{job, memo, now})
 		}
 	}
 	if len(jobs) > 0 {
@@ -239,6 +240,20 @@ func (q *Queue) handOff(memo *versioned.Memo, msgs []store.QueuedMessage, out []
 type pendingJob struct {
 	store.Job
 	memo *versioned.Memo
+	at   time.Time // when it was handed over
+}
+
+// memoFresh bounds how long after its acceptance a first attempt still
+// uses the versions the acceptance read: a job that waited longer behind
+// a backlog reads them anew, so a change made meanwhile applies to it.
+const memoFresh = time.Second
+
+// context is ctx with the job's versions while they are fresh.
+func (j pendingJob) context(ctx context.Context, now time.Time) context.Context {
+	if j.memo == nil || now.Sub(j.at) > memoFresh {
+		return ctx
+	}
+	return j.memo.Context(ctx)
 }
 
 func (q *Queue) push(jobs ...pendingJob) {
@@ -299,8 +314,12 @@ func (q *Queue) ClaimDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, j := range jobs {
-		q.push(pendingJob{Job: j})
+	if len(jobs) > 0 {
+		pj := make([]pendingJob, len(jobs))
+		for i, j := range jobs {
+			pj[i] = pendingJob{Job: j}
+		}
+		q.push(pj...)
 	}
 	return len(jobs), nil
 }
@@ -448,7 +467,7 @@ func (q *Queue) worker(ctx context.Context) {
 		q.pending[0] = pendingJob{}
 		q.pending = q.pending[1:]
 		q.mu.Unlock()
-		q.processSafely(job.memo.Context(ctx), job.Job)
+		q.processSafely(job.context(ctx, q.d.Clock.Now()), job.Job)
 	}
 }
 
