@@ -87,6 +87,7 @@ func Run(t *testing.T, open Opener) {
 		{"SearchMessagesMatchesReference", testSearchMessagesMatchesReference},
 		{"SearchMessagesCursorPaging", testSearchMessagesCursorPaging},
 		{"SearchJapaneseSubject", testSearchJapaneseSubject},
+		{"SearchFindsJustAccepted", testSearchFindsJustAccepted},
 		{"SearchMessagesLiteralTerms", testSearchMessagesLiteralTerms},
 		{"AccountsAndSessions", testAccountsAndSessions},
 		{"APITokens", testAPITokens},

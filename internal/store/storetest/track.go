@@ -284,3 +284,34 @@ func testSearchMessagesLiteralTerms(t *testing.T, open Opener) {
 		}
 	}
 }
+
+// A message is found by every search plan as soon as its acceptance
+// returns: a store that builds its search index in the background must
+// find what the index has not reached yet.
+func testSearchFindsJustAccepted(t *testing.T, open Opener) {
+	st := open(t)
+	plans := []SearchFunc{st.SearchMessages}
+	if p, ok := st.(SearchPlans); ok {
+		plans = append(plans, p.SearchPlans()...)
+	}
+	ctx := context.Background()
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 30 {
+		id := fmt.Sprintf("fresh%02d", i)
+		subject := fmt.Sprintf("見積書 fresh-%02d", i)
+		if _, err := st.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{
+			Message:    store.Message{ID: id, TenantID: 1, Direction: store.Inbound, MailFrom: "s@x.test", BlobKey: id, ReceivedAt: at, Subject: subject},
+			Recipients: []store.Recipient{{Addr: "a@x.test", State: store.Queued, NextAttempt: at}}}}}); err != nil {
+			t.Fatal(err)
+		}
+		for k, search := range plans {
+			rows, err := search(ctx, store.TrackFilter{TenantID: 1, Subject: subject})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1 || rows[0].Message.ID != id {
+				t.Fatalf("plan %d, right after accepting %s: found %d rows", k, id, len(rows))
+			}
+		}
+	}
+}
