@@ -460,3 +460,36 @@ func testOddBytes(t *testing.T, open Opener) {
 		t.Fatalf("seen sender: %v", err)
 	}
 }
+
+// A message whose recipients were all settled when it was accepted is
+// done at once (its blob is no longer pending); one with a queued or held
+// recipient is not.
+func testAcceptSettledIsDone(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for id, states := range map[string][]store.RcptState{
+		"settled": {store.Rejected, store.Discarded, store.Quarantined},
+		"held":    {store.Rejected, store.Held},
+		"queued":  {store.Discarded, store.Queued},
+	} {
+		var rs []store.Recipient
+		for i, s := range states {
+			rs = append(rs, store.Recipient{Addr: fmt.Sprintf("r%d@x.test", i), State: s, NextAttempt: at})
+		}
+		if _, err := st.Accept(ctx, store.Acceptance{Queue: []store.QueuedMessage{{
+			Message: store.Message{ID: id, TenantID: 1, Direction: store.Inbound, BlobKey: "blob-" + id, Size: 5, ReceivedAt: at}, Recipients: rs}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := st.PendingBlobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p["blob-settled"]; ok {
+		t.Errorf("a message accepted with every recipient settled is still pending")
+	}
+	if p["blob-held"].MessageID != "held" || p["blob-queued"].MessageID != "queued" {
+		t.Errorf("pending %v: want the held and the queued message", p)
+	}
+}

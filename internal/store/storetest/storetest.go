@@ -88,6 +88,7 @@ func Run(t *testing.T, open Opener) {
 		{"SearchMessagesCursorPaging", testSearchMessagesCursorPaging},
 		{"SearchJapaneseSubject", testSearchJapaneseSubject},
 		{"SearchFindsJustAccepted", testSearchFindsJustAccepted},
+		{"AcceptSettledIsDone", testAcceptSettledIsDone},
 		{"SearchMessagesLiteralTerms", testSearchMessagesLiteralTerms},
 		{"AccountsAndSessions", testAccountsAndSessions},
 		{"APITokens", testAPITokens},
