@@ -69,8 +69,8 @@ func (b *Buffer) toFile() error {
 // Size is the number of bytes written since New or the last Reset.
 func (b *Buffer) Size() int64 { return b.size }
 
-// InFile reports whether the content went to a temporary file.
-func (b *Buffer) InFile() bool { return b.f != nil }
+// inFile reports whether the content went to a temporary file (tests).
+func (b *Buffer) inFile() bool { return b.f != nil }
 
 // ReaderAt reads the content at any offset below Size. It stays valid
 // until the next Write, Reset or Close.

@@ -29,14 +29,14 @@ func TestMemoryThenFile(t *testing.T) {
 	defer b.Close()
 	io.WriteString(b, "0123")
 	io.WriteString(b, "456789")
-	if b.InFile() {
+	if b.inFile() {
 		t.Fatal("10 bytes of a 10-byte limit went to a file")
 	}
 	if got := content(t, b); got != "0123456789" {
 		t.Fatalf("in memory: %q", got)
 	}
 	io.WriteString(b, "abc")
-	if !b.InFile() {
+	if !b.inFile() {
 		t.Fatal("13 bytes of a 10-byte limit stayed in memory")
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
@@ -105,7 +105,7 @@ func TestLargeCopy(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if b.InFile() || b.Size() != 0 {
+	if b.inFile() || b.Size() != 0 {
 		t.Fatal("Close left a file or content")
 	}
 }
