@@ -54,6 +54,7 @@ var PolicySections = []PolicySection{
 		{Key: "av.infected_body_action", Kind: KindChoice, Values: []string{"discard", "quarantine", "reject", "tempfail", "strip"}},
 		{Key: "av.unscannable_action", Kind: KindChoice, Values: []string{"quarantine", "reject", "discard", "tempfail", "header"}},
 		{Key: "av.encrypted_action", Kind: KindChoice, Values: []string{"header", "quarantine", "reject"}},
+		{Key: "av.scan_text_messages", Kind: KindChoice, Values: []string{"false", "true"}},
 		{Key: "av.notify_recipient", Kind: KindChoice, Values: []string{"false", "true"}},
 		{Key: "notify.admin", Kind: KindAddrs},
 	}},

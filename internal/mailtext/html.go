@@ -52,6 +52,8 @@ type htmlConverter struct {
 	tooMany   bool // links beyond maxLinks were dropped
 	links     []Link
 
+	payload string // the first element or link that runs or embeds something (Part.Payload)
+
 	skip     int // depth inside elements whose content is not shown
 	space    bool
 	newline  bool
@@ -111,6 +113,9 @@ func (c *htmlConverter) run(r io.Reader) {
 			a := atom.Lookup(name)
 			if tt == html.StartTagToken && rawTextVisible(a) {
 				z.NextIsNotRawText()
+			}
+			if c.payload == "" {
+				c.payload = activeElement(a)
 			}
 			if hiddenElement(a) {
 				if tt == html.StartTagToken {
@@ -178,6 +183,9 @@ func (c *htmlConverter) endLink() {
 }
 
 func (c *htmlConverter) addLink(url, text string) {
+	if c.payload == "" {
+		c.payload = linkPayload(url)
+	}
 	if len(c.links) >= c.maxLinks {
 		c.tooMany = true
 		return

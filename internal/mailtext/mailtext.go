@@ -149,6 +149,15 @@ type Part struct {
 	IsAttachment bool          `json:"is_attachment"`
 	Text         string        `json:"text,omitempty"` // text/* parts only; HTML rendered as text
 	Problems     []ProblemKind `json:"problems,omitempty"`
+	// Payload, for a text part, names the first thing in it that is not
+	// text to read and that a reader's software may save or run: a file
+	// encoded inside the text ("uuencode", "yenc", "binhex"), the EICAR
+	// anti-virus test string ("eicar"), or in HTML an element or link that
+	// runs or embeds something ("script", "object", "embed", "applet",
+	// "iframe", "frame", "frameset", "script-link", "data-link"). Empty when
+	// there is none. The virus check gives every message with one to the
+	// virus scanner.
+	Payload string `json:"payload,omitempty"`
 	// Head is the first bytes (at most HeadLen) of a leaf's body after
 	// transfer decoding, for sniffing content whatever its declared type
 	// (an archive sent as text/plain); empty for an opened message.

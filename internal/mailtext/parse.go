@@ -3,6 +3,7 @@ package mailtext
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -365,6 +366,7 @@ func (w *walker) plainText(i int, r io.Reader, declared string) error {
 	w.textLeft -= int64(len(text))
 	p := &w.msg.Parts[i]
 	p.Text, p.Charset = text, used
+	p.Payload = textPayload(text)
 	return nil
 }
 
@@ -443,6 +445,7 @@ func (w *walker) htmlText(i int, r io.Reader, declared string) error {
 	w.msg.HTMLLinks = append(w.msg.HTMLLinks, c.links...)
 	p := &w.msg.Parts[i]
 	p.Text, p.Charset = text, used
+	p.Payload = cmp.Or(c.payload, textPayload(text))
 	return nil
 }
 

@@ -25,6 +25,7 @@ var policyKeys = []policyKey{
 	{"av.infected_body_action", "discard", "discard, quarantine, reject, tempfail, strip", "A virus in the message body.", "本文にウイルスがあるメールの扱い。"},
 	{"av.unscannable_action", "quarantine", "quarantine, reject, discard, tempfail, header", "Archives beyond the inspection budget (zip bombs).", "検査上限を超えるアーカイブ（ZIP 爆弾など）の扱い。"},
 	{"av.encrypted_action", "header", "header, quarantine, reject", "Encrypted archives that cannot be scanned.", "スキャンできない暗号化アーカイブの扱い。"},
+	{"av.scan_text_messages", "false", "true, false", "Also give ClamAV messages that are only text (for phishing or spam signatures).", "本文テキストだけのメールも ClamAV で検査します（フィッシング・スパム用シグネチャ向け）。"},
 	{"av.notify_recipient", "false", "true, false", "Also warn each recipient whose copy was changed or dropped.", "ウイルスで変更・破棄されたメールの受信者にも通知します。"},
 	{"notify.admin", "", "", "Administrator address warned about every virus.", "ウイルス検知を通知する管理者アドレス。"},
 	{"bec.threshold", "50", "0–100", "Impersonation score at which bec.action applies.", "なりすましスコアがこの値以上で bec.action を適用します。"},

@@ -218,8 +218,12 @@ func checkCopy(m *message, data []byte, pipeline bool, ds []*senderDomain) []str
 			bad = append(bad, textKept(m.data, pm)...)
 		}
 	default:
-		if !strings.HasPrefix(virus, "clean") {
+		switch {
+		case !strings.HasPrefix(virus, "clean"):
 			bad = append(bad, fmt.Sprintf("X-Mailgate-Virus-Scan %q", virus))
+		case (m.cls == clsPDF || m.cls == clsZIP) && !strings.HasPrefix(virus, "clean (ClamAV"):
+			// A message with an attachment is always given to clamd.
+			bad = append(bad, fmt.Sprintf("attachment not scanned by clamd: X-Mailgate-Virus-Scan %q", virus))
 		}
 		if imp := headerValue(data, "X-Mailgate-Impersonation"); strings.Contains(imp, "BEC_DISPLAY_NAME") || strings.Contains(imp, "LOOKALIKE") {
 			bad = append(bad, "impersonation finding on ordinary mail: "+imp)

@@ -1,9 +1,19 @@
 // Package av is mailgate's anti-virus check, the policy.BodyCheck named
-// "av". It asks ClamAV's clamd (package clamd) about every message and adds
-// mailgate's own budget for ZIP archives.
+// "av". It asks ClamAV's clamd (package clamd) about every message that
+// carries more than text and adds mailgate's own budget for ZIP archives.
 //
 // # What Check does, in order
 //
+//  0. A message that is only text is not given to clamd (unless
+//     av.scan_text_messages is on): every leaf an inline text/plain or
+//     text/html part, parsed without a problem other than a charset label,
+//     and no text carrying an encoded file (uuencode, yEnc, BinHex), the
+//     EICAR test string, or HTML scripts, embedded objects, frames or
+//     script and data: links. clamd's cost is mostly per message (a
+//     temporary file, its own MIME and HTML passes), and most mail is
+//     text; what a virus needs is an attachment or something a reader
+//     runs. rspamd's clamd module skips text parts by default too. The
+//     finding is AV_CLEAN with "clean (text only)".
 //  1. The MIME tree is walked (section numbers as mailtext's Part.Path,
 //     RFC 3501 6.4.5). Every leaf that is a ZIP archive is inspected with
 //     archive/zip, without extracting anything: nesting depth, entry count,
@@ -64,6 +74,8 @@
 //	av.archive_max_ratio     uncompressed:compressed per entry (>= 1)        100
 //	av.archive_timeout       time budget of a message's archive
 //	                         inspection, a Go duration                       10s
+//	av.scan_text_messages    true: give clamd text-only messages too (for
+//	                         signatures of phishing or spam text)            false
 //
 // "strip" for the body removes the infected body parts; it falls back to
 // discard when the infection cannot be tied to parts. Actions that would
@@ -112,6 +124,7 @@ const (
 	KeyArchiveMaxBytes    = "av.archive_max_bytes"
 	KeyArchiveMaxRatio    = "av.archive_max_ratio"
 	KeyArchiveTimeout     = "av.archive_timeout"
+	KeyScanTextMessages   = "av.scan_text_messages"
 )
 
 // Defaults for zero Config fields.
@@ -226,6 +239,7 @@ type settings struct {
 	encryptedAction   policy.Action
 	arch              archiveLimits
 	archTimeout       time.Duration
+	scanTextMessages  bool
 }
 
 func (c *Checker) settings(s policy.Settings) settings {
@@ -255,6 +269,9 @@ func (c *Checker) settings(s policy.Settings) settings {
 	}
 	if d, err := time.ParseDuration(get(KeyArchiveTimeout)); err == nil && d > 0 {
 		st.archTimeout = d
+	}
+	if b, err := strconv.ParseBool(get(KeyScanTextMessages)); err == nil {
+		st.scanTextMessages = b
 	}
 	return st
 }
@@ -312,6 +329,15 @@ func (c *Checker) Check(ctx context.Context, m *policy.Message, s policy.Setting
 		return nil, errors.New("av: no clamd client configured")
 	}
 	st := c.settings(s)
+	if !st.scanTextMessages && textOnly(ctx, m) {
+		return []policy.Finding{{
+			Check:   Name,
+			Symbol:  SymbolClean,
+			Action:  policy.Header,
+			Reason:  "text only: no attachment, encoded file or active HTML, not given to clamd",
+			Headers: []policy.HeaderField{{Name: HeaderName, Value: "clean (text only)"}},
+		}}, nil
+	}
 
 	// The archive budget runs before clamd: clamd unpacks a nested bomb of
 	// a few kilobytes for many seconds and may then call it clean.
@@ -498,6 +524,30 @@ func (c *Checker) walk(ctx context.Context, m *policy.Message, st settings, o wa
 	}
 	ws.res = res
 	return ws, nil
+}
+
+// textOnly reports whether the message's parsed view shows nothing a
+// virus could be in: every leaf an inline text/plain or text/html part
+// without a payload (Part.Payload: an encoded file, the EICAR test string,
+// scripts, embedded objects or frames), the whole message seen, and no
+// problem but charset labels. A malformed structure is scanned: a mail
+// reader may find an attachment where the parser found text.
+func textOnly(ctx context.Context, m *policy.Message) bool {
+	parsed, err := m.Parsed(ctx)
+	if err != nil || parsed == nil || parsed.Unscannable || len(parsed.Parts) == 0 {
+		return false
+	}
+	for _, p := range parsed.Problems {
+		if p.Kind != mailtext.ProblemBadCharset {
+			return false
+		}
+	}
+	for _, p := range parsed.Parts {
+		if p.IsAttachment || p.Payload != "" || (p.ContentType != "text/plain" && p.ContentType != "text/html") {
+			return false
+		}
+	}
+	return true
 }
 
 // noArchives answers the archive inspection from the message's parsed

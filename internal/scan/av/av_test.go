@@ -342,7 +342,7 @@ func TestCheckClamdStopped(t *testing.T) {
 	t.Parallel()
 	d := clamdtest.Start(t)
 	c := newChecker(d, Config{Timeout: 10 * time.Second})
-	raw := message("down", textPart("hello"))
+	raw := message("down", multipart("mixed", "d1", textPart("hello"), attachment("a.bin", "application/octet-stream", []byte("data"))))
 	only(t, check(t, c, raw, nil), SymbolClean)
 	d.Stop()
 	fs, err := c.Check(context.Background(), policyMessage(raw), nil)
