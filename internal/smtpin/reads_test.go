@@ -248,3 +248,93 @@ func TestRelayedMessageReadsVersionsOnly(t *testing.T) {
 		t.Fatalf("%d messages accepted, want 6", len(acc.got))
 	}
 }
+
+// policyReader stands for the inbound pipeline: it asks for the message's
+// tenant's policy version, as the pipeline's caches do.
+type policyReader struct {
+	st    store.Store
+	mu    sync.Mutex
+	taken int
+}
+
+func (p *policyReader) Enqueue(ctx context.Context, m store.Message, _ []store.Recipient, _ []store.Event) error {
+	if _, err := store.MemoPolicyVersion(ctx, p.st, m.TenantID); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.taken++
+	p.mu.Unlock()
+	return nil
+}
+
+// A message delivered to the inbound listener reads the addressing version
+// and its tenant's policy version, in one query once the client has sent
+// for that tenant before; a client's message for another tenant reads the
+// policy version it needs on its own.
+func TestInboundMessageReadsVersionsOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, n := range []string{"acme", "beta"} {
+		tn, _ := db.CreateTenant(ctx, n)
+		if _, err := db.CreateDomain(ctx, tn.ID, n+".test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp, err := local.Open(filepath.Join(dir, "spool"), "reads", 0, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &readCounts{Store: db, n: map[string]int{}}
+	q := &policyReader{st: st}
+	lim := config.Default().Limits
+	lim.MinFreeBytes = 0
+	lim.CommandTimeout = config.D(10 * time.Second)
+	srv := smtpin.New(smtpin.Deps{Kind: smtpin.Inbound, Hostname: "mx.mailgate.test", Listener: config.Default().Inbound,
+		Limits: lim, Store: st, Spool: sp, Queue: q, Lists: &mlist.Service{Store: st, Spool: sp, Log: log}, Log: log,
+		ScanBudget: 30 * time.Second})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(ctx)
+	send := func(rcpt string) map[string]int {
+		t.Helper()
+		st.take()
+		c, err := smtp.Dial(ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.SendMail("sender@outside.test", []string{rcpt},
+			strings.NewReader("From: sender@outside.test\r\nTo: "+rcpt+"\r\nSubject: reads\r\n\r\nbody\r\n")); err != nil {
+			t.Fatalf("to %s: %v", rcpt, err)
+		}
+		return st.take()
+	}
+	want := func(what string, got, want map[string]int) {
+		t.Helper()
+		for _, name := range []string{"Versions", "AddressingVersion", "PolicyVersion"} {
+			if got[name] != want[name] {
+				t.Errorf("%s read %s %d times, want %d (all reads: %v)", what, name, got[name], want[name], got)
+			}
+		}
+	}
+	first := send("postmaster@acme.test")
+	want("the client's first message", first, map[string]int{"AddressingVersion": 1, "PolicyVersion": 1})
+	want("its second message", send("postmaster@acme.test"), map[string]int{"Versions": 1})
+	// Another tenant: the guess was acme, so beta's policy version is read
+	// on its own; the guess is then beta.
+	want("a message for another tenant", send("postmaster@beta.test"), map[string]int{"Versions": 1, "PolicyVersion": 1})
+	want("the next message for it", send("postmaster@beta.test"), map[string]int{"Versions": 1})
+	if q.taken != 4 {
+		t.Fatalf("%d messages accepted, want 4", q.taken)
+	}
+}

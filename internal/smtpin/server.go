@@ -142,8 +142,8 @@ type Server struct {
 	addressing store.AddressingCache
 	settings   versioned.Cache[store.SettingLayers]
 
-	// lastTenant is the tenant each client address relayed or submitted
-	// for last (at most maxLastTenants of them): the likely tenant of its
+	// lastTenant is the tenant each client address relayed, submitted or
+	// delivered for last (at most maxLastTenants of them): the likely tenant of its
 	// next message, whose versions a transaction reads ahead. Only a
 	// guess: the lookups decide the tenant.
 	lastMu     sync.Mutex

@@ -204,9 +204,7 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		sender = a
 	}
-	if d.Kind != Inbound {
-		se.prefetchVersions()
-	}
+	se.prefetchVersions()
 	if d.Kind == Submission {
 		if err := se.submissionSender(from, sender); err != nil {
 			return err
@@ -248,10 +246,13 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 // prefetchVersions reads, in one query, the two versions the lookups of a
-// relayed or submitted message and its pipeline ask for: the addressing
-// version and the policy version of the tenant the session authenticated
-// as, or else the one the client sent its previous message for (in this
-// session or an earlier one), nearly always this message's tenant too.
+// message and its pipeline ask for: the addressing version and the policy
+// version of the tenant the session authenticated as, or else the one the
+// client sent its previous message for (in this session or an earlier
+// one), nearly always this message's tenant too: a relaying server sends
+// for its own organisation, and most mail servers that send to a gateway
+// send to one of its tenants. A wrong guess costs nothing more than the
+// addressing version's own read.
 // Nothing for a client's first message; a failure is left to the lookups
 // to report.
 func (se *session) prefetchVersions() {
@@ -449,6 +450,7 @@ func (se *session) inboundRcpt(a addr.Address, anyUser bool) error {
 		return se.reject(errUnknownUser)
 	}
 	se.tenantID = dom.TenantID
+	se.s.rememberTenant(se.ip, dom.TenantID)
 	return nil
 }
 
