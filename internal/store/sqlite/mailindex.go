@@ -158,31 +158,11 @@ func unindexText(tx *sql.Tx, blobKey string) error {
 // long the writer's other callers wait behind it.
 const indexBatch = 32
 
-// indexer indexes listed texts whenever kicked (and once at start) until
-// the store closes.
+// indexer indexes listed texts whenever kicked (and once at start), as
+// soon as kicked, until none is left or the store closes.
 func (db *DB) indexer() {
-	defer db.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-db.stop; cancel() }()
-	for {
-		for {
-			n, err := db.indexPending(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					db.log.Warn("mailbox search index", "err", err)
-				}
-				break
-			}
-			if n == 0 {
-				break
-			}
-		}
-		select {
-		case <-db.stop:
-			return
-		case <-db.indexKick:
-		}
-	}
+	db.runIndexLoop(indexLoop{what: "mailbox search index", kick: db.indexKick, step: db.indexPending,
+		more: func(n int) bool { return n > 0 }})
 }
 
 // kickIndexer wakes the indexer without waiting for it.

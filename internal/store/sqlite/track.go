@@ -74,33 +74,8 @@ const trackIndexBatch = 1000
 // trackIndexer adds the documents of listed messages to track_fts, soon
 // after they commit and, at start, those a stop left unindexed.
 func (db *DB) trackIndexer() {
-	defer db.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-db.stop; cancel() }()
-	for {
-		for !db.trackPaused.Load() {
-			n, err := db.indexTracking(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					db.log.Warn("tracking search index", "err", err)
-				}
-				break
-			}
-			if n < trackIndexBatch {
-				break
-			}
-		}
-		select {
-		case <-db.stop:
-			return
-		case <-db.trackKick:
-		}
-		select {
-		case <-db.stop:
-			return
-		case <-time.After(trackIndexDelay):
-		}
-	}
+	db.runIndexLoop(indexLoop{what: "tracking search index", kick: db.trackKick, delay: trackIndexDelay,
+		paused: db.trackPaused.Load, step: db.indexTracking, more: func(n int) bool { return n >= trackIndexBatch }})
 }
 
 // indexTracking adds the documents of up to trackIndexBatch messages above
