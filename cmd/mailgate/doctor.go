@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -85,6 +87,7 @@ func doctorDeps(ctx context.Context, g *globals, cfg config.Config, ips []string
 	}
 	if cl, ok := app.ClamdClient(cfg.Checks); ok {
 		d.Clamd = cl
+		d.ClamdConf = localClamdConf
 	}
 	d.Schema = func(ctx context.Context) (int, int, error) {
 		if cfg.Store.Driver == "postgres" {
@@ -127,4 +130,21 @@ func doctorDeps(ctx context.Context, g *globals, cfg config.Config, ips []string
 		return dc.Records(ctx, a.Store)
 	}
 	return d, func() { a.Close() }, nil
+}
+
+// localClamdConf finds, among the packaged places, the clamd configuration
+// whose LocalSocket is socket.
+func localClamdConf(socket string) (string, []byte, bool, error) {
+	for _, p := range doctor.ClamdConfPaths {
+		b, err := os.ReadFile(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return p, nil, false, fmt.Errorf("reading %s: %w", p, err)
+		case doctor.SameSocket(b, socket):
+			return p, b, true, nil
+		}
+	}
+	return "", nil, false, nil
 }

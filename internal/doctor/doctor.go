@@ -87,6 +87,9 @@ type Deps struct {
 	Schema func(ctx context.Context) (have, want int, err error)
 	// Clamd is checks.clamd's client; nil when none is configured.
 	Clamd Clamd
+	// ClamdConf finds the local clamd's configuration; nil skips the
+	// comparison of its limits with mailgate's.
+	ClamdConf ClamdConf
 	// MTASTS fetches policies; nil skips the MTA-STS checks.
 	MTASTS PolicySource
 	// DKIM returns the DKIM records a domain should publish (none when it
@@ -125,6 +128,7 @@ func Run(ctx context.Context, d Deps) []Result {
 	r.certificate(ctx)
 	r.dns(ctx)
 	r.clamd(ctx)
+	r.clamdLimits()
 	r.disk()
 	r.storeChecks(ctx)
 	return r.out
@@ -250,12 +254,8 @@ const signatureWarnAge = 3 * 24 * time.Hour
 
 func (r *run) clamd(ctx context.Context) {
 	cc := r.d.Config.Checks
-	enabled := false
-	for _, c := range cc.Enabled {
-		enabled = enabled || c == "av"
-	}
 	switch {
-	case !enabled:
+	case !avEnabled(cc.Enabled):
 		r.add("clamd", OK, "virus check not enabled")
 		return
 	case cc.Clamd == "" || r.d.Clamd == nil:
@@ -285,6 +285,16 @@ func (r *run) clamd(ctx context.Context) {
 		return
 	}
 	r.add("clamd", OK, "%s, signatures %s from %s (%s old)", parts[0], parts[1], at.Format("2006-01-02 15:04"), days(age))
+}
+
+// avEnabled reports whether the virus check is among the enabled checks.
+func avEnabled(checks []string) bool {
+	for _, c := range checks {
+		if c == "av" {
+			return true
+		}
+	}
+	return false
 }
 
 func mustAtoi(s string) int {

@@ -203,3 +203,43 @@ func TestStoreDiskClockQueue(t *testing.T) {
 		t.Fatalf("print:\n%s", b.String())
 	}
 }
+
+func TestClamdLimits(t *testing.T) {
+	d, _, _ := baseDeps(t)
+	d.Config.DNS.Resolver = ""
+	d.Config.Checks.Clamd = "/run/clamav/clamd.ctl"
+	d.Clamd = fakeClamd{version: "ClamAV 1.0.7/27490/Sun Dec  6 08:34:00 2026"}
+	conf := func(text string) ClamdConf {
+		return func(socket string) (string, []byte, bool, error) {
+			if !SameSocket([]byte(text), socket) {
+				return "", nil, false, nil
+			}
+			return "/etc/clamav/clamd.conf", []byte(text), true, nil
+		}
+	}
+	// Debian's packaged configuration: limits below mailgate's, and
+	// AlertExceedsMax off.
+	debian := "# Automatically Generated\nLocalSocket /var/run/clamav/clamd.ctl\nReadTimeout 180\nMaxScanSize 100M\nMaxFileSize 25M\nStreamMaxLength 25M\n"
+	d.ClamdConf = conf(debian)
+	rs := Run(context.Background(), d)
+	expect(t, rs, "clamd limits", Warn, "StreamMaxLength 25.0 MiB is below limits.max_message_bytes 100.0 MiB")
+	expect(t, rs, "clamd limits", Warn, "AlertExceedsMax is off: content past MaxFileSize 25M, MaxScanSize 100M")
+	if r := find(t, rs, "clamd limits"); strings.Contains(r.Detail, "ReadTimeout") {
+		t.Errorf("ReadTimeout 180 s above av_timeout 60 s reported: %q", r.Detail)
+	}
+	d.ClamdConf = conf("LocalSocket /run/clamav/clamd.ctl\nReadTimeout\t30\nStreamMaxLength 200M\nAlertExceedsMax yes\n")
+	expect(t, Run(context.Background(), d), "clamd limits", Warn, "ReadTimeout 30s is not above checks.av_timeout 1m0s")
+	d.ClamdConf = conf("LocalSocket /run/clamav/clamd.ctl\nStreamMaxLength 0\nAlertExceedsMax true\n")
+	expect(t, Run(context.Background(), d), "clamd limits", OK, "ReadTimeout 2m0s above checks.av_timeout")
+	d.ClamdConf = conf("LocalSocket /run/other.sock\n")
+	expect(t, Run(context.Background(), d), "clamd limits", OK, "no clamd configuration on this host names /run/clamav/clamd.ctl")
+	d.ClamdConf = func(string) (string, []byte, bool, error) { return "", nil, false, errors.New("permission denied") }
+	expect(t, Run(context.Background(), d), "clamd limits", Warn, "could not be read: permission denied")
+	// A clamd over TCP, or the virus check off: nothing to compare.
+	d.Config.Checks.Clamd = "127.0.0.1:3310"
+	for _, r := range Run(context.Background(), d) {
+		if r.Check == "clamd limits" {
+			t.Errorf("clamd over TCP: %+v", r)
+		}
+	}
+}

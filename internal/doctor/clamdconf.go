@@ -1,0 +1,132 @@
+package doctor
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ClamdConf reads the configuration file of the clamd that listens on
+// socket (checks.clamd), returning its path and text; found is false when
+// no configuration on this host names that socket.
+type ClamdConf func(socket string) (path string, text []byte, found bool, err error)
+
+// ClamdConfPaths are where packaged clamd configurations live (Debian and
+// Ubuntu, Fedora and RHEL, FreeBSD and source builds).
+var ClamdConfPaths = []string{"/etc/clamav/clamd.conf", "/etc/clamd.d/scan.conf", "/usr/local/etc/clamd.conf", "/etc/clamd.conf"}
+
+// parseClamdConf reads clamd.conf's "Name value" lines (names are
+// case-insensitive; a later line wins), skipping comments and blanks.
+func parseClamdConf(text []byte) map[string]string {
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name := strings.Fields(line)[0]
+		out[strings.ToLower(name)] = strings.Trim(strings.TrimSpace(line[len(name):]), `"`)
+	}
+	return out
+}
+
+// SameSocket reports whether the configured LocalSocket of a clamd.conf is
+// the socket path mailgate is given, /var/run and /run being the same
+// directory on current systems.
+func SameSocket(conf []byte, socket string) bool {
+	ls := parseClamdConf(conf)["localsocket"]
+	norm := func(p string) string {
+		p = filepath.Clean(p)
+		if rest, ok := strings.CutPrefix(p, "/var/run/"); ok {
+			p = "/run/" + rest
+		}
+		return p
+	}
+	return ls != "" && norm(ls) == norm(socket)
+}
+
+// clamdSize reads a clamd size ("25M", "400K", "1048576"); 0 means no
+// limit.
+func clamdSize(v string) (int64, bool) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "M"), strings.HasSuffix(v, "m"):
+		mult = 1 << 20
+	case strings.HasSuffix(v, "K"), strings.HasSuffix(v, "k"):
+		mult = 1 << 10
+	}
+	if mult > 1 {
+		v = v[:len(v)-1]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n * mult, true
+}
+
+func yes(v string) bool {
+	switch strings.ToLower(v) {
+	case "yes", "true", "1":
+		return true
+	}
+	return false
+}
+
+// clamdLimits compares the local clamd's limits with mailgate's: a scan
+// clamd ends early fails the message, a message longer than clamd reads
+// as a stream is unscannable, and content past clamd's scan limits is
+// reported clean unless clamd is told to say it stopped.
+func (r *run) clamdLimits() {
+	cc := r.d.Config.Checks
+	if r.d.ClamdConf == nil || !avEnabled(cc.Enabled) || !strings.Contains(cc.Clamd, "/") {
+		return
+	}
+	path, text, found, err := r.d.ClamdConf(cc.Clamd)
+	switch {
+	case err != nil:
+		r.add("clamd limits", Warn, "clamd's configuration could not be read: %v", err)
+		return
+	case !found:
+		r.add("clamd limits", OK, "no clamd configuration on this host names %s; its limits were not compared", cc.Clamd)
+		return
+	}
+	conf := parseClamdConf(text)
+	var problems []string
+	readTimeout := 120 * time.Second // clamd's default
+	if v, ok := conf["readtimeout"]; ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			readTimeout = time.Duration(n) * time.Second
+		}
+	}
+	if avt := cc.AVTimeout.Duration; readTimeout > 0 && readTimeout <= avt {
+		problems = append(problems, fmt.Sprintf("ReadTimeout %s is not above checks.av_timeout %s: a scan that takes longer ends with clamd closing the connection (the message is deferred)", readTimeout, avt))
+	}
+	max := r.d.Config.Limits.MaxMessageBytes
+	if n, ok := clamdSize(conf["streammaxlength"]); ok && n > 0 && n < max {
+		problems = append(problems, fmt.Sprintf("StreamMaxLength %s is below limits.max_message_bytes %s: a message clamd reads as a stream (those over 25 MiB) and longer than that is unscannable (av.unscannable_action, quarantine by default)", size(n), size(max)))
+	}
+	if !yes(conf["alertexceedsmax"]) {
+		var lims []string
+		for _, k := range []struct{ key, name string }{{"maxfilesize", "MaxFileSize"}, {"maxscansize", "MaxScanSize"}} {
+			if v, ok := conf[k.key]; ok {
+				lims = append(lims, k.name+" "+v)
+			}
+		}
+		what := "its size limits"
+		if len(lims) > 0 {
+			what = strings.Join(lims, ", ")
+		}
+		problems = append(problems, fmt.Sprintf("AlertExceedsMax is off: content past %s (a large attachment, an archive's later members) is not scanned and clamd still answers clean; set AlertExceedsMax yes and mailgate treats such messages as unscannable", what))
+	}
+	if len(problems) == 0 {
+		r.add("clamd limits", OK, "%s: ReadTimeout %s above checks.av_timeout, stream and scan limits reported", path, readTimeout)
+		return
+	}
+	r.add("clamd limits", Warn, "%s: %s", path, strings.Join(problems, "; "))
+}
