@@ -185,12 +185,17 @@ func TestZipBombAndScannerDown(t *testing.T) {
 		t.Fatal("zip bomb delivered")
 	}
 
-	// clamd stopped: the client is told to retry later, nothing is accepted unscanned.
+	// clamd stopped: a message with an attachment is deferred (451), nothing
+	// is accepted unscanned; one that is only text needs no scanner.
 	cd.Stop()
-	err := send(t, n, "sender@example.net", []string{"alice@example.test"}, "Subject: while down\r\n\r\nhello\r\n")
+	err := send(t, n, "sender@example.net", []string{"alice@example.test"},
+		withAttachment("while down", "report.pdf", "application/pdf", "base64", []byte("%PDF-1.4 report")))
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) || se.Code != 451 {
-		t.Fatalf("scanner down: %v, want 451", err)
+		t.Fatalf("scanner down, message with an attachment: %v, want 451", err)
+	}
+	if err := send(t, n, "sender@example.net", []string{"alice@example.test"}, "Subject: while down\r\n\r\nhello\r\n"); err != nil {
+		t.Fatalf("scanner down, text-only message: %v, want it accepted", err)
 	}
 }
 
