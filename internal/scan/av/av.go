@@ -7,6 +7,7 @@
 //  0. A message that is only text is not given to clamd (unless
 //     av.scan_text_messages is on): every leaf an inline text/plain or
 //     text/html part, parsed without a problem other than a charset label,
+//     no part starting like a file (an executable, archive or document),
 //     and no text carrying an encoded file (uuencode, yEnc, BinHex), the
 //     EICAR test string, or HTML scripts, embedded objects, frames or
 //     script and data: links. clamd's cost is mostly per message (a
@@ -543,11 +544,23 @@ func textOnly(ctx context.Context, m *policy.Message) bool {
 		}
 	}
 	for _, p := range parsed.Parts {
-		if p.IsAttachment || p.Payload != "" || (p.ContentType != "text/plain" && p.ContentType != "text/html") {
+		if p.IsAttachment || p.Payload != "" || (p.ContentType != "text/plain" && p.ContentType != "text/html") || fileMagic(p.Head) {
 			return false
 		}
 	}
 	return true
+}
+
+// fileMagic reports whether a part starts like an executable, an archive
+// or a document with macros rather than text: a file sent as text/plain
+// is still a file to whoever saves it.
+func fileMagic(head string) bool {
+	for _, m := range []string{"MZ", "PK\x03\x04", "\x7fELF", "%PDF", "{\\rtf", "\xd0\xcf\x11\xe0", "Rar!", "7z\xbc\xaf", "\x1f\x8b", "#!"} {
+		if strings.HasPrefix(head, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // noArchives answers the archive inspection from the message's parsed
