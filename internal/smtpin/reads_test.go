@@ -103,6 +103,43 @@ func (a *accepted) Accept(_ context.Context, acc store.Acceptance) error {
 	return nil
 }
 
+// readsStore opens a SQLite store and a spool in a fresh directory.
+func readsStore(t *testing.T) (*sqlite.DB, *local.Store, *slog.Logger) {
+	t.Helper()
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	sp, err := local.Open(filepath.Join(dir, "spool"), "reads", 0, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, sp, log
+}
+
+// readsListener serves a listener of kind on a loopback port until the
+// test ends, over st, handing accepted messages to q; it returns the
+// address.
+func readsListener(t *testing.T, kind smtpin.Kind, lc config.ListenerConfig, st store.Store, sp *local.Store, q smtpin.Enqueuer, log *slog.Logger) string {
+	t.Helper()
+	lim := config.Default().Limits
+	lim.MinFreeBytes = 0
+	lim.CommandTimeout = config.D(10 * time.Second)
+	srv := smtpin.New(smtpin.Deps{Kind: kind, Hostname: "mx.mailgate.test", Listener: lc,
+		Limits: lim, Store: st, Spool: sp, Queue: q, Lists: &mlist.Service{Store: st, Spool: sp, Log: log}, Log: log,
+		ScanBudget: 30 * time.Second})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return ln.Addr().String()
+}
+
 // A message relayed through the outbound listener and its pipeline reads
 // two versions of the store, once each — the addressing version (relay
 // networks, domains, list addresses) and the tenant's policy version —
@@ -112,43 +149,22 @@ func (a *accepted) Accept(_ context.Context, acc store.Acceptance) error {
 func TestRelayedMessageReadsVersionsOnly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, sp, log := readsStore(t)
 	tn, _ := db.CreateTenant(ctx, "acme")
 	dom, _ := db.CreateDomain(ctx, tn.ID, "example.test")
 	relayNet := netip.MustParsePrefix("127.0.0.1/32")
 	if err := db.AddRelayNet(ctx, tn.ID, relayNet); err != nil {
 		t.Fatal(err)
 	}
-	sp, err := local.Open(filepath.Join(dir, "spool"), "reads", 0, log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	st := &readCounts{Store: db, n: map[string]int{}}
 	acc := &accepted{}
 	p := &outbound.Pipeline{Store: st, Spool: sp, Queue: acc, Engine: &outbound.Engine{Store: st}, Hostname: "mx.mailgate.test", Log: log}
-	lim := config.Default().Limits
-	lim.MinFreeBytes = 0
-	lim.CommandTimeout = config.D(10 * time.Second)
-	srv := smtpin.New(smtpin.Deps{Kind: smtpin.Outbound, Hostname: "mx.mailgate.test", Listener: config.Default().Outbound,
-		Limits: lim, Store: st, Spool: sp, Queue: p, Lists: &mlist.Service{Store: st, Spool: sp, Log: log}, Log: log,
-		ScanBudget: 30 * time.Second})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Shutdown(ctx)
+	addr := readsListener(t, smtpin.Outbound, config.Default().Outbound, st, sp, p, log)
 
 	// send relays one message and returns the SMTP error, nil when accepted.
 	send := func(from, rcpt, author string) error {
 		t.Helper()
-		c, err := smtp.Dial(ln.Addr().String())
+		c, err := smtp.Dial(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +209,7 @@ func TestRelayedMessageReadsVersionsOnly(t *testing.T) {
 	}
 	// Two messages in one session: the second reads both versions at once
 	// too.
-	c, err := smtp.Dial(ln.Addr().String())
+	c, err := smtp.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,41 +290,20 @@ func (p *policyReader) Enqueue(ctx context.Context, m store.Message, _ []store.R
 func TestInboundMessageReadsVersionsOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, sp, log := readsStore(t)
 	for _, n := range []string{"acme", "beta"} {
 		tn, _ := db.CreateTenant(ctx, n)
 		if _, err := db.CreateDomain(ctx, tn.ID, n+".test"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sp, err := local.Open(filepath.Join(dir, "spool"), "reads", 0, log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	st := &readCounts{Store: db, n: map[string]int{}}
 	q := &policyReader{st: st}
-	lim := config.Default().Limits
-	lim.MinFreeBytes = 0
-	lim.CommandTimeout = config.D(10 * time.Second)
-	srv := smtpin.New(smtpin.Deps{Kind: smtpin.Inbound, Hostname: "mx.mailgate.test", Listener: config.Default().Inbound,
-		Limits: lim, Store: st, Spool: sp, Queue: q, Lists: &mlist.Service{Store: st, Spool: sp, Log: log}, Log: log,
-		ScanBudget: 30 * time.Second})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Shutdown(ctx)
+	addr := readsListener(t, smtpin.Inbound, config.Default().Inbound, st, sp, q, log)
 	send := func(rcpt string) map[string]int {
 		t.Helper()
 		st.take()
-		c, err := smtp.Dial(ln.Addr().String())
+		c, err := smtp.Dial(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
