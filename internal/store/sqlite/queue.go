@@ -148,7 +148,7 @@ func insertQueued(tx *sql.Tx, db *DB, q store.QueuedMessage) ([]store.Recipient,
 	// A message whose recipients were all settled by the pipeline is done
 	// at once. Its recipients are the ones just inserted, so there is
 	// nothing to count.
-	if !slices.ContainsFunc(out, func(r store.Recipient) bool { return r.State == store.Queued || r.State == store.Held }) {
+	if !slices.ContainsFunc(out, func(r store.Recipient) bool { return !r.State.Final() }) {
 		if _, err := tx.Exec(`UPDATE messages SET done = 1 WHERE id = ? AND tenant_id = ?`, m.ID, m.TenantID); err != nil {
 			return nil, fmt.Errorf("mark done: %w", err)
 		}
