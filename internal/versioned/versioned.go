@@ -95,7 +95,7 @@ func WithMemo(ctx context.Context) context.Context {
 // read's answer now. Errors are not remembered.
 func Memoized(ctx context.Context, kind string, tenantID int64,
 	read func(ctx context.Context, tenantID int64) (int64, error)) (int64, error) {
-	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
+	m := MemoOf(ctx)
 	if m == nil {
 		return read(ctx, tenantID)
 	}
@@ -130,7 +130,7 @@ func Memoized(ctx context.Context, kind string, tenantID int64,
 // in what the steps of the message ask for next. Without a Memo it does
 // nothing.
 func Remember(ctx context.Context, kind string, tenantID, v int64) {
-	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
+	m := MemoOf(ctx)
 	if m == nil {
 		return
 	}
@@ -151,7 +151,4 @@ func MemoOf(ctx context.Context) *Memo {
 }
 
 // HasMemo reports whether ctx carries a Memo.
-func HasMemo(ctx context.Context) bool {
-	m, _ := ctx.Value(memoCtxKey{}).(*Memo)
-	return m != nil
-}
+func HasMemo(ctx context.Context) bool { return MemoOf(ctx) != nil }
