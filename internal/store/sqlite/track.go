@@ -82,8 +82,11 @@ func (db *DB) trackIndexer() {
 // the watermark and moves it past them; it reports how many it added. The
 // rows are read outside the writer; the write adds them only if the
 // watermark is still the one read (another process sharing the file may
-// have indexed them meanwhile). Row numbers above the watermark are only
-// ever given to messages committed after the rows read, so none is missed.
+// have indexed them meanwhile; it then reports none). Row numbers above
+// the watermark are only ever given to messages committed after the rows
+// read, so none is missed: track_ids rows are never deleted (messages are
+// kept), so a new row's seq is above every earlier one. Deleting them
+// would need the table declared AUTOINCREMENT first.
 func (db *DB) indexTracking(ctx context.Context) (int, error) {
 	var mark int64
 	if err := db.r.QueryRowContext(ctx, `SELECT seq FROM track_indexed WHERE id = 1`).Scan(&mark); err != nil {
@@ -113,6 +116,7 @@ func (db *DB) indexTracking(ctx context.Context) (int, error) {
 	if err := rows.Err(); err != nil || len(docs) == 0 {
 		return 0, err
 	}
+	added := 0
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`UPDATE track_indexed SET seq = ? WHERE id = 1 AND seq = ?`, docs[len(docs)-1].seq, mark)
 		if err != nil {
@@ -121,6 +125,7 @@ func (db *DB) indexTracking(ctx context.Context) (int, error) {
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return err
 		}
+		added = len(docs)
 		// Newlines keep trigrams from spanning two values in the common
 		// case; the exact predicates drop any match that still does.
 		for _, d := range docs {
@@ -131,7 +136,7 @@ func (db *DB) indexTracking(ctx context.Context) (int, error) {
 		}
 		return nil
 	})
-	return len(docs), err
+	return added, err
 }
 
 // trackFindings records the findings named by verdict events.
