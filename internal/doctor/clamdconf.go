@@ -105,11 +105,11 @@ func (r *run) clamdLimits() {
 		}
 	}
 	if avt := cc.AVTimeout.Duration; readTimeout > 0 && readTimeout <= avt {
-		problems = append(problems, fmt.Sprintf("ReadTimeout %s is not above checks.av_timeout %s: a scan that takes longer ends with clamd closing the connection (the message is deferred)", readTimeout, avt))
+		problems = append(problems, fmt.Sprintf("ReadTimeout %s is not above checks.av_timeout %s: a scan that takes longer ends with clamd closing the connection (the message is deferred); raise ReadTimeout above it", readTimeout, avt))
 	}
 	max := r.d.Config.Limits.MaxMessageBytes
 	if n, ok := clamdSize(conf["streammaxlength"]); ok && n > 0 && n < max {
-		problems = append(problems, fmt.Sprintf("StreamMaxLength %s is below limits.max_message_bytes %s: a message clamd reads as a stream (those over 25 MiB) and longer than that is unscannable (av.unscannable_action, quarantine by default)", size(n), size(max)))
+		problems = append(problems, fmt.Sprintf("StreamMaxLength %s is below limits.max_message_bytes %s: a message clamd reads as a stream (those over 25 MiB) and longer than that is unscannable (av.unscannable_action, quarantine by default); raise StreamMaxLength to it or lower limits.max_message_bytes", size(n), size(max)))
 	}
 	if !yes(conf["alertexceedsmax"]) {
 		var lims []string
