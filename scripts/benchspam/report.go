@@ -227,6 +227,7 @@ func writeReport(w io.Writer, lines []engineLine, maxFP float64, header string) 
 			fmt.Fprintf(w, "  %s\n", n)
 		}
 	}
+	writeEqualFP(w, lines, maxFP)
 	// Japanese: the model trained on the (English) training set scores the
 	// generated Japanese corpus; its ham is the mail that must not be
 	// flagged although no Japanese ham was trained.
@@ -261,6 +262,62 @@ func writeReport(w io.Writer, lines []engineLine, maxFP float64, header string) 
 		parts = append(parts, fmt.Sprintf("%s recall=%s ms/msg=%s", e.name, rec, num(s.ms)))
 	}
 	fmt.Fprintf(w, "spam@fp%g%%: %s\n", 100*maxFP, strings.Join(parts, " | "))
+}
+
+// equalFPCounts are the numbers of test ham the equal-false-positive table
+// allows flagged, before the counts the engines' operating points reached.
+var equalFPCounts = []int{0, 1, 2, 4, 8, 16}
+
+// writeEqualFP prints, for reference only, each engine's best recall on the
+// test set when at most k test ham may be flagged, for the counts above and
+// each count an engine's operating point reached: engines compared at equal
+// false positives. The thresholds behind it are chosen on the test set
+// itself, so no engine's figure here is one it would reach in use; the
+// operating points above are.
+func writeEqualFP(w io.Writer, lines []engineLine, maxFP float64) {
+	var ran []engineLine
+	counts := map[int]bool{}
+	for _, k := range equalFPCounts {
+		counts[k] = true
+	}
+	for _, e := range lines {
+		if e.res == nil {
+			continue
+		}
+		ran = append(ran, e)
+		if t, ok := e.operatingPoint(maxFP); ok {
+			counts[ratesAt(e.res.Samples, t).FP] = true
+		}
+	}
+	if len(ran) == 0 {
+		return
+	}
+	ks := make([]int, 0, len(counts))
+	for k := range counts {
+		ks = append(ks, k)
+	}
+	sort.Ints(ks)
+	ham := ratesAt(ran[0].res.Samples, math.Inf(1)).Ham
+	fmt.Fprintln(w, "recall at equal false positives on the test set (reference only: each threshold here is chosen on the test set itself)")
+	fmt.Fprintf(w, "%-18s", "ham flagged")
+	for _, e := range ran {
+		fmt.Fprintf(w, " %13s", e.name)
+	}
+	fmt.Fprintln(w)
+	for _, k := range ks {
+		if k > ham {
+			continue
+		}
+		fmt.Fprintf(w, "%-18s", fmt.Sprintf("<= %d (%s%%)", k, pct(ratio(k, ham))))
+		for _, e := range ran {
+			r := ratesAt(e.res.Samples, math.Inf(1))
+			if t, ok := bestThreshold(e.res.Samples, ratio(k, r.Ham)); ok {
+				r = ratesAt(e.res.Samples, t)
+			}
+			fmt.Fprintf(w, " %13s", pct(r.recall()))
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // cmdReport reads DIR/<engine>.json (the test set), DIR/<engine>-cv-<k>.json

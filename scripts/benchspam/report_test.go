@@ -96,3 +96,40 @@ func TestReportLastLine(t *testing.T) {
 		t.Fatalf("japanese line not found in:\n%s", buf.String())
 	}
 }
+
+func TestEqualFPTable(t *testing.T) {
+	// Test set: 4 ham at 1..4, spam at 5, 3.5, 2.5. Engine a ranks them so;
+	// engine b gives the spam the ham's scores shifted down.
+	a := &result{Threshold: 10, Samples: []sample{
+		{Score: 1}, {Score: 2}, {Score: 3}, {Score: 4},
+		{Spam: true, Score: 5}, {Spam: true, Score: 3.5}, {Spam: true, Score: 2.5},
+	}}
+	b := &result{Threshold: 10, Samples: []sample{
+		{Score: 1}, {Score: 2}, {Score: 3}, {Score: 4},
+		{Spam: true, Score: 0.5}, {Spam: true, Score: 0.5}, {Spam: true, Score: 4.5},
+	}}
+	// a's folds put its operating point at 1.5, where the test set flags 3
+	// ham, a count not in the fixed list; b has no folds.
+	cv := []*result{{Samples: []sample{{Spam: true, Score: 1.5}, {Score: 1}}}}
+	var buf bytes.Buffer
+	writeEqualFP(&buf, []engineLine{{name: "a", res: a, cv: cv}, {name: "none", reason: "did not run"}, {name: "b", res: b}}, 0.001)
+	got := buf.String()
+	for _, row := range []string{
+		// No ham flagged: a catches the spam at 5, b the one at 4.5.
+		`<= 0 \(0\.00%\) +33\.33 +33\.33`,
+		// One ham (4): a's threshold 3.5 catches two spam; b still one.
+		`<= 1 \(25\.00%\) +66\.67 +33\.33`,
+		// Two ham (3, 4): a reaches 2.5 and every spam.
+		`<= 2 \(50\.00%\) +100\.00 +33\.33`,
+		// a's operating point's count: three ham.
+		`<= 3 \(75\.00%\) +100\.00 +33\.33`,
+		`<= 4 \(100\.00%\) +100\.00 +100\.00`,
+	} {
+		if !regexp.MustCompile(row).MatchString(got) {
+			t.Errorf("row %q not in:\n%s", row, got)
+		}
+	}
+	if strings.Contains(got, "<= 8") || strings.Contains(got, "none") {
+		t.Errorf("rows beyond the test ham or an engine that did not run:\n%s", got)
+	}
+}
