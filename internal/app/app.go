@@ -36,6 +36,7 @@ import (
 	"github.com/mailgate/mailgate/internal/queue"
 	"github.com/mailgate/mailgate/internal/rsasign"
 	"github.com/mailgate/mailgate/internal/scan/auth"
+	"github.com/mailgate/mailgate/internal/scan/av/clamd"
 	"github.com/mailgate/mailgate/internal/smtpin"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -100,6 +101,9 @@ type App struct {
 	done              chan struct{}   // closed by Close: background helpers stop
 	closeOnce         sync.Once
 	spam              spamState
+	// clamd is the node's one client of checks.clamd (clamdClient).
+	clamd     *clamd.Client
+	clamdOnce sync.Once
 
 	// The node in the cluster (cluster.go).
 	version       string
@@ -463,6 +467,9 @@ func (a *App) Close() error {
 		}
 		for _, h := range a.history {
 			h.Stop()
+		}
+		if cl, ok := a.clamdClient(); ok {
+			cl.CloseIdleConnections()
 		}
 		err = errors.Join(a.closeArchive(), a.Store.Close(), a.Spool.Close(), a.QSpool.Close(), a.mailboxBlobs.Close(), a.Links.Blobs.Close())
 	})

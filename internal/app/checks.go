@@ -92,7 +92,13 @@ func (a *App) avCheck() (policy.Stage, bool) {
 }
 
 // clamdClient is the client of checks.clamd; false when none is configured.
-func (a *App) clamdClient() (*clamd.Client, bool) { return ClamdClient(a.Config.Checks) }
+// The inbound and outbound checks and the readiness probe share it, so the
+// node keeps one pool of idle clamd sessions (at most clamd.MaxIdle), not
+// one per pipeline: each idle session holds one of clamd's MaxQueue slots.
+func (a *App) clamdClient() (*clamd.Client, bool) {
+	a.clamdOnce.Do(func() { a.clamd, _ = ClamdClient(a.Config.Checks) })
+	return a.clamd, a.clamd != nil
+}
 
 // ClamdClient is the client of checks.clamd (a unix socket path or
 // host:port); false when none is configured.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"mime/quotedprintable"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +255,57 @@ func TestDMARCRejectAndJapaneseDenyList(t *testing.T) {
 			t.Fatalf("%s: %s, want discarded", r.Addr, r.State)
 		}
 	}
+}
+
+// The node's inbound and outbound virus checks share one client of the
+// local clamd, so one session pool: a message scanned on the way in and
+// one scanned on the way out, one after the other, leave one IDSESSION
+// connection open, not one per pipeline. Each open connection holds one of
+// clamd's MaxQueue slots.
+func TestInboundAndOutboundShareClamdSessions(t *testing.T) {
+	t.Parallel()
+	n, cd := startWithClamd(t)
+	if err := send(t, n, "sender@example.net", []string{"alice@example.test"},
+		withAttachment("in", "report.pdf", "application/pdf", "base64", []byte("%PDF-1.4 quarterly report"))); err != nil {
+		t.Fatal(err)
+	}
+	mgtest.WaitFor(t, 30*time.Second, "inbound delivery", func() bool { return n.Down.Count() == 1 })
+	if d := string(n.Down.Messages()[0].Data); !strings.Contains(d, "X-Mailgate-Virus-Scan: clean (ClamAV") {
+		t.Fatalf("inbound message not scanned by clamd:\n%s", d)
+	}
+	// Outbound mail carries no scan header out; a virus shows it was scanned.
+	out := strings.Replace(withAttachment("out", "tool.com", "application/octet-stream", "base64", clamdtest.EICAR()),
+		"From: sender@example.net", "From: alice@example.test", 1)
+	c, err := smtp.Dial(n.OutboundAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.SendMail("alice@example.test", []string{"partner@example.net"}, strings.NewReader(out))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code/100 != 5 || !strings.Contains(strings.ToLower(se.Message), "virus") {
+		t.Fatalf("outbound virus: %v, want a 5xx naming the virus", err)
+	}
+	if got := unixConns(t, cd.Socket()); got != 1 {
+		t.Fatalf("%d connections open to clamd after two scans one after the other, want 1 (one shared session)", got)
+	}
+}
+
+// unixConns counts the connected sockets whose address is path: clamd's
+// side of each connection made to its listening socket.
+func unixConns(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		t.Skipf("no /proc/net/unix: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		// Num RefCount Protocol Flags Type St Inode Path; St 03 is connected.
+		if len(f) == 8 && f[5] == "03" && f[7] == path {
+			n++
+		}
+	}
+	return n
 }

@@ -60,6 +60,3 @@ func ExpireIdleSessions(c *Client) { c.sessions.expire() }
 
 // SessionIdle is how long an idle session is kept.
 const SessionIdle = sessionIdle
-
-// MaxIdle bounds the idle sessions and memory files.
-const MaxIdle = maxIdle

@@ -14,10 +14,11 @@ import (
 	"time"
 )
 
-// maxIdle bounds the idle sessions a Client keeps, and separately its idle
-// memory files. Each idle session takes one of clamd's connection slots
-// (MaxQueue, default 100) and one descriptor in each process.
-const maxIdle = 16
+// MaxIdle bounds the idle sessions a Client keeps, and separately its idle
+// memory files. Each idle session takes one of clamd's MaxQueue slots
+// (default 100) and one descriptor in each process: while every slot is
+// taken, clamd takes no new connection from anyone until one closes.
+const MaxIdle = 16
 
 // sessionIdle is how long an idle session is kept before it is closed: well
 // below clamd's ReadTimeout (default 120 s), after which clamd itself closes
@@ -92,7 +93,7 @@ func (p *sessionPool) put(s *session) {
 	s.idle = time.Now()
 	var drop *session
 	p.mu.Lock()
-	if len(p.idle) >= maxIdle {
+	if len(p.idle) >= MaxIdle {
 		drop = p.idle[0]
 		p.idle = slices.Delete(p.idle, 0, 1)
 	}
@@ -177,7 +178,7 @@ func (p *filePool) put(f *os.File, size int64) {
 		}
 	}
 	p.mu.Lock()
-	if len(p.free) < maxIdle {
+	if len(p.free) < MaxIdle {
 		p.free = append(p.free, f)
 		f = nil
 	}
