@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/scan/av/clamd"
 )
 
 // ClamdConf reads the configuration file of the clamd that listens on
@@ -111,6 +113,20 @@ func (r *run) clamdLimits() {
 	if n, ok := clamdSize(conf["streammaxlength"]); ok && n > 0 && n < max {
 		problems = append(problems, fmt.Sprintf("StreamMaxLength %s is below limits.max_message_bytes %s: a message clamd reads as a stream (those over 25 MiB) and longer than that is unscannable (av.unscannable_action, quarantine by default); raise StreamMaxLength to it or lower limits.max_message_bytes", size(n), size(max)))
 	}
+	// Every connection, an idle IDSESSION one included, takes one of
+	// clamd's MaxQueue slots, and while all are taken clamd accepts no
+	// connection from anyone. mailgate keeps up to clamd.MaxIdle sessions
+	// idle; the queue must still hold MaxThreads scans besides.
+	maxQueue, maxThreads := 100, 10 // clamd's defaults
+	if n, err := strconv.Atoi(conf["maxqueue"]); err == nil {
+		maxQueue = n
+	}
+	if n, err := strconv.Atoi(conf["maxthreads"]); err == nil {
+		maxThreads = n
+	}
+	if maxQueue < clamd.MaxIdle+maxThreads {
+		problems = append(problems, fmt.Sprintf("MaxQueue %d is below the %d idle connections mailgate keeps plus MaxThreads %d: with mailgate's connections idle, clamd would queue fewer scans than it runs, and other clients of this clamd (and other mailgate processes on this host) would wait for a slot; raise MaxQueue to at least %d", maxQueue, clamd.MaxIdle, maxThreads, clamd.MaxIdle+maxThreads))
+	}
 	if !yes(conf["alertexceedsmax"]) {
 		var lims []string
 		for _, k := range []struct{ key, name string }{{"maxfilesize", "MaxFileSize"}, {"maxscansize", "MaxScanSize"}} {
@@ -125,7 +141,7 @@ func (r *run) clamdLimits() {
 		problems = append(problems, fmt.Sprintf("AlertExceedsMax is off: content past %s (a large attachment, an archive's later members) is not scanned and clamd still answers clean; set AlertExceedsMax yes and mailgate treats such messages as unscannable", what))
 	}
 	if len(problems) == 0 {
-		r.add("clamd limits", OK, "%s: ReadTimeout %s above checks.av_timeout, stream and scan limits reported", path, readTimeout)
+		r.add("clamd limits", OK, "%s: ReadTimeout %s above checks.av_timeout, stream and scan limits reported, MaxQueue %d at least mailgate's %d idle connections plus MaxThreads %d", path, readTimeout, maxQueue, clamd.MaxIdle, maxThreads)
 		return
 	}
 	r.add("clamd limits", Warn, "%s: %s", path, strings.Join(problems, "; "))

@@ -231,6 +231,11 @@ func TestClamdLimits(t *testing.T) {
 	expect(t, Run(context.Background(), d), "clamd limits", Warn, "ReadTimeout 30s is not above checks.av_timeout 1m0s")
 	d.ClamdConf = conf("LocalSocket /run/clamav/clamd.ctl\nStreamMaxLength 0\nAlertExceedsMax true\n")
 	expect(t, Run(context.Background(), d), "clamd limits", OK, "ReadTimeout 2m0s above checks.av_timeout")
+	// A queue the idle sessions could fill.
+	d.ClamdConf = conf("LocalSocket /run/clamav/clamd.ctl\nStreamMaxLength 0\nAlertExceedsMax yes\nMaxThreads 12\nMaxQueue 24\n")
+	expect(t, Run(context.Background(), d), "clamd limits", Warn, "MaxQueue 24 is below the 16 idle connections mailgate keeps plus MaxThreads 12")
+	d.ClamdConf = conf("LocalSocket /run/clamav/clamd.ctl\nStreamMaxLength 0\nAlertExceedsMax yes\nMaxThreads 12\nMaxQueue 28\n")
+	expect(t, Run(context.Background(), d), "clamd limits", OK, "ReadTimeout 2m0s above checks.av_timeout")
 	d.ClamdConf = conf("LocalSocket /run/other.sock\n")
 	expect(t, Run(context.Background(), d), "clamd limits", OK, "no clamd configuration on this host names /run/clamav/clamd.ctl")
 	d.ClamdConf = func(string) (string, []byte, bool, error) { return "", nil, false, errors.New("permission denied") }
