@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"regexp"
@@ -131,5 +132,66 @@ func TestEqualFPTable(t *testing.T) {
 	}
 	if strings.Contains(got, "<= 8") || strings.Contains(got, "none") {
 		t.Errorf("rows beyond the test ham or an engine that did not run:\n%s", got)
+	}
+}
+
+func TestBootstrapDifference(t *testing.T) {
+	// 200 spam and 200 ham. a separates them; b gives every spam a score
+	// below every ham, so it catches nothing at a low false-positive rate;
+	// c scores like a. The samples of c come in another order and with an
+	// extra message only c scored, which is left out.
+	var a, b, c []sample
+	for i := range 400 {
+		spam := i < 200
+		name := fmt.Sprintf("m%03d", i)
+		good := float64(i % 200)
+		if spam {
+			good += 1000
+		}
+		a = append(a, sample{Name: name, Spam: spam, Score: good})
+		bad := float64(i % 200)
+		if !spam {
+			bad += 1000
+		}
+		b = append(b, sample{Name: name, Spam: spam, Score: bad})
+		c = append([]sample{{Name: name, Spam: spam, Score: good}}, c...)
+	}
+	c = append(c, sample{Name: "only-c", Spam: true, Score: -5})
+	lines := []engineLine{{name: "a", res: &result{Samples: a}}, {name: "b", res: &result{Samples: b}}, {name: "none"}, {name: "c", res: &result{Samples: c}}}
+	var buf bytes.Buffer
+	writeBootstrap(&buf, lines, 0.01, 200, 1)
+	got := buf.String()
+	for _, want := range []string{
+		"FP <= 1%: b +100.00 (+100.00 to +100.00), c +0.00 (+0.00 to +0.00)",
+		"FP <= 10%: b +100.00 (+100.00 to +100.00), c +0.00 (+0.00 to +0.00)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q not in:\n%s", want, got)
+		}
+	}
+	// A noisy engine: its difference from a varies over the resamples, and
+	// the interval holds the full test set's difference.
+	rng := rand.New(rand.NewPCG(5, 6))
+	var d []sample
+	for _, x := range a {
+		d = append(d, sample{Name: x.Name, Spam: x.Spam, Score: x.Score + 900*rng.Float64()})
+	}
+	buf.Reset()
+	writeBootstrap(&buf, []engineLine{lines[0], {name: "d", res: &result{Samples: d}}}, 0.01, 200, 1)
+	m := regexp.MustCompile(`FP <= 1%: d ([-+][0-9.]+) \(([-+][0-9.]+) to ([-+][0-9.]+)\)`).FindStringSubmatch(buf.String())
+	if m == nil {
+		t.Fatalf("no line for d in:\n%s", buf.String())
+	}
+	var p, lo, hi float64
+	fmt.Sscan(m[1], &p)
+	fmt.Sscan(m[2], &lo)
+	fmt.Sscan(m[3], &hi)
+	if !(lo < hi && lo <= p && p <= hi && p > 0) {
+		t.Errorf("d: difference %v, interval %v to %v", p, lo, hi)
+	}
+	var again bytes.Buffer
+	writeBootstrap(&again, lines, 0.01, 200, 1)
+	if again.String() != got {
+		t.Errorf("same seed, different output:\n%s\n%s", got, again.String())
 	}
 }
