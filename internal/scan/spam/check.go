@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -73,14 +74,20 @@ func (e Evidence) Findings() []policy.Finding {
 			}
 			top = append(top, fmt.Sprintf("%s=%.2f", t.Token, t.Prob))
 		}
-		reason := fmt.Sprintf("classifier %.4f (%s)", e.Result.Prob, strings.Join(top, " "))
+		// The symbol and the reason give the classifier's say as a
+		// probability (its points through the logistic), not its raw
+		// probability: that one is near 0 or 1 for most messages, and
+		// BAYES_99 on a message the classifier moved by a hundredth of a
+		// point would tell an administrator the opposite of what happened.
+		say := 1 / (1 + math.Exp(-l))
+		reason := fmt.Sprintf("classifier %.4f (%s)", say, strings.Join(top, " "))
 		if e.Result.Coverage < 1 {
 			reason += fmt.Sprintf("; reads %.0f%% of the text", 100*e.Result.Coverage)
 		}
 		if e.Result.Label != "" {
 			reason = "this message was trained as " + e.Result.Label + "; " + reason
 		}
-		out = append(out, policy.Finding{Check: Name, Symbol: bayesSymbol(e.Result.Prob), Score: l * 10, Overridable: true, Reason: reason})
+		out = append(out, policy.Finding{Check: Name, Symbol: bayesSymbol(say), Score: l * 10, Overridable: true, Reason: reason})
 	}
 	for _, r := range e.Rules {
 		f := policy.Finding{Check: Name, Symbol: r.Symbol, Overridable: true, Reason: r.Reason}

@@ -52,3 +52,29 @@ func TestCombineAndBands(t *testing.T) {
 		t.Errorf("c (100%% only): %s", vs[2].Action)
 	}
 }
+
+// The classifier's symbol names its say in the score, not its raw
+// probability: a message it can read 2 % of gets BAYES_50 however sure the
+// raw verdict on the few tokens it read.
+func TestBayesSymbolIsTheClassifiersSay(t *testing.T) {
+	for _, c := range []struct {
+		res    Result
+		symbol string
+		reason string
+	}{
+		{Result{Trained: true, Prob: 0.99999, Points: 0.03, Coverage: 0.02}, "BAYES_50", "classifier 0.5075"},
+		{Result{Trained: true, Prob: 0.99999, Points: 1.37, Coverage: 1}, "BAYES_60", "classifier 0.7974"},
+		{Result{Trained: true, Prob: 0.99999, Points: 2.5, Coverage: 1}, "BAYES_90", "classifier 0.9241"},
+		{Result{Trained: true, Prob: 1, Points: MaxLogit, Coverage: 1, Label: LabelSpam}, "BAYES_99", "classifier 0.9997"},
+		{Result{Trained: true, Prob: 0.00001, Points: -3, Coverage: 1}, "BAYES_05", "classifier 0.0474"},
+		{Result{Trained: true, Prob: 0, Points: -MaxLogit, Coverage: 1}, "BAYES_00", "classifier 0.0003"},
+	} {
+		fs := Evidence{Result: c.res}.Findings()
+		if len(fs) != 1 || fs[0].Symbol != c.symbol || !strings.Contains(fs[0].Reason, c.reason) {
+			t.Errorf("points %+.2f (raw %v): %+v, want %s and %q", c.res.Points, c.res.Prob, fs, c.symbol, c.reason)
+		}
+		if want := c.res.Points * 10; fs[0].Score != want {
+			t.Errorf("points %+.2f: score %v, want %v", c.res.Points, fs[0].Score, want)
+		}
+	}
+}
