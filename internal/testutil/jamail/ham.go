@@ -17,7 +17,7 @@ type draft struct {
 	text        string
 	html        string // also sent as an HTML alternative when set
 	attachments []string
-	mailer      string
+	mailer      mailer
 	// charsets the sender's software may use; the generator picks one.
 	charsets []string
 }
@@ -37,9 +37,6 @@ var closings = []string{
 	"お忙しいところ恐縮ですが、よろしくお願いいたします。",
 	"以上、よろしくお願いいたします。",
 }
-
-var mailers = []string{"Microsoft Outlook 16.0", "Becky! ver. 2.81.04", "Thunderbird 115.8.0",
-	"Microsoft Office Outlook 12.0", "Apple Mail (2.3774.500.171.1.1)", "", "", ""}
 
 // business letter opening: "株式会社X\n営業部 佐藤様\n\n" + greeting + self-introduction.
 func opening(r *rand.Rand, from, to person) string {

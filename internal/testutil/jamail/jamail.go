@@ -13,8 +13,11 @@
 // Japanese mail software sends it: ISO-2022-JP (7bit), Shift_JIS (8bit or
 // base64) or UTF-8 (base64, quoted-printable or 8bit), with RFC 2047
 // encoded-word Subjects, display names and attachment names, and HTML
-// alternatives for newsletters and much of the spam. The same seed gives
-// the same messages on every machine.
+// alternatives for newsletters and much of the spam. A person's mail
+// carries the fingerprint of the software that wrote it (Outlook, Becky!,
+// Thunderbird, Apple Mail or webmail): its header naming the software and
+// its forms of Message-ID and MIME boundary. The same seed gives the same
+// messages on every machine.
 //
 // It is test and benchmark data: the messages are realistic in form and
 // wording but synthetic, and the companies and addresses are invented
@@ -106,10 +109,7 @@ func assemble(r *rand.Rand, now time.Time, fileName string, spam bool, d draft) 
 	}
 	fmt.Fprintf(&h, "Subject: %s\r\n", encodedWords(cs, d.subject))
 	fmt.Fprintf(&h, "Date: %s\r\n", now.Format(time.RFC1123Z))
-	fmt.Fprintf(&h, "Message-ID: <%d.%s@%s>\r\n", now.Unix(), randomUser(r), fromDom)
-	if d.mailer != "" {
-		fmt.Fprintf(&h, "X-Mailer: %s\r\n", d.mailer)
-	}
+	h.WriteString(d.mailer.headers(r, now, fromDom))
 	h.WriteString("MIME-Version: 1.0\r\n")
 
 	textPart := func() string {
@@ -121,7 +121,7 @@ func assemble(r *rand.Rand, now time.Time, fileName string, spam bool, d draft) 
 	var content string
 	switch {
 	case d.html != "" && d.text != "":
-		b := "alt-" + randomUser(r)
+		b := d.mailer.boundary(r, "alt")
 		content = "Content-Type: multipart/alternative; boundary=\"" + b + "\"\r\n\r\n--" + b + "\r\n" + textPart() + "--" + b + "\r\n" + htmlPart() + "--" + b + "--\r\n"
 	case d.html != "":
 		content = htmlPart()
@@ -129,7 +129,7 @@ func assemble(r *rand.Rand, now time.Time, fileName string, spam bool, d draft) 
 		content = textPart()
 	}
 	if len(d.attachments) > 0 {
-		b := "mix-" + randomUser(r)
+		b := d.mailer.boundary(r, "mix")
 		var m strings.Builder
 		m.WriteString("Content-Type: multipart/mixed; boundary=\"" + b + "\"\r\n\r\n--" + b + "\r\n" + content)
 		for _, a := range d.attachments {
