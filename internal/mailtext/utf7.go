@@ -24,8 +24,10 @@ type utf7Decoder struct {
 
 func (d *utf7Decoder) Reset() { *d = utf7Decoder{} }
 
-// utf7MaxOut is the most one input byte can produce: U+FFFD for a dangling
-// high surrogate and a 3-byte rune, or a 4-byte rune.
+// utf7MaxOut is the most one step of Transform writes: U+FFFD for a
+// dangling high surrogate and a 3-byte rune, or a 4-byte rune, or the end
+// of a base64 run (U+FFFD for a dangling high surrogate and one for
+// leftover bits).
 const utf7MaxOut = 6
 
 func (d *utf7Decoder) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
@@ -48,19 +50,21 @@ func (d *utf7Decoder) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, er
 				nSrc++
 				continue
 			}
+			// The run ends here. What it leaves over is written in this
+			// step and c is read again as a direct character in the
+			// next, after its own check of the room in dst: together
+			// they could need more than utf7MaxOut. Just after "+"
+			// nothing is left over, so a literal plus fits.
+			fresh := d.fresh
 			d.endShift(emit)
-			if c == '-' {
-				if d.fresh {
-					emit('+')
-				}
-				d.fresh = false
-				nSrc++
-				continue
-			}
-			if d.fresh {
+			d.fresh = false
+			if fresh {
 				emit('+')
-				d.fresh = false
 			}
+			if c == '-' {
+				nSrc++
+			}
+			continue
 		}
 		switch {
 		case c == '+':

@@ -92,3 +92,25 @@ func FuzzUTF7(f *testing.F) {
 		}
 	})
 }
+
+// The end of a base64 run with a dangling high surrogate and leftover bits,
+// ended by a byte that is not UTF-7, writes three U+FFFD for one byte of
+// input. Decoding a whole string sizes its buffer by the input, and
+// Japanese in UTF-7 is about as long as in UTF-8, so that step can come
+// with 6 to 8 bytes of room left: it must not write past the end.
+func TestUTF7RunEndNearBufferEnd(t *testing.T) {
+	tail, _ := DecodeCharset("utf-7", []byte("+201\x8d"))
+	if tail != "\uFFFD\uFFFD\uFFFD" {
+		t.Fatalf("tail %q", tail)
+	}
+	for n := 1; n <= 40; n++ {
+		head := strings.Repeat("+ZeVnLIqe-", n) // 日本語: 10 bytes in, 9 out
+		for pad := 0; pad < 4; pad++ {
+			in := head + strings.Repeat("a", pad) + "+201\x8d"
+			want := strings.Repeat("日本語", n) + strings.Repeat("a", pad) + tail
+			if got, err := DecodeCharset("utf-7", []byte(in)); err != nil || got != want {
+				t.Fatalf("%q: %q, %v; want %q", in, got, err, want)
+			}
+		}
+	}
+}
