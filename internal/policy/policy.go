@@ -13,8 +13,11 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -124,9 +127,18 @@ type Message struct {
 }
 
 // Parsed returns the decoded message (headers, text, parts), computed on
-// first use. Bounded by Limits; check Unscannable before trusting it.
+// first use. Bounded by Limits; check Unscannable before trusting it. A
+// parse that panics (a bug in the parser) is an error for every caller,
+// the checks sharing the parse and the pipelines alike, not a nil message
+// for all but the first.
 func (m *Message) Parsed(ctx context.Context) (*mailtext.Message, error) {
 	m.once.Do(func() {
+		defer func() {
+			if p := recover(); p != nil {
+				m.parsed, m.perr = nil, fmt.Errorf("parsing the message: panic: %v", p)
+				slog.ErrorContext(ctx, "message parser panicked", "panic", p, "stack", string(debug.Stack()))
+			}
+		}()
 		r, err := m.Open()
 		if err != nil {
 			m.perr = err

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/mailtext"
 )
 
 func rcpts(addrs ...string) []Rcpt {
@@ -172,5 +174,30 @@ func TestRunnerObserver(t *testing.T) {
 	}
 	if got := rec.seen["bug"]; got.err == nil || !strings.Contains(got.err.Error(), "panic") {
 		t.Fatalf("panicking stage %+v", got)
+	}
+}
+
+type panicReader struct{}
+
+func (panicReader) Read([]byte) (int, error) { panic("parser bug") }
+func (panicReader) Close() error             { return nil }
+
+// A parse that panics is an error for every check that asks, not a panic
+// for the first and a nil message for the others.
+func TestParsedPanicIsAnErrorForEveryCaller(t *testing.T) {
+	m := &Message{Open: func() (io.ReadCloser, error) { return panicReader{}, nil }}
+	for i := range 2 {
+		var (
+			p   any
+			msg *mailtext.Message
+			err error
+		)
+		func() {
+			defer func() { p = recover() }()
+			msg, err = m.Parsed(context.Background())
+		}()
+		if p != nil || err == nil || !strings.Contains(err.Error(), "panic: parser bug") || msg != nil {
+			t.Fatalf("call %d: panic %v, message %v, error %v", i+1, p, msg, err)
+		}
 	}
 }
