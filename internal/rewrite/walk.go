@@ -50,6 +50,10 @@ type walker struct {
 	h      *header
 	curRaw []byte
 	action bodyAction
+	// openHeader is set when the last header written had no empty line
+	// after it (the input ended in it, or a delimiter or a body line did):
+	// fields written next would be read as more of it.
+	openHeader bool
 }
 
 var (
@@ -296,6 +300,7 @@ func (w *walker) Body(n *mailtext.Node, b *mailtext.Body) error {
 	case bodyBanner:
 		return w.writeBanner(n, w.h, b.Raw())
 	}
+	w.openHeader = false
 	br := b.Raw()
 	if _, err := io.Copy(w.out, br); err != nil {
 		return err
@@ -306,6 +311,7 @@ func (w *walker) Body(n *mailtext.Node, b *mailtext.Body) error {
 
 // RawLine copies preambles and epilogues.
 func (w *walker) RawLine(line []byte) error {
+	w.openHeader = false
 	w.flushHeld()
 	w.out.write(line)
 	return w.out.err
@@ -316,6 +322,7 @@ func (w *walker) RawLine(line []byte) error {
 // stand-in for dropped parts when none is left, and the appended parts at
 // the end of the top-level multipart/mixed.
 func (w *walker) Delimiter(n *mailtext.Node, line []byte, final bool) error {
+	w.openHeader = false
 	w.flushHeld()
 	if !final {
 		w.held, w.heldSet = append(w.held[:0], line...), true
@@ -576,6 +583,18 @@ func (w *walker) writeHeader(n *mailtext.Node, h *header, edit headerEdit, conte
 		w.out.writeString(w.eol)
 	}
 	w.out.write(h.term)
+	w.openHeader = h.term == nil && !contentOnly
+}
+
+// endOpenHeader ends a header written without its empty line before an
+// entity written in place of the input's (a notice, a banner): the input's
+// own next line would have ended it, the fields written now would not.
+func (w *walker) endOpenHeader() {
+	if w.openHeader {
+		w.out.startLine(w.eol)
+		w.out.writeString(w.eol)
+		w.openHeader = false
+	}
 }
 
 // eolAfter is the line break to write between a rewritten body and what
@@ -590,6 +609,7 @@ func (w *walker) eolAfter(br *mailtext.BodyReader) string {
 // writeStripped replaces the entity by a text/plain notice and skips its
 // body. A message body keeps its message header fields.
 func (w *walker) writeStripped(n *mailtext.Node, h *header, filename string, br *mailtext.BodyReader) error {
+	w.endOpenHeader()
 	w.out.startLine(w.eol)
 	if n.MsgBody {
 		w.writeHeader(n, h, editStrip, "")
@@ -623,6 +643,7 @@ func (w *walker) writeBanner(n *mailtext.Node, h *header, br *mailtext.BodyReade
 		// A valid Content-Type: its other parameters are kept.
 		ct = n.MediaType + "; charset=utf-8" + keptParams(v)
 	}
+	w.endOpenHeader()
 	w.out.startLine(w.eol)
 	w.writeHeader(n, h, editBanner, ct)
 	enc := newBase64Lines(w.out, w.eol)
