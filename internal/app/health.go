@@ -77,7 +77,7 @@ func (a *App) Readiness(ctx context.Context) []string {
 			add(p)
 		}
 	})
-	if cl, ok := a.clamdClient(); ok && a.checkEnabled("av") {
+	if cl, ok := a.clamdClient(); ok && a.Config.Checks.On("av") {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, readyTimeout)
 			defer cancel()
@@ -118,14 +118,4 @@ func (a *App) storeReady(ctx context.Context) string {
 		return fmt.Sprintf("store: schema version %d is behind this mailgate's %d; run mailgate migrate", v, want)
 	}
 	return ""
-}
-
-// checkEnabled reports whether the inbound check name is in checks.enabled.
-func (a *App) checkEnabled(name string) bool {
-	for _, c := range a.Config.Checks.Enabled {
-		if c == name {
-			return true
-		}
-	}
-	return false
 }

@@ -54,10 +54,8 @@ func (a *App) startOutbound() {
 // avStage is the virus scan for outbound mail: the inbound one's, when
 // "av" is among the enabled checks.
 func (a *App) avStage() (policy.Stage, bool) {
-	for _, c := range a.Config.Checks.Enabled {
-		if c == "av" {
-			return a.avCheck()
-		}
+	if a.Config.Checks.On("av") {
+		return a.avCheck()
 	}
 	return policy.Stage{}, false
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -131,6 +132,9 @@ type ChecksConfig struct {
 // clamd, rspamd, spamd): their own client timeout fires first and gives a
 // precise error, the stage deadline is the backstop.
 const peerMargin = 5 * time.Second
+
+// On reports whether the named check is in checks.enabled.
+func (c ChecksConfig) On(check string) bool { return slices.Contains(c.Enabled, check) }
 
 // Deadline is the stage deadline of the named check per message.
 func (c ChecksConfig) Deadline(check string) time.Duration {

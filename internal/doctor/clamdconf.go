@@ -86,7 +86,7 @@ func yes(v string) bool {
 // reported clean unless clamd is told to say it stopped.
 func (r *run) clamdLimits() {
 	cc := r.d.Config.Checks
-	if r.d.ClamdConf == nil || !avEnabled(cc.Enabled) || !strings.Contains(cc.Clamd, "/") {
+	if r.d.ClamdConf == nil || !cc.On("av") || !strings.Contains(cc.Clamd, "/") {
 		return
 	}
 	path, text, found, err := r.d.ClamdConf(cc.Clamd)

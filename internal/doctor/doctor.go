@@ -255,7 +255,7 @@ const signatureWarnAge = 3 * 24 * time.Hour
 func (r *run) clamd(ctx context.Context) {
 	cc := r.d.Config.Checks
 	switch {
-	case !avEnabled(cc.Enabled):
+	case !cc.On("av"):
 		r.add("clamd", OK, "virus check not enabled")
 		return
 	case cc.Clamd == "" || r.d.Clamd == nil:
@@ -285,16 +285,6 @@ func (r *run) clamd(ctx context.Context) {
 		return
 	}
 	r.add("clamd", OK, "%s, signatures %s from %s (%s old)", parts[0], parts[1], at.Format("2006-01-02 15:04"), days(age))
-}
-
-// avEnabled reports whether the virus check is among the enabled checks.
-func avEnabled(checks []string) bool {
-	for _, c := range checks {
-		if c == "av" {
-			return true
-		}
-	}
-	return false
 }
 
 func mustAtoi(s string) int {
