@@ -277,16 +277,12 @@ var equalFPCounts = []int{0, 1, 2, 4, 8, 16}
 // itself, so no engine's figure here is one it would reach in use; the
 // operating points above are.
 func writeEqualFP(w io.Writer, lines []engineLine, maxFP float64) {
-	var ran []engineLine
+	ran := scored(lines)
 	counts := map[int]bool{}
 	for _, k := range equalFPCounts {
 		counts[k] = true
 	}
-	for _, e := range lines {
-		if e.res == nil {
-			continue
-		}
-		ran = append(ran, e)
+	for _, e := range ran {
 		if t, ok := e.operatingPoint(maxFP); ok {
 			counts[ratesAt(e.res.Samples, t).FP] = true
 		}
@@ -312,14 +308,22 @@ func writeEqualFP(w io.Writer, lines []engineLine, maxFP float64) {
 		}
 		fmt.Fprintf(w, "%-18s", fmt.Sprintf("<= %d (%s%%)", k, pct(ratio(k, ham))))
 		for _, e := range ran {
-			r := ratesAt(e.res.Samples, math.Inf(1))
-			if t, ok := bestThreshold(e.res.Samples, ratio(k, r.Ham)); ok {
-				r = ratesAt(e.res.Samples, t)
-			}
-			fmt.Fprintf(w, " %13s", pct(r.recall()))
+			h := ratesAt(e.res.Samples, math.Inf(1)).Ham
+			fmt.Fprintf(w, " %13s", pct(recallAtFP(e.res.Samples, ratio(k, h))))
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// scored are the engines that scored the test set.
+func scored(lines []engineLine) []engineLine {
+	var out []engineLine
+	for _, e := range lines {
+		if e.res != nil {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // bootstrapRounds is how many resamples of the test set writeBootstrap
@@ -349,12 +353,7 @@ var bootstrapLevels = []float64{1, 5, 10}
 // engine scored; the seed makes the printed intervals the same on every
 // run.
 func writeBootstrap(w io.Writer, lines []engineLine, maxFP float64, rounds int, seed uint64) {
-	var ran []engineLine
-	for _, e := range lines {
-		if e.res != nil {
-			ran = append(ran, e)
-		}
-	}
+	ran := scored(lines)
 	if len(ran) < 2 {
 		return
 	}
