@@ -235,19 +235,53 @@ type layer struct {
 	w float64
 }
 
-// counts returns a token's weighted spam and ham counts over the layers,
-// its unweighted number of messages and its linear weight (the layers'
-// weights added up: each learned what the ones under it missed).
-func counts(layers []layer, tok string) (spam, ham, n float64, w int64) {
+// tokenCounts are a token's counts over the layers: its weighted spam
+// and ham counts, its unweighted number of messages and its linear weight
+// (the layers' weights added up: each learned what the ones under it
+// missed).
+type tokenCounts struct {
+	spam, ham, n float64
+	w            int64
+}
+
+// countAll returns the counts of each of toks over the layers. A table
+// layer is read in one batch (frozenTokens.lookup), so that its reads,
+// which mostly miss the caches, wait for memory together rather than one
+// after another between the scoring of tokens. Each token's sums are
+// taken layer by layer in order, as a token-by-token loop would.
+func countAll(layers []layer, toks []string) []tokenCounts {
+	out := make([]tokenCounts, len(toks))
+	var buf []TokenCount
 	for _, l := range layers {
-		if c, ok := l.m.count(tok); ok {
-			spam += l.w * float64(c.Spam)
-			ham += l.w * float64(c.Ham)
-			n += float64(c.Spam + c.Ham)
-			w += c.Weight
+		if l.m.frozen != nil {
+			if buf == nil {
+				buf = make([]TokenCount, len(toks))
+			}
+			l.m.frozen.lookup(toks, buf)
+			for i, c := range buf {
+				out[i].add(l.w, c)
+			}
+			continue
+		}
+		if len(l.m.Tokens) == 0 {
+			continue
+		}
+		for i, tok := range toks {
+			if c, ok := l.m.Tokens[tok]; ok {
+				out[i].add(l.w, c)
+			}
 		}
 	}
-	return spam, ham, n, w
+	return out
+}
+
+// add adds one layer's counts of weight w. A token the layer does not
+// hold has zero counts and adds nothing.
+func (t *tokenCounts) add(w float64, c TokenCount) {
+	t.spam += w * float64(c.Spam)
+	t.ham += w * float64(c.Ham)
+	t.n += float64(c.Spam + c.Ham)
+	t.w += c.Weight
 }
 
 // scriptStats are the messages of one script in the layers.
@@ -291,9 +325,10 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 	}
 	var neutral [numScripts]bool
 	words, unread := 0, 0
-	clues := make([]TokenProb, 0, 64)
-	var wsum int64 // the linear model's sum over the features read
-	nlin := 0
+	// The tokens the layers are asked about: not the script tokens, and
+	// not the words of a script too little trained to be read.
+	read := make([]string, 0, len(tokens))
+	readScript := make([]script, 0, len(tokens))
 	for _, tok := range tokens {
 		if strings.HasPrefix(tok, ScriptTokenPrefix) {
 			continue
@@ -310,23 +345,29 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 				continue
 			}
 		}
-		s, h, n, w := counts(layers, tok)
+		read, readScript = append(read, tok), append(readScript, sc)
+	}
+	clues := make([]TokenProb, 0, 64)
+	var wsum int64 // the linear model's sum over the features read
+	nlin := 0
+	for i, c := range countAll(layers, read) {
+		tok, sc := read[i], readScript[i]
 		if p.LinearMix > 0 && linearFeature(tok) {
-			wsum += w
+			wsum += c.w
 			nlin++
 		}
-		if n <= 0 {
+		if c.n <= 0 {
 			continue
 		}
 		ns, nh := nspam, nham
 		if sc != scriptNone {
 			ns, nh = scripts[sc].spam, scripts[sc].ham
 		}
-		f := p.tokenProb(s, h, n, ns, nh)
+		f := p.tokenProb(c.spam, c.ham, c.n, ns, nh)
 		if math.Abs(f-0.5) < p.MinDeviation {
 			continue
 		}
-		clues = append(clues, TokenProb{Token: tok, Prob: f, Spam: s, Ham: h})
+		clues = append(clues, TokenProb{Token: tok, Prob: f, Spam: c.spam, Ham: c.ham})
 	}
 	slices.SortFunc(clues, func(a, b TokenProb) int {
 		if c := cmp.Compare(math.Abs(b.Prob-0.5), math.Abs(a.Prob-0.5)); c != 0 {

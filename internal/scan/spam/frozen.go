@@ -69,6 +69,35 @@ func (f *frozenTokens) get(tok string) (TokenCount, bool) {
 	}
 }
 
+// lookup sets out[i] to toks[i]'s counts, zero for a token the table
+// does not hold. The hashes are computed first and the slots then read in
+// a loop that does little else, so the processor has many of the reads,
+// which mostly miss its caches, under way at once: a token-by-token get
+// between other work waits for each in turn.
+func (f *frozenTokens) lookup(toks []string, out []TokenCount) {
+	var hs [128]uint64
+	for start := 0; start < len(toks); start += len(hs) {
+		h := hs[:min(len(hs), len(toks)-start)]
+		for i := range h {
+			h[i] = f.hash(toks[start+i])
+		}
+		o := out[start : start+len(h)]
+		for i, hv := range h {
+			o[i] = TokenCount{}
+			for j := hv & f.mask; ; j = (j + 1) & f.mask {
+				s := &f.slots[j]
+				if s.hash == hv {
+					o[i] = s.c
+					break
+				}
+				if s.hash == 0 {
+					break
+				}
+			}
+		}
+	}
+}
+
 // count returns tok's counts in m.
 func (m *Model) count(tok string) (TokenCount, bool) {
 	if m.frozen != nil {
