@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/mailgate/mailgate/internal/bytesize"
 )
 
 // Query is an archive search. Text fields match when every term of the
@@ -251,21 +253,11 @@ func parseDay(s string) (time.Time, error) {
 }
 
 func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	u := strings.ToUpper(s)
-	for suf, m := range map[string]int64{"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30} {
-		if strings.HasSuffix(u, suf) && len(u) > len(suf) {
-			if _, err := strconv.ParseInt(u[:len(u)-len(suf)], 10, 64); err == nil {
-				mult, u = m, u[:len(u)-len(suf)]
-				break
-			}
-		}
+	n, err := bytesize.Parse(s)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: %w", s, err)
 	}
-	n, err := strconv.ParseInt(u, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: use a number with k, M or G", s)
-	}
-	return n * mult, nil
+	return n, nil
 }
 
 // Match evaluates q on a document in memory, as the indexes do: the

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/bytesize"
 	"github.com/mailgate/mailgate/internal/scan/av/clamd"
 )
 
@@ -53,23 +54,10 @@ func SameSocket(conf []byte, socket string) bool {
 }
 
 // clamdSize reads a clamd size ("25M", "400K", "1048576"); 0 means no
-// limit.
+// limit. ok is false for a missing value or one that is no size.
 func clamdSize(v string) (int64, bool) {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(v, "M"), strings.HasSuffix(v, "m"):
-		mult = 1 << 20
-	case strings.HasSuffix(v, "K"), strings.HasSuffix(v, "k"):
-		mult = 1 << 10
-	}
-	if mult > 1 {
-		v = v[:len(v)-1]
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return n * mult, true
+	n, err := bytesize.Parse(v)
+	return n, err == nil
 }
 
 func yes(v string) bool {

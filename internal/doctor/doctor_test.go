@@ -248,3 +248,21 @@ func TestClamdLimits(t *testing.T) {
 		}
 	}
 }
+
+// clamdSize reads clamd.conf's sizes with bytesize's grammar; 0 is a size
+// (no limit), a missing or unreadable value is no comparison at all.
+func TestClamdSize(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"25M", 25 << 20, true}, {"400k", 400 << 10, true}, {"1048576", 1 << 20, true}, {"1G", 1 << 30, true},
+		{"0", 0, true}, {"", 0, false}, {"lots", 0, false}, {"-1", 0, false}, {"9223372036854775807K", 0, false},
+	} {
+		if n, ok := clamdSize(c.in); n != c.want || ok != c.ok {
+			t.Errorf("clamdSize(%q) = %d, %v; want %d, %v", c.in, n, ok, c.want, c.ok)
+		}
+	}
+}

@@ -94,6 +94,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/bytesize"
 	"github.com/mailgate/mailgate/internal/mailtext"
 	"github.com/mailgate/mailgate/internal/policy"
 	"github.com/mailgate/mailgate/internal/scan/av/clamd"
@@ -300,25 +301,15 @@ func positiveInt(v string, def int64) int64 {
 	return n
 }
 
-// byteSize reads "524288000", "500M", "2G" (powers of 1024).
+// byteSize reads "524288000", "500M", "2G" (powers of 1024), falling back
+// to def for anything else, for 0 and for more than 1 PiB: the budget is
+// compared with a running sum of declared sizes, which must not overflow.
 func byteSize(v string, def int64) int64 {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(v, "K"), strings.HasSuffix(v, "k"):
-		mult = 1 << 10
-	case strings.HasSuffix(v, "M"), strings.HasSuffix(v, "m"):
-		mult = 1 << 20
-	case strings.HasSuffix(v, "G"), strings.HasSuffix(v, "g"):
-		mult = 1 << 30
-	}
-	if mult > 1 {
-		v = v[:len(v)-1]
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n <= 0 || n > (1<<50)/mult {
+	n, err := bytesize.Parse(v)
+	if err != nil || n <= 0 || n > 1<<50 {
 		return def
 	}
-	return n * mult
+	return n
 }
 
 // Check scans m; see the package documentation for what it finds. It

@@ -425,7 +425,13 @@ func TestSettings(t *testing.T) {
 		bad.arch != def.arch || bad.archTimeout != def.archTimeout {
 		t.Fatalf("invalid values not replaced by defaults: %+v", bad)
 	}
-	for in, want := range map[string]int64{"1024": 1024, "4k": 4096, "3M": 3 << 20, " 1G": 1 << 30, "1.5M": 9, "M": 9, "": 9} {
+	// The grammar is bytesize's; byteSize adds the fallback to the default
+	// for errors, 0 and budgets past 1 PiB.
+	for in, want := range map[string]int64{
+		"1024": 1024, "4k": 4096, "3M": 3 << 20, " 1G": 1 << 30, "2GB": 2 << 30, "1048576K": 1 << 30, "1024G": 1 << 40,
+		"1.5M": 9, "M": 9, "": 9, "0": 9, "0M": 9, "-5M": 9,
+		"1048576G": 1 << 50, "1048577G": 9, "9223372036854775807K": 9, "99999999999999999999": 9,
+	} {
 		if got := byteSize(strings.TrimSpace(in), 9); got != want {
 			t.Errorf("byteSize(%q) = %d, want %d", in, got, want)
 		}
