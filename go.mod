@@ -104,3 +104,5 @@ replace github.com/emersion/go-smtp => ./third_party/go-smtp
 replace blitiri.com.ar/go/spf => ./third_party/spf
 
 replace github.com/emersion/go-imap/v2 => ./third_party/go-imap
+
+replace github.com/ledongthuc/pdf => ./third_party/pdf
