@@ -27,7 +27,7 @@ type member struct {
 	encrypt bool // flagged as encrypted (its data is not really)
 }
 
-func archive(t *testing.T, ms ...member) []byte {
+func archive(t testing.TB, ms ...member) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
@@ -60,7 +60,7 @@ func sjis(t *testing.T, s string) []byte {
 }
 
 // wordDoc is a Word document whose one paragraph is written in runs.
-func wordDoc(t *testing.T, runs ...string) []byte {
+func wordDoc(t testing.TB, runs ...string) []byte {
 	body := `<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p>`
 	for _, r := range runs {
 		body += "<w:r><w:t>" + r + "</w:t></w:r>"
