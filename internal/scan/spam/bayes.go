@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Params tune the classifier. A zero field takes its DefaultParams value.
@@ -244,19 +245,18 @@ type tokenCounts struct {
 	w            int64
 }
 
-// countAll returns the counts of each of toks over the layers. A table
-// layer is read in one batch (frozenTokens.lookup), so that its reads,
-// which mostly miss the caches, wait for memory together rather than one
-// after another between the scoring of tokens. Each token's sums are
-// taken layer by layer in order, as a token-by-token loop would.
-func countAll(layers []layer, toks []string) []tokenCounts {
-	out := make([]tokenCounts, len(toks))
-	var buf []TokenCount
+// countAll sets out to the counts of each of toks over the layers (out
+// and buf are scratch space, reused when long enough). A table layer is
+// read in one batch (frozenTokens.lookup), so that its reads, which mostly
+// miss the caches, wait for memory together rather than one after another
+// between the scoring of tokens. Each token's sums are taken layer by
+// layer in order, as a token-by-token loop would.
+func countAll(layers []layer, toks []string, out []tokenCounts, buf []TokenCount) ([]tokenCounts, []TokenCount) {
+	out = slices.Grow(out[:0], len(toks))[:len(toks)]
+	clear(out)
 	for _, l := range layers {
 		if l.m.frozen != nil {
-			if buf == nil {
-				buf = make([]TokenCount, len(toks))
-			}
+			buf = slices.Grow(buf[:0], len(toks))[:len(toks)]
 			l.m.frozen.lookup(toks, buf)
 			for i, c := range buf {
 				out[i].add(l.w, c)
@@ -272,8 +272,19 @@ func countAll(layers []layer, toks []string) []tokenCounts {
 			}
 		}
 	}
-	return out
+	return out, buf
 }
+
+// classifyScratch is classify's working space, reused across messages
+// (classifyScratches): for a message of 600 features it is 50 KB.
+type classifyScratch struct {
+	read    []string
+	scripts []script
+	counts  []tokenCounts
+	buf     []TokenCount
+}
+
+var classifyScratches = sync.Pool{New: func() any { return new(classifyScratch) }}
 
 // add adds one layer's counts of weight w. A token the layer does not
 // hold has zero counts and adds nothing.
@@ -327,8 +338,13 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 	words, unread := 0, 0
 	// The tokens the layers are asked about: not the script tokens, and
 	// not the words of a script too little trained to be read.
-	read := make([]string, 0, len(tokens))
-	readScript := make([]script, 0, len(tokens))
+	scr := classifyScratches.Get().(*classifyScratch)
+	defer func() {
+		clear(scr.read) // keep no message's tokens alive
+		scr.read = scr.read[:0]
+		classifyScratches.Put(scr)
+	}()
+	read, readScript := scr.read[:0], scr.scripts[:0]
 	for _, tok := range tokens {
 		if strings.HasPrefix(tok, ScriptTokenPrefix) {
 			continue
@@ -350,7 +366,9 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 	clues := make([]TokenProb, 0, 64)
 	var wsum int64 // the linear model's sum over the features read
 	nlin := 0
-	for i, c := range countAll(layers, read) {
+	scr.read, scr.scripts = read, readScript
+	scr.counts, scr.buf = countAll(layers, read, scr.counts, scr.buf)
+	for i, c := range scr.counts {
 		tok, sc := read[i], readScript[i]
 		if p.LinearMix > 0 && linearFeature(tok) {
 			wsum += c.w
