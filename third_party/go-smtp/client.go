@@ -148,6 +148,11 @@ func NewClientLMTP(conn net.Conn) *Client {
 	return c
 }
 
+// MaxReplyBytes bounds one server reply read by a Client, its
+// continuation lines together: EHLO replies are a few hundred bytes, and
+// the longest explanations servers send a few kilobytes.
+const MaxReplyBytes = 64 << 10
+
 // setConn sets the underlying network connection for the client.
 func (c *Client) setConn(conn net.Conn) {
 	c.conn = conn
@@ -158,7 +163,8 @@ func (c *Client) setConn(conn net.Conn) {
 	r = &lineLimitReader{
 		R: conn,
 		// Doubled maximum line length per RFC 5321 (Section 4.5.3.1.6)
-		LineLimit: 2000,
+		LineLimit:  2000,
+		ReplyLimit: MaxReplyBytes,
 	}
 
 	r = io.TeeReader(r, clientDebugWriter{c})

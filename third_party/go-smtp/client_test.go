@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/textproto"
@@ -1333,5 +1334,43 @@ func TestClientMTPRIORITY(t *testing.T) {
 	c.Close()
 	if actualcmds := wrote.String(); client != actualcmds {
 		t.Errorf("wrote %q; want %q", actualcmds, client)
+	}
+}
+
+// A server that sends continuation lines without end cannot make the
+// client hold them all: past MaxReplyBytes the reply is an error. A long
+// reply within the bound is read as before.
+func TestClient_TooLongReply(t *testing.T) {
+	serve := func(lines int) (*Client, func()) {
+		pr, pw := io.Pipe()
+		go func() {
+			io.WriteString(pw, "220 mx.example.com ESMTP\r\n")
+			for i := 0; i < lines; i++ {
+				if _, err := fmt.Fprintf(pw, "250-line %d of a reply that goes on and on and on and on\r\n", i); err != nil {
+					return // the client stopped reading
+				}
+			}
+			io.WriteString(pw, "250 done\r\n")
+			pw.Close()
+		}()
+		var fake faker
+		var wrote bytes.Buffer
+		fake.ReadWriter = struct {
+			io.Reader
+			io.Writer
+		}{pr, &wrote}
+		return NewClient(fake), func() { pr.Close() }
+	}
+
+	c, stop := serve(100) // about 6 KB
+	if err := c.Hello("client.example.com"); err != nil {
+		t.Fatalf("a 6 KB reply: %v", err)
+	}
+	stop()
+
+	c, stop = serve(2 * MaxReplyBytes / 50) // about twice the bound
+	defer stop()
+	if err := c.Hello("client.example.com"); !errors.Is(err, ErrTooLongReply) {
+		t.Fatalf("a reply of twice the bound: %v, want %v", err, ErrTooLongReply)
 	}
 }
