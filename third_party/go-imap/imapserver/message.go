@@ -84,6 +84,9 @@ func ExtractBodySection(r io.Reader, item *imap.FetchItemBodySection) []byte {
 }
 
 func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (string, textproto.Header, io.Reader) {
+	if len(partPath) > MaxNesting+1 {
+		return "", textproto.Header{}, nil // deeper than BODYSTRUCTURE describes
+	}
 	// First part of non-multipart message refers to the message itself
 	msgHeader := gomessage.Header{header}
 	mediaType, _, _ := msgHeader.ContentType()
@@ -251,14 +254,27 @@ func parseAddressList(mh mail.Header, k string) []imap.Address {
 func ExtractBodyStructure(r io.Reader) imap.BodyStructure {
 	br := bufio.NewReader(r)
 	header, _ := textproto.ReadHeader(br)
-	return extractBodyStructure(header, br)
+	return extractBodyStructure(header, br, 0)
 }
 
-func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStructure {
+// MaxNesting bounds the multipart and message/rfc822 levels the server
+// looks into: a deeper part is described as one opaque
+// application/octet-stream part, and a section path longer than this
+// names nothing. Each level reads the rest of the message through one
+// more reader, and message/rfc822 copies it, so without a bound a message
+// nested a few thousand levels deep (a few hundred kilobytes) took seconds,
+// and one of some megabytes hours, for every FETCH of its BODYSTRUCTURE.
+// Dovecot's message parser stops at 100 levels too.
+const MaxNesting = 100
+
+func extractBodyStructure(rawHeader textproto.Header, r io.Reader, depth int) imap.BodyStructure {
 	header := gomessage.Header{rawHeader}
 
 	mediaType, typeParams, _ := header.ContentType()
 	primaryType, subType, _ := strings.Cut(mediaType, "/")
+	if depth >= MaxNesting && (primaryType == "multipart" || mediaType == "message/rfc822" || mediaType == "message/global") {
+		mediaType, primaryType, subType, typeParams = "application/octet-stream", "application", "octet-stream", nil
+	}
 
 	if primaryType == "multipart" {
 		bs := &imap.BodyStructureMultiPart{Subtype: subType}
@@ -268,7 +284,7 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 			if part == nil {
 				break
 			}
-			bs.Children = append(bs.Children, extractBodyStructure(part.Header, part))
+			bs.Children = append(bs.Children, extractBodyStructure(part.Header, part, depth+1))
 		}
 		bs.Extended = &imap.BodyStructureMultiPartExt{
 			Params:      typeParams,
@@ -293,7 +309,7 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 			childHeader, _ := textproto.ReadHeader(br)
 			bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
 				Envelope:      ExtractEnvelope(childHeader),
-				BodyStructure: extractBodyStructure(childHeader, br),
+				BodyStructure: extractBodyStructure(childHeader, br, depth+1),
 				NumLines:      int64(bytes.Count(body, []byte("\n"))),
 			}
 		}
