@@ -3,6 +3,7 @@ package queue_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -79,6 +80,37 @@ func waitAttempts(t *testing.T, n *mgtest.Node, id string, want int) store.Recip
 	return r
 }
 
+// waitNoticesRecorded waits until every notice queued about message id
+// has its outcome recorded: no recipient of it still queued under a lease.
+func waitNoticesRecorded(t *testing.T, n *mgtest.Node, id string) {
+	t.Helper()
+	evs, err := n.Store.Events(context.Background(), 0, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		_, notice, ok := strings.Cut(e.Detail, " queued as ")
+		if e.Kind != "dsn" || !ok {
+			continue
+		}
+		mgtest.WaitFor(t, 10*time.Second, "outcome of notice "+notice, func() bool {
+			_, rs, err := n.Store.Message(context.Background(), 0, notice)
+			if errors.Is(err, store.ErrNotFound) {
+				return true
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				if r.State == store.Queued && r.LeaseOwner != "" {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
 func dsns(t *testing.T, n *mgtest.Node) []*dsn.Parsed {
 	t.Helper()
 	var out []*dsn.Parsed
@@ -134,6 +166,10 @@ func TestSecondaryMXSchedule(t *testing.T) {
 			}
 		case age < 7*24*time.Hour:
 			mgtest.WaitFor(t, 10*time.Second, "delay notice delivered", func() bool { return len(dsns(t, n)) >= 1 })
+			// The server having the notice does not mean the queue has
+			// recorded it: until then its lease, taken at this time, would
+			// have run out by the next step and the notice be claimed again.
+			waitNoticesRecorded(t, n, id)
 			ds = dsns(t, n)
 			if len(ds) != 1 || ds[0].Kind != dsn.Delay {
 				t.Fatalf("at %v: want exactly one delay notice, have %d", age, len(ds))
