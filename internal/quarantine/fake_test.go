@@ -243,7 +243,7 @@ type fixture struct {
 
 var t0 = time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	sp, err := local.Open(t.TempDir(), "node1", 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

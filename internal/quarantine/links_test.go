@@ -163,8 +163,10 @@ func FuzzSender(f *testing.F) {
 	f.Add("From: \"=?ISO-2022-JP?B?GyRCOzNFRBsoQg==?=\" <x@y.test>\r\n\r\nFrom: z@z\r\n")
 	f.Add("From:\r\n <folded@example.test>\r\n\r\n")
 	f.Add("\r\n\r\n")
+	// One fixture for every run: a spool directory a run made the target
+	// too slow to fuzz.
+	fx := newFixture(f)
 	f.Fuzz(func(t *testing.T, raw string) {
-		fx := newFixture(t)
 		it := fx.hold(t, 1, "alice@example.test", raw, 0, 7)
 		name, addr := fx.m.sender(context.Background(), it)
 		if addr != "" && !strings.Contains(addr, "@") {
