@@ -59,3 +59,18 @@ func TestTextReadOnlyWhenARuleNeedsIt(t *testing.T) {
 		t.Fatalf("attachments read for a text rule: %+v", f.attach)
 	}
 }
+
+// Counts and sizes in conditions read as bytesize does; what is not a
+// number, or does not fit, is refused rather than read as another number.
+func TestParseNumber(t *testing.T) {
+	for in, want := range map[string]int64{"12": 12, " 10K ": 10 << 10, "5m": 5 << 20, "1G": 1 << 30, "2MB": 2 << 20, "0": 0} {
+		if got, err := parseNumber(in); err != nil || got != want {
+			t.Errorf("parseNumber(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "ten", "-1", "1.5M", "9223372036854775807K"} {
+		if got, err := parseNumber(in); err == nil {
+			t.Errorf("parseNumber(%q) = %d, want an error", in, got)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"net/mail"
 	"regexp"
 	"regexp/syntax"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/mailgate/mailgate/internal/attachtext"
+	"github.com/mailgate/mailgate/internal/bytesize"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -290,28 +290,14 @@ func (c Condition) validate() error {
 	return nil
 }
 
-// parseNumber reads "12", "10K", "5M", "1G" (powers of 1024).
+// parseNumber reads a count or a size: "12", "10K", "5M", "1G" (powers of
+// 1024, the grammar of bytesize).
 func parseNumber(v string) (int64, error) {
-	v = strings.TrimSpace(v)
-	mult := int64(1)
-	if n := len(v); n > 0 {
-		switch v[n-1] {
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		}
-		if mult > 1 {
-			v = v[:n-1]
-		}
+	n, err := bytesize.Parse(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a number (K, M, G allowed): %w", strings.TrimSpace(v), err)
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || n > (1<<50)/mult {
-		return 0, fmt.Errorf("%q is not a number (K, M, G allowed)", v)
-	}
-	return n * mult, nil
+	return n, nil
 }
 
 // compileRegex compiles a regex value the way it is matched: against
