@@ -38,6 +38,26 @@ func newClient(t *testing.T, res Resolver, redirect string) *Client {
 	return c
 }
 
+// twoMX is a client whose DNS gives partner.test two MX hosts on port
+// (for port 25): first10.partner.test at 127.0.0.2 (first10 as given),
+// then live.partner.test at 127.0.0.1; it returns the client and the
+// domain's targets.
+func twoMX(t *testing.T, first10, port string) (*Client, []Target) {
+	t.Helper()
+	srv := dnstest.Start(t)
+	srv.Add("partner.test. 300 IN MX 10 " + first10 + ".partner.test.")
+	srv.Add("partner.test. 300 IN MX 20 live.partner.test.")
+	srv.Add(first10 + ".partner.test. 300 IN A 127.0.0.2")
+	srv.Add("live.partner.test. 300 IN A 127.0.0.1")
+	res, _ := dnsx.New(srv.Addr())
+	c := newClient(t, res, port)
+	ts, err := c.MXTargets(context.Background(), "partner.test", TLSOpportunistic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ts
+}
+
 func body(s string) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(s)), nil }
 }
@@ -83,19 +103,9 @@ func TestDeliverByMXWithFallbackAndPerRecipientResults(t *testing.T) {
 	defer sk.Close()
 	sk.RejectRcpt("nobody@partner.test")
 	_, port, _ := net.SplitHostPort(sk.Addr())
-	srv := dnstest.Start(t)
 	// The preferred MX does not answer; the second one is the sink.
-	srv.Add("partner.test. 300 IN MX 10 dead.partner.test.")
-	srv.Add("partner.test. 300 IN MX 20 live.partner.test.")
-	srv.Add("dead.partner.test. 300 IN A 127.0.0.2")
-	srv.Add("live.partner.test. 300 IN A 127.0.0.1")
-	res, _ := dnsx.New(srv.Addr())
-	c := newClient(t, res, port)
+	c, ts := twoMX(t, "dead", port)
 	ctx := context.Background()
-	ts, err := c.MXTargets(ctx, "partner.test", TLSOpportunistic)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rs := c.Deliver(ctx, ts, Request{From: "alice@example.test", Rcpts: []string{"bob@partner.test", "nobody@partner.test"},
 		Body: body("Subject: x\r\n\r\n.dot\r\n")})
 	if !rs[0].OK() || rs[0].Remote != "live.partner.test" {

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailgate/mailgate/internal/dnsx"
-	"github.com/mailgate/mailgate/internal/dnsx/dnstest"
 	"github.com/mailgate/mailgate/internal/sink"
 )
 
@@ -39,19 +37,8 @@ func TestEndlessReplyIsAFailedConnection(t *testing.T) {
 			go floodEHLO(c, 8<<20)
 		}
 	}()
-	srv := dnstest.Start(t)
-	srv.Add("partner.test. 300 IN MX 10 flood.partner.test.")
-	srv.Add("partner.test. 300 IN MX 20 live.partner.test.")
-	srv.Add("flood.partner.test. 300 IN A 127.0.0.2")
-	srv.Add("live.partner.test. 300 IN A 127.0.0.1")
-	res, _ := dnsx.New(srv.Addr())
-	c := newClient(t, res, port)
-	ctx := context.Background()
-	ts, err := c.MXTargets(ctx, "partner.test", TLSOpportunistic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := c.Deliver(ctx, ts, Request{From: "alice@example.test", Rcpts: []string{"bob@partner.test"}, Body: body("Subject: x\r\n\r\nx\r\n")})
+	c, ts := twoMX(t, "flood", port)
+	rs := c.Deliver(context.Background(), ts, Request{From: "alice@example.test", Rcpts: []string{"bob@partner.test"}, Body: body("Subject: x\r\n\r\nx\r\n")})
 	if !rs[0].OK() || rs[0].Remote != "live.partner.test" {
 		t.Fatalf("result %+v, want delivery to the next MX", rs[0])
 	}
