@@ -65,11 +65,13 @@ func pdfText(data []byte, max int64, done <-chan struct{}) (text string, err err
 			err = fmt.Errorf("damaged document (%v)", r)
 		}
 	}()
-	r, err := pdf.NewReader(bytes.NewReader(data), int64(len(data)))
+	r, err := pdf.NewReaderLimited(bytes.NewReader(data), int64(len(data)), MaxPDFDecodedBytes, done)
+	if errors.Is(err, pdf.ErrDecodeLimit) {
+		return "", ErrPDFTooLarge
+	}
 	if err != nil {
 		return "", err
 	}
-	r.SetReadLimits(MaxPDFDecodedBytes, done)
 	tr, err := r.GetPlainText()
 	if errors.Is(err, pdf.ErrDecodeLimit) {
 		return "", ErrPDFTooLarge

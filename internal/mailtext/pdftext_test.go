@@ -121,3 +121,17 @@ func FuzzPDFText(f *testing.F) {
 		}
 	})
 }
+
+// A few bytes naming object 2,000,000,000 are refused as malformed. They
+// used to make the reader allocate its object table at that size, which
+// ended the whole process with "out of memory" (no recover catches it).
+func TestPDFTextHugeObjectNumbers(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.5\n%" + strings.Repeat(" ", 100) + "\n")
+	at := b.Len()
+	b.WriteString("1 0 obj << /Type /XRef /Size 2000000000 /W [1 1 1] /Length 0 >> stream\n\nendstream endobj\n")
+	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", at)
+	if got, err := PDFText(b.Bytes(), 1<<20, 30*time.Second); err == nil || errors.Is(err, ErrPDFTimeout) {
+		t.Fatalf("got %q, %v; want a malformed document", got, err)
+	}
+}

@@ -51,7 +51,8 @@ type buffer struct {
 	key         []byte
 	useAES      bool
 	objptr      objptr
-	depth       int // current object nesting depth
+	depth       int         // current object nesting depth
+	lim         *readLimits // the Reader's bounds; nil: none
 }
 
 // newBuffer returns a new buffer reading from r at the given offset.
@@ -124,6 +125,9 @@ func (b *buffer) unreadToken(t token) {
 }
 
 func (b *buffer) readToken() token {
+	if b.lim != nil {
+		b.lim.step()
+	}
 	if n := len(b.unread); n > 0 {
 		t := b.unread[n-1]
 		b.unread = b.unread[:n-1]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // onePage builds a one-page PDF whose content stream is content,
@@ -95,5 +96,127 @@ func TestPredictorColumnsBounded(t *testing.T) {
 	doc := onePage(t, string(rows), "<< /Predictor 12 >>")
 	if got, err := plainText(t, doc, 0, nil); err != nil || strings.TrimSpace(got) != "one" {
 		t.Errorf("no columns: %q, %v", got, err)
+	}
+}
+
+// rawPDF is a file of the given body, whose cross-reference section is
+// the body's "xref" table, or else the body's start (an xref stream).
+func rawPDF(body string) []byte {
+	var b bytes.Buffer
+	// A comment makes every such file longer than the 100 bytes the
+	// reader looks for its end in.
+	b.WriteString("%PDF-1.5\n%" + strings.Repeat(" ", 100) + "\n")
+	at := b.Len()
+	if i := strings.Index(body, "xref\n"); i >= 0 {
+		at += i
+	}
+	b.WriteString(body)
+	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", at)
+	return b.Bytes()
+}
+
+// Object numbers and table sizes a file names are bounded before the table
+// is allocated: a 100-byte file naming object 2,000,000,000 used to end
+// the process with "out of memory", which no recover catches.
+func TestObjectNumbersBounded(t *testing.T) {
+	for name, body := range map[string]string{
+		"xref stream Size":  "1 0 obj << /Type /XRef /Size 2000000000 /W [1 1 1] /Length 0 >> stream\n\nendstream endobj\n",
+		"xref stream Index": "1 0 obj << /Type /XRef /Size 1 /Index [2000000000 1] /W [1 1 1] /Length 3 >> stream\n\x01\x00\x00\nendstream endobj\n",
+		"xref table start":  "xref\n2000000000 1\n0000000009 00000 n \ntrailer << /Size 1 >>\n",
+		"empty W":           "1 0 obj << /Type /XRef /Size 1 /Index [0 1000000000000] /W [0 0 0] /Length 0 >> stream\n\nendstream endobj\n",
+		"wide W":            "1 0 obj << /Type /XRef /Size 1 /W [1 1 4000000000] /Length 0 >> stream\n\nendstream endobj\n",
+	} {
+		doc := rawPDF(body)
+		_, err := NewReaderLimited(bytes.NewReader(doc), int64(len(doc)), 1<<20, nil)
+		if err == nil || !strings.Contains(err.Error(), "range") && !strings.Contains(err.Error(), "invalid W") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// A cross-reference chain whose /Prev leads back to itself is an error,
+// not a loop.
+func TestPrevCycle(t *testing.T) {
+	at := len("%PDF-1.5\n%\n") + 100 // where rawPDF puts the body
+	body := fmt.Sprintf("xref\n0 1\n0000000000 65535 f \ntrailer << /Size 1 /Prev %d >>\n", at)
+	doc := rawPDF(body)
+	if !bytes.HasPrefix(doc[at:], []byte("xref\n")) {
+		t.Fatalf("the body is not at %d", at)
+	}
+	if _, err := NewReaderLimited(bytes.NewReader(doc), int64(len(doc)), 1<<20, nil); err == nil || !strings.Contains(err.Error(), "repeats") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A page tree that holds itself ends the page search.
+func TestPageTreeCycle(t *testing.T) {
+	var b bytes.Buffer
+	var offs []int
+	b.WriteString("%PDF-1.4\n")
+	for _, o := range []string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [2 0 R] /Count 5 >>",
+	} {
+		offs = append(offs, b.Len())
+		fmt.Fprintf(&b, "%d 0 obj %s endobj\n", len(offs), o)
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(offs)+1)
+	for _, o := range offs {
+		fmt.Fprintf(&b, "%010d 00000 n \n", o)
+	}
+	fmt.Fprintf(&b, "trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offs)+1, xref)
+	doc := b.Bytes()
+	if got, err := plainText(t, doc, 1<<20, nil); err != nil || got != "" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+// Reading stops once done is closed, also in loops that read no stream:
+// here an object stream that extends itself, asked for an object it does
+// not hold, with a count of entries larger than any file.
+func TestCancelStopsLoops(t *testing.T) {
+	var b bytes.Buffer
+	var offs []int
+	b.WriteString("%PDF-1.5\n")
+	for _, o := range []string{
+		"<< /Type /Catalog /Pages 3 0 R >>",
+		"<< /Type /ObjStm /N 1000000000000 /First 1 /Extends 2 0 R /Length 0 >> stream\n\nendstream",
+	} {
+		offs = append(offs, b.Len())
+		fmt.Fprintf(&b, "%d 0 obj %s endobj\n", len(offs), o)
+	}
+	xrefAt := b.Len()
+	// Object 3 (the page tree) is said to be in object stream 2.
+	fmt.Fprintf(&b, "xref\n0 3\n0000000000 65535 f \n%010d 00000 n \n%010d 00000 n \ntrailer << /Size 4 /Root 1 0 R >>\n", offs[0], offs[1])
+	// The table cannot say that object 3 is in an object stream (that
+	// takes an xref stream): the test adds the entry itself.
+	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", xrefAt)
+	doc := b.Bytes()
+	r, err := NewReaderLimited(bytes.NewReader(doc), int64(len(doc)), 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	r.limits.done = done
+	r.xref = append(r.xref, xref{ptr: objptr{3, 0}, inStream: true, stream: objptr{2, 0}})
+	finished := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				finished <- fmt.Errorf("%v", p)
+			}
+		}()
+		r.resolve(objptr{}, objptr{3, 0})
+		finished <- nil
+	}()
+	close(done)
+	select {
+	case err := <-finished:
+		if err == nil || !strings.Contains(err.Error(), ErrCanceled.Error()) {
+			t.Fatalf("ended with %v, want %v", err, ErrCanceled)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still reading 30 s after done was closed")
 	}
 }

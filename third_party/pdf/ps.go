@@ -68,6 +68,9 @@ func Interpret(strm Value, do func(stk *Stack, op string)) {
 	}
 
 	b := newBuffer(rd, 0)
+	if strm.r != nil {
+		b.lim = strm.r.limits
+	}
 	b.allowEOF = true
 	b.allowObjptr = false
 	b.allowStream = false

@@ -108,13 +108,37 @@ func (r *Reader) SetReadLimits(maxDecoded int64, done <-chan struct{}) {
 	r.limits = &readLimits{max: maxDecoded, done: done}
 }
 
+// NewReaderLimited is NewReader with the bounds of SetReadLimits in force
+// from the start: the cross-reference streams read while opening the file
+// count towards maxDecoded, and opening stops once done is closed.
+func NewReaderLimited(f io.ReaderAt, size, maxDecoded int64, done <-chan struct{}) (*Reader, error) {
+	return newReader(f, size, nil, &readLimits{max: maxDecoded, done: done})
+}
+
 // readLimits is a Reader's bounds and what has been read against them. A
 // Reader is used by one goroutine at a time, so only done is shared.
 type readLimits struct {
 	max, used int64
+	steps     int64 // tokens read
 	done      <-chan struct{}
 	err       error // once set, every later read fails with it
 }
+
+// step counts a token read, and every stepsPerCheck tokens panics with the
+// error that ends reading, if any: loops that read no stream (a page tree
+// or an object chain that refers to itself) stop too. The panic is the
+// library's way of failing a read; the callers recover it. Once an error is
+// set, every later token fails with it.
+func (l *readLimits) step() {
+	l.steps++
+	if l.err != nil || l.steps%stepsPerCheck == 0 {
+		if err := l.check(); err != nil {
+			panic(err)
+		}
+	}
+}
+
+const stepsPerCheck = 1024
 
 // check returns the error that ends reading, if any.
 func (l *readLimits) check() error {
@@ -185,6 +209,10 @@ func NewReader(f io.ReaderAt, size int64) (*Reader, error) {
 // to try. If pw returns the empty string, NewReaderEncrypted stops trying to decrypt
 // the file and returns an error.
 func NewReaderEncrypted(f io.ReaderAt, size int64, pw func() string) (r *Reader, err error) {
+	return newReader(f, size, pw, nil)
+}
+
+func newReader(f io.ReaderAt, size int64, pw func() string, limits *readLimits) (r *Reader, err error) {
 	defer func() {
 		if x := recover(); x != nil {
 			r = nil
@@ -218,8 +246,9 @@ func NewReaderEncrypted(f io.ReaderAt, size int64, pw func() string) (r *Reader,
 	}
 
 	r = &Reader{
-		f:   f,
-		end: end,
+		f:      f,
+		end:    end,
+		limits: limits,
 	}
 	pos := end - endChunk + int64(i)
 	b := newBuffer(io.NewSectionReader(f, pos, end-pos), pos)
@@ -231,6 +260,7 @@ func NewReaderEncrypted(f io.ReaderAt, size int64, pw func() string) (r *Reader,
 		return nil, fmt.Errorf("malformed PDF file: startxref not followed by integer")
 	}
 	b = newBuffer(io.NewSectionReader(r.f, startxref, r.end-startxref), startxref)
+	b.lim = r.limits
 	xref, trailerptr, trailer, err := readXref(r, b)
 	if err != nil {
 		return nil, err
@@ -282,12 +312,20 @@ func readXref(r *Reader, b *buffer) ([]xref, objptr, dict, error) {
 // positioned at the start of each previous section and must return that
 // section's own /Prev entry (or nil) to continue the chain.
 func readPrevXrefs(r *Reader, first object, parse func(b *buffer) (object, error)) error {
+	seen := map[int64]bool{}
 	for prev := first; prev != nil; {
 		off, ok := prev.(int64)
 		if !ok {
 			return fmt.Errorf("malformed PDF: xref Prev is not integer: %v", prev)
 		}
+		// A chain that comes back to a section read before would be
+		// followed for ever.
+		if seen[off] || off < 0 || off >= r.end {
+			return fmt.Errorf("malformed PDF: xref Prev %d repeats or is outside the file", off)
+		}
+		seen[off] = true
 		b := newBuffer(io.NewSectionReader(r.f, off, r.end-off), off)
+		b.lim = r.limits
 		next, err := parse(b)
 		if err != nil {
 			return err
@@ -314,6 +352,9 @@ func readXrefStream(r *Reader, b *buffer) ([]xref, objptr, dict, error) {
 	size, ok := strm.hdr["Size"].(int64)
 	if !ok {
 		return nil, objptr{}, nil, fmt.Errorf("malformed PDF: xref stream missing Size")
+	}
+	if size < 0 || size > maxObjects {
+		return nil, objptr{}, nil, fmt.Errorf("malformed PDF: xref stream Size %d out of range", size)
 	}
 	table := make([]xref, size)
 
@@ -381,6 +422,12 @@ func readXrefStreamData(r *Reader, strm stream, table []xref, size int64) ([]xre
 	if len(w) < 3 {
 		return nil, fmt.Errorf("invalid W array %v", objfmt(ww))
 	}
+	// A field is a big-endian number of at most 8 bytes, and an entry of
+	// no bytes would be read without end.
+	if w[0] < 0 || w[0] > 8 || w[1] < 0 || w[1] > 8 || w[2] < 0 || w[2] > 8 || w[0]+w[1]+w[2] == 0 {
+		return nil, fmt.Errorf("invalid W array %v", objfmt(ww))
+	}
+	w = w[:3]
 
 	v := Value{r, objptr{}, strm}
 	wtotal := 0
@@ -437,10 +484,20 @@ func decodeInt(b []byte) int {
 	return x
 }
 
+// maxObjects bounds the object numbers of a file: the table of them is
+// allocated at the largest number a file names, and a few bytes naming
+// object 2,000,000,000 must not ask for 64 GB (an allocation that large
+// ends the process; it cannot be recovered). Large real documents have a
+// few hundred thousand objects.
+const maxObjects = 1 << 20
+
 // ensureXrefLen grows table, if needed, so that table[x] is a valid element.
 // The previous idiom (repeatedly append(table[:cap(table)], xref{})) was
 // correct but hard to follow, so this replaces it with an explicit resize.
 func ensureXrefLen(table []xref, x int) []xref {
+	if x < 0 || x >= maxObjects {
+		panic(fmt.Errorf("malformed PDF: object number %d out of range", x))
+	}
 	if x < len(table) {
 		return table
 	}
@@ -827,6 +884,7 @@ func (r *Reader) resolve(parent objptr, x interface{}) Value {
 					panic("missing First")
 				}
 				b := newBuffer(strm.Reader(), 0)
+				b.lim = r.limits
 				b.allowEOF = true
 				for i := 0; i < n; i++ {
 					id, _ := b.readToken().(int64)
@@ -845,6 +903,7 @@ func (r *Reader) resolve(parent objptr, x interface{}) Value {
 			}
 		} else {
 			b := newBuffer(io.NewSectionReader(r.f, xref.offset, r.end-xref.offset), xref.offset)
+			b.lim = r.limits
 			b.key = r.key
 			b.useAES = r.useAES
 			obj = b.readObject()
