@@ -108,6 +108,12 @@ func FuzzPDFText(f *testing.F) {
 	f.Add(testPDF(f, 0, showText("first page"), showText("second page")))
 	f.Add(testPDF(f, 7, showText("one")))
 	f.Add([]byte("%PDF-1.4\ntrailer << /Root << /Pages << /Count 9 /Kids [] >> >> >>\n%%EOF"))
+	// A cross-reference stream, and an object in an object stream.
+	pad := "%PDF-1.5\n%" + strings.Repeat(" ", 100) + "\n"
+	xs := "1 0 obj << /Type /XRef /Size 3 /W [1 2 1] /Root 2 0 R /Length 12 >> stream\n" +
+		"\x00\x00\x00\xff\x01\x00\x6f\x00\x02\x00\x03\x00\nendstream endobj\n" +
+		"3 0 obj << /Type /ObjStm /N 1 /First 4 /Length 38 >> stream\n2 0 << /Type /Catalog /Pages 9 0 R >>\nendstream endobj\n"
+	f.Add([]byte(fmt.Sprintf("%s%sstartxref\n%d\n%%%%EOF\n", pad, xs, len(pad))))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		if len(doc) > 64<<10 {
 			return
