@@ -220,3 +220,23 @@ func TestCancelStopsLoops(t *testing.T) {
 		t.Fatal("still reading 30 s after done was closed")
 	}
 }
+
+// An object said to be in an object stream that is itself in one (here
+// the stream is the object itself) is malformed. It was resolved by
+// recursion without end: "fatal error: stack overflow", which ends the
+// process.
+func TestObjectStreamInObjectStream(t *testing.T) {
+	doc := onePage(t, "BT ET", "")
+	r, err := NewReaderLimited(bytes.NewReader(doc), int64(len(doc)), 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := objptr{uint32(len(r.xref)), 0}
+	r.xref = append(r.xref, xref{ptr: self, inStream: true, stream: self})
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "itself in an object stream") {
+			t.Fatalf("recovered %v", p)
+		}
+	}()
+	r.resolve(objptr{}, self)
+}

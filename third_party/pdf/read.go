@@ -869,6 +869,13 @@ func (r *Reader) resolve(parent objptr, x interface{}) Value {
 		}
 		var obj object
 		if xref.inStream {
+			// An object stream is never in an object stream itself; one
+			// said to be (itself, or in a chain that comes back) was
+			// resolved by recursion without end, and a stack overflow
+			// ends the process.
+			if id := xref.stream.id; int(id) < len(r.xref) && r.xref[id].inStream {
+				panic(fmt.Errorf("malformed PDF: object stream %d is itself in an object stream", id))
+			}
 			strm := r.resolve(parent, xref.stream)
 		Search:
 			for {
