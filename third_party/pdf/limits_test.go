@@ -240,3 +240,65 @@ func TestObjectStreamInObjectStream(t *testing.T) {
 	}()
 	r.resolve(objptr{}, self)
 }
+
+// withCmap is a one-page PDF showing "AB" in a font whose ToUnicode map is
+// cmapText.
+func withCmap(t *testing.T, cmapText string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	var offs []int
+	b.WriteString("%PDF-1.4\n")
+	content := "BT /F1 12 Tf (AB) Tj ET"
+	for _, o := range []string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+		fmt.Sprintf("<< /Length %d >> stream\n%s\nendstream", len(content), content),
+		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+		fmt.Sprintf("<< /Length %d >> stream\n%s\nendstream", len(cmapText), cmapText),
+	} {
+		offs = append(offs, b.Len())
+		fmt.Fprintf(&b, "%d 0 obj %s endobj\n", len(offs), o)
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(offs)+1)
+	for _, o := range offs {
+		fmt.Fprintf(&b, "%010d 00000 n \n", o)
+	}
+	fmt.Fprintf(&b, "trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offs)+1, xref)
+	return b.Bytes()
+}
+
+// A character map's entry counts are bounded by the entries it holds: a
+// count of two billion over none used to append two billion empty entries,
+// until the process ran out of memory. A map that holds its entries is
+// read as before.
+func TestCmapCounts(t *testing.T) {
+	const head = "/CIDInit /ProcSet findresource begin 12 dict begin begincmap 1 begincodespacerange <00> <FF> endcodespacerange "
+	got, err := plainText(t, withCmap(t, head+"2 beginbfchar <41> <0058> <42> <0059> endbfchar endcmap"), 1<<20, nil)
+	if err != nil || strings.TrimSpace(got) != "XY" {
+		t.Fatalf("a good map: %q, %v", got, err)
+	}
+	for _, bad := range []string{"2000000000 beginbfchar endbfchar", "2000000000 beginbfrange endbfrange",
+		"2000000000 begincodespacerange endcodespacerange", "3 beginbfchar <41> <0058> endbfchar"} {
+		got, err := plainText(t, withCmap(t, head+bad+" endcmap"), 1<<20, nil)
+		if err != nil || strings.TrimSpace(got) != "AB" {
+			t.Errorf("%s: %q, %v; want the font's own encoding", bad, got, err)
+		}
+	}
+}
+
+// Decoding through a character map stops once the caller's time is up.
+func TestCmapDecodeCanceled(t *testing.T) {
+	done := make(chan struct{})
+	close(done)
+	m := &cmap{lim: &readLimits{done: done}}
+	m.space[0] = []byteRange{{"\x00", "\xff"}}
+	defer func() {
+		if p := recover(); p != ErrCanceled {
+			t.Fatalf("recovered %v, want %v", p, ErrCanceled)
+		}
+	}()
+	m.Decode(strings.Repeat("A", 10*stepsPerCheck))
+	t.Fatal("decoded to the end")
+}

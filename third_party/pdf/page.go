@@ -365,12 +365,19 @@ type cmap struct {
 	space   [4][]byteRange // codespace range
 	bfrange []bfrange
 	bfchar  []bfchar
+	lim     *readLimits // the Reader's bounds; nil: none
 }
 
 func (m *cmap) Decode(raw string) (text string) {
 	var r []rune
 Parse:
 	for len(raw) > 0 {
+		// Each code is matched against every mapping: a map of many
+		// thousands over a long text is long work, stopped like the rest
+		// once the caller's time is up.
+		if m.lim != nil {
+			m.lim.step()
+		}
 		for n := 1; n <= 4 && n <= len(raw); n++ { // number of digits in character replacement (1-4 possible)
 			for _, space := range m.space[n-1] { // find matching codespace Ranges for number of digits
 				if space.low <= raw[:n] && raw[:n] <= space.high { // see if value is in range
@@ -431,10 +438,29 @@ Parse:
 func readCmap(toUnicode Value) *cmap {
 	n := -1
 	var m cmap
+	if toUnicode.r != nil {
+		m.lim = toUnicode.r.limits
+	}
 	ok := true
 	Interpret(toUnicode, func(stk *Stack, op string) {
 		if !ok {
 			return
+		}
+		// A count is the number of entries on the stack before its end
+		// operator: one the stack cannot hold ("2000000000 beginbfchar
+		// endbfchar") was obeyed, appending empty entries until the
+		// process ran out of memory, which ends it.
+		switch op {
+		case "endcodespacerange", "endbfchar":
+			if n > stk.Len()/2 {
+				ok = false
+				return
+			}
+		case "endbfrange":
+			if n > stk.Len()/3 {
+				ok = false
+				return
+			}
 		}
 		switch op {
 		case "findresource":
