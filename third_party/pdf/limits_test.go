@@ -302,3 +302,17 @@ func TestCmapDecodeCanceled(t *testing.T) {
 	m.Decode(strings.Repeat("A", 10*stepsPerCheck))
 	t.Fatal("decoded to the end")
 }
+
+// Decoding through a font's Differences stops once the caller's time is up.
+func TestDifferencesDecodeCanceled(t *testing.T) {
+	done := make(chan struct{})
+	close(done)
+	e := &dictEncoder{v: Value{r: &Reader{limits: &readLimits{done: done}}, data: array{int64(65), name("B")}}}
+	defer func() {
+		if p := recover(); p != ErrCanceled {
+			t.Fatalf("recovered %v, want %v", p, ErrCanceled)
+		}
+	}()
+	e.Decode(strings.Repeat("A", 10*stepsPerCheck))
+	t.Fatal("decoded to the end")
+}

@@ -287,7 +287,16 @@ type dictEncoder struct {
 
 func (e *dictEncoder) Decode(raw string) (text string) {
 	r := make([]rune, 0, len(raw))
+	var lim *readLimits
+	if e.v.r != nil {
+		lim = e.v.r.limits
+	}
 	for i := 0; i < len(raw); i++ {
+		// Each code is looked for in the whole Differences array: long
+		// work for a long text and a long array, stopped like the rest.
+		if lim != nil {
+			lim.step()
+		}
 		ch := rune(raw[i])
 		n := -1
 		for j := 0; j < e.v.Len(); j++ {
