@@ -57,7 +57,11 @@ func (f *frozenTokens) hash(tok string) uint64 {
 
 // get returns tok's counts.
 func (f *frozenTokens) get(tok string) (TokenCount, bool) {
-	h := f.hash(tok)
+	return f.probe(f.hash(tok))
+}
+
+// probe returns the counts of the token whose hash is h.
+func (f *frozenTokens) probe(h uint64) (TokenCount, bool) {
 	for i := h & f.mask; ; i = (i + 1) & f.mask {
 		s := &f.slots[i]
 		switch s.hash {
@@ -83,17 +87,7 @@ func (f *frozenTokens) lookup(toks []string, out []TokenCount) {
 		}
 		o := out[start : start+len(h)]
 		for i, hv := range h {
-			o[i] = TokenCount{}
-			for j := hv & f.mask; ; j = (j + 1) & f.mask {
-				s := &f.slots[j]
-				if s.hash == hv {
-					o[i] = s.c
-					break
-				}
-				if s.hash == 0 {
-					break
-				}
-			}
+			o[i], _ = f.probe(hv)
 		}
 	}
 }
