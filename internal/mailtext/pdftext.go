@@ -31,9 +31,9 @@ const MaxPDFDecodedBytes = 16 << 20
 // within timeout (0: no limit). A damaged PDF makes that reader panic at
 // times: the panic becomes an error. The reading stops with ErrPDFTooLarge
 // past MaxPDFDecodedBytes of decoded content; on a timeout the caller gets
-// ErrPDFTimeout at once, and the reading stops at its next read of a
-// stream or page, so a crafted document costs neither memory nor processor
-// time beyond these bounds.
+// ErrPDFTimeout at once, and the reading stops soon after (the reader
+// checks at every stream read, page and thousand tokens), so a crafted
+// document costs neither memory nor processor time beyond these bounds.
 func PDFText(data []byte, max int64, timeout time.Duration) (string, error) {
 	if timeout <= 0 {
 		return pdfText(data, max, nil)
@@ -65,14 +65,11 @@ func pdfText(data []byte, max int64, done <-chan struct{}) (text string, err err
 			err = fmt.Errorf("damaged document (%v)", r)
 		}
 	}()
+	var tr io.Reader
 	r, err := pdf.NewReaderLimited(bytes.NewReader(data), int64(len(data)), MaxPDFDecodedBytes, done)
-	if errors.Is(err, pdf.ErrDecodeLimit) {
-		return "", ErrPDFTooLarge
+	if err == nil {
+		tr, err = r.GetPlainText()
 	}
-	if err != nil {
-		return "", err
-	}
-	tr, err := r.GetPlainText()
 	if errors.Is(err, pdf.ErrDecodeLimit) {
 		return "", ErrPDFTooLarge
 	}

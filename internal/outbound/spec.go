@@ -295,7 +295,7 @@ func (c Condition) validate() error {
 func parseNumber(v string) (int64, error) {
 	n, err := bytesize.Parse(v)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a number (K, M, G allowed): %w", strings.TrimSpace(v), err)
+		return 0, fmt.Errorf("%q is not a number: use a whole number, optionally followed by K, M or G", strings.TrimSpace(v))
 	}
 	return n, nil
 }

@@ -44,11 +44,10 @@ func onePage(t *testing.T, content, parms string) []byte {
 
 func plainText(t *testing.T, doc []byte, maxDecoded int64, done <-chan struct{}) (string, error) {
 	t.Helper()
-	r, err := NewReader(bytes.NewReader(doc), int64(len(doc)))
+	r, err := NewReaderLimited(bytes.NewReader(doc), int64(len(doc)), maxDecoded, done)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.SetReadLimits(maxDecoded, done)
 	tr, err := r.GetPlainText()
 	if err != nil {
 		return "", err
@@ -315,4 +314,21 @@ func TestDifferencesDecodeCanceled(t *testing.T) {
 	}()
 	e.Decode(strings.Repeat("A", 10*stepsPerCheck))
 	t.Fatal("decoded to the end")
+}
+
+// Opening a file counts its cross-reference stream against the bound,
+// and says so when that is what stopped it.
+func TestOpeningCountsDecodedBytes(t *testing.T) {
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(make([]byte, 3*100000)) // 100,000 free entries
+	zw.Close()
+	body := fmt.Sprintf("1 0 obj << /Type /XRef /Size 100000 /W [1 1 1] /Filter /FlateDecode /Length %d >> stream\n%s\nendstream endobj\n", z.Len(), z.Bytes())
+	doc := rawPDF(body)
+	if _, err := NewReaderLimited(bytes.NewReader(doc), int64(len(doc)), 1<<20, nil); errors.Is(err, ErrDecodeLimit) {
+		t.Fatalf("within the bound: %v", err)
+	}
+	if _, err := NewReaderLimited(bytes.NewReader(doc), int64(len(doc)), 1<<10, nil); !errors.Is(err, ErrDecodeLimit) {
+		t.Fatalf("past the bound: %v, want %v", err, ErrDecodeLimit)
+	}
 }

@@ -87,30 +87,24 @@ type Reader struct {
 	trailerptr objptr
 	key        []byte
 	useAES     bool
-	limits     *readLimits // nil: no bounds (SetReadLimits)
+	limits     *readLimits // nil: no bounds (NewReaderLimited)
 }
 
 // ErrDecodeLimit is the error of reads past the decoded-bytes bound of
-// SetReadLimits; ErrCanceled that of reads after its done channel closed.
+// NewReaderLimited; ErrCanceled that of reads after its done channel closed.
 var (
 	ErrDecodeLimit = errors.New("pdf: streams decode to more than the limit")
 	ErrCanceled    = errors.New("pdf: reading canceled")
 )
 
-// SetReadLimits bounds the work of the reads that follow. Once the
-// streams read (content, fonts' maps, object streams) have decoded to more
-// than maxDecoded bytes together (0: no bound), or once done is closed (nil:
-// never), every stream read fails with ErrDecodeLimit or ErrCanceled, and
-// GetPlainText returns that error. A few kilobytes of compressed data can
-// decode to gigabytes, so a file's size says nothing of the memory and
-// time its reading takes; these bounds do.
-func (r *Reader) SetReadLimits(maxDecoded int64, done <-chan struct{}) {
-	r.limits = &readLimits{max: maxDecoded, done: done}
-}
-
-// NewReaderLimited is NewReader with the bounds of SetReadLimits in force
-// from the start: the cross-reference streams read while opening the file
-// count towards maxDecoded, and opening stops once done is closed.
+// NewReaderLimited is NewReader with bounds on the work of every read that
+// follows, opening the file included. Once the streams read (cross-reference
+// and object streams, page content, fonts' maps) have decoded to more than
+// maxDecoded bytes together (0: no bound), or once done is closed (nil:
+// never), reading fails with ErrDecodeLimit or ErrCanceled: NewReaderLimited
+// and GetPlainText return that error. A few kilobytes of compressed data can
+// decode to gigabytes, so a file's size says nothing of the memory and time
+// its reading takes; these bounds do.
 func NewReaderLimited(f io.ReaderAt, size, maxDecoded int64, done <-chan struct{}) (*Reader, error) {
 	return newReader(f, size, nil, &readLimits{max: maxDecoded, done: done})
 }
@@ -221,6 +215,11 @@ func newReader(f io.ReaderAt, size int64, pw func() string, limits *readLimits) 
 			} else {
 				err = fmt.Errorf("malformed PDF: %v", x)
 			}
+		}
+		if err != nil && limits != nil && limits.err != nil {
+			// A stream read past the bound is reported by the parser as
+			// a malformed file; the bound is the cause.
+			r, err = nil, limits.err
 		}
 	}()
 
