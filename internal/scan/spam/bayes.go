@@ -286,6 +286,13 @@ type classifyScratch struct {
 
 var classifyScratches = sync.Pool{New: func() any { return new(classifyScratch) }}
 
+// release gives the scratch back, holding no message's tokens.
+func (scr *classifyScratch) release() {
+	clear(scr.read)
+	scr.read = scr.read[:0]
+	classifyScratches.Put(scr)
+}
+
 // add adds one layer's counts of weight w. A token the layer does not
 // hold has zero counts and adds nothing.
 func (t *tokenCounts) add(w float64, c TokenCount) {
@@ -336,15 +343,11 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 	}
 	var neutral [numScripts]bool
 	words, unread := 0, 0
+	scr := classifyScratches.Get().(*classifyScratch)
+	defer scr.release()
 	// The tokens the layers are asked about: not the script tokens, and
 	// not the words of a script too little trained to be read.
-	scr := classifyScratches.Get().(*classifyScratch)
-	defer func() {
-		clear(scr.read) // keep no message's tokens alive
-		scr.read = scr.read[:0]
-		classifyScratches.Put(scr)
-	}()
-	read, readScript := scr.read[:0], scr.scripts[:0]
+	scr.read, scr.scripts = scr.read[:0], scr.scripts[:0]
 	for _, tok := range tokens {
 		if strings.HasPrefix(tok, ScriptTokenPrefix) {
 			continue
@@ -361,15 +364,14 @@ func (p Params) classify(tokens []string, layers []layer) Result {
 				continue
 			}
 		}
-		read, readScript = append(read, tok), append(readScript, sc)
+		scr.read, scr.scripts = append(scr.read, tok), append(scr.scripts, sc)
 	}
 	clues := make([]TokenProb, 0, 64)
 	var wsum int64 // the linear model's sum over the features read
 	nlin := 0
-	scr.read, scr.scripts = read, readScript
-	scr.counts, scr.buf = countAll(layers, read, scr.counts, scr.buf)
+	scr.counts, scr.buf = countAll(layers, scr.read, scr.counts, scr.buf)
 	for i, c := range scr.counts {
-		tok, sc := read[i], readScript[i]
+		tok, sc := scr.read[i], scr.scripts[i]
 		if p.LinearMix > 0 && linearFeature(tok) {
 			wsum += c.w
 			nlin++
